@@ -61,13 +61,14 @@ func (c Context) IsZero() bool {
 // scopes granted are granted. In an EHR launch (ehr true) the "launch" scope
 // reveals the patient, the encounter and every fhirContext item; otherwise
 // "launch/patient" reveals the patient, "launch/encounter" the encounter and
-// "launch/<type>" the items of that type. need_patient_banner, intent and
+// "launch/<type>" the items of that type. Any patient/ scope reveals the
+// patient too: SAL requires a patient context wherever one is granted. need_patient_banner, intent and
 // smart_style_url belong to the EHR launch only (SPEC-NOTES A16). The tenant
 // is always revealed. Nothing of a Context the grant does not cover leaks.
 func (c Context) Reveal(granted scopes.Set, ehr bool) Context {
 	all := ehr && granted.Has("launch")
 	out := Context{Tenant: c.Tenant}
-	if all || granted.Has("launch/patient") {
+	if all || granted.Has("launch/patient") || granted.HasContext(scopes.Patient) {
 		out.Patient = c.Patient
 	}
 	if all || granted.Has("launch/encounter") {

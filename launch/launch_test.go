@@ -180,6 +180,7 @@ func TestReveal(t *testing.T) {
 		{"standalone patient", "launch/patient patient/*.rs", false, launch.Context{Patient: "p", Tenant: "t"}},
 		{"standalone encounter and type", "launch/encounter launch/imagingstudy", false,
 			launch.Context{Encounter: "e", Tenant: "t", FHIRContext: full.FHIRContext[:1]}},
+		{"patient/ scopes need the patient", "patient/Observation.rs", false, launch.Context{Patient: "p", Tenant: "t"}},
 		{"nothing granted", "openid", true, launch.Context{Tenant: "t", Intent: "reconcile", StyleURL: "https://s", NeedPatientBanner: &yes}},
 		{"launch scope outside an EHR launch", "launch", false, launch.Context{Tenant: "t"}},
 	}

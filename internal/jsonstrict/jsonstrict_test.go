@@ -1,0 +1,67 @@
+package jsonstrict
+
+import (
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+)
+
+func TestCheck(t *testing.T) {
+	good := []string{
+		`{}`, `[]`, `0`, `-1.5e+3`, `"x"`, `null`, `{"a":1,"b":[true,false,null,{"a":2}]}`,
+		`{"aud":"x","\u0061ub":"y"}`, `"\ud83d\ude00"`, `{"k":"é"}`, " \n{ \"a\" : [ 1 , 2 ] } ",
+	}
+	for _, s := range good {
+		if err := Check([]byte(s)); err != nil {
+			t.Errorf("Check(%q) = %v", s, err)
+		}
+	}
+	bad := []string{
+		``, `{`, `{"a":1,"a":2}`, `{"aud":"x","\u0061ud":"y"}`, `{"a":1,}`, `[1,]`, `01`, `1.`, `"\x"`,
+		"\"\xff\"", "\"a\x01\"", `"\ud83d"`, `{"a" 1}`, `{} {}`, `tru`, `{"a":{"b":1,"b":2}}`,
+		strings.Repeat("[", 65) + strings.Repeat("]", 65),
+	}
+	for _, s := range bad {
+		if err := Check([]byte(s)); !errors.Is(err, ErrInvalid) {
+			t.Errorf("Check(%q) = %v, want ErrInvalid", s, err)
+		}
+	}
+	var many strings.Builder
+	many.WriteString("{")
+	for i := range 40 {
+		if i > 0 {
+			many.WriteString(",")
+		}
+		many.WriteString(`"k` + strings.Repeat("x", i) + `":1`)
+	}
+	many.WriteString(`,"kxxxxx":2}`)
+	if err := Check([]byte(many.String())); err == nil {
+		t.Error("a duplicate past the small-object path was accepted")
+	}
+}
+
+func FuzzCheck(f *testing.F) {
+	for _, s := range []string{`{"a":[1,"b",{"c":null}]}`, `"\u00e9"`, `{"a":1,"a":2}`, `[1e5,-0.1]`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		err := Check(b)
+		if err == nil && !json.Valid(b) {
+			t.Fatalf("Check accepted %q, which is not valid JSON", b)
+		}
+		if err != nil && json.Valid(b) && !strings.Contains(err.Error(), "duplicate") && !strings.Contains(err.Error(), "deep") && !strings.Contains(err.Error(), "surrogate") && !strings.Contains(err.Error(), "UTF-8") {
+			t.Fatalf("Check refused valid JSON %q: %v", b, err)
+		}
+	})
+}
+
+func BenchmarkCheckClaims(b *testing.B) {
+	claims := []byte(`{"iss":"https://ehr.example.org/auth","sub":"dr-lee","aud":"https://ehr.example.org/fhir","client_id":"growth-chart","scope":"launch/patient openid fhirUser offline_access patient/Patient.rs patient/Observation.rs","jti":"q8C0nRr1hXv6bH1p8Jm0GCuQyXH4lB1pX0bqg2k9d9Q","iat":1767268800,"exp":1767269700,"grant":"3Jf0ZPp6z2mX1oQy1vPqkTz2m8mYBv4m1bJ3xq5FzWc","patient":"123","fhirUser":"Practitioner/9"}`)
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := Check(claims); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

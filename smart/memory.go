@@ -1,0 +1,391 @@
+package smart
+
+import (
+	"context"
+	"encoding/json"
+	"sync"
+	"time"
+)
+
+// MemoryStore is an in-memory Store for tests, examples and single-process
+// hosts. The zero value is ready to use. Records are stored serialised, so
+// callers cannot alias what was saved. Expired records are swept when the
+// store passes its size limit.
+type MemoryStore struct {
+	Limit int              // records of each kind held at once; 0 means 1,000,000
+	Now   func() time.Time // nil means time.Now; used for expiry sweeps
+
+	mu       sync.RWMutex
+	codes    map[string]memCode
+	grants   map[string][]byte
+	dead     map[string]bool // revoked grants, for a fast Revoked
+	refresh  map[string]memRefresh
+	revoked  map[string]time.Time // tenant\0jti → exp
+	jtis     map[string]time.Time // tenant\0iss\0jti → exp
+	requests map[string][]byte
+}
+
+type memCode struct {
+	data []byte
+	used bool
+	exp  time.Time
+}
+
+type memRefresh struct {
+	data []byte
+	used bool
+	exp  time.Time
+}
+
+func key(parts ...string) string {
+	n := len(parts) - 1
+	for _, p := range parts {
+		n += len(p)
+	}
+	b := make([]byte, 0, n)
+	for i, p := range parts {
+		if i > 0 {
+			b = append(b, 0)
+		}
+		b = append(b, p...)
+	}
+	return string(b)
+}
+
+func (m *MemoryStore) now() time.Time {
+	if m.Now != nil {
+		return m.Now()
+	}
+	return time.Now()
+}
+
+func (m *MemoryStore) limit() int {
+	if m.Limit > 0 {
+		return m.Limit
+	}
+	return 1_000_000
+}
+
+// init allocates the maps; the caller holds m.mu.
+func (m *MemoryStore) init() {
+	if m.codes == nil {
+		m.codes = map[string]memCode{}
+		m.grants = map[string][]byte{}
+		m.dead = map[string]bool{}
+		m.refresh = map[string]memRefresh{}
+		m.revoked = map[string]time.Time{}
+		m.jtis = map[string]time.Time{}
+		m.requests = map[string][]byte{}
+	}
+}
+
+// full sweeps expired entries of a map when it is at the limit and reports
+// whether it is still full; the caller holds m.mu.
+func full[V any](m *MemoryStore, entries map[string]V, exp func(V) time.Time) bool {
+	if len(entries) < m.limit() {
+		return false
+	}
+	now := m.now()
+	for k, v := range entries {
+		if !now.Before(exp(v)) {
+			delete(entries, k)
+		}
+	}
+	return len(entries) >= m.limit()
+}
+
+var errFull = &Error{Code: TemporarilyUnavailable, Description: "the server is at capacity"}
+
+// SaveCode stores an authorization code.
+func (m *MemoryStore) SaveCode(_ context.Context, c AuthCode) error {
+	b, err := json.Marshal(c)
+	if err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.init()
+	if full(m, m.codes, func(v memCode) time.Time { return v.exp }) {
+		return errFull
+	}
+	m.codes[key(c.Tenant, c.Hash)] = memCode{data: b, exp: c.Expires}
+	return nil
+}
+
+// ConsumeCode marks a code used and returns it; see CodeStore.
+func (m *MemoryStore) ConsumeCode(_ context.Context, tenant, hash string) (AuthCode, error) {
+	m.mu.Lock()
+	m.init()
+	k := key(tenant, hash)
+	mc, ok := m.codes[k]
+	used := mc.used
+	if ok && !used {
+		mc.used = true
+		m.codes[k] = mc
+	}
+	m.mu.Unlock()
+	if !ok {
+		return AuthCode{}, ErrNotFound
+	}
+	var c AuthCode
+	if err := json.Unmarshal(mc.data, &c); err != nil {
+		return AuthCode{}, err
+	}
+	if used {
+		return c, ErrUsed
+	}
+	return c, nil
+}
+
+// SaveGrant creates or replaces a grant.
+func (m *MemoryStore) SaveGrant(_ context.Context, g Grant) error {
+	b, err := json.Marshal(g)
+	if err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.init()
+	if _, exists := m.grants[key(g.Tenant, g.ID)]; !exists && len(m.grants) >= m.limit() {
+		m.sweepGrants()
+		if len(m.grants) >= m.limit() {
+			return errFull
+		}
+	}
+	m.grants[key(g.Tenant, g.ID)] = b
+	if g.Revoked {
+		m.dead[key(g.Tenant, g.ID)] = true
+	}
+	return nil
+}
+
+func (m *MemoryStore) sweepGrants() {
+	now := m.now()
+	for k, b := range m.grants {
+		var g Grant
+		if json.Unmarshal(b, &g) == nil && !now.Before(g.Expires) {
+			delete(m.grants, k)
+			delete(m.dead, k)
+		}
+	}
+}
+
+// Grant returns a grant.
+func (m *MemoryStore) Grant(_ context.Context, tenant, id string) (Grant, error) {
+	m.mu.RLock()
+	b, ok := m.grants[key(tenant, id)]
+	m.mu.RUnlock()
+	if !ok {
+		return Grant{}, ErrNotFound
+	}
+	var g Grant
+	err := json.Unmarshal(b, &g)
+	return g, err
+}
+
+// RevokeGrant marks a grant revoked; its refresh tokens and access tokens
+// stop working.
+func (m *MemoryStore) RevokeGrant(ctx context.Context, tenant, id string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.revokeLocked(tenant, id)
+}
+
+func (m *MemoryStore) revokeLocked(tenant, id string) error {
+	k := key(tenant, id)
+	b, ok := m.grants[k]
+	if !ok {
+		return ErrNotFound
+	}
+	var g Grant
+	if err := json.Unmarshal(b, &g); err != nil {
+		return err
+	}
+	g.Revoked = true
+	b, err := json.Marshal(g)
+	if err != nil {
+		return err
+	}
+	m.grants[k] = b
+	m.dead[k] = true
+	return nil
+}
+
+// RevokeGrantsOf revokes every live grant of a client.
+func (m *MemoryStore) RevokeGrantsOf(_ context.Context, tenant, clientID string) (int, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	n := 0
+	for _, b := range m.grants {
+		var g Grant
+		if err := json.Unmarshal(b, &g); err != nil {
+			return n, err
+		}
+		if g.Tenant == tenant && g.ClientID == clientID && !g.Revoked {
+			if err := m.revokeLocked(tenant, g.ID); err != nil {
+				return n, err
+			}
+			n++
+		}
+	}
+	return n, nil
+}
+
+// SaveRefresh stores a refresh token.
+func (m *MemoryStore) SaveRefresh(_ context.Context, r Refresh) error {
+	b, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.init()
+	if full(m, m.refresh, func(v memRefresh) time.Time { return v.exp }) {
+		return errFull
+	}
+	m.refresh[key(r.Tenant, r.Hash)] = memRefresh{data: b, exp: r.Expires}
+	return nil
+}
+
+// Refresh returns a live (not yet rotated) refresh token; a rotated one
+// gives ErrUsed with its record.
+func (m *MemoryStore) Refresh(_ context.Context, tenant, hash string) (Refresh, error) {
+	m.mu.RLock()
+	mr, ok := m.refresh[key(tenant, hash)]
+	m.mu.RUnlock()
+	if !ok {
+		return Refresh{}, ErrNotFound
+	}
+	var r Refresh
+	if err := json.Unmarshal(mr.data, &r); err != nil {
+		return Refresh{}, err
+	}
+	if mr.used {
+		return r, ErrUsed
+	}
+	return r, nil
+}
+
+// RotateRefresh retires oldHash and saves next, atomically.
+func (m *MemoryStore) RotateRefresh(_ context.Context, tenant, oldHash string, next Refresh) (Refresh, error) {
+	nb, err := json.Marshal(next)
+	if err != nil {
+		return Refresh{}, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.init()
+	k := key(tenant, oldHash)
+	mr, ok := m.refresh[k]
+	if !ok {
+		return Refresh{}, ErrNotFound
+	}
+	var old Refresh
+	if err := json.Unmarshal(mr.data, &old); err != nil {
+		return Refresh{}, err
+	}
+	if mr.used {
+		return old, ErrUsed
+	}
+	mr.used = true
+	m.refresh[k] = mr
+	if next.Hash != "" {
+		m.refresh[key(next.Tenant, next.Hash)] = memRefresh{data: nb, exp: next.Expires}
+	}
+	return old, nil
+}
+
+// RevokeToken revokes one access token by jti.
+func (m *MemoryStore) RevokeToken(_ context.Context, tenant, jti string, exp time.Time) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.init()
+	if full(m, m.revoked, func(v time.Time) time.Time { return v }) {
+		return errFull
+	}
+	m.revoked[key(tenant, jti)] = exp
+	return nil
+}
+
+// Revoked reports whether the grant is revoked (or unknown) or the jti revoked.
+func (m *MemoryStore) Revoked(_ context.Context, tenant, grantID, jti string) (bool, error) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if _, ok := m.revoked[key(tenant, jti)]; ok {
+		return true, nil
+	}
+	k := key(tenant, grantID)
+	if _, ok := m.grants[k]; !ok {
+		return true, nil
+	}
+	return m.dead[k], nil
+}
+
+// Claim records a client-assertion jti, or returns ErrReplay.
+func (m *MemoryStore) Claim(_ context.Context, tenant, issuer, jti string, exp time.Time) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.init()
+	k := key(tenant, issuer, jti)
+	if until, ok := m.jtis[k]; ok && m.now().Before(until) {
+		return ErrReplay
+	}
+	if full(m, m.jtis, func(v time.Time) time.Time { return v }) {
+		return errFull
+	}
+	m.jtis[k] = exp
+	return nil
+}
+
+// SaveRequest creates or replaces a pending authorization request.
+func (m *MemoryStore) SaveRequest(_ context.Context, p PendingRequest) error {
+	b, err := json.Marshal(p)
+	if err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.init()
+	if _, exists := m.requests[key(p.Tenant, p.ID)]; !exists && len(m.requests) >= m.limit() {
+		now := m.now()
+		for k, b := range m.requests {
+			var old struct{ Expires time.Time }
+			if json.Unmarshal(b, &old) == nil && !now.Before(old.Expires) {
+				delete(m.requests, k)
+			}
+		}
+		if len(m.requests) >= m.limit() {
+			return errFull
+		}
+	}
+	m.requests[key(p.Tenant, p.ID)] = b
+	return nil
+}
+
+// Request returns a pending request.
+func (m *MemoryStore) Request(_ context.Context, tenant, id string) (PendingRequest, error) {
+	m.mu.RLock()
+	b, ok := m.requests[key(tenant, id)]
+	m.mu.RUnlock()
+	if !ok {
+		return PendingRequest{}, ErrNotFound
+	}
+	var p PendingRequest
+	err := json.Unmarshal(b, &p)
+	return p, err
+}
+
+// ConsumeRequest removes and returns a pending request.
+func (m *MemoryStore) ConsumeRequest(_ context.Context, tenant, id string) (PendingRequest, error) {
+	m.mu.Lock()
+	k := key(tenant, id)
+	b, ok := m.requests[k]
+	delete(m.requests, k)
+	m.mu.Unlock()
+	if !ok {
+		return PendingRequest{}, ErrNotFound
+	}
+	var p PendingRequest
+	err := json.Unmarshal(b, &p)
+	return p, err
+}

@@ -1,0 +1,150 @@
+package smart
+
+import (
+	"bytes"
+	"embed"
+	"html/template"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/smartkit/smartkit/scopes"
+)
+
+//go:embed templates
+var templateFS embed.FS
+
+var defaultTemplates = template.Must(template.ParseFS(templateFS, "templates/pages.html"))
+
+var css = func() []byte {
+	b, err := templateFS.ReadFile("templates/smart.css")
+	if err != nil {
+		panic(err)
+	}
+	return b
+}()
+
+func serveCSS(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/css; charset=utf-8")
+	w.Header().Set("Cache-Control", "public, max-age=3600")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	_, _ = w.Write(css)
+}
+
+// Page is what every template gets: the issuer URL the page's links and
+// forms are relative to, and its title.
+type Page struct {
+	Base, Title string
+}
+
+// ErrorPage is the data of the "error" template.
+type ErrorPage struct {
+	Page
+	Code        string
+	Description string
+}
+
+// PickerPage is the data of the "picker" template.
+type PickerPage struct {
+	Page
+	ClientName, UserName string
+	Request, CSRF, Query string
+	Message              string
+	Patients             []PatientChoice
+}
+
+// ConsentPage is the data of the "consent" template.
+type ConsentPage struct {
+	Page
+	ClientName, UserName, Patient string
+	Request, CSRF                 string
+	Summary                       string
+	Items                         []ConsentItem
+}
+
+// A ConsentItem is one scope on the consent page. Field is the checkbox name
+// ("scope_N"); Fixed items have no checkbox.
+type ConsentItem struct {
+	Scope, Text, Field string
+	Fixed              bool
+}
+
+func (s *Server) templates() *template.Template {
+	if s.Templates != nil {
+		return s.Templates
+	}
+	return defaultTemplates
+}
+
+// pageHeaders sets the headers every login-flow page carries: a strict CSP
+// (no inline script or style), framing limited to FrameAncestors, no
+// sniffing, no caching, no referrer. formTarget is the redirect URI a form
+// on the page may end at; browsers apply form-action to that redirect.
+func (s *Server) pageHeaders(w http.ResponseWriter, formTarget string) {
+	h := w.Header()
+	formAction := "'self'"
+	if u, err := url.Parse(formTarget); err == nil && u.Scheme != "" && u.Host != "" {
+		formAction += " " + u.Scheme + "://" + u.Host
+	}
+	ancestors := "'none'"
+	if len(s.FrameAncestors) > 0 {
+		ancestors = strings.Join(s.FrameAncestors, " ")
+	} else {
+		h.Set("X-Frame-Options", "DENY")
+	}
+	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; img-src 'self'; base-uri 'none'; "+
+		"form-action "+formAction+"; frame-ancestors "+ancestors)
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Content-Type", "text/html; charset=utf-8")
+}
+
+func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, name string, data any, formTarget string) {
+	var buf bytes.Buffer
+	if err := s.templates().ExecuteTemplate(&buf, name, data); err != nil {
+		s.logger().ErrorContext(r.Context(), "smart: template failed", "template", name, "err", err)
+		http.Error(w, "page unavailable", http.StatusInternalServerError)
+		return
+	}
+	s.pageHeaders(w, formTarget)
+	w.WriteHeader(status)
+	_, _ = w.Write(buf.Bytes())
+}
+
+// errorPage shows an error to the user without redirecting anywhere: the
+// answer to an unknown client or redirect URI.
+func (s *Server) errorPage(w http.ResponseWriter, r *http.Request, status int, e *Error, _ string) {
+	s.render(w, r, status, "error", ErrorPage{Page: Page{info(r).issuer, "Authorization error"}, Code: string(e.Code), Description: e.Description}, "")
+}
+
+func (s *Server) pickerPage(w http.ResponseWriter, r *http.Request, p PendingRequest, u User, query, msg string) {
+	name := p.ClientID
+	if c, err := s.Clients.Client(r.Context(), p.Tenant, p.ClientID); err == nil && c.Name != "" {
+		name = c.Name
+	}
+	patients, err := s.Patients.Search(r.Context(), p.Tenant, u, query)
+	if err != nil {
+		s.errorPage(w, r, http.StatusInternalServerError, oauthErr(ServerError, "the patient search failed"), "")
+		return
+	}
+	s.render(w, r, http.StatusOK, "picker", PickerPage{
+		Page: Page{info(r).issuer, "Choose a patient"}, ClientName: name, UserName: u.Name, Request: p.ID, CSRF: p.CSRF, Query: query, Message: msg, Patients: patients,
+	}, "")
+}
+
+func (s *Server) consentPage(w http.ResponseWriter, r *http.Request, p PendingRequest, c *Client, u User, offered scopes.Set) {
+	name := c.Name
+	if name == "" {
+		name = c.ID
+	}
+	d := scopes.DescribeSet(offered)
+	page := ConsentPage{Page: Page{info(r).issuer, "Allow access?"}, ClientName: name, UserName: u.Name, Patient: p.Context.Patient, Request: p.ID, CSRF: p.CSRF, Summary: d.Summary}
+	for i, item := range d.Items {
+		page.Items = append(page.Items, ConsentItem{
+			Scope: item.Scope, Text: item.Text, Field: "scope_" + strconv.Itoa(i), Fixed: fixedScope(offered.At(i)),
+		})
+	}
+	s.render(w, r, http.StatusOK, "consent", page, p.RedirectURI)
+}

@@ -1,0 +1,66 @@
+package smart
+
+import (
+	"time"
+
+	"github.com/go-jose/go-jose/v4/jwt"
+	"github.com/smartkit/smartkit/internal/randid"
+	"github.com/smartkit/smartkit/launch"
+)
+
+// AccessClaims are the claims of smartkit's JWT access tokens (RFC 9068
+// shape, typ "at+jwt"), with the SMART launch context the grant reveals.
+type AccessClaims struct {
+	Issuer   string `json:"iss"`
+	Subject  string `json:"sub"`
+	Audience string `json:"aud"`
+	ClientID string `json:"client_id"`
+	Scope    string `json:"scope"`
+	ID       string `json:"jti"`
+	IssuedAt int64  `json:"iat"`
+	Expiry   int64  `json:"exp"`
+	GrantID  string `json:"grant"`
+	FHIRUser string `json:"fhirUser,omitempty"`
+	launch.Context
+}
+
+// IDClaims are the claims of an OpenID Connect id_token as SMART profiles it.
+type IDClaims struct {
+	Issuer   string `json:"iss"`
+	Subject  string `json:"sub"`
+	Audience string `json:"aud"`
+	IssuedAt int64  `json:"iat"`
+	Expiry   int64  `json:"exp"`
+	Nonce    string `json:"nonce,omitempty"`
+	FHIRUser string `json:"fhirUser,omitempty"`
+	Name     string `json:"name,omitempty"`
+}
+
+// mintAccess signs an access token for the grant with the given scope and
+// revealed context.
+func (s *Server) mintAccess(t *Tenant, g Grant, scope string, ctx launch.Context, life time.Duration) (string, AccessClaims, error) {
+	now := s.now()
+	c := AccessClaims{
+		Issuer: s.Issuer(t.ID), Subject: g.UserID, Audience: g.Audience, ClientID: g.ClientID, Scope: scope,
+		ID: randid.New(), IssuedAt: now.Unix(), Expiry: now.Add(life).Unix(), GrantID: g.ID,
+		FHIRUser: g.FHIRUser, Context: ctx,
+	}
+	if c.Subject == "" {
+		c.Subject = g.ClientID
+	}
+	k := s.keys(t).signer(s.accessAlg())
+	if k == nil {
+		return "", c, oauthErr(ServerError, "no signing key")
+	}
+	tok, err := jwt.Signed(k.access).Claims(c).Serialize()
+	return tok, c, err
+}
+
+// mintID signs an id_token with RS256 (SAL: servers SHALL be able to).
+func (s *Server) mintID(t *Tenant, c IDClaims) (string, error) {
+	k := s.keys(t).signer(RS256)
+	if k == nil {
+		return "", oauthErr(ServerError, "no RS256 key for id_tokens")
+	}
+	return jwt.Signed(k.plain).Claims(c).Serialize()
+}
