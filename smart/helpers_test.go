@@ -28,3 +28,5 @@ func clientWithJWKSURI(id, uri string) smart.Client {
 	return smart.Client{ID: id, TokenEndpointAuthMethod: smart.AuthPrivateKeyJWT, JWKSURI: uri,
 		GrantTypes: []string{smart.GrantClientCredentials}, Scope: "system/*.rs"}
 }
+
+func base64Decode(s string) ([]byte, error) { return base64.RawURLEncoding.DecodeString(s) }

@@ -54,3 +54,22 @@ func splitJWS(raw string) (joseHeader, []byte, bool) {
 func (h joseHeader) embeddedKeyMaterial() bool {
 	return len(h.JWK) > 0 || len(h.X5c) > 0 || len(h.X5u) > 0 || len(h.Crit) > 0
 }
+
+// jwsHeader checks the compact shape and decodes only the header; the
+// payload is read after the signature verifies.
+func jwsHeader(raw string) (joseHeader, bool) {
+	var h joseHeader
+	if len(raw) == 0 || len(raw) > MaxTokenBytes || strings.Count(raw, ".") != 2 {
+		return h, false
+	}
+	hs, rest, _ := strings.Cut(raw, ".")
+	ps, sig, _ := strings.Cut(rest, ".")
+	if hs == "" || ps == "" || sig == "" {
+		return h, false
+	}
+	hb, err := base64.RawURLEncoding.DecodeString(hs)
+	if err != nil || jsonstrict.Check(hb) != nil || json.Unmarshal(hb, &h) != nil {
+		return h, false
+	}
+	return h, true
+}

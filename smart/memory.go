@@ -3,21 +3,22 @@ package smart
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"sync"
 	"time"
 )
 
 // MemoryStore is an in-memory Store for tests, examples and single-process
-// hosts. The zero value is ready to use. Records are stored serialised, so
-// callers cannot alias what was saved. Expired records are swept when the
-// store passes its size limit.
+// hosts. The zero value is ready to use. Records are stored as deep copies
+// (pending requests serialised), so callers cannot alias what was saved.
+// Expired records are swept when the store passes its size limit.
 type MemoryStore struct {
 	Limit int              // records of each kind held at once; 0 means 1,000,000
 	Now   func() time.Time // nil means time.Now; used for expiry sweeps
 
 	mu       sync.RWMutex
 	codes    map[string]memCode
-	grants   map[string][]byte
+	grants   map[string]Grant
 	dead     map[string]bool // revoked grants, for a fast Revoked
 	refresh  map[string]memRefresh
 	revoked  map[string]time.Time // tenant\0jti → exp
@@ -26,15 +27,31 @@ type MemoryStore struct {
 }
 
 type memCode struct {
-	data []byte
+	c    AuthCode
 	used bool
 	exp  time.Time
 }
 
 type memRefresh struct {
-	data []byte
+	r    Refresh
 	used bool
 	exp  time.Time
+}
+
+// cloneGrant deep-copies the parts of a grant that share memory.
+func cloneGrant(g Grant) Grant {
+	g.Context.FHIRContext = slices.Clone(g.Context.FHIRContext)
+	for i, it := range g.Context.FHIRContext {
+		if it.Identifier != nil {
+			id := *it.Identifier
+			g.Context.FHIRContext[i].Identifier = &id
+		}
+	}
+	if b := g.Context.NeedPatientBanner; b != nil {
+		v := *b
+		g.Context.NeedPatientBanner = &v
+	}
+	return g
 }
 
 func key(parts ...string) string {
@@ -70,7 +87,7 @@ func (m *MemoryStore) limit() int {
 func (m *MemoryStore) init() {
 	if m.codes == nil {
 		m.codes = map[string]memCode{}
-		m.grants = map[string][]byte{}
+		m.grants = map[string]Grant{}
 		m.dead = map[string]bool{}
 		m.refresh = map[string]memRefresh{}
 		m.revoked = map[string]time.Time{}
@@ -98,17 +115,13 @@ var errFull = &Error{Code: TemporarilyUnavailable, Description: "the server is a
 
 // SaveCode stores an authorization code.
 func (m *MemoryStore) SaveCode(_ context.Context, c AuthCode) error {
-	b, err := json.Marshal(c)
-	if err != nil {
-		return err
-	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.init()
 	if full(m, m.codes, func(v memCode) time.Time { return v.exp }) {
 		return errFull
 	}
-	m.codes[key(c.Tenant, c.Hash)] = memCode{data: b, exp: c.Expires}
+	m.codes[key(c.Tenant, c.Hash)] = memCode{c: c, exp: c.Expires}
 	return nil
 }
 
@@ -127,22 +140,14 @@ func (m *MemoryStore) ConsumeCode(_ context.Context, tenant, hash string) (AuthC
 	if !ok {
 		return AuthCode{}, ErrNotFound
 	}
-	var c AuthCode
-	if err := json.Unmarshal(mc.data, &c); err != nil {
-		return AuthCode{}, err
-	}
 	if used {
-		return c, ErrUsed
+		return mc.c, ErrUsed
 	}
-	return c, nil
+	return mc.c, nil
 }
 
 // SaveGrant creates or replaces a grant.
 func (m *MemoryStore) SaveGrant(_ context.Context, g Grant) error {
-	b, err := json.Marshal(g)
-	if err != nil {
-		return err
-	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.init()
@@ -152,7 +157,7 @@ func (m *MemoryStore) SaveGrant(_ context.Context, g Grant) error {
 			return errFull
 		}
 	}
-	m.grants[key(g.Tenant, g.ID)] = b
+	m.grants[key(g.Tenant, g.ID)] = cloneGrant(g)
 	if g.Revoked {
 		m.dead[key(g.Tenant, g.ID)] = true
 	}
@@ -161,9 +166,8 @@ func (m *MemoryStore) SaveGrant(_ context.Context, g Grant) error {
 
 func (m *MemoryStore) sweepGrants() {
 	now := m.now()
-	for k, b := range m.grants {
-		var g Grant
-		if json.Unmarshal(b, &g) == nil && !now.Before(g.Expires) {
+	for k, g := range m.grants {
+		if !now.Before(g.Expires) {
 			delete(m.grants, k)
 			delete(m.dead, k)
 		}
@@ -173,14 +177,12 @@ func (m *MemoryStore) sweepGrants() {
 // Grant returns a grant.
 func (m *MemoryStore) Grant(_ context.Context, tenant, id string) (Grant, error) {
 	m.mu.RLock()
-	b, ok := m.grants[key(tenant, id)]
+	g, ok := m.grants[key(tenant, id)]
 	m.mu.RUnlock()
 	if !ok {
 		return Grant{}, ErrNotFound
 	}
-	var g Grant
-	err := json.Unmarshal(b, &g)
-	return g, err
+	return cloneGrant(g), nil
 }
 
 // RevokeGrant marks a grant revoked; its refresh tokens and access tokens
@@ -193,20 +195,12 @@ func (m *MemoryStore) RevokeGrant(ctx context.Context, tenant, id string) error 
 
 func (m *MemoryStore) revokeLocked(tenant, id string) error {
 	k := key(tenant, id)
-	b, ok := m.grants[k]
+	g, ok := m.grants[k]
 	if !ok {
 		return ErrNotFound
 	}
-	var g Grant
-	if err := json.Unmarshal(b, &g); err != nil {
-		return err
-	}
 	g.Revoked = true
-	b, err := json.Marshal(g)
-	if err != nil {
-		return err
-	}
-	m.grants[k] = b
+	m.grants[k] = g
 	m.dead[k] = true
 	return nil
 }
@@ -216,11 +210,7 @@ func (m *MemoryStore) RevokeGrantsOf(_ context.Context, tenant, clientID string)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	n := 0
-	for _, b := range m.grants {
-		var g Grant
-		if err := json.Unmarshal(b, &g); err != nil {
-			return n, err
-		}
+	for _, g := range m.grants {
 		if g.Tenant == tenant && g.ClientID == clientID && !g.Revoked {
 			if err := m.revokeLocked(tenant, g.ID); err != nil {
 				return n, err
@@ -233,17 +223,13 @@ func (m *MemoryStore) RevokeGrantsOf(_ context.Context, tenant, clientID string)
 
 // SaveRefresh stores a refresh token.
 func (m *MemoryStore) SaveRefresh(_ context.Context, r Refresh) error {
-	b, err := json.Marshal(r)
-	if err != nil {
-		return err
-	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.init()
 	if full(m, m.refresh, func(v memRefresh) time.Time { return v.exp }) {
 		return errFull
 	}
-	m.refresh[key(r.Tenant, r.Hash)] = memRefresh{data: b, exp: r.Expires}
+	m.refresh[key(r.Tenant, r.Hash)] = memRefresh{r: r, exp: r.Expires}
 	return nil
 }
 
@@ -256,22 +242,14 @@ func (m *MemoryStore) Refresh(_ context.Context, tenant, hash string) (Refresh, 
 	if !ok {
 		return Refresh{}, ErrNotFound
 	}
-	var r Refresh
-	if err := json.Unmarshal(mr.data, &r); err != nil {
-		return Refresh{}, err
-	}
 	if mr.used {
-		return r, ErrUsed
+		return mr.r, ErrUsed
 	}
-	return r, nil
+	return mr.r, nil
 }
 
 // RotateRefresh retires oldHash and saves next, atomically.
 func (m *MemoryStore) RotateRefresh(_ context.Context, tenant, oldHash string, next Refresh) (Refresh, error) {
-	nb, err := json.Marshal(next)
-	if err != nil {
-		return Refresh{}, err
-	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.init()
@@ -280,17 +258,14 @@ func (m *MemoryStore) RotateRefresh(_ context.Context, tenant, oldHash string, n
 	if !ok {
 		return Refresh{}, ErrNotFound
 	}
-	var old Refresh
-	if err := json.Unmarshal(mr.data, &old); err != nil {
-		return Refresh{}, err
-	}
+	old := mr.r
 	if mr.used {
 		return old, ErrUsed
 	}
 	mr.used = true
 	m.refresh[k] = mr
 	if next.Hash != "" {
-		m.refresh[key(next.Tenant, next.Hash)] = memRefresh{data: nb, exp: next.Expires}
+		m.refresh[key(next.Tenant, next.Hash)] = memRefresh{r: next, exp: next.Expires}
 	}
 	return old, nil
 }

@@ -1,9 +1,10 @@
 package smart
 
 import (
+	"encoding/json"
 	"time"
 
-	"github.com/go-jose/go-jose/v4/jwt"
+	jose "github.com/go-jose/go-jose/v4"
 	"github.com/smartkit/smartkit/internal/randid"
 	"github.com/smartkit/smartkit/launch"
 )
@@ -52,8 +53,23 @@ func (s *Server) mintAccess(t *Tenant, g Grant, scope string, ctx launch.Context
 	if k == nil {
 		return "", c, oauthErr(ServerError, "no signing key")
 	}
-	tok, err := jwt.Signed(k.access).Claims(c).Serialize()
+	tok, err := signJSON(k.access, c)
 	return tok, c, err
+}
+
+// signJSON signs the JSON encoding of claims as a compact JWS. It is
+// go-jose's Signer over one json.Marshal, skipping the jwt builder's
+// marshal–unmarshal–marshal round trip.
+func signJSON(signer jose.Signer, claims any) (string, error) {
+	payload, err := json.Marshal(claims)
+	if err != nil {
+		return "", err
+	}
+	jws, err := signer.Sign(payload)
+	if err != nil {
+		return "", err
+	}
+	return jws.CompactSerialize()
 }
 
 // mintID signs an id_token with RS256 (SAL: servers SHALL be able to).
@@ -62,5 +78,5 @@ func (s *Server) mintID(t *Tenant, c IDClaims) (string, error) {
 	if k == nil {
 		return "", oauthErr(ServerError, "no RS256 key for id_tokens")
 	}
-	return jwt.Signed(k.plain).Claims(c).Serialize()
+	return signJSON(k.plain, c)
 }

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
-	"github.com/go-jose/go-jose/v4/jwt"
+	"github.com/smartkit/smartkit/internal/jsonstrict"
 	"github.com/smartkit/smartkit/launch"
 	"github.com/smartkit/smartkit/scopes"
 )
@@ -178,7 +178,7 @@ func (v *Verifier) evict(raw string) {
 
 // parse does the full, uncached verification.
 func (v *Verifier) parse(raw string, now time.Time) (*Token, string) {
-	h, _, ok := splitJWS(raw)
+	h, ok := jwsHeader(raw)
 	if !ok {
 		return nil, "malformed"
 	}
@@ -199,17 +199,21 @@ func (v *Verifier) parse(raw string, now time.Time) (*Token, string) {
 	if !allowed {
 		return nil, "alg not allowed"
 	}
-	tok, err := jwt.ParseSigned(raw, []jose.SignatureAlgorithm{jose.SignatureAlgorithm(h.Alg)})
+	jws, err := jose.ParseSignedCompact(raw, []jose.SignatureAlgorithm{jose.SignatureAlgorithm(h.Alg)})
 	if err != nil {
 		return nil, "malformed"
+	}
+	payload, err := jws.Verify(pub)
+	if err != nil {
+		return nil, "bad signature"
 	}
 	var c struct {
 		AccessClaims
 		Aud json.RawMessage `json:"aud"`
 		Nbf *int64          `json:"nbf"`
 	}
-	if err := tok.Claims(pub, &c); err != nil {
-		return nil, "bad signature"
+	if jsonstrict.Check(payload) != nil || json.Unmarshal(payload, &c) != nil {
+		return nil, "claims are not strict JSON"
 	}
 	skew := v.skew()
 	var aud string
