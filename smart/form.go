@@ -13,10 +13,14 @@ func readLimited(w http.ResponseWriter, r *http.Request, n int64) ([]byte, error
 	return io.ReadAll(http.MaxBytesReader(w, r.Body, n))
 }
 
-// parseQueryStrict decodes a query or form body. Unlike url.ParseQuery it
-// refuses a parameter given twice (RFC 6749 §3.1: "MUST NOT be included more
-// than once"), malformed escapes and invalid UTF-8, and keeps only the value.
+// parseQueryStrict decodes a query or form body. Like url.ParseQuery it
+// refuses a raw ";" (a separator some servers honour, so a smuggling
+// differential); unlike it, it also refuses a parameter given twice (RFC 6749
+// §3.1: "MUST NOT be included more than once") and invalid UTF-8.
 func parseQueryStrict(raw string) (map[string]string, error) {
+	if strings.IndexByte(raw, ';') >= 0 {
+		return nil, errors.New("';' is not a parameter separator")
+	}
 	out := map[string]string{}
 	for pair := range strings.SplitSeq(raw, "&") {
 		if pair == "" {
