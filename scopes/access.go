@@ -85,14 +85,15 @@ func (set Set) Check(a Access) Decision {
 		return Decision{}
 	}
 	d := Decision{set: set.s, typ: a.Type, ctx: a.Context, need: a.Perms, free: free}
-	for i := range set.r {
-		r := &set.r[i]
-		if !r.constrained || r.context != a.Context || !typeCovers(r.typ, a.Type) || !(free | r.perms).Has(a.Perms) {
+	for i := range set.s {
+		sc := &set.s[i]
+		if sc.kind != Resource || len(sc.params) == 0 || sc.context != a.Context || !typeCovers(sc.typ, a.Type) ||
+			!(free | sc.perms).Has(a.Perms) {
 			continue
 		}
 		d.Allowed = true
-		if r.idx < 64 {
-			d.mask |= 1 << r.idx
+		if i < 64 {
+			d.mask |= 1 << i
 		} else {
 			d.more = true
 		}
@@ -107,13 +108,13 @@ func (set Set) scan(a *Access) (free Perms, constrained, ok bool) {
 	if a.Perms == 0 || a.Perms&^All != 0 || a.Context == NoContext {
 		return 0, false, false
 	}
-	for i := range set.r {
-		r := &set.r[i]
-		if r.context != a.Context || !typeCovers(r.typ, a.Type) {
+	for i := range set.s {
+		sc := &set.s[i]
+		if sc.kind != Resource || sc.context != a.Context || !typeCovers(sc.typ, a.Type) {
 			continue
 		}
-		if !r.constrained || a.Perms == Search && paramsSubset(set.s[r.idx].params, a.Params) {
-			if free |= r.perms; free.Has(a.Perms) {
+		if len(sc.params) == 0 || a.Perms == Search && paramsSubset(sc.params, a.Params) {
+			if free |= sc.perms; free.Has(a.Perms) {
 				return free, constrained, true
 			}
 		} else {

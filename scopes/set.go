@@ -9,39 +9,10 @@ import (
 // are immutable values and safe to share; the zero Set is empty.
 type Set struct {
 	s []Scope
-	r []rule // the resource scopes of s, compact, for Check and Covers
 }
 
-// A rule is the part of a resource scope that access decisions read, kept
-// small so that checking a typical set touches one or two cache lines.
-type rule struct {
-	typ         string
-	idx         int32 // index in Set.s
-	context     Context
-	perms       Perms
-	constrained bool
-}
-
-// makeSet wraps scopes (already distinct and valid) and indexes their
-// resource scopes.
-func makeSet(s []Scope) Set {
-	n := 0
-	for i := range s {
-		if s[i].kind == Resource {
-			n++
-		}
-	}
-	if n == 0 {
-		return Set{s: s}
-	}
-	r := make([]rule, 0, n)
-	for i := range s {
-		if sc := &s[i]; sc.kind == Resource {
-			r = append(r, rule{typ: sc.typ, idx: int32(i), context: sc.context, perms: sc.perms, constrained: len(sc.params) > 0})
-		}
-	}
-	return Set{s: s, r: r}
-}
+// makeSet wraps scopes that are already distinct and valid.
+func makeSet(s []Scope) Set { return Set{s: s} }
 
 // NewSet returns the Set of the given scopes, skipping zero Scopes and
 // duplicates (same text).
