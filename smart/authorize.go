@@ -284,6 +284,10 @@ func (s *Server) serveContinue(w http.ResponseWriter, r *http.Request) {
 // decide asks the consent policy, or applies the default: everything the
 // client may have, approved by the user on the consent page.
 func (s *Server) decide(r *http.Request, c *Client, u User, p PendingRequest, allowed scopes.Set) (ConsentDecision, error) {
+	if u.FHIRUser == "" {
+		// user/ scopes act as a FHIR user; without one the Verifier refuses them.
+		allowed = allowed.Filter(func(sc scopes.Scope) bool { return sc.Context() != scopes.User && sc.String() != "fhirUser" })
+	}
 	if s.Consent == nil {
 		return ConsentDecision{Grantable: allowed, Ask: true}, nil
 	}

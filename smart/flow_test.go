@@ -83,3 +83,17 @@ func TestGranularConsent(t *testing.T) {
 		t.Fatalf("granted %v, want the condition scope deselected", m["scope"])
 	}
 }
+
+func TestUserScopesNeedAFHIRUser(t *testing.T) {
+	e := newEnv(t)
+	params, verifier := e.authzParams("launch/patient fhirUser openid patient/Patient.r user/Observation.rs")
+	p := parsePage(e.start(params, "nobody"))
+	q := e.redirectParams(e.approve(p, "nobody"), "https://app.example/cb")
+	_, m := e.exchange(q.Get("code"), verifier)
+	if m["scope"] != "launch/patient openid patient/Patient.r" {
+		t.Fatalf("granted %v to a user without a FHIR identity", m["scope"])
+	}
+	if _, err := e.verifier().Verify(context.Background(), m["access_token"].(string)); err != nil {
+		t.Fatalf("the token does not verify: %v", err)
+	}
+}

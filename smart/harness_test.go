@@ -78,6 +78,7 @@ var users = map[string]smart.User{
 	"dr-lee":  {ID: "dr-lee", FHIRUser: "Practitioner/9", Name: "Dr Lee"},
 	"dr-kim":  {ID: "dr-kim", FHIRUser: "Practitioner/10", Name: "Dr Kim"},
 	"patient": {ID: "patient", FHIRUser: "Patient/123", Name: "Pat Ient", PatientID: "123"},
+	"nobody":  {ID: "nobody", Name: "No FHIR identity", PatientID: "123"},
 }
 
 type picker struct{}
