@@ -7,15 +7,14 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
-	"encoding/asn1"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math/big"
 	"sync"
 
 	jose "github.com/go-jose/go-jose/v4"
+	"github.com/smartkit/smartkit/internal/josekit"
 )
 
 // JWS algorithms the server signs and verifies with. HMAC and "none" are
@@ -229,69 +228,42 @@ func thumbprint(pub crypto.PublicKey) (string, error) {
 	return base64.RawURLEncoding.EncodeToString(tp), nil
 }
 
-// newJoseSigner signs with in-memory keys directly and with any other
-// crypto.Signer through an opaque adapter, always with typ and kid set.
 func newJoseSigner(s crypto.Signer, kid, alg, typ string) (jose.Signer, error) {
-	var key any
-	switch k := s.(type) {
-	case *ecdsa.PrivateKey, *rsa.PrivateKey, ed25519.PrivateKey:
-		key = jose.JSONWebKey{Key: k, KeyID: kid, Algorithm: alg}
-	default:
-		key = &opaque{signer: s, kid: kid, alg: jose.SignatureAlgorithm(alg)}
-	}
-	opts := (&jose.SignerOptions{}).WithType(jose.ContentType(typ))
-	return jose.NewSigner(jose.SigningKey{Algorithm: jose.SignatureAlgorithm(alg), Key: key}, opts)
+	return josekit.NewSigner(s, kid, alg, typ)
 }
 
-// opaque adapts a crypto.Signer (HSM, KMS) to go-jose.
-type opaque struct {
-	signer crypto.Signer
-	kid    string
-	alg    jose.SignatureAlgorithm
+// JWKSKeys is a KeySource over a JSON Web Key Set, for resource servers that
+// receive the authorization server's JWKS rather than share its KeySet.
+type JWKSKeys struct {
+	keys map[string]*verifyKey
 }
 
-func (o *opaque) Public() *jose.JSONWebKey {
-	return &jose.JSONWebKey{Key: o.signer.Public(), KeyID: o.kid, Algorithm: string(o.alg), Use: "sig"}
-}
-
-func (o *opaque) Algs() []jose.SignatureAlgorithm { return []jose.SignatureAlgorithm{o.alg} }
-
-func (o *opaque) SignPayload(payload []byte, alg jose.SignatureAlgorithm) ([]byte, error) {
-	var h crypto.Hash
-	var opts crypto.SignerOpts
-	switch alg {
-	case jose.ES256, jose.RS256:
-		h = crypto.SHA256
-	case jose.PS256:
-		h = crypto.SHA256
-		opts = &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash, Hash: crypto.SHA256}
-	case jose.ES384, jose.RS384:
-		h = crypto.SHA384
-	case jose.EdDSA:
-		return o.signer.Sign(rand.Reader, payload, crypto.Hash(0))
-	default:
-		return nil, fmt.Errorf("smart: unsupported algorithm %s", alg)
-	}
-	if opts == nil {
-		opts = h
-	}
-	d := h.New()
-	d.Write(payload)
-	sig, err := o.signer.Sign(rand.Reader, d.Sum(nil), opts)
-	if err != nil || (alg != jose.ES256 && alg != jose.ES384) {
-		return sig, err
-	}
-	// crypto.Signer returns ASN.1 DER for ECDSA; JWS wants r||s (RFC 7518 §3.4).
-	var rs struct{ R, S *big.Int }
-	if _, err := asn1.Unmarshal(sig, &rs); err != nil {
+// ParseJWKS reads a JWKS document into JWKSKeys. Keys without a kid, private
+// keys and keys whose alg does not fit them are refused.
+func ParseJWKS(b []byte) (*JWKSKeys, error) {
+	var set jose.JSONWebKeySet
+	if err := json.Unmarshal(b, &set); err != nil {
 		return nil, err
 	}
-	size := 32
-	if alg == jose.ES384 {
-		size = 48
+	out := &JWKSKeys{keys: map[string]*verifyKey{}}
+	for _, k := range set.Keys {
+		alg := k.Algorithm
+		if alg == "" {
+			alg = defaultAlg(k.Key)
+		}
+		if k.KeyID == "" || !k.IsPublic() || !algFits(alg, k.Key) {
+			return nil, fmt.Errorf("smart: JWKS key %q is unusable", k.KeyID)
+		}
+		out.keys[k.KeyID] = &verifyKey{kid: k.KeyID, alg: alg, key: k.Key}
 	}
-	out := make([]byte, 2*size)
-	rs.R.FillBytes(out[:size])
-	rs.S.FillBytes(out[size:])
 	return out, nil
+}
+
+// Key returns the public key published under kid and its algorithm.
+func (j *JWKSKeys) Key(kid string) (crypto.PublicKey, string, bool) {
+	k, ok := j.keys[kid]
+	if !ok {
+		return nil, "", false
+	}
+	return k.key, k.alg, true
 }

@@ -1,12 +1,15 @@
 package smart
 
 import (
-	"encoding/json"
+	"context"
+	"errors"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
+	"github.com/smartkit/smartkit/internal/josekit"
 	"github.com/smartkit/smartkit/internal/randid"
 	"github.com/smartkit/smartkit/launch"
+	"github.com/smartkit/smartkit/scopes"
 )
 
 // AccessClaims are the claims of smartkit's JWT access tokens (RFC 9068
@@ -57,19 +60,8 @@ func (s *Server) mintAccess(t *Tenant, g Grant, scope string, ctx launch.Context
 	return tok, c, err
 }
 
-// signJSON signs the JSON encoding of claims as a compact JWS. It is
-// go-jose's Signer over one json.Marshal, skipping the jwt builder's
-// marshal–unmarshal–marshal round trip.
 func signJSON(signer jose.Signer, claims any) (string, error) {
-	payload, err := json.Marshal(claims)
-	if err != nil {
-		return "", err
-	}
-	jws, err := signer.Sign(payload)
-	if err != nil {
-		return "", err
-	}
-	return jws.CompactSerialize()
+	return josekit.SignJSON(signer, claims)
 }
 
 // mintID signs an id_token with RS256 (SAL: servers SHALL be able to).
@@ -79,4 +71,36 @@ func (s *Server) mintID(t *Tenant, c IDClaims) (string, error) {
 		return "", oauthErr(ServerError, "no RS256 key for id_tokens")
 	}
 	return signJSON(k.plain, c)
+}
+
+// Mint records g as a grant (a fresh id when g.ID is empty) and signs an
+// access token for it, valid for life: for resource-server tests and for
+// hosts that issue tokens outside the OAuth flows (a service account). The
+// token is exactly what the token endpoint would issue for that grant.
+func (s *Server) Mint(ctx context.Context, tenant string, g Grant, life time.Duration) (string, error) {
+	if err := s.init(); err != nil {
+		return "", err
+	}
+	t, ok := s.tenants[tenant]
+	if !ok {
+		return "", errors.New("smart: unknown tenant")
+	}
+	if g.ID == "" {
+		g.ID = randid.New()
+	}
+	g.Tenant = tenant
+	if g.Audience == "" {
+		g.Audience = t.FHIRBases[0]
+	}
+	now := s.now()
+	g.Created, g.Expires = now, now.Add(life)
+	if err := s.Store.SaveGrant(ctx, g); err != nil {
+		return "", err
+	}
+	set, err := scopes.ParseSet(g.Scope)
+	if err != nil {
+		return "", err
+	}
+	tok, _, err := s.mintAccess(t, g, g.Scope, g.Context.Reveal(set, true), life)
+	return tok, err
 }

@@ -1,0 +1,89 @@
+package client_test
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"log"
+	"net/http"
+
+	jose "github.com/go-jose/go-jose/v4"
+	"github.com/smartkit/smartkit/smart"
+	"github.com/smartkit/smartkit/smart/client"
+	"github.com/smartkit/smartkit/smart/smarttest"
+)
+
+// A minimal SMART web app that the EHR launches: /launch starts the
+// authorization, /callback finishes it and reads the patient.
+func ExampleConfig_HandleLaunch() {
+	app := &client.Config{
+		ClientID:    "growth-chart",
+		RedirectURL: "https://growth.example/callback",
+		Scopes:      []string{"openid", "fhirUser", "patient/Observation.rs", "patient/Patient.r"},
+		Issuers:     []string{"https://ehr.example.org/fhir"},
+		States:      &client.CookieStore{Key: []byte("0123456789abcdef0123456789abcdef")}, // load a real secret
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/launch", app.HandleLaunch)
+	mux.HandleFunc("/callback", func(w http.ResponseWriter, r *http.Request) {
+		s, err := app.Callback(w, r)
+		if err != nil {
+			http.Error(w, "could not launch", http.StatusBadRequest)
+			return
+		}
+		client.SecurityHeaders(w.Header(), "https://ehr.example.org")
+		resp, err := s.Client(r.Context()).Get(s.FHIRBase + "/Patient/" + s.Context.Patient)
+		if err != nil {
+			http.Error(w, "FHIR call failed", http.StatusBadGateway)
+			return
+		}
+		defer resp.Body.Close()
+		fmt.Fprintf(w, "patient %s, granted %s", s.Context.Patient, s.Granted)
+	})
+	_ = http.Handler(mux) // http.ListenAndServe(":8443", mux) behind TLS
+	fmt.Println("ready")
+	// Output: ready
+}
+
+// A nightly backend job: private_key_jwt with an ES384 key, system scopes.
+func ExampleBackend() {
+	t := &exampleT{}
+	defer t.done()
+	ehr := smarttest.NewServer(t, smarttest.Config{}) // in production: the EHR's FHIR base
+
+	key, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader) // in production: from your KMS
+	if err != nil {
+		log.Fatal(err)
+	}
+	jwks, _ := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: key.Public(), KeyID: "job-1", Algorithm: "ES384"}}})
+	_ = ehr.Register(smart.Client{ID: "nightly", TokenEndpointAuthMethod: smart.AuthPrivateKeyJWT, JWKS: jwks,
+		GrantTypes: []string{smart.GrantClientCredentials}, Scope: "system/Patient.rs"})
+
+	job := &client.Backend{
+		ClientID: "nightly", FHIRBase: ehr.FHIRBase, Key: key, KeyID: "job-1",
+		Scopes: []string{"system/Patient.rs"}, HTTPClient: ehr.Client(),
+	}
+	resp, err := job.Client(context.Background()).Get(ehr.FHIRBase + "/Patient")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var bundle struct{ Total int }
+	_ = json.NewDecoder(resp.Body).Decode(&bundle)
+	fmt.Println(resp.StatusCode, bundle.Total)
+	// Output: 200 3
+}
+
+type exampleT struct{ cleanups []func() }
+
+func (t *exampleT) Helper()           {}
+func (t *exampleT) Fatal(args ...any) { panic(fmt.Sprint(args...)) }
+func (t *exampleT) Cleanup(f func())  { t.cleanups = append(t.cleanups, f) }
+func (t *exampleT) done() {
+	for i := len(t.cleanups) - 1; i >= 0; i-- {
+		t.cleanups[i]()
+	}
+}

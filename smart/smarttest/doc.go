@@ -1,0 +1,19 @@
+// Package smarttest provides a fake EHR for app vendors' tests, in the
+// spirit of net/http/httptest: [NewServer] starts, inside the test process,
+// the real smartkit authorization server with memory stores and a small FHIR
+// server over a few deterministic patients, and closes it with t.Cleanup.
+//
+//	ehr := smarttest.NewServer(t, smarttest.Config{Patient: "smart-1", Scopes: "patient/*.rs"})
+//	app := &client.Config{ClientID: "my-app", RedirectURL: "https://app.example/cb",
+//		Issuers: []string{ehr.FHIRBase}, HTTPClient: ehr.Client(), States: &client.MemoryStates{}}
+//	ehr.Register(smarttest.PublicClient("my-app", "https://app.example/cb"))
+//	launchURL, _ := ehr.LaunchURL("my-app", "https://app.example/launch")
+//	callback, _ := ehr.Authorize(authURL) // logs in and approves, no UI
+//
+// It launches apps without a user interface (auto-login as Config.User,
+// auto-approval of Config.Scopes), mints EHR launches, and can be told to
+// behave like a quirky EHR ([Quirks]: absolute fhirUser, trimmed scopes,
+// v1 scopes in responses, no patient, a slow or failing token endpoint) so
+// apps can test their error handling. [Server.MintToken] signs access
+// tokens for resource-server tests.
+package smarttest

@@ -1,0 +1,110 @@
+package smarttest_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/smartkit/smartkit/internal/pkce"
+	"github.com/smartkit/smartkit/internal/randid"
+	"github.com/smartkit/smartkit/launch"
+	"github.com/smartkit/smartkit/smart"
+	"github.com/smartkit/smartkit/smart/smarttest"
+)
+
+func fhirGet(t *testing.T, ehr *smarttest.Server, tok, path string) int {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, ehr.FHIRBase+path, nil)
+	if tok != "" {
+		req.Header.Set("Authorization", "Bearer "+tok)
+	}
+	resp, err := ehr.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+func TestMintTokenAndFHIR(t *testing.T) {
+	ehr := smarttest.NewServer(t, smarttest.Config{})
+	patientTok, err := ehr.MintToken("app", "patient/Patient.r patient/Observation.rs", launch.Context{Patient: "smart-2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for path, want := range map[string]int{
+		"/Patient/smart-2":             200,
+		"/Patient/smart-1":             404, // outside the compartment looks absent
+		"/Observation?patient=smart-2": 200,
+		"/Condition":                   403,
+		"/Patient":                     403, // r without s
+	} {
+		if got := fhirGet(t, ehr, patientTok, path); got != want {
+			t.Errorf("%s: %d, want %d", path, got, want)
+		}
+	}
+	if got := fhirGet(t, ehr, "", "/Patient/smart-2"); got != 401 {
+		t.Errorf("no token: %d", got)
+	}
+	if got := fhirGet(t, ehr, "", "/metadata"); got != 200 {
+		t.Errorf("metadata: %d", got)
+	}
+	sysTok, err := ehr.MintToken("job", "system/Patient.rs", launch.Context{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fhirGet(t, ehr, sysTok, "/Patient"); got != 200 {
+		t.Errorf("system search: %d", got)
+	}
+	// The JWKS verifies minted tokens for a resource server of the vendor's own.
+	keys, err := smart.ParseJWKS(ehr.JWKS())
+	if err != nil {
+		t.Fatalf("JWKS: %v", err)
+	}
+	v := &smart.Verifier{Issuer: ehr.Issuer, Audience: ehr.FHIRBase, Keys: keys, Algorithms: []string{smart.ES256},
+		Revocation: ehr.Store}
+	if tok, err := v.Verify(context.Background(), patientTok); err != nil || tok.Context.Patient != "smart-2" {
+		t.Fatalf("verify with the JWKS: %v", err)
+	}
+}
+
+func TestAuthorizeWithoutUI(t *testing.T) {
+	ehr := smarttest.NewServer(t, smarttest.Config{Scopes: "patient/Patient.r"})
+	if err := ehr.Register(smarttest.PublicClient("app", "https://app.example/cb")); err != nil {
+		t.Fatal(err)
+	}
+	launchURL, err := ehr.LaunchURL("app", "https://app.example/launch")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lq := smarttest.URLValues(launchURL)
+	verifier := randid.New()
+	authURL := ehr.Issuer + "/authorize?" + url.Values{"response_type": {"code"}, "client_id": {"app"},
+		"redirect_uri": {"https://app.example/cb"}, "scope": {"launch patient/*.rs"}, "state": {"s"},
+		"aud": {lq.Get("iss")}, "launch": {lq.Get("launch")}, "code_challenge": {pkce.S256(verifier)},
+		"code_challenge_method": {"S256"}}.Encode()
+	cb, err := ehr.Authorize(authURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := smarttest.URLValues(cb)
+	if !strings.HasPrefix(cb, "https://app.example/cb") || q.Get("code") == "" || q.Get("iss") != ehr.Issuer {
+		t.Fatalf("callback %s", cb)
+	}
+	resp, err := ehr.Client().PostForm(ehr.Issuer+"/token", url.Values{"grant_type": {"authorization_code"},
+		"code": {q.Get("code")}, "code_verifier": {verifier}, "redirect_uri": {"https://app.example/cb"}, "client_id": {"app"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&m)
+	resp.Body.Close()
+	if m["scope"] != "launch patient/Patient.r" || m["patient"] != "smart-1" {
+		t.Fatalf("Config.Scopes did not cap the grant: %v", m)
+	}
+}
