@@ -50,6 +50,9 @@ type Client struct {
 	// SecretHash is HashSecret of the client secret of a symmetric client.
 	// The secret itself is never stored.
 	SecretHash string `json:"-"`
+	// OldSecretHashes are secrets being rotated out, still accepted until
+	// the registry drops them at the end of the overlap window.
+	OldSecretHashes []string `json:"-"`
 	// Introspect lets the client call the introspection endpoint.
 	Introspect bool `json:"-"`
 	// StrictScopes makes an authorization request with an invalid scope fail
@@ -217,8 +220,17 @@ func HashSecret(secret string) string {
 	return base64.RawURLEncoding.EncodeToString(sum[:])
 }
 
-func secretMatches(hash, secret string) bool {
-	return hash != "" && subtle.ConstantTimeCompare([]byte(hash), []byte(HashSecret(secret))) == 1
+// secretMatches compares in constant time against the current secret and
+// any being rotated out.
+func (c *Client) secretMatches(secret string) bool {
+	h := []byte(HashSecret(secret))
+	ok := 0
+	for _, have := range append([]string{c.SecretHash}, c.OldSecretHashes...) {
+		if have != "" {
+			ok |= subtle.ConstantTimeCompare([]byte(have), h)
+		}
+	}
+	return ok == 1
 }
 
 // ClientStore looks up registered clients. The registry (smart/registry)
@@ -243,6 +255,7 @@ func (m *MemoryClients) Add(tenant string, c Client) error {
 	c.RedirectURIs = slices.Clone(c.RedirectURIs)
 	c.GrantTypes = slices.Clone(c.GrantTypes)
 	c.JWKS = slices.Clone(c.JWKS)
+	c.OldSecretHashes = slices.Clone(c.OldSecretHashes)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.clients == nil {

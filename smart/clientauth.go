@@ -81,13 +81,13 @@ func (s *Server) authenticateClient(r *http.Request, f map[string]string) (authR
 			return fail(user, "malformed Basic credentials", "")
 		}
 		c, ok := lookup(id, AuthClientSecretBasic)
-		if !ok || !secretMatches(c.SecretHash, secret) || f["client_id"] != "" && f["client_id"] != id {
+		if !ok || !c.secretMatches(secret) || f["client_id"] != "" && f["client_id"] != id {
 			return fail(id, "client_secret_basic: unknown client or bad secret", "")
 		}
 		res.client, res.credentials = c, true
 	case post:
 		c, ok := lookup(f["client_id"], AuthClientSecretPost)
-		if !ok || !secretMatches(c.SecretHash, f["client_secret"]) {
+		if !ok || !c.secretMatches(f["client_secret"]) {
 			return fail(f["client_id"], "client_secret_post: unknown client or bad secret", "")
 		}
 		res.client, res.credentials = c, true
