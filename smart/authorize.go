@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -265,8 +266,12 @@ func (s *Server) serveContinue(w http.ResponseWriter, r *http.Request) {
 		s.redirectError(w, r, af, oauthErr(AccessDenied, reason))
 		return
 	}
+	p.Clearance = dec.Clearance
+	for _, rf := range dec.Refused {
+		p.Dropped = strings.TrimSpace(p.Dropped + " " + rf.Scope + " (" + rf.Reason + ")")
+	}
 	if dec.Ask {
-		p.Offered = dec.Grantable.String()
+		p.Offered, p.Asked = dec.Grantable.String(), true
 		if err := s.Store.SaveRequest(ctx, p); err != nil {
 			s.redirectError(w, r, af, oauthErr(ServerError, "try again later"))
 			return
@@ -412,8 +417,13 @@ func (s *Server) serveConsent(w http.ResponseWriter, r *http.Request) {
 	// narrow the grant but never add to it.
 	var granted []scopes.Scope
 	for i, sc := range offered.Scopes() {
-		if fixedScope(sc) || f["scope_"+strconv.Itoa(i)] == "on" {
+		switch v := f["scope_"+strconv.Itoa(i)]; {
+		case fixedScope(sc) || v == "on":
 			granted = append(granted, sc)
+		case strings.HasPrefix(v, "category:"):
+			if sub, ok := categoryScope(sc, strings.TrimPrefix(v, "category:")); ok {
+				granted = append(granted, sub)
+			}
 		}
 	}
 	if err := s.record(r, audit.Event{Type: audit.ConsentGranted, Outcome: audit.Success, ClientID: p.ClientID,
@@ -442,7 +452,7 @@ func (s *Server) issueCode(w http.ResponseWriter, r *http.Request, p PendingRequ
 	g := Grant{
 		ID: randid.New(), Tenant: p.Tenant, ClientID: p.ClientID, UserID: user.ID, FHIRUser: user.FHIRUser,
 		Scope: granted.String(), Audience: p.Audience, Context: p.Context, EHRLaunch: p.EHRLaunch,
-		Created: now, Expires: now.Add(s.grantLifetime(granted)),
+		Clearance: p.Clearance, Created: now, Expires: now.Add(s.grantLifetime(granted)),
 	}
 	code := randid.New()
 	c := AuthCode{
@@ -454,6 +464,13 @@ func (s *Server) issueCode(w http.ResponseWriter, r *http.Request, p PendingRequ
 		GrantID: g.ID, LaunchRef: p.LaunchRef, Reason: droppedReason(p.Dropped)})
 	if err == nil {
 		err = s.Store.SaveGrant(ctx, g)
+	}
+	if rec, ok := s.Consent.(ConsentRecorder); ok && err == nil {
+		client, cerr := s.Clients.Client(ctx, p.Tenant, p.ClientID)
+		if err = cerr; err == nil {
+			err = rec.Approved(ctx, ConsentApproval{Tenant: p.Tenant, Client: client, User: user, Patient: p.Context.Patient,
+				Granted: granted, GrantID: g.ID, Asked: consented})
+		}
 	}
 	if err == nil {
 		err = s.Store.SaveCode(ctx, c)
@@ -471,7 +488,23 @@ func droppedReason(d string) string {
 	if d == "" {
 		return ""
 	}
-	return "dropped invalid scopes: " + d
+	return "not granted: " + d
+}
+
+// ObservationCategories are the categories (observation-category code
+// system) the consent page offers as narrower choices for an Observation
+// scope, so a person can share only laboratory results, say.
+var ObservationCategories = []string{"laboratory", "vital-signs", "social-history", "imaging", "survey", "exam"}
+
+const observationCategorySystem = "http://terminology.hl7.org/CodeSystem/observation-category"
+
+// categoryScope narrows an unconstrained Observation scope to one category.
+func categoryScope(sc scopes.Scope, code string) (scopes.Scope, bool) {
+	if sc.Kind() != scopes.Resource || sc.Type() != "Observation" || sc.Constrained() || !slices.Contains(ObservationCategories, code) {
+		return scopes.Scope{}, false
+	}
+	sub, err := scopes.Parse(sc.V2().String() + "?category=" + observationCategorySystem + "|" + code)
+	return sub, err == nil
 }
 
 // grantLifetime is how long a grant lives: as long as its refresh tokens may.

@@ -233,6 +233,9 @@ func TestPageSecurityHeaders(t *testing.T) {
 	if p.header.Get("X-Frame-Options") != "DENY" || p.header.Get("Cache-Control") != "no-store" || p.header.Get("X-Content-Type-Options") != "nosniff" {
 		t.Errorf("headers %v", p.header)
 	}
+	if !strings.Contains(p.body, "For this visit only: about 15 minutes.") {
+		t.Error("the consent page does not say how long access lasts")
+	}
 	if !strings.Contains(p.body, "Growth &lt;Chart&gt;") || strings.Contains(p.body, "Growth <Chart>") {
 		t.Error("client metadata is not HTML-escaped")
 	}

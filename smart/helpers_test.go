@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	jose "github.com/go-jose/go-jose/v4"
+	"github.com/smartkit/smartkit/scopes"
 	"github.com/smartkit/smartkit/smart"
 )
 
@@ -30,3 +31,5 @@ func clientWithJWKSURI(id, uri string) smart.Client {
 }
 
 func base64Decode(s string) ([]byte, error) { return base64.RawURLEncoding.DecodeString(s) }
+
+func parseScopes(s string) (scopes.Set, error) { return scopes.ParseLenient(s) }

@@ -51,6 +51,11 @@ func cloneGrant(g Grant) Grant {
 		v := *b
 		g.Context.NeedPatientBanner = &v
 	}
+	if c := g.Clearance; c != nil {
+		v := *c
+		v.Tags = slices.Clone(c.Tags)
+		g.Clearance = &v
+	}
 	return g
 }
 

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/smartkit/smartkit/scopes"
 )
@@ -60,14 +61,23 @@ type ConsentPage struct {
 	ClientName, UserName, Patient string
 	Request, CSRF                 string
 	Summary                       string
+	Duration                      string // for how long access lasts
 	Items                         []ConsentItem
 }
 
-// A ConsentItem is one scope on the consent page. Field is the checkbox name
-// ("scope_N"); Fixed items have no checkbox.
+// A ConsentItem is one scope on the consent page. Field is the form field
+// ("scope_N"): a checkbox, or a choice among narrower sub-scopes when
+// Choices is set. Fixed items have no field.
 type ConsentItem struct {
 	Scope, Text, Field string
 	Fixed              bool
+	Choices            []ConsentChoice
+}
+
+// A ConsentChoice is one option of a ConsentItem: "on" (all of it),
+// "category:<code>" (only that category), or "" (none of it).
+type ConsentChoice struct {
+	Value, Text string
 }
 
 func (s *Server) templates() *template.Template {
@@ -140,11 +150,31 @@ func (s *Server) consentPage(w http.ResponseWriter, r *http.Request, p PendingRe
 		name = c.ID
 	}
 	d := scopes.DescribeSet(offered)
-	page := ConsentPage{Page: Page{info(r).issuer, "Allow access?"}, ClientName: name, UserName: u.Name, Patient: p.Context.Patient, Request: p.ID, CSRF: p.CSRF, Summary: d.Summary}
+	page := ConsentPage{Page: Page{info(r).issuer, "Allow access?"}, ClientName: name, UserName: u.Name, Patient: p.Context.Patient,
+		Request: p.ID, CSRF: p.CSRF, Summary: d.Summary, Duration: s.duration(offered)}
 	for i, item := range d.Items {
-		page.Items = append(page.Items, ConsentItem{
-			Scope: item.Scope, Text: item.Text, Field: "scope_" + strconv.Itoa(i), Fixed: fixedScope(offered.At(i)),
-		})
+		ci := ConsentItem{Scope: item.Scope, Text: item.Text, Field: "scope_" + strconv.Itoa(i), Fixed: fixedScope(offered.At(i))}
+		if _, ok := categoryScope(offered.At(i), ObservationCategories[0]); ok {
+			ci.Choices = append(ci.Choices, ConsentChoice{"on", "All of it"})
+			for _, code := range ObservationCategories {
+				sub, _ := categoryScope(offered.At(i), code)
+				ci.Choices = append(ci.Choices, ConsentChoice{"category:" + code, "Only " + scopes.Describe(sub).Text})
+			}
+			ci.Choices = append(ci.Choices, ConsentChoice{"", "None of it"})
+		}
+		page.Items = append(page.Items, ci)
 	}
 	s.render(w, r, http.StatusOK, "consent", page, p.RedirectURI)
+}
+
+// duration says in plain language how long a grant of these scopes lasts.
+func (s *Server) duration(set scopes.Set) string {
+	days := func(d time.Duration) string { return strconv.Itoa(int(d.Hours()/24+0.5)) + " days" }
+	switch {
+	case set.Has("offline_access"):
+		return "Until you revoke it: the app keeps access when you are not using it, for up to " + days(ttl(s.RefreshTTL, DefaultRefreshTTL)) + "."
+	case set.Has("online_access"):
+		return "While you stay signed in, for up to " + strconv.Itoa(int(ttl(s.OnlineTTL, DefaultOnlineTTL).Hours())) + " hours."
+	}
+	return "For this visit only: about " + strconv.Itoa(int(ttl(s.AccessTokenTTL, DefaultAccessTokenTTL).Minutes())) + " minutes."
 }

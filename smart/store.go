@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/smartkit/smartkit/consent"
 	"github.com/smartkit/smartkit/launch"
 )
 
@@ -21,6 +22,9 @@ type Grant struct {
 	Audience  string         // the FHIR base URL the tokens are for
 	Context   launch.Context // the launch context the grant may reveal
 	EHRLaunch bool
+	// Clearance is the consent layer's sensitivity clearance; nil means
+	// normal data only.
+	Clearance *consent.Clearance
 	Created   time.Time
 	Expires   time.Time // end of the grant's refresh lifetime
 	Revoked   bool
@@ -70,6 +74,8 @@ type PendingRequest struct {
 	NeedPatient bool   // standalone launch that still needs a patient chosen
 	UserID      string // bound when the user first sees a page
 	Offered     string // scopes shown on the consent page
+	Clearance   *consent.Clearance
+	Asked       bool // the consent page was shown
 	CSRF        string
 	Expires     time.Time
 }

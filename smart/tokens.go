@@ -6,6 +6,7 @@ import (
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
+	"github.com/smartkit/smartkit/consent"
 	"github.com/smartkit/smartkit/internal/josekit"
 	"github.com/smartkit/smartkit/internal/randid"
 	"github.com/smartkit/smartkit/launch"
@@ -25,6 +26,8 @@ type AccessClaims struct {
 	Expiry   int64  `json:"exp"`
 	GrantID  string `json:"grant"`
 	FHIRUser string `json:"fhirUser,omitempty"`
+	// Clearance is the grant's sensitivity clearance for the proxy.
+	Clearance *consent.Clearance `json:"clearance,omitempty"`
 	launch.Context
 }
 
@@ -47,7 +50,7 @@ func (s *Server) mintAccess(t *Tenant, g Grant, scope string, ctx launch.Context
 	c := AccessClaims{
 		Issuer: s.Issuer(t.ID), Subject: g.UserID, Audience: g.Audience, ClientID: g.ClientID, Scope: scope,
 		ID: randid.New(), IssuedAt: now.Unix(), Expiry: now.Add(life).Unix(), GrantID: g.ID,
-		FHIRUser: g.FHIRUser, Context: ctx,
+		FHIRUser: g.FHIRUser, Clearance: g.Clearance, Context: ctx,
 	}
 	if c.Subject == "" {
 		c.Subject = g.ClientID

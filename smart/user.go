@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/http"
 
+	"github.com/smartkit/smartkit/consent"
 	"github.com/smartkit/smartkit/scopes"
 )
 
@@ -13,6 +14,9 @@ type User struct {
 	ID       string // stable id in the host's identity system
 	FHIRUser string // FHIR reference, e.g. "Practitioner/123", "Patient/9"; "" if none
 	Name     string // shown on the pages
+	// Role is the user's relation to the data for consent policy:
+	// "clinician", "patient", "related-person", "admin"; "" if unknown.
+	Role string
 	// PatientID is set when the user is a patient (or acts for exactly one):
 	// a standalone launch then has this patient in context without a picker.
 	PatientID string
@@ -57,6 +61,11 @@ type ConsentDecision struct {
 	// Deny refuses the request outright (access_denied), with Reason for the audit trail.
 	Deny   bool
 	Reason string
+	// Refused lists scopes the policy refused, with why, for the audit trail.
+	Refused []consent.Refusal
+	// Clearance is what the grant may see of labelled data; it is carried in
+	// the access token to the proxy. Nil means normal data only.
+	Clearance *consent.Clearance
 }
 
 // ConsentPolicy decides what an authorization may grant. The consent

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
+	"github.com/smartkit/smartkit/consent"
 	"github.com/smartkit/smartkit/internal/jsonstrict"
 	"github.com/smartkit/smartkit/launch"
 	"github.com/smartkit/smartkit/scopes"
@@ -39,8 +40,11 @@ type Token struct {
 	GrantID  string
 	FHIRUser string
 	Context  launch.Context
-	IssuedAt time.Time
-	Expiry   time.Time
+	// Clearance is what the token may see of labelled data; nil means
+	// normal data only (confidentiality N, no sensitivity tags).
+	Clearance *consent.Clearance
+	IssuedAt  time.Time
+	Expiry    time.Time
 }
 
 // LogValue keeps logs to identifiers: never the token, never PHI beyond ids.
@@ -246,7 +250,7 @@ func (v *Verifier) parse(raw string, now time.Time) (*Token, string) {
 	}
 	return &Token{
 		ID: c.ID, Issuer: c.Issuer, Subject: c.Subject, Audience: aud, ClientID: c.ClientID, Scope: c.Scope,
-		Scopes: set, GrantID: c.GrantID, FHIRUser: c.FHIRUser, Context: c.Context,
+		Scopes: set, GrantID: c.GrantID, FHIRUser: c.FHIRUser, Context: c.Context, Clearance: c.Clearance,
 		IssuedAt: time.Unix(c.IssuedAt, 0), Expiry: time.Unix(c.Expiry, 0),
 	}, ""
 }
