@@ -98,3 +98,6 @@ func Multi(sinks ...Sink) Sink {
 		return errors.Join(errs...)
 	})
 }
+
+// ErrBadCursor is returned by a Log for a malformed page cursor.
+var ErrBadCursor = errors.New("audit: bad cursor")

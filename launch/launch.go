@@ -120,7 +120,7 @@ func (s *Service) Mint(ctx context.Context, r Request) (Launch, error) {
 	}
 	if s.Audit != nil {
 		err := s.Audit.Record(ctx, audit.Event{
-			Time: now, Tenant: r.Tenant, Type: audit.LaunchMinted, Outcome: audit.Success,
+			Time: now, Tenant: r.Tenant, Type: audit.LaunchMinted, Outcome: audit.Success, Severity: audit.Info,
 			ClientID: r.ClientID, UserID: r.UserID, Patient: r.Context.Patient, LaunchRef: audit.Ref(l.ID),
 		})
 		if err != nil {

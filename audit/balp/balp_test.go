@@ -1,0 +1,78 @@
+package balp_test
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/smartkit/smartkit/audit"
+	"github.com/smartkit/smartkit/audit/balp"
+)
+
+var allTypes = []audit.Type{audit.LaunchMinted, audit.AuthorizeAllowed, audit.AuthorizeRefused, audit.ConsentGranted, audit.ConsentRefused,
+	audit.ConsentRevoked, audit.CodeIssued, audit.CodeReuse, audit.TokenIssued, audit.TokenRefused, audit.TokenRefreshed, audit.RefreshReuse,
+	audit.TokenRevoked, audit.GrantRevoked, audit.Introspection, audit.ClientAuthFailed, audit.AssertionReplay, audit.ResourceAllowed,
+	audit.ResourceRefused, audit.AppTransition, audit.PolicyChanged, audit.TokenVerifyFailed}
+
+func TestEveryEventTypeExportsValidFHIR(t *testing.T) {
+	o := balp.Options{Observer: "node-1", Server: "https://ehr.example/fhir"}
+	for _, ty := range allTypes {
+		for _, interaction := range []string{"read", "search", "create", "update", "delete", "operation"} {
+			e := audit.Event{Time: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), Tenant: "t1", Type: ty, Outcome: audit.Success,
+				ClientID: "app", UserID: "dr", FHIRUser: "Practitioner/9", Patient: "123", Scopes: "patient/*.rs",
+				Interaction: interaction, Resource: "Observation/7", TokenID: "jti-1", GrantID: "g1", ConsentID: "c1",
+				RequestID: "req-1", SourceIP: "10.0.0.1"}
+			if ty == audit.ResourceRefused {
+				e.Outcome, e.Severity, e.Reason = audit.Failure, audit.Security, "insufficient_scope"
+			}
+			b, err := balp.Export(audit.Record{Seq: 7, Event: e}, o)
+			if err != nil {
+				t.Fatalf("%s/%s: %v\n%s", ty, interaction, err, b)
+			}
+			if ty == audit.ResourceAllowed && interaction == "read" {
+				s := string(b)
+				for _, want := range []string{"IHE.BasicAudit.PatientRead", `"urn:ietf:params:oauth:jti:jti-1"`, `"Patient/123"`, `"action":"R"`} {
+					if !strings.Contains(s, want) {
+						t.Errorf("read event lacks %s:\n%s", want, s)
+					}
+				}
+			}
+			if ty == audit.ResourceRefused && !strings.Contains(string(b), `"outcome":"8"`) {
+				t.Errorf("a security refusal is not outcome 8: %s", b)
+			}
+		}
+	}
+}
+
+func TestBundle(t *testing.T) {
+	l := &audit.MemoryLog{}
+	for i := range 5 {
+		_ = l.Record(context.Background(), audit.Event{Time: time.Unix(int64(i), 0), Type: audit.TokenIssued, Outcome: audit.Success, ClientID: "a"})
+	}
+	p, _ := l.Query(context.Background(), audit.Query{})
+	b, err := balp.Bundle(p.Records, balp.Options{Observer: "n"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	_ = json.Unmarshal(b, &m)
+	if m["total"].(float64) != 5 || len(m["entry"].([]any)) != 5 {
+		t.Fatalf("bundle %s", b)
+	}
+	if strings.Contains(string(b), "eyJ") {
+		t.Fatal("token material in the export")
+	}
+}
+
+func TestValidateRefuses(t *testing.T) {
+	for _, bad := range []string{
+		`{"resourceType":"AuditEvent","type":{"code":"rest"},"recorded":"2026-01-01T00:00:00Z","outcome":"5","agent":[{"requestor":true}],"source":{"observer":{"display":"n"}}}`,
+		`{"resourceType":"AuditEvent","recorded":"yesterday"}`,
+	} {
+		if balp.Validate([]byte(bad)) == nil {
+			t.Errorf("Validate accepted %s", bad)
+		}
+	}
+}
