@@ -207,6 +207,12 @@ func (m *MemoryStore) revokeLocked(tenant, id string) error {
 	g.Revoked = true
 	m.grants[k] = g
 	m.dead[k] = true
+	for rk, mr := range m.refresh { // the family's refresh tokens die with it
+		if mr.r.Tenant == tenant && mr.r.GrantID == id && !mr.used {
+			mr.used = true
+			m.refresh[rk] = mr
+		}
+	}
 	return nil
 }
 

@@ -197,6 +197,11 @@ func (s *Server) grantRefresh(w http.ResponseWriter, r *http.Request, f map[stri
 	}
 	switch {
 	case errors.Is(err, ErrUsed):
+		// A token retired because its grant was revoked is not a replay.
+		if g, gerr := s.Store.Grant(ctx, in.tenant.ID, old.GrantID); gerr == nil && g.Revoked {
+			fail(oauthErr(InvalidGrant, "the grant was revoked"))
+			return
+		}
 		reuse(old)
 		return
 	case errors.Is(err, ErrNotFound):
