@@ -1,0 +1,358 @@
+package fhirproxy
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/smartkit/smartkit/internal/jsonstrict"
+	"github.com/smartkit/smartkit/scopes"
+)
+
+// letters maps an interaction to the SMART permission letters it needs.
+func letters(in *Interaction) scopes.Perms {
+	var p scopes.Perms
+	switch in.Kind {
+	case Read, VRead, HistoryInstance:
+		p = scopes.Read
+	case SearchType, SearchCompart, HistoryType, SearchSystem, HistorySystem:
+		p = scopes.Search
+	case Create:
+		p = scopes.Create
+	case Update, Patch:
+		p = scopes.Update
+	case Delete:
+		p = scopes.Delete
+	}
+	if in.Conditional {
+		p |= scopes.Search // a conditional write searches first (SPEC-NOTES A8)
+	}
+	return p
+}
+
+// forbiddenForPatients are search parameters that reach outside the
+// compartment or that the proxy cannot bound: reverse chains, reverse
+// includes, iterating includes, filters, lists, named queries.
+func forbiddenForPatients(name string) bool {
+	base, _, _ := strings.Cut(name, ":")
+	switch base {
+	case "_has", "_revinclude", "_filter", "_list", "_query", "_contained", "_containedType":
+		return true
+	}
+	return strings.HasPrefix(name, "_has:") || name == "_include:iterate" || strings.Contains(base, ".")
+}
+
+// authorize decides an interaction and rewrites it to what may be
+// forwarded: constraints injected, the patient compartment imposed.
+func (p *Proxy) authorize(in *Interaction, a *access) *refusal {
+	forbidden := func(msg string) *refusal { return refuse(http.StatusForbidden, "forbidden", msg) }
+	switch in.Kind {
+	case Batch:
+		return nil // decided entry by entry once the body is read (checkWrite)
+	case Operation:
+		return p.authorizeOperation(in, a)
+	}
+	if in.Kind == SearchSystem || in.Kind == HistorySystem {
+		in.Type = "*"
+	}
+	need := letters(in)
+	d := a.tok.Scopes.Check(scopes.Access{Context: a.ctx, Type: in.Type, Perms: need, Params: in.Params})
+	if !d.Allowed && a.ctx == scopes.Patient && a.tok.Scopes.HasContext(scopes.User) {
+		// A mixed token: a user/ scope may allow it on its own terms, without the compartment.
+		if u := a.tok.Scopes.Check(scopes.Access{Context: scopes.User, Type: in.Type, Perms: need, Params: in.Params}); u.Allowed {
+			a.ctx, a.patient, d = scopes.User, "", u
+		}
+	}
+	if in.Type == "*" {
+		in.Type = ""
+	}
+	if !d.Allowed {
+		return forbidden("the token's scopes do not allow " + string(in.Kind) + " of " + orAll(in.Type))
+	}
+	if d.Constrained() {
+		if ref := p.applyConstraint(in, d); ref != nil {
+			return ref
+		}
+		// The upstream applies the constraint to this type's matches; nothing
+		// else of the type may come along.
+		a.constrained = in.Type
+	}
+	if a.patient == "" {
+		return nil
+	}
+	return p.confine(in, a)
+}
+
+func orAll(t string) string {
+	if t == "" {
+		return "all types"
+	}
+	return t
+}
+
+// applyConstraint makes a query constraint part of the request: searches
+// get the constraint's parameters; a read becomes a search by _id with them,
+// so the FHIR server proves the match. Constrained writes are refused.
+func (p *Proxy) applyConstraint(in *Interaction, d scopes.Decision) *refusal {
+	var alts [][]Param
+	for sc := range d.Constraints() {
+		alts = append(alts, sc.Constraint())
+	}
+	for _, prm := range in.Params {
+		if strings.HasPrefix(prm.Name, "_include") || strings.HasPrefix(prm.Name, "_revinclude") {
+			return refuse(http.StatusForbidden, "forbidden", "includes are not allowed under a constrained scope")
+		}
+	}
+	var extra []Param
+	switch {
+	case len(alts) == 1:
+		extra = alts[0]
+	default:
+		// Several constrained scopes OR together; one parameter name with
+		// single values can be ORed with a comma, anything else cannot.
+		name := ""
+		var vals []string
+		for _, alt := range alts {
+			if len(alt) != 1 || name != "" && alt[0].Name != name {
+				return refuse(http.StatusForbidden, "forbidden", "narrow the request to one of the permitted categories")
+			}
+			name = alt[0].Name
+			vals = append(vals, alt[0].Value)
+		}
+		extra = []Param{{Name: name, Value: strings.Join(vals, ",")}}
+	}
+	switch in.Kind {
+	case SearchType, SearchCompart:
+		in.Params = append(in.Params, extra...)
+	case Read:
+		// Sent as Type?_id=…&constraint (no id in the path), so the server
+		// proves the match; the answer is unwrapped to the one resource.
+		in.Kind, in.Params = SearchType, append([]Param{{Name: "_id", Value: in.ID}}, extra...)
+		in.unwrap, in.ID = in.ID, ""
+	default:
+		return refuse(http.StatusForbidden, "forbidden", "this interaction is not allowed under a constrained scope")
+	}
+	return nil
+}
+
+// confine imposes the Patient compartment on a patient/ token.
+func (p *Proxy) confine(in *Interaction, a *access) *refusal {
+	forbidden := func(msg string) *refusal { return refuse(http.StatusForbidden, "forbidden", msg) }
+	pid := a.patient
+	_, inComp := compartment[in.Type]
+	isPatient, shared := in.Type == "Patient", a.shared(in.Type)
+	if !inComp && !isPatient && !shared && in.Kind != Batch {
+		return forbidden(in.Type + " is outside the patient compartment")
+	}
+	switch in.Kind {
+	case Read, VRead, HistoryInstance:
+		if isPatient && in.ID != pid {
+			return notFound() // another patient's record looks absent
+		}
+	case SearchCompart:
+		if in.Compartment != pid {
+			return forbidden("the compartment is another patient's")
+		}
+		in.Kind, in.Compartment = SearchType, ""
+		fallthrough
+	case SearchType:
+		for _, prm := range in.Params {
+			if forbiddenForPatients(prm.Name) {
+				return forbidden("parameter " + prm.Name + " is not allowed with patient context")
+			}
+			base, mod, _ := strings.Cut(prm.Name, ":")
+			if !patientParams[base] || shared || base == "_id" && !isPatient {
+				continue
+			}
+			if mod != "" && mod != "Patient" {
+				return forbidden("modifier :" + mod + " is not allowed on a patient parameter")
+			}
+			for _, v := range strings.Split(prm.Value, ",") {
+				if !refersTo(v, pid, base == "patient" || base == "_id" || base == "beneficiary" || mod == "Patient") {
+					return forbidden("the search names another patient")
+				}
+			}
+		}
+		switch {
+		case isPatient:
+			in.Params = append(in.Params, Param{Name: "_id", Value: pid})
+		case inComp:
+			in.Params = append(in.Params, Param{Name: compartment[in.Type].param, Value: "Patient/" + pid})
+		}
+	case HistoryType, SearchSystem, HistorySystem:
+		return forbidden("system-wide searches and type history are not allowed with patient context")
+	case Create, Update, Delete:
+		if in.Conditional {
+			return forbidden("conditional writes are not allowed with patient context")
+		}
+		if shared || isPatient && in.Kind != Update {
+			return forbidden("this write is not allowed with patient context")
+		}
+		if isPatient && in.ID != pid {
+			return notFound()
+		}
+	case Patch:
+		return forbidden("PATCH is not supported with patient context; use PUT")
+	}
+	return nil
+}
+
+// authorizeOperation allows only known operations (deny by default):
+// Patient/{id}/$everything, which needs read and search of every type.
+func (p *Proxy) authorizeOperation(in *Interaction, a *access) *refusal {
+	if in.Operation != "$everything" || in.Type != "Patient" || in.ID == "" {
+		return refuse(http.StatusForbidden, "forbidden", "operation "+in.Operation+" is not allowed")
+	}
+	if a.patient != "" && in.ID != a.patient {
+		return refuse(http.StatusForbidden, "forbidden", "$everything of another patient")
+	}
+	if !a.tok.Scopes.Allows(scopes.Access{Context: a.ctx, Type: "*", Perms: scopes.Read | scopes.Search}) {
+		return refuse(http.StatusForbidden, "forbidden", "$everything needs read and search of every type")
+	}
+	for _, prm := range in.Params {
+		if prm.Name != "_count" && prm.Name != "_since" && prm.Name != "_type" && prm.Name != "start" && prm.Name != "end" {
+			return refuse(http.StatusForbidden, "forbidden", "parameter "+prm.Name+" is not allowed on $everything")
+		}
+	}
+	return nil
+}
+
+// inspects reports whether the response of an interaction must be read:
+// any response with resources may carry labels beyond the clearance, and
+// patient/ tokens' responses must be proven inside the compartment.
+func (a *access) inspects(in Interaction) bool { return in.Kind != Delete && in.Kind != Capabilities }
+
+// checkWrite checks a write's new content (and, for patient/ tokens, the
+// stored version it replaces or deletes), and authorises batch entries.
+func (p *Proxy) checkWrite(ctx context.Context, r *http.Request, in Interaction, a *access, body []byte) *refusal {
+	bad := func(msg string) *refusal { return refuse(http.StatusBadRequest, "invalid", msg) }
+	switch in.Kind {
+	case Batch:
+		return p.checkBatch(ctx, r, a, body)
+	case Create, Update:
+		if jsonstrict.Check(body) != nil {
+			return bad("the body must be one strict JSON resource")
+		}
+		var pr projection
+		if err := json.Unmarshal(body, &pr); err != nil || pr.ResourceType != in.Type {
+			return bad("the body's resourceType must match the URL")
+		}
+		if in.Kind == Update && pr.ID != in.ID {
+			return bad("the body's id must match the URL")
+		}
+		conf, tags := pr.labels()
+		if !a.clearance.Allows(conf, tags) {
+			return refuse(http.StatusForbidden, "forbidden", "the resource carries labels beyond the token's clearance")
+		}
+		if a.patient != "" && !pr.inCompartment(a.patient) {
+			return refuse(http.StatusForbidden, "forbidden", "the resource would be outside the patient compartment")
+		}
+	}
+	if a.patient != "" && (in.Kind == Update || in.Kind == Delete) && in.Type != "Patient" {
+		// The stored version must be the patient's too (a write must not take over another's record).
+		switch st, pr, err := p.fetch(ctx, in.Type+"/"+in.ID); {
+		case err != nil:
+			return refuse(http.StatusBadGateway, "transient", "the FHIR server is unavailable")
+		case st == http.StatusNotFound || st == http.StatusGone:
+			if in.Kind == Delete {
+				return notFound()
+			}
+		case st != http.StatusOK || !pr.inCompartment(a.patient):
+			return notFound()
+		}
+	}
+	return nil
+}
+
+// fetch reads a stored resource from the upstream with the proxy's own credential.
+func (p *Proxy) fetch(ctx context.Context, ref string) (int, *projection, error) {
+	u := *p.Upstream
+	u.Path = strings.TrimSuffix(u.Path, "/") + "/" + ref
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return 0, nil, err
+	}
+	req.Header.Set("Accept", "application/fhir+json")
+	if p.UpstreamAuth != nil {
+		p.UpstreamAuth(req)
+	}
+	resp, err := p.transport().RoundTrip(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, p.Limits.resp()))
+	if err != nil {
+		return 0, nil, err
+	}
+	var pr projection
+	if resp.StatusCode == http.StatusOK {
+		if err := json.Unmarshal(b, &pr); err != nil {
+			return 0, nil, err
+		}
+	}
+	return resp.StatusCode, &pr, nil
+}
+
+// checkBatch authorises every entry of a batch or transaction on its own;
+// one refused entry refuses the whole Bundle. Patient/ tokens may batch
+// reads and searches only.
+func (p *Proxy) checkBatch(ctx context.Context, r *http.Request, a *access, body []byte) *refusal {
+	bad := func(msg string) *refusal { return refuse(http.StatusBadRequest, "invalid", msg) }
+	if jsonstrict.Check(body) != nil {
+		return bad("the body must be one strict JSON Bundle")
+	}
+	var b struct {
+		ResourceType string `json:"resourceType"`
+		Type         string `json:"type"`
+		Entry        []struct {
+			Request struct {
+				Method string `json:"method"`
+				URL    string `json:"url"`
+			} `json:"request"`
+			Resource json.RawMessage `json:"resource"`
+		} `json:"entry"`
+	}
+	if err := json.Unmarshal(body, &b); err != nil || b.ResourceType != "Bundle" || b.Type != "batch" && b.Type != "transaction" {
+		return bad("POST to the base takes a batch or transaction Bundle")
+	}
+	if len(b.Entry) > p.Limits.entries() {
+		return refuse(http.StatusRequestEntityTooLarge, "too-costly", "too many Bundle entries")
+	}
+	for i, e := range b.Entry {
+		path, query, _ := strings.Cut(e.Request.URL, "?")
+		if strings.Contains(path, "://") || strings.HasPrefix(path, "/") {
+			return bad("batch entry URLs must be relative to the base")
+		}
+		in, err := parsePath(e.Request.Method, "/"+path, query, p.Limits)
+		if err != nil || in.Kind == Batch || in.Kind == Capabilities {
+			return bad("batch entry " + itoa(i) + " is not understood")
+		}
+		if a.patient != "" && in.Kind != Read && in.Kind != VRead {
+			return refuse(http.StatusForbidden, "forbidden", "batch entry "+itoa(i)+": only reads may be batched with patient context")
+		}
+		orig := encodeQuery(in.Params)
+		ea := *a
+		if ref := p.authorize(&in, &ea); ref != nil {
+			ref.msg = "batch entry " + itoa(i) + ": " + ref.msg
+			if ref.status == http.StatusNotFound {
+				ref.status = http.StatusForbidden
+			}
+			return ref
+		}
+		if in.unwrap != "" || encodeQuery(in.Params) != orig || in.Kind == SearchType && a.patient != "" {
+			return refuse(http.StatusForbidden, "forbidden", "batch entry "+itoa(i)+" needs constraints the proxy adds; send it on its own")
+		}
+		if len(e.Resource) > 0 {
+			if ref := p.checkWrite(ctx, r, in, &ea, e.Resource); ref != nil {
+				return ref
+			}
+		}
+	}
+	return nil
+}
+
+func itoa(i int) string { return strconv.Itoa(i) }

@@ -1,0 +1,90 @@
+package fhirproxy
+
+import "strings"
+
+// r4Types are the resource types of FHIR R4 (4.0.1). Resource types are
+// case-sensitive; anything else in a type position is refused.
+var r4Types = func() map[string]bool {
+	m := map[string]bool{}
+	for _, t := range strings.Fields(`Account ActivityDefinition AdverseEvent AllergyIntolerance Appointment AppointmentResponse
+	AuditEvent Basic Binary BiologicallyDerivedProduct BodyStructure Bundle CapabilityStatement CarePlan CareTeam CatalogEntry
+	ChargeItem ChargeItemDefinition Claim ClaimResponse ClinicalImpression CodeSystem Communication CommunicationRequest
+	CompartmentDefinition Composition ConceptMap Condition Consent Contract Coverage CoverageEligibilityRequest
+	CoverageEligibilityResponse DetectedIssue Device DeviceDefinition DeviceMetric DeviceRequest DeviceUseStatement
+	DiagnosticReport DocumentManifest DocumentReference EffectEvidenceSynthesis Encounter Endpoint EnrollmentRequest
+	EnrollmentResponse EpisodeOfCare EventDefinition Evidence EvidenceVariable ExampleScenario ExplanationOfBenefit
+	FamilyMemberHistory Flag Goal GraphDefinition Group GuidanceResponse HealthcareService ImagingStudy Immunization
+	ImmunizationEvaluation ImmunizationRecommendation ImplementationGuide InsurancePlan Invoice Library Linkage List
+	Location Measure MeasureReport Media Medication MedicationAdministration MedicationDispense MedicationKnowledge
+	MedicationRequest MedicationStatement MedicinalProduct MedicinalProductAuthorization MedicinalProductContraindication
+	MedicinalProductIndication MedicinalProductIngredient MedicinalProductInteraction MedicinalProductManufactured
+	MedicinalProductPackaged MedicinalProductPharmaceutical MedicinalProductUndesirableEffect MessageDefinition
+	MessageHeader MolecularSequence NamingSystem NutritionOrder Observation ObservationDefinition OperationDefinition
+	OperationOutcome Organization OrganizationAffiliation Parameters Patient PaymentNotice PaymentReconciliation Person
+	PlanDefinition Practitioner PractitionerRole Procedure Provenance Questionnaire QuestionnaireResponse RelatedPerson
+	RequestGroup ResearchDefinition ResearchElementDefinition ResearchStudy ResearchSubject RiskAssessment
+	RiskEvidenceSynthesis Schedule SearchParameter ServiceRequest Slot Specimen SpecimenDefinition StructureDefinition
+	StructureMap Subscription Substance SubstanceNucleicAcid SubstancePolymer SubstanceProtein
+	SubstanceReferenceInformation SubstanceSourceMaterial SubstanceSpecification SupplyDelivery SupplyRequest Task
+	TerminologyCapabilities TestReport TestScript ValueSet VerificationResult VisionPrescription`) {
+		m[t] = true
+	}
+	return m
+}()
+
+func knownType(t string) bool { return r4Types[t] }
+
+// compartmentType describes how a resource type belongs to the Patient
+// compartment: the search parameter the proxy injects to confine a search,
+// and the JSON fields whose references place a resource in it (from the R4
+// Patient CompartmentDefinition, for the types an app commonly uses).
+// Types not listed and not shared are refused for patient/ tokens.
+type compartmentType struct {
+	param  string   // injected search parameter
+	fields []string // top-level reference fields; "participant.actor" for Appointment
+}
+
+var compartment = map[string]compartmentType{
+	"Observation": {"patient", []string{"subject"}}, "Condition": {"patient", []string{"subject"}},
+	"Encounter": {"patient", []string{"subject"}}, "MedicationRequest": {"patient", []string{"subject"}},
+	"MedicationStatement": {"patient", []string{"subject"}}, "MedicationAdministration": {"patient", []string{"subject"}},
+	"MedicationDispense": {"patient", []string{"subject"}}, "AllergyIntolerance": {"patient", []string{"patient"}},
+	"Procedure": {"patient", []string{"subject"}}, "Immunization": {"patient", []string{"patient"}},
+	"DiagnosticReport": {"patient", []string{"subject"}}, "DocumentReference": {"patient", []string{"subject"}},
+	"CarePlan": {"patient", []string{"subject"}}, "CareTeam": {"patient", []string{"subject"}},
+	"Goal": {"patient", []string{"subject"}}, "ServiceRequest": {"patient", []string{"subject"}},
+	"Appointment": {"patient", []string{"participant.actor"}}, "Coverage": {"beneficiary", []string{"beneficiary"}},
+	"Claim": {"patient", []string{"patient"}}, "ExplanationOfBenefit": {"patient", []string{"patient"}},
+	"FamilyMemberHistory": {"patient", []string{"patient"}}, "QuestionnaireResponse": {"patient", []string{"subject"}},
+	"Specimen": {"patient", []string{"subject"}}, "Communication": {"patient", []string{"subject"}},
+	"Consent": {"patient", []string{"patient"}}, "Flag": {"patient", []string{"subject"}},
+	"RiskAssessment": {"patient", []string{"subject"}}, "NutritionOrder": {"patient", []string{"patient"}},
+	"ImagingStudy": {"patient", []string{"subject"}}, "Composition": {"patient", []string{"subject"}},
+	"Media": {"patient", []string{"subject"}}, "DeviceRequest": {"patient", []string{"subject"}},
+	"EpisodeOfCare": {"patient", []string{"patient"}}, "ClinicalImpression": {"patient", []string{"subject"}},
+}
+
+// DefaultSharedTypes are types outside any patient's compartment that a
+// patient/ token may read (and search) when its scopes name them
+// (decision D-7): who treats the patient, where, and with what.
+var DefaultSharedTypes = []string{"Practitioner", "PractitionerRole", "Organization", "Location", "Medication", "Substance", "HealthcareService"}
+
+// patientParams are search parameters (before any ":modifier") that can
+// name a patient; on a patient/ token each value must be the context patient.
+var patientParams = map[string]bool{"patient": true, "subject": true, "beneficiary": true, "actor": true, "performer": true,
+	"requester": true, "author": true, "recorder": true, "asserter": true, "participant": true, "_id": true, "link": true,
+	"policy-holder": true, "subscriber": true, "focus": true, "sender": true, "recipient": true}
+
+// refersTo reports whether a reference value names Patient/id: "id" (for
+// patient-typed parameters), "Patient/id", or an absolute URL ending so.
+func refersTo(v, id string, bareAllowed bool) bool {
+	switch {
+	case v == "Patient/"+id:
+		return true
+	case bareAllowed && v == id:
+		return true
+	case strings.HasSuffix(v, "/Patient/"+id) && strings.Contains(v, "://"):
+		return true
+	}
+	return false
+}

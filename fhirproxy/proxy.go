@@ -1,0 +1,337 @@
+package fhirproxy
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/smartkit/smartkit/audit"
+	"github.com/smartkit/smartkit/consent"
+	"github.com/smartkit/smartkit/scopes"
+	"github.com/smartkit/smartkit/smart"
+)
+
+// TokenVerifier verifies bearer tokens; *smart.Verifier implements it.
+type TokenVerifier interface {
+	Verify(ctx context.Context, raw string) (*smart.Token, error)
+}
+
+// Transform lets a host redact or reshape a response body for an app (e.g.
+// de-identified fields for research apps); it runs after the proxy's own
+// checks, on bodies the proxy inspected.
+type Transform func(ctx context.Context, tok *smart.Token, in Interaction, body []byte) ([]byte, error)
+
+// Proxy is the policy enforcement point in front of a FHIR R4 server, an
+// http.Handler like httputil.ReverseProxy. Upstream, Verifier and Audit are
+// required; the zero values of the others are safe. Mount it at the FHIR
+// base that tokens name as aud:
+//
+//	mux.Handle("/fhir/", http.StripPrefix("/fhir", proxy))
+type Proxy struct {
+	Upstream *url.URL      // the FHIR server's base URL
+	Verifier TokenVerifier // e.g. srv.Verifier(tenant, fhirBase)
+	Audit    audit.Sink    // every request; a failing sink refuses the request
+	// Transport reaches the upstream; nil means a transport with 30 s timeouts.
+	Transport http.RoundTripper
+	// UpstreamAuth sets the proxy's own credential on upstream requests
+	// (the client's token is never forwarded); nil sends none.
+	UpstreamAuth func(r *http.Request)
+	// SMARTConfigURL is advertised in WWW-Authenticate and the
+	// CapabilityStatement; typically {fhirBase}/.well-known/smart-configuration.
+	SMARTConfigURL string
+	// AuthorizeURL, TokenURL, RevokeURL, IntrospectURL fill the SMART
+	// oauth-uris extension of the CapabilityStatement.
+	AuthorizeURL, TokenURL, RevokeURL, IntrospectURL string
+	// SharedTypes may be read by patient/ tokens outside the compartment;
+	// nil means DefaultSharedTypes.
+	SharedTypes []string
+	Transform   Transform
+	Limits      Limits
+	Logger      *slog.Logger
+}
+
+func (p *Proxy) logger() *slog.Logger {
+	if p.Logger != nil {
+		return p.Logger
+	}
+	return slog.Default()
+}
+
+func (p *Proxy) transport() http.RoundTripper {
+	if p.Transport != nil {
+		return p.Transport
+	}
+	return &http.Transport{ResponseHeaderTimeout: 30 * time.Second, IdleConnTimeout: 90 * time.Second, MaxIdleConnsPerHost: 64}
+}
+
+// access is what one request may do and see.
+type access struct {
+	tok       *smart.Token
+	ctx       scopes.Context
+	patient   string // compartment owner for patient/ tokens
+	clearance consent.Clearance
+	shared    func(string) bool
+	readable  func(string) bool
+	// constrained is the type whose scope constraint the proxy injected.
+	constrained string
+}
+
+// refusal is a FHIR error the client sees; nothing has reached the upstream.
+type refusal struct {
+	status int
+	code   string // OperationOutcome issue code
+	msg    string
+	bearer string // WWW-Authenticate error, for 401/403
+}
+
+func (e *refusal) Error() string { return e.msg }
+
+func refuse(status int, code, msg string) *refusal {
+	return &refusal{status: status, code: code, msg: msg}
+}
+
+// notFound is the answer for anything outside what the token may see:
+// indistinguishable from a resource that does not exist.
+func notFound() *refusal { return refuse(http.StatusNotFound, "not-found", "resource not found") }
+
+// ServeHTTP enforces the policy and forwards what it allows.
+func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	securityHeaders(w.Header())
+	ev := audit.Event{Type: audit.ResourceAllowed, Outcome: audit.Success, SourceIP: r.RemoteAddr, UserAgent: r.UserAgent(),
+		RequestID: r.Header.Get("X-Request-Id")}
+	in, a, ref := p.admit(r)
+	if a != nil && a.tok != nil {
+		ev.ClientID, ev.UserID, ev.FHIRUser, ev.Scopes = a.tok.ClientID, a.tok.Subject, a.tok.FHIRUser, a.tok.Scope
+		ev.TokenID, ev.GrantID, ev.Patient = a.tok.ID, a.tok.GrantID, a.patient
+	}
+	ev.Interaction, ev.Resource = string(in.Kind), resourceRef(in)
+	if ref != nil {
+		p.finish(w, r, ev, ref, nil)
+		return
+	}
+	if in.Kind == Capabilities {
+		p.forward(w, r, in, nil, ev)
+		return
+	}
+	p.forward(w, r, in, a, ev)
+}
+
+func resourceRef(in Interaction) string {
+	if in.Type != "" && in.ID != "" {
+		return in.Type + "/" + in.ID
+	}
+	return in.Type
+}
+
+// finish writes a refusal (as an OperationOutcome) and audits it.
+func (p *Proxy) finish(w http.ResponseWriter, r *http.Request, ev audit.Event, ref *refusal, _ error) {
+	ev.Type, ev.Outcome = audit.ResourceRefused, audit.Failure
+	ev.Reason = ref.code + ": " + ref.msg
+	if ref.status == http.StatusUnauthorized || ref.status == http.StatusForbidden {
+		ev.Severity = audit.Security
+	}
+	if err := p.record(r.Context(), ev); err != nil {
+		ref = refuse(http.StatusInternalServerError, "exception", "the request could not be audited")
+	}
+	if ref.status == http.StatusUnauthorized {
+		ch := `Bearer realm="fhir"`
+		if ref.bearer != "" {
+			ch += `, error="` + ref.bearer + `"`
+		}
+		if p.SMARTConfigURL != "" {
+			ch += `, smart_configuration="` + p.SMARTConfigURL + `"`
+		}
+		w.Header().Set("WWW-Authenticate", ch)
+	} else if ref.status == http.StatusForbidden {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="fhir", error="insufficient_scope"`)
+	}
+	writeOutcome(w, ref.status, ref.code, ref.msg)
+}
+
+func (p *Proxy) record(ctx context.Context, ev audit.Event) error {
+	ev.Time = time.Now()
+	return p.Audit.Record(ctx, ev)
+}
+
+func writeOutcome(w http.ResponseWriter, status int, code, msg string) {
+	w.Header().Set("Content-Type", "application/fhir+json")
+	w.Header().Del("Content-Length")
+	w.WriteHeader(status)
+	b, _ := json.Marshal(map[string]any{"resourceType": "OperationOutcome",
+		"issue": []any{map[string]any{"severity": "error", "code": code, "diagnostics": msg}}})
+	_, _ = w.Write(b)
+}
+
+func securityHeaders(h http.Header) {
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
+}
+
+// admit authenticates, parses and authorises a request. It returns a
+// refusal for anything not allowed; nothing is forwarded then.
+func (p *Proxy) admit(r *http.Request) (Interaction, *access, *refusal) {
+	var in Interaction
+	if r.URL.RawPath != "" || r.RequestURI != "" && !strings.HasPrefix(r.RequestURI, "/") {
+		return in, nil, refuse(http.StatusBadRequest, "invalid", "the request target must be a plain path")
+	}
+	if strings.Contains(r.RequestURI, "%2F") || strings.Contains(r.RequestURI, "%2f") || strings.Contains(r.RequestURI, "%5C") || strings.Contains(r.RequestURI, "%5c") {
+		return in, nil, refuse(http.StatusBadRequest, "invalid", "encoded separators are not accepted")
+	}
+	for _, h := range []string{"X-HTTP-Method-Override", "X-HTTP-Method", "X-Method-Override"} {
+		if r.Header.Get(h) != "" {
+			return in, nil, refuse(http.StatusBadRequest, "invalid", "method override headers are not accepted")
+		}
+	}
+	var err error
+	in, err = parsePath(r.Method, r.URL.Path, r.URL.RawQuery, p.Limits)
+	if err != nil {
+		return in, nil, refuse(http.StatusBadRequest, "invalid", err.Error())
+	}
+	for _, f := range values(in.Params, "_format") {
+		if !strings.Contains(f, "json") {
+			return in, nil, refuse(http.StatusNotAcceptable, "not-supported", "only JSON is served")
+		}
+	}
+	if in.Kind == Capabilities {
+		return in, nil, nil
+	}
+	raw, ok := smart.BearerToken(r)
+	if !ok {
+		if r.URL.Query().Has("access_token") {
+			return in, nil, &refusal{http.StatusUnauthorized, "login", "send the token in the Authorization header only", "invalid_request"}
+		}
+		return in, nil, &refusal{http.StatusUnauthorized, "login", "a bearer token is required", ""}
+	}
+	tok, err := p.Verifier.Verify(r.Context(), raw)
+	if err != nil {
+		return in, nil, &refusal{http.StatusUnauthorized, "login", "the token is not valid here", "invalid_token"}
+	}
+	a := p.accessFor(tok)
+	if ref := p.authorize(&in, a); ref != nil {
+		return in, a, ref
+	}
+	return in, a, nil
+}
+
+// accessFor derives the context a token acts in. A token with patient/
+// scopes is confined to its patient; system/ and user/ act without one.
+// Mixed tokens are judged scope by scope in authorize.
+func (p *Proxy) accessFor(tok *smart.Token) *access {
+	a := &access{tok: tok}
+	switch {
+	case tok.Scopes.HasContext(scopes.Patient):
+		a.ctx, a.patient = scopes.Patient, tok.Context.Patient
+	case tok.Scopes.HasContext(scopes.User):
+		a.ctx = scopes.User
+	default:
+		a.ctx = scopes.System
+	}
+	if tok.Clearance != nil {
+		a.clearance = *tok.Clearance
+	}
+	shared := p.SharedTypes
+	if shared == nil {
+		shared = DefaultSharedTypes
+	}
+	a.shared = func(t string) bool { return slices.Contains(shared, t) }
+	a.readable = func(t string) bool {
+		return t == a.constrained ||
+			tok.Scopes.Allows(scopes.Access{Context: a.ctx, Type: t, Perms: scopes.Read}) ||
+			tok.Scopes.Allows(scopes.Access{Context: a.ctx, Type: t, Perms: scopes.Search})
+	}
+	return a
+}
+
+// forward sends the authorised interaction upstream, rebuilt from its parsed
+// form, and inspects the response when the request alone cannot prove it is
+// allowed.
+func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, in Interaction, a *access, ev audit.Event) {
+	var body []byte
+	if r.Body != nil && r.Method != http.MethodGet && r.Method != http.MethodDelete {
+		var err error
+		body, err = io.ReadAll(http.MaxBytesReader(w, r.Body, p.Limits.body()))
+		if err != nil {
+			p.finish(w, r, ev, refuse(http.StatusRequestEntityTooLarge, "too-costly", "the request body is too large"), err)
+			return
+		}
+	}
+	if a != nil {
+		if ref := p.checkWrite(r.Context(), r, in, a, body); ref != nil {
+			p.finish(w, r, ev, ref, nil)
+			return
+		}
+	}
+	var recorded bool
+	rp := &httputil.ReverseProxy{
+		Transport: p.transport(),
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			out := pr.Out
+			out.URL.Scheme, out.URL.Host = p.Upstream.Scheme, p.Upstream.Host
+			out.URL.Path = strings.TrimSuffix(p.Upstream.Path, "/") + in.path()
+			out.URL.RawPath, out.URL.RawQuery = "", encodeQuery(in.Params)
+			out.Host = p.Upstream.Host
+			hdr := http.Header{}
+			for _, k := range []string{"Accept-Encoding", "If-Match", "If-None-Match", "If-Modified-Since", "If-None-Exist", "Content-Type"} {
+				if v := pr.In.Header.Values(k); len(v) > 0 {
+					hdr[k] = v
+				}
+			}
+			hdr.Set("Accept", "application/fhir+json")
+			if pref := pr.In.Header.Get("Prefer"); strings.HasPrefix(pref, "return=") {
+				hdr.Set("Prefer", pref) // handling=lenient and anything else are dropped
+			}
+			out.Header = hdr
+			if a != nil && a.inspects(in) {
+				out.Header.Del("Accept-Encoding") // the proxy must read the body
+			}
+			if p.UpstreamAuth != nil {
+				p.UpstreamAuth(out)
+			}
+			out.Body = io.NopCloser(bytes.NewReader(body))
+			out.ContentLength = int64(len(body))
+			out.GetBody = nil
+		},
+		ModifyResponse: func(resp *http.Response) error {
+			if a == nil {
+				if err := p.capabilities(resp); err != nil {
+					return err
+				}
+				recorded = true
+				return p.record(resp.Request.Context(), ev)
+			}
+			ref, err := p.inspect(resp, in, a, &ev)
+			if err != nil {
+				return err
+			}
+			if ref != nil {
+				return ref
+			}
+			recorded = true
+			return p.record(resp.Request.Context(), ev)
+		},
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			var ref *refusal
+			if !errors.As(err, &ref) {
+				p.logger().WarnContext(r.Context(), "fhirproxy: upstream failed", "err", err)
+				ref = refuse(http.StatusBadGateway, "transient", "the FHIR server is unavailable")
+			}
+			if !recorded {
+				p.finish(w, r, ev, ref, err)
+				return
+			}
+			writeOutcome(w, ref.status, ref.code, ref.msg)
+		},
+	}
+	rp.ServeHTTP(w, r)
+}

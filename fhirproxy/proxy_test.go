@@ -1,0 +1,404 @@
+package fhirproxy_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/smartkit/smartkit/audit"
+	"github.com/smartkit/smartkit/consent"
+	"github.com/smartkit/smartkit/fhirproxy"
+	"github.com/smartkit/smartkit/launch"
+	"github.com/smartkit/smartkit/smart"
+)
+
+// fixture is the proxy in front of a recording upstream, with an
+// authorization server to mint tokens.
+type fixture struct {
+	t     *testing.T
+	up    *upstream
+	proxy *fhirproxy.Proxy
+	ts    *httptest.Server
+	srv   *smart.Server
+	audit *audit.Memory
+	base  string
+}
+
+func newFixture(t *testing.T) *fixture {
+	f := &fixture{t: t, up: newUpstream(t), audit: &audit.Memory{}}
+	var handler http.Handler
+	f.ts = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }))
+	t.Cleanup(f.ts.Close)
+	f.base = f.ts.URL + "/fhir"
+	keys, _ := smart.GenerateKeys()
+	ks, _ := smart.NewKeySet(keys)
+	f.srv = &smart.Server{BaseURL: f.ts.URL + "/auth", Tenants: []smart.Tenant{{FHIRBases: []string{f.base}}},
+		Clients: &smart.MemoryClients{}, Store: &smart.MemoryStore{}, Keys: ks, Audit: &audit.Memory{},
+		Authenticator: smart.AuthenticatorFunc(func(http.ResponseWriter, *http.Request) (smart.User, bool) { return smart.User{}, false })}
+	v, err := f.srv.Verifier("", f.base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	upURL, _ := url.Parse(f.up.ts.URL)
+	f.proxy = &fhirproxy.Proxy{Upstream: upURL, Verifier: v, Audit: f.audit,
+		SMARTConfigURL: f.base + "/.well-known/smart-configuration", TokenURL: f.srv.BaseURL + "/token",
+		UpstreamAuth: func(r *http.Request) { r.Header.Set("Authorization", "Bearer upstream-credential") }}
+	// Mounted without a ServeMux, which would clean dot segments before the
+	// proxy saw them: the proxy itself must refuse them.
+	handler = http.StripPrefix("/fhir", f.proxy)
+	return f
+}
+
+// token mints an access token for p1 (patient/ scopes) or a user/system one.
+func (f *fixture) token(scope string, clearance *consent.Clearance) string {
+	f.t.Helper()
+	g := smart.Grant{ClientID: "app", Scope: scope, Clearance: clearance, UserID: "u1", FHIRUser: "Practitioner/dr"}
+	if strings.Contains(scope, "patient/") {
+		g.Context = launch.Context{Patient: "p1"}
+	}
+	if strings.HasPrefix(scope, "system/") {
+		g.UserID, g.FHIRUser = "", ""
+	}
+	tok, err := f.srv.Mint(context.Background(), "", g, time.Hour)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return tok
+}
+
+type result struct {
+	status int
+	body   map[string]any
+	raw    string
+	header http.Header
+}
+
+func (f *fixture) do(method, target, tok string, body string, hdr ...string) result {
+	f.t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, f.base+target, rd)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	// Send the target exactly as written (origin-form), escapes and all.
+	path, query, _ := strings.Cut(target, "?")
+	req.URL.Opaque, req.URL.RawQuery = "/fhir"+path, query
+	if tok != "" {
+		req.Header.Set("Authorization", "Bearer "+tok)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/fhir+json")
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	r := result{status: resp.StatusCode, raw: string(b), header: resp.Header}
+	_ = json.Unmarshal(b, &r.body)
+	return r
+}
+
+// refused asserts a status and that the upstream received nothing.
+func (f *fixture) refused(name string, r result, status int) {
+	f.t.Helper()
+	if r.status != status {
+		f.t.Errorf("%s: status %d, want %d: %s", name, r.status, status, r.raw)
+	}
+	if r.body["resourceType"] != "OperationOutcome" {
+		f.t.Errorf("%s: body is not an OperationOutcome: %s", name, r.raw)
+	}
+	if got := f.up.requests(); len(got) != 0 {
+		f.t.Errorf("%s: the upstream received %d request(s), first %s %s", name, len(got), got[0].Method, got[0].URL)
+	}
+	f.up.reset()
+}
+
+func TestAuthentication(t *testing.T) {
+	f := newFixture(t)
+	r := f.do("GET", "/Observation", "", "")
+	f.refused("no token", r, 401)
+	if ch := r.header.Get("WWW-Authenticate"); !strings.HasPrefix(ch, "Bearer") || !strings.Contains(ch, "smart_configuration=") {
+		t.Errorf("WWW-Authenticate %q", ch)
+	}
+	good := f.token("patient/*.rs", nil)
+	f.refused("token in the query", f.do("GET", "/Observation?access_token="+good, "", ""), 401)
+	f.refused("garbage token", f.do("GET", "/Observation", "abc.def.ghi", ""), 401)
+	other := fhirproxy.Proxy{}
+	_ = other
+	idTokenish := strings.Replace(good, "eyJ", "eyK", 1)
+	f.refused("tampered token", f.do("GET", "/Observation", idTokenish, ""), 401)
+	g, _ := f.srv.Verifier("", f.base)
+	_ = g
+	// A token for another FHIR server.
+	keys, _ := smart.GenerateKeys()
+	ks, _ := smart.NewKeySet(keys)
+	otherSrv := &smart.Server{BaseURL: "https://other.example/auth", Tenants: []smart.Tenant{{FHIRBases: []string{"https://other.example/fhir"}}},
+		Clients: &smart.MemoryClients{}, Store: &smart.MemoryStore{}, Keys: ks,
+		Authenticator: smart.AuthenticatorFunc(func(http.ResponseWriter, *http.Request) (smart.User, bool) { return smart.User{}, false })}
+	foreign, _ := otherSrv.Mint(context.Background(), "", smart.Grant{ClientID: "app", Scope: "user/*.rs", UserID: "u", FHIRUser: "Practitioner/x"}, time.Hour)
+	f.refused("token for another server", f.do("GET", "/Observation", foreign, ""), 401)
+	if n := len(f.audit.Of(audit.ResourceRefused)); n != 5 {
+		t.Errorf("%d refusals audited, want 5", n)
+	}
+	for _, e := range f.audit.Events() {
+		if strings.Contains(e.Reason+e.Scopes+e.TokenID, good) {
+			t.Fatal("token material in the audit trail")
+		}
+	}
+}
+
+func TestPathAndQueryDifferentials(t *testing.T) {
+	f := newFixture(t)
+	tok := f.token("patient/*.rs", nil)
+	for name, target := range map[string]string{
+		"encoded slash":       "/Patient/p1%2F..%2Fp2",
+		"encoded dot segment": "/Patient/%2E%2E/p2",
+		"matrix parameter":    "/Patient/p1;p2",
+		"dot segment":         "/Patient/./p1",
+		"lower-case type":     "/patient/p1",
+		"unknown type":        "/Patients/p1",
+		"bad id":              "/Patient/p1$x",
+		"empty segment":       "/Patient//p1",
+		"semicolon in query":  "/Observation?patient=p1;patient=p2",
+		"bad escape":          "/Observation?code=%zz",
+		"unknown shape":       "/Patient/p1/x/y/z",
+		"xml":                 "/Observation?_format=xml",
+	} {
+		r := f.do("GET", target, tok, "")
+		if r.status != 400 && r.status != 406 && r.status != 404 {
+			t.Errorf("%s: %d", name, r.status)
+		}
+		f.refused(name, r, r.status)
+	}
+	many := "/Observation?" + strings.Repeat("code=1&", 70)
+	f.refused("too many parameters", f.do("GET", many, tok, ""), 400)
+	f.refused("method override", f.do("GET", "/Observation", tok, "", "X-HTTP-Method-Override", "DELETE"), 400)
+}
+
+func TestCompartment(t *testing.T) {
+	f := newFixture(t)
+	tok := f.token("launch/patient patient/*.rs", nil)
+	forbidden := map[string]string{
+		"repeated patient":        "/Observation?patient=p1&patient=p2",
+		"OR list":                 "/Observation?patient=p1,p2",
+		"subject reference":       "/Observation?subject=Patient/p2",
+		"subject modifier":        "/Observation?subject:Patient=p2",
+		"absolute reference":      "/Observation?patient=https://evil.example/fhir/Patient/p2",
+		"identifier modifier":     "/Observation?patient:identifier=urn:mrn|2",
+		"missing modifier":        "/Observation?patient:missing=true",
+		"reverse chain":           "/Patient?_has:Observation:patient:code=1234",
+		"chain":                   "/Observation?patient.name=Two",
+		"revinclude":              "/Practitioner?_revinclude=Observation:performer",
+		"include iterate":         "/Observation?_include:iterate=Observation:subject",
+		"filter":                  "/Observation?_filter=subject%20eq%20Patient/p2",
+		"list":                    "/Observation?_list=l1",
+		"other compartment":       "/Patient/p2/Observation",
+		"patient _id":             "/Patient?_id=p2",
+		"system search":           "/?_type=Observation",
+		"system history":          "/_history",
+		"type history":            "/Observation/_history",
+		"everything of another":   "/Patient/p2/$everything",
+		"unknown operation":       "/Patient/p1/$graphql",
+		"type-level operation":    "/Observation/$lastn",
+		"outside the compartment": "/AuditEvent?patient=p1",
+	}
+	for name, target := range forbidden {
+		f.refused(name, f.do("GET", target, tok, ""), 403)
+	}
+	// Another patient's record looks exactly like a missing one, and is not asked for.
+	other := f.do("GET", "/Patient/p2", tok, "")
+	f.refused("another patient", other, 404)
+	missing := f.do("GET", "/Observation/nope", tok, "")
+	f.up.reset()
+	hidden := f.do("GET", "/Observation/lab-2", tok, "")
+	if hidden.status != missing.status || hidden.raw != missing.raw {
+		t.Errorf("another patient's observation differs from a missing one: %d %s vs %d %s", hidden.status, hidden.raw, missing.status, missing.raw)
+	}
+	f.up.reset()
+	// A search without a patient gets one.
+	r := f.do("GET", "/Observation?category=laboratory", tok, "")
+	got := f.up.requests()
+	if r.status != 200 || len(got) != 1 || got[0].URL.Query().Get("patient") != "Patient/p1" {
+		t.Fatalf("injected patient: %d %v", r.status, got)
+	}
+	if got[0].Header.Get("Authorization") != "Bearer upstream-credential" {
+		t.Error("the client's token reached the upstream")
+	}
+	f.up.reset()
+	// The own compartment search is allowed.
+	if r := f.do("GET", "/Patient/p1/Observation", tok, ""); r.status != 200 {
+		t.Errorf("own compartment search: %d %s", r.status, r.raw)
+	}
+}
+
+func TestUpstreamMisbehaviourIsContained(t *testing.T) {
+	f := newFixture(t)
+	f.up.misbehave = true // ignores the injected patient parameter
+	tok := f.token("launch/patient patient/Observation.rs patient/Practitioner.r", nil)
+	r := f.do("GET", "/Observation?_include=Observation:performer", tok, "")
+	if r.status != 200 {
+		t.Fatalf("%d %s", r.status, r.raw)
+	}
+	for _, e := range r.body["entry"].([]any) {
+		res := e.(map[string]any)["resource"].(map[string]any)
+		if res["resourceType"] == "Patient" || strings.Contains(mustJSON(res), "Patient/p2") {
+			t.Fatalf("another patient's data left the proxy: %v", res)
+		}
+	}
+	if _, ok := r.body["total"]; ok {
+		t.Error("a total counting withheld entries was passed on")
+	}
+	if !strings.Contains(r.raw, `"Practitioner"`) {
+		t.Error("the included Practitioner (a shared type the scopes allow) was dropped")
+	}
+}
+
+func TestScopesAndConstraints(t *testing.T) {
+	f := newFixture(t)
+	searchOnly := f.token("launch/patient patient/Observation.s", nil)
+	f.refused("read with search only", f.do("GET", "/Observation/lab-1", searchOnly, ""), 403)
+	readOnly := f.token("launch/patient patient/Observation.rs", nil)
+	f.refused("create with read scope", f.do("POST", "/Observation", readOnly, mustJSON(obs("x", "p1", "laboratory"))), 403)
+	f.refused("delete with read scope", f.do("DELETE", "/Observation/lab-1", readOnly, ""), 403)
+	f.refused("another type", f.do("GET", "/Condition?patient=p1", readOnly, ""), 403)
+
+	lab := f.token("launch/patient patient/Observation.rs?category=laboratory", nil)
+	r := f.do("GET", "/Observation", lab, "")
+	if got := f.up.requests(); r.status != 200 || len(got) != 1 || got[0].URL.Query().Get("category") != "laboratory" {
+		t.Fatalf("constraint not injected: %d %v", r.status, got)
+	}
+	f.up.reset()
+	if r := f.do("GET", "/Observation/vs-1", lab, ""); r.status != 404 {
+		t.Errorf("a vital sign under a laboratory-only scope: %d", r.status)
+	}
+	// The read went out as a search the server must satisfy: no id in the path.
+	if got := f.up.requests(); len(got) != 1 || got[0].URL.Path != "/Observation" || got[0].URL.Query().Get("_id") != "vs-1" {
+		t.Errorf("a constrained read was sent as %v", got[0].URL)
+	}
+	f.up.reset()
+	if r := f.do("GET", "/Observation/lab-1", lab, ""); r.status != 200 || r.body["id"] != "lab-1" {
+		t.Errorf("a laboratory result under a laboratory-only scope: %d %s", r.status, r.raw)
+	}
+	f.up.reset()
+	// Prefer: handling=lenient cannot loosen the injected constraint.
+	f.do("GET", "/Observation", lab, "", "Prefer", "handling=lenient")
+	if got := f.up.requests(); len(got) != 1 || got[0].Header.Get("Prefer") != "" || got[0].URL.Query().Get("category") != "laboratory" {
+		t.Errorf("Prefer reached the upstream or loosened the constraint: %v", got[0].Header)
+	}
+}
+
+func TestSecurityLabels(t *testing.T) {
+	f := newFixture(t)
+	tok := f.token("launch/patient patient/Observation.rs", nil) // clearance: normal data only
+	r := f.do("GET", "/Observation", tok, "")
+	if strings.Contains(r.raw, "psy-1") || !strings.Contains(r.raw, "REDACTED") {
+		t.Fatalf("a PSY-labelled record in the search: %s", r.raw)
+	}
+	f.up.reset()
+	if r := f.do("GET", "/Observation/psy-1", tok, ""); r.status != 404 {
+		t.Errorf("a PSY-labelled read: %d", r.status)
+	}
+	f.up.reset()
+	cleared := f.token("launch/patient patient/Observation.rs", &consent.Clearance{MaxConfidentiality: consent.Restricted, Tags: []string{"PSY"}})
+	if r := f.do("GET", "/Observation/psy-1", cleared, ""); r.status != 200 {
+		t.Errorf("a cleared token cannot read the record: %d", r.status)
+	}
+}
+
+func TestWrites(t *testing.T) {
+	f := newFixture(t)
+	tok := f.token("launch/patient patient/Observation.cruds", nil)
+	f.refused("create for another patient", f.do("POST", "/Observation", tok, mustJSON(obs("x", "p2", "laboratory"))), 403)
+	f.refused("create without a subject", f.do("POST", "/Observation", tok, `{"resourceType":"Observation","status":"final"}`), 403)
+	f.refused("type mismatch", f.do("POST", "/Observation", tok, `{"resourceType":"Condition"}`), 400)
+	f.refused("duplicate members", f.do("POST", "/Observation", tok, `{"resourceType":"Observation","subject":{"reference":"Patient/p1"},"subject":{"reference":"Patient/p2"}}`), 400)
+	f.refused("conditional update", f.do("PUT", "/Observation?identifier=x", tok, mustJSON(obs("x", "p1", "laboratory"))), 403)
+	f.refused("patch", f.do("PATCH", "/Observation/lab-1", tok, `[]`), 403)
+	f.refused("labelled beyond clearance", f.do("POST", "/Observation", tok, mustJSON(obs("x", "p1", "laboratory", "R", "PSY"))), 403)
+	// Taking over another patient's record: the stored version is checked, and no PUT is sent.
+	r := f.do("PUT", "/Observation/lab-2", tok, mustJSON(obs("lab-2", "p1", "laboratory")))
+	if r.status != 404 {
+		t.Errorf("update of another patient's record: %d", r.status)
+	}
+	for _, g := range f.up.requests() {
+		if g.Method != "GET" {
+			t.Errorf("a %s reached the upstream", g.Method)
+		}
+	}
+	f.up.reset()
+	if r := f.do("POST", "/Observation", tok, mustJSON(obs("x", "p1", "laboratory"))); r.status != 201 {
+		t.Errorf("create in the compartment: %d %s", r.status, r.raw)
+	}
+	f.up.reset()
+	if r := f.do("DELETE", "/Observation/lab-2", tok, ""); r.status != 404 {
+		t.Errorf("delete of another patient's record: %d", r.status)
+	}
+	for _, g := range f.up.requests() {
+		if g.Method == "DELETE" {
+			t.Error("the DELETE reached the upstream")
+		}
+	}
+}
+
+func TestBatch(t *testing.T) {
+	f := newFixture(t)
+	user := f.token("user/Observation.rs", nil)
+	tx := `{"resourceType":"Bundle","type":"transaction","entry":[
+		{"request":{"method":"GET","url":"Observation/lab-1"}},
+		{"request":{"method":"DELETE","url":"Observation/lab-2"}}]}`
+	f.refused("transaction with a forbidden entry", f.do("POST", "/", user, tx), 403)
+	nested := `{"resourceType":"Bundle","type":"batch","entry":[{"request":{"method":"POST","url":""}}]}`
+	f.refused("nested batch", f.do("POST", "/", user, nested), 400)
+	absolute := `{"resourceType":"Bundle","type":"batch","entry":[{"request":{"method":"GET","url":"https://evil.example/Observation/1"}}]}`
+	f.refused("absolute entry URL", f.do("POST", "/", user, absolute), 400)
+	patient := f.token("launch/patient patient/Observation.rs", nil)
+	search := `{"resourceType":"Bundle","type":"batch","entry":[{"request":{"method":"GET","url":"Observation?patient=p2"}}]}`
+	f.refused("patient batch search", f.do("POST", "/", patient, search), 403)
+	ok := `{"resourceType":"Bundle","type":"batch","entry":[{"request":{"method":"GET","url":"Observation/lab-1"}}]}`
+	if r := f.do("POST", "/", user, ok); r.status != 200 {
+		t.Errorf("allowed batch: %d %s", r.status, r.raw)
+	}
+}
+
+func TestEverythingAndMetadata(t *testing.T) {
+	f := newFixture(t)
+	narrow := f.token("launch/patient patient/Observation.rs", nil)
+	f.refused("$everything with narrow scopes", f.do("GET", "/Patient/p1/$everything", narrow, ""), 403)
+	r := f.do("GET", "/metadata", "", "")
+	if r.status != 200 || !strings.Contains(r.raw, "oauth-uris") || !strings.Contains(r.raw, "SMART-on-FHIR") {
+		t.Fatalf("metadata: %d %s", r.status, r.raw)
+	}
+}
+
+func TestEveryRequestAudited(t *testing.T) {
+	f := newFixture(t)
+	tok := f.token("launch/patient patient/*.rs", nil)
+	f.do("GET", "/Observation/lab-1", tok, "")
+	f.do("GET", "/Patient/p2", tok, "")
+	f.do("GET", "/Observation?patient=p2", tok, "")
+	f.do("GET", "/metadata", "", "")
+	evs := f.audit.Events()
+	if len(evs) != 4 {
+		t.Fatalf("%d events for 4 requests", len(evs))
+	}
+	if evs[0].Type != audit.ResourceAllowed || evs[0].Patient != "p1" || evs[0].Resource != "Observation/lab-1" || evs[0].TokenID == "" {
+		t.Errorf("allowed read event %+v", evs[0])
+	}
+	if evs[1].Type != audit.ResourceRefused || evs[2].Type != audit.ResourceRefused {
+		t.Errorf("refusals %+v %+v", evs[1], evs[2])
+	}
+}

@@ -1,0 +1,336 @@
+package fhirproxy
+
+import (
+	"errors"
+	"net/url"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/smartkit/smartkit/scopes"
+)
+
+// Kind is a FHIR RESTful interaction.
+type Kind string
+
+// The interactions the proxy understands. Anything else is refused.
+const (
+	Read            Kind = "read"
+	VRead           Kind = "vread"
+	SearchType      Kind = "search-type"
+	SearchCompart   Kind = "search-compartment" // GET /Patient/123/Observation
+	SearchSystem    Kind = "search-system"
+	HistoryInstance Kind = "history-instance"
+	HistoryType     Kind = "history-type"
+	HistorySystem   Kind = "history-system"
+	Create          Kind = "create"
+	Update          Kind = "update"
+	Patch           Kind = "patch"
+	Delete          Kind = "delete"
+	Operation       Kind = "operation"
+	Batch           Kind = "batch" // batch or transaction Bundle POSTed to the base
+	Capabilities    Kind = "capabilities"
+)
+
+// Param is one query parameter, decoded once, in request order.
+type Param = scopes.Param
+
+// An Interaction is a request parsed once, strictly. The proxy authorises
+// it and forwards exactly it, re-serialised; it never forwards raw bytes it
+// did not parse.
+type Interaction struct {
+	Kind        Kind
+	Type        string // resource type; "" at system level
+	ID          string
+	VersionID   string
+	Compartment string // the compartment owner's id for /Patient/{id}/{Type}
+	Operation   string // "$everything", without the type or id
+	Params      []Param
+	Conditional bool // a conditional create/update/delete (search criteria in the query or If-None-Exist)
+
+	unwrap string // a constrained read sent as a search for this id: answer with the one resource, or 404
+}
+
+// ErrBadRequest is matched by every error the parser returns.
+var ErrBadRequest = errors.New("fhirproxy: request not understood")
+
+type parseError string
+
+func (e parseError) Error() string        { return "fhirproxy: " + string(e) }
+func (e parseError) Is(target error) bool { return target == ErrBadRequest }
+
+// Limits bound what the proxy parses. Zero fields take the defaults.
+type Limits struct {
+	MaxURL    int   // bytes of path and query; 0 means 8 KiB
+	MaxParams int   // query parameters; 0 means 64
+	MaxBody   int64 // request body bytes; 0 means 2 MiB
+	MaxResp   int64 // upstream response bytes the proxy will inspect; 0 means 64 MiB
+	MaxEntry  int   // Bundle entries in a batch; 0 means 100
+}
+
+func (l Limits) url() int {
+	if l.MaxURL > 0 {
+		return l.MaxURL
+	}
+	return 8 << 10
+}
+
+func (l Limits) params() int {
+	if l.MaxParams > 0 {
+		return l.MaxParams
+	}
+	return 64
+}
+
+func (l Limits) body() int64 {
+	if l.MaxBody > 0 {
+		return l.MaxBody
+	}
+	return 2 << 20
+}
+
+func (l Limits) resp() int64 {
+	if l.MaxResp > 0 {
+		return l.MaxResp
+	}
+	return 64 << 20
+}
+
+func (l Limits) entries() int {
+	if l.MaxEntry > 0 {
+		return l.MaxEntry
+	}
+	return 100
+}
+
+// validID is FHIR's id syntax: [A-Za-z0-9\-\.]{1,64}, and not "." or "..".
+func validID(s string) bool {
+	if len(s) == 0 || len(s) > 64 || s == "." || s == ".." {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+// parsePath parses the path below the FHIR base and the raw query into an
+// Interaction, refusing anything ambiguous: dot segments, empty segments,
+// percent-encoding in the path, ';', '\\', control characters, unknown or
+// wrongly cased resource types.
+func parsePath(method, path, rawQuery string, lim Limits) (Interaction, error) {
+	var in Interaction
+	if len(path)+len(rawQuery) > lim.url() {
+		return in, parseError("the URL is too long")
+	}
+	for i := 0; i < len(path); i++ {
+		if c := path[i]; c < 0x21 || c > 0x7e || c == '%' || c == ';' || c == '\\' || c == '?' || c == '#' {
+			return in, parseError("the path has a character the proxy does not accept")
+		}
+	}
+	params, err := parseQuery(rawQuery, lim)
+	if err != nil {
+		return in, err
+	}
+	in.Params = params
+	path = strings.TrimPrefix(path, "/")
+	var segs []string
+	if path != "" {
+		segs = strings.Split(path, "/")
+	}
+	for _, s := range segs {
+		if s == "" || s == "." || s == ".." {
+			return in, parseError("empty or dot segment in the path")
+		}
+	}
+	bad := parseError("this request shape is not supported")
+	isType := func(s string) bool { return knownType(s) }
+	isOp := func(s string) bool { return strings.HasPrefix(s, "$") && validOpName(s[1:]) }
+	switch {
+	case len(segs) == 0:
+		switch method {
+		case "GET":
+			in.Kind = SearchSystem
+		case "POST":
+			in.Kind = Batch
+		default:
+			return in, bad
+		}
+	case len(segs) == 1 && segs[0] == "metadata" && method == "GET":
+		in.Kind = Capabilities
+	case len(segs) == 1 && segs[0] == "_history" && method == "GET":
+		in.Kind = HistorySystem
+	case len(segs) == 1 && isOp(segs[0]):
+		in.Kind, in.Operation = Operation, segs[0]
+	case len(segs) >= 1 && !isType(segs[0]):
+		return in, parseError("unknown resource type (types are case-sensitive)")
+	case len(segs) == 1:
+		in.Type = segs[0]
+		switch method {
+		case "GET":
+			in.Kind = SearchType
+		case "POST":
+			in.Kind = Create
+		case "PUT":
+			in.Kind, in.Conditional = Update, true
+		case "DELETE":
+			in.Kind, in.Conditional = Delete, true
+		case "PATCH":
+			in.Kind, in.Conditional = Patch, true
+		default:
+			return in, bad
+		}
+	case len(segs) == 2 && segs[1] == "_search" && method == "POST":
+		in.Type, in.Kind = segs[0], SearchType
+	case len(segs) == 2 && segs[1] == "_history" && method == "GET":
+		in.Type, in.Kind = segs[0], HistoryType
+	case len(segs) == 2 && isOp(segs[1]):
+		in.Type, in.Kind, in.Operation = segs[0], Operation, segs[1]
+	case len(segs) == 2 && validID(segs[1]):
+		in.Type, in.ID = segs[0], segs[1]
+		switch method {
+		case "GET":
+			in.Kind = Read
+		case "PUT":
+			in.Kind = Update
+		case "PATCH":
+			in.Kind = Patch
+		case "DELETE":
+			in.Kind = Delete
+		default:
+			return in, bad
+		}
+	case len(segs) == 3 && validID(segs[1]) && segs[2] == "_history" && method == "GET":
+		in.Type, in.ID, in.Kind = segs[0], segs[1], HistoryInstance
+	case len(segs) == 3 && validID(segs[1]) && isOp(segs[2]):
+		in.Type, in.ID, in.Kind, in.Operation = segs[0], segs[1], Operation, segs[2]
+	case len(segs) == 3 && validID(segs[1]) && isType(segs[2]) && method == "GET":
+		// Compartment search: /Patient/123/Observation.
+		if segs[0] != "Patient" {
+			return in, parseError("only the Patient compartment is supported")
+		}
+		in.Compartment, in.Type, in.Kind = segs[1], segs[2], SearchCompart
+	case len(segs) == 4 && validID(segs[1]) && segs[2] == "_history" && validID(segs[3]) && method == "GET":
+		in.Type, in.ID, in.VersionID, in.Kind = segs[0], segs[1], segs[3], VRead
+	default:
+		return in, bad
+	}
+	if in.Kind == Create || in.Kind == Update || in.Kind == Delete || in.Kind == Patch {
+		if !in.Conditional && len(in.Params) > 0 {
+			// Writes take no query but _format; anything else is a condition.
+			for _, p := range in.Params {
+				if p.Name != "_format" {
+					in.Conditional = true
+				}
+			}
+		}
+	}
+	return in, nil
+}
+
+func validOpName(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// parseQuery decodes a query string once: '&'-separated pairs, no ';', no
+// malformed escapes, valid UTF-8, a bounded count. Repeated names are kept
+// in order (FHIR ANDs them); empty pairs are dropped.
+func parseQuery(raw string, lim Limits) ([]Param, error) {
+	if raw == "" {
+		return nil, nil
+	}
+	if strings.IndexByte(raw, ';') >= 0 {
+		return nil, parseError("';' is not a parameter separator")
+	}
+	var out []Param
+	for pair := range strings.SplitSeq(raw, "&") {
+		if pair == "" {
+			continue
+		}
+		k, v, _ := strings.Cut(pair, "=")
+		name, err1 := url.QueryUnescape(k)
+		value, err2 := url.QueryUnescape(v)
+		if err1 != nil || err2 != nil || name == "" || !utf8.ValidString(name) || !utf8.ValidString(value) {
+			return nil, parseError("malformed query parameter")
+		}
+		for i := 0; i < len(name); i++ {
+			if name[i] < 0x20 {
+				return nil, parseError("control character in a parameter name")
+			}
+		}
+		out = append(out, Param{Name: name, Value: value})
+		if len(out) > lim.params() {
+			return nil, parseError("too many query parameters")
+		}
+	}
+	return out, nil
+}
+
+// encodeQuery re-serialises parameters canonically.
+func encodeQuery(ps []Param) string {
+	var b strings.Builder
+	for i, p := range ps {
+		if i > 0 {
+			b.WriteByte('&')
+		}
+		b.WriteString(url.QueryEscape(p.Name))
+		b.WriteByte('=')
+		b.WriteString(url.QueryEscape(p.Value))
+	}
+	return b.String()
+}
+
+// path re-serialises the interaction's path below the base.
+func (in Interaction) path() string {
+	parts := []string{""}
+	switch in.Kind {
+	case SearchCompart:
+		parts = append(parts, "Patient", in.Compartment, in.Type)
+	case Capabilities:
+		parts = append(parts, "metadata")
+	case HistorySystem:
+		parts = append(parts, "_history")
+	default:
+		if in.Type != "" {
+			parts = append(parts, in.Type)
+		}
+		if in.ID != "" {
+			parts = append(parts, in.ID)
+		}
+		switch in.Kind {
+		case HistoryInstance, HistoryType:
+			parts = append(parts, "_history")
+		case VRead:
+			parts = append(parts, "_history", in.VersionID)
+		case Operation:
+			parts = append(parts, in.Operation)
+		}
+	}
+	if len(parts) == 1 {
+		return "/"
+	}
+	return strings.Join(parts, "/")
+}
+
+// values returns every value of a parameter name (exact name, so modifiers
+// are distinct names).
+func values(ps []Param, name string) []string {
+	var out []string
+	for _, p := range ps {
+		if p.Name == name {
+			out = append(out, p.Value)
+		}
+	}
+	return out
+}

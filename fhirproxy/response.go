@@ -1,0 +1,200 @@
+package fhirproxy
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/smartkit/smartkit/audit"
+)
+
+// inspect reads an upstream response the access must be checked against:
+// JSON only (anything else cannot be inspected and is refused), bounded in
+// size; Bundles lose the entries the access may not see; a single resource
+// outside it becomes the 404 a missing one would give.
+func (p *Proxy) inspect(resp *http.Response, in Interaction, a *access, ev *audit.Event) (*refusal, error) {
+	if !a.inspects(in) || resp.StatusCode == http.StatusNoContent {
+		return nil, nil
+	}
+	if resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusGone {
+		// One answer for "absent" and "not yours": the proxy's, not the upstream's.
+		return notFound(), nil
+	}
+	if resp.StatusCode >= 400 {
+		if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden {
+			// The upstream refused the proxy's own credential: not the client's business.
+			return refuse(http.StatusBadGateway, "transient", "the FHIR server refused the proxy"), nil
+		}
+		ev.Type, ev.Outcome, ev.Reason = audit.ResourceRefused, audit.Failure, "upstream status "+strconv.Itoa(resp.StatusCode)
+		return nil, nil // the upstream's own OperationOutcome about the request
+	}
+	mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+	if mt != "application/fhir+json" && mt != "application/json" {
+		return refuse(http.StatusBadGateway, "not-supported", "the FHIR server answered in a format the proxy cannot inspect"), nil
+	}
+	if resp.Header.Get("Content-Encoding") != "" {
+		return refuse(http.StatusBadGateway, "not-supported", "the FHIR server answered compressed"), nil
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, p.Limits.resp()+1))
+	resp.Body.Close()
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(body)) > p.Limits.resp() {
+		return refuse(http.StatusBadGateway, "too-costly", "the response is too large to inspect"), nil
+	}
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(body, &top); err != nil {
+		return refuse(http.StatusBadGateway, "invalid", "the FHIR server answered with invalid JSON"), nil
+	}
+	var rt string
+	_ = json.Unmarshal(top["resourceType"], &rt)
+	switch {
+	case rt == "Bundle":
+		out, removed, kept, err := a.filterBundle(body, top)
+		if err != nil {
+			return refuse(http.StatusBadGateway, "invalid", "the FHIR server answered with an unreadable Bundle"), nil
+		}
+		if removed {
+			ev.Reason = "entries withheld from the response"
+		}
+		if in.unwrap != "" { // a constrained read: exactly the one resource, or absent
+			var res *projection
+			for _, k := range kept {
+				if k.ResourceType == in.Type && k.ID == in.unwrap {
+					res = k
+				}
+			}
+			if res == nil {
+				return notFound(), nil
+			}
+			one, err := entryResource(out, in.Type, in.unwrap)
+			if err != nil {
+				return notFound(), nil
+			}
+			out = one
+		}
+		body = out
+		if len(kept) > 0 {
+			discloses(ev, kept[0], a)
+		}
+	case in.unwrap != "":
+		return refuse(http.StatusBadGateway, "invalid", "the FHIR server answered a search with something else"), nil
+	default:
+		var pr projection
+		if err := json.Unmarshal(body, &pr); err != nil {
+			return refuse(http.StatusBadGateway, "invalid", "the FHIR server answered with an unreadable resource"), nil
+		}
+		if pr.ResourceType == "OperationOutcome" {
+			break
+		}
+		if in.ID != "" && (pr.ResourceType != in.Type || pr.ID != in.ID) && in.Kind != Operation {
+			return refuse(http.StatusBadGateway, "invalid", "the FHIR server answered with another resource"), nil
+		}
+		if a.judge(&pr) != keep {
+			ev.Reason = "outside the grant: answered as not found"
+			return notFound(), nil
+		}
+		discloses(ev, &pr, a)
+	}
+	if p.Transform != nil {
+		if body, err = p.Transform(resp.Request.Context(), a.tok, in, body); err != nil {
+			return nil, err
+		}
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+	resp.ContentLength = int64(len(body))
+	resp.Header.Set("Content-Length", strconv.Itoa(len(body)))
+	resp.Header.Set("Content-Type", "application/fhir+json")
+	securityHeaders(resp.Header)
+	return nil, nil
+}
+
+// discloses notes in the audit event which patient's data went out.
+func discloses(ev *audit.Event, pr *projection, a *access) {
+	if ev.Patient != "" {
+		return
+	}
+	if pr.ResourceType == "Patient" {
+		ev.Patient = pr.ID
+		return
+	}
+	for _, r := range []string{pr.Subject.Reference, pr.Patient.Reference, pr.Beneficiary.Reference} {
+		if id, ok := strings.CutPrefix(r, "Patient/"); ok {
+			ev.Patient = id
+			return
+		}
+	}
+}
+
+// entryResource extracts the resource Type/id from a searchset Bundle.
+func entryResource(bundle []byte, typ, id string) ([]byte, error) {
+	var b struct {
+		Entry []struct {
+			Resource json.RawMessage `json:"resource"`
+		} `json:"entry"`
+	}
+	if err := json.Unmarshal(bundle, &b); err != nil {
+		return nil, err
+	}
+	for _, e := range b.Entry {
+		var pr projection
+		if json.Unmarshal(e.Resource, &pr) == nil && pr.ResourceType == typ && pr.ID == id {
+			return e.Resource, nil
+		}
+	}
+	return nil, io.EOF
+}
+
+// capabilities passes the CapabilityStatement through with the SMART
+// security service and oauth-uris extension added (SAL: the deprecated but
+// still common discovery path).
+func (p *Proxy) capabilities(resp *http.Response) error {
+	if resp.StatusCode != http.StatusOK {
+		return nil
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, p.Limits.resp()))
+	resp.Body.Close()
+	if err != nil {
+		return err
+	}
+	var cs map[string]any
+	if err := json.Unmarshal(body, &cs); err != nil || cs["resourceType"] != "CapabilityStatement" {
+		return refuse(http.StatusBadGateway, "invalid", "the FHIR server's CapabilityStatement is unreadable")
+	}
+	var ext []any
+	for name, u := range map[string]string{"authorize": p.AuthorizeURL, "token": p.TokenURL, "revoke": p.RevokeURL, "introspect": p.IntrospectURL} {
+		if u != "" {
+			ext = append(ext, map[string]any{"url": name, "valueUri": u})
+		}
+	}
+	security := map[string]any{
+		"service": []any{map[string]any{"coding": []any{map[string]any{
+			"system": "http://terminology.hl7.org/CodeSystem/restful-security-service", "code": "SMART-on-FHIR"}}}},
+		"extension": []any{map[string]any{"url": "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris", "extension": ext}},
+	}
+	rest, _ := cs["rest"].([]any)
+	if len(rest) == 0 {
+		rest = []any{map[string]any{"mode": "server"}}
+	}
+	for _, r := range rest {
+		if m, ok := r.(map[string]any); ok {
+			m["security"] = security
+		}
+	}
+	cs["rest"] = rest
+	out, err := json.Marshal(cs)
+	if err != nil {
+		return err
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(out))
+	resp.ContentLength = int64(len(out))
+	resp.Header.Set("Content-Length", strconv.Itoa(len(out)))
+	resp.Header.Set("Content-Type", "application/fhir+json")
+	resp.Header.Set("Access-Control-Allow-Origin", "*")
+	return nil
+}

@@ -1,0 +1,150 @@
+package fhirproxy_test
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// upstream is an in-process FHIR server that records every request it
+// receives, so tests can prove a refusal forwarded nothing.
+type upstream struct {
+	mu        sync.Mutex
+	resources map[string]map[string]any // "Type/id" → resource
+	got       []*http.Request
+	bodies    []string
+	ts        *httptest.Server
+	// misbehave makes searches ignore the patient parameter (an upstream bug the proxy must contain).
+	misbehave bool
+}
+
+func obs(id, patient, category string, labels ...string) map[string]any {
+	r := map[string]any{"resourceType": "Observation", "id": id, "status": "final",
+		"subject":  map[string]any{"reference": "Patient/" + patient},
+		"category": []any{map[string]any{"coding": []any{map[string]any{"code": category}}}},
+		"code":     map[string]any{"text": strings.Repeat("x", 600)}}
+	var sec []any
+	for _, l := range labels {
+		sys := "http://terminology.hl7.org/CodeSystem/v3-ActCode"
+		if len(l) == 1 {
+			sys = "http://terminology.hl7.org/CodeSystem/v3-Confidentiality"
+		}
+		sec = append(sec, map[string]any{"system": sys, "code": l})
+	}
+	if sec != nil {
+		r["meta"] = map[string]any{"security": sec}
+	}
+	return r
+}
+
+func newUpstream(t testing.TB) *upstream {
+	u := &upstream{resources: map[string]map[string]any{}}
+	for _, r := range []map[string]any{
+		{"resourceType": "Patient", "id": "p1", "name": []any{map[string]any{"family": "One"}}},
+		{"resourceType": "Patient", "id": "p2", "name": []any{map[string]any{"family": "Two"}}},
+		obs("lab-1", "p1", "laboratory"), obs("vs-1", "p1", "vital-signs"), obs("lab-2", "p2", "laboratory"),
+		obs("psy-1", "p1", "laboratory", "R", "PSY"),
+		{"resourceType": "Practitioner", "id": "dr", "name": []any{map[string]any{"family": "Lee"}}},
+		{"resourceType": "Condition", "id": "c-1", "subject": map[string]any{"reference": "Patient/p1"}},
+	} {
+		u.resources[r["resourceType"].(string)+"/"+r["id"].(string)] = r
+	}
+	u.ts = httptest.NewServer(http.HandlerFunc(u.serve))
+	t.Cleanup(u.ts.Close)
+	return u
+}
+
+func (u *upstream) reset() {
+	u.mu.Lock()
+	u.got, u.bodies = nil, nil
+	u.mu.Unlock()
+}
+
+func (u *upstream) requests() []*http.Request {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return append([]*http.Request(nil), u.got...)
+}
+
+func (u *upstream) write(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/fhir+json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func (u *upstream) serve(w http.ResponseWriter, r *http.Request) {
+	b, _ := io.ReadAll(r.Body)
+	u.mu.Lock()
+	u.got = append(u.got, r.Clone(r.Context()))
+	u.bodies = append(u.bodies, string(b))
+	u.mu.Unlock()
+	segs := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
+	notFound := map[string]any{"resourceType": "OperationOutcome", "issue": []any{map[string]any{"severity": "error", "code": "not-found"}}}
+	switch {
+	case segs[0] == "metadata":
+		u.write(w, 200, map[string]any{"resourceType": "CapabilityStatement", "status": "active", "kind": "instance", "fhirVersion": "4.0.1",
+			"format": []any{"json"}, "rest": []any{map[string]any{"mode": "server"}}})
+	case r.Method == http.MethodGet && len(segs) == 2:
+		u.mu.Lock()
+		res, ok := u.resources[segs[0]+"/"+segs[1]]
+		u.mu.Unlock()
+		if !ok {
+			u.write(w, 404, notFound)
+			return
+		}
+		u.write(w, 200, res)
+	case r.Method == http.MethodGet && len(segs) == 1 || r.Method == http.MethodGet && len(segs) == 3:
+		typ := segs[len(segs)-1]
+		q := r.URL.Query()
+		var entries []any
+		u.mu.Lock()
+		for key, res := range u.resources {
+			if !strings.HasPrefix(key, typ+"/") {
+				continue
+			}
+			if !u.misbehave {
+				if v := q.Get("patient"); v != "" {
+					subj, _ := res["subject"].(map[string]any)
+					if subj == nil || subj["reference"] != v {
+						continue
+					}
+				}
+				if v := q.Get("_id"); v != "" && res["id"] != v {
+					continue
+				}
+				if v := q.Get("category"); v != "" && !strings.Contains(mustJSON(res["category"]), `"`+v+`"`) {
+					continue
+				}
+			}
+			entries = append(entries, map[string]any{"fullUrl": u.ts.URL + "/" + key, "resource": res, "search": map[string]any{"mode": "match"}})
+		}
+		if q.Get("_include") != "" {
+			entries = append(entries, map[string]any{"resource": u.resources["Practitioner/dr"], "search": map[string]any{"mode": "include"}},
+				map[string]any{"resource": u.resources["Patient/p2"], "search": map[string]any{"mode": "include"}})
+		}
+		u.mu.Unlock()
+		u.write(w, 200, map[string]any{"resourceType": "Bundle", "type": "searchset", "total": len(entries), "entry": entries})
+	case r.Method == http.MethodPost && len(segs) == 1 && segs[0] != "":
+		var res map[string]any
+		_ = json.Unmarshal(b, &res)
+		res["id"] = "new-1"
+		u.write(w, 201, res)
+	case r.Method == http.MethodPut:
+		var res map[string]any
+		_ = json.Unmarshal(b, &res)
+		u.write(w, 200, res)
+	case r.Method == http.MethodDelete:
+		w.WriteHeader(204)
+	case r.Method == http.MethodPost:
+		u.write(w, 200, map[string]any{"resourceType": "Bundle", "type": "batch-response", "entry": []any{
+			map[string]any{"resource": u.resources["Observation/lab-1"], "response": map[string]any{"status": "200"}}}})
+	default:
+		u.write(w, 404, notFound)
+	}
+}
+
+func mustJSON(v any) string { b, _ := json.Marshal(v); return string(b) }
