@@ -1,10 +1,41 @@
-// Package fhirproxy will be the policy enforcement point in front of any
-// FHIR R4 server: it verifies the bearer token with smart.Verifier, parses
-// each request once into a FHIR interaction, enforces scopes (through
-// scopes.Set.Check, including v2 query constraints), the patient compartment
-// and security labels on the way in and out, forwards only what it
-// authorised, and audits every access.
+// Package fhirproxy is the policy enforcement point in front of any FHIR R4
+// server: a valid token is not permission to read everything. [Proxy]
+// verifies the bearer token (smart.Verifier), parses each request once and
+// strictly into an [Interaction], authorises it with the scopes engine
+// (letters, v2 query constraints, contexts) and the patient compartment,
+// forwards exactly what it authorised, re-serialised from the parsed form
+// through httputil.ReverseProxy's Rewrite hook, and checks what comes back:
+// resources outside the compartment or beyond the grant's consent clearance
+// (security labels) are withheld, and a single one becomes the same 404 a
+// missing resource gives. Every request, allowed or refused, is audited;
+// refusals are FHIR OperationOutcomes, and nothing refused reaches the
+// upstream.
 //
-// Status: not built yet (issue #8). smart.Verifier.Middleware already
-// refuses requests without a valid token; it does not enforce scopes.
+//	verifier, _ := authServer.Verifier("", "https://ehr.example.org/fhir")
+//	proxy := &fhirproxy.Proxy{Upstream: fhirServerURL, Verifier: verifier, Audit: sink}
+//	mux.Handle("/fhir/", http.StripPrefix("/fhir", proxy))
+//
+// # Policy decisions (SECURITY-BASELINE §13)
+//
+//   - D-1: a read outside the compartment or clearance answers 404, like a
+//     missing resource; a read of another Patient is not even forwarded.
+//   - D-2: a search that names another patient, in any form (repeated
+//     parameters, OR lists, references, absolute URLs, modifiers), is
+//     refused with 403 before anything is forwarded.
+//   - D-6: Patient.link is not followed: a linked record is another patient.
+//   - D-7: shared types (DefaultSharedTypes: Practitioner, Organization,
+//     Location, Medication, …) may be read by patient/ tokens whose scopes
+//     name them; writes to them are refused.
+//   - D-9: resources above the clearance's confidentiality or with a
+//     sensitivity tag it does not release are withheld; a Bundle that lost
+//     entries for their labels is marked REDACTED and its total dropped.
+//
+// For patient/ tokens, reverse chains (_has), chains, _revinclude,
+// iterating includes, _filter, _list, system-wide search and history, type
+// history, PATCH and conditional writes are refused (fail closed); writes
+// are checked on the new content and on the stored version. Operations are
+// denied unless listed: Patient/{id}/$everything with read and search of
+// every type. A constrained read becomes a search by _id with the
+// constraint, so the FHIR server proves the match. Batches are authorised
+// entry by entry; one refused entry refuses the Bundle.
 package fhirproxy

@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/smartkit/smartkit/audit"
@@ -57,6 +58,9 @@ type Proxy struct {
 	Transform   Transform
 	Limits      Limits
 	Logger      *slog.Logger
+
+	once             sync.Once
+	defaultTransport http.RoundTripper
 }
 
 func (p *Proxy) logger() *slog.Logger {
@@ -70,7 +74,11 @@ func (p *Proxy) transport() http.RoundTripper {
 	if p.Transport != nil {
 		return p.Transport
 	}
-	return &http.Transport{ResponseHeaderTimeout: 30 * time.Second, IdleConnTimeout: 90 * time.Second, MaxIdleConnsPerHost: 64}
+	p.once.Do(func() { // one pool of upstream connections per Proxy
+		p.defaultTransport = &http.Transport{ResponseHeaderTimeout: 30 * time.Second, IdleConnTimeout: 90 * time.Second,
+			MaxIdleConnsPerHost: 64, TLSHandshakeTimeout: 10 * time.Second}
+	})
+	return p.defaultTransport
 }
 
 // access is what one request may do and see.
@@ -298,9 +306,12 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, in Interaction, 
 			if p.UpstreamAuth != nil {
 				p.UpstreamAuth(out)
 			}
-			out.Body = io.NopCloser(bytes.NewReader(body))
-			out.ContentLength = int64(len(body))
 			out.GetBody = nil
+			if len(body) == 0 {
+				out.Body, out.ContentLength = http.NoBody, 0 // not "unknown length", which means chunked
+			} else {
+				out.Body, out.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
+			}
 		},
 		ModifyResponse: func(resp *http.Response) error {
 			if a == nil {

@@ -137,12 +137,8 @@ func TestAuthentication(t *testing.T) {
 	good := f.token("patient/*.rs", nil)
 	f.refused("token in the query", f.do("GET", "/Observation?access_token="+good, "", ""), 401)
 	f.refused("garbage token", f.do("GET", "/Observation", "abc.def.ghi", ""), 401)
-	other := fhirproxy.Proxy{}
-	_ = other
 	idTokenish := strings.Replace(good, "eyJ", "eyK", 1)
 	f.refused("tampered token", f.do("GET", "/Observation", idTokenish, ""), 401)
-	g, _ := f.srv.Verifier("", f.base)
-	_ = g
 	// A token for another FHIR server.
 	keys, _ := smart.GenerateKeys()
 	ks, _ := smart.NewKeySet(keys)

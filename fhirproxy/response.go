@@ -3,6 +3,8 @@ package fhirproxy
 import (
 	"bytes"
 	"encoding/json"
+
+	"github.com/smartkit/smartkit/internal/jsonstrict"
 	"io"
 	"mime"
 	"net/http"
@@ -47,60 +49,20 @@ func (p *Proxy) inspect(resp *http.Response, in Interaction, a *access, ev *audi
 	if int64(len(body)) > p.Limits.resp() {
 		return refuse(http.StatusBadGateway, "too-costly", "the response is too large to inspect"), nil
 	}
-	var top map[string]json.RawMessage
-	if err := json.Unmarshal(body, &top); err != nil {
-		return refuse(http.StatusBadGateway, "invalid", "the FHIR server answered with invalid JSON"), nil
-	}
-	var rt string
-	_ = json.Unmarshal(top["resourceType"], &rt)
-	switch {
-	case rt == "Bundle":
-		out, removed, kept, err := a.filterBundle(body, top)
-		if err != nil {
-			return refuse(http.StatusBadGateway, "invalid", "the FHIR server answered with an unreadable Bundle"), nil
-		}
-		if removed {
-			ev.Reason = "entries withheld from the response"
-		}
-		if in.unwrap != "" { // a constrained read: exactly the one resource, or absent
-			var res *projection
-			for _, k := range kept {
-				if k.ResourceType == in.Type && k.ID == in.unwrap {
-					res = k
-				}
-			}
-			if res == nil {
-				return notFound(), nil
-			}
-			one, err := entryResource(out, in.Type, in.unwrap)
-			if err != nil {
-				return notFound(), nil
-			}
-			out = one
-		}
-		body = out
-		if len(kept) > 0 {
-			discloses(ev, kept[0], a)
-		}
-	case in.unwrap != "":
-		return refuse(http.StatusBadGateway, "invalid", "the FHIR server answered a search with something else"), nil
-	default:
-		var pr projection
-		if err := json.Unmarshal(body, &pr); err != nil {
-			return refuse(http.StatusBadGateway, "invalid", "the FHIR server answered with an unreadable resource"), nil
-		}
-		if pr.ResourceType == "OperationOutcome" {
-			break
-		}
-		if in.ID != "" && (pr.ResourceType != in.Type || pr.ID != in.ID) && in.Kind != Operation {
-			return refuse(http.StatusBadGateway, "invalid", "the FHIR server answered with another resource"), nil
-		}
-		if a.judge(&pr) != keep {
+	out, kept, ref := a.inspectBody(in, body)
+	if ref != nil {
+		if ref.status == http.StatusNotFound {
 			ev.Reason = "outside the grant: answered as not found"
-			return notFound(), nil
 		}
-		discloses(ev, &pr, a)
+		return ref, nil
 	}
+	if len(out) != len(body) {
+		ev.Reason = "entries withheld from the response"
+	}
+	if len(kept) > 0 {
+		discloses(ev, kept[0], a)
+	}
+	body = out
 	if p.Transform != nil {
 		if body, err = p.Transform(resp.Request.Context(), a.tok, in, body); err != nil {
 			return nil, err
@@ -197,4 +159,79 @@ func (p *Proxy) capabilities(resp *http.Response) error {
 	resp.Header.Set("Content-Type", "application/fhir+json")
 	resp.Header.Set("Access-Control-Allow-Origin", "*")
 	return nil
+}
+
+// view is one decoding pass over a response: the top-level projection and,
+// for a Bundle, each entry's.
+type view struct {
+	projection
+	Entry []struct {
+		Resource *projection `json:"resource"`
+	} `json:"entry"`
+}
+
+// inspectBody decides a response body for the access. It checks the JSON
+// strictly once, decodes a minimal projection once, and rebuilds a Bundle
+// only when it must remove entries. It returns the body to send and what
+// it lets through, or a refusal.
+func (a *access) inspectBody(in Interaction, body []byte) ([]byte, []*projection, *refusal) {
+	invalid := refuse(http.StatusBadGateway, "invalid", "the FHIR server answered with invalid or ambiguous JSON")
+	if jsonstrict.Check(body) != nil {
+		return nil, nil, invalid
+	}
+	var v view
+	if err := json.Unmarshal(body, &v); err != nil {
+		return nil, nil, invalid
+	}
+	switch {
+	case v.ResourceType == "Bundle":
+		var kept []*projection
+		all := true
+		for _, e := range v.Entry {
+			if e.Resource == nil || e.Resource.ResourceType == "OperationOutcome" {
+				continue
+			}
+			if a.judge(e.Resource) == keep {
+				kept = append(kept, e.Resource)
+			} else {
+				all = false
+			}
+		}
+		out := body
+		if !all {
+			var top map[string]json.RawMessage
+			if err := json.Unmarshal(body, &top); err != nil {
+				return nil, nil, invalid
+			}
+			var err error
+			if out, _, kept, err = a.filterBundle(body, top); err != nil {
+				return nil, nil, invalid
+			}
+		}
+		if in.unwrap == "" {
+			return out, kept, nil
+		}
+		for _, k := range kept { // a constrained read: exactly the one resource, or absent
+			if k.ResourceType == in.Type && k.ID == in.unwrap {
+				one, err := entryResource(out, in.Type, in.unwrap)
+				if err != nil {
+					return nil, nil, notFound()
+				}
+				return one, []*projection{k}, nil
+			}
+		}
+		return nil, nil, notFound()
+	case in.unwrap != "":
+		return nil, nil, refuse(http.StatusBadGateway, "invalid", "the FHIR server answered a search with something else")
+	case v.ResourceType == "OperationOutcome":
+		return body, nil, nil
+	}
+	pr := &v.projection
+	if in.ID != "" && in.Kind != Operation && (pr.ResourceType != in.Type || pr.ID != in.ID) {
+		return nil, nil, refuse(http.StatusBadGateway, "invalid", "the FHIR server answered with another resource")
+	}
+	if a.judge(pr) != keep {
+		return nil, nil, notFound()
+	}
+	return body, []*projection{pr}, nil
 }

@@ -143,6 +143,12 @@ func (s *scanner) str() (key []byte, err error) {
 	start := s.i
 	escaped := false
 	for s.i < len(s.b) {
+		for s.i < len(s.b) && plain[s.b[s.i]] { // the common case, one table lookup a byte
+			s.i++
+		}
+		if s.i >= len(s.b) {
+			break
+		}
 		c := s.b[s.i]
 		switch {
 		case c == '"':
@@ -187,6 +193,15 @@ func (s *scanner) str() (key []byte, err error) {
 	}
 	return nil, s.fail("unterminated string")
 }
+
+// plain marks bytes a string may hold as they are: printable ASCII other
+// than the quote and the backslash.
+var plain = func() (t [256]bool) {
+	for c := 0x20; c < 0x80; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
 
 func isHex(c byte) bool { return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F' }
 

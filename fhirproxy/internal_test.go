@@ -1,0 +1,180 @@
+package fhirproxy
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/smartkit/smartkit/consent"
+	"github.com/smartkit/smartkit/scopes"
+	"github.com/smartkit/smartkit/smart"
+)
+
+func testAccess(scope string) *access {
+	tok := &smart.Token{Scopes: scopes.MustParseSet(scope), Scope: scope}
+	tok.Context.Patient = "p1"
+	return (&Proxy{}).accessFor(tok)
+}
+
+// bundle makes a searchset of n ~1 KB Observations, every seventh for p2.
+func bundle(n int) []byte {
+	var entries []any
+	for i := range n {
+		p := "p1"
+		if i%7 == 6 {
+			p = "p2"
+		}
+		entries = append(entries, map[string]any{"fullUrl": fmt.Sprint("https://x/Observation/o", i), "resource": map[string]any{
+			"resourceType": "Observation", "id": fmt.Sprint("o", i), "status": "final",
+			"subject": map[string]any{"reference": "Patient/" + p},
+			"code":    map[string]any{"coding": []any{map[string]any{"system": "http://loinc.org", "code": "8867-4"}}, "text": strings.Repeat("z", 800)},
+			"meta":    map[string]any{"security": []any{map[string]any{"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": "HTEST"}}},
+		}})
+	}
+	b, _ := json.Marshal(map[string]any{"resourceType": "Bundle", "type": "searchset", "total": n, "entry": entries})
+	return b
+}
+
+func TestInspectBody(t *testing.T) {
+	a := testAccess("patient/Observation.rs")
+	out, kept, ref := a.inspectBody(Interaction{Kind: SearchType, Type: "Observation"}, bundle(14))
+	if ref != nil || len(kept) != 12 || strings.Contains(string(out), "Patient/p2") || strings.Contains(string(out), `"total"`) {
+		t.Fatalf("kept %d, ref %v", len(kept), ref)
+	}
+	for name, body := range map[string]string{
+		"duplicate subject": `{"resourceType":"Observation","id":"o1","subject":{"reference":"Patient/p2"},"subject":{"reference":"Patient/p1"}}`,
+		"not JSON":          `<Observation/>`,
+		"another patient":   `{"resourceType":"Observation","id":"o1","subject":{"reference":"Patient/p2"}}`,
+		"no subject":        `{"resourceType":"Observation","id":"o1"}`,
+		"wrong resource":    `{"resourceType":"Observation","id":"o2","subject":{"reference":"Patient/p1"}}`,
+		"very restricted":   `{"resourceType":"Observation","id":"o1","subject":{"reference":"Patient/p1"},"meta":{"security":[{"system":"http://terminology.hl7.org/CodeSystem/v3-Confidentiality","code":"V"}]}}`,
+	} {
+		if _, _, ref := a.inspectBody(Interaction{Kind: Read, Type: "Observation", ID: "o1"}, []byte(body)); ref == nil {
+			t.Errorf("%s: let through", name)
+		}
+	}
+	clear := testAccess("patient/Observation.rs")
+	clear.clearance = consent.Clearance{MaxConfidentiality: consent.VeryRestricted}
+	if _, _, ref := clear.inspectBody(Interaction{Kind: Read, Type: "Observation", ID: "o1"},
+		[]byte(`{"resourceType":"Observation","id":"o1","subject":{"reference":"Patient/p1"},"meta":{"security":[{"system":"http://terminology.hl7.org/CodeSystem/v3-Confidentiality","code":"V"}]}}`)); ref != nil {
+		t.Errorf("a cleared token was refused: %v", ref)
+	}
+}
+
+// BenchmarkInspectBundle inspects a 200 KB searchset that needs inspection
+// and passes untouched (the common case: everything is the patient's).
+func BenchmarkInspectBundle(b *testing.B) {
+	body := bundle(200)
+	var keepAll []byte
+	{
+		var m map[string]any
+		_ = json.Unmarshal(body, &m)
+		for _, e := range m["entry"].([]any) {
+			e.(map[string]any)["resource"].(map[string]any)["subject"] = map[string]any{"reference": "Patient/p1"}
+		}
+		keepAll, _ = json.Marshal(m)
+	}
+	a := testAccess("patient/Observation.rs")
+	in := Interaction{Kind: SearchType, Type: "Observation"}
+	b.SetBytes(int64(len(keepAll)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, kept, ref := a.inspectBody(in, keepAll); ref != nil || len(kept) != 200 {
+			b.Fatal(ref)
+		}
+	}
+}
+
+// BenchmarkInspectBundleFiltering is the same Bundle with entries to remove.
+func BenchmarkInspectBundleFiltering(b *testing.B) {
+	body := bundle(200)
+	a := testAccess("patient/Observation.rs")
+	in := Interaction{Kind: SearchType, Type: "Observation"}
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, _, ref := a.inspectBody(in, body); ref != nil {
+			b.Fatal(ref)
+		}
+	}
+}
+
+// BenchmarkBaselineDecodeMinimal is encoding/json decoding the same Bundle
+// into a minimal struct: the floor inspection is compared with.
+func BenchmarkBaselineDecodeMinimal(b *testing.B) {
+	body := bundle(200)
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		var v struct {
+			ResourceType string `json:"resourceType"`
+			Entry        []struct {
+				Resource struct {
+					ResourceType string `json:"resourceType"`
+					ID           string `json:"id"`
+					Subject      struct {
+						Reference string `json:"reference"`
+					} `json:"subject"`
+				} `json:"resource"`
+			} `json:"entry"`
+		}
+		if err := json.Unmarshal(body, &v); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// FuzzParsePath: classification never panics, and whatever it accepts
+// re-serialises to a request it classifies the same way.
+func FuzzParsePath(f *testing.F) {
+	for _, s := range [][3]string{{"GET", "/Observation", "patient=p1&_include=Observation:subject"}, {"GET", "/Patient/p1/$everything", ""},
+		{"PUT", "/Observation/1", ""}, {"GET", "/Patient/p1/Observation", "code=a%2Cb"}, {"POST", "/", ""}, {"GET", "/Observation/1/_history/2", ""},
+		{"GET", "/Patient/../x", ""}, {"DELETE", "/Observation", "identifier=x"}} {
+		f.Add(s[0], s[1], s[2])
+	}
+	f.Fuzz(func(t *testing.T, method, path, query string) {
+		in, err := parsePath(method, path, query, Limits{})
+		if err != nil {
+			return
+		}
+		again, err := parsePath(method, in.path(), encodeQuery(in.Params), Limits{})
+		if err != nil {
+			t.Fatalf("%s %s?%s parsed, its re-serialisation %s?%s did not: %v", method, path, query, in.path(), encodeQuery(in.Params), err)
+		}
+		if again.Kind != in.Kind || again.Type != in.Type || again.ID != in.ID || again.Compartment != in.Compartment ||
+			len(again.Params) != len(in.Params) {
+			t.Fatalf("%s %s?%s: %+v re-parses as %+v", method, path, query, in, again)
+		}
+		for _, seg := range strings.Split(strings.TrimPrefix(in.path(), "/"), "/") {
+			if seg == "." || seg == ".." || seg == "" && in.path() != "/" {
+				t.Fatalf("re-serialised path %q has a dot or empty segment", in.path())
+			}
+		}
+	})
+}
+
+// FuzzInspectBody: the inspector never panics and never lets another
+// patient's resource out.
+func FuzzInspectBody(f *testing.F) {
+	f.Add([]byte(`{"resourceType":"Observation","id":"o1","subject":{"reference":"Patient/p1"}}`))
+	f.Add(bundle(3))
+	f.Add([]byte(`{"resourceType":"Bundle","entry":[{"resource":{"resourceType":"Patient","id":"p2"}}]}`))
+	a := testAccess("patient/*.rs")
+	f.Fuzz(func(t *testing.T, body []byte) {
+		for _, in := range []Interaction{{Kind: Read, Type: "Observation", ID: "o1"}, {Kind: SearchType, Type: "Observation"}} {
+			out, kept, ref := a.inspectBody(in, body)
+			if ref != nil {
+				continue
+			}
+			for _, k := range kept {
+				if !k.inCompartment("p1") {
+					t.Fatalf("let through %s/%s outside the compartment", k.ResourceType, k.ID)
+				}
+			}
+			if !json.Valid(out) {
+				t.Fatalf("produced invalid JSON %q", out)
+			}
+		}
+	})
+}
