@@ -214,6 +214,23 @@ func (p *Proxy) admit(r *http.Request) (Interaction, *access, *refusal) {
 	if in.Kind == Capabilities {
 		return in, nil, nil
 	}
+	if in.post {
+		// POST _search: the form body holds parameters; they go through the
+		// same parser as a query and are forwarded re-encoded.
+		if mt, _, _ := strings.Cut(r.Header.Get("Content-Type"), ";"); strings.TrimSpace(mt) != "application/x-www-form-urlencoded" {
+			return in, nil, refuse(http.StatusUnsupportedMediaType, "not-supported", "_search takes an application/x-www-form-urlencoded body")
+		}
+		b, err := io.ReadAll(io.LimitReader(r.Body, int64(p.Limits.url())+1))
+		if err != nil || len(b) > p.Limits.url() {
+			return in, nil, refuse(http.StatusBadRequest, "too-costly", "the search is too long")
+		}
+		more, err := parseQuery(string(b), p.Limits)
+		if err != nil || len(in.Params)+len(more) > p.Limits.params() {
+			return in, nil, refuse(http.StatusBadRequest, "invalid", "the search parameters are not understood")
+		}
+		in.Params = append(in.Params, more...)
+		r.Body = http.NoBody
+	}
 	raw, ok := smart.BearerToken(r)
 	if !ok {
 		if r.URL.Query().Has("access_token") {
@@ -307,6 +324,11 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, in Interaction, 
 				p.UpstreamAuth(out)
 			}
 			out.GetBody = nil
+			if in.post && in.Kind == SearchType {
+				body = []byte(encodeQuery(in.Params))
+				out.URL.RawQuery = ""
+				hdr.Set("Content-Type", "application/x-www-form-urlencoded")
+			}
 			if len(body) == 0 {
 				out.Body, out.ContentLength = http.NoBody, 0 // not "unknown length", which means chunked
 			} else {

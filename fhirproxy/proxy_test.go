@@ -398,3 +398,26 @@ func TestEveryRequestAudited(t *testing.T) {
 		t.Errorf("refusals %+v %+v", evs[1], evs[2])
 	}
 }
+
+func TestPostSearch(t *testing.T) {
+	f := newFixture(t)
+	tok := f.token("launch/patient patient/Observation.rs", nil)
+	post := func(form string) result {
+		return f.do("POST", "/Observation/_search", tok, form, "Content-Type", "application/x-www-form-urlencoded")
+	}
+	f.refused("another patient in the form body", post("patient=p2"), 403)
+	f.refused("reverse chain in the form body", post("_has:Observation:patient:code=1"), 403)
+	f.refused("semicolon in the form body", post("patient=p1;patient=p2"), 400)
+	if r := f.do("POST", "/Observation/_search", tok, `{"patient":"p2"}`); r.status != 415 {
+		t.Errorf("JSON body: %d", r.status)
+	}
+	f.up.reset()
+	if r := post("category=laboratory"); r.status != 200 {
+		t.Fatalf("allowed POST search: %d %s", r.status, r.raw)
+	}
+	got := f.up.requests()
+	if len(got) != 1 || got[0].URL.Path != "/Observation/_search" || got[0].URL.RawQuery != "" ||
+		!strings.Contains(f.up.bodies[0], "patient=Patient%2Fp1") || !strings.Contains(f.up.bodies[0], "category=laboratory") {
+		t.Fatalf("forwarded %v body %q", got, f.up.bodies)
+	}
+}

@@ -48,6 +48,7 @@ type Interaction struct {
 	Conditional bool // a conditional create/update/delete (search criteria in the query or If-None-Exist)
 
 	unwrap string // a constrained read sent as a search for this id: answer with the one resource, or 404
+	post   bool   // a POST _search: parameters go upstream in a form body
 }
 
 // ErrBadRequest is matched by every error the parser returns.
@@ -183,7 +184,7 @@ func parsePath(method, path, rawQuery string, lim Limits) (Interaction, error) {
 			return in, bad
 		}
 	case len(segs) == 2 && segs[1] == "_search" && method == "POST":
-		in.Type, in.Kind = segs[0], SearchType
+		in.Type, in.Kind, in.post = segs[0], SearchType, true
 	case len(segs) == 2 && segs[1] == "_history" && method == "GET":
 		in.Type, in.Kind = segs[0], HistoryType
 	case len(segs) == 2 && isOp(segs[1]):
@@ -294,12 +295,14 @@ func encodeQuery(ps []Param) string {
 // path re-serialises the interaction's path below the base.
 func (in Interaction) path() string {
 	parts := []string{""}
-	switch in.Kind {
-	case SearchCompart:
+	switch {
+	case in.Kind == SearchType && in.post:
+		parts = append(parts, in.Type, "_search")
+	case in.Kind == SearchCompart:
 		parts = append(parts, "Patient", in.Compartment, in.Type)
-	case Capabilities:
+	case in.Kind == Capabilities:
 		parts = append(parts, "metadata")
-	case HistorySystem:
+	case in.Kind == HistorySystem:
 		parts = append(parts, "_history")
 	default:
 		if in.Type != "" {
