@@ -407,7 +407,7 @@ func (s *Server) serveConsent(w http.ResponseWriter, r *http.Request) {
 		s.errorPage(w, r, http.StatusBadRequest, oauthErr(InvalidRequest, "nothing was offered for consent"), "")
 		return
 	}
-	if f["action"] != "approve" {
+	if f["decision"] != "approve" {
 		_ = s.record(r, audit.Event{Type: audit.ConsentRefused, Outcome: audit.Failure, ClientID: p.ClientID,
 			UserID: user.ID, Patient: p.Context.Patient, Scopes: p.Offered, Reason: "the user declined"})
 		s.redirectError(w, r, af, oauthErr(AccessDenied, "the user declined"))

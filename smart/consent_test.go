@@ -24,7 +24,7 @@ func TestConsentPolicyEndToEnd(t *testing.T) {
 		t.Fatalf("no category choice for Observation on the consent page:\n%s", p.body)
 	}
 	// Laboratory results only, and no conditions.
-	form := url.Values{"req": {p.req}, "csrf": {p.csrf}, "action": {"approve"}}
+	form := url.Values{"req": {p.req}, "csrf": {p.csrf}, "decision": {"approve"}}
 	form.Set(p.boxes[0], "on")                  // offline_access
 	form.Set(p.boxes[1], "category:laboratory") // Observation
 	q := e.redirectParams(e.post(e.issuer+"/authorize/consent", form, "patient"), "https://app.example/cb")

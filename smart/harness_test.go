@@ -250,7 +250,7 @@ func (e *env) start(params url.Values, user string) *http.Response {
 // approve posts the consent form with every checkbox checked except skip.
 func (e *env) approve(p page, user string, skip ...string) *http.Response {
 	e.t.Helper()
-	form := url.Values{"req": {p.req}, "csrf": {p.csrf}, "action": {"approve"}}
+	form := url.Values{"req": {p.req}, "csrf": {p.csrf}, "decision": {"approve"}}
 	for _, b := range p.boxes {
 		if !contains(skip, b) {
 			form.Set(b, "on")

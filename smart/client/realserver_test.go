@@ -67,7 +67,7 @@ func TestAgainstRealServer(t *testing.T) {
 		}
 		return m[1]
 	}
-	form := url.Values{"req": {field("req")}, "csrf": {field("csrf")}, "action": {"approve"}}
+	form := url.Values{"req": {field("req")}, "csrf": {field("csrf")}, "decision": {"approve"}}
 	for _, m := range regexp.MustCompile(`name="(scope_\d+)"`).FindAllStringSubmatch(page, -1) {
 		form.Set(m[1], "on")
 	}

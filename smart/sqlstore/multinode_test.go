@@ -103,7 +103,7 @@ func (c *cluster) code(nodes ...int) (string, string) {
 		}
 		return m[1]
 	}
-	form := url.Values{"req": {field("req")}, "csrf": {field("csrf")}, "action": {"approve"}}
+	form := url.Values{"req": {field("req")}, "csrf": {field("csrf")}, "decision": {"approve"}}
 	for _, m := range regexp.MustCompile(`name="(scope_\d+)"`).FindAllStringSubmatch(page, -1) {
 		form.Set(m[1], "on")
 	}
