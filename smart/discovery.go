@@ -58,6 +58,9 @@ func (s *Server) SMARTConfiguration(tenant string) (map[string]any, bool) {
 	if s.ManagementURL != "" {
 		doc["management_endpoint"] = s.ManagementURL
 	}
+	if s.RegistrationURL != "" {
+		doc["registration_endpoint"] = s.RegistrationURL
+	}
 	return doc, true
 }
 

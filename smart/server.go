@@ -90,6 +90,9 @@ type Server struct {
 	// ManagementURL is published as management_endpoint, where users review
 	// and revoke app access; "" omits it.
 	ManagementURL string
+	// RegistrationURL is published as registration_endpoint (RFC 7591,
+	// e.g. a registry.Registration handler); "" omits it.
+	RegistrationURL string
 
 	once    sync.Once
 	initErr error

@@ -27,8 +27,9 @@ func (u User) LogValue() slog.Value { return slog.StringValue(u.ID) }
 
 // Authenticator is the host's login. Authenticate returns the signed-in
 // user, or, when nobody is signed in, writes a response itself (a login page,
-// or a redirect to one that returns to r.URL, which is always a GET) and
-// returns false.
+// or a redirect to one that returns to the request, which is always a GET)
+// and returns false. Return to r.RequestURI: when the Server is mounted with
+// http.StripPrefix, r.URL.Path has lost the prefix.
 type Authenticator interface {
 	Authenticate(w http.ResponseWriter, r *http.Request) (User, bool)
 }

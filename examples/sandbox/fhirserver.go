@@ -1,0 +1,381 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// fhirServer is the sandbox's FHIR R4 data server: in memory, over the
+// synthetic data set. It sits behind fhirproxy, which enforces the policy;
+// it only serves data. It is strict: an unsupported search parameter is an
+// error, never silently ignored (a constraint the proxy adds must hold).
+type fhirServer struct {
+	base    string // public FHIR base, for fullUrl and paging links
+	mu      sync.RWMutex
+	current map[string]resource   // "Type/id" → latest version
+	history map[string][]resource // "Type/id" → all versions, oldest first
+	order   []string              // "Type/id" in insertion order, for stable searches
+	seq     int
+}
+
+func newFHIRServer(base string, d *dataset) *fhirServer {
+	s := &fhirServer{base: base, current: map[string]resource{}, history: map[string][]resource{}}
+	for _, r := range d.resources {
+		key := r["resourceType"].(string) + "/" + r["id"].(string)
+		s.current[key] = r
+		s.history[key] = []resource{r}
+		s.order = append(s.order, key)
+	}
+	return s
+}
+
+func (s *fhirServer) write(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/fhir+json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func (s *fhirServer) outcome(w http.ResponseWriter, status int, code, msg string) {
+	s.write(w, status, resource{"resourceType": "OperationOutcome", "issue": []any{map[string]any{"severity": "error", "code": code, "diagnostics": msg}}})
+}
+
+func (s *fhirServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	segs := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
+	switch {
+	case len(segs) == 1 && segs[0] == "metadata":
+		s.write(w, 200, s.capabilities())
+	case r.Method == http.MethodGet && len(segs) == 1 && segs[0] != "":
+		s.search(w, r, segs[0], r.URL.Query())
+	case r.Method == http.MethodPost && len(segs) == 2 && segs[1] == "_search":
+		_ = r.ParseForm()
+		s.search(w, r, segs[0], r.PostForm)
+	case r.Method == http.MethodGet && len(segs) == 2:
+		s.mu.RLock()
+		res, ok := s.current[segs[0]+"/"+segs[1]]
+		s.mu.RUnlock()
+		if !ok {
+			s.outcome(w, 404, "not-found", "no such resource")
+			return
+		}
+		s.write(w, 200, res)
+	case r.Method == http.MethodGet && len(segs) == 4 && segs[2] == "_history":
+		s.mu.RLock()
+		versions := s.history[segs[0]+"/"+segs[1]]
+		s.mu.RUnlock()
+		for _, v := range versions {
+			if v["meta"].(map[string]any)["versionId"] == segs[3] {
+				s.write(w, 200, v)
+				return
+			}
+		}
+		s.outcome(w, 404, "not-found", "no such version")
+	case r.Method == http.MethodGet && len(segs) == 3 && segs[2] == "_history":
+		s.mu.RLock()
+		versions := slices.Clone(s.history[segs[0]+"/"+segs[1]])
+		s.mu.RUnlock()
+		s.bundle(w, "history", versions, nil)
+	case r.Method == http.MethodPost && len(segs) == 1:
+		s.put(w, r, segs[0], "")
+	case r.Method == http.MethodPut && len(segs) == 2:
+		s.put(w, r, segs[0], segs[1])
+	default:
+		s.outcome(w, 405, "not-supported", "the sandbox FHIR server does not support this interaction")
+	}
+}
+
+// put creates (id "") or updates a resource, keeping its history.
+func (s *fhirServer) put(w http.ResponseWriter, r *http.Request, typ, id string) {
+	b, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	var res resource
+	if err != nil || json.Unmarshal(b, &res) != nil || res["resourceType"] != typ {
+		s.outcome(w, 400, "invalid", "the body must be a "+typ)
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	status := 200
+	if id == "" {
+		s.seq++
+		id = fmt.Sprintf("%s-new-%d", strings.ToLower(typ), s.seq)
+		status = 201
+	} else if res["id"] != id {
+		s.outcome(w, 400, "invalid", "the body's id must match the URL")
+		return
+	}
+	key := typ + "/" + id
+	version := len(s.history[key]) + 1
+	if version == 1 {
+		status = 201
+		s.order = append(s.order, key)
+	}
+	res["id"] = id
+	m, _ := res["meta"].(map[string]any)
+	if m == nil {
+		m = map[string]any{}
+	}
+	m["versionId"], m["lastUpdated"] = strconv.Itoa(version), time.Now().UTC().Format(time.RFC3339)
+	res["meta"] = m
+	s.current[key] = res
+	s.history[key] = append(s.history[key], res)
+	w.Header().Set("Location", s.base+"/"+key+"/_history/"+strconv.Itoa(version))
+	s.write(w, status, res)
+}
+
+// references returns the references a resource makes, by path name.
+func references(res resource, path string) []string {
+	get := func(v any) string {
+		if m, ok := v.(map[string]any); ok {
+			s, _ := m["reference"].(string)
+			return s
+		}
+		return ""
+	}
+	switch path {
+	case "participant.actor":
+		var out []string
+		for _, p := range asList(res["participant"]) {
+			if m, ok := p.(map[string]any); ok {
+				out = append(out, get(m["actor"]))
+			}
+		}
+		return out
+	case "participant.individual":
+		var out []string
+		for _, p := range asList(res["participant"]) {
+			if m, ok := p.(map[string]any); ok {
+				out = append(out, get(m["individual"]))
+			}
+		}
+		return out
+	}
+	var out []string
+	for _, v := range asList(res[path]) {
+		out = append(out, get(v))
+	}
+	return out
+}
+
+func asList(v any) []any {
+	switch t := v.(type) {
+	case nil:
+		return nil
+	case []any:
+		return t
+	}
+	return []any{v}
+}
+
+// patientOf returns the references that place a resource with a patient.
+func patientRefs(res resource) []string {
+	out := append(references(res, "subject"), references(res, "patient")...)
+	return append(out, references(res, "participant.actor")...)
+}
+
+// codes returns system|code and code for every coding of a concept field.
+func codes(v any) []string {
+	var out []string
+	for _, c := range asList(v) {
+		m, _ := c.(map[string]any)
+		for _, cd := range asList(m["coding"]) {
+			cm, _ := cd.(map[string]any)
+			code, _ := cm["code"].(string)
+			sys, _ := cm["system"].(string)
+			out = append(out, code, sys+"|"+code)
+		}
+	}
+	return out
+}
+
+func dateOf(res resource) string {
+	for _, k := range []string{"effectiveDateTime", "date", "authoredOn", "recordedDate", "start", "birthDate"} {
+		if s, ok := res[k].(string); ok {
+			return s
+		}
+	}
+	if p, ok := res["period"].(map[string]any); ok {
+		s, _ := p["start"].(string)
+		return s
+	}
+	return ""
+}
+
+// matchDate applies a FHIR date prefix (eq, ge, le, gt, lt) by string
+// comparison of ISO dates, which is exact for the dates the sandbox holds.
+func matchDate(have, want string) bool {
+	if have == "" {
+		return false
+	}
+	op := "eq"
+	if len(want) > 2 && strings.Contains("eqgeltgtle", want[:2]) && want[0] >= 'a' {
+		op, want = want[:2], want[2:]
+	}
+	have = have[:min(len(have), len(want))]
+	switch op {
+	case "ge":
+		return have >= want
+	case "le":
+		return have <= want
+	case "gt":
+		return have > want
+	case "lt":
+		return have < want
+	}
+	return have == want
+}
+
+var searchParams = map[string]bool{"_id": true, "patient": true, "subject": true, "category": true, "code": true, "status": true,
+	"date": true, "_count": true, "_offset": true, "_include": true, "identifier": true, "name": true, "beneficiary": true,
+	"_format": true, "_sort": true}
+
+func (s *fhirServer) search(w http.ResponseWriter, r *http.Request, typ string, q url.Values) {
+	for name := range q {
+		base, mod, _ := strings.Cut(name, ":")
+		if !searchParams[base] || mod != "" && !(base == "subject" && mod == "Patient") {
+			s.outcome(w, 400, "not-supported", "search parameter "+name+" is not supported by the sandbox")
+			return
+		}
+	}
+	match := func(res resource) bool {
+		for name, vals := range q {
+			base, _, _ := strings.Cut(name, ":")
+			for _, v := range vals {
+				alts := strings.Split(v, ",")
+				ok := false
+				for _, want := range alts {
+					switch base {
+					case "_id":
+						ok = ok || res["id"] == want
+					case "patient", "subject", "beneficiary":
+						ref := want
+						if !strings.Contains(ref, "/") {
+							ref = "Patient/" + ref
+						}
+						if i := strings.Index(ref, "/Patient/"); i >= 0 {
+							ref = ref[i+1:]
+						}
+						ok = ok || slices.Contains(patientRefs(res), ref)
+					case "category":
+						ok = ok || slices.Contains(codes(res["category"]), want)
+					case "code":
+						ok = ok || slices.Contains(codes(res["code"]), want) || slices.Contains(codes(res["medicationCodeableConcept"]), want)
+					case "status":
+						ok = ok || res["status"] == want
+					case "date":
+						ok = ok || matchDate(dateOf(res), want)
+					case "identifier":
+						for _, id := range asList(res["identifier"]) {
+							m, _ := id.(map[string]any)
+							ok = ok || m["value"] == want || fmt.Sprint(m["system"], "|", m["value"]) == want
+						}
+					case "name":
+						ok = ok || strings.Contains(strings.ToLower(fmt.Sprint(res["name"])), strings.ToLower(want))
+					default: // _count, _offset, _include, _format, _sort are not filters
+						ok = true
+					}
+				}
+				if !ok {
+					return false
+				}
+			}
+		}
+		return true
+	}
+	s.mu.RLock()
+	var hits []resource
+	for _, key := range s.order {
+		if strings.HasPrefix(key, typ+"/") && match(s.current[key]) {
+			hits = append(hits, s.current[key])
+		}
+	}
+	s.mu.RUnlock()
+	if q.Get("_sort") == "-date" {
+		sort.SliceStable(hits, func(i, j int) bool { return dateOf(hits[i]) > dateOf(hits[j]) })
+	}
+	count, _ := strconv.Atoi(q.Get("_count"))
+	if count <= 0 || count > 200 {
+		count = 50
+	}
+	offset, _ := strconv.Atoi(q.Get("_offset"))
+	total := len(hits)
+	page := hits[min(offset, total):min(offset+count, total)]
+	var links []any
+	self := url.Values{}
+	for k, v := range q {
+		self[k] = v
+	}
+	links = append(links, map[string]any{"relation": "self", "url": s.base + "/" + typ + "?" + self.Encode()})
+	if offset+count < total {
+		next := url.Values{}
+		for k, v := range q {
+			next[k] = v
+		}
+		next.Set("_offset", strconv.Itoa(offset+count))
+		next.Set("_count", strconv.Itoa(count))
+		links = append(links, map[string]any{"relation": "next", "url": s.base + "/" + typ + "?" + next.Encode()})
+	}
+	var included []resource
+	for _, inc := range q["_include"] {
+		_, path, _ := strings.Cut(inc, ":")
+		for _, res := range page {
+			for _, ref := range references(res, path) {
+				s.mu.RLock()
+				if target, ok := s.current[ref]; ok {
+					included = append(included, target)
+				}
+				s.mu.RUnlock()
+			}
+		}
+	}
+	s.bundleWith(w, page, included, total, links)
+}
+
+func (s *fhirServer) entry(res resource, mode string) map[string]any {
+	return map[string]any{"fullUrl": s.base + "/" + res["resourceType"].(string) + "/" + res["id"].(string),
+		"resource": res, "search": map[string]any{"mode": mode}}
+}
+
+func (s *fhirServer) bundleWith(w http.ResponseWriter, page, included []resource, total int, links []any) {
+	entries := make([]any, 0, len(page)+len(included))
+	for _, res := range page {
+		entries = append(entries, s.entry(res, "match"))
+	}
+	seen := map[string]bool{}
+	for _, res := range included {
+		key := res["resourceType"].(string) + "/" + res["id"].(string)
+		if !seen[key] {
+			seen[key] = true
+			entries = append(entries, s.entry(res, "include"))
+		}
+	}
+	s.write(w, 200, resource{"resourceType": "Bundle", "type": "searchset", "total": total, "link": links, "entry": entries,
+		"meta": map[string]any{"security": []any{coding("http://terminology.hl7.org/CodeSystem/v3-ActReason", "HTEST", "test health data")}}})
+}
+
+func (s *fhirServer) bundle(w http.ResponseWriter, typ string, list []resource, _ []any) {
+	entries := make([]any, 0, len(list))
+	for _, res := range list {
+		entries = append(entries, map[string]any{"resource": res})
+	}
+	s.write(w, 200, resource{"resourceType": "Bundle", "type": typ, "total": len(list), "entry": entries})
+}
+
+func (s *fhirServer) capabilities() resource {
+	var types []any
+	for _, t := range []string{"Patient", "Practitioner", "Encounter", "Observation", "Condition", "MedicationRequest", "AllergyIntolerance", "Appointment", "DocumentReference"} {
+		types = append(types, map[string]any{"type": t, "interaction": []any{
+			map[string]any{"code": "read"}, map[string]any{"code": "vread"}, map[string]any{"code": "search-type"},
+			map[string]any{"code": "create"}, map[string]any{"code": "update"}, map[string]any{"code": "history-instance"}}})
+	}
+	return resource{"resourceType": "CapabilityStatement", "status": "active", "date": "2026-11-27", "kind": "instance",
+		"fhirVersion": "4.0.1", "format": []any{"json"}, "software": map[string]any{"name": "smartkit sandbox FHIR server"},
+		"rest": []any{map[string]any{"mode": "server", "resource": types}}}
+}

@@ -1,0 +1,113 @@
+package main
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"html/template"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/smartkit/smartkit/smart"
+)
+
+// sessions are signed cookies (user and expiry, HMAC-SHA256 under a key kept
+// in the data directory), so any sandbox process on the same data serves them.
+type sessions struct{ key []byte }
+
+const sessionCookie = "sandbox_session"
+
+func (s *sessions) sign(v string) string {
+	m := hmac.New(sha256.New, s.key)
+	m.Write([]byte(v))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+func (s *sessions) issue(w http.ResponseWriter, user string) {
+	v := user + "|" + strconv.FormatInt(time.Now().Add(8*time.Hour).Unix(), 10)
+	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: base64.RawURLEncoding.EncodeToString([]byte(v)) + "." + s.sign(v),
+		Path: "/", HttpOnly: true, SameSite: http.SameSiteLaxMode})
+}
+
+func (s *sessions) user(r *http.Request) (string, bool) {
+	c, err := r.Cookie(sessionCookie)
+	if err != nil {
+		return "", false
+	}
+	b64, sig, ok := strings.Cut(c.Value, ".")
+	raw, err := base64.RawURLEncoding.DecodeString(b64)
+	if !ok || err != nil || subtle.ConstantTimeCompare([]byte(sig), []byte(s.sign(string(raw)))) != 1 {
+		return "", false
+	}
+	user, exp, _ := strings.Cut(string(raw), "|")
+	until, err := strconv.ParseInt(exp, 10, 64)
+	if err != nil || time.Now().Unix() > until {
+		return "", false
+	}
+	return user, true
+}
+
+// authenticate is the authorization server's Authenticator: the signed-in
+// demo user, or a redirect to the login form that returns to this GET.
+func (sb *Sandbox) authenticate(w http.ResponseWriter, r *http.Request) (smart.User, bool) {
+	if name, ok := sb.sessions.user(r); ok {
+		if u, ok := sb.users[name]; ok {
+			return u, true
+		}
+	}
+	// r.RequestURI, not r.URL: under http.StripPrefix the URL has lost its prefix.
+	http.Redirect(w, r, "/login?return="+url.QueryEscape(r.RequestURI), http.StatusFound)
+	return smart.User{}, false
+}
+
+// safeReturn accepts only a local path, so the login is no open redirect.
+func safeReturn(p string) string {
+	if !strings.HasPrefix(p, "/") || strings.HasPrefix(p, "//") || strings.ContainsAny(p, "\\\r\n") {
+		return "/ehr/"
+	}
+	return p
+}
+
+var loginPage = template.Must(template.New("login").Parse(`<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Sign in</title></head>
+<body><h1>smartkit sandbox: sign in</h1>
+{{if .Error}}<p id="login-error">{{.Error}}</p>{{end}}
+<form method="post" action="/login"><input type="hidden" name="return" value="{{.Return}}">
+<label>User <input name="username" value="{{.User}}" autocomplete="username"></label>
+<label>Password <input name="password" type="password" autocomplete="current-password"></label>
+<button type="submit">Sign in</button></form>
+<p>Demo users: clinician, patient, admin.</p></body></html>`))
+
+func pageHeaders(w http.ResponseWriter) {
+	w.Header().Set("Content-Security-Policy", "default-src 'self'; script-src 'none'; object-src 'none'; base-uri 'none'; frame-ancestors 'self'")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.Header().Set("Referrer-Policy", "no-referrer")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+}
+
+func (sb *Sandbox) login(w http.ResponseWriter, r *http.Request) {
+	pageHeaders(w)
+	ret := safeReturn(r.FormValue("return"))
+	if r.Method != http.MethodPost {
+		_ = loginPage.Execute(w, map[string]string{"Return": ret})
+		return
+	}
+	user := r.PostFormValue("username")
+	_, known := sb.users[user]
+	if !known || subtle.ConstantTimeCompare([]byte(r.PostFormValue("password")), []byte(sb.cfg.DemoPassword)) != 1 {
+		w.WriteHeader(http.StatusUnauthorized)
+		_ = loginPage.Execute(w, map[string]string{"Return": ret, "User": user, "Error": "Unknown user or wrong password."})
+		return
+	}
+	sb.sessions.issue(w, user)
+	http.Redirect(w, r, ret, http.StatusSeeOther)
+}
+
+func (sb *Sandbox) logout(w http.ResponseWriter, r *http.Request) {
+	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/", MaxAge: -1})
+	http.Redirect(w, r, "/login", http.StatusSeeOther)
+}
