@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -19,6 +20,7 @@ import (
 	"strings"
 	"time"
 
+	jose "github.com/go-jose/go-jose/v4"
 	"github.com/smartkit/smartkit/audit"
 	"github.com/smartkit/smartkit/consent"
 	"github.com/smartkit/smartkit/examples/app"
@@ -156,6 +158,9 @@ func Start(ctx context.Context, cfg Config) (*Sandbox, error) {
 	if err := sb.registerExampleApp(ctx); err != nil {
 		return nil, err
 	}
+	if err := sb.registerBackend(ctx); err != nil {
+		return nil, err
+	}
 	verifier, err := sb.Auth.Verifier("", sb.FHIRBase)
 	if err != nil {
 		return nil, err
@@ -188,6 +193,7 @@ func Start(ctx context.Context, cfg Config) (*Sandbox, error) {
 	logf("  EHR shell:         %s/ehr/", sb.URL)
 	logf("  registration:      %s/dev/register (RFC 7591, open in the sandbox)", sb.URL)
 	logf("  example app:       %s/app/ (client_id %s)", sb.URL, ExampleAppID)
+	logf("  backend job:       go run ./examples/backend -fhir %s -key %s", sb.FHIRBase, filepath.Join(cfg.Data, "backend-key.pem"))
 	logf("  demo users:        clinician, patient (%s), admin; password %q", DemoPatient, cfg.DemoPassword)
 	return sb, nil
 }
@@ -211,18 +217,44 @@ func redactDSN(dsn string) string {
 
 // registerExampleApp registers and approves the example app once.
 func (sb *Sandbox) registerExampleApp(ctx context.Context) error {
-	if _, err := sb.Store.Registry().ByClientID(ctx, "", ExampleAppID); err == nil {
-		return nil
-	}
-	meta := registry.Metadata{ClientName: "Example SMART app", TokenEndpointAuthMethod: smart.AuthNone,
-		RedirectURIs: []string{sb.URL + "/app/callback"}, LaunchURI: sb.URL + "/app/launch",
-		Scope: "launch launch/patient openid fhirUser offline_access patient/Patient.r patient/Observation.rs patient/*.rs user/*.rs"}
-	a, _, err := sb.Registry.Create(ctx, "", registry.NewApp{Owner: registry.Owner{Name: "smartkit"}, Category: registry.ClinicianFacing,
-		RiskTier: registry.Low, Metadata: meta}, "sandbox")
+	return sb.registerBundled(ctx, ExampleAppID, registry.NewApp{Owner: registry.Owner{Name: "smartkit"}, Category: registry.ClinicianFacing,
+		RiskTier: registry.Low, Metadata: registry.Metadata{ClientName: "Example SMART app", TokenEndpointAuthMethod: smart.AuthNone,
+			RedirectURIs: []string{sb.URL + "/app/callback"}, LaunchURI: sb.URL + "/app/launch",
+			Scope: "launch launch/patient openid fhirUser offline_access patient/Patient.r patient/Observation.rs patient/*.rs user/*.rs"}})
+}
+
+// registerBackend registers the example backend job with the public half of
+// its key (kept in the data directory as backend-key.pem for examples/backend).
+func (sb *Sandbox) registerBackend(ctx context.Context) error {
+	key, err := loadBackendKey(filepath.Join(sb.cfg.Data, "backend-key.pem"))
 	if err != nil {
 		return err
 	}
-	// The sandbox gives the example app a readable client id.
+	jwks, err := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: key.Public(), KeyID: BackendKeyID, Algorithm: "ES384", Use: "sig"}}})
+	if err != nil {
+		return err
+	}
+	return sb.registerBundled(ctx, BackendID, registry.NewApp{Owner: registry.Owner{Name: "smartkit"}, Category: registry.BackendPopulation,
+		RiskTier: registry.Moderate, Metadata: registry.Metadata{ClientName: "Example backend job", TokenEndpointAuthMethod: smart.AuthPrivateKeyJWT,
+			GrantTypes: []string{smart.GrantClientCredentials}, JWKS: jwks, Scope: "system/Patient.rs system/Observation.rs"}})
+}
+
+// The example backend's client id and key id.
+const (
+	BackendID    = "example-backend"
+	BackendKeyID = "example-backend-1"
+)
+
+// registerBundled registers, reviews and approves a bundled app once, under
+// a readable sandbox client id.
+func (sb *Sandbox) registerBundled(ctx context.Context, clientID string, in registry.NewApp) error {
+	if _, err := sb.Store.Registry().ByClientID(ctx, "", clientID); err == nil {
+		return nil
+	}
+	a, _, err := sb.Registry.Create(ctx, "", in, "sandbox")
+	if err != nil {
+		return err
+	}
 	if _, err := sb.Registry.RecordReview(ctx, "", a.ID, registry.Review{Passed: true, Notes: "bundled example"}, "sandbox"); err != nil {
 		return err
 	}
@@ -230,13 +262,40 @@ func (sb *Sandbox) registerExampleApp(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	app.Environments[registry.Sandbox].ClientID = ExampleAppID
+	app.Environments[registry.Sandbox].ClientID = clientID
 	app.Revision++
 	if err := sb.Store.Registry().Update(ctx, app); err != nil {
 		return err
 	}
-	_, err = sb.Registry.Transition(ctx, "", a.ID, registry.SandboxApproved, "sandbox", "bundled example app")
+	_, err = sb.Registry.Transition(ctx, "", a.ID, registry.SandboxApproved, "sandbox", "bundled example")
 	return err
+}
+
+func loadBackendKey(path string) (*ecdsa.PrivateKey, error) {
+	if b, err := os.ReadFile(path); err == nil {
+		block, _ := pem.Decode(b)
+		if block == nil {
+			return nil, errors.New("sandbox: bad backend key file")
+		}
+		k, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+		if err != nil {
+			return nil, err
+		}
+		ec, ok := k.(*ecdsa.PrivateKey)
+		if !ok {
+			return nil, errors.New("sandbox: the backend key must be EC")
+		}
+		return ec, nil
+	}
+	k, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(k)
+	if err != nil {
+		return nil, err
+	}
+	return k, os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600)
 }
 
 // appInfo describes a client to the consent policy from the registry.

@@ -234,3 +234,31 @@ func TestLoginConventions(t *testing.T) {
 		t.Fatalf("registration: %d %s", resp.StatusCode, body)
 	}
 }
+
+func TestBackendJobAgainstTheSandbox(t *testing.T) {
+	sb := startSandbox(t)
+	key, err := loadBackendKey(sb.cfg.Data + "/backend-key.pem")
+	if err != nil {
+		t.Fatal(err)
+	}
+	job := &client.Backend{ClientID: BackendID, FHIRBase: sb.FHIRBase, Key: key, KeyID: BackendKeyID,
+		Scopes: []string{"system/Patient.rs", "system/Condition.rs"}}
+	tok, err := job.Token(context.Background())
+	if err != nil || tok.Extra("scope") != "system/Patient.rs" {
+		t.Fatalf("token %v: %v (system/Condition.rs is not pre-authorised)", tok, err)
+	}
+	resp, err := job.Client(context.Background()).Get(sb.FHIRBase + "/Condition?_id=pt-sensitive-sud")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 403 {
+		t.Fatalf("a backend read beyond its scopes: %d", resp.StatusCode)
+	}
+	resp, _ = job.Client(context.Background()).Get(sb.FHIRBase + "/Patient?_count=5")
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), `"Patient"`) {
+		t.Fatalf("backend search: %d %s", resp.StatusCode, body)
+	}
+}

@@ -1,0 +1,42 @@
+package main
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	jose "github.com/go-jose/go-jose/v4"
+	"github.com/smartkit/smartkit/smart"
+	"github.com/smartkit/smartkit/smart/smarttest"
+)
+
+func TestRun(t *testing.T) {
+	ehr := smarttest.NewServer(t, smarttest.Config{})
+	key, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	der, _ := x509.MarshalPKCS8PrivateKey(key)
+	path := filepath.Join(t.TempDir(), "key.pem")
+	_ = os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600)
+	jwks, _ := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: key.Public(), KeyID: "k1", Algorithm: "ES384"}}})
+	if err := ehr.Register(smart.Client{ID: "job", TokenEndpointAuthMethod: smart.AuthPrivateKeyJWT, JWKS: jwks,
+		GrantTypes: []string{smart.GrantClientCredentials}, Scope: "system/Patient.rs system/Observation.rs"}); err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	if err := run(context.Background(), &out, ehr.FHIRBase, path, "job", "k1", ehr.Client()); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "3 patients") || !strings.Contains(out.String(), "smart-1") {
+		t.Fatalf("output:\n%s", out.String())
+	}
+	if err := run(context.Background(), &out, ehr.FHIRBase, path, "job", "wrong-kid", ehr.Client()); err == nil {
+		t.Fatal("an unregistered kid got a token")
+	}
+}
