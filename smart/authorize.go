@@ -457,7 +457,7 @@ func (s *Server) issueCode(w http.ResponseWriter, r *http.Request, p PendingRequ
 	code := randid.New()
 	c := AuthCode{
 		Hash: hashToken(code), Tenant: p.Tenant, ClientID: p.ClientID, RedirectURI: p.RedirectURI,
-		Challenge: p.Challenge, Nonce: p.Nonce, GrantID: g.ID, Expires: now.Add(CodeTTL),
+		Challenge: p.Challenge, Nonce: p.Nonce, GrantID: g.ID, Expires: now.Add(ttl(s.CodeTTL, DefaultCodeTTL)),
 	}
 	err := s.record(r, audit.Event{Type: audit.CodeIssued, Outcome: audit.Success, ClientID: p.ClientID,
 		UserID: user.ID, FHIRUser: user.FHIRUser, Patient: p.Context.Patient, Scopes: g.Scope,

@@ -22,7 +22,7 @@ const (
 	DefaultRefreshTTL      = 90 * 24 * time.Hour
 	DefaultOnlineTTL       = 12 * time.Hour
 	DefaultSkew            = 60 * time.Second
-	CodeTTL                = 60 * time.Second // authorization code lifetime
+	DefaultCodeTTL         = 60 * time.Second // authorization code lifetime
 	RequestTTL             = 10 * time.Minute // how long a user has to log in and consent
 	maxFormBytes           = 64 << 10
 )
@@ -79,6 +79,9 @@ type Server struct {
 	RefreshTTL      time.Duration // offline_access; 0 means DefaultRefreshTTL
 	OnlineTTL       time.Duration // online_access; 0 means DefaultOnlineTTL
 	Skew            time.Duration // clock skew allowed on assertions; 0 means DefaultSkew
+	// CodeTTL is the authorization code lifetime; 0 means DefaultCodeTTL.
+	// RFC 6749 recommends at most 10 minutes.
+	CodeTTL time.Duration
 	// AccessTokenAlg signs access tokens: ES256 (default), RS256 or EdDSA.
 	AccessTokenAlg string
 	// FrameAncestors lists origins allowed to frame the login-flow pages

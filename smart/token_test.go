@@ -148,6 +148,21 @@ func TestExpiredCode(t *testing.T) {
 	}
 }
 
+func TestCodeTTL(t *testing.T) {
+	e := newEnv(t)
+	e.srv.CodeTTL = 5 * time.Second
+	code, verifier := e.code("launch/patient patient/*.rs", "patient")
+	e.clock.Add(4 * time.Second)
+	if resp, m := e.exchange(code, verifier); resp.StatusCode != 200 {
+		t.Fatalf("code within its 5 s lifetime: %d %v", resp.StatusCode, m)
+	}
+	code, verifier = e.code("launch/patient patient/*.rs", "patient")
+	e.clock.Add(6 * time.Second)
+	if resp, m := e.exchange(code, verifier); resp.StatusCode != 400 || m["error"] != "invalid_grant" {
+		t.Fatalf("code past its 5 s lifetime: %d %v", resp.StatusCode, m)
+	}
+}
+
 func TestWrongContentType(t *testing.T) {
 	e := newEnv(t)
 	req, _ := http.NewRequest(http.MethodPost, e.issuer+"/token", strings.NewReader(`{"grant_type":"authorization_code"}`))

@@ -24,7 +24,7 @@ func main() {
 	flag.StringVar(&cfg.DB, "db", "", "database DSN (postgres://… for PostgreSQL); default the SQLite file in -data")
 	flag.StringVar(&cfg.DemoPassword, "demo-password", "smartkit", "password of every demo user")
 	flag.DurationVar(&cfg.TokenTTL, "token-ttl", 0, "access token lifetime (0: the server default, 15m)")
-	flag.DurationVar(&cfg.CodeTTL, "code-ttl", 0, "authorization code lifetime (fixed at 60s in this version)")
+	flag.DurationVar(&cfg.CodeTTL, "code-ttl", 0, "authorization code lifetime (default 60s)")
 	flag.IntVar(&cfg.Patients, "patients", 50, "ordinary synthetic patients, besides the awkward cases")
 	flag.Parse()
 	cfg.Log = os.Stdout
