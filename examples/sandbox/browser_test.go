@@ -1,0 +1,164 @@
+package main
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/chromedp"
+)
+
+// chromium returns the path of an installed Chromium or Chrome, or "".
+func chromium() string {
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "headless-shell", "chrome"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	return ""
+}
+
+// TestBrowserEHRLaunch drives a real headless Chromium: sign in to the EHR
+// shell, open a chart, launch the example app in its iframe, approve the
+// consent page inside the frame if one is shown, and see the patient's name
+// rendered by the app. It also checks the security headers the browser
+// received for the shell and for the framed app.
+func TestBrowserEHRLaunch(t *testing.T) {
+	exe := chromium()
+	if exe == "" {
+		t.Skip("no Chromium installed (apt-get install chromium; .ci/run installs it)")
+	}
+	if testing.Short() {
+		t.Skip("browser test skipped in -short mode")
+	}
+	sb := startSandbox(t)
+	base := sb.URL
+
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(exe), chromedp.Flag("disable-gpu", true))
+	if os.Geteuid() == 0 {
+		opts = append(opts, chromedp.NoSandbox) // Chromium refuses to run as root with its sandbox on
+	}
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	defer cancelAlloc()
+	ctx, cancel := chromedp.NewContext(actx)
+	defer cancel()
+	ctx, cancelTimeout := context.WithTimeout(ctx, 60*time.Second)
+	defer cancelTimeout()
+
+	// Open the tab, then record the headers of every document it loads.
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("starting Chromium: %v", err)
+	}
+	var mu sync.Mutex
+	docs := map[string]network.Headers{}
+	err := chromedp.Listen(ctx, func(ev any) {
+		if e, ok := ev.(*network.EventResponseReceived); ok && e.Type == network.ResourceTypeDocument {
+			mu.Lock()
+			docs[e.Response.URL] = e.Response.Headers
+			mu.Unlock()
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	err = chromedp.Do(ctx,
+		chromedp.Navigate(base+"/ehr/"),
+		chromedp.WaitVisible(`input[name="username"]`),
+		chromedp.SendKeys(`input[name="username"]`, "clinician"),
+		chromedp.SendKeys(`input[name="password"]`, "pw"),
+		chromedp.Submit(`input[name="password"]`),
+		chromedp.WaitVisible(`#patients`),
+	)
+	if err != nil {
+		t.Fatalf("signing in to the EHR shell: %v", err)
+	}
+	who, err := chromedp.Run(ctx, chromedp.Text(`#user`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = chromedp.Do(ctx,
+		chromedp.Click(`a[href="/ehr/patient/pt-001"]`),
+		chromedp.WaitVisible(`#chart-name`),
+		chromedp.Click(`#apps a.launch`),
+		chromedp.WaitVisible(`#app-frame`),
+	)
+	if err != nil {
+		t.Fatalf("opening the chart and launching the app: %v", err)
+	}
+	if who == "" {
+		t.Error("the shell did not show who is signed in")
+	}
+
+	// Inside the frame: approve consent if asked, then wait for the banner.
+	// The approve button is pressed once only: a document still showing it
+	// while the submission is under way must not submit twice.
+	const frameState = `(() => {
+		const d = document.getElementById('app-frame').contentDocument;
+		if (!d) return 'none';
+		const approve = d.getElementById('approve');
+		if (approve) {
+			if (!window.approved) { window.approved = true; approve.click(); }
+			return 'consent';
+		}
+		const name = d.getElementById('patient-name');
+		if (name) return 'name:' + name.textContent;
+		const e = d.getElementById('error');
+		if (e) return 'error:' + e.textContent;
+		return 'loading';
+	})()`
+	var state string
+	consented := false
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); {
+		if state, err = chromedp.Run(ctx, chromedp.Evaluate[string](frameState)); err != nil {
+			t.Fatalf("reading the frame: %v", err)
+		}
+		if state == "consent" {
+			consented = true
+		}
+		if strings.HasPrefix(state, "name:") || strings.HasPrefix(state, "error:") {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	want := patientName(sb.fhir.current["Patient/pt-001"])
+	if got := strings.TrimPrefix(state, "name:"); got != want {
+		body, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`(() => { const f = document.getElementById('app-frame'); return f.contentWindow.location.href + "\n" + (f.contentDocument ? f.contentDocument.documentElement.outerHTML : ""); })()`))
+		t.Logf("frame: %s", body)
+		t.Fatalf("the app in the frame shows %q, want the patient's name %q", state, want)
+	}
+	t.Logf("app rendered %q (consent page shown: %v)", want, consented)
+
+	mu.Lock()
+	defer mu.Unlock()
+	var shell, app network.Headers
+	for u, h := range docs {
+		switch {
+		case strings.HasPrefix(u, base+"/ehr/patient/pt-001"):
+			shell = h
+		case strings.HasPrefix(u, base+"/app/") && !strings.Contains(u, "/app/launch") && !strings.Contains(u, "/app/callback"):
+			app = h
+		}
+	}
+	header := func(h network.Headers, name string) string {
+		for k, v := range h {
+			if strings.EqualFold(k, name) {
+				s, _ := v.(string)
+				return s
+			}
+		}
+		return ""
+	}
+	if csp := header(shell, "Content-Security-Policy"); !strings.Contains(csp, "frame-ancestors 'self'") || !strings.Contains(csp, "script-src 'none'") {
+		t.Errorf("EHR chart CSP = %q; want script-src 'none' and frame-ancestors 'self'", csp)
+	}
+	csp := header(app, "Content-Security-Policy")
+	if !strings.Contains(csp, "frame-ancestors 'self'") || !strings.Contains(csp, "default-src 'self'") {
+		t.Errorf("framed app CSP = %q; want frame-ancestors limited to the EHR ('self')", csp)
+	}
+}
