@@ -51,6 +51,22 @@ func (s *sessions) user(r *http.Request) (string, bool) {
 	return user, true
 }
 
+// csrf is the anti-forgery token of the request's session: a MAC of the
+// session cookie, so it needs no server state and dies with the session.
+func (s *sessions) csrf(r *http.Request) string {
+	c, err := r.Cookie(sessionCookie)
+	if err != nil {
+		return ""
+	}
+	return s.sign("csrf|" + c.Value)
+}
+
+// checkCSRF reports whether token is the session's anti-forgery token.
+func (s *sessions) checkCSRF(r *http.Request, token string) bool {
+	want := s.csrf(r)
+	return want != "" && subtle.ConstantTimeCompare([]byte(token), []byte(want)) == 1
+}
+
 // authenticate is the authorization server's Authenticator: the signed-in
 // demo user, or a redirect to the login form that returns to this GET.
 func (sb *Sandbox) authenticate(w http.ResponseWriter, r *http.Request) (smart.User, bool) {

@@ -39,7 +39,7 @@ type Config struct {
 	Data         string        // data directory: SQLite file, keys, cookie secret
 	DB           string        // DSN; "" means the SQLite file in Data
 	DemoPassword string        // every demo user's password
-	CodeTTL      time.Duration // unused when 0 (the server's 60 s)
+	CodeTTL      time.Duration // authorization code lifetime; 0 means the server's 60 s
 	TokenTTL     time.Duration // access-token lifetime; 0 means the server default
 	Patients     int           // ordinary synthetic patients (plus the awkward ones)
 	Log          io.Writer     // progress and URLs; nil means silent
@@ -150,7 +150,7 @@ func Start(ctx context.Context, cfg Config) (*Sandbox, error) {
 		Clients: sb.Registry.Clients(registry.Sandbox), Store: sb.Store.Smart(), Keys: keySet,
 		Authenticator: smart.AuthenticatorFunc(sb.authenticate), Launches: sb.Launches, Patients: sb,
 		Consent: &smart.PolicyConsent{Service: sb.Consent, Apps: sb.appInfo}, Audit: sb.async,
-		AccessTokenTTL: cfg.TokenTTL, FrameAncestors: []string{"'self'"},
+		AccessTokenTTL: cfg.TokenTTL, CodeTTL: cfg.CodeTTL, FrameAncestors: []string{"'self'"},
 		RegistrationURL: sb.URL + "/dev/register", ManagementURL: sb.URL + "/ehr/apps",
 	}
 	sb.Consent.Revoker = sb.Auth
@@ -184,6 +184,8 @@ func Start(ctx context.Context, cfg Config) (*Sandbox, error) {
 	mux.HandleFunc("/login", sb.login)
 	mux.HandleFunc("/logout", sb.logout)
 	mux.HandleFunc("/ehr/", sb.ehr)
+	mux.HandleFunc("/portal/", sb.portal)
+	mux.HandleFunc("/admin/", sb.admin)
 	mux.HandleFunc("/{$}", func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, "/ehr/", http.StatusFound) })
 	sb.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: 64 << 10}
 	go func() { _ = sb.http.Serve(ln) }()
@@ -191,6 +193,8 @@ func Start(ctx context.Context, cfg Config) (*Sandbox, error) {
 	logf("  FHIR base (iss):   %s", sb.FHIRBase)
 	logf("  discovery:         %s/.well-known/smart-configuration", sb.FHIRBase)
 	logf("  EHR shell:         %s/ehr/", sb.URL)
+	logf("  developer portal:  %s/portal/", sb.URL)
+	logf("  admin console:     %s/admin/ (sign in as admin)", sb.URL)
 	logf("  registration:      %s/dev/register (RFC 7591, open in the sandbox)", sb.URL)
 	logf("  example app:       %s/app/ (client_id %s)", sb.URL, ExampleAppID)
 	logf("  backend job:       go run ./examples/backend -fhir %s -key %s", sb.FHIRBase, filepath.Join(cfg.Data, "backend-key.pem"))
