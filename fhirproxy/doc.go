@@ -38,4 +38,13 @@
 // every type. A constrained read becomes a search by _id with the
 // constraint, so the FHIR server proves the match. Batches are authorised
 // entry by entry; one refused entry refuses the Bundle.
+//
+// # Browser apps (CORS)
+//
+// Set Proxy.AllowOrigin (usually [RegisteredOrigins]) so browser apps can
+// call the API from their own origin: a response is readable cross-origin
+// only by the origins of the token's client's registered redirect URIs,
+// never with credentials; preflights are answered by the proxy, and the
+// upstream's own CORS headers are dropped. The CapabilityStatement is
+// readable from any origin.
 package fhirproxy

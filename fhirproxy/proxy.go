@@ -57,6 +57,11 @@ type Proxy struct {
 	SharedTypes []string
 	Transform   Transform
 	Limits      Limits
+	// AllowOrigin reports whether a browser app at origin may read the
+	// responses to requests made with clientID's token (CORS); see
+	// RegisteredOrigins. nil answers no cross-origin request except for
+	// the CapabilityStatement.
+	AllowOrigin func(ctx context.Context, clientID, origin string) bool
 	Logger      *slog.Logger
 
 	once             sync.Once
@@ -114,6 +119,9 @@ func notFound() *refusal { return refuse(http.StatusNotFound, "not-found", "reso
 // ServeHTTP enforces the policy and forwards what it allows.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	securityHeaders(w.Header())
+	if p.preflight(w, r) {
+		return
+	}
 	ev := audit.Event{Type: audit.ResourceAllowed, Outcome: audit.Success, SourceIP: r.RemoteAddr, UserAgent: r.UserAgent(),
 		RequestID: r.Header.Get("X-Request-Id")}
 	in, a, ref := p.admit(r)
@@ -122,6 +130,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		ev.TokenID, ev.GrantID, ev.Patient = a.tok.ID, a.tok.GrantID, a.patient
 	}
 	ev.Interaction, ev.Resource = string(in.Kind), resourceRef(in)
+	p.allowOrigin(w, r, a)
 	if ref != nil {
 		p.finish(w, r, ev, ref, nil)
 		return
@@ -336,6 +345,7 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, in Interaction, 
 			}
 		},
 		ModifyResponse: func(resp *http.Response) error {
+			dropUpstreamCORS(resp.Header)
 			if a == nil {
 				if err := p.capabilities(resp); err != nil {
 					return err

@@ -196,7 +196,11 @@ func stripPort(raw string) string {
 
 // redirectOrigins returns the origins (scheme://host[:port]) of the client's
 // redirect URIs, for CORS.
-func (c *Client) hasRedirectOrigin(origin string) bool {
+// AllowsOrigin reports whether origin ("https://app.example") is the origin
+// of one of the client's registered redirect URIs: the browser origins from
+// which the token endpoint and a FHIR API answer this client's cross-origin
+// requests.
+func (c *Client) AllowsOrigin(origin string) bool {
 	for _, r := range c.RedirectURIs {
 		if u, err := url.Parse(r); err == nil && u.Scheme+"://"+u.Host == origin {
 			return true

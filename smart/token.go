@@ -88,7 +88,7 @@ func (s *Server) cors(w http.ResponseWriter, r *http.Request, c *Client) {
 		w.Header().Set("Access-Control-Max-Age", "600")
 		return
 	}
-	if c != nil && c.Public() && c.hasRedirectOrigin(origin) {
+	if c != nil && c.Public() && c.AllowsOrigin(origin) {
 		w.Header().Set("Access-Control-Allow-Origin", origin)
 	}
 }

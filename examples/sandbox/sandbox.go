@@ -168,7 +168,8 @@ func Start(ctx context.Context, cfg Config) (*Sandbox, error) {
 	upstream, _ := url.Parse("http://" + dataLn.Addr().String())
 	proxy := &fhirproxy.Proxy{Upstream: upstream, Verifier: verifier, Audit: sb.async,
 		SMARTConfigURL: sb.FHIRBase + "/.well-known/smart-configuration", AuthorizeURL: sb.Issuer + "/authorize",
-		TokenURL: sb.Issuer + "/token", RevokeURL: sb.Issuer + "/revoke", IntrospectURL: sb.Issuer + "/introspect"}
+		TokenURL: sb.Issuer + "/token", RevokeURL: sb.Issuer + "/revoke", IntrospectURL: sb.Issuer + "/introspect",
+		AllowOrigin: fhirproxy.RegisteredOrigins(sb.Auth.Clients, "")}
 	exampleApp := &app.App{Base: "/app", EHROrigins: []string{"'self'"}, Client: &client.Config{
 		ClientID: ExampleAppID, RedirectURL: sb.URL + "/app/callback", Issuers: []string{sb.FHIRBase},
 		Scopes: []string{"openid", "fhirUser", "launch/patient", "patient/Patient.r", "patient/Observation.rs", "offline_access"},

@@ -1,0 +1,74 @@
+package fhirproxy
+
+import (
+	"context"
+	"net/http"
+	"strings"
+
+	"github.com/smartkit/smartkit/smart"
+)
+
+// CORS. Browser apps call the FHIR API from their own origin with a bearer
+// token. The proxy answers a cross-origin request readably only when
+// Proxy.AllowOrigin accepts the request's Origin for the token's client (the
+// SMART reading: the origins of its registered redirect URIs), never with
+// credentials; the CapabilityStatement is readable from any origin.
+// Preflights are answered by the proxy itself, never forwarded, and the
+// upstream's own Access-Control headers are dropped.
+
+const (
+	corsMethods = "GET, POST, PUT, PATCH, DELETE"
+	corsHeaders = "Authorization, Content-Type, Accept, Prefer, If-Match, If-None-Match, If-None-Exist, If-Modified-Since, X-Request-Id"
+	corsExpose  = "Location, Content-Location, ETag, Last-Modified"
+)
+
+// RegisteredOrigins is a Proxy.AllowOrigin that accepts the origins of the
+// client's registered redirect URIs in the tenant's client store.
+func RegisteredOrigins(clients smart.ClientStore, tenant string) func(ctx context.Context, clientID, origin string) bool {
+	return func(ctx context.Context, clientID, origin string) bool {
+		c, err := clients.Client(ctx, tenant, clientID)
+		return err == nil && c.AllowsOrigin(origin)
+	}
+}
+
+// preflight answers a CORS preflight when cross-origin use is configured;
+// it reports whether it did. A preflight carries no token, so it admits the
+// request shape only; the response to the real request decides readability.
+func (p *Proxy) preflight(w http.ResponseWriter, r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if p.AllowOrigin == nil || r.Method != http.MethodOptions || origin == "" || r.Header.Get("Access-Control-Request-Method") == "" {
+		return false
+	}
+	h := w.Header()
+	h.Add("Vary", "Origin")
+	h.Set("Access-Control-Allow-Origin", origin)
+	h.Set("Access-Control-Allow-Methods", corsMethods)
+	h.Set("Access-Control-Allow-Headers", corsHeaders)
+	h.Set("Access-Control-Max-Age", "600")
+	w.WriteHeader(http.StatusNoContent)
+	return true
+}
+
+// allowOrigin makes the response readable by the request's origin when the
+// token's client may use it.
+func (p *Proxy) allowOrigin(w http.ResponseWriter, r *http.Request, a *access) {
+	origin := r.Header.Get("Origin")
+	if origin == "" || p.AllowOrigin == nil {
+		return
+	}
+	w.Header().Add("Vary", "Origin")
+	if a == nil || a.tok == nil || !p.AllowOrigin(r.Context(), a.tok.ClientID, origin) {
+		return
+	}
+	w.Header().Set("Access-Control-Allow-Origin", origin)
+	w.Header().Set("Access-Control-Expose-Headers", corsExpose)
+}
+
+// dropUpstreamCORS removes the upstream's CORS headers; the proxy's own apply.
+func dropUpstreamCORS(h http.Header) {
+	for k := range h {
+		if strings.HasPrefix(k, "Access-Control-") {
+			delete(h, k)
+		}
+	}
+}

@@ -1,0 +1,67 @@
+package fhirproxy_test
+
+import (
+	"net/http"
+	"testing"
+
+	"github.com/smartkit/smartkit/fhirproxy"
+	"github.com/smartkit/smartkit/smart"
+)
+
+func TestCORS(t *testing.T) {
+	f := newFixture(t)
+	clients := f.srv.Clients.(*smart.MemoryClients)
+	if err := clients.Add("", smart.Client{ID: "app", TokenEndpointAuthMethod: smart.AuthNone, RedirectURIs: []string{"https://app.example/cb"}}); err != nil {
+		t.Fatal(err)
+	}
+	tok := f.token("patient/*.rs", nil)
+
+	// Not configured: nothing is readable cross-origin, whatever the upstream says.
+	r := f.do("GET", "/Patient/p1", tok, "", "Origin", "https://app.example")
+	if r.status != 200 || r.header.Get("Access-Control-Allow-Origin") != "" {
+		t.Fatalf("without AllowOrigin: %d, ACAO %q", r.status, r.header.Get("Access-Control-Allow-Origin"))
+	}
+
+	f.proxy.AllowOrigin = fhirproxy.RegisteredOrigins(clients, "")
+	r = f.do("GET", "/Patient/p1", tok, "", "Origin", "https://app.example")
+	if got := r.header.Get("Access-Control-Allow-Origin"); r.status != 200 || got != "https://app.example" ||
+		r.header.Get("Access-Control-Allow-Credentials") != "" || r.header.Get("Access-Control-Expose-Headers") == "" {
+		t.Errorf("registered origin: %d, headers %v", r.status, r.header)
+	}
+	if len(r.header.Values("Access-Control-Allow-Origin")) != 1 {
+		t.Errorf("the upstream's CORS header leaked: %v", r.header.Values("Access-Control-Allow-Origin"))
+	}
+	r = f.do("GET", "/Patient/p1", tok, "", "Origin", "https://evil.example")
+	if got := r.header.Get("Access-Control-Allow-Origin"); got != "" {
+		t.Errorf("an unregistered origin may read: %q", got)
+	}
+	// A refusal is readable by the app's origin (so it can explain it), but
+	// not when the token is bad.
+	r = f.do("GET", "/Patient/p2", tok, "", "Origin", "https://app.example")
+	if r.status == 200 || r.header.Get("Access-Control-Allow-Origin") != "https://app.example" {
+		t.Errorf("refusal: %d, ACAO %q", r.status, r.header.Get("Access-Control-Allow-Origin"))
+	}
+	f.up.reset()
+	r = f.do("GET", "/Patient/p1", "bad.token.here", "", "Origin", "https://app.example")
+	if r.header.Get("Access-Control-Allow-Origin") != "" {
+		t.Errorf("a bad token's response is readable cross-origin")
+	}
+	f.up.reset()
+
+	// Preflights are answered by the proxy and never forwarded.
+	r = f.do("OPTIONS", "/Patient/p1", "", "", "Origin", "https://app.example", "Access-Control-Request-Method", "GET",
+		"Access-Control-Request-Headers", "authorization")
+	if r.status != http.StatusNoContent || r.header.Get("Access-Control-Allow-Origin") != "https://app.example" ||
+		r.header.Get("Access-Control-Allow-Headers") == "" {
+		t.Errorf("preflight: %d %v", r.status, r.header)
+	}
+	if n := len(f.up.requests()); n != 0 {
+		t.Errorf("a preflight reached the upstream (%d requests)", n)
+	}
+
+	// The CapabilityStatement is readable from anywhere.
+	r = f.do("GET", "/metadata", "", "", "Origin", "https://anyone.example")
+	if r.status != 200 || r.header.Get("Access-Control-Allow-Origin") != "*" {
+		t.Errorf("metadata: %d, ACAO %q", r.status, r.header.Get("Access-Control-Allow-Origin"))
+	}
+}
