@@ -34,6 +34,7 @@ const (
 	AppTransition     Type = "app.transition"
 	PolicyChanged     Type = "policy.changed"
 	TokenVerifyFailed Type = "token.verify_failed"
+	AuditRead         Type = "audit.read" // someone searched or exported the audit log
 )
 
 // Outcome says whether the step succeeded.

@@ -14,7 +14,7 @@ import (
 var allTypes = []audit.Type{audit.LaunchMinted, audit.AuthorizeAllowed, audit.AuthorizeRefused, audit.ConsentGranted, audit.ConsentRefused,
 	audit.ConsentRevoked, audit.CodeIssued, audit.CodeReuse, audit.TokenIssued, audit.TokenRefused, audit.TokenRefreshed, audit.RefreshReuse,
 	audit.TokenRevoked, audit.GrantRevoked, audit.Introspection, audit.ClientAuthFailed, audit.AssertionReplay, audit.ResourceAllowed,
-	audit.ResourceRefused, audit.AppTransition, audit.PolicyChanged, audit.TokenVerifyFailed}
+	audit.ResourceRefused, audit.AppTransition, audit.PolicyChanged, audit.TokenVerifyFailed, audit.AuditRead}
 
 func TestEveryEventTypeExportsValidFHIR(t *testing.T) {
 	o := balp.Options{Observer: "node-1", Server: "https://ehr.example/fhir"}

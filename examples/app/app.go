@@ -1,8 +1,3 @@
-// Package app is the example SMART app, built on smart/client: it supports
-// the EHR launch and the standalone launch, shows a patient banner when the
-// EHR asks for one, lists the patient's recent observations, and explains
-// what it cannot show when context or a scope is missing. The sandbox runs it
-// at /app/ and registers it as "example-app"; vendors can copy it.
 package app
 
 import (

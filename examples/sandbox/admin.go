@@ -4,6 +4,7 @@ import (
 	"errors"
 	"html/template"
 	"net/http"
+	"net/url"
 	"sort"
 	"strings"
 	"time"
@@ -208,6 +209,23 @@ func (sb *Sandbox) adminAudit(w http.ResponseWriter, r *http.Request, u smart.Us
 		_ = adminPages.ExecuteTemplate(w, "audit", map[string]any{"User": u, "Q": q, "Error": bad})
 		return
 	}
+	// Reading the audit log is itself audited, before anything is shown.
+	interaction := "search"
+	if q.Get("format") == "fhir" {
+		interaction = "export"
+	}
+	filter := url.Values{}
+	for _, k := range []string{"patient", "user", "app", "type", "from", "to"} {
+		if v := q.Get(k); v != "" {
+			filter.Set(k, v)
+		}
+	}
+	if err := sb.async.Record(r.Context(), audit.Event{Time: time.Now(), Type: audit.AuditRead, Outcome: audit.Success,
+		UserID: u.ID, Role: u.Role, Patient: query.Patient, Interaction: interaction, Resource: "AuditEvent?" + filter.Encode(),
+		SourceIP: r.RemoteAddr, UserAgent: r.UserAgent()}); err != nil {
+		http.Error(w, "the audit log is unavailable", http.StatusServiceUnavailable)
+		return
+	}
 	page, err := sb.AuditLog.Query(r.Context(), query)
 	if err != nil {
 		w.WriteHeader(http.StatusBadRequest)
@@ -247,7 +265,7 @@ func parseWhen(v string) (time.Time, error) {
 // auditTypes are offered in the search form.
 var auditTypes = []audit.Type{audit.LaunchMinted, audit.AuthorizeAllowed, audit.AuthorizeRefused, audit.ConsentGranted,
 	audit.ConsentRevoked, audit.TokenIssued, audit.TokenRefused, audit.TokenRefreshed, audit.TokenRevoked, audit.GrantRevoked,
-	audit.ResourceAllowed, audit.ResourceRefused, audit.AppTransition, audit.ClientAuthFailed}
+	audit.ResourceAllowed, audit.ResourceRefused, audit.AppTransition, audit.ClientAuthFailed, audit.AuditRead}
 
 var adminPages = template.Must(template.New("admin").Parse(`
 {{define "head"}}<!doctype html><html lang="en"><head><meta charset="utf-8"><title>smartkit sandbox: admin console</title></head><body>

@@ -210,6 +210,16 @@ func TestAdminConsole(t *testing.T) {
 	if err := balp.Validate(export); err != nil {
 		t.Fatalf("the export is not valid BALP: %v", err)
 	}
+	// Reading the audit log was itself audited.
+	for deadline := time.Now().Add(3 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		p, err := sb.AuditLog.Query(ctx, audit.Query{Types: []audit.Type{audit.AuditRead}, UserID: "admin", Limit: 10})
+		if err == nil && len(p.Records) == 3 && p.Records[0].Event.Interaction == "export" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the audit searches were not audited: %+v %v", p.Records, err)
+		}
+	}
 	resp, err = adm.hc.Get(sb.URL + "/admin/audit?from=yesterday")
 	if err != nil {
 		t.Fatal(err)
