@@ -40,6 +40,7 @@ func (p *Proxy) preflight(w http.ResponseWriter, r *http.Request) bool {
 		return false
 	}
 	h := w.Header()
+	securityHeaders(h)
 	h.Add("Vary", "Origin")
 	h.Set("Access-Control-Allow-Origin", origin)
 	h.Set("Access-Control-Allow-Methods", corsMethods)

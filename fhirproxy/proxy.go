@@ -118,7 +118,6 @@ func notFound() *refusal { return refuse(http.StatusNotFound, "not-found", "reso
 
 // ServeHTTP enforces the policy and forwards what it allows.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	securityHeaders(w.Header())
 	if p.preflight(w, r) {
 		return
 	}
@@ -180,6 +179,7 @@ func (p *Proxy) record(ctx context.Context, ev audit.Event) error {
 }
 
 func writeOutcome(w http.ResponseWriter, status int, code, msg string) {
+	securityHeaders(w.Header())
 	w.Header().Set("Content-Type", "application/fhir+json")
 	w.Header().Del("Content-Length")
 	w.WriteHeader(status)
@@ -188,12 +188,38 @@ func writeOutcome(w http.ResponseWriter, status int, code, msg string) {
 	_, _ = w.Write(b)
 }
 
-func securityHeaders(h http.Header) {
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Cache-Control", "no-store")
-	h.Set("Referrer-Policy", "no-referrer")
-	h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
+// secHeaders are set on every response, replacing the upstream's. The value
+// slices are shared and never mutated (Add on a one-element slice copies).
+var secHeaders = [...]struct {
+	key string
+	val []string
+}{
+	{"X-Content-Type-Options", []string{"nosniff"}},
+	{"Cache-Control", []string{"no-store"}},
+	{"Referrer-Policy", []string{"no-referrer"}},
+	{"Content-Security-Policy", []string{"default-src 'none'; frame-ancestors 'none'"}},
 }
+
+func securityHeaders(h http.Header) {
+	for _, s := range secHeaders {
+		h[s.key] = s.val
+	}
+}
+
+// copyBuffers are the 32 KiB buffers ReverseProxy copies responses
+// through, reused across requests and proxies.
+var copyBuffers bufferPool
+
+type bufferPool struct{ pool sync.Pool }
+
+func (b *bufferPool) Get() []byte {
+	if v, ok := b.pool.Get().(*[]byte); ok {
+		return *v
+	}
+	return make([]byte, 32<<10)
+}
+
+func (b *bufferPool) Put(buf []byte) { b.pool.Put(&buf) }
 
 // admit authenticates, parses and authorises a request. It returns a
 // refusal for anything not allowed; nothing is forwarded then.
@@ -308,7 +334,8 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, in Interaction, 
 	}
 	var recorded bool
 	rp := &httputil.ReverseProxy{
-		Transport: p.transport(),
+		Transport:  p.transport(),
+		BufferPool: &copyBuffers,
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			out := pr.Out
 			out.URL.Scheme, out.URL.Host = p.Upstream.Scheme, p.Upstream.Host
@@ -346,6 +373,7 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, in Interaction, 
 		},
 		ModifyResponse: func(resp *http.Response) error {
 			dropUpstreamCORS(resp.Header)
+			securityHeaders(resp.Header)
 			if a == nil {
 				if err := p.capabilities(resp); err != nil {
 					return err

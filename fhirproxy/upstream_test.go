@@ -79,6 +79,7 @@ func (u *upstream) write(w http.ResponseWriter, status int, v any) {
 func (u *upstream) serve(w http.ResponseWriter, r *http.Request) {
 	// A permissive upstream CORS policy the proxy must not pass on.
 	w.Header().Set("Access-Control-Allow-Origin", "*")
+	w.Header().Set("Cache-Control", "public, max-age=3600") // and a caching policy the proxy must replace
 	b, _ := io.ReadAll(r.Body)
 	u.mu.Lock()
 	u.got = append(u.got, r.Clone(r.Context()))
