@@ -94,16 +94,7 @@ func TestOfficialJavaScriptClient(t *testing.T) {
 	}
 	clientID = creds.SandboxClientID
 
-	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(exe), chromedp.Flag("disable-gpu", true))
-	if os.Geteuid() == 0 {
-		opts = append(opts, chromedp.NoSandbox)
-	}
-	actx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
-	defer cancelAlloc()
-	bctx, cancel := chromedp.NewContext(actx)
-	defer cancel()
-	bctx, cancelTimeout := context.WithTimeout(bctx, 60*time.Second)
-	defer cancelTimeout()
+	bctx := headless(t, exe)
 
 	launchURL := sb.URL + "/ehr/launch?" + url.Values{"client_id": {clientID}, "patient": {"pt-unicode"}}.Encode()
 	err = chromedp.Do(bctx,
