@@ -340,6 +340,16 @@ func TestWrites(t *testing.T) {
 		t.Errorf("create in the compartment: %d %s", r.status, r.raw)
 	}
 	f.up.reset()
+	// A write-only token creates, and gets the status and Location but not
+	// the stored resource it may not read.
+	wo := f.token("launch/patient patient/Observation.c", nil)
+	if r := f.do("POST", "/Observation", wo, mustJSON(obs("y", "p1", "laboratory"))); r.status != 201 || r.raw != "" {
+		t.Errorf("write-only create: %d %q", r.status, r.raw)
+	}
+	if n := len(f.up.requests()); n != 1 {
+		t.Errorf("write-only create: the upstream got %d requests", n)
+	}
+	f.up.reset()
 	if r := f.do("DELETE", "/Observation/lab-2", tok, ""); r.status != 404 {
 		t.Errorf("delete of another patient's record: %d", r.status)
 	}

@@ -50,6 +50,16 @@ func (p *Proxy) inspect(resp *http.Response, in Interaction, a *access, ev *audi
 		return refuse(http.StatusBadGateway, "too-costly", "the response is too large to inspect"), nil
 	}
 	out, kept, ref := a.inspectBody(in, body)
+	if ref != nil && ref.status == http.StatusNotFound && (in.Kind == Create || in.Kind == Update) {
+		// The write happened, but the token may not see what was stored
+		// (write-only scopes, or labels the server added): answer as for
+		// Prefer: return=minimal rather than with a 404 that would lie.
+		ev.Reason = "written; the stored resource is not readable with this token: body withheld"
+		resp.Body, resp.ContentLength = http.NoBody, 0
+		resp.Header.Set("Content-Length", "0")
+		resp.Header.Del("Content-Type")
+		return nil, nil
+	}
 	if ref != nil {
 		if ref.status == http.StatusNotFound {
 			ev.Reason = "outside the grant: answered as not found"

@@ -1,0 +1,160 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/smartkit/smartkit/launch"
+	"github.com/smartkit/smartkit/smart"
+)
+
+// TestProxyInFrontOfTheSandboxData runs attack classes of the security
+// baseline's proxy section against the sandbox's own FHIR data server, with
+// a patient/ token for pt-001 of the example app.
+func TestProxyInFrontOfTheSandboxData(t *testing.T) {
+	sb := startSandbox(t)
+	tok, err := sb.Auth.Mint(context.Background(), "", smart.Grant{ClientID: ExampleAppID, UserID: "patient", FHIRUser: "Patient/pt-001",
+		Scope: "launch/patient patient/*.rs", Audience: sb.FHIRBase, Context: launch.Context{Patient: "pt-001"}}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	get := func(path string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, sb.FHIRBase+path, nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	refs := func(body string) []string {
+		var b struct {
+			Entry []struct {
+				Resource struct {
+					ResourceType string
+					ID           string
+					Subject      struct{ Reference string }
+					Patient      struct{ Reference string }
+				}
+			}
+		}
+		_ = json.Unmarshal([]byte(body), &b)
+		var out []string
+		for _, e := range b.Entry {
+			r := e.Resource
+			switch {
+			case r.ResourceType == "Patient":
+				out = append(out, "Patient/"+r.ID)
+			case r.Subject.Reference != "":
+				out = append(out, r.Subject.Reference)
+			case r.Patient.Reference != "":
+				out = append(out, r.Patient.Reference)
+			}
+		}
+		return out
+	}
+
+	// Reads and searches stay in pt-001's compartment.
+	if code, _ := get("/Patient/pt-001"); code != 200 {
+		t.Fatalf("own record: %d", code)
+	}
+	code, body := get("/Observation?_count=200")
+	if code != 200 || len(refs(body)) == 0 {
+		t.Fatalf("own observations: %d", code)
+	}
+	for _, r := range refs(body) {
+		if r != "Patient/pt-001" {
+			t.Fatalf("a search without a patient returned %s", r)
+		}
+	}
+	for _, c := range []struct {
+		name, path string
+		status     int
+	}{
+		{"another patient's record", "/Patient/pt-002", 404},
+		{"a linked duplicate chart", "/Patient/pt-dup-new", 404},
+		{"search naming another patient", "/Observation?patient=pt-002", 403},
+		{"repeated patient parameters", "/Observation?patient=pt-001&patient=pt-002", 403},
+		{"an OR list", "/Observation?subject=Patient/pt-001,Patient/pt-002", 403},
+		{"an absolute reference", "/Observation?subject=" + sb.FHIRBase + "/Patient/pt-002", 403},
+		{"a reverse chain", "/Patient?_has:Observation:patient:code=1234", 403},
+		{"a chain", "/Observation?subject:Patient.name=Lee", 403},
+		{"$everything for another patient", "/Patient/pt-002/$everything", 403},
+		{"system history", "/_history", 403},
+		// The sandbox's ServeMux cleans dot segments (a redirect the client
+		// follows) before the proxy sees them; the cleaned target is then
+		// another patient's record. (Mounted bare, the proxy refuses them
+		// itself with 400: fhirproxy's tests.)
+		{"a dot segment", "/Patient/../Patient/pt-002", 404},
+		{"an encoded slash", "/Patient%2Fpt-002", 400},
+		{"a lower-case type", "/patient/pt-001", 400},
+	} {
+		code, body := get(c.path)
+		if code != c.status {
+			t.Errorf("%s: %d, want %d: %.200s", c.name, code, c.status, body)
+		}
+		if !strings.Contains(body, `"OperationOutcome"`) {
+			t.Errorf("%s: not an OperationOutcome: %.200s", c.name, body)
+		}
+	}
+	// Includes cannot bring in another patient: encounters of pt-001 with
+	// their subject include only pt-001.
+	code, body = get("/Encounter?_count=3&_include=Encounter:subject")
+	if code != 200 {
+		t.Fatalf("include: %d %.300s", code, body)
+	}
+	for _, r := range refs(body) {
+		if r != "Patient/pt-001" {
+			t.Fatalf("an include reached %s", r)
+		}
+	}
+
+	// A write into another patient's compartment is refused and the data
+	// server is unchanged.
+	wtok, err := sb.Auth.Mint(context.Background(), "", smart.Grant{ClientID: ExampleAppID, UserID: "patient", FHIRUser: "Patient/pt-001",
+		Scope: "launch/patient patient/Observation.c", Audience: sb.FHIRBase, Context: launch.Context{Patient: "pt-001"}}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sb.fhir.mu.RLock()
+	before := len(sb.fhir.current)
+	sb.fhir.mu.RUnlock()
+	req, _ := http.NewRequest(http.MethodPost, sb.FHIRBase+"/Observation",
+		strings.NewReader(`{"resourceType":"Observation","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/pt-002"}}`))
+	req.Header.Set("Authorization", "Bearer "+wtok)
+	req.Header.Set("Content-Type", "application/fhir+json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	sb.fhir.mu.RLock()
+	after := len(sb.fhir.current)
+	sb.fhir.mu.RUnlock()
+	if resp.StatusCode != http.StatusForbidden || after != before {
+		t.Fatalf("a write for another patient: %d, resources %d -> %d", resp.StatusCode, before, after)
+	}
+	// The same write for pt-001 goes through.
+	req, _ = http.NewRequest(http.MethodPost, sb.FHIRBase+"/Observation",
+		strings.NewReader(`{"resourceType":"Observation","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/pt-001"}}`))
+	req.Header.Set("Authorization", "Bearer "+wtok)
+	req.Header.Set("Content-Type", "application/fhir+json")
+	if resp, err = http.DefaultClient.Do(req); err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	sb.fhir.mu.RLock()
+	after = len(sb.fhir.current)
+	sb.fhir.mu.RUnlock()
+	if resp.StatusCode != http.StatusCreated || after != before+1 {
+		t.Fatalf("a write for the patient in context: %d, resources %d -> %d", resp.StatusCode, before, after)
+	}
+}
