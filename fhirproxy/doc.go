@@ -37,7 +37,9 @@
 // denied unless listed: Patient/{id}/$everything with read and search of
 // every type. A constrained read becomes a search by _id with the
 // constraint, so the FHIR server proves the match. Batches are authorised
-// entry by entry; one refused entry refuses the Bundle.
+// entry by entry; one refused entry refuses the Bundle. A write whose stored
+// result the token may not read is answered like Prefer: return=minimal
+// (status and Location, no body).
 //
 // # Browser apps (CORS)
 //
