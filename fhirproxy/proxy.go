@@ -88,12 +88,11 @@ func (p *Proxy) transport() http.RoundTripper {
 
 // access is what one request may do and see.
 type access struct {
-	tok       *smart.Token
-	ctx       scopes.Context
-	patient   string // compartment owner for patient/ tokens
-	clearance consent.Clearance
-	shared    func(string) bool
-	readable  func(string) bool
+	tok         *smart.Token
+	ctx         scopes.Context
+	patient     string // compartment owner for patient/ tokens
+	clearance   consent.Clearance
+	sharedTypes []string
 	// constrained is the type whose scope constraint the proxy injected.
 	constrained string
 }
@@ -206,6 +205,8 @@ func securityHeaders(h http.Header) {
 	}
 }
 
+var acceptFHIR = []string{"application/fhir+json"}
+
 // copyBuffers are the 32 KiB buffers ReverseProxy copies responses
 // through, reused across requests and proxies.
 var copyBuffers bufferPool
@@ -300,17 +301,21 @@ func (p *Proxy) accessFor(tok *smart.Token) *access {
 	if tok.Clearance != nil {
 		a.clearance = *tok.Clearance
 	}
-	shared := p.SharedTypes
-	if shared == nil {
-		shared = DefaultSharedTypes
-	}
-	a.shared = func(t string) bool { return slices.Contains(shared, t) }
-	a.readable = func(t string) bool {
-		return t == a.constrained ||
-			tok.Scopes.Allows(scopes.Access{Context: a.ctx, Type: t, Perms: scopes.Read}) ||
-			tok.Scopes.Allows(scopes.Access{Context: a.ctx, Type: t, Perms: scopes.Search})
+	a.sharedTypes = p.SharedTypes
+	if a.sharedTypes == nil {
+		a.sharedTypes = DefaultSharedTypes
 	}
 	return a
+}
+
+// shared reports whether patient/ tokens may read type t outside the compartment.
+func (a *access) shared(t string) bool { return slices.Contains(a.sharedTypes, t) }
+
+// readable reports whether the token may see resources of type t.
+func (a *access) readable(t string) bool {
+	return t == a.constrained ||
+		a.tok.Scopes.Allows(scopes.Access{Context: a.ctx, Type: t, Perms: scopes.Read}) ||
+		a.tok.Scopes.Allows(scopes.Access{Context: a.ctx, Type: t, Perms: scopes.Search})
 }
 
 // forward sends the authorised interaction upstream, rebuilt from its parsed
@@ -348,7 +353,7 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, in Interaction, 
 					hdr[k] = v
 				}
 			}
-			hdr.Set("Accept", "application/fhir+json")
+			hdr["Accept"] = acceptFHIR
 			if pref := pr.In.Header.Get("Prefer"); strings.HasPrefix(pref, "return=") {
 				hdr.Set("Prefer", pref) // handling=lenient and anything else are dropped
 			}

@@ -6,7 +6,6 @@ import (
 
 	"github.com/smartkit/smartkit/internal/jsonstrict"
 	"io"
-	"mime"
 	"net/http"
 	"strconv"
 	"strings"
@@ -34,8 +33,7 @@ func (p *Proxy) inspect(resp *http.Response, in Interaction, a *access, ev *audi
 		ev.Type, ev.Outcome, ev.Reason = audit.ResourceRefused, audit.Failure, "upstream status "+strconv.Itoa(resp.StatusCode)
 		return nil, nil // the upstream's own OperationOutcome about the request
 	}
-	mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
-	if mt != "application/fhir+json" && mt != "application/json" {
+	if !jsonMediaType(resp.Header.Get("Content-Type")) {
 		return refuse(http.StatusBadGateway, "not-supported", "the FHIR server answered in a format the proxy cannot inspect"), nil
 	}
 	if resp.Header.Get("Content-Encoding") != "" {
@@ -83,6 +81,14 @@ func (p *Proxy) inspect(resp *http.Response, in Interaction, a *access, ev *audi
 	resp.Header.Set("Content-Length", strconv.Itoa(len(body)))
 	resp.Header.Set("Content-Type", "application/fhir+json")
 	return nil, nil
+}
+
+// jsonMediaType reports whether a Content-Type is application/fhir+json or
+// application/json, with any parameters.
+func jsonMediaType(ct string) bool {
+	mt, _, _ := strings.Cut(ct, ";")
+	mt = strings.TrimSpace(mt)
+	return strings.EqualFold(mt, "application/fhir+json") || strings.EqualFold(mt, "application/json")
 }
 
 // readBody reads at most limit+1 bytes of a response: in one exact
