@@ -59,3 +59,54 @@ func BenchmarkBaselineReverseProxy(b *testing.B) {
 	defer rp.Close()
 	benchRead(b, rp.URL+"/Observation/lab-1", "")
 }
+
+// BenchmarkReadVsBaseline alternates one read through the proxy with one
+// through a bare httputil.ReverseProxy (same upstream shape, same client
+// settings) and reports each one's mean and p50 and the ratios, so drift in
+// the machine's load falls on both equally. One op is one pair.
+func BenchmarkReadVsBaseline(b *testing.B) {
+	f := newFixture(&testing.T{})
+	defer f.ts.Close()
+	defer f.up.ts.Close()
+	tok := f.token("launch/patient patient/Observation.rs", nil)
+	up := newUpstream(b)
+	u, _ := url.Parse(up.ts.URL)
+	rp := httptest.NewServer(&httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) { pr.SetURL(u) }})
+	defer rp.Close()
+
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
+	read := func(target, tok string) time.Duration {
+		req, _ := http.NewRequest("GET", target, nil)
+		if tok != "" {
+			req.Header.Set("Authorization", "Bearer "+tok)
+		}
+		start := time.Now()
+		resp, err := client.Do(req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			b.Fatalf("status %d", resp.StatusCode)
+		}
+		return time.Since(start)
+	}
+	var proxied, bare []time.Duration
+	var sumP, sumB time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		p := read(f.base+"/Observation/lab-1", tok)
+		q := read(rp.URL+"/Observation/lab-1", "")
+		proxied, bare = append(proxied, p), append(bare, q)
+		sumP, sumB = sumP+p, sumB+q
+	}
+	b.StopTimer()
+	slices.Sort(proxied)
+	slices.Sort(bare)
+	p50P, p50B := proxied[len(proxied)/2], bare[len(bare)/2]
+	b.ReportMetric(float64(sumP.Nanoseconds())/float64(b.N), "proxy-ns")
+	b.ReportMetric(float64(sumB.Nanoseconds())/float64(b.N), "bare-ns")
+	b.ReportMetric(float64(sumB)/float64(sumP), "throughput-ratio")
+	b.ReportMetric(float64(p50P)/float64(p50B), "p50-ratio")
+}
