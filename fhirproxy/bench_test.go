@@ -1,6 +1,7 @@
 package fhirproxy_test
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -9,6 +10,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/smartkit/smartkit/audit"
 )
 
 // benchRead issues b.N GETs of a ~1 KB resource and reports p50.
@@ -69,6 +72,14 @@ func BenchmarkReadVsBaseline(b *testing.B) {
 	defer f.ts.Close()
 	defer f.up.ts.Close()
 	tok := f.token("launch/patient patient/Observation.rs", nil)
+	// Audit as a host would run it: through audit.Async (the SQL write
+	// itself is benchmarked in smart/sqlstore), not the test's growing
+	// in-memory slice.
+	async := &audit.Async{Next: discardBatches{}}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { _ = async.Run(ctx) }()
+	f.proxy.Audit = async
 	up := newUpstream(b)
 	u, _ := url.Parse(up.ts.URL)
 	rp := httptest.NewServer(&httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) { pr.SetURL(u) }})
@@ -110,3 +121,8 @@ func BenchmarkReadVsBaseline(b *testing.B) {
 	b.ReportMetric(float64(sumB)/float64(sumP), "throughput-ratio")
 	b.ReportMetric(float64(p50P)/float64(p50B), "p50-ratio")
 }
+
+// discardBatches is a BatchSink that keeps nothing.
+type discardBatches struct{}
+
+func (discardBatches) RecordBatch(context.Context, []audit.Event) error { return nil }
