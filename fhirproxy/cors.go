@@ -4,6 +4,8 @@ import (
 	"context"
 	"net/http"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/smartkit/smartkit/smart"
 )
@@ -23,13 +25,44 @@ const (
 )
 
 // RegisteredOrigins is a Proxy.AllowOrigin that accepts the origins of the
-// client's registered redirect URIs in the tenant's client store.
+// client's registered redirect URIs in the tenant's client store. Answers
+// are remembered for originTTL, so a browser app's requests do not each
+// cost a client-store lookup; a removed redirect URI stops counting within
+// that time (a suspended app's tokens stop at once, at the Verifier).
 func RegisteredOrigins(clients smart.ClientStore, tenant string) func(ctx context.Context, clientID, origin string) bool {
+	var mu sync.Mutex
+	type answer struct {
+		ok    bool
+		until time.Time
+	}
+	memo := map[[2]string]answer{}
 	return func(ctx context.Context, clientID, origin string) bool {
+		k, now := [2]string{clientID, origin}, time.Now()
+		mu.Lock()
+		a, hit := memo[k]
+		mu.Unlock()
+		if hit && now.Before(a.until) {
+			return a.ok
+		}
 		c, err := clients.Client(ctx, tenant, clientID)
-		return err == nil && c.AllowsOrigin(origin)
+		if err != nil {
+			return false // not remembered: a store failure must not stick
+		}
+		ok := c.AllowsOrigin(origin)
+		mu.Lock()
+		if len(memo) >= originMemo {
+			clear(memo)
+		}
+		memo[k] = answer{ok, now.Add(originTTL)}
+		mu.Unlock()
+		return ok
 	}
 }
+
+const (
+	originTTL  = 30 * time.Second
+	originMemo = 4096 // entries before the memo starts over
+)
 
 // preflight answers a CORS preflight when cross-origin use is configured;
 // it reports whether it did. A preflight carries no token, so it admits the

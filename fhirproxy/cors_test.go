@@ -1,7 +1,9 @@
 package fhirproxy_test
 
 import (
+	"context"
 	"net/http"
+	"sync/atomic"
 	"testing"
 
 	"github.com/smartkit/smartkit/fhirproxy"
@@ -22,7 +24,8 @@ func TestCORS(t *testing.T) {
 		t.Fatalf("without AllowOrigin: %d, ACAO %q", r.status, r.header.Get("Access-Control-Allow-Origin"))
 	}
 
-	f.proxy.AllowOrigin = fhirproxy.RegisteredOrigins(clients, "")
+	lookups := &countingClients{ClientStore: clients}
+	f.proxy.AllowOrigin = fhirproxy.RegisteredOrigins(lookups, "")
 	r = f.do("GET", "/Patient/p1", tok, "", "Origin", "https://app.example")
 	if got := r.header.Get("Access-Control-Allow-Origin"); r.status != 200 || got != "https://app.example" ||
 		r.header.Get("Access-Control-Allow-Credentials") != "" || r.header.Get("Access-Control-Expose-Headers") == "" {
@@ -30,6 +33,11 @@ func TestCORS(t *testing.T) {
 	}
 	if len(r.header.Values("Access-Control-Allow-Origin")) != 1 {
 		t.Errorf("the upstream's CORS header leaked: %v", r.header.Values("Access-Control-Allow-Origin"))
+	}
+	// The answer is remembered: a second request costs no client lookup.
+	f.do("GET", "/Patient/p1", tok, "", "Origin", "https://app.example")
+	if n := lookups.n.Load(); n != 1 {
+		t.Errorf("%d client lookups for two requests from one origin", n)
 	}
 	r = f.do("GET", "/Patient/p1", tok, "", "Origin", "https://evil.example")
 	if got := r.header.Get("Access-Control-Allow-Origin"); got != "" {
@@ -64,4 +72,15 @@ func TestCORS(t *testing.T) {
 	if r.status != 200 || r.header.Get("Access-Control-Allow-Origin") != "*" {
 		t.Errorf("metadata: %d, ACAO %q", r.status, r.header.Get("Access-Control-Allow-Origin"))
 	}
+}
+
+// countingClients counts client-store lookups.
+type countingClients struct {
+	smart.ClientStore
+	n atomic.Int32
+}
+
+func (c *countingClients) Client(ctx context.Context, tenant, id string) (*smart.Client, error) {
+	c.n.Add(1)
+	return c.ClientStore.Client(ctx, tenant, id)
 }

@@ -32,11 +32,16 @@ func (sb *Sandbox) ehr(w http.ResponseWriter, r *http.Request) {
 			http.NotFound(w, r)
 			return
 		}
-		apps, _ := sb.Registry.Catalog(r.Context(), "", registry.Sandbox, "")
+		listed, _ := sb.Registry.Catalog(r.Context(), "", registry.Sandbox, "")
+		all, _ := sb.Store.Registry().List(r.Context(), "")
+		hasLaunch := map[string]bool{}
+		for _, a := range all {
+			hasLaunch[a.ID] = a.Current.Metadata.LaunchURI != ""
+		}
 		var launchable []registry.Listing
-		for _, a := range apps {
-			if app, err := sb.Store.Registry().App(r.Context(), "", a.AppID); err == nil && app.Current.Metadata.LaunchURI != "" {
-				launchable = append(launchable, a)
+		for _, l := range listed {
+			if hasLaunch[l.AppID] {
+				launchable = append(launchable, l)
 			}
 		}
 		frame := ""

@@ -130,14 +130,9 @@ func (sb *Sandbox) portalRegister(w http.ResponseWriter, r *http.Request, u smar
 	if f.Grant == smart.GrantClientCredentials {
 		category = registry.BackendPopulation
 	}
-	ctx := r.Context()
-	app, creds, err := sb.Registry.Create(ctx, "", registry.NewApp{Owner: registry.Owner{Name: u.Name}, Category: category,
-		RiskTier: registry.Moderate, SupportContact: registry.Contact{Email: f.Contact}, Metadata: m}, u.ID)
-	if err == nil {
-		if _, err = sb.Registry.RecordReview(ctx, "", app.ID, registry.Review{Passed: true, Notes: "sandbox self-service"}, u.ID); err == nil {
-			app, err = sb.Registry.Transition(ctx, "", app.ID, registry.SandboxApproved, u.ID, "developer portal (sandbox)")
-		}
-	}
+	app, creds, err := sb.Registry.Create(r.Context(), "", registry.NewApp{Owner: registry.Owner{Name: u.Name}, Category: category,
+		RiskTier: registry.Moderate, SupportContact: registry.Contact{Email: f.Contact}, Metadata: m,
+		Sandbox: &registry.SandboxApproval{By: "sandbox", Reason: "developer portal self-service"}}, u.ID)
 	var ve *registry.ValidationError
 	switch {
 	case errors.As(err, &ve):

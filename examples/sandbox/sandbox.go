@@ -2,13 +2,8 @@ package main
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/rsa"
-	"crypto/x509"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -250,57 +245,15 @@ const (
 	BackendKeyID = "example-backend-1"
 )
 
-// registerBundled registers, reviews and approves a bundled app once, under
-// a readable sandbox client id.
+// registerBundled registers a bundled app once, sandbox-approved under a
+// readable client id.
 func (sb *Sandbox) registerBundled(ctx context.Context, clientID string, in registry.NewApp) error {
 	if _, err := sb.Store.Registry().ByClientID(ctx, "", clientID); err == nil {
 		return nil
 	}
-	a, _, err := sb.Registry.Create(ctx, "", in, "sandbox")
-	if err != nil {
-		return err
-	}
-	if _, err := sb.Registry.RecordReview(ctx, "", a.ID, registry.Review{Passed: true, Notes: "bundled example"}, "sandbox"); err != nil {
-		return err
-	}
-	app, err := sb.Store.Registry().App(ctx, "", a.ID)
-	if err != nil {
-		return err
-	}
-	app.Environments[registry.Sandbox].ClientID = clientID
-	app.Revision++
-	if err := sb.Store.Registry().Update(ctx, app); err != nil {
-		return err
-	}
-	_, err = sb.Registry.Transition(ctx, "", a.ID, registry.SandboxApproved, "sandbox", "bundled example")
+	in.Sandbox = &registry.SandboxApproval{Reason: "bundled example", ClientID: clientID}
+	_, _, err := sb.Registry.Create(ctx, "", in, "sandbox")
 	return err
-}
-
-func loadBackendKey(path string) (*ecdsa.PrivateKey, error) {
-	if b, err := os.ReadFile(path); err == nil {
-		block, _ := pem.Decode(b)
-		if block == nil {
-			return nil, errors.New("sandbox: bad backend key file")
-		}
-		k, err := x509.ParsePKCS8PrivateKey(block.Bytes)
-		if err != nil {
-			return nil, err
-		}
-		ec, ok := k.(*ecdsa.PrivateKey)
-		if !ok {
-			return nil, errors.New("sandbox: the backend key must be EC")
-		}
-		return ec, nil
-	}
-	k, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
-	if err != nil {
-		return nil, err
-	}
-	der, err := x509.MarshalPKCS8PrivateKey(k)
-	if err != nil {
-		return nil, err
-	}
-	return k, os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600)
 }
 
 // appInfo describes a client to the consent policy from the registry.
@@ -360,47 +313,6 @@ func patientName(p resource) string {
 		}
 	}
 	return "(name unknown)"
-}
-
-// loadKeys reads the sandbox's signing keys, generating them on first start.
-func loadKeys(dir string) ([]smart.SigningKey, error) {
-	path := filepath.Join(dir, "signing-keys.pem")
-	if b, err := os.ReadFile(path); err == nil {
-		var keys []smart.SigningKey
-		for block, rest := pem.Decode(b); block != nil; block, rest = pem.Decode(rest) {
-			k, err := x509.ParsePKCS8PrivateKey(block.Bytes)
-			if err != nil {
-				return nil, err
-			}
-			switch k := k.(type) {
-			case *ecdsa.PrivateKey:
-				keys = append(keys, smart.SigningKey{Signer: k, Algorithm: smart.ES256})
-			case *rsa.PrivateKey:
-				keys = append(keys, smart.SigningKey{Signer: k, Algorithm: smart.RS256})
-			}
-		}
-		return keys, nil
-	}
-	ec, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, err
-	}
-	rk, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		return nil, err
-	}
-	var out []byte
-	for _, k := range []any{ec, rk} {
-		der, err := x509.MarshalPKCS8PrivateKey(k)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})...)
-	}
-	if err := os.WriteFile(path, out, 0o600); err != nil {
-		return nil, err
-	}
-	return []smart.SigningKey{{Signer: ec, Algorithm: smart.ES256}, {Signer: rk, Algorithm: smart.RS256}}, nil
 }
 
 func loadSecret(path string) ([]byte, error) {

@@ -25,6 +25,9 @@
 // production to the approved scope set. A sandbox credential is unknown in
 // production.
 //
+// NewApp.Sandbox creates an app already approved for the sandbox, in one
+// write (open sandbox registration, bundled example apps).
+//
 // [Registration] serves RFC 7591/7592 dynamic registration; [Registry.Catalog]
 // and [Registry.Similar] answer a marketplace.
 package registry

@@ -114,22 +114,14 @@ func (h *Registration) register(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
-	app, creds, err := h.Registry.Create(ctx, h.Tenant, NewApp{Owner: Owner{Name: m.ClientName}, Category: "unclassified",
-		RiskTier: Moderate, Metadata: m}, "dynamic-registration")
-	if err != nil {
-		writeErr(w, err)
-		return
+	in := NewApp{Owner: Owner{Name: m.ClientName}, Category: "unclassified", RiskTier: Moderate, Metadata: m}
+	if h.AutoApprove && h.Environment == Sandbox {
+		in.Sandbox = &SandboxApproval{By: "sandbox", Reason: "open sandbox registration"}
 	}
 	rat := randid.New()
-	app, err = h.Registry.edit(ctx, h.Tenant, app.ID, func(a *App) error {
+	app, creds, err := h.Registry.create(ctx, h.Tenant, in, "dynamic-registration", func(a *App) {
 		a.Environments[h.Environment].RegistrationTokenHash = hashRAT(rat)
-		return nil
 	})
-	if err == nil && h.AutoApprove && h.Environment == Sandbox {
-		if _, err = h.Registry.RecordReview(ctx, h.Tenant, app.ID, Review{Passed: true, Notes: "sandbox auto-approval"}, "sandbox"); err == nil {
-			app, err = h.Registry.Transition(ctx, h.Tenant, app.ID, SandboxApproved, "sandbox", "open sandbox registration")
-		}
-	}
 	if err != nil {
 		writeErr(w, err)
 		return

@@ -53,6 +53,21 @@ type NewApp struct {
 	Category        Category
 	RiskTier        RiskTier
 	Metadata        Metadata
+	// Sandbox, when set, approves the app for the sandbox in the same
+	// write that creates it: for open sandbox registration and bundled
+	// example apps, where no person reviews.
+	Sandbox *SandboxApproval
+}
+
+// SandboxApproval lands a new app sandbox-approved. The app's history and
+// the audit trail record a passed review and the transition, as if each
+// had been a step of its own.
+type SandboxApproval struct {
+	By     string // who approves, e.g. "sandbox"; "" means the creating actor
+	Reason string // why no person reviews, e.g. "open sandbox registration"
+	// ClientID fixes the sandbox client id (a bundled app's readable id);
+	// "" generates one. It must be unused in the tenant.
+	ClientID string
 }
 
 // Credentials are what the owner receives once: client ids per
@@ -68,6 +83,11 @@ type Credentials struct {
 // Create registers an app in draft with separate client ids (and secrets,
 // for symmetric clients) for the sandbox and production.
 func (r *Registry) Create(ctx context.Context, tenant string, in NewApp, actor string) (*App, Credentials, error) {
+	return r.create(ctx, tenant, in, actor, nil)
+}
+
+// create is Create with a hook that adjusts the app before its one write.
+func (r *Registry) create(ctx context.Context, tenant string, in NewApp, actor string, prepare func(a *App)) (*App, Credentials, error) {
 	if err := in.Metadata.Validate(); err != nil {
 		return nil, Credentials{}, err
 	}
@@ -95,11 +115,33 @@ func (r *Registry) Create(ctx context.Context, tenant string, in NewApp, actor s
 		}
 		a.Environments[env] = c
 	}
-	creds.SandboxClientID, creds.ProductionClientID = a.ClientID(Sandbox), a.ClientID(Production)
 	a.History = append(a.History, Change{At: now, By: actor, Kind: "created", To: string(Draft)})
 	if err := r.record(ctx, tenant, a.ID, actor, "created", ""); err != nil {
 		return nil, Credentials{}, err
 	}
+	if sb := in.Sandbox; sb != nil {
+		by := sb.By
+		if by == "" {
+			by = actor
+		}
+		if sb.ClientID != "" {
+			a.Environments[Sandbox].ClientID = sb.ClientID
+		}
+		a.Current.Review = &Review{At: now, By: by, Passed: true, Notes: sb.Reason}
+		a.LastReviewed, a.RecertificationDue = now, now.Add(r.recert())
+		a.State, a.Current.ApprovedAt, a.Environments[Sandbox].ApprovedAt = SandboxApproved, now, now
+		a.History = append(a.History,
+			Change{At: now, By: by, Kind: "review", To: "1", Reason: "passed"},
+			Change{At: now, By: by, Kind: "transition", From: string(Draft), To: string(SandboxApproved), Reason: sb.Reason})
+		if err := errors.Join(r.record(ctx, tenant, a.ID, by, "review recorded", "version 1 passed=true"),
+			r.record(ctx, tenant, a.ID, by, "transition "+string(Draft)+" → "+string(SandboxApproved), sb.Reason)); err != nil {
+			return nil, Credentials{}, err
+		}
+	}
+	if prepare != nil {
+		prepare(&a)
+	}
+	creds.SandboxClientID, creds.ProductionClientID = a.ClientID(Sandbox), a.ClientID(Production)
 	if err := r.Store.Create(ctx, a); err != nil {
 		return nil, Credentials{}, err
 	}

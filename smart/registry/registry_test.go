@@ -314,3 +314,42 @@ func TestConcurrentEditsDoNotLoseWrites(t *testing.T) {
 		t.Fatalf("a concurrent write was lost: dua=%q review=%v", got.DUA, got.Current.Review)
 	}
 }
+
+func TestCreateSandboxApproved(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture()
+	in := registry.NewApp{Owner: registry.Owner{Name: "Growth Inc"}, Category: registry.ClinicianFacing, RiskTier: registry.Moderate,
+		Metadata: meta(), Sandbox: &registry.SandboxApproval{By: "sandbox", Reason: "bundled example", ClientID: "growth-chart"}}
+	a, creds, err := f.r.Create(ctx, "", in, "owner@growth")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored, err := f.r.Store.App(ctx, "", a.ID)
+	if err != nil || stored.State != registry.SandboxApproved || stored.Revision != 1 || creds.SandboxClientID != "growth-chart" {
+		t.Fatalf("stored %+v (creds %+v): %v; want sandbox_approved in one write under the fixed id", stored, creds, err)
+	}
+	if rv := stored.Current.Review; rv == nil || !rv.Passed || rv.By != "sandbox" || stored.RecertificationDue.IsZero() {
+		t.Errorf("review %+v, recertification %v", rv, stored.RecertificationDue)
+	}
+	var kinds []string
+	for _, c := range stored.History {
+		kinds = append(kinds, c.Kind)
+	}
+	if strings.Join(kinds, ",") != "created,review,transition" {
+		t.Errorf("history %v", kinds)
+	}
+	if n := len(f.audit.Events()); n != 3 {
+		t.Errorf("%d audit events, want created, review and transition", n)
+	}
+	if c, err := f.r.Clients(registry.Sandbox).Client(ctx, "", "growth-chart"); err != nil || c.ID != "growth-chart" {
+		t.Errorf("the sandbox does not know the fixed client id: %v", err)
+	}
+	// A fixed id already in use is refused, and nothing is stored.
+	before, _ := f.r.Store.List(ctx, "")
+	if _, _, err := f.r.Create(ctx, "", in, "owner@growth"); !errors.Is(err, registry.ErrExists) {
+		t.Errorf("a reused client id: %v", err)
+	}
+	if after, _ := f.r.Store.List(ctx, ""); len(after) != len(before) {
+		t.Errorf("a refused create stored an app")
+	}
+}
