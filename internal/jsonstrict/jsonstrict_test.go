@@ -7,20 +7,22 @@ import (
 	"testing"
 )
 
+var good = []string{
+	`{}`, `[]`, `0`, `-1.5e+3`, `"x"`, `null`, `{"a":1,"b":[true,false,null,{"a":2}]}`,
+	`{"aud":"x","\u0061ub":"y"}`, `"\ud83d\ude00"`, `{"k":"é"}`, " \n{ \"a\" : [ 1 , 2 ] } ",
+}
+
+var bad = []string{
+	``, `{`, `{"a":1,"a":2}`, `{"aud":"x","\u0061ud":"y"}`, `{"a":1,}`, `[1,]`, `01`, `1.`, `"\x"`,
+	"\"\xff\"", "\"a\x01\"", `"\ud83d"`, `{"a" 1}`, `{} {}`, `tru`, `{"a":{"b":1,"b":2}}`,
+	strings.Repeat("[", 65) + strings.Repeat("]", 65),
+}
+
 func TestCheck(t *testing.T) {
-	good := []string{
-		`{}`, `[]`, `0`, `-1.5e+3`, `"x"`, `null`, `{"a":1,"b":[true,false,null,{"a":2}]}`,
-		`{"aud":"x","\u0061ub":"y"}`, `"\ud83d\ude00"`, `{"k":"é"}`, " \n{ \"a\" : [ 1 , 2 ] } ",
-	}
 	for _, s := range good {
 		if err := Check([]byte(s)); err != nil {
 			t.Errorf("Check(%q) = %v", s, err)
 		}
-	}
-	bad := []string{
-		``, `{`, `{"a":1,"a":2}`, `{"aud":"x","\u0061ud":"y"}`, `{"a":1,}`, `[1,]`, `01`, `1.`, `"\x"`,
-		"\"\xff\"", "\"a\x01\"", `"\ud83d"`, `{"a" 1}`, `{} {}`, `tru`, `{"a":{"b":1,"b":2}}`,
-		strings.Repeat("[", 65) + strings.Repeat("]", 65),
 	}
 	for _, s := range bad {
 		if err := Check([]byte(s)); !errors.Is(err, ErrInvalid) {
@@ -47,6 +49,9 @@ func FuzzCheck(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		err := Check(b)
+		if serr := checkStream(string(b)); (serr == nil) != (err == nil) {
+			t.Fatalf("Check and the streaming Scanner disagree on %q: %v / %v", b, err, serr)
+		}
 		if err == nil && !json.Valid(b) {
 			t.Fatalf("Check accepted %q, which is not valid JSON", b)
 		}

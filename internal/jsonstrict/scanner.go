@@ -1,0 +1,515 @@
+package jsonstrict
+
+import (
+	"io"
+	"strconv"
+	"unicode/utf16"
+	"unicode/utf8"
+)
+
+// Scanner reads one JSON value member by member, with Check's rules: a
+// caller decodes the members it cares about (String, Object, Array) and
+// Skips the rest, and every byte is checked either way. Any error leaves the
+// Scanner unusable.
+//
+// A Scanner made by NewStreamScanner reads its input through a window: it
+// may drop the bytes before the offset last given to Release, and refuses
+// (ErrTooLarge) to hold more than its limit at once. Offsets are counted
+// from the start of the input. Slices a Scanner returns (member names,
+// strings, Bytes) are never overwritten and stay valid.
+type Scanner struct {
+	b      []byte // the window; b[0] is at input offset base
+	i      int    // next byte to read, in b
+	base   int64
+	r      io.Reader // nil: b is the whole input
+	rerr   error     // the reader's error once it returned one
+	keep   int64     // bytes before this offset may be dropped
+	limit  int       // most bytes the window may hold
+	max    int       // nesting limit
+	depth  int
+	member int64 // offset of the current member name
+}
+
+// window is how much a streaming Scanner reads at a time.
+const window = 32 << 10
+
+// NewScanner reads b.
+func NewScanner(b []byte) *Scanner { return &Scanner{b: b, max: DefaultMaxDepth} }
+
+// NewStreamScanner reads r, holding at most limit bytes at once.
+func NewStreamScanner(r io.Reader, limit int) *Scanner {
+	return &Scanner{r: r, limit: limit, max: DefaultMaxDepth, b: make([]byte, 0, window)}
+}
+
+// Offset returns the input offset of the next byte the Scanner will read:
+// after a value, its end; inside an Array callback, the element's start.
+func (s *Scanner) Offset() int64 { return s.base + int64(s.i) }
+
+// MemberOffset returns, inside an Object callback and before the value is
+// read, the offset of the member's name (its opening quote).
+func (s *Scanner) MemberOffset() int64 { return s.member }
+
+// Bytes returns the input between two offsets, which must not have been
+// released.
+func (s *Scanner) Bytes(from, to int64) []byte { return s.b[from-s.base : to-s.base] }
+
+// Release lets a streaming Scanner drop the input before off.
+func (s *Scanner) Release(off int64) { s.keep = off }
+
+// Kind returns the first byte of the next value ('{', '[', '"', 't', 'f',
+// 'n', '-' or a digit), or 0 at the end of the input.
+func (s *Scanner) Kind() byte {
+	if !s.ws() {
+		return 0
+	}
+	return s.b[s.i]
+}
+
+// End checks that nothing but white space follows.
+func (s *Scanner) End() error {
+	if s.ws() {
+		return s.fail("trailing data")
+	}
+	if s.rerr != nil && s.rerr != io.EOF {
+		return s.rerr
+	}
+	return nil
+}
+
+// Skip reads and checks the next value, whatever it is.
+func (s *Scanner) Skip() error {
+	if !s.ws() {
+		return s.eof("unexpected end")
+	}
+	switch c := s.b[s.i]; {
+	case c == '{':
+		return s.object(nil)
+	case c == '[':
+		return s.array(nil)
+	case c == '"':
+		_, err := s.str()
+		return err
+	case c == 't':
+		return s.lit("true")
+	case c == 'f':
+		return s.lit("false")
+	case c == 'n':
+		return s.lit("null")
+	case c == '-' || c >= '0' && c <= '9':
+		return s.number()
+	}
+	return s.fail("unexpected character")
+}
+
+// String reads the next value, which must be a string, and returns it
+// unescaped.
+func (s *Scanner) String() ([]byte, error) {
+	if !s.ws() {
+		return nil, s.eof("unexpected end")
+	}
+	if s.b[s.i] != '"' {
+		return nil, s.fail("expected a string")
+	}
+	return s.str()
+}
+
+// Object reads the next value, which must be an object, calling member for
+// each member with its name unescaped; member must read exactly one value
+// (Skip it, at least).
+func (s *Scanner) Object(member func(name []byte) error) error {
+	if !s.ws() {
+		return s.eof("unexpected end")
+	}
+	if s.b[s.i] != '{' {
+		return s.fail("expected an object")
+	}
+	return s.object(member)
+}
+
+// Array reads the next value, which must be an array, calling elem before
+// each element; elem must read exactly one value.
+func (s *Scanner) Array(elem func() error) error {
+	if !s.ws() {
+		return s.eof("unexpected end")
+	}
+	if s.b[s.i] != '[' {
+		return s.fail("expected an array")
+	}
+	return s.array(elem)
+}
+
+func (s *Scanner) fail(msg string) error { return &checkError{off: s.Offset(), msg: msg} }
+
+// eof reports running out of input: the reader's own failure, or a
+// truncated text.
+func (s *Scanner) eof(msg string) error {
+	if s.rerr != nil && s.rerr != io.EOF {
+		return s.rerr
+	}
+	return s.fail(msg)
+}
+
+// more reads more input into the window, first dropping released bytes
+// into a new array (bytes already handed out are never overwritten). It
+// reports whether there is at least one more byte.
+func (s *Scanner) more() bool {
+	if s.r == nil || s.rerr != nil {
+		return false
+	}
+	drop := min(max(int(s.keep-s.base), 0), s.i)
+	held := len(s.b) - drop
+	if held >= s.limit {
+		s.rerr = ErrTooLarge
+		return false
+	}
+	if drop > held || cap(s.b)-len(s.b) < window/4 {
+		nb := make([]byte, held, held+window+min(held, s.limit))
+		copy(nb, s.b[drop:])
+		s.b, s.base, s.i = nb, s.base+int64(drop), s.i-drop
+	}
+	for {
+		n, err := s.r.Read(s.b[len(s.b):cap(s.b)])
+		s.b = s.b[:len(s.b)+n]
+		if err != nil {
+			s.rerr = err
+			return n > 0
+		}
+		if n > 0 {
+			return true
+		}
+	}
+}
+
+// need reports whether n bytes are available from the current one.
+func (s *Scanner) need(n int) bool {
+	for len(s.b)-s.i < n {
+		if !s.more() {
+			return false
+		}
+	}
+	return true
+}
+
+// ws skips white space and reports whether a byte follows.
+func (s *Scanner) ws() bool {
+	for {
+		for s.i < len(s.b) {
+			switch s.b[s.i] {
+			case ' ', '\t', '\n', '\r':
+				s.i++
+			default:
+				return true
+			}
+		}
+		if !s.more() {
+			return false
+		}
+	}
+}
+
+func (s *Scanner) lit(w string) error {
+	if !s.need(len(w)) || string(s.b[s.i:s.i+len(w)]) != w {
+		return s.fail("bad literal")
+	}
+	s.i += len(w)
+	return nil
+}
+
+// next returns the current byte, if there is one.
+func (s *Scanner) next() (byte, bool) {
+	if s.i < len(s.b) || s.more() {
+		return s.b[s.i], true
+	}
+	return 0, false
+}
+
+func (s *Scanner) digits() int {
+	n := 0
+	for c, ok := s.next(); ok && c >= '0' && c <= '9'; c, ok = s.next() {
+		s.i++
+		n++
+	}
+	return n
+}
+
+func (s *Scanner) number() error {
+	if c, _ := s.next(); c == '-' {
+		s.i++
+	}
+	if c, _ := s.next(); c == '0' {
+		s.i++
+	} else if s.digits() == 0 {
+		return s.fail("bad number")
+	}
+	if c, _ := s.next(); c == '.' {
+		s.i++
+		if s.digits() == 0 {
+			return s.fail("bad number")
+		}
+	}
+	if c, _ := s.next(); c == 'e' || c == 'E' {
+		s.i++
+		if c, _ := s.next(); c == '+' || c == '-' {
+			s.i++
+		}
+		if s.digits() == 0 {
+			return s.fail("bad number")
+		}
+	}
+	return nil
+}
+
+// str reads a string and returns its contents, unescaped when it has escapes.
+func (s *Scanner) str() ([]byte, error) {
+	s.i++ // opening quote
+	start := s.Offset()
+	escaped := false
+	for {
+		for s.i < len(s.b) && plain[s.b[s.i]] { // the common case, one table lookup a byte
+			s.i++
+		}
+		if s.i >= len(s.b) {
+			if !s.more() {
+				return nil, s.eof("unterminated string")
+			}
+			continue
+		}
+		switch c := s.b[s.i]; {
+		case c == '"':
+			raw := s.b[start-s.base : s.i]
+			s.i++
+			if escaped {
+				return unescape(raw)
+			}
+			return raw, nil
+		case c == '\\':
+			escaped = true
+			if !s.need(2) {
+				return nil, s.fail("bad escape")
+			}
+			switch s.b[s.i+1] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				s.i += 2
+			case 'u':
+				if !s.need(6) {
+					return nil, s.fail("bad escape")
+				}
+				for _, h := range s.b[s.i+2 : s.i+6] {
+					if !isHex(h) {
+						return nil, s.fail("bad escape")
+					}
+				}
+				s.i += 6
+			default:
+				return nil, s.fail("bad escape")
+			}
+		case c < 0x20:
+			return nil, s.fail("control character in string")
+		default: // c >= 0x80: plain covers the rest of ASCII
+			s.need(utf8.UTFMax)
+			r, n := utf8.DecodeRune(s.b[s.i:])
+			if r == utf8.RuneError && n <= 1 {
+				return nil, s.fail("invalid UTF-8")
+			}
+			s.i += n
+		}
+	}
+}
+
+// plain marks bytes a string may hold as they are: printable ASCII other
+// than the quote and the backslash.
+var plain = func() (t [256]bool) {
+	for c := 0x20; c < 0x80; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
+func isHex(c byte) bool { return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F' }
+
+// unescape decodes a string body already checked by str.
+func unescape(raw []byte) ([]byte, error) {
+	out := make([]byte, 0, len(raw))
+	for i := 0; i < len(raw); i++ {
+		if raw[i] != '\\' {
+			out = append(out, raw[i])
+			continue
+		}
+		i++
+		switch raw[i] {
+		case 'b':
+			out = append(out, '\b')
+		case 'f':
+			out = append(out, '\f')
+		case 'n':
+			out = append(out, '\n')
+		case 'r':
+			out = append(out, '\r')
+		case 't':
+			out = append(out, '\t')
+		case 'u':
+			r := rune(hex4(raw[i+1 : i+5]))
+			i += 4
+			if utf16.IsSurrogate(r) {
+				if i+6 < len(raw) && raw[i+1] == '\\' && raw[i+2] == 'u' {
+					r2 := rune(hex4(raw[i+3 : i+7]))
+					if d := utf16.DecodeRune(r, r2); d != utf8.RuneError {
+						r = d
+						i += 6
+					} else {
+						return nil, &checkError{msg: "unpaired surrogate"}
+					}
+				} else {
+					return nil, &checkError{msg: "unpaired surrogate"}
+				}
+			}
+			out = utf8.AppendRune(out, r)
+		default:
+			out = append(out, raw[i])
+		}
+	}
+	return out, nil
+}
+
+func hex4(b []byte) int {
+	n := 0
+	for _, c := range b {
+		n <<= 4
+		switch {
+		case c >= '0' && c <= '9':
+			n |= int(c - '0')
+		case c >= 'a' && c <= 'f':
+			n |= int(c-'a') + 10
+		default:
+			n |= int(c-'A') + 10
+		}
+	}
+	return n
+}
+
+func (s *Scanner) object(member func([]byte) error) error {
+	if s.depth++; s.depth > s.max {
+		return s.fail("nesting too deep")
+	}
+	err := s.members(member)
+	s.depth--
+	return err
+}
+
+func (s *Scanner) members(member func([]byte) error) error {
+	s.i++ // '{'
+	if !s.ws() {
+		return s.eof("unterminated object")
+	}
+	if s.b[s.i] == '}' {
+		s.i++
+		return nil
+	}
+	var small [16][]byte // names of small objects, compared linearly
+	names := small[:0]
+	var seen map[string]struct{}
+	for {
+		if !s.ws() || s.b[s.i] != '"' {
+			return s.eof("expected member name")
+		}
+		s.member = s.Offset()
+		k, err := s.str()
+		if err != nil {
+			return err
+		}
+		if seen != nil {
+			if _, dup := seen[string(k)]; dup {
+				return s.fail("duplicate member " + strconv.Quote(string(k)))
+			}
+			seen[string(k)] = struct{}{}
+		} else {
+			for _, prev := range names {
+				if string(prev) == string(k) {
+					return s.fail("duplicate member " + strconv.Quote(string(k)))
+				}
+			}
+			if len(names) < cap(small) {
+				names = append(names, k)
+			} else {
+				seen = make(map[string]struct{}, 2*len(names))
+				for _, prev := range names {
+					seen[string(prev)] = struct{}{}
+				}
+				seen[string(k)] = struct{}{}
+			}
+		}
+		if !s.ws() || s.b[s.i] != ':' {
+			return s.eof("expected ':'")
+		}
+		s.i++
+		if !s.ws() {
+			return s.eof("unexpected end")
+		}
+		if member == nil {
+			err = s.Skip()
+		} else {
+			err = member(k)
+		}
+		if err != nil {
+			return err
+		}
+		if !s.ws() {
+			return s.eof("unterminated object")
+		}
+		switch s.b[s.i] {
+		case ',':
+			s.i++
+		case '}':
+			s.i++
+			return nil
+		default:
+			return s.fail("expected ',' or '}'")
+		}
+	}
+}
+
+func (s *Scanner) array(elem func() error) error {
+	if s.depth++; s.depth > s.max {
+		return s.fail("nesting too deep")
+	}
+	err := s.elements(elem)
+	s.depth--
+	return err
+}
+
+func (s *Scanner) elements(elem func() error) error {
+	s.i++ // '['
+	if !s.ws() {
+		return s.eof("unterminated array")
+	}
+	if s.b[s.i] == ']' {
+		s.i++
+		return nil
+	}
+	for {
+		if !s.ws() {
+			return s.eof("unexpected end")
+		}
+		var err error
+		if elem == nil {
+			err = s.Skip()
+		} else {
+			err = elem()
+		}
+		if err != nil {
+			return err
+		}
+		if !s.ws() {
+			return s.eof("unterminated array")
+		}
+		switch s.b[s.i] {
+		case ',':
+			s.i++
+		case ']':
+			s.i++
+			return nil
+		default:
+			return s.fail("expected ',' or ']'")
+		}
+	}
+}

@@ -1,0 +1,131 @@
+package jsonstrict
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"testing/iotest"
+)
+
+// checkStream checks s through a streaming Scanner fed one byte at a time,
+// so every refill path is taken.
+func checkStream(s string) error {
+	sc := NewStreamScanner(iotest.OneByteReader(strings.NewReader(s)), 1<<20)
+	if err := sc.Skip(); err != nil {
+		return err
+	}
+	return sc.End()
+}
+
+func TestStreamAgreesWithCheck(t *testing.T) {
+	for _, s := range good {
+		if err := checkStream(s); err != nil {
+			t.Errorf("streamed %q: %v", s, err)
+		}
+	}
+	for _, s := range bad {
+		if err := checkStream(s); !errors.Is(err, ErrInvalid) {
+			t.Errorf("streamed %q: %v, want ErrInvalid", s, err)
+		}
+	}
+}
+
+// TestPull reads the members a caller wants and skips the rest, from a
+// slice and from a one-byte stream, and gets the same answers.
+func TestPull(t *testing.T) {
+	doc := `{"resourceType":"Bundle","total":2,"entry":[{"resource":{"resourceType":"Observation","id":"a\u0031"}},` +
+		`{"resource":{"resourceType":"Patient","id":"p"}}],"link":[]}`
+	read := func(sc *Scanner) (string, []string, []string, error) {
+		var typ string
+		var ids, spans []string
+		err := sc.Object(func(name []byte) error {
+			switch string(name) {
+			case "resourceType":
+				v, err := sc.String()
+				typ = string(v)
+				return err
+			case "entry":
+				return sc.Array(func() error {
+					start := sc.Offset()
+					err := sc.Object(func(name []byte) error {
+						if string(name) != "resource" {
+							return sc.Skip()
+						}
+						return sc.Object(func(name []byte) error {
+							if string(name) != "id" {
+								return sc.Skip()
+							}
+							v, err := sc.String()
+							ids = append(ids, string(v))
+							return err
+						})
+					})
+					spans = append(spans, string(sc.Bytes(start, sc.Offset())))
+					sc.Release(sc.Offset())
+					return err
+				})
+			}
+			return sc.Skip()
+		})
+		if err == nil {
+			err = sc.End()
+		}
+		return typ, ids, spans, err
+	}
+	for name, sc := range map[string]*Scanner{
+		"slice":  NewScanner([]byte(doc)),
+		"stream": NewStreamScanner(iotest.OneByteReader(strings.NewReader(doc)), 256),
+	} {
+		typ, ids, spans, err := read(sc)
+		if err != nil || typ != "Bundle" || fmt.Sprint(ids) != "[a1 p]" || len(spans) != 2 ||
+			spans[1] != `{"resource":{"resourceType":"Patient","id":"p"}}` {
+			t.Errorf("%s: %q %q %q %v", name, typ, ids, spans, err)
+		}
+	}
+	// Type errors are refusals, not guesses.
+	sc := NewScanner([]byte(`{"resourceType":1}`))
+	err := sc.Object(func([]byte) error { _, err := sc.String(); return err })
+	if !errors.Is(err, ErrInvalid) {
+		t.Errorf("a number read as a string: %v", err)
+	}
+	// A callback that does not read its value cannot make the scan pass.
+	sc = NewScanner([]byte(`{"a":{"b":1}}`))
+	if err := sc.Object(func([]byte) error { return nil }); err == nil {
+		t.Error("an unread member value passed")
+	}
+}
+
+// TestStreamWindow shows a streaming Scanner holds about one released
+// element at a time, and refuses an element larger than its limit.
+func TestStreamWindow(t *testing.T) {
+	var doc bytes.Buffer
+	doc.WriteString("[")
+	for i := range 2000 {
+		if i > 0 {
+			doc.WriteString(",")
+		}
+		fmt.Fprintf(&doc, `{"n":%d,"pad":%q}`, i, strings.Repeat("x", 1000))
+	}
+	doc.WriteString("]")
+	sc := NewStreamScanner(bytes.NewReader(doc.Bytes()), 128<<10)
+	most := 0
+	err := sc.Array(func() error {
+		err := sc.Skip()
+		sc.Release(sc.Offset())
+		most = max(most, cap(sc.b))
+		return err
+	})
+	if err != nil {
+		t.Fatalf("%d bytes through a 128 KiB window: %v", doc.Len(), err)
+	}
+	if most > 200<<10 {
+		t.Errorf("window grew to %d bytes for 1 KB elements", most)
+	}
+	// Without Release the same input overflows the window.
+	sc = NewStreamScanner(bytes.NewReader(doc.Bytes()), 128<<10)
+	if err := sc.Skip(); !errors.Is(err, ErrTooLarge) {
+		t.Errorf("unreleased 2 MB through a 128 KiB window: %v", err)
+	}
+}
