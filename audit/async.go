@@ -47,6 +47,8 @@ type Async struct {
 
 	once   sync.Once
 	queue  chan Event
+	kick   chan struct{} // wakes Run early: a batch is ready, or Close
+	high   int           // queue length at which Record kicks
 	mu     sync.RWMutex
 	closed bool
 	done   chan struct{}
@@ -59,6 +61,8 @@ func (a *Async) init() {
 			n = 4096
 		}
 		a.queue = make(chan Event, n)
+		a.kick = make(chan struct{}, 1)
+		a.high = min(a.batchSize(), max(n/2, 1))
 		a.done = make(chan struct{})
 	})
 }
@@ -73,9 +77,16 @@ func (a *Async) Record(ctx context.Context, e Event) error {
 	}
 	select {
 	case a.queue <- e:
+		// Run is not a receiver on the queue: an enqueue wakes nobody (a
+		// goroutine wake-up per event would cost more than the rest of
+		// Record); a full batch does.
+		if len(a.queue) >= a.high {
+			a.wake()
+		}
 		return nil
 	default:
 	}
+	a.wake()
 	if a.Overflow == Fail {
 		return ErrQueueFull
 	}
@@ -87,16 +98,28 @@ func (a *Async) Record(ctx context.Context, e Event) error {
 	}
 }
 
+func (a *Async) wake() {
+	select {
+	case a.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (a *Async) batchSize() int {
+	if a.BatchSize <= 0 {
+		return 256
+	}
+	return a.BatchSize
+}
+
 // Run writes batches until Close; run it in its own goroutine. ctx bounds
 // the writes (a cancelled ctx stops retrying and returns its error with
-// events still queued).
+// events still queued). It wakes when a batch is full or FlushInterval has
+// passed, whichever is first, and writes what is queued.
 func (a *Async) Run(ctx context.Context) error {
 	a.init()
 	defer close(a.done)
-	size := a.BatchSize
-	if size <= 0 {
-		size = 256
-	}
+	size := a.batchSize()
 	interval := a.FlushInterval
 	if interval <= 0 {
 		interval = 50 * time.Millisecond
@@ -123,17 +146,31 @@ func (a *Async) Run(ctx context.Context) error {
 		return nil
 	}
 	for {
-		select {
-		case e, ok := <-a.queue:
-			if !ok {
-				return flush()
-			}
-			batch = append(batch, e)
-			if len(batch) >= size {
+		closed := false
+	drain:
+		for {
+			select {
+			case e, ok := <-a.queue:
+				if !ok {
+					closed = true
+					break drain
+				}
+				batch = append(batch, e)
+				if len(batch) < size {
+					continue
+				}
 				if err := flush(); err != nil {
 					return err
 				}
+			default:
+				break drain
 			}
+		}
+		if closed {
+			return flush()
+		}
+		select {
+		case <-a.kick:
 		case <-timer.C:
 			if err := flush(); err != nil {
 				return err
@@ -155,6 +192,7 @@ func (a *Async) Close(ctx context.Context) error {
 		close(a.queue)
 	}
 	a.mu.Unlock()
+	a.wake()
 	select {
 	case <-a.done:
 		return nil
