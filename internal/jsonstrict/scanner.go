@@ -1,6 +1,7 @@
 package jsonstrict
 
 import (
+	"encoding/binary"
 	"io"
 	"strconv"
 	"unicode/utf16"
@@ -193,14 +194,14 @@ func (s *Scanner) need(n int) bool {
 // ws skips white space and reports whether a byte follows.
 func (s *Scanner) ws() bool {
 	for {
-		for s.i < len(s.b) {
-			switch s.b[s.i] {
-			case ' ', '\t', '\n', '\r':
-				s.i++
-			default:
+		b, i := s.b, s.i
+		for ; i < len(b); i++ {
+			if c := b[i]; c > ' ' || c != ' ' && c != '\t' && c != '\n' && c != '\r' {
+				s.i = i
 				return true
 			}
 		}
+		s.i = i
 		if !s.more() {
 			return false
 		}
@@ -265,9 +266,7 @@ func (s *Scanner) str() ([]byte, error) {
 	start := s.Offset()
 	escaped := false
 	for {
-		for s.i < len(s.b) && plain[s.b[s.i]] { // the common case, one table lookup a byte
-			s.i++
-		}
+		s.i = skipPlain(s.b, s.i)
 		if s.i >= len(s.b) {
 			if !s.more() {
 				return nil, s.eof("unterminated string")
@@ -314,6 +313,25 @@ func (s *Scanner) str() ([]byte, error) {
 			s.i += n
 		}
 	}
+}
+
+// skipPlain returns the index of the first byte from i that is not plain:
+// eight bytes at a time while none of them is a quote, a backslash, a
+// control character or non-ASCII, then byte by byte.
+func skipPlain(b []byte, i int) int {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	for ; i+8 <= len(b); i += 8 {
+		x := binary.LittleEndian.Uint64(b[i:])
+		q, bs := x^(ones*'"'), x^(ones*'\\') // zero bytes where x has a quote, a backslash
+		// Any byte below 0x20, zero in q or bs, or with its high bit set.
+		if ((x-ones*0x20)&^x|(q-ones)&^q|(bs-ones)&^bs|x)&highs != 0 {
+			break
+		}
+	}
+	for i < len(b) && plain[b[i]] {
+		i++
+	}
+	return i
 }
 
 // plain marks bytes a string may hold as they are: printable ASCII other
