@@ -64,14 +64,18 @@ func key(parts ...string) string {
 	for _, p := range parts {
 		n += len(p)
 	}
-	b := make([]byte, 0, n)
+	return string(appendKey(make([]byte, 0, n), parts...))
+}
+
+// appendKey appends the parts of a map key, NUL-separated.
+func appendKey(b []byte, parts ...string) []byte {
 	for i, p := range parts {
 		if i > 0 {
 			b = append(b, 0)
 		}
 		b = append(b, p...)
 	}
-	return string(b)
+	return b
 }
 
 func (m *MemoryStore) now() time.Time {
@@ -297,14 +301,17 @@ func (m *MemoryStore) RevokeToken(_ context.Context, tenant, jti string, exp tim
 func (m *MemoryStore) Revoked(_ context.Context, tenant, grantID, jti string) (bool, error) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	if _, ok := m.revoked[key(tenant, jti)]; ok {
+	// Checked on every verified request: the keys are built on the stack
+	// (a map index with string(bytes) does not allocate).
+	var buf [256]byte
+	if _, ok := m.revoked[string(appendKey(buf[:0], tenant, jti))]; ok {
 		return true, nil
 	}
-	k := key(tenant, grantID)
-	if _, ok := m.grants[k]; !ok {
+	k := appendKey(buf[:0], tenant, grantID)
+	if _, ok := m.grants[string(k)]; !ok {
 		return true, nil
 	}
-	return m.dead[k], nil
+	return m.dead[string(k)], nil
 }
 
 // Claim records a client-assertion jti, or returns ErrReplay.

@@ -272,7 +272,7 @@ func BearerToken(r *http.Request) (string, bool) {
 		return "", false
 	}
 	scheme, tok, ok := strings.Cut(auths[0], " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" || strings.ContainsAny(tok, " \t") {
+	if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" || strings.IndexByte(tok, ' ') >= 0 || strings.IndexByte(tok, '\t') >= 0 {
 		return "", false
 	}
 	return tok, true
