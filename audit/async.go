@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -45,13 +46,16 @@ type Async struct {
 	// OnError is told of each failed write before it is retried; nil logs nothing.
 	OnError func(error)
 
-	once   sync.Once
-	queue  chan Event
-	kick   chan struct{} // wakes Run early: a batch is ready, or Close
-	high   int           // queue length at which Record kicks
-	mu     sync.RWMutex
-	closed bool
-	done   chan struct{}
+	once  sync.Once
+	queue chan Event
+	kick  chan struct{} // wakes Run early: a batch is ready, or Close
+	high  int64         // pending events at which Record kicks
+	// pending counts events recorded and not yet written, queued or in
+	// Run's batch.
+	pending atomic.Int64
+	mu      sync.RWMutex
+	closed  bool
+	done    chan struct{}
 }
 
 func (a *Async) init() {
@@ -62,7 +66,7 @@ func (a *Async) init() {
 		}
 		a.queue = make(chan Event, n)
 		a.kick = make(chan struct{}, 1)
-		a.high = min(a.batchSize(), max(n/2, 1))
+		a.high = int64(min(a.batchSize(), max(n/2, 1)))
 		a.done = make(chan struct{})
 	})
 }
@@ -80,7 +84,7 @@ func (a *Async) Record(ctx context.Context, e Event) error {
 		// Run is not a receiver on the queue: an enqueue wakes nobody (a
 		// goroutine wake-up per event would cost more than the rest of
 		// Record); a full batch does.
-		if len(a.queue) >= a.high {
+		if a.pending.Add(1) >= a.high {
 			a.wake()
 		}
 		return nil
@@ -92,6 +96,7 @@ func (a *Async) Record(ctx context.Context, e Event) error {
 	}
 	select {
 	case a.queue <- e:
+		a.pending.Add(1)
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
@@ -131,6 +136,7 @@ func (a *Async) Run(ctx context.Context) error {
 		for backoff := 10 * time.Millisecond; len(batch) > 0; backoff = min(2*backoff, 5*time.Second) {
 			err := a.Next.RecordBatch(ctx, batch)
 			if err == nil {
+				a.pending.Add(-int64(len(batch)))
 				batch = batch[:0]
 				return nil
 			}

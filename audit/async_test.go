@@ -151,3 +151,39 @@ func BenchmarkBaselineChannelSend(b *testing.B) {
 	close(ch)
 	<-done
 }
+
+// TestAsyncWritesWhenABatchFills: a full batch is written at once, long
+// before the flush interval; a partial one waits for it or for Close.
+func TestAsyncWritesWhenABatchFills(t *testing.T) {
+	log := &slowLog{}
+	a := &audit.Async{Next: log, BatchSize: 4, FlushInterval: time.Hour}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { _ = a.Run(ctx) }()
+	written := func() int {
+		log.mu.Lock()
+		defer log.mu.Unlock()
+		return log.n
+	}
+	for i := range 3 {
+		if err := a.Record(ctx, audit.Event{Type: audit.ResourceAllowed, ClientID: string(rune('a' + i))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(50 * time.Millisecond)
+	if n := written(); n != 0 {
+		t.Fatalf("a partial batch was written before the interval: %d", n)
+	}
+	_ = a.Record(ctx, audit.Event{Type: audit.ResourceAllowed, ClientID: "d"})
+	deadline := time.Now().Add(5 * time.Second)
+	for written() != 4 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if n := written(); n != 4 {
+		t.Fatalf("a full batch was not written: %d", n)
+	}
+	_ = a.Record(ctx, audit.Event{Type: audit.ResourceAllowed, ClientID: "e"})
+	if err := a.Close(ctx); err != nil || written() != 5 {
+		t.Fatalf("Close left events unwritten: %v, %d written", err, written())
+	}
+}
