@@ -2,7 +2,7 @@ package fhirproxy
 
 import (
 	"context"
-	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"strconv"
@@ -233,11 +233,11 @@ func (p *Proxy) checkWrite(ctx context.Context, r *http.Request, in Interaction,
 	case Batch:
 		return p.checkBatch(ctx, r, a, body)
 	case Create, Update:
-		if jsonstrict.Check(body) != nil {
+		pr, err := parseResource(body)
+		if err != nil {
 			return bad("the body must be one strict JSON resource")
 		}
-		var pr projection
-		if err := json.Unmarshal(body, &pr); err != nil || pr.ResourceType != in.Type {
+		if pr.ResourceType != in.Type {
 			return bad("the body's resourceType must match the URL")
 		}
 		if in.Kind == Update && pr.ID != in.ID {
@@ -290,7 +290,7 @@ func (p *Proxy) fetch(ctx context.Context, ref string) (int, *projection, error)
 	}
 	var pr projection
 	if resp.StatusCode == http.StatusOK {
-		if err := json.Unmarshal(b, &pr); err != nil {
+		if pr, err = parseResource(b); err != nil {
 			return 0, nil, err
 		}
 	}
@@ -302,32 +302,22 @@ func (p *Proxy) fetch(ctx context.Context, ref string) (int, *projection, error)
 // reads and searches only.
 func (p *Proxy) checkBatch(ctx context.Context, r *http.Request, a *access, body []byte) *refusal {
 	bad := func(msg string) *refusal { return refuse(http.StatusBadRequest, "invalid", msg) }
-	if jsonstrict.Check(body) != nil {
-		return bad("the body must be one strict JSON Bundle")
-	}
-	var b struct {
-		ResourceType string `json:"resourceType"`
-		Type         string `json:"type"`
-		Entry        []struct {
-			Request struct {
-				Method string `json:"method"`
-				URL    string `json:"url"`
-			} `json:"request"`
-			Resource json.RawMessage `json:"resource"`
-		} `json:"entry"`
-	}
-	if err := json.Unmarshal(body, &b); err != nil || b.ResourceType != "Bundle" || b.Type != "batch" && b.Type != "transaction" {
-		return bad("POST to the base takes a batch or transaction Bundle")
-	}
-	if len(b.Entry) > p.Limits.entries() {
+	b, err := parseBatch(body, p.Limits.entries())
+	if err == errTooManyEntries {
 		return refuse(http.StatusRequestEntityTooLarge, "too-costly", "too many Bundle entries")
 	}
+	if err != nil {
+		return bad("the body must be one strict JSON Bundle")
+	}
+	if b.ResourceType != "Bundle" || b.Type != "batch" && b.Type != "transaction" {
+		return bad("POST to the base takes a batch or transaction Bundle")
+	}
 	for i, e := range b.Entry {
-		path, query, _ := strings.Cut(e.Request.URL, "?")
+		path, query, _ := strings.Cut(e.URL, "?")
 		if strings.Contains(path, "://") || strings.HasPrefix(path, "/") {
 			return bad("batch entry URLs must be relative to the base")
 		}
-		in, err := parsePath(e.Request.Method, "/"+path, query, p.Limits)
+		in, err := parsePath(e.Method, "/"+path, query, p.Limits)
 		if err != nil || in.Kind == Batch || in.Kind == Capabilities {
 			return bad("batch entry " + itoa(i) + " is not understood")
 		}
@@ -356,3 +346,70 @@ func (p *Proxy) checkBatch(ctx context.Context, r *http.Request, a *access, body
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+// batch is what the proxy reads of a batch or transaction Bundle: each
+// entry's request and raw resource.
+type batch struct {
+	ResourceType, Type string
+	Entry              []batchEntry
+}
+
+type batchEntry struct {
+	Method, URL string
+	Resource    []byte
+}
+
+var errTooManyEntries = errors.New("fhirproxy: too many Bundle entries")
+
+// parseBatch reads a batch Bundle strictly, with member names matched
+// exactly: the entry the proxy authorises is the one the server executes
+// (encoding/json would also match "Request" and let the last twin win).
+func parseBatch(body []byte, most int) (batch, error) {
+	var b batch
+	s := jsonstrict.NewScanner(body)
+	err := s.Object(func(name []byte) error {
+		switch string(name) {
+		case "resourceType":
+			return readString(s, &b.ResourceType)
+		case "type":
+			return readString(s, &b.Type)
+		case "entry":
+			return readArray(s, func() error {
+				if len(b.Entry) == most {
+					return errTooManyEntries
+				}
+				var e batchEntry
+				err := s.Object(func(name []byte) error {
+					switch string(name) {
+					case "request":
+						return readObject(s, func(name []byte) error {
+							switch string(name) {
+							case "method":
+								return readString(s, &e.Method)
+							case "url":
+								return readString(s, &e.URL)
+							}
+							return s.Skip()
+						})
+					case "resource":
+						if s.Kind() == 'n' {
+							return s.Skip()
+						}
+						start := s.Offset()
+						err := s.Skip()
+						e.Resource = s.Bytes(start, s.Offset())
+						return err
+					}
+					return s.Skip()
+				})
+				b.Entry = append(b.Entry, e)
+				return err
+			})
+		}
+		return s.Skip()
+	})
+	if err == nil {
+		err = s.End()
+	}
+	return b, err
+}

@@ -2,10 +2,11 @@ package fhirproxy
 
 import "strings"
 
-// r4Types are the resource types of FHIR R4 (4.0.1). Resource types are
+// r4Names are the resource types of FHIR R4 (4.0.1), each mapped to itself so
+// a decoded name can share the string. Resource types are
 // case-sensitive; anything else in a type position is refused.
-var r4Types = func() map[string]bool {
-	m := map[string]bool{}
+var r4Names = func() map[string]string {
+	m := map[string]string{}
 	for _, t := range strings.Fields(`Account ActivityDefinition AdverseEvent AllergyIntolerance Appointment AppointmentResponse
 	AuditEvent Basic Binary BiologicallyDerivedProduct BodyStructure Bundle CapabilityStatement CarePlan CareTeam CatalogEntry
 	ChargeItem ChargeItemDefinition Claim ClaimResponse ClinicalImpression CodeSystem Communication CommunicationRequest
@@ -27,12 +28,12 @@ var r4Types = func() map[string]bool {
 	StructureMap Subscription Substance SubstanceNucleicAcid SubstancePolymer SubstanceProtein
 	SubstanceReferenceInformation SubstanceSourceMaterial SubstanceSpecification SupplyDelivery SupplyRequest Task
 	TerminologyCapabilities TestReport TestScript ValueSet VerificationResult VisionPrescription`) {
-		m[t] = true
+		m[t] = t
 	}
 	return m
 }()
 
-func knownType(t string) bool { return r4Types[t] }
+func knownType(t string) bool { _, ok := r4Names[t]; return ok }
 
 // compartmentType describes how a resource type belongs to the Patient
 // compartment: the search parameter the proxy injects to confine a search,

@@ -68,8 +68,8 @@ const (
 // it reports whether it did. A preflight carries no token, so it admits the
 // request shape only; the response to the real request decides readability.
 func (p *Proxy) preflight(w http.ResponseWriter, r *http.Request) bool {
-	origin := r.Header.Get("Origin")
-	if p.AllowOrigin == nil || r.Method != http.MethodOptions || origin == "" || r.Header.Get("Access-Control-Request-Method") == "" {
+	origin := header(r.Header, "Origin")
+	if p.AllowOrigin == nil || r.Method != http.MethodOptions || origin == "" || header(r.Header, "Access-Control-Request-Method") == "" {
 		return false
 	}
 	h := w.Header()
@@ -86,7 +86,7 @@ func (p *Proxy) preflight(w http.ResponseWriter, r *http.Request) bool {
 // allowOrigin makes the response readable by the request's origin when the
 // token's client may use it.
 func (p *Proxy) allowOrigin(w http.ResponseWriter, r *http.Request, a *access) {
-	origin := r.Header.Get("Origin")
+	origin := header(r.Header, "Origin")
 	if origin == "" || p.AllowOrigin == nil {
 		return
 	}

@@ -1,32 +1,149 @@
 package fhirproxy
 
 import (
-	"encoding/json"
-
 	"github.com/smartkit/smartkit/consent"
+	"github.com/smartkit/smartkit/internal/jsonstrict"
 )
 
 // projection is the little of a resource the proxy reads: type, id,
 // labels, and the references that place it in a patient's compartment.
+// It is read in the same pass that proves the JSON strict (decode), with
+// member names matched exactly as a FHIR client would match them.
 type projection struct {
-	ResourceType string `json:"resourceType"`
-	ID           string `json:"id"`
-	Meta         struct {
-		Security []struct {
-			System string `json:"system"`
-			Code   string `json:"code"`
-		} `json:"security"`
-	} `json:"meta"`
-	Subject     ref `json:"subject"`
-	Patient     ref `json:"patient"`
-	Beneficiary ref `json:"beneficiary"`
-	Participant []struct {
-		Actor ref `json:"actor"`
-	} `json:"participant"`
+	ResourceType string
+	ID           string
+	Meta         struct{ Security []coding }
+	Subject      ref
+	Patient      ref
+	Beneficiary  ref
+	Participant  []struct{ Actor ref }
 }
 
-type ref struct {
-	Reference string `json:"reference"`
+type coding struct{ System, Code string }
+
+type ref struct{ Reference string }
+
+// parseResource reads one strict JSON resource's projection.
+func parseResource(b []byte) (projection, error) {
+	var p projection
+	s := jsonstrict.NewScanner(b)
+	err := p.decode(s, nil, nil)
+	if err == nil {
+		err = s.End()
+	}
+	return p, err
+}
+
+// decode reads the next value of s, which must be an object (a resource),
+// into p; every member is checked, the ones p does not hold are skipped.
+// entry, when set, reads the value of a top-level "entry" member; after,
+// when set, is called after each member with the offset of its name.
+// JSON null counts as absent, as it would for a FHIR client.
+func (p *projection) decode(s *jsonstrict.Scanner, entry func() error, after func(name []byte, start int64) error) error {
+	return s.Object(func(name []byte) error {
+		start := s.MemberOffset()
+		var err error
+		switch string(name) {
+		case "resourceType":
+			var v []byte
+			if v, err = s.String(); err == nil {
+				p.ResourceType = typeName(v)
+			}
+		case "id":
+			err = readString(s, &p.ID)
+		case "meta":
+			err = readObject(s, func(name []byte) error {
+				if string(name) != "security" {
+					return s.Skip()
+				}
+				return readArray(s, func() error {
+					var c coding
+					err := readObject(s, func(name []byte) error {
+						switch string(name) {
+						case "system":
+							return readString(s, &c.System)
+						case "code":
+							return readString(s, &c.Code)
+						}
+						return s.Skip()
+					})
+					p.Meta.Security = append(p.Meta.Security, c)
+					return err
+				})
+			})
+		case "subject":
+			err = p.Subject.decode(s)
+		case "patient":
+			err = p.Patient.decode(s)
+		case "beneficiary":
+			err = p.Beneficiary.decode(s)
+		case "participant":
+			err = readArray(s, func() error {
+				var pa struct{ Actor ref }
+				err := readObject(s, func(name []byte) error {
+					if string(name) == "actor" {
+						return pa.Actor.decode(s)
+					}
+					return s.Skip()
+				})
+				p.Participant = append(p.Participant, pa)
+				return err
+			})
+		case "entry":
+			if entry != nil {
+				err = entry()
+			} else {
+				err = s.Skip()
+			}
+		default:
+			err = s.Skip()
+		}
+		if err == nil && after != nil {
+			err = after(name, start)
+		}
+		return err
+	})
+}
+
+// decode reads a Reference's reference.
+func (r *ref) decode(s *jsonstrict.Scanner) error {
+	return readObject(s, func(name []byte) error {
+		if string(name) == "reference" {
+			return readString(s, &r.Reference)
+		}
+		return s.Skip()
+	})
+}
+
+func readString(s *jsonstrict.Scanner, dst *string) error {
+	if s.Kind() == 'n' {
+		return s.Skip()
+	}
+	v, err := s.String()
+	*dst = string(v)
+	return err
+}
+
+func readObject(s *jsonstrict.Scanner, member func([]byte) error) error {
+	if s.Kind() == 'n' {
+		return s.Skip()
+	}
+	return s.Object(member)
+}
+
+func readArray(s *jsonstrict.Scanner, elem func() error) error {
+	if s.Kind() == 'n' {
+		return s.Skip()
+	}
+	return s.Array(elem)
+}
+
+// typeName returns a resource type name, shared when it is an R4 type.
+func typeName(v []byte) string {
+	if t, ok := r4Names[string(v)]; ok {
+		return t
+	}
+	return string(v)
 }
 
 const (
@@ -110,68 +227,4 @@ func (a *access) judge(p *projection) verdict {
 		return withhold
 	}
 	return keep
-}
-
-// filterBundle removes the entries the access may not see from a Bundle and
-// returns the new body, whether anything was removed, and what was kept
-// (for the audit trail). The Bundle's other members pass through as they
-// were; a total that would count removed entries is dropped, and the
-// Bundle is labelled REDACTED when something was withheld for its labels.
-func (a *access) filterBundle(body []byte, top map[string]json.RawMessage) ([]byte, bool, []*projection, error) {
-	var entries []json.RawMessage
-	if raw, ok := top["entry"]; ok {
-		if err := json.Unmarshal(raw, &entries); err != nil {
-			return nil, false, nil, err
-		}
-	}
-	kept := entries[:0]
-	var seen []*projection
-	removed, withheld := false, false
-	for _, e := range entries {
-		var entry struct {
-			Resource json.RawMessage `json:"resource"`
-		}
-		if err := json.Unmarshal(e, &entry); err != nil {
-			return nil, false, nil, err
-		}
-		if len(entry.Resource) == 0 { // a batch response entry without a resource
-			kept = append(kept, e)
-			continue
-		}
-		var p projection
-		if err := json.Unmarshal(entry.Resource, &p); err != nil {
-			return nil, false, nil, err
-		}
-		if p.ResourceType == "OperationOutcome" {
-			kept = append(kept, e)
-			continue
-		}
-		switch a.judge(&p) {
-		case keep:
-			kept = append(kept, e)
-			seen = append(seen, &p)
-		case withhold:
-			removed, withheld = true, true
-		default:
-			removed = true
-		}
-	}
-	if !removed {
-		return body, false, seen, nil
-	}
-	delete(top, "total")
-	if len(kept) > 0 {
-		raw, err := json.Marshal(kept)
-		if err != nil {
-			return nil, false, nil, err
-		}
-		top["entry"] = raw
-	} else {
-		delete(top, "entry")
-	}
-	if withheld {
-		top["meta"] = json.RawMessage(`{"security":[{"system":"http://terminology.hl7.org/CodeSystem/v3-ObservationValue","code":"REDACTED"}]}`)
-	}
-	out, err := json.Marshal(top)
-	return out, true, seen, err
 }

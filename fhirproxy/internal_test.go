@@ -48,11 +48,28 @@ func TestInspectBody(t *testing.T) {
 		"another patient":   `{"resourceType":"Observation","id":"o1","subject":{"reference":"Patient/p2"}}`,
 		"no subject":        `{"resourceType":"Observation","id":"o1"}`,
 		"wrong resource":    `{"resourceType":"Observation","id":"o2","subject":{"reference":"Patient/p1"}}`,
-		"very restricted":   `{"resourceType":"Observation","id":"o1","subject":{"reference":"Patient/p1"},"meta":{"security":[{"system":"http://terminology.hl7.org/CodeSystem/v3-Confidentiality","code":"V"}]}}`,
+		// encoding/json matches member names case-insensitively and lets the
+		// last win: it read p1 here, where a client reads subject = p2.
+		"case-folded twin": `{"resourceType":"Observation","id":"o1","subject":{"reference":"Patient/p2"},"Subject":{"reference":"Patient/p1"}}`,
+		"escaped twin":     `{"resourceType":"Observation","id":"o1","subject":{"reference":"Patient/p1"},"\u0073ubject":{"reference":"Patient/p2"}}`,
+		"subject as text":  `{"resourceType":"Observation","id":"o1","subject":"Patient/p1"}`,
+		"very restricted":  `{"resourceType":"Observation","id":"o1","subject":{"reference":"Patient/p1"},"meta":{"security":[{"system":"http://terminology.hl7.org/CodeSystem/v3-Confidentiality","code":"V"}]}}`,
 	} {
 		if _, _, ref := a.inspectBody(Interaction{Kind: Read, Type: "Observation", ID: "o1"}, []byte(body)); ref == nil {
 			t.Errorf("%s: let through", name)
 		}
+	}
+	// A Bundle that loses entries keeps its other members byte for byte,
+	// drops its total, and leaves out an entry array that became empty.
+	in := Interaction{Kind: SearchType, Type: "Observation"}
+	out, _, ref = a.inspectBody(in, []byte(`{"resourceType":"Bundle", "type":"searchset","total":2,"link":[{"relation":"self","url":"x?a=1"}],`+
+		`"entry":[{"resource":{"resourceType":"Observation","id":"a","subject":{"reference":"Patient/p1"}}},{"resource":{"resourceType":"Observation","id":"b","subject":{"reference":"Patient/p2"}}}]}`))
+	if want := `{"resourceType":"Bundle","type":"searchset","link":[{"relation":"self","url":"x?a=1"}],"entry":[{"resource":{"resourceType":"Observation","id":"a","subject":{"reference":"Patient/p1"}}}]}`; ref != nil || string(out) != want {
+		t.Errorf("filtered Bundle:\n got %s\nwant %s", out, want)
+	}
+	out, _, _ = a.inspectBody(in, []byte(`{"resourceType":"Bundle","entry":[{"resource":{"resourceType":"Observation","id":"b","subject":{"reference":"Patient/p2"}}}],"total":1}`))
+	if string(out) != `{"resourceType":"Bundle"}` {
+		t.Errorf("emptied Bundle: %s", out)
 	}
 	clear := testAccess("patient/Observation.rs")
 	clear.clearance = consent.Clearance{MaxConfidentiality: consent.VeryRestricted}
@@ -154,12 +171,43 @@ func FuzzParsePath(f *testing.F) {
 	})
 }
 
+// p1s reports whether a decoded resource is patient p1's: p1 itself, or a
+// compartment type whose reference field names p1.
+func p1s(res map[string]any) bool {
+	typ, _ := res["resourceType"].(string)
+	if typ == "Patient" {
+		return res["id"] == "p1"
+	}
+	ct, ok := compartment[typ]
+	if !ok {
+		return false
+	}
+	for _, f := range ct.fields {
+		if f == "participant.actor" {
+			ps, _ := res["participant"].([]any)
+			for _, p := range ps {
+				p, _ := p.(map[string]any)
+				if a, _ := p["actor"].(map[string]any); a != nil && refersTo(fmt.Sprint(a["reference"]), "p1", false) {
+					return true
+				}
+			}
+			continue
+		}
+		if r, _ := res[f].(map[string]any); r != nil && refersTo(fmt.Sprint(r["reference"]), "p1", false) {
+			return true
+		}
+	}
+	return false
+}
+
 // FuzzInspectBody: the inspector never panics and never lets another
 // patient's resource out.
 func FuzzInspectBody(f *testing.F) {
 	f.Add([]byte(`{"resourceType":"Observation","id":"o1","subject":{"reference":"Patient/p1"}}`))
 	f.Add(bundle(3))
 	f.Add([]byte(`{"resourceType":"Bundle","entry":[{"resource":{"resourceType":"Patient","id":"p2"}}]}`))
+	f.Add([]byte(`{"resourceType":"Observation","id":"o1","Subject":{"reference":"Patient/p1"},"subject":{"reference":"Patient/p2"}}`))
+	f.Add([]byte(`{"resourceType":"Bundle","total":2,"entry":[{"resource":{"resourceType":"Observation","id":"a","subject":{"reference":"Patient/p1"}}},{"resource":{"resourceType":"Observation","id":"b","\u0073ubject":{"reference":"Patient/p2"}}}],"link":[]}`))
 	a := testAccess("patient/*.rs")
 	f.Fuzz(func(t *testing.T, body []byte) {
 		for _, in := range []Interaction{{Kind: Read, Type: "Observation", ID: "o1"}, {Kind: SearchType, Type: "Observation"}} {
@@ -172,9 +220,42 @@ func FuzzInspectBody(f *testing.F) {
 					t.Fatalf("let through %s/%s outside the compartment", k.ResourceType, k.ID)
 				}
 			}
-			if !json.Valid(out) {
+			// An independent reading of what goes out, with encoding/json
+			// and exact member names, as a FHIR client reads it.
+			var doc map[string]any
+			if err := json.Unmarshal(out, &doc); err != nil {
 				t.Fatalf("produced invalid JSON %q", out)
+			}
+			if doc["resourceType"] != "Bundle" {
+				if doc["resourceType"] != "OperationOutcome" && !p1s(doc) {
+					t.Fatalf("let out %q", out)
+				}
+				continue
+			}
+			entries, _ := doc["entry"].([]any)
+			for _, e := range entries {
+				e, _ := e.(map[string]any)
+				if res, ok := e["resource"].(map[string]any); ok && res["resourceType"] != "OperationOutcome" && !p1s(res) {
+					t.Fatalf("let out an entry %v of %q", res, body)
+				}
 			}
 		}
 	})
+}
+
+// BenchmarkInspectResource inspects a single ~1 KB Observation read.
+func BenchmarkInspectResource(b *testing.B) {
+	body, _ := json.Marshal(map[string]any{"resourceType": "Observation", "id": "o1", "status": "final",
+		"subject":  map[string]any{"reference": "Patient/p1"},
+		"code":     map[string]any{"coding": []any{map[string]any{"system": "http://loinc.org", "code": "8867-4"}}, "text": strings.Repeat("z", 800)},
+		"category": []any{map[string]any{"coding": []any{map[string]any{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "laboratory"}}}}})
+	a := testAccess("patient/Observation.rs")
+	in := Interaction{Kind: Read, Type: "Observation", ID: "o1"}
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, _, ref := a.inspectBody(in, body); ref != nil {
+			b.Fatal(ref)
+		}
+	}
 }

@@ -68,6 +68,16 @@ type Proxy struct {
 	defaultTransport http.RoundTripper
 }
 
+// header returns the first value of a header by its canonical name (a
+// request's or response's keys are canonical already; Get would check and
+// canonicalise the name again on every call).
+func header(h http.Header, canonical string) string {
+	if v := h[canonical]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
 func (p *Proxy) logger() *slog.Logger {
 	if p.Logger != nil {
 		return p.Logger
@@ -120,8 +130,8 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if p.preflight(w, r) {
 		return
 	}
-	ev := audit.Event{Type: audit.ResourceAllowed, Outcome: audit.Success, SourceIP: r.RemoteAddr, UserAgent: r.UserAgent(),
-		RequestID: r.Header.Get("X-Request-Id")}
+	ev := audit.Event{Type: audit.ResourceAllowed, Outcome: audit.Success, SourceIP: r.RemoteAddr, UserAgent: header(r.Header, "User-Agent"),
+		RequestID: header(r.Header, "X-Request-Id")}
 	in, a, ref := p.admit(r)
 	if a != nil && a.tok != nil {
 		ev.ClientID, ev.UserID, ev.FHIRUser, ev.Scopes = a.tok.ClientID, a.tok.Subject, a.tok.FHIRUser, a.tok.Scope
@@ -205,7 +215,7 @@ func securityHeaders(h http.Header) {
 	}
 }
 
-var acceptFHIR = []string{"application/fhir+json"}
+var fhirJSON = []string{"application/fhir+json"}
 
 // copyBuffers are the 32 KiB buffers ReverseProxy copies responses
 // through, reused across requests and proxies.
@@ -232,8 +242,8 @@ func (p *Proxy) admit(r *http.Request) (Interaction, *access, *refusal) {
 	if strings.Contains(r.RequestURI, "%2F") || strings.Contains(r.RequestURI, "%2f") || strings.Contains(r.RequestURI, "%5C") || strings.Contains(r.RequestURI, "%5c") {
 		return in, nil, refuse(http.StatusBadRequest, "invalid", "encoded separators are not accepted")
 	}
-	for _, h := range []string{"X-HTTP-Method-Override", "X-HTTP-Method", "X-Method-Override"} {
-		if r.Header.Get(h) != "" {
+	for _, h := range [...]string{"X-Http-Method-Override", "X-Http-Method", "X-Method-Override"} { // canonical forms
+		if header(r.Header, h) != "" {
 			return in, nil, refuse(http.StatusBadRequest, "invalid", "method override headers are not accepted")
 		}
 	}
@@ -349,18 +359,18 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, in Interaction, 
 			out.Host = p.Upstream.Host
 			hdr := http.Header{}
 			for _, k := range []string{"Accept-Encoding", "If-Match", "If-None-Match", "If-Modified-Since", "If-None-Exist", "Content-Type"} {
-				if v := pr.In.Header.Values(k); len(v) > 0 {
+				if v := pr.In.Header[k]; len(v) > 0 {
 					hdr[k] = v
 				}
 			}
-			hdr["Accept"] = acceptFHIR
-			if pref := pr.In.Header.Get("Prefer"); strings.HasPrefix(pref, "return=") {
-				hdr.Set("Prefer", pref) // handling=lenient and anything else are dropped
+			hdr["Accept"] = fhirJSON
+			if pref := header(pr.In.Header, "Prefer"); strings.HasPrefix(pref, "return=") {
+				hdr["Prefer"] = []string{pref} // handling=lenient and anything else are dropped
+			}
+			if a != nil && a.inspects(in) {
+				delete(hdr, "Accept-Encoding") // the proxy must read the body
 			}
 			out.Header = hdr
-			if a != nil && a.inspects(in) {
-				out.Header.Del("Accept-Encoding") // the proxy must read the body
-			}
 			if p.UpstreamAuth != nil {
 				p.UpstreamAuth(out)
 			}

@@ -322,6 +322,9 @@ func TestWrites(t *testing.T) {
 	f.refused("create without a subject", f.do("POST", "/Observation", tok, `{"resourceType":"Observation","status":"final"}`), 403)
 	f.refused("type mismatch", f.do("POST", "/Observation", tok, `{"resourceType":"Condition"}`), 400)
 	f.refused("duplicate members", f.do("POST", "/Observation", tok, `{"resourceType":"Observation","subject":{"reference":"Patient/p1"},"subject":{"reference":"Patient/p2"}}`), 400)
+	// Member names are matched exactly, as the FHIR server matches them:
+	// a case-folded twin cannot vouch for the real subject.
+	f.refused("case-folded twin", f.do("POST", "/Observation", tok, `{"resourceType":"Observation","subject":{"reference":"Patient/p2"},"Subject":{"reference":"Patient/p1"}}`), 403)
 	f.refused("conditional update", f.do("PUT", "/Observation?identifier=x", tok, mustJSON(obs("x", "p1", "laboratory"))), 403)
 	f.refused("patch", f.do("PATCH", "/Observation/lab-1", tok, `[]`), 403)
 	f.refused("labelled beyond clearance", f.do("POST", "/Observation", tok, mustJSON(obs("x", "p1", "laboratory", "R", "PSY"))), 403)
@@ -374,6 +377,11 @@ func TestBatch(t *testing.T) {
 	patient := f.token("launch/patient patient/Observation.rs", nil)
 	search := `{"resourceType":"Bundle","type":"batch","entry":[{"request":{"method":"GET","url":"Observation?patient=p2"}}]}`
 	f.refused("patient batch search", f.do("POST", "/", patient, search), 403)
+	twin := `{"resourceType":"Bundle","type":"batch","entry":[{"request":{"method":"GET","url":"Observation?patient=p2"},"Request":{"method":"GET","url":"Observation/lab-1"}}]}`
+	f.refused("case-folded twin of an entry's request", f.do("POST", "/", patient, twin), 403)
+	many := `{"resourceType":"Bundle","type":"batch","entry":[` + strings.Repeat(`{"request":{"method":"GET","url":"Observation/lab-1"}},`, 100) +
+		`{"request":{"method":"GET","url":"Observation/lab-1"}}]}`
+	f.refused("101 entries", f.do("POST", "/", user, many), 413)
 	ok := `{"resourceType":"Bundle","type":"batch","entry":[{"request":{"method":"GET","url":"Observation/lab-1"}}]}`
 	if r := f.do("POST", "/", user, ok); r.status != 200 {
 		t.Errorf("allowed batch: %d %s", r.status, r.raw)

@@ -3,14 +3,13 @@ package fhirproxy
 import (
 	"bytes"
 	"encoding/json"
-
-	"github.com/smartkit/smartkit/internal/jsonstrict"
 	"io"
 	"net/http"
 	"strconv"
 	"strings"
 
 	"github.com/smartkit/smartkit/audit"
+	"github.com/smartkit/smartkit/internal/jsonstrict"
 )
 
 // inspect reads an upstream response the access must be checked against:
@@ -33,10 +32,10 @@ func (p *Proxy) inspect(resp *http.Response, in Interaction, a *access, ev *audi
 		ev.Type, ev.Outcome, ev.Reason = audit.ResourceRefused, audit.Failure, "upstream status "+strconv.Itoa(resp.StatusCode)
 		return nil, nil // the upstream's own OperationOutcome about the request
 	}
-	if !jsonMediaType(resp.Header.Get("Content-Type")) {
+	if !jsonMediaType(header(resp.Header, "Content-Type")) {
 		return refuse(http.StatusBadGateway, "not-supported", "the FHIR server answered in a format the proxy cannot inspect"), nil
 	}
-	if resp.Header.Get("Content-Encoding") != "" {
+	if header(resp.Header, "Content-Encoding") != "" {
 		return refuse(http.StatusBadGateway, "not-supported", "the FHIR server answered compressed"), nil
 	}
 	body, err := readBody(resp, p.Limits.resp())
@@ -78,8 +77,8 @@ func (p *Proxy) inspect(resp *http.Response, in Interaction, a *access, ev *audi
 	}
 	resp.Body = io.NopCloser(bytes.NewReader(body))
 	resp.ContentLength = int64(len(body))
-	resp.Header.Set("Content-Length", strconv.Itoa(len(body)))
-	resp.Header.Set("Content-Type", "application/fhir+json")
+	resp.Header["Content-Length"] = []string{strconv.Itoa(len(body))}
+	resp.Header["Content-Type"] = fhirJSON
 	return nil, nil
 }
 
@@ -120,25 +119,6 @@ func discloses(ev *audit.Event, pr *projection, a *access) {
 			return
 		}
 	}
-}
-
-// entryResource extracts the resource Type/id from a searchset Bundle.
-func entryResource(bundle []byte, typ, id string) ([]byte, error) {
-	var b struct {
-		Entry []struct {
-			Resource json.RawMessage `json:"resource"`
-		} `json:"entry"`
-	}
-	if err := json.Unmarshal(bundle, &b); err != nil {
-		return nil, err
-	}
-	for _, e := range b.Entry {
-		var pr projection
-		if json.Unmarshal(e.Resource, &pr) == nil && pr.ResourceType == typ && pr.ID == id {
-			return e.Resource, nil
-		}
-	}
-	return nil, io.EOF
 }
 
 // capabilities passes the CapabilityStatement through with the SMART
@@ -190,77 +170,174 @@ func (p *Proxy) capabilities(resp *http.Response) error {
 	return nil
 }
 
-// view is one decoding pass over a response: the top-level projection and,
-// for a Bundle, each entry's.
-type view struct {
-	projection
-	Entry []struct {
-		Resource *projection `json:"resource"`
-	} `json:"entry"`
+// bundleEntry is one element of a Bundle's entry array: its span in the
+// body, and its resource's projection and span when it has one.
+type bundleEntry struct {
+	start, end       int64
+	hasRes           bool
+	resStart, resEnd int64
+	res              projection
 }
 
-// inspectBody decides a response body for the access. It checks the JSON
-// strictly once, decodes a minimal projection once, and rebuilds a Bundle
-// only when it must remove entries. It returns the body to send and what
-// it lets through, or a refusal.
-func (a *access) inspectBody(in Interaction, body []byte) ([]byte, []*projection, *refusal) {
-	invalid := refuse(http.StatusBadGateway, "invalid", "the FHIR server answered with invalid or ambiguous JSON")
-	if jsonstrict.Check(body) != nil {
-		return nil, nil, invalid
+// span is one top-level member of a body, from its name to its value's end.
+type span struct {
+	name       string // "entry", "total", "meta" or "" for the others
+	start, end int64
+}
+
+// readEntries returns the reader of a top-level "entry" member's value: an
+// array of objects, each with an optional resource; each element is passed
+// to done once read.
+func readEntries(s *jsonstrict.Scanner, done func(*bundleEntry) error) func() error {
+	return func() error {
+		return readArray(s, func() error {
+			e := bundleEntry{start: s.Offset()}
+			err := s.Object(func(name []byte) error {
+				if string(name) != "resource" || s.Kind() == 'n' {
+					return s.Skip()
+				}
+				e.hasRes, e.resStart = true, s.Offset()
+				err := e.res.decode(s, nil, nil)
+				e.resEnd = s.Offset()
+				return err
+			})
+			if err != nil {
+				return err
+			}
+			e.end = s.Offset()
+			return done(&e)
+		})
 	}
-	var v view
-	if err := json.Unmarshal(body, &v); err != nil {
-		return nil, nil, invalid
+}
+
+// memberName names the top-level members a filtered Bundle rewrites.
+func memberName(name []byte) string {
+	switch string(name) {
+	case "entry":
+		return "entry"
+	case "total":
+		return "total"
+	case "meta":
+		return "meta"
+	}
+	return ""
+}
+
+// redacted is the meta of a Bundle some of whose entries were withheld for
+// their labels.
+const redacted = `"meta":{"security":[{"system":"http://terminology.hl7.org/CodeSystem/v3-ObservationValue","code":"REDACTED"}]}`
+
+// inspectBody decides a whole response body for the access in one strict
+// pass that also reads the projections. A Bundle is rebuilt from the spans
+// of what it keeps only when it must lose entries; a single resource the
+// access may not see becomes the 404 of a missing one. It returns the body
+// to send and what it lets through, or a refusal.
+func (a *access) inspectBody(in Interaction, body []byte) ([]byte, []*projection, *refusal) {
+	var (
+		top     projection
+		spans   = make([]span, 0, 16)
+		entries []bundleEntry
+	)
+	s := jsonstrict.NewScanner(body)
+	err := top.decode(s, readEntries(s, func(e *bundleEntry) error {
+		entries = append(entries, *e)
+		return nil
+	}), func(name []byte, start int64) error {
+		spans = append(spans, span{memberName(name), start, s.Offset()})
+		return nil
+	})
+	if err != nil || s.End() != nil {
+		return nil, nil, refuse(http.StatusBadGateway, "invalid", "the FHIR server answered with invalid or ambiguous JSON")
 	}
 	switch {
-	case v.ResourceType == "Bundle":
-		var kept []*projection
-		all := true
-		for _, e := range v.Entry {
-			if e.Resource == nil || e.Resource.ResourceType == "OperationOutcome" {
+	case top.ResourceType == "Bundle":
+		kept := make([]*projection, 0, len(entries))
+		sent := make([]bool, len(entries))
+		removed, withheld := false, false
+		for i := range entries {
+			e := &entries[i]
+			if !e.hasRes || e.res.ResourceType == "OperationOutcome" { // a batch response entry without a resource, or an issue
+				sent[i] = true
 				continue
 			}
-			if a.judge(e.Resource) == keep {
-				kept = append(kept, e.Resource)
-			} else {
-				all = false
+			switch a.judge(&e.res) {
+			case keep:
+				sent[i] = true
+				kept = append(kept, &e.res)
+			case withhold:
+				removed, withheld = true, true
+			default:
+				removed = true
 			}
 		}
-		out := body
-		if !all {
-			var top map[string]json.RawMessage
-			if err := json.Unmarshal(body, &top); err != nil {
-				return nil, nil, invalid
-			}
-			var err error
-			if out, _, kept, err = a.filterBundle(body, top); err != nil {
-				return nil, nil, invalid
-			}
-		}
-		if in.unwrap == "" {
-			return out, kept, nil
-		}
-		for _, k := range kept { // a constrained read: exactly the one resource, or absent
-			if k.ResourceType == in.Type && k.ID == in.unwrap {
-				one, err := entryResource(out, in.Type, in.unwrap)
-				if err != nil {
-					return nil, nil, notFound()
+		if in.unwrap != "" { // a constrained read: exactly the one resource, or absent
+			for i := range entries {
+				if e := &entries[i]; sent[i] && e.hasRes && e.res.ResourceType == in.Type && e.res.ID == in.unwrap {
+					return body[e.resStart:e.resEnd], []*projection{&e.res}, nil
 				}
-				return one, []*projection{k}, nil
 			}
+			return nil, nil, notFound()
 		}
-		return nil, nil, notFound()
+		if !removed {
+			return body, kept, nil
+		}
+		return rebuildBundle(body, spans, entries, sent, withheld), kept, nil
 	case in.unwrap != "":
 		return nil, nil, refuse(http.StatusBadGateway, "invalid", "the FHIR server answered a search with something else")
-	case v.ResourceType == "OperationOutcome":
+	case top.ResourceType == "OperationOutcome":
 		return body, nil, nil
 	}
-	pr := &v.projection
-	if in.ID != "" && in.Kind != Operation && (pr.ResourceType != in.Type || pr.ID != in.ID) {
+	if in.ID != "" && in.Kind != Operation && (top.ResourceType != in.Type || top.ID != in.ID) {
 		return nil, nil, refuse(http.StatusBadGateway, "invalid", "the FHIR server answered with another resource")
 	}
-	if a.judge(pr) != keep {
+	if a.judge(&top) != keep {
 		return nil, nil, notFound()
 	}
-	return body, []*projection{pr}, nil
+	return body, []*projection{&top}, nil
+}
+
+// rebuildBundle writes a Bundle without the entries it may not keep: its
+// other members as they were, except a total (which would count what was
+// removed) and, when something was withheld for its labels, the meta, which
+// becomes a REDACTED label. An empty entry array is left out, as FHIR wants.
+func rebuildBundle(body []byte, spans []span, entries []bundleEntry, sent []bool, withheld bool) []byte {
+	out := make([]byte, 0, len(body))
+	out = append(out, '{')
+	sep := func() {
+		if len(out) > 1 {
+			out = append(out, ',')
+		}
+	}
+	for _, m := range spans {
+		switch {
+		case m.name == "total", m.name == "meta" && withheld:
+			continue
+		case m.name == "entry":
+			n := 0
+			for i, e := range entries {
+				if !sent[i] {
+					continue
+				}
+				if n == 0 {
+					sep()
+					out = append(out, `"entry":[`...)
+				} else {
+					out = append(out, ',')
+				}
+				out = append(out, body[e.start:e.end]...)
+				n++
+			}
+			if n > 0 {
+				out = append(out, ']')
+			}
+			continue
+		}
+		sep()
+		out = append(out, body[m.start:m.end]...)
+	}
+	if withheld {
+		sep()
+		out = append(out, redacted...)
+	}
+	return append(out, '}')
 }
