@@ -4,8 +4,11 @@
 // accepts duplicates and lets the last one win, which lets an attacker make
 // two parsers disagree about a token or resource; this package refuses them.
 //
-// Check validates a whole text. Scanner reads one value by value, with the
-// same rules, so a caller can pick out the few members it needs in the same
+// Check validates a text that will then be decoded with encoding/json,
+// which also matches member names case-insensitively: it refuses names that
+// are equal under Unicode case folding too ("aud" and "AUD"). Scanner reads
+// a text value by value, with names matched exactly (as FHIR and JavaScript
+// match them), so a caller can pick out the few members it needs in the same
 // pass that proves the text strict, from a byte slice or from a stream read
 // through a bounded window.
 package jsonstrict
@@ -37,12 +40,13 @@ func (e *checkError) Error() string {
 
 func (e *checkError) Is(target error) bool { return target == ErrInvalid }
 
-// Check validates b as a single JSON value with DefaultMaxDepth.
+// Check validates b as a single JSON value with DefaultMaxDepth, refusing
+// member names that repeat under case folding.
 func Check(b []byte) error { return CheckDepth(b, DefaultMaxDepth) }
 
-// CheckDepth validates b as a single JSON value nested at most maxDepth deep.
+// CheckDepth is Check with a nesting limit of maxDepth.
 func CheckDepth(b []byte, maxDepth int) error {
-	s := Scanner{b: b, max: maxDepth}
+	s := Scanner{b: b, max: maxDepth, fold: true}
 	if err := s.Skip(); err != nil {
 		return err
 	}

@@ -1,9 +1,11 @@
 package jsonstrict
 
 import (
+	"bytes"
 	"encoding/binary"
 	"io"
 	"strconv"
+	"unicode"
 	"unicode/utf16"
 	"unicode/utf8"
 )
@@ -29,6 +31,7 @@ type Scanner struct {
 	max    int       // nesting limit
 	depth  int
 	member int64 // offset of the current member name
+	fold   bool  // names equal under case folding are duplicates (Check)
 }
 
 // window is how much a streaming Scanner reads at a time.
@@ -423,9 +426,7 @@ func (s *Scanner) members(member func([]byte) error) error {
 		s.i++
 		return nil
 	}
-	var small [16][]byte // names of small objects, compared linearly
-	names := small[:0]
-	var seen map[string]struct{}
+	var names nameSet
 	for {
 		if !s.ws() || s.b[s.i] != '"' {
 			return s.eof("expected member name")
@@ -435,26 +436,8 @@ func (s *Scanner) members(member func([]byte) error) error {
 		if err != nil {
 			return err
 		}
-		if seen != nil {
-			if _, dup := seen[string(k)]; dup {
-				return s.fail("duplicate member " + strconv.Quote(string(k)))
-			}
-			seen[string(k)] = struct{}{}
-		} else {
-			for _, prev := range names {
-				if string(prev) == string(k) {
-					return s.fail("duplicate member " + strconv.Quote(string(k)))
-				}
-			}
-			if len(names) < cap(small) {
-				names = append(names, k)
-			} else {
-				seen = make(map[string]struct{}, 2*len(names))
-				for _, prev := range names {
-					seen[string(prev)] = struct{}{}
-				}
-				seen[string(k)] = struct{}{}
-			}
+		if names.add(k, s.fold) {
+			return s.fail("duplicate member " + strconv.Quote(string(k)))
 		}
 		if !s.ws() || s.b[s.i] != ':' {
 			return s.eof("expected ':'")
@@ -484,6 +467,71 @@ func (s *Scanner) members(member func([]byte) error) error {
 			return s.fail("expected ',' or '}'")
 		}
 	}
+}
+
+// nameSet holds the member names of one object for the duplicate check:
+// in an array compared linearly while the object is small, in a map after.
+type nameSet struct {
+	small [16][]byte
+	n     int
+	seen  map[string]struct{}
+}
+
+// add reports whether name repeats an earlier one, and remembers it. With
+// fold set, names equal under Unicode case folding count as the same, as
+// encoding/json matches them.
+func (ns *nameSet) add(name []byte, fold bool) bool {
+	if ns.seen == nil {
+		for _, prev := range ns.small[:ns.n] {
+			if sameName(prev, name, fold) {
+				return true
+			}
+		}
+		if ns.n < len(ns.small) {
+			ns.small[ns.n] = name
+			ns.n++
+			return false
+		}
+		ns.seen = make(map[string]struct{}, 2*ns.n)
+		for _, prev := range ns.small[:ns.n] {
+			ns.seen[key(prev, fold)] = struct{}{}
+		}
+	}
+	k := key(name, fold)
+	if _, ok := ns.seen[k]; ok {
+		return true
+	}
+	ns.seen[k] = struct{}{}
+	return false
+}
+
+func sameName(a, b []byte, fold bool) bool {
+	switch {
+	case string(a) == string(b):
+		return true
+	case !fold || len(a) == 0 || len(b) == 0:
+		return false
+	case a[0] < utf8.RuneSelf && b[0] < utf8.RuneSelf && a[0]|0x20 != b[0]|0x20:
+		return false // ASCII first bytes that differ even case-blind
+	}
+	return bytes.EqualFold(a, b)
+}
+
+// key is a name as the duplicate check compares it: folded when fold is set
+// (each rune replaced by the smallest of its case-folding orbit).
+func key(name []byte, fold bool) string {
+	if !fold {
+		return string(name)
+	}
+	out := make([]byte, 0, len(name))
+	for _, r := range string(name) {
+		low := r
+		for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+			low = min(low, f)
+		}
+		out = utf8.AppendRune(out, low)
+	}
+	return string(out)
 }
 
 func (s *Scanner) array(elem func() error) error {

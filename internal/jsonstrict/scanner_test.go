@@ -13,6 +13,7 @@ import (
 // so every refill path is taken.
 func checkStream(s string) error {
 	sc := NewStreamScanner(iotest.OneByteReader(strings.NewReader(s)), 1<<20)
+	sc.fold = true // as Check
 	if err := sc.Skip(); err != nil {
 		return err
 	}
@@ -127,5 +128,28 @@ func TestStreamWindow(t *testing.T) {
 	sc = NewStreamScanner(bytes.NewReader(doc.Bytes()), 128<<10)
 	if err := sc.Skip(); !errors.Is(err, ErrTooLarge) {
 		t.Errorf("unreleased 2 MB through a 128 KiB window: %v", err)
+	}
+}
+
+// TestCaseFoldedTwins: Check, whose callers decode with encoding/json,
+// refuses names equal under case folding; the Scanner matches exactly.
+func TestCaseFoldedTwins(t *testing.T) {
+	var many strings.Builder
+	many.WriteString("{")
+	for i := range 20 {
+		fmt.Fprintf(&many, `"k%d":1,`, i)
+	}
+	many.WriteString(`"K19":2}`)
+	for _, s := range []string{`{"aud":"x","AUD":"y"}`, `{"sub":1,"Sub":2}`, "{\"k\":1,\"\u212a\":2}", `{"ß":1,"ẞ":2}`, many.String()} {
+		if err := Check([]byte(s)); !errors.Is(err, ErrInvalid) {
+			t.Errorf("Check(%q) = %v, want a duplicate", s, err)
+		}
+		sc := NewScanner([]byte(s))
+		if err := sc.Skip(); err != nil {
+			t.Errorf("Scanner refused %q: %v", s, err)
+		}
+	}
+	if err := Check([]byte(`{"aud":"x","aux":"y","a":1}`)); err != nil {
+		t.Errorf("distinct names: %v", err)
 	}
 }
