@@ -44,13 +44,16 @@ func TestCheck(t *testing.T) {
 }
 
 func FuzzCheck(f *testing.F) {
-	for _, s := range []string{`{"a":[1,"b",{"c":null}]}`, `"\u00e9"`, `{"a":1,"a":2}`, `[1e5,-0.1]`} {
+	for _, s := range []string{`{"a":[1,"b",{"c":null}]}`, `"\u00e9"`, `{"a":1,"a":2}`, `[1e5,-0.1]`, `{"a":[{"b":[1,2]},3],"a":0}`, `{"k":[[],[]],"K":1}`} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		err := Check(b)
 		if serr := checkStream(string(b)); (serr == nil) != (err == nil) {
 			t.Fatalf("Check and the streaming Scanner disagree on %q: %v / %v", b, err, serr)
+		}
+		if werr := walkReleasing(string(b)); (werr == nil) != (err == nil) {
+			t.Fatalf("Check and a releasing walk disagree on %q: %v / %v", b, err, werr)
 		}
 		if err == nil && !json.Valid(b) {
 			t.Fatalf("Check accepted %q, which is not valid JSON", b)

@@ -19,7 +19,8 @@ import (
 // may drop the bytes before the offset last given to Release, and refuses
 // (ErrTooLarge) to hold more than its limit at once. Offsets are counted
 // from the start of the input. Slices a Scanner returns (member names,
-// strings, Bytes) are never overwritten and stay valid.
+// strings, Bytes) stay valid until the next Release; a Scanner over a slice
+// never overwrites them.
 type Scanner struct {
 	b      []byte // the window; b[0] is at input offset base
 	i      int    // next byte to read, in b
@@ -32,6 +33,10 @@ type Scanner struct {
 	depth  int
 	member int64 // offset of the current member name
 	fold   bool  // names equal under case folding are duplicates (Check)
+	// sets are the member names of open objects, by depth, when streaming
+	// (Release copies them out of the window). Allocated whole: a pointer
+	// into it must stay valid while deeper objects open.
+	sets []nameSet
 }
 
 // window is how much a streaming Scanner reads at a time.
@@ -57,8 +62,16 @@ func (s *Scanner) MemberOffset() int64 { return s.member }
 // released.
 func (s *Scanner) Bytes(from, to int64) []byte { return s.b[from-s.base : to-s.base] }
 
-// Release lets a streaming Scanner drop the input before off.
-func (s *Scanner) Release(off int64) { s.keep = off }
+// Release lets a streaming Scanner drop the input before off, which must
+// not be past the end of the last value read.
+func (s *Scanner) Release(off int64) {
+	s.keep = off
+	for d := range s.sets { // the window may move over the names of open objects
+		if s.sets[d].open {
+			s.sets[d].own()
+		}
+	}
+}
 
 // Kind returns the first byte of the next value ('{', '[', '"', 't', 'f',
 // 'n', '-' or a digit), or 0 at the end of the input.
@@ -153,9 +166,10 @@ func (s *Scanner) eof(msg string) error {
 	return s.fail(msg)
 }
 
-// more reads more input into the window, first dropping released bytes
-// into a new array (bytes already handed out are never overwritten). It
-// reports whether there is at least one more byte.
+// more reads more input into the window, first moving what is still held
+// to its front over the released bytes (the names of open objects were
+// copied out at the Release), or into a larger array when a single value
+// outgrows it. It reports whether there is at least one more byte.
 func (s *Scanner) more() bool {
 	if s.r == nil || s.rerr != nil {
 		return false
@@ -166,10 +180,21 @@ func (s *Scanner) more() bool {
 		s.rerr = ErrTooLarge
 		return false
 	}
-	if drop > held || cap(s.b)-len(s.b) < window/4 {
+	switch {
+	case cap(s.b)-held >= window/2:
+		if drop > 0 {
+			copy(s.b, s.b[drop:])
+			s.b, s.base, s.i = s.b[:held], s.base+int64(drop), s.i-drop
+		}
+	default:
 		nb := make([]byte, held, held+window+min(held, s.limit))
 		copy(nb, s.b[drop:])
 		s.b, s.base, s.i = nb, s.base+int64(drop), s.i-drop
+	}
+	if cap(s.b)-len(s.b) < window/4 { // room after the held bytes is short: compact anyway
+		nb := make([]byte, len(s.b), len(s.b)+window)
+		copy(nb, s.b)
+		s.b = nb
 	}
 	for {
 		n, err := s.r.Read(s.b[len(s.b):cap(s.b)])
@@ -426,7 +451,16 @@ func (s *Scanner) members(member func([]byte) error) error {
 		s.i++
 		return nil
 	}
-	var names nameSet
+	var local nameSet
+	names := &local
+	if s.r != nil {
+		if s.sets == nil {
+			s.sets = make([]nameSet, s.max+1)
+		}
+		names = &s.sets[s.depth]
+		*names = nameSet{open: true}
+		defer func() { names.open = false }()
+	}
 	for {
 		if !s.ws() || s.b[s.i] != '"' {
 			return s.eof("expected member name")
@@ -474,6 +508,8 @@ func (s *Scanner) members(member func([]byte) error) error {
 type nameSet struct {
 	small [16][]byte
 	n     int
+	owned int  // small[:owned] are copies, not window slices
+	open  bool // an object being read (streaming)
 	seen  map[string]struct{}
 }
 
@@ -503,6 +539,14 @@ func (ns *nameSet) add(name []byte, fold bool) bool {
 	}
 	ns.seen[k] = struct{}{}
 	return false
+}
+
+// own copies the names held in the array out of the scanner's window.
+func (ns *nameSet) own() {
+	for i := ns.owned; i < ns.n; i++ {
+		ns.small[i] = bytes.Clone(ns.small[i])
+	}
+	ns.owned = ns.n
 }
 
 func sameName(a, b []byte, fold bool) bool {

@@ -153,3 +153,62 @@ func TestCaseFoldedTwins(t *testing.T) {
 		t.Errorf("distinct names: %v", err)
 	}
 }
+
+// TestStreamDuplicateAfterRelease: names of the open objects outlive the
+// window moving over them, so a twin after a long released array is caught.
+func TestStreamDuplicateAfterRelease(t *testing.T) {
+	var doc strings.Builder
+	doc.WriteString(`{"resourceType":"Bundle","entry":[`)
+	for i := range 500 {
+		if i > 0 {
+			doc.WriteString(",")
+		}
+		fmt.Fprintf(&doc, `{"pad":%q}`, strings.Repeat("y", 1000))
+	}
+	for _, tail := range []string{`],"resourceType":"Other"}`, `],"entry":[]}`, `],"ok":1}`} {
+		sc := NewStreamScanner(strings.NewReader(doc.String()+tail), 64<<10)
+		err := sc.Object(func(name []byte) error {
+			if string(name) != "entry" {
+				return sc.Skip()
+			}
+			return sc.Array(func() error {
+				err := sc.Skip()
+				sc.Release(sc.Offset())
+				return err
+			})
+		})
+		if tail == `],"ok":1}` {
+			if err != nil {
+				t.Errorf("%s: %v", tail, err)
+			}
+		} else if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "duplicate") {
+			t.Errorf("%s: %v, want a duplicate", tail, err)
+		}
+	}
+}
+
+// walkReleasing reads s through a small window one byte at a time,
+// releasing after every array element at any depth: the most the window
+// can move under open objects.
+func walkReleasing(s string) error {
+	sc := NewStreamScanner(iotest.OneByteReader(strings.NewReader(s)), 1<<20)
+	sc.fold = true
+	var value func() error
+	value = func() error {
+		switch sc.Kind() {
+		case '{':
+			return sc.Object(func([]byte) error { return value() })
+		case '[':
+			return sc.Array(func() error {
+				err := value()
+				sc.Release(sc.Offset())
+				return err
+			})
+		}
+		return sc.Skip()
+	}
+	if err := value(); err != nil {
+		return err
+	}
+	return sc.End()
+}
