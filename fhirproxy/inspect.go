@@ -37,11 +37,17 @@ func parseResource(b []byte) (projection, error) {
 // decode reads the next value of s, which must be an object (a resource),
 // into p; every member is checked, the ones p does not hold are skipped.
 // entry, when set, reads the value of a top-level "entry" member; after,
-// when set, is called after each member with the offset of its name.
+// when set, is called after each member with memberName of its name (taken
+// before the value is read: a streaming window may move over the name) and
+// the offset of its name.
 // JSON null counts as absent, as it would for a FHIR client.
-func (p *projection) decode(s *jsonstrict.Scanner, entry func() error, after func(name []byte, start int64) error) error {
+func (p *projection) decode(s *jsonstrict.Scanner, entry func() error, after func(name string, start int64) error) error {
 	return s.Object(func(name []byte) error {
 		start := s.MemberOffset()
+		var kind string
+		if after != nil {
+			kind = memberName(name)
+		}
 		var err error
 		switch string(name) {
 		case "resourceType":
@@ -99,7 +105,7 @@ func (p *projection) decode(s *jsonstrict.Scanner, entry func() error, after fun
 			err = s.Skip()
 		}
 		if err == nil && after != nil {
-			err = after(name, start)
+			err = after(kind, start)
 		}
 		return err
 	})

@@ -1,10 +1,13 @@
 package fhirproxy
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"strings"
 	"testing"
+	"testing/iotest"
 
 	"github.com/smartkit/smartkit/consent"
 	"github.com/smartkit/smartkit/scopes"
@@ -205,11 +208,22 @@ func p1s(res map[string]any) bool {
 func FuzzInspectBody(f *testing.F) {
 	f.Add([]byte(`{"resourceType":"Observation","id":"o1","subject":{"reference":"Patient/p1"}}`))
 	f.Add(bundle(3))
+	f.Add(typeFirst(bundle(3)))
 	f.Add([]byte(`{"resourceType":"Bundle","entry":[{"resource":{"resourceType":"Patient","id":"p2"}}]}`))
 	f.Add([]byte(`{"resourceType":"Observation","id":"o1","Subject":{"reference":"Patient/p1"},"subject":{"reference":"Patient/p2"}}`))
 	f.Add([]byte(`{"resourceType":"Bundle","total":2,"entry":[{"resource":{"resourceType":"Observation","id":"a","subject":{"reference":"Patient/p1"}}},{"resource":{"resourceType":"Observation","id":"b","\u0073ubject":{"reference":"Patient/p2"}}}],"link":[]}`))
 	a := testAccess("patient/*.rs")
 	f.Fuzz(func(t *testing.T, body []byte) {
+		if bundleFirst(body) { // the streamed filter must agree with the whole-body one
+			whole, _, ref := a.inspectBody(Interaction{Kind: SearchType, Type: "Observation"}, body)
+			streamed, _, err := streamOut(a, iotest.HalfReader(bytes.NewReader(body)), 1<<20)
+			if (err == nil) != (ref == nil) {
+				t.Fatalf("whole-body %v, streamed %v, for %q", ref, err, body)
+			}
+			if err == nil && !reflect.DeepEqual(decoded(t, streamed), decoded(t, whole)) {
+				t.Fatalf("streamed %s, whole %s", streamed, whole)
+			}
+		}
 		for _, in := range []Interaction{{Kind: Read, Type: "Observation", ID: "o1"}, {Kind: SearchType, Type: "Observation"}} {
 			out, kept, ref := a.inspectBody(in, body)
 			if ref != nil {

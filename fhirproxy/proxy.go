@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"log"
 	"log/slog"
 	"net/http"
 	"net/http/httputil"
@@ -66,6 +67,8 @@ type Proxy struct {
 
 	once             sync.Once
 	defaultTransport http.RoundTripper
+	errLogOnce       sync.Once
+	errLog           *log.Logger
 }
 
 // header returns the first value of a header by its canonical name (a
@@ -83,6 +86,13 @@ func (p *Proxy) logger() *slog.Logger {
 		return p.Logger
 	}
 	return slog.Default()
+}
+
+// errorLog routes ReverseProxy's own messages (a streamed Bundle cut off,
+// say) to the Logger.
+func (p *Proxy) errorLog() *log.Logger {
+	p.errLogOnce.Do(func() { p.errLog = slog.NewLogLogger(p.logger().Handler(), slog.LevelWarn) })
+	return p.errLog
 }
 
 func (p *Proxy) transport() http.RoundTripper {
@@ -351,6 +361,7 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, in Interaction, 
 	rp := &httputil.ReverseProxy{
 		Transport:  p.transport(),
 		BufferPool: &copyBuffers,
+		ErrorLog:   p.errorLog(),
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			out := pr.Out
 			out.URL.Scheme, out.URL.Host = p.Upstream.Scheme, p.Upstream.Host

@@ -64,8 +64,14 @@ type Limits struct {
 	MaxURL    int   // bytes of path and query; 0 means 8 KiB
 	MaxParams int   // query parameters; 0 means 64
 	MaxBody   int64 // request body bytes; 0 means 2 MiB
-	MaxResp   int64 // upstream response bytes the proxy will inspect; 0 means 64 MiB
-	MaxEntry  int   // Bundle entries in a batch; 0 means 100
+	// MaxResp bounds the upstream bytes the proxy holds to inspect: a whole
+	// response, or one entry of a streamed Bundle; 0 means 64 MiB.
+	MaxResp int64
+	// StreamFrom is the size above which a Bundle is filtered as it streams
+	// (memory: about one entry) rather than read whole; 0 means 1 MiB.
+	// Constrained reads and proxies with a Transform always read whole.
+	StreamFrom int64
+	MaxEntry   int // Bundle entries in a batch; 0 means 100
 }
 
 func (l Limits) url() int {
@@ -94,6 +100,13 @@ func (l Limits) resp() int64 {
 		return l.MaxResp
 	}
 	return 64 << 20
+}
+
+func (l Limits) streamFrom() int64 {
+	if l.StreamFrom > 0 {
+		return l.StreamFrom
+	}
+	return 1 << 20
 }
 
 func (l Limits) entries() int {

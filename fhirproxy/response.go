@@ -38,10 +38,31 @@ func (p *Proxy) inspect(resp *http.Response, in Interaction, a *access, ev *audi
 	if header(resp.Header, "Content-Encoding") != "" {
 		return refuse(http.StatusBadGateway, "not-supported", "the FHIR server answered compressed"), nil
 	}
-	body, err := readBody(resp, p.Limits.resp())
-	resp.Body.Close()
-	if err != nil {
-		return nil, err
+	var body []byte
+	var err error
+	if from := p.Limits.streamFrom(); in.unwrap == "" && p.Transform == nil && (resp.ContentLength < 0 || resp.ContentLength > from) {
+		// Possibly a large Bundle: look at its head first.
+		head, err := io.ReadAll(io.LimitReader(resp.Body, from+1))
+		if err != nil {
+			resp.Body.Close()
+			return nil, err
+		}
+		if int64(len(head)) > from && bundleFirst(head) {
+			p.stream(resp.Request.Context(), resp, head, a, ev)
+			return nil, nil
+		}
+		rest, err := io.ReadAll(io.LimitReader(resp.Body, p.Limits.resp()+1-int64(len(head))))
+		body = append(head, rest...)
+		resp.Body.Close()
+		if err != nil {
+			return nil, err
+		}
+	} else {
+		body, err = readBody(resp, p.Limits.resp())
+		resp.Body.Close()
+		if err != nil {
+			return nil, err
+		}
 	}
 	if int64(len(body)) > p.Limits.resp() {
 		return refuse(http.StatusBadGateway, "too-costly", "the response is too large to inspect"), nil
@@ -188,7 +209,7 @@ type span struct {
 // readEntries returns the reader of a top-level "entry" member's value: an
 // array of objects, each with an optional resource; each element is passed
 // to done once read.
-func readEntries(s *jsonstrict.Scanner, done func(*bundleEntry) error) func() error {
+func readEntries(s *jsonstrict.Scanner, done func(bundleEntry) error) func() error {
 	return func() error {
 		return readArray(s, func() error {
 			e := bundleEntry{start: s.Offset()}
@@ -205,7 +226,7 @@ func readEntries(s *jsonstrict.Scanner, done func(*bundleEntry) error) func() er
 				return err
 			}
 			e.end = s.Offset()
-			return done(&e)
+			return done(e)
 		})
 	}
 }
@@ -239,11 +260,11 @@ func (a *access) inspectBody(in Interaction, body []byte) ([]byte, []*projection
 		entries []bundleEntry
 	)
 	s := jsonstrict.NewScanner(body)
-	err := top.decode(s, readEntries(s, func(e *bundleEntry) error {
-		entries = append(entries, *e)
+	err := top.decode(s, readEntries(s, func(e bundleEntry) error {
+		entries = append(entries, e)
 		return nil
-	}), func(name []byte, start int64) error {
-		spans = append(spans, span{memberName(name), start, s.Offset()})
+	}), func(name string, start int64) error {
+		spans = append(spans, span{name, start, s.Offset()})
 		return nil
 	})
 	if err != nil || s.End() != nil {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -41,7 +42,28 @@ func newFHIRServer(base string, d *dataset) *fhirServer {
 func (s *fhirServer) write(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/fhir+json")
 	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
+	_, _ = w.Write(fhirJSON(v))
+}
+
+// fhirJSON writes a resource with its resourceType first, as FHIR servers
+// do (encoding/json sorts a map's keys): the proxy streams a large Bundle
+// only when it knows it is one before its entries arrive.
+func fhirJSON(v any) []byte {
+	res, _ := v.(resource)
+	typ, _ := res["resourceType"].(string)
+	if typ == "" {
+		b, _ := json.Marshal(v)
+		return append(b, '\n')
+	}
+	rest := maps.Clone(res)
+	delete(rest, "resourceType")
+	body, _ := json.Marshal(rest)
+	name, _ := json.Marshal(typ)
+	out := append([]byte(`{"resourceType":`), name...)
+	if len(body) > 2 {
+		out = append(out, ',')
+	}
+	return append(append(out, body[1:]...), '\n')
 }
 
 func (s *fhirServer) outcome(w http.ResponseWriter, status int, code, msg string) {

@@ -91,6 +91,18 @@ func TestFHIRDataServer(t *testing.T) {
 	if code, p := fhirGet(t, ts, "/Patient/pt-001"); code != 200 || p["id"] != "pt-001" {
 		t.Fatalf("read: %d %v", code, p)
 	}
+	// resourceType first, as FHIR servers write it (the proxy streams a
+	// large Bundle only when it knows it is one before its entries).
+	if resp, err := http.Get(ts.URL + "/Observation?patient=pt-001"); err != nil {
+		t.Fatal(err)
+	} else {
+		head := make([]byte, 25)
+		_, _ = io.ReadFull(resp.Body, head)
+		resp.Body.Close()
+		if string(head) != `{"resourceType":"Bundle",` {
+			t.Errorf("a searchset begins %q", head)
+		}
+	}
 	if code, _ := fhirGet(t, ts, "/Patient/nobody"); code != 404 {
 		t.Errorf("missing resource: %d", code)
 	}

@@ -1,0 +1,203 @@
+package fhirproxy
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+
+	"github.com/smartkit/smartkit/audit"
+	"github.com/smartkit/smartkit/internal/jsonstrict"
+)
+
+// A Bundle larger than Limits.StreamFrom is filtered as it passes: each
+// entry is read, judged and written (or left out) before the next is read,
+// so the proxy holds about one entry at a time instead of the whole body.
+// The status and headers go out before the end of the Bundle is seen; if
+// the rest turns out to be invalid JSON, the response is cut off (the
+// client sees a truncated body, never an unchecked entry). Because a total
+// and a meta cannot be known to be right until every entry has been
+// judged, a streamed Bundle carries them after its entries.
+
+// errStop ends a scan early on purpose.
+var errStop = errors.New("fhirproxy: stop")
+
+// bundleFirst reports whether a body's head names it a Bundle before any
+// entry member: only then can its entries be judged as they stream.
+func bundleFirst(head []byte) bool {
+	s := jsonstrict.NewScanner(head)
+	bundle := false
+	err := s.Object(func(name []byte) error {
+		switch string(name) {
+		case "resourceType":
+			v, err := s.String()
+			bundle = err == nil && string(v) == "Bundle"
+			if err == nil {
+				err = errStop
+			}
+			return err
+		case "entry":
+			return errStop
+		}
+		return s.Skip()
+	})
+	return err == errStop && bundle
+}
+
+// streamer writes a filtered Bundle while it reads it.
+type streamer struct {
+	s     *jsonstrict.Scanner
+	w     *bufio.Writer
+	a     *access
+	wrote bool // a member has been written: the next needs a comma
+	// sent counts entries written; removed and withheld say whether
+	// any was left out, for its labels in the second case.
+	sent              int
+	removed, withheld bool
+	total, meta       []byte // held back until every entry is judged
+}
+
+func (st *streamer) sep() {
+	if st.wrote {
+		_ = st.w.WriteByte(',')
+	}
+	st.wrote = true
+}
+
+// run filters the whole Bundle; an error means the output is incomplete.
+func (st *streamer) run() error {
+	s := st.s
+	var top projection
+	_ = st.w.WriteByte('{')
+	err := top.decode(s, func() error {
+		if top.ResourceType != "Bundle" {
+			return errors.New("fhirproxy: entries before the resource type")
+		}
+		return readEntries(s, st.entry)()
+	}, func(name string, start int64) error {
+		switch name {
+		case "entry":
+			switch {
+			case st.sent > 0:
+				_ = st.w.WriteByte(']')
+			case !st.removed: // empty or null as it came (no entry was released)
+				st.sep()
+				_, _ = st.w.Write(s.Bytes(start, s.Offset()))
+			}
+		case "total":
+			st.total = bytes.Clone(s.Bytes(start, s.Offset()))
+		case "meta":
+			st.meta = bytes.Clone(s.Bytes(start, s.Offset()))
+		default:
+			st.sep()
+			if _, err := st.w.Write(s.Bytes(start, s.Offset())); err != nil {
+				return err
+			}
+		}
+		s.Release(s.Offset())
+		return nil
+	})
+	if err == nil {
+		err = s.End()
+	}
+	if err != nil {
+		return err
+	}
+	if st.total != nil && !st.removed {
+		st.sep()
+		_, _ = st.w.Write(st.total)
+	}
+	switch {
+	case st.withheld:
+		st.sep()
+		_, _ = st.w.WriteString(redacted)
+	case st.meta != nil:
+		st.sep()
+		_, _ = st.w.Write(st.meta)
+	}
+	_ = st.w.WriteByte('}')
+	return st.w.Flush()
+}
+
+// entry judges one entry and writes it if the access may see it.
+func (st *streamer) entry(e bundleEntry) error {
+	send := true
+	if e.hasRes && e.res.ResourceType != "OperationOutcome" {
+		switch st.a.judge(&e.res) {
+		case keep:
+		case withhold:
+			send, st.removed, st.withheld = false, true, true
+		default:
+			send, st.removed = false, true
+		}
+	}
+	if send {
+		if st.sent == 0 {
+			st.sep()
+			_, _ = st.w.WriteString(`"entry":[`)
+		} else {
+			_ = st.w.WriteByte(',')
+		}
+		if _, err := st.w.Write(st.s.Bytes(e.start, e.end)); err != nil {
+			return err // the client has gone
+		}
+		st.sent++
+	}
+	st.s.Release(e.end)
+	return nil
+}
+
+// stream replaces a response's body with the filtered stream of its
+// Bundle, whose first bytes (head) were already read. The event is
+// recorded by the caller before anything is sent; a second one follows
+// when entries were left out or the stream was cut.
+func (p *Proxy) stream(ctx context.Context, resp *http.Response, head []byte, a *access, ev *audit.Event) {
+	ev.Reason = "Bundle streamed: entries judged as they pass"
+	upstream := resp.Body
+	pr, pw := io.Pipe()
+	st := &streamer{
+		s: jsonstrict.NewStreamScanner(io.MultiReader(bytes.NewReader(head), upstream), int(min(p.Limits.resp(), 1<<30))),
+		w: bufio.NewWriterSize(pw, 32<<10),
+		a: a,
+	}
+	first := *ev
+	go func() {
+		err := st.run()
+		upstream.Close()
+		pw.CloseWithError(err)
+		if err == nil && !st.removed {
+			return
+		}
+		after := first
+		switch {
+		case errors.Is(err, io.ErrClosedPipe):
+			after.Reason = "streamed Bundle: the client stopped reading after " + strconv.Itoa(st.sent) + " entries"
+		case err != nil:
+			after.Type, after.Outcome = audit.ResourceRefused, audit.Failure
+			after.Reason = "streamed Bundle cut after " + strconv.Itoa(st.sent) + " entries: " + streamFailure(err)
+		default:
+			after.Reason = "streamed Bundle: entries withheld from the response"
+		}
+		if err := p.record(context.WithoutCancel(ctx), after); err != nil {
+			p.logger().ErrorContext(ctx, "fhirproxy: a streamed response's outcome could not be audited", "err", err)
+		}
+	}()
+	resp.Body = pr
+	resp.ContentLength = -1
+	delete(resp.Header, "Content-Length")
+	resp.Header["Content-Type"] = fhirJSON
+}
+
+// streamFailure names why a stream was cut without quoting the content.
+func streamFailure(err error) string {
+	switch {
+	case errors.Is(err, jsonstrict.ErrTooLarge):
+		return "an entry is larger than the proxy holds"
+	case errors.Is(err, jsonstrict.ErrInvalid):
+		return "the FHIR server sent invalid or ambiguous JSON"
+	}
+	return "the FHIR server's response failed"
+}

@@ -1,0 +1,108 @@
+package fhirproxy_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/smartkit/smartkit/audit"
+	"github.com/smartkit/smartkit/fhirproxy"
+	"github.com/smartkit/smartkit/smart"
+)
+
+// bigSearch serves a searchset of n ~1 KB Observations, every seventh for
+// p2, written as it goes (no Content-Length), resourceType first as FHIR
+// servers write it; with ?broken=1 the Bundle ends in invalid JSON.
+func bigSearch(n int) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/fhir+json")
+		fmt.Fprintf(w, `{"resourceType":"Bundle","type":"searchset","total":%d,"entry":[`, n)
+		for i := range n {
+			p := "p1"
+			if i%7 == 6 {
+				p = "p2"
+			}
+			if i > 0 {
+				fmt.Fprint(w, ",")
+			}
+			fmt.Fprintf(w, `{"resource":{"resourceType":"Observation","id":"o%d","subject":{"reference":"Patient/%s"},"code":{"text":%q}}}`, i, p, strings.Repeat("z", 900))
+		}
+		if r.URL.Query().Has("broken") {
+			fmt.Fprint(w, `,{"resource":{"resourceType":"Observation","id":"late","subject":{"reference":"Patient/p2"},"subject":{}}}]}`)
+			return
+		}
+		fmt.Fprint(w, `]}`)
+	}
+}
+
+// TestStreamedBundle: a Bundle over Limits.StreamFrom is filtered as it
+// streams: chunked, without another patient's entries or the total, audited
+// before it starts and again for what it withheld; a Bundle that turns
+// invalid is cut off, and the client's read fails.
+func TestStreamedBundle(t *testing.T) {
+	f := newFixture(t)
+	up := httptest.NewServer(bigSearch(300))
+	defer up.Close()
+	f.proxy.Upstream, _ = url.Parse(up.URL)
+	f.proxy.Limits.StreamFrom = 64 << 10
+	tok := f.token("launch/patient patient/Observation.rs", nil)
+
+	r := f.do("GET", "/Observation", tok, "")
+	if r.status != 200 || r.header.Get("Content-Length") != "" {
+		t.Fatalf("status %d, Content-Length %q", r.status, r.header.Get("Content-Length"))
+	}
+	entries, _ := r.body["entry"].([]any)
+	if len(entries) != 300-300/7 || strings.Contains(r.raw, "Patient/p2") || r.body["total"] != nil || r.body["resourceType"] != "Bundle" {
+		t.Fatalf("%d entries, total %v, p2 present: %v", len(entries), r.body["total"], strings.Contains(r.raw, "Patient/p2"))
+	}
+	if r.header.Get("Cache-Control") != "no-store" {
+		t.Error("security headers missing on a streamed response")
+	}
+	waitFor(t, func() bool { return len(f.audit.Events()) >= 2 })
+	evs := f.audit.Events()
+	if evs[0].Type != audit.ResourceAllowed || !strings.Contains(evs[0].Reason, "streamed") ||
+		evs[1].Type != audit.ResourceAllowed || !strings.Contains(evs[1].Reason, "withheld") || evs[1].Patient != "p1" {
+		t.Fatalf("audit: %+v", evs)
+	}
+
+	// A Bundle that turns out invalid after entries went out.
+	req, _ := http.NewRequest("GET", f.base+"/Observation?broken=1", nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err == nil || json.Valid(b) || strings.Contains(string(b), "late") {
+		t.Fatalf("a broken stream read cleanly (%v) or let the late entry out", err)
+	}
+	waitFor(t, func() bool { return len(f.audit.Of(audit.ResourceRefused)) == 1 })
+	if ev := f.audit.Of(audit.ResourceRefused)[0]; !strings.Contains(ev.Reason, "cut") || ev.Outcome != audit.Failure {
+		t.Errorf("cut stream audited as %+v", ev)
+	}
+
+	// With a Transform the body is needed whole: not streamed.
+	f.proxy.Transform = func(_ context.Context, _ *smart.Token, _ fhirproxy.Interaction, body []byte) ([]byte, error) {
+		return body, nil
+	}
+	if r := f.do("GET", "/Observation", tok, ""); r.status != 200 || r.header.Get("Content-Length") == "" || strings.Contains(r.raw, "Patient/p2") {
+		t.Errorf("with a Transform: %d, Content-Length %q", r.status, r.header.Get("Content-Length"))
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("timed out")
+		}
+	}
+}

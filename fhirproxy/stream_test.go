@@ -1,0 +1,204 @@
+package fhirproxy
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"reflect"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+	"testing/iotest"
+
+	"github.com/smartkit/smartkit/internal/jsonstrict"
+)
+
+// streamOut filters body through a streamer reading r.
+func streamOut(a *access, r io.Reader, limit int) ([]byte, *streamer, error) {
+	var out bytes.Buffer
+	st := &streamer{s: jsonstrict.NewStreamScanner(r, limit), w: bufio.NewWriter(&out), a: a}
+	err := st.run()
+	return out.Bytes(), st, err
+}
+
+func decoded(t *testing.T, b []byte) any {
+	t.Helper()
+	var v any
+	if err := json.Unmarshal(b, &v); err != nil {
+		t.Fatalf("invalid JSON %.200q: %v", b, err)
+	}
+	return v
+}
+
+// typeFirst moves a Bundle's resourceType (last of the sorted members
+// encoding/json writes for a map) to the front, where servers put it.
+func typeFirst(b []byte) []byte {
+	return append([]byte(`{"resourceType":"Bundle",`), bytes.Replace(b[1:], []byte(`"resourceType":"Bundle",`), nil, 1)...)
+}
+
+// TestStreamAgreesWithWholeBody: a streamed Bundle says what the whole-body
+// inspection says (member order aside), with every refill path taken.
+func TestStreamAgreesWithWholeBody(t *testing.T) {
+	label := `{"code":"HTEST","system":"http://terminology.hl7.org/CodeSystem/v3-ActReason"}`
+	labelled := bytes.Replace(bundle(50), []byte(label), []byte(label+`,{"code":"R","system":"http://terminology.hl7.org/CodeSystem/v3-Confidentiality"}`), 1)
+	for name, body := range map[string][]byte{
+		"filtered": typeFirst(bundle(300)), "labelled": typeFirst(labelled), "all kept": typeFirst(bundle(6)), "empty": []byte(`{"resourceType":"Bundle","type":"searchset","total":0}`),
+		"none kept": []byte(`{"resourceType":"Bundle","meta":{"lastUpdated":"2026-01-01"},"entry":[{"resource":{"resourceType":"Patient","id":"p2"}}],"total":1,"link":[]}`),
+	} {
+		a := testAccess("patient/Observation.rs patient/Patient.rs")
+		whole, _, ref := a.inspectBody(Interaction{Kind: SearchType, Type: "Observation"}, body)
+		if ref != nil {
+			t.Fatalf("%s: %v", name, ref)
+		}
+		for _, r := range []io.Reader{bytes.NewReader(body), iotest.OneByteReader(bytes.NewReader(body)), iotest.HalfReader(bytes.NewReader(body))} {
+			out, _, err := streamOut(a, r, 1<<20)
+			if err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			if !reflect.DeepEqual(decoded(t, out), decoded(t, whole)) {
+				t.Fatalf("%s: streamed\n%.300s\nwhole\n%.300s", name, out, whole)
+			}
+			if jsonstrict.Check(out) != nil {
+				t.Fatalf("%s: streamed output is not strict JSON", name)
+			}
+		}
+	}
+}
+
+// TestStreamRefuses: a stream that turns bad stops with an error after the
+// entries judged so far; nothing unjudged is written.
+func TestStreamRefuses(t *testing.T) {
+	a := testAccess("patient/Observation.rs")
+	good := `{"resource":{"resourceType":"Observation","id":"a","subject":{"reference":"Patient/p1"}}}`
+	for name, body := range map[string]string{
+		"truncated":        `{"resourceType":"Bundle","entry":[` + good + `,{"resource":{"resourceType":"Observation","id":"b","subject":{"refer`,
+		"duplicate member": `{"resourceType":"Bundle","entry":[` + good + `,{"resource":{"resourceType":"Observation","id":"b","subject":{"reference":"Patient/p1"},"subject":{"reference":"Patient/p2"}}}]}`,
+		"entry twin":       `{"resourceType":"Bundle","entry":[` + good + `],"entry":[{"resource":{"resourceType":"Observation","id":"c","subject":{"reference":"Patient/p2"}}}]}`,
+		"trailing data":    `{"resourceType":"Bundle","entry":[` + good + `]} {}`,
+		"entry first":      `{"entry":[` + good + `],"resourceType":"Bundle"}`,
+	} {
+		out, _, err := streamOut(a, strings.NewReader(body), 1<<20)
+		if err == nil {
+			t.Errorf("%s: streamed without error: %s", name, out)
+		}
+		if bytes.Contains(out, []byte(`"id":"b"`)) || bytes.Contains(out, []byte(`"id":"c"`)) || bytes.Contains(out, []byte("Patient/p2")) {
+			t.Errorf("%s: an unjudged entry went out: %s", name, out)
+		}
+	}
+	// An entry larger than the proxy holds is refused, not buffered.
+	big := `{"resourceType":"Bundle","entry":[{"resource":{"resourceType":"Observation","id":"a","subject":{"reference":"Patient/p1"},"text":"` + strings.Repeat("x", 256<<10) + `"}}]}`
+	if _, _, err := streamOut(a, strings.NewReader(big), 64<<10); !errors.Is(err, jsonstrict.ErrTooLarge) {
+		t.Errorf("an entry over the limit: %v", err)
+	}
+	if !bundleFirst([]byte(`{"resourceType":"Bundle","entry":[`)) || bundleFirst([]byte(`{"entry":[],"resourceType":"Bundle"}`)) ||
+		bundleFirst([]byte(`{"resourceType":"Observation"`)) || bundleFirst([]byte(`{"id":"x","text":"unfinish`)) {
+		t.Error("bundleFirst misjudged a head")
+	}
+}
+
+// bundleReader produces a searchset of n ~1 KB entries without ever
+// holding it: the stream is made as it is read.
+type bundleReader struct {
+	n, i  int
+	buf   []byte // made, not yet read
+	store []byte // buf's array, reused
+	done  bool
+}
+
+var padTail = strings.Repeat("z", 900) + `"}}}`
+
+func (g *bundleReader) Read(p []byte) (int, error) {
+	if len(g.buf) == 0 {
+		if g.done {
+			return 0, io.EOF
+		}
+		g.buf = g.next(g.store[:0])
+		g.store = g.buf
+	}
+	n := copy(p, g.buf)
+	g.buf = g.buf[n:]
+	return n, nil
+}
+
+// next appends the next piece of the Bundle.
+func (g *bundleReader) next(b []byte) []byte {
+	defer func() { g.i++ }()
+	switch {
+	case g.i == 0:
+		return append(strconv.AppendInt(append(b, `{"resourceType":"Bundle","type":"searchset","total":`...), int64(g.n), 10), `,"entry":[`...)
+	case g.i > g.n:
+		g.done = true
+		return append(b, `]}`...)
+	}
+	if g.i > 1 {
+		b = append(b, ',')
+	}
+	p := "p1"
+	if g.i%7 == 0 {
+		p = "p2"
+	}
+	b = strconv.AppendInt(append(b, `{"fullUrl":"https://x/Observation/o`...), int64(g.i), 10)
+	b = strconv.AppendInt(append(b, `","resource":{"resourceType":"Observation","id":"o`...), int64(g.i), 10)
+	b = append(b, `","status":"final","subject":{"reference":"Patient/`...)
+	return append(append(append(b, p...), `"},"code":{"text":"`...), padTail...)
+}
+
+// TestStreamMemoryIsBounded filters a 64 MB Bundle allocating a small
+// fraction of it in all: the body is never held whole.
+func TestStreamMemoryIsBounded(t *testing.T) {
+	if testing.Short() {
+		t.Skip("streams 64 MB")
+	}
+	a := testAccess("patient/Observation.rs")
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	cw := &countingWriter{}
+	st := &streamer{s: jsonstrict.NewStreamScanner(&bundleReader{n: 64 << 10}, 1<<20), w: bufio.NewWriter(cw), a: a}
+	if err := st.run(); err != nil {
+		t.Fatal(err)
+	}
+	runtime.ReadMemStats(&after)
+	allocated := after.TotalAlloc - before.TotalAlloc
+	t.Logf("streamed %d entries, wrote %d MB, allocated %.1f MB in all", st.sent, cw.n>>20, float64(allocated)/(1<<20))
+	if st.sent != 64<<10-(64<<10)/7 || !st.removed {
+		t.Errorf("sent %d entries", st.sent)
+	}
+	if allocated > 16<<20 {
+		t.Errorf("allocated %d bytes for a 64 MB stream", allocated)
+	}
+}
+
+type countingWriter struct{ n int }
+
+func (c *countingWriter) Write(p []byte) (int, error) { c.n += len(p); return len(p), nil }
+
+// BenchmarkInspectStream filters a 4 MB searchset as it streams, beside
+// the whole-body inspection of the same bytes.
+func BenchmarkInspectStream(b *testing.B) {
+	var body bytes.Buffer
+	_, _ = io.Copy(&body, &bundleReader{n: 4 << 10})
+	a := testAccess("patient/Observation.rs")
+	b.Run("stream", func(b *testing.B) {
+		b.SetBytes(int64(body.Len()))
+		b.ReportAllocs()
+		for b.Loop() {
+			st := &streamer{s: jsonstrict.NewStreamScanner(bytes.NewReader(body.Bytes()), 1<<20), w: bufio.NewWriter(io.Discard), a: a}
+			if err := st.run(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("whole", func(b *testing.B) {
+		b.SetBytes(int64(body.Len()))
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, _, ref := a.inspectBody(Interaction{Kind: SearchType, Type: "Observation"}, body.Bytes()); ref != nil {
+				b.Fatal(ref)
+			}
+		}
+	})
+}
