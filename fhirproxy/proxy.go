@@ -357,78 +357,98 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, in Interaction, 
 			return
 		}
 	}
-	var recorded bool
-	rp := &httputil.ReverseProxy{
-		Transport:  p.transport(),
-		BufferPool: &copyBuffers,
-		ErrorLog:   p.errorLog(),
-		Rewrite: func(pr *httputil.ProxyRequest) {
-			out := pr.Out
-			out.URL.Scheme, out.URL.Host = p.Upstream.Scheme, p.Upstream.Host
-			out.URL.Path = strings.TrimSuffix(p.Upstream.Path, "/") + in.path()
-			out.URL.RawPath, out.URL.RawQuery = "", encodeQuery(in.Params)
-			out.Host = p.Upstream.Host
-			hdr := http.Header{}
-			for _, k := range []string{"Accept-Encoding", "If-Match", "If-None-Match", "If-Modified-Since", "If-None-Exist", "Content-Type"} {
-				if v := pr.In.Header[k]; len(v) > 0 {
-					hdr[k] = v
-				}
-			}
-			hdr["Accept"] = fhirJSON
-			if pref := header(pr.In.Header, "Prefer"); strings.HasPrefix(pref, "return=") {
-				hdr["Prefer"] = []string{pref} // handling=lenient and anything else are dropped
-			}
-			if a != nil && a.inspects(in) {
-				delete(hdr, "Accept-Encoding") // the proxy must read the body
-			}
-			out.Header = hdr
-			if p.UpstreamAuth != nil {
-				p.UpstreamAuth(out)
-			}
-			out.GetBody = nil
-			if in.post && in.Kind == SearchType {
-				body = []byte(encodeQuery(in.Params))
-				out.URL.RawQuery = ""
-				hdr.Set("Content-Type", "application/x-www-form-urlencoded")
-			}
-			if len(body) == 0 {
-				out.Body, out.ContentLength = http.NoBody, 0 // not "unknown length", which means chunked
-			} else {
-				out.Body, out.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
-			}
-		},
-		ModifyResponse: func(resp *http.Response) error {
-			dropUpstreamCORS(resp.Header)
-			securityHeaders(resp.Header)
-			if a == nil {
-				if err := p.capabilities(resp); err != nil {
-					return err
-				}
-				recorded = true
-				return p.record(resp.Request.Context(), ev)
-			}
-			ref, err := p.inspect(resp, in, a, &ev)
-			if err != nil {
-				return err
-			}
-			if ref != nil {
-				return ref
-			}
-			recorded = true
-			return p.record(resp.Request.Context(), ev)
-		},
-		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
-			var ref *refusal
-			if !errors.As(err, &ref) {
-				p.logger().WarnContext(r.Context(), "fhirproxy: upstream failed", "err", err)
-				ref = refuse(http.StatusBadGateway, "transient", "the FHIR server is unavailable")
-			}
-			if !recorded {
-				p.finish(w, r, ev, ref, err)
-				return
-			}
-			writeOutcome(w, ref.status, ref.code, ref.msg)
-		},
+	x := &exchange{p: p, in: in, a: a, ev: ev, body: body}
+	x.rp = httputil.ReverseProxy{Transport: p.transport(), BufferPool: &copyBuffers, ErrorLog: p.errorLog(),
+		Rewrite: x.rewrite, ModifyResponse: x.modify, ErrorHandler: x.fail}
+	x.rp.ServeHTTP(w, r)
+}
+
+// exchange is one forwarded request: what the proxy decided about it and
+// the ReverseProxy that carries it, allocated together.
+type exchange struct {
+	p        *Proxy
+	in       Interaction
+	a        *access // nil for the CapabilityStatement
+	ev       audit.Event
+	body     []byte
+	recorded bool // ev has been recorded
+	rp       httputil.ReverseProxy
+}
+
+// forwardHeaders are the request headers passed upstream (canonical names).
+var forwardHeaders = [...]string{"Accept-Encoding", "If-Match", "If-None-Match", "If-Modified-Since", "If-None-Exist", "Content-Type"}
+
+// rewrite builds the upstream request from the parsed interaction only.
+func (x *exchange) rewrite(pr *httputil.ProxyRequest) {
+	p, in, out := x.p, &x.in, pr.Out
+	out.URL.Scheme, out.URL.Host = p.Upstream.Scheme, p.Upstream.Host
+	out.URL.Path = strings.TrimSuffix(p.Upstream.Path, "/") + in.path()
+	out.URL.RawPath, out.URL.RawQuery = "", encodeQuery(in.Params)
+	out.Host = p.Upstream.Host
+	hdr := make(http.Header, 4)
+	for _, k := range forwardHeaders {
+		if v := pr.In.Header[k]; len(v) > 0 {
+			hdr[k] = v
+		}
 	}
-	rp.ServeHTTP(w, r)
+	hdr["Accept"] = fhirJSON
+	if pref := header(pr.In.Header, "Prefer"); strings.HasPrefix(pref, "return=") {
+		hdr["Prefer"] = []string{pref} // handling=lenient and anything else are dropped
+	}
+	if x.a != nil && x.a.inspects(x.in) {
+		delete(hdr, "Accept-Encoding") // the proxy must read the body
+	}
+	out.Header = hdr
+	if p.UpstreamAuth != nil {
+		p.UpstreamAuth(out)
+	}
+	out.GetBody = nil
+	body := x.body
+	if in.post && in.Kind == SearchType {
+		body = []byte(encodeQuery(in.Params))
+		out.URL.RawQuery = ""
+		hdr["Content-Type"] = []string{"application/x-www-form-urlencoded"}
+	}
+	if len(body) == 0 {
+		out.Body, out.ContentLength = http.NoBody, 0 // not "unknown length", which means chunked
+	} else {
+		out.Body, out.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
+	}
+}
+
+// modify checks the upstream's response and records the event before any
+// of it goes out.
+func (x *exchange) modify(resp *http.Response) error {
+	dropUpstreamCORS(resp.Header)
+	securityHeaders(resp.Header)
+	if x.a == nil {
+		if err := x.p.capabilities(resp); err != nil {
+			return err
+		}
+	} else {
+		ref, err := x.p.inspect(resp, x.in, x.a, &x.ev)
+		if err != nil {
+			return err
+		}
+		if ref != nil {
+			return ref
+		}
+	}
+	x.recorded = true
+	return x.p.record(resp.Request.Context(), x.ev)
+}
+
+// fail answers a failed exchange: a refusal from modify, or the upstream
+// unreachable.
+func (x *exchange) fail(w http.ResponseWriter, r *http.Request, err error) {
+	var ref *refusal
+	if !errors.As(err, &ref) {
+		x.p.logger().WarnContext(r.Context(), "fhirproxy: upstream failed", "err", err)
+		ref = refuse(http.StatusBadGateway, "transient", "the FHIR server is unavailable")
+	}
+	if !x.recorded {
+		x.p.finish(w, r, x.ev, ref, err)
+		return
+	}
+	writeOutcome(w, ref.status, ref.code, ref.msg)
 }
