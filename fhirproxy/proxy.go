@@ -8,6 +8,7 @@ import (
 	"io"
 	"log"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
@@ -42,8 +43,15 @@ type Proxy struct {
 	Upstream *url.URL      // the FHIR server's base URL
 	Verifier TokenVerifier // e.g. srv.Verifier(tenant, fhirBase)
 	Audit    audit.Sink    // every request; a failing sink refuses the request
-	// Transport reaches the upstream; nil means a transport with 30 s timeouts.
+	// Transport reaches the upstream; nil means an http.Transport of the
+	// proxy's own (one connection pool per Proxy) whose connections are
+	// closed when the upstream keeps the proxy waiting longer than Timeout.
+	// A Transport you supply bounds its own waits.
 	Transport http.RoundTripper
+	// Timeout bounds, with the default Transport, how long the upstream may
+	// take to begin a response or leave a body without a byte (504 before
+	// the response starts, a cut-off body after); 0 means DefaultTimeout.
+	Timeout time.Duration
 	// UpstreamAuth sets the proxy's own credential on upstream requests
 	// (the client's token is never forwarded); nil sends none.
 	UpstreamAuth func(r *http.Request)
@@ -100,8 +108,17 @@ func (p *Proxy) transport() http.RoundTripper {
 		return p.Transport
 	}
 	p.once.Do(func() { // one pool of upstream connections per Proxy
-		p.defaultTransport = &http.Transport{ResponseHeaderTimeout: 30 * time.Second, IdleConnTimeout: 90 * time.Second,
-			MaxIdleConnsPerHost: 64, TLSHandshakeTimeout: 10 * time.Second}
+		w := &connWatch{timeout: int64(p.timeout())}
+		d := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
+		p.defaultTransport = &http.Transport{IdleConnTimeout: 90 * time.Second,
+			MaxIdleConnsPerHost: 64, TLSHandshakeTimeout: 10 * time.Second,
+			DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+				c, err := d.DialContext(ctx, network, addr)
+				if err != nil {
+					return nil, err
+				}
+				return w.watch(c), nil
+			}}
 	})
 	return p.defaultTransport
 }
@@ -442,7 +459,11 @@ func (x *exchange) modify(resp *http.Response) error {
 // unreachable.
 func (x *exchange) fail(w http.ResponseWriter, r *http.Request, err error) {
 	var ref *refusal
-	if !errors.As(err, &ref) {
+	switch {
+	case errors.As(err, &ref):
+	case isTimeout(err):
+		ref = refuse(http.StatusGatewayTimeout, "timeout", "the FHIR server did not answer in time")
+	default:
 		x.p.logger().WarnContext(r.Context(), "fhirproxy: upstream failed", "err", err)
 		ref = refuse(http.StatusBadGateway, "transient", "the FHIR server is unavailable")
 	}
