@@ -41,6 +41,20 @@
 // result the token may not read is answered like Prefer: return=minimal
 // (status and Location, no body).
 //
+// # Reading responses
+//
+// Responses are read strictly in one pass (member names matched exactly, as
+// a FHIR client matches them; duplicates, invalid UTF-8 and anything
+// ambiguous refused with 502) that also picks out the little the decision
+// needs: type, id, patient references, security labels. A Bundle that must
+// lose entries is rebuilt from the byte spans it keeps. A Bundle larger than
+// Limits.StreamFrom (1 MiB) is filtered as it streams, about one entry held
+// at a time: its status goes out first, so one that turns invalid later is
+// cut off rather than passed unchecked, and its total and meta follow its
+// entries. With the default Transport, an upstream that does not begin a
+// response, or stalls in one, for longer than Proxy.Timeout is cut off
+// (504 before the response starts).
+//
 // # Browser apps (CORS)
 //
 // Set Proxy.AllowOrigin (usually [RegisteredOrigins]) so browser apps can
