@@ -55,6 +55,13 @@ func FuzzCheck(f *testing.F) {
 		if werr := walkReleasing(string(b)); (werr == nil) != (err == nil) {
 			t.Fatalf("Check and a releasing walk disagree on %q: %v / %v", b, err, werr)
 		}
+		if err == nil {
+			var v any
+			_ = json.Unmarshal(b, &v)
+			if twin := foldedTwin(v); twin != "" {
+				t.Fatalf("Check accepted %q with case-folded twins %s", b, twin)
+			}
+		}
 		if err == nil && !json.Valid(b) {
 			t.Fatalf("Check accepted %q, which is not valid JSON", b)
 		}
@@ -85,4 +92,31 @@ func BenchmarkScanClaims(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// foldedTwin finds two member names of one object that encoding/json would
+// match to the same field.
+func foldedTwin(v any) string {
+	switch v := v.(type) {
+	case map[string]any:
+		var names []string
+		for k, e := range v {
+			for _, n := range names {
+				if strings.EqualFold(n, k) {
+					return n + "/" + k
+				}
+			}
+			names = append(names, k)
+			if t := foldedTwin(e); t != "" {
+				return t
+			}
+		}
+	case []any:
+		for _, e := range v {
+			if t := foldedTwin(e); t != "" {
+				return t
+			}
+		}
+	}
+	return ""
 }

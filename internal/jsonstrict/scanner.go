@@ -1,8 +1,8 @@
 package jsonstrict
 
 import (
-	"bytes"
 	"encoding/binary"
+	"hash/maphash"
 	"io"
 	"strconv"
 	"unicode"
@@ -33,10 +33,6 @@ type Scanner struct {
 	depth  int
 	member int64 // offset of the current member name
 	fold   bool  // names equal under case folding are duplicates (Check)
-	// sets are the member names of open objects, by depth, when streaming
-	// (Release copies them out of the window). Allocated whole: a pointer
-	// into it must stay valid while deeper objects open.
-	sets []nameSet
 }
 
 // window is how much a streaming Scanner reads at a time.
@@ -64,14 +60,7 @@ func (s *Scanner) Bytes(from, to int64) []byte { return s.b[from-s.base : to-s.b
 
 // Release lets a streaming Scanner drop the input before off, which must
 // not be past the end of the last value read.
-func (s *Scanner) Release(off int64) {
-	s.keep = off
-	for d := range s.sets { // the window may move over the names of open objects
-		if s.sets[d].open {
-			s.sets[d].own()
-		}
-	}
-}
+func (s *Scanner) Release(off int64) { s.keep = off }
 
 // Kind returns the first byte of the next value ('{', '[', '"', 't', 'f',
 // 'n', '-' or a digit), or 0 at the end of the input.
@@ -167,8 +156,8 @@ func (s *Scanner) eof(msg string) error {
 }
 
 // more reads more input into the window, first moving what is still held
-// to its front over the released bytes (the names of open objects were
-// copied out at the Release), or into a larger array when a single value
+// to its front over the released bytes (the duplicate check keeps hashes,
+// not slices of the window), or into a larger array when a single value
 // outgrows it. It reports whether there is at least one more byte.
 func (s *Scanner) more() bool {
 	if s.r == nil || s.rerr != nil {
@@ -451,16 +440,7 @@ func (s *Scanner) members(member func([]byte) error) error {
 		s.i++
 		return nil
 	}
-	var local nameSet
-	names := &local
-	if s.r != nil {
-		if s.sets == nil {
-			s.sets = make([]nameSet, s.max+1)
-		}
-		names = &s.sets[s.depth]
-		*names = nameSet{open: true}
-		defer func() { names.open = false }()
-	}
+	var names nameSet
 	for {
 		if !s.ws() || s.b[s.i] != '"' {
 			return s.eof("expected member name")
@@ -503,79 +483,74 @@ func (s *Scanner) members(member func([]byte) error) error {
 	}
 }
 
-// nameSet holds the member names of one object for the duplicate check:
-// in an array compared linearly while the object is small, in a map after.
+// nameSet remembers the member names of one object for the duplicate
+// check as 64-bit hashes (of the folded name when folding), with a seed
+// drawn per process: in an array searched linearly while the object is
+// small, in a map after. It holds no bytes of the input, so a streaming
+// window may move freely. Two distinct names with the same hash would be
+// refused as duplicates: fail closed, and with a secret seed about as
+// likely as guessing it.
 type nameSet struct {
-	small [16][]byte
+	small [16]uint64
 	n     int
-	owned int  // small[:owned] are copies, not window slices
-	open  bool // an object being read (streaming)
-	seen  map[string]struct{}
+	seen  map[uint64]struct{}
 }
 
-// add reports whether name repeats an earlier one, and remembers it. With
-// fold set, names equal under Unicode case folding count as the same, as
-// encoding/json matches them.
+var nameSeed = maphash.MakeSeed()
+
+// add reports whether name repeats an earlier one, and remembers it.
 func (ns *nameSet) add(name []byte, fold bool) bool {
+	h := nameHash(name, fold)
 	if ns.seen == nil {
 		for _, prev := range ns.small[:ns.n] {
-			if sameName(prev, name, fold) {
+			if prev == h {
 				return true
 			}
 		}
 		if ns.n < len(ns.small) {
-			ns.small[ns.n] = name
+			ns.small[ns.n] = h
 			ns.n++
 			return false
 		}
-		ns.seen = make(map[string]struct{}, 2*ns.n)
+		ns.seen = make(map[uint64]struct{}, 2*ns.n)
 		for _, prev := range ns.small[:ns.n] {
-			ns.seen[key(prev, fold)] = struct{}{}
+			ns.seen[prev] = struct{}{}
 		}
 	}
-	k := key(name, fold)
-	if _, ok := ns.seen[k]; ok {
+	if _, ok := ns.seen[h]; ok {
 		return true
 	}
-	ns.seen[k] = struct{}{}
+	ns.seen[h] = struct{}{}
 	return false
 }
 
-// own copies the names held in the array out of the scanner's window.
-func (ns *nameSet) own() {
-	for i := ns.owned; i < ns.n; i++ {
-		ns.small[i] = bytes.Clone(ns.small[i])
-	}
-	ns.owned = ns.n
-}
-
-func sameName(a, b []byte, fold bool) bool {
-	switch {
-	case string(a) == string(b):
-		return true
-	case !fold || len(a) == 0 || len(b) == 0:
-		return false
-	case a[0] < utf8.RuneSelf && b[0] < utf8.RuneSelf && a[0]|0x20 != b[0]|0x20:
-		return false // ASCII first bytes that differ even case-blind
-	}
-	return bytes.EqualFold(a, b)
-}
-
-// key is a name as the duplicate check compares it: folded when fold is set
-// (each rune replaced by the smallest of its case-folding orbit).
-func key(name []byte, fold bool) string {
+// nameHash hashes a name as the duplicate check compares it: folded when
+// fold is set (each rune replaced by the smallest of its case-folding
+// orbit, as encoding/json matches names).
+func nameHash(name []byte, fold bool) uint64 {
 	if !fold {
-		return string(name)
+		return maphash.Bytes(nameSeed, name)
 	}
-	out := make([]byte, 0, len(name))
-	for _, r := range string(name) {
+	var buf [64]byte
+	out := buf[:0]
+	for i := 0; i < len(name); {
+		if c := name[i]; c < utf8.RuneSelf {
+			if 'a' <= c && c <= 'z' { // the smallest of {A, a} (and of {K, k, Kelvin sign})
+				c -= 'a' - 'A'
+			}
+			out = append(out, c)
+			i++
+			continue
+		}
+		r, n := utf8.DecodeRune(name[i:])
 		low := r
 		for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
 			low = min(low, f)
 		}
 		out = utf8.AppendRune(out, low)
+		i += n
 	}
-	return string(out)
+	return maphash.Bytes(nameSeed, out)
 }
 
 func (s *Scanner) array(elem func() error) error {
