@@ -20,6 +20,9 @@ type upstream struct {
 	ts        *httptest.Server
 	// misbehave makes searches ignore the patient parameter (an upstream bug the proxy must contain).
 	misbehave bool
+	// forgetful keeps no record of requests (benchmarks: a record growing
+	// by the request would make the garbage collector's work grow too).
+	forgetful bool
 }
 
 func obs(id, patient, category string, labels ...string) map[string]any {
@@ -82,8 +85,10 @@ func (u *upstream) serve(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "public, max-age=3600") // and a caching policy the proxy must replace
 	b, _ := io.ReadAll(r.Body)
 	u.mu.Lock()
-	u.got = append(u.got, r.Clone(r.Context()))
-	u.bodies = append(u.bodies, string(b))
+	if !u.forgetful {
+		u.got = append(u.got, r.Clone(r.Context()))
+		u.bodies = append(u.bodies, string(b))
+	}
 	u.mu.Unlock()
 	segs := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
 	notFound := map[string]any{"resourceType": "OperationOutcome", "issue": []any{map[string]any{"severity": "error", "code": "not-found"}}}
