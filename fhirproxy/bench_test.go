@@ -37,35 +37,46 @@ func readOnce(b *testing.B, client *http.Client, target, tok string) time.Durati
 	return time.Since(start)
 }
 
-// BenchmarkReadVsBaseline alternates one read through the proxy with one
-// through a bare httputil.ReverseProxy (same upstream shape, same client
-// settings) and reports each one's mean and p50 and the ratios, so drift in
-// the machine's load falls on both equally. One op is one pair.
-func BenchmarkReadVsBaseline(b *testing.B) {
+// pair starts what the paired read benchmarks compare: the proxy in front
+// of the test upstream, auditing through audit.Async as a host would (the
+// SQL write itself is benchmarked in smart/sqlstore), and a bare
+// httputil.ReverseProxy in front of another, given what the proxy has (a
+// pool that keeps connections under concurrency, pooled copy buffers; with
+// http.DefaultTransport's two idle connections per host it re-dials under
+// load and the proxy comes out faster than it). The bare proxy gets the same
+// request, token included, and like any gateway swaps the token for its own
+// upstream credential, so the two differ only in what the proxy does. It
+// returns the URL of the same 1 KB Observation through each, and the token.
+func pair(b *testing.B) (proxyURL, bareURL, tok string) {
 	f := newFixture(&testing.T{})
-	defer f.ts.Close()
-	defer f.up.ts.Close()
-	tok := f.token("launch/patient patient/Observation.rs", nil)
-	// Audit as a host would run it: through audit.Async (the SQL write
-	// itself is benchmarked in smart/sqlstore), not the test's growing
-	// in-memory slice.
+	b.Cleanup(f.ts.Close)
+	b.Cleanup(f.up.ts.Close)
+	tok = f.token("launch/patient patient/Observation.rs", nil)
 	async := &audit.Async{Next: discardBatches{}}
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+	b.Cleanup(cancel)
 	go func() { _ = async.Run(ctx) }()
 	f.proxy.Audit = async
 	up := newUpstream(b)
 	up.forgetful, f.up.forgetful = true, true // a record growing by the request would grow the GC's work
 	u, _ := url.Parse(up.ts.URL)
-	// The bare proxy gets the same request (token included) and, like any
-	// gateway, swaps it for its own upstream credential, so the pair differs
-	// only in what the proxy does.
-	rp := httptest.NewServer(&httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) {
-		pr.SetURL(u)
-		pr.Out.Header.Set("Authorization", "Bearer upstream-credential")
-	}})
-	defer rp.Close()
+	rp := httptest.NewServer(&httputil.ReverseProxy{
+		Transport:  &http.Transport{MaxIdleConnsPerHost: 64, IdleConnTimeout: 90 * time.Second},
+		BufferPool: &benchBuffers{},
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(u)
+			pr.Out.Header.Set("Authorization", "Bearer upstream-credential")
+		}})
+	b.Cleanup(rp.Close)
+	return f.base + "/Observation/lab-1", rp.URL + "/Observation/lab-1", tok
+}
 
+// BenchmarkReadVsBaseline alternates one read through the proxy with one
+// through a bare httputil.ReverseProxy (same upstream shape, same client
+// settings) and reports each one's mean and p50 and the ratios, so drift in
+// the machine's load falls on both equally. One op is one pair.
+func BenchmarkReadVsBaseline(b *testing.B) {
+	proxyURL, bareURL, tok := pair(b)
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
 	var proxied, bare []time.Duration
 	var sumP, sumB time.Duration
@@ -73,11 +84,11 @@ func BenchmarkReadVsBaseline(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		var p, q time.Duration
 		if i%2 == 0 { // alternate which goes first: neither pays for the other's tail
-			p = readOnce(b, client, f.base+"/Observation/lab-1", tok)
-			q = readOnce(b, client, rp.URL+"/Observation/lab-1", tok)
+			p = readOnce(b, client, proxyURL, tok)
+			q = readOnce(b, client, bareURL, tok)
 		} else {
-			q = readOnce(b, client, rp.URL+"/Observation/lab-1", tok)
-			p = readOnce(b, client, f.base+"/Observation/lab-1", tok)
+			q = readOnce(b, client, bareURL, tok)
+			p = readOnce(b, client, proxyURL, tok)
 		}
 		proxied, bare = append(proxied, p), append(bare, q)
 		sumP, sumB = sumP+p, sumB+q
@@ -152,28 +163,7 @@ func BenchmarkHandlerVsBaseline(b *testing.B) {
 // took. On this machine's two cores the clients, proxies and upstreams
 // share the CPU, so the ratio is that of the work per request.
 func BenchmarkThroughputVsBaseline(b *testing.B) {
-	f := newFixture(&testing.T{})
-	tok := f.token("launch/patient patient/Observation.rs", nil)
-	async := &audit.Async{Next: discardBatches{}}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() { _ = async.Run(ctx) }()
-	f.proxy.Audit = async
-	up := newUpstream(b)
-	up.forgetful, f.up.forgetful = true, true // a record growing by the request would grow the GC's work
-	u, _ := url.Parse(up.ts.URL)
-	// The bare proxy is given what the proxy has (a pool that keeps
-	// connections under concurrency, pooled copy buffers): with
-	// http.DefaultTransport's two idle connections per host it re-dials
-	// under load and the proxy comes out faster than it.
-	rp := httptest.NewServer(&httputil.ReverseProxy{
-		Transport:  &http.Transport{MaxIdleConnsPerHost: 64, IdleConnTimeout: 90 * time.Second},
-		BufferPool: &benchBuffers{},
-		Rewrite: func(pr *httputil.ProxyRequest) {
-			pr.SetURL(u)
-			pr.Out.Header.Set("Authorization", "Bearer upstream-credential")
-		}})
-	defer rp.Close()
+	proxyURL, bareURL, tok := pair(b)
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 8}}
 	const workers, each = 4, 8
 	round := func(target string) time.Duration {
@@ -193,11 +183,11 @@ func BenchmarkThroughputVsBaseline(b *testing.B) {
 	i := 0
 	for b.Loop() {
 		if i++; i%2 == 0 {
-			tP += round(f.base + "/Observation/lab-1")
-			tB += round(rp.URL + "/Observation/lab-1")
+			tP += round(proxyURL)
+			tB += round(bareURL)
 		} else {
-			tB += round(rp.URL + "/Observation/lab-1")
-			tP += round(f.base + "/Observation/lab-1")
+			tB += round(bareURL)
+			tP += round(proxyURL)
 		}
 	}
 	n := float64(i * workers * each)

@@ -390,6 +390,7 @@ type exchange struct {
 	body     []byte
 	recorded bool // ev has been recorded
 	rp       httputil.ReverseProxy
+	sent     sentBody // the inspected body, when it is sent from memory
 }
 
 // forwardHeaders are the request headers passed upstream (canonical names).
@@ -399,7 +400,7 @@ var forwardHeaders = [...]string{"Accept-Encoding", "If-Match", "If-None-Match",
 func (x *exchange) rewrite(pr *httputil.ProxyRequest) {
 	p, in, out := x.p, &x.in, pr.Out
 	out.URL.Scheme, out.URL.Host = p.Upstream.Scheme, p.Upstream.Host
-	out.URL.Path = strings.TrimSuffix(p.Upstream.Path, "/") + in.path()
+	out.URL.Path = in.pathUnder(strings.TrimSuffix(p.Upstream.Path, "/"))
 	out.URL.RawPath, out.URL.RawQuery = "", encodeQuery(in.Params)
 	out.Host = p.Upstream.Host
 	hdr := make(http.Header, 4)
@@ -443,7 +444,7 @@ func (x *exchange) modify(resp *http.Response) error {
 			return err
 		}
 	} else {
-		ref, err := x.p.inspect(resp, x.in, x.a, &x.ev)
+		ref, err := x.inspect(resp)
 		if err != nil {
 			return err
 		}

@@ -306,8 +306,13 @@ func encodeQuery(ps []Param) string {
 }
 
 // path re-serialises the interaction's path below the base.
-func (in Interaction) path() string {
-	parts := []string{""}
+func (in Interaction) path() string { return in.pathUnder("") }
+
+// pathUnder is path with base (no trailing slash) in front, built in one
+// allocation: it is on every forwarded request.
+func (in Interaction) pathUnder(base string) string {
+	var buf [6]string
+	parts := buf[:0]
 	switch {
 	case in.Kind == SearchType && in.post:
 		parts = append(parts, in.Type, "_search")
@@ -333,10 +338,21 @@ func (in Interaction) path() string {
 			parts = append(parts, in.Operation)
 		}
 	}
-	if len(parts) == 1 {
-		return "/"
+	if len(parts) == 0 {
+		return base + "/"
 	}
-	return strings.Join(parts, "/")
+	n := len(base)
+	for _, p := range parts {
+		n += 1 + len(p)
+	}
+	var b strings.Builder
+	b.Grow(n)
+	b.WriteString(base)
+	for _, p := range parts {
+		b.WriteByte('/')
+		b.WriteString(p)
+	}
+	return b.String()
 }
 
 // values returns every value of a parameter name (exact name, so modifiers

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/smartkit/smartkit/audit"
 	"github.com/smartkit/smartkit/internal/jsonstrict"
@@ -16,7 +17,8 @@ import (
 // JSON only (anything else cannot be inspected and is refused), bounded in
 // size; Bundles lose the entries the access may not see; a single resource
 // outside it becomes the 404 a missing one would give.
-func (p *Proxy) inspect(resp *http.Response, in Interaction, a *access, ev *audit.Event) (*refusal, error) {
+func (x *exchange) inspect(resp *http.Response) (*refusal, error) {
+	p, in, a, ev := x.p, x.in, x.a, &x.ev
 	if !a.inspects(in) || resp.StatusCode == http.StatusNoContent {
 		return nil, nil
 	}
@@ -58,9 +60,10 @@ func (p *Proxy) inspect(resp *http.Response, in Interaction, a *access, ev *audi
 			return nil, err
 		}
 	} else {
-		body, err = readBody(resp, p.Limits.resp())
+		body, err = x.readBody(resp, p.Limits.resp())
 		resp.Body.Close()
 		if err != nil {
+			x.sent.release()
 			return nil, err
 		}
 	}
@@ -68,11 +71,15 @@ func (p *Proxy) inspect(resp *http.Response, in Interaction, a *access, ev *audi
 		return refuse(http.StatusBadGateway, "too-costly", "the response is too large to inspect"), nil
 	}
 	out, kept, ref := a.inspectBody(in, body)
+	if ref != nil {
+		x.sent.release()
+	}
 	if ref != nil && ref.status == http.StatusNotFound && (in.Kind == Create || in.Kind == Update) {
 		// The write happened, but the token may not see what was stored
 		// (write-only scopes, or labels the server added): answer as for
 		// Prefer: return=minimal rather than with a 404 that would lie.
 		ev.Reason = "written; the stored resource is not readable with this token: body withheld"
+		x.sent.release()
 		resp.Body, resp.ContentLength = http.NoBody, 0
 		resp.Header.Set("Content-Length", "0")
 		resp.Header.Del("Content-Type")
@@ -96,7 +103,8 @@ func (p *Proxy) inspect(resp *http.Response, in Interaction, a *access, ev *audi
 			return nil, err
 		}
 	}
-	resp.Body = io.NopCloser(bytes.NewReader(body))
+	x.sent.Reset(body)
+	resp.Body = &x.sent
 	resp.ContentLength = int64(len(body))
 	resp.Header["Content-Length"] = []string{strconv.Itoa(len(body))}
 	resp.Header["Content-Type"] = fhirJSON
@@ -111,18 +119,50 @@ func jsonMediaType(ct string) bool {
 	return strings.EqualFold(mt, "application/fhir+json") || strings.EqualFold(mt, "application/json")
 }
 
-// readBody reads at most limit+1 bytes of a response: in one exact
-// allocation when the length is declared, growing otherwise.
-func readBody(resp *http.Response, limit int64) ([]byte, error) {
+// readBody reads at most limit+1 bytes of a response: when the length is
+// declared, in one read into a buffer from a pool (returned when the
+// response has been sent, unless a Transform could keep it), growing
+// otherwise.
+func (x *exchange) readBody(resp *http.Response, limit int64) ([]byte, error) {
 	n := resp.ContentLength
 	if n < 0 || n > limit {
 		return io.ReadAll(io.LimitReader(resp.Body, limit+1))
 	}
-	body := make([]byte, n)
+	var body []byte
+	if n <= pooledBody && x.p.Transform == nil {
+		x.sent.buf = bodyBuffers.Get().(*[]byte)
+		body = (*x.sent.buf)[:n]
+	} else {
+		body = make([]byte, n)
+	}
 	if _, err := io.ReadFull(resp.Body, body); err != nil {
 		return nil, err
 	}
 	return body, nil
+}
+
+// pooledBody is the largest response body read into a pooled buffer.
+const pooledBody = 64 << 10
+
+var bodyBuffers = sync.Pool{New: func() any { b := make([]byte, pooledBody); return &b }}
+
+// sentBody is an inspected response body on its way to the client; Close
+// (by ReverseProxy, once it is sent) returns its buffer to the pool.
+type sentBody struct {
+	bytes.Reader
+	buf *[]byte
+}
+
+func (b *sentBody) Close() error {
+	b.release()
+	return nil
+}
+
+func (b *sentBody) release() {
+	if b.buf != nil {
+		bodyBuffers.Put(b.buf)
+		b.buf = nil
+	}
 }
 
 // discloses notes in the audit event which patient's data went out.
