@@ -98,15 +98,11 @@ func (p *Proxy) allowOrigin(w http.ResponseWriter, r *http.Request, a *access) {
 	w.Header().Set("Access-Control-Expose-Headers", corsExpose)
 }
 
-// dropUpstreamHeaders removes the upstream's CORS and security headers;
-// the proxy's own apply.
-func dropUpstreamHeaders(h http.Header) {
+// dropUpstreamCORS removes the upstream's CORS headers; the proxy's own apply.
+func dropUpstreamCORS(h http.Header) {
 	for k := range h {
 		if strings.HasPrefix(k, "Access-Control-") {
 			delete(h, k)
 		}
-	}
-	for _, s := range secHeaders {
-		delete(h, s.key)
 	}
 }

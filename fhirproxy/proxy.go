@@ -377,9 +377,6 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, in Interaction, 
 	x := &exchange{p: p, in: in, a: a, ev: ev, body: body}
 	x.rp = httputil.ReverseProxy{Transport: p.transport(), BufferPool: &copyBuffers, ErrorLog: p.errorLog(),
 		Rewrite: x.rewrite, ModifyResponse: x.modify, ErrorHandler: x.fail}
-	// Set on the response itself, where ReverseProxy's copy of the
-	// upstream's headers (which lost these names in modify) adds to them.
-	securityHeaders(w.Header())
 	x.rp.ServeHTTP(w, r)
 }
 
@@ -440,7 +437,8 @@ func (x *exchange) rewrite(pr *httputil.ProxyRequest) {
 // modify checks the upstream's response and records the event before any
 // of it goes out.
 func (x *exchange) modify(resp *http.Response) error {
-	dropUpstreamHeaders(resp.Header)
+	dropUpstreamCORS(resp.Header)
+	securityHeaders(resp.Header)
 	if x.a == nil {
 		if err := x.p.capabilities(resp); err != nil {
 			return err
