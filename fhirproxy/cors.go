@@ -83,19 +83,18 @@ func (p *Proxy) preflight(w http.ResponseWriter, r *http.Request) bool {
 	return true
 }
 
-// allowOrigin makes the response readable by the request's origin when the
-// token's client may use it.
-func (p *Proxy) allowOrigin(w http.ResponseWriter, r *http.Request, a *access) {
-	origin := header(r.Header, "Origin")
+// allowOrigin makes a response (its headers h) readable by the request's
+// origin when the token's client may use it.
+func (p *Proxy) allowOrigin(ctx context.Context, h http.Header, origin string, a *access) {
 	if origin == "" || p.AllowOrigin == nil {
 		return
 	}
-	w.Header().Add("Vary", "Origin")
-	if a == nil || a.tok == nil || !p.AllowOrigin(r.Context(), a.tok.ClientID, origin) {
+	h.Add("Vary", "Origin")
+	if a == nil || a.tok == nil || !p.AllowOrigin(ctx, a.tok.ClientID, origin) {
 		return
 	}
-	w.Header().Set("Access-Control-Allow-Origin", origin)
-	w.Header().Set("Access-Control-Expose-Headers", corsExpose)
+	h.Set("Access-Control-Allow-Origin", origin)
+	h.Set("Access-Control-Expose-Headers", corsExpose)
 }
 
 // dropUpstreamCORS removes the upstream's CORS headers; the proxy's own apply.

@@ -3,6 +3,10 @@ package fhirproxy_test
 import (
 	"context"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httptrace"
+	"net/textproto"
+	"net/url"
 	"sync/atomic"
 	"testing"
 
@@ -83,4 +87,45 @@ type countingClients struct {
 func (c *countingClients) Client(ctx context.Context, tenant, id string) (*smart.Client, error) {
 	c.n.Add(1)
 	return c.ClientStore.Client(ctx, tenant, id)
+}
+
+// TestInformationalResponses: an upstream 103 Early Hints does not cost the
+// final response its CORS or security headers (ReverseProxy clears the
+// writer's headers after relaying a 1xx).
+func TestInformationalResponses(t *testing.T) {
+	body := `{"resourceType":"Patient","id":"p1"}`
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Link", "</fhir/Patient/p1>; rel=preload")
+		w.WriteHeader(http.StatusEarlyHints)
+		w.Header().Del("Link")
+		w.Header().Set("Content-Type", "application/fhir+json")
+		_, _ = w.Write([]byte(body))
+	}))
+	defer up.Close()
+	f := newFixture(t)
+	f.proxy.Upstream, _ = url.Parse(up.URL)
+	clients := f.srv.Clients.(*smart.MemoryClients)
+	if err := clients.Add("", smart.Client{ID: "app", TokenEndpointAuthMethod: smart.AuthNone, RedirectURIs: []string{"https://app.example/cb"}}); err != nil {
+		t.Fatal(err)
+	}
+	f.proxy.AllowOrigin = fhirproxy.RegisteredOrigins(clients, "")
+	r := f.do("GET", "/Patient/p1", f.token("patient/*.rs", nil), "", "Origin", "https://app.example")
+	if r.status != 200 || r.header.Get("Access-Control-Allow-Origin") != "https://app.example" || r.header.Get("Cache-Control") != "no-store" ||
+		len(r.header.Values("Cache-Control")) != 1 {
+		t.Errorf("after a 103: %d, headers %v", r.status, r.header)
+	}
+	// And the 103 itself, with the upstream's unchecked Link, is not passed on.
+	var informational int
+	req, _ := http.NewRequestWithContext(httptrace.WithClientTrace(context.Background(), &httptrace.ClientTrace{
+		Got1xxResponse: func(int, textproto.MIMEHeader) error { informational++; return nil },
+	}), "GET", f.base+"/Patient/p1", nil)
+	req.Header.Set("Authorization", "Bearer "+f.token("patient/*.rs", nil))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || informational != 0 {
+		t.Errorf("status %d after %d informational responses", resp.StatusCode, informational)
+	}
 }

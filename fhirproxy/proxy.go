@@ -165,8 +165,8 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		ev.TokenID, ev.GrantID, ev.Patient = a.tok.ID, a.tok.GrantID, a.patient
 	}
 	ev.Interaction, ev.Resource = string(in.Kind), resourceRef(in)
-	p.allowOrigin(w, r, a)
 	if ref != nil {
+		p.allowOrigin(r.Context(), w.Header(), header(r.Header, "Origin"), a)
 		p.finish(w, r, ev, ref, nil)
 		return
 	}
@@ -374,10 +374,11 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, in Interaction, 
 			return
 		}
 	}
-	x := &exchange{p: p, in: in, a: a, ev: ev, body: body}
+	x := &exchange{p: p, in: in, a: a, ev: ev, body: body, origin: header(r.Header, "Origin")}
+	x.w.ResponseWriter = w
 	x.rp = httputil.ReverseProxy{Transport: p.transport(), BufferPool: &copyBuffers, ErrorLog: p.errorLog(),
 		Rewrite: x.rewrite, ModifyResponse: x.modify, ErrorHandler: x.fail}
-	x.rp.ServeHTTP(w, r)
+	x.rp.ServeHTTP(&x.w, r)
 }
 
 // exchange is one forwarded request: what the proxy decided about it and
@@ -389,6 +390,8 @@ type exchange struct {
 	ev       audit.Event
 	body     []byte
 	recorded bool // ev has been recorded
+	origin   string
+	w        writer
 	rp       httputil.ReverseProxy
 	sent     sentBody // the inspected body, when it is sent from memory
 }
@@ -439,6 +442,9 @@ func (x *exchange) rewrite(pr *httputil.ProxyRequest) {
 func (x *exchange) modify(resp *http.Response) error {
 	dropUpstreamCORS(resp.Header)
 	securityHeaders(resp.Header)
+	// On the upstream's response, which ReverseProxy copies to the writer
+	// after any 1xx (whose relay clears the writer's headers).
+	x.p.allowOrigin(resp.Request.Context(), resp.Header, x.origin, x.a)
 	if x.a == nil {
 		if err := x.p.capabilities(resp); err != nil {
 			return err
@@ -468,9 +474,26 @@ func (x *exchange) fail(w http.ResponseWriter, r *http.Request, err error) {
 		x.p.logger().WarnContext(r.Context(), "fhirproxy: upstream failed", "err", err)
 		ref = refuse(http.StatusBadGateway, "transient", "the FHIR server is unavailable")
 	}
+	x.p.allowOrigin(r.Context(), w.Header(), x.origin, x.a)
 	if !x.recorded {
 		x.p.finish(w, r, x.ev, ref, err)
 		return
 	}
 	writeOutcome(w, ref.status, ref.code, ref.msg)
 }
+
+// writer is the ResponseWriter ReverseProxy writes to. It does not pass on
+// the upstream's informational (1xx) responses: their headers are the
+// upstream's, unchecked (an Early Hints Link could name what the final
+// answer withholds).
+type writer struct{ http.ResponseWriter }
+
+func (w *writer) WriteHeader(code int) {
+	if code >= 100 && code < 200 {
+		return
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+// Unwrap lets http.ResponseController reach the server's writer (Flush).
+func (w *writer) Unwrap() http.ResponseWriter { return w.ResponseWriter }
