@@ -459,7 +459,13 @@ func (x *exchange) modify(resp *http.Response) error {
 		}
 	}
 	x.recorded = true
-	return x.p.record(resp.Request.Context(), x.ev)
+	if err := x.p.record(resp.Request.Context(), x.ev); err != nil {
+		// Nothing has been sent: the answer is withheld, as for a refusal
+		// that cannot be audited.
+		x.p.logger().ErrorContext(resp.Request.Context(), "fhirproxy: a response could not be audited; withheld", "err", err)
+		return refuse(http.StatusInternalServerError, "exception", "the request could not be audited")
+	}
+	return nil
 }
 
 // fail answers a failed exchange: a refusal from modify, or the upstream

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"sync/atomic"
 
 	"github.com/smartkit/smartkit/audit"
 	"github.com/smartkit/smartkit/internal/jsonstrict"
@@ -158,6 +159,7 @@ func (p *Proxy) stream(ctx context.Context, resp *http.Response, head []byte, a 
 	ev.Reason = "Bundle streamed: entries judged as they pass"
 	upstream := resp.Body
 	pr, pw := io.Pipe()
+	out := &streamBody{PipeReader: pr}
 	st := &streamer{
 		s: jsonstrict.NewStreamScanner(io.MultiReader(bytes.NewReader(head), upstream), int(min(p.Limits.resp(), 1<<30))),
 		w: bufio.NewWriterSize(pw, 32<<10),
@@ -173,6 +175,8 @@ func (p *Proxy) stream(ctx context.Context, resp *http.Response, head []byte, a 
 		}
 		after := first
 		switch {
+		case errors.Is(err, io.ErrClosedPipe) && !out.read.Load():
+			after.Reason = "streamed Bundle: refused before anything was sent"
 		case errors.Is(err, io.ErrClosedPipe):
 			after.Reason = "streamed Bundle: the client stopped reading after " + strconv.Itoa(st.sent) + " entries"
 		case err != nil:
@@ -185,10 +189,22 @@ func (p *Proxy) stream(ctx context.Context, resp *http.Response, head []byte, a 
 			p.logger().ErrorContext(ctx, "fhirproxy: a streamed response's outcome could not be audited", "err", err)
 		}
 	}()
-	resp.Body = pr
+	resp.Body = out
 	resp.ContentLength = -1
 	delete(resp.Header, "Content-Length")
 	resp.Header["Content-Type"] = fhirJSON
+}
+
+// streamBody is the filtered stream as ReverseProxy reads it; it notes
+// whether anything was read, for the audit trail.
+type streamBody struct {
+	*io.PipeReader
+	read atomic.Bool
+}
+
+func (b *streamBody) Read(p []byte) (int, error) {
+	b.read.Store(true)
+	return b.PipeReader.Read(p)
 }
 
 // streamFailure names why a stream was cut without quoting the content.

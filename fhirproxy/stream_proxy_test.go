@@ -3,6 +3,7 @@ package fhirproxy_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -89,6 +90,22 @@ func TestStreamedBundle(t *testing.T) {
 		t.Errorf("cut stream audited as %+v", ev)
 	}
 
+	// If the request cannot be audited it is refused, and the trail says
+	// nothing was sent.
+	f.proxy.Audit = failStreamStart{f.audit}
+	if r := f.do("GET", "/Observation", tok, ""); r.status != 500 {
+		t.Errorf("unaudited stream: %d", r.status)
+	}
+	waitFor(t, func() bool {
+		for _, e := range f.audit.Events() {
+			if strings.Contains(e.Reason, "refused before anything was sent") {
+				return true
+			}
+		}
+		return false
+	})
+	f.proxy.Audit = f.audit
+
 	// With a Transform the body is needed whole: not streamed.
 	f.proxy.Transform = func(_ context.Context, _ *smart.Token, _ fhirproxy.Interaction, body []byte) ([]byte, error) {
 		return body, nil
@@ -106,3 +123,35 @@ func waitFor(t *testing.T, cond func() bool) {
 		}
 	}
 }
+
+// failStreamStart fails to record the event that starts a streamed
+// response, and records the rest.
+type failStreamStart struct{ next audit.Sink }
+
+func (s failStreamStart) Record(ctx context.Context, e audit.Event) error {
+	if strings.HasPrefix(e.Reason, "Bundle streamed") {
+		return errors.New("audit store down")
+	}
+	return s.next.Record(ctx, e)
+}
+
+// TestAuditFailureWithholds: when the audit sink fails, nothing is
+// answered but a 500: not the resource read, not a refusal's reason.
+func TestAuditFailureWithholds(t *testing.T) {
+	f := newFixture(t)
+	tok := f.token("launch/patient patient/Observation.rs", nil)
+	f.proxy.Audit = downSink{}
+	for name, r := range map[string]result{
+		"read":     f.do("GET", "/Observation/lab-1", tok, ""),
+		"refusal":  f.do("GET", "/Observation/lab-2", tok, ""),
+		"no token": f.do("GET", "/Observation/lab-1", "", ""),
+	} {
+		if r.status != 500 || strings.Contains(r.raw, "lab-") || !strings.Contains(r.raw, "could not be audited") {
+			t.Errorf("%s: %d %s", name, r.status, r.raw)
+		}
+	}
+}
+
+type downSink struct{}
+
+func (downSink) Record(context.Context, audit.Event) error { return errors.New("audit store down") }
