@@ -74,6 +74,23 @@ func (c Clearance) Allows(conf Confidentiality, tags []string) bool {
 	return true
 }
 
+// Unrestricted reports whether Allows accepts every label: the highest
+// confidentiality and every sensitivity tag of this package's lists. A
+// policy enforcement point may then skip reading labels it could not act on.
+func (c Clearance) Unrestricted() bool {
+	if c.MaxConfidentiality != VeryRestricted {
+		return false
+	}
+	for _, set := range [][]string{SensitiveTags, HighlySensitiveTags, SegmentedTags} {
+		for _, t := range set {
+			if !slices.Contains(c.Tags, t) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
 func isSensitive(tag string) bool {
 	return slices.Contains(SensitiveTags, tag) || slices.Contains(HighlySensitiveTags, tag) || slices.Contains(SegmentedTags, tag)
 }

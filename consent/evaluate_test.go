@@ -1,6 +1,7 @@
 package consent_test
 
 import (
+	"slices"
 	"testing"
 	"time"
 
@@ -131,6 +132,30 @@ func TestClearance(t *testing.T) {
 		if got := c.Allows(tc.conf, tc.tags); got != tc.want {
 			t.Errorf("Allows(%s, %v) = %v, want %v", tc.conf, tc.tags, got, tc.want)
 		}
+	}
+}
+
+// TestUnrestricted: a clearance is unrestricted exactly when it allows
+// every confidentiality and every listed tag.
+func TestUnrestricted(t *testing.T) {
+	all := append(append(slices.Clone(consent.SensitiveTags), consent.HighlySensitiveTags...), consent.SegmentedTags...)
+	full := consent.Clearance{MaxConfidentiality: consent.VeryRestricted, Tags: all}
+	if !full.Unrestricted() {
+		t.Fatal("the full clearance is not unrestricted")
+	}
+	for _, conf := range []consent.Confidentiality{"", consent.Unrestricted, consent.Normal, consent.Restricted, consent.VeryRestricted} {
+		if !full.Allows(conf, all) {
+			t.Errorf("an unrestricted clearance refused %s %v", conf, all)
+		}
+	}
+	for i := range all {
+		less := consent.Clearance{MaxConfidentiality: consent.VeryRestricted, Tags: slices.Delete(slices.Clone(all), i, i+1)}
+		if less.Unrestricted() || less.Allows(consent.Normal, all[i:i+1]) {
+			t.Errorf("without %s: unrestricted %v", all[i], less.Unrestricted())
+		}
+	}
+	if (consent.Clearance{MaxConfidentiality: consent.Restricted, Tags: all}).Unrestricted() || (consent.Clearance{}).Unrestricted() {
+		t.Error("a capped clearance is unrestricted")
 	}
 }
 

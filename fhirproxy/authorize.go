@@ -220,10 +220,37 @@ func (p *Proxy) authorizeOperation(in *Interaction, a *access) *refusal {
 	return nil
 }
 
-// inspects reports whether the response of an interaction must be read:
-// any response with resources may carry labels beyond the clearance, and
-// patient/ tokens' responses must be proven inside the compartment.
-func (a *access) inspects(in Interaction) bool { return in.Kind != Delete && in.Kind != Capabilities }
+// inspects reports whether the response of an interaction must be read.
+// It need not be only when the request proves everything the response
+// could break: no compartment to confine it to (no patient context), no
+// label the clearance could refuse (consent.Clearance.Unrestricted), no
+// constraint to check, and an interaction whose answer can hold only the
+// type the scopes were checked for (instance reads and history, searches
+// without includes or contained resources). Then the answer passes as from
+// a plain reverse proxy, streamed, and the upstream is trusted to answer
+// what it was asked.
+func (a *access) inspects(in Interaction) bool {
+	switch in.Kind {
+	case Delete, Capabilities:
+		return false
+	}
+	if a.patient != "" || !a.unrestricted || a.constrained != "" || in.unwrap != "" {
+		return true
+	}
+	switch in.Kind {
+	case Read, VRead, HistoryInstance:
+		return false
+	case SearchType, HistoryType:
+		for _, p := range in.Params {
+			name, _, _ := strings.Cut(p.Name, ":")
+			if name == "_include" || name == "_revinclude" || name == "_contained" || name == "_containedType" {
+				return true
+			}
+		}
+		return false
+	}
+	return true
+}
 
 // checkWrite checks a write's new content (and, for patient/ tokens, the
 // stored version it replaces or deletes), and authorises batch entries.

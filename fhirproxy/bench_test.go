@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/smartkit/smartkit/audit"
+	"github.com/smartkit/smartkit/consent"
 )
 
 // readOnce GETs target (with the bearer token, if any), reads the whole
@@ -47,11 +48,11 @@ func readOnce(b *testing.B, client *http.Client, target, tok string) time.Durati
 // request, token included, and like any gateway swaps the token for its own
 // upstream credential, so the two differ only in what the proxy does. It
 // returns the URL of the same 1 KB Observation through each, and the token.
-func pair(b *testing.B) (proxyURL, bareURL, tok string) {
+func pair(b *testing.B, scope string, clearance *consent.Clearance) (proxyURL, bareURL, tok string) {
 	f := newFixture(&testing.T{})
 	b.Cleanup(f.ts.Close)
 	b.Cleanup(f.up.ts.Close)
-	tok = f.token("launch/patient patient/Observation.rs", nil)
+	tok = f.token(scope, clearance)
 	async := &audit.Async{Next: discardBatches{}}
 	ctx, cancel := context.WithCancel(context.Background())
 	b.Cleanup(cancel)
@@ -76,7 +77,19 @@ func pair(b *testing.B) (proxyURL, bareURL, tok string) {
 // settings) and reports each one's mean and p50 and the ratios, so drift in
 // the machine's load falls on both equally. One op is one pair.
 func BenchmarkReadVsBaseline(b *testing.B) {
-	proxyURL, bareURL, tok := pair(b)
+	readVsBaseline(b, "launch/patient patient/Observation.rs", nil)
+}
+
+// BenchmarkProvenReadVsBaseline is the same read by a system/ token whose
+// clearance allows every label: the request proves what the answer could
+// break, and the answer is not inspected.
+func BenchmarkProvenReadVsBaseline(b *testing.B) {
+	all := append(append(slices.Clone(consent.SensitiveTags), consent.HighlySensitiveTags...), consent.SegmentedTags...)
+	readVsBaseline(b, "system/Observation.rs", &consent.Clearance{MaxConfidentiality: consent.VeryRestricted, Tags: all})
+}
+
+func readVsBaseline(b *testing.B, scope string, clearance *consent.Clearance) {
+	proxyURL, bareURL, tok := pair(b, scope, clearance)
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
 	var proxied, bare []time.Duration
 	var sumP, sumB time.Duration
@@ -163,7 +176,7 @@ func BenchmarkHandlerVsBaseline(b *testing.B) {
 // took. On this machine's two cores the clients, proxies and upstreams
 // share the CPU, so the ratio is that of the work per request.
 func BenchmarkThroughputVsBaseline(b *testing.B) {
-	proxyURL, bareURL, tok := pair(b)
+	proxyURL, bareURL, tok := pair(b, "launch/patient patient/Observation.rs", nil)
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 8}}
 	const workers, each = 4, 8
 	round := func(target string) time.Duration {

@@ -132,6 +132,8 @@ type access struct {
 	sharedTypes []string
 	// constrained is the type whose scope constraint the proxy injected.
 	constrained string
+	// unrestricted: the clearance allows every label.
+	unrestricted bool
 }
 
 // refusal is a FHIR error the client sees; nothing has reached the upstream.
@@ -337,6 +339,7 @@ func (p *Proxy) accessFor(tok *smart.Token) *access {
 	}
 	if tok.Clearance != nil {
 		a.clearance = *tok.Clearance
+		a.unrestricted = a.clearance.Unrestricted()
 	}
 	a.sharedTypes = p.SharedTypes
 	if a.sharedTypes == nil {

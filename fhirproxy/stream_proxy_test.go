@@ -9,11 +9,13 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/smartkit/smartkit/audit"
+	"github.com/smartkit/smartkit/consent"
 	"github.com/smartkit/smartkit/fhirproxy"
 	"github.com/smartkit/smartkit/smart"
 )
@@ -155,3 +157,47 @@ func TestAuditFailureWithholds(t *testing.T) {
 type downSink struct{}
 
 func (downSink) Record(context.Context, audit.Event) error { return errors.New("audit store down") }
+
+// TestUninspectedWhenProven: with no patient context, a clearance that
+// allows every label and an answer that can hold only the authorised type,
+// the request proves all the response could break, and the answer passes
+// as from a plain reverse proxy (here, one with a duplicate member that
+// inspection would refuse); anything less is inspected.
+func TestUninspectedWhenProven(t *testing.T) {
+	const odd = `{"resourceType":"Observation","id":"o1","status":"final","status":"amended"}`
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/fhir+json")
+		if strings.HasSuffix(r.URL.Path, "/Observation") {
+			fmt.Fprint(w, `{"resourceType":"Bundle","type":"searchset","entry":[{"resource":`+odd+`}],"entry":[]}`)
+			return
+		}
+		fmt.Fprint(w, odd)
+	}))
+	defer up.Close()
+	f := newFixture(t)
+	f.proxy.Upstream, _ = url.Parse(up.URL)
+	all := append(append(slices.Clone(consent.SensitiveTags), consent.HighlySensitiveTags...), consent.SegmentedTags...)
+	full := &consent.Clearance{MaxConfidentiality: consent.VeryRestricted, Tags: all}
+	system := f.token("system/Observation.rs", full)
+	for target, want := range map[string]int{
+		"/Observation/o1":                                   200, // proven: passes untouched
+		"/Observation/o1/_history":                          200,
+		"/Observation?code=x":                               200,
+		"/Observation?code=x&_include=Observation:subject":  502, // includes may bring other types
+		"/Observation?code=x&_revinclude=Provenance:target": 502,
+	} {
+		if r := f.do("GET", target, system, ""); r.status != want {
+			t.Errorf("full clearance, %s: %d, want %d: %s", target, r.status, want, r.raw)
+		}
+	}
+	if r := f.do("GET", "/Observation/o1", system, ""); r.raw != odd {
+		t.Errorf("an uninspected answer changed: %s", r.raw)
+	}
+	capped := f.token("system/Observation.rs", &consent.Clearance{MaxConfidentiality: consent.Restricted, Tags: all})
+	patient := f.token("launch/patient patient/Observation.rs", full)
+	for name, tok := range map[string]string{"capped clearance": capped, "patient context": patient, "no clearance": f.token("system/Observation.rs", nil)} {
+		if r := f.do("GET", "/Observation/o1", tok, ""); r.status != 502 && r.status != 404 {
+			t.Errorf("%s: %d, want the answer inspected (and refused)", name, r.status)
+		}
+	}
+}
