@@ -43,7 +43,10 @@
 //
 // # Reading responses
 //
-// Responses are read strictly in one pass (member names matched exactly, as
+// A response is read only when the request cannot prove it: with no
+// patient context, a clearance that allows every label and an answer that
+// can hold only the authorised type, it passes as from a plain reverse
+// proxy. Otherwise responses are read strictly in one pass (member names matched exactly, as
 // a FHIR client matches them; duplicates, invalid UTF-8 and anything
 // ambiguous refused with 502) that also picks out the little the decision
 // needs: type, id, patient references, security labels. A Bundle that must
