@@ -273,3 +273,13 @@ func BenchmarkInspectResource(b *testing.B) {
 		}
 	}
 }
+
+// TestSegments: paths of any length split as strings.Split would, and the
+// long ones are refused, not mis-split.
+func TestSegments(t *testing.T) {
+	for _, p := range []string{"/a/b/c/d/e/f/g/h", "/Patient/p1/Observation/", "/Observation//1", "/Patient/p1/$everything/x/y/z/w"} {
+		if _, err := parsePath("GET", p, "", Limits{}); err == nil {
+			t.Errorf("%s parsed", p)
+		}
+	}
+}

@@ -150,9 +150,15 @@ func parsePath(method, path, rawQuery string, lim Limits) (Interaction, error) {
 	}
 	in.Params = params
 	path = strings.TrimPrefix(path, "/")
-	var segs []string
-	if path != "" {
-		segs = strings.Split(path, "/")
+	var buf [6]string // the segments of every path the proxy understands fit
+	segs := buf[:0]
+	for rest := path; path != ""; {
+		seg, more, found := strings.Cut(rest, "/")
+		segs = append(segs, seg)
+		if !found {
+			break
+		}
+		rest = more
 	}
 	for _, s := range segs {
 		if s == "" || s == "." || s == ".." {
