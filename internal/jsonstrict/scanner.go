@@ -18,9 +18,10 @@ import (
 // A Scanner made by NewStreamScanner reads its input through a window: it
 // may drop the bytes before the offset last given to Release, and refuses
 // (ErrTooLarge) to hold more than its limit at once. Offsets are counted
-// from the start of the input. Slices a Scanner returns (member names,
-// strings, Bytes) stay valid until the next Release; a Scanner over a slice
-// never overwrites them.
+// from the start of the input. Slices a streaming Scanner returns (member
+// names, strings, Bytes) may be overwritten once it reads on after a
+// Release: use or copy them first (an Object callback reads the name before
+// the value). A Scanner over a slice never overwrites them.
 type Scanner struct {
 	b      []byte // the window; b[0] is at input offset base
 	i      int    // next byte to read, in b
