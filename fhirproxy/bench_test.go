@@ -16,6 +16,7 @@ import (
 
 	"github.com/smartkit/smartkit/audit"
 	"github.com/smartkit/smartkit/consent"
+	"github.com/smartkit/smartkit/fhirproxy"
 )
 
 // readOnce GETs target (with the bearer token, if any), reads the whole
@@ -63,7 +64,7 @@ func pair(b *testing.B, scope string, clearance *consent.Clearance) (proxyURL, b
 	u, _ := url.Parse(up.ts.URL)
 	rp := httptest.NewServer(&httputil.ReverseProxy{
 		Transport:  &http.Transport{MaxIdleConnsPerHost: 64, IdleConnTimeout: 90 * time.Second},
-		BufferPool: &benchBuffers{},
+		BufferPool: fhirproxy.CopyBuffers,
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(u)
 			pr.Out.Header.Set("Authorization", "Bearer upstream-credential")
@@ -208,15 +209,3 @@ func BenchmarkThroughputVsBaseline(b *testing.B) {
 	b.ReportMetric(n/tB.Seconds(), "bare-req/s")
 	b.ReportMetric(float64(tB)/float64(tP), "throughput-ratio")
 }
-
-// benchBuffers is a sync.Pool of 32 KiB copy buffers for the bare proxy.
-type benchBuffers struct{ p sync.Pool }
-
-func (b *benchBuffers) Get() []byte {
-	if v, ok := b.p.Get().(*[]byte); ok {
-		return *v
-	}
-	return make([]byte, 32<<10)
-}
-
-func (b *benchBuffers) Put(buf []byte) { b.p.Put(&buf) }

@@ -378,7 +378,9 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, in Interaction, 
 		}
 	}
 	x := &exchange{p: p, in: in, a: a, ev: ev, body: body, origin: header(r.Header, "Origin")}
+	x.inspects = a != nil && a.inspects(in)
 	x.w.ResponseWriter = w
+	defer x.sent.release() // ReverseProxy has sent the body (or refused) when ServeHTTP returns
 	x.rp = httputil.ReverseProxy{Transport: p.transport(), BufferPool: &copyBuffers, ErrorLog: p.errorLog(),
 		Rewrite: x.rewrite, ModifyResponse: x.modify, ErrorHandler: x.fail}
 	x.rp.ServeHTTP(&x.w, r)
@@ -393,6 +395,7 @@ type exchange struct {
 	ev       audit.Event
 	body     []byte
 	recorded bool // ev has been recorded
+	inspects bool // the response is read before it is sent (access.inspects)
 	origin   string
 	w        writer
 	rp       httputil.ReverseProxy
@@ -419,7 +422,7 @@ func (x *exchange) rewrite(pr *httputil.ProxyRequest) {
 	if pref := header(pr.In.Header, "Prefer"); strings.HasPrefix(pref, "return=") {
 		hdr["Prefer"] = []string{pref} // handling=lenient and anything else are dropped
 	}
-	if x.a != nil && x.a.inspects(x.in) {
+	if x.inspects {
 		delete(hdr, "Accept-Encoding") // the proxy must read the body
 	}
 	out.Header = hdr
@@ -477,7 +480,7 @@ func (x *exchange) fail(w http.ResponseWriter, r *http.Request, err error) {
 	var ref *refusal
 	switch {
 	case errors.As(err, &ref):
-	case isTimeout(err):
+	case errors.Is(err, errUpstreamTimeout):
 		ref = refuse(http.StatusGatewayTimeout, "timeout", "the FHIR server did not answer in time")
 	default:
 		x.p.logger().WarnContext(r.Context(), "fhirproxy: upstream failed", "err", err)

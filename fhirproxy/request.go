@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/url"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/smartkit/smartkit/scopes"
@@ -74,47 +75,21 @@ type Limits struct {
 	MaxEntry   int // Bundle entries in a batch; 0 means 100
 }
 
-func (l Limits) url() int {
-	if l.MaxURL > 0 {
-		return l.MaxURL
+// or returns v, or def when v is not positive: the zero values of Limits
+// and Proxy.Timeout mean their defaults.
+func or[T int | int64 | time.Duration](v, def T) T {
+	if v > 0 {
+		return v
 	}
-	return 8 << 10
+	return def
 }
 
-func (l Limits) params() int {
-	if l.MaxParams > 0 {
-		return l.MaxParams
-	}
-	return 64
-}
-
-func (l Limits) body() int64 {
-	if l.MaxBody > 0 {
-		return l.MaxBody
-	}
-	return 2 << 20
-}
-
-func (l Limits) resp() int64 {
-	if l.MaxResp > 0 {
-		return l.MaxResp
-	}
-	return 64 << 20
-}
-
-func (l Limits) streamFrom() int64 {
-	if l.StreamFrom > 0 {
-		return l.StreamFrom
-	}
-	return 1 << 20
-}
-
-func (l Limits) entries() int {
-	if l.MaxEntry > 0 {
-		return l.MaxEntry
-	}
-	return 100
-}
+func (l Limits) url() int          { return or(l.MaxURL, 8<<10) }
+func (l Limits) params() int       { return or(l.MaxParams, 64) }
+func (l Limits) body() int64       { return or(l.MaxBody, 2<<20) }
+func (l Limits) resp() int64       { return or(l.MaxResp, 64<<20) }
+func (l Limits) streamFrom() int64 { return or(l.StreamFrom, 1<<20) }
+func (l Limits) entries() int      { return or(l.MaxEntry, 100) }
 
 // validID is FHIR's id syntax: [A-Za-z0-9\-\.]{1,64}, and not "." or "..".
 func validID(s string) bool {

@@ -19,7 +19,7 @@ import (
 // outside it becomes the 404 a missing one would give.
 func (x *exchange) inspect(resp *http.Response) (*refusal, error) {
 	p, in, a, ev := x.p, x.in, x.a, &x.ev
-	if !a.inspects(in) || resp.StatusCode == http.StatusNoContent {
+	if !x.inspects || resp.StatusCode == http.StatusNoContent {
 		return nil, nil
 	}
 	if resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusGone {
@@ -44,42 +44,32 @@ func (x *exchange) inspect(resp *http.Response) (*refusal, error) {
 	var err error
 	if from := p.Limits.streamFrom(); in.unwrap == "" && p.Transform == nil && (resp.ContentLength < 0 || resp.ContentLength > from) {
 		// Possibly a large Bundle: look at its head first.
-		head, err := io.ReadAll(io.LimitReader(resp.Body, from+1))
-		if err != nil {
-			resp.Body.Close()
-			return nil, err
-		}
-		if int64(len(head)) > from && bundleFirst(head) {
-			p.stream(resp.Request.Context(), resp, head, a, ev)
+		body, err = io.ReadAll(io.LimitReader(resp.Body, from+1))
+		if err == nil && int64(len(body)) > from && bundleFirst(body) {
+			p.stream(resp.Request.Context(), resp, body, a, ev)
 			return nil, nil
 		}
-		rest, err := io.ReadAll(io.LimitReader(resp.Body, p.Limits.resp()+1-int64(len(head))))
-		body = append(head, rest...)
-		resp.Body.Close()
-		if err != nil {
-			return nil, err
+		if err == nil { // not one to stream: the rest too
+			var rest []byte
+			rest, err = io.ReadAll(io.LimitReader(resp.Body, p.Limits.resp()+1-int64(len(body))))
+			body = append(body, rest...)
 		}
 	} else {
 		body, err = x.readBody(resp, p.Limits.resp())
-		resp.Body.Close()
-		if err != nil {
-			x.sent.release()
-			return nil, err
-		}
+	}
+	resp.Body.Close()
+	if err != nil {
+		return nil, err
 	}
 	if int64(len(body)) > p.Limits.resp() {
 		return refuse(http.StatusBadGateway, "too-costly", "the response is too large to inspect"), nil
 	}
 	out, kept, ref := a.inspectBody(in, body)
-	if ref != nil {
-		x.sent.release()
-	}
 	if ref != nil && ref.status == http.StatusNotFound && (in.Kind == Create || in.Kind == Update) {
 		// The write happened, but the token may not see what was stored
 		// (write-only scopes, or labels the server added): answer as for
 		// Prefer: return=minimal rather than with a 404 that would lie.
 		ev.Reason = "written; the stored resource is not readable with this token: body withheld"
-		x.sent.release()
 		resp.Body, resp.ContentLength = http.NoBody, 0
 		resp.Header.Set("Content-Length", "0")
 		resp.Header.Del("Content-Type")
@@ -120,9 +110,8 @@ func jsonMediaType(ct string) bool {
 }
 
 // readBody reads at most limit+1 bytes of a response: when the length is
-// declared, in one read into a buffer from a pool (returned when the
-// response has been sent, unless a Transform could keep it), growing
-// otherwise.
+// declared, in one read into a buffer from a pool (returned once the
+// exchange is over, unless a Transform could keep it), growing otherwise.
 func (x *exchange) readBody(resp *http.Response, limit int64) ([]byte, error) {
 	n := resp.ContentLength
 	if n < 0 || n > limit {
@@ -146,17 +135,14 @@ const pooledBody = 64 << 10
 
 var bodyBuffers = sync.Pool{New: func() any { b := make([]byte, pooledBody); return &b }}
 
-// sentBody is an inspected response body on its way to the client; Close
-// (by ReverseProxy, once it is sent) returns its buffer to the pool.
+// sentBody is an inspected response body on its way to the client, and
+// the pooled buffer it may be read from (released by forward).
 type sentBody struct {
 	bytes.Reader
 	buf *[]byte
 }
 
-func (b *sentBody) Close() error {
-	b.release()
-	return nil
-}
+func (b *sentBody) Close() error { return nil }
 
 func (b *sentBody) release() {
 	if b.buf != nil {

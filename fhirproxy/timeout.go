@@ -1,7 +1,6 @@
 package fhirproxy
 
 import (
-	"errors"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -18,8 +17,10 @@ var errUpstreamTimeout error = timeoutError{}
 
 type timeoutError struct{}
 
-func (timeoutError) Error() string   { return "fhirproxy: the FHIR server did not answer in time" }
-func (timeoutError) Timeout() bool   { return true }
+func (timeoutError) Error() string { return "fhirproxy: the FHIR server did not answer in time" }
+func (timeoutError) Timeout() bool { return true }
+
+// Temporary is part of net.Error (deprecated there).
 func (timeoutError) Temporary() bool { return false }
 
 // watchTick is how often a watch looks at its connections: a timeout fires
@@ -115,14 +116,6 @@ func (c *watchedConn) Close() error {
 	return c.Conn.Close()
 }
 
-func (p *Proxy) timeout() time.Duration {
-	if p.Timeout > 0 {
-		return p.Timeout
-	}
-	return DefaultTimeout
-}
+func (p *Proxy) timeout() time.Duration { return or(p.Timeout, DefaultTimeout) }
 
 var _ net.Error = timeoutError{}
-
-// isTimeout reports whether err comes from a connection the watch closed.
-func isTimeout(err error) bool { return errors.Is(err, errUpstreamTimeout) }

@@ -170,19 +170,12 @@ func (s *Scanner) more() bool {
 		s.rerr = ErrTooLarge
 		return false
 	}
-	switch {
-	case cap(s.b)-held >= window/2:
-		if drop > 0 {
-			copy(s.b, s.b[drop:])
-			s.b, s.base, s.i = s.b[:held], s.base+int64(drop), s.i-drop
-		}
-	default:
-		nb := make([]byte, held, held+window+min(held, s.limit))
-		copy(nb, s.b[drop:])
-		s.b, s.base, s.i = nb, s.base+int64(drop), s.i-drop
+	if drop > 0 { // move what is still held to the front, over what was released
+		copy(s.b, s.b[drop:])
+		s.b, s.base, s.i = s.b[:held], s.base+int64(drop), s.i-drop
 	}
-	if cap(s.b)-len(s.b) < window/4 { // room after the held bytes is short: compact anyway
-		nb := make([]byte, len(s.b), len(s.b)+window)
+	if cap(s.b)-len(s.b) < window/4 { // one value outgrows the window: double it
+		nb := make([]byte, len(s.b), 2*len(s.b)+window)
 		copy(nb, s.b)
 		s.b = nb
 	}
