@@ -105,20 +105,28 @@ func (m *MemoryStore) init() {
 	}
 }
 
-// full sweeps expired entries of a map when it is at the limit and reports
-// whether it is still full; the caller holds m.mu.
-func full[V any](m *MemoryStore, entries map[string]V, exp func(V) time.Time) bool {
-	if len(entries) < m.limit() {
-		return false
-	}
-	now := m.now()
-	for k, v := range entries {
-		if !now.Before(exp(v)) {
-			delete(entries, k)
+// put stores v under k in entries, first sweeping expired entries when the
+// map is at the limit, and refuses (errFull) when it is still full; the
+// caller holds m.mu.
+func put[V any](m *MemoryStore, entries map[string]V, k string, v V, exp func(V) time.Time) error {
+	if len(entries) >= m.limit() {
+		now := m.now()
+		for k, v := range entries {
+			if !now.Before(exp(v)) {
+				delete(entries, k)
+			}
+		}
+		if len(entries) >= m.limit() {
+			return errFull
 		}
 	}
-	return len(entries) >= m.limit()
+	entries[k] = v
+	return nil
 }
+
+func (c memCode) expiry() time.Time    { return c.exp }
+func (r memRefresh) expiry() time.Time { return r.exp }
+func instant(t time.Time) time.Time    { return t }
 
 var errFull = &Error{Code: TemporarilyUnavailable, Description: "the server is at capacity"}
 
@@ -127,11 +135,7 @@ func (m *MemoryStore) SaveCode(_ context.Context, c AuthCode) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.init()
-	if full(m, m.codes, func(v memCode) time.Time { return v.exp }) {
-		return errFull
-	}
-	m.codes[key(c.Tenant, c.Hash)] = memCode{c: c, exp: c.Expires}
-	return nil
+	return put(m, m.codes, key(c.Tenant, c.Hash), memCode{c: c, exp: c.Expires}, memCode.expiry)
 }
 
 // ConsumeCode marks a code used and returns it; see CodeStore.
@@ -241,11 +245,7 @@ func (m *MemoryStore) SaveRefresh(_ context.Context, r Refresh) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.init()
-	if full(m, m.refresh, func(v memRefresh) time.Time { return v.exp }) {
-		return errFull
-	}
-	m.refresh[key(r.Tenant, r.Hash)] = memRefresh{r: r, exp: r.Expires}
-	return nil
+	return put(m, m.refresh, key(r.Tenant, r.Hash), memRefresh{r: r, exp: r.Expires}, memRefresh.expiry)
 }
 
 // Refresh returns a live (not yet rotated) refresh token; a rotated one
@@ -290,11 +290,7 @@ func (m *MemoryStore) RevokeToken(_ context.Context, tenant, jti string, exp tim
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.init()
-	if full(m, m.revoked, func(v time.Time) time.Time { return v }) {
-		return errFull
-	}
-	m.revoked[key(tenant, jti)] = exp
-	return nil
+	return put(m, m.revoked, key(tenant, jti), exp, instant)
 }
 
 // Revoked reports whether the grant is revoked (or unknown) or the jti revoked.
@@ -323,11 +319,7 @@ func (m *MemoryStore) Claim(_ context.Context, tenant, issuer, jti string, exp t
 	if until, ok := m.jtis[k]; ok && m.now().Before(until) {
 		return ErrReplay
 	}
-	if full(m, m.jtis, func(v time.Time) time.Time { return v }) {
-		return errFull
-	}
-	m.jtis[k] = exp
-	return nil
+	return put(m, m.jtis, k, exp, instant)
 }
 
 // SaveRequest creates or replaces a pending authorization request.
