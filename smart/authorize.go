@@ -337,33 +337,34 @@ func (s *Server) pending(w http.ResponseWriter, r *http.Request, id string, cons
 	return p, true
 }
 
-// checkForm authenticates the user and checks a page's form against the
-// pending request: same user, same CSRF token (constant time).
-func (s *Server) checkForm(w http.ResponseWriter, r *http.Request, f map[string]string, consume bool) (PendingRequest, User, bool) {
+// checkForm reads a page's form, authenticates the user and checks the
+// form against the pending request: same user, same CSRF token (constant
+// time). It has answered the request when it returns false.
+func (s *Server) checkForm(w http.ResponseWriter, r *http.Request, consume bool) (map[string]string, PendingRequest, User, bool) {
+	f, ferr := parseForm(w, r)
+	if ferr != nil {
+		s.errorPage(w, r, http.StatusBadRequest, ferr, "")
+		return nil, PendingRequest{}, User{}, false
+	}
 	user, ok := s.Authenticator.Authenticate(w, r)
 	if !ok {
-		return PendingRequest{}, user, false
+		return f, PendingRequest{}, user, false
 	}
 	p, ok := s.pending(w, r, f["req"], consume)
 	if !ok {
-		return p, user, false
+		return f, p, user, false
 	}
 	if p.UserID != user.ID || subtle.ConstantTimeCompare([]byte(f["csrf"]), []byte(p.CSRF)) != 1 {
 		_ = s.record(r, audit.Event{Type: audit.AuthorizeRefused, Outcome: audit.Failure, Severity: audit.Security,
 			ClientID: p.ClientID, UserID: user.ID, Reason: "csrf: form token or user mismatch"})
 		s.errorPage(w, r, http.StatusForbidden, oauthErr(AccessDenied, "this form is not valid for your session"), "")
-		return p, user, false
+		return f, p, user, false
 	}
-	return p, user, true
+	return f, p, user, true
 }
 
 func (s *Server) servePatient(w http.ResponseWriter, r *http.Request) {
-	f, ferr := parseForm(w, r)
-	if ferr != nil {
-		s.errorPage(w, r, http.StatusBadRequest, ferr, "")
-		return
-	}
-	p, user, ok := s.checkForm(w, r, f, false)
+	f, p, user, ok := s.checkForm(w, r, false)
 	if !ok {
 		return
 	}
@@ -392,12 +393,7 @@ func (s *Server) servePatient(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) serveConsent(w http.ResponseWriter, r *http.Request) {
-	f, ferr := parseForm(w, r)
-	if ferr != nil {
-		s.errorPage(w, r, http.StatusBadRequest, ferr, "")
-		return
-	}
-	p, user, ok := s.checkForm(w, r, f, true)
+	f, p, user, ok := s.checkForm(w, r, true)
 	if !ok {
 		return
 	}
