@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -61,13 +62,23 @@ func TestRedeemOnce(t *testing.T) {
 	}
 }
 
+// guess changes the last character of a launch id (to one it is not: a
+// fixed "A" matched the real id once in 64 runs).
+func guess(id string) string {
+	last := "A"
+	if strings.HasSuffix(id, last) {
+		last = "B"
+	}
+	return id[:len(id)-1] + last
+}
+
 func TestRedeemRefusals(t *testing.T) {
 	tests := map[string]func(l launch.Launch, b *launch.Binding, c *clock){
 		"other client":    func(_ launch.Launch, b *launch.Binding, _ *clock) { b.ClientID = "other" },
 		"other tenant":    func(_ launch.Launch, b *launch.Binding, _ *clock) { b.Tenant = "t2" },
 		"other FHIR base": func(_ launch.Launch, b *launch.Binding, _ *clock) { b.FHIRBase = base + "/" },
 		"expired":         func(_ launch.Launch, _ *launch.Binding, c *clock) { c.t = c.t.Add(launch.DefaultTTL) },
-		"guessed":         func(_ launch.Launch, b *launch.Binding, _ *clock) { b.ID = b.ID[:len(b.ID)-1] + "A" },
+		"guessed":         func(_ launch.Launch, b *launch.Binding, _ *clock) { b.ID = guess(b.ID) },
 		"malformed":       func(_ launch.Launch, b *launch.Binding, _ *clock) { b.ID = "x" },
 	}
 	for name, mutate := range tests {
