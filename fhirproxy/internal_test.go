@@ -17,7 +17,9 @@ import (
 func testAccess(scope string) *access {
 	tok := &smart.Token{Scopes: scopes.MustParseSet(scope), Scope: scope}
 	tok.Context.Patient = "p1"
-	return (&Proxy{}).accessFor(tok)
+	a := new(access)
+	(&Proxy{}).accessFor(a, tok)
+	return a
 }
 
 // bundle makes a searchset of n ~1 KB Observations, every seventh for p2.

@@ -159,24 +159,27 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if p.preflight(w, r) {
 		return
 	}
-	ev := audit.Event{Type: audit.ResourceAllowed, Outcome: audit.Success, SourceIP: r.RemoteAddr, UserAgent: header(r.Header, "User-Agent"),
+	x := newExchange(p)
+	defer x.free()
+	x.ev = audit.Event{Type: audit.ResourceAllowed, Outcome: audit.Success, SourceIP: r.RemoteAddr, UserAgent: header(r.Header, "User-Agent"),
 		RequestID: header(r.Header, "X-Request-Id")}
-	in, a, ref := p.admit(r)
-	if a != nil && a.tok != nil {
+	in, a, ref := p.admit(r, &x.acc)
+	if a != nil {
+		ev := &x.ev
 		ev.ClientID, ev.UserID, ev.FHIRUser, ev.Scopes = a.tok.ClientID, a.tok.Subject, a.tok.FHIRUser, a.tok.Scope
 		ev.TokenID, ev.GrantID, ev.Patient = a.tok.ID, a.tok.GrantID, a.patient
 	}
-	ev.Interaction, ev.Resource = string(in.Kind), resourceRef(in)
+	x.ev.Interaction, x.ev.Resource = string(in.Kind), resourceRef(in)
 	if ref != nil {
 		p.allowOrigin(r.Context(), w.Header(), header(r.Header, "Origin"), a)
-		p.finish(w, r, ev, ref, nil)
+		p.finish(w, r, x.ev, ref, nil)
 		return
 	}
-	if in.Kind == Capabilities {
-		p.forward(w, r, in, nil, ev)
-		return
+	x.in = in
+	if in.Kind != Capabilities {
+		x.a = a
 	}
-	p.forward(w, r, in, a, ev)
+	p.forward(w, r, x)
 }
 
 func resourceRef(in Interaction) string {
@@ -246,24 +249,10 @@ func securityHeaders(h http.Header) {
 
 var fhirJSON = []string{"application/fhir+json"}
 
-// copyBuffers are the 32 KiB buffers ReverseProxy copies responses
-// through, reused across requests and proxies.
-var copyBuffers bufferPool
-
-type bufferPool struct{ pool sync.Pool }
-
-func (b *bufferPool) Get() []byte {
-	if v, ok := b.pool.Get().(*[]byte); ok {
-		return *v
-	}
-	return make([]byte, 32<<10)
-}
-
-func (b *bufferPool) Put(buf []byte) { b.pool.Put(&buf) }
-
-// admit authenticates, parses and authorises a request. It returns a
-// refusal for anything not allowed; nothing is forwarded then.
-func (p *Proxy) admit(r *http.Request) (Interaction, *access, *refusal) {
+// admit authenticates, parses and authorises a request. It returns the
+// access (a, filled in) once the token is verified, and a refusal for
+// anything not allowed; nothing is forwarded then.
+func (p *Proxy) admit(r *http.Request, a *access) (Interaction, *access, *refusal) {
 	var in Interaction
 	if r.URL.RawPath != "" || r.RequestURI != "" && !strings.HasPrefix(r.RequestURI, "/") {
 		return in, nil, refuse(http.StatusBadRequest, "invalid", "the request target must be a plain path")
@@ -317,7 +306,7 @@ func (p *Proxy) admit(r *http.Request) (Interaction, *access, *refusal) {
 	if err != nil {
 		return in, nil, &refusal{http.StatusUnauthorized, "login", "the token is not valid here", "invalid_token"}
 	}
-	a := p.accessFor(tok)
+	p.accessFor(a, tok)
 	if ref := p.authorize(&in, a); ref != nil {
 		return in, a, ref
 	}
@@ -327,8 +316,8 @@ func (p *Proxy) admit(r *http.Request) (Interaction, *access, *refusal) {
 // accessFor derives the context a token acts in. A token with patient/
 // scopes is confined to its patient; system/ and user/ act without one.
 // Mixed tokens are judged scope by scope in authorize.
-func (p *Proxy) accessFor(tok *smart.Token) *access {
-	a := &access{tok: tok}
+func (p *Proxy) accessFor(a *access, tok *smart.Token) {
+	*a = access{tok: tok}
 	switch {
 	case tok.Scopes.HasContext(scopes.Patient):
 		a.ctx, a.patient = scopes.Patient, tok.Context.Patient
@@ -345,7 +334,6 @@ func (p *Proxy) accessFor(tok *smart.Token) *access {
 	if a.sharedTypes == nil {
 		a.sharedTypes = DefaultSharedTypes
 	}
-	return a
 }
 
 // shared reports whether patient/ tokens may read type t outside the compartment.
@@ -361,46 +349,83 @@ func (a *access) readable(t string) bool {
 // forward sends the authorised interaction upstream, rebuilt from its parsed
 // form, and inspects the response when the request alone cannot prove it is
 // allowed.
-func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, in Interaction, a *access, ev audit.Event) {
-	var body []byte
+func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, x *exchange) {
 	if r.Body != nil && r.Method != http.MethodGet && r.Method != http.MethodDelete {
 		var err error
-		body, err = io.ReadAll(http.MaxBytesReader(w, r.Body, p.Limits.body()))
+		x.body, err = io.ReadAll(http.MaxBytesReader(w, r.Body, p.Limits.body()))
 		if err != nil {
-			p.finish(w, r, ev, refuse(http.StatusRequestEntityTooLarge, "too-costly", "the request body is too large"), err)
+			p.finish(w, r, x.ev, refuse(http.StatusRequestEntityTooLarge, "too-costly", "the request body is too large"), err)
 			return
 		}
 	}
-	if a != nil {
-		if ref := p.checkWrite(r.Context(), r, in, a, body); ref != nil {
-			p.finish(w, r, ev, ref, nil)
+	if x.a != nil {
+		if ref := p.checkWrite(r.Context(), r, x.in, x.a, x.body); ref != nil {
+			p.finish(w, r, x.ev, ref, nil)
 			return
 		}
 	}
-	x := &exchange{p: p, in: in, a: a, ev: ev, body: body, origin: header(r.Header, "Origin")}
-	x.inspects = a != nil && a.inspects(in)
+	x.req, x.origin = r, header(r.Header, "Origin")
+	x.inspects = x.a != nil && x.a.inspects(x.in)
 	x.w.ResponseWriter = w
-	defer x.sent.release() // ReverseProxy has sent the body (or refused) when ServeHTTP returns
-	x.rp = httputil.ReverseProxy{Transport: p.transport(), BufferPool: &copyBuffers, ErrorLog: p.errorLog(),
-		Rewrite: x.rewrite, ModifyResponse: x.modify, ErrorHandler: x.fail}
+	x.rp.Transport, x.rp.ErrorLog = p.transport(), p.errorLog()
 	x.rp.ServeHTTP(&x.w, r)
 }
 
-// exchange is one forwarded request: what the proxy decided about it and
-// the ReverseProxy that carries it, allocated together.
+// exchange is one request: what the proxy decided about it and, when it is
+// forwarded, the ReverseProxy that carries it. Exchanges are pooled: one
+// request's state is a single value, reused, whose ReverseProxy hooks are
+// bound once.
 type exchange struct {
 	p        *Proxy
 	in       Interaction
-	a        *access // nil for the CapabilityStatement
+	acc      access  // a's storage
+	a        *access // &acc once admitted; nil for the CapabilityStatement
 	ev       audit.Event
 	body     []byte
 	recorded bool // ev has been recorded
 	inspects bool // the response is read before it is sent (access.inspects)
+	headed   bool // the final response's headers are set (writer)
 	origin   string
+	req      *http.Request // the client's
 	w        writer
 	rp       httputil.ReverseProxy
 	sent     sentBody // the inspected body, when it is sent from memory
+	copyBuf  []byte   // ReverseProxy's copy buffer (x.rp.BufferPool is x)
 }
+
+var exchanges = sync.Pool{New: func() any {
+	x := new(exchange)
+	x.w.x = x
+	x.rp = httputil.ReverseProxy{BufferPool: x, Rewrite: x.rewrite, ModifyResponse: x.modify, ErrorHandler: x.fail}
+	return x
+}}
+
+func newExchange(p *Proxy) *exchange {
+	x := exchanges.Get().(*exchange)
+	x.p = p
+	return x
+}
+
+// free releases what the exchange holds and returns it to the pool; the
+// ReverseProxy is done with it (ServeHTTP has returned).
+func (x *exchange) free() {
+	x.sent.release()
+	*x = exchange{w: writer{x: x}, rp: x.rp, copyBuf: x.copyBuf}
+	x.rp.Transport, x.rp.ErrorLog = nil, nil
+	exchanges.Put(x)
+}
+
+// Get and Put make the exchange the httputil.BufferPool of its
+// ReverseProxy: one 32 KiB copy buffer, kept with the pooled exchange.
+func (x *exchange) Get() []byte {
+	if x.copyBuf == nil {
+		x.copyBuf = make([]byte, 32<<10)
+	}
+	return x.copyBuf
+}
+
+// Put is part of httputil.BufferPool; the buffer stays with the exchange.
+func (x *exchange) Put([]byte) {}
 
 // forwardHeaders are the request headers passed upstream (canonical names).
 var forwardHeaders = [...]string{"Accept-Encoding", "If-Match", "If-None-Match", "If-Modified-Since", "If-None-Exist", "Content-Type"}
@@ -446,11 +471,7 @@ func (x *exchange) rewrite(pr *httputil.ProxyRequest) {
 // modify checks the upstream's response and records the event before any
 // of it goes out.
 func (x *exchange) modify(resp *http.Response) error {
-	dropUpstreamCORS(resp.Header)
-	securityHeaders(resp.Header)
-	// On the upstream's response, which ReverseProxy copies to the writer
-	// after any 1xx (whose relay clears the writer's headers).
-	x.p.allowOrigin(resp.Request.Context(), resp.Header, x.origin, x.a)
+	dropUpstreamCORS(resp.Header) // the proxy's own are set by the writer
 	if x.a == nil {
 		if err := x.p.capabilities(resp); err != nil {
 			return err
@@ -486,7 +507,6 @@ func (x *exchange) fail(w http.ResponseWriter, r *http.Request, err error) {
 		x.p.logger().WarnContext(r.Context(), "fhirproxy: upstream failed", "err", err)
 		ref = refuse(http.StatusBadGateway, "transient", "the FHIR server is unavailable")
 	}
-	x.p.allowOrigin(r.Context(), w.Header(), x.origin, x.a)
 	if !x.recorded {
 		x.p.finish(w, r, x.ev, ref, err)
 		return
@@ -497,14 +517,32 @@ func (x *exchange) fail(w http.ResponseWriter, r *http.Request, err error) {
 // writer is the ResponseWriter ReverseProxy writes to. It does not pass on
 // the upstream's informational (1xx) responses: their headers are the
 // upstream's, unchecked (an Early Hints Link could name what the final
-// answer withholds).
-type writer struct{ http.ResponseWriter }
+// answer withholds). On the final response it sets the proxy's security
+// and CORS headers over whatever ReverseProxy copied from the upstream's
+// (after any 1xx, whose relay clears the writer's headers).
+type writer struct {
+	http.ResponseWriter
+	x *exchange
+}
 
 func (w *writer) WriteHeader(code int) {
 	if code >= 100 && code < 200 {
 		return
 	}
+	if x := w.x; !x.headed {
+		x.headed = true
+		h := w.ResponseWriter.Header()
+		securityHeaders(h)
+		x.p.allowOrigin(x.req.Context(), h, x.origin, x.a)
+	}
 	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *writer) Write(b []byte) (int, error) {
+	if !w.x.headed {
+		w.WriteHeader(http.StatusOK)
+	}
+	return w.ResponseWriter.Write(b)
 }
 
 // Unwrap lets http.ResponseController reach the server's writer (Flush).

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -443,8 +444,11 @@ func TestPostSearch(t *testing.T) {
 func TestSecurityHeadersOnEveryResponse(t *testing.T) {
 	f := newFixture(t)
 	tok := f.token("patient/*.rs", nil)
+	all := append(append(slices.Clone(consent.SensitiveTags), consent.HighlySensitiveTags...), consent.SegmentedTags...)
+	sys := f.token("system/Observation.rs", &consent.Clearance{MaxConfidentiality: consent.VeryRestricted, Tags: all})
 	for name, r := range map[string]result{
 		"read":          f.do("GET", "/Observation/lab-1", tok, ""),
+		"proven read":   f.do("GET", "/Observation/lab-1", sys, ""), // passed on uninspected
 		"search":        f.do("GET", "/Observation?category=laboratory", tok, ""),
 		"not found":     f.do("GET", "/Observation/lab-2", tok, ""),
 		"no token":      f.do("GET", "/Observation", "", ""),

@@ -160,10 +160,11 @@ func (p *Proxy) stream(ctx context.Context, resp *http.Response, head []byte, a 
 	upstream := resp.Body
 	pr, pw := io.Pipe()
 	out := &streamBody{PipeReader: pr}
+	own := *a // the goroutine may outlive the exchange, whose access is reused
 	st := &streamer{
 		s: jsonstrict.NewStreamScanner(io.MultiReader(bytes.NewReader(head), upstream), int(min(p.Limits.resp(), 1<<30))),
 		w: bufio.NewWriterSize(pw, 32<<10),
-		a: a,
+		a: &own,
 	}
 	first := *ev
 	go func() {
