@@ -163,7 +163,8 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer x.free()
 	x.ev = audit.Event{Type: audit.ResourceAllowed, Outcome: audit.Success, SourceIP: r.RemoteAddr, UserAgent: header(r.Header, "User-Agent"),
 		RequestID: header(r.Header, "X-Request-Id")}
-	in, a, ref := p.admit(r, &x.acc)
+	a, ref := p.admit(r, &x.in, &x.acc)
+	in := &x.in
 	if a != nil {
 		ev := &x.ev
 		ev.ClientID, ev.UserID, ev.FHIRUser, ev.Scopes = a.tok.ClientID, a.tok.Subject, a.tok.FHIRUser, a.tok.Scope
@@ -172,17 +173,16 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	x.ev.Interaction, x.ev.Resource = string(in.Kind), resourceRef(in)
 	if ref != nil {
 		p.allowOrigin(r.Context(), w.Header(), header(r.Header, "Origin"), a)
-		p.finish(w, r, x.ev, ref, nil)
+		p.finish(w, r, &x.ev, ref, nil)
 		return
 	}
-	x.in = in
 	if in.Kind != Capabilities {
 		x.a = a
 	}
 	p.forward(w, r, x)
 }
 
-func resourceRef(in Interaction) string {
+func resourceRef(in *Interaction) string {
 	if in.Type != "" && in.ID != "" {
 		return in.Type + "/" + in.ID
 	}
@@ -190,7 +190,7 @@ func resourceRef(in Interaction) string {
 }
 
 // finish writes a refusal (as an OperationOutcome) and audits it.
-func (p *Proxy) finish(w http.ResponseWriter, r *http.Request, ev audit.Event, ref *refusal, _ error) {
+func (p *Proxy) finish(w http.ResponseWriter, r *http.Request, ev *audit.Event, ref *refusal, _ error) {
 	ev.Type, ev.Outcome = audit.ResourceRefused, audit.Failure
 	ev.Reason = ref.code + ": " + ref.msg
 	if ref.status == http.StatusUnauthorized || ref.status == http.StatusForbidden {
@@ -214,9 +214,9 @@ func (p *Proxy) finish(w http.ResponseWriter, r *http.Request, ev audit.Event, r
 	writeOutcome(w, ref.status, ref.code, ref.msg)
 }
 
-func (p *Proxy) record(ctx context.Context, ev audit.Event) error {
+func (p *Proxy) record(ctx context.Context, ev *audit.Event) error {
 	ev.Time = time.Now()
-	return p.Audit.Record(ctx, ev)
+	return p.Audit.Record(ctx, *ev)
 }
 
 func writeOutcome(w http.ResponseWriter, status int, code, msg string) {
@@ -249,48 +249,47 @@ func securityHeaders(h http.Header) {
 
 var fhirJSON = []string{"application/fhir+json"}
 
-// admit authenticates, parses and authorises a request. It returns the
-// access (a, filled in) once the token is verified, and a refusal for
-// anything not allowed; nothing is forwarded then.
-func (p *Proxy) admit(r *http.Request, a *access) (Interaction, *access, *refusal) {
-	var in Interaction
+// admit authenticates, parses (into in) and authorises a request. It
+// returns the access (a, filled in) once the token is verified, and a
+// refusal for anything not allowed; nothing is forwarded then.
+func (p *Proxy) admit(r *http.Request, in *Interaction, a *access) (*access, *refusal) {
 	if r.URL.RawPath != "" || r.RequestURI != "" && !strings.HasPrefix(r.RequestURI, "/") {
-		return in, nil, refuse(http.StatusBadRequest, "invalid", "the request target must be a plain path")
+		return nil, refuse(http.StatusBadRequest, "invalid", "the request target must be a plain path")
 	}
 	if strings.Contains(r.RequestURI, "%2F") || strings.Contains(r.RequestURI, "%2f") || strings.Contains(r.RequestURI, "%5C") || strings.Contains(r.RequestURI, "%5c") {
-		return in, nil, refuse(http.StatusBadRequest, "invalid", "encoded separators are not accepted")
+		return nil, refuse(http.StatusBadRequest, "invalid", "encoded separators are not accepted")
 	}
 	for _, h := range [...]string{"X-Http-Method-Override", "X-Http-Method", "X-Method-Override"} { // canonical forms
 		if header(r.Header, h) != "" {
-			return in, nil, refuse(http.StatusBadRequest, "invalid", "method override headers are not accepted")
+			return nil, refuse(http.StatusBadRequest, "invalid", "method override headers are not accepted")
 		}
 	}
 	var err error
-	in, err = parsePath(r.Method, r.URL.Path, r.URL.RawQuery, p.Limits)
+	*in, err = parsePath(r.Method, r.URL.Path, r.URL.RawQuery, p.Limits)
 	if err != nil {
-		return in, nil, refuse(http.StatusBadRequest, "invalid", err.Error())
+		return nil, refuse(http.StatusBadRequest, "invalid", err.Error())
 	}
 	for _, f := range values(in.Params, "_format") {
 		if !strings.Contains(f, "json") {
-			return in, nil, refuse(http.StatusNotAcceptable, "not-supported", "only JSON is served")
+			return nil, refuse(http.StatusNotAcceptable, "not-supported", "only JSON is served")
 		}
 	}
 	if in.Kind == Capabilities {
-		return in, nil, nil
+		return nil, nil
 	}
 	if in.post {
 		// POST _search: the form body holds parameters; they go through the
 		// same parser as a query and are forwarded re-encoded.
 		if mt, _, _ := strings.Cut(r.Header.Get("Content-Type"), ";"); strings.TrimSpace(mt) != "application/x-www-form-urlencoded" {
-			return in, nil, refuse(http.StatusUnsupportedMediaType, "not-supported", "_search takes an application/x-www-form-urlencoded body")
+			return nil, refuse(http.StatusUnsupportedMediaType, "not-supported", "_search takes an application/x-www-form-urlencoded body")
 		}
 		b, err := io.ReadAll(io.LimitReader(r.Body, int64(p.Limits.url())+1))
 		if err != nil || len(b) > p.Limits.url() {
-			return in, nil, refuse(http.StatusBadRequest, "too-costly", "the search is too long")
+			return nil, refuse(http.StatusBadRequest, "too-costly", "the search is too long")
 		}
 		more, err := parseQuery(string(b), p.Limits)
 		if err != nil || len(in.Params)+len(more) > p.Limits.params() {
-			return in, nil, refuse(http.StatusBadRequest, "invalid", "the search parameters are not understood")
+			return nil, refuse(http.StatusBadRequest, "invalid", "the search parameters are not understood")
 		}
 		in.Params = append(in.Params, more...)
 		r.Body = http.NoBody
@@ -298,19 +297,19 @@ func (p *Proxy) admit(r *http.Request, a *access) (Interaction, *access, *refusa
 	raw, ok := smart.BearerToken(r)
 	if !ok {
 		if r.URL.Query().Has("access_token") {
-			return in, nil, &refusal{http.StatusUnauthorized, "login", "send the token in the Authorization header only", "invalid_request"}
+			return nil, &refusal{http.StatusUnauthorized, "login", "send the token in the Authorization header only", "invalid_request"}
 		}
-		return in, nil, &refusal{http.StatusUnauthorized, "login", "a bearer token is required", ""}
+		return nil, &refusal{http.StatusUnauthorized, "login", "a bearer token is required", ""}
 	}
 	tok, err := p.Verifier.Verify(r.Context(), raw)
 	if err != nil {
-		return in, nil, &refusal{http.StatusUnauthorized, "login", "the token is not valid here", "invalid_token"}
+		return nil, &refusal{http.StatusUnauthorized, "login", "the token is not valid here", "invalid_token"}
 	}
 	p.accessFor(a, tok)
-	if ref := p.authorize(&in, a); ref != nil {
-		return in, a, ref
+	if ref := p.authorize(in, a); ref != nil {
+		return a, ref
 	}
-	return in, a, nil
+	return a, nil
 }
 
 // accessFor derives the context a token acts in. A token with patient/
@@ -354,13 +353,13 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, x *exchange) {
 		var err error
 		x.body, err = io.ReadAll(http.MaxBytesReader(w, r.Body, p.Limits.body()))
 		if err != nil {
-			p.finish(w, r, x.ev, refuse(http.StatusRequestEntityTooLarge, "too-costly", "the request body is too large"), err)
+			p.finish(w, r, &x.ev, refuse(http.StatusRequestEntityTooLarge, "too-costly", "the request body is too large"), err)
 			return
 		}
 	}
 	if x.a != nil {
 		if ref := p.checkWrite(r.Context(), r, x.in, x.a, x.body); ref != nil {
-			p.finish(w, r, x.ev, ref, nil)
+			p.finish(w, r, &x.ev, ref, nil)
 			return
 		}
 	}
@@ -410,7 +409,9 @@ func newExchange(p *Proxy) *exchange {
 // ReverseProxy is done with it (ServeHTTP has returned).
 func (x *exchange) free() {
 	x.sent.release()
-	*x = exchange{w: writer{x: x}, rp: x.rp, copyBuf: x.copyBuf}
+	rp, buf := x.rp, x.copyBuf
+	*x = exchange{}
+	x.w.x, x.rp, x.copyBuf = x, rp, buf
 	x.rp.Transport, x.rp.ErrorLog = nil, nil
 	exchanges.Put(x)
 }
@@ -486,7 +487,7 @@ func (x *exchange) modify(resp *http.Response) error {
 		}
 	}
 	x.recorded = true
-	if err := x.p.record(resp.Request.Context(), x.ev); err != nil {
+	if err := x.p.record(resp.Request.Context(), &x.ev); err != nil {
 		// Nothing has been sent: the answer is withheld, as for a refusal
 		// that cannot be audited.
 		x.p.logger().ErrorContext(resp.Request.Context(), "fhirproxy: a response could not be audited; withheld", "err", err)
@@ -508,7 +509,7 @@ func (x *exchange) fail(w http.ResponseWriter, r *http.Request, err error) {
 		ref = refuse(http.StatusBadGateway, "transient", "the FHIR server is unavailable")
 	}
 	if !x.recorded {
-		x.p.finish(w, r, x.ev, ref, err)
+		x.p.finish(w, r, &x.ev, ref, err)
 		return
 	}
 	writeOutcome(w, ref.status, ref.code, ref.msg)

@@ -282,7 +282,7 @@ const redacted = `"meta":{"security":[{"system":"http://terminology.hl7.org/Code
 func (a *access) inspectBody(in Interaction, body []byte) ([]byte, []*projection, *refusal) {
 	var (
 		top     projection
-		spans   = make([]span, 0, 16)
+		spans   = make([]span, 0, 8)
 		entries []bundleEntry
 	)
 	s := jsonstrict.NewScanner(body)

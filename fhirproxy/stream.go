@@ -186,7 +186,7 @@ func (p *Proxy) stream(ctx context.Context, resp *http.Response, head []byte, a 
 		default:
 			after.Reason = "streamed Bundle: entries withheld from the response"
 		}
-		if err := p.record(context.WithoutCancel(ctx), after); err != nil {
+		if err := p.record(context.WithoutCancel(ctx), &after); err != nil {
 			p.logger().ErrorContext(ctx, "fhirproxy: a streamed response's outcome could not be audited", "err", err)
 		}
 	}()
