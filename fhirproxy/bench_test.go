@@ -45,8 +45,9 @@ func readOnce(b *testing.B, client *http.Client, target, tok string) time.Durati
 // httputil.ReverseProxy in front of another, given what the proxy has (a
 // pool that keeps connections under concurrency, pooled copy buffers; with
 // http.DefaultTransport's two idle connections per host it re-dials under
-// load and the proxy comes out faster than it). The bare proxy gets the same
-// request, token included, and like any gateway swaps the token for its own
+// load and the proxy comes out faster than it), mounted the same way (under
+// /fhir, through http.StripPrefix). The bare proxy gets the same request,
+// token included, and like any gateway swaps the token for its own
 // upstream credential, so the two differ only in what the proxy does. It
 // returns the URL of the same 1 KB Observation through each, and the token.
 func pair(b *testing.B, scope string, clearance *consent.Clearance) (proxyURL, bareURL, tok string) {
@@ -65,15 +66,15 @@ func pair(b *testing.B, scope string, clearance *consent.Clearance) (proxyURL, b
 	up := newUpstream(b)
 	up.forgetful, f.up.forgetful = true, true // a record growing by the request would grow the GC's work
 	u, _ := url.Parse(up.ts.URL)
-	rp := httptest.NewServer(&httputil.ReverseProxy{
+	rp := httptest.NewServer(http.StripPrefix("/fhir", &httputil.ReverseProxy{
 		Transport:  &http.Transport{MaxIdleConnsPerHost: 64, IdleConnTimeout: 90 * time.Second},
 		BufferPool: copyBuffers,
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(u)
 			pr.Out.Header.Set("Authorization", "Bearer upstream-credential")
-		}})
+		}}))
 	b.Cleanup(rp.Close)
-	return f.base + "/Observation/lab-1", rp.URL + "/Observation/lab-1", tok
+	return f.base + "/Observation/lab-1", rp.URL + "/fhir/Observation/lab-1", tok
 }
 
 // BenchmarkReadVsBaseline alternates one read through the proxy with one
