@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"hash/maphash"
 	"io"
+	"math/bits"
 	"strconv"
 	"unicode"
 	"unicode/utf16"
@@ -202,8 +203,16 @@ func (s *Scanner) need(n int) bool {
 	return true
 }
 
-// ws skips white space and reports whether a byte follows.
+// ws skips white space and reports whether a byte follows. The common case,
+// a value or delimiter right at hand, is inlined at its callers.
 func (s *Scanner) ws() bool {
+	if s.i < len(s.b) && s.b[s.i] > ' ' {
+		return true
+	}
+	return s.wsSlow()
+}
+
+func (s *Scanner) wsSlow() bool {
 	for {
 		b, i := s.b, s.i
 		for ; i < len(b); i++ {
@@ -326,17 +335,19 @@ func (s *Scanner) str() ([]byte, error) {
 	}
 }
 
-// skipPlain returns the index of the first byte from i that is not plain:
-// eight bytes at a time while none of them is a quote, a backslash, a
-// control character or non-ASCII, then byte by byte.
+// skipPlain returns the index of the first byte from i that is not plain
+// (a quote, a backslash, a control character or non-ASCII), eight bytes at
+// a time, then byte by byte for the last few.
 func skipPlain(b []byte, i int) int {
 	const ones, highs = 0x0101010101010101, 0x8080808080808080
 	for ; i+8 <= len(b); i += 8 {
 		x := binary.LittleEndian.Uint64(b[i:])
 		q, bs := x^(ones*'"'), x^(ones*'\\') // zero bytes where x has a quote, a backslash
-		// Any byte below 0x20, zero in q or bs, or with its high bit set.
-		if ((x-ones*0x20)&^x|(q-ones)&^q|(bs-ones)&^bs|x)&highs != 0 {
-			break
+		// The high bit of each byte below 0x20, zero in q or bs, or with its
+		// own high bit set. A borrow can mark bytes above a marked one, never
+		// below: the lowest mark is the first byte that is not plain.
+		if m := ((x-ones*0x20)&^x | (q-ones)&^q | (bs-ones)&^bs | x) & highs; m != 0 {
+			return i + bits.TrailingZeros64(m)/8
 		}
 	}
 	for i < len(b) && plain[b[i]] {

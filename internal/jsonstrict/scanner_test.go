@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -211,4 +212,57 @@ func walkReleasing(s string) error {
 		return err
 	}
 	return sc.End()
+}
+
+// TestSkipPlain checks the eight-bytes-at-a-time scan against the plain
+// table byte by byte: every non-plain byte at every position of a word,
+// behind plain bytes on either side of every threshold the masks use, and
+// random text.
+func TestSkipPlain(t *testing.T) {
+	naive := func(b []byte, i int) int {
+		for i < len(b) && plain[b[i]] {
+			i++
+		}
+		return i
+	}
+	fillers := []byte{'a', ' ', '!', '#', '[', ']', 0x7f, 0x21, '"' + 1, '\\' + 1, '\\' - 1}
+	var stops []byte
+	for c := range 256 {
+		if !plain[c] {
+			stops = append(stops, byte(c))
+		}
+	}
+	for n := range 40 {
+		for _, fill := range fillers {
+			b := bytes.Repeat([]byte{fill}, n)
+			if got, want := skipPlain(b, 0), naive(b, 0); got != want {
+				t.Fatalf("%q: %d, want %d", b, got, want)
+			}
+			for p := range n {
+				for _, stop := range stops {
+					b[p] = stop
+					for from := 0; from <= p; from += 3 {
+						if got, want := skipPlain(b, from), naive(b, from); got != want {
+							t.Fatalf("%q from %d: %d, want %d", b, from, got, want)
+						}
+					}
+					b[p] = fill
+				}
+			}
+		}
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	b := make([]byte, 64)
+	for range 100000 {
+		for i := range b {
+			b[i] = byte(rng.IntN(256))
+			if rng.IntN(4) != 0 {
+				b[i] = byte(0x20 + rng.IntN(0x60)) // mostly plain, so runs get long
+			}
+		}
+		from := rng.IntN(len(b))
+		if got, want := skipPlain(b, from), naive(b, from); got != want {
+			t.Fatalf("%q from %d: %d, want %d", b, from, got, want)
+		}
+	}
 }
