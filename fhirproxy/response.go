@@ -42,7 +42,10 @@ func (x *exchange) inspect(resp *http.Response) (*refusal, error) {
 	}
 	var body []byte
 	var err error
-	if from := p.Limits.streamFrom(); in.unwrap == "" && p.Transform == nil && (resp.ContentLength < 0 || resp.ContentLength > from) {
+	// An instance history and a batch response are read whole: one without
+	// a visible version must become a 404, and a batch response's entries
+	// keep their places (a streamed answer's status is sent first).
+	if from := p.Limits.streamFrom(); in.unwrap == "" && in.Kind != HistoryInstance && in.Kind != Batch && p.Transform == nil && (resp.ContentLength < 0 || resp.ContentLength > from) {
 		// Possibly a large Bundle: look at its head first.
 		body, err = io.ReadAll(io.LimitReader(resp.Body, from+1))
 		if err == nil && int64(len(body)) > from && bundleFirst(body) {
@@ -224,6 +227,28 @@ type bundleEntry struct {
 	hasRes           bool
 	resStart, resEnd int64
 	res              projection
+	status           string // response.status, in batch and transaction responses
+}
+
+// fate is what a filtered Bundle does with an entry.
+type fate uint8
+
+const (
+	sendEntry    fate = iota
+	dropEntry         // left out
+	missingEntry      // in a batch response: replaced by notFoundEntry
+)
+
+// notFoundEntry answers a batch entry the access may not see, or one the
+// FHIR server did not find, alike: a batch response keeps one entry per
+// request, in order, and must not tell "not yours" from "absent".
+const notFoundEntry = `{"response":{"status":"404 Not Found","outcome":{"resourceType":"OperationOutcome",` +
+	`"issue":[{"severity":"error","code":"not-found","diagnostics":"resource not found"}]}}}`
+
+// absentStatus reports whether a batch entry's response status says the
+// resource was not found or is gone ("404", "404 Not Found", "410 Gone").
+func absentStatus(status string) bool {
+	return strings.HasPrefix(status, "404") || strings.HasPrefix(status, "410")
 }
 
 // span is one top-level member of a body, from its name to its value's end.
@@ -240,7 +265,15 @@ func readEntries(s *jsonstrict.Scanner, done func(bundleEntry) error) func() err
 		return readArray(s, func() error {
 			e := bundleEntry{start: s.Offset()}
 			err := s.Object(func(name []byte) error {
-				if string(name) != "resource" || s.Kind() == 'n' {
+				switch {
+				case string(name) == "response":
+					return readObject(s, func(name []byte) error {
+						if string(name) == "status" {
+							return readString(s, &e.status)
+						}
+						return s.Skip()
+					})
+				case string(name) != "resource" || s.Kind() == 'n':
 					return s.Skip()
 				}
 				e.hasRes, e.resStart = true, s.Offset()
@@ -299,27 +332,38 @@ func (a *access) inspectBody(in Interaction, body []byte) ([]byte, []*projection
 	switch {
 	case top.ResourceType == "Bundle":
 		kept := make([]*projection, 0, len(entries))
-		sent := make([]bool, len(entries))
+		fates := make([]fate, len(entries))
 		removed, withheld := false, false
+		// A batch response keeps its entries in place: what the access may
+		// not see, and what the server did not find, become the same
+		// not-found entry (and no REDACTED mark, which would tell them apart).
+		batch := in.Kind == Batch
 		for i := range entries {
 			e := &entries[i]
-			if !e.hasRes || e.res.ResourceType == "OperationOutcome" { // a batch response entry without a resource, or an issue
-				sent[i] = true
+			if !e.hasRes || e.res.ResourceType == "OperationOutcome" { // a response without a resource, a deletion, or an issue
+				if batch && absentStatus(e.status) {
+					fates[i], removed = missingEntry, true
+				}
 				continue
 			}
-			switch a.judge(&e.res) {
-			case keep:
-				sent[i] = true
+			switch v := a.judge(&e.res); {
+			case v == keep:
 				kept = append(kept, &e.res)
-			case withhold:
-				removed, withheld = true, true
+			case batch:
+				fates[i], removed = missingEntry, true
 			default:
-				removed = true
+				fates[i], removed, withheld = dropEntry, true, withheld || v == withhold
 			}
+		}
+		if in.Kind == HistoryInstance && len(kept) == 0 {
+			// No version the access may see: the answer a missing resource
+			// gets, not an empty history that would say it exists (nor a
+			// deletion entry that would say it existed).
+			return nil, nil, notFound()
 		}
 		if in.unwrap != "" { // a constrained read: exactly the one resource, or absent
 			for i := range entries {
-				if e := &entries[i]; sent[i] && e.hasRes && e.res.ResourceType == in.Type && e.res.ID == in.unwrap {
+				if e := &entries[i]; fates[i] == sendEntry && e.hasRes && e.res.ResourceType == in.Type && e.res.ID == in.unwrap {
 					return body[e.resStart:e.resEnd], []*projection{&e.res}, nil
 				}
 			}
@@ -328,7 +372,7 @@ func (a *access) inspectBody(in Interaction, body []byte) ([]byte, []*projection
 		if !removed {
 			return body, kept, nil
 		}
-		return rebuildBundle(body, spans, entries, sent, withheld), kept, nil
+		return rebuildBundle(body, spans, entries, fates, withheld), kept, nil
 	case in.unwrap != "":
 		return nil, nil, refuse(http.StatusBadGateway, "invalid", "the FHIR server answered a search with something else")
 	case top.ResourceType == "OperationOutcome":
@@ -343,11 +387,12 @@ func (a *access) inspectBody(in Interaction, body []byte) ([]byte, []*projection
 	return body, []*projection{&top}, nil
 }
 
-// rebuildBundle writes a Bundle without the entries it may not keep: its
-// other members as they were, except a total (which would count what was
-// removed) and, when something was withheld for its labels, the meta, which
-// becomes a REDACTED label. An empty entry array is left out, as FHIR wants.
-func rebuildBundle(body []byte, spans []span, entries []bundleEntry, sent []bool, withheld bool) []byte {
+// rebuildBundle writes a Bundle without the entries it may not keep (or
+// with notFoundEntry in their place): its other members as they were,
+// except a total (which would count what was removed) and, when something
+// was withheld for its labels, the meta, which becomes a REDACTED label. An
+// empty entry array is left out, as FHIR wants.
+func rebuildBundle(body []byte, spans []span, entries []bundleEntry, fates []fate, withheld bool) []byte {
 	out := make([]byte, 0, len(body))
 	out = append(out, '{')
 	sep := func() {
@@ -362,7 +407,7 @@ func rebuildBundle(body []byte, spans []span, entries []bundleEntry, sent []bool
 		case m.name == "entry":
 			n := 0
 			for i, e := range entries {
-				if !sent[i] {
+				if fates[i] == dropEntry {
 					continue
 				}
 				if n == 0 {
@@ -371,7 +416,11 @@ func rebuildBundle(body []byte, spans []span, entries []bundleEntry, sent []bool
 				} else {
 					out = append(out, ',')
 				}
-				out = append(out, body[e.start:e.end]...)
+				if fates[i] == missingEntry {
+					out = append(out, notFoundEntry...)
+				} else {
+					out = append(out, body[e.start:e.end]...)
+				}
 				n++
 			}
 			if n > 0 {

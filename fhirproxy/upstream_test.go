@@ -5,6 +5,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -23,6 +25,12 @@ type upstream struct {
 	// forgetful keeps no record of requests (benchmarks: a record growing
 	// by the request would make the garbage collector's work grow too).
 	forgetful bool
+	// versions are the earlier versions of "Type/id", oldest first, for
+	// vread and instance history (the current one is in resources); a
+	// version {"deleted": true} is a deletion.
+	versions map[string][]map[string]any
+	// header is added to every response (a misbehaving upstream's headers).
+	header http.Header
 }
 
 func obs(id, patient, category string, labels ...string) map[string]any {
@@ -90,9 +98,44 @@ func (u *upstream) serve(w http.ResponseWriter, r *http.Request) {
 		u.bodies = append(u.bodies, string(b))
 	}
 	u.mu.Unlock()
+	for k, v := range u.header {
+		w.Header()[k] = v
+	}
 	segs := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
 	notFound := map[string]any{"resourceType": "OperationOutcome", "issue": []any{map[string]any{"severity": "error", "code": "not-found"}}}
 	switch {
+	case r.Method == http.MethodGet && len(segs) >= 3 && segs[2] == "_history":
+		u.mu.Lock()
+		key := segs[0] + "/" + segs[1]
+		cur, ok := u.resources[key]
+		all := append(slices.Clone(u.versions[key]), cur)
+		u.mu.Unlock()
+		if !ok {
+			u.write(w, 404, notFound)
+			return
+		}
+		if len(segs) == 4 {
+			v, err := strconv.Atoi(segs[3])
+			switch {
+			case err != nil || v < 1 || v > len(all):
+				u.write(w, 404, notFound)
+			case all[v-1]["deleted"] == true:
+				u.write(w, 410, notFound)
+			default:
+				u.write(w, 200, all[v-1])
+			}
+			return
+		}
+		var entries []any
+		for i := len(all) - 1; i >= 0; i-- { // newest first
+			if all[i]["deleted"] == true { // a deletion: request and response, no resource
+				entries = append(entries, map[string]any{"fullUrl": u.ts.URL + "/" + key,
+					"request": map[string]any{"method": "DELETE", "url": key}, "response": map[string]any{"status": "204"}})
+				continue
+			}
+			entries = append(entries, map[string]any{"fullUrl": u.ts.URL + "/" + key, "resource": all[i]})
+		}
+		u.write(w, 200, map[string]any{"resourceType": "Bundle", "type": "history", "total": len(entries), "entry": entries})
 	case segs[0] == "metadata":
 		u.write(w, 200, map[string]any{"resourceType": "CapabilityStatement", "status": "active", "kind": "instance", "fhirVersion": "4.0.1",
 			"format": []any{"json"}, "rest": []any{map[string]any{"mode": "server"}}})
@@ -147,9 +190,28 @@ func (u *upstream) serve(w http.ResponseWriter, r *http.Request) {
 		u.write(w, 200, res)
 	case r.Method == http.MethodDelete:
 		w.WriteHeader(204)
-	case r.Method == http.MethodPost:
-		u.write(w, 200, map[string]any{"resourceType": "Bundle", "type": "batch-response", "entry": []any{
-			map[string]any{"resource": u.resources["Observation/lab-1"], "response": map[string]any{"status": "200"}}}})
+	case r.Method == http.MethodPost: // a batch: reads answered, anything else accepted
+		var in struct {
+			Entry []struct{ Request struct{ Method, URL string } }
+		}
+		_ = json.Unmarshal(b, &in)
+		var out []any
+		u.mu.Lock()
+		for _, e := range in.Entry {
+			res, ok := u.resources[e.Request.URL]
+			switch {
+			case e.Request.Method != http.MethodGet:
+				out = append(out, map[string]any{"response": map[string]any{"status": "201 Created"}})
+			case ok:
+				out = append(out, map[string]any{"resource": res, "response": map[string]any{"status": "200 OK"}})
+			default: // the server's own words, which the proxy replaces with its own
+				out = append(out, map[string]any{"response": map[string]any{"status": "404 Not Found", "outcome": map[string]any{
+					"resourceType": "OperationOutcome", "issue": []any{map[string]any{"severity": "error", "code": "not-found",
+						"diagnostics": "HAPI-2001: Resource " + e.Request.URL + " is not known"}}}}})
+			}
+		}
+		u.mu.Unlock()
+		u.write(w, 200, map[string]any{"resourceType": "Bundle", "type": "batch-response", "entry": out})
 	default:
 		u.write(w, 404, notFound)
 	}

@@ -1,0 +1,286 @@
+package fhirproxy_test
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+)
+
+// The attack classes of the proxy section of SECURITY-BASELINE.md that the
+// other tests cover with one or two examples, here with more variants each.
+
+// TestHeaderAttacks: method overrides are refused; identity, forwarding,
+// hop-by-hop and upgrade headers a client sends never reach the upstream;
+// an upstream cannot strip the proxy's own headers by naming them in
+// Connection.
+func TestHeaderAttacks(t *testing.T) {
+	f := newFixture(t)
+	tok := f.token("launch/patient patient/*.rs", nil)
+	for _, h := range []string{"X-HTTP-Method-Override", "X-HTTP-Method", "X-Method-Override", "x-http-method-override"} {
+		f.refused(h, f.do("GET", "/Observation", tok, "", h, "DELETE"), 400)
+	}
+
+	spoofed := []string{
+		"X-Forwarded-For", "203.0.113.9", "X-Forwarded-Host", "evil.example", "X-Forwarded-Proto", "http",
+		"Forwarded", "for=203.0.113.9;host=evil.example", "X-Real-Ip", "203.0.113.9",
+		"Cookie", "session=stolen", "Proxy-Authorization", "Basic YWRtaW46YWRtaW4=",
+		"X-Remote-User", "admin", "X-Patient", "p2", "Te", "trailers", "X-Custom", "anything",
+	}
+	for name, extra := range map[string][]string{
+		"forwarding and identity": spoofed,
+		// Listing Authorization as hop-by-hop must not strip the proxy's
+		// own credential (or pass the client's token).
+		"Connection names Authorization": {"Connection", "Authorization, X-Custom", "X-Custom", "x"},
+		"h2c upgrade":                    {"Connection", "Upgrade, HTTP2-Settings", "Upgrade", "h2c", "HTTP2-Settings", "AAMAAABkAARAAAAAAAIAAAAA"},
+		"websocket upgrade":              {"Connection", "Upgrade", "Upgrade", "websocket", "Sec-Websocket-Key", "dGhlIHNhbXBsZSBub25jZQ==", "Sec-Websocket-Version", "13"},
+	} {
+		r := f.do("GET", "/Observation/lab-1", tok, "", extra...)
+		if r.status != 200 {
+			t.Errorf("%s: %d %s", name, r.status, r.raw)
+		}
+		got := f.up.requests()
+		if len(got) != 1 {
+			t.Fatalf("%s: the upstream got %d requests", name, len(got))
+		}
+		for i := 0; i < len(extra); i += 2 {
+			if v := got[0].Header.Values(extra[i]); len(v) > 0 {
+				t.Errorf("%s: %s reached the upstream: %q", name, extra[i], v)
+			}
+		}
+		for _, k := range []string{"Upgrade", "Http2-Settings", "Connection"} {
+			if v := got[0].Header.Values(k); len(v) > 0 && k != "Connection" || strings.Contains(strings.ToLower(strings.Join(v, ",")), "upgrade") {
+				t.Errorf("%s: %s reached the upstream: %q", name, k, v)
+			}
+		}
+		if a := got[0].Header.Values("Authorization"); len(a) != 1 || a[0] != "Bearer upstream-credential" {
+			t.Errorf("%s: the upstream got Authorization %q", name, a)
+		}
+		f.up.reset()
+	}
+
+	// The upstream lists the proxy's headers as hop-by-hop and sets its own.
+	f.up.header = http.Header{
+		"Connection":    {"X-Content-Type-Options, Cache-Control, Content-Security-Policy, Referrer-Policy"},
+		"Cache-Control": {"public, max-age=86400"},
+	}
+	r := f.do("GET", "/Observation/lab-1", tok, "")
+	for _, h := range []struct{ key, want string }{
+		{"X-Content-Type-Options", "nosniff"}, {"Cache-Control", "no-store"}, {"Referrer-Policy", "no-referrer"},
+		{"Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'"},
+	} {
+		if got := r.header.Values(h.key); r.status != 200 || len(got) != 1 || got[0] != h.want {
+			t.Errorf("upstream Connection header: %d, %s = %q, want exactly %q", r.status, h.key, got, h.want)
+		}
+	}
+}
+
+// TestAddressingVariants: types outside the Patient compartment that are
+// not shared are refused to patient/ tokens, however addressed; a Patient
+// search is confined to the context patient whatever it names.
+func TestAddressingVariants(t *testing.T) {
+	f := newFixture(t)
+	tok := f.token("launch/patient patient/*.rs", nil)
+	for _, target := range []string{
+		"/Binary/b1", "/Binary?_id=b1", "/Group/g1", "/Group?member=Patient/p1", "/List/l1", "/List?subject=Patient/p1",
+		"/Device/d1", "/Device?patient=p1", "/Person/x", "/Linkage?item=Patient/p1", "/Patient/p1/Binary", "/Patient/p1/Group",
+		"/Patient/p2/Observation?category=laboratory", "/Patient/p2/_history", "/Patient/p2/_history/1",
+	} {
+		r := f.do("GET", target, tok, "")
+		if r.status != 403 && r.status != 404 {
+			t.Errorf("%s: %d", target, r.status)
+		}
+		f.refused(target, r, r.status)
+	}
+	// Patient.link and other references cannot widen a Patient search.
+	for _, q := range []string{"link=Patient/p1", "general-practitioner=Practitioner/dr", "name=Two", "_id=p1"} {
+		r := f.do("GET", "/Patient?"+q, tok, "")
+		got := f.up.requests()
+		if r.status != 200 || len(got) != 1 || got[0].URL.Query()["_id"] == nil || strings.Contains(r.raw, `"p2"`) {
+			t.Errorf("Patient?%s: %d, forwarded %v: %s", q, r.status, got, r.raw)
+		} else if ids := got[0].URL.Query()["_id"]; ids[len(ids)-1] != "p1" {
+			t.Errorf("Patient?%s: forwarded with _id %q", q, ids)
+		}
+		f.up.reset()
+	}
+}
+
+// TestOperationVariants: operations other than Patient/{id}/$everything are
+// refused, at every level, before anything is forwarded.
+func TestOperationVariants(t *testing.T) {
+	f := newFixture(t)
+	for scope, targets := range map[string][]string{
+		"launch/patient patient/*.rs": {"/$export", "/Patient/$export", "/Group/g1/$export", "/Patient/p1/$graphql",
+			"/$graphql?query=%7BPatientList%7Bid%7D%7D", "/Observation/lab-1/$meta", "/Patient/p1/$everything/x", "/Observation/$lastn",
+			"/Patient/p2/$everything", "/Patient/$everything", "/Patient/p1/$everything?_has:Observation:patient:code=1"},
+		"system/*.rs": {"/$export", "/Patient/$export", "/Group/g1/$export", "/$graphql", "/Patient/$match", "/Observation/lab-1/$meta-delete",
+			"/Patient/p1/$purge", "/$reindex"},
+	} {
+		tok := f.token(scope, nil)
+		for _, target := range targets {
+			r := f.do("GET", target, tok, "")
+			if r.status != 403 && r.status != 400 && r.status != 404 {
+				t.Errorf("%s with %s: %d", target, scope, r.status)
+			}
+			f.refused(target, r, r.status)
+			r = f.do("POST", target, tok, `{"resourceType":"Parameters"}`)
+			if r.status < 400 || r.status >= 500 {
+				t.Errorf("POST %s with %s: %d", target, scope, r.status)
+			}
+			f.refused("POST "+target, r, r.status)
+		}
+	}
+}
+
+// TestResponseShapingVariants: shaping parameters neither reach outside
+// the compartment nor count it.
+func TestResponseShapingVariants(t *testing.T) {
+	f := newFixture(t)
+	tok := f.token("launch/patient patient/*.rs", nil)
+	for _, target := range []string{
+		"/Observation?_summary=count&patient=p2", "/Observation?_contained=true", "/Observation?_containedType=contained",
+		"/Observation?_elements=subject&subject=Patient/p2", "/Observation?_revinclude=*", "/Observation?_include:iterate=*",
+		"/Observation?_format=application/fhir%2Bxml", "/Observation?_format=text/html",
+	} {
+		r := f.do("GET", target, tok, "")
+		if r.status != 403 && r.status != 400 && r.status != 406 {
+			t.Errorf("%s: %d", target, r.status)
+		}
+		f.refused(target, r, r.status)
+	}
+	// Counts, element selections and includes are confined like any search
+	// (the test upstream answers any _include with another patient's record).
+	for _, q := range []string{"_summary=count", "_summary=true", "_elements=status", "_count=0", "_total=accurate", "_include=*", "_include=Observation:subject"} {
+		r := f.do("GET", "/Observation?"+q, tok, "")
+		got := f.up.requests()
+		if r.status != 200 || len(got) != 1 || got[0].URL.Query().Get("patient") != "Patient/p1" {
+			t.Errorf("Observation?%s: %d, forwarded %v", q, r.status, got)
+		}
+		if strings.Contains(r.raw, "Patient/p2") || strings.Contains(r.raw, `"p2"`) {
+			t.Errorf("Observation?%s: another patient's data: %s", q, r.raw)
+		}
+		f.up.reset()
+	}
+	// An upstream that answers a narrowed query with elements that do not
+	// place the resource (no subject) has its entries withheld: presence,
+	// never absence, admits.
+	f.up.resources["Observation/bare"] = map[string]any{"resourceType": "Observation", "id": "bare", "status": "final"}
+	f.up.misbehave = true
+	r := f.do("GET", "/Observation?_elements=status", tok, "")
+	if r.status != 200 || strings.Contains(r.raw, `"bare"`) || strings.Contains(r.raw, "lab-2") {
+		t.Errorf("entries without a subject, or another patient's, passed: %d %s", r.status, r.raw)
+	}
+}
+
+// TestBatchVariants: a transaction whose entries would write outside the
+// compartment, or whose entry URLs do not parse as plain relative
+// references, is refused whole, and nothing reaches the upstream.
+func TestBatchVariants(t *testing.T) {
+	f := newFixture(t)
+	tok := f.token("launch/patient patient/Observation.cruds", nil)
+	entry := func(method, url, resource string) string {
+		e := `{"request":{"method":"` + method + `","url":"` + url + `"}`
+		if resource != "" {
+			e += `,"resource":` + resource
+		}
+		return e + "}"
+	}
+	bundle := func(typ string, entries ...string) string {
+		return `{"resourceType":"Bundle","type":"` + typ + `","entry":[` + strings.Join(entries, ",") + `]}`
+	}
+	own := mustJSON(obs("x", "p1", "laboratory"))
+	withSubject := func(ref string) string {
+		return `{"resourceType":"Observation","status":"final","subject":{"reference":"` + ref + `"}}`
+	}
+	for name, body := range map[string]string{
+		"urn:uuid subject":        bundle("transaction", entry("POST", "Observation", withSubject("urn:uuid:61ebe359-bfdc-4613-8bf2-c5e300945f0a"))),
+		"conditional subject":     bundle("transaction", entry("POST", "Observation", withSubject("Patient?identifier=urn:mrn|2"))),
+		"absolute subject":        bundle("transaction", entry("POST", "Observation", withSubject("https://evil.example/fhir/Patient/p1"))),
+		"contained subject":       bundle("transaction", entry("POST", "Observation", withSubject("#p"))),
+		"another patient's write": bundle("transaction", entry("POST", "Observation", own), entry("POST", "Observation", mustJSON(obs("y", "p2", "laboratory")))),
+		"a Patient created":       bundle("transaction", entry("POST", "Patient", `{"resourceType":"Patient"}`)),
+		"dot segments":            bundle("batch", entry("GET", "Observation/lab-1/../lab-2", "")),
+		"leading dot segment":     bundle("batch", entry("GET", "../Observation/lab-2", "")),
+		"encoded slash":           bundle("batch", entry("GET", "Observation/lab-1%2F..%2Flab-2", "")),
+		"network-path reference":  bundle("batch", entry("GET", "//evil.example/Observation/1", "")),
+		"fragment":                bundle("batch", entry("GET", "Observation/lab-2#x", "")),
+		"matrix parameter":        bundle("batch", entry("GET", "Observation/lab-1;x=y", "")),
+		"other patient search":    bundle("batch", entry("GET", "Observation?subject:Patient=p2", "")),
+		"system history":          bundle("batch", entry("GET", "_history", "")),
+		"nested transaction":      bundle("transaction", entry("POST", "", bundle("transaction", entry("POST", "Observation", own)))),
+		"unknown method":          bundle("batch", entry("TRACE", "Observation/lab-1", "")),
+		"operation":               bundle("batch", entry("GET", "Patient/p2/$everything", "")),
+		"not a batch":             bundle("collection", entry("POST", "Observation", own)),
+	} {
+		r := f.do("POST", "/", tok, body)
+		if r.status < 400 || r.status >= 500 {
+			t.Errorf("%s: %d %s", name, r.status, r.raw)
+		}
+		f.refused(name, r, r.status)
+	}
+}
+
+// TestBatchResponseOracle: in a batch response, another patient's record
+// takes the place of its entry as a missing one would, byte for byte.
+func TestBatchResponseOracle(t *testing.T) {
+	f := newFixture(t)
+	tok := f.token("launch/patient patient/Observation.rs", nil)
+	r := f.do("POST", "/", tok, `{"resourceType":"Bundle","type":"batch","entry":[
+		{"request":{"method":"GET","url":"Observation/lab-1"}},
+		{"request":{"method":"GET","url":"Observation/lab-2"}},
+		{"request":{"method":"GET","url":"Observation/nope"}},
+		{"request":{"method":"GET","url":"Observation/psy-1"}}]}`)
+	entries, _ := r.body["entry"].([]any)
+	if r.status != 200 || len(entries) != 4 {
+		t.Fatalf("%d, %d entries: %s", r.status, len(entries), r.raw)
+	}
+	if !strings.Contains(mustJSON(entries[0]), `"lab-1"`) {
+		t.Errorf("the own record: %s", mustJSON(entries[0]))
+	}
+	other, missing, labelled := mustJSON(entries[1]), mustJSON(entries[2]), mustJSON(entries[3])
+	if other != missing || labelled != missing || !strings.Contains(missing, "404") {
+		t.Errorf("another patient's record %s, a labelled one %s, a missing one %s", other, labelled, missing)
+	}
+	if strings.Contains(r.raw, "lab-2") || strings.Contains(r.raw, "HAPI") || strings.Contains(r.raw, "REDACTED") {
+		t.Errorf("the batch response tells the entries apart: %s", r.raw)
+	}
+}
+
+// TestHistoryVariants: a vread or a history of a resource that once
+// belonged to another patient shows only the versions in the compartment;
+// a withheld version looks like a missing one.
+func TestHistoryVariants(t *testing.T) {
+	f := newFixture(t)
+	// lab-1 was recorded against p2 by mistake, then moved to p1.
+	f.up.versions = map[string][]map[string]any{"Observation/lab-1": {obs("lab-1", "p2", "laboratory")}}
+	tok := f.token("launch/patient patient/Observation.rs", nil)
+	old := f.do("GET", "/Observation/lab-1/_history/1", tok, "")
+	missing := f.do("GET", "/Observation/lab-1/_history/9", tok, "")
+	if old.status != 404 || old.raw != missing.raw {
+		t.Errorf("a version from before the move: %d %s (missing: %d %s)", old.status, old.raw, missing.status, missing.raw)
+	}
+	if r := f.do("GET", "/Observation/lab-1/_history/2", tok, ""); r.status != 200 || !strings.Contains(r.raw, "Patient/p1") {
+		t.Errorf("the current version: %d %s", r.status, r.raw)
+	}
+	r := f.do("GET", "/Observation/lab-1/_history", tok, "")
+	if r.status != 200 || strings.Contains(r.raw, "Patient/p2") || !strings.Contains(r.raw, "Patient/p1") {
+		t.Errorf("instance history: %d %s", r.status, r.raw)
+	}
+	if _, ok := r.body["total"]; ok {
+		t.Errorf("instance history: a total counting the withheld version: %s", r.raw)
+	}
+	f.up.reset()
+	// Another patient's record has a history exactly like a missing one's,
+	// also when its history holds a deletion.
+	f.up.versions["Observation/lab-2"] = []map[string]any{obs("lab-2", "p2", "laboratory"), {"deleted": true}}
+	for _, v := range []string{"", "/1", "/2", "/3"} {
+		hidden := f.do("GET", "/Observation/lab-2/_history"+v, tok, "")
+		absent := f.do("GET", "/Observation/nope/_history"+v, tok, "")
+		if hidden.status != 404 || hidden.raw != absent.raw {
+			t.Errorf("history%s of another patient's record: %d %s, of a missing one: %d %s", v, hidden.status, hidden.raw, absent.status, absent.raw)
+		}
+	}
+	f.up.reset()
+	for _, target := range []string{"/_history", "/Observation/_history", "/Patient/p2/_history"} {
+		f.refused(target, f.do("GET", target, tok, ""), 403)
+	}
+}
