@@ -284,3 +284,45 @@ func TestHistoryVariants(t *testing.T) {
 		f.refused(target, f.do("GET", target, tok, ""), 403)
 	}
 }
+
+// TestConditionalCreateAndUpsert: If-None-Exist criteria search the whole
+// type, so they are parsed and forwarded re-encoded, need the s letter and
+// are refused with patient context (they would tell whether another
+// patient's record matches); and with patient context a PUT to a free id
+// answers as one to another patient's record does.
+func TestConditionalCreateAndUpsert(t *testing.T) {
+	f := newFixture(t)
+	patient := f.token("launch/patient patient/Observation.cruds", nil)
+	own := mustJSON(obs("x", "p1", "laboratory"))
+	f.refused("patient conditional create", f.do("POST", "/Observation", patient, own, "If-None-Exist", "identifier=urn:mrn|2"), 403)
+	f.refused("patient conditional create in a batch", f.do("POST", "/", patient, `{"resourceType":"Bundle","type":"transaction","entry":[
+		{"request":{"method":"POST","url":"Observation","ifNoneExist":"identifier=urn:mrn|2"},"resource":`+own+`}]}`), 403)
+
+	createOnly := f.token("user/Observation.c", nil)
+	f.refused("conditional create without s", f.do("POST", "/Observation", createOnly, own, "If-None-Exist", "identifier=a"), 403)
+	f.refused("conditional create without s, batched", f.do("POST", "/", createOnly, `{"resourceType":"Bundle","type":"batch","entry":[
+		{"request":{"method":"POST","url":"Observation","ifNoneExist":"identifier=a"},"resource":`+own+`}]}`), 403)
+	user := f.token("user/Observation.cs", nil)
+	for name, v := range map[string]string{"bad escape": "identifier=%zz", "semicolon": "identifier=a;b", "empty": "&"} {
+		f.refused(name, f.do("POST", "/Observation", user, own, "If-None-Exist", v), 400)
+	}
+	f.refused("on a search", f.do("GET", "/Observation?code=1", user, "", "If-None-Exist", "identifier=a"), 400)
+	if r := f.do("POST", "/Observation", user, own, "If-None-Exist", "identifier=urn:mrn|2"); r.status != 201 {
+		t.Errorf("conditional create: %d %s", r.status, r.raw)
+	}
+	if got := f.up.requests(); len(got) != 1 || got[0].Header.Get("If-None-Exist") != "identifier=urn%3Amrn%7C2" {
+		t.Errorf("conditional create forwarded as %v", got)
+	}
+	f.up.reset()
+
+	taken := f.do("PUT", "/Observation/lab-2", patient, mustJSON(obs("lab-2", "p1", "laboratory")))
+	free := f.do("PUT", "/Observation/fresh", patient, mustJSON(obs("fresh", "p1", "laboratory")))
+	if taken.status != 404 || free.status != taken.status || free.raw != taken.raw {
+		t.Errorf("PUT to another patient's id: %d %s; to a free id: %d %s", taken.status, taken.raw, free.status, free.raw)
+	}
+	for _, g := range f.up.requests() {
+		if g.Method != "GET" {
+			t.Errorf("a %s reached the upstream", g.Method)
+		}
+	}
+}

@@ -284,9 +284,10 @@ func (p *Proxy) checkWrite(ctx context.Context, r *http.Request, in Interaction,
 		case err != nil:
 			return refuse(http.StatusBadGateway, "transient", "the FHIR server is unavailable")
 		case st == http.StatusNotFound || st == http.StatusGone:
-			if in.Kind == Delete {
-				return notFound()
-			}
+			// No update-as-create with patient context: a free id and
+			// another patient's must get the same answer (no existence
+			// oracle); a new resource is created with POST.
+			return notFound()
 		case st != http.StatusOK || !pr.inCompartment(a.patient):
 			return notFound()
 		}
@@ -345,6 +346,11 @@ func (p *Proxy) checkBatch(ctx context.Context, r *http.Request, a *access, body
 			return bad("batch entry URLs must be relative to the base")
 		}
 		in, err := parsePath(e.Method, "/"+path, query, p.Limits)
+		if err == nil && e.IfNoneExist != nil {
+			// The Bundle goes upstream as sent: the criteria are checked
+			// here as a header's would be, and make the entry conditional.
+			err = in.setIfNoneExist(e.IfNoneExist, p.Limits)
+		}
 		if err != nil || in.Kind == Batch || in.Kind == Capabilities {
 			return bad("batch entry " + itoa(i) + " is not understood")
 		}
@@ -383,6 +389,7 @@ type batch struct {
 
 type batchEntry struct {
 	Method, URL string
+	IfNoneExist []string // request.ifNoneExist, when present
 	Resource    []byte
 }
 
@@ -415,6 +422,14 @@ func parseBatch(body []byte, most int) (batch, error) {
 								return readString(s, &e.Method)
 							case "url":
 								return readString(s, &e.URL)
+							case "ifNoneExist":
+								if s.Kind() == 'n' {
+									return s.Skip()
+								}
+								var v string
+								err := readString(s, &v)
+								e.IfNoneExist = []string{v}
+								return err
 							}
 							return s.Skip()
 						})

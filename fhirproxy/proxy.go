@@ -266,6 +266,9 @@ func (p *Proxy) admit(r *http.Request, in *Interaction, a *access) (*access, *re
 	}
 	var err error
 	*in, err = parsePath(r.Method, r.URL.Path, r.URL.RawQuery, p.Limits)
+	if err == nil && r.Header["If-None-Exist"] != nil {
+		err = in.setIfNoneExist(r.Header["If-None-Exist"], p.Limits)
+	}
 	if err != nil {
 		return nil, refuse(http.StatusBadRequest, "invalid", err.Error())
 	}
@@ -429,7 +432,8 @@ func (x *exchange) Get() []byte {
 func (x *exchange) Put([]byte) {}
 
 // forwardHeaders are the request headers passed upstream (canonical names).
-var forwardHeaders = [...]string{"Accept-Encoding", "If-Match", "If-None-Match", "If-Modified-Since", "If-None-Exist", "Content-Type"}
+// If-None-Exist goes as parsed (Interaction.ifNoneExist).
+var forwardHeaders = [...]string{"Accept-Encoding", "If-Match", "If-None-Match", "If-Modified-Since", "Content-Type"}
 
 // rewrite builds the upstream request from the parsed interaction only.
 func (x *exchange) rewrite(pr *httputil.ProxyRequest) {
@@ -445,6 +449,9 @@ func (x *exchange) rewrite(pr *httputil.ProxyRequest) {
 		}
 	}
 	hdr["Accept"] = fhirJSON
+	if in.ifNoneExist != "" {
+		hdr["If-None-Exist"] = []string{in.ifNoneExist}
+	}
 	if pref := header(pr.In.Header, "Prefer"); strings.HasPrefix(pref, "return=") {
 		hdr["Prefer"] = []string{pref} // handling=lenient and anything else are dropped
 	}

@@ -50,6 +50,29 @@ type Interaction struct {
 
 	unwrap string // a constrained read sent as a search for this id: answer with the one resource, or 404
 	post   bool   // a POST _search: parameters go upstream in a form body
+	// ifNoneExist holds a conditional create's criteria (If-None-Exist),
+	// re-encoded from their parsed form.
+	ifNoneExist string
+}
+
+// setIfNoneExist makes a create conditional on the criteria of an
+// If-None-Exist header (or a batch entry's request.ifNoneExist): parsed as
+// any query, refused when not understood, forwarded re-encoded. The
+// criteria search the whole type, so they make the create a conditional
+// interaction, with what that needs (the s letter; no patient context).
+func (in *Interaction) setIfNoneExist(vals []string, lim Limits) error {
+	if in.Kind != Create {
+		return parseError("If-None-Exist applies to a create only")
+	}
+	if len(vals) != 1 {
+		return parseError("one If-None-Exist at most")
+	}
+	crit, err := parseQuery(vals[0], lim)
+	if err != nil || len(crit) == 0 {
+		return parseError("the If-None-Exist criteria are not understood")
+	}
+	in.Conditional, in.ifNoneExist = true, encodeQuery(crit)
+	return nil
 }
 
 // ErrBadRequest is matched by every error the parser returns.
