@@ -256,8 +256,11 @@ func (p *Proxy) admit(r *http.Request, in *Interaction, a *access) (*access, *re
 	if r.URL.RawPath != "" || r.RequestURI != "" && !strings.HasPrefix(r.RequestURI, "/") {
 		return nil, refuse(http.StatusBadRequest, "invalid", "the request target must be a plain path")
 	}
-	if strings.Contains(r.RequestURI, "%2F") || strings.Contains(r.RequestURI, "%2f") || strings.Contains(r.RequestURI, "%5C") || strings.Contains(r.RequestURI, "%5c") {
-		return nil, refuse(http.StatusBadRequest, "invalid", "encoded separators are not accepted")
+	// Encoded separators in the path (in a query value, such as a
+	// reference searched for, they are data, which parseQuery decodes).
+	if target, _, _ := strings.Cut(r.RequestURI, "?"); strings.Contains(target, "%2F") || strings.Contains(target, "%2f") ||
+		strings.Contains(target, "%5C") || strings.Contains(target, "%5c") {
+		return nil, refuse(http.StatusBadRequest, "invalid", "encoded separators are not accepted in the path")
 	}
 	for _, h := range [...]string{"X-Http-Method-Override", "X-Http-Method", "X-Method-Override"} { // canonical forms
 		if header(r.Header, h) != "" {

@@ -158,3 +158,76 @@ func TestProxyInFrontOfTheSandboxData(t *testing.T) {
 		t.Fatalf("a write for the patient in context: %d, resources %d -> %d", resp.StatusCode, before, after)
 	}
 }
+
+// TestPagingThroughTheProxy: the data server writes its paging links on
+// the public base, so a client follows them through the proxy, which
+// authorises each page as any search (a link edited to name another patient
+// is refused like the search it is).
+func TestPagingThroughTheProxy(t *testing.T) {
+	sb := startSandbox(t)
+	tok, err := sb.Auth.Mint(context.Background(), "", smart.Grant{ClientID: ExampleAppID, UserID: "patient", FHIRUser: "Patient/pt-001",
+		Scope: "launch/patient patient/*.rs", Audience: sb.FHIRBase, Context: launch.Context{Patient: "pt-001"}}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	get := func(target string) (int, map[string]any) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, target, nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var b map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&b)
+		return resp.StatusCode, b
+	}
+	next := func(b map[string]any) string {
+		links, _ := b["link"].([]any)
+		for _, l := range links {
+			if l := l.(map[string]any); l["relation"] == "next" {
+				return l["url"].(string)
+			}
+		}
+		return ""
+	}
+	code, all := get(sb.FHIRBase + "/Observation?_count=500")
+	entries, _ := all["entry"].([]any)
+	if code != 200 || len(entries) < 4 {
+		t.Fatalf("all of pt-001's observations: %d, %d entries", code, len(entries))
+	}
+	seen := map[string]bool{}
+	pages := 0
+	for target := sb.FHIRBase + "/Observation?_count=3"; target != ""; pages++ {
+		if !strings.HasPrefix(target, sb.FHIRBase+"/") {
+			t.Fatalf("page %d: a link past the proxy: %s", pages, target)
+		}
+		code, b := get(target)
+		if code != 200 {
+			t.Fatalf("page %d (%s): %d %v", pages, target, code, b)
+		}
+		page, _ := b["entry"].([]any)
+		for _, e := range page {
+			res := e.(map[string]any)["resource"].(map[string]any)
+			if ref := res["subject"].(map[string]any)["reference"]; ref != "Patient/pt-001" {
+				t.Fatalf("page %d holds %v's observation", pages, ref)
+			}
+			if id := res["id"].(string); seen[id] {
+				t.Fatalf("page %d repeats %s", pages, id)
+			} else {
+				seen[id] = true
+			}
+		}
+		if pages == 1 {
+			edited := strings.Replace(target, "pt-001", "pt-002", 1)
+			if code, _ := get(edited); edited == target || code != http.StatusForbidden {
+				t.Errorf("a next link edited to name pt-002 (%s): %d", edited, code)
+			}
+		}
+		target = next(b)
+	}
+	if pages < 2 || len(seen) != len(entries) {
+		t.Errorf("%d pages brought %d observations of %d", pages, len(seen), len(entries))
+	}
+}
