@@ -2,8 +2,11 @@ package fhirproxy_test
 
 import (
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/smartkit/smartkit/consent"
 )
 
 // The attack classes of the proxy section of SECURITY-BASELINE.md that the
@@ -345,4 +348,60 @@ func TestEncodedQueryValues(t *testing.T) {
 	f.refused("encoded slash naming another patient", f.do("GET", "/Observation?subject=Patient%2Fp2", tok, ""), 403)
 	f.refused("encoded slash in the path", f.do("GET", "/Observation%2Flab-1", tok, ""), 400)
 	f.refused("encoded backslash in the path", f.do("GET", "/Observation%5Clab-1", tok, ""), 400)
+}
+
+// TestConditionalRead: an inspected read's conditions are evaluated by the
+// proxy on the judged answer, so a 304 never speaks for a record the token
+// may not see; an uninspected read passes them on and the upstream's 304
+// through.
+func TestConditionalRead(t *testing.T) {
+	f := newFixture(t)
+	tok := f.token("launch/patient patient/Observation.rs", nil)
+	missing := f.do("GET", "/Observation/nope", tok, "", "If-None-Match", `W/"1"`)
+	for _, c := range []struct {
+		path, header, value string
+		status              int
+	}{
+		{"/Observation/lab-1", "If-None-Match", `W/"1"`, 304},
+		{"/Observation/lab-1", "If-None-Match", `"1"`, 304},
+		{"/Observation/lab-1", "If-None-Match", `W/"7", W/"1"`, 304},
+		{"/Observation/lab-1", "If-None-Match", `*`, 304},
+		{"/Observation/lab-1", "If-None-Match", `W/"2"`, 200},
+		{"/Observation/lab-1", "If-Modified-Since", "Tue, 03 Nov 2026 10:00:00 GMT", 304},
+		{"/Observation/lab-1", "If-Modified-Since", "Sun, 01 Nov 2026 10:00:00 GMT", 200},
+		{"/Observation/lab-2", "If-None-Match", `W/"1"`, 404},
+		{"/Observation/lab-2", "If-None-Match", `*`, 404},
+		{"/Observation/lab-2", "If-Modified-Since", "Tue, 03 Nov 2026 10:00:00 GMT", 404},
+		{"/Observation/psy-1", "If-None-Match", `W/"1"`, 404}, // beyond the clearance
+	} {
+		r := f.do("GET", c.path, tok, "", c.header, c.value)
+		if r.status != c.status {
+			t.Errorf("%s %s: %s: %d, want %d: %.200s", c.path, c.header, c.value, r.status, c.status, r.raw)
+		}
+		switch r.status {
+		case 304:
+			if r.raw != "" || r.header.Get("Etag") == "" || r.header.Get("Cache-Control") != "no-store" {
+				t.Errorf("%s %s: %s: 304 with body %q, headers %v", c.path, c.header, c.value, r.raw, r.header)
+			}
+		case 404:
+			if r.raw != missing.raw {
+				t.Errorf("%s %s: %s: %s, a missing record's: %s", c.path, c.header, c.value, r.raw, missing.raw)
+			}
+		}
+		for _, g := range f.up.requests() {
+			if g.Header.Get("If-None-Match") != "" || g.Header.Get("If-Modified-Since") != "" {
+				t.Errorf("%s %s: the condition reached the upstream", c.path, c.header)
+			}
+		}
+		f.up.reset()
+	}
+	// Uninspected (a system/ token with every label): the upstream decides.
+	all := append(append(slices.Clone(consent.SensitiveTags), consent.HighlySensitiveTags...), consent.SegmentedTags...)
+	sys := f.token("system/Observation.rs", &consent.Clearance{MaxConfidentiality: consent.VeryRestricted, Tags: all})
+	if r := f.do("GET", "/Observation/lab-2", sys, "", "If-None-Match", `W/"1"`); r.status != 304 {
+		t.Errorf("uninspected conditional read: %d %s", r.status, r.raw)
+	}
+	if got := f.up.requests(); len(got) != 1 || got[0].Header.Get("If-None-Match") != `W/"1"` {
+		t.Errorf("uninspected conditional read forwarded as %v", got)
+	}
 }

@@ -460,6 +460,9 @@ func (x *exchange) rewrite(pr *httputil.ProxyRequest) {
 	}
 	if x.inspects {
 		delete(hdr, "Accept-Encoding") // the proxy must read the body
+		// and judge it: it evaluates the conditions itself (conditional.go)
+		delete(hdr, "If-None-Match")
+		delete(hdr, "If-Modified-Since")
 	}
 	out.Header = hdr
 	if p.UpstreamAuth != nil {

@@ -90,6 +90,10 @@ func (x *exchange) inspect(resp *http.Response) (*refusal, error) {
 	if len(kept) > 0 {
 		discloses(ev, kept[0], a)
 	}
+	if (in.Kind == Read || in.Kind == VRead) && resp.StatusCode == http.StatusOK && notModified(x.req.Header, resp.Header) {
+		answerNotModified(resp)
+		return nil, nil
+	}
 	body = out
 	if p.Transform != nil {
 		if body, err = p.Transform(resp.Request.Context(), a.tok, in, body); err != nil {

@@ -142,9 +142,16 @@ func (u *upstream) serve(w http.ResponseWriter, r *http.Request) {
 	case r.Method == http.MethodGet && len(segs) == 2:
 		u.mu.Lock()
 		res, ok := u.resources[segs[0]+"/"+segs[1]]
+		etag := `W/"` + strconv.Itoa(len(u.versions[segs[0]+"/"+segs[1]])+1) + `"`
 		u.mu.Unlock()
 		if !ok {
 			u.write(w, 404, notFound)
+			return
+		}
+		w.Header().Set("ETag", etag)
+		w.Header().Set("Last-Modified", "Mon, 02 Nov 2026 10:00:00 GMT")
+		if r.Header.Get("If-None-Match") == etag { // a conditional read, as servers answer it
+			w.WriteHeader(http.StatusNotModified)
 			return
 		}
 		u.write(w, 200, res)
