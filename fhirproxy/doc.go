@@ -32,14 +32,22 @@
 //
 // For patient/ tokens, reverse chains (_has), chains, _revinclude,
 // iterating includes, _filter, _list, system-wide search and history, type
-// history, PATCH and conditional writes are refused (fail closed); writes
-// are checked on the new content and on the stored version. Operations are
+// history, PATCH and conditional writes (including a create with
+// If-None-Exist) are refused (fail closed); writes are checked on the new
+// content and on the stored version, and a PUT to an id that does not exist
+// answers 404 as one to another patient's record does (no update-as-create
+// with patient context). Operations are
 // denied unless listed: Patient/{id}/$everything with read and search of
 // every type. A constrained read becomes a search by _id with the
 // constraint, so the FHIR server proves the match. Batches are authorised
-// entry by entry; one refused entry refuses the Bundle. A write whose stored
-// result the token may not read is answered like Prefer: return=minimal
-// (status and Location, no body).
+// entry by entry; one refused entry refuses the Bundle, and in a batch
+// response an entry the token may not see reads exactly like one the
+// server did not find. An instance history with no visible version is a
+// 404. A write whose stored result the token may not read is answered like
+// Prefer: return=minimal (status and Location, no body). Conditional reads
+// (If-None-Match, If-Modified-Since) of inspected answers are evaluated by
+// the proxy once the resource is judged visible, never by a bodiless 304
+// from the upstream.
 //
 // # Reading responses
 //
