@@ -212,6 +212,7 @@ func FuzzInspectBody(f *testing.F) {
 	f.Add(bundle(3))
 	f.Add(typeFirst(bundle(3)))
 	f.Add([]byte(`{"resourceType":"Bundle","entry":[{"resource":{"resourceType":"Patient","id":"p2"}}]}`))
+	f.Add([]byte(`{"resourceType":"Bundle","type":"batch-response","entry":[{"response":{"status":"404 Not Found"}},{"resource":{"resourceType":"Observation","id":"o1","subject":{"reference":"Patient/p1"}},"response":{"status":"200"}}]}`))
 	f.Add([]byte(`{"resourceType":"Observation","id":"o1","Subject":{"reference":"Patient/p1"},"subject":{"reference":"Patient/p2"}}`))
 	f.Add([]byte(`{"resourceType":"Bundle","total":2,"entry":[{"resource":{"resourceType":"Observation","id":"a","subject":{"reference":"Patient/p1"}}},{"resource":{"resourceType":"Observation","id":"b","\u0073ubject":{"reference":"Patient/p2"}}}],"link":[]}`))
 	a := testAccess("patient/*.rs")
@@ -226,10 +227,22 @@ func FuzzInspectBody(f *testing.F) {
 				t.Fatalf("streamed %s, whole %s", streamed, whole)
 			}
 		}
-		for _, in := range []Interaction{{Kind: Read, Type: "Observation", ID: "o1"}, {Kind: SearchType, Type: "Observation"}} {
+		for _, in := range []Interaction{{Kind: Read, Type: "Observation", ID: "o1"}, {Kind: SearchType, Type: "Observation"},
+			{Kind: Batch}, {Kind: HistoryInstance, Type: "Observation", ID: "o1"}} {
 			out, kept, ref := a.inspectBody(in, body)
 			if ref != nil {
 				continue
+			}
+			if in.Kind == HistoryInstance && len(kept) == 0 && bytes.Contains(out, []byte(`"Bundle"`)) {
+				t.Fatalf("a history with no visible version went out: %q", out)
+			}
+			if in.Kind == Batch { // entries stay in place
+				var before, after struct{ Entry []json.RawMessage }
+				_ = json.Unmarshal(body, &before)
+				_ = json.Unmarshal(out, &after)
+				if len(after.Entry) != len(before.Entry) {
+					t.Fatalf("a batch response of %d entries went out with %d: %q", len(before.Entry), len(after.Entry), out)
+				}
 			}
 			for _, k := range kept {
 				if !k.inCompartment("p1") {
