@@ -405,3 +405,60 @@ func TestConditionalRead(t *testing.T) {
 		t.Errorf("uninspected conditional read forwarded as %v", got)
 	}
 }
+
+// TestLinksMoveOntoTheProxyBase: with Proxy.Base set, the upstream's
+// paging links, fullUrls and Location come back on the proxy's base, are
+// followed through the proxy and authorised there, and the upstream's
+// address is not disclosed; without it they pass as written.
+func TestLinksMoveOntoTheProxyBase(t *testing.T) {
+	f := newFixture(t)
+	tok := f.token("launch/patient patient/Observation.cruds", nil)
+	r := f.do("GET", "/Observation?_count=1", tok, "")
+	if !strings.Contains(r.raw, f.up.ts.URL) {
+		t.Fatalf("without Base, the upstream's links should pass as written: %.300s", r.raw)
+	}
+	f.up.reset()
+
+	f = newFixture(t)
+	f.proxy.Base = f.base
+	tok = f.token("launch/patient patient/Observation.cruds", nil)
+	all := append(append(slices.Clone(consent.SensitiveTags), consent.HighlySensitiveTags...), consent.SegmentedTags...)
+	sys := f.token("system/Observation.rs", &consent.Clearance{MaxConfidentiality: consent.VeryRestricted, Tags: all})
+	for _, c := range []struct{ name, tok, target string }{
+		{"patient search", tok, "/Observation?_count=1"},
+		{"patient search losing entries", tok, "/Observation?_count=5&_include=Observation:performer"},
+		{"uninspected system search", sys, "/Observation?_count=1"},
+	} {
+		r := f.do("GET", c.target, c.tok, "")
+		if r.status != 200 || strings.Contains(r.raw, f.up.ts.URL) {
+			t.Errorf("%s: %d, the upstream's address in %.400s", c.name, r.status, r.raw)
+		}
+		var next string
+		for _, l := range r.body["link"].([]any) {
+			if l := l.(map[string]any); l["relation"] == "next" {
+				next = l["url"].(string)
+			}
+		}
+		if !strings.HasPrefix(next, f.base+"/Observation?") {
+			t.Fatalf("%s: next link %q", c.name, next)
+		}
+		for _, e := range r.body["entry"].([]any) {
+			if u, _ := e.(map[string]any)["fullUrl"].(string); u != "" && !strings.HasPrefix(u, f.base+"/") {
+				t.Errorf("%s: fullUrl %q", c.name, u)
+			}
+		}
+		f.up.reset()
+		// Following it goes through the proxy, which authorises it afresh.
+		page := f.do("GET", strings.TrimPrefix(next, f.base), c.tok, "")
+		if got := f.up.requests(); page.status != 200 || len(got) != 1 || got[0].URL.Query().Get("ct") != "page-2" {
+			t.Errorf("%s: following next: %d, forwarded %v", c.name, page.status, got)
+		}
+		f.up.reset()
+	}
+	f.refused("a next link edited to name another patient",
+		f.do("GET", "/Observation?_count=1&patient=Patient%2Fp2&ct=page-2", tok, ""), 403)
+	created := f.do("POST", "/Observation", tok, mustJSON(obs("x", "p1", "laboratory")))
+	if loc := created.header.Get("Location"); created.status != 201 || loc != f.base+"/Observation/new-1/_history/1" {
+		t.Errorf("create: %d, Location %q", created.status, loc)
+	}
+}

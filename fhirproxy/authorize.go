@@ -238,9 +238,14 @@ func (a *access) inspects(in Interaction) bool {
 		return true
 	}
 	switch in.Kind {
-	case Read, VRead, HistoryInstance:
+	case Read, VRead:
 		return false
+	case HistoryInstance:
+		return a.relink != nil // a Bundle, whose links move
 	case SearchType, HistoryType:
+		if a.relink != nil {
+			return true
+		}
 		for _, p := range in.Params {
 			name, _, _ := strings.Cut(p.Name, ":")
 			if name == "_include" || name == "_revinclude" || name == "_contained" || name == "_containedType" {

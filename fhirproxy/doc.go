@@ -62,7 +62,9 @@
 // Limits.StreamFrom (1 MiB) is filtered as it streams, about one entry held
 // at a time: its status goes out first, so one that turns invalid later is
 // cut off rather than passed unchecked, and its total and meta follow its
-// entries. With the default Transport, an upstream that does not begin a
+// entries. With Proxy.Base set, the paging links, fullUrls and Locations
+// the upstream writes on its own base come back on the proxy's, so clients
+// page through the proxy. With the default Transport, an upstream that does not begin a
 // response, or stalls in one, for longer than Proxy.Timeout is cut off
 // (504 before the response starts).
 //

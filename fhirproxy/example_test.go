@@ -43,6 +43,7 @@ func ExampleProxy() {
 	}
 	upstream, _ := url.Parse(fhirServer.URL)
 	proxy := &fhirproxy.Proxy{Upstream: upstream, Verifier: verifier, Audit: &audit.Memory{},
+		Base:           fhirBase, // the upstream's paging links and Locations come back on it
 		SMARTConfigURL: fhirBase + "/.well-known/smart-configuration"}
 	mux.Handle("/fhir/.well-known/smart-configuration", auth.SMARTConfigurationHandler(""))
 	mux.Handle("/fhir/", http.StripPrefix("/fhir", proxy))

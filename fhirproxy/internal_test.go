@@ -215,8 +215,37 @@ func FuzzInspectBody(f *testing.F) {
 	f.Add([]byte(`{"resourceType":"Bundle","type":"batch-response","entry":[{"response":{"status":"404 Not Found"}},{"resource":{"resourceType":"Observation","id":"o1","subject":{"reference":"Patient/p1"}},"response":{"status":"200"}}]}`))
 	f.Add([]byte(`{"resourceType":"Observation","id":"o1","Subject":{"reference":"Patient/p1"},"subject":{"reference":"Patient/p2"}}`))
 	f.Add([]byte(`{"resourceType":"Bundle","total":2,"entry":[{"resource":{"resourceType":"Observation","id":"a","subject":{"reference":"Patient/p1"}}},{"resource":{"resourceType":"Observation","id":"b","\u0073ubject":{"reference":"Patient/p2"}}}],"link":[]}`))
+	f.Add([]byte(`{"resourceType":"Bundle","link":[{"relation":"next","url":"http://up/Observation?ct=2"},{"url":"http://upstream/x"}],"entry":[{"fullUrl":"http://up/Observation/o1","resource":{"resourceType":"Observation","id":"o1","subject":{"reference":"Patient/p1"}}}]}`))
 	a := testAccess("patient/*.rs")
+	moving := testAccess("patient/*.rs")
+	moving.relink = &relinker{"http://up", "https://proxy.example/fhir"}
 	f.Fuzz(func(t *testing.T, body []byte) {
+		// Moving links changes nothing else, and moves every link and
+		// fullUrl on the upstream's base.
+		if out, _, ref := moving.inspectBody(Interaction{Kind: SearchType, Type: "Observation"}, body); ref == nil {
+			plain, _, _ := a.inspectBody(Interaction{Kind: SearchType, Type: "Observation"}, body)
+			var got, want any
+			if json.Unmarshal(out, &got) != nil || json.Unmarshal(plain, &want) != nil {
+				t.Fatalf("invalid JSON out of %q: %q / %q", body, out, plain)
+			}
+			move := func(list any, key string) {
+				items, _ := list.([]any)
+				for _, it := range items {
+					if m, ok := it.(map[string]any); ok {
+						if u, ok := m[key].(string); ok {
+							m[key], _ = moving.relink.move(u)
+						}
+					}
+				}
+			}
+			if doc, ok := want.(map[string]any); ok && doc["resourceType"] == "Bundle" {
+				move(doc["link"], "url")
+				move(doc["entry"], "fullUrl")
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Fatalf("moving links turned %q into %q (without: %q)", body, out, plain)
+			}
+		}
 		if bundleFirst(body) { // the streamed filter must agree with the whole-body one
 			whole, _, ref := a.inspectBody(Interaction{Kind: SearchType, Type: "Observation"}, body)
 			streamed, _, err := streamOut(a, iotest.HalfReader(bytes.NewReader(body)), 1<<20)

@@ -55,6 +55,14 @@ type Proxy struct {
 	// UpstreamAuth sets the proxy's own credential on upstream requests
 	// (the client's token is never forwarded); nil sends none.
 	UpstreamAuth func(r *http.Request)
+	// Base is the FHIR base URL clients reach the proxy at (the aud its
+	// tokens carry). When set, the links the upstream writes on its own base
+	// (Bundle paging links, Location, Content-Location) are moved onto it,
+	// so clients follow them through the proxy and the upstream's address
+	// is not disclosed; searches and histories are then always inspected.
+	// Empty leaves links as the upstream wrote them (give the upstream the
+	// proxy's base as its public address instead).
+	Base string
 	// SMARTConfigURL is advertised in WWW-Authenticate and the
 	// CapabilityStatement; typically {fhirBase}/.well-known/smart-configuration.
 	SMARTConfigURL string
@@ -75,6 +83,8 @@ type Proxy struct {
 
 	once             sync.Once
 	defaultTransport http.RoundTripper
+	linkOnce         sync.Once
+	links            *relinker
 	errLogOnce       sync.Once
 	errLog           *log.Logger
 }
@@ -134,6 +144,9 @@ type access struct {
 	constrained string
 	// unrestricted: the clearance allows every label.
 	unrestricted bool
+	// relink moves the upstream's links onto the proxy's base (Proxy.Base);
+	// nil leaves them.
+	relink *relinker
 }
 
 // refusal is a FHIR error the client sees; nothing has reached the upstream.
@@ -339,6 +352,7 @@ func (p *Proxy) accessFor(a *access, tok *smart.Token) {
 	if a.sharedTypes == nil {
 		a.sharedTypes = DefaultSharedTypes
 	}
+	a.relink = p.relinker()
 }
 
 // shared reports whether patient/ tokens may read type t outside the compartment.
@@ -486,6 +500,9 @@ func (x *exchange) rewrite(pr *httputil.ProxyRequest) {
 // of it goes out.
 func (x *exchange) modify(resp *http.Response) error {
 	dropUpstreamCORS(resp.Header) // the proxy's own are set by the writer
+	if rl := x.p.relinker(); rl != nil {
+		rl.headers(resp.Header)
+	}
 	if x.a == nil {
 		if err := x.p.capabilities(resp); err != nil {
 			return err

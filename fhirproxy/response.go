@@ -232,6 +232,22 @@ type bundleEntry struct {
 	resStart, resEnd int64
 	res              projection
 	status           string // response.status, in batch and transaction responses
+	// fullUrl's value, from its opening quote to its end, and the url it
+	// moves to on the proxy's base (relinker), if it does.
+	urlStart, urlEnd int64
+	movedURL         string
+}
+
+// appendEntry appends an entry as it came, or with its fullUrl moved.
+func appendEntry(out, raw []byte, e *bundleEntry) []byte {
+	if e.movedURL == "" {
+		return append(out, raw...)
+	}
+	at, to := e.urlStart-e.start, e.urlEnd-e.start
+	q, _ := json.Marshal(e.movedURL)
+	out = append(out, raw[:at]...)
+	out = append(out, q...)
+	return append(out, raw[to:]...)
 }
 
 // fate is what a filtered Bundle does with an entry.
@@ -257,19 +273,28 @@ func absentStatus(status string) bool {
 
 // span is one top-level member of a body, from its name to its value's end.
 type span struct {
-	name       string // "entry", "total", "meta" or "" for the others
+	name       string // "entry", "total", "meta", "link" or "" for the others
 	start, end int64
+	repl       []byte // what to write instead (a link member with moved urls)
 }
 
 // readEntries returns the reader of a top-level "entry" member's value: an
 // array of objects, each with an optional resource; each element is passed
 // to done once read.
-func readEntries(s *jsonstrict.Scanner, done func(bundleEntry) error) func() error {
+func readEntries(s *jsonstrict.Scanner, rl *relinker, done func(bundleEntry) error) func() error {
 	return func() error {
 		return readArray(s, func() error {
 			e := bundleEntry{start: s.Offset()}
 			err := s.Object(func(name []byte) error {
 				switch {
+				case rl != nil && string(name) == "fullUrl" && s.Kind() == '"':
+					e.urlStart = s.Offset()
+					v, err := s.String()
+					e.urlEnd = s.Offset()
+					if moved, ok := rl.move(string(v)); ok {
+						e.movedURL = moved
+					}
+					return err
 				case string(name) == "response":
 					return readObject(s, func(name []byte) error {
 						if string(name) == "status" {
@@ -303,6 +328,8 @@ func memberName(name []byte) string {
 		return "total"
 	case "meta":
 		return "meta"
+	case "link":
+		return "link"
 	}
 	return ""
 }
@@ -323,11 +350,11 @@ func (a *access) inspectBody(in Interaction, body []byte) ([]byte, []*projection
 		entries []bundleEntry
 	)
 	s := jsonstrict.NewScanner(body)
-	err := top.decode(s, readEntries(s, func(e bundleEntry) error {
+	err := top.decode(s, readEntries(s, a.relink, func(e bundleEntry) error {
 		entries = append(entries, e)
 		return nil
 	}), func(name string, start int64) error {
-		spans = append(spans, span{name, start, s.Offset()})
+		spans = append(spans, span{name: name, start: start, end: s.Offset()})
 		return nil
 	})
 	if err != nil || s.End() != nil {
@@ -335,6 +362,18 @@ func (a *access) inspectBody(in Interaction, body []byte) ([]byte, []*projection
 	}
 	switch {
 	case top.ResourceType == "Bundle":
+		relinked := false
+		if a.relink != nil {
+			for i := range spans {
+				if m := &spans[i]; m.name == "link" {
+					m.repl = a.relink.member(body[m.start:m.end])
+					relinked = relinked || m.repl != nil
+				}
+			}
+			for i := range entries {
+				relinked = relinked || entries[i].movedURL != ""
+			}
+		}
 		kept := make([]*projection, 0, len(entries))
 		fates := make([]fate, len(entries))
 		removed, withheld := false, false
@@ -373,10 +412,10 @@ func (a *access) inspectBody(in Interaction, body []byte) ([]byte, []*projection
 			}
 			return nil, nil, notFound()
 		}
-		if !removed {
+		if !removed && !relinked {
 			return body, kept, nil
 		}
-		return rebuildBundle(body, spans, entries, fates, withheld), kept, nil
+		return rebuildBundle(body, spans, entries, fates, removed, withheld), kept, nil
 	case in.unwrap != "":
 		return nil, nil, refuse(http.StatusBadGateway, "invalid", "the FHIR server answered a search with something else")
 	case top.ResourceType == "OperationOutcome":
@@ -392,11 +431,12 @@ func (a *access) inspectBody(in Interaction, body []byte) ([]byte, []*projection
 }
 
 // rebuildBundle writes a Bundle without the entries it may not keep (or
-// with notFoundEntry in their place): its other members as they were,
-// except a total (which would count what was removed) and, when something
-// was withheld for its labels, the meta, which becomes a REDACTED label. An
-// empty entry array is left out, as FHIR wants.
-func rebuildBundle(body []byte, spans []span, entries []bundleEntry, fates []fate, withheld bool) []byte {
+// with notFoundEntry in their place): its other members as they were (or
+// as replaced), except, when entries were removed, a total (which would
+// count them) and, when something was withheld for its labels, the meta,
+// which becomes a REDACTED label. An empty entry array is left out, as FHIR
+// wants.
+func rebuildBundle(body []byte, spans []span, entries []bundleEntry, fates []fate, removed, withheld bool) []byte {
 	out := make([]byte, 0, len(body))
 	out = append(out, '{')
 	sep := func() {
@@ -406,7 +446,11 @@ func rebuildBundle(body []byte, spans []span, entries []bundleEntry, fates []fat
 	}
 	for _, m := range spans {
 		switch {
-		case m.name == "total", m.name == "meta" && withheld:
+		case m.name == "total" && removed, m.name == "meta" && withheld:
+			continue
+		case m.repl != nil:
+			sep()
+			out = append(out, m.repl...)
 			continue
 		case m.name == "entry":
 			n := 0
@@ -423,7 +467,7 @@ func rebuildBundle(body []byte, spans []span, entries []bundleEntry, fates []fat
 				if fates[i] == missingEntry {
 					out = append(out, notFoundEntry...)
 				} else {
-					out = append(out, body[e.start:e.end]...)
+					out = appendEntry(out, body[e.start:e.end], &e)
 				}
 				n++
 			}

@@ -77,7 +77,7 @@ func (st *streamer) run() error {
 		if top.ResourceType != "Bundle" {
 			return errors.New("fhirproxy: entries before the resource type")
 		}
-		return readEntries(s, st.entry)()
+		return readEntries(s, st.a.relink, st.entry)()
 	}, func(name string, start int64) error {
 		switch name {
 		case "entry":
@@ -92,6 +92,17 @@ func (st *streamer) run() error {
 			st.total = bytes.Clone(s.Bytes(start, s.Offset()))
 		case "meta":
 			st.meta = bytes.Clone(s.Bytes(start, s.Offset()))
+		case "link":
+			raw := s.Bytes(start, s.Offset())
+			if st.a.relink != nil {
+				if moved := st.a.relink.member(raw); moved != nil {
+					raw = moved
+				}
+			}
+			st.sep()
+			if _, err := st.w.Write(raw); err != nil {
+				return err
+			}
 		default:
 			st.sep()
 			if _, err := st.w.Write(s.Bytes(start, s.Offset())); err != nil {
@@ -142,7 +153,11 @@ func (st *streamer) entry(e bundleEntry) error {
 		} else {
 			_ = st.w.WriteByte(',')
 		}
-		if _, err := st.w.Write(st.s.Bytes(e.start, e.end)); err != nil {
+		raw := st.s.Bytes(e.start, e.end)
+		if e.movedURL != "" {
+			raw = appendEntry(nil, raw, &e)
+		}
+		if _, err := st.w.Write(raw); err != nil {
 			return err // the client has gone
 		}
 		st.sent++

@@ -22,11 +22,13 @@ import (
 
 // bigSearch serves a searchset of n ~1 KB Observations, every seventh for
 // p2, written as it goes (no Content-Length), resourceType first as FHIR
-// servers write it; with ?broken=1 the Bundle ends in invalid JSON.
+// servers write it, with links and fullUrls on its own base; with
+// ?broken=1 the Bundle ends in invalid JSON.
 func bigSearch(n int) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/fhir+json")
-		fmt.Fprintf(w, `{"resourceType":"Bundle","type":"searchset","total":%d,"entry":[`, n)
+		base := "http://" + r.Host
+		fmt.Fprintf(w, `{"resourceType":"Bundle","type":"searchset","total":%d,"link":[{"relation":"next","url":"%s/Observation?ct=2"}],"entry":[`, n, base)
 		for i := range n {
 			p := "p1"
 			if i%7 == 6 {
@@ -35,13 +37,30 @@ func bigSearch(n int) http.HandlerFunc {
 			if i > 0 {
 				fmt.Fprint(w, ",")
 			}
-			fmt.Fprintf(w, `{"resource":{"resourceType":"Observation","id":"o%d","subject":{"reference":"Patient/%s"},"code":{"text":%q}}}`, i, p, strings.Repeat("z", 900))
+			fmt.Fprintf(w, `{"fullUrl":"%s/Observation/o%d","resource":{"resourceType":"Observation","id":"o%d","subject":{"reference":"Patient/%s"},"code":{"text":%q}}}`, base, i, i, p, strings.Repeat("z", 900))
 		}
 		if r.URL.Query().Has("broken") {
 			fmt.Fprint(w, `,{"resource":{"resourceType":"Observation","id":"late","subject":{"reference":"Patient/p2"},"subject":{}}}]}`)
 			return
 		}
 		fmt.Fprint(w, `]}`)
+	}
+}
+
+// TestStreamedLinksMove: a streamed Bundle's links and fullUrls move onto
+// the proxy's base like a whole one's.
+func TestStreamedLinksMove(t *testing.T) {
+	f := newFixture(t)
+	up := httptest.NewServer(bigSearch(300))
+	defer up.Close()
+	f.proxy.Upstream, _ = url.Parse(up.URL)
+	f.proxy.Limits.StreamFrom = 64 << 10
+	f.proxy.Base = f.base
+	r := f.do("GET", "/Observation", f.token("launch/patient patient/Observation.rs", nil), "")
+	entries, _ := r.body["entry"].([]any)
+	if r.status != 200 || len(entries) == 0 || strings.Contains(r.raw, up.URL) || !strings.Contains(r.raw, `"`+f.base+`/Observation?ct=2"`) ||
+		!strings.Contains(r.raw, `"fullUrl":"`+f.base+`/Observation/o0"`) {
+		t.Errorf("%d, %d entries: %.300s", r.status, len(entries), r.raw)
 	}
 }
 

@@ -185,11 +185,17 @@ func (u *upstream) serve(w http.ResponseWriter, r *http.Request) {
 				map[string]any{"resource": u.resources["Patient/p2"], "search": map[string]any{"mode": "include"}})
 		}
 		u.mu.Unlock()
-		u.write(w, 200, map[string]any{"resourceType": "Bundle", "type": "searchset", "total": len(entries), "entry": entries})
+		// Paging links on the upstream's own base, as FHIR servers write them.
+		links := []any{map[string]any{"relation": "self", "url": u.ts.URL + r.URL.RequestURI()}}
+		if q.Has("_count") {
+			links = append(links, map[string]any{"relation": "next", "url": u.ts.URL + r.URL.RequestURI() + "&ct=page-2"})
+		}
+		u.write(w, 200, map[string]any{"resourceType": "Bundle", "type": "searchset", "total": len(entries), "link": links, "entry": entries})
 	case r.Method == http.MethodPost && len(segs) == 1 && segs[0] != "":
 		var res map[string]any
 		_ = json.Unmarshal(b, &res)
 		res["id"] = "new-1"
+		w.Header().Set("Location", u.ts.URL+"/"+segs[0]+"/new-1/_history/1")
 		u.write(w, 201, res)
 	case r.Method == http.MethodPut:
 		var res map[string]any

@@ -161,7 +161,7 @@ func Start(ctx context.Context, cfg Config) (*Sandbox, error) {
 		return nil, err
 	}
 	upstream, _ := url.Parse("http://" + dataLn.Addr().String())
-	proxy := &fhirproxy.Proxy{Upstream: upstream, Verifier: verifier, Audit: sb.async,
+	proxy := &fhirproxy.Proxy{Upstream: upstream, Verifier: verifier, Audit: sb.async, Base: sb.FHIRBase,
 		SMARTConfigURL: sb.FHIRBase + "/.well-known/smart-configuration", AuthorizeURL: sb.Issuer + "/authorize",
 		TokenURL: sb.Issuer + "/token", RevokeURL: sb.Issuer + "/revoke", IntrospectURL: sb.Issuer + "/introspect",
 		AllowOrigin: fhirproxy.RegisteredOrigins(sb.Auth.Clients, "")}
