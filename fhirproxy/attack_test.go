@@ -1,7 +1,10 @@
 package fhirproxy_test
 
 import (
+	"fmt"
 	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"slices"
 	"strings"
 	"testing"
@@ -460,5 +463,69 @@ func TestLinksMoveOntoTheProxyBase(t *testing.T) {
 	created := f.do("POST", "/Observation", tok, mustJSON(obs("x", "p1", "laboratory")))
 	if loc := created.header.Get("Location"); created.status != 201 || loc != f.base+"/Observation/new-1/_history/1" {
 		t.Errorf("create: %d, Location %q", created.status, loc)
+	}
+}
+
+// TestSignedPageLinks: a server that pages with a token at its base (as
+// HAPI does: [base]?_getpages=…) gets its page links signed for the grant,
+// patient and type of the search; followed, the page is forwarded as the
+// server wrote it and inspected like the search. A page link does not work
+// for another grant, and cannot be edited.
+func TestSignedPageLinks(t *testing.T) {
+	var got []string
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got = append(got, r.URL.RequestURI())
+		base := "http://" + r.Host
+		w.Header().Set("Content-Type", "application/fhir+json")
+		if r.URL.Query().Get("_getpages") == "" { // the first page
+			fmt.Fprintf(w, `{"resourceType":"Bundle","type":"searchset","link":[{"relation":"next","url":"%s?_getpages=abc&_getpagesoffset=1&_count=1"}],
+				"entry":[{"fullUrl":"%s/Observation/a","resource":{"resourceType":"Observation","id":"a","subject":{"reference":"Patient/p1"}}}]}`, base, base)
+			return
+		}
+		fmt.Fprintf(w, `{"resourceType":"Bundle","type":"searchset","link":[{"relation":"next","url":"%s?_getpages=abc&_getpagesoffset=2&_count=1"}],
+			"entry":[{"resource":{"resourceType":"Observation","id":"b","subject":{"reference":"Patient/p1"}}},
+			{"resource":{"resourceType":"Observation","id":"c","subject":{"reference":"Patient/p2"}}}]}`, base)
+	}))
+	defer up.Close()
+	f := newFixture(t)
+	f.proxy.Upstream, _ = url.Parse(up.URL)
+	f.proxy.Base = f.base
+	tok := f.token("launch/patient patient/Observation.rs", nil)
+	next := func(r result) string {
+		for _, l := range r.body["link"].([]any) {
+			if l := l.(map[string]any); l["relation"] == "next" {
+				return l["url"].(string)
+			}
+		}
+		return ""
+	}
+	first := f.do("GET", "/Observation?_count=1", tok, "")
+	link := next(first)
+	if first.status != 200 || !strings.HasPrefix(link, f.base+"?_page=") || strings.Contains(first.raw, up.URL) {
+		t.Fatalf("first page: %d, next %q: %.300s", first.status, link, first.raw)
+	}
+	got = nil
+	page := f.do("GET", strings.TrimPrefix(link, f.base), tok, "")
+	if page.status != 200 || len(got) != 1 || got[0] != "/?_getpages=abc&_getpagesoffset=1&_count=1" {
+		t.Fatalf("second page: %d, forwarded %q: %.300s", page.status, got, page.raw)
+	}
+	if !strings.Contains(page.raw, `"b"`) || strings.Contains(page.raw, `"c"`) || !strings.HasPrefix(next(page), f.base+"?_page=") {
+		t.Errorf("second page not inspected as the search: %s", page.raw)
+	}
+	got = nil
+	other := f.token("launch/patient patient/Observation.rs", nil) // another grant, the same patient
+	for name, target := range map[string]string{
+		"another grant's token": strings.TrimPrefix(link, f.base),
+		"an edited link":        strings.TrimPrefix(link, f.base)[:len(link)-len(f.base)-3] + "AAA",
+		"a forged link":         "?_page=eyJVcHN0cmVhbSI6Ij9fZ2V0cGFnZXM9eHl6In0.AAAA",
+	} {
+		bearer := tok
+		if name == "another grant's token" {
+			bearer = other
+		}
+		r := f.do("GET", target, bearer, "")
+		if r.status != 400 || len(got) != 0 {
+			t.Errorf("%s: %d, forwarded %q", name, r.status, got)
+		}
 	}
 }

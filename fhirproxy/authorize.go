@@ -234,7 +234,7 @@ func (a *access) inspects(in Interaction) bool {
 	case Delete, Capabilities:
 		return false
 	}
-	if a.patient != "" || !a.unrestricted || a.constrained != "" || in.unwrap != "" {
+	if a.patient != "" || !a.unrestricted || a.constrained != "" || in.unwrap != "" || in.pageURL != "" {
 		return true
 	}
 	switch in.Kind {

@@ -64,7 +64,9 @@
 // cut off rather than passed unchecked, and its total and meta follow its
 // entries. With Proxy.Base set, the paging links, fullUrls and Locations
 // the upstream writes on its own base come back on the proxy's, so clients
-// page through the proxy. With the default Transport, an upstream that does not begin a
+// page through the proxy; page-token links at the base (HAPI's
+// ?_getpages=…) come back signed for the client, grant, patient and type of
+// their search. With the default Transport, an upstream that does not begin a
 // response, or stalls in one, for longer than Proxy.Timeout is cut off
 // (504 before the response starts).
 //

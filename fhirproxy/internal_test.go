@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 	"testing/iotest"
+	"time"
 
 	"github.com/smartkit/smartkit/consent"
 	"github.com/smartkit/smartkit/scopes"
@@ -215,10 +216,10 @@ func FuzzInspectBody(f *testing.F) {
 	f.Add([]byte(`{"resourceType":"Bundle","type":"batch-response","entry":[{"response":{"status":"404 Not Found"}},{"resource":{"resourceType":"Observation","id":"o1","subject":{"reference":"Patient/p1"}},"response":{"status":"200"}}]}`))
 	f.Add([]byte(`{"resourceType":"Observation","id":"o1","Subject":{"reference":"Patient/p1"},"subject":{"reference":"Patient/p2"}}`))
 	f.Add([]byte(`{"resourceType":"Bundle","total":2,"entry":[{"resource":{"resourceType":"Observation","id":"a","subject":{"reference":"Patient/p1"}}},{"resource":{"resourceType":"Observation","id":"b","\u0073ubject":{"reference":"Patient/p2"}}}],"link":[]}`))
-	f.Add([]byte(`{"resourceType":"Bundle","link":[{"relation":"next","url":"http://up/Observation?ct=2"},{"url":"http://upstream/x"}],"entry":[{"fullUrl":"http://up/Observation/o1","resource":{"resourceType":"Observation","id":"o1","subject":{"reference":"Patient/p1"}}}]}`))
+	f.Add([]byte(`{"resourceType":"Bundle","link":[{"relation":"next","url":"http://up/Observation?ct=2"},{"url":"http://upstream/x"},{"url":"http://up?_getpages=1"}],"entry":[{"fullUrl":"http://up/Observation/o1","resource":{"resourceType":"Observation","id":"o1","subject":{"reference":"Patient/p1"}}}]}`))
 	a := testAccess("patient/*.rs")
 	moving := testAccess("patient/*.rs")
-	moving.relink = &relinker{"http://up", "https://proxy.example/fhir"}
+	moving.relink = &relinker{"http://up", "https://proxy.example/fhir", &Proxy{}}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		// Moving links changes nothing else, and moves every link and
 		// fullUrl on the upstream's base.
@@ -228,19 +229,36 @@ func FuzzInspectBody(f *testing.F) {
 			if json.Unmarshal(out, &got) != nil || json.Unmarshal(plain, &want) != nil {
 				t.Fatalf("invalid JSON out of %q: %q / %q", body, out, plain)
 			}
-			move := func(list any, key string) {
+			rl := moving.relink
+			move := func(list, out any, key string) {
 				items, _ := list.([]any)
-				for _, it := range items {
-					if m, ok := it.(map[string]any); ok {
-						if u, ok := m[key].(string); ok {
-							m[key], _ = moving.relink.move(u)
+				outs, _ := out.([]any)
+				for i, it := range items {
+					m, ok := it.(map[string]any)
+					u, isString := m[key].(string)
+					if !ok || !isString {
+						continue
+					}
+					rest, below := rl.below(u)
+					switch {
+					case !below:
+					case key == "url" && pageLink(rest):
+						// A page link comes back signed, naming the same page.
+						g, _ := outs[i].(map[string]any)[key].(string)
+						tok, ok := strings.CutPrefix(g, rl.to+"?"+pageParam+"=")
+						if pg, opened := rl.p.openPage(tok, time.Now()); !ok || !opened || pg.Upstream != rest {
+							t.Fatalf("page link %q became %q", u, g)
 						}
+						m[key] = g
+					default:
+						m[key] = rl.to + rest
 					}
 				}
 			}
 			if doc, ok := want.(map[string]any); ok && doc["resourceType"] == "Bundle" {
-				move(doc["link"], "url")
-				move(doc["entry"], "fullUrl")
+				gotDoc, _ := got.(map[string]any)
+				move(doc["link"], gotDoc["link"], "url")
+				move(doc["entry"], gotDoc["entry"], "fullUrl")
 			}
 			if !reflect.DeepEqual(got, want) {
 				t.Fatalf("moving links turned %q into %q (without: %q)", body, out, plain)
@@ -325,5 +343,28 @@ func TestSegments(t *testing.T) {
 		if _, err := parsePath("GET", p, "", Limits{}); err == nil {
 			t.Errorf("%s parsed", p)
 		}
+	}
+}
+
+// TestPageTokens: a signed page link opens only with the key it was
+// signed with (nodes sharing PageKey share links), only until it expires,
+// and only for page links at the base.
+func TestPageTokens(t *testing.T) {
+	now := time.Now()
+	ref := pageRef{Grant: "g1", Patient: "p1", Type: "Observation", Upstream: "?_getpages=abc", Expires: now.Add(pageTTL).Unix()}
+	a, b := &Proxy{PageKey: []byte("shared secret")}, &Proxy{PageKey: []byte("shared secret")}
+	tok := a.signPage(ref)
+	if got, ok := b.openPage(tok, now); !ok || got != ref {
+		t.Errorf("a node with the same key: %v %v", got, ok)
+	}
+	if _, ok := (&Proxy{}).openPage(tok, now); ok {
+		t.Error("opened with another key")
+	}
+	if _, ok := a.openPage(tok, now.Add(pageTTL+time.Minute)); ok {
+		t.Error("opened after it expired")
+	}
+	ref.Upstream = "/Observation?ct=2" // not a page link at the base
+	if _, ok := a.openPage(a.signPage(ref), now); ok {
+		t.Error("opened a link that is not at the base")
 	}
 }

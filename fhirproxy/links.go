@@ -1,10 +1,16 @@
 package fhirproxy
 
 import (
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"net/http"
 	"strings"
+	"time"
 
+	"github.com/smartkit/smartkit/audit"
 	"github.com/smartkit/smartkit/internal/jsonstrict"
 )
 
@@ -17,14 +23,17 @@ import (
 // edited to name another patient is refused like the search it then is).
 
 // relinker moves URLs from one base onto another.
-type relinker struct{ from, to string }
+type relinker struct {
+	from, to string
+	p        *Proxy // signs page links
+}
 
 // relinker returns the Proxy's, or nil when Base is not set (like the
 // other fields, Base and Upstream are read once, at first use).
 func (p *Proxy) relinker() *relinker {
 	p.linkOnce.Do(func() {
 		if p.Base != "" {
-			p.links = &relinker{strings.TrimSuffix(p.Upstream.String(), "/"), strings.TrimSuffix(p.Base, "/")}
+			p.links = &relinker{strings.TrimSuffix(p.Upstream.String(), "/"), strings.TrimSuffix(p.Base, "/"), p}
 		}
 	})
 	return p.links
@@ -32,11 +41,20 @@ func (p *Proxy) relinker() *relinker {
 
 // move returns u on the proxy's base when it is on the upstream's.
 func (rl *relinker) move(u string) (string, bool) {
-	rest, ok := strings.CutPrefix(u, rl.from)
-	if !ok || rest != "" && rest[0] != '/' && rest[0] != '?' {
+	rest, ok := rl.below(u)
+	if !ok {
 		return u, false
 	}
 	return rl.to + rest, true
+}
+
+// below returns what follows the upstream's base in u, if u is on it.
+func (rl *relinker) below(u string) (string, bool) {
+	rest, ok := strings.CutPrefix(u, rl.from)
+	if !ok || rest != "" && rest[0] != '/' && rest[0] != '?' {
+		return "", false
+	}
+	return rest, true
 }
 
 // headers moves Location and Content-Location.
@@ -51,10 +69,10 @@ func (rl *relinker) headers(h http.Header) {
 }
 
 // member returns a Bundle's top-level link member (its name and value, as
-// the Bundle holds them) with the urls on the upstream's base moved, or nil
-// when none is. A link member that is not an array of objects is left as it
-// is (the strict pass has checked it is JSON).
-func (rl *relinker) member(raw []byte) []byte {
+// the Bundle holds them) with the urls on the upstream's base moved, page
+// links signed for a, or nil when none is. A link member that is not an
+// array of objects is left as it is (the strict pass has checked it is JSON).
+func (rl *relinker) member(raw []byte, a *access) []byte {
 	colon := strings.IndexByte(string(raw), ':') // the name is "link", perhaps escaped: no colon in it
 	if colon < 0 {
 		return nil
@@ -76,7 +94,12 @@ func (rl *relinker) member(raw []byte) []byte {
 			if err != nil {
 				return err
 			}
-			if moved, ok := rl.move(string(v)); ok {
+			if rest, ok := rl.below(string(v)); ok {
+				moved := rl.to + rest
+				if pageLink(rest) {
+					moved = rl.to + "?" + pageParam + "=" + rl.p.signPage(pageRef{Client: a.tok.ClientID, Grant: audit.Ref(a.tok.GrantID), Patient: a.patient,
+						Type: a.pageType, Upstream: rest, Expires: time.Now().Add(pageTTL).Unix()})
+				}
 				edits = append(edits, edit{start, s.Offset(), moved})
 			}
 			return nil
@@ -94,4 +117,73 @@ func (rl *relinker) member(raw []byte) []byte {
 		prev = e.end
 	}
 	return append(out, value[prev:]...)
+}
+
+// Page links. Some servers page with a token at their base
+// ([base]?_getpages=…, as HAPI does) rather than on the search's own URL;
+// following such a link is no request the proxy can authorise from its
+// parts (it would be a search of every type). With Base set, the proxy
+// signs such a link (HMAC-SHA256 with Proxy.PageKey) together with what it
+// continues: the client, the grant, the patient, the type searched, and an
+// expiry. Following it, the proxy checks the signature, the expiry and that
+// the token carries the same client, grant and patient, authorises a search of that
+// type as it would the first page, forwards the upstream's own URL as it
+// was, and inspects the page like the search.
+
+const (
+	pageParam = "_page"
+	pageTTL   = time.Hour
+)
+
+// pageRef is what a signed page link carries.
+type pageRef struct {
+	Client        string
+	Grant         string // audit.Ref of the grant id: ids stay out of URLs
+	Patient, Type string // Type "" is a search of every type
+	Upstream      string // below the upstream's base: "?_getpages=…"
+	Expires       int64  // Unix seconds
+}
+
+// pageLink reports whether a link below the upstream's base is at the base
+// itself: a page token, not a search the proxy could authorise again.
+func pageLink(rest string) bool {
+	return strings.HasPrefix(rest, "?") || strings.HasPrefix(rest, "/?")
+}
+
+func (p *Proxy) pageKey() []byte {
+	p.pageOnce.Do(func() {
+		if p.PageKey != nil {
+			p.pageSecret = p.PageKey
+			return
+		}
+		p.pageSecret = make([]byte, 32)
+		_, _ = rand.Read(p.pageSecret)
+	})
+	return p.pageSecret
+}
+
+func (p *Proxy) signPage(ref pageRef) string {
+	payload, _ := json.Marshal(ref)
+	mac := hmac.New(sha256.New, p.pageKey())
+	mac.Write(payload)
+	return base64.RawURLEncoding.EncodeToString(payload) + "." + base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
+}
+
+// openPage returns the page a signed link names, if the signature holds
+// and it has not expired.
+func (p *Proxy) openPage(token string, now time.Time) (pageRef, bool) {
+	var ref pageRef
+	enc, sig, ok := strings.Cut(token, ".")
+	payload, err1 := base64.RawURLEncoding.DecodeString(enc)
+	got, err2 := base64.RawURLEncoding.DecodeString(sig)
+	if !ok || err1 != nil || err2 != nil {
+		return ref, false
+	}
+	mac := hmac.New(sha256.New, p.pageKey())
+	mac.Write(payload)
+	if !hmac.Equal(got, mac.Sum(nil)) || jsonstrict.Check(payload) != nil || json.Unmarshal(payload, &ref) != nil ||
+		now.Unix() > ref.Expires || !pageLink(ref.Upstream) {
+		return pageRef{}, false
+	}
+	return ref, true
 }

@@ -63,6 +63,11 @@ type Proxy struct {
 	// Empty leaves links as the upstream wrote them (give the upstream the
 	// proxy's base as its public address instead).
 	Base string
+	// PageKey signs the page-token links (HAPI's [base]?_getpages=…) that
+	// Base makes followable, binding each to its grant, patient and type
+	// for an hour; nil means a random key per Proxy (links then stop at a
+	// restart). Give every node behind one address the same key.
+	PageKey []byte
 	// SMARTConfigURL is advertised in WWW-Authenticate and the
 	// CapabilityStatement; typically {fhirBase}/.well-known/smart-configuration.
 	SMARTConfigURL string
@@ -85,6 +90,8 @@ type Proxy struct {
 	defaultTransport http.RoundTripper
 	linkOnce         sync.Once
 	links            *relinker
+	pageOnce         sync.Once
+	pageSecret       []byte
 	errLogOnce       sync.Once
 	errLog           *log.Logger
 }
@@ -145,8 +152,10 @@ type access struct {
 	// unrestricted: the clearance allows every label.
 	unrestricted bool
 	// relink moves the upstream's links onto the proxy's base (Proxy.Base);
-	// nil leaves them.
-	relink *relinker
+	// nil leaves them. pageType is the type the response's page links
+	// continue a search of ("" for every type).
+	relink   *relinker
+	pageType string
 }
 
 // refusal is a FHIR error the client sees; nothing has reached the upstream.
@@ -325,6 +334,18 @@ func (p *Proxy) admit(r *http.Request, in *Interaction, a *access) (*access, *re
 		return nil, &refusal{http.StatusUnauthorized, "login", "the token is not valid here", "invalid_token"}
 	}
 	p.accessFor(a, tok)
+	if in.Kind == SearchSystem && len(in.Params) == 1 && in.Params[0].Name == pageParam {
+		// A signed page link (links.go): the search it continues, for
+		// this grant and patient only, forwarded as the upstream wrote it.
+		pg, ok := p.openPage(in.Params[0].Value, time.Now())
+		if !ok || pg.Client != tok.ClientID || pg.Grant != audit.Ref(tok.GrantID) || pg.Patient != a.patient {
+			return a, refuse(http.StatusBadRequest, "invalid", "the page link is not valid for this token (or has expired)")
+		}
+		in.Kind, in.Type, in.Params, in.pageURL = SearchType, pg.Type, nil, pg.Upstream
+		if pg.Type == "" {
+			in.Kind = SearchSystem
+		}
+	}
 	if ref := p.authorize(in, a); ref != nil {
 		return a, ref
 	}
@@ -458,6 +479,13 @@ func (x *exchange) rewrite(pr *httputil.ProxyRequest) {
 	out.URL.Scheme, out.URL.Host = p.Upstream.Scheme, p.Upstream.Host
 	out.URL.Path = in.pathUnder(strings.TrimSuffix(p.Upstream.Path, "/"))
 	out.URL.RawPath, out.URL.RawQuery = "", encodeQuery(in.Params)
+	if in.pageURL != "" { // the upstream's own page link, as it wrote it (signed by the proxy)
+		path, query, _ := strings.Cut(in.pageURL, "?")
+		out.URL.Path, out.URL.RawQuery = strings.TrimSuffix(p.Upstream.Path, "/")+path, query
+		if out.URL.Path == "" {
+			out.URL.Path = "/"
+		}
+	}
 	out.Host = p.Upstream.Host
 	hdr := make(http.Header, 4)
 	for _, k := range forwardHeaders {

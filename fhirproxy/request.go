@@ -53,6 +53,9 @@ type Interaction struct {
 	// ifNoneExist holds a conditional create's criteria (If-None-Exist),
 	// re-encoded from their parsed form.
 	ifNoneExist string
+	// pageURL is a signed page link's target below the upstream's base,
+	// forwarded as the upstream wrote it (links.go).
+	pageURL string
 }
 
 // setIfNoneExist makes a create conditional on the criteria of an

@@ -40,6 +40,7 @@ func (x *exchange) inspect(resp *http.Response) (*refusal, error) {
 	if header(resp.Header, "Content-Encoding") != "" {
 		return refuse(http.StatusBadGateway, "not-supported", "the FHIR server answered compressed"), nil
 	}
+	a.pageType = in.Type // what the answer's page links continue
 	var body []byte
 	var err error
 	// An instance history and a batch response are read whole: one without
@@ -366,7 +367,7 @@ func (a *access) inspectBody(in Interaction, body []byte) ([]byte, []*projection
 		if a.relink != nil {
 			for i := range spans {
 				if m := &spans[i]; m.name == "link" {
-					m.repl = a.relink.member(body[m.start:m.end])
+					m.repl = a.relink.member(body[m.start:m.end], a)
 					relinked = relinked || m.repl != nil
 				}
 			}

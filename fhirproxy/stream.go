@@ -95,7 +95,7 @@ func (st *streamer) run() error {
 		case "link":
 			raw := s.Bytes(start, s.Offset())
 			if st.a.relink != nil {
-				if moved := st.a.relink.member(raw); moved != nil {
+				if moved := st.a.relink.member(raw, st.a); moved != nil {
 					raw = moved
 				}
 			}
