@@ -472,8 +472,12 @@ func rebuildBundle(body []byte, spans []span, entries []bundleEntry, fates []fat
 				}
 				n++
 			}
-			if n > 0 {
+			switch {
+			case n > 0:
 				out = append(out, ']')
+			case !removed: // empty or null as it came (nothing was taken out)
+				sep()
+				out = append(out, body[m.start:m.end]...)
 			}
 			continue
 		}
