@@ -397,6 +397,24 @@ func TestEverythingAndMetadata(t *testing.T) {
 	if r.status != 200 || !strings.Contains(r.raw, "oauth-uris") || !strings.Contains(r.raw, "SMART-on-FHIR") {
 		t.Fatalf("metadata: %d %s", r.status, r.raw)
 	}
+	// It lists only what the proxy supports: JSON, JSON patches, and of the
+	// operations only Patient $everything; no unknown type.
+	for _, gone := range []string{`"xml"`, "xml-patch", "export", "graphql", `"match"`, "lastn", "ImaginaryType"} {
+		if strings.Contains(r.raw, gone) {
+			t.Errorf("metadata lists %s: %s", gone, r.raw)
+		}
+	}
+	for _, kept := range []string{`"everything"`, "json-patch", `"Observation"`, `"read"`} {
+		if !strings.Contains(r.raw, kept) {
+			t.Errorf("metadata lost %s: %s", kept, r.raw)
+		}
+	}
+	// With Base set, the implementation's address is the proxy's.
+	f = newFixture(t)
+	f.proxy.Base = f.base
+	if r := f.do("GET", "/metadata", "", ""); strings.Contains(r.raw, f.up.ts.URL) || !strings.Contains(r.raw, `"url":"`+f.base+`"`) {
+		t.Errorf("metadata with Base: %s", r.raw)
+	}
 }
 
 func TestEveryRequestAudited(t *testing.T) {

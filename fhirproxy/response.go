@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -210,9 +211,22 @@ func (p *Proxy) capabilities(resp *http.Response) error {
 	for _, r := range rest {
 		if m, ok := r.(map[string]any); ok {
 			m["security"] = security
+			supportedOnly(m)
 		}
 	}
 	cs["rest"] = rest
+	// Only JSON is served (anything else is 406), and patches only in JSON.
+	cs["format"] = []any{"application/fhir+json", "json"}
+	if pf, ok := cs["patchFormat"].([]any); ok {
+		cs["patchFormat"] = slices.DeleteFunc(pf, func(f any) bool { s, _ := f.(string); return !strings.Contains(s, "json") })
+	}
+	if rl := p.relinker(); rl != nil {
+		if impl, ok := cs["implementation"].(map[string]any); ok {
+			if u, ok := impl["url"].(string); ok {
+				impl["url"], _ = rl.move(u)
+			}
+		}
+	}
 	out, err := json.Marshal(cs)
 	if err != nil {
 		return err
@@ -489,4 +503,37 @@ func rebuildBundle(body []byte, spans []span, entries []bundleEntry, fates []fat
 		out = append(out, redacted...)
 	}
 	return append(out, '}')
+}
+
+// supportedOnly removes from a CapabilityStatement's rest entry what the
+// proxy refuses to everyone: every operation but Patient/{id}/$everything,
+// and resource types outside FHIR R4.
+func supportedOnly(rest map[string]any) {
+	delete(rest, "operation") // no system-level operation is allowed
+	resources, _ := rest["resource"].([]any)
+	resources = slices.DeleteFunc(resources, func(r any) bool {
+		m, ok := r.(map[string]any)
+		t, _ := m["type"].(string)
+		return !ok || !knownType(t)
+	})
+	for _, r := range resources {
+		m := r.(map[string]any)
+		if m["type"] != "Patient" {
+			delete(m, "operation")
+			continue
+		}
+		ops, _ := m["operation"].([]any)
+		ops = slices.DeleteFunc(ops, func(o any) bool {
+			op, _ := o.(map[string]any)
+			return op["name"] != "everything"
+		})
+		if len(ops) == 0 {
+			delete(m, "operation")
+		} else {
+			m["operation"] = ops
+		}
+	}
+	if resources != nil {
+		rest["resource"] = resources
+	}
 }

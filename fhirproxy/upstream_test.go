@@ -137,8 +137,19 @@ func (u *upstream) serve(w http.ResponseWriter, r *http.Request) {
 		}
 		u.write(w, 200, map[string]any{"resourceType": "Bundle", "type": "history", "total": len(entries), "entry": entries})
 	case segs[0] == "metadata":
+		op := func(name string) map[string]any {
+			return map[string]any{"name": name, "definition": "http://hl7.org/fhir/OperationDefinition/" + name}
+		}
 		u.write(w, 200, map[string]any{"resourceType": "CapabilityStatement", "status": "active", "kind": "instance", "fhirVersion": "4.0.1",
-			"format": []any{"json"}, "rest": []any{map[string]any{"mode": "server"}}})
+			"implementation": map[string]any{"description": "test server", "url": u.ts.URL},
+			"format":         []any{"xml", "json"}, "patchFormat": []any{"application/json-patch+json", "application/xml-patch+xml"},
+			"rest": []any{map[string]any{"mode": "server",
+				"operation": []any{op("export"), op("graphql")},
+				"resource": []any{
+					map[string]any{"type": "Patient", "operation": []any{op("everything"), op("match")}},
+					map[string]any{"type": "Observation", "operation": []any{op("lastn")}, "interaction": []any{map[string]any{"code": "read"}}},
+					map[string]any{"type": "ImaginaryType"},
+				}}}})
 	case r.Method == http.MethodGet && len(segs) == 2:
 		u.mu.Lock()
 		res, ok := u.resources[segs[0]+"/"+segs[1]]
