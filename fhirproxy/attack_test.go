@@ -529,3 +529,38 @@ func TestSignedPageLinks(t *testing.T) {
 		}
 	}
 }
+
+// TestUpstreamResponseHeaders: of the upstream's response headers only
+// those that describe the answer reach the client: no cookie lands on the
+// proxy's origin, no Alt-Svc or Link leads elsewhere, nothing discloses the
+// upstream, and no trailer follows.
+func TestUpstreamResponseHeaders(t *testing.T) {
+	f := newFixture(t)
+	f.up.header = http.Header{
+		"Set-Cookie": {"JSESSIONID=upstream; Path=/"}, "Alt-Svc": {`h3=":443"`}, "Link": {"</Patient/p2>; rel=preload"},
+		"Server": {"HAPI FHIR 7.0"}, "X-Powered-By": {"HAPI"}, "Strict-Transport-Security": {"max-age=0"},
+		"X-Internal-Path": {"/var/lib/fhir"}, "Trailer": {"X-Checksum"}, "X-Request-Id": {"req-7"},
+	}
+	tok := f.token("launch/patient patient/Observation.cruds", nil)
+	all := append(append(slices.Clone(consent.SensitiveTags), consent.HighlySensitiveTags...), consent.SegmentedTags...)
+	sys := f.token("system/Observation.rs", &consent.Clearance{MaxConfidentiality: consent.VeryRestricted, Tags: all})
+	for name, r := range map[string]result{
+		"inspected read":   f.do("GET", "/Observation/lab-1", tok, ""),
+		"uninspected read": f.do("GET", "/Observation/lab-1", sys, ""),
+		"search":           f.do("GET", "/Observation", tok, ""),
+		"create":           f.do("POST", "/Observation", tok, mustJSON(obs("x", "p1", "laboratory"))),
+		"metadata":         f.do("GET", "/metadata", "", ""),
+	} {
+		for _, k := range []string{"Set-Cookie", "Alt-Svc", "Link", "Server", "X-Powered-By", "Strict-Transport-Security", "X-Internal-Path", "Trailer"} {
+			if v := r.header.Values(k); len(v) > 0 {
+				t.Errorf("%s (%d): %s passed on: %q", name, r.status, k, v)
+			}
+		}
+		if r.header.Get("Content-Type") == "" || r.header.Get("X-Request-Id") != "req-7" {
+			t.Errorf("%s (%d): the answer's own headers were lost: %v", name, r.status, r.header)
+		}
+	}
+	if r := f.do("GET", "/Observation/lab-1", tok, ""); r.header.Get("Etag") == "" || r.header.Get("Last-Modified") == "" {
+		t.Errorf("validators lost: %v", r.header)
+	}
+}

@@ -3,7 +3,6 @@ package fhirproxy
 import (
 	"context"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
 
@@ -95,13 +94,4 @@ func (p *Proxy) allowOrigin(ctx context.Context, h http.Header, origin string, a
 	}
 	h.Set("Access-Control-Allow-Origin", origin)
 	h.Set("Access-Control-Expose-Headers", corsExpose)
-}
-
-// dropUpstreamCORS removes the upstream's CORS headers; the proxy's own apply.
-func dropUpstreamCORS(h http.Header) {
-	for k := range h {
-		if strings.HasPrefix(k, "Access-Control-") {
-			delete(h, k)
-		}
-	}
 }

@@ -469,6 +469,23 @@ func (x *exchange) Get() []byte {
 // Put is part of httputil.BufferPool; the buffer stays with the exchange.
 func (x *exchange) Put([]byte) {}
 
+// answerHeaders are the upstream's response headers passed to the client
+// (canonical names); the others, such as Set-Cookie (which would land on
+// the proxy's origin), Alt-Svc, Link (an address the proxy has not judged),
+// Server and the upstream's own CORS, are dropped, and so are trailers.
+var answerHeaders = map[string]bool{"Content-Type": true, "Content-Length": true, "Content-Encoding": true,
+	"Content-Language": true, "Etag": true, "Last-Modified": true, "Location": true, "Content-Location": true,
+	"Date": true, "Retry-After": true, "Vary": true, "X-Request-Id": true, "X-Correlation-Id": true}
+
+func upstreamHeaders(resp *http.Response) {
+	for k := range resp.Header {
+		if !answerHeaders[k] {
+			delete(resp.Header, k)
+		}
+	}
+	resp.Trailer = nil
+}
+
 // forwardHeaders are the request headers passed upstream (canonical names).
 // If-None-Exist goes as parsed (Interaction.ifNoneExist).
 var forwardHeaders = [...]string{"Accept-Encoding", "If-Match", "If-None-Match", "If-Modified-Since", "Content-Type"}
@@ -527,7 +544,7 @@ func (x *exchange) rewrite(pr *httputil.ProxyRequest) {
 // modify checks the upstream's response and records the event before any
 // of it goes out.
 func (x *exchange) modify(resp *http.Response) error {
-	dropUpstreamCORS(resp.Header) // the proxy's own are set by the writer
+	upstreamHeaders(resp) // the proxy's own CORS and security headers are set by the writer
 	if rl := x.p.relinker(); rl != nil {
 		rl.headers(resp.Header)
 	}
