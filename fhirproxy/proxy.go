@@ -275,6 +275,9 @@ var fhirJSON = []string{"application/fhir+json"}
 // returns the access (a, filled in) once the token is verified, and a
 // refusal for anything not allowed; nothing is forwarded then.
 func (p *Proxy) admit(r *http.Request, in *Interaction, a *access) (*access, *refusal) {
+	if headerBytes(r.Header, p.Limits.header()) > p.Limits.header() {
+		return nil, refuse(http.StatusRequestHeaderFieldsTooLarge, "too-costly", "the request headers are too large")
+	}
 	if r.URL.RawPath != "" || r.RequestURI != "" && !strings.HasPrefix(r.RequestURI, "/") {
 		return nil, refuse(http.StatusBadRequest, "invalid", "the request target must be a plain path")
 	}

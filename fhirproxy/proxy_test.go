@@ -3,6 +3,7 @@ package fhirproxy_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -183,6 +184,13 @@ func TestPathAndQueryDifferentials(t *testing.T) {
 	}
 	many := "/Observation?" + strings.Repeat("code=1&", 70)
 	f.refused("too many parameters", f.do("GET", many, tok, ""), 400)
+	f.refused("a long URL", f.do("GET", "/Observation?code="+strings.Repeat("x", 9<<10), tok, ""), 400)
+	f.refused("large headers", f.do("GET", "/Observation", tok, "", "X-Padding", strings.Repeat("x", 17<<10)), 431)
+	headers := []string{}
+	for i := range 400 {
+		headers = append(headers, fmt.Sprintf("X-H%d", i), strings.Repeat("y", 40))
+	}
+	f.refused("many headers", f.do("GET", "/Observation", tok, "", headers...), 431)
 	f.refused("method override", f.do("GET", "/Observation", tok, "", "X-HTTP-Method-Override", "DELETE"), 400)
 }
 

@@ -2,6 +2,7 @@ package fhirproxy
 
 import (
 	"errors"
+	"net/http"
 	"net/url"
 	"strings"
 	"time"
@@ -99,6 +100,10 @@ type Limits struct {
 	// Constrained reads and proxies with a Transform always read whole.
 	StreamFrom int64
 	MaxEntry   int // Bundle entries in a batch; 0 means 100
+	// MaxHeader bounds the request's header bytes (names and values), on
+	// top of the server's own MaxHeaderBytes (1 MiB by default); 0 means
+	// 16 KiB.
+	MaxHeader int
 }
 
 // or returns v, or def when v is not positive: the zero values of Limits
@@ -116,6 +121,21 @@ func (l Limits) body() int64       { return or(l.MaxBody, 2<<20) }
 func (l Limits) resp() int64       { return or(l.MaxResp, 64<<20) }
 func (l Limits) streamFrom() int64 { return or(l.StreamFrom, 1<<20) }
 func (l Limits) entries() int      { return or(l.MaxEntry, 100) }
+func (l Limits) header() int       { return or(l.MaxHeader, 16<<10) }
+
+// headerBytes counts a header's names and values, stopping past limit.
+func headerBytes(h http.Header, limit int) int {
+	n := 0
+	for k, vs := range h {
+		for _, v := range vs {
+			n += len(k) + len(v)
+		}
+		if n > limit {
+			break
+		}
+	}
+	return n
+}
 
 // validID is FHIR's id syntax: [A-Za-z0-9\-\.]{1,64}, and not "." or "..".
 func validID(s string) bool {
