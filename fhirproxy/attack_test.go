@@ -564,3 +564,34 @@ func TestUpstreamResponseHeaders(t *testing.T) {
 		t.Errorf("validators lost: %v", r.header)
 	}
 }
+
+// TestCountCeiling: a page size over Limits.MaxCount is lowered to it,
+// whether in the query or a POST _search form; one that is not a
+// non-negative integer is refused.
+func TestCountCeiling(t *testing.T) {
+	f := newFixture(t)
+	tok := f.token("launch/patient patient/Observation.rs", nil)
+	for _, q := range []string{"_count=1000000", "_count=1001&_count=5"} {
+		r := f.do("GET", "/Observation?"+q, tok, "")
+		got := f.up.requests()
+		if r.status != 200 || len(got) != 1 || got[0].URL.Query()["_count"][0] != "1000" {
+			t.Errorf("%s: %d, forwarded %v", q, r.status, got)
+		}
+		f.up.reset()
+	}
+	req, _ := http.NewRequest("POST", f.base+"/Observation/_search", strings.NewReader("_count=99999"))
+	req.Header.Set("Authorization", "Bearer "+tok)
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if got := f.up.requests(); resp.StatusCode != 200 || len(got) != 1 || !strings.Contains(f.up.bodies[0], "_count=1000&") && !strings.HasSuffix(f.up.bodies[0], "_count=1000") {
+		t.Errorf("POST _search: %d, forwarded %q", resp.StatusCode, f.up.bodies)
+	}
+	f.up.reset()
+	for _, q := range []string{"_count=abc", "_count=-1", "_count=1e3", "_count="} {
+		f.refused(q, f.do("GET", "/Observation?"+q, tok, ""), 400)
+	}
+}

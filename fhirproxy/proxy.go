@@ -297,6 +297,7 @@ func (p *Proxy) admit(r *http.Request, in *Interaction, a *access) (*access, *re
 	if err == nil && r.Header["If-None-Exist"] != nil {
 		err = in.setIfNoneExist(r.Header["If-None-Exist"], p.Limits)
 	}
+
 	if err != nil {
 		return nil, refuse(http.StatusBadRequest, "invalid", err.Error())
 	}
@@ -324,6 +325,9 @@ func (p *Proxy) admit(r *http.Request, in *Interaction, a *access) (*access, *re
 		}
 		in.Params = append(in.Params, more...)
 		r.Body = http.NoBody
+	}
+	if err := capCount(in.Params, p.Limits.count()); err != nil {
+		return nil, refuse(http.StatusBadRequest, "invalid", err.Error())
 	}
 	raw, ok := smart.BearerToken(r)
 	if !ok {

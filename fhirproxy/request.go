@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -104,6 +105,9 @@ type Limits struct {
 	// top of the server's own MaxHeaderBytes (1 MiB by default); 0 means
 	// 16 KiB.
 	MaxHeader int
+	// MaxCount is the ceiling of a search's _count: a larger page size is
+	// lowered to it (a server may always return fewer); 0 means 1000.
+	MaxCount int
 }
 
 // or returns v, or def when v is not positive: the zero values of Limits
@@ -122,6 +126,25 @@ func (l Limits) resp() int64       { return or(l.MaxResp, 64<<20) }
 func (l Limits) streamFrom() int64 { return or(l.StreamFrom, 1<<20) }
 func (l Limits) entries() int      { return or(l.MaxEntry, 100) }
 func (l Limits) header() int       { return or(l.MaxHeader, 16<<10) }
+func (l Limits) count() int        { return or(l.MaxCount, 1000) }
+
+// capCount lowers every _count to the ceiling; one that is not a
+// non-negative integer is not understood.
+func capCount(ps []Param, most int) error {
+	for i := range ps {
+		if ps[i].Name != "_count" {
+			continue
+		}
+		n, err := strconv.Atoi(ps[i].Value)
+		if err != nil || n < 0 {
+			return parseError("_count must be a non-negative integer")
+		}
+		if n > most {
+			ps[i].Value = strconv.Itoa(most)
+		}
+	}
+	return nil
+}
 
 // headerBytes counts a header's names and values, stopping past limit.
 func headerBytes(h http.Header, limit int) int {
