@@ -47,14 +47,21 @@ func bigSearch(n int) http.HandlerFunc {
 	}
 }
 
+// streamFixture is the proxy in front of bigSearch(300), streaming Bundles
+// over 64 KiB.
+func streamFixture(t *testing.T) (*fixture, *httptest.Server) {
+	f := newFixture(t)
+	up := httptest.NewServer(bigSearch(300))
+	t.Cleanup(up.Close)
+	f.proxy.Upstream, _ = url.Parse(up.URL)
+	f.proxy.Limits.StreamFrom = 64 << 10
+	return f, up
+}
+
 // TestStreamedLinksMove: a streamed Bundle's links and fullUrls move onto
 // the proxy's base like a whole one's.
 func TestStreamedLinksMove(t *testing.T) {
-	f := newFixture(t)
-	up := httptest.NewServer(bigSearch(300))
-	defer up.Close()
-	f.proxy.Upstream, _ = url.Parse(up.URL)
-	f.proxy.Limits.StreamFrom = 64 << 10
+	f, up := streamFixture(t)
 	f.proxy.Base = f.base
 	r := f.do("GET", "/Observation", f.token("launch/patient patient/Observation.rs", nil), "")
 	entries, _ := r.body["entry"].([]any)
@@ -69,11 +76,7 @@ func TestStreamedLinksMove(t *testing.T) {
 // before it starts and again for what it withheld; a Bundle that turns
 // invalid is cut off, and the client's read fails.
 func TestStreamedBundle(t *testing.T) {
-	f := newFixture(t)
-	up := httptest.NewServer(bigSearch(300))
-	defer up.Close()
-	f.proxy.Upstream, _ = url.Parse(up.URL)
-	f.proxy.Limits.StreamFrom = 64 << 10
+	f, _ := streamFixture(t)
 	tok := f.token("launch/patient patient/Observation.rs", nil)
 
 	r := f.do("GET", "/Observation", tok, "")

@@ -13,16 +13,23 @@ import (
 	"github.com/smartkit/smartkit/smart"
 )
 
+// patientToken mints an access token of the example app for pt-001.
+func patientToken(t *testing.T, sb *Sandbox, scope string) string {
+	t.Helper()
+	tok, err := sb.Auth.Mint(context.Background(), "", smart.Grant{ClientID: ExampleAppID, UserID: "patient", FHIRUser: "Patient/pt-001",
+		Scope: scope, Audience: sb.FHIRBase, Context: launch.Context{Patient: "pt-001"}}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
 // TestProxyInFrontOfTheSandboxData runs attack classes of the security
 // baseline's proxy section against the sandbox's own FHIR data server, with
 // a patient/ token for pt-001 of the example app.
 func TestProxyInFrontOfTheSandboxData(t *testing.T) {
 	sb := startSandbox(t)
-	tok, err := sb.Auth.Mint(context.Background(), "", smart.Grant{ClientID: ExampleAppID, UserID: "patient", FHIRUser: "Patient/pt-001",
-		Scope: "launch/patient patient/*.rs", Audience: sb.FHIRBase, Context: launch.Context{Patient: "pt-001"}}, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
+	tok := patientToken(t, sb, "launch/patient patient/*.rs")
 	get := func(path string) (int, string) {
 		t.Helper()
 		req, _ := http.NewRequest(http.MethodGet, sb.FHIRBase+path, nil)
@@ -119,11 +126,7 @@ func TestProxyInFrontOfTheSandboxData(t *testing.T) {
 
 	// A write into another patient's compartment is refused and the data
 	// server is unchanged.
-	wtok, err := sb.Auth.Mint(context.Background(), "", smart.Grant{ClientID: ExampleAppID, UserID: "patient", FHIRUser: "Patient/pt-001",
-		Scope: "launch/patient patient/Observation.c", Audience: sb.FHIRBase, Context: launch.Context{Patient: "pt-001"}}, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
+	wtok := patientToken(t, sb, "launch/patient patient/Observation.c")
 	sb.fhir.mu.RLock()
 	before := len(sb.fhir.current)
 	sb.fhir.mu.RUnlock()
@@ -165,11 +168,7 @@ func TestProxyInFrontOfTheSandboxData(t *testing.T) {
 // is refused like the search it is).
 func TestPagingThroughTheProxy(t *testing.T) {
 	sb := startSandbox(t)
-	tok, err := sb.Auth.Mint(context.Background(), "", smart.Grant{ClientID: ExampleAppID, UserID: "patient", FHIRUser: "Patient/pt-001",
-		Scope: "launch/patient patient/*.rs", Audience: sb.FHIRBase, Context: launch.Context{Patient: "pt-001"}}, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
+	tok := patientToken(t, sb, "launch/patient patient/*.rs")
 	get := func(target string) (int, map[string]any) {
 		t.Helper()
 		req, _ := http.NewRequest(http.MethodGet, target, nil)
