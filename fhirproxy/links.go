@@ -150,6 +150,25 @@ func pageLink(rest string) bool {
 	return strings.HasPrefix(rest, "?") || strings.HasPrefix(rest, "/?")
 }
 
+// followPage turns a request for a signed page link ([Base]?_page=…) into
+// the search it continues, for the client, grant and patient it was signed
+// for only, to be authorised as that search and forwarded as the upstream
+// wrote it. Any other request is left as it is.
+func (p *Proxy) followPage(in *Interaction, a *access) *refusal {
+	if in.Kind != SearchSystem || len(in.Params) != 1 || in.Params[0].Name != pageParam {
+		return nil
+	}
+	pg, ok := p.openPage(in.Params[0].Value, time.Now())
+	if !ok || pg.Client != a.tok.ClientID || pg.Grant != audit.Ref(a.tok.GrantID) || pg.Patient != a.patient {
+		return refuse(http.StatusBadRequest, "invalid", "the page link is not valid for this token (or has expired)")
+	}
+	in.Kind, in.Type, in.Params, in.pageURL = SearchType, pg.Type, nil, pg.Upstream
+	if pg.Type == "" {
+		in.Kind = SearchSystem
+	}
+	return nil
+}
+
 func (p *Proxy) pageKey() []byte {
 	p.pageOnce.Do(func() {
 		if p.PageKey != nil {

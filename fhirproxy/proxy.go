@@ -341,17 +341,8 @@ func (p *Proxy) admit(r *http.Request, in *Interaction, a *access) (*access, *re
 		return nil, &refusal{http.StatusUnauthorized, "login", "the token is not valid here", "invalid_token"}
 	}
 	p.accessFor(a, tok)
-	if in.Kind == SearchSystem && len(in.Params) == 1 && in.Params[0].Name == pageParam {
-		// A signed page link (links.go): the search it continues, for
-		// this grant and patient only, forwarded as the upstream wrote it.
-		pg, ok := p.openPage(in.Params[0].Value, time.Now())
-		if !ok || pg.Client != tok.ClientID || pg.Grant != audit.Ref(tok.GrantID) || pg.Patient != a.patient {
-			return a, refuse(http.StatusBadRequest, "invalid", "the page link is not valid for this token (or has expired)")
-		}
-		in.Kind, in.Type, in.Params, in.pageURL = SearchType, pg.Type, nil, pg.Upstream
-		if pg.Type == "" {
-			in.Kind = SearchSystem
-		}
+	if ref := p.followPage(in, a); ref != nil {
+		return a, ref
 	}
 	if ref := p.authorize(in, a); ref != nil {
 		return a, ref
