@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/smartkit/smartkit/consent"
@@ -593,5 +594,54 @@ func TestCountCeiling(t *testing.T) {
 	f.up.reset()
 	for _, q := range []string{"_count=abc", "_count=-1", "_count=1e3", "_count="} {
 		f.refused(q, f.do("GET", "/Observation?"+q, tok, ""), 400)
+	}
+}
+
+// TestConcurrentRequests: requests served at once, through pooled
+// exchanges, each get exactly their own answer (run with -race).
+func TestConcurrentRequests(t *testing.T) {
+	f := newFixture(t)
+	f.up.forgetful = true
+	f.proxy.Base = f.base
+	tok := f.token("launch/patient patient/Observation.rs", nil)
+	missing := f.do("GET", "/Observation/nope", tok, "").raw
+	check := func(i int) error {
+		switch i % 4 {
+		case 0:
+			if r := f.do("GET", "/Observation/lab-1", tok, ""); r.status != 200 || r.body["id"] != "lab-1" || r.header.Get("Cache-Control") != "no-store" {
+				return fmt.Errorf("own read: %d %.100s", r.status, r.raw)
+			}
+		case 1:
+			if r := f.do("GET", "/Observation/lab-2", tok, ""); r.status != 404 || r.raw != missing {
+				return fmt.Errorf("another's read: %d %.100s", r.status, r.raw)
+			}
+		case 2:
+			if r := f.do("GET", "/Observation?_count=3", tok, ""); r.status != 200 || strings.Contains(r.raw, "Patient/p2") || strings.Contains(r.raw, f.up.ts.URL) {
+				return fmt.Errorf("search: %d %.200s", r.status, r.raw)
+			}
+		case 3:
+			r := f.do("POST", "/", tok, `{"resourceType":"Bundle","type":"batch","entry":[{"request":{"method":"GET","url":"Observation/lab-2"}},{"request":{"method":"GET","url":"Observation/lab-1"}}]}`)
+			if entries, _ := r.body["entry"].([]any); r.status != 200 || len(entries) != 2 || !strings.Contains(mustJSON(entries[1]), `"lab-1"`) {
+				return fmt.Errorf("batch: %d %.200s", r.status, r.raw)
+			}
+		}
+		return nil
+	}
+	errs := make(chan error, 8)
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Go(func() {
+			for i := range 40 {
+				if err := check(w + i); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
 	}
 }
