@@ -645,3 +645,50 @@ func TestConcurrentRequests(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestWritesAreValidR4: a written resource must be valid against the R4
+// base specification (after the security checks, which keep their codes);
+// the refusal names where, not what.
+func TestWritesAreValidR4(t *testing.T) {
+	f := newFixture(t)
+	tok := f.token("launch/patient patient/Observation.cruds", nil)
+	subject := `"subject":{"reference":"Patient/p1"}`
+	for name, body := range map[string]string{
+		"a required element missing": `{"resourceType":"Observation","status":"final",` + subject + `}`,
+		"an unknown element":         `{"resourceType":"Observation","status":"final","code":{"text":"x"},"sekret":"value-1",` + subject + `}`,
+		"a code outside its set":     `{"resourceType":"Observation","status":"value-2","code":{"text":"x"},` + subject + `}`,
+		"a malformed date":           `{"resourceType":"Observation","status":"final","code":{"text":"x"},"effectiveDateTime":"value-3",` + subject + `}`,
+	} {
+		r := f.do("POST", "/Observation", tok, body)
+		f.refused(name, r, 400)
+		if !strings.Contains(r.raw, "not valid FHIR R4") || strings.Contains(r.raw, "value-") {
+			t.Errorf("%s: %s", name, r.raw)
+		}
+	}
+	f.refused("an invalid update", f.do("PUT", "/Observation/lab-1", tok, `{"resourceType":"Observation","id":"lab-1","status":"final",`+subject+`}`), 400)
+	user := f.token("user/Observation.cruds", nil)
+	f.refused("an invalid resource in a transaction", f.do("POST", "/", user, `{"resourceType":"Bundle","type":"transaction","entry":[
+		{"request":{"method":"POST","url":"Observation"},"resource":{"resourceType":"Observation","status":"final","code":{"text":"x"}}},
+		{"request":{"method":"POST","url":"Observation"},"resource":{"resourceType":"Observation","status":"final"}}]}`), 400)
+	// Security refusals come first, with their own codes.
+	f.refused("invalid and for another patient", f.do("POST", "/Observation", tok, `{"resourceType":"Observation","subject":{"reference":"Patient/p2"}}`), 403)
+	// Extensions, primitive extensions and contained resources are valid.
+	valid := `{"resourceType":"Observation","status":"final","_status":{"extension":[{"url":"http://x.example/e","valueString":"y"}]},
+		"extension":[{"url":"http://x.example/f","valueBoolean":true}],"contained":[{"resourceType":"Practitioner","id":"pr"}],
+		"performer":[{"reference":"#pr"}],"code":{"text":"x"},` + subject + `}`
+	if r := f.do("POST", "/Observation", tok, valid); r.status != 201 {
+		t.Errorf("a valid resource with extensions: %d %s", r.status, r.raw)
+	}
+	// Concurrently (the parser is shared).
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for range 10 {
+				if r := f.do("POST", "/Observation", tok, valid); r.status != 201 {
+					t.Errorf("concurrent valid create: %d", r.status)
+				}
+			}
+		})
+	}
+	wg.Wait()
+}

@@ -34,7 +34,8 @@
 // iterating includes, _filter, _list, system-wide search and history, type
 // history, PATCH and conditional writes (including a create with
 // If-None-Exist) are refused (fail closed); writes are checked on the new
-// content and on the stored version, and a PUT to an id that does not exist
+// content (which must also be valid R4, checked with google/fhir/go) and on
+// the stored version, and a PUT to an id that does not exist
 // answers 404 as one to another patient's record does (no update-as-create
 // with patient context). Operations are
 // denied unless listed: Patient/{id}/$everything with read and search of
