@@ -30,21 +30,20 @@
 //     sensitivity tag it does not release are withheld; a Bundle that lost
 //     entries for their labels is marked REDACTED and its total dropped.
 //
-// For patient/ tokens, reverse chains (_has), chains, _revinclude,
-// iterating includes, _filter, _list, system-wide search and history, type
-// history, PATCH and conditional writes (including a create with
-// If-None-Exist) are refused (fail closed); writes are checked on the new
-// content (which must also be valid R4, checked with google/fhir/go) and on
-// the stored version, and a PUT to an id that does not exist
-// answers 404 as one to another patient's record does (no update-as-create
-// with patient context). Operations are
-// denied unless listed: Patient/{id}/$everything with read and search of
-// every type. A constrained read becomes a search by _id with the
-// constraint, so the FHIR server proves the match. Batches are authorised
-// entry by entry; one refused entry refuses the Bundle, and in a batch
-// response an entry the token may not see reads exactly like one the
-// server did not find. An instance history with no visible version is a
-// 404. A write whose stored result the token may not read is answered like
+// For patient/ tokens, reverse chains (_has), chains, _revinclude, iterating
+// includes, _filter, _list, system-wide search and history, type history,
+// PATCH and conditional writes (including a create with If-None-Exist) are
+// refused (fail closed); writes are checked on the new content (which must
+// also be valid R4, checked with google/fhir/go) and on the stored version,
+// and a PUT to an id that does not exist answers 404 as one to another
+// patient's record does (no update-as-create with patient context).
+// Operations are denied unless listed: Patient/{id}/$everything with read
+// and search of every type. A constrained read becomes a search by _id with
+// the constraint, so the FHIR server proves the match. Batches are
+// authorised entry by entry; one refused entry refuses the Bundle, and in a
+// batch response an entry the token may not see reads exactly like one the
+// server did not find. An instance history with no visible version is a 404.
+// A write whose stored result the token may not read is answered like
 // Prefer: return=minimal (status and Location, no body). Conditional reads
 // (If-None-Match, If-Modified-Since) of inspected answers are evaluated by
 // the proxy once the resource is judged visible, never by a bodiless 304
@@ -52,23 +51,23 @@
 //
 // # Reading responses
 //
-// A response is read only when the request cannot prove it: with no
-// patient context, a clearance that allows every label and an answer that
-// can hold only the authorised type, it passes as from a plain reverse
-// proxy. Otherwise responses are read strictly in one pass (member names matched exactly, as
-// a FHIR client matches them; duplicates, invalid UTF-8 and anything
-// ambiguous refused with 502) that also picks out the little the decision
-// needs: type, id, patient references, security labels. A Bundle that must
-// lose entries is rebuilt from the byte spans it keeps. A Bundle larger than
-// Limits.StreamFrom (1 MiB) is filtered as it streams, about one entry held
-// at a time: its status goes out first, so one that turns invalid later is
-// cut off rather than passed unchecked, and its total and meta follow its
-// entries. With Proxy.Base set, the paging links, fullUrls and Locations
-// the upstream writes on its own base come back on the proxy's, so clients
-// page through the proxy; page-token links at the base (HAPI's
+// A response is read only when the request cannot prove it: with no patient
+// context, a clearance that allows every label and an answer that can hold
+// only the authorised type, it passes as from a plain reverse proxy.
+// Otherwise responses are read strictly in one pass (member names matched
+// exactly, as a FHIR client matches them; duplicates, invalid UTF-8 and
+// anything ambiguous refused with 502) that also picks out the little the
+// decision needs: type, id, patient references, security labels. A Bundle
+// that must lose entries is rebuilt from the byte spans it keeps. A Bundle
+// larger than Limits.StreamFrom (1 MiB) is filtered as it streams, about one
+// entry held at a time: its status goes out first, so one that turns invalid
+// later is cut off rather than passed unchecked, and its total and meta
+// follow its entries. With Proxy.Base set, the paging links, fullUrls and
+// Locations the upstream writes on its own base come back on the proxy's, so
+// clients page through the proxy; page-token links at the base (HAPI's
 // ?_getpages=…) come back signed for the client, grant, patient and type of
-// their search. With the default Transport, an upstream that does not begin a
-// response, or stalls in one, for longer than Proxy.Timeout is cut off
+// their search. With the default Transport, an upstream that does not begin
+// a response, or stalls in one, for longer than Proxy.Timeout is cut off
 // (504 before the response starts).
 //
 // # Browser apps (CORS)
