@@ -1,6 +1,7 @@
 package fhirproxy_test
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -9,8 +10,11 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/smartkit/smartkit/consent"
+	"github.com/smartkit/smartkit/launch"
+	"github.com/smartkit/smartkit/smart"
 )
 
 // The attack classes of the proxy section of SECURITY-BASELINE.md that the
@@ -491,7 +495,17 @@ func TestSignedPageLinks(t *testing.T) {
 	f := newFixture(t)
 	f.proxy.Upstream, _ = url.Parse(up.URL)
 	f.proxy.Base = f.base
-	tok := f.token("launch/patient patient/Observation.rs", nil)
+	// Two tokens of one grant: the first, and one refreshed to narrower scopes.
+	mint := func(scope string) string {
+		tok, err := f.srv.Mint(context.Background(), "", smart.Grant{ID: "g-paging", ClientID: "app", UserID: "u1", FHIRUser: "Practitioner/dr",
+			Scope: scope, Context: launch.Context{Patient: "p1"}}, time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	tok := mint("launch/patient patient/Observation.rs")
+	narrower := mint("launch/patient patient/Observation.rs?category=laboratory")
 	next := func(r result) string {
 		for _, l := range r.body["link"].([]any) {
 			if l := l.(map[string]any); l["relation"] == "next" {
@@ -517,12 +531,16 @@ func TestSignedPageLinks(t *testing.T) {
 	other := f.token("launch/patient patient/Observation.rs", nil) // another grant, the same patient
 	for name, target := range map[string]string{
 		"another grant's token": strings.TrimPrefix(link, f.base),
+		"narrower scopes":       strings.TrimPrefix(link, f.base),
 		"an edited link":        strings.TrimPrefix(link, f.base)[:len(link)-len(f.base)-3] + "AAA",
 		"a forged link":         "?_page=eyJVcHN0cmVhbSI6Ij9fZ2V0cGFnZXM9eHl6In0.AAAA",
 	} {
 		bearer := tok
-		if name == "another grant's token" {
+		switch name {
+		case "another grant's token":
 			bearer = other
+		case "narrower scopes": // the page continues a search authorised for broader ones
+			bearer = narrower
 		}
 		r := f.do("GET", target, bearer, "")
 		if r.status != 400 || len(got) != 0 {

@@ -97,7 +97,7 @@ func (rl *relinker) member(raw []byte, a *access) []byte {
 			if rest, ok := rl.below(string(v)); ok {
 				moved := rl.to + rest
 				if pageLink(rest) {
-					moved = rl.to + "?" + pageParam + "=" + rl.p.signPage(pageRef{Client: a.tok.ClientID, Grant: audit.Ref(a.tok.GrantID), Patient: a.patient,
+					moved = rl.to + "?" + pageParam + "=" + rl.p.signPage(pageRef{Client: a.tok.ClientID, Grant: audit.Ref(a.tok.GrantID), Scope: audit.Ref(a.tok.Scope), Patient: a.patient,
 						Type: a.pageType, Upstream: rest, Expires: time.Now().Add(pageTTL).Unix()})
 				}
 				edits = append(edits, edit{start, s.Offset(), moved})
@@ -124,9 +124,10 @@ func (rl *relinker) member(raw []byte, a *access) []byte {
 // following such a link is no request the proxy can authorise from its
 // parts (it would be a search of every type). With Base set, the proxy
 // signs such a link (HMAC-SHA256 with Proxy.PageKey) together with what it
-// continues: the client, the grant, the patient, the type searched, and an
-// expiry. Following it, the proxy checks the signature, the expiry and that
-// the token carries the same client, grant and patient, authorises a search of that
+// continues: the client, the grant, the scopes, the patient, the type
+// searched, and an expiry. Following it, the proxy checks the signature, the
+// expiry and that the token carries the same client, grant, scopes and
+// patient, authorises a search of that
 // type as it would the first page, forwards the upstream's own URL as it
 // was, and inspects the page like the search.
 
@@ -139,6 +140,7 @@ const (
 type pageRef struct {
 	Client        string
 	Grant         string // audit.Ref of the grant id: ids stay out of URLs
+	Scope         string // audit.Ref of the token's scopes
 	Patient, Type string // Type "" is a search of every type
 	Upstream      string // below the upstream's base: "?_getpages=…"
 	Expires       int64  // Unix seconds
@@ -151,15 +153,17 @@ func pageLink(rest string) bool {
 }
 
 // followPage turns a request for a signed page link ([Base]?_page=…) into
-// the search it continues, for the client, grant and patient it was signed
-// for only, to be authorised as that search and forwarded as the upstream
+// the search it continues, for the client, grant, scopes and patient it was
+// signed for only, to be authorised as that search and forwarded as the upstream
 // wrote it. Any other request is left as it is.
 func (p *Proxy) followPage(in *Interaction, a *access) *refusal {
 	if in.Kind != SearchSystem || len(in.Params) != 1 || in.Params[0].Name != pageParam {
 		return nil
 	}
 	pg, ok := p.openPage(in.Params[0].Value, time.Now())
-	if !ok || pg.Client != a.tok.ClientID || pg.Grant != audit.Ref(a.tok.GrantID) || pg.Patient != a.patient {
+	// The same scopes too: a page continues a search authorised (and
+	// constrained) for them, and is forwarded as it is.
+	if !ok || pg.Client != a.tok.ClientID || pg.Grant != audit.Ref(a.tok.GrantID) || pg.Scope != audit.Ref(a.tok.Scope) || pg.Patient != a.patient {
 		return refuse(http.StatusBadRequest, "invalid", "the page link is not valid for this token (or has expired)")
 	}
 	in.Kind, in.Type, in.Params, in.pageURL = SearchType, pg.Type, nil, pg.Upstream
