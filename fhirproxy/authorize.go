@@ -282,8 +282,8 @@ func (p *Proxy) checkWrite(ctx context.Context, r *http.Request, in Interaction,
 		if a.patient != "" && !pr.inCompartment(a.patient) {
 			return refuse(http.StatusForbidden, "forbidden", "the resource would be outside the patient compartment")
 		}
-		if err := validR4(body); err != nil {
-			return invalidResource(err)
+		if ref := validR4(body); ref != nil {
+			return ref
 		}
 	}
 	if a.patient != "" && (in.Kind == Update || in.Kind == Delete) && in.Type != "Patient" {

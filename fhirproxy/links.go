@@ -70,9 +70,10 @@ func (rl *relinker) headers(h http.Header) {
 
 // member returns a Bundle's top-level link member (its name and value, as
 // the Bundle holds them) with the urls on the upstream's base moved, page
-// links signed for a, or nil when none is. A link member that is not an
+// links signed for a and the type searched (typ, "" for every type), or nil
+// when none is. A link member that is not an
 // array of objects is left as it is (the strict pass has checked it is JSON).
-func (rl *relinker) member(raw []byte, a *access) []byte {
+func (rl *relinker) member(raw []byte, a *access, typ string) []byte {
 	colon := strings.IndexByte(string(raw), ':') // the name is "link", perhaps escaped: no colon in it
 	if colon < 0 {
 		return nil
@@ -98,7 +99,7 @@ func (rl *relinker) member(raw []byte, a *access) []byte {
 				moved := rl.to + rest
 				if pageLink(rest) {
 					moved = rl.to + "?" + pageParam + "=" + rl.p.signPage(pageRef{Client: a.tok.ClientID, Grant: audit.Ref(a.tok.GrantID), Scope: audit.Ref(a.tok.Scope), Patient: a.patient,
-						Type: a.pageType, Upstream: rest, Expires: time.Now().Add(pageTTL).Unix()})
+						Type: typ, Upstream: rest, Expires: time.Now().Add(pageTTL).Unix()})
 				}
 				edits = append(edits, edit{start, s.Offset(), moved})
 			}

@@ -152,10 +152,8 @@ type access struct {
 	// unrestricted: the clearance allows every label.
 	unrestricted bool
 	// relink moves the upstream's links onto the proxy's base (Proxy.Base);
-	// nil leaves them. pageType is the type the response's page links
-	// continue a search of ("" for every type).
-	relink   *relinker
-	pageType string
+	// nil leaves them.
+	relink *relinker
 }
 
 // refusal is a FHIR error the client sees; nothing has reached the upstream.

@@ -41,7 +41,6 @@ func (x *exchange) inspect(resp *http.Response) (*refusal, error) {
 	if header(resp.Header, "Content-Encoding") != "" {
 		return refuse(http.StatusBadGateway, "not-supported", "the FHIR server answered compressed"), nil
 	}
-	a.pageType = in.Type // what the answer's page links continue
 	var body []byte
 	var err error
 	// An instance history and a batch response are read whole: one without
@@ -51,7 +50,7 @@ func (x *exchange) inspect(resp *http.Response) (*refusal, error) {
 		// Possibly a large Bundle: look at its head first.
 		body, err = io.ReadAll(io.LimitReader(resp.Body, from+1))
 		if err == nil && int64(len(body)) > from && bundleFirst(body) {
-			p.stream(resp.Request.Context(), resp, body, a, ev)
+			p.stream(resp.Request.Context(), resp, body, a, in.Type, ev)
 			return nil, nil
 		}
 		if err == nil { // not one to stream: the rest too
@@ -381,7 +380,7 @@ func (a *access) inspectBody(in Interaction, body []byte) ([]byte, []*projection
 		if a.relink != nil {
 			for i := range spans {
 				if m := &spans[i]; m.name == "link" {
-					m.repl = a.relink.member(body[m.start:m.end], a)
+					m.repl = a.relink.member(body[m.start:m.end], a, in.Type)
 					relinked = relinked || m.repl != nil
 				}
 			}

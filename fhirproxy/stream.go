@@ -53,7 +53,8 @@ type streamer struct {
 	s     *jsonstrict.Scanner
 	w     *bufio.Writer
 	a     *access
-	wrote bool // a member has been written: the next needs a comma
+	typ   string // the type searched, which its page links continue
+	wrote bool   // a member has been written: the next needs a comma
 	// sent counts entries written; removed and withheld say whether
 	// any was left out, for its labels in the second case.
 	sent              int
@@ -95,7 +96,7 @@ func (st *streamer) run() error {
 		case "link":
 			raw := s.Bytes(start, s.Offset())
 			if st.a.relink != nil {
-				if moved := st.a.relink.member(raw, st.a); moved != nil {
+				if moved := st.a.relink.member(raw, st.a, st.typ); moved != nil {
 					raw = moved
 				}
 			}
@@ -170,7 +171,7 @@ func (st *streamer) entry(e bundleEntry) error {
 // Bundle, whose first bytes (head) were already read. The event is
 // recorded by the caller before anything is sent; a second one follows
 // when entries were left out or the stream was cut.
-func (p *Proxy) stream(ctx context.Context, resp *http.Response, head []byte, a *access, ev *audit.Event) {
+func (p *Proxy) stream(ctx context.Context, resp *http.Response, head []byte, a *access, typ string, ev *audit.Event) {
 	ev.Reason = "Bundle streamed: entries judged as they pass"
 	upstream := resp.Body
 	pr, pw := io.Pipe()
@@ -179,7 +180,7 @@ func (p *Proxy) stream(ctx context.Context, resp *http.Response, head []byte, a 
 	st := &streamer{
 		s: jsonstrict.NewStreamScanner(io.MultiReader(bytes.NewReader(head), upstream), int(min(p.Limits.resp(), 1<<30))),
 		w: bufio.NewWriterSize(pw, 32<<10),
-		a: &own,
+		a: &own, typ: typ,
 	}
 	first := *ev
 	go func() {

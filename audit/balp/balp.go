@@ -14,9 +14,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/fhir/go/fhirversion"
-	"github.com/google/fhir/go/jsonformat"
 	"github.com/smartkit/smartkit/audit"
+	"github.com/smartkit/smartkit/internal/r4"
 )
 
 // Code systems and profiles.
@@ -268,11 +267,7 @@ func Bundle(records []audit.Record, o Options) ([]byte, error) {
 
 // Validate parses R4 JSON with google/fhir/go and reports why it is not valid FHIR.
 func Validate(b []byte) error {
-	u, err := jsonformat.NewUnmarshaller("UTC", fhirversion.R4)
-	if err != nil {
-		return err
-	}
-	if _, err := u.UnmarshalR4(b); err != nil {
+	if _, err := r4.Parse(b); err != nil {
 		return fmt.Errorf("balp: invalid R4 resource: %w", err)
 	}
 	return nil

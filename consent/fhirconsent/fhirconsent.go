@@ -16,10 +16,9 @@ import (
 	"slices"
 	"time"
 
-	"github.com/google/fhir/go/fhirversion"
-	"github.com/google/fhir/go/jsonformat"
 	cpb "github.com/google/fhir/go/proto/google/fhir/proto/r4/core/resources/consent_go_proto"
 	"github.com/smartkit/smartkit/consent"
+	"github.com/smartkit/smartkit/internal/r4"
 	"github.com/smartkit/smartkit/scopes"
 )
 
@@ -60,11 +59,7 @@ func Export(g consent.Grant, o Options) ([]byte, *cpb.Consent, error) {
 
 // Validate parses R4 Consent JSON with google/fhir/go and returns it typed.
 func Validate(b []byte) (*cpb.Consent, error) {
-	u, err := jsonformat.NewUnmarshaller("UTC", fhirversion.R4)
-	if err != nil {
-		return nil, err
-	}
-	cr, err := u.UnmarshalR4(b)
+	cr, err := r4.Parse(b)
 	if err != nil {
 		return nil, fmt.Errorf("fhirconsent: invalid R4 Consent: %w", err)
 	}
