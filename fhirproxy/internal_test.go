@@ -351,7 +351,7 @@ func TestSegments(t *testing.T) {
 // and only for page links at the base.
 func TestPageTokens(t *testing.T) {
 	now := time.Now()
-	ref := pageRef{Grant: "g1", Patient: "p1", Type: "Observation", Upstream: "?_getpages=abc", Expires: now.Add(pageTTL).Unix()}
+	ref := pageRef{pageHolder: pageHolder{Grant: "g1", Patient: "p1"}, Type: "Observation", Upstream: "?_getpages=abc", Expires: now.Add(pageTTL).Unix()}
 	a, b := &Proxy{PageKey: []byte("shared secret")}, &Proxy{PageKey: []byte("shared secret")}
 	tok := a.signPage(ref)
 	if got, ok := b.openPage(tok, now); !ok || got != ref {

@@ -68,11 +68,11 @@ func (rl *relinker) headers(h http.Header) {
 	}
 }
 
-// member returns a Bundle's top-level link member (its name and value, as
-// the Bundle holds them) with the urls on the upstream's base moved, page
-// links signed for a and the type searched (typ, "" for every type), or nil
-// when none is. A link member that is not an
-// array of objects is left as it is (the strict pass has checked it is JSON).
+// member returns a Bundle's top-level link member (its name and value, as the
+// Bundle holds them) with the urls on the upstream's base moved, page links
+// signed for a and the type searched (typ, "" for every type), or nil when
+// none is. A link member that is not an array of objects is left as it is (the
+// strict pass has checked it is JSON).
 func (rl *relinker) member(raw []byte, a *access, typ string) []byte {
 	colon := strings.IndexByte(string(raw), ':') // the name is "link", perhaps escaped: no colon in it
 	if colon < 0 {
@@ -98,7 +98,7 @@ func (rl *relinker) member(raw []byte, a *access, typ string) []byte {
 			if rest, ok := rl.below(string(v)); ok {
 				moved := rl.to + rest
 				if pageLink(rest) {
-					moved = rl.to + "?" + pageParam + "=" + rl.p.signPage(pageRef{Client: a.tok.ClientID, Grant: audit.Ref(a.tok.GrantID), Scope: audit.Ref(a.tok.Scope), Patient: a.patient,
+					moved = rl.to + "?" + pageParam + "=" + rl.p.signPage(pageRef{pageHolder: holder(a),
 						Type: typ, Upstream: rest, Expires: time.Now().Add(pageTTL).Unix()})
 				}
 				edits = append(edits, edit{start, s.Offset(), moved})
@@ -122,29 +122,35 @@ func (rl *relinker) member(raw []byte, a *access, typ string) []byte {
 
 // Page links. Some servers page with a token at their base
 // ([base]?_getpages=…, as HAPI does) rather than on the search's own URL;
-// following such a link is no request the proxy can authorise from its
-// parts (it would be a search of every type). With Base set, the proxy
-// signs such a link (HMAC-SHA256 with Proxy.PageKey) together with what it
-// continues: the client, the grant, the scopes, the patient, the type
-// searched, and an expiry. Following it, the proxy checks the signature, the
-// expiry and that the token carries the same client, grant, scopes and
-// patient, authorises a search of that
-// type as it would the first page, forwards the upstream's own URL as it
-// was, and inspects the page like the search.
+// following such a link is no request the proxy can authorise from its parts
+// (it would be a search of every type). With Base set, the proxy signs such a
+// link (HMAC-SHA256 with Proxy.PageKey) together with what it continues: the
+// client, the grant, the scopes, the patient, the type searched, and an
+// expiry. Following it, the proxy checks the signature, the expiry and that
+// the token carries the same client, grant, scopes and patient, authorises a
+// search of that type as it would the first page, forwards the upstream's own
+// URL as it was, and inspects the page like the search.
 
 const (
 	pageParam = "_page"
 	pageTTL   = time.Hour
 )
 
-// pageRef is what a signed page link carries.
+// pageRef is what a signed page link carries: whose it is, and the page.
 type pageRef struct {
-	Client        string
-	Grant         string // audit.Ref of the grant id: ids stay out of URLs
-	Scope         string // audit.Ref of the token's scopes
-	Patient, Type string // Type "" is a search of every type
-	Upstream      string // below the upstream's base: "?_getpages=…"
-	Expires       int64  // Unix seconds
+	pageHolder
+	Type     string // "" is a search of every type
+	Upstream string // below the upstream's base: "?_getpages=…"
+	Expires  int64  // Unix seconds
+}
+
+// pageHolder is who may follow a page link: the token's client, grant,
+// scopes and patient (ids and scopes as audit.Ref, which keeps them out of
+// URLs).
+type pageHolder struct{ Client, Grant, Scope, Patient string }
+
+func holder(a *access) pageHolder {
+	return pageHolder{a.tok.ClientID, audit.Ref(a.tok.GrantID), audit.Ref(a.tok.Scope), a.patient}
 }
 
 // pageLink reports whether a link below the upstream's base is at the base
@@ -164,7 +170,7 @@ func (p *Proxy) followPage(in *Interaction, a *access) *refusal {
 	pg, ok := p.openPage(in.Params[0].Value, time.Now())
 	// The same scopes too: a page continues a search authorised (and
 	// constrained) for them, and is forwarded as it is.
-	if !ok || pg.Client != a.tok.ClientID || pg.Grant != audit.Ref(a.tok.GrantID) || pg.Scope != audit.Ref(a.tok.Scope) || pg.Patient != a.patient {
+	if !ok || pg.pageHolder != holder(a) {
 		return refuse(http.StatusBadRequest, "invalid", "the page link is not valid for this token (or has expired)")
 	}
 	in.Kind, in.Type, in.Params, in.pageURL = SearchType, pg.Type, nil, pg.Upstream

@@ -64,8 +64,8 @@ type Proxy struct {
 	// proxy's base as its public address instead).
 	Base string
 	// PageKey signs the page-token links (HAPI's [base]?_getpages=…) that
-	// Base makes followable, binding each to its grant, patient and type
-	// for an hour; nil means a random key per Proxy (links then stop at a
+	// Base makes followable, binding each to its client, grant, scopes,
+	// patient and type for an hour; nil means a random key per Proxy (links then stop at a
 	// restart). Give every node behind one address the same key.
 	PageKey []byte
 	// SMARTConfigURL is advertised in WWW-Authenticate and the
@@ -400,7 +400,7 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, x *exchange) {
 			return
 		}
 	}
-	x.req, x.origin = r, header(r.Header, "Origin")
+	x.req = r
 	x.inspects = x.a != nil && x.a.inspects(x.in)
 	x.w.ResponseWriter = w
 	x.rp.Transport, x.rp.ErrorLog = p.transport(), p.errorLog()
@@ -418,10 +418,9 @@ type exchange struct {
 	a        *access // &acc once admitted; nil for the CapabilityStatement
 	ev       audit.Event
 	body     []byte
-	recorded bool // ev has been recorded
-	inspects bool // the response is read before it is sent (access.inspects)
-	headed   bool // the final response's headers are set (writer)
-	origin   string
+	recorded bool          // ev has been recorded
+	inspects bool          // the response is read before it is sent (access.inspects)
+	headed   bool          // the final response's headers are set (writer)
 	req      *http.Request // the client's
 	w        writer
 	rp       httputil.ReverseProxy
@@ -605,7 +604,7 @@ func (w *writer) WriteHeader(code int) {
 		x.headed = true
 		h := w.ResponseWriter.Header()
 		securityHeaders(h)
-		x.p.allowOrigin(x.req.Context(), h, x.origin, x.a)
+		x.p.allowOrigin(x.req.Context(), h, header(x.req.Header, "Origin"), x.a)
 	}
 	w.ResponseWriter.WriteHeader(code)
 }
