@@ -55,10 +55,24 @@ func (s *Server) authenticateClient(r *http.Request, f map[string]string) (authR
 	if n > 1 {
 		return res, oauthErr(InvalidRequest, "use exactly one client authentication method")
 	}
+	claimed := f["client_id"]
+	if basic {
+		claimed, _ = url.QueryUnescape(user)
+	} else if assertion && claimed == "" {
+		claimed = clientOfAssertion(f["client_assertion"])
+	}
+	if e := s.admitThrottled(r, claimed); e != nil {
+		return res, e
+	}
 	fail := func(clientID, reason string, sev audit.Severity) (authResult, *Error) {
 		if sev == "" {
 			sev = audit.Warning
 		}
+		registered := ""
+		if _, err := s.Clients.Client(ctx, in.tenant.ID, clientID); err == nil {
+			registered = clientID
+		}
+		s.failedGuess(r, registered)
 		if s.record(r, audit.Event{Type: audit.ClientAuthFailed, Outcome: audit.Failure, Severity: sev,
 			ClientID: clientID, Reason: reason}) != nil {
 			return res, oauthErr(ServerError, "try again later")

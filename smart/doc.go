@@ -42,6 +42,10 @@
 // scope, private_key_jwt with RS384/ES384 (keys only from the registered
 // JWKS or JWKS URL, jti replay refused, aud the token endpoint, exp at most
 // five minutes ahead), hashed client secrets, codes and refresh tokens.
+// Failed client authentications and grants at the token, introspection and
+// revocation endpoints are throttled per source address and per named
+// client ([Throttle], on by default): guessing gets 429 and Retry-After
+// before any credential is looked at.
 // Every decision goes to an audit.Sink; if the sink fails, nothing is issued.
 //
 // # Tokens

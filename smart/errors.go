@@ -32,6 +32,9 @@ type Error struct {
 	Code        Code
 	Description string // sent to the client; never holds secrets
 	Err         error  // logged, never sent
+	// retryAfter, in seconds, makes the answer a 429 with Retry-After
+	// (the throttle).
+	retryAfter int64
 }
 
 func (e *Error) Error() string { return "smart: " + string(e.Code) + ": " + e.Description }

@@ -6,6 +6,8 @@ import (
 	"log"
 	"net/http"
 	"net/http/httptest"
+	"strings"
+	"time"
 
 	"github.com/smartkit/smartkit/audit"
 	"github.com/smartkit/smartkit/launch"
@@ -72,4 +74,40 @@ func ExampleServer() {
 	// Output:
 	// true
 	// 200 application/json
+}
+
+// Guessing a client's secret: after SourceFailures failures from one
+// source the token endpoint answers 429 until the bucket refills. Behind a
+// load balancer, name the source it vouches for (SourceOf), or one guesser
+// would throttle everyone.
+func ExampleThrottle() {
+	keys, _ := smart.GenerateKeys()
+	keySet, _ := smart.NewKeySet(keys)
+	clients := &smart.MemoryClients{}
+	_, hash := smart.NewSecret()
+	_ = clients.Add("", smart.Client{ID: "lab-feed", TokenEndpointAuthMethod: smart.AuthClientSecretBasic,
+		SecretHash: hash, GrantTypes: []string{smart.GrantClientCredentials}, Scope: "system/Observation.c"})
+	srv := &smart.Server{BaseURL: "https://ehr.example.org/auth",
+		Tenants: []smart.Tenant{{FHIRBases: []string{"https://ehr.example.org/fhir"}}},
+		Clients: clients, Store: &smart.MemoryStore{}, Keys: keySet, Audit: &audit.Memory{},
+		Authenticator: smart.AuthenticatorFunc(func(http.ResponseWriter, *http.Request) (smart.User, bool) { return smart.User{}, false }),
+		Throttle: smart.Throttle{
+			SourceFailures: 3, Window: time.Minute,
+			SourceOf: func(r *http.Request) string { return r.Header.Get("X-Real-Ip") }, // set by the balancer
+		},
+	}
+	for range 4 {
+		req := httptest.NewRequest("POST", "/token", strings.NewReader("grant_type=client_credentials&scope=system/Observation.c"))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("X-Real-Ip", "203.0.113.9")
+		req.SetBasicAuth("lab-feed", "guess")
+		w := httptest.NewRecorder()
+		srv.ServeHTTP(w, req)
+		fmt.Printf("%d retry-after=%q\n", w.Code, w.Header().Get("Retry-After"))
+	}
+	// Output:
+	// 401 retry-after=""
+	// 401 retry-after=""
+	// 401 retry-after=""
+	// 429 retry-after="20"
 }

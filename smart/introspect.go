@@ -31,6 +31,7 @@ type IntrospectionResponse struct {
 // confidential client allowed to introspect, or a bearer token issued to
 // one (RFC 7662 §2.1 requires it; SPEC-NOTES A33).
 func (s *Server) serveIntrospect(w http.ResponseWriter, r *http.Request) {
+	defer s.settleThrottle(r)
 	in := info(r)
 	noStore(w)
 	f, ferr := parseForm(w, r)

@@ -13,6 +13,7 @@ import (
 // grant family; an access token is revoked by jti. The answer is 200 whether
 // or not the token was known, so the endpoint is no oracle.
 func (s *Server) serveRevoke(w http.ResponseWriter, r *http.Request) {
+	defer s.settleThrottle(r)
 	in := info(r)
 	ctx := r.Context()
 	s.cors(w, r, nil)

@@ -7,6 +7,7 @@ import (
 	"html/template"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -97,10 +98,16 @@ type Server struct {
 	// e.g. a registry.Registration handler); "" omits it.
 	RegistrationURL string
 
-	once    sync.Once
-	initErr error
-	tenants map[string]*Tenant
-	jwks    *jwksCache
+	// Throttle limits failed client authentications and grants (guessed
+	// secrets, codes and refresh tokens); the zero value is on, with the
+	// defaults.
+	Throttle Throttle
+
+	once      sync.Once
+	initErr   error
+	throttler throttler
+	tenants   map[string]*Tenant
+	jwks      *jwksCache
 }
 
 func (s *Server) init() error {
@@ -130,6 +137,7 @@ func (s *Server) init() error {
 			s.tenants[t.ID] = t
 		}
 		s.jwks = &jwksCache{client: s.httpClient()}
+		s.throttler.cfg = &s.Throttle
 	})
 	return s.initErr
 }
@@ -194,8 +202,9 @@ type ctxKey struct{}
 
 // request-scoped values the handlers share.
 type reqInfo struct {
-	tenant *Tenant
-	issuer string
+	tenant   *Tenant
+	issuer   string
+	throttle throttleState
 }
 
 // ServeHTTP routes a request to its endpoint.
@@ -289,7 +298,12 @@ func writeOAuthError(w http.ResponseWriter, e *Error, basic bool) {
 	if e.Description != "" {
 		body["error_description"] = e.Description
 	}
-	writeJSON(w, e.Code.status(), body)
+	status := e.Code.status()
+	if e.retryAfter > 0 {
+		status = http.StatusTooManyRequests
+		w.Header().Set("Retry-After", strconv.FormatInt(e.retryAfter, 10))
+	}
+	writeJSON(w, status, body)
 }
 
 // record writes an audit event with the request's tenant, source and agent.

@@ -25,6 +25,7 @@ type TokenResponse struct {
 }
 
 func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
+	defer s.settleThrottle(r)
 	s.cors(w, r, nil)
 	if r.Method == http.MethodOptions {
 		w.WriteHeader(http.StatusNoContent)
@@ -94,7 +95,12 @@ func (s *Server) cors(w http.ResponseWriter, r *http.Request, c *Client) {
 }
 
 func (s *Server) tokenError(w http.ResponseWriter, r *http.Request, clientID string, e *Error, basic bool) {
-	if e.Code != InvalidClient { // client auth failures are audited where they happen
+	if e.Code == InvalidGrant {
+		s.failedGuess(r, clientID)
+	}
+	// Client auth failures are audited where they happen, the throttle's
+	// refusals once per episode.
+	if e.Code != InvalidClient && e.retryAfter == 0 {
 		if err := s.record(r, audit.Event{Type: audit.TokenRefused, Outcome: audit.Failure, ClientID: clientID,
 			Reason: string(e.Code) + ": " + e.Description}); err != nil {
 			e = oauthErr(ServerError, "try again later")
