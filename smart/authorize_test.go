@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -222,13 +223,21 @@ func TestPageSecurityHeaders(t *testing.T) {
 	params, _ := e.authzParams("launch/patient patient/*.rs")
 	p := parsePage(e.start(params, "patient"))
 	csp := p.header.Get("Content-Security-Policy")
-	for _, want := range []string{"default-src 'none'", "frame-ancestors 'none'", "form-action 'self' https://app.example", "style-src 'self'"} {
+	for _, want := range []string{"default-src 'none'", "frame-ancestors 'none'", "form-action 'self' https://app.example", "style-src 'self'", "script-src 'self'"} {
 		if !strings.Contains(csp, want) {
 			t.Errorf("CSP %q lacks %q", csp, want)
 		}
 	}
-	if strings.Contains(csp, "unsafe-inline") || strings.Contains(p.body, "<script") || strings.Contains(p.body, "style=") {
-		t.Error("inline script or style on the consent page")
+	// The only script is the server's own, by address, with no body.
+	scripts := regexp.MustCompile(`<script[^>]*>[^<]*</script>`).FindAllString(p.body, -1)
+	if strings.Contains(csp, "unsafe-inline") || strings.Count(p.body, "<script") != 1 || len(scripts) != 1 ||
+		scripts[0] != `<script src="`+e.issuer+`/assets/smart.js"></script>` || strings.Contains(p.body, "style=") {
+		t.Errorf("inline script or style on the consent page: %q", scripts)
+	}
+	js := e.get(e.issuer+"/assets/smart.js", "")
+	if src := body(js); js.StatusCode != http.StatusOK || js.Header.Get("Content-Type") != "text/javascript; charset=utf-8" ||
+		js.Header.Get("X-Content-Type-Options") != "nosniff" || !strings.Contains(src, `addEventListener("submit"`) {
+		t.Errorf("smart.js: %d %v", js.StatusCode, js.Header)
 	}
 	if p.header.Get("X-Frame-Options") != "DENY" || p.header.Get("Cache-Control") != "no-store" || p.header.Get("X-Content-Type-Options") != "nosniff" {
 		t.Errorf("headers %v", p.header)

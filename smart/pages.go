@@ -18,19 +18,31 @@ var templateFS embed.FS
 
 var defaultTemplates = template.Must(template.ParseFS(templateFS, "templates/pages.html"))
 
-var css = func() []byte {
-	b, err := templateFS.ReadFile("templates/smart.css")
+var (
+	css = asset("templates/smart.css")
+	// js keeps each form from being submitted twice (templates/smart.js).
+	js = asset("templates/smart.js")
+)
+
+func asset(name string) []byte {
+	b, err := templateFS.ReadFile(name)
 	if err != nil {
 		panic(err)
 	}
 	return b
-}()
+}
 
-func serveCSS(w http.ResponseWriter, _ *http.Request) {
-	w.Header().Set("Content-Type", "text/css; charset=utf-8")
+func serveCSS(w http.ResponseWriter, _ *http.Request) { serveAsset(w, "text/css; charset=utf-8", css) }
+
+func serveJS(w http.ResponseWriter, _ *http.Request) {
+	serveAsset(w, "text/javascript; charset=utf-8", js)
+}
+
+func serveAsset(w http.ResponseWriter, contentType string, b []byte) {
+	w.Header().Set("Content-Type", contentType)
 	w.Header().Set("Cache-Control", "public, max-age=3600")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
-	_, _ = w.Write(css)
+	_, _ = w.Write(b)
 }
 
 // Page is what every template gets: the issuer URL the page's links and
@@ -88,7 +100,8 @@ func (s *Server) templates() *template.Template {
 }
 
 // pageHeaders sets the headers every login-flow page carries: a strict CSP
-// (no inline script or style), framing limited to FrameAncestors, no
+// (no inline script or style; the server's own script, which keeps forms
+// from being submitted twice), framing limited to FrameAncestors, no
 // sniffing, no caching, no referrer. formTarget is the redirect URI a form
 // on the page may end at; browsers apply form-action to that redirect.
 func (s *Server) pageHeaders(w http.ResponseWriter, formTarget string) {
@@ -103,7 +116,7 @@ func (s *Server) pageHeaders(w http.ResponseWriter, formTarget string) {
 	} else {
 		h.Set("X-Frame-Options", "DENY")
 	}
-	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; img-src 'self'; base-uri 'none'; "+
+	h.Set("Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; base-uri 'none'; "+
 		"form-action "+formAction+"; frame-ancestors "+ancestors)
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "no-referrer")

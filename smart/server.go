@@ -89,7 +89,10 @@ type Server struct {
 	// (the EHR shell); empty means none may.
 	FrameAncestors []string
 	// Templates overrides the pages: templates named "error", "picker" and
-	// "consent"; see pages.go for the data each receives. Nil means the defaults.
+	// "consent"; see pages.go for the data each receives. Nil means the
+	// defaults. Keep {{.Base}}/assets/smart.js in their head (no defer): it
+	// stops a double click from submitting a consent twice, which loses the
+	// launch. The pages' CSP allows no other script.
 	Templates *template.Template
 	// ManagementURL is published as management_endpoint, where users review
 	// and revoke app access; "" omits it.
@@ -253,6 +256,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.methods(w, r, s.serveRevoke, http.MethodPost, http.MethodOptions)
 	case "/assets/smart.css":
 		s.methods(w, r, serveCSS, http.MethodGet)
+	case "/assets/smart.js":
+		s.methods(w, r, serveJS, http.MethodGet)
 	default:
 		http.NotFound(w, r)
 	}

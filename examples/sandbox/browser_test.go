@@ -4,11 +4,14 @@ import (
 	"context"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/fetch"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 )
@@ -72,33 +75,7 @@ func TestBrowserEHRLaunch(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	err = chromedp.Do(ctx,
-		chromedp.Navigate(base+"/ehr/"),
-		chromedp.WaitVisible(`input[name="username"]`),
-		chromedp.SendKeys(`input[name="username"]`, "clinician"),
-		chromedp.SendKeys(`input[name="password"]`, "pw"),
-		chromedp.Submit(`input[name="password"]`),
-		chromedp.WaitVisible(`#patients`),
-	)
-	if err != nil {
-		t.Fatalf("signing in to the EHR shell: %v", err)
-	}
-	who, err := chromedp.Run(ctx, chromedp.Text(`#user`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = chromedp.Do(ctx,
-		chromedp.Click(`a[href="/ehr/patient/pt-001"]`),
-		chromedp.WaitVisible(`#chart-name`),
-		chromedp.Click(`#apps a.launch`),
-		chromedp.WaitVisible(`#app-frame`),
-	)
-	if err != nil {
-		t.Fatalf("opening the chart and launching the app: %v", err)
-	}
-	if who == "" {
-		t.Error("the shell did not show who is signed in")
-	}
+	openApp(t, ctx, base)
 
 	// Inside the frame: approve consent if asked, then wait for the banner.
 	// The approve button is pressed once only: a document still showing it
@@ -165,5 +142,133 @@ func TestBrowserEHRLaunch(t *testing.T) {
 	csp := header(app, "Content-Security-Policy")
 	if !strings.Contains(csp, "frame-ancestors 'self'") || !strings.Contains(csp, "default-src 'self'") {
 		t.Errorf("framed app CSP = %q; want frame-ancestors limited to the EHR ('self')", csp)
+	}
+}
+
+// openApp signs in to the EHR shell as the clinician, opens a chart and
+// launches the example app into its frame.
+func openApp(t *testing.T, ctx context.Context, base string) {
+	t.Helper()
+	err := chromedp.Do(ctx,
+		chromedp.Navigate(base+"/ehr/"),
+		chromedp.WaitVisible(`input[name="username"]`),
+		chromedp.SendKeys(`input[name="username"]`, "clinician"),
+		chromedp.SendKeys(`input[name="password"]`, "pw"),
+		chromedp.Submit(`input[name="password"]`),
+		chromedp.WaitVisible(`#patients`),
+	)
+	if err != nil {
+		t.Fatalf("signing in to the EHR shell: %v", err)
+	}
+	who, err := chromedp.Run(ctx, chromedp.Text(`#user`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if who == "" {
+		t.Error("the shell did not show who is signed in")
+	}
+	err = chromedp.Do(ctx,
+		chromedp.Click(`a[href="/ehr/patient/pt-001"]`),
+		chromedp.WaitVisible(`#chart-name`),
+		chromedp.Click(`#apps a.launch`),
+		chromedp.WaitVisible(`#app-frame`),
+	)
+	if err != nil {
+		t.Fatalf("opening the chart and launching the app: %v", err)
+	}
+}
+
+// TestBrowserConsentSubmitsOnce: a double click on Allow sends one consent,
+// not two. The server refuses a consent form's second submission (replay
+// is rejected, one code only), so a browser that sent two would show that
+// refusal, drop the first answer with its code, and the launch would be
+// lost. The consent POSTs are held in the network, as on a slow link, so
+// the second click lands while the first is under way.
+func TestBrowserConsentSubmitsOnce(t *testing.T) {
+	exe := chromium()
+	if exe == "" {
+		t.Skip("no Chromium installed (apt-get install chromium; .ci/run installs it)")
+	}
+	if testing.Short() {
+		t.Skip("browser test skipped in -short mode")
+	}
+	sb := startSandbox(t)
+	ctx := headless(t, exe)
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("starting Chromium: %v", err)
+	}
+	var mu sync.Mutex
+	var held []fetch.RequestID
+	err := chromedp.Listen(ctx, func(ev any) {
+		if e, ok := ev.(*fetch.EventRequestPaused); ok {
+			mu.Lock()
+			held = append(held, e.RequestID)
+			mu.Unlock()
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	heldCount := func() int { mu.Lock(); defer mu.Unlock(); return len(held) }
+	_, err = chromedp.Call(ctx, fetch.Enable, fetch.EnableParams{Patterns: []*fetch.RequestPattern{{URLPattern: "*/authorize/consent*"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	openApp(t, ctx, sb.URL)
+
+	frame := func(js string) string {
+		t.Helper()
+		v, err := chromedp.Run(ctx, chromedp.Evaluate[string](`(() => {
+			const d = document.getElementById('app-frame').contentDocument;
+			if (!d) return 'none';
+			`+js+`
+		})()`))
+		if err != nil {
+			t.Fatalf("reading the frame: %v", err)
+		}
+		return v
+	}
+	waitFor := func(what string, done func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(20 * time.Second); !done(); time.Sleep(50 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("waiting for %s", what)
+			}
+		}
+	}
+	const click = `const a = d.getElementById('approve'); if (!a) return 'gone'; a.click(); return 'clicked';`
+	waitFor("the consent page", func() bool { return frame(`return d.getElementById('approve') ? 'yes' : 'no';`) == "yes" })
+	if got := frame(click); got != "clicked" {
+		t.Fatalf("first click: %s", got)
+	}
+
+	waitFor("the consent POST", func() bool { return heldCount() == 1 })
+	if got := frame(click); got != "clicked" { // the page is still there: its answer is held
+		t.Fatalf("second click: %s", got)
+	}
+	// Give a second submission the time it needs to reach the network.
+	time.Sleep(500 * time.Millisecond)
+	if n := heldCount(); n != 1 {
+		t.Errorf("a double click sent %d consent submissions, want 1", n)
+	}
+	mu.Lock()
+	ids := slices.Clone(held)
+	mu.Unlock()
+	for _, id := range ids {
+		// A superseded submission may be gone already.
+		_, _ = chromedp.Call(ctx, fetch.ContinueRequest, fetch.ContinueRequestParams{RequestID: id})
+	}
+	if _, err := chromedp.Call(ctx, fetch.Disable, cdp.Empty{}); err != nil {
+		t.Fatal(err)
+	}
+	var state string
+	waitFor("the app", func() bool {
+		state = frame(`const n = d.getElementById('patient-name'); if (n) return 'name:' + n.textContent;
+			const e = d.getElementById('error') || d.getElementById('error-description'); if (e) return 'error:' + e.textContent;
+			return 'loading';`)
+		return state != "loading" && state != "none"
+	})
+	if want := "name:" + patientName(sb.fhir.current["Patient/pt-001"]); state != want {
+		t.Fatalf("after a double click the frame shows %q, want %q", state, want)
 	}
 }
