@@ -1,6 +1,7 @@
 package smart
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
@@ -152,6 +153,11 @@ func (s *Server) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 		fail(InvalidScope, serr.Error())
 		return
 	}
+	prompt, err := parsePrompt(p["prompt"])
+	if err != nil {
+		fail(InvalidRequest, err.Error())
+		return
+	}
 	if (p["launch"] != "") != requested.Has("launch") {
 		fail(InvalidRequest, "an EHR launch needs both the launch scope and the launch parameter")
 		return
@@ -159,7 +165,7 @@ func (s *Server) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 	pr := PendingRequest{
 		ID: randid.New(), Tenant: in.tenant.ID, ClientID: clientID, RedirectURI: redirect, State: p["state"],
 		Challenge: p["code_challenge"], Nonce: p["nonce"], Audience: audience,
-		Dropped: strings.Join(dropped, " "), CSRF: randid.New(), Expires: s.now().Add(RequestTTL),
+		Dropped: strings.Join(dropped, " "), Prompt: prompt, CSRF: randid.New(), Expires: s.now().Add(RequestTTL),
 	}
 	if id := p["launch"]; id != "" {
 		if s.Launches == nil {
@@ -214,11 +220,24 @@ func (s *Server) serveContinue(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	user, ok := s.Authenticator.Authenticate(w, r)
-	if !ok {
+	af := authzFailure{client: p.ClientID, redirect: p.RedirectURI, state: p.State}
+	silent := hasPrompt(p.Prompt, PromptNone)
+	// With prompt=none nothing may be shown: an unanswered question ends
+	// the request with an error for the app (OIDC Core §3.1.2.6).
+	interaction := func(c Code, desc string) {
+		_, _ = s.Store.ConsumeRequest(ctx, in.tenant.ID, p.ID)
+		s.redirectError(w, r, af, oauthErr(c, desc))
+	}
+	r = r.WithContext(context.WithValue(ctx, promptKey{}, p.Prompt))
+	var user User
+	if silent {
+		if user, ok = s.Authenticator.Authenticate(discardWriter{}, r); !ok {
+			interaction(LoginRequired, "prompt=none and no one is signed in")
+			return
+		}
+	} else if user, ok = s.Authenticator.Authenticate(w, r); !ok {
 		return
 	}
-	af := authzFailure{client: p.ClientID, redirect: p.RedirectURI, state: p.State}
 	if p.UserID != "" && p.UserID != user.ID || p.EHRLaunch && p.LaunchUser != user.ID {
 		_, _ = s.Store.ConsumeRequest(ctx, in.tenant.ID, p.ID)
 		s.redirectError(w, r, af, oauthErr(AccessDenied, "this authorization belongs to another user"))
@@ -231,6 +250,9 @@ func (s *Server) serveContinue(w http.ResponseWriter, r *http.Request) {
 		switch {
 		case user.PatientID != "":
 			p.Context.Patient, p.NeedPatient, dirty = user.PatientID, false, true
+		case s.Patients != nil && silent:
+			interaction(InteractionRequired, "prompt=none and a patient must be chosen")
+			return
 		case s.Patients != nil:
 			if dirty {
 				if err := s.Store.SaveRequest(ctx, p); err != nil {
@@ -269,6 +291,13 @@ func (s *Server) serveContinue(w http.ResponseWriter, r *http.Request) {
 	p.Clearance = dec.Clearance
 	for _, rf := range dec.Refused {
 		p.Dropped = strings.TrimSpace(p.Dropped + " " + rf.Scope + " (" + rf.Reason + ")")
+	}
+	if hasPrompt(p.Prompt, PromptConsent) {
+		dec.Ask = true // asked for whatever the policy would remember
+	}
+	if dec.Ask && silent {
+		interaction(ConsentRequired, "prompt=none and the user's consent is needed")
+		return
 	}
 	if dec.Ask {
 		p.Offered, p.Asked = dec.Grantable.String(), true

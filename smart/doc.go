@@ -42,6 +42,12 @@
 // scope, private_key_jwt with RS384/ES384 (keys only from the registered
 // JWKS or JWKS URL, jti replay refused, aud the token endpoint, exp at most
 // five minutes ahead), hashed client secrets, codes and refresh tokens.
+// The OIDC prompt parameter is honoured: prompt=none shows no page and
+// ends with login_required, interaction_required or consent_required
+// unless the session and what the consent policy allows or remembers
+// answer the request (it never grants a new consent); prompt=consent
+// shows the consent page even when the policy would not; login and
+// select_account reach the host's Authenticator through [Prompted].
 // Failed client authentications and grants at the token, introspection and
 // revocation endpoints are throttled per source address and per named
 // client ([Throttle], on by default): guessing gets 429 and Retry-After

@@ -23,6 +23,7 @@ const (
 	TemporarilyUnavailable  Code = "temporarily_unavailable"
 	LoginRequired           Code = "login_required"
 	ConsentRequired         Code = "consent_required"
+	InteractionRequired     Code = "interaction_required"
 	InvalidToken            Code = "invalid_token"
 )
 

@@ -75,7 +75,8 @@ type PendingRequest struct {
 	UserID      string // bound when the user first sees a page
 	Offered     string // scopes shown on the consent page
 	Clearance   *consent.Clearance
-	Asked       bool // the consent page was shown
+	Asked       bool   // the consent page was shown
+	Prompt      string // the OIDC prompt values asked for, space-separated (prompt.go)
 	CSRF        string
 	Expires     time.Time
 }
