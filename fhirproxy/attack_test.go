@@ -559,6 +559,7 @@ func TestUpstreamResponseHeaders(t *testing.T) {
 		"Set-Cookie": {"JSESSIONID=upstream; Path=/"}, "Alt-Svc": {`h3=":443"`}, "Link": {"</Patient/p2>; rel=preload"},
 		"Server": {"HAPI FHIR 7.0"}, "X-Powered-By": {"HAPI"}, "Strict-Transport-Security": {"max-age=0"},
 		"X-Internal-Path": {"/var/lib/fhir"}, "Trailer": {"X-Checksum"}, "X-Request-Id": {"req-7"},
+		"Date": {"Mon, 01 Jan 2001 00:00:00 GMT"}, // the upstream's clock: the answer is the proxy's, dated by it
 	}
 	tok := f.token("launch/patient patient/Observation.cruds", nil)
 	all := append(append(slices.Clone(consent.SensitiveTags), consent.HighlySensitiveTags...), consent.SegmentedTags...)
@@ -577,6 +578,9 @@ func TestUpstreamResponseHeaders(t *testing.T) {
 		}
 		if r.header.Get("Content-Type") == "" || r.header.Get("X-Request-Id") != "req-7" {
 			t.Errorf("%s (%d): the answer's own headers were lost: %v", name, r.status, r.header)
+		}
+		if d, err := http.ParseTime(r.header.Get("Date")); err != nil || d.Year() < 2020 {
+			t.Errorf("%s (%d): Date %q, want the proxy's own", name, r.status, r.header.Get("Date"))
 		}
 	}
 	if r := f.do("GET", "/Observation/lab-1", tok, ""); r.header.Get("Etag") == "" || r.header.Get("Last-Modified") == "" {

@@ -154,6 +154,10 @@ type access struct {
 	// relink moves the upstream's links onto the proxy's base (Proxy.Base);
 	// nil leaves them.
 	relink *relinker
+	// top and one hold what inspectBody returns for a single resource, so
+	// the read path allocates neither (one response per access).
+	top projection
+	one [1]*projection
 }
 
 // refusal is a FHIR error the client sees; nothing has reached the upstream.
@@ -404,7 +408,13 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, x *exchange) {
 	x.inspects = x.a != nil && x.a.inspects(x.in)
 	x.w.ResponseWriter = w
 	x.rp.Transport, x.rp.ErrorLog = p.transport(), p.errorLog()
-	x.rp.ServeHTTP(&x.w, r)
+	// ReverseProxy clones the request it is given, headers and all, and
+	// strips hop-by-hop ones; given the client's, it would copy every
+	// header a browser sends only for rewrite to throw them away. It gets
+	// a copy carrying just the headers that go upstream.
+	x.out = *r
+	x.out.Header = x.upstreamHeader(r)
+	x.rp.ServeHTTP(&x.w, &x.out)
 }
 
 // exchange is one request: what the proxy decided about it and, when it is
@@ -422,6 +432,7 @@ type exchange struct {
 	inspects bool          // the response is read before it is sent (access.inspects)
 	headed   bool          // the final response's headers are set (writer)
 	req      *http.Request // the client's
+	out      http.Request  // the request handed to ReverseProxy: the client's with the upstream's headers
 	w        writer
 	rp       httputil.ReverseProxy
 	sent     sentBody // the inspected body, when it is sent from memory
@@ -470,7 +481,7 @@ func (x *exchange) Put([]byte) {}
 // Server and the upstream's own CORS, are dropped, and so are trailers.
 var answerHeaders = map[string]bool{"Content-Type": true, "Content-Length": true, "Content-Encoding": true,
 	"Content-Language": true, "Etag": true, "Last-Modified": true, "Location": true, "Content-Location": true,
-	"Date": true, "Retry-After": true, "Vary": true, "X-Request-Id": true, "X-Correlation-Id": true}
+	"Retry-After": true, "Vary": true, "X-Request-Id": true, "X-Correlation-Id": true}
 
 func upstreamHeaders(resp *http.Response) {
 	for k := range resp.Header {
@@ -484,6 +495,31 @@ func upstreamHeaders(resp *http.Response) {
 // forwardHeaders are the request headers passed upstream (canonical names).
 // If-None-Exist goes as parsed (Interaction.ifNoneExist).
 var forwardHeaders = [...]string{"Accept-Encoding", "If-Match", "If-None-Match", "If-Modified-Since", "Content-Type"}
+
+// upstreamHeader is what goes upstream of the client's request headers
+// (the credential is added by UpstreamAuth).
+func (x *exchange) upstreamHeader(r *http.Request) http.Header {
+	hdr := make(http.Header, 4)
+	for _, k := range forwardHeaders {
+		if v := r.Header[k]; len(v) > 0 {
+			hdr[k] = v
+		}
+	}
+	hdr["Accept"] = fhirJSON
+	if x.in.ifNoneExist != "" {
+		hdr["If-None-Exist"] = []string{x.in.ifNoneExist}
+	}
+	if pref := header(r.Header, "Prefer"); strings.HasPrefix(pref, "return=") {
+		hdr["Prefer"] = []string{pref} // handling=lenient and anything else are dropped
+	}
+	if x.inspects {
+		delete(hdr, "Accept-Encoding") // the proxy must read the body
+		// and judge it: it evaluates the conditions itself (conditional.go)
+		delete(hdr, "If-None-Match")
+		delete(hdr, "If-Modified-Since")
+	}
+	return hdr
+}
 
 // rewrite builds the upstream request from the parsed interaction only.
 func (x *exchange) rewrite(pr *httputil.ProxyRequest) {
@@ -499,26 +535,7 @@ func (x *exchange) rewrite(pr *httputil.ProxyRequest) {
 		}
 	}
 	out.Host = p.Upstream.Host
-	hdr := make(http.Header, 4)
-	for _, k := range forwardHeaders {
-		if v := pr.In.Header[k]; len(v) > 0 {
-			hdr[k] = v
-		}
-	}
-	hdr["Accept"] = fhirJSON
-	if in.ifNoneExist != "" {
-		hdr["If-None-Exist"] = []string{in.ifNoneExist}
-	}
-	if pref := header(pr.In.Header, "Prefer"); strings.HasPrefix(pref, "return=") {
-		hdr["Prefer"] = []string{pref} // handling=lenient and anything else are dropped
-	}
-	if x.inspects {
-		delete(hdr, "Accept-Encoding") // the proxy must read the body
-		// and judge it: it evaluates the conditions itself (conditional.go)
-		delete(hdr, "If-None-Match")
-		delete(hdr, "If-Modified-Since")
-	}
-	out.Header = hdr
+	hdr := out.Header // upstreamHeader's, cloned by ReverseProxy
 	if p.UpstreamAuth != nil {
 		p.UpstreamAuth(out)
 	}

@@ -103,8 +103,12 @@ func (x *exchange) inspect(resp *http.Response) (*refusal, error) {
 	}
 	x.sent.Reset(body)
 	resp.Body = &x.sent
-	resp.ContentLength = int64(len(body))
-	resp.Header["Content-Length"] = []string{strconv.Itoa(len(body))}
+	// The upstream's Content-Length stays when it still holds, in the
+	// canonical form (the Transport checked it is a number).
+	if cl := resp.Header["Content-Length"]; int64(len(body)) != resp.ContentLength || len(cl) != 1 || cl[0] == "" || cl[0][0] == '0' && len(body) != 0 {
+		resp.ContentLength = int64(len(body))
+		resp.Header["Content-Length"] = []string{strconv.Itoa(len(body))}
+	}
 	resp.Header["Content-Type"] = fhirJSON
 	return nil, nil
 }
@@ -359,10 +363,11 @@ const redacted = `"meta":{"security":[{"system":"http://terminology.hl7.org/Code
 // to send and what it lets through, or a refusal.
 func (a *access) inspectBody(in Interaction, body []byte) ([]byte, []*projection, *refusal) {
 	var (
-		top     projection
+		top     = &a.top
 		spans   = make([]span, 0, 8)
 		entries []bundleEntry
 	)
+	*top = projection{}
 	s := jsonstrict.NewScanner(body)
 	err := top.decode(s, readEntries(s, a.relink, func(e bundleEntry) error {
 		entries = append(entries, e)
@@ -438,10 +443,11 @@ func (a *access) inspectBody(in Interaction, body []byte) ([]byte, []*projection
 	if in.ID != "" && in.Kind != Operation && (top.ResourceType != in.Type || top.ID != in.ID) {
 		return nil, nil, refuse(http.StatusBadGateway, "invalid", "the FHIR server answered with another resource")
 	}
-	if a.judge(&top) != keep {
+	if a.judge(top) != keep {
 		return nil, nil, notFound()
 	}
-	return body, []*projection{&top}, nil
+	a.one[0] = top
+	return body, a.one[:], nil
 }
 
 // rebuildBundle writes a Bundle without the entries it may not keep (or
