@@ -479,6 +479,9 @@ func (s *Server) issueCode(w http.ResponseWriter, r *http.Request, p PendingRequ
 		Scope: granted.String(), Audience: p.Audience, Context: p.Context, EHRLaunch: p.EHRLaunch,
 		Clearance: p.Clearance, Created: now, Expires: now.Add(s.grantLifetime(granted)),
 	}
+	if online(granted) {
+		g.Session = user.Session
+	}
 	code := randid.New()
 	c := AuthCode{
 		Hash: hashToken(code), Tenant: p.Tenant, ClientID: p.ClientID, RedirectURI: p.RedirectURI,
@@ -530,6 +533,12 @@ func categoryScope(sc scopes.Scope, code string) (scopes.Scope, bool) {
 	}
 	sub, err := scopes.Parse(sc.V2().String() + "?category=" + observationCategorySystem + "|" + code)
 	return sub, err == nil
+}
+
+// online reports whether a grant's refresh tokens live while the user is
+// online: online_access without offline_access (which wins, SPEC-NOTES A18).
+func online(granted scopes.Set) bool {
+	return granted.Has("online_access") && !granted.Has("offline_access")
 }
 
 // grantLifetime is how long a grant lives: as long as its refresh tokens may.

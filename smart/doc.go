@@ -42,6 +42,8 @@
 // scope, private_key_jwt with RS384/ES384 (keys only from the registered
 // JWKS or JWKS URL, jti replay refused, aud the token endpoint, exp at most
 // five minutes ahead), hashed client secrets, codes and refresh tokens.
+// With [Sessions], online_access refresh tokens end with the user's
+// sign-in session (the grant is revoked at the first refresh after it).
 // The OIDC prompt parameter is honoured: prompt=none shows no page and
 // ends with login_required, interaction_required or consent_required
 // unless the session and what the consent policy allows or remembers

@@ -80,6 +80,10 @@ type Server struct {
 	RefreshTTL      time.Duration // offline_access; 0 means DefaultRefreshTTL
 	OnlineTTL       time.Duration // online_access; 0 means DefaultOnlineTTL
 	Skew            time.Duration // clock skew allowed on assertions; 0 means DefaultSkew
+	// Sessions binds online_access grants to the user's sign-in session
+	// (User.Session): a refresh after it has ended revokes the grant. Nil
+	// means online_access lasts OnlineTTL whatever the session does.
+	Sessions Sessions
 	// CodeTTL is the authorization code lifetime; 0 means DefaultCodeTTL.
 	// RFC 6749 recommends at most 10 minutes.
 	CodeTTL time.Duration

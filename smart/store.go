@@ -28,6 +28,9 @@ type Grant struct {
 	Created   time.Time
 	Expires   time.Time // end of the grant's refresh lifetime
 	Revoked   bool
+	// Session is the sign-in session an online_access grant is bound to
+	// (User.Session); "" for other grants.
+	Session string `json:",omitempty"`
 }
 
 // An AuthCode is an issued authorization code, stored under the SHA-256 of the

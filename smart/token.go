@@ -244,6 +244,28 @@ func (s *Server) grantRefresh(w http.ResponseWriter, r *http.Request, f map[stri
 		return
 	}
 	current, _ := scopes.ParseLenient(old.Scope)
+	if granted, _ := scopes.ParseLenient(g.Scope); s.Sessions != nil && online(granted) {
+		active, err := false, error(nil)
+		if g.Session != "" { // a grant the host gave no session is not bound to one that lives
+			active, err = s.Sessions.SessionActive(ctx, g.UserID, g.Session)
+		}
+		if err != nil {
+			s.logger().ErrorContext(ctx, "smart: session check failed", "err", err)
+			fail(oauthErr(ServerError, "try again later"))
+			return
+		}
+		if !active {
+			// The user has left: the grant's tokens die with the session.
+			if err := s.Store.RevokeGrant(ctx, in.tenant.ID, g.ID); err != nil {
+				fail(oauthErr(ServerError, "try again later"))
+				return
+			}
+			_ = s.record(r, audit.Event{Type: audit.GrantRevoked, Outcome: audit.Success, ClientID: client.ID,
+				UserID: g.UserID, GrantID: g.ID, Reason: "online_access: the user's session has ended"})
+			fail(oauthErr(InvalidGrant, "online_access ends with the user's session, which has ended"))
+			return
+		}
+	}
 	scope := current
 	if f["scope"] != "" {
 		req, err := scopes.ParseSet(f["scope"])

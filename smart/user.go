@@ -20,6 +20,26 @@ type User struct {
 	// PatientID is set when the user is a patient (or acts for exactly one):
 	// a standalone launch then has this patient in context without a picker.
 	PatientID string
+	// Session identifies the host's sign-in session the user is in
+	// (opaque; "" when the host keeps none). Grants of online_access are
+	// bound to it: see Server.Sessions.
+	Session string
+}
+
+// Sessions tells whether a user's sign-in session at the host is still
+// active. With it, an online_access refresh token works only while the
+// session the user authorized the app in is (SMART: "while the end-user
+// remains online"); once it has ended, the grant is revoked.
+type Sessions interface {
+	SessionActive(ctx context.Context, userID, session string) (bool, error)
+}
+
+// SessionsFunc adapts a function to Sessions.
+type SessionsFunc func(ctx context.Context, userID, session string) (bool, error)
+
+// SessionActive calls f.
+func (f SessionsFunc) SessionActive(ctx context.Context, userID, session string) (bool, error) {
+	return f(ctx, userID, session)
 }
 
 // LogValue keeps logs to the user's id.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -10,16 +11,28 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
+	"github.com/smartkit/smartkit/internal/randid"
 	"github.com/smartkit/smartkit/smart"
 )
 
-// sessions are signed cookies (user and expiry, HMAC-SHA256 under a key kept
-// in the data directory), so any sandbox process on the same data serves them.
-type sessions struct{ key []byte }
+// sessions are signed cookies (user, expiry and a random session id,
+// HMAC-SHA256 under a key kept in the data directory), so any sandbox
+// process on the same data serves them. A signed-out session is remembered
+// until it would have expired, by the process that signed it out: online_access
+// grants end with it (smart.Server.Sessions).
+type sessions struct {
+	key   []byte
+	mu    sync.Mutex
+	ended map[string]time.Time // session id → when it would have expired
+}
 
 const sessionCookie = "sandbox_session"
+
+// sessionTTL is how long a sign-in lasts.
+const sessionTTL = 8 * time.Hour
 
 func (s *sessions) sign(v string) string {
 	m := hmac.New(sha256.New, s.key)
@@ -28,27 +41,65 @@ func (s *sessions) sign(v string) string {
 }
 
 func (s *sessions) issue(w http.ResponseWriter, user string) {
-	v := user + "|" + strconv.FormatInt(time.Now().Add(8*time.Hour).Unix(), 10)
+	v := user + "|" + strconv.FormatInt(time.Now().Add(sessionTTL).Unix(), 10) + "|" + randid.New()
 	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: base64.RawURLEncoding.EncodeToString([]byte(v)) + "." + s.sign(v),
 		Path: "/", HttpOnly: true, SameSite: http.SameSiteLaxMode})
 }
 
-func (s *sessions) user(r *http.Request) (string, bool) {
+// user returns the signed-in user of the request and the session's id
+// ("<expiry>.<random>": it names the session, it does not open it).
+func (s *sessions) user(r *http.Request) (user, session string, ok bool) {
 	c, err := r.Cookie(sessionCookie)
 	if err != nil {
-		return "", false
+		return "", "", false
 	}
 	b64, sig, ok := strings.Cut(c.Value, ".")
 	raw, err := base64.RawURLEncoding.DecodeString(b64)
 	if !ok || err != nil || subtle.ConstantTimeCompare([]byte(sig), []byte(s.sign(string(raw)))) != 1 {
-		return "", false
+		return "", "", false
 	}
-	user, exp, _ := strings.Cut(string(raw), "|")
+	user, rest, _ := strings.Cut(string(raw), "|")
+	exp, id, _ := strings.Cut(rest, "|")
+	session = exp + "." + id
+	if !s.active(session) {
+		return "", "", false
+	}
+	return user, session, true
+}
+
+// active reports whether a session has neither expired nor been signed out.
+func (s *sessions) active(session string) bool {
+	exp, _, _ := strings.Cut(session, ".")
 	until, err := strconv.ParseInt(exp, 10, 64)
 	if err != nil || time.Now().Unix() > until {
-		return "", false
+		return false
 	}
-	return user, true
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ended := s.ended[session]
+	return !ended
+}
+
+// end signs a session out.
+func (s *sessions) end(session string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ended == nil {
+		s.ended = map[string]time.Time{}
+	}
+	now := time.Now()
+	for id, until := range s.ended { // expired ones need no remembering
+		if now.After(until) {
+			delete(s.ended, id)
+		}
+	}
+	s.ended[session] = now.Add(sessionTTL)
+}
+
+// SessionActive is smart.Sessions: online_access lasts while the session
+// the user authorized the app in does.
+func (s *sessions) SessionActive(_ context.Context, _, session string) (bool, error) {
+	return s.active(session), nil
 }
 
 // csrf is the anti-forgery token of the request's session: a MAC of the
@@ -70,8 +121,9 @@ func (s *sessions) checkCSRF(r *http.Request, token string) bool {
 // authenticate is the authorization server's Authenticator: the signed-in
 // demo user, or a redirect to the login form that returns to this GET.
 func (sb *Sandbox) authenticate(w http.ResponseWriter, r *http.Request) (smart.User, bool) {
-	if name, ok := sb.sessions.user(r); ok {
+	if name, session, ok := sb.sessions.user(r); ok {
 		if u, ok := sb.users[name]; ok {
+			u.Session = session
 			return u, true
 		}
 	}
@@ -124,6 +176,9 @@ func (sb *Sandbox) login(w http.ResponseWriter, r *http.Request) {
 }
 
 func (sb *Sandbox) logout(w http.ResponseWriter, r *http.Request) {
+	if _, session, ok := sb.sessions.user(r); ok {
+		sb.sessions.end(session)
+	}
 	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/", MaxAge: -1})
 	http.Redirect(w, r, "/login", http.StatusSeeOther)
 }

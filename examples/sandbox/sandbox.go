@@ -147,6 +147,7 @@ func Start(ctx context.Context, cfg Config) (*Sandbox, error) {
 		Consent: &smart.PolicyConsent{Service: sb.Consent, Apps: sb.appInfo}, Audit: sb.async,
 		AccessTokenTTL: cfg.TokenTTL, CodeTTL: cfg.CodeTTL, FrameAncestors: []string{"'self'"},
 		RegistrationURL: sb.URL + "/dev/register", ManagementURL: sb.URL + "/ehr/apps",
+		Sessions: sb.sessions, // online_access ends at sign-out
 	}
 	sb.Consent.Revoker = sb.Auth
 	sb.Registry.Revokers = []registry.Revoker{sb.Auth}
@@ -220,7 +221,7 @@ func (sb *Sandbox) registerExampleApp(ctx context.Context) error {
 	return sb.registerBundled(ctx, ExampleAppID, registry.NewApp{Owner: registry.Owner{Name: "smartkit"}, Category: registry.ClinicianFacing,
 		RiskTier: registry.Low, Metadata: registry.Metadata{ClientName: "Example SMART app", TokenEndpointAuthMethod: smart.AuthNone,
 			RedirectURIs: []string{sb.URL + "/app/callback"}, LaunchURI: sb.URL + "/app/launch",
-			Scope: "launch launch/patient openid fhirUser offline_access patient/Patient.r patient/Observation.rs patient/*.rs user/*.rs"}})
+			Scope: "launch launch/patient openid fhirUser offline_access online_access patient/Patient.r patient/Observation.rs patient/*.rs user/*.rs"}})
 }
 
 // registerBackend registers the example backend job with the public half of

@@ -205,6 +205,47 @@ func TestLaunchRefreshRevokeAndAudit(t *testing.T) {
 	}
 }
 
+// TestOnlineAccessEndsAtSignOut: an app granted online_access refreshes
+// while the user stays signed in to the sandbox, and not after sign-out.
+func TestOnlineAccessEndsAtSignOut(t *testing.T) {
+	sb := startSandbox(t)
+	ctx := context.Background()
+	app := &client.Config{ClientID: ExampleAppID, RedirectURL: sb.URL + "/app/callback", Issuers: []string{sb.FHIRBase},
+		Scopes: []string{"launch/patient", "online_access", "patient/Patient.r"}, States: &client.MemoryStates{}}
+	authURL, err := app.Begin(httptest.NewRecorder(), httptest.NewRequest("GET", "/app/launch", nil), sb.FHIRBase, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := newBrowser(t, sb, "patient")
+	b.stop = sb.URL + "/app/callback"
+	callback, _ := b.visit(authURL)
+	s, err := app.Callback(httptest.NewRecorder(), httptest.NewRequest("GET", callback, nil))
+	if err != nil || s.Token.RefreshToken == "" {
+		t.Fatalf("callback: %v (refresh token: %v)", err, s != nil && s.Token.RefreshToken != "")
+	}
+	hc := s.Client(ctx)
+	get := func() int {
+		s.Token.Expiry = time.Now().Add(5 * time.Second) // due for refresh
+		resp, err := hc.Get(sb.FHIRBase + "/Patient/pt-001")
+		if err != nil {
+			return 0
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if c := get(); c != 200 {
+		t.Fatalf("refresh while signed in: %d", c)
+	}
+	resp, err := b.hc.Get(sb.URL + "/logout") // not visit, which would sign in again
+	if err != nil || resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("sign-out: %v", err)
+	}
+	resp.Body.Close()
+	if c := get(); c == 200 {
+		t.Fatal("online_access refreshed after the user signed out")
+	}
+}
+
 func TestLoginConventions(t *testing.T) {
 	sb := startSandbox(t)
 	hc := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}

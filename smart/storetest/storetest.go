@@ -75,12 +75,12 @@ func Smart(t *testing.T, newStore func(t *testing.T) smart.Store) {
 	})
 	t.Run("grants and revocation", func(t *testing.T) {
 		s := newStore(t)
-		g := smart.Grant{ID: "g1", Tenant: "t", ClientID: "app", UserID: "u", Scope: "patient/*.rs", Expires: exp}
+		g := smart.Grant{ID: "g1", Tenant: "t", ClientID: "app", UserID: "u", Scope: "patient/*.rs online_access", Expires: exp, Session: "s1"}
 		if err := s.SaveGrant(ctx, g); err != nil {
 			t.Fatal(err)
 		}
 		got, err := s.Grant(ctx, "t", "g1")
-		if err != nil || got.Scope != "patient/*.rs" || got.Revoked {
+		if err != nil || got.Scope != "patient/*.rs online_access" || got.Session != "s1" || got.Revoked {
 			t.Fatalf("grant %+v %v", got, err)
 		}
 		if _, err := s.Grant(ctx, "other", "g1"); !errors.Is(err, smart.ErrNotFound) {
