@@ -37,7 +37,8 @@ func parseResource(b []byte) (projection, error) {
 // decode reads the next value of s, which must be an object (a resource),
 // into p; every member is checked, the ones p does not hold are skipped.
 // entry, when set, reads the value of a top-level "entry" member; after,
-// when set, is called after each member with memberName of its name (taken
+// when set, is called after each member of what may still be a Bundle (no
+// other resourceType read yet) with memberName of its name (taken
 // before the value is read: a streaming window may move over the name) and
 // the offset of its name.
 // JSON null counts as absent, as it would for a FHIR client.
@@ -45,7 +46,10 @@ func (p *projection) decode(s *jsonstrict.Scanner, entry func() error, after fun
 	return s.Object(func(name []byte) error {
 		start := s.MemberOffset()
 		var kind string
-		if after != nil {
+		// Spans rebuild a Bundle: once the type is known to be another,
+		// they are not needed.
+		spans := after != nil && (p.ResourceType == "" || p.ResourceType == "Bundle")
+		if spans {
 			kind = memberName(name)
 		}
 		var err error
@@ -104,7 +108,7 @@ func (p *projection) decode(s *jsonstrict.Scanner, entry func() error, after fun
 		default:
 			err = s.Skip()
 		}
-		if err == nil && after != nil {
+		if err == nil && spans {
 			err = after(kind, start)
 		}
 		return err

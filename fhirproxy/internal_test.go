@@ -368,3 +368,21 @@ func TestPageTokens(t *testing.T) {
 		t.Error("opened a link that is not at the base")
 	}
 }
+
+func TestResourceRef(t *testing.T) {
+	for _, c := range []struct {
+		in         Interaction
+		path, want string
+	}{
+		{Interaction{Kind: Read, Type: "Observation", ID: "o1"}, "/Observation/o1", "Observation/o1"},
+		{Interaction{Kind: VRead, Type: "Observation", ID: "o1"}, "/Observation/o1/_history/2", "Observation/o1"},
+		{Interaction{Kind: Read, Type: "Observation", ID: "o1"}, "/Observation/o2", "Observation/o1"},
+		{Interaction{Kind: Read, Type: "Observation", ID: "o1"}, "/Patient/o1xx", "Observation/o1"},
+		{Interaction{Kind: SearchType, Type: "Observation"}, "/Observation", "Observation"},
+		{Interaction{Kind: SearchSystem}, "/", ""},
+	} {
+		if got := resourceRef(&c.in, c.path); got != c.want {
+			t.Errorf("resourceRef(%+v, %q) = %q, want %q", c.in, c.path, got, c.want)
+		}
+	}
+}

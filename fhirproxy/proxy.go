@@ -194,7 +194,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		ev.ClientID, ev.UserID, ev.FHIRUser, ev.Scopes = a.tok.ClientID, a.tok.Subject, a.tok.FHIRUser, a.tok.Scope
 		ev.TokenID, ev.GrantID, ev.Patient = a.tok.ID, a.tok.GrantID, a.patient
 	}
-	x.ev.Interaction, x.ev.Resource = string(in.Kind), resourceRef(in)
+	x.ev.Interaction, x.ev.Resource = string(in.Kind), resourceRef(in, r.URL.Path)
 	if ref != nil {
 		p.allowOrigin(r.Context(), w.Header(), header(r.Header, "Origin"), a)
 		p.finish(w, r, &x.ev, ref, nil)
@@ -206,11 +206,17 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p.forward(w, r, x)
 }
 
-func resourceRef(in *Interaction) string {
-	if in.Type != "" && in.ID != "" {
-		return in.Type + "/" + in.ID
+// resourceRef is the audit event's resource: Type/ID, or Type. A read's
+// path is that reference already, and is used as it is.
+func resourceRef(in *Interaction, path string) string {
+	if in.Type == "" || in.ID == "" {
+		return in.Type
 	}
-	return in.Type
+	if p := strings.TrimPrefix(path, "/"); len(p) == len(in.Type)+1+len(in.ID) &&
+		strings.HasPrefix(p, in.Type) && p[len(in.Type)] == '/' && strings.HasSuffix(p, in.ID) {
+		return p
+	}
+	return in.Type + "/" + in.ID
 }
 
 // finish writes a refusal (as an OperationOutcome) and audits it.
