@@ -30,6 +30,24 @@ func headless(t *testing.T, exe string) context.Context {
 	return ctx
 }
 
+// browserSandbox starts a sandbox and a headless Chromium with its tab
+// open, or skips the test (no Chromium, or -short).
+func browserSandbox(t *testing.T) (*Sandbox, context.Context) {
+	exe := chromium()
+	if exe == "" {
+		t.Skip("no Chromium installed (apt-get install chromium; .ci/run installs it)")
+	}
+	if testing.Short() {
+		t.Skip("browser test skipped in -short mode")
+	}
+	sb := startSandbox(t)
+	ctx := headless(t, exe)
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("starting Chromium: %v", err)
+	}
+	return sb, ctx
+}
+
 // chromium returns the path of an installed Chromium or Chrome, or "".
 func chromium() string {
 	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "headless-shell", "chrome"} {
@@ -46,22 +64,10 @@ func chromium() string {
 // rendered by the app. It also checks the security headers the browser
 // received for the shell and for the framed app.
 func TestBrowserEHRLaunch(t *testing.T) {
-	exe := chromium()
-	if exe == "" {
-		t.Skip("no Chromium installed (apt-get install chromium; .ci/run installs it)")
-	}
-	if testing.Short() {
-		t.Skip("browser test skipped in -short mode")
-	}
-	sb := startSandbox(t)
+	sb, ctx := browserSandbox(t)
 	base := sb.URL
 
-	ctx := headless(t, exe)
-
-	// Open the tab, then record the headers of every document it loads.
-	if err := chromedp.Do(ctx); err != nil {
-		t.Fatalf("starting Chromium: %v", err)
-	}
+	// Record the headers of every document the tab loads.
 	var mu sync.Mutex
 	docs := map[string]network.Headers{}
 	err := chromedp.Listen(ctx, func(ev any) {
@@ -185,18 +191,7 @@ func openApp(t *testing.T, ctx context.Context, base string) {
 // lost. The consent POSTs are held in the network, as on a slow link, so
 // the second click lands while the first is under way.
 func TestBrowserConsentSubmitsOnce(t *testing.T) {
-	exe := chromium()
-	if exe == "" {
-		t.Skip("no Chromium installed (apt-get install chromium; .ci/run installs it)")
-	}
-	if testing.Short() {
-		t.Skip("browser test skipped in -short mode")
-	}
-	sb := startSandbox(t)
-	ctx := headless(t, exe)
-	if err := chromedp.Do(ctx); err != nil {
-		t.Fatalf("starting Chromium: %v", err)
-	}
+	sb, ctx := browserSandbox(t)
 	var mu sync.Mutex
 	var held []fetch.RequestID
 	err := chromedp.Listen(ctx, func(ev any) {

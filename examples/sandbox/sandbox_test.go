@@ -136,21 +136,7 @@ func TestEHRLaunchOfTheExampleApp(t *testing.T) {
 func TestLaunchRefreshRevokeAndAudit(t *testing.T) {
 	sb := startSandbox(t)
 	ctx := context.Background()
-	app := &client.Config{ClientID: ExampleAppID, RedirectURL: sb.URL + "/app/callback", Issuers: []string{sb.FHIRBase},
-		Scopes: []string{"launch/patient", "openid", "fhirUser", "offline_access", "patient/Observation.rs", "patient/Patient.r"},
-		States: &client.MemoryStates{}}
-	rec := httptest.NewRecorder()
-	authURL, err := app.Begin(rec, httptest.NewRequest("GET", "/app/launch", nil), sb.FHIRBase, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := newBrowser(t, sb, "patient")
-	b.stop = sb.URL + "/app/callback"
-	callback, _ := b.visit(authURL)
-	s, err := app.Callback(httptest.NewRecorder(), httptest.NewRequest("GET", callback, nil))
-	if err != nil {
-		t.Fatalf("callback %s: %v", callback, err)
-	}
+	s, _ := standaloneLaunch(t, sb, "launch/patient", "openid", "fhirUser", "offline_access", "patient/Observation.rs", "patient/Patient.r")
 	if s.Context.Patient != "pt-001" || s.IDToken == nil || s.Token.RefreshToken == "" {
 		t.Fatalf("session %+v", s.Context)
 	}
@@ -210,18 +196,9 @@ func TestLaunchRefreshRevokeAndAudit(t *testing.T) {
 func TestOnlineAccessEndsAtSignOut(t *testing.T) {
 	sb := startSandbox(t)
 	ctx := context.Background()
-	app := &client.Config{ClientID: ExampleAppID, RedirectURL: sb.URL + "/app/callback", Issuers: []string{sb.FHIRBase},
-		Scopes: []string{"launch/patient", "online_access", "patient/Patient.r"}, States: &client.MemoryStates{}}
-	authURL, err := app.Begin(httptest.NewRecorder(), httptest.NewRequest("GET", "/app/launch", nil), sb.FHIRBase, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := newBrowser(t, sb, "patient")
-	b.stop = sb.URL + "/app/callback"
-	callback, _ := b.visit(authURL)
-	s, err := app.Callback(httptest.NewRecorder(), httptest.NewRequest("GET", callback, nil))
-	if err != nil || s.Token.RefreshToken == "" {
-		t.Fatalf("callback: %v (refresh token: %v)", err, s != nil && s.Token.RefreshToken != "")
+	s, b := standaloneLaunch(t, sb, "launch/patient", "online_access", "patient/Patient.r")
+	if s.Token.RefreshToken == "" {
+		t.Fatal("no refresh token for online_access")
 	}
 	hc := s.Client(ctx)
 	get := func() int {
@@ -244,6 +221,27 @@ func TestOnlineAccessEndsAtSignOut(t *testing.T) {
 	if c := get(); c == 200 {
 		t.Fatal("online_access refreshed after the user signed out")
 	}
+}
+
+// standaloneLaunch runs the example app's standalone launch with scopes
+// as the patient, through the browser it returns (signed in), and returns
+// the app's session.
+func standaloneLaunch(t *testing.T, sb *Sandbox, scopes ...string) (*client.Session, *browser) {
+	t.Helper()
+	app := &client.Config{ClientID: ExampleAppID, RedirectURL: sb.URL + "/app/callback", Issuers: []string{sb.FHIRBase},
+		Scopes: scopes, States: &client.MemoryStates{}}
+	authURL, err := app.Begin(httptest.NewRecorder(), httptest.NewRequest("GET", "/app/launch", nil), sb.FHIRBase, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := newBrowser(t, sb, "patient")
+	b.stop = sb.URL + "/app/callback"
+	callback, _ := b.visit(authURL)
+	s, err := app.Callback(httptest.NewRecorder(), httptest.NewRequest("GET", callback, nil))
+	if err != nil {
+		t.Fatalf("callback %s: %v", callback, err)
+	}
+	return s, b
 }
 
 func TestLoginConventions(t *testing.T) {
