@@ -49,9 +49,14 @@ func (x *exchange) inspect(resp *http.Response) (*refusal, error) {
 	if from := p.Limits.streamFrom(); in.unwrap == "" && in.Kind != HistoryInstance && in.Kind != Batch && p.Transform == nil && (resp.ContentLength < 0 || resp.ContentLength > from) {
 		// Possibly a large Bundle: look at its head first.
 		body, err = io.ReadAll(io.LimitReader(resp.Body, from+1))
-		if err == nil && int64(len(body)) > from && bundleFirst(body) {
-			p.stream(resp.Request.Context(), resp, body, a, in.Type, ev)
-			return nil, nil
+		if err == nil && int64(len(body)) > from {
+			// Only what may answer with a Bundle streams one: a read answered
+			// with a Bundle is refused whole, like any other resource.
+			if bundle, entryFirst := bundleHead(body); bundle && (alwaysBundle(in.Kind) || in.Kind == Operation) ||
+				entryFirst && alwaysBundle(in.Kind) {
+				p.stream(resp.Request.Context(), resp, body, a, in.Type, !bundle, ev)
+				return nil, nil
+			}
 		}
 		if err == nil { // not one to stream: the rest too
 			var rest []byte
@@ -348,6 +353,8 @@ func memberName(name []byte) string {
 		return "meta"
 	case "link":
 		return "link"
+	case "resourceType":
+		return "resourceType"
 	}
 	return ""
 }
@@ -380,6 +387,8 @@ func (a *access) inspectBody(in Interaction, body []byte) ([]byte, []*projection
 		return nil, nil, refuse(http.StatusBadGateway, "invalid", "the FHIR server answered with invalid or ambiguous JSON")
 	}
 	switch {
+	case top.ResourceType == "Bundle" && (in.Kind == Read || in.Kind == VRead) && (in.Type != "Bundle" || top.ID != in.ID):
+		return nil, nil, refuse(http.StatusBadGateway, "invalid", "the FHIR server answered with another resource")
 	case top.ResourceType == "Bundle":
 		relinked := false
 		if a.relink != nil {
@@ -435,10 +444,14 @@ func (a *access) inspectBody(in Interaction, body []byte) ([]byte, []*projection
 			return body, kept, nil
 		}
 		return rebuildBundle(body, spans, entries, fates, removed, withheld), kept, nil
-	case in.unwrap != "":
-		return nil, nil, refuse(http.StatusBadGateway, "invalid", "the FHIR server answered a search with something else")
+	case len(entries) > 0:
+		// Entries belong to a Bundle: judged nowhere else, they would pass
+		// unseen inside whatever claims to be another resource.
+		return nil, nil, refuse(http.StatusBadGateway, "invalid", "the FHIR server answered with entries outside a Bundle")
 	case top.ResourceType == "OperationOutcome":
 		return body, nil, nil
+	case in.unwrap != "" || alwaysBundle(in.Kind):
+		return nil, nil, refuse(http.StatusBadGateway, "invalid", "the FHIR server answered a search with something else")
 	}
 	if in.ID != "" && in.Kind != Operation && (top.ResourceType != in.Type || top.ID != in.ID) {
 		return nil, nil, refuse(http.StatusBadGateway, "invalid", "the FHIR server answered with another resource")

@@ -17,6 +17,11 @@ import (
 // A Bundle larger than Limits.StreamFrom is filtered as it passes: each
 // entry is read, judged and written (or left out) before the next is read,
 // so the proxy holds about one entry at a time instead of the whole body.
+// Its resourceType must come before its entries, unless the interaction
+// always answers with a Bundle (a search, a type or system history): some
+// servers write members in name order, "entry" first; the stream then says
+// Bundle itself and is cut if the resourceType, when it comes, says
+// otherwise.
 // The status and headers go out before the end of the Bundle is seen; if
 // the rest turns out to be invalid JSON, the response is cut off (the
 // client sees a truncated body, never an unchecked entry). Because a total
@@ -26,11 +31,14 @@ import (
 // errStop ends a scan early on purpose.
 var errStop = errors.New("fhirproxy: stop")
 
-// bundleFirst reports whether a body's head names it a Bundle before any
-// entry member: only then can its entries be judged as they stream.
-func bundleFirst(head []byte) bool {
+// errNotBundle cuts a stream whose resourceType is not Bundle.
+var errNotBundle = errors.New("fhirproxy: the streamed answer is not a Bundle")
+
+// bundleHead reads a body's head up to its resourceType or its entries,
+// whichever comes first: bundle reports a resourceType of Bundle before any
+// entry; entryFirst, entries before any resourceType.
+func bundleHead(head []byte) (bundle, entryFirst bool) {
 	s := jsonstrict.NewScanner(head)
-	bundle := false
 	err := s.Object(func(name []byte) error {
 		switch string(name) {
 		case "resourceType":
@@ -41,20 +49,37 @@ func bundleFirst(head []byte) bool {
 			}
 			return err
 		case "entry":
+			entryFirst = true
 			return errStop
 		}
 		return s.Skip()
 	})
-	return err == errStop && bundle
+	if err != errStop {
+		return false, false
+	}
+	return bundle, entryFirst
+}
+
+// alwaysBundle reports whether an interaction of kind k always answers
+// (when it succeeds) with a Bundle.
+func alwaysBundle(k Kind) bool {
+	switch k {
+	case SearchType, SearchCompart, SearchSystem, HistoryType, HistorySystem:
+		return true
+	}
+	return false
 }
 
 // streamer writes a filtered Bundle while it reads it.
 type streamer struct {
-	s     *jsonstrict.Scanner
-	w     *bufio.Writer
-	a     *access
-	typ   string // the type searched, which its page links continue
-	wrote bool   // a member has been written: the next needs a comma
+	s   *jsonstrict.Scanner
+	w   *bufio.Writer
+	a   *access
+	typ string // the type searched, which its page links continue
+	// assumed: the answer must be a Bundle (alwaysBundle), and its entries
+	// may come before its resourceType.
+	assumed bool
+	wrote   bool // a member has been written: the next needs a comma
 	// sent counts entries written; removed and withheld say whether
 	// any was left out, for its labels in the second case.
 	sent              int
@@ -74,13 +99,27 @@ func (st *streamer) run() error {
 	s := st.s
 	var top projection
 	_ = st.w.WriteByte('{')
+	if st.assumed {
+		_, _ = st.w.WriteString(`"resourceType":"Bundle"`)
+		st.wrote = true
+	}
 	err := top.decode(s, func() error {
-		if top.ResourceType != "Bundle" {
+		if top.ResourceType != "Bundle" && (!st.assumed || top.ResourceType != "") {
 			return errors.New("fhirproxy: entries before the resource type")
 		}
 		return readEntries(s, st.a.relink, st.entry)()
 	}, func(name string, start int64) error {
 		switch name {
+		case "resourceType":
+			if top.ResourceType != "Bundle" {
+				return errNotBundle
+			}
+			if !st.assumed { // else written at the start
+				st.sep()
+				if _, err := st.w.Write(s.Bytes(start, s.Offset())); err != nil {
+					return err
+				}
+			}
 		case "entry":
 			switch {
 			case st.sent > 0:
@@ -115,6 +154,9 @@ func (st *streamer) run() error {
 	})
 	if err == nil {
 		err = s.End()
+	}
+	if err == nil && top.ResourceType != "Bundle" {
+		err = errNotBundle
 	}
 	if err != nil {
 		return err
@@ -171,7 +213,7 @@ func (st *streamer) entry(e bundleEntry) error {
 // Bundle, whose first bytes (head) were already read. The event is
 // recorded by the caller before anything is sent; a second one follows
 // when entries were left out or the stream was cut.
-func (p *Proxy) stream(ctx context.Context, resp *http.Response, head []byte, a *access, typ string, ev *audit.Event) {
+func (p *Proxy) stream(ctx context.Context, resp *http.Response, head []byte, a *access, typ string, assumed bool, ev *audit.Event) {
 	ev.Reason = "Bundle streamed: entries judged as they pass"
 	upstream := resp.Body
 	pr, pw := io.Pipe()
@@ -180,7 +222,7 @@ func (p *Proxy) stream(ctx context.Context, resp *http.Response, head []byte, a 
 	st := &streamer{
 		s: jsonstrict.NewStreamScanner(io.MultiReader(bytes.NewReader(head), upstream), int(min(p.Limits.resp(), 1<<30))),
 		w: bufio.NewWriterSize(pw, 32<<10),
-		a: &own, typ: typ,
+		a: &own, typ: typ, assumed: assumed,
 	}
 	first := *ev
 	go func() {
@@ -231,6 +273,8 @@ func streamFailure(err error) string {
 		return "an entry is larger than the proxy holds"
 	case errors.Is(err, jsonstrict.ErrInvalid):
 		return "the FHIR server sent invalid or ambiguous JSON"
+	case errors.Is(err, errNotBundle):
+		return "the FHIR server's answer is not a Bundle"
 	}
 	return "the FHIR server's response failed"
 }

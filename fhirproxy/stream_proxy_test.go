@@ -21,14 +21,20 @@ import (
 )
 
 // bigSearch serves a searchset of n ~1 KB Observations, every seventh for
-// p2, written as it goes (no Content-Length), resourceType first as FHIR
-// servers write it, with links and fullUrls on its own base; with
-// ?broken=1 the Bundle ends in invalid JSON.
+// p2, written as it goes (no Content-Length), resourceType first as most
+// FHIR servers write it, with links and fullUrls on its own base; with
+// ?broken=1 the Bundle ends in invalid JSON; with ?sorted=1 its members
+// come in name order, entries first (and ?lie=1 then makes its
+// resourceType Observation).
 func bigSearch(n int) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/fhir+json")
 		base := "http://" + r.Host
-		fmt.Fprintf(w, `{"resourceType":"Bundle","type":"searchset","total":%d,"link":[{"relation":"next","url":"%s/Observation?ct=2"}],"entry":[`, n, base)
+		if r.URL.Query().Has("sorted") {
+			fmt.Fprint(w, `{"entry":[`)
+		} else {
+			fmt.Fprintf(w, `{"resourceType":"Bundle","type":"searchset","total":%d,"link":[{"relation":"next","url":"%s/Observation?ct=2"}],"entry":[`, n, base)
+		}
 		for i := range n {
 			p := "p1"
 			if i%7 == 6 {
@@ -39,11 +45,18 @@ func bigSearch(n int) http.HandlerFunc {
 			}
 			fmt.Fprintf(w, `{"fullUrl":"%s/Observation/o%d","resource":{"resourceType":"Observation","id":"o%d","subject":{"reference":"Patient/%s"},"code":{"text":%q}}}`, base, i, i, p, strings.Repeat("z", 900))
 		}
-		if r.URL.Query().Has("broken") {
+		switch q := r.URL.Query(); {
+		case q.Has("broken"):
 			fmt.Fprint(w, `,{"resource":{"resourceType":"Observation","id":"late","subject":{"reference":"Patient/p2"},"subject":{}}}]}`)
-			return
+		case q.Has("sorted"):
+			typ := "Bundle"
+			if q.Has("lie") {
+				typ = "Observation"
+			}
+			fmt.Fprintf(w, `],"link":[{"relation":"next","url":"%s/Observation?ct=2"}],"resourceType":%q,"total":%d,"type":"searchset"}`, base, typ, n)
+		default:
+			fmt.Fprint(w, `]}`)
 		}
-		fmt.Fprint(w, `]}`)
 	}
 }
 
@@ -68,6 +81,48 @@ func TestStreamedLinksMove(t *testing.T) {
 	if r.status != 200 || len(entries) == 0 || strings.Contains(r.raw, up.URL) || !strings.Contains(r.raw, `"`+f.base+`/Observation?ct=2"`) ||
 		!strings.Contains(r.raw, `"fullUrl":"`+f.base+`/Observation/o0"`) {
 		t.Errorf("%d, %d entries: %.300s", r.status, len(entries), r.raw)
+	}
+}
+
+// TestStreamedEntriesFirst: a search's Bundle written in name order,
+// entries before its resourceType (as some servers write JSON), streams
+// too; one that turns out not to be a Bundle is cut; a read answered that
+// way is not streamed.
+func TestStreamedEntriesFirst(t *testing.T) {
+	f, up := streamFixture(t)
+	f.proxy.Base = f.base
+	tok := f.token("launch/patient patient/Observation.rs", nil)
+	r := f.do("GET", "/Observation?sorted=1", tok, "")
+	entries, _ := r.body["entry"].([]any)
+	if r.status != 200 || r.header.Get("Content-Length") != "" || r.body["resourceType"] != "Bundle" || len(entries) != 300-300/7 ||
+		strings.Contains(r.raw, "Patient/p2") || strings.Contains(r.raw, up.URL) || r.body["type"] != "searchset" {
+		t.Fatalf("%d (Content-Length %q), %d entries: %.200s", r.status, r.header.Get("Content-Length"), len(entries), r.raw)
+	}
+	waitFor(t, func() bool { return len(f.audit.Events()) >= 2 })
+	if ev := f.audit.Events()[0]; !strings.Contains(ev.Reason, "streamed") {
+		t.Fatalf("not streamed: %+v", ev)
+	}
+
+	req, _ := http.NewRequest("GET", f.base+"/Observation?sorted=1&lie=1", nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err == nil || json.Valid(b) || strings.Contains(string(b), "Patient/p2") {
+		t.Fatalf("a stream that is not a Bundle read cleanly (%v)", err)
+	}
+	waitFor(t, func() bool { return len(f.audit.Of(audit.ResourceRefused)) == 1 })
+	if ev := f.audit.Of(audit.ResourceRefused)[0]; !strings.Contains(ev.Reason, "not a Bundle") {
+		t.Errorf("audited as %+v", ev)
+	}
+
+	for _, read := range []string{"/Observation/o1", "/Observation/o1/_history/1"} { // bigSearch answers anything with its Bundle
+		if r := f.do("GET", read, tok, ""); r.status != http.StatusBadGateway || r.header.Get("Content-Length") == "" {
+			t.Errorf("%s answered with a Bundle: %d, Content-Length %q", read, r.status, r.header.Get("Content-Length"))
+		}
 	}
 }
 

@@ -16,10 +16,11 @@ import (
 	"github.com/smartkit/smartkit/internal/jsonstrict"
 )
 
-// streamOut filters body through a streamer reading r.
-func streamOut(a *access, r io.Reader, limit int) ([]byte, *streamer, error) {
+// streamOut filters body through a streamer reading r; assumed is the
+// streamer's (the answer of a search: entries may come first).
+func streamOut(a *access, r io.Reader, limit int, assumed ...bool) ([]byte, *streamer, error) {
 	var out bytes.Buffer
-	st := &streamer{s: jsonstrict.NewStreamScanner(r, limit), w: bufio.NewWriter(&out), a: a}
+	st := &streamer{s: jsonstrict.NewStreamScanner(r, limit), w: bufio.NewWriter(&out), a: a, assumed: len(assumed) > 0 && assumed[0]}
 	err := st.run()
 	return out.Bytes(), st, err
 }
@@ -47,14 +48,18 @@ func TestStreamAgreesWithWholeBody(t *testing.T) {
 	for name, body := range map[string][]byte{
 		"filtered": typeFirst(bundle(300)), "labelled": typeFirst(labelled), "all kept": typeFirst(bundle(6)), "empty": []byte(`{"resourceType":"Bundle","type":"searchset","total":0}`),
 		"none kept": []byte(`{"resourceType":"Bundle","meta":{"lastUpdated":"2026-01-01"},"entry":[{"resource":{"resourceType":"Patient","id":"p2"}}],"total":1,"link":[]}`),
+		// Members in name order, entries first: a search's answer only.
+		"entries first":          bundle(300),
+		"entries first labelled": labelled,
 	} {
 		a := testAccess("patient/Observation.rs patient/Patient.rs")
 		whole, _, ref := a.inspectBody(Interaction{Kind: SearchType, Type: "Observation"}, body)
 		if ref != nil {
 			t.Fatalf("%s: %v", name, ref)
 		}
+		_, entryFirst := bundleHead(body)
 		for _, r := range []io.Reader{bytes.NewReader(body), iotest.OneByteReader(bytes.NewReader(body)), iotest.HalfReader(bytes.NewReader(body))} {
-			out, _, err := streamOut(a, r, 1<<20)
+			out, _, err := streamOut(a, r, 1<<20, entryFirst)
 			if err != nil {
 				t.Fatalf("%s: %v", name, err)
 			}
@@ -88,14 +93,37 @@ func TestStreamRefuses(t *testing.T) {
 			t.Errorf("%s: an unjudged entry went out: %s", name, out)
 		}
 	}
+	// A search's answer written entries first must turn out a Bundle; the
+	// entries judged before that went out, nothing else.
+	for name, body := range map[string]string{
+		"not a Bundle":     `{"entry":[` + good + `],"resourceType":"Observation","id":"b"}`,
+		"no resourceType":  `{"entry":[` + good + `],"total":1}`,
+		"type twice":       `{"entry":[` + good + `],"resourceType":"Bundle","resourceType":"Bundle"}`,
+		"other entry late": `{"entry":[` + good + `],"resourceType":"Bundle","entry":[{"resource":{"resourceType":"Observation","id":"c","subject":{"reference":"Patient/p2"}}}]}`,
+	} {
+		out, _, err := streamOut(a, strings.NewReader(body), 1<<20, true)
+		if err == nil {
+			t.Errorf("%s: streamed without error: %s", name, out)
+		}
+		if bytes.Contains(out, []byte(`"id":"c"`)) || bytes.Contains(out, []byte("Patient/p2")) || bytes.Contains(out, []byte(`"id":"b"`)) {
+			t.Errorf("%s: an unjudged entry went out: %s", name, out)
+		}
+	}
 	// An entry larger than the proxy holds is refused, not buffered.
 	big := `{"resourceType":"Bundle","entry":[{"resource":{"resourceType":"Observation","id":"a","subject":{"reference":"Patient/p1"},"text":"` + strings.Repeat("x", 256<<10) + `"}}]}`
 	if _, _, err := streamOut(a, strings.NewReader(big), 64<<10); !errors.Is(err, jsonstrict.ErrTooLarge) {
 		t.Errorf("an entry over the limit: %v", err)
 	}
-	if !bundleFirst([]byte(`{"resourceType":"Bundle","entry":[`)) || bundleFirst([]byte(`{"entry":[],"resourceType":"Bundle"}`)) ||
-		bundleFirst([]byte(`{"resourceType":"Observation"`)) || bundleFirst([]byte(`{"id":"x","text":"unfinish`)) {
-		t.Error("bundleFirst misjudged a head")
+	for head, want := range map[string][2]bool{
+		`{"resourceType":"Bundle","entry":[`:   {true, false},
+		`{"id":"b","entry":[{"resource":`:      {false, true},
+		`{"entry":[],"resourceType":"Bundle"}`: {false, true},
+		`{"resourceType":"Observation"`:        {false, false},
+		`{"id":"x","text":"unfinish`:           {false, false},
+	} {
+		if b, e := bundleHead([]byte(head)); [2]bool{b, e} != want {
+			t.Errorf("bundleHead(%s) = %v, %v; want %v", head, b, e, want)
+		}
 	}
 }
 
@@ -106,6 +134,9 @@ type bundleReader struct {
 	buf   []byte // made, not yet read
 	store []byte // buf's array, reused
 	done  bool
+	// sorted writes the members in name order ("entry" first), as some
+	// servers do.
+	sorted bool
 }
 
 var padTail = strings.Repeat("z", 900) + `"}}}`
@@ -127,8 +158,13 @@ func (g *bundleReader) Read(p []byte) (int, error) {
 func (g *bundleReader) next(b []byte) []byte {
 	defer func() { g.i++ }()
 	switch {
+	case g.i == 0 && g.sorted:
+		return append(b, `{"entry":[`...)
 	case g.i == 0:
 		return append(strconv.AppendInt(append(b, `{"resourceType":"Bundle","type":"searchset","total":`...), int64(g.n), 10), `,"entry":[`...)
+	case g.i > g.n && g.sorted:
+		g.done = true
+		return append(strconv.AppendInt(append(b, `],"resourceType":"Bundle","total":`...), int64(g.n), 10), `,"type":"searchset"}`...)
 	case g.i > g.n:
 		g.done = true
 		return append(b, `]}`...)
@@ -156,19 +192,23 @@ func TestStreamMemoryIsBounded(t *testing.T) {
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
-	cw := &countingWriter{}
-	st := &streamer{s: jsonstrict.NewStreamScanner(&bundleReader{n: 64 << 10}, 1<<20), w: bufio.NewWriter(cw), a: a}
-	if err := st.run(); err != nil {
-		t.Fatal(err)
-	}
-	runtime.ReadMemStats(&after)
-	allocated := after.TotalAlloc - before.TotalAlloc
-	t.Logf("streamed %d entries, wrote %d MB, allocated %.1f MB in all", st.sent, cw.n>>20, float64(allocated)/(1<<20))
-	if st.sent != 64<<10-(64<<10)/7 || !st.removed {
-		t.Errorf("sent %d entries", st.sent)
-	}
-	if allocated > 16<<20 {
-		t.Errorf("allocated %d bytes for a 64 MB stream", allocated)
+	for _, sorted := range []bool{false, true} { // resourceType first, and entries first
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		cw := &countingWriter{}
+		st := &streamer{s: jsonstrict.NewStreamScanner(&bundleReader{n: 64 << 10, sorted: sorted}, 1<<20), w: bufio.NewWriter(cw), a: a, assumed: sorted}
+		if err := st.run(); err != nil {
+			t.Fatal(err)
+		}
+		runtime.ReadMemStats(&after)
+		allocated := after.TotalAlloc - before.TotalAlloc
+		t.Logf("entries first %v: streamed %d entries, wrote %d MB, allocated %.1f MB in all", sorted, st.sent, cw.n>>20, float64(allocated)/(1<<20))
+		if st.sent != 64<<10-(64<<10)/7 || !st.removed {
+			t.Errorf("sent %d entries", st.sent)
+		}
+		if allocated > 16<<20 {
+			t.Errorf("allocated %d bytes for a 64 MB stream", allocated)
+		}
 	}
 }
 
