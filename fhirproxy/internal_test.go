@@ -388,3 +388,37 @@ func TestResourceRef(t *testing.T) {
 		}
 	}
 }
+
+// TestAnswerShapes: an answer must have the shape its interaction calls
+// for; entries outside a Bundle are never passed unjudged.
+func TestAnswerShapes(t *testing.T) {
+	a := testAccess("patient/Observation.rs patient/Bundle.rs")
+	p2 := `{"resource":{"resourceType":"Observation","id":"x","subject":{"reference":"Patient/p2"}}}`
+	read := Interaction{Kind: Read, Type: "Observation", ID: "o1"}
+	search := Interaction{Kind: SearchType, Type: "Observation"}
+	for name, c := range map[string]struct {
+		in   Interaction
+		body string
+	}{
+		"entries in an OperationOutcome": {read, `{"resourceType":"OperationOutcome","issue":[],"entry":[` + p2 + `]}`},
+		"entries in a resource":          {read, `{"resourceType":"Observation","id":"o1","subject":{"reference":"Patient/p1"},"entry":[` + p2 + `]}`},
+		"a read answered with a Bundle":  {read, `{"resourceType":"Bundle","type":"searchset","entry":[]}`},
+		"a search answered otherwise":    {search, `{"resourceType":"Observation","id":"o1","subject":{"reference":"Patient/p1"}}`},
+		"a history answered otherwise":   {Interaction{Kind: HistoryType, Type: "Observation"}, `{"resourceType":"Observation","id":"o1","subject":{"reference":"Patient/p1"}}`},
+	} {
+		out, _, ref := a.inspectBody(c.in, []byte(c.body))
+		if ref == nil || ref.status != 502 {
+			t.Errorf("%s: passed as %s", name, out)
+		}
+	}
+	// What is allowed: an OperationOutcome to a search, and a Bundle read
+	// as itself (its entries judged).
+	if _, _, ref := a.inspectBody(search, []byte(`{"resourceType":"OperationOutcome","issue":[]}`)); ref != nil {
+		t.Errorf("an OperationOutcome to a search: %v", ref)
+	}
+	out, _, ref := a.inspectBody(Interaction{Kind: Read, Type: "Bundle", ID: "b1"},
+		[]byte(`{"resourceType":"Bundle","id":"b1","type":"collection","entry":[`+p2+`]}`))
+	if ref != nil || bytes.Contains(out, []byte("Patient/p2")) {
+		t.Errorf("a Bundle read as itself: %v %s", ref, out)
+	}
+}
