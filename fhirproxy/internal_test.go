@@ -405,6 +405,7 @@ func TestAnswerShapes(t *testing.T) {
 		"a read answered with a Bundle":  {read, `{"resourceType":"Bundle","type":"searchset","entry":[]}`},
 		"a search answered otherwise":    {search, `{"resourceType":"Observation","id":"o1","subject":{"reference":"Patient/p1"}}`},
 		"a history answered otherwise":   {Interaction{Kind: HistoryType, Type: "Observation"}, `{"resourceType":"Observation","id":"o1","subject":{"reference":"Patient/p1"}}`},
+		"an instance history otherwise":  {Interaction{Kind: HistoryInstance, Type: "Observation", ID: "o1"}, `{"resourceType":"Observation","id":"o1","subject":{"reference":"Patient/p1"}}`},
 	} {
 		out, _, ref := a.inspectBody(c.in, []byte(c.body))
 		if ref == nil || ref.status != 502 {

@@ -64,7 +64,7 @@ func bundleHead(head []byte) (bundle, entryFirst bool) {
 // (when it succeeds) with a Bundle.
 func alwaysBundle(k Kind) bool {
 	switch k {
-	case SearchType, SearchCompart, SearchSystem, HistoryType, HistorySystem:
+	case SearchType, SearchCompart, SearchSystem, HistoryInstance, HistoryType, HistorySystem:
 		return true
 	}
 	return false
