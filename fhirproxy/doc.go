@@ -60,9 +60,13 @@
 // decision needs: type, id, patient references, security labels. A Bundle
 // that must lose entries is rebuilt from the byte spans it keeps. A Bundle
 // larger than Limits.StreamFrom (1 MiB) is filtered as it streams, about one
-// entry held at a time: its status goes out first, so one that turns invalid
-// later is cut off rather than passed unchecked, and its total and meta
-// follow its entries. With Proxy.Base set, the paging links, fullUrls and
+// entry held at a time (also when a search's Bundle is written with its
+// entries before its resourceType, as servers that sort member names write
+// it): its status goes out first, so one that turns invalid later is cut
+// off rather than passed unchecked, and its total and meta follow its
+// entries. An answer without the shape its interaction calls for (a read
+// answered with a Bundle, a search with anything but a Bundle, entries
+// outside a Bundle) is the proxy's 502. With Proxy.Base set, the paging links, fullUrls and
 // Locations the upstream writes on its own base come back on the proxy's, so
 // clients page through the proxy; page-token links at the base (HAPI's
 // ?_getpages=…) come back signed for the client, grant, patient and type of
