@@ -68,11 +68,14 @@ func (s *Server) authenticateClient(r *http.Request, f map[string]string) (authR
 		if sev == "" {
 			sev = audit.Warning
 		}
-		registered := ""
-		if _, err := s.Clients.Client(ctx, in.tenant.ID, clientID); err == nil {
-			registered = clientID
+		// A registered client with a secret, which can be guessed from many
+		// places at once, is charged too; for the others (keys, public
+		// clients) the source's budget is enough.
+		secretClient := ""
+		if c, err := s.Clients.Client(ctx, in.tenant.ID, clientID); err == nil && c.SecretHash != "" {
+			secretClient = clientID
 		}
-		s.failedGuess(r, registered)
+		s.failedGuess(r, secretClient)
 		if s.record(r, audit.Event{Type: audit.ClientAuthFailed, Outcome: audit.Failure, Severity: sev,
 			ClientID: clientID, Reason: reason}) != nil {
 			return res, oauthErr(ServerError, "try again later")

@@ -52,7 +52,7 @@
 // select_account reach the host's Authenticator through [Prompted].
 // Failed client authentications and grants at the token, introspection and
 // revocation endpoints are throttled per source address and per named
-// client ([Throttle], on by default): guessing gets 429 and Retry-After
+// client with a secret ([Throttle], on by default): guessing gets 429 and Retry-After
 // before any credential is looked at.
 // Every decision goes to an audit.Sink; if the sink fails, nothing is issued.
 //

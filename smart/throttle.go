@@ -17,8 +17,8 @@ const (
 	// DefaultSourceFailures is how many failed attempts one source address
 	// may make in a burst, refilled over DefaultThrottleWindow.
 	DefaultSourceFailures = 20
-	// DefaultClientFailures is how many failed attempts may name one
-	// registered client, from anywhere, in a burst.
+	// DefaultClientFailures is how many failed authentications may name one
+	// registered client with a secret, from anywhere, in a burst.
 	DefaultClientFailures = 100
 	// DefaultThrottleWindow is how long an emptied bucket takes to refill.
 	DefaultThrottleWindow = time.Minute
@@ -29,10 +29,14 @@ const (
 // Throttle limits failed attempts at the token, introspection and
 // revocation endpoints: guessing a client secret, an authorization code or
 // a refresh token. Each failure (invalid_client, invalid_grant) takes one
-// from a bucket of the caller's source address and one from a bucket of the
-// registered client it named; buckets refill evenly over Window. While
-// either bucket is empty the endpoint answers 429 with Retry-After and a
-// temporarily_unavailable error before it looks at any credential.
+// from a bucket of the caller's source address, and a failed client
+// authentication against a registered client with a secret also one from
+// that client's bucket (a secret may be weak and guessed from many places
+// at once; keys, codes and refresh tokens cannot be, and charging their
+// client would only let anyone lock it out). Buckets refill evenly over
+// Window. While either bucket is empty the endpoint answers 429 with
+// Retry-After and a temporarily_unavailable error before it looks at any
+// credential.
 // Requests that succeed, or fail for another reason, cost nothing, so a
 // busy backend service is never slowed by its own traffic. Requests in
 // flight hold one from their source's bucket, so concurrent guesses are
@@ -43,12 +47,13 @@ const (
 // refills) is audited at security severity, the rest of the episode is not,
 // so a flood cannot flood the audit trail.
 //
-// A client named by failing attempts from many sources can be refused to
-// everyone for a while (ClientFailures bounds distributed guessing at the
-// price of that); a confidential client that authenticates with a private
-// key JWT gives nothing to guess and needs no larger budget.
+// A client with a secret named by failing attempts from many sources can be
+// refused to everyone for a while: ClientFailures bounds distributed
+// guessing at the price of that. Clients that authenticate with a private
+// key JWT are never refused for what others send in their name.
 type Throttle struct {
-	// SourceFailures, ClientFailures and Window: see the defaults.
+	// SourceFailures, ClientFailures (for clients with a secret) and
+	// Window: see the defaults.
 	SourceFailures int
 	ClientFailures int
 	Window         time.Duration
@@ -245,8 +250,8 @@ func (s *Server) admitThrottled(r *http.Request, claimed string) *Error {
 	return &Error{Code: TemporarilyUnavailable, Description: "too many failed attempts; retry later", retryAfter: max(secs, 1)}
 }
 
-// failedGuess marks the request as a failed guess against client (a
-// registered client's id, or "").
+// failedGuess marks the request as a failed guess, against client (a
+// registered client with a secret) or "" (charged to its source only).
 func (s *Server) failedGuess(r *http.Request, client string) {
 	in := info(r)
 	in.throttle.failed = true

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -175,6 +176,21 @@ func TestThrottleNamedClientAcrossSources(t *testing.T) {
 	// Other clients are unaffected.
 	if resp, m := e.backendToken(e.assertion(nil), "system/Observation.rs"); resp.StatusCode != http.StatusOK {
 		t.Fatalf("backend client: %d %v", resp.StatusCode, m)
+	}
+	// A client with a key gives nothing to guess: bad assertions in its
+	// name from many sources cost those sources only, never the client.
+	for i := range 10 {
+		req, _ := http.NewRequest(http.MethodPost, e.issuer+"/token", strings.NewReader(url.Values{"grant_type": {"client_credentials"},
+			"scope": {"system/Observation.rs"}, "client_assertion_type": {smart.AssertionType}, "client_id": {"bulk"},
+			"client_assertion": {"eyJhbGciOiJFUzM4NCJ9.eyJpc3MiOiJidWxrIn0.c2ln"}}.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("X-Test-Source", "bot"+strconv.Itoa(i))
+		if r := e.do(req, ""); r.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("bad assertion: %d", r.StatusCode)
+		}
+	}
+	if resp, m := e.backendToken(e.assertion(nil), "system/Observation.rs"); resp.StatusCode != http.StatusOK {
+		t.Fatalf("backend client after bad assertions in its name: %d %v", resp.StatusCode, m)
 	}
 	e.clock.Add(15 * time.Second)
 	if r := e.introspectAs(e.secret, "home"); r.StatusCode != http.StatusOK {

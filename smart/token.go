@@ -96,7 +96,9 @@ func (s *Server) cors(w http.ResponseWriter, r *http.Request, c *Client) {
 
 func (s *Server) tokenError(w http.ResponseWriter, r *http.Request, clientID string, e *Error, basic bool) {
 	if e.Code == InvalidGrant {
-		s.failedGuess(r, clientID)
+		// Codes and refresh tokens are 256-bit: the source's budget bounds
+		// guessing them; charging the client would only let anyone lock it out.
+		s.failedGuess(r, "")
 	}
 	// Client auth failures are audited where they happen, the throttle's
 	// refusals once per episode.
