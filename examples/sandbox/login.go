@@ -175,7 +175,22 @@ func (sb *Sandbox) login(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, ret, http.StatusSeeOther)
 }
 
+// logoutPage asks before signing out: the sign-out links are GETs, which
+// another site could make the browser send.
+var logoutPage = template.Must(template.New("logout").Parse(`<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Sign out</title></head>
+<body><h1>smartkit sandbox: sign out</h1>
+<form method="post" action="/logout"><button type="submit" id="sign-out">Sign out</button></form>
+<p>Apps you allowed "while you stay signed in" stop working when you sign out.</p></body></html>`))
+
+// logout signs out on a POST (the session cookie is SameSite=Lax, so a
+// POST from another site arrives without it and signs no one out); a GET
+// shows the button.
 func (sb *Sandbox) logout(w http.ResponseWriter, r *http.Request) {
+	pageHeaders(w)
+	if r.Method != http.MethodPost {
+		_ = logoutPage.Execute(w, nil)
+		return
+	}
 	if _, session, ok := sb.sessions.user(r); ok {
 		sb.sessions.end(session)
 	}

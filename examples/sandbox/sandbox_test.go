@@ -213,7 +213,16 @@ func TestOnlineAccessEndsAtSignOut(t *testing.T) {
 	if c := get(); c != 200 {
 		t.Fatalf("refresh while signed in: %d", c)
 	}
-	resp, err := b.hc.Get(sb.URL + "/logout") // not visit, which would sign in again
+	// A GET (a link, or another site's navigation) signs no one out.
+	if resp, err := b.hc.Get(sb.URL + "/logout"); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("sign-out page: %v", err)
+	} else {
+		resp.Body.Close()
+	}
+	if c := get(); c != 200 {
+		t.Fatalf("refresh after only visiting the sign-out page: %d", c)
+	}
+	resp, err := b.hc.PostForm(sb.URL+"/logout", nil) // not visit, which would sign in again
 	if err != nil || resp.StatusCode != http.StatusSeeOther {
 		t.Fatalf("sign-out: %v", err)
 	}
