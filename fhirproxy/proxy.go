@@ -481,17 +481,24 @@ func (x *exchange) Get() []byte {
 // Put is part of httputil.BufferPool; the buffer stays with the exchange.
 func (x *exchange) Put([]byte) {}
 
-// answerHeaders are the upstream's response headers passed to the client
-// (canonical names); the others, such as Set-Cookie (which would land on
-// the proxy's origin), Alt-Svc, Link (an address the proxy has not judged),
-// Server and the upstream's own CORS, are dropped, and so are trailers.
-var answerHeaders = map[string]bool{"Content-Type": true, "Content-Length": true, "Content-Encoding": true,
-	"Content-Language": true, "Etag": true, "Last-Modified": true, "Location": true, "Content-Location": true,
-	"Retry-After": true, "Vary": true, "X-Request-Id": true, "X-Correlation-Id": true}
+// answerHeader reports whether an upstream response header (canonical
+// name) is passed to the client. The others, such as Set-Cookie (which
+// would land on the proxy's origin), Alt-Svc, Link (an address the proxy
+// has not judged), Server, Date and the upstream's own CORS, are dropped by
+// upstreamHeaders, and so are trailers. A switch, not a map: no hashing on
+// every response.
+func answerHeader(k string) bool {
+	switch k {
+	case "Content-Type", "Content-Length", "Content-Encoding", "Content-Language", "Etag", "Last-Modified",
+		"Location", "Content-Location", "Retry-After", "Vary", "X-Request-Id", "X-Correlation-Id":
+		return true
+	}
+	return false
+}
 
 func upstreamHeaders(resp *http.Response) {
 	for k := range resp.Header {
-		if !answerHeaders[k] {
+		if !answerHeader(k) {
 			delete(resp.Header, k)
 		}
 	}
@@ -499,14 +506,23 @@ func upstreamHeaders(resp *http.Response) {
 }
 
 // forwardHeaders are the request headers passed upstream (canonical names).
-// If-None-Exist goes as parsed (Interaction.ifNoneExist).
-var forwardHeaders = [...]string{"Accept-Encoding", "If-Match", "If-None-Match", "If-Modified-Since", "Content-Type"}
+// If-None-Exist goes as parsed (Interaction.ifNoneExist). The last three do
+// not go when the proxy inspects the answer: it must read the body
+// uncompressed, and it evaluates the conditions itself (conditional.go).
+var forwardHeaders = [...]string{"If-Match", "Content-Type", "Accept-Encoding", "If-None-Match", "If-Modified-Since"}
+
+// forwardInspected is how many of forwardHeaders go with an inspected answer.
+const forwardInspected = 2
 
 // upstreamHeader is what goes upstream of the client's request headers
 // (the credential is added by UpstreamAuth).
 func (x *exchange) upstreamHeader(r *http.Request) http.Header {
 	hdr := make(http.Header, 4)
-	for _, k := range forwardHeaders {
+	keys := forwardHeaders[:]
+	if x.inspects {
+		keys = keys[:forwardInspected]
+	}
+	for _, k := range keys {
 		if v := r.Header[k]; len(v) > 0 {
 			hdr[k] = v
 		}
@@ -517,12 +533,6 @@ func (x *exchange) upstreamHeader(r *http.Request) http.Header {
 	}
 	if pref := header(r.Header, "Prefer"); strings.HasPrefix(pref, "return=") {
 		hdr["Prefer"] = []string{pref} // handling=lenient and anything else are dropped
-	}
-	if x.inspects {
-		delete(hdr, "Accept-Encoding") // the proxy must read the body
-		// and judge it: it evaluates the conditions itself (conditional.go)
-		delete(hdr, "If-None-Match")
-		delete(hdr, "If-Modified-Since")
 	}
 	return hdr
 }
