@@ -62,7 +62,8 @@ type Throttle struct {
 	// Behind a load balancer, return the address it vouches for.
 	SourceOf func(r *http.Request) string
 	// MaxKeys bounds the buckets kept; 0 means DefaultThrottleKeys. When
-	// full, refilled buckets are dropped first, then arbitrary ones.
+	// full, refilled buckets are dropped first, then arbitrary ones down to
+	// nine tenths of it.
 	MaxKeys int
 	// Disabled turns the throttle off (a host limiting in front of the
 	// Server).
@@ -165,8 +166,9 @@ func (t *throttler) admit(now time.Time, source, client string) *throttled {
 }
 
 // settle ends an admitted request: a failed guess keeps the source's
-// token and costs the named client one (client is "" when it named none
-// that is registered); anything else gives the source's token back.
+// token and costs the named client one (client is "" unless it named a
+// registered client with a secret); anything else gives the source's token
+// back.
 func (t *throttler) settle(now time.Time, source, client string, failed bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -198,14 +200,18 @@ func (t *throttler) bucket(now time.Time, key string, client bool) *bucket {
 		limit = DefaultThrottleKeys
 	}
 	if len(t.buckets) >= limit {
+		// Refilled buckets are as good as none. If that is not enough,
+		// arbitrary ones go too, down to nine tenths of the limit, so the
+		// sweep (which holds the lock) runs once per many new sources, not
+		// for each.
 		w := t.cfg.window()
-		for k, b := range t.buckets { // refilled buckets are as good as none
+		for k, b := range t.buckets {
 			if b.refill(now, w); b.left >= b.cap {
 				delete(t.buckets, k)
 			}
 		}
 		for k := range t.buckets {
-			if len(t.buckets) < limit {
+			if len(t.buckets) < limit-limit/10 {
 				break
 			}
 			delete(t.buckets, k)
@@ -222,7 +228,7 @@ type throttleState struct {
 	admitted bool
 	source   string
 	failed   bool   // a credential, code or refresh token was wrong
-	client   string // tenant and id of the registered client it named
+	client   string // tenant and id of the registered client with a secret it failed as
 }
 
 // admitThrottled runs the throttle for a request authenticating a client,

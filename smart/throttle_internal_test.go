@@ -46,4 +46,24 @@ func TestThrottleMemoryBound(t *testing.T) {
 	if b := th.buckets["s\x00attacker"]; b == nil || b.left >= b.cap {
 		t.Fatalf("the draining bucket was dropped before refilled ones: %+v", b)
 	}
+
+	// Sources that all keep failing: nothing is refilled, so arbitrary
+	// buckets go, a tenth of the limit at a time (not one per new source).
+	sweeps := 0
+	for i := range 1000 {
+		src := "f" + strconv.Itoa(i)
+		before := len(th.buckets)
+		if th.admit(now, src, "") == nil {
+			th.settle(now, src, "", true)
+		}
+		if len(th.buckets) < before {
+			sweeps++
+		}
+		if n := len(th.buckets); n > 50 {
+			t.Fatalf("%d buckets kept, bound 50", n)
+		}
+	}
+	if sweeps > 1000/5+1 {
+		t.Errorf("%d sweeps for 1000 new failing sources", sweeps)
+	}
 }
