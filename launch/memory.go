@@ -12,7 +12,9 @@ const DefaultMemoryLimit = 100_000
 
 // Memory is an in-memory Store for tests and single-process hosts. The zero
 // value is ready to use. Launches are stored serialised, so callers cannot
-// alias what was saved. Expired launches are dropped when the store is full.
+// alias what was saved. Expired launches are dropped when the store is full;
+// while it is full of live ones, saves fail at once (no scan until the
+// earliest of them expires).
 type Memory struct {
 	Limit int              // most launches held at once; 0 means DefaultMemoryLimit
 	Now   func() time.Time // nil means time.Now; used to drop expired launches
@@ -20,6 +22,9 @@ type Memory struct {
 	mu       sync.Mutex
 	launches map[string][]byte
 	expires  map[string]time.Time
+	// fullUntil is when the earliest launch of a store found full of live
+	// ones expires: no sweep before then can make room.
+	fullUntil time.Time
 }
 
 type memKey struct{ tenant, id string }
@@ -47,13 +52,21 @@ func (m *Memory) Save(_ context.Context, l Launch) error {
 		if m.Now != nil {
 			now = m.Now()
 		}
+		if now.Before(m.fullUntil) { // full of live launches: refused without a scan
+			return ErrFull
+		}
+		var earliest time.Time
 		for k, exp := range m.expires {
-			if !now.Before(exp) {
+			switch {
+			case !now.Before(exp):
 				delete(m.launches, k)
 				delete(m.expires, k)
+			case earliest.IsZero() || exp.Before(earliest):
+				earliest = exp
 			}
 		}
 		if len(m.launches) >= limit {
+			m.fullUntil = earliest
 			return ErrFull
 		}
 	}

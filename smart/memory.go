@@ -11,7 +11,9 @@ import (
 // MemoryStore is an in-memory Store for tests, examples and single-process
 // hosts. The zero value is ready to use. Records are stored as deep copies
 // (pending requests serialised), so callers cannot alias what was saved.
-// Expired records are swept when the store passes its size limit.
+// Expired records are swept when the store passes its size limit; while it
+// is full of live records, saves fail at once (no sweep until the earliest
+// of them expires).
 type MemoryStore struct {
 	Limit int              // records of each kind held at once; 0 means 1,000,000
 	Now   func() time.Time // nil means time.Now; used for expiry sweeps
@@ -23,8 +25,18 @@ type MemoryStore struct {
 	refresh  map[string]memRefresh
 	revoked  map[string]time.Time // tenant\0jti → exp
 	jtis     map[string]time.Time // tenant\0iss\0jti → exp
-	requests map[string][]byte
+	requests map[string]memRequest
+	// full holds, per kind of record, when the earliest record of a full
+	// map expires: no sweep before then can make room.
+	full map[string]time.Time
 }
+
+type memRequest struct {
+	b   []byte // the PendingRequest, serialised
+	exp time.Time
+}
+
+func (r memRequest) expiry() time.Time { return r.exp }
 
 type memCode struct {
 	c    AuthCode
@@ -101,22 +113,34 @@ func (m *MemoryStore) init() {
 		m.refresh = map[string]memRefresh{}
 		m.revoked = map[string]time.Time{}
 		m.jtis = map[string]time.Time{}
-		m.requests = map[string][]byte{}
+		m.requests = map[string]memRequest{}
+		m.full = map[string]time.Time{}
 	}
 }
 
 // put stores v under k in entries, first sweeping expired entries when the
 // map is at the limit, and refuses (errFull) when it is still full; the
 // caller holds m.mu.
-func put[V any](m *MemoryStore, entries map[string]V, k string, v V, exp func(V) time.Time) error {
-	if len(entries) >= m.limit() {
+// A map full of live records is not swept again before the earliest of
+// them expires (kind names the map): a save then fails at once instead of
+// scanning every record under the lock.
+func put[V any](m *MemoryStore, kind string, entries map[string]V, k string, v V, exp func(V) time.Time) error {
+	if _, exists := entries[k]; !exists && len(entries) >= m.limit() {
 		now := m.now()
+		if now.Before(m.full[kind]) {
+			return errFull
+		}
+		var earliest time.Time
 		for k, v := range entries {
-			if !now.Before(exp(v)) {
+			switch e := exp(v); {
+			case !now.Before(e):
 				delete(entries, k)
+			case earliest.IsZero() || e.Before(earliest):
+				earliest = e
 			}
 		}
 		if len(entries) >= m.limit() {
+			m.full[kind] = earliest
 			return errFull
 		}
 	}
@@ -135,7 +159,7 @@ func (m *MemoryStore) SaveCode(_ context.Context, c AuthCode) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.init()
-	return put(m, m.codes, key(c.Tenant, c.Hash), memCode{c: c, exp: c.Expires}, memCode.expiry)
+	return put(m, "codes", m.codes, key(c.Tenant, c.Hash), memCode{c: c, exp: c.Expires}, memCode.expiry)
 }
 
 // ConsumeCode marks a code used and returns it; see CodeStore.
@@ -245,7 +269,7 @@ func (m *MemoryStore) SaveRefresh(_ context.Context, r Refresh) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.init()
-	return put(m, m.refresh, key(r.Tenant, r.Hash), memRefresh{r: r, exp: r.Expires}, memRefresh.expiry)
+	return put(m, "refresh", m.refresh, key(r.Tenant, r.Hash), memRefresh{r: r, exp: r.Expires}, memRefresh.expiry)
 }
 
 // Refresh returns a live (not yet rotated) refresh token; a rotated one
@@ -290,7 +314,7 @@ func (m *MemoryStore) RevokeToken(_ context.Context, tenant, jti string, exp tim
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.init()
-	return put(m, m.revoked, key(tenant, jti), exp, instant)
+	return put(m, "revoked", m.revoked, key(tenant, jti), exp, instant)
 }
 
 // Revoked reports whether the grant is revoked (or unknown) or the jti revoked.
@@ -319,7 +343,7 @@ func (m *MemoryStore) Claim(_ context.Context, tenant, issuer, jti string, exp t
 	if until, ok := m.jtis[k]; ok && m.now().Before(until) {
 		return ErrReplay
 	}
-	return put(m, m.jtis, k, exp, instant)
+	return put(m, "jtis", m.jtis, k, exp, instant)
 }
 
 // SaveRequest creates or replaces a pending authorization request.
@@ -331,27 +355,15 @@ func (m *MemoryStore) SaveRequest(_ context.Context, p PendingRequest) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.init()
-	if _, exists := m.requests[key(p.Tenant, p.ID)]; !exists && len(m.requests) >= m.limit() {
-		now := m.now()
-		for k, b := range m.requests {
-			var old struct{ Expires time.Time }
-			if json.Unmarshal(b, &old) == nil && !now.Before(old.Expires) {
-				delete(m.requests, k)
-			}
-		}
-		if len(m.requests) >= m.limit() {
-			return errFull
-		}
-	}
-	m.requests[key(p.Tenant, p.ID)] = b
-	return nil
+	return put(m, "requests", m.requests, key(p.Tenant, p.ID), memRequest{b: b, exp: p.Expires}, memRequest.expiry)
 }
 
 // Request returns a pending request.
 func (m *MemoryStore) Request(_ context.Context, tenant, id string) (PendingRequest, error) {
 	m.mu.RLock()
-	b, ok := m.requests[key(tenant, id)]
+	r, ok := m.requests[key(tenant, id)]
 	m.mu.RUnlock()
+	b := r.b
 	if !ok {
 		return PendingRequest{}, ErrNotFound
 	}
@@ -364,9 +376,10 @@ func (m *MemoryStore) Request(_ context.Context, tenant, id string) (PendingRequ
 func (m *MemoryStore) ConsumeRequest(_ context.Context, tenant, id string) (PendingRequest, error) {
 	m.mu.Lock()
 	k := key(tenant, id)
-	b, ok := m.requests[k]
+	r, ok := m.requests[k]
 	delete(m.requests, k)
 	m.mu.Unlock()
+	b := r.b
 	if !ok {
 		return PendingRequest{}, ErrNotFound
 	}
