@@ -71,11 +71,8 @@ func (s *Server) authenticateClient(r *http.Request, f map[string]string) (authR
 		// A registered client with a secret, which can be guessed from many
 		// places at once, is charged too; for the others (keys, public
 		// clients) the source's budget is enough.
-		secretClient := ""
-		if c, err := s.Clients.Client(ctx, in.tenant.ID, clientID); err == nil && c.SecretHash != "" {
-			secretClient = clientID
-		}
-		s.failedGuess(r, secretClient)
+		c, err := s.Clients.Client(ctx, in.tenant.ID, clientID)
+		s.failedGuess(r, err == nil && c.SecretHash != "" && clientID == claimed)
 		if s.record(r, audit.Event{Type: audit.ClientAuthFailed, Outcome: audit.Failure, Severity: sev,
 			ClientID: clientID, Reason: reason}) != nil {
 			return res, oauthErr(ServerError, "try again later")

@@ -51,9 +51,10 @@
 // shows the consent page even when the policy would not; login and
 // select_account reach the host's Authenticator through [Prompted].
 // Failed client authentications and grants at the token, introspection and
-// revocation endpoints are throttled per source address and per named
-// client with a secret ([Throttle], on by default): guessing gets 429 and Retry-After
-// before any credential is looked at.
+// revocation endpoints are throttled per source address and client named,
+// per source address, and per client with a secret ([Throttle], on by
+// default): guessing gets 429 and Retry-After before any credential is
+// looked at.
 // Every decision goes to an audit.Sink; if the sink fails, nothing is issued.
 //
 // # Tokens

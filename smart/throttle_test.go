@@ -247,10 +247,12 @@ func TestThrottleEndpoints(t *testing.T) {
 	if r := e.do(req, ""); r.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("revoke: %d", r.StatusCode)
 	}
-	// The budget is the source's, whichever endpoint spent it.
-	resp := e.post(e.issuer+"/token", url.Values{"grant_type": {"client_credentials"}, "scope": {"system/Observation.rs"},
-		"client_assertion_type": {smart.AssertionType}, "client_assertion": {e.assertion(nil)}}, "")
-	wantThrottled(t, resp)
+	// The budget is the source's for that client, whichever endpoint spent it.
+	wantThrottled(t, e.introspectAs(e.secret, "s1"))
+	// Another client at the same address keeps its own.
+	if resp, m := e.backendToken(e.assertion(nil), "system/Observation.rs"); resp.StatusCode != http.StatusOK {
+		t.Fatalf("another client at the address: %d %v", resp.StatusCode, m)
+	}
 	// Bad requests that guess nothing cost nothing.
 	e.clock.Add(time.Minute)
 	for range 5 {
@@ -261,6 +263,48 @@ func TestThrottleEndpoints(t *testing.T) {
 	}
 	if resp, m := e.backendToken(e.assertion(nil), "system/Observation.rs"); resp.StatusCode != http.StatusOK {
 		t.Fatalf("%d %v", resp.StatusCode, m)
+	}
+}
+
+// TestThrottleSharedAddress: behind one address (a balancer without
+// SourceOf, a hospital's NAT), a client that keeps failing (a job with a
+// stale secret) exhausts only its own budget there; an address trying many
+// clients is stopped by SourceAllFailures.
+func TestThrottleSharedAddress(t *testing.T) {
+	e := newEnv(t)
+	throttled(e, 3, 1000)
+	e.srv.Throttle.SourceAllFailures = 10
+	e.srv.Throttle.SourceOf = func(r *http.Request) string { // every caller is the balancer, "lb"
+		if s := r.Header.Get("X-Test-Source"); s != "" {
+			return s
+		}
+		return "lb"
+	}
+	for range 3 {
+		if r := e.introspectAs("stale", "lb"); r.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("%d", r.StatusCode)
+		}
+	}
+	wantThrottled(t, e.introspectAs(e.secret, "lb"))
+	code, verifier := e.code("launch/patient patient/*.rs", "patient") // "app", through the same address
+	if resp, m := e.exchange(code, verifier); resp.StatusCode != http.StatusOK {
+		t.Fatalf("another client behind the address: %d %v", resp.StatusCode, m)
+	}
+	// One address naming client after client: 10 failures in all.
+	n := 0
+	for i := range 20 {
+		req, _ := http.NewRequest(http.MethodPost, e.issuer+"/introspect", strings.NewReader("token=abc"))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.SetBasicAuth("client-"+strconv.Itoa(i), "x")
+		req.Header.Set("X-Test-Source", "sprayer")
+		if r := e.do(req, ""); r.StatusCode == http.StatusUnauthorized {
+			n++
+		} else if r.StatusCode != http.StatusTooManyRequests {
+			t.Fatalf("%d", r.StatusCode)
+		}
+	}
+	if n != 10 {
+		t.Fatalf("%d failures let through from one address, want SourceAllFailures (10)", n)
 	}
 }
 

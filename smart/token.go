@@ -98,7 +98,7 @@ func (s *Server) tokenError(w http.ResponseWriter, r *http.Request, clientID str
 	if e.Code == InvalidGrant {
 		// Codes and refresh tokens are 256-bit: the source's budget bounds
 		// guessing them; charging the client would only let anyone lock it out.
-		s.failedGuess(r, "")
+		s.failedGuess(r, false)
 	}
 	// Client auth failures are audited where they happen, the throttle's
 	// refusals once per episode.
