@@ -77,9 +77,9 @@ func ExampleServer() {
 }
 
 // Guessing a client's secret: after SourceFailures failures from one
-// source the token endpoint answers 429 until the bucket refills. Behind a
-// load balancer, name the source it vouches for (SourceOf), or one guesser
-// would throttle everyone.
+// address naming it, the token endpoint answers 429 until the bucket
+// refills. Behind a load balancer, name the source it vouches for
+// (SourceOf), or every caller shares one address's budget.
 func ExampleThrottle() {
 	keys, _ := smart.GenerateKeys()
 	keySet, _ := smart.NewKeySet(keys)
