@@ -84,6 +84,28 @@ func TestStreamedLinksMove(t *testing.T) {
 	}
 }
 
+// cutStream GETs target, whose stream the proxy must cut: the client's read
+// fails, the body is not JSON and never holds leak, and the cut is audited
+// once, as a failure whose reason holds why.
+func cutStream(t *testing.T, f *fixture, target, tok, leak, why string) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", f.base+target, nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err == nil || json.Valid(b) || strings.Contains(string(b), leak) {
+		t.Fatalf("%s: the stream read cleanly (%v) or let %q out", target, err, leak)
+	}
+	waitFor(t, func() bool { return len(f.audit.Of(audit.ResourceRefused)) == 1 })
+	if ev := f.audit.Of(audit.ResourceRefused)[0]; !strings.Contains(ev.Reason, "cut") || !strings.Contains(ev.Reason, why) || ev.Outcome != audit.Failure {
+		t.Errorf("%s: the cut stream audited as %+v", target, ev)
+	}
+}
+
 // TestStreamedEntriesFirst: a search's Bundle written in name order,
 // entries before its resourceType (as some servers write JSON), streams
 // too; one that turns out not to be a Bundle is cut; a read answered that
@@ -103,21 +125,7 @@ func TestStreamedEntriesFirst(t *testing.T) {
 		t.Fatalf("not streamed: %+v", ev)
 	}
 
-	req, _ := http.NewRequest("GET", f.base+"/Observation?sorted=1&lie=1", nil)
-	req.Header.Set("Authorization", "Bearer "+tok)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if err == nil || json.Valid(b) || strings.Contains(string(b), "Patient/p2") {
-		t.Fatalf("a stream that is not a Bundle read cleanly (%v)", err)
-	}
-	waitFor(t, func() bool { return len(f.audit.Of(audit.ResourceRefused)) == 1 })
-	if ev := f.audit.Of(audit.ResourceRefused)[0]; !strings.Contains(ev.Reason, "not a Bundle") {
-		t.Errorf("audited as %+v", ev)
-	}
+	cutStream(t, f, "/Observation?sorted=1&lie=1", tok, "Patient/p2", "not a Bundle")
 
 	for _, read := range []string{"/Observation/o1", "/Observation/o1/_history/1"} { // bigSearch answers anything with its Bundle
 		if r := f.do("GET", read, tok, ""); r.status != http.StatusBadGateway || r.header.Get("Content-Length") == "" {
@@ -153,21 +161,7 @@ func TestStreamedBundle(t *testing.T) {
 	}
 
 	// A Bundle that turns out invalid after entries went out.
-	req, _ := http.NewRequest("GET", f.base+"/Observation?broken=1", nil)
-	req.Header.Set("Authorization", "Bearer "+tok)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if err == nil || json.Valid(b) || strings.Contains(string(b), "late") {
-		t.Fatalf("a broken stream read cleanly (%v) or let the late entry out", err)
-	}
-	waitFor(t, func() bool { return len(f.audit.Of(audit.ResourceRefused)) == 1 })
-	if ev := f.audit.Of(audit.ResourceRefused)[0]; !strings.Contains(ev.Reason, "cut") || ev.Outcome != audit.Failure {
-		t.Errorf("cut stream audited as %+v", ev)
-	}
+	cutStream(t, f, "/Observation?broken=1", tok, "late", "invalid or ambiguous JSON")
 
 	// If the request cannot be audited it is refused, and the trail says
 	// nothing was sent.
