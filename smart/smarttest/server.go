@@ -50,6 +50,10 @@ type Server struct {
 	URL      string // root of the test server
 	Issuer   string // the authorization server's issuer
 	FHIRBase string // the FHIR base URL: the iss apps launch against
+	// Auth is the real authorization server. Like a production one it
+	// throttles failed client authentications and grants (Auth.Throttle):
+	// after 20 a minute naming one client, the token endpoint answers 429.
+	// A test that drives more failures sets Auth.Throttle.Disabled.
 	Auth     *smart.Server
 	Store    *smart.MemoryStore
 	Audit    *audit.Memory
