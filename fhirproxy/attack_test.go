@@ -142,6 +142,55 @@ func TestOperationVariants(t *testing.T) {
 	}
 }
 
+// TestElementSelections: an element selection keeps what the proxy judges
+// an answer by (meta for labels, the compartment references for a patient/
+// token), so a server that leaves unrequested elements out cannot make an
+// absent label or reference read as allowed; selections that could drop
+// them regardless are refused, and nothing is forwarded.
+func TestElementSelections(t *testing.T) {
+	f := newFixture(t)
+	patient := f.token("launch/patient patient/*.rs", nil)
+	user := f.token("user/Observation.rs", nil) // normal clearance: labels judged
+	all := append(append(slices.Clone(consent.SensitiveTags), consent.HighlySensitiveTags...), consent.SegmentedTags...)
+	system := f.token("system/Observation.rs", &consent.Clearance{MaxConfidentiality: consent.VeryRestricted, Tags: all})
+	for _, c := range []struct {
+		target, tok, want string
+	}{
+		{"/Observation?_elements=status", patient, "status,meta,subject"},
+		{"/Observation/lab-1?_elements=status", patient, "status,meta,subject"},
+		{"/Observation?_elements=subject,status,meta", patient, "subject,status,meta"},
+		{"/Observation?_elements=", patient, "meta,subject"},
+		{"/AllergyIntolerance?_elements=code", patient, "code,meta,patient"},
+		{"/Appointment?_elements=status", patient, "status,meta,participant"},
+		{"/Coverage?_elements=status", patient, "status,meta,beneficiary"},
+		{"/Patient?_elements=name", patient, "name,meta"},
+		{"/Practitioner?_elements=name", patient, "name,meta"},
+		{"/Observation?_elements=status", user, "status,meta"},
+		{"/Observation/lab-1?_elements=status", system, "status"}, // nothing judged: as asked
+	} {
+		r := f.do("GET", c.target, c.tok, "")
+		got := f.up.requests()
+		if r.status != 200 || len(got) != 1 || got[0].URL.Query().Get("_elements") != c.want {
+			t.Errorf("%s: %d, forwarded %v; want _elements=%s", c.target, r.status, got, c.want)
+		}
+		f.up.reset()
+	}
+	for _, c := range []struct{ target, tok string }{
+		{"/Observation?_elements:exclude=meta", patient},
+		{"/Observation?_elements:exclude=meta", user},
+		{"/Observation/lab-1?_elements:exclude=subject", patient},
+		{"/Observation?_summary:x=true", patient},
+		{"/Observation?_summary=text", patient},
+		{"/Observation/lab-1?_summary=text", patient},
+	} {
+		f.refused(c.target, f.do("GET", c.target, c.tok, ""), http.StatusBadRequest)
+	}
+	// _summary=text keeps meta, and a Patient is judged by its id.
+	if r := f.do("GET", "/Patient/p1?_summary=text", patient, ""); r.status != 200 {
+		t.Errorf("Patient/p1?_summary=text: %d", r.status)
+	}
+}
+
 // TestResponseShapingVariants: shaping parameters neither reach outside
 // the compartment nor count it.
 func TestResponseShapingVariants(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -80,10 +81,64 @@ func (p *Proxy) authorize(in *Interaction, a *access) *refusal {
 		// else of the type may come along.
 		a.constrained = in.Type
 	}
-	if a.patient == "" {
+	if a.patient != "" {
+		if ref := p.confine(in, a); ref != nil {
+			return ref
+		}
+	}
+	return judgedElements(in, a)
+}
+
+// judgedElements keeps in an answer what the proxy judges it by, when it
+// judges it: an element selection (_elements) also asks for meta (security
+// labels) and, for a patient/ token, the references that place the type in
+// the compartment. Otherwise a server would leave them out, and a label or
+// reference that is absent must never read as allowed. A selection with a
+// modifier (_elements:exclude, which some servers support) and, for a
+// patient/ token on a compartment type, _summary=text (which leaves the
+// references out) are refused.
+func judgedElements(in *Interaction, a *access) *refusal {
+	switch in.Kind {
+	case Read, VRead, SearchType, SearchSystem, HistoryInstance, HistoryType, HistorySystem:
+	default:
 		return nil
 	}
-	return p.confine(in, a)
+	if a.patient == "" && a.unrestricted {
+		return nil
+	}
+	need := []string{"meta"}
+	comp, inComp := compartment[in.Type]
+	inComp = inComp && a.patient != ""
+	if inComp {
+		for _, f := range comp.fields {
+			top, _, _ := strings.Cut(f, ".")
+			need = append(need, top)
+		}
+	}
+	for i := range in.Params {
+		prm := &in.Params[i]
+		base, mod, _ := strings.Cut(prm.Name, ":")
+		switch {
+		case (base == "_elements" || base == "_summary") && mod != "":
+			return refuse(http.StatusBadRequest, "not-supported", prm.Name+" is not supported here")
+		case base == "_elements":
+			prm.Value = withElements(prm.Value, need)
+		case base == "_summary" && prm.Value == "text" && inComp:
+			return refuse(http.StatusBadRequest, "not-supported", "_summary=text leaves out the patient reference; use _elements")
+		}
+	}
+	return nil
+}
+
+// withElements adds to a comma-separated element list the names it lacks.
+func withElements(list string, need []string) string {
+	have := strings.Split(list, ",")
+	for _, n := range need {
+		if !slices.Contains(have, n) {
+			have = append(have, n)
+		}
+	}
+	return strings.Join(slices.DeleteFunc(have, func(e string) bool { return e == "" }), ",")
 }
 
 func orAll(t string) string {
