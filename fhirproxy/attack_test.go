@@ -185,6 +185,15 @@ func TestElementSelections(t *testing.T) {
 	} {
 		f.refused(c.target, f.do("GET", c.target, c.tok, ""), http.StatusBadRequest)
 	}
+	// Contained resources answered on their own have lost their container's
+	// labels: not with a clearance short of every label.
+	for _, target := range []string{"/Observation?_contained=true", "/Observation?_contained=both&_containedType=contained"} {
+		f.refused(target, f.do("GET", target, user, ""), http.StatusForbidden)
+	}
+	if r := f.do("GET", "/Observation?_contained=true", system, ""); r.status != 200 {
+		t.Errorf("_contained with every label cleared: %d", r.status)
+	}
+	f.up.reset()
 	// _summary=text keeps meta, and a Patient is judged by its id.
 	if r := f.do("GET", "/Patient/p1?_summary=text", patient, ""); r.status != 200 {
 		t.Errorf("Patient/p1?_summary=text: %d", r.status)

@@ -96,7 +96,9 @@ func (p *Proxy) authorize(in *Interaction, a *access) *refusal {
 // reference that is absent must never read as allowed. A selection with a
 // modifier (_elements:exclude, which some servers support) and, for a
 // patient/ token on a compartment type, _summary=text (which leaves the
-// references out) are refused.
+// references out) are refused; so are _contained and _containedType when
+// labels are judged (a contained resource answered on its own has lost the
+// labels of its container).
 func judgedElements(in *Interaction, a *access) *refusal {
 	switch in.Kind {
 	case Read, VRead, SearchType, SearchSystem, HistoryInstance, HistoryType, HistorySystem:
@@ -125,6 +127,10 @@ func judgedElements(in *Interaction, a *access) *refusal {
 			prm.Value = withElements(prm.Value, need)
 		case base == "_summary" && prm.Value == "text" && inComp:
 			return refuse(http.StatusBadRequest, "not-supported", "_summary=text leaves out the patient reference; use _elements")
+		case (base == "_contained" || base == "_containedType") && !a.unrestricted:
+			// A contained resource answered on its own has lost its
+			// container, and with it the labels that cover it.
+			return refuse(http.StatusForbidden, "forbidden", prm.Name+" is not allowed with a clearance short of every label")
 		}
 	}
 	return nil
