@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -153,7 +154,8 @@ func BenchmarkBaselineDecodeMinimal(b *testing.B) {
 func FuzzParsePath(f *testing.F) {
 	for _, s := range [][3]string{{"GET", "/Observation", "patient=p1&_include=Observation:subject"}, {"GET", "/Patient/p1/$everything", ""},
 		{"PUT", "/Observation/1", ""}, {"GET", "/Patient/p1/Observation", "code=a%2Cb"}, {"POST", "/", ""}, {"GET", "/Observation/1/_history/2", ""},
-		{"GET", "/Patient/../x", ""}, {"DELETE", "/Observation", "identifier=x"}} {
+		{"GET", "/Patient/../x", ""}, {"DELETE", "/Observation", "identifier=x"}, {"GET", "/Observation/1", "_elements=status"},
+		{"GET", "/Appointment", "_elements:exclude=meta&_summary=text"}, {"GET", "/Observation", "_contained=true&_elements=id,meta"}} {
 		f.Add(s[0], s[1], s[2])
 	}
 	f.Fuzz(func(t *testing.T, method, path, query string) {
@@ -172,6 +174,37 @@ func FuzzParsePath(f *testing.F) {
 		for _, seg := range strings.Split(strings.TrimPrefix(in.path(), "/"), "/") {
 			if seg == "." || seg == ".." || seg == "" && in.path() != "/" {
 				t.Fatalf("re-serialised path %q has a dot or empty segment", in.path())
+			}
+		}
+		// What a judged answer is judged by is never selected away: an
+		// authorised request keeps meta, and a patient/ token's compartment
+		// references, in any _elements, and carries no selection the proxy
+		// cannot extend.
+		for _, scope := range []string{"launch/patient patient/*.cruds", "user/*.cruds"} {
+			a, in := testAccess(scope), in
+			in.Params = slices.Clone(in.Params)
+			if (&Proxy{}).authorize(&in, a) != nil {
+				continue
+			}
+			for _, prm := range in.Params {
+				base, mod, _ := strings.Cut(prm.Name, ":")
+				switch {
+				case (base == "_elements" || base == "_summary" || base == "_contained" || base == "_containedType") && mod != "",
+					base == "_contained" || base == "_containedType":
+					t.Fatalf("%s %s?%s with %s: %s was forwarded", method, path, query, scope, prm.Name)
+				case base == "_elements":
+					els := strings.Split(prm.Value, ",")
+					if !slices.Contains(els, "meta") {
+						t.Fatalf("%s %s?%s with %s: _elements=%s lacks meta", method, path, query, scope, prm.Value)
+					}
+					if c, ok := compartment[in.Type]; ok && a.patient != "" {
+						for _, f := range c.fields {
+							if top, _, _ := strings.Cut(f, "."); !slices.Contains(els, top) {
+								t.Fatalf("%s %s?%s: _elements=%s lacks %s", method, path, query, prm.Value, top)
+							}
+						}
+					}
+				}
 			}
 		}
 	})
