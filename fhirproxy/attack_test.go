@@ -660,16 +660,9 @@ func TestCountCeiling(t *testing.T) {
 		}
 		f.up.reset()
 	}
-	req, _ := http.NewRequest("POST", f.base+"/Observation/_search", strings.NewReader("_count=99999"))
-	req.Header.Set("Authorization", "Bearer "+tok)
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if got := f.up.requests(); resp.StatusCode != 200 || len(got) != 1 || !strings.Contains(f.up.bodies[0], "_count=1000&") && !strings.HasSuffix(f.up.bodies[0], "_count=1000") {
-		t.Errorf("POST _search: %d, forwarded %q", resp.StatusCode, f.up.bodies)
+	r := f.do("POST", "/Observation/_search", tok, "_count=99999", "Content-Type", "application/x-www-form-urlencoded")
+	if got := f.up.requests(); r.status != 200 || len(got) != 1 || !strings.Contains(f.up.bodies[0], "_count=1000&") && !strings.HasSuffix(f.up.bodies[0], "_count=1000") {
+		t.Errorf("POST _search: %d, forwarded %q", r.status, f.up.bodies)
 	}
 	f.up.reset()
 	for _, q := range []string{"_count=abc", "_count=-1", "_count=1e3", "_count="} {

@@ -1,6 +1,7 @@
 package fhirproxy
 
 import (
+	"bytes"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -74,7 +75,7 @@ func (rl *relinker) headers(h http.Header) {
 // none is. A link member that is not an array of objects is left as it is (the
 // strict pass has checked it is JSON).
 func (rl *relinker) member(raw []byte, a *access, typ string) []byte {
-	colon := strings.IndexByte(string(raw), ':') // the name is "link", perhaps escaped: no colon in it
+	colon := bytes.IndexByte(raw, ':') // the name is "link", perhaps escaped: no colon in it
 	if colon < 0 {
 		return nil
 	}
@@ -84,6 +85,7 @@ func (rl *relinker) member(raw []byte, a *access, typ string) []byte {
 		url        string
 	}
 	var edits []edit
+	var who *pageHolder // whose page links these are, made at the first
 	s := jsonstrict.NewScanner(value)
 	err := readArray(s, func() error {
 		return readObject(s, func(name []byte) error {
@@ -98,7 +100,11 @@ func (rl *relinker) member(raw []byte, a *access, typ string) []byte {
 			if rest, ok := rl.below(string(v)); ok {
 				moved := rl.to + rest
 				if pageLink(rest) {
-					moved = rl.to + "?" + pageParam + "=" + rl.p.signPage(pageRef{pageHolder: holder(a),
+					if who == nil {
+						h := holder(a)
+						who = &h
+					}
+					moved = rl.to + "?" + pageParam + "=" + rl.p.signPage(pageRef{pageHolder: *who,
 						Type: typ, Upstream: rest, Expires: time.Now().Add(pageTTL).Unix()})
 				}
 				edits = append(edits, edit{start, s.Offset(), moved})

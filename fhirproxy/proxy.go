@@ -200,9 +200,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.finish(w, r, &x.ev, ref, nil)
 		return
 	}
-	if in.Kind != Capabilities {
-		x.a = a
-	}
+	x.a = a // nil for the CapabilityStatement, which admit does not authorise
 	p.forward(w, r, x)
 }
 
@@ -305,7 +303,6 @@ func (p *Proxy) admit(r *http.Request, in *Interaction, a *access) (*access, *re
 	if err == nil && r.Header["If-None-Exist"] != nil {
 		err = in.setIfNoneExist(r.Header["If-None-Exist"], p.Limits)
 	}
-
 	if err != nil {
 		return nil, refuse(http.StatusBadRequest, "invalid", err.Error())
 	}

@@ -109,43 +109,37 @@ func (st *streamer) run() error {
 		}
 		return readEntries(s, st.a.relink, st.entry)()
 	}, func(name string, start int64) error {
+		// The member is written as it came (raw nil), or replaced (raw),
+		// unless it is held back or already written (skip). Its bytes are
+		// read only then: an entry member's were released entry by entry.
+		var raw []byte
+		skip := false
 		switch name {
 		case "resourceType":
 			if top.ResourceType != "Bundle" {
 				return errNotBundle
 			}
-			if !st.assumed { // else written at the start
-				st.sep()
-				if _, err := st.w.Write(s.Bytes(start, s.Offset())); err != nil {
-					return err
-				}
-			}
+			skip = st.assumed // written at the start
 		case "entry":
-			switch {
-			case st.sent > 0:
+			if st.sent > 0 {
 				_ = st.w.WriteByte(']')
-			case !st.removed: // empty or null as it came (no entry was released)
-				st.sep()
-				_, _ = st.w.Write(s.Bytes(start, s.Offset()))
 			}
+			skip = st.sent > 0 || st.removed // else empty or null as it came
 		case "total":
-			st.total = bytes.Clone(s.Bytes(start, s.Offset()))
+			st.total, skip = bytes.Clone(s.Bytes(start, s.Offset())), true
 		case "meta":
-			st.meta = bytes.Clone(s.Bytes(start, s.Offset()))
+			st.meta, skip = bytes.Clone(s.Bytes(start, s.Offset())), true
 		case "link":
-			raw := s.Bytes(start, s.Offset())
 			if st.a.relink != nil {
-				if moved := st.a.relink.member(raw, st.a, st.typ); moved != nil {
-					raw = moved
-				}
+				raw = st.a.relink.member(s.Bytes(start, s.Offset()), st.a, st.typ)
+			}
+		}
+		if !skip {
+			if raw == nil {
+				raw = s.Bytes(start, s.Offset())
 			}
 			st.sep()
 			if _, err := st.w.Write(raw); err != nil {
-				return err
-			}
-		default:
-			st.sep()
-			if _, err := st.w.Write(s.Bytes(start, s.Offset())); err != nil {
 				return err
 			}
 		}

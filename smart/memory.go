@@ -118,12 +118,11 @@ func (m *MemoryStore) init() {
 	}
 }
 
-// put stores v under k in entries, first sweeping expired entries when the
-// map is at the limit, and refuses (errFull) when it is still full; the
-// caller holds m.mu.
-// A map full of live records is not swept again before the earliest of
-// them expires (kind names the map): a save then fails at once instead of
-// scanning every record under the lock.
+// put stores v under k in entries (kind names the map), first sweeping
+// expired entries when the map is at the limit, and refuses (errFull) when
+// it is still full. A map full of live records is not swept again before
+// the earliest of them expires: a save then fails at once instead of
+// scanning every record under the lock. The caller holds m.mu.
 func put[V any](m *MemoryStore, kind string, entries map[string]V, k string, v V, exp func(V) time.Time) error {
 	if _, exists := entries[k]; !exists && len(entries) >= m.limit() {
 		now := m.now()
