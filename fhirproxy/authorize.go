@@ -108,15 +108,8 @@ func judgedElements(in *Interaction, a *access) *refusal {
 	if a.patient == "" && a.unrestricted {
 		return nil
 	}
-	need := []string{"meta"}
 	comp, inComp := compartment[in.Type]
 	inComp = inComp && a.patient != ""
-	if inComp {
-		for _, f := range comp.fields {
-			top, _, _ := strings.Cut(f, ".")
-			need = append(need, top)
-		}
-	}
 	for i := range in.Params {
 		prm := &in.Params[i]
 		base, mod, _ := strings.Cut(prm.Name, ":")
@@ -124,7 +117,13 @@ func judgedElements(in *Interaction, a *access) *refusal {
 		case (base == "_elements" || base == "_summary") && mod != "":
 			return refuse(http.StatusBadRequest, "not-supported", prm.Name+" is not supported here")
 		case base == "_elements":
-			prm.Value = withElements(prm.Value, need)
+			prm.Value = withElements(prm.Value, "meta")
+			if inComp {
+				for _, f := range comp.fields {
+					top, _, _ := strings.Cut(f, ".")
+					prm.Value = withElements(prm.Value, top)
+				}
+			}
 		case base == "_summary" && prm.Value == "text" && inComp:
 			return refuse(http.StatusBadRequest, "not-supported", "_summary=text leaves out the patient reference; use _elements")
 		case (base == "_contained" || base == "_containedType") && !a.unrestricted:
@@ -136,13 +135,11 @@ func judgedElements(in *Interaction, a *access) *refusal {
 	return nil
 }
 
-// withElements adds to a comma-separated element list the names it lacks.
-func withElements(list string, need []string) string {
+// withElements adds an element name to a comma-separated list that lacks it.
+func withElements(list, name string) string {
 	have := strings.Split(list, ",")
-	for _, n := range need {
-		if !slices.Contains(have, n) {
-			have = append(have, n)
-		}
+	if !slices.Contains(have, name) {
+		have = append(have, name)
 	}
 	return strings.Join(slices.DeleteFunc(have, func(e string) bool { return e == "" }), ",")
 }
