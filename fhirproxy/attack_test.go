@@ -6,13 +6,11 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/smartkit/smartkit/consent"
 	"github.com/smartkit/smartkit/launch"
 	"github.com/smartkit/smartkit/smart"
 )
@@ -151,8 +149,7 @@ func TestElementSelections(t *testing.T) {
 	f := newFixture(t)
 	patient := f.token("launch/patient patient/*.rs", nil)
 	user := f.token("user/Observation.rs", nil) // normal clearance: labels judged
-	all := append(append(slices.Clone(consent.SensitiveTags), consent.HighlySensitiveTags...), consent.SegmentedTags...)
-	system := f.token("system/Observation.rs", &consent.Clearance{MaxConfidentiality: consent.VeryRestricted, Tags: all})
+	system := f.token("system/Observation.rs", everyLabel())
 	for _, c := range []struct {
 		target, tok, want string
 	}{
@@ -166,7 +163,8 @@ func TestElementSelections(t *testing.T) {
 		{"/Patient?_elements=name", patient, "name,meta"},
 		{"/Practitioner?_elements=name", patient, "name,meta"},
 		{"/Observation?_elements=status", user, "status,meta"},
-		{"/Observation/lab-1?_elements=status", system, "status"}, // nothing judged: as asked
+		{"/Patient/p1/Observation?_elements=status", user, "status,meta"}, // a compartment search
+		{"/Observation/lab-1?_elements=status", system, "status"},         // nothing judged: as asked
 	} {
 		r := f.do("GET", c.target, c.tok, "")
 		got := f.up.requests()
@@ -178,6 +176,7 @@ func TestElementSelections(t *testing.T) {
 	for _, c := range []struct{ target, tok string }{
 		{"/Observation?_elements:exclude=meta", patient},
 		{"/Observation?_elements:exclude=meta", user},
+		{"/Patient/p1/Observation?_elements:exclude=meta", user},
 		{"/Observation/lab-1?_elements:exclude=subject", patient},
 		{"/Observation?_summary:x=true", patient},
 		{"/Observation?_summary=text", patient},
@@ -187,7 +186,7 @@ func TestElementSelections(t *testing.T) {
 	}
 	// Contained resources answered on their own have lost their container's
 	// labels: not with a clearance short of every label.
-	for _, target := range []string{"/Observation?_contained=true", "/Observation?_contained=both&_containedType=contained"} {
+	for _, target := range []string{"/Observation?_contained=true", "/Observation?_contained=both&_containedType=contained", "/Patient/p1/Observation?_contained=true"} {
 		f.refused(target, f.do("GET", target, user, ""), http.StatusForbidden)
 	}
 	if r := f.do("GET", "/Observation?_contained=true", system, ""); r.status != 200 {
@@ -218,6 +217,9 @@ func TestResponseShapingVariants(t *testing.T) {
 	}
 	// Counts, element selections and includes are confined like any search
 	// (the test upstream answers any _include with another patient's record).
+	// The clearance releases every label: a count is refused otherwise
+	// (TestLabelInference).
+	tok = f.token("launch/patient patient/*.rs", everyLabel())
 	for _, q := range []string{"_summary=count", "_summary=true", "_elements=status", "_count=0", "_total=accurate", "_include=*", "_include=Observation:subject"} {
 		r := f.do("GET", "/Observation?"+q, tok, "")
 		got := f.up.requests()
@@ -462,8 +464,7 @@ func TestConditionalRead(t *testing.T) {
 		f.up.reset()
 	}
 	// Uninspected (a system/ token with every label): the upstream decides.
-	all := append(append(slices.Clone(consent.SensitiveTags), consent.HighlySensitiveTags...), consent.SegmentedTags...)
-	sys := f.token("system/Observation.rs", &consent.Clearance{MaxConfidentiality: consent.VeryRestricted, Tags: all})
+	sys := f.token("system/Observation.rs", everyLabel())
 	if r := f.do("GET", "/Observation/lab-2", sys, "", "If-None-Match", `W/"1"`); r.status != 304 {
 		t.Errorf("uninspected conditional read: %d %s", r.status, r.raw)
 	}
@@ -488,8 +489,7 @@ func TestLinksMoveOntoTheProxyBase(t *testing.T) {
 	f = newFixture(t)
 	f.proxy.Base = f.base
 	tok = f.token("launch/patient patient/Observation.cruds", nil)
-	all := append(append(slices.Clone(consent.SensitiveTags), consent.HighlySensitiveTags...), consent.SegmentedTags...)
-	sys := f.token("system/Observation.rs", &consent.Clearance{MaxConfidentiality: consent.VeryRestricted, Tags: all})
+	sys := f.token("system/Observation.rs", everyLabel())
 	for _, c := range []struct{ name, tok, target string }{
 		{"patient search", tok, "/Observation?_count=1"},
 		{"patient search losing entries", tok, "/Observation?_count=5&_include=Observation:performer"},
@@ -620,8 +620,7 @@ func TestUpstreamResponseHeaders(t *testing.T) {
 		"Date": {"Mon, 01 Jan 2001 00:00:00 GMT"}, // the upstream's clock: the answer is the proxy's, dated by it
 	}
 	tok := f.token("launch/patient patient/Observation.cruds", nil)
-	all := append(append(slices.Clone(consent.SensitiveTags), consent.HighlySensitiveTags...), consent.SegmentedTags...)
-	sys := f.token("system/Observation.rs", &consent.Clearance{MaxConfidentiality: consent.VeryRestricted, Tags: all})
+	sys := f.token("system/Observation.rs", everyLabel())
 	for name, r := range map[string]result{
 		"inspected read":   f.do("GET", "/Observation/lab-1", tok, ""),
 		"uninspected read": f.do("GET", "/Observation/lab-1", sys, ""),
@@ -764,4 +763,70 @@ func TestWritesAreValidR4(t *testing.T) {
 		})
 	}
 	wg.Wait()
+}
+
+// TestLabelInference: with a clearance short of every label, a search tells
+// nothing of what the clearance withholds beyond the REDACTED mark of a
+// page that lost entries: no criteria met by resources the proxy does not
+// judge (Patient?_has:…:_security=PSY would name the patients with
+// psychiatric records), no count, no total counting withheld matches.
+func TestLabelInference(t *testing.T) {
+	f := newFixture(t)
+	user := f.token("user/*.rs", nil) // normal clearance: labels judged
+	patient := f.token("launch/patient patient/*.rs", nil)
+	cleared := f.token("user/*.rs", everyLabel())
+	psy := url.QueryEscape("http://terminology.hl7.org/CodeSystem/v3-ActCode|PSY")
+	searches := []string{
+		"/Patient?_has:Observation:subject:_security=" + psy,
+		"/Patient?_has:Observation:patient:_has:AuditEvent:entity:agent=x",
+		"/Encounter?_has:Condition:encounter:code=F32",
+		"/Observation?subject.name=One",
+		"/Observation?subject:Patient.name=One",
+		"/Observation?encounter:Encounter.subject:Patient.name=One",
+		"/Observation?_filter=" + url.QueryEscape("subject.name eq One"),
+		"/Observation?_list=psy-list",
+		"/Observation?_query=sensitive",
+		"/Observation?_summary=count&_security=" + psy,
+		"/Patient/p1/Observation?_summary=count",
+		"/Patient/p1/Observation?encounter.type=psy",
+	}
+	for _, target := range searches {
+		f.refused(target, f.do("GET", target, user, ""), http.StatusForbidden)
+	}
+	f.refused("POST _search with _has", f.do("POST", "/Patient/_search", user, "_has:Observation:subject:_security="+psy,
+		"Content-Type", "application/x-www-form-urlencoded"), http.StatusForbidden)
+	f.refused("a batch entry with a chain", f.do("POST", "/", user,
+		`{"resourceType":"Bundle","type":"batch","entry":[{"request":{"method":"GET","url":"Observation?subject.name=One"}}]}`), http.StatusForbidden)
+	for _, target := range []string{"/Observation?_summary=count", "/Observation?_summary=count&code=x",
+		"/Observation?encounter:Encounter.subject=Patient/p2", "/Condition?encounter:Encounter.subject:Patient.name=Two"} {
+		f.refused(target+" (patient)", f.do("GET", target, patient, ""), http.StatusForbidden)
+	}
+	// A clearance that releases every label withholds nothing: as asked.
+	for _, target := range searches {
+		r := f.do("GET", target, cleared, "")
+		if got := f.up.requests(); r.status != 200 || len(got) != 1 {
+			t.Errorf("%s with every label cleared: %d, forwarded %d", target, r.status, len(got))
+		}
+		f.up.reset()
+	}
+
+	// The total: only when the page is the whole result and nothing on it
+	// was withheld. The test upstream pages (a next link) when asked _count.
+	for _, c := range []struct {
+		target, tok string
+		total       any
+	}{
+		{"/Observation?category=vital-signs", user, 1.0},             // the whole result, nothing withheld
+		{"/Observation?category=vital-signs&_count=5", user, nil},    // more pages: they may withhold
+		{"/Observation?category=laboratory", user, nil},              // psy-1 withheld
+		{"/Observation?category=vital-signs&_count=5", cleared, 1.0}, // nothing is withheld from it
+		{"/Observation?_summary=count", cleared, 4.0},
+		{"/Observation?_count=5", patient, nil},
+	} {
+		r := f.do("GET", c.target, c.tok, "")
+		if r.status != 200 || r.body["total"] != c.total {
+			t.Errorf("%s: %d, total %v, want %v: %.300s", c.target, r.status, r.body["total"], c.total, r.raw)
+		}
+		f.up.reset()
+	}
 }

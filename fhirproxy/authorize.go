@@ -35,15 +35,30 @@ func letters(in *Interaction) scopes.Perms {
 }
 
 // forbiddenForPatients are search parameters that reach outside the
-// compartment or that the proxy cannot bound: reverse chains, reverse
-// includes, iterating includes, filters, lists, named queries.
+// compartment or that the proxy cannot bound: reverse chains, chains,
+// reverse includes, iterating includes, filters, lists, named queries.
 func forbiddenForPatients(name string) bool {
 	base, _, _ := strings.Cut(name, ":")
 	switch base {
-	case "_has", "_revinclude", "_filter", "_list", "_query", "_contained", "_containedType":
+	case "_revinclude", "_contained", "_containedType":
 		return true
 	}
-	return strings.HasPrefix(name, "_has:") || name == "_include:iterate" || strings.Contains(base, ".")
+	return searchesOthers(name) || name == "_include:iterate"
+}
+
+// searchesOthers reports whether a search parameter's criteria read
+// resources other than those the answer holds: a chain (subject.name, and
+// subject:Patient.name, whose dot follows a type modifier), a reverse chain
+// (_has), a filter (which can chain), a list or a named query. Whether a
+// resource matched then says something about those others, which the proxy
+// never sees.
+func searchesOthers(name string) bool {
+	base, _, _ := strings.Cut(name, ":")
+	switch base {
+	case "_has", "_filter", "_list", "_query":
+		return true
+	}
+	return strings.Contains(name, ".")
 }
 
 // authorize decides an interaction and rewrites it to what may be
@@ -86,22 +101,30 @@ func (p *Proxy) authorize(in *Interaction, a *access) *refusal {
 			return ref
 		}
 	}
-	return judgedElements(in, a)
+	return judgedParams(in, a)
 }
 
-// judgedElements keeps in an answer what the proxy judges it by, when it
-// judges it: an element selection (_elements) also asks for meta (security
-// labels) and, for a patient/ token, the references that place the type in
-// the compartment. Otherwise a server would leave them out, and a label or
+// judgedParams keeps in an answer what the proxy judges it by, when it
+// judges it, and keeps out of a search what it cannot judge.
+//
+// An element selection (_elements) also asks for meta (security labels)
+// and, for a patient/ token, the references that place the type in the
+// compartment; otherwise a server would leave them out, and a label or
 // reference that is absent must never read as allowed. A selection with a
 // modifier (_elements:exclude, which some servers support) and, for a
 // patient/ token on a compartment type, _summary=text (which leaves the
-// references out) are refused; so are _contained and _containedType when
-// labels are judged (a contained resource answered on its own has lost the
-// labels of its container).
-func judgedElements(in *Interaction, a *access) *refusal {
+// references out) are refused.
+//
+// With a clearance short of every label, the proxy withholds what the
+// clearance does not release, so a search must not reveal it otherwise:
+// criteria met by other resources (chains, _has, _filter, _list, _query:
+// Patient?_has:Observation:subject:_security=PSY would name the patients
+// with psychiatric records) and _summary=count (which counts what is
+// withheld) are refused, and so are _contained and _containedType (a
+// contained resource answered on its own has lost its container's labels).
+func judgedParams(in *Interaction, a *access) *refusal {
 	switch in.Kind {
-	case Read, VRead, SearchType, SearchSystem, HistoryInstance, HistoryType, HistorySystem:
+	case Read, VRead, SearchType, SearchCompart, SearchSystem, HistoryInstance, HistoryType, HistorySystem:
 	default:
 		return nil
 	}
@@ -126,10 +149,14 @@ func judgedElements(in *Interaction, a *access) *refusal {
 			}
 		case base == "_summary" && prm.Value == "text" && inComp:
 			return refuse(http.StatusBadRequest, "not-supported", "_summary=text leaves out the patient reference; use _elements")
-		case (base == "_contained" || base == "_containedType") && !a.unrestricted:
-			// A contained resource answered on its own has lost its
-			// container, and with it the labels that cover it.
+		case a.unrestricted:
+		case base == "_contained" || base == "_containedType":
 			return refuse(http.StatusForbidden, "forbidden", prm.Name+" is not allowed with a clearance short of every label")
+		case base == "_summary" && prm.Value == "count":
+			return refuse(http.StatusForbidden, "forbidden", "_summary=count would count records the token's clearance withholds")
+		case searchesOthers(prm.Name):
+			return refuse(http.StatusForbidden, "forbidden", "parameter "+prm.Name+
+				" searches by records the token's clearance may withhold; search those first, then by reference")
 		}
 	}
 	return nil

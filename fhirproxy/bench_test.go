@@ -90,8 +90,7 @@ func BenchmarkReadVsBaseline(b *testing.B) {
 // clearance allows every label: the request proves what the answer could
 // break, and the answer is not inspected.
 func BenchmarkProvenReadVsBaseline(b *testing.B) {
-	all := append(append(slices.Clone(consent.SensitiveTags), consent.HighlySensitiveTags...), consent.SegmentedTags...)
-	readVsBaseline(b, "system/Observation.rs", &consent.Clearance{MaxConfidentiality: consent.VeryRestricted, Tags: all})
+	readVsBaseline(b, "system/Observation.rs", everyLabel())
 }
 
 func readVsBaseline(b *testing.B, scope string, clearance *consent.Clearance) {

@@ -29,6 +29,11 @@
 //   - D-9: resources above the clearance's confidentiality or with a
 //     sensitivity tag it does not release are withheld; a Bundle that lost
 //     entries for their labels is marked REDACTED and its total dropped.
+//     A search must not tell more of what is withheld than that mark: with
+//     a clearance short of every label, criteria that other resources meet
+//     (chains, _has, _filter, _list, _query), _summary=count and _contained
+//     are refused (403), and a total goes out only when the page holds the
+//     whole result (no next link) and nothing on it was withheld.
 //
 // For patient/ tokens, reverse chains (_has), chains, _revinclude, iterating
 // includes, _filter, _list, system-wide search and history, type history,

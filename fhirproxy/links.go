@@ -223,3 +223,25 @@ func (p *Proxy) openPage(token string, now time.Time) (pageRef, bool) {
 	}
 	return ref, true
 }
+
+// nextLink reports whether a Bundle's link member ("link":[…]) has a link
+// whose relation is next. A member that does not read as links has none.
+func nextLink(member []byte) bool {
+	colon := bytes.IndexByte(member, ':')
+	if colon < 0 || !bytes.Contains(member, []byte("next")) && bytes.IndexByte(member, '\\') < 0 {
+		return false
+	}
+	next := false
+	s := jsonstrict.NewScanner(member[colon+1:])
+	_ = readArray(s, func() error {
+		return readObject(s, func(name []byte) error {
+			if string(name) != "relation" || s.Kind() != '"' {
+				return s.Skip()
+			}
+			v, err := s.String()
+			next = next || string(v) == "next"
+			return err
+		})
+	})
+	return next
+}

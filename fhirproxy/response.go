@@ -440,10 +440,14 @@ func (a *access) inspectBody(in Interaction, body []byte) ([]byte, []*projection
 			}
 			return nil, nil, notFound()
 		}
-		if !removed && !relinked {
+		dropTotal := removed
+		if !removed && !a.unrestricted {
+			dropTotal = !bundleTotal(body, spans).shown(len(entries))
+		}
+		if !removed && !relinked && !dropTotal {
 			return body, kept, nil
 		}
-		return rebuildBundle(body, spans, entries, fates, removed, withheld), kept, nil
+		return rebuildBundle(body, spans, entries, fates, edits{removed, withheld, dropTotal}), kept, nil
 	case len(entries) > 0:
 		// Entries belong to a Bundle: judged nowhere else, they would pass
 		// unseen inside whatever claims to be another resource.
@@ -463,13 +467,18 @@ func (a *access) inspectBody(in Interaction, body []byte) ([]byte, []*projection
 	return body, a.one[:], nil
 }
 
+// edits says what rebuildBundle changes besides the entries: whether some
+// were removed (an emptied entry array is then left out), whether some of
+// those were withheld for their labels (the meta becomes a REDACTED label)
+// and whether the total goes (see total.shown).
+type edits struct{ removed, withheld, dropTotal bool }
+
 // rebuildBundle writes a Bundle without the entries it may not keep (or
 // with notFoundEntry in their place): its other members as they were (or
-// as replaced), except, when entries were removed, a total (which would
-// count them) and, when something was withheld for its labels, the meta,
-// which becomes a REDACTED label. An empty entry array is left out, as FHIR
-// wants.
-func rebuildBundle(body []byte, spans []span, entries []bundleEntry, fates []fate, removed, withheld bool) []byte {
+// as replaced), except for what ed says. An empty entry array is left out,
+// as FHIR wants.
+func rebuildBundle(body []byte, spans []span, entries []bundleEntry, fates []fate, ed edits) []byte {
+	removed, withheld := ed.removed, ed.withheld
 	out := make([]byte, 0, len(body))
 	out = append(out, '{')
 	sep := func() {
@@ -479,7 +488,7 @@ func rebuildBundle(body []byte, spans []span, entries []bundleEntry, fates []fat
 	}
 	for _, m := range spans {
 		switch {
-		case m.name == "total" && removed, m.name == "meta" && withheld:
+		case m.name == "total" && ed.dropTotal, m.name == "meta" && withheld:
 			continue
 		case m.repl != nil:
 			sep()
@@ -521,6 +530,50 @@ func rebuildBundle(body []byte, spans []span, entries []bundleEntry, fates []fat
 		out = append(out, redacted...)
 	}
 	return append(out, '}')
+}
+
+// shown reports whether a Bundle's total may be passed on when labels are
+// judged and no entry was removed (a removed entry is counted in it, so it
+// never goes then): only when the page holds the whole result (no next
+// link) and the total counts no more than its entries. Otherwise it counts
+// matches on pages not yet judged, or on none (_summary=count), and would
+// tell how many records the clearance withholds. A Bundle without a total
+// has none to drop.
+func (t total) shown(entries int) bool {
+	return !t.present || !t.next && t.ok && t.n <= entries
+}
+
+// total is what total.shown needs of a Bundle: its total, if present and a
+// non-negative integer, and whether it links to a next page.
+type total struct {
+	present, ok, next bool
+	n                 int
+}
+
+// bundleTotal reads a Bundle's total and next link from its member spans.
+func bundleTotal(body []byte, spans []span) total {
+	var t total
+	for _, m := range spans {
+		switch m.name {
+		case "total":
+			t.present = true
+			t.n, t.ok = memberInt(body[m.start:m.end])
+		case "link":
+			t.next = t.next || nextLink(body[m.start:m.end])
+		}
+	}
+	return t
+}
+
+// memberInt reads a member ("total": 12) whose value is a non-negative
+// integer.
+func memberInt(member []byte) (int, bool) {
+	colon := bytes.IndexByte(member, ':')
+	if colon < 0 {
+		return 0, false
+	}
+	n, err := strconv.Atoi(string(bytes.TrimSpace(member[colon+1:])))
+	return n, err == nil && n >= 0
 }
 
 // supportedOnly removes from a CapabilityStatement's rest entry what the

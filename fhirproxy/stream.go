@@ -85,6 +85,7 @@ type streamer struct {
 	sent              int
 	removed, withheld bool
 	total, meta       []byte // held back until every entry is judged
+	next              bool   // the Bundle links to a next page
 }
 
 func (st *streamer) sep() {
@@ -130,6 +131,7 @@ func (st *streamer) run() error {
 		case "meta":
 			st.meta, skip = bytes.Clone(s.Bytes(start, s.Offset())), true
 		case "link":
+			st.next = st.next || nextLink(s.Bytes(start, s.Offset()))
 			if st.a.relink != nil {
 				raw = st.a.relink.member(s.Bytes(start, s.Offset()), st.a, st.typ)
 			}
@@ -155,7 +157,7 @@ func (st *streamer) run() error {
 	if err != nil {
 		return err
 	}
-	if st.total != nil && !st.removed {
+	if st.total != nil && !st.removed && (st.a.unrestricted || st.shown()) {
 		st.sep()
 		_, _ = st.w.Write(st.total)
 	}
@@ -169,6 +171,13 @@ func (st *streamer) run() error {
 	}
 	_ = st.w.WriteByte('}')
 	return st.w.Flush()
+}
+
+// shown applies total.shown to the streamed Bundle once its entries are
+// judged.
+func (st *streamer) shown() bool {
+	n, ok := memberInt(st.total)
+	return total{present: true, ok: ok, n: n, next: st.next}.shown(st.sent)
 }
 
 // entry judges one entry and writes it if the access may see it.

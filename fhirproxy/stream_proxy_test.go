@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -25,15 +24,19 @@ import (
 // FHIR servers write it, with links and fullUrls on its own base; with
 // ?broken=1 the Bundle ends in invalid JSON; with ?sorted=1 its members
 // come in name order, entries first (and ?lie=1 then makes its
-// resourceType Observation).
+// resourceType Observation); with ?last=1 it has no next link.
 func bigSearch(n int) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/fhir+json")
 		base := "http://" + r.Host
+		next := fmt.Sprintf(`,"link":[{"relation":"next","url":"%s/Observation?ct=2"}]`, base)
+		if r.URL.Query().Has("last") {
+			next = ""
+		}
 		if r.URL.Query().Has("sorted") {
 			fmt.Fprint(w, `{"entry":[`)
 		} else {
-			fmt.Fprintf(w, `{"resourceType":"Bundle","type":"searchset","total":%d,"link":[{"relation":"next","url":"%s/Observation?ct=2"}],"entry":[`, n, base)
+			fmt.Fprintf(w, `{"resourceType":"Bundle","type":"searchset","total":%d%s,"entry":[`, n, next)
 		}
 		for i := range n {
 			p := "p1"
@@ -53,7 +56,7 @@ func bigSearch(n int) http.HandlerFunc {
 			if q.Has("lie") {
 				typ = "Observation"
 			}
-			fmt.Fprintf(w, `],"link":[{"relation":"next","url":"%s/Observation?ct=2"}],"resourceType":%q,"total":%d,"type":"searchset"}`, base, typ, n)
+			fmt.Fprintf(w, `]%s,"resourceType":%q,"total":%d,"type":"searchset"}`, next, typ, n)
 		default:
 			fmt.Fprint(w, `]}`)
 		}
@@ -247,8 +250,7 @@ func TestUninspectedWhenProven(t *testing.T) {
 	defer up.Close()
 	f := newFixture(t)
 	f.proxy.Upstream, _ = url.Parse(up.URL)
-	all := append(append(slices.Clone(consent.SensitiveTags), consent.HighlySensitiveTags...), consent.SegmentedTags...)
-	full := &consent.Clearance{MaxConfidentiality: consent.VeryRestricted, Tags: all}
+	full := everyLabel()
 	system := f.token("system/Observation.rs", full)
 	for target, want := range map[string]int{
 		"/Observation/o1":                                   200, // proven: passes untouched
@@ -264,11 +266,36 @@ func TestUninspectedWhenProven(t *testing.T) {
 	if r := f.do("GET", "/Observation/o1", system, ""); r.raw != odd {
 		t.Errorf("an uninspected answer changed: %s", r.raw)
 	}
-	capped := f.token("system/Observation.rs", &consent.Clearance{MaxConfidentiality: consent.Restricted, Tags: all})
+	capped := f.token("system/Observation.rs", &consent.Clearance{MaxConfidentiality: consent.Restricted, Tags: full.Tags})
 	patient := f.token("launch/patient patient/Observation.rs", full)
 	for name, tok := range map[string]string{"capped clearance": capped, "patient context": patient, "no clearance": f.token("system/Observation.rs", nil)} {
 		if r := f.do("GET", "/Observation/o1", tok, ""); r.status != 502 && r.status != 404 {
 			t.Errorf("%s: %d, want the answer inspected (and refused)", name, r.status)
 		}
+	}
+}
+
+// TestStreamedTotal: a streamed Bundle's total goes out, with a clearance
+// short of every label, only when nothing was withheld and the page holds
+// the whole result, in either member order (TestLabelInference has the
+// whole-body cases).
+func TestStreamedTotal(t *testing.T) {
+	f, _ := streamFixture(t)
+	user := f.token("user/Observation.rs", nil)
+	for target, want := range map[string]any{
+		"/Observation":                 nil, // a next page, which may withhold
+		"/Observation?sorted=1":        nil,
+		"/Observation?last=1":          300.0,
+		"/Observation?sorted=1&last=1": 300.0,
+	} {
+		r := f.do("GET", target, user, "")
+		entries, _ := r.body["entry"].([]any)
+		if r.status != 200 || len(entries) != 300 || r.body["total"] != want || r.header.Get("Content-Length") != "" {
+			t.Errorf("%s: %d, %d entries, total %v, want %v", target, r.status, len(entries), r.body["total"], want)
+		}
+	}
+	patient := f.token("launch/patient patient/Observation.rs", nil)
+	if r := f.do("GET", "/Observation?last=1", patient, ""); r.status != 200 || r.body["total"] != nil {
+		t.Errorf("a total counting another patient's entries: %d, %v", r.status, r.body["total"])
 	}
 }

@@ -196,6 +196,10 @@ func (u *upstream) serve(w http.ResponseWriter, r *http.Request) {
 				map[string]any{"resource": u.resources["Patient/p2"], "search": map[string]any{"mode": "include"}})
 		}
 		u.mu.Unlock()
+		if q.Get("_summary") == "count" { // the count of every match, and no entries
+			u.write(w, 200, map[string]any{"resourceType": "Bundle", "type": "searchset", "total": len(entries)})
+			return
+		}
 		// Paging links on the upstream's own base, as FHIR servers write them.
 		links := []any{map[string]any{"relation": "self", "url": u.ts.URL + r.URL.RequestURI()}}
 		if q.Has("_count") {
