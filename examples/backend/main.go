@@ -51,7 +51,7 @@ func run(ctx context.Context, out io.Writer, fhir, keyFile, clientID, kid string
 	}
 	fmt.Fprintf(out, "token for %q, %v left\n", tok.Extra("scope"), time.Until(tok.Expiry).Round(time.Second))
 	var bundle struct {
-		Total int `json:"total"`
+		Total *int `json:"total"` // absent when the proxy cannot show it (fhirproxy D-9)
 		Entry []struct {
 			Resource struct {
 				ID   string `json:"id"`
@@ -73,7 +73,11 @@ func run(ctx context.Context, out io.Writer, fhir, keyFile, clientID, kid string
 	if err := json.NewDecoder(resp.Body).Decode(&bundle); err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "%d patients; the first %d:\n", bundle.Total, len(bundle.Entry))
+	if bundle.Total != nil {
+		fmt.Fprintf(out, "%d patients; the first %d:\n", *bundle.Total, len(bundle.Entry))
+	} else {
+		fmt.Fprintf(out, "the first %d patients:\n", len(bundle.Entry))
+	}
 	for _, e := range bundle.Entry {
 		name := "(no name)"
 		if len(e.Resource.Name) > 0 {
