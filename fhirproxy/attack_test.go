@@ -378,7 +378,10 @@ func TestConditionalCreateAndUpsert(t *testing.T) {
 		f.refused(name, f.do("POST", "/Observation", user, own, "If-None-Exist", v), 400)
 	}
 	f.refused("on a search", f.do("GET", "/Observation?code=1", user, "", "If-None-Exist", "identifier=a"), 400)
-	if r := f.do("POST", "/Observation", user, own, "If-None-Exist", "identifier=urn:mrn|2"); r.status != 201 {
+	// With labels judged a conditional create would tell a withheld match
+	// (TestLabelledWrites); with every label cleared it goes upstream.
+	cleared := f.token("user/Observation.cs", everyLabel())
+	if r := f.do("POST", "/Observation", cleared, own, "If-None-Exist", "identifier=urn:mrn|2"); r.status != 201 {
 		t.Errorf("conditional create: %d %s", r.status, r.raw)
 	}
 	if got := f.up.requests(); len(got) != 1 || got[0].Header.Get("If-None-Exist") != "identifier=urn%3Amrn%7C2" {
@@ -828,5 +831,77 @@ func TestLabelInference(t *testing.T) {
 			t.Errorf("%s: %d, total %v, want %v: %.300s", c.target, r.status, r.body["total"], c.total, r.raw)
 		}
 		f.up.reset()
+	}
+}
+
+// TestLabelledWrites: with a clearance short of every label, a write never
+// touches a record the clearance withholds, nor tells one exists: an
+// update (which would strip its labels), a patch or a delete of it answers
+// the 404 a read of it gets, and so does one of a free id; conditional
+// writes, which the FHIR server would match against withheld records, and
+// batched updates and deletes, which cannot answer a free id and a withheld
+// one alike, are refused. Only the stored version's read reaches the
+// upstream.
+func TestLabelledWrites(t *testing.T) {
+	f := newFixture(t)
+	user := f.token("user/Observation.cruds", nil)
+	stripped := mustJSON(obs("psy-1", "p1", "laboratory")) // psy-1 without its R and PSY labels
+	patch := []string{"Content-Type", "application/json-patch+json"}
+	var answers []string
+	for _, c := range []struct {
+		method, target, body string
+		hdr                  []string
+	}{
+		{"PUT", "/Observation/psy-1", stripped, nil},
+		{"PATCH", "/Observation/psy-1", `[{"op":"remove","path":"/meta"}]`, patch},
+		{"DELETE", "/Observation/psy-1", "", nil},
+		{"PUT", "/Observation/fresh", mustJSON(obs("fresh", "p1", "laboratory")), nil},
+		{"PATCH", "/Observation/fresh", `[{"op":"remove","path":"/meta"}]`, patch},
+		{"DELETE", "/Observation/fresh", "", nil},
+	} {
+		r := f.do(c.method, c.target, user, c.body, c.hdr...)
+		if r.status != http.StatusNotFound {
+			t.Errorf("%s %s: %d %s", c.method, c.target, r.status, r.raw)
+		}
+		answers = append(answers, r.raw)
+		for _, g := range f.up.requests() {
+			if g.Method != http.MethodGet {
+				t.Errorf("%s %s: a %s reached the upstream", c.method, c.target, g.Method)
+			}
+		}
+		f.up.reset()
+	}
+	for _, a := range answers[1:] {
+		if a != answers[0] {
+			t.Errorf("answers differ: %s and %s", answers[0], a)
+		}
+	}
+	for name, c := range map[string][3]string{
+		"conditional delete": {"DELETE", "/Observation?category=laboratory", ""},
+		"conditional update": {"PUT", "/Observation?identifier=x", stripped},
+		"conditional patch":  {"PATCH", "/Observation?identifier=x", `[]`},
+		"batched update": {"POST", "/", `{"resourceType":"Bundle","type":"batch","entry":[
+			{"request":{"method":"PUT","url":"Observation/psy-1"},"resource":` + stripped + `}]}`},
+		"batched delete": {"POST", "/", `{"resourceType":"Bundle","type":"transaction","entry":[
+			{"request":{"method":"DELETE","url":"Observation/fresh"}}]}`},
+		"batched conditional create": {"POST", "/", `{"resourceType":"Bundle","type":"batch","entry":[
+			{"request":{"method":"POST","url":"Observation","ifNoneExist":"_id=psy-1"},"resource":` + mustJSON(obs("", "p1", "laboratory")) + `}]}`},
+	} {
+		var hdr []string
+		if c[0] == "PATCH" {
+			hdr = patch
+		}
+		f.refused(name, f.do(c[0], c[1], user, c[2], hdr...), http.StatusForbidden)
+	}
+	f.refused("conditional create", f.do("POST", "/Observation", user, mustJSON(obs("x", "p1", "laboratory")), "If-None-Exist", "_id=psy-1"), http.StatusForbidden)
+
+	// What the clearance releases may be written over.
+	if r := f.do("PUT", "/Observation/lab-1", user, mustJSON(obs("lab-1", "p1", "laboratory"))); r.status != 200 {
+		t.Errorf("update of a record the token may read: %d %s", r.status, r.raw)
+	}
+	f.up.reset()
+	cleared := f.token("user/Observation.cruds", everyLabel())
+	if r := f.do("PUT", "/Observation/psy-1", cleared, stripped); r.status != 200 || len(f.up.requests()) != 1 {
+		t.Errorf("every label cleared: %d, %d upstream requests (no stored-version read needed)", r.status, len(f.up.requests()))
 	}
 }

@@ -101,6 +101,12 @@ func (p *Proxy) authorize(in *Interaction, a *access) *refusal {
 			return ref
 		}
 	}
+	if in.Conditional && !a.unrestricted {
+		// The FHIR server would act on matches the proxy never sees: update
+		// or delete a record the clearance withholds, or tell by its answer
+		// (200 or 201) that one exists.
+		return forbidden("conditional writes are not allowed with a clearance short of every label")
+	}
 	return judgedParams(in, a)
 }
 
@@ -342,8 +348,8 @@ func (a *access) inspects(in Interaction) bool {
 	return true
 }
 
-// checkWrite checks a write's new content (and, for patient/ tokens, the
-// stored version it replaces or deletes), and authorises batch entries.
+// checkWrite checks a write's new content and the stored version it
+// replaces or deletes (checkStored), and authorises batch entries.
 func (p *Proxy) checkWrite(ctx context.Context, r *http.Request, in Interaction, a *access, body []byte) *refusal {
 	bad := func(msg string) *refusal { return refuse(http.StatusBadRequest, "invalid", msg) }
 	switch in.Kind {
@@ -371,19 +377,37 @@ func (p *Proxy) checkWrite(ctx context.Context, r *http.Request, in Interaction,
 			return ref
 		}
 	}
-	if a.patient != "" && (in.Kind == Update || in.Kind == Delete) && in.Type != "Patient" {
-		// The stored version must be the patient's too (a write must not take over another's record).
-		switch st, pr, err := p.fetch(ctx, in.Type+"/"+in.ID); {
-		case err != nil:
-			return refuse(http.StatusBadGateway, "transient", "the FHIR server is unavailable")
-		case st == http.StatusNotFound || st == http.StatusGone:
-			// No update-as-create with patient context: a free id and
-			// another patient's must get the same answer (no existence
-			// oracle); a new resource is created with POST.
-			return notFound()
-		case st != http.StatusOK || !pr.inCompartment(a.patient):
-			return notFound()
-		}
+	return p.checkStored(ctx, in, a)
+}
+
+// checkStored checks the stored version an update, patch or delete would
+// replace or remove, when the token could not see every version: with
+// patient context it must be the patient's (a write must not take over
+// another's record), and with a clearance short of every label it must be
+// within the clearance (a write must not strip the labels of a record the
+// token may not read, nor delete one). What fails answers the 404 a read of
+// it gets, and so does a free id: an update that would create, or a delete
+// of nothing, must not tell a free id from a withheld one (no existence
+// oracle; a new resource is created with POST).
+func (p *Proxy) checkStored(ctx context.Context, in Interaction, a *access) *refusal {
+	switch in.Kind {
+	case Update, Patch, Delete:
+	default:
+		return nil
+	}
+	inComp := a.patient != "" && in.Type != "Patient" // a patient/ token's own Patient is checked by id
+	if !inComp && a.unrestricted || in.ID == "" {
+		return nil
+	}
+	st, pr, err := p.fetch(ctx, in.Type+"/"+in.ID)
+	switch {
+	case err != nil:
+		return refuse(http.StatusBadGateway, "transient", "the FHIR server is unavailable")
+	case st != http.StatusOK, inComp && !pr.inCompartment(a.patient):
+		return notFound()
+	}
+	if conf, tags := pr.labels(); !a.clearance.Allows(conf, tags) {
+		return notFound()
 	}
 	return nil
 }
@@ -461,6 +485,13 @@ func (p *Proxy) checkBatch(ctx context.Context, r *http.Request, a *access, body
 		}
 		if in.unwrap != "" || encodeQuery(in.Params) != orig || in.Kind == SearchType && a.patient != "" {
 			return refuse(http.StatusForbidden, "forbidden", "batch entry "+itoa(i)+" needs constraints the proxy adds; send it on its own")
+		}
+		if !a.unrestricted && (in.Kind == Update || in.Kind == Patch || in.Kind == Delete) {
+			// Checked against the stored version on its own, it answers 404
+			// for a withheld record and a free id alike; in a batch the
+			// server's own answer for a free id would tell them apart.
+			return refuse(http.StatusForbidden, "forbidden", "batch entry "+itoa(i)+
+				": with a clearance short of every label, updates and deletes are checked one by one; send it on its own")
 		}
 		if len(e.Resource) > 0 {
 			if ref := p.checkWrite(ctx, r, in, &ea, e.Resource); ref != nil {

@@ -33,7 +33,12 @@
 //     a clearance short of every label, criteria that other resources meet
 //     (chains, _has, _filter, _list, _query), _summary=count and _contained
 //     are refused (403), and a total goes out only when the page holds the
-//     whole result (no next link) and nothing on it was withheld.
+//     whole result (no next link) and nothing on it was withheld. Nor may a
+//     write touch, or tell of, what is withheld: an update, patch or delete
+//     is checked against the stored version first, and one the clearance
+//     withholds answers 404, as a free id then does (no label stripping,
+//     no update-as-create); conditional writes and batched updates and
+//     deletes are refused.
 //
 // For patient/ tokens, reverse chains (_has), chains, _revinclude, iterating
 // includes, _filter, _list, system-wide search and history, type history,

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -228,5 +229,74 @@ func TestPagingThroughTheProxy(t *testing.T) {
 	}
 	if pages < 2 || len(seen) != len(entries) {
 		t.Errorf("%d pages brought %d observations of %d", pages, len(seen), len(entries))
+	}
+}
+
+// TestProxyWithholdsLabelledRecords runs the security-label attack classes
+// against the sandbox's data server, with a clinician's user/ token of the
+// default clearance (normal data only): pt-sensitive's labelled records are
+// neither read, nor searched by, nor counted, nor written over or deleted.
+func TestProxyWithholdsLabelledRecords(t *testing.T) {
+	sb := startSandbox(t)
+	tok, err := sb.Auth.Mint(context.Background(), "", smart.Grant{ClientID: ExampleAppID, UserID: "clinician",
+		FHIRUser: "Practitioner/pr-lee", Scope: "user/*.cruds", Audience: sb.FHIRBase}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	do := func(method, path, body string) (int, map[string]any) {
+		t.Helper()
+		req, _ := http.NewRequest(method, sb.FHIRBase+path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+tok)
+		if body != "" {
+			req.Header.Set("Content-Type", "application/fhir+json")
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&out)
+		return resp.StatusCode, out
+	}
+	stored := func(key string) resource {
+		sb.fhir.mu.RLock()
+		defer sb.fhir.mu.RUnlock()
+		return sb.fhir.current[key]
+	}
+
+	if code, _ := do("GET", "/Observation/pt-sensitive-hiv", ""); code != 404 {
+		t.Errorf("the HIV-labelled record: %d", code)
+	}
+	code, b := do("GET", "/Condition?patient=pt-sensitive", "")
+	if entries, _ := b["entry"].([]any); code != 200 || len(entries) == 0 || b["total"] != nil || !strings.Contains(fmt.Sprint(b["meta"]), "REDACTED") {
+		t.Errorf("conditions: %d, %d entries, total %v, meta %v", code, len(entries), b["total"], b["meta"])
+	}
+	for _, path := range []string{
+		"/Patient?_has:Observation:subject:code=75622-1",        // who had an HIV test
+		"/Observation?subject:Patient.name=Marlow&code=75622-1", // whether this patient had one
+		"/Condition?patient=pt-sensitive&_summary=count",        // how many conditions are withheld
+	} {
+		if code, b := do("GET", path, ""); code != 403 || b["resourceType"] != "OperationOutcome" {
+			t.Errorf("%s: %d", path, code)
+		}
+	}
+
+	// Writes: the labels of a withheld record cannot be stripped, nor the
+	// record deleted, and a free id answers alike.
+	hiv := stored("Observation/pt-sensitive-hiv")
+	stripped := `{"resourceType":"Observation","id":"pt-sensitive-hiv","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/pt-sensitive"}}`
+	free := `{"resourceType":"Observation","id":"pt-free","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/pt-sensitive"}}`
+	for _, c := range [][3]string{
+		{"PUT", "/Observation/pt-sensitive-hiv", stripped},
+		{"DELETE", "/Condition/pt-sensitive-mh", ""},
+		{"PUT", "/Observation/pt-free", free},
+	} {
+		if code, _ := do(c[0], c[1], c[2]); code != 404 {
+			t.Errorf("%s %s: %d", c[0], c[1], code)
+		}
+	}
+	if fmt.Sprint(stored("Observation/pt-sensitive-hiv")) != fmt.Sprint(hiv) || stored("Condition/pt-sensitive-mh") == nil || stored("Observation/pt-free") != nil {
+		t.Error("the data server changed")
 	}
 }
