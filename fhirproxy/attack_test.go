@@ -905,3 +905,52 @@ func TestLabelledWrites(t *testing.T) {
 		t.Errorf("every label cleared: %d, %d upstream requests (no stored-version read needed)", r.status, len(f.up.requests()))
 	}
 }
+
+// TestHistoryFollowsTheRecord: an earlier version is shown only while the
+// resource as it is now may be: a record moved to another patient, or
+// labelled, after it was written is withheld in every version (each one
+// is still judged on its own too: TestHistoryVariants). The answer is the
+// 404 of a missing resource, and nothing but the current version's read
+// reaches the upstream.
+func TestHistoryFollowsTheRecord(t *testing.T) {
+	f := newFixture(t)
+	// lab-2 was recorded against p1, then moved to p2, where it belongs;
+	// vs-1 was recorded without labels, then labelled PSY.
+	f.up.versions = map[string][]map[string]any{
+		"Observation/lab-2": {obs("lab-2", "p1", "laboratory")},
+		"Observation/vs-1":  {obs("vs-1", "p1", "vital-signs")},
+		"Practitioner/dr":   {{"resourceType": "Practitioner", "id": "dr"}},
+	}
+	f.up.resources["Observation/vs-1"] = obs("vs-1", "p1", "vital-signs", "R", "PSY")
+	patient := f.token("launch/patient patient/Observation.rs patient/Practitioner.rs", everyLabel())
+	user := f.token("user/Observation.rs", nil)
+	absent := f.do("GET", "/Observation/nope/_history/1", patient, "")
+	f.up.reset()
+	for _, c := range []struct{ target, tok string }{
+		{"/Observation/lab-2/_history/1", patient},
+		{"/Observation/lab-2/_history", patient},
+		{"/Observation/vs-1/_history/1", user},
+		{"/Observation/vs-1/_history", user},
+	} {
+		r := f.do("GET", c.target, c.tok, "")
+		if r.status != 404 || r.raw != absent.raw {
+			t.Errorf("%s: %d %s", c.target, r.status, r.raw)
+		}
+		if got := f.up.requests(); len(got) != 1 || got[0].URL.Path != strings.SplitN(c.target, "/_history", 2)[0] {
+			t.Errorf("%s: forwarded %v", c.target, got)
+		}
+		f.up.reset()
+	}
+	for _, c := range []struct{ target, tok string }{
+		{"/Observation/vs-1/_history/1", patient}, // every label cleared, the patient's own
+		{"/Observation/lab-1/_history", user},
+		{"/Practitioner/dr/_history/1", patient}, // a shared type is in no compartment
+	} {
+		if r := f.do("GET", c.target, c.tok, ""); r.status != 200 {
+			t.Errorf("%s: %d %s", c.target, r.status, r.raw)
+		}
+	}
+	f.up.reset()
+	f.refused("a batched vread", f.do("POST", "/", patient, `{"resourceType":"Bundle","type":"batch","entry":[
+		{"request":{"method":"GET","url":"Observation/lab-2/_history/1"}}]}`), http.StatusForbidden)
+}

@@ -389,9 +389,20 @@ func (p *Proxy) checkWrite(ctx context.Context, r *http.Request, in Interaction,
 // it gets, and so does a free id: an update that would create, or a delete
 // of nothing, must not tell a free id from a withheld one (no existence
 // oracle; a new resource is created with POST).
+//
+// A vread or an instance history is checked the same way before it is
+// forwarded: an earlier version is shown only while the resource itself
+// may be (the versions are then judged one by one as they come back). A
+// record labelled, or moved to another patient, after it was written is
+// withheld in every version, not only in those written after. A resource
+// the server no longer has (deleted: 410) leaves its versions to be judged
+// one by one.
 func (p *Proxy) checkStored(ctx context.Context, in Interaction, a *access) *refusal {
+	read := false
 	switch in.Kind {
 	case Update, Patch, Delete:
+	case VRead, HistoryInstance:
+		read = true
 	default:
 		return nil
 	}
@@ -403,6 +414,15 @@ func (p *Proxy) checkStored(ctx context.Context, in Interaction, a *access) *ref
 	switch {
 	case err != nil:
 		return refuse(http.StatusBadGateway, "transient", "the FHIR server is unavailable")
+	case st == http.StatusOK && (pr.ResourceType != in.Type || pr.ID != in.ID):
+		return refuse(http.StatusBadGateway, "invalid", "the FHIR server answered with another resource")
+	case read && (st == http.StatusNotFound || st == http.StatusGone):
+		return nil
+	case read && st == http.StatusOK:
+		if a.judge(pr) != keep {
+			return notFound()
+		}
+		return nil
 	case st != http.StatusOK, inComp && !pr.inCompartment(a.patient):
 		return notFound()
 	}
@@ -485,6 +505,12 @@ func (p *Proxy) checkBatch(ctx context.Context, r *http.Request, a *access, body
 		}
 		if in.unwrap != "" || encodeQuery(in.Params) != orig || in.Kind == SearchType && a.patient != "" {
 			return refuse(http.StatusForbidden, "forbidden", "batch entry "+itoa(i)+" needs constraints the proxy adds; send it on its own")
+		}
+		if a.patient != "" && in.Kind == VRead || !a.unrestricted && (in.Kind == VRead || in.Kind == HistoryInstance) {
+			// Checked on their own against the resource as it is now
+			// (checkStored), with the same 404 for a withheld resource
+			// and a missing one; a batch could not answer them alike.
+			return refuse(http.StatusForbidden, "forbidden", "batch entry "+itoa(i)+": earlier versions are checked one by one; send it on its own")
 		}
 		if !a.unrestricted && (in.Kind == Update || in.Kind == Patch || in.Kind == Delete) {
 			// Checked against the stored version on its own, it answers 404

@@ -52,7 +52,10 @@
 // the constraint, so the FHIR server proves the match. Batches are
 // authorised entry by entry; one refused entry refuses the Bundle, and in a
 // batch response an entry the token may not see reads exactly like one the
-// server did not find. An instance history with no visible version is a 404.
+// server did not find. An instance history with no visible version is a 404,
+// and so are a vread and an instance history of a resource the token may
+// not see as it is now (moved to another patient, or labelled, after the
+// version was written): the current version is read first.
 // A write whose stored result the token may not read is answered like
 // Prefer: return=minimal (status and Location, no body). Conditional reads
 // (If-None-Match, If-Modified-Since) of inspected answers are evaluated by
