@@ -63,7 +63,10 @@
 // aud, client_id, scope, jti, exp, iat, the grant id and the launch context
 // the grant reveals. [Verifier] checks them locally with a bounded cache;
 // revocation is consulted on every call. id_tokens are RS256, as SMART's
-// sso-openid-connect requires.
+// sso-openid-connect requires. A grant's consent.Clearance (what labelled
+// data the proxy lets through) rides in its tokens: for a user's grant it
+// comes from the consent decision, for a backend service from
+// Server.BackendClearance (normal data only when unset).
 //
 // # Spec
 //

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/smartkit/smartkit/audit"
+	"github.com/smartkit/smartkit/consent"
 	"github.com/smartkit/smartkit/launch"
 )
 
@@ -84,6 +85,15 @@ type Server struct {
 	// (User.Session): a refresh after it has ended revokes the grant. Nil
 	// means online_access lasts OnlineTTL whatever the session does.
 	Sessions Sessions
+	// BackendClearance decides what labelled data a backend service's
+	// tokens (client_credentials) may see: its consent.Clearance, carried
+	// in the token for the proxy. Nil, or a nil result, means normal data
+	// only (what the default consent policy gives a user's grant); an
+	// error fails the token request with server_error. No user consents
+	// for a backend service, so this is the host's decision, typically
+	// made when the service is approved (a bulk export for the hospital's
+	// own research warehouse may be cleared for every label).
+	BackendClearance func(ctx context.Context, tenant string, c *Client) (*consent.Clearance, error)
 	// CodeTTL is the authorization code lifetime; 0 means DefaultCodeTTL.
 	// RFC 6749 recommends at most 10 minutes.
 	CodeTTL time.Duration

@@ -324,6 +324,13 @@ func (s *Server) grantClientCredentials(w http.ResponseWriter, r *http.Request, 
 	}
 	g := Grant{ID: randid.New(), Tenant: in.tenant.ID, ClientID: client.ID, Scope: granted.String(),
 		Audience: aud, Created: now, Expires: now.Add(life)}
+	if s.BackendClearance != nil {
+		if g.Clearance, err = s.BackendClearance(r.Context(), in.tenant.ID, client); err != nil {
+			s.logger().Error("smart: backend clearance", "client", client.ID, "err", err)
+			fail(oauthErr(ServerError, "try again later"))
+			return
+		}
+	}
 	if err := s.Store.SaveGrant(r.Context(), g); err != nil {
 		fail(oauthErr(ServerError, "try again later"))
 		return

@@ -7,8 +7,10 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -18,7 +20,9 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
 	"github.com/smartkit/smartkit/audit"
+	"github.com/smartkit/smartkit/consent"
 	"github.com/smartkit/smartkit/internal/randid"
+	"github.com/smartkit/smartkit/smart"
 )
 
 func TestCodeReuseRevokesTokens(t *testing.T) {
@@ -278,6 +282,46 @@ func TestBackendServices(t *testing.T) {
 	tok, err := e.verifier().Verify(context.Background(), m["access_token"].(string))
 	if err != nil || tok.Subject != "bulk" || tok.FHIRUser != "" {
 		t.Fatalf("verify: %v %+v", err, tok)
+	}
+}
+
+// TestBackendClearance: a backend service's tokens carry the clearance the
+// host gives it (normal data only without one), and a host that cannot
+// decide gets no token issued.
+func TestBackendClearance(t *testing.T) {
+	e := newEnv(t)
+	issue := func() (*http.Response, *smart.Token) {
+		t.Helper()
+		resp, m := e.backendToken(e.assertion(nil), "system/Observation.rs")
+		if resp.StatusCode != 200 {
+			return resp, nil
+		}
+		tok, err := e.verifier().Verify(context.Background(), m["access_token"].(string))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp, tok
+	}
+	if _, tok := issue(); tok == nil || tok.Clearance != nil {
+		t.Fatalf("without BackendClearance: %+v", tok)
+	}
+	all := append(append(slices.Clone(consent.SensitiveTags), consent.HighlySensitiveTags...), consent.SegmentedTags...)
+	var asked []string
+	e.srv.BackendClearance = func(_ context.Context, tenant string, c *smart.Client) (*consent.Clearance, error) {
+		asked = append(asked, tenant+"/"+c.ID)
+		if c.ID != "bulk" {
+			return nil, nil
+		}
+		return &consent.Clearance{MaxConfidentiality: consent.VeryRestricted, Tags: all}, nil
+	}
+	if _, tok := issue(); tok == nil || tok.Clearance == nil || !tok.Clearance.Unrestricted() || !slices.Equal(asked, []string{"/bulk"}) {
+		t.Fatalf("cleared: %+v, asked %v", tok, asked)
+	}
+	e.srv.BackendClearance = func(context.Context, string, *smart.Client) (*consent.Clearance, error) {
+		return nil, errors.New("policy store down")
+	}
+	if resp, tok := issue(); resp.StatusCode != http.StatusInternalServerError || tok != nil {
+		t.Fatalf("undecided: %d, %+v", resp.StatusCode, tok)
 	}
 }
 
