@@ -288,6 +288,10 @@ func TestBatchVariants(t *testing.T) {
 		}
 		f.refused(name, r, r.status)
 	}
+	// The POST's own URL takes no query: it would go upstream unjudged.
+	for _, q := range []string{"patient=p2", "_has:Observation:subject:code=x", "."} {
+		f.refused("batch?"+q, f.do("POST", "/?"+q, tok, bundle("batch", entry("GET", "Observation/lab-1", ""))), http.StatusBadRequest)
+	}
 }
 
 // TestBatchResponseOracle: in a batch response, another patient's record

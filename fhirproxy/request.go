@@ -281,6 +281,15 @@ func parsePath(method, path, rawQuery string, lim Limits) (Interaction, error) {
 	default:
 		return in, bad
 	}
+	if in.Kind == Batch {
+		// A batch or transaction is all in its Bundle: a query would go
+		// upstream unjudged (entries are authorised, not the POST's URL).
+		for _, p := range in.Params {
+			if p.Name != "_format" {
+				return in, parseError("a batch or transaction takes no query parameters")
+			}
+		}
+	}
 	if in.Kind == Create || in.Kind == Update || in.Kind == Delete || in.Kind == Patch {
 		if !in.Conditional && len(in.Params) > 0 {
 			// Writes take no query but _format; anything else is a condition.
