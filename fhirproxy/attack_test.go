@@ -915,7 +915,8 @@ func TestLabelledWrites(t *testing.T) {
 // labelled, after it was written is withheld in every version (each one
 // is still judged on its own too: TestHistoryVariants). The answer is the
 // 404 of a missing resource, and nothing but the current version's read
-// reaches the upstream.
+// reaches the upstream. Histories of many records are refused when labels
+// are judged.
 func TestHistoryFollowsTheRecord(t *testing.T) {
 	f := newFixture(t)
 	// lab-2 was recorded against p1, then moved to p2, where it belongs;
@@ -957,4 +958,14 @@ func TestHistoryFollowsTheRecord(t *testing.T) {
 	f.up.reset()
 	f.refused("a batched vread", f.do("POST", "/", patient, `{"resourceType":"Bundle","type":"batch","entry":[
 		{"request":{"method":"GET","url":"Observation/lab-2/_history/1"}}]}`), http.StatusForbidden)
+	// Type and system history hold versions of many records, which no
+	// current version vouches for: not with labels judged.
+	everyType := f.token("user/*.rs", nil)
+	for _, target := range []string{"/Observation/_history", "/_history"} {
+		f.refused(target, f.do("GET", target, everyType, ""), http.StatusForbidden)
+	}
+	f.do("GET", "/Observation/_history", f.token("user/*.rs", everyLabel()), "")
+	if got := f.up.requests(); len(got) != 1 || got[0].URL.Path != "/Observation/_history" {
+		t.Errorf("type history with every label cleared: forwarded %v", got)
+	}
 }

@@ -101,6 +101,12 @@ func (p *Proxy) authorize(in *Interaction, a *access) *refusal {
 			return ref
 		}
 	}
+	if (in.Kind == HistoryType || in.Kind == HistorySystem) && !a.unrestricted {
+		// Versions of many records, each judged on its own: an earlier
+		// version of a record labelled since would pass (checkStored
+		// follows the record for one resource's history only).
+		return forbidden("type and system history are not allowed with a clearance short of every label")
+	}
 	if in.Conditional && !a.unrestricted {
 		// The FHIR server would act on matches the proxy never sees: update
 		// or delete a record the clearance withholds, or tell by its answer

@@ -55,7 +55,9 @@
 // server did not find. An instance history with no visible version is a 404,
 // and so are a vread and an instance history of a resource the token may
 // not see as it is now (moved to another patient, or labelled, after the
-// version was written): the current version is read first.
+// version was written): the current version is read first. Type and
+// system history, whose versions no current version vouches for, are
+// refused with a clearance short of every label.
 // A write whose stored result the token may not read is answered like
 // Prefer: return=minimal (status and Location, no body). Conditional reads
 // (If-None-Match, If-Modified-Since) of inspected answers are evaluated by

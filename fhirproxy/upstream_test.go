@@ -136,6 +136,20 @@ func (u *upstream) serve(w http.ResponseWriter, r *http.Request) {
 			entries = append(entries, map[string]any{"fullUrl": u.ts.URL + "/" + key, "resource": all[i]})
 		}
 		u.write(w, 200, map[string]any{"resourceType": "Bundle", "type": "history", "total": len(entries), "entry": entries})
+	case r.Method == http.MethodGet && len(segs) == 2 && segs[1] == "_history": // type history: every version of every record
+		var entries []any
+		u.mu.Lock()
+		for key, cur := range u.resources {
+			if strings.HasPrefix(key, segs[0]+"/") {
+				for _, v := range append(slices.Clone(u.versions[key]), cur) {
+					if v["deleted"] != true {
+						entries = append(entries, map[string]any{"fullUrl": u.ts.URL + "/" + key, "resource": v})
+					}
+				}
+			}
+		}
+		u.mu.Unlock()
+		u.write(w, 200, map[string]any{"resourceType": "Bundle", "type": "history", "entry": entries})
 	case segs[0] == "metadata":
 		op := func(name string) map[string]any {
 			return map[string]any{"name": name, "definition": "http://hl7.org/fhir/OperationDefinition/" + name}
