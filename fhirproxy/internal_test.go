@@ -254,6 +254,7 @@ func FuzzInspectBody(f *testing.F) {
 	f.Add([]byte(`{"resourceType":"Observation","id":"o1","Subject":{"reference":"Patient/p1"},"subject":{"reference":"Patient/p2"}}`))
 	f.Add([]byte(`{"resourceType":"Bundle","total":2,"entry":[{"resource":{"resourceType":"Observation","id":"a","subject":{"reference":"Patient/p1"}}},{"resource":{"resourceType":"Observation","id":"b","\u0073ubject":{"reference":"Patient/p2"}}}],"link":[]}`))
 	f.Add([]byte(`{"resourceType":"Bundle","link":[{"relation":"next","url":"http://up/Observation?ct=2"},{"url":"http://upstream/x"},{"url":"http://up?_getpages=1"}],"entry":[{"fullUrl":"http://up/Observation/o1","resource":{"resourceType":"Observation","id":"o1","subject":{"reference":"Patient/p1"}}}]}`))
+	f.Add([]byte(`{"resourceType":"Bundle","total":5,"link":[{"relation":"next","url":"http://up/Observation?ct=2"}],"entry":[{"resource":{"resourceType":"Observation","id":"o1","subject":{"reference":"Patient/p1"}}}]}`))
 	a := testAccess("patient/*.rs")
 	moving := testAccess("patient/*.rs")
 	moving.relink = &relinker{"http://up", "https://proxy.example/fhir", &Proxy{}}
@@ -352,6 +353,20 @@ func FuzzInspectBody(f *testing.F) {
 				e, _ := e.(map[string]any)
 				if res, ok := e["resource"].(map[string]any); ok && res["resourceType"] != "OperationOutcome" && !p1s(res) {
 					t.Fatalf("let out an entry %v of %q", res, body)
+				}
+			}
+			// Labels are judged (the access has the default clearance): a
+			// total goes out only for a whole result, counting no more
+			// than the entries that go out.
+			if total, ok := doc["total"].(float64); ok && in.Kind != Batch {
+				links, _ := doc["link"].([]any)
+				for _, l := range links {
+					if l, _ := l.(map[string]any); l["relation"] == "next" {
+						t.Fatalf("a total with a next link went out: %q", out)
+					}
+				}
+				if total > float64(len(entries)) {
+					t.Fatalf("a total of %v with %d entries went out: %q", total, len(entries), out)
 				}
 			}
 		}
