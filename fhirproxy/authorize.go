@@ -161,7 +161,7 @@ func judgedParams(in *Interaction, a *access) *refusal {
 			}
 		case base == "_summary" && prm.Value == "text" && inComp:
 			return refuse(http.StatusBadRequest, "not-supported", "_summary=text leaves out the patient reference; use _elements")
-		case a.unrestricted:
+		case a.unrestricted: // nothing is withheld for its labels: the rest may pass
 		case base == "_contained" || base == "_containedType":
 			return refuse(http.StatusForbidden, "forbidden", prm.Name+" is not allowed with a clearance short of every label")
 		case base == "_summary" && prm.Value == "count":
