@@ -27,7 +27,8 @@
 //     Location, Medication, …) may be read by patient/ tokens whose scopes
 //     name them; writes to them are refused.
 //   - D-9: resources above the clearance's confidentiality or with a
-//     sensitivity tag it does not release are withheld; a Bundle that lost
+//     sensitivity tag it does not release are withheld (a contained
+//     resource's labels count as its container's); a Bundle that lost
 //     entries for their labels is marked REDACTED and its total dropped.
 //     A search must not tell more of what is withheld than that mark: with
 //     a clearance short of every label, criteria that other resources meet

@@ -62,25 +62,11 @@ func (p *projection) decode(s *jsonstrict.Scanner, entry func() error, after fun
 		case "id":
 			err = readString(s, &p.ID)
 		case "meta":
-			err = readObject(s, func(name []byte) error {
-				if string(name) != "security" {
-					return s.Skip()
-				}
-				return readArray(s, func() error {
-					var c coding
-					err := readObject(s, func(name []byte) error {
-						switch string(name) {
-						case "system":
-							return readString(s, &c.System)
-						case "code":
-							return readString(s, &c.Code)
-						}
-						return s.Skip()
-					})
-					p.Meta.Security = append(p.Meta.Security, c)
-					return err
-				})
-			})
+			err = readSecurity(s, &p.Meta.Security)
+		case "contained":
+			// A contained resource goes wherever its container goes, so
+			// the container is judged as carrying its labels too.
+			err = readArray(s, func() error { return containedLabels(s, &p.Meta.Security) })
 		case "subject":
 			err = p.Subject.decode(s)
 		case "patient":
@@ -112,6 +98,44 @@ func (p *projection) decode(s *jsonstrict.Scanner, entry func() error, after fun
 			err = after(kind, start)
 		}
 		return err
+	})
+}
+
+// readSecurity reads the security labels of a meta object into sec.
+func readSecurity(s *jsonstrict.Scanner, sec *[]coding) error {
+	return readObject(s, func(name []byte) error {
+		if string(name) != "security" {
+			return s.Skip()
+		}
+		return readArray(s, func() error {
+			var c coding
+			err := readObject(s, func(name []byte) error {
+				switch string(name) {
+				case "system":
+					return readString(s, &c.System)
+				case "code":
+					return readString(s, &c.Code)
+				}
+				return s.Skip()
+			})
+			*sec = append(*sec, c)
+			return err
+		})
+	})
+}
+
+// containedLabels reads the labels of a contained resource, and of any it
+// contains in turn (which FHIR forbids, and a server may still write), into
+// sec.
+func containedLabels(s *jsonstrict.Scanner, sec *[]coding) error {
+	return readObject(s, func(name []byte) error {
+		switch string(name) {
+		case "meta":
+			return readSecurity(s, sec)
+		case "contained":
+			return readArray(s, func() error { return containedLabels(s, sec) })
+		}
+		return s.Skip()
 	})
 }
 

@@ -322,6 +322,34 @@ func TestSecurityLabels(t *testing.T) {
 	if r := f.do("GET", "/Observation/psy-1", cleared, ""); r.status != 200 {
 		t.Errorf("a cleared token cannot read the record: %d", r.status)
 	}
+
+	// A contained resource goes wherever its container goes: its labels
+	// are judged as the container's (in every position of the array, and
+	// in a resource contained in turn).
+	for i, contained := range [][]any{
+		{obs("inner", "p1", "laboratory", "R", "PSY")},
+		{map[string]any{"resourceType": "Medication", "id": "m"}, obs("inner", "p1", "laboratory", "PSY")},
+		{map[string]any{"resourceType": "Medication", "id": "m", "contained": []any{obs("inner", "p1", "laboratory", "R", "PSY")}}},
+	} {
+		box := obs("box", "p1", "laboratory")
+		box["contained"] = contained
+		f.up.resources["Observation/box"] = box
+		if r := f.do("GET", "/Observation/box", tok, ""); r.status != 404 {
+			t.Errorf("case %d: a read of a record containing a PSY-labelled one: %d", i, r.status)
+		}
+		if r := f.do("GET", "/Observation", tok, ""); strings.Contains(r.raw, `"box"`) || !strings.Contains(r.raw, "REDACTED") {
+			t.Errorf("case %d: in a search: %.300s", i, r.raw)
+		}
+		if r := f.do("GET", "/Observation/box", cleared, ""); r.status != 200 {
+			t.Errorf("case %d: the cleared token: %d", i, r.status)
+		}
+	}
+	writer := f.token("launch/patient patient/Observation.cruds", nil)
+	box := obs("new", "p1", "laboratory")
+	box["contained"] = []any{obs("inner", "p1", "laboratory", "R", "PSY")}
+	delete(box, "id")
+	f.up.reset()
+	f.refused("a write containing a PSY-labelled resource", f.do("POST", "/Observation", writer, mustJSON(box)), 403)
 }
 
 func TestWrites(t *testing.T) {
