@@ -17,6 +17,10 @@ type projection struct {
 	Patient      ref
 	Beneficiary  ref
 	Participant  []struct{ Actor ref }
+	// Inner are the types of the resources a Bundle held as a resource
+	// (a document, a collection) carries, at any depth; their labels are
+	// in Meta.Security. It is judged by them too.
+	Inner []string
 }
 
 type coding struct{ System, Code string }
@@ -89,7 +93,7 @@ func (p *projection) decode(s *jsonstrict.Scanner, entry func() error, after fun
 			if entry != nil {
 				err = entry()
 			} else {
-				err = s.Skip()
+				err = p.inner(s)
 			}
 		default:
 			err = s.Skip()
@@ -98,6 +102,25 @@ func (p *projection) decode(s *jsonstrict.Scanner, entry func() error, after fun
 			err = after(kind, start)
 		}
 		return err
+	})
+}
+
+// inner reads the entries of a Bundle held as a resource (an entry's
+// resource, or a Bundle read as one): the resources they carry go wherever
+// it goes, so their types go into p.Inner and their labels into p's. (A
+// List's entries, the other top-level entry member, carry none.)
+func (p *projection) inner(s *jsonstrict.Scanner) error {
+	return readArray(s, func() error {
+		return readObject(s, func(name []byte) error {
+			if string(name) != "resource" || s.Kind() == 'n' {
+				return s.Skip()
+			}
+			var q projection
+			err := q.decode(s, nil, nil)
+			p.Inner = append(append(p.Inner, q.ResourceType), q.Inner...)
+			p.Meta.Security = append(p.Meta.Security, q.Meta.Security...)
+			return err
+		})
 	})
 }
 
@@ -255,6 +278,11 @@ func (a *access) judge(p *projection) verdict {
 	}
 	if !a.readable(p.ResourceType) {
 		return drop
+	}
+	for _, t := range p.Inner {
+		if !a.readable(t) {
+			return drop
+		}
 	}
 	conf, tags := p.labels()
 	if !a.clearance.Allows(conf, tags) {

@@ -465,13 +465,29 @@ func TestAnswerShapes(t *testing.T) {
 		}
 	}
 	// What is allowed: an OperationOutcome to a search, and a Bundle read
-	// as itself (its entries judged).
+	// as itself (a document, a collection): one resource, judged with what
+	// it holds and never cut, whole when all of it may be seen and the 404
+	// of a missing one otherwise.
 	if _, _, ref := a.inspectBody(search, []byte(`{"resourceType":"OperationOutcome","issue":[]}`)); ref != nil {
 		t.Errorf("an OperationOutcome to a search: %v", ref)
 	}
-	out, _, ref := a.inspectBody(Interaction{Kind: Read, Type: "Bundle", ID: "b1"},
-		[]byte(`{"resourceType":"Bundle","id":"b1","type":"collection","entry":[`+p2+`]}`))
-	if ref != nil || bytes.Contains(out, []byte("Patient/p2")) {
-		t.Errorf("a Bundle read as itself: %v %s", ref, out)
+	readBundle := Interaction{Kind: Read, Type: "Bundle", ID: "b1"}
+	doc := `{"resourceType":"Bundle","id":"b1","type":"collection","entry":[` + p2 + `]}`
+	psy := `"meta":{"security":[{"system":"http://terminology.hl7.org/CodeSystem/v3-ActCode","code":"PSY"}]},`
+	for name, c := range map[string]struct {
+		a     *access
+		body  string
+		whole bool
+	}{
+		"everything readable":              {testAccess("user/*.rs"), doc, true},
+		"a labelled resource inside":       {testAccess("user/*.rs"), strings.Replace(doc, `{"resourceType":"Observation",`, `{`+psy+`"resourceType":"Observation",`, 1), false},
+		"labelled two Bundles deep":        {testAccess("user/*.rs"), strings.Replace(doc, p2, `{"resource":{"resourceType":"Bundle","type":"collection","entry":[{"resource":{`+psy+`"resourceType":"Condition","id":"c"}}]}}`, 1), false},
+		"a type the token may not read":    {testAccess("user/Bundle.rs"), doc, false},
+		"patient context (no compartment)": {a, doc, false},
+	} {
+		out, _, ref := c.a.inspectBody(readBundle, []byte(c.body))
+		if c.whole && (ref != nil || string(out) != c.body) || !c.whole && (ref == nil || ref.status != 404) {
+			t.Errorf("a Bundle read as itself, %s: %v %s", name, ref, out)
+		}
 	}
 }

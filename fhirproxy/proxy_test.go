@@ -350,6 +350,20 @@ func TestSecurityLabels(t *testing.T) {
 	delete(box, "id")
 	f.up.reset()
 	f.refused("a write containing a PSY-labelled resource", f.do("POST", "/Observation", writer, mustJSON(box)), 403)
+
+	// So does a resource in a Bundle held as a resource (a document).
+	f.up.resources["Bundle/doc-1"] = map[string]any{"resourceType": "Bundle", "id": "doc-1", "type": "document",
+		"entry": []any{map[string]any{"resource": obs("inner", "p1", "laboratory", "R", "PSY")}}}
+	user := f.token("user/Bundle.rs user/Observation.rs", nil)
+	if r := f.do("GET", "/Bundle/doc-1", user, ""); r.status != 404 {
+		t.Errorf("a document holding a PSY-labelled record: %d %.200s", r.status, r.raw)
+	}
+	if r := f.do("GET", "/Bundle", user, ""); r.status != 200 || strings.Contains(r.raw, "doc-1") || !strings.Contains(r.raw, "REDACTED") {
+		t.Errorf("documents searched: %d %.300s", r.status, r.raw)
+	}
+	if r := f.do("GET", "/Bundle/doc-1", f.token("user/Bundle.rs user/Observation.rs", everyLabel()), ""); r.status != 200 || !strings.Contains(r.raw, "inner") {
+		t.Errorf("the document, every label cleared: %d %.200s", r.status, r.raw)
+	}
 }
 
 func TestWrites(t *testing.T) {

@@ -376,20 +376,28 @@ func (a *access) inspectBody(in Interaction, body []byte) ([]byte, []*projection
 	)
 	*top = projection{}
 	s := jsonstrict.NewScanner(body)
-	err := top.decode(s, readEntries(s, a.relink, func(e bundleEntry) error {
-		entries = append(entries, e)
-		return nil
-	}), func(name string, start int64) error {
-		spans = append(spans, span{name: name, start: start, end: s.Offset()})
-		return nil
-	})
+	// A Bundle read as a resource (a document, a collection) is one
+	// resource, judged with what it holds (projection.Inner), never cut.
+	read := in.Kind == Read || in.Kind == VRead
+	var err error
+	if read && in.Type == "Bundle" {
+		err = top.decode(s, nil, nil)
+	} else {
+		err = top.decode(s, readEntries(s, a.relink, func(e bundleEntry) error {
+			entries = append(entries, e)
+			return nil
+		}), func(name string, start int64) error {
+			spans = append(spans, span{name: name, start: start, end: s.Offset()})
+			return nil
+		})
+	}
 	if err != nil || s.End() != nil {
 		return nil, nil, refuse(http.StatusBadGateway, "invalid", "the FHIR server answered with invalid or ambiguous JSON")
 	}
 	switch {
-	case top.ResourceType == "Bundle" && (in.Kind == Read || in.Kind == VRead) && (in.Type != "Bundle" || top.ID != in.ID):
+	case top.ResourceType == "Bundle" && read && (in.Type != "Bundle" || top.ID != in.ID):
 		return nil, nil, refuse(http.StatusBadGateway, "invalid", "the FHIR server answered with another resource")
-	case top.ResourceType == "Bundle":
+	case top.ResourceType == "Bundle" && !read:
 		relinked := false
 		if a.relink != nil {
 			for i := range spans {
