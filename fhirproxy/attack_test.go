@@ -969,3 +969,62 @@ func TestHistoryFollowsTheRecord(t *testing.T) {
 		t.Errorf("type history with every label cleared: forwarded %v", got)
 	}
 }
+
+// TestBinarySecurityContext: a Binary shares the access rules of the
+// resource its securityContext names (a document's content, its
+// DocumentReference). With a clearance short of every label a read, vread
+// or write of one is judged by that resource as it is now, read from the
+// upstream; a context the proxy cannot read there sees nothing, and in a
+// search such a Binary is left out.
+func TestBinarySecurityContext(t *testing.T) {
+	f := newFixture(t)
+	doc := func(id string, labels ...string) map[string]any {
+		d := obs(id, "p1", "x", labels...)
+		d["resourceType"] = "DocumentReference"
+		return d
+	}
+	bin := func(id, context string) map[string]any {
+		b := map[string]any{"resourceType": "Binary", "id": id, "contentType": "text/plain", "data": "bm90ZQ=="}
+		if context != "" {
+			b["securityContext"] = map[string]any{"reference": context}
+		}
+		return b
+	}
+	for _, r := range []map[string]any{
+		doc("note-psy", "R", "PSY"), doc("note-ok"),
+		bin("bin-psy", "DocumentReference/note-psy"), bin("bin-ok", "DocumentReference/note-ok"),
+		bin("bin-upstream", f.up.ts.URL+"/DocumentReference/note-ok"), bin("bin-elsewhere", "https://other.example/fhir/DocumentReference/note-ok"),
+		bin("bin-contained", "#n1"), bin("bin-missing", "DocumentReference/nope"), bin("bin-plain", ""),
+	} {
+		f.up.resources[r["resourceType"].(string)+"/"+r["id"].(string)] = r
+	}
+	user := f.token("user/Binary.rs user/DocumentReference.rs", nil)
+	for id, want := range map[string]int{"bin-psy": 404, "bin-ok": 200, "bin-upstream": 200, "bin-elsewhere": 404,
+		"bin-contained": 404, "bin-missing": 404, "bin-plain": 200} {
+		for _, target := range []string{"/Binary/" + id, "/Binary/" + id + "/_history/1"} {
+			if r := f.do("GET", target, user, ""); r.status != want {
+				t.Errorf("%s: %d, want %d", target, r.status, want)
+			}
+		}
+	}
+	if r := f.do("GET", "/Binary/bin-ok", f.token("user/Binary.rs", nil), ""); r.status != 404 {
+		t.Errorf("a Binary whose context's type the token may not read: %d", r.status)
+	}
+	if r := f.do("GET", "/Binary/bin-psy", f.token("user/Binary.rs user/DocumentReference.rs", everyLabel()), ""); r.status != 200 {
+		t.Errorf("every label cleared: %d", r.status)
+	}
+	r := f.do("GET", "/Binary", user, "")
+	if r.status != 200 || !strings.Contains(r.raw, "bin-plain") || strings.Contains(r.raw, `"bin-ok"`) || strings.Contains(r.raw, `"bin-psy"`) {
+		t.Errorf("a Binary search: %d %.300s", r.status, r.raw)
+	}
+	f.up.reset()
+	writer := f.token("user/Binary.cruds user/DocumentReference.rs", nil)
+	if r := f.do("PUT", "/Binary/bin-psy", writer, mustJSON(bin("bin-psy", "DocumentReference/note-ok"))); r.status != 404 {
+		t.Errorf("overwriting the content of a withheld document: %d", r.status)
+	}
+	for _, g := range f.up.requests() {
+		if g.Method != http.MethodGet {
+			t.Errorf("a %s reached the upstream", g.Method)
+		}
+	}
+}

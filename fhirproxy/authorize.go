@@ -425,7 +425,11 @@ func (p *Proxy) checkStored(ctx context.Context, in Interaction, a *access) *ref
 	case read && (st == http.StatusNotFound || st == http.StatusGone):
 		return nil
 	case read && st == http.StatusOK:
-		if a.judge(pr) != keep {
+		v := a.judge(pr)
+		if v == needsContext {
+			v = p.judgeContext(ctx, a, pr)
+		}
+		if v != keep {
 			return notFound()
 		}
 		return nil
@@ -435,7 +439,54 @@ func (p *Proxy) checkStored(ctx context.Context, in Interaction, a *access) *ref
 	if conf, tags := pr.labels(); !a.clearance.Allows(conf, tags) {
 		return notFound()
 	}
+	if a.judge(pr) == needsContext && p.judgeContext(ctx, a, pr) != keep {
+		return notFound() // a Binary whose context the access may not see
+	}
 	return nil
+}
+
+// judgeContext judges a Binary by the resource its securityContext names,
+// read from the upstream: the access must be able to see that resource as
+// it is now (type, compartment, labels). A context the proxy cannot read
+// as Type/id on the upstream (contained, on another server, absent, itself
+// a Binary) sees nothing.
+func (p *Proxy) judgeContext(ctx context.Context, a *access, bin *projection) verdict {
+	ref, ok := p.localRef(bin.SecurityContext.Reference)
+	if !ok {
+		return drop
+	}
+	st, pr, err := p.fetch(ctx, ref)
+	if err != nil || st != http.StatusOK || pr.ResourceType+"/"+pr.ID != ref || pr.ResourceType == "Binary" {
+		return drop
+	}
+	return a.judge(pr)
+}
+
+// localRef turns a reference into Type/id on the upstream: relative, or
+// absolute on the upstream's base or the proxy's public one, a version
+// dropped. Anything else is not the upstream's to answer.
+func (p *Proxy) localRef(v string) (string, bool) {
+	if strings.Contains(v, "://") {
+		rest, ok := "", false
+		for _, base := range []string{p.Upstream.String(), p.Base} {
+			if base = strings.TrimSuffix(base, "/"); base != "" && strings.HasPrefix(v, base+"/") {
+				rest, ok = v[len(base)+1:], true
+				break
+			}
+		}
+		if !ok {
+			return "", false
+		}
+		v = rest
+	}
+	segs := strings.Split(v, "/")
+	if len(segs) == 4 && segs[2] == "_history" {
+		segs = segs[:2]
+	}
+	if len(segs) != 2 || !knownType(segs[0]) || !validID(segs[1]) {
+		return "", false
+	}
+	return segs[0] + "/" + segs[1], true
 }
 
 // fetch reads a stored resource from the upstream with the proxy's own credential.

@@ -29,9 +29,10 @@
 //   - D-9: resources above the clearance's confidentiality or with a
 //     sensitivity tag it does not release are withheld (the labels of a
 //     contained resource, and of the resources in a Bundle held as a
-//     resource, such as a document, count as their container's); a Bundle
-//     that lost entries for their labels is marked REDACTED and its total
-//     dropped.
+//     resource, such as a document, count as their container's, and a
+//     Binary with a securityContext is judged by the resource it names,
+//     read from the FHIR server); a Bundle that lost entries for their
+//     labels is marked REDACTED and its total dropped.
 //     A search must not tell more of what is withheld than that mark: with
 //     a clearance short of every label, criteria that other resources meet
 //     (chains, _has, _filter, _list, _query), _summary=count and _contained

@@ -17,6 +17,9 @@ type projection struct {
 	Patient      ref
 	Beneficiary  ref
 	Participant  []struct{ Actor ref }
+	// SecurityContext is a Binary's: the resource whose access rules it
+	// shares (the DocumentReference of a document's content, say).
+	SecurityContext ref
 	// Inner are the types of the resources a Bundle held as a resource
 	// (a document, a collection) carries, at any depth; their labels are
 	// in Meta.Security. It is judged by them too.
@@ -77,6 +80,8 @@ func (p *projection) decode(s *jsonstrict.Scanner, entry func() error, after fun
 			err = p.Patient.decode(s)
 		case "beneficiary":
 			err = p.Beneficiary.decode(s)
+		case "securityContext":
+			err = p.SecurityContext.decode(s)
 		case "participant":
 			err = readArray(s, func() error {
 				var pa struct{ Actor ref }
@@ -269,6 +274,10 @@ const (
 	keep     verdict = iota
 	drop             // outside the compartment or the token's types
 	withhold         // beyond the clearance
+	// needsContext: a Binary with a securityContext, under a clearance
+	// short of every label, is judged by the resource it names (which a
+	// read fetches: Proxy.judgeContext); inside a Bundle it is dropped.
+	needsContext
 )
 
 // judge applies compartment, type and label rules to one resource.
@@ -287,6 +296,9 @@ func (a *access) judge(p *projection) verdict {
 	conf, tags := p.labels()
 	if !a.clearance.Allows(conf, tags) {
 		return withhold
+	}
+	if p.SecurityContext.Reference != "" && p.ResourceType == "Binary" && !a.unrestricted {
+		return needsContext
 	}
 	return keep
 }

@@ -84,6 +84,10 @@ func (x *exchange) inspect(resp *http.Response) (*refusal, error) {
 		resp.Header.Del("Content-Type")
 		return nil, nil
 	}
+	if ref == nil && len(kept) == 1 && kept[0].SecurityContext.Reference != "" && a.judge(kept[0]) == needsContext &&
+		p.judgeContext(resp.Request.Context(), a, kept[0]) != keep {
+		ref = notFound()
+	}
 	if ref != nil {
 		if ref.status == http.StatusNotFound {
 			ev.Reason = "outside the grant: answered as not found"
@@ -468,7 +472,7 @@ func (a *access) inspectBody(in Interaction, body []byte) ([]byte, []*projection
 	if in.ID != "" && in.Kind != Operation && (top.ResourceType != in.Type || top.ID != in.ID) {
 		return nil, nil, refuse(http.StatusBadGateway, "invalid", "the FHIR server answered with another resource")
 	}
-	if a.judge(top) != keep {
+	if v := a.judge(top); v != keep && v != needsContext { // exchange.inspect judges the context
 		return nil, nil, notFound()
 	}
 	a.one[0] = top
