@@ -84,13 +84,14 @@ func TestHeaderAttacks(t *testing.T) {
 }
 
 // TestAddressingVariants: types outside the Patient compartment that are
-// not shared are refused to patient/ tokens, however addressed; a Patient
-// search is confined to the context patient whatever it names.
+// not shared are refused to patient/ tokens, however addressed (a read of
+// a Binary is judged by its securityContext: TestBinarySecurityContext); a
+// Patient search is confined to the context patient whatever it names.
 func TestAddressingVariants(t *testing.T) {
 	f := newFixture(t)
 	tok := f.token("launch/patient patient/*.rs", nil)
 	for _, target := range []string{
-		"/Binary/b1", "/Binary?_id=b1", "/Group/g1", "/Group?member=Patient/p1", "/List/l1", "/List?subject=Patient/p1",
+		"/Binary?_id=b1", "/Group/g1", "/Group?member=Patient/p1", "/List/l1", "/List?subject=Patient/p1",
 		"/Device/d1", "/Device?patient=p1", "/Person/x", "/Linkage?item=Patient/p1", "/Patient/p1/Binary", "/Patient/p1/Group",
 		"/Patient/p2/Observation?category=laboratory", "/Patient/p2/_history", "/Patient/p2/_history/1",
 	} {
@@ -972,14 +973,15 @@ func TestHistoryFollowsTheRecord(t *testing.T) {
 
 // TestBinarySecurityContext: a Binary shares the access rules of the
 // resource its securityContext names (a document's content, its
-// DocumentReference). With a clearance short of every label a read, vread
-// or write of one is judged by that resource as it is now, read from the
-// upstream; a context the proxy cannot read there sees nothing, and in a
-// search such a Binary is left out.
+// DocumentReference). With patient context or a clearance short of every
+// label a read, vread or write of one is judged by that resource as it is
+// now, read from the upstream; a context the proxy cannot read there sees
+// nothing, and in a search such a Binary is left out. Patient/ tokens may
+// read, never search, Binary.
 func TestBinarySecurityContext(t *testing.T) {
 	f := newFixture(t)
-	doc := func(id string, labels ...string) map[string]any {
-		d := obs(id, "p1", "x", labels...)
+	doc := func(id, patient string, labels ...string) map[string]any {
+		d := obs(id, patient, "x", labels...)
 		d["resourceType"] = "DocumentReference"
 		return d
 	}
@@ -991,7 +993,7 @@ func TestBinarySecurityContext(t *testing.T) {
 		return b
 	}
 	for _, r := range []map[string]any{
-		doc("note-psy", "R", "PSY"), doc("note-ok"),
+		doc("note-psy", "p1", "R", "PSY"), doc("note-ok", "p1"), doc("note-p2", "p2"),
 		bin("bin-psy", "DocumentReference/note-psy"), bin("bin-ok", "DocumentReference/note-ok"),
 		bin("bin-upstream", f.up.ts.URL+"/DocumentReference/note-ok"), bin("bin-elsewhere", "https://other.example/fhir/DocumentReference/note-ok"),
 		bin("bin-contained", "#n1"), bin("bin-missing", "DocumentReference/nope"), bin("bin-plain", ""),
@@ -1018,6 +1020,23 @@ func TestBinarySecurityContext(t *testing.T) {
 		t.Errorf("a Binary search: %d %.300s", r.status, r.raw)
 	}
 	f.up.reset()
+	// A patient/ token reads a Binary whose context is in its compartment,
+	// and nothing else of Binary.
+	f.up.resources["Binary/bin-p2"] = bin("bin-p2", "DocumentReference/note-p2")
+	f.up.resources["Binary/bin-self"] = bin("bin-self", "Patient/p1")
+	patient := f.token("launch/patient patient/Binary.r patient/DocumentReference.r patient/Patient.r", nil)
+	for id, want := range map[string]int{"bin-ok": 200, "bin-self": 200, "bin-p2": 404, "bin-psy": 404, "bin-plain": 404, "bin-missing": 404} {
+		for _, target := range []string{"/Binary/" + id, "/Binary/" + id + "/_history/1"} {
+			if r := f.do("GET", target, patient, ""); r.status != want {
+				t.Errorf("patient context, %s: %d, want %d", target, r.status, want)
+			}
+		}
+	}
+	f.up.reset()
+	for _, target := range []string{"/Binary", "/Binary?_id=bin-ok", "/Patient/p1/Binary"} {
+		f.refused("patient context, "+target, f.do("GET", target, f.token("launch/patient patient/Binary.rs", nil), ""), 403)
+	}
+
 	writer := f.token("user/Binary.cruds user/DocumentReference.rs", nil)
 	if r := f.do("PUT", "/Binary/bin-psy", writer, mustJSON(bin("bin-psy", "DocumentReference/note-ok"))); r.status != 404 {
 		t.Errorf("overwriting the content of a withheld document: %d", r.status)

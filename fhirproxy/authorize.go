@@ -241,7 +241,10 @@ func (p *Proxy) confine(in *Interaction, a *access) *refusal {
 	pid := a.patient
 	_, inComp := compartment[in.Type]
 	isPatient, shared := in.Type == "Patient", a.shared(in.Type)
-	if !inComp && !isPatient && !shared && in.Kind != Batch {
+	// A Binary is in no compartment, but a read of one is judged by the
+	// resource its securityContext names (Proxy.judgeContext).
+	binaryRead := in.Type == "Binary" && (in.Kind == Read || in.Kind == VRead)
+	if !inComp && !isPatient && !shared && in.Kind != Batch && !binaryRead {
 		return forbidden(in.Type + " is outside the patient compartment")
 	}
 	switch in.Kind {

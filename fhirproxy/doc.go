@@ -44,10 +44,11 @@
 //     no update-as-create); conditional writes and batched updates and
 //     deletes are refused.
 //
-// For patient/ tokens, reverse chains (_has), chains, _revinclude, iterating
-// includes, _filter, _list, system-wide search and history, type history,
-// PATCH and conditional writes (including a create with If-None-Exist) are
-// refused (fail closed); writes are checked on the new content (which must
+// A patient/ token may read a Binary whose securityContext is in its
+// compartment (never search Binary). For patient/ tokens, reverse chains
+// (_has), chains, _revinclude, iterating includes, _filter, _list,
+// system-wide search and history, type history, PATCH and conditional
+// writes (including a create with If-None-Exist) are refused (fail closed); writes are checked on the new content (which must
 // also be valid R4, checked with google/fhir/go) and on the stored version,
 // and a PUT to an id that does not exist answers 404 as one to another
 // patient's record does (no update-as-create with patient context).

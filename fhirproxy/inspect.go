@@ -274,15 +274,20 @@ const (
 	keep     verdict = iota
 	drop             // outside the compartment or the token's types
 	withhold         // beyond the clearance
-	// needsContext: a Binary with a securityContext, under a clearance
-	// short of every label, is judged by the resource it names (which a
-	// read fetches: Proxy.judgeContext); inside a Bundle it is dropped.
+	// needsContext: a Binary with a securityContext, under patient context
+	// or a clearance short of every label, is judged by the resource it
+	// names (which a read fetches: Proxy.judgeContext); inside a Bundle it
+	// is dropped.
 	needsContext
 )
 
 // judge applies compartment, type and label rules to one resource.
 func (a *access) judge(p *projection) verdict {
-	if a.patient != "" && !p.inCompartment(a.patient) && !a.shared(p.ResourceType) {
+	// A Binary that names its securityContext is judged by that resource
+	// (needsContext) when the access judges anything: its own compartment
+	// (it is in none) does not count, its labels still do.
+	context := p.SecurityContext.Reference != "" && p.ResourceType == "Binary" && (a.patient != "" || !a.unrestricted)
+	if a.patient != "" && !context && !p.inCompartment(a.patient) && !a.shared(p.ResourceType) {
 		return drop
 	}
 	if !a.readable(p.ResourceType) {
@@ -297,7 +302,7 @@ func (a *access) judge(p *projection) verdict {
 	if !a.clearance.Allows(conf, tags) {
 		return withhold
 	}
-	if p.SecurityContext.Reference != "" && p.ResourceType == "Binary" && !a.unrestricted {
+	if context {
 		return needsContext
 	}
 	return keep
