@@ -1009,6 +1009,12 @@ func TestBinarySecurityContext(t *testing.T) {
 			}
 		}
 	}
+	// An element selection keeps the context (a server would leave it out).
+	f.up.reset()
+	f.do("GET", "/Binary/bin-psy?_elements=data", user, "")
+	if got := f.up.requests(); len(got) == 0 || got[0].URL.Query().Get("_elements") != "data,meta,securityContext" {
+		t.Errorf("a Binary's element selection: forwarded %v", got)
+	}
 	if r := f.do("GET", "/Binary/bin-ok", f.token("user/Binary.rs", nil), ""); r.status != 404 {
 		t.Errorf("a Binary whose context's type the token may not read: %d", r.status)
 	}

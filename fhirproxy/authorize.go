@@ -153,6 +153,9 @@ func judgedParams(in *Interaction, a *access) *refusal {
 			return refuse(http.StatusBadRequest, "not-supported", prm.Name+" is not supported here")
 		case base == "_elements":
 			prm.Value = withElements(prm.Value, "meta")
+			if in.Type == "Binary" { // judged by its context (Proxy.judgeContext)
+				prm.Value = withElements(prm.Value, "securityContext")
+			}
 			if inComp {
 				for _, f := range comp.fields {
 					top, _, _ := strings.Cut(f, ".")
