@@ -157,7 +157,7 @@ func FuzzParsePath(f *testing.F) {
 		{"GET", "/Patient/../x", ""}, {"DELETE", "/Observation", "identifier=x"}, {"GET", "/Observation/1", "_elements=status"},
 		{"GET", "/Appointment", "_elements:exclude=meta&_summary=text"}, {"GET", "/Observation", "_contained=true&_elements=id,meta"},
 		{"GET", "/Patient/p1/Observation", "_elements:exclude=meta"}, {"GET", "/Observation", "encounter:Encounter.subject=x"},
-		{"GET", "/Patient", "_has:Observation:subject:code=x"}, {"GET", "/Observation", "_summary=count"}} {
+		{"GET", "/Patient", "_has:Observation:subject:code=x"}, {"GET", "/Observation", "_summary=count"}, {"GET", "/Binary/b1", "_elements=data"}} {
 		f.Add(s[0], s[1], s[2])
 	}
 	f.Fuzz(func(t *testing.T, method, path, query string) {
@@ -198,8 +198,8 @@ func FuzzParsePath(f *testing.F) {
 					t.Fatalf("%s %s?%s with %s: %s was forwarded", method, path, query, scope, prm.Name)
 				case base == "_elements":
 					els := strings.Split(prm.Value, ",")
-					if !slices.Contains(els, "meta") {
-						t.Fatalf("%s %s?%s with %s: _elements=%s lacks meta", method, path, query, scope, prm.Value)
+					if !slices.Contains(els, "meta") || in.Type == "Binary" && !slices.Contains(els, "securityContext") {
+						t.Fatalf("%s %s?%s with %s: _elements=%s lacks meta or a Binary's securityContext", method, path, query, scope, prm.Value)
 					}
 					if c, ok := compartment[in.Type]; ok && a.patient != "" {
 						for _, f := range c.fields {
