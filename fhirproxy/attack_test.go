@@ -321,6 +321,39 @@ func TestBatchResponseOracle(t *testing.T) {
 	}
 }
 
+// TestTransactionWritesStayAnswered: in a transaction (or batch) response,
+// a write whose stored result the token may not read (a create-only
+// scope, with Prefer: return=representation) keeps its answer — status
+// and location, not the resource — as a single write does; a read the
+// token may not see is still the not-found entry.
+func TestTransactionWritesStayAnswered(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/fhir+json")
+		fmt.Fprintf(w, `{"resourceType":"Bundle","type":"transaction-response","entry":[
+			{"resource":%s,"response":{"status":"201 Created","location":"Observation/new-1/_history/1"}},
+			{"resource":%s,"response":{"status":"200 OK"}}]}`, mustJSON(obs("new-1", "p1", "laboratory")), mustJSON(obs("lab-1", "p1", "laboratory")))
+	}))
+	defer up.Close()
+	f := newFixture(t)
+	f.proxy.Upstream, _ = url.Parse(up.URL)
+	tok := f.token("user/Observation.c user/Patient.rs", everyLabel())
+	r := f.do("POST", "/", tok, `{"resourceType":"Bundle","type":"transaction","entry":[
+		{"request":{"method":"POST","url":"Observation"},"resource":`+mustJSON(map[string]any{"resourceType": "Observation", "status": "final",
+		"code": map[string]any{"text": "x"}, "subject": map[string]any{"reference": "Patient/p1"}})+`},
+		{"request":{"method":"GET","url":"Patient/p1"}}]}`, "Prefer", "return=representation")
+	entries, _ := r.body["entry"].([]any)
+	if r.status != 200 || len(entries) != 2 {
+		t.Fatalf("%d: %s", r.status, r.raw)
+	}
+	created, read := mustJSON(entries[0]), mustJSON(entries[1])
+	if !strings.Contains(created, `"201 Created"`) || !strings.Contains(created, "Observation/new-1/_history/1") || strings.Contains(created, `"resource"`) {
+		t.Errorf("the create's entry: %s", created)
+	}
+	if !strings.Contains(read, "404") || strings.Contains(read, "lab-1") {
+		t.Errorf("the read's entry: %s", read)
+	}
+}
+
 // TestHistoryVariants: a vread or a history of a resource that once
 // belonged to another patient shows only the versions in the compartment;
 // a withheld version looks like a missing one.

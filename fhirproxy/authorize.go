@@ -540,6 +540,7 @@ func (p *Proxy) checkBatch(ctx context.Context, r *http.Request, a *access, body
 	if b.ResourceType != "Bundle" || b.Type != "batch" && b.Type != "transaction" {
 		return bad("POST to the base takes a batch or transaction Bundle")
 	}
+	a.writes = make([]bool, len(b.Entry))
 	for i, e := range b.Entry {
 		path, query, _ := strings.Cut(e.URL, "?")
 		if strings.Contains(path, "://") || strings.HasPrefix(path, "/") {
@@ -557,6 +558,7 @@ func (p *Proxy) checkBatch(ctx context.Context, r *http.Request, a *access, body
 		if a.patient != "" && in.Kind != Read && in.Kind != VRead {
 			return refuse(http.StatusForbidden, "forbidden", "batch entry "+itoa(i)+": only reads may be batched with patient context")
 		}
+		a.writes[i] = in.Kind == Create || in.Kind == Update || in.Kind == Patch || in.Kind == Delete
 		orig := encodeQuery(in.Params)
 		ea := *a
 		if ref := p.authorize(&in, &ea); ref != nil {

@@ -154,6 +154,9 @@ type access struct {
 	// relink moves the upstream's links onto the proxy's base (Proxy.Base);
 	// nil leaves them.
 	relink *relinker
+	// writes says, for a batch or transaction, which entries write: their
+	// answers stay when their resources may not be seen (minimalEntry).
+	writes []bool
 	// top and one hold what inspectBody returns for a single resource, so
 	// the read path allocates neither (one response per access).
 	top projection

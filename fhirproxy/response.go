@@ -259,6 +259,8 @@ type bundleEntry struct {
 	resStart, resEnd int64
 	res              projection
 	status           string // response.status, in batch and transaction responses
+	// respStart and respEnd span the response member's value, if any.
+	respStart, respEnd int64
 	// fullUrl's value, from its opening quote to its end, and the url it
 	// moves to on the proxy's base (relinker), if it does.
 	urlStart, urlEnd int64
@@ -284,6 +286,10 @@ const (
 	sendEntry    fate = iota
 	dropEntry         // left out
 	missingEntry      // in a batch response: replaced by notFoundEntry
+	// minimalEntry: in a batch response, a write whose result the access
+	// may not see keeps its response (status, location), not the resource,
+	// as Prefer: return=minimal would have it: the write happened.
+	minimalEntry
 )
 
 // notFoundEntry answers a batch entry the access may not see, or one the
@@ -323,12 +329,15 @@ func readEntries(s *jsonstrict.Scanner, rl *relinker, done func(bundleEntry) err
 					}
 					return err
 				case string(name) == "response":
-					return readObject(s, func(name []byte) error {
+					e.respStart = s.Offset()
+					err := readObject(s, func(name []byte) error {
 						if string(name) == "status" {
 							return readString(s, &e.status)
 						}
 						return s.Skip()
 					})
+					e.respEnd = s.Offset()
+					return err
 				case string(name) != "resource" || s.Kind() == 'n':
 					return s.Skip()
 				}
@@ -432,6 +441,8 @@ func (a *access) inspectBody(in Interaction, body []byte) ([]byte, []*projection
 			switch v := a.judge(&e.res); {
 			case v == keep:
 				kept = append(kept, &e.res)
+			case batch && i < len(a.writes) && a.writes[i] && e.respEnd > e.respStart && !absentStatus(e.status):
+				fates[i], removed = minimalEntry, true
 			case batch:
 				fates[i], removed = missingEntry, true
 			default:
@@ -518,9 +529,12 @@ func rebuildBundle(body []byte, spans []span, entries []bundleEntry, fates []fat
 				} else {
 					out = append(out, ',')
 				}
-				if fates[i] == missingEntry {
+				switch fates[i] {
+				case missingEntry:
 					out = append(out, notFoundEntry...)
-				} else {
+				case minimalEntry:
+					out = append(append(append(out, `{"response":`...), body[e.respStart:e.respEnd]...), '}')
+				default:
 					out = appendEntry(out, body[e.start:e.end], &e)
 				}
 				n++
