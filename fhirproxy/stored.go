@@ -1,0 +1,141 @@
+package fhirproxy
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"strings"
+)
+
+// checkStored checks the stored version an update, patch or delete would
+// replace or remove, when the token could not see every version: with
+// patient context it must be the patient's (a write must not take over
+// another's record), and with a clearance short of every label it must be
+// within the clearance (a write must not strip the labels of a record the
+// token may not read, nor delete one). What fails answers the 404 a read of
+// it gets, and so does a free id: an update that would create, or a delete
+// of nothing, must not tell a free id from a withheld one (no existence
+// oracle; a new resource is created with POST).
+//
+// A vread or an instance history is checked the same way before it is
+// forwarded: an earlier version is shown only while the resource itself
+// may be (the versions are then judged one by one as they come back). A
+// record labelled, or moved to another patient, after it was written is
+// withheld in every version, not only in those written after. A resource
+// the server no longer has (deleted: 410) leaves its versions to be judged
+// one by one.
+func (p *Proxy) checkStored(ctx context.Context, in Interaction, a *access) *refusal {
+	read := false
+	switch in.Kind {
+	case Update, Patch, Delete:
+	case VRead, HistoryInstance:
+		read = true
+	default:
+		return nil
+	}
+	inComp := a.patient != "" && in.Type != "Patient" // a patient/ token's own Patient is checked by id
+	if !inComp && a.unrestricted || in.ID == "" {
+		return nil
+	}
+	st, pr, err := p.fetch(ctx, in.Type+"/"+in.ID)
+	switch {
+	case err != nil:
+		return refuse(http.StatusBadGateway, "transient", "the FHIR server is unavailable")
+	case st == http.StatusOK && (pr.ResourceType != in.Type || pr.ID != in.ID):
+		return refuse(http.StatusBadGateway, "invalid", "the FHIR server answered with another resource")
+	case read && (st == http.StatusNotFound || st == http.StatusGone):
+		return nil
+	case read && st == http.StatusOK:
+		v := a.judge(pr)
+		if v == needsContext {
+			v = p.judgeContext(ctx, a, pr)
+		}
+		if v != keep {
+			return notFound()
+		}
+		return nil
+	case st != http.StatusOK, inComp && !pr.inCompartment(a.patient):
+		return notFound()
+	}
+	if conf, tags := pr.labels(); !a.clearance.Allows(conf, tags) {
+		return notFound()
+	}
+	if a.judge(pr) == needsContext && p.judgeContext(ctx, a, pr) != keep {
+		return notFound() // a Binary whose context the access may not see
+	}
+	return nil
+}
+
+// judgeContext judges a Binary by the resource its securityContext names,
+// read from the upstream: the access must be able to see that resource as
+// it is now (type, compartment, labels). A context the proxy cannot read
+// as Type/id on the upstream (contained, on another server, absent, itself
+// a Binary) sees nothing.
+func (p *Proxy) judgeContext(ctx context.Context, a *access, bin *projection) verdict {
+	ref, ok := p.localRef(bin.SecurityContext.Reference)
+	if !ok {
+		return drop
+	}
+	st, pr, err := p.fetch(ctx, ref)
+	if err != nil || st != http.StatusOK || pr.ResourceType+"/"+pr.ID != ref || pr.ResourceType == "Binary" {
+		return drop
+	}
+	return a.judge(pr)
+}
+
+// localRef turns a reference into Type/id on the upstream: relative, or
+// absolute on the upstream's base or the proxy's public one, a version
+// dropped. Anything else is not the upstream's to answer.
+func (p *Proxy) localRef(v string) (string, bool) {
+	if strings.Contains(v, "://") {
+		rest, ok := "", false
+		for _, base := range []string{p.Upstream.String(), p.Base} {
+			if base = strings.TrimSuffix(base, "/"); base != "" && strings.HasPrefix(v, base+"/") {
+				rest, ok = v[len(base)+1:], true
+				break
+			}
+		}
+		if !ok {
+			return "", false
+		}
+		v = rest
+	}
+	segs := strings.Split(v, "/")
+	if len(segs) == 4 && segs[2] == "_history" {
+		segs = segs[:2]
+	}
+	if len(segs) != 2 || !knownType(segs[0]) || !validID(segs[1]) {
+		return "", false
+	}
+	return segs[0] + "/" + segs[1], true
+}
+
+// fetch reads a stored resource from the upstream with the proxy's own credential.
+func (p *Proxy) fetch(ctx context.Context, ref string) (int, *projection, error) {
+	u := *p.Upstream
+	u.Path = strings.TrimSuffix(u.Path, "/") + "/" + ref
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return 0, nil, err
+	}
+	req.Header.Set("Accept", "application/fhir+json")
+	if p.UpstreamAuth != nil {
+		p.UpstreamAuth(req)
+	}
+	resp, err := p.transport().RoundTrip(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, p.Limits.resp()))
+	if err != nil {
+		return 0, nil, err
+	}
+	var pr projection
+	if resp.StatusCode == http.StatusOK {
+		if pr, err = parseResource(b); err != nil {
+			return 0, nil, err
+		}
+	}
+	return resp.StatusCode, &pr, nil
+}

@@ -1,0 +1,189 @@
+package fhirproxy
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/smartkit/smartkit/internal/jsonstrict"
+)
+
+// checkWrite checks a write's new content and the stored version it
+// replaces or deletes (checkStored), and authorises batch entries.
+func (p *Proxy) checkWrite(ctx context.Context, r *http.Request, in Interaction, a *access, body []byte) *refusal {
+	bad := func(msg string) *refusal { return refuse(http.StatusBadRequest, "invalid", msg) }
+	switch in.Kind {
+	case Batch:
+		return p.checkBatch(ctx, r, a, body)
+	case Create, Update:
+		pr, err := parseResource(body)
+		if err != nil {
+			return bad("the body must be one strict JSON resource")
+		}
+		if pr.ResourceType != in.Type {
+			return bad("the body's resourceType must match the URL")
+		}
+		if in.Kind == Update && pr.ID != in.ID {
+			return bad("the body's id must match the URL")
+		}
+		conf, tags := pr.labels()
+		if !a.clearance.Allows(conf, tags) {
+			return refuse(http.StatusForbidden, "forbidden", "the resource carries labels beyond the token's clearance")
+		}
+		if a.patient != "" && !pr.inCompartment(a.patient) {
+			return refuse(http.StatusForbidden, "forbidden", "the resource would be outside the patient compartment")
+		}
+		if ref := validR4(body); ref != nil {
+			return ref
+		}
+	}
+	return p.checkStored(ctx, in, a)
+}
+
+// checkBatch authorises every entry of a batch or transaction on its own;
+// one refused entry refuses the whole Bundle. Patient/ tokens may batch
+// reads and searches only.
+func (p *Proxy) checkBatch(ctx context.Context, r *http.Request, a *access, body []byte) *refusal {
+	bad := func(msg string) *refusal { return refuse(http.StatusBadRequest, "invalid", msg) }
+	b, err := parseBatch(body, p.Limits.entries())
+	if err == errTooManyEntries {
+		return refuse(http.StatusRequestEntityTooLarge, "too-costly", "too many Bundle entries")
+	}
+	if err != nil {
+		return bad("the body must be one strict JSON Bundle")
+	}
+	if b.ResourceType != "Bundle" || b.Type != "batch" && b.Type != "transaction" {
+		return bad("POST to the base takes a batch or transaction Bundle")
+	}
+	a.writes = make([]bool, len(b.Entry))
+	for i, e := range b.Entry {
+		path, query, _ := strings.Cut(e.URL, "?")
+		if strings.Contains(path, "://") || strings.HasPrefix(path, "/") {
+			return bad("batch entry URLs must be relative to the base")
+		}
+		in, err := parsePath(e.Method, "/"+path, query, p.Limits)
+		if err == nil && e.IfNoneExist != nil {
+			// The Bundle goes upstream as sent: the criteria are checked
+			// here as a header's would be, and make the entry conditional.
+			err = in.setIfNoneExist(e.IfNoneExist, p.Limits)
+		}
+		if err != nil || in.Kind == Batch || in.Kind == Capabilities {
+			return bad("batch entry " + itoa(i) + " is not understood")
+		}
+		if a.patient != "" && in.Kind != Read && in.Kind != VRead {
+			return refuse(http.StatusForbidden, "forbidden", "batch entry "+itoa(i)+": only reads may be batched with patient context")
+		}
+		a.writes[i] = in.Kind == Create || in.Kind == Update || in.Kind == Patch || in.Kind == Delete
+		orig := encodeQuery(in.Params)
+		ea := *a
+		if ref := p.authorize(&in, &ea); ref != nil {
+			ref.msg = "batch entry " + itoa(i) + ": " + ref.msg
+			if ref.status == http.StatusNotFound {
+				ref.status = http.StatusForbidden
+			}
+			return ref
+		}
+		if in.unwrap != "" || encodeQuery(in.Params) != orig || in.Kind == SearchType && a.patient != "" {
+			return refuse(http.StatusForbidden, "forbidden", "batch entry "+itoa(i)+" needs constraints the proxy adds; send it on its own")
+		}
+		if a.patient != "" && in.Kind == VRead || !a.unrestricted && (in.Kind == VRead || in.Kind == HistoryInstance) {
+			// Checked on their own against the resource as it is now
+			// (checkStored), with the same 404 for a withheld resource
+			// and a missing one; a batch could not answer them alike.
+			return refuse(http.StatusForbidden, "forbidden", "batch entry "+itoa(i)+": earlier versions are checked one by one; send it on its own")
+		}
+		if !a.unrestricted && (in.Kind == Update || in.Kind == Patch || in.Kind == Delete) {
+			// Checked against the stored version on its own, it answers 404
+			// for a withheld record and a free id alike; in a batch the
+			// server's own answer for a free id would tell them apart.
+			return refuse(http.StatusForbidden, "forbidden", "batch entry "+itoa(i)+
+				": with a clearance short of every label, updates and deletes are checked one by one; send it on its own")
+		}
+		if len(e.Resource) > 0 {
+			if ref := p.checkWrite(ctx, r, in, &ea, e.Resource); ref != nil {
+				return ref
+			}
+		}
+	}
+	return nil
+}
+
+func itoa(i int) string { return strconv.Itoa(i) }
+
+// batch is what the proxy reads of a batch or transaction Bundle: each
+// entry's request and raw resource.
+type batch struct {
+	ResourceType, Type string
+	Entry              []batchEntry
+}
+
+type batchEntry struct {
+	Method, URL string
+	IfNoneExist []string // request.ifNoneExist, when present
+	Resource    []byte
+}
+
+var errTooManyEntries = errors.New("fhirproxy: too many Bundle entries")
+
+// parseBatch reads a batch Bundle strictly, with member names matched
+// exactly: the entry the proxy authorises is the one the server executes
+// (encoding/json would also match "Request" and let the last twin win).
+func parseBatch(body []byte, most int) (batch, error) {
+	var b batch
+	s := jsonstrict.NewScanner(body)
+	err := s.Object(func(name []byte) error {
+		switch string(name) {
+		case "resourceType":
+			return readString(s, &b.ResourceType)
+		case "type":
+			return readString(s, &b.Type)
+		case "entry":
+			return readArray(s, func() error {
+				if len(b.Entry) == most {
+					return errTooManyEntries
+				}
+				var e batchEntry
+				err := s.Object(func(name []byte) error {
+					switch string(name) {
+					case "request":
+						return readObject(s, func(name []byte) error {
+							switch string(name) {
+							case "method":
+								return readString(s, &e.Method)
+							case "url":
+								return readString(s, &e.URL)
+							case "ifNoneExist":
+								if s.Kind() == 'n' {
+									return s.Skip()
+								}
+								var v string
+								err := readString(s, &v)
+								e.IfNoneExist = []string{v}
+								return err
+							}
+							return s.Skip()
+						})
+					case "resource":
+						if s.Kind() == 'n' {
+							return s.Skip()
+						}
+						start := s.Offset()
+						err := s.Skip()
+						e.Resource = s.Bytes(start, s.Offset())
+						return err
+					}
+					return s.Skip()
+				})
+				b.Entry = append(b.Entry, e)
+				return err
+			})
+		}
+		return s.Skip()
+	})
+	if err == nil {
+		err = s.End()
+	}
+	return b, err
+}
