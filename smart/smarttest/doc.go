@@ -1,7 +1,11 @@
 // Package smarttest provides a fake EHR for app vendors' tests, in the
 // spirit of net/http/httptest: [NewServer] starts, inside the test process,
 // the real smartkit authorization server with memory stores and a small FHIR
-// server over a few deterministic patients, and closes it with t.Cleanup.
+// data set over a few deterministic patients behind the real policy
+// enforcement point (fhirproxy), and closes it with t.Cleanup. An app
+// meets in its tests the refusals it will meet in production: another
+// patient's record answers 404, a search naming another patient or chaining
+// through one 403, and each refusal is in Server.Audit.
 //
 //	ehr := smarttest.NewServer(t, smarttest.Config{Patient: "smart-1", Scopes: "patient/*.rs"})
 //	app := &client.Config{ClientID: "my-app", RedirectURL: "https://app.example/cb",

@@ -3,10 +3,8 @@ package smarttest
 import (
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
 	"strings"
-
-	"github.com/smartkit/smartkit/scopes"
-	"github.com/smartkit/smartkit/smart"
 )
 
 // The fake FHIR server's data: a few deterministic patients, each with one
@@ -28,64 +26,49 @@ func observation(patient string) map[string]any {
 		"subject": map[string]any{"reference": "Patient/" + patient}, "valueQuantity": map[string]any{"value": 72, "unit": "/min"}}
 }
 
-// fhirServer answers GET /metadata, /Patient/{id}, /Patient and
-// /Observation?patient=… for tokens whose scopes allow it, confining
-// patient-context tokens to their patient.
-type fhirServer struct {
-	v *smart.Verifier
-	s *Server
-}
+// data is the fake FHIR server's data store: it answers GET /metadata,
+// /{Type}/{id} and /{Type}?patient=…&subject=…&_id=… for Patient and
+// Observation, to anyone. It sits behind the real policy enforcement point
+// (fhirproxy.Proxy), which authenticates, authorises, confines and filters
+// as it would in front of a hospital's FHIR server, so an app meets here
+// the refusals it will meet in production.
+type data struct{}
 
-func newFHIR(v *smart.Verifier, s *Server) http.Handler { return &fhirServer{v: v, s: s} }
-
-func (f *fhirServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (data) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Path == "/metadata" {
 		writeFHIR(w, http.StatusOK, map[string]any{"resourceType": "CapabilityStatement", "status": "active",
-			"kind": "instance", "fhirVersion": "4.0.1", "format": []any{"json"}})
+			"kind": "instance", "fhirVersion": "4.0.1", "format": []any{"json"},
+			"rest": []any{map[string]any{"mode": "server", "resource": []any{
+				map[string]any{"type": "Patient", "interaction": []any{map[string]any{"code": "read"}, map[string]any{"code": "search-type"}}},
+				map[string]any{"type": "Observation", "interaction": []any{map[string]any{"code": "read"}, map[string]any{"code": "search-type"}}},
+			}}}})
 		return
 	}
 	if r.Method != http.MethodGet {
 		outcome(w, http.StatusMethodNotAllowed, "not-supported", "the fake FHIR server is read-only")
 		return
 	}
-	f.v.Middleware(http.HandlerFunc(f.serve)).ServeHTTP(w, r)
-}
-
-func (f *fhirServer) serve(w http.ResponseWriter, r *http.Request) {
-	tok, _ := smart.TokenFrom(r.Context())
 	parts := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
-	typ := parts[0]
-	perm := scopes.Search
-	if len(parts) == 2 {
-		perm = scopes.Read
-	}
-	ctx, compartment := scopes.User, ""
-	switch {
-	case tok.Scopes.HasContext(scopes.Patient) && tok.Context.Patient != "":
-		ctx, compartment = scopes.Patient, tok.Context.Patient
-	case tok.Scopes.HasContext(scopes.System):
-		ctx = scopes.System
-	}
-	if !tok.Scopes.Allows(scopes.Access{Context: ctx, Type: typ, Perms: perm}) {
-		outcome(w, http.StatusForbidden, "forbidden", "the token's scopes do not allow this")
-		return
+	q := r.URL.Query()
+	is := func(param, id string) bool { // an absent parameter matches
+		for _, v := range q[param] {
+			if v != id && v != "Patient/"+id {
+				return false
+			}
+		}
+		return true
 	}
 	var out []map[string]any
 	for _, p := range patients {
 		id := p["id"].(string)
-		if compartment != "" && id != compartment {
-			continue
-		}
-		switch typ {
+		switch parts[0] {
 		case "Patient":
-			if len(parts) == 1 || parts[1] == id {
+			if (len(parts) == 1 || parts[1] == id) && is("_id", id) {
 				out = append(out, p)
 			}
 		case "Observation":
-			if want := r.URL.Query().Get("patient"); want == "" || want == id || want == "Patient/"+id {
-				if len(parts) == 1 || parts[1] == "bp-"+id {
-					out = append(out, observation(id))
-				}
+			if (len(parts) == 1 || parts[1] == "bp-"+id) && is("patient", id) && is("subject", id) && (len(q["_id"]) == 0 || q.Get("_id") == "bp-"+id) {
+				out = append(out, observation(id))
 			}
 		}
 	}
@@ -102,6 +85,17 @@ func (f *fhirServer) serve(w http.ResponseWriter, r *http.Request) {
 		entries[i] = map[string]any{"resource": res}
 	}
 	writeFHIR(w, http.StatusOK, map[string]any{"resourceType": "Bundle", "type": "searchset", "total": len(out), "entry": entries})
+}
+
+// inMemory carries the proxy's requests to a handler without a network.
+type inMemory struct{ h http.Handler }
+
+func (t inMemory) RoundTrip(r *http.Request) (*http.Response, error) {
+	rec := httptest.NewRecorder()
+	t.h.ServeHTTP(rec, r)
+	resp := rec.Result()
+	resp.Request = r
+	return resp, nil
 }
 
 func writeFHIR(w http.ResponseWriter, status int, v any) {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/smartkit/smartkit/audit"
+	"github.com/smartkit/smartkit/fhirproxy"
 	"github.com/smartkit/smartkit/launch"
 	"github.com/smartkit/smartkit/scopes"
 	"github.com/smartkit/smartkit/smart"
@@ -58,6 +59,10 @@ type Server struct {
 	Store    *smart.MemoryStore
 	Audit    *audit.Memory
 	Launches *launch.Service
+	// Proxy is the real policy enforcement point in front of the fake
+	// FHIR data: what a production smartkit EHR refuses, confines and
+	// withholds, it does too. Its audit goes to Audit.
+	Proxy *fhirproxy.Proxy
 
 	cfg     Config
 	ts      *httptest.Server
@@ -111,7 +116,10 @@ func NewServer(t TB, cfg Config) *Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mux.Handle("/fhir/", http.StripPrefix("/fhir", newFHIR(v, s)))
+	up, _ := url.Parse("http://smarttest-data.invalid")
+	s.Proxy = &fhirproxy.Proxy{Upstream: up, Transport: inMemory{data{}}, Verifier: v, Audit: s.Audit, Base: s.FHIRBase,
+		SMARTConfigURL: s.FHIRBase + "/.well-known/smart-configuration", TokenURL: s.Issuer + "/token"}
+	mux.Handle("/fhir/", http.StripPrefix("/fhir", s.Proxy))
 	return s
 }
 

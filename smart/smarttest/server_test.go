@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/smartkit/smartkit/audit"
 	"github.com/smartkit/smartkit/internal/pkce"
 	"github.com/smartkit/smartkit/internal/randid"
 	"github.com/smartkit/smartkit/launch"
@@ -70,6 +71,71 @@ func TestMintTokenAndFHIR(t *testing.T) {
 		Revocation: ehr.Store}
 	if tok, err := v.Verify(context.Background(), patientTok); err != nil || tok.Context.Patient != "smart-2" {
 		t.Fatalf("verify with the JWKS: %v", err)
+	}
+}
+
+// TestProductionRefusals: the fake EHR's FHIR API is behind the real
+// policy enforcement point, so an app meets the refusals it would meet in
+// production (the old fake answered each of these 200), and each is
+// audited.
+func TestProductionRefusals(t *testing.T) {
+	ehr := smarttest.NewServer(t, smarttest.Config{})
+	patientTok, err := ehr.MintToken("app", "patient/Patient.rs patient/Observation.rs", launch.Context{Patient: "smart-2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	userTok, err := ehr.MintToken("app", "user/Patient.rs user/Observation.rs", launch.Context{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		tok, path string
+		want      int
+	}{
+		{patientTok, "/Observation?patient=smart-1", 403},             // another patient, named
+		{patientTok, "/Observation?subject:Patient.name=Shaw", 403},   // a chain
+		{patientTok, "/Patient?_revinclude=Observation:subject", 403}, // reaching outside the compartment
+		{patientTok, "/Patient/../Patient/smart-1", 400},              // a dot segment (mounted behind a ServeMux: cleaned, then 404)
+		{userTok, "/Observation?_summary=count", 403},                 // a count, with the default clearance
+		{userTok, "/Patient?_has:Observation:subject:code=8867-4", 403},
+	} {
+		if got := fhirGet(t, ehr, c.tok, c.path); got != c.want && !(c.want == 400 && got == 404) {
+			t.Errorf("%s: %d, want %d", c.path, got, c.want)
+		}
+	}
+	// A search without a patient is confined to the one in context.
+	req, _ := http.NewRequest(http.MethodGet, ehr.FHIRBase+"/Observation", nil)
+	req.Header.Set("Authorization", "Bearer "+patientTok)
+	resp, err := ehr.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b struct {
+		Entry []struct{ Resource struct{ ID string } }
+	}
+	_ = json.NewDecoder(resp.Body).Decode(&b)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || len(b.Entry) != 1 || b.Entry[0].Resource.ID != "bp-smart-2" {
+		t.Errorf("Observation with patient context: %d %+v", resp.StatusCode, b.Entry)
+	}
+	refused := 0
+	for _, ev := range ehr.Audit.Events() {
+		if ev.Type == audit.ResourceRefused {
+			refused++
+		}
+	}
+	if refused < 5 {
+		t.Errorf("%d refusals audited", refused)
+	}
+	// The CapabilityStatement names the authorization server.
+	resp, err = ehr.Client().Get(ehr.FHIRBase + "/metadata")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(body), "oauth-uris") || !strings.Contains(string(body), ehr.Issuer+"/token") {
+		t.Errorf("metadata: %s", body)
 	}
 }
 
