@@ -6,6 +6,7 @@ import (
 	"net/http/cookiejar"
 	"net/http/httptest"
 
+	"github.com/smartkit/smartkit/launch"
 	"github.com/smartkit/smartkit/smart/client"
 	"github.com/smartkit/smartkit/smart/smarttest"
 )
@@ -59,4 +60,25 @@ func ExampleNewServer() {
 
 	fmt.Println(session.Context.Patient, session.FHIRUserRef(), session.Granted.Has("launch"))
 	// Output: smart-2 Practitioner/dr-smart true
+}
+
+// The fake EHR's FHIR API is the real policy enforcement point: an app's
+// test sees what production would answer, here to a search that names
+// another patient than the one in context.
+func ExampleServer_Proxy() {
+	t := &exampleT{}
+	defer t.done()
+
+	ehr := smarttest.NewServer(t, smarttest.Config{})
+	tok, _ := ehr.MintToken("my-app", "patient/Observation.rs", launch.Context{Patient: "smart-2"})
+	for _, path := range []string{"/Observation", "/Observation?patient=smart-1"} {
+		req, _ := http.NewRequest(http.MethodGet, ehr.FHIRBase+path, nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, _ := ehr.Client().Do(req)
+		resp.Body.Close()
+		fmt.Println(path, resp.StatusCode)
+	}
+	// Output:
+	// /Observation 200
+	// /Observation?patient=smart-1 403
 }
