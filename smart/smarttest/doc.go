@@ -5,7 +5,10 @@
 // enforcement point (fhirproxy), and closes it with t.Cleanup. An app
 // meets in its tests the refusals it will meet in production: another
 // patient's record answers 404, a search naming another patient or chaining
-// through one 403, and each refusal is in Server.Audit.
+// through one 403, and each refusal is in Server.Audit. smart-1 has a
+// sensitive record (an HIV test labelled R and HIV), withheld unless
+// Config.Clearance releases it, so an app can test how it shows data that
+// is withheld.
 //
 //	ehr := smarttest.NewServer(t, smarttest.Config{Patient: "smart-1", Scopes: "patient/*.rs"})
 //	app := &client.Config{ClientID: "my-app", RedirectURL: "https://app.example/cb",

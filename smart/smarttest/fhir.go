@@ -8,7 +8,8 @@ import (
 )
 
 // The fake FHIR server's data: a few deterministic patients, each with one
-// observation. Enough to test an app's calls, not a FHIR server.
+// observation, and smart-1 with a sensitive one too. Enough to test an
+// app's calls, not a FHIR server.
 var patients = []map[string]any{
 	{"resourceType": "Patient", "id": "smart-1", "name": []any{map[string]any{"family": "Shaw", "given": []any{"Amy"}}},
 		"birthDate": "1987-02-20", "gender": "female"},
@@ -17,6 +18,19 @@ var patients = []map[string]any{
 	{"resourceType": "Patient", "id": "smart-3", "name": []any{map[string]any{"family": "Okafor", "given": []any{"Chidi"}}},
 		"birthDate": "2019-06-30", "gender": "male"},
 }
+
+// sensitive is smart-1's HIV test, labelled restricted (R) and HIV: the
+// proxy withholds it from a grant whose clearance does not release HIV
+// (Config.Clearance; by default only normal data), and marks a search
+// that lost it REDACTED.
+var sensitive = map[string]any{"resourceType": "Observation", "id": "hiv-smart-1", "status": "final",
+	"meta": map[string]any{"security": []any{
+		map[string]any{"system": "http://terminology.hl7.org/CodeSystem/v3-Confidentiality", "code": "R"},
+		map[string]any{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "HIV"}}},
+	"category": []any{map[string]any{"coding": []any{map[string]any{
+		"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "laboratory"}}}},
+	"code":    map[string]any{"coding": []any{map[string]any{"system": "http://loinc.org", "code": "75622-1", "display": "HIV 1 and 2 tests"}}},
+	"subject": map[string]any{"reference": "Patient/smart-1"}, "valueString": "negative"}
 
 func observation(patient string) map[string]any {
 	return map[string]any{"resourceType": "Observation", "id": "bp-" + patient, "status": "final",
@@ -67,8 +81,15 @@ func (data) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				out = append(out, p)
 			}
 		case "Observation":
-			if (len(parts) == 1 || parts[1] == "bp-"+id) && is("patient", id) && is("subject", id) && (len(q["_id"]) == 0 || q.Get("_id") == "bp-"+id) {
-				out = append(out, observation(id))
+			obs := []map[string]any{observation(id)}
+			if id == "smart-1" {
+				obs = append(obs, sensitive)
+			}
+			for _, o := range obs {
+				oid := o["id"].(string)
+				if (len(parts) == 1 || parts[1] == oid) && is("patient", id) && is("subject", id) && (len(q["_id"]) == 0 || q.Get("_id") == oid) {
+					out = append(out, o)
+				}
 			}
 		}
 	}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/smartkit/smartkit/audit"
+	"github.com/smartkit/smartkit/consent"
 	"github.com/smartkit/smartkit/fhirproxy"
 	"github.com/smartkit/smartkit/launch"
 	"github.com/smartkit/smartkit/scopes"
@@ -33,7 +34,11 @@ type Config struct {
 	Encounter string
 	// Scopes, when set, caps what is granted (the user "approves" only these).
 	Scopes string
-	Quirks Quirks
+	// Clearance is what granted and minted tokens may see of labelled data
+	// (smart-1's HIV test is labelled R and HIV); nil means normal data
+	// only, as a production EHR's default consent policy gives.
+	Clearance *consent.Clearance
+	Quirks    Quirks
 }
 
 // Quirks make the fake EHR behave like real ones do.
@@ -161,7 +166,7 @@ func (a autoApprove) Decide(_ context.Context, r smart.ConsentRequest) (smart.Co
 		}
 		return true
 	})
-	return smart.ConsentDecision{Grantable: g}, nil
+	return smart.ConsentDecision{Grantable: g, Clearance: a.s.cfg.Clearance}, nil
 }
 
 // quirkyToken delays, fails, or rewrites token responses as Quirks say.
@@ -263,7 +268,7 @@ func (s *Server) MintToken(clientID, scope string, ctx launch.Context) (string, 
 	if err != nil {
 		return "", err
 	}
-	g := smart.Grant{ClientID: clientID, Scope: set.String(), Audience: s.FHIRBase, Context: ctx}
+	g := smart.Grant{ClientID: clientID, Scope: set.String(), Audience: s.FHIRBase, Context: ctx, Clearance: s.cfg.Clearance}
 	if !set.HasContext(scopes.System) {
 		g.UserID, g.FHIRUser = s.cfg.User.ID, s.cfg.User.FHIRUser
 	}

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/smartkit/smartkit/audit"
+	"github.com/smartkit/smartkit/consent"
 	"github.com/smartkit/smartkit/internal/pkce"
 	"github.com/smartkit/smartkit/internal/randid"
 	"github.com/smartkit/smartkit/launch"
@@ -172,5 +173,44 @@ func TestAuthorizeWithoutUI(t *testing.T) {
 	resp.Body.Close()
 	if m["scope"] != "launch patient/Patient.r" || m["patient"] != "smart-1" {
 		t.Fatalf("Config.Scopes did not cap the grant: %v", m)
+	}
+}
+
+// TestSensitiveRecord: smart-1's HIV test is withheld from the default
+// clearance (a search that lost it is marked REDACTED, a read of it is
+// the 404 of a missing record) and shown under Config.Clearance, so an app
+// can test both.
+func TestSensitiveRecord(t *testing.T) {
+	search := func(ehr *smarttest.Server) (int, []string, string) {
+		tok, err := ehr.MintToken("app", "patient/Observation.rs", launch.Context{Patient: "smart-1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		req, _ := http.NewRequest(http.MethodGet, ehr.FHIRBase+"/Observation", nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := ehr.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		raw, _ := io.ReadAll(resp.Body)
+		var b struct {
+			Entry []struct{ Resource struct{ ID string } }
+		}
+		_ = json.Unmarshal(raw, &b)
+		var ids []string
+		for _, e := range b.Entry {
+			ids = append(ids, e.Resource.ID)
+		}
+		return fhirGet(t, ehr, tok, "/Observation/hiv-smart-1"), ids, string(raw)
+	}
+	read, ids, raw := search(smarttest.NewServer(t, smarttest.Config{}))
+	if read != 404 || strings.Join(ids, ",") != "bp-smart-1" || !strings.Contains(raw, "REDACTED") {
+		t.Errorf("default clearance: read %d, search %v: %s", read, ids, raw)
+	}
+	cleared := &consent.Clearance{MaxConfidentiality: consent.Restricted, Tags: []string{"HIV"}}
+	read, ids, _ = search(smarttest.NewServer(t, smarttest.Config{Clearance: cleared}))
+	if read != 200 || strings.Join(ids, ",") != "bp-smart-1,hiv-smart-1" {
+		t.Errorf("cleared for HIV: read %d, search %v", read, ids)
 	}
 }
