@@ -870,6 +870,26 @@ func TestLabelInference(t *testing.T) {
 		}
 		f.up.reset()
 	}
+
+	// The Bundle's meta, where servers put the high-water mark of the
+	// matches' labels, goes on the same terms, and never with a removed
+	// entry's labels.
+	f.up.bundleMeta = map[string]any{"security": []any{map[string]any{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "HIV"}}}
+	for _, c := range []struct {
+		target, tok string
+		meta        bool
+	}{
+		{"/Observation?category=vital-signs", user, true},
+		{"/Observation?category=vital-signs&_count=5", user, false},
+		{"/Observation?category=vital-signs&_count=5", cleared, true},
+		{"/Observation?_include=Observation:subject", f.token("launch/patient patient/*.rs", everyLabel()), false}, // Patient/p2 removed
+	} {
+		r := f.do("GET", c.target, c.tok, "")
+		if r.status != 200 || strings.Contains(r.raw, `"HIV"`) != c.meta {
+			t.Errorf("%s: %d, the upstream's meta passed: %v, want %v: %.300s", c.target, r.status, !c.meta, c.meta, r.raw)
+		}
+		f.up.reset()
+	}
 }
 
 // TestLabelledWrites: with a clearance short of every label, a write never

@@ -37,7 +37,8 @@
 //     a clearance short of every label, criteria that other resources meet
 //     (chains, _has, _filter, _list, _query), _summary=count and _contained
 //     are refused (403), and a total goes out only when the page holds the
-//     whole result (no next link) and nothing on it was withheld. Nor may a
+//     whole result (no next link) and nothing on it was withheld; so does
+//     the Bundle's meta, which may carry the matches' labels. Nor may a
 //     write touch, or tell of, what is withheld: an update, patch or delete
 //     is checked against the stored version first, and one the clearance
 //     withholds answers 404, as a free id then does (no label stripping,

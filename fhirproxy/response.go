@@ -463,14 +463,18 @@ func (a *access) inspectBody(in Interaction, body []byte) ([]byte, []*projection
 			}
 			return nil, nil, notFound()
 		}
-		dropTotal := removed
+		// A total and a meta (whose labels may be the high-water mark of
+		// every match) go only when they cannot tell of what the access
+		// does not see: see total.shown.
+		dropTotal, dropMeta := removed, removed
 		if !removed && !a.unrestricted {
-			dropTotal = !bundleTotal(body, spans).shown(len(entries))
+			t := bundleTotal(body, spans)
+			dropTotal, dropMeta = !t.shown(len(entries)), t.meta && t.next
 		}
-		if !removed && !relinked && !dropTotal {
+		if !removed && !relinked && !dropTotal && !dropMeta {
 			return body, kept, nil
 		}
-		return rebuildBundle(body, spans, entries, fates, edits{removed, withheld, dropTotal}), kept, nil
+		return rebuildBundle(body, spans, entries, fates, edits{removed, withheld, dropTotal, dropMeta}), kept, nil
 	case len(entries) > 0:
 		// Entries belong to a Bundle: judged nowhere else, they would pass
 		// unseen inside whatever claims to be another resource.
@@ -492,9 +496,9 @@ func (a *access) inspectBody(in Interaction, body []byte) ([]byte, []*projection
 
 // edits says what rebuildBundle changes besides the entries: whether some
 // were removed (an emptied entry array is then left out), whether some of
-// those were withheld for their labels (the meta becomes a REDACTED label)
-// and whether the total goes (see total.shown).
-type edits struct{ removed, withheld, dropTotal bool }
+// those were withheld for their labels (the meta becomes a REDACTED label),
+// and whether the total and the meta go (see total.shown).
+type edits struct{ removed, withheld, dropTotal, dropMeta bool }
 
 // rebuildBundle writes a Bundle without the entries it may not keep (or
 // with notFoundEntry in their place): its other members as they were (or
@@ -511,7 +515,7 @@ func rebuildBundle(body []byte, spans []span, entries []bundleEntry, fates []fat
 	}
 	for _, m := range spans {
 		switch {
-		case m.name == "total" && ed.dropTotal, m.name == "meta" && withheld:
+		case m.name == "total" && ed.dropTotal, m.name == "meta" && (withheld || ed.dropMeta):
 			continue
 		case m.repl != nil:
 			sep()
@@ -564,16 +568,19 @@ func rebuildBundle(body []byte, spans []span, entries []bundleEntry, fates []fat
 // link) and the total counts no more than its entries. Otherwise it counts
 // matches on pages not yet judged, or on none (_summary=count), and would
 // tell how many records the clearance withholds. A Bundle without a total
-// has none to drop.
+// has none to drop. The Bundle's meta goes on the same terms, save the
+// count: its labels may be the high-water mark of every match (and a
+// removed entry's labels are never echoed).
 func (t total) shown(entries int) bool {
 	return !t.present || !t.next && t.ok && t.n <= entries
 }
 
 // total is what total.shown needs of a Bundle: its total, if present and a
-// non-negative integer, and whether it links to a next page.
+// non-negative integer, and whether it links to a next page; and whether
+// it has a meta.
 type total struct {
-	present, ok, next bool
-	n                 int
+	present, ok, next, meta bool
+	n                       int
 }
 
 // bundleTotal reads a Bundle's total and next link from its member spans.
@@ -586,6 +593,8 @@ func bundleTotal(body []byte, spans []span) total {
 			t.n, t.ok = memberInt(body[m.start:m.end])
 		case "link":
 			t.next = t.next || nextLink(body[m.start:m.end])
+		case "meta":
+			t.meta = true
 		}
 	}
 	return t

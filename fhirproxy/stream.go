@@ -165,7 +165,8 @@ func (st *streamer) run() error {
 	case st.withheld:
 		st.sep()
 		_, _ = st.w.WriteString(redacted)
-	case st.meta != nil:
+	case st.meta != nil && !st.removed && (st.a.unrestricted || !st.next):
+		// Its labels may be the high-water mark of every match (total.shown).
 		st.sep()
 		_, _ = st.w.Write(st.meta)
 	}

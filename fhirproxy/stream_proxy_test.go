@@ -24,7 +24,8 @@ import (
 // FHIR servers write it, with links and fullUrls on its own base; with
 // ?broken=1 the Bundle ends in invalid JSON; with ?sorted=1 its members
 // come in name order, entries first (and ?lie=1 then makes its
-// resourceType Observation); with ?last=1 it has no next link.
+// resourceType Observation); with ?last=1 it has no next link, with
+// ?meta=1 it has a meta labelled HIV.
 func bigSearch(n int) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/fhir+json")
@@ -32,6 +33,9 @@ func bigSearch(n int) http.HandlerFunc {
 		next := fmt.Sprintf(`,"link":[{"relation":"next","url":"%s/Observation?ct=2"}]`, base)
 		if r.URL.Query().Has("last") {
 			next = ""
+		}
+		if r.URL.Query().Has("meta") { // the high-water mark of the matches' labels
+			next += `,"meta":{"security":[{"system":"http://terminology.hl7.org/CodeSystem/v3-ActCode","code":"HIV"}]}`
 		}
 		if r.URL.Query().Has("sorted") {
 			fmt.Fprint(w, `{"entry":[`)
@@ -297,5 +301,16 @@ func TestStreamedTotal(t *testing.T) {
 	patient := f.token("launch/patient patient/Observation.rs", nil)
 	if r := f.do("GET", "/Observation?last=1", patient, ""); r.status != 200 || r.body["total"] != nil {
 		t.Errorf("a total counting another patient's entries: %d, %v", r.status, r.body["total"])
+	}
+	// The Bundle's meta goes on the same terms.
+	for target, want := range map[string]bool{"/Observation?meta=1": false, "/Observation?meta=1&sorted=1": false,
+		"/Observation?meta=1&last=1": true, "/Observation?meta=1&last=1&sorted=1": true} {
+		r := f.do("GET", target, user, "")
+		if r.status != 200 || strings.Contains(r.raw, `"HIV"`) != want || r.header.Get("Content-Length") != "" {
+			t.Errorf("%s: %d, meta passed %v, want %v", target, r.status, !want, want)
+		}
+	}
+	if r := f.do("GET", "/Observation?meta=1&last=1", patient, ""); r.status != 200 || strings.Contains(r.raw, `"HIV"`) {
+		t.Errorf("a meta with the labels of another patient's entries: %d", r.status)
 	}
 }

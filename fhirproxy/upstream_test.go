@@ -31,6 +31,9 @@ type upstream struct {
 	versions map[string][]map[string]any
 	// header is added to every response (a misbehaving upstream's headers).
 	header http.Header
+	// bundleMeta, when set, is every searchset's meta (servers write the
+	// high-water mark of the matches' labels there).
+	bundleMeta map[string]any
 }
 
 func obs(id, patient, category string, labels ...string) map[string]any {
@@ -219,7 +222,11 @@ func (u *upstream) serve(w http.ResponseWriter, r *http.Request) {
 		if q.Has("_count") {
 			links = append(links, map[string]any{"relation": "next", "url": u.ts.URL + r.URL.RequestURI() + "&ct=page-2"})
 		}
-		u.write(w, 200, map[string]any{"resourceType": "Bundle", "type": "searchset", "total": len(entries), "link": links, "entry": entries})
+		bundle := map[string]any{"resourceType": "Bundle", "type": "searchset", "total": len(entries), "link": links, "entry": entries}
+		if u.bundleMeta != nil {
+			bundle["meta"] = u.bundleMeta
+		}
+		u.write(w, 200, bundle)
 	case r.Method == http.MethodPost && len(segs) == 1 && segs[0] != "":
 		var res map[string]any
 		_ = json.Unmarshal(b, &res)
