@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"log/slog"
+	"strings"
 	"time"
 )
 
@@ -89,6 +90,12 @@ type Event struct {
 	RequestID string
 	SourceIP  string
 	UserAgent string
+
+	// Labels are the security labels ("system|code") of what the request
+	// disclosed, never of what was withheld from it (a withheld record's
+	// labels are as sensitive as the record). Empty is left out of the
+	// event's JSON, so records written before the field hash as they did.
+	Labels []string `json:",omitempty"`
 }
 
 // Ref returns a one-way, non-reversible reference to a secret such as a
@@ -132,5 +139,6 @@ func (e Event) LogValue() slog.Value {
 	add("request_id", e.RequestID)
 	add("source_ip", e.SourceIP)
 	add("user_agent", e.UserAgent)
+	add("labels", strings.Join(e.Labels, " "))
 	return slog.GroupValue(attrs...)
 }

@@ -104,3 +104,18 @@ func TestChainDetectsEditAndDeletion(t *testing.T) {
 		t.Fatalf("from a checkpoint: %v", err)
 	}
 }
+
+// TestHashesAreStable: a record's hash is pinned, so a field added to Event
+// cannot change the hashes of records written before it (Labels is left
+// out of the JSON when empty; with labels, the hash is another).
+func TestHashesAreStable(t *testing.T) {
+	e := audit.Event{Time: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), Tenant: "t1", Type: audit.ResourceAllowed, Outcome: audit.Success,
+		ClientID: "app", Patient: "123", Resource: "Observation/7"}
+	if got := audit.Link(nil, e).Hash; got != "32849a8d706d02976dfed598c71af114a99a4c1f1b5736f70940d1edd91f37d7" {
+		t.Errorf("the hash of an unchanged event changed: %s", got)
+	}
+	e.Labels = []string{"http://terminology.hl7.org/CodeSystem/v3-ActCode|HIV"}
+	if audit.Link(nil, e).Hash == "32849a8d706d02976dfed598c71af114a99a4c1f1b5736f70940d1edd91f37d7" {
+		t.Error("labels are not part of the hash")
+	}
+}

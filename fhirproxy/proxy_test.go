@@ -486,6 +486,31 @@ func TestEveryRequestAudited(t *testing.T) {
 	}
 }
 
+// TestAuditedLabels: an audit event lists the labels of what went out
+// (CONSENT-AUDIT-REGISTRY §2.5.5), never those of what was withheld.
+func TestAuditedLabels(t *testing.T) {
+	f := newFixture(t)
+	psy := []string{"http://terminology.hl7.org/CodeSystem/v3-Confidentiality|R", "http://terminology.hl7.org/CodeSystem/v3-ActCode|PSY"}
+	cleared := f.token("launch/patient patient/Observation.rs", everyLabel())
+	normal := f.token("launch/patient patient/Observation.rs", nil)
+	for _, c := range []struct {
+		target, tok string
+		want        []string
+	}{
+		{"/Observation/psy-1", cleared, psy},
+		{"/Observation?category=laboratory", cleared, psy},
+		{"/Observation/psy-1", normal, nil},               // withheld: a 404
+		{"/Observation?category=laboratory", normal, nil}, // withheld from the search
+		{"/Observation/lab-1", cleared, nil},
+	} {
+		f.do("GET", c.target, c.tok, "")
+		evs := f.audit.Events()
+		if got := evs[len(evs)-1].Labels; !slices.Equal(got, c.want) {
+			t.Errorf("%s: audited labels %v, want %v", c.target, got, c.want)
+		}
+	}
+}
+
 func TestPostSearch(t *testing.T) {
 	f := newFixture(t)
 	tok := f.token("launch/patient patient/Observation.rs", nil)

@@ -99,6 +99,7 @@ func (x *exchange) inspect(resp *http.Response) (*refusal, error) {
 	}
 	if len(kept) > 0 {
 		discloses(ev, kept[0], a)
+		ev.Labels = disclosedLabels(kept)
 	}
 	if (in.Kind == Read || in.Kind == VRead) && resp.StatusCode == http.StatusOK && notModified(x.req.Header, resp.Header) {
 		answerNotModified(resp)
@@ -187,6 +188,23 @@ func discloses(ev *audit.Event, pr *projection, a *access) {
 			return
 		}
 	}
+}
+
+// maxLabels bounds the labels one audit event lists.
+const maxLabels = 32
+
+// disclosedLabels lists, once each, the security labels of what a response
+// lets through, for its audit event; never those of what it withheld.
+func disclosedLabels(kept []*projection) []string {
+	var out []string
+	for _, k := range kept {
+		for _, c := range k.Meta.Security {
+			if l := c.System + "|" + c.Code; len(out) < maxLabels && !slices.Contains(out, l) {
+				out = append(out, l)
+			}
+		}
+	}
+	return out
 }
 
 // capabilities passes the CapabilityStatement through with the SMART

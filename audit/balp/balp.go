@@ -186,11 +186,24 @@ func resource(r audit.Record, o Options) map[string]any {
 			"type": coding(EntityType, "1"), "role": coding(ObjectRole, "1"),
 		})
 	}
-	if e.Resource != "" {
-		entities = append(entities, map[string]any{
-			"what": map[string]any{"reference": e.Resource},
-			"type": coding(EntityType, "2"), "role": coding(ObjectRole, "4"),
-		})
+	if e.Resource != "" || len(e.Labels) > 0 {
+		// The data disclosed, with the security labels of what went out.
+		data := map[string]any{"type": coding(EntityType, "2"), "role": coding(ObjectRole, "4")}
+		if e.Resource != "" {
+			data["what"] = map[string]any{"reference": e.Resource}
+		}
+		if len(e.Labels) > 0 {
+			var labels []any
+			for _, l := range e.Labels {
+				label := map[string]any{"code": l}
+				if system, code, ok := strings.Cut(l, "|"); ok && system != "" {
+					label = map[string]any{"system": system, "code": code}
+				}
+				labels = append(labels, label)
+			}
+			data["securityLabel"] = labels
+		}
+		entities = append(entities, data)
 	}
 	if e.ConsentID != "" {
 		entities = append(entities, map[string]any{

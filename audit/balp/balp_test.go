@@ -46,6 +46,21 @@ func TestEveryEventTypeExportsValidFHIR(t *testing.T) {
 	}
 }
 
+// TestDisclosedLabels: the labels of what a request disclosed go on the
+// data entity as securityLabel, and the AuditEvent is valid R4.
+func TestDisclosedLabels(t *testing.T) {
+	e := audit.Event{Time: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), Type: audit.ResourceAllowed, Outcome: audit.Success,
+		ClientID: "app", Patient: "123", Interaction: "search", Labels: []string{
+			"http://terminology.hl7.org/CodeSystem/v3-Confidentiality|R", "http://terminology.hl7.org/CodeSystem/v3-ActCode|HIV"}}
+	b, err := balp.Export(audit.Record{Seq: 1, Event: e}, balp.Options{Observer: "node-1"})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, b)
+	}
+	if !strings.Contains(string(b), `"securityLabel":[{"code":"R","system":"http://terminology.hl7.org/CodeSystem/v3-Confidentiality"},{"code":"HIV"`) {
+		t.Errorf("no securityLabel: %s", b)
+	}
+}
+
 func TestBundle(t *testing.T) {
 	l := &audit.MemoryLog{}
 	for i := range 5 {
