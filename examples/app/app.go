@@ -72,16 +72,20 @@ type observation struct {
 }
 
 type page struct {
-	Base       string
-	Error      string
-	Patient    string
-	PatientID  string
-	Banner     bool
-	Granted    string
-	Denied     string
-	Missing    []string
-	Obs        []observation
-	ObsError   string
+	Base      string
+	Error     string
+	Patient   string
+	PatientID string
+	Banner    bool
+	Granted   string
+	Denied    string
+	Missing   []string
+	Obs       []observation
+	ObsError  string
+	// Withheld: the EHR marked the search REDACTED (records the app may
+	// not see were left out), which the app says rather than imply that
+	// the list is complete.
+	Withheld   bool
 	FHIRUser   string
 	Standalone string
 }
@@ -124,6 +128,12 @@ func (a *App) home(w http.ResponseWriter, r *http.Request) {
 			p.Patient = "(no name on record)"
 		}
 		var b struct {
+			Meta struct {
+				Security []struct {
+					System string `json:"system"`
+					Code   string `json:"code"`
+				} `json:"security"`
+			} `json:"meta"`
 			Entry []struct {
 				Resource struct {
 					Effective string `json:"effectiveDateTime"`
@@ -139,6 +149,9 @@ func (a *App) home(w http.ResponseWriter, r *http.Request) {
 		}
 		if err := getJSON(hc, s.FHIRBase+"/Observation?patient="+url.QueryEscape(s.Context.Patient)+"&_sort=-date&_count=10", &b); err != nil {
 			p.ObsError = "Observations are not available: " + err.Error()
+		}
+		for _, l := range b.Meta.Security {
+			p.Withheld = p.Withheld || l.System == "http://terminology.hl7.org/CodeSystem/v3-ObservationValue" && l.Code == "REDACTED"
 		}
 		for _, e := range b.Entry {
 			o := observation{When: strings.SplitN(e.Resource.Effective, "T", 2)[0], What: e.Resource.Code.Text}
@@ -171,7 +184,8 @@ var tmpl = template.Must(template.New("app").Parse(`<!doctype html><html lang="e
 {{if .PatientID}}{{if .Banner}}<div id="banner"><strong id="patient-name">{{.Patient}}</strong> <span>({{.PatientID}})</span></div>{{end}}
 <h2>Recent observations</h2>
 {{if .ObsError}}<p id="obs-error">{{.ObsError}}</p>{{end}}
-<table id="observations">{{range .Obs}}<tr><td>{{.When}}</td><td>{{.What}}</td><td>{{.Value}}</td></tr>{{else}}<tr><td>None shared with this app.</td></tr>{{end}}</table>{{end}}
+<table id="observations">{{range .Obs}}<tr><td>{{.When}}</td><td>{{.What}}</td><td>{{.Value}}</td></tr>{{else}}<tr><td>None shared with this app.</td></tr>{{end}}</table>
+{{if .Withheld}}<p id="withheld">Some records are not shared with this app: the patient's consent or the hospital's policy withholds them.</p>{{end}}{{end}}
 {{if .Granted}}<p>Granted: <code id="granted">{{.Granted}}</code></p>{{end}}
 {{if .Denied}}<p>Not granted (the app works without it): <code id="denied">{{.Denied}}</code></p>{{end}}
 {{range .Missing}}<p class="missing">The EHR did not provide the {{.}}; the app shows what it can.</p>{{end}}
