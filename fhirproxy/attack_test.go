@@ -959,8 +959,68 @@ func TestLabelledWrites(t *testing.T) {
 	}
 	f.up.reset()
 	cleared := f.token("user/Observation.cruds", everyLabel())
-	if r := f.do("PUT", "/Observation/psy-1", cleared, stripped); r.status != 200 || len(f.up.requests()) != 1 {
-		t.Errorf("every label cleared: %d, %d upstream requests (no stored-version read needed)", r.status, len(f.up.requests()))
+	if r := f.do("PUT", "/Observation/psy-1", cleared, mustJSON(obs("psy-1", "p1", "laboratory", "R", "PSY"))); r.status != 200 {
+		t.Errorf("every label cleared, labels kept: %d", r.status)
+	}
+}
+
+// TestLabelDowngrade: an update or patch may raise a record's security
+// labels, never lower or remove them, whatever the token's clearance: an
+// app cleared for a record could otherwise launder it to every app that is
+// not. Nothing but the stored version's read reaches the upstream.
+func TestLabelDowngrade(t *testing.T) {
+	f := newFixture(t)
+	boxed := obs("boxed", "p1", "laboratory")
+	boxed["contained"] = []any{obs("inner", "p1", "laboratory", "PSY")}
+	f.up.resources["Observation/boxed"] = boxed
+	cleared := f.token("user/Observation.cruds", everyLabel())
+	patient := f.token("launch/patient patient/Observation.cruds", everyLabel())
+	patch := []string{"Content-Type", "application/json-patch+json"}
+	for name, c := range map[string]struct {
+		method, target, tok, body string
+		hdr                       []string
+	}{
+		"labels removed":           {"PUT", "/Observation/psy-1", cleared, mustJSON(obs("psy-1", "p1", "laboratory")), nil},
+		"a tag removed":            {"PUT", "/Observation/psy-1", cleared, mustJSON(obs("psy-1", "p1", "laboratory", "R")), nil},
+		"confidentiality lowered":  {"PUT", "/Observation/psy-1", cleared, mustJSON(obs("psy-1", "p1", "laboratory", "N", "PSY")), nil},
+		"by the patient's own app": {"PUT", "/Observation/psy-1", patient, mustJSON(obs("psy-1", "p1", "laboratory")), nil},
+		"a contained label":        {"PUT", "/Observation/boxed", cleared, mustJSON(obs("boxed", "p1", "laboratory")), nil},
+		"a patch touching meta":    {"PATCH", "/Observation/psy-1", cleared, `[{"op":"remove","path":"/meta/security/1"}]`, patch},
+		"batched": {"POST", "/", cleared, `{"resourceType":"Bundle","type":"transaction","entry":[{"request":{"method":"PUT","url":"Observation/psy-1"},"resource":` +
+			mustJSON(obs("psy-1", "p1", "laboratory")) + `}]}`, nil},
+	} {
+		r := f.do(c.method, c.target, c.tok, c.body, c.hdr...)
+		if r.status != http.StatusForbidden {
+			t.Errorf("%s: %d %s", name, r.status, r.raw)
+		}
+		for _, g := range f.up.requests() {
+			if g.Method != http.MethodGet {
+				t.Errorf("%s: a %s reached the upstream", name, g.Method)
+			}
+		}
+		f.up.reset()
+	}
+	// What may pass: labels kept or raised, a patch that leaves meta alone,
+	// an unlabelled record, and a new resource at a free id.
+	for name, c := range map[string]struct {
+		method, target, body string
+		hdr                  []string
+	}{
+		"labels kept":          {"PUT", "/Observation/psy-1", mustJSON(obs("psy-1", "p1", "vital-signs", "R", "PSY")), nil},
+		"labels raised":        {"PUT", "/Observation/psy-1", mustJSON(obs("psy-1", "p1", "laboratory", "V", "PSY", "HIV")), nil},
+		"a patch of the rest":  {"PATCH", "/Observation/psy-1", `[{"op":"replace","path":"/status","value":"amended"}]`, patch},
+		"an unlabelled record": {"PUT", "/Observation/lab-1", mustJSON(obs("lab-1", "p1", "laboratory")), nil},
+		"a free id":            {"PUT", "/Observation/fresh", mustJSON(obs("fresh", "p1", "laboratory")), nil},
+	} {
+		r := f.do(c.method, c.target, cleared, c.body, c.hdr...)
+		sent := false
+		for _, g := range f.up.requests() {
+			sent = sent || g.Method == c.method
+		}
+		if r.status == http.StatusForbidden || !sent {
+			t.Errorf("%s: %d, forwarded %v: %s", name, r.status, sent, r.raw)
+		}
+		f.up.reset()
 	}
 }
 

@@ -43,7 +43,9 @@
 //     is checked against the stored version first, and one the clearance
 //     withholds answers 404, as a free id then does (no label stripping,
 //     no update-as-create); conditional writes and batched updates and
-//     deletes are refused.
+//     deletes are refused. Whatever the clearance, an update may raise a
+//     record's labels, never lower or remove them, and a patch of a
+//     labelled record may not touch meta.
 //
 // A patient/ token may read a Binary whose securityContext is in its
 // compartment (never search Binary). For patient/ tokens, reverse chains

@@ -1,9 +1,11 @@
 package fhirproxy
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 )
 
@@ -17,6 +19,14 @@ import (
 // of nothing, must not tell a free id from a withheld one (no existence
 // oracle; a new resource is created with POST).
 //
+// An update or a patch must also keep the stored version's security
+// labels: an app may raise them, never lower or remove them (an app
+// cleared for a record could otherwise launder it to every app that is
+// not). So every update and patch reads the stored version; with every
+// label cleared and no patient context, a free id is still created. A
+// patch of a labelled record may not touch meta at all (its result is
+// not known before the server applies it): change the labels with PUT.
+//
 // A vread or an instance history is checked the same way before it is
 // forwarded: an earlier version is shown only while the resource itself
 // may be (the versions are then judged one by one as they come back). A
@@ -24,8 +34,8 @@ import (
 // withheld in every version, not only in those written after. A resource
 // the server no longer has (deleted: 410) leaves its versions to be judged
 // one by one.
-func (p *Proxy) checkStored(ctx context.Context, in Interaction, a *access) *refusal {
-	read := false
+func (p *Proxy) checkStored(ctx context.Context, in Interaction, a *access, next *projection, body []byte) *refusal {
+	read, labelled := false, in.Kind == Update || in.Kind == Patch
 	switch in.Kind {
 	case Update, Patch, Delete:
 	case VRead, HistoryInstance:
@@ -34,7 +44,8 @@ func (p *Proxy) checkStored(ctx context.Context, in Interaction, a *access) *ref
 		return nil
 	}
 	inComp := a.patient != "" && in.Type != "Patient" // a patient/ token's own Patient is checked by id
-	if !inComp && a.unrestricted || in.ID == "" {
+	sees := !inComp && a.unrestricted                 // the access may see every stored version
+	if sees && !labelled || in.ID == "" {
 		return nil
 	}
 	st, pr, err := p.fetch(ctx, in.Type+"/"+in.ID)
@@ -43,8 +54,8 @@ func (p *Proxy) checkStored(ctx context.Context, in Interaction, a *access) *ref
 		return refuse(http.StatusBadGateway, "transient", "the FHIR server is unavailable")
 	case st == http.StatusOK && (pr.ResourceType != in.Type || pr.ID != in.ID):
 		return refuse(http.StatusBadGateway, "invalid", "the FHIR server answered with another resource")
-	case read && (st == http.StatusNotFound || st == http.StatusGone):
-		return nil
+	case (read || sees && a.patient == "") && (st == http.StatusNotFound || st == http.StatusGone):
+		return nil // nothing stored to protect, nor to tell of
 	case read && st == http.StatusOK:
 		v := a.judge(pr)
 		if v == needsContext {
@@ -63,7 +74,31 @@ func (p *Proxy) checkStored(ctx context.Context, in Interaction, a *access) *ref
 	if a.judge(pr) == needsContext && p.judgeContext(ctx, a, pr) != keep {
 		return notFound() // a Binary whose context the access may not see
 	}
+	switch {
+	case next != nil && lowers(pr, next):
+		return refuse(http.StatusForbidden, "forbidden", "an update must keep the stored record's security labels; an app may add labels, not lower or remove them")
+	case in.Kind == Patch && len(pr.Meta.Security) > 0 && bytes.Contains(body, []byte("meta")):
+		return refuse(http.StatusForbidden, "forbidden", "a patch of a labelled record may not touch meta; change it with PUT, keeping its security labels")
+	}
 	return nil
+}
+
+// lowers reports whether next drops a security label of stored: a lower
+// confidentiality, or a sensitivity, policy or obligation tag removed.
+// Labels of contained resources and of a Bundle's entries count, as they
+// do when the resource is judged.
+func lowers(stored, next *projection) bool {
+	sc, stags := stored.labels()
+	nc, ntags := next.labels()
+	if nc.Rank() < sc.Rank() {
+		return true
+	}
+	for _, t := range stags {
+		if !slices.Contains(ntags, t) {
+			return true
+		}
+	}
+	return false
 }
 
 // judgeContext judges a Binary by the resource its securityContext names,

@@ -14,6 +14,7 @@ import (
 // replaces or deletes (checkStored), and authorises batch entries.
 func (p *Proxy) checkWrite(ctx context.Context, r *http.Request, in Interaction, a *access, body []byte) *refusal {
 	bad := func(msg string) *refusal { return refuse(http.StatusBadRequest, "invalid", msg) }
+	var next *projection // an update's new content
 	switch in.Kind {
 	case Batch:
 		return p.checkBatch(ctx, r, a, body)
@@ -38,8 +39,9 @@ func (p *Proxy) checkWrite(ctx context.Context, r *http.Request, in Interaction,
 		if ref := validR4(body); ref != nil {
 			return ref
 		}
+		next = &pr
 	}
-	return p.checkStored(ctx, in, a)
+	return p.checkStored(ctx, in, a, next, body)
 }
 
 // checkBatch authorises every entry of a batch or transaction on its own;
