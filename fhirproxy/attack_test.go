@@ -976,10 +976,13 @@ func TestLabelDowngrade(t *testing.T) {
 	cleared := f.token("user/Observation.cruds", everyLabel())
 	patient := f.token("launch/patient patient/Observation.cruds", everyLabel())
 	patch := []string{"Content-Type", "application/json-patch+json"}
+	noID := func(r map[string]any) string { delete(r, "id"); return mustJSON(r) }
 	for name, c := range map[string]struct {
 		method, target, tok, body string
 		hdr                       []string
 	}{
+		"a conditional update":     {"PUT", "/Observation?_id=psy-1", cleared, noID(obs("x", "p1", "laboratory")), nil},
+		"a conditional patch":      {"PATCH", "/Observation?_id=psy-1", cleared, `[{"op":"remove","path":"/meta"}]`, patch},
 		"labels removed":           {"PUT", "/Observation/psy-1", cleared, mustJSON(obs("psy-1", "p1", "laboratory")), nil},
 		"a tag removed":            {"PUT", "/Observation/psy-1", cleared, mustJSON(obs("psy-1", "p1", "laboratory", "R")), nil},
 		"confidentiality lowered":  {"PUT", "/Observation/psy-1", cleared, mustJSON(obs("psy-1", "p1", "laboratory", "N", "PSY")), nil},
@@ -1006,11 +1009,13 @@ func TestLabelDowngrade(t *testing.T) {
 		method, target, body string
 		hdr                  []string
 	}{
-		"labels kept":          {"PUT", "/Observation/psy-1", mustJSON(obs("psy-1", "p1", "vital-signs", "R", "PSY")), nil},
-		"labels raised":        {"PUT", "/Observation/psy-1", mustJSON(obs("psy-1", "p1", "laboratory", "V", "PSY", "HIV")), nil},
-		"a patch of the rest":  {"PATCH", "/Observation/psy-1", `[{"op":"replace","path":"/status","value":"amended"}]`, patch},
-		"an unlabelled record": {"PUT", "/Observation/lab-1", mustJSON(obs("lab-1", "p1", "laboratory")), nil},
-		"a free id":            {"PUT", "/Observation/fresh", mustJSON(obs("fresh", "p1", "laboratory")), nil},
+		"labels kept":                         {"PUT", "/Observation/psy-1", mustJSON(obs("psy-1", "p1", "vital-signs", "R", "PSY")), nil},
+		"labels raised":                       {"PUT", "/Observation/psy-1", mustJSON(obs("psy-1", "p1", "laboratory", "V", "PSY", "HIV")), nil},
+		"a patch of the rest":                 {"PATCH", "/Observation/psy-1", `[{"op":"replace","path":"/status","value":"amended"}]`, patch},
+		"an unlabelled record":                {"PUT", "/Observation/lab-1", mustJSON(obs("lab-1", "p1", "laboratory")), nil},
+		"a free id":                           {"PUT", "/Observation/fresh", mustJSON(obs("fresh", "p1", "laboratory")), nil},
+		"a conditional update keeping labels": {"PUT", "/Observation?_id=psy-1", noID(obs("x", "p1", "laboratory", "R", "PSY")), nil},
+		"a conditional update matching none":  {"PUT", "/Observation?_id=nope", noID(obs("x", "p1", "laboratory")), nil},
 	} {
 		r := f.do(c.method, c.target, cleared, c.body, c.hdr...)
 		sent := false

@@ -43,12 +43,15 @@ func (p *Proxy) checkStored(ctx context.Context, in Interaction, a *access, next
 	default:
 		return nil
 	}
+	if in.Conditional && labelled {
+		return p.checkMatches(ctx, in, next, body)
+	}
 	inComp := a.patient != "" && in.Type != "Patient" // a patient/ token's own Patient is checked by id
 	sees := !inComp && a.unrestricted                 // the access may see every stored version
 	if sees && !labelled || in.ID == "" {
 		return nil
 	}
-	st, pr, err := p.fetch(ctx, in.Type+"/"+in.ID)
+	st, pr, err := p.fetch(ctx, in.Type+"/"+in.ID, "")
 	switch {
 	case err != nil:
 		return refuse(http.StatusBadGateway, "transient", "the FHIR server is unavailable")
@@ -74,13 +77,36 @@ func (p *Proxy) checkStored(ctx context.Context, in Interaction, a *access, next
 	if a.judge(pr) == needsContext && p.judgeContext(ctx, a, pr) != keep {
 		return notFound() // a Binary whose context the access may not see
 	}
+	return keepsLabels(in, pr, next, body)
+}
+
+// keepsLabels refuses an update that would lower stored's labels, and a
+// patch that touches the meta of a labelled record.
+func keepsLabels(in Interaction, stored, next *projection, body []byte) *refusal {
 	switch {
-	case next != nil && lowers(pr, next):
+	case next != nil && lowers(stored, next):
 		return refuse(http.StatusForbidden, "forbidden", "an update must keep the stored record's security labels; an app may add labels, not lower or remove them")
-	case in.Kind == Patch && len(pr.Meta.Security) > 0 && bytes.Contains(body, []byte("meta")):
+	case in.Kind == Patch && len(stored.Meta.Security) > 0 && bytes.Contains(body, []byte("meta")):
 		return refuse(http.StatusForbidden, "forbidden", "a patch of a labelled record may not touch meta; change it with PUT, keeping its security labels")
 	}
 	return nil
+}
+
+// checkMatches checks a conditional update or patch (which only a token
+// with every label cleared and no patient context gets this far with)
+// against what its criteria match now: the proxy runs the search first,
+// and the new content must keep the labels of every match (a Bundle read
+// as one resource carries its entries' labels). More than one match is
+// the FHIR server's to refuse.
+func (p *Proxy) checkMatches(ctx context.Context, in Interaction, next *projection, body []byte) *refusal {
+	st, found, err := p.fetch(ctx, in.Type, encodeQuery(in.Params))
+	switch {
+	case err != nil:
+		return refuse(http.StatusBadGateway, "transient", "the FHIR server is unavailable")
+	case st != http.StatusOK || found.ResourceType != "Bundle":
+		return refuse(http.StatusBadGateway, "invalid", "the FHIR server did not answer the update's criteria with a Bundle")
+	}
+	return keepsLabels(in, found, next, body)
 }
 
 // lowers reports whether next drops a security label of stored: a lower
@@ -111,7 +137,7 @@ func (p *Proxy) judgeContext(ctx context.Context, a *access, bin *projection) ve
 	if !ok {
 		return drop
 	}
-	st, pr, err := p.fetch(ctx, ref)
+	st, pr, err := p.fetch(ctx, ref, "")
 	if err != nil || st != http.StatusOK || pr.ResourceType+"/"+pr.ID != ref || pr.ResourceType == "Binary" {
 		return drop
 	}
@@ -145,10 +171,13 @@ func (p *Proxy) localRef(v string) (string, bool) {
 	return segs[0] + "/" + segs[1], true
 }
 
-// fetch reads a stored resource from the upstream with the proxy's own credential.
-func (p *Proxy) fetch(ctx context.Context, ref string) (int, *projection, error) {
+// fetch reads a stored resource (or, with a query, a search's Bundle, whose
+// projection carries its entries' labels) from the upstream with the
+// proxy's own credential.
+func (p *Proxy) fetch(ctx context.Context, ref, query string) (int, *projection, error) {
 	u := *p.Upstream
 	u.Path = strings.TrimSuffix(u.Path, "/") + "/" + ref
+	u.RawQuery = query
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
 		return 0, nil, err
