@@ -198,10 +198,16 @@ const maxLabels = 32
 func disclosedLabels(kept []*projection) []string {
 	var out []string
 	for _, k := range kept {
-		for _, c := range k.Meta.Security {
-			if l := c.System + "|" + c.Code; len(out) < maxLabels && !slices.Contains(out, l) {
-				out = append(out, l)
-			}
+		out = addLabels(out, k)
+	}
+	return out
+}
+
+// addLabels adds to a list of disclosed labels those of one resource.
+func addLabels(out []string, p *projection) []string {
+	for _, c := range p.Meta.Security {
+		if l := c.System + "|" + c.Code; len(out) < maxLabels && !slices.Contains(out, l) {
+			out = append(out, l)
 		}
 	}
 	return out

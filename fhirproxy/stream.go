@@ -84,8 +84,9 @@ type streamer struct {
 	// any was left out, for its labels in the second case.
 	sent              int
 	removed, withheld bool
-	total, meta       []byte // held back until every entry is judged
-	next              bool   // the Bundle links to a next page
+	total, meta       []byte   // held back until every entry is judged
+	next              bool     // the Bundle links to a next page
+	labels            []string // of the entries sent, for the audit trail
 }
 
 func (st *streamer) sep() {
@@ -207,6 +208,9 @@ func (st *streamer) entry(e bundleEntry) error {
 		if _, err := st.w.Write(raw); err != nil {
 			return err // the client has gone
 		}
+		if e.hasRes {
+			st.labels = addLabels(st.labels, &e.res)
+		}
 		st.sent++
 	}
 	st.s.Release(e.end)
@@ -216,7 +220,8 @@ func (st *streamer) entry(e bundleEntry) error {
 // stream replaces a response's body with the filtered stream of its
 // Bundle, whose first bytes (head) were already read. The event is
 // recorded by the caller before anything is sent; a second one follows
-// when entries were left out or the stream was cut.
+// when entries were left out, the stream was cut, or labelled entries went
+// out (it lists their labels).
 func (p *Proxy) stream(ctx context.Context, resp *http.Response, head []byte, a *access, typ string, assumed bool, ev *audit.Event) {
 	ev.Reason = "Bundle streamed: entries judged as they pass"
 	upstream := resp.Body
@@ -233,10 +238,11 @@ func (p *Proxy) stream(ctx context.Context, resp *http.Response, head []byte, a 
 		err := st.run()
 		upstream.Close()
 		pw.CloseWithError(err)
-		if err == nil && !st.removed {
+		if err == nil && !st.removed && len(st.labels) == 0 {
 			return
 		}
 		after := first
+		after.Labels = st.labels
 		switch {
 		case errors.Is(err, io.ErrClosedPipe) && !out.read.Load():
 			after.Reason = "streamed Bundle: refused before anything was sent"
@@ -245,8 +251,10 @@ func (p *Proxy) stream(ctx context.Context, resp *http.Response, head []byte, a 
 		case err != nil:
 			after.Type, after.Outcome = audit.ResourceRefused, audit.Failure
 			after.Reason = "streamed Bundle cut after " + strconv.Itoa(st.sent) + " entries: " + streamFailure(err)
-		default:
+		case st.removed:
 			after.Reason = "streamed Bundle: entries withheld from the response"
+		default:
+			after.Reason = "streamed Bundle: labelled entries disclosed"
 		}
 		if err := p.record(context.WithoutCancel(ctx), &after); err != nil {
 			p.logger().ErrorContext(ctx, "fhirproxy: a streamed response's outcome could not be audited", "err", err)

@@ -25,7 +25,8 @@ import (
 // ?broken=1 the Bundle ends in invalid JSON; with ?sorted=1 its members
 // come in name order, entries first (and ?lie=1 then makes its
 // resourceType Observation); with ?last=1 it has no next link, with
-// ?meta=1 it has a meta labelled HIV.
+// ?meta=1 it has a meta labelled HIV, and with ?psy=1 every entry is
+// labelled PSY.
 func bigSearch(n int) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/fhir+json")
@@ -50,7 +51,11 @@ func bigSearch(n int) http.HandlerFunc {
 			if i > 0 {
 				fmt.Fprint(w, ",")
 			}
-			fmt.Fprintf(w, `{"fullUrl":"%s/Observation/o%d","resource":{"resourceType":"Observation","id":"o%d","subject":{"reference":"Patient/%s"},"code":{"text":%q}}}`, base, i, i, p, strings.Repeat("z", 900))
+			meta := ""
+			if r.URL.Query().Has("psy") {
+				meta = `"meta":{"security":[{"system":"http://terminology.hl7.org/CodeSystem/v3-ActCode","code":"PSY"}]},`
+			}
+			fmt.Fprintf(w, `{"fullUrl":"%s/Observation/o%d","resource":{%s"resourceType":"Observation","id":"o%d","subject":{"reference":"Patient/%s"},"code":{"text":%q}}}`, base, i, meta, i, p, strings.Repeat("z", 900))
 		}
 		switch q := r.URL.Query(); {
 		case q.Has("broken"):
@@ -312,5 +317,29 @@ func TestStreamedTotal(t *testing.T) {
 	}
 	if r := f.do("GET", "/Observation?meta=1&last=1", patient, ""); r.status != 200 || strings.Contains(r.raw, `"HIV"`) {
 		t.Errorf("a meta with the labels of another patient's entries: %d", r.status)
+	}
+}
+
+// TestStreamedLabelsAudited: a streamed Bundle is audited before its
+// entries are read; when labelled entries went out, a second event lists
+// their labels.
+func TestStreamedLabelsAudited(t *testing.T) {
+	f, _ := streamFixture(t)
+	psy := f.token("user/Observation.rs", &consent.Clearance{MaxConfidentiality: consent.Normal, Tags: []string{"PSY"}})
+	before := len(f.audit.Events())
+	if r := f.do("GET", "/Observation?psy=1", psy, ""); r.status != 200 || !strings.Contains(r.raw, "o299") {
+		t.Fatalf("%d", r.status)
+	}
+	waitFor(t, func() bool { return len(f.audit.Events()) >= before+2 })
+	evs := f.audit.Events()
+	if got := evs[len(evs)-1].Labels; len(got) != 1 || got[0] != "http://terminology.hl7.org/CodeSystem/v3-ActCode|PSY" || evs[len(evs)-2].Labels != nil {
+		t.Errorf("labels audited: %v, then %v", evs[len(evs)-2].Labels, got)
+	}
+	// Unlabelled entries, nothing withheld: one event, as before.
+	before = len(f.audit.Events())
+	f.do("GET", "/Observation?last=1", psy, "")
+	time.Sleep(50 * time.Millisecond)
+	if n := len(f.audit.Events()) - before; n != 1 {
+		t.Errorf("%d events for an unlabelled stream", n)
 	}
 }
