@@ -27,50 +27,53 @@
 //     Location, Medication, …) may be read by patient/ tokens whose scopes
 //     name them; writes to them are refused.
 //   - D-9: resources above the clearance's confidentiality or with a
-//     sensitivity tag it does not release are withheld (the labels of a
-//     contained resource, and of the resources in a Bundle held as a
-//     resource, such as a document, count as their container's, and a
-//     Binary with a securityContext is judged by the resource it names,
-//     read from the FHIR server); a Bundle that lost entries for their
-//     labels is marked REDACTED and its total dropped.
-//     A search must not tell more of what is withheld than that mark: with
-//     a clearance short of every label, criteria that other resources meet
-//     (chains, _has, _filter, _list, _query), _summary=count and _contained
-//     are refused (403), and a total goes out only when the page holds the
-//     whole result (no next link) and nothing on it was withheld; so does
-//     the Bundle's meta, which may carry the matches' labels. Nor may a
-//     write touch, or tell of, what is withheld: an update, patch or delete
-//     is checked against the stored version first, and one the clearance
-//     withholds answers 404, as a free id then does (no label stripping,
-//     no update-as-create); conditional writes and batched updates and
-//     deletes are refused. Whatever the clearance, an update may raise a
-//     record's labels, never lower or remove them, and a patch of a
-//     labelled record may not touch meta.
+//     sensitivity tag it does not release are withheld; a Bundle that lost
+//     entries for their labels is marked REDACTED (see Security labels).
 //
 // A patient/ token may read a Binary whose securityContext is in its
 // compartment (never search Binary). For patient/ tokens, reverse chains
 // (_has), chains, _revinclude, iterating includes, _filter, _list,
 // system-wide search and history, type history, PATCH and conditional
-// writes (including a create with If-None-Exist) are refused (fail closed); writes are checked on the new content (which must
-// also be valid R4, checked with google/fhir/go) and on the stored version,
-// and a PUT to an id that does not exist answers 404 as one to another
-// patient's record does (no update-as-create with patient context).
-// Operations are denied unless listed: Patient/{id}/$everything with read
-// and search of every type. A constrained read becomes a search by _id with
-// the constraint, so the FHIR server proves the match. Batches are
-// authorised entry by entry; one refused entry refuses the Bundle, and in a
-// batch response an entry the token may not see reads exactly like one the
-// server did not find. An instance history with no visible version is a 404,
-// and so are a vread and an instance history of a resource the token may
-// not see as it is now (moved to another patient, or labelled, after the
-// version was written): the current version is read first. Type and
-// system history, whose versions no current version vouches for, are
-// refused with a clearance short of every label.
-// A write whose stored result the token may not read is answered like
-// Prefer: return=minimal (status and Location, no body). Conditional reads
-// (If-None-Match, If-Modified-Since) of inspected answers are evaluated by
-// the proxy once the resource is judged visible, never by a bodiless 304
-// from the upstream.
+// writes (including a create with If-None-Exist) are refused (fail
+// closed); writes are checked on the new content (which must also be valid
+// R4, checked with google/fhir/go) and on the stored version, and a PUT to
+// an id that does not exist answers 404 as one to another patient's record
+// does (no update-as-create with patient context). Operations are denied
+// unless listed: Patient/{id}/$everything with read and search of every
+// type. A constrained read becomes a search by _id with the constraint, so
+// the FHIR server proves the match. Batches are authorised entry by entry;
+// one refused entry refuses the Bundle, and in a batch response an entry
+// the token may not see reads exactly like one the server did not find (a
+// write entry keeps its status and location). An instance history with no
+// visible version is a 404, and so are a vread and an instance history of
+// a resource the token may not see as it is now (moved to another patient,
+// or labelled, after the version was written): the current version is
+// read first. A write whose stored result the token may not read is
+// answered like Prefer: return=minimal (status and Location, no body).
+// Conditional reads (If-None-Match, If-Modified-Since) of inspected answers
+// are evaluated by the proxy once the resource is judged visible, never by
+// a bodiless 304 from the upstream.
+//
+// # Security labels
+//
+// A resource is judged with the labels of what it carries: its contained
+// resources, and the resources in a Bundle held as a resource (a
+// document). A Binary with a securityContext is judged by the resource it
+// names, read from the FHIR server. What a clearance withholds stays
+// withheld: with a clearance short of every label, a search may not tell
+// more of it than the REDACTED mark. Criteria that other resources meet
+// (chains, _has, _filter, _list, _query), _summary=count and _contained
+// are refused (403); a total, and the Bundle's meta (where servers put the
+// matches' labels), go out only when the page holds the whole result and
+// nothing on it was withheld; type and system history are refused. Nor may
+// a write touch, or tell of, what is withheld: an update, patch or delete
+// is checked against the stored version first, and one the clearance
+// withholds answers 404, as a free id then does (no update-as-create);
+// conditional writes and batched updates and deletes are refused. Whatever
+// the clearance, an update may raise a record's labels, never lower or
+// remove them, and a patch of a labelled record may not touch meta. The
+// audit event of a response lists the labels of what went out, never of
+// what was withheld.
 //
 // # Reading responses
 //
