@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -821,15 +822,13 @@ func TestLabelInference(t *testing.T) {
 		"/Patient?_has:Observation:subject:_security=" + psy,
 		"/Patient?_has:Observation:patient:_has:AuditEvent:entity:agent=x",
 		"/Encounter?_has:Condition:encounter:code=F32",
-		"/Observation?subject.name=One",
-		"/Observation?subject:Patient.name=One",
+		"/Observation?subject.name=One", // a chain of unnamed type (TestChainsResolved has those it resolves)
 		"/Observation?encounter:Encounter.subject:Patient.name=One",
 		"/Observation?_filter=" + url.QueryEscape("subject.name eq One"),
 		"/Observation?_list=psy-list",
 		"/Observation?_query=sensitive",
 		"/Observation?_summary=count&_security=" + psy,
 		"/Patient/p1/Observation?_summary=count",
-		"/Patient/p1/Observation?encounter.type=psy",
 	}
 	for _, target := range searches {
 		f.refused(target, f.do("GET", target, user, ""), http.StatusForbidden)
@@ -1169,5 +1168,71 @@ func TestBinarySecurityContext(t *testing.T) {
 		if g.Method != http.MethodGet {
 			t.Errorf("a %s reached the upstream", g.Method)
 		}
+	}
+}
+
+// TestChainsResolved: with labels judged, a chain of one link to a named
+// type (patient.name, subject:Patient.name) is resolved by the proxy: it
+// searches the target itself, keeps the records the access may see and
+// forwards the search by their references, so a withheld record matches
+// no more than a missing one. Other chains stay refused; unrestricted
+// tokens' chains go upstream as sent.
+func TestChainsResolved(t *testing.T) {
+	f := newFixture(t)
+	p2 := f.up.resources["Patient/p2"]
+	p2["meta"] = map[string]any{"security": []any{map[string]any{"system": "http://terminology.hl7.org/CodeSystem/v3-Confidentiality", "code": "R"}}}
+	user := f.token("user/*.rs", nil)
+	forwarded := func(target, tok string) (result, []*http.Request) {
+		t.Helper()
+		f.up.reset()
+		r := f.do("GET", target, tok, "")
+		return r, f.up.requests()
+	}
+	for target, want := range map[string]string{
+		"/Observation?subject:Patient.name=x": "subject=Patient%2Fp1",
+		"/Observation?patient.name=x":         "patient=Patient%2Fp1",
+	} {
+		r, got := forwarded(target, user)
+		if r.status != 200 || len(got) != 2 || got[0].URL.Path != "/Patient" || got[0].URL.Query().Get("name") != "x" ||
+			got[1].URL.Path != "/Observation" || got[1].URL.RawQuery != want {
+			t.Errorf("%s: %d, forwarded %v", target, r.status, got)
+		}
+	}
+	f.up.reset()
+	if r := f.do("POST", "/Observation/_search", user, "patient.name=x", "Content-Type", "application/x-www-form-urlencoded"); r.status != 200 ||
+		len(f.up.bodies) != 2 || f.up.bodies[1] != "patient=Patient%2Fp1" {
+		t.Errorf("POST _search: %d, forwarded %q", r.status, f.up.bodies)
+	}
+	if _, got := forwarded("/Observation?patient.name=x", f.token("user/*.rs", everyLabel())); len(got) != 1 || got[0].URL.Query().Get("patient.name") != "x" {
+		t.Errorf("every label cleared: the chain went upstream as %v", got)
+	}
+	// A chain reaching only a withheld record, and one reaching none, are
+	// forwarded alike: as a reference to a random id.
+	var refs []string
+	for _, target := range []string{"/Observation?patient._id=p2", "/Observation?patient._id=nope"} {
+		r, got := forwarded(target, user)
+		if r.status != 200 || len(got) != 2 || strings.Contains(got[1].URL.RawQuery, "p2") || !strings.HasPrefix(got[1].URL.Query().Get("patient"), "Patient/") {
+			t.Fatalf("%s: %d, forwarded %v", target, r.status, got)
+		}
+		refs = append(refs, got[1].URL.Query().Get("patient"))
+	}
+	if refs[0] == refs[1] {
+		t.Errorf("the same reference twice: %v", refs)
+	}
+	// Refused, nothing forwarded: a target the scopes do not search, a
+	// chain of unnamed type, in a batch.
+	f.up.reset()
+	f.refused("a target the token may not search", f.do("GET", "/Observation?patient.name=x", f.token("user/Observation.rs", nil), ""), http.StatusForbidden)
+	f.refused("a chain of unnamed type", f.do("GET", "/Observation?subject.name=x", user, ""), http.StatusForbidden)
+	f.refused("a batched chain", f.do("POST", "/", user, `{"resourceType":"Bundle","type":"batch","entry":[{"request":{"method":"GET","url":"Observation?patient.name=x"}}]}`), http.StatusForbidden)
+	// Criteria matching more than chainLimit records: refused after the
+	// proxy's own search, and the search itself is not forwarded.
+	for i := range 101 {
+		id := "many-" + strconv.Itoa(i)
+		f.up.resources["Patient/"+id] = map[string]any{"resourceType": "Patient", "id": id}
+	}
+	r, got := forwarded("/Observation?patient.name=x", user)
+	if r.status != http.StatusForbidden || len(got) != 1 || got[0].URL.Path != "/Patient" {
+		t.Errorf("too broad: %d, forwarded %v", r.status, got)
 	}
 }

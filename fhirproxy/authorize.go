@@ -164,6 +164,8 @@ func judgedParams(in *Interaction, a *access) *refusal {
 			return refuse(http.StatusForbidden, "forbidden", prm.Name+" is not allowed with a clearance short of every label")
 		case base == "_summary" && prm.Value == "count":
 			return refuse(http.StatusForbidden, "forbidden", "_summary=count would count records the token's clearance withholds")
+		case simpleChain(prm.Name) && in.Kind != SearchSystem:
+			in.chained = true // resolved by the proxy, over what the access may see (chains.go)
 		case searchesOthers(prm.Name):
 			return refuse(http.StatusForbidden, "forbidden", "parameter "+prm.Name+
 				" searches by records the token's clearance may withhold; search those first, then by reference")

@@ -405,6 +405,10 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, x *exchange) {
 		}
 	}
 	if x.a != nil {
+		if ref := p.resolveChains(r.Context(), &x.in, x.a); ref != nil {
+			p.finish(w, r, &x.ev, ref, nil)
+			return
+		}
 		if ref := p.checkWrite(r.Context(), r, x.in, x.a, x.body); ref != nil {
 			p.finish(w, r, &x.ev, ref, nil)
 			return

@@ -58,6 +58,9 @@ type Interaction struct {
 	// pageURL is a signed page link's target below the upstream's base,
 	// forwarded as the upstream wrote it (links.go).
 	pageURL string
+	// chained: the search has chains the proxy resolves itself before
+	// forwarding it, since labels are judged (chains.go).
+	chained bool
 }
 
 // setIfNoneExist makes a create conditional on the criteria of an

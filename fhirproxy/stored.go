@@ -175,6 +175,22 @@ func (p *Proxy) localRef(v string) (string, bool) {
 // projection carries its entries' labels) from the upstream with the
 // proxy's own credential.
 func (p *Proxy) fetch(ctx context.Context, ref, query string) (int, *projection, error) {
+	st, b, err := p.get(ctx, ref, query)
+	if err != nil {
+		return 0, nil, err
+	}
+	var pr projection
+	if st == http.StatusOK {
+		if pr, err = parseResource(b); err != nil {
+			return 0, nil, err
+		}
+	}
+	return st, &pr, nil
+}
+
+// get reads a path below the upstream's base, with a query, with the
+// proxy's own credential: the status and at most Limits.MaxResp of body.
+func (p *Proxy) get(ctx context.Context, ref, query string) (int, []byte, error) {
 	u := *p.Upstream
 	u.Path = strings.TrimSuffix(u.Path, "/") + "/" + ref
 	u.RawQuery = query
@@ -192,14 +208,5 @@ func (p *Proxy) fetch(ctx context.Context, ref, query string) (int, *projection,
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, p.Limits.resp()))
-	if err != nil {
-		return 0, nil, err
-	}
-	var pr projection
-	if resp.StatusCode == http.StatusOK {
-		if pr, err = parseResource(b); err != nil {
-			return 0, nil, err
-		}
-	}
-	return resp.StatusCode, &pr, nil
+	return resp.StatusCode, b, err
 }

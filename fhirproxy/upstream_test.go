@@ -217,9 +217,10 @@ func (u *upstream) serve(w http.ResponseWriter, r *http.Request) {
 			u.write(w, 200, map[string]any{"resourceType": "Bundle", "type": "searchset", "total": len(entries)})
 			return
 		}
-		// Paging links on the upstream's own base, as FHIR servers write them.
+		// Paging links on the upstream's own base, as FHIR servers write them:
+		// asked for a page (a _count under 100), it says more follow.
 		links := []any{map[string]any{"relation": "self", "url": u.ts.URL + r.URL.RequestURI()}}
-		if q.Has("_count") {
+		if n, err := strconv.Atoi(q.Get("_count")); err == nil && n < 100 {
 			links = append(links, map[string]any{"relation": "next", "url": u.ts.URL + r.URL.RequestURI() + "&ct=page-2"})
 		}
 		bundle := map[string]any{"resourceType": "Bundle", "type": "searchset", "total": len(entries), "link": links, "entry": entries}

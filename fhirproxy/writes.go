@@ -87,7 +87,7 @@ func (p *Proxy) checkBatch(ctx context.Context, r *http.Request, a *access, body
 			}
 			return ref
 		}
-		if in.unwrap != "" || encodeQuery(in.Params) != orig || in.Kind == SearchType && a.patient != "" {
+		if in.unwrap != "" || in.chained || encodeQuery(in.Params) != orig || in.Kind == SearchType && a.patient != "" {
 			return refuse(http.StatusForbidden, "forbidden", "batch entry "+itoa(i)+" needs constraints the proxy adds; send it on its own")
 		}
 		if a.patient != "" && in.Kind == VRead || !a.unrestricted && (in.Kind == VRead || in.Kind == HistoryInstance) {

@@ -1,0 +1,121 @@
+package fhirproxy
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/smartkit/smartkit/internal/jsonstrict"
+	"github.com/smartkit/smartkit/internal/randid"
+	"github.com/smartkit/smartkit/scopes"
+)
+
+// chainLimit is how many records a chain's criteria may match, as the
+// proxy resolves it; more, and the search must be narrowed.
+const chainLimit = 100
+
+// chainTargets are the reference parameters whose name says the type a
+// chain through them reaches; any other needs a type modifier
+// (subject:Patient.name).
+var chainTargets = map[string]string{
+	"patient": "Patient", "encounter": "Encounter", "organization": "Organization", "location": "Location",
+	"practitioner": "Practitioner", "device": "Device", "medication": "Medication", "specimen": "Specimen",
+}
+
+// simpleChain reports whether a parameter is a chain of one link
+// (patient.identifier, subject:Patient.name), the only kind the proxy
+// resolves; longer chains, reverse chains and filters stay refused when
+// labels are judged.
+func simpleChain(name string) bool {
+	if strings.HasPrefix(name, "_") || strings.Count(name, ".") != 1 {
+		return false
+	}
+	ref, _, _ := strings.Cut(name, ".")
+	return ref != "" && strings.Count(ref, ":") <= 1
+}
+
+// resolveChains resolves, with labels judged, each chain of a search into
+// the references it reaches: the proxy searches the target type itself
+// with the chain's criteria, keeps the records the access may see, and
+// forwards the search by those references instead (patient.identifier=X
+// becomes patient=Patient/a,Patient/b). A record the clearance withholds
+// then matches no more than one that does not exist, where a chain sent
+// upstream would have told it exists. Criteria matching more than
+// chainLimit records are refused, and a chain that reaches none is sent
+// as a reference to a random id, which matches nothing.
+func (p *Proxy) resolveChains(ctx context.Context, in *Interaction, a *access) *refusal {
+	if !in.chained {
+		return nil
+	}
+	forbidden := func(msg string) *refusal { return refuse(http.StatusForbidden, "forbidden", msg) }
+	for i := range in.Params {
+		prm := &in.Params[i]
+		if !simpleChain(prm.Name) {
+			continue
+		}
+		ref, rest, _ := strings.Cut(prm.Name, ".")
+		param, target, _ := strings.Cut(ref, ":")
+		if target == "" {
+			target = chainTargets[param]
+		}
+		switch {
+		case target == "" || !knownType(target):
+			return forbidden("name the type the chain reaches, as in " + param + ":Patient." + rest)
+		case !a.tok.Scopes.Allows(scopes.Access{Context: a.ctx, Type: target, Perms: scopes.Search}):
+			return forbidden("the token's scopes do not allow a search of " + target + ", which the chain reaches")
+		}
+		ids, refused := p.visibleMatches(ctx, a, target, Param{Name: rest, Value: prm.Value})
+		if refused != nil {
+			return refused
+		}
+		if len(ids) == 0 {
+			ids = []string{randid.New()} // matches nothing, as a chain reaching no record would
+		}
+		refs := make([]string, len(ids))
+		for j, id := range ids {
+			refs[j] = target + "/" + id
+		}
+		*prm = Param{Name: param, Value: strings.Join(refs, ",")}
+	}
+	return nil
+}
+
+// visibleMatches runs a search of target by one parameter with the
+// proxy's credential and returns the ids of the matches the access may
+// see, or a refusal when they are more than chainLimit (or more pages
+// follow).
+func (p *Proxy) visibleMatches(ctx context.Context, a *access, target string, criterion Param) ([]string, *refusal) {
+	q := encodeQuery([]Param{criterion, {Name: "_count", Value: strconv.Itoa(chainLimit + 1)}})
+	st, body, err := p.get(ctx, target, q)
+	switch {
+	case err != nil:
+		return nil, refuse(http.StatusBadGateway, "transient", "the FHIR server is unavailable")
+	case st != http.StatusOK:
+		return nil, refuse(http.StatusBadRequest, "invalid", "the FHIR server did not accept the chain's criteria ("+strconv.Itoa(st)+")")
+	}
+	var (
+		top     projection
+		matches []string
+		more    bool
+	)
+	s := jsonstrict.NewScanner(body)
+	derr := top.decode(s, readEntries(s, nil, func(e bundleEntry) error {
+		if e.hasRes && e.res.ResourceType == target && a.judge(&e.res) == keep {
+			matches = append(matches, e.res.ID)
+		}
+		return nil
+	}), func(name string, start int64) error {
+		if name == "link" {
+			more = more || nextLink(body[start:s.Offset()])
+		}
+		return nil
+	})
+	if derr != nil || s.End() != nil || top.ResourceType != "Bundle" {
+		return nil, refuse(http.StatusBadGateway, "invalid", "the FHIR server answered the chain's criteria with invalid JSON or not a Bundle")
+	}
+	if more || len(matches) > chainLimit {
+		return nil, refuse(http.StatusForbidden, "too-costly", "the chain's criteria match more than "+strconv.Itoa(chainLimit)+" records; narrow them")
+	}
+	return matches, nil
+}
