@@ -1224,6 +1224,8 @@ func TestChainsResolved(t *testing.T) {
 	f.up.reset()
 	f.refused("a target the token may not search", f.do("GET", "/Observation?patient.name=x", f.token("user/Observation.rs", nil), ""), http.StatusForbidden)
 	f.refused("a chain of unnamed type", f.do("GET", "/Observation?subject.name=x", user, ""), http.StatusForbidden)
+	f.refused("a target the token searches under a constraint", f.do("GET", "/Observation?patient.name=x",
+		f.token("user/Observation.rs user/Patient.rs?gender=female", nil), ""), http.StatusForbidden)
 	f.refused("a batched chain", f.do("POST", "/", user, `{"resourceType":"Bundle","type":"batch","entry":[{"request":{"method":"GET","url":"Observation?patient.name=x"}}]}`), http.StatusForbidden)
 	// Criteria matching more than chainLimit records: refused after the
 	// proxy's own search, and the search itself is not forwarded.

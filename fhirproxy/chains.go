@@ -63,6 +63,8 @@ func (p *Proxy) resolveChains(ctx context.Context, in *Interaction, a *access) *
 		case target == "" || !knownType(target):
 			return forbidden("name the type the chain reaches, as in " + param + ":Patient." + rest)
 		case !a.tok.Scopes.Allows(scopes.Access{Context: a.ctx, Type: target, Perms: scopes.Search}):
+			// Allows is false too for a type searched only under a query
+			// constraint, which the proxy's own search would not apply.
 			return forbidden("the token's scopes do not allow a search of " + target + ", which the chain reaches")
 		}
 		ids, refused := p.visibleMatches(ctx, a, target, Param{Name: rest, Value: prm.Value})
