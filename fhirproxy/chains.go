@@ -2,12 +2,13 @@ package fhirproxy
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"net/http"
 	"strconv"
 	"strings"
 
 	"github.com/smartkit/smartkit/internal/jsonstrict"
-	"github.com/smartkit/smartkit/internal/randid"
 	"github.com/smartkit/smartkit/scopes"
 )
 
@@ -72,7 +73,7 @@ func (p *Proxy) resolveChains(ctx context.Context, in *Interaction, a *access) *
 			return refused
 		}
 		if len(ids) == 0 {
-			ids = []string{randid.New()} // matches nothing, as a chain reaching no record would
+			ids = []string{noMatch()} // matches nothing, as a chain reaching no record would
 		}
 		refs := make([]string, len(ids))
 		for j, id := range ids {
@@ -120,4 +121,12 @@ func (p *Proxy) visibleMatches(ctx context.Context, a *access, target string, cr
 		return nil, refuse(http.StatusForbidden, "too-costly", "the chain's criteria match more than "+strconv.Itoa(chainLimit)+" records; narrow them")
 	}
 	return matches, nil
+}
+
+// noMatch is a random id in FHIR's id syntax ([A-Za-z0-9.-], which base64url
+// is not), for a reference no record has.
+func noMatch() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }

@@ -492,3 +492,14 @@ func TestAnswerShapes(t *testing.T) {
 		}
 	}
 }
+
+// TestNoMatchIsAnID: the reference a chain that reaches nothing is sent as
+// is a FHIR id (base64url's '_' is not), so a strict server answers it
+// with an empty Bundle, not a 400.
+func TestNoMatchIsAnID(t *testing.T) {
+	for range 200 {
+		if id := noMatch(); !validID(id) {
+			t.Fatalf("%q is not a FHIR id", id)
+		}
+	}
+}
