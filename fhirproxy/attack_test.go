@@ -1160,6 +1160,11 @@ func TestBinarySecurityContext(t *testing.T) {
 		f.refused("patient context, "+target, f.do("GET", target, f.token("launch/patient patient/Binary.rs", nil), ""), 403)
 	}
 
+	// A token that may write Binary but not read it is held to the context too.
+	f.up.reset()
+	if r := f.do("PUT", "/Binary/bin-psy", f.token("user/Binary.u user/DocumentReference.rs", nil), mustJSON(bin("bin-psy", "DocumentReference/note-ok"))); r.status != 404 {
+		t.Errorf("a write-only token overwriting a withheld document's content: %d", r.status)
+	}
 	writer := f.token("user/Binary.cruds user/DocumentReference.rs", nil)
 	if r := f.do("PUT", "/Binary/bin-psy", writer, mustJSON(bin("bin-psy", "DocumentReference/note-ok"))); r.status != 404 {
 		t.Errorf("overwriting the content of a withheld document: %d", r.status)

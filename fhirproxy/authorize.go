@@ -124,11 +124,13 @@ func (p *Proxy) authorize(in *Interaction, a *access) *refusal {
 //
 // With a clearance short of every label, the proxy withholds what the
 // clearance does not release, so a search must not reveal it otherwise:
-// criteria met by other resources (chains, _has, _filter, _list, _query:
-// Patient?_has:Observation:subject:_security=PSY would name the patients
-// with psychiatric records) and _summary=count (which counts what is
-// withheld) are refused, and so are _contained and _containedType (a
+// criteria met by other resources (_has, _filter, _list, _query, longer
+// chains: Patient?_has:Observation:subject:_security=PSY would name the
+// patients with psychiatric records) and _summary=count (which counts what
+// is withheld) are refused, and so are _contained and _containedType (a
 // contained resource answered on its own has lost its container's labels).
+// A chain of one link (simpleChain) is marked for the proxy to resolve
+// before forwarding (resolveChains).
 func judgedParams(in *Interaction, a *access) *refusal {
 	switch in.Kind {
 	case Read, VRead, SearchType, SearchCompart, SearchSystem, HistoryInstance, HistoryType, HistorySystem:

@@ -281,12 +281,18 @@ const (
 	needsContext
 )
 
-// judge applies compartment, type and label rules to one resource.
+// bound reports whether a resource is judged by the resource its
+// securityContext names (needsContext): a Binary that names one, when the
+// access judges anything (patient context, or labels).
+func (a *access) bound(p *projection) bool {
+	return p.SecurityContext.Reference != "" && p.ResourceType == "Binary" && (a.patient != "" || !a.unrestricted)
+}
+
+// judge applies compartment, type and label rules to one resource. A
+// Binary bound to its securityContext is in no compartment: its own
+// compartment does not count, its labels still do.
 func (a *access) judge(p *projection) verdict {
-	// A Binary that names its securityContext is judged by that resource
-	// (needsContext) when the access judges anything: its own compartment
-	// (it is in none) does not count, its labels still do.
-	context := p.SecurityContext.Reference != "" && p.ResourceType == "Binary" && (a.patient != "" || !a.unrestricted)
+	context := a.bound(p)
 	if a.patient != "" && !context && !p.inCompartment(a.patient) && !a.shared(p.ResourceType) {
 		return drop
 	}

@@ -84,8 +84,7 @@ func (x *exchange) inspect(resp *http.Response) (*refusal, error) {
 		resp.Header.Del("Content-Type")
 		return nil, nil
 	}
-	if ref == nil && len(kept) == 1 && kept[0].SecurityContext.Reference != "" && a.judge(kept[0]) == needsContext &&
-		p.judgeContext(resp.Request.Context(), a, kept[0]) != keep {
+	if ref == nil && len(kept) == 1 && a.bound(kept[0]) && p.judgeContext(resp.Request.Context(), a, kept[0]) != keep {
 		ref = notFound()
 	}
 	if ref != nil {
@@ -487,18 +486,15 @@ func (a *access) inspectBody(in Interaction, body []byte) ([]byte, []*projection
 			}
 			return nil, nil, notFound()
 		}
-		// A total and a meta (whose labels may be the high-water mark of
-		// every match) go only when they cannot tell of what the access
-		// does not see: see total.shown.
-		dropTotal, dropMeta := removed, removed
-		if !removed && !a.unrestricted {
-			t := bundleTotal(body, spans)
-			dropTotal, dropMeta = !t.shown(len(entries)), t.meta && t.next
+		var f pageFacts
+		if !removed && !a.unrestricted { // only then do the facts decide
+			f = bundleFacts(body, spans)
 		}
-		if !removed && !relinked && !dropTotal && !dropMeta {
+		keepTotal, keepMeta := f.goes(a, removed, len(entries))
+		if !removed && !relinked && (keepTotal || !f.total) && (keepMeta || !f.meta) {
 			return body, kept, nil
 		}
-		return rebuildBundle(body, spans, entries, fates, edits{removed, withheld, dropTotal, dropMeta}), kept, nil
+		return rebuildBundle(body, spans, entries, fates, edits{removed, withheld, !keepTotal, !keepMeta}), kept, nil
 	case len(entries) > 0:
 		// Entries belong to a Bundle: judged nowhere else, they would pass
 		// unseen inside whatever claims to be another resource.
@@ -521,7 +517,7 @@ func (a *access) inspectBody(in Interaction, body []byte) ([]byte, []*projection
 // edits says what rebuildBundle changes besides the entries: whether some
 // were removed (an emptied entry array is then left out), whether some of
 // those were withheld for their labels (the meta becomes a REDACTED label),
-// and whether the total and the meta go (see total.shown).
+// and whether the total and the meta go (see pageFacts.goes).
 type edits struct{ removed, withheld, dropTotal, dropMeta bool }
 
 // rebuildBundle writes a Bundle without the entries it may not keep (or
@@ -586,42 +582,47 @@ func rebuildBundle(body []byte, spans []span, entries []bundleEntry, fates []fat
 	return append(out, '}')
 }
 
-// shown reports whether a Bundle's total may be passed on when labels are
-// judged and no entry was removed (a removed entry is counted in it, so it
-// never goes then): only when the page holds the whole result (no next
-// link) and the total counts no more than its entries. Otherwise it counts
-// matches on pages not yet judged, or on none (_summary=count), and would
-// tell how many records the clearance withholds. A Bundle without a total
-// has none to drop. The Bundle's meta goes on the same terms, save the
-// count: its labels may be the high-water mark of every match (and a
-// removed entry's labels are never echoed).
-func (t total) shown(entries int) bool {
-	return !t.present || !t.next && t.ok && t.n <= entries
+// pageFacts is what a judged Bundle's total and meta go out by: whether it
+// has a total (and whether that is a non-negative integer, n), a next
+// link, a meta.
+type pageFacts struct {
+	total, totalOK, next, meta bool
+	n                          int
 }
 
-// total is what total.shown needs of a Bundle: its total, if present and a
-// non-negative integer, and whether it links to a next page; and whether
-// it has a meta.
-type total struct {
-	present, ok, next, meta bool
-	n                       int
+// goes reports whether a judged Bundle's total and meta go out. Neither
+// does when entries were removed: the total counts them, the meta may
+// carry their labels. With labels judged, both go only when the page holds
+// the whole result (no next link), and the total only when it counts no
+// more than the page's entries; otherwise they tell of matches on pages
+// not yet judged, or on none (_summary=count): how many records the
+// clearance withholds, and their labels (servers write the high-water mark
+// of the matches' labels in the meta). Whole and streamed Bundles alike.
+func (f pageFacts) goes(a *access, removed bool, entries int) (total, meta bool) {
+	switch {
+	case removed:
+		return false, false
+	case a.unrestricted:
+		return true, true
+	}
+	return !f.total || !f.next && f.totalOK && f.n <= entries, !f.next
 }
 
-// bundleTotal reads a Bundle's total and next link from its member spans.
-func bundleTotal(body []byte, spans []span) total {
-	var t total
+// bundleFacts reads a whole Bundle's pageFacts from its member spans.
+func bundleFacts(body []byte, spans []span) pageFacts {
+	var f pageFacts
 	for _, m := range spans {
 		switch m.name {
 		case "total":
-			t.present = true
-			t.n, t.ok = memberInt(body[m.start:m.end])
+			f.total = true
+			f.n, f.totalOK = memberInt(body[m.start:m.end])
 		case "link":
-			t.next = t.next || nextLink(body[m.start:m.end])
+			f.next = f.next || nextLink(body[m.start:m.end])
 		case "meta":
-			t.meta = true
+			f.meta = true
 		}
 	}
-	return t
+	return f
 }
 
 // memberInt reads a member ("total": 12) whose value is a non-negative

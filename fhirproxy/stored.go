@@ -74,7 +74,7 @@ func (p *Proxy) checkStored(ctx context.Context, in Interaction, a *access, next
 	if conf, tags := pr.labels(); !a.clearance.Allows(conf, tags) {
 		return notFound()
 	}
-	if a.judge(pr) == needsContext && p.judgeContext(ctx, a, pr) != keep {
+	if a.bound(pr) && p.judgeContext(ctx, a, pr) != keep {
 		return notFound() // a Binary whose context the access may not see
 	}
 	return keepsLabels(in, pr, next, body)

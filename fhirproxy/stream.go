@@ -158,7 +158,10 @@ func (st *streamer) run() error {
 	if err != nil {
 		return err
 	}
-	if st.total != nil && !st.removed && (st.a.unrestricted || st.shown()) {
+	f := pageFacts{total: st.total != nil, next: st.next, meta: st.meta != nil}
+	f.n, f.totalOK = memberInt(st.total)
+	keepTotal, keepMeta := f.goes(st.a, st.removed, st.sent)
+	if st.total != nil && keepTotal {
 		st.sep()
 		_, _ = st.w.Write(st.total)
 	}
@@ -166,20 +169,12 @@ func (st *streamer) run() error {
 	case st.withheld:
 		st.sep()
 		_, _ = st.w.WriteString(redacted)
-	case st.meta != nil && !st.removed && (st.a.unrestricted || !st.next):
-		// Its labels may be the high-water mark of every match (total.shown).
+	case st.meta != nil && keepMeta:
 		st.sep()
 		_, _ = st.w.Write(st.meta)
 	}
 	_ = st.w.WriteByte('}')
 	return st.w.Flush()
-}
-
-// shown applies total.shown to the streamed Bundle once its entries are
-// judged.
-func (st *streamer) shown() bool {
-	n, ok := memberInt(st.total)
-	return total{present: true, ok: ok, n: n, next: st.next}.shown(st.sent)
 }
 
 // entry judges one entry and writes it if the access may see it.
