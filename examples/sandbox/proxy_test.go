@@ -25,6 +25,24 @@ func patientToken(t *testing.T, sb *Sandbox, scope string) string {
 	return tok
 }
 
+// fhirCall sends a request with a bearer token (and a FHIR JSON body,
+// when given) and returns the status and the body.
+func fhirCall(t *testing.T, tok, method, target, body string) (int, []byte) {
+	t.Helper()
+	req, _ := http.NewRequest(method, target, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+tok)
+	if body != "" {
+		req.Header.Set("Content-Type", "application/fhir+json")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b
+}
+
 // TestProxyInFrontOfTheSandboxData runs attack classes of the security
 // baseline's proxy section against the sandbox's own FHIR data server, with
 // a patient/ token for pt-001 of the example app.
@@ -33,15 +51,8 @@ func TestProxyInFrontOfTheSandboxData(t *testing.T) {
 	tok := patientToken(t, sb, "launch/patient patient/*.rs")
 	get := func(path string) (int, string) {
 		t.Helper()
-		req, _ := http.NewRequest(http.MethodGet, sb.FHIRBase+path, nil)
-		req.Header.Set("Authorization", "Bearer "+tok)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
+		code, b := fhirCall(t, tok, http.MethodGet, sb.FHIRBase+path, "")
+		return code, string(b)
 	}
 	refs := func(body string) []string {
 		var b struct {
@@ -172,16 +183,10 @@ func TestPagingThroughTheProxy(t *testing.T) {
 	tok := patientToken(t, sb, "launch/patient patient/*.rs")
 	get := func(target string) (int, map[string]any) {
 		t.Helper()
-		req, _ := http.NewRequest(http.MethodGet, target, nil)
-		req.Header.Set("Authorization", "Bearer "+tok)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
+		code, raw := fhirCall(t, tok, http.MethodGet, target, "")
 		var b map[string]any
-		_ = json.NewDecoder(resp.Body).Decode(&b)
-		return resp.StatusCode, b
+		_ = json.Unmarshal(raw, &b)
+		return code, b
 	}
 	next := func(b map[string]any) string {
 		links, _ := b["link"].([]any)
@@ -245,19 +250,10 @@ func TestProxyWithholdsLabelledRecords(t *testing.T) {
 	}
 	do := func(method, path, body string) (int, map[string]any) {
 		t.Helper()
-		req, _ := http.NewRequest(method, sb.FHIRBase+path, strings.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+tok)
-		if body != "" {
-			req.Header.Set("Content-Type", "application/fhir+json")
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
+		code, raw := fhirCall(t, tok, method, sb.FHIRBase+path, body)
 		var out map[string]any
-		_ = json.NewDecoder(resp.Body).Decode(&out)
-		return resp.StatusCode, out
+		_ = json.Unmarshal(raw, &out)
+		return code, out
 	}
 	stored := func(key string) resource {
 		sb.fhir.mu.RLock()
