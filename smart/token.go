@@ -326,7 +326,7 @@ func (s *Server) grantClientCredentials(w http.ResponseWriter, r *http.Request, 
 		Audience: aud, Created: now, Expires: now.Add(life)}
 	if s.BackendClearance != nil {
 		if g.Clearance, err = s.BackendClearance(r.Context(), in.tenant.ID, client); err != nil {
-			s.logger().Error("smart: backend clearance", "client", client.ID, "err", err)
+			s.logger().ErrorContext(r.Context(), "smart: backend clearance", "client", client.ID, "err", err)
 			fail(oauthErr(ServerError, "try again later"))
 			return
 		}
