@@ -10,6 +10,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"os"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"sync"
@@ -51,6 +52,13 @@ func readOnce(b *testing.B, client *http.Client, target, tok string) time.Durati
 // token included, and like any gateway swaps the token for its own
 // upstream credential, so the two differ only in what the proxy does. It
 // returns the URL of the same 1 KB Observation through each, and the token.
+//
+// Each side's server goroutines, and its upstream's, carry a profiler label
+// (side=proxy, upstream-proxy, bare, upstream-bare; the read benchmarks
+// label their clients client-proxy and client-bare), so a CPU profile of a
+// paired benchmark tells each side's work apart within the same run:
+// go test -bench … -cpuprofile cpu.out, then go tool pprof -tags on it, or
+// -tagfocus 'side=^proxy$'.
 func pair(b *testing.B, scope string, clearance *consent.Clearance) (proxyURL, bareURL, tok string) {
 	f := newFixture(&testing.T{})
 	b.Cleanup(f.ts.Close)
@@ -66,16 +74,33 @@ func pair(b *testing.B, scope string, clearance *consent.Clearance) (proxyURL, b
 	}
 	up := newUpstream(b)
 	up.forgetful, f.up.forgetful = true, true // a record growing by the request would grow the GC's work
+	up.side, f.up.side = side("upstream-bare"), side("upstream-proxy")
+	ps := httptest.NewServer(labelled("proxy", http.StripPrefix("/fhir", f.proxy)))
+	b.Cleanup(ps.Close)
 	u, _ := url.Parse(up.ts.URL)
-	rp := httptest.NewServer(http.StripPrefix("/fhir", &httputil.ReverseProxy{
+	rp := httptest.NewServer(labelled("bare", http.StripPrefix("/fhir", &httputil.ReverseProxy{
 		Transport:  &http.Transport{MaxIdleConnsPerHost: 64, IdleConnTimeout: 90 * time.Second},
 		BufferPool: copyBuffers,
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(u)
 			pr.Out.Header.Set("Authorization", "Bearer upstream-credential")
-		}}))
+		}})))
 	b.Cleanup(rp.Close)
-	return f.base + "/Observation/lab-1", rp.URL + "/fhir/Observation/lab-1", tok
+	return ps.URL + "/fhir/Observation/lab-1", rp.URL + "/fhir/Observation/lab-1", tok
+}
+
+// side is the profiler label of one side of a paired benchmark.
+func side(name string) context.Context {
+	return pprof.WithLabels(context.Background(), pprof.Labels("side", name))
+}
+
+// labelled gives the goroutine serving each request h gets the label side.
+func labelled(name string, h http.Handler) http.Handler {
+	ctx := side(name)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		pprof.SetGoroutineLabels(ctx)
+		h.ServeHTTP(w, r)
+	})
 }
 
 // BenchmarkReadVsBaseline alternates one read through the proxy with one
@@ -96,17 +121,19 @@ func BenchmarkProvenReadVsBaseline(b *testing.B) {
 func readVsBaseline(b *testing.B, scope string, clearance *consent.Clearance) {
 	proxyURL, bareURL, tok := pair(b, scope, clearance)
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
+	clientP, clientB := side("client-proxy"), side("client-bare")
+	defer pprof.SetGoroutineLabels(context.Background())
+	proxy := func() time.Duration { pprof.SetGoroutineLabels(clientP); return readOnce(b, client, proxyURL, tok) }
+	baseline := func() time.Duration { pprof.SetGoroutineLabels(clientB); return readOnce(b, client, bareURL, tok) }
 	var proxied, bare []time.Duration
 	var sumP, sumB time.Duration
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		var p, q time.Duration
 		if i%2 == 0 { // alternate which goes first: neither pays for the other's tail
-			p = readOnce(b, client, proxyURL, tok)
-			q = readOnce(b, client, bareURL, tok)
+			p, q = proxy(), baseline()
 		} else {
-			q = readOnce(b, client, bareURL, tok)
-			p = readOnce(b, client, proxyURL, tok)
+			q, p = baseline(), proxy()
 		}
 		proxied, bare = append(proxied, p), append(bare, q)
 		sumP, sumB = sumP+p, sumB+q
@@ -204,7 +231,14 @@ func BenchmarkThroughputVsBaseline(b *testing.B) {
 	proxyURL, bareURL, tok := pair(b, "launch/patient patient/Observation.rs", nil)
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 8}}
 	const workers, each = 4, 8
+	clientP, clientB := side("client-proxy"), side("client-bare")
+	defer pprof.SetGoroutineLabels(context.Background())
 	round := func(target string) time.Duration {
+		if target == proxyURL { // the workers, and the connections they dial, inherit it
+			pprof.SetGoroutineLabels(clientP)
+		} else {
+			pprof.SetGoroutineLabels(clientB)
+		}
 		start := time.Now()
 		var wg sync.WaitGroup
 		for range workers {

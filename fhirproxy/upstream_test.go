@@ -1,10 +1,12 @@
 package fhirproxy_test
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -25,6 +27,9 @@ type upstream struct {
 	// forgetful keeps no record of requests (benchmarks: a record growing
 	// by the request would make the garbage collector's work grow too).
 	forgetful bool
+	// side, when set, labels the goroutines serving requests for the CPU
+	// profiler (benchmarks: which proxy's upstream did the work).
+	side context.Context
 	// versions are the earlier versions of "Type/id", oldest first, for
 	// vread and instance history (the current one is in resources); a
 	// version {"deleted": true} is a deletion.
@@ -91,6 +96,9 @@ func (u *upstream) write(w http.ResponseWriter, status int, v any) {
 }
 
 func (u *upstream) serve(w http.ResponseWriter, r *http.Request) {
+	if u.side != nil {
+		pprof.SetGoroutineLabels(u.side)
+	}
 	// A permissive upstream CORS policy the proxy must not pass on.
 	w.Header().Set("Access-Control-Allow-Origin", "*")
 	w.Header().Set("Cache-Control", "public, max-age=3600") // and a caching policy the proxy must replace
