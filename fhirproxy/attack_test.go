@@ -1243,3 +1243,82 @@ func TestChainsResolved(t *testing.T) {
 		t.Errorf("too broad: %d, forwarded %v", r.status, got)
 	}
 }
+
+// TestChainPagesFollowed: the proxy's own search for a chain follows the
+// target's pages, so what decides whether the chain is too broad is how
+// many matches the access may see, not how many the clearance withholds.
+// A chain whose criteria also match 150 withheld records is resolved as
+// one that matches only the visible record; 101 visible matches are still
+// refused, and so are criteria whose pages do not end within chainPages.
+// A next link off the upstream's base is not followed: the proxy's
+// credential goes only to the upstream.
+func TestChainPagesFollowed(t *testing.T) {
+	f := newFixture(t)
+	f.up.pageSize = 20
+	restricted := map[string]any{"security": []any{map[string]any{"system": "http://terminology.hl7.org/CodeSystem/v3-Confidentiality", "code": "R"}}}
+	f.up.resources["Patient/p2"]["meta"] = restricted
+	addPatients := func(prefix string, n int, labelled bool) {
+		for i := range n {
+			id := prefix + strconv.Itoa(i)
+			r := map[string]any{"resourceType": "Patient", "id": id}
+			if labelled {
+				r["meta"] = restricted
+			}
+			f.up.resources["Patient/"+id] = r
+		}
+	}
+	user := f.token("user/*.rs", nil)
+	chain := func() (result, []*http.Request) {
+		t.Helper()
+		f.up.reset()
+		r := f.do("GET", "/Observation?patient.name=x", user, "")
+		return r, f.up.requests()
+	}
+	searches := func(got []*http.Request, path string) (n int) {
+		for _, r := range got {
+			if r.URL.Path == path {
+				n++
+			}
+		}
+		return n
+	}
+
+	// Only p1 visible, and 150 withheld matches on 8 pages of 20.
+	addPatients("vip-", 150, true)
+	r, got := chain()
+	if r.status != 200 || searches(got, "/Patient") != 8 || searches(got, "/Observation") != 1 ||
+		got[len(got)-1].URL.RawQuery != "patient=Patient%2Fp1" {
+		t.Fatalf("withheld matches on later pages: %d, forwarded %v", r.status, got)
+	}
+
+	// 101 visible matches: refused, the search itself not forwarded.
+	addPatients("many-", 100, false)
+	r, got = chain()
+	if r.status != http.StatusForbidden || searches(got, "/Observation") != 0 || !strings.Contains(r.raw, "narrow") {
+		t.Errorf("101 visible matches: %d %s, forwarded %v", r.status, r.raw, got)
+	}
+
+	// More pages than chainPages: refused after reading chainPages of them.
+	f.up.pageSize = 5
+	for k := range f.up.resources {
+		if strings.HasPrefix(k, "Patient/many-") {
+			delete(f.up.resources, k)
+		}
+	}
+	r, got = chain()
+	if r.status != http.StatusForbidden || searches(got, "/Patient") != 10 || searches(got, "/Observation") != 0 {
+		t.Errorf("pages without end: %d, %d page(s) read, forwarded %v", r.status, searches(got, "/Patient"), got)
+	}
+
+	// A next link elsewhere: 502, not followed, nothing forwarded.
+	var elsewhere []string
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		elsewhere = append(elsewhere, r.Header.Get("Authorization"))
+	}))
+	defer other.Close()
+	f.up.pageSize, f.up.nextBase = 20, other.URL
+	r, got = chain()
+	if r.status != http.StatusBadGateway || len(got) != 1 || len(elsewhere) != 0 {
+		t.Errorf("a next link off the upstream's base: %d, forwarded %v, elsewhere got %q", r.status, got, elsewhere)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -86,41 +87,76 @@ func (p *Proxy) resolveChains(ctx context.Context, in *Interaction, a *access) *
 
 // visibleMatches runs a search of target by one parameter with the
 // proxy's credential and returns the ids of the matches the access may
-// see, or a refusal when they are more than chainLimit (or more pages
-// follow).
+// see. It follows the search's pages, up to chainPages of them, so that
+// what decides is the number of visible matches: more than chainLimit is
+// refused whatever was withheld. Only criteria matching more records than
+// chainPages pages hold, withheld ones included, are refused for their
+// number in all.
 func (p *Proxy) visibleMatches(ctx context.Context, a *access, target string, criterion Param) ([]string, *refusal) {
-	q := encodeQuery([]Param{criterion, {Name: "_count", Value: strconv.Itoa(chainLimit + 1)}})
-	st, body, err := p.get(ctx, target, q)
+	tooMany := refuse(http.StatusForbidden, "too-costly", "the chain's criteria match more than "+strconv.Itoa(chainLimit)+" records; narrow them")
+	u := *p.Upstream
+	u.Path = strings.TrimSuffix(u.Path, "/") + "/" + target
+	u.RawQuery = encodeQuery([]Param{criterion, {Name: "_count", Value: strconv.Itoa(chainLimit + 1)}})
+	page := u.String()
+	var matches []string
+	for n := 1; ; n++ {
+		next, refused := p.matchesOn(ctx, a, target, page, &matches)
+		switch {
+		case refused != nil:
+			return nil, refused
+		case len(matches) > chainLimit:
+			return nil, tooMany
+		case next == "":
+			return matches, nil
+		case n == chainPages:
+			return nil, tooMany
+		}
+		// The proxy's credential goes only to the upstream: a next link
+		// elsewhere is not followed.
+		if _, ok := (&relinker{from: strings.TrimSuffix(p.Upstream.String(), "/")}).below(next); !ok {
+			return nil, refuse(http.StatusBadGateway, "invalid", "the FHIR server's next page of the chain's criteria is not on its base")
+		}
+		page = next
+	}
+}
+
+// chainPages is how many pages of a chain's target search the proxy reads.
+const chainPages = 10
+
+// matchesOn reads one page of a chain's target search, adds the ids of the
+// matches the access may see to matches, and returns the page's next link.
+func (p *Proxy) matchesOn(ctx context.Context, a *access, target, page string, matches *[]string) (string, *refusal) {
+	st, body, err := p.getURL(ctx, page)
 	switch {
 	case err != nil:
-		return nil, refuse(http.StatusBadGateway, "transient", "the FHIR server is unavailable")
+		return "", refuse(http.StatusBadGateway, "transient", "the FHIR server is unavailable")
 	case st != http.StatusOK:
-		return nil, refuse(http.StatusBadRequest, "invalid", "the FHIR server did not accept the chain's criteria ("+strconv.Itoa(st)+")")
+		return "", refuse(http.StatusBadRequest, "invalid", "the FHIR server did not accept the chain's criteria ("+strconv.Itoa(st)+")")
 	}
 	var (
-		top     projection
-		matches []string
-		more    bool
+		top  projection
+		next string
+		more bool
 	)
 	s := jsonstrict.NewScanner(body)
 	derr := top.decode(s, readEntries(s, nil, func(e bundleEntry) error {
-		if e.hasRes && e.res.ResourceType == target && a.judge(&e.res) == keep {
-			matches = append(matches, e.res.ID)
+		if e.hasRes && e.res.ResourceType == target && a.judge(&e.res) == keep && !slices.Contains(*matches, e.res.ID) {
+			*matches = append(*matches, e.res.ID)
 		}
 		return nil
 	}), func(name string, start int64) error {
-		if name == "link" {
-			more = more || nextLink(body[start:s.Offset()])
+		if name == "link" && !more {
+			next, more = nextURL(body[start:s.Offset()])
 		}
 		return nil
 	})
 	if derr != nil || s.End() != nil || top.ResourceType != "Bundle" {
-		return nil, refuse(http.StatusBadGateway, "invalid", "the FHIR server answered the chain's criteria with invalid JSON or not a Bundle")
+		return "", refuse(http.StatusBadGateway, "invalid", "the FHIR server answered the chain's criteria with invalid JSON or not a Bundle")
 	}
-	if more || len(matches) > chainLimit {
-		return nil, refuse(http.StatusForbidden, "too-costly", "the chain's criteria match more than "+strconv.Itoa(chainLimit)+" records; narrow them")
+	if more && next == "" {
+		return "", refuse(http.StatusBadGateway, "invalid", "the FHIR server's next page of the chain's criteria has no address")
 	}
-	return matches, nil
+	return next, nil
 }
 
 // noMatch is a random id in FHIR's id syntax ([A-Za-z0-9.-], which base64url

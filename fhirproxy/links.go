@@ -224,6 +224,46 @@ func (p *Proxy) openPage(token string, now time.Time) (pageRef, bool) {
 	return ref, true
 }
 
+// nextURL returns the url of a Bundle's next link, given the Bundle's link
+// member ("link":[…]), and whether it has one (a member that does not read
+// as links has none; a next link may lack its url).
+func nextURL(member []byte) (string, bool) {
+	colon := bytes.IndexByte(member, ':')
+	if colon < 0 {
+		return "", false
+	}
+	var (
+		next  string
+		found bool
+	)
+	s := jsonstrict.NewScanner(member[colon+1:])
+	err := readArray(s, func() error {
+		var rel, u []byte
+		err := readObject(s, func(name []byte) error {
+			var err error
+			switch {
+			case s.Kind() != '"':
+				return s.Skip()
+			case string(name) == "relation":
+				rel, err = s.String()
+			case string(name) == "url":
+				u, err = s.String()
+			default:
+				return s.Skip()
+			}
+			return err
+		})
+		if string(rel) == "next" && !found {
+			next, found = string(u), true
+		}
+		return err
+	})
+	if err != nil {
+		return "", false
+	}
+	return next, found
+}
+
 // nextLink reports whether a Bundle's link member ("link":[…]) has a link
 // whose relation is next. A member that does not read as links has none.
 func nextLink(member []byte) bool {

@@ -194,7 +194,13 @@ func (p *Proxy) get(ctx context.Context, ref, query string) (int, []byte, error)
 	u := *p.Upstream
 	u.Path = strings.TrimSuffix(u.Path, "/") + "/" + ref
 	u.RawQuery = query
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	return p.getURL(ctx, u.String())
+}
+
+// getURL reads an address on the upstream's base (the caller has checked
+// it is) as get does.
+func (p *Proxy) getURL(ctx context.Context, u string) (int, []byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return 0, nil, err
 	}

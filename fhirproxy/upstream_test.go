@@ -1,6 +1,7 @@
 package fhirproxy_test
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"io"
@@ -27,6 +28,11 @@ type upstream struct {
 	// forgetful keeps no record of requests (benchmarks: a record growing
 	// by the request would make the garbage collector's work grow too).
 	forgetful bool
+	// pageSize, when set, makes searches page for real: at most that many
+	// entries a page (fewer if _count asks), in the order of their keys,
+	// with a next link (_offset) while more follow, on nextBase if set.
+	pageSize int
+	nextBase string
 	// side, when set, labels the goroutines serving requests for the CPU
 	// profiler (benchmarks: which proxy's upstream did the work).
 	side context.Context
@@ -216,6 +222,11 @@ func (u *upstream) serve(w http.ResponseWriter, r *http.Request) {
 			}
 			entries = append(entries, map[string]any{"fullUrl": u.ts.URL + "/" + key, "resource": res, "search": map[string]any{"mode": "match"}})
 		}
+		if u.pageSize > 0 {
+			slices.SortFunc(entries, func(a, b any) int {
+				return strings.Compare(mustJSON(a.(map[string]any)["fullUrl"]), mustJSON(b.(map[string]any)["fullUrl"]))
+			})
+		}
 		if q.Get("_include") != "" {
 			entries = append(entries, map[string]any{"resource": u.resources["Practitioner/dr"], "search": map[string]any{"mode": "include"}},
 				map[string]any{"resource": u.resources["Patient/p2"], "search": map[string]any{"mode": "include"}})
@@ -228,10 +239,25 @@ func (u *upstream) serve(w http.ResponseWriter, r *http.Request) {
 		// Paging links on the upstream's own base, as FHIR servers write them:
 		// asked for a page (a _count under 100), it says more follow.
 		links := []any{map[string]any{"relation": "self", "url": u.ts.URL + r.URL.RequestURI()}}
-		if n, err := strconv.Atoi(q.Get("_count")); err == nil && n < 100 {
+		total := len(entries)
+		switch n, err := strconv.Atoi(q.Get("_count")); {
+		case u.pageSize > 0:
+			size := u.pageSize
+			if err == nil && n < size {
+				size = n
+			}
+			offset, _ := strconv.Atoi(q.Get("_offset"))
+			entries = entries[min(offset, len(entries)):]
+			if len(entries) > size {
+				entries = entries[:size]
+				q.Set("_offset", strconv.Itoa(offset+size))
+				base := cmp.Or(u.nextBase, u.ts.URL)
+				links = append(links, map[string]any{"relation": "next", "url": base + r.URL.Path + "?" + q.Encode()})
+			}
+		case err == nil && n < 100:
 			links = append(links, map[string]any{"relation": "next", "url": u.ts.URL + r.URL.RequestURI() + "&ct=page-2"})
 		}
-		bundle := map[string]any{"resourceType": "Bundle", "type": "searchset", "total": len(entries), "link": links, "entry": entries}
+		bundle := map[string]any{"resourceType": "Bundle", "type": "searchset", "total": total, "link": links, "entry": entries}
 		if u.bundleMeta != nil {
 			bundle["meta"] = u.bundleMeta
 		}
