@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/smartkit/smartkit/consent"
+	"github.com/smartkit/smartkit/internal/jsonstrict"
 	"github.com/smartkit/smartkit/scopes"
 	"github.com/smartkit/smartkit/smart"
 )
@@ -256,10 +257,35 @@ func FuzzInspectBody(f *testing.F) {
 	f.Add([]byte(`{"resourceType":"Bundle","total":2,"entry":[{"resource":{"resourceType":"Observation","id":"a","subject":{"reference":"Patient/p1"}}},{"resource":{"resourceType":"Observation","id":"b","\u0073ubject":{"reference":"Patient/p2"}}}],"link":[]}`))
 	f.Add([]byte(`{"resourceType":"Bundle","link":[{"relation":"next","url":"http://up/Observation?ct=2"},{"url":"http://upstream/x"},{"url":"http://up?_getpages=1"}],"entry":[{"fullUrl":"http://up/Observation/o1","resource":{"resourceType":"Observation","id":"o1","subject":{"reference":"Patient/p1"}}}]}`))
 	f.Add([]byte(`{"resourceType":"Bundle","total":5,"link":[{"relation":"next","url":"http://up/Observation?ct=2"}],"entry":[{"resource":{"resourceType":"Observation","id":"o1","subject":{"reference":"Patient/p1"}}}]}`))
+	f.Add([]byte(`{"resourceType":"Bundle","link":[{"url":"http://up/Observation?p=2","relation":"self"},{"url":"http://up/Observation?p=3","relation":"next"},{"relation":"next","url":"http://up/x"}]}`))
 	a := testAccess("patient/*.rs")
 	moving := testAccess("patient/*.rs")
 	moving.relink = &relinker{"http://up", "https://proxy.example/fhir", &Proxy{}}
 	f.Fuzz(func(t *testing.T, body []byte) {
+		// The next link a chain's search follows is the one encoding/json
+		// finds, and nextURL finds one exactly when nextLink says there is.
+		var doc struct{ Link json.RawMessage }
+		if json.Unmarshal(body, &doc) == nil && doc.Link != nil && jsonstrict.Check(doc.Link) == nil {
+			member := append([]byte(`"link":`), doc.Link...)
+			next, found := nextURL(member)
+			if found != nextLink(member) {
+				t.Fatalf("nextURL %v, nextLink %v, for %s", found, nextLink(member), doc.Link)
+			}
+			var links []map[string]any
+			if json.Unmarshal(doc.Link, &links) == nil {
+				want, wantFound := "", false
+				for _, l := range links {
+					if l["relation"] == "next" {
+						want, _ = l["url"].(string)
+						wantFound = true
+						break
+					}
+				}
+				if found != wantFound || next != want {
+					t.Fatalf("nextURL %q %v, want %q %v, for %s", next, found, want, wantFound, doc.Link)
+				}
+			}
+		}
 		// Moving links changes nothing else, and moves every link and
 		// fullUrl on the upstream's base.
 		if out, _, ref := moving.inspectBody(Interaction{Kind: SearchType, Type: "Observation"}, body); ref == nil {
