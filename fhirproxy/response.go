@@ -288,6 +288,9 @@ type bundleEntry struct {
 	// moves to on the proxy's base (relinker), if it does.
 	urlStart, urlEnd int64
 	movedURL         string
+	// notMatch: search.mode says the entry is an include or an outcome,
+	// which a search's total does not count.
+	notMatch bool
 }
 
 // appendEntry appends an entry as it came, or with its fullUrl moved.
@@ -351,6 +354,15 @@ func readEntries(s *jsonstrict.Scanner, rl *relinker, done func(bundleEntry) err
 						e.movedURL = moved
 					}
 					return err
+				case string(name) == "search":
+					return readObject(s, func(name []byte) error {
+						if string(name) != "mode" || s.Kind() != '"' {
+							return s.Skip()
+						}
+						mode, err := s.String()
+						e.notMatch = string(mode) == "include" || string(mode) == "outcome"
+						return err
+					})
 				case string(name) == "response":
 					e.respStart = s.Offset()
 					err := readObject(s, func(name []byte) error {
@@ -490,7 +502,7 @@ func (a *access) inspectBody(in Interaction, body []byte) ([]byte, []*projection
 		if !removed && !a.unrestricted { // only then do the facts decide
 			f = bundleFacts(body, spans)
 		}
-		keepTotal, keepMeta := f.goes(a, removed, len(entries))
+		keepTotal, keepMeta := f.goes(a, removed, matches(entries))
 		if !removed && !relinked && (keepTotal || !f.total) && (keepMeta || !f.meta) {
 			return body, kept, nil
 		}
@@ -590,22 +602,35 @@ type pageFacts struct {
 	n                          int
 }
 
-// goes reports whether a judged Bundle's total and meta go out. Neither
-// does when entries were removed: the total counts them, the meta may
-// carry their labels. With labels judged, both go only when the page holds
-// the whole result (no next link), and the total only when it counts no
-// more than the page's entries; otherwise they tell of matches on pages
+// goes reports whether a judged Bundle's total and meta go out, given
+// how many of the entries sent are matches (not includes or outcomes).
+// Neither does when entries were removed: the total counts them, the meta
+// may carry their labels. With labels judged, both go only when the page
+// holds the whole result (no next link), and the total only when it counts
+// no more than the page's matches; otherwise they tell of matches on pages
 // not yet judged, or on none (_summary=count): how many records the
 // clearance withholds, and their labels (servers write the high-water mark
 // of the matches' labels in the meta). Whole and streamed Bundles alike.
-func (f pageFacts) goes(a *access, removed bool, entries int) (total, meta bool) {
+func (f pageFacts) goes(a *access, removed bool, matches int) (total, meta bool) {
 	switch {
 	case removed:
 		return false, false
 	case a.unrestricted:
 		return true, true
 	}
-	return !f.total || !f.next && f.totalOK && f.n <= entries, !f.next
+	return !f.total || !f.next && f.totalOK && f.n <= matches, !f.next
+}
+
+// matches counts the entries a search's total counts: all but those whose
+// search.mode is include or outcome.
+func matches(entries []bundleEntry) int {
+	n := 0
+	for i := range entries {
+		if !entries[i].notMatch {
+			n++
+		}
+	}
+	return n
 }
 
 // bundleFacts reads a whole Bundle's pageFacts from its member spans.

@@ -80,9 +80,10 @@ type streamer struct {
 	// may come before its resourceType.
 	assumed bool
 	wrote   bool // a member has been written: the next needs a comma
-	// sent counts entries written; removed and withheld say whether
-	// any was left out, for its labels in the second case.
-	sent              int
+	// sent counts entries written, and matches those of them a total
+	// counts; removed and withheld say whether any was left out, for its
+	// labels in the second case.
+	sent, matches     int
 	removed, withheld bool
 	total, meta       []byte   // held back until every entry is judged
 	next              bool     // the Bundle links to a next page
@@ -160,7 +161,7 @@ func (st *streamer) run() error {
 	}
 	f := pageFacts{total: st.total != nil, next: st.next, meta: st.meta != nil}
 	f.n, f.totalOK = memberInt(st.total)
-	keepTotal, keepMeta := f.goes(st.a, st.removed, st.sent)
+	keepTotal, keepMeta := f.goes(st.a, st.removed, st.matches)
 	if st.total != nil && keepTotal {
 		st.sep()
 		_, _ = st.w.Write(st.total)
@@ -207,6 +208,9 @@ func (st *streamer) entry(e bundleEntry) error {
 			st.labels = addLabels(st.labels, &e.res)
 		}
 		st.sent++
+		if !e.notMatch {
+			st.matches++
+		}
 	}
 	st.s.Release(e.end)
 	return nil

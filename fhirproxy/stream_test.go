@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"reflect"
 	"runtime"
@@ -241,4 +242,34 @@ func BenchmarkInspectStream(b *testing.B) {
 			}
 		}
 	})
+}
+
+// TestTotalCountsMatches: a search's total goes out only when it counts no
+// more than the matches the page holds. Included resources and outcomes
+// are not matches: counted, they would let a total through that also
+// counts a match the page lacks (an upstream that cut the page short and
+// wrote no next link), which may be one the clearance withholds. Whole and
+// streamed alike.
+func TestTotalCountsMatches(t *testing.T) {
+	a := testAccess("user/*.rs")
+	page := func(total int) []byte {
+		return fmt.Appendf(nil, `{"resourceType":"Bundle","type":"searchset","total":%d,"entry":[`+
+			`{"resource":{"resourceType":"Observation","id":"o1","subject":{"reference":"Patient/p1"}},"search":{"mode":"match"}},`+
+			`{"resource":{"resourceType":"Practitioner","id":"dr"},"search":{"mode":"include"}},`+
+			`{"resource":{"resourceType":"OperationOutcome","issue":[]},"search":{"mode":"outcome"}}]}`, total)
+	}
+	for total, want := range map[int]bool{1: true, 2: false, 3: false} {
+		whole, _, ref := a.inspectBody(Interaction{Kind: SearchType, Type: "Observation"}, page(total))
+		streamed, _, err := streamOut(a, bytes.NewReader(page(total)), 1<<20)
+		if ref != nil || err != nil {
+			t.Fatalf("total %d: %v %v", total, ref, err)
+		}
+		for name, out := range map[string][]byte{"whole": whole, "streamed": streamed} {
+			doc := decoded(t, out).(map[string]any)
+			entries, _ := doc["entry"].([]any)
+			if _, kept := doc["total"]; kept != want || len(entries) != 3 {
+				t.Errorf("%s, total %d: kept %v, want %v (%d entries)", name, total, kept, want, len(entries))
+			}
+		}
+	}
 }
