@@ -502,7 +502,7 @@ func (a *access) inspectBody(in Interaction, body []byte) ([]byte, []*projection
 		if !removed && !a.unrestricted { // only then do the facts decide
 			f = bundleFacts(body, spans)
 		}
-		keepTotal, keepMeta := f.goes(a, removed, matches(entries))
+		keepTotal, keepMeta := f.goes(a, removed, matchCount(entries))
 		if !removed && !relinked && (keepTotal || !f.total) && (keepMeta || !f.meta) {
 			return body, kept, nil
 		}
@@ -621,9 +621,9 @@ func (f pageFacts) goes(a *access, removed bool, matches int) (total, meta bool)
 	return !f.total || !f.next && f.totalOK && f.n <= matches, !f.next
 }
 
-// matches counts the entries a search's total counts: all but those whose
+// matchCount counts the entries a search's total counts: all but those whose
 // search.mode is include or outcome.
-func matches(entries []bundleEntry) int {
+func matchCount(entries []bundleEntry) int {
 	n := 0
 	for i := range entries {
 		if !entries[i].notMatch {
