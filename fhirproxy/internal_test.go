@@ -166,6 +166,12 @@ func FuzzParsePath(f *testing.F) {
 		if err != nil {
 			return
 		}
+		if n, want := encodedLen(in.Params), len(encodeQuery(in.Params)); n != want {
+			t.Fatalf("encodedLen %d, encodeQuery's length %d, for %q", n, want, query)
+		}
+		if !in.forwardable(Limits{}) {
+			return // refused before it is forwarded
+		}
 		again, err := parsePath(method, in.path(), encodeQuery(in.Params), Limits{})
 		if err != nil {
 			t.Fatalf("%s %s?%s parsed, its re-serialisation %s?%s did not: %v", method, path, query, in.path(), encodeQuery(in.Params), err)

@@ -367,6 +367,41 @@ func encodeQuery(ps []Param) string {
 	return b.String()
 }
 
+// encodedLen is len(encodeQuery(ps)), without building it.
+func encodedLen(ps []Param) int {
+	n := max(len(ps)-1, 0) // the &s
+	for _, p := range ps {
+		n += 1 + escapedLen(p.Name) + escapedLen(p.Value) // and the =
+	}
+	return n
+}
+
+// escapedLen is len(url.QueryEscape(s)): unreserved bytes and the space
+// (+) stay one byte, any other becomes three.
+func escapedLen(s string) int {
+	n := len(s)
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9',
+			c == '-', c == '_', c == '.', c == '~', c == ' ':
+		default:
+			n += 2
+		}
+	}
+	return n
+}
+
+// forwardable reports whether what the proxy forwards for in, its path and
+// its parameters re-encoded with whatever authorisation added to them, is
+// within the URL limit. The limit bounds what leaves the proxy as well as
+// what reaches it: re-encoding can triple a parameter's length (a raw {
+// goes as %7B), and a resolved chain becomes a list of references.
+func (in *Interaction) forwardable(lim Limits) bool {
+	const longestPath = 512 // well over any path the proxy forwards: no need to build it
+	n := encodedLen(in.Params)
+	return n+longestPath <= lim.url() || n+len(in.path()) <= lim.url()
+}
+
 // path re-serialises the interaction's path below the base.
 func (in Interaction) path() string { return in.pathUnder("") }
 
