@@ -427,6 +427,8 @@ func TestConditionalCreateAndUpsert(t *testing.T) {
 		t.Errorf("conditional create forwarded as %v", got)
 	}
 	f.up.reset()
+	// Criteria within the limit as sent, over it re-encoded (each | as %7C).
+	f.refused("If-None-Exist too long re-encoded", f.do("POST", "/Observation", cleared, own, "If-None-Exist", "identifier="+strings.Repeat("|", 3<<10)), 400)
 
 	taken := f.do("PUT", "/Observation/lab-2", patient, mustJSON(obs("lab-2", "p1", "laboratory")))
 	free := f.do("PUT", "/Observation/fresh", patient, mustJSON(obs("fresh", "p1", "laboratory")))

@@ -79,6 +79,9 @@ func (in *Interaction) setIfNoneExist(vals []string, lim Limits) error {
 	if err != nil || len(crit) == 0 {
 		return parseError("the If-None-Exist criteria are not understood")
 	}
+	if encodedLen(crit) > lim.url() { // as forwarded, like a search's query (forwardable)
+		return parseError("the If-None-Exist criteria are too long")
+	}
 	in.Conditional, in.ifNoneExist = true, encodeQuery(crit)
 	return nil
 }
