@@ -94,10 +94,7 @@ func (p *Proxy) resolveChains(ctx context.Context, in *Interaction, a *access) *
 // number in all.
 func (p *Proxy) visibleMatches(ctx context.Context, a *access, target string, criterion Param) ([]string, *refusal) {
 	tooMany := refuse(http.StatusForbidden, "too-costly", "the chain's criteria match more than "+strconv.Itoa(chainLimit)+" records; narrow them")
-	u := *p.Upstream
-	u.Path = strings.TrimSuffix(u.Path, "/") + "/" + target
-	u.RawQuery = encodeQuery([]Param{criterion, {Name: "_count", Value: strconv.Itoa(chainLimit + 1)}})
-	page := u.String()
+	page := p.upstreamURL(target, encodeQuery([]Param{criterion, {Name: "_count", Value: strconv.Itoa(chainLimit + 1)}}))
 	var matches []string
 	for n := 1; ; n++ {
 		next, refused := p.matchesOn(ctx, a, target, page, &matches)
@@ -113,7 +110,7 @@ func (p *Proxy) visibleMatches(ctx context.Context, a *access, target string, cr
 		}
 		// The proxy's credential goes only to the upstream: a next link
 		// elsewhere is not followed.
-		if _, ok := (&relinker{from: strings.TrimSuffix(p.Upstream.String(), "/")}).below(next); !ok {
+		if !p.onUpstream(next) {
 			return nil, refuse(http.StatusBadGateway, "invalid", "the FHIR server's next page of the chain's criteria is not on its base")
 		}
 		page = next

@@ -50,8 +50,13 @@ func (rl *relinker) move(u string) (string, bool) {
 }
 
 // below returns what follows the upstream's base in u, if u is on it.
-func (rl *relinker) below(u string) (string, bool) {
-	rest, ok := strings.CutPrefix(u, rl.from)
+func (rl *relinker) below(u string) (string, bool) { return below(rl.from, u) }
+
+// below returns what follows base (no trailing slash) in u, if u is on
+// it: nothing, or a path or query after it (not http://up.example when
+// base is http://up, nor http://up@elsewhere).
+func below(base, u string) (string, bool) {
+	rest, ok := strings.CutPrefix(u, base)
 	if !ok || rest != "" && rest[0] != '/' && rest[0] != '?' {
 		return "", false
 	}
@@ -229,8 +234,8 @@ func (p *Proxy) openPage(token string, now time.Time) (pageRef, bool) {
 // as links has none; a next link may lack its url).
 func nextURL(member []byte) (string, bool) {
 	colon := bytes.IndexByte(member, ':')
-	if colon < 0 {
-		return "", false
+	if colon < 0 || !bytes.Contains(member, []byte("next")) && bytes.IndexByte(member, '\\') < 0 {
+		return "", false // the word is not there, even escaped: no scan
 	}
 	var (
 		next  string
@@ -267,21 +272,6 @@ func nextURL(member []byte) (string, bool) {
 // nextLink reports whether a Bundle's link member ("link":[…]) has a link
 // whose relation is next. A member that does not read as links has none.
 func nextLink(member []byte) bool {
-	colon := bytes.IndexByte(member, ':')
-	if colon < 0 || !bytes.Contains(member, []byte("next")) && bytes.IndexByte(member, '\\') < 0 {
-		return false
-	}
-	next := false
-	s := jsonstrict.NewScanner(member[colon+1:])
-	_ = readArray(s, func() error {
-		return readObject(s, func(name []byte) error {
-			if string(name) != "relation" || s.Kind() != '"' {
-				return s.Skip()
-			}
-			v, err := s.String()
-			next = next || string(v) == "next"
-			return err
-		})
-	})
-	return next
+	_, found := nextURL(member)
+	return found
 }

@@ -501,8 +501,9 @@ func (a *access) inspectBody(in Interaction, body []byte) ([]byte, []*projection
 		var f pageFacts
 		if !removed && !a.unrestricted { // only then do the facts decide
 			f = bundleFacts(body, spans)
+			f.matches = matchCount(entries)
 		}
-		keepTotal, keepMeta := f.goes(a, removed, matchCount(entries))
+		keepTotal, keepMeta := f.goes(a, removed)
 		if !removed && !relinked && (keepTotal || !f.total) && (keepMeta || !f.meta) {
 			return body, kept, nil
 		}
@@ -596,29 +597,28 @@ func rebuildBundle(body []byte, spans []span, entries []bundleEntry, fates []fat
 
 // pageFacts is what a judged Bundle's total and meta go out by: whether it
 // has a total (and whether that is a non-negative integer, n), a next
-// link, a meta.
+// link, a meta, and how many of the entries sent are matches (not
+// includes or outcomes).
 type pageFacts struct {
 	total, totalOK, next, meta bool
-	n                          int
+	n, matches                 int
 }
 
-// goes reports whether a judged Bundle's total and meta go out, given
-// how many of the entries sent are matches (not includes or outcomes).
-// Neither does when entries were removed: the total counts them, the meta
+// goes reports whether a judged Bundle's total and meta go out. Neither does when entries were removed: the total counts them, the meta
 // may carry their labels. With labels judged, both go only when the page
 // holds the whole result (no next link), and the total only when it counts
 // no more than the page's matches; otherwise they tell of matches on pages
 // not yet judged, or on none (_summary=count): how many records the
 // clearance withholds, and their labels (servers write the high-water mark
 // of the matches' labels in the meta). Whole and streamed Bundles alike.
-func (f pageFacts) goes(a *access, removed bool, matches int) (total, meta bool) {
+func (f pageFacts) goes(a *access, removed bool) (total, meta bool) {
 	switch {
 	case removed:
 		return false, false
 	case a.unrestricted:
 		return true, true
 	}
-	return !f.total || !f.next && f.totalOK && f.n <= matches, !f.next
+	return !f.total || !f.next && f.totalOK && f.n <= f.matches, !f.next
 }
 
 // matchCount counts the entries a search's total counts: all but those whose

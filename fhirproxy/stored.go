@@ -149,17 +149,19 @@ func (p *Proxy) judgeContext(ctx context.Context, a *access, bin *projection) ve
 // dropped. Anything else is not the upstream's to answer.
 func (p *Proxy) localRef(v string) (string, bool) {
 	if strings.Contains(v, "://") {
-		rest, ok := "", false
+		local := false
 		for _, base := range []string{p.Upstream.String(), p.Base} {
-			if base = strings.TrimSuffix(base, "/"); base != "" && strings.HasPrefix(v, base+"/") {
-				rest, ok = v[len(base)+1:], true
+			if base = strings.TrimSuffix(base, "/"); base == "" {
+				continue
+			}
+			if rest, ok := below(base, v); ok && strings.HasPrefix(rest, "/") {
+				v, local = rest[1:], true
 				break
 			}
 		}
-		if !ok {
+		if !local {
 			return "", false
 		}
-		v = rest
 	}
 	segs := strings.Split(v, "/")
 	if len(segs) == 4 && segs[2] == "_history" {
@@ -191,10 +193,23 @@ func (p *Proxy) fetch(ctx context.Context, ref, query string) (int, *projection,
 // get reads a path below the upstream's base, with a query, with the
 // proxy's own credential: the status and at most Limits.MaxResp of body.
 func (p *Proxy) get(ctx context.Context, ref, query string) (int, []byte, error) {
+	return p.getURL(ctx, p.upstreamURL(ref, query))
+}
+
+// upstreamURL is the address of a path below the upstream's base, with a
+// query.
+func (p *Proxy) upstreamURL(ref, query string) string {
 	u := *p.Upstream
 	u.Path = strings.TrimSuffix(u.Path, "/") + "/" + ref
 	u.RawQuery = query
-	return p.getURL(ctx, u.String())
+	return u.String()
+}
+
+// onUpstream reports whether u is on the upstream's base, where the
+// proxy's own credential may go.
+func (p *Proxy) onUpstream(u string) bool {
+	_, ok := below(strings.TrimSuffix(p.Upstream.String(), "/"), u)
+	return ok
 }
 
 // getURL reads an address on the upstream's base (the caller has checked

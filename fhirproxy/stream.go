@@ -159,9 +159,9 @@ func (st *streamer) run() error {
 	if err != nil {
 		return err
 	}
-	f := pageFacts{total: st.total != nil, next: st.next, meta: st.meta != nil}
+	f := pageFacts{total: st.total != nil, next: st.next, meta: st.meta != nil, matches: st.matches}
 	f.n, f.totalOK = memberInt(st.total)
-	keepTotal, keepMeta := f.goes(st.a, st.removed, st.matches)
+	keepTotal, keepMeta := f.goes(st.a, st.removed)
 	if st.total != nil && keepTotal {
 		st.sep()
 		_, _ = st.w.Write(st.total)
