@@ -246,7 +246,10 @@ func (p *Proxy) confine(in *Interaction, a *access) *refusal {
 	// A Binary is in no compartment, but a read of one is judged by the
 	// resource its securityContext names (Proxy.judgeContext).
 	binaryRead := in.Type == "Binary" && (in.Kind == Read || in.Kind == VRead)
-	if !inComp && !isPatient && !shared && in.Kind != Batch && !binaryRead {
+	switch {
+	case in.Type == "" && in.Kind != Batch:
+		return forbidden("system-level interactions are not allowed with patient context")
+	case !inComp && !isPatient && !shared && in.Kind != Batch && !binaryRead:
 		return forbidden(in.Type + " is outside the patient compartment")
 	}
 	switch in.Kind {

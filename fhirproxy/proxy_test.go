@@ -122,11 +122,24 @@ func (f *fixture) refused(name string, r result, status int) {
 	}
 	if r.body["resourceType"] != "OperationOutcome" {
 		f.t.Errorf("%s: body is not an OperationOutcome: %s", name, r.raw)
+	} else if msg := diagnostics(r); msg == "" || strings.TrimSpace(msg) != msg {
+		f.t.Errorf("%s: the refusal does not say why: %q", name, msg) // found: " is outside the patient compartment"
 	}
 	if got := f.up.requests(); len(got) != 0 {
 		f.t.Errorf("%s: the upstream received %d request(s), first %s %s", name, len(got), got[0].Method, got[0].URL)
 	}
 	f.up.reset()
+}
+
+// diagnostics is the first issue's diagnostics of an OperationOutcome.
+func diagnostics(r result) string {
+	iss, _ := r.body["issue"].([]any)
+	if len(iss) == 0 {
+		return ""
+	}
+	first, _ := iss[0].(map[string]any)
+	msg, _ := first["diagnostics"].(string)
+	return msg
 }
 
 func TestAuthentication(t *testing.T) {
