@@ -1030,6 +1030,65 @@ func TestLabelDowngrade(t *testing.T) {
 	}
 }
 
+// TestPatientLinks (decision D-6): Patient.link says another record is the
+// same person, and puts the record in that patient's compartment. An app
+// acting for one patient may update its record only keeping the links as
+// stored (sending back what it read passes, in any member order); adding,
+// removing or retyping one is refused, and nothing but the stored
+// version's read reaches the upstream. A user/ token may change them.
+func TestPatientLinks(t *testing.T) {
+	f := newFixture(t)
+	link := func(other, typ string) map[string]any {
+		return map[string]any{"other": map[string]any{"reference": other}, "type": typ}
+	}
+	p1 := func(links ...any) map[string]any {
+		r := map[string]any{"resourceType": "Patient", "id": "p1", "name": []any{map[string]any{"family": "One"}}}
+		if links != nil {
+			r["link"] = links
+		}
+		return r
+	}
+	f.up.resources["Patient/p1"] = p1(link("Patient/p9", "seealso"))
+	patient := f.token("launch/patient patient/Patient.rus", nil)
+	for name, body := range map[string]string{
+		"a link added":    mustJSON(p1(link("Patient/p9", "seealso"), link("Patient/p2", "replaced-by"))),
+		"the link gone":   mustJSON(p1()),
+		"a link retyped":  mustJSON(p1(link("Patient/p9", "replaced-by"))),
+		"a link retarget": mustJSON(p1(link("Patient/p2", "seealso"))),
+		// Members are matched by their exact name, as the server reads them.
+		"a case-folded twin": `{"resourceType":"Patient","id":"p1","link":[{"other":{"reference":"Patient/p2"},"type":"replaced-by"}],` +
+			`"Link":[{"other":{"reference":"Patient/p9"},"type":"seealso"}]}`,
+	} {
+		r := f.do("PUT", "/Patient/p1", patient, body)
+		if r.status != http.StatusForbidden && r.status != http.StatusBadRequest {
+			t.Errorf("%s: %d %s", name, r.status, r.raw)
+		}
+		for _, g := range f.up.requests() {
+			if g.Method != http.MethodGet {
+				t.Errorf("%s: a %s reached the upstream", name, g.Method)
+			}
+		}
+		f.up.reset()
+	}
+	kept := `{"link":[{"type":"seealso","other":{"reference":"Patient/p9"}}],"id":"p1","resourceType":"Patient","name":[{"family":"Uno"}]}`
+	if r := f.do("PUT", "/Patient/p1", patient, kept); r.status != http.StatusOK {
+		t.Errorf("an update keeping the links: %d %s", r.status, r.raw)
+	}
+	f.up.resources["Patient/p1"] = p1()
+	f.up.reset()
+	if r := f.do("PUT", "/Patient/p1", patient, mustJSON(p1(link("Patient/p2", "replaces")))); r.status != http.StatusForbidden {
+		t.Errorf("a first link: %d %s", r.status, r.raw)
+	}
+	f.up.reset()
+	if r := f.do("PUT", "/Patient/p1", patient, mustJSON(p1())); r.status != http.StatusOK {
+		t.Errorf("an update of an unlinked record: %d %s", r.status, r.raw)
+	}
+	user := f.token("user/Patient.rus", nil)
+	if r := f.do("PUT", "/Patient/p1", user, mustJSON(p1(link("Patient/p2", "replaced-by")))); r.status != http.StatusOK {
+		t.Errorf("a clinician linking records: %d %s", r.status, r.raw)
+	}
+}
+
 // TestHistoryFollowsTheRecord: an earlier version is shown only while the
 // resource as it is now may be: a record moved to another patient, or
 // labelled, after it was written is withheld in every version (each one

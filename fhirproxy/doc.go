@@ -22,7 +22,11 @@
 //   - D-2: a search that names another patient, in any form (repeated
 //     parameters, OR lists, references, absolute URLs, modifiers), is
 //     refused with 403 before anything is forwarded.
-//   - D-6: Patient.link is not followed: a linked record is another patient.
+//   - D-6: Patient.link is not followed: a linked record is another
+//     patient. A patient/ token may update its own Patient only keeping the
+//     links as stored: adding, removing or retyping one is the EHR's
+//     decision (a link moves the record into the other patient's
+//     compartment, and merging servers act on it), and is refused with 403.
 //   - D-7: shared types (DefaultSharedTypes: Practitioner, Organization,
 //     Location, Medication, …) may be read by patient/ tokens whose scopes
 //     name them; writes to them are refused.

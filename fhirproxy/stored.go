@@ -3,10 +3,13 @@ package fhirproxy
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"slices"
 	"strings"
+
+	"github.com/smartkit/smartkit/internal/jsonstrict"
 )
 
 // checkStored checks the stored version an update, patch or delete would
@@ -51,7 +54,11 @@ func (p *Proxy) checkStored(ctx context.Context, in Interaction, a *access, next
 	if sees && !labelled || in.ID == "" {
 		return nil
 	}
-	st, pr, err := p.fetch(ctx, in.Type+"/"+in.ID, "")
+	st, stored, err := p.get(ctx, in.Type+"/"+in.ID, "")
+	pr := &projection{}
+	if err == nil && st == http.StatusOK {
+		*pr, err = parseResource(stored)
+	}
 	switch {
 	case err != nil:
 		return refuse(http.StatusBadGateway, "transient", "the FHIR server is unavailable")
@@ -77,7 +84,58 @@ func (p *Proxy) checkStored(ctx context.Context, in Interaction, a *access, next
 	if a.bound(pr) && p.judgeContext(ctx, a, pr) != keep {
 		return notFound() // a Binary whose context the access may not see
 	}
-	return keepsLabels(in, pr, next, body)
+	if ref := keepsLabels(in, pr, next, body); ref != nil {
+		return ref
+	}
+	if a.patient != "" && in.Type == "Patient" && next != nil {
+		return keepsLinks(stored, body)
+	}
+	return nil
+}
+
+// keepsLinks refuses an update of the context patient's own record that
+// changes Patient.link (decision D-6). A link says that another record is
+// the same person (replaced-by, replaces, refer, seealso): it moves the
+// record into the other patient's compartment (the CompartmentDefinition
+// counts Patient.link), and servers that merge records act on it. That is
+// the EHR's record of identity, not something an app acting for one
+// patient may assert: the links must stay exactly as stored (an app that
+// sends back the record it read keeps them).
+func keepsLinks(stored, next []byte) *refusal {
+	was, err1 := links(stored)
+	now, err2 := links(next)
+	if err1 != nil || err2 != nil || was != now {
+		return refuse(http.StatusForbidden, "forbidden", "Patient.link cannot be changed with patient context: links between patient records are the EHR's to make")
+	}
+	return nil
+}
+
+// links is a Patient's link member in a canonical form (members sorted, no
+// space; absent, null and empty alike). The member is found by its exact
+// name, as the FHIR server reads it (encoding/json would match "Link" too).
+func links(body []byte) (string, error) {
+	var raw []byte
+	s := jsonstrict.NewScanner(body)
+	err := s.Object(func(name []byte) error {
+		if string(name) != "link" {
+			return s.Skip()
+		}
+		from := s.Offset()
+		err := s.Skip()
+		raw = s.Bytes(from, s.Offset())
+		return err
+	})
+	var v []any
+	if err != nil || raw == nil {
+		return "", err
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber() // numbers as written, not rounded to float64
+	if err := dec.Decode(&v); err != nil || len(v) == 0 {
+		return "", err
+	}
+	b, err := json.Marshal(v)
+	return string(b), err
 }
 
 // keepsLabels refuses an update that would lower stored's labels, and a
