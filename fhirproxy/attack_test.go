@@ -283,12 +283,24 @@ func TestBatchVariants(t *testing.T) {
 		"unknown method":          bundle("batch", entry("TRACE", "Observation/lab-1", "")),
 		"operation":               bundle("batch", entry("GET", "Patient/p2/$everything", "")),
 		"not a batch":             bundle("collection", entry("POST", "Observation", own)),
+		"a read with a resource":  bundle("batch", entry("GET", "Observation/lab-1", own)),
 	} {
 		r := f.do("POST", "/", tok, body)
 		if r.status < 400 || r.status >= 500 {
 			t.Errorf("%s: %d %s", name, r.status, r.raw)
 		}
 		f.refused(name, r, r.status)
+	}
+	// Where writes may be batched, an entry is a write with its content or
+	// carries none: the Bundle goes upstream as sent.
+	user := f.token("user/Observation.cruds", everyLabel())
+	for name, body := range map[string]string{
+		"a create without its resource":  bundle("transaction", entry("POST", "Observation", "")),
+		"an update without its resource": bundle("transaction", entry("PUT", "Observation/lab-1", "")),
+		"a delete with a resource":       bundle("transaction", entry("DELETE", "Observation/lab-1", mustJSON(obs("lab-1", "p2", "laboratory")))),
+		"a search with a resource":       bundle("batch", entry("GET", "Observation?code=x", own)),
+	} {
+		f.refused(name, f.do("POST", "/", user, body), http.StatusBadRequest)
 	}
 	// The POST's own URL takes no query: it would go upstream unjudged.
 	for _, q := range []string{"patient=p2", "_has:Observation:subject:code=x", "."} {
@@ -319,6 +331,40 @@ func TestBatchResponseOracle(t *testing.T) {
 	}
 	if strings.Contains(r.raw, "lab-2") || strings.Contains(r.raw, "HAPI") || strings.Contains(r.raw, "REDACTED") {
 		t.Errorf("the batch response tells the entries apart: %s", r.raw)
+	}
+	// A conditional read entry: the server answers 304, without the
+	// resource, for a record that exists in the version named, whoever's
+	// it is. Where the answer is judged the entry is refused (the proxy
+	// evaluates conditions on a read of its own); where it is not, it
+	// passes to the server.
+	cond := func(tok, id string) result {
+		f.up.reset()
+		return f.do("POST", "/", tok, `{"resourceType":"Bundle","type":"batch","entry":[
+			{"request":{"method":"GET","url":"Observation/`+id+`","ifNoneMatch":"W/\"1\""}}]}`)
+	}
+	for _, tok := range []string{tok, f.token("user/Observation.rs", nil)} {
+		other, missing := cond(tok, "lab-2"), cond(tok, "nope")
+		if other.status != missing.status || other.raw != missing.raw {
+			t.Errorf("a conditional read of a withheld record %d %s, of a missing one %d %s", other.status, other.raw, missing.status, missing.raw)
+		}
+		if labelled := cond(tok, "psy-1"); labelled.raw != missing.raw {
+			t.Errorf("a conditional read of a labelled record %d %s, of a missing one %s", labelled.status, labelled.raw, missing.raw)
+		}
+		f.refused("a conditional read entry", missing, http.StatusForbidden)
+	}
+	system := f.token("system/Observation.rs", everyLabel())
+	if r := cond(system, "lab-2"); r.status != http.StatusOK || !strings.Contains(r.raw, "304") {
+		t.Errorf("a conditional read entry nothing judges: %d %s", r.status, r.raw)
+	}
+	// An upstream that answers a read "found" without the resource: the
+	// entry reads as missing, since what the access may not see exists.
+	f.up.coy = true
+	read := func(id string) string {
+		r := f.do("POST", "/", tok, `{"resourceType":"Bundle","type":"batch","entry":[{"request":{"method":"GET","url":"Observation/`+id+`"}}]}`)
+		return r.raw
+	}
+	if other, missing := read("lab-2"), read("nope"); other != missing {
+		t.Errorf("a read answered found without its resource %s, a missing one %s", other, missing)
 	}
 }
 

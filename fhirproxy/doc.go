@@ -48,7 +48,9 @@
 // the FHIR server proves the match. Batches are authorised entry by entry;
 // one refused entry refuses the Bundle, and in a batch response an entry
 // the token may not see reads exactly like one the server did not find (a
-// write entry keeps its status and location). An instance history with no
+// write entry keeps its status and location). Where answers are judged, a
+// batched conditional read (ifNoneMatch, ifModifiedSince) is refused: the
+// server's 304 would say the record exists. An instance history with no
 // visible version is a 404, and so are a vread and an instance history of
 // a resource the token may not see as it is now (moved to another patient,
 // or labelled, after the version was written): the current version is

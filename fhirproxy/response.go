@@ -330,6 +330,12 @@ func absentStatus(status string) bool {
 	return strings.HasPrefix(status, "404") || strings.HasPrefix(status, "410")
 }
 
+// foundStatus reports whether an entry's response.status is a success or
+// a redirection (2xx, 3xx: 304 Not Modified).
+func foundStatus(status string) bool {
+	return status != "" && (status[0] == '2' || status[0] == '3')
+}
+
 // span is one top-level member of a body, from its name to its value's end.
 type span struct {
 	name       string // "entry", "total", "meta", "link" or "" for the others
@@ -468,7 +474,13 @@ func (a *access) inspectBody(in Interaction, body []byte) ([]byte, []*projection
 		for i := range entries {
 			e := &entries[i]
 			if !e.hasRes || e.res.ResourceType == "OperationOutcome" { // a response without a resource, a deletion, or an issue
-				if batch && absentStatus(e.status) {
+				// A read answered as found without the resource (a 304, or
+				// a server that will not show it) says that something the
+				// access might not see exists: where reads are judged, it
+				// reads as missing.
+				written := i < len(a.writes) && a.writes[i]
+				judged := a.patient != "" || !a.unrestricted
+				if batch && (absentStatus(e.status) || judged && !written && foundStatus(e.status)) {
 					fates[i], removed = missingEntry, true
 				}
 				continue

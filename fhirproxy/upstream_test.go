@@ -40,6 +40,9 @@ type upstream struct {
 	// vread and instance history (the current one is in resources); a
 	// version {"deleted": true} is a deletion.
 	versions map[string][]map[string]any
+	// coy makes batch reads of a found resource answer 200 without it (a
+	// misbehaving upstream).
+	coy bool
 	// header is added to every response (a misbehaving upstream's headers).
 	header http.Header
 	// bundleMeta, when set, is every searchset's meta (servers write the
@@ -276,7 +279,9 @@ func (u *upstream) serve(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(204)
 	case r.Method == http.MethodPost: // a batch: reads answered, anything else accepted
 		var in struct {
-			Entry []struct{ Request struct{ Method, URL string } }
+			Entry []struct {
+				Request struct{ Method, URL, IfNoneMatch string }
+			}
 		}
 		_ = json.Unmarshal(b, &in)
 		var out []any
@@ -286,6 +291,10 @@ func (u *upstream) serve(w http.ResponseWriter, r *http.Request) {
 			switch {
 			case e.Request.Method != http.MethodGet:
 				out = append(out, map[string]any{"response": map[string]any{"status": "201 Created"}})
+			case ok && e.Request.IfNoneMatch == `W/"`+strconv.Itoa(len(u.versions[e.Request.URL])+1)+`"`:
+				out = append(out, map[string]any{"response": map[string]any{"status": "304 Not Modified"}})
+			case ok && u.coy:
+				out = append(out, map[string]any{"response": map[string]any{"status": "200 OK"}})
 			case ok:
 				out = append(out, map[string]any{"resource": res, "response": map[string]any{"status": "200 OK"}})
 			default: // the server's own words, which the proxy replaces with its own

@@ -77,6 +77,15 @@ func (p *Proxy) checkBatch(ctx context.Context, r *http.Request, a *access, body
 		if a.patient != "" && in.Kind != Read && in.Kind != VRead {
 			return refuse(http.StatusForbidden, "forbidden", "batch entry "+itoa(i)+": only reads may be batched with patient context")
 		}
+		// The Bundle goes upstream as sent, so an entry is either a write
+		// with its content, which is checked, or carries none the server
+		// could act on unchecked.
+		switch takes := in.Kind == Create || in.Kind == Update || in.Kind == Patch; {
+		case takes && len(e.Resource) == 0:
+			return bad("batch entry " + itoa(i) + ": a POST, PUT or PATCH entry needs its resource")
+		case !takes && len(e.Resource) > 0:
+			return bad("batch entry " + itoa(i) + ": only a POST, PUT or PATCH entry carries a resource")
+		}
 		a.writes[i] = in.Kind == Create || in.Kind == Update || in.Kind == Patch || in.Kind == Delete
 		orig := encodeQuery(in.Params)
 		ea := *a
@@ -86,6 +95,13 @@ func (p *Proxy) checkBatch(ctx context.Context, r *http.Request, a *access, body
 				ref.status = http.StatusForbidden
 			}
 			return ref
+		}
+		if e.Conditional && !a.writes[i] && ea.inspects(in) {
+			// The server would answer 304 without the resource, for a
+			// record the access may not see as for one it may: whether it
+			// exists, and its version, would show. On its own the read is
+			// judged first, and its conditions evaluated by the proxy.
+			return refuse(http.StatusForbidden, "forbidden", "batch entry "+itoa(i)+": conditional reads are evaluated by the proxy; send it on its own")
 		}
 		if in.unwrap != "" || in.chained || encodeQuery(in.Params) != orig || in.Kind == SearchType && a.patient != "" {
 			return refuse(http.StatusForbidden, "forbidden", "batch entry "+itoa(i)+" needs constraints the proxy adds; send it on its own")
@@ -124,6 +140,9 @@ type batch struct {
 type batchEntry struct {
 	Method, URL string
 	IfNoneExist []string // request.ifNoneExist, when present
+	// Conditional is set by request.ifNoneMatch or ifModifiedSince: a
+	// conditional read.
+	Conditional bool
 	Resource    []byte
 }
 
@@ -156,6 +175,9 @@ func parseBatch(body []byte, most int) (batch, error) {
 								return readString(s, &e.Method)
 							case "url":
 								return readString(s, &e.URL)
+							case "ifNoneMatch", "ifModifiedSince":
+								e.Conditional = s.Kind() != 'n'
+								return s.Skip()
 							case "ifNoneExist":
 								if s.Kind() == 'n' {
 									return s.Skip()
