@@ -308,6 +308,46 @@ func TestBatchVariants(t *testing.T) {
 	}
 }
 
+// TestWriteParameters: a create or an instance write takes no query but
+// _format, and a conditional write's query holds search criteria only:
+// servers read some parameters as instructions that reach beyond the
+// record (HAPI's _cascade=delete deletes what refers to it, of any type,
+// which a token allowed to delete Observations only would get through),
+// so they are refused, whatever the token, and nothing is forwarded.
+func TestWriteParameters(t *testing.T) {
+	f := newFixture(t)
+	tok := f.token("system/Observation.cruds", everyLabel())
+	own := mustJSON(obs("lab-1", "p1", "laboratory"))
+	fresh := `{"resourceType":"Observation","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/p1"}}`
+	for _, c := range []struct{ method, target, body string }{
+		{"DELETE", "/Observation/lab-1?_cascade=delete", ""},
+		{"DELETE", "/Observation/lab-1?code=x", ""},
+		{"PUT", "/Observation/lab-1?_cascade=delete", own},
+		{"PATCH", "/Observation/lab-1?status=final", `[]`},
+		{"POST", "/Observation?identifier=x", fresh},
+		{"DELETE", "/Observation?code=x&_cascade=delete", ""},
+		{"DELETE", "/Observation?code=x&_expunge=true", ""},
+		{"PUT", "/Observation?identifier=x&_cascade=delete", fresh},
+		{"DELETE", "/Observation?code=x&_count=1", ""},
+		{"POST", "/", `{"resourceType":"Bundle","type":"transaction","entry":[{"request":{"method":"DELETE","url":"Observation/lab-1?_cascade=delete"}}]}`},
+		{"POST", "/", `{"resourceType":"Bundle","type":"transaction","entry":[{"request":{"method":"DELETE","url":"Observation?code=x&_cascade=delete"}}]}`},
+	} {
+		f.refused(c.method+" "+c.target+" "+c.body, f.do(c.method, c.target, tok, c.body), http.StatusBadRequest)
+	}
+	for _, c := range []struct{ method, target, body string }{
+		{"DELETE", "/Observation?code=x", ""},
+		{"DELETE", "/Observation?_id=lab-1&_has:DiagnosticReport:result:status=final", ""},
+		{"PUT", "/Observation/lab-1?_format=json", own},
+		{"POST", "/Observation?_format=json", fresh},
+	} {
+		r := f.do(c.method, c.target, tok, c.body)
+		if got := f.up.requests(); r.status >= 400 || len(got) == 0 || got[len(got)-1].Method != c.method {
+			t.Errorf("%s %s: %d %s", c.method, c.target, r.status, r.raw)
+		}
+		f.up.reset()
+	}
+}
+
 // TestBatchResponseOracle: in a batch response, another patient's record
 // takes the place of its entry as a missing one would, byte for byte.
 func TestBatchResponseOracle(t *testing.T) {

@@ -56,6 +56,10 @@
 // or labelled, after the version was written): the current version is
 // read first. A write whose stored result the token may not read is
 // answered like Prefer: return=minimal (status and Location, no body).
+// A create or an instance write takes no query parameters but _format,
+// and a conditional write's are search criteria only: server instructions
+// such as HAPI's _cascade=delete, which deletes beyond the token's scopes,
+// are refused with 400.
 // Conditional reads (If-None-Match, If-Modified-Since) of inspected answers
 // are evaluated by the proxy once the resource is judged visible, never by
 // a bodiless 304 from the upstream.

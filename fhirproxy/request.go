@@ -297,16 +297,38 @@ func parsePath(method, path, rawQuery string, lim Limits) (Interaction, error) {
 		}
 	}
 	if in.Kind == Create || in.Kind == Update || in.Kind == Delete || in.Kind == Patch {
-		if !in.Conditional && len(in.Params) > 0 {
-			// Writes take no query but _format; anything else is a condition.
-			for _, p := range in.Params {
-				if p.Name != "_format" {
-					in.Conditional = true
-				}
+		for _, p := range in.Params {
+			switch {
+			case p.Name == "_format":
+			case !in.Conditional:
+				// A create, or a write of one instance, takes no query but
+				// _format: FHIR has no condition there (a create's goes in
+				// If-None-Exist), and servers read some parameters as
+				// instructions (HAPI's _cascade=delete deletes what
+				// refers to the record too, whatever its type).
+				return in, parseError("a create or an instance write takes no query parameters but _format")
+			case !criterion(p.Name):
+				return in, parseError("parameter " + p.Name + " is not a search criterion")
 			}
 		}
 	}
 	return in, nil
+}
+
+// criterion reports whether a parameter of a conditional write's query may
+// be a search criterion: any but the underscored names that are not
+// (result parameters, and server instructions such as _cascade or
+// _expunge, which act beyond the records matched).
+func criterion(name string) bool {
+	base, _, _ := strings.Cut(name, ":")
+	if !strings.HasPrefix(base, "_") {
+		return true
+	}
+	switch base {
+	case "_id", "_lastUpdated", "_tag", "_profile", "_security", "_source", "_text", "_content", "_list", "_has", "_filter":
+		return true
+	}
+	return false
 }
 
 func validOpName(s string) bool {
