@@ -38,7 +38,9 @@ func forbiddenForPatients(name string) bool {
 	case "_revinclude", "_contained", "_containedType":
 		return true
 	}
-	return searchesOthers(name) || name == "_include:iterate"
+	// An include with a modifier iterates (:iterate, and :recurse, its R3
+	// name, which servers still read so).
+	return searchesOthers(name) || base == "_include" && name != "_include"
 }
 
 // searchesOthers reports whether a search parameter's criteria read

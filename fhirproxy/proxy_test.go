@@ -228,6 +228,7 @@ func TestCompartment(t *testing.T) {
 		"chain":                   "/Observation?patient.name=Two",
 		"revinclude":              "/Practitioner?_revinclude=Observation:performer",
 		"include iterate":         "/Observation?_include:iterate=Observation:subject",
+		"include recurse":         "/Observation?_include:recurse=Observation:subject",
 		"filter":                  "/Observation?_filter=subject%20eq%20Patient/p2",
 		"list":                    "/Observation?_list=l1",
 		"other compartment":       "/Patient/p2/Observation",
