@@ -16,6 +16,12 @@ func (p *Proxy) checkWrite(ctx context.Context, r *http.Request, in Interaction,
 	bad := func(msg string) *refusal { return refuse(http.StatusBadRequest, "invalid", msg) }
 	var next *projection // an update's new content
 	switch in.Kind {
+	case Operation:
+		if len(body) > 0 {
+			// Its parameters would go upstream unread: POST $everything
+			// with {"name":"_mdm"} would ask HAPI for the linked records.
+			return bad("an operation takes its parameters in the query (GET), where they are checked")
+		}
 	case Batch:
 		return p.checkBatch(ctx, r, a, body)
 	case Create, Update:
