@@ -45,8 +45,8 @@
 // does (no update-as-create with patient context). Operations are denied
 // unless listed: Patient/{id}/$everything with read and search of every
 // type, its parameters in the query (a body is refused: it would go
-// upstream unread). A constrained read becomes a search by _id with the constraint, so
-// the FHIR server proves the match. Batches are authorised entry by entry;
+// upstream unread). A constrained read becomes a search by _id with the
+// constraint, so the FHIR server proves the match. Batches are authorised entry by entry;
 // one refused entry refuses the Bundle, and in a batch response an entry
 // the token may not see reads exactly like one the server did not find (a
 // write entry keeps its status and location). Where answers are judged, a
