@@ -2,6 +2,7 @@ package fhirproxy_test
 
 import (
 	"context"
+	"encoding/base64"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -1086,6 +1087,18 @@ func TestLabelDowngrade(t *testing.T) {
 		"by the patient's own app": {"PUT", "/Observation/psy-1", patient, mustJSON(obs("psy-1", "p1", "laboratory")), nil},
 		"a contained label":        {"PUT", "/Observation/boxed", cleared, mustJSON(obs("boxed", "p1", "laboratory")), nil},
 		"a patch touching meta":    {"PATCH", "/Observation/psy-1", cleared, `[{"op":"remove","path":"/meta/security/1"}]`, patch},
+		// The patch is read, not searched for a word: escapes, the root,
+		// contained resources, copies and moves, and FHIRPath.
+		"an escaped meta":           {"PATCH", "/Observation/psy-1", cleared, `[{"op":"remove","path":"/\u006deta/security/1"}]`, patch},
+		"the whole record":          {"PATCH", "/Observation/psy-1", cleared, `[{"op":"replace","path":"","value":` + mustJSON(obs("psy-1", "p1", "laboratory")) + `}]`, patch},
+		"a patched contained label": {"PATCH", "/Observation/boxed", cleared, `[{"op":"remove","path":"/contained/0/meta"}]`, patch},
+		"a copy over meta":          {"PATCH", "/Observation/psy-1", cleared, `[{"op":"copy","from":"/code","path":"/m\u0065ta"}]`, patch},
+		"a move out of meta":        {"PATCH", "/Observation/psy-1", cleared, `[{"op":"move","from":"/meta","path":"/extension"}]`, patch},
+		"a FHIRPath patch":          {"PATCH", "/Observation/psy-1", cleared, fhirPathPatch("delete", "Observation.\u006deta"), nil},
+		"a FHIRPath patch of text":  {"PATCH", "/Observation/psy-1", cleared, fhirPathPatch("delete", "Observation.status"), nil},
+		"a batched patch": {"POST", "/", cleared, `{"resourceType":"Bundle","type":"transaction","entry":[{"request":{"method":"PATCH","url":"Observation/psy-1"},` +
+			`"resource":{"resourceType":"Binary","contentType":"application/json-patch+json","data":"` +
+			base64.StdEncoding.EncodeToString([]byte(`[{"op":"remove","path":"/meta"}]`)) + `"}}]}`, nil},
 		"batched": {"POST", "/", cleared, `{"resourceType":"Bundle","type":"transaction","entry":[{"request":{"method":"PUT","url":"Observation/psy-1"},"resource":` +
 			mustJSON(obs("psy-1", "p1", "laboratory")) + `}]}`, nil},
 	} {
@@ -1100,6 +1113,22 @@ func TestLabelDowngrade(t *testing.T) {
 		}
 		f.up.reset()
 	}
+	// A patch is a JSON Patch or a FHIRPath Patch, read strictly; anything
+	// else would go upstream unread.
+	for name, c := range map[string]struct {
+		body   string
+		hdr    []string
+		status int
+	}{
+		"an XML patch":       {`<diff><remove sel="/Observation/meta"/></diff>`, []string{"Content-Type", "application/xml-patch+xml"}, http.StatusUnsupportedMediaType},
+		"a case-folded twin": {`[{"op":"remove","path":"/status","PATH":"/meta"}]`, patch, http.StatusBadRequest},
+		"an unknown op":      {`[{"op":"delete","path":"/status"}]`, patch, http.StatusBadRequest},
+		"not a pointer":      {`[{"op":"remove","path":"meta"}]`, patch, http.StatusBadRequest},
+		"no path":            {`[{"op":"remove"}]`, patch, http.StatusBadRequest},
+		"not a Parameters":   {mustJSON(obs("lab-1", "p1", "laboratory")), nil, http.StatusBadRequest},
+	} {
+		f.refused(name, f.do("PATCH", "/Observation/lab-1", cleared, c.body, c.hdr...), c.status)
+	}
 	// What may pass: labels kept or raised, a patch that leaves meta alone,
 	// an unlabelled record, and a new resource at a free id.
 	for name, c := range map[string]struct {
@@ -1109,6 +1138,8 @@ func TestLabelDowngrade(t *testing.T) {
 		"labels kept":                         {"PUT", "/Observation/psy-1", mustJSON(obs("psy-1", "p1", "vital-signs", "R", "PSY")), nil},
 		"labels raised":                       {"PUT", "/Observation/psy-1", mustJSON(obs("psy-1", "p1", "laboratory", "V", "PSY", "HIV")), nil},
 		"a patch of the rest":                 {"PATCH", "/Observation/psy-1", `[{"op":"replace","path":"/status","value":"amended"}]`, patch},
+		"a patch testing meta":                {"PATCH", "/Observation/psy-1", `[{"op":"test","path":"/meta/versionId","value":"1"},{"op":"copy","from":"/meta","path":"/extension"}]`, patch},
+		"a FHIRPath patch of an unlabelled":   {"PATCH", "/Observation/lab-1", fhirPathPatch("delete", "Observation.status"), nil},
 		"an unlabelled record":                {"PUT", "/Observation/lab-1", mustJSON(obs("lab-1", "p1", "laboratory")), nil},
 		"a free id":                           {"PUT", "/Observation/fresh", mustJSON(obs("fresh", "p1", "laboratory")), nil},
 		"a conditional update keeping labels": {"PUT", "/Observation?_id=psy-1", noID(obs("x", "p1", "laboratory", "R", "PSY")), nil},
@@ -1183,6 +1214,12 @@ func TestPatientLinks(t *testing.T) {
 	if r := f.do("PUT", "/Patient/p1", user, mustJSON(p1(link("Patient/p2", "replaced-by")))); r.status != http.StatusOK {
 		t.Errorf("a clinician linking records: %d %s", r.status, r.raw)
 	}
+}
+
+// fhirPathPatch is a FHIRPath Patch of one operation.
+func fhirPathPatch(typ, path string) string {
+	return `{"resourceType":"Parameters","parameter":[{"name":"operation","part":[{"name":"type","valueCode":"` + typ +
+		`"},{"name":"path","valueString":"` + path + `"}]}]}`
 }
 
 // TestHistoryFollowsTheRecord: an earlier version is shown only while the

@@ -85,8 +85,11 @@
 // withholds answers 404, as a free id then does (no update-as-create);
 // conditional writes and batched updates and deletes are refused. Whatever
 // the clearance, an update may raise a record's labels, never lower or
-// remove them, and a patch of a labelled record may not touch meta. The
-// audit event of a response lists the labels of what went out, never of
+// remove them, and a patch of a labelled record must be a JSON Patch whose
+// operations, read as the server reads them, leave its root, meta and
+// contained alone. A patch is a JSON Patch or a FHIRPath Patch (in a
+// batch: a Binary holding the one, a Parameters resource the other), read
+// strictly; any other format is refused with 415. The audit event of a response lists the labels of what went out, never of
 // what was withheld.
 //
 // # Reading responses

@@ -542,3 +542,62 @@ func TestNoMatchIsAnID(t *testing.T) {
 		}
 	}
 }
+
+// FuzzReadPatch checks the JSON Patch reader against encoding/json: it
+// never panics, accepts only what encoding/json reads as an array of
+// operations with a known op and a JSON Pointer path, and says a patch
+// spares the labels only when no changing operation's path (or a move's
+// from), decoded independently, is the root or below meta or contained.
+func FuzzReadPatch(f *testing.F) {
+	for _, s := range []string{
+		`[{"op":"replace","path":"/status","value":"amended"}]`,
+		`[{"op":"remove","path":"/\u006deta/security/1"}]`,
+		`[{"op":"replace","path":"","value":{}}]`,
+		`[{"op":"move","from":"/meta","path":"/extension"}]`,
+		`[{"op":"copy","from":"/code","path":"/contained/0"}]`,
+		`[{"op":"test","path":"/meta/versionId","value":"1"}]`,
+		`[{"op":"add","path":"/m~0eta","value":1},{"op":"add","path":"/a~1b","value":2}]`,
+		`[{"op":"remove","path":"/status","PATH":"/meta"}]`,
+		`{"resourceType":"Parameters"}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		doc, ref := readPatch(jsonPatchType, body)
+		if ref != nil {
+			return
+		}
+		var ops []map[string]any
+		if err := json.Unmarshal(body, &ops); err != nil {
+			t.Fatalf("accepted what encoding/json does not read as operations: %v", err)
+		}
+		touches := func(p string) bool {
+			if p == "" {
+				return true
+			}
+			seg := strings.SplitN(p, "/", 3)[1]
+			seg = strings.ReplaceAll(strings.ReplaceAll(seg, "~1", "/"), "~0", "~")
+			return seg == "meta" || seg == "contained"
+		}
+		spares := true
+		for _, op := range ops {
+			path, ok := op["path"].(string)
+			if !ok || path != "" && path[0] != '/' {
+				t.Fatalf("accepted an operation without a pointer path: %v", op)
+			}
+			from, _ := op["from"].(string)
+			switch op["op"] {
+			case "test":
+			case "add", "remove", "replace", "copy":
+				spares = spares && !touches(path)
+			case "move":
+				spares = spares && !touches(path) && !touches(from)
+			default:
+				t.Fatalf("accepted an unknown op: %v", op)
+			}
+		}
+		if doc.sparesLabels != spares || doc.fhirPath {
+			t.Fatalf("sparesLabels %v, fhirPath %v; an independent reading says %v", doc.sparesLabels, doc.fhirPath, spares)
+		}
+	})
+}

@@ -413,7 +413,7 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, x *exchange) {
 			p.finish(w, r, &x.ev, refuse(http.StatusBadRequest, "too-costly", "the search is too long as the proxy would forward it (re-encoded, with the token's constraints added); narrow it"), nil)
 			return
 		}
-		if ref := p.checkWrite(r.Context(), r, x.in, x.a, x.body); ref != nil {
+		if ref := p.checkWrite(r.Context(), header(r.Header, "Content-Type"), x.in, x.a, x.body); ref != nil {
 			p.finish(w, r, &x.ev, ref, nil)
 			return
 		}

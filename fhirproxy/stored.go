@@ -37,7 +37,7 @@ import (
 // withheld in every version, not only in those written after. A resource
 // the server no longer has (deleted: 410) leaves its versions to be judged
 // one by one.
-func (p *Proxy) checkStored(ctx context.Context, in Interaction, a *access, next *projection, body []byte) *refusal {
+func (p *Proxy) checkStored(ctx context.Context, in Interaction, a *access, next *projection, body []byte, patch patchDoc) *refusal {
 	read, labelled := false, in.Kind == Update || in.Kind == Patch
 	switch in.Kind {
 	case Update, Patch, Delete:
@@ -47,7 +47,7 @@ func (p *Proxy) checkStored(ctx context.Context, in Interaction, a *access, next
 		return nil
 	}
 	if in.Conditional && labelled {
-		return p.checkMatches(ctx, in, next, body)
+		return p.checkMatches(ctx, in, next, patch)
 	}
 	inComp := a.patient != "" && in.Type != "Patient" // a patient/ token's own Patient is checked by id
 	sees := !inComp && a.unrestricted                 // the access may see every stored version
@@ -84,7 +84,7 @@ func (p *Proxy) checkStored(ctx context.Context, in Interaction, a *access, next
 	if a.bound(pr) && p.judgeContext(ctx, a, pr) != keep {
 		return notFound() // a Binary whose context the access may not see
 	}
-	if ref := keepsLabels(in, pr, next, body); ref != nil {
+	if ref := keepsLabels(in, pr, next, patch); ref != nil {
 		return ref
 	}
 	if a.patient != "" && in.Type == "Patient" && next != nil {
@@ -139,13 +139,15 @@ func links(body []byte) (string, error) {
 }
 
 // keepsLabels refuses an update that would lower stored's labels, and a
-// patch that touches the meta of a labelled record.
-func keepsLabels(in Interaction, stored, next *projection, body []byte) *refusal {
+// patch of a labelled record that could: one that is not a JSON Patch
+// sparing its root, meta and contained (a FHIRPath expression can reach
+// meta in ways the proxy does not evaluate).
+func keepsLabels(in Interaction, stored, next *projection, patch patchDoc) *refusal {
 	switch {
 	case next != nil && lowers(stored, next):
 		return refuse(http.StatusForbidden, "forbidden", "an update must keep the stored record's security labels; an app may add labels, not lower or remove them")
-	case in.Kind == Patch && len(stored.Meta.Security) > 0 && bytes.Contains(body, []byte("meta")):
-		return refuse(http.StatusForbidden, "forbidden", "a patch of a labelled record may not touch meta; change it with PUT, keeping its security labels")
+	case in.Kind == Patch && len(stored.Meta.Security) > 0 && !patch.sparesLabels:
+		return refuse(http.StatusForbidden, "forbidden", "a patch of a labelled record must be a JSON Patch that leaves meta and contained alone; change labels with PUT, keeping its security labels")
 	}
 	return nil
 }
@@ -156,7 +158,7 @@ func keepsLabels(in Interaction, stored, next *projection, body []byte) *refusal
 // and the new content must keep the labels of every match (a Bundle read
 // as one resource carries its entries' labels). More than one match is
 // the FHIR server's to refuse.
-func (p *Proxy) checkMatches(ctx context.Context, in Interaction, next *projection, body []byte) *refusal {
+func (p *Proxy) checkMatches(ctx context.Context, in Interaction, next *projection, patch patchDoc) *refusal {
 	st, found, err := p.fetch(ctx, in.Type, encodeQuery(in.Params))
 	switch {
 	case err != nil:
@@ -164,7 +166,7 @@ func (p *Proxy) checkMatches(ctx context.Context, in Interaction, next *projecti
 	case st != http.StatusOK || found.ResourceType != "Bundle":
 		return refuse(http.StatusBadGateway, "invalid", "the FHIR server did not answer the update's criteria with a Bundle")
 	}
-	return keepsLabels(in, found, next, body)
+	return keepsLabels(in, found, next, patch)
 }
 
 // lowers reports whether next drops a security label of stored: a lower

@@ -12,10 +12,23 @@ import (
 
 // checkWrite checks a write's new content and the stored version it
 // replaces or deletes (checkStored), and authorises batch entries.
-func (p *Proxy) checkWrite(ctx context.Context, r *http.Request, in Interaction, a *access, body []byte) *refusal {
+// contentType is the request's Content-Type, or entryResource for a batch
+// entry's resource.
+func (p *Proxy) checkWrite(ctx context.Context, contentType string, in Interaction, a *access, body []byte) *refusal {
 	bad := func(msg string) *refusal { return refuse(http.StatusBadRequest, "invalid", msg) }
 	var next *projection // an update's new content
+	var patch patchDoc
 	switch in.Kind {
+	case Patch:
+		var ref *refusal
+		if contentType == entryResource {
+			patch, ref = readEntryPatch(body)
+		} else {
+			patch, ref = readPatch(contentType, body)
+		}
+		if ref != nil {
+			return ref
+		}
 	case Operation:
 		if len(body) > 0 {
 			// Its parameters would go upstream unread: POST $everything
@@ -23,8 +36,11 @@ func (p *Proxy) checkWrite(ctx context.Context, r *http.Request, in Interaction,
 			return bad("an operation takes its parameters in the query (GET), where they are checked")
 		}
 	case Batch:
-		return p.checkBatch(ctx, r, a, body)
+		return p.checkBatch(ctx, a, body)
 	case Create, Update:
+		if contentType != entryResource && contentType != "" && !jsonMediaType(contentType) {
+			return refuse(http.StatusUnsupportedMediaType, "not-supported", "a resource is written as JSON (application/fhir+json)")
+		}
 		pr, err := parseResource(body)
 		if err != nil {
 			return bad("the body must be one strict JSON resource")
@@ -47,13 +63,17 @@ func (p *Proxy) checkWrite(ctx context.Context, r *http.Request, in Interaction,
 		}
 		next = &pr
 	}
-	return p.checkStored(ctx, in, a, next, body)
+	return p.checkStored(ctx, in, a, next, body, patch)
 }
+
+// entryResource is the content type checkWrite is given for a batch
+// entry's resource.
+const entryResource = "\x00entry"
 
 // checkBatch authorises every entry of a batch or transaction on its own;
 // one refused entry refuses the whole Bundle. Patient/ tokens may batch
 // reads and searches only.
-func (p *Proxy) checkBatch(ctx context.Context, r *http.Request, a *access, body []byte) *refusal {
+func (p *Proxy) checkBatch(ctx context.Context, a *access, body []byte) *refusal {
 	bad := func(msg string) *refusal { return refuse(http.StatusBadRequest, "invalid", msg) }
 	b, err := parseBatch(body, p.Limits.entries())
 	if err == errTooManyEntries {
@@ -126,7 +146,7 @@ func (p *Proxy) checkBatch(ctx context.Context, r *http.Request, a *access, body
 				": with a clearance short of every label, updates and deletes are checked one by one; send it on its own")
 		}
 		if len(e.Resource) > 0 {
-			if ref := p.checkWrite(ctx, r, in, &ea, e.Resource); ref != nil {
+			if ref := p.checkWrite(ctx, entryResource, in, &ea, e.Resource); ref != nil {
 				return ref
 			}
 		}

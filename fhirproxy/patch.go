@@ -1,0 +1,155 @@
+package fhirproxy
+
+import (
+	"encoding/base64"
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/smartkit/smartkit/internal/jsonstrict"
+)
+
+// jsonPatchType is the media type of a JSON Patch (RFC 6902).
+const jsonPatchType = "application/json-patch+json"
+
+// patchDoc is what the proxy reads of a patch: a JSON Patch, whose
+// operations it reads, or a FHIRPath Patch (a Parameters resource), whose
+// paths are FHIRPath expressions it does not evaluate.
+type patchDoc struct {
+	fhirPath bool
+	// sparesLabels reports, for a JSON Patch, that no operation that
+	// changes the document touches its root, meta or contained (where its
+	// labels, and those of its contained resources, are).
+	sparesLabels bool
+}
+
+// readPatch reads a patch body of the given media type strictly, or
+// refuses it: a JSON Patch, a FHIRPath Patch, and nothing else (an XML
+// Patch, say, would go upstream unread).
+func readPatch(contentType string, body []byte) (patchDoc, *refusal) {
+	bad := func(msg string) (patchDoc, *refusal) {
+		return patchDoc{}, refuse(http.StatusBadRequest, "invalid", msg)
+	}
+	mt, _, _ := strings.Cut(contentType, ";")
+	switch mt = strings.TrimSpace(mt); {
+	case strings.EqualFold(mt, jsonPatchType):
+		// Names equal under case folding are refused too: a server whose
+		// JSON reader folds them could take another path than the one
+		// read here.
+		if jsonstrict.Check(body) != nil {
+			return bad("the patch must be one strict JSON Patch")
+		}
+		spares, err := jsonPatchSpares(body)
+		if err != nil {
+			return bad("the patch must be a JSON Patch: an array of operations, each with an op and a path")
+		}
+		return patchDoc{sparesLabels: spares}, nil
+	case jsonMediaType(mt):
+		pr, err := parseResource(body)
+		if err != nil || pr.ResourceType != "Parameters" {
+			return bad("a FHIRPath Patch must be one strict JSON Parameters resource")
+		}
+		return patchDoc{fhirPath: true}, nil
+	}
+	return patchDoc{}, refuse(http.StatusUnsupportedMediaType, "not-supported", "a patch is a JSON Patch ("+jsonPatchType+") or a FHIRPath Patch (application/fhir+json)")
+}
+
+// readEntryPatch reads a batch entry's patch: a Binary holding a JSON Patch
+// (its data, base64), or a Parameters resource holding a FHIRPath Patch.
+func readEntryPatch(resource []byte) (patchDoc, *refusal) {
+	var typ, contentType, data string
+	s := jsonstrict.NewScanner(resource)
+	err := s.Object(func(name []byte) error {
+		switch string(name) {
+		case "resourceType":
+			return readString(s, &typ)
+		case "contentType":
+			return readString(s, &contentType)
+		case "data":
+			return readString(s, &data)
+		}
+		return s.Skip()
+	})
+	switch {
+	case err != nil:
+	case typ == "Parameters":
+		return readPatch("application/fhir+json", resource)
+	case typ == "Binary":
+		if body, err := base64.StdEncoding.DecodeString(data); err == nil {
+			return readPatch(contentType, body)
+		}
+	}
+	return patchDoc{}, refuse(http.StatusBadRequest, "invalid", "a batched patch is a Binary holding a JSON Patch, or a Parameters resource holding a FHIRPath Patch")
+}
+
+// jsonPatchSpares reads a JSON Patch and reports whether its operations
+// spare the labels: no add, remove, replace, move or copy whose path (or a
+// move's from) is the root, or below meta or contained (test operations
+// change nothing).
+func jsonPatchSpares(body []byte) (bool, error) {
+	spares := true
+	s := jsonstrict.NewScanner(body)
+	err := s.Array(func() error {
+		var op, path, from string
+		var hasPath bool
+		err := s.Object(func(name []byte) error {
+			switch string(name) {
+			case "op":
+				return readString(s, &op)
+			case "path":
+				hasPath = true
+				return readString(s, &path)
+			case "from":
+				return readString(s, &from)
+			}
+			return s.Skip()
+		})
+		switch {
+		case err != nil:
+			return err
+		case !hasPath || !pointer(path) || !pointer(from):
+			return errBadPatch
+		}
+		switch op {
+		case "test": // changes nothing
+		case "add", "remove", "replace", "copy": // a copy writes at path only
+			spares = spares && !labelPointer(path)
+		case "move": // removes from, adds at path
+			spares = spares && !labelPointer(path) && !labelPointer(from)
+		default:
+			return errBadPatch
+		}
+		return nil
+	})
+	if err == nil {
+		err = s.End()
+	}
+	return spares, err
+}
+
+var errBadPatch = errors.New("fhirproxy: not a JSON Patch")
+
+// pointer reports whether p is a JSON Pointer (RFC 6901): empty, or
+// segments each after a "/", with "~" only as "~0" or "~1".
+func pointer(p string) bool {
+	if p != "" && p[0] != '/' {
+		return false
+	}
+	for i := 0; i < len(p); i++ {
+		if p[i] == '~' && (i+1 == len(p) || p[i+1] != '0' && p[i+1] != '1') {
+			return false
+		}
+	}
+	return true
+}
+
+// labelPointer reports whether a JSON Pointer is the document itself, or
+// is below its meta or contained member.
+func labelPointer(p string) bool {
+	if p == "" {
+		return true
+	}
+	first, _, _ := strings.Cut(p[1:], "/")
+	first = strings.NewReplacer("~1", "/", "~0", "~").Replace(first)
+	return first == "meta" || first == "contained"
+}
