@@ -1,6 +1,8 @@
 // Package fhirproxy is the policy enforcement point in front of any FHIR R4
 // server: a valid token is not permission to read everything. [Proxy]
-// verifies the bearer token (smart.Verifier), parses each request once and
+// verifies the bearer token (smart.Verifier; from the Authorization header
+// only: an access_token parameter is refused, never forwarded), parses
+// each request once and
 // strictly into an [Interaction], authorises it with the scopes engine
 // (letters, v2 query constraints, contexts) and the patient compartment,
 // forwards exactly what it authorised, re-serialised from the parsed form

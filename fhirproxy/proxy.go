@@ -245,6 +245,17 @@ func (p *Proxy) finish(w http.ResponseWriter, r *http.Request, ev *audit.Event, 
 	writeOutcome(w, ref.status, ref.code, ref.msg)
 }
 
+// carriesToken reports whether parameters hold an access_token (RFC 6750
+// §2.2 and §2.3), which the proxy neither reads nor forwards.
+func carriesToken(params []Param) bool {
+	for _, p := range params {
+		if base, _, _ := strings.Cut(p.Name, ":"); base == "access_token" {
+			return true
+		}
+	}
+	return false
+}
+
 func (p *Proxy) record(ctx context.Context, ev *audit.Event) error {
 	ev.Time = time.Now()
 	return p.Audit.Record(ctx, *ev)
@@ -338,11 +349,15 @@ func (p *Proxy) admit(r *http.Request, in *Interaction, a *access) (*access, *re
 		return nil, refuse(http.StatusBadRequest, "invalid", err.Error())
 	}
 	raw, ok := smart.BearerToken(r)
-	if !ok {
-		if r.URL.Query().Has("access_token") {
-			return nil, &refusal{http.StatusUnauthorized, "login", "send the token in the Authorization header only", "invalid_request"}
-		}
+	switch {
+	case !ok && carriesToken(in.Params):
+		return nil, &refusal{http.StatusUnauthorized, "login", "send the token in the Authorization header only", "invalid_request"}
+	case !ok:
 		return nil, &refusal{http.StatusUnauthorized, "login", "a bearer token is required", ""}
+	case carriesToken(in.Params):
+		// A token in the query or a form body would go upstream, into its
+		// URLs and logs (RFC 6750 §2: one method per request).
+		return nil, &refusal{http.StatusBadRequest, "invalid", "send the token in the Authorization header only; an access_token parameter is not accepted", "invalid_request"}
 	}
 	tok, err := p.Verifier.Verify(r.Context(), raw)
 	if err != nil {

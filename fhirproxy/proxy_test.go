@@ -172,6 +172,32 @@ func TestAuthentication(t *testing.T) {
 	}
 }
 
+// TestTokenParameters: a token goes in the Authorization header only (RFC
+// 6750 §2: one method per request). An access_token parameter, in the
+// query, a _search form body, a batch entry's URL or If-None-Exist, is
+// refused and goes nowhere: not upstream, where it would land in URLs and
+// logs, nor into the audit trail.
+func TestTokenParameters(t *testing.T) {
+	f := newFixture(t)
+	tok := f.token("launch/patient patient/Observation.crs", nil)
+	form := []string{"Content-Type", "application/x-www-form-urlencoded"}
+	f.refused("with the header, in the query", f.do("GET", "/Observation?code=1&access_token="+tok, tok, ""), 400)
+	f.refused("with the header, in a form", f.do("POST", "/Observation/_search", tok, "code=1&access_token="+tok, form...), 400)
+	r := f.do("POST", "/Observation/_search", "", "access_token="+tok, form...)
+	f.refused("in a form alone", r, 401)
+	if ch := r.header.Get("WWW-Authenticate"); !strings.Contains(ch, `error="invalid_request"`) {
+		t.Errorf("in a form alone: WWW-Authenticate %q", ch)
+	}
+	f.refused("in a batch entry", f.do("POST", "/", tok, `{"resourceType":"Bundle","type":"batch","entry":[
+		{"request":{"method":"GET","url":"Observation/lab-1?access_token=`+tok+`"}}]}`), 400)
+	f.refused("in If-None-Exist", f.do("POST", "/Observation", tok, mustJSON(obs("x", "p1", "laboratory")), "If-None-Exist", "access_token="+tok), 400)
+	for _, e := range f.audit.Events() {
+		if strings.Contains(fmt.Sprintf("%+v", e), tok) {
+			t.Fatalf("the token is in the audit trail: %+v", e)
+		}
+	}
+}
+
 func TestPathAndQueryDifferentials(t *testing.T) {
 	f := newFixture(t)
 	tok := f.token("patient/*.rs", nil)

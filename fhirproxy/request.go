@@ -82,6 +82,9 @@ func (in *Interaction) setIfNoneExist(vals []string, lim Limits) error {
 	if encodedLen(crit) > lim.url() { // as forwarded, like a search's query (forwardable)
 		return parseError("the If-None-Exist criteria are too long")
 	}
+	if carriesToken(crit) {
+		return parseError("an access token goes in the Authorization header only")
+	}
 	in.Conditional, in.ifNoneExist = true, encodeQuery(crit)
 	return nil
 }

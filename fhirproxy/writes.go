@@ -100,6 +100,9 @@ func (p *Proxy) checkBatch(ctx context.Context, a *access, body []byte) *refusal
 		if err != nil || in.Kind == Batch || in.Kind == Capabilities {
 			return bad("batch entry " + itoa(i) + " is not understood")
 		}
+		if carriesToken(in.Params) {
+			return bad("batch entry " + itoa(i) + ": an access token goes in the Authorization header only")
+		}
 		if a.patient != "" && in.Kind != Read && in.Kind != VRead {
 			return refuse(http.StatusForbidden, "forbidden", "batch entry "+itoa(i)+": only reads may be batched with patient context")
 		}
