@@ -359,6 +359,47 @@ func TestWriteParameters(t *testing.T) {
 	}
 }
 
+// TestForeignReferences: Patient/p1 on another FHIR server is another
+// person. An absolute reference places a resource in p1's compartment only
+// on a base this server is known by (the upstream's, the proxy's public
+// base, the token's audience): a record about another server's p1 reads
+// as missing, a write naming one is refused, and so is a search.
+func TestForeignReferences(t *testing.T) {
+	f := newFixture(t)
+	tok := f.token("launch/patient patient/Observation.crs", nil)
+	about := func(ref string) map[string]any {
+		r := obs("x", "p1", "laboratory")
+		r["subject"] = map[string]any{"reference": ref}
+		delete(r, "id")
+		return r
+	}
+	foreign := []string{"https://other.example/fhir/Patient/p1", "https://other.example/Patient/p1?x=/Patient/p1", "x://Patient/p1",
+		strings.Replace(f.up.ts.URL, "127.0.0.1", "localhost", 1) + "/Patient/p1"}
+	for _, ref := range foreign {
+		f.refused("a write about "+ref, f.do("POST", "/Observation", tok, mustJSON(about(ref))), http.StatusForbidden)
+		f.refused("a search for "+ref, f.do("GET", "/Observation?subject="+url.QueryEscape(ref), tok, ""), http.StatusForbidden)
+	}
+	for _, ref := range []string{f.up.ts.URL + "/Patient/p1", f.base + "/Patient/p1"} {
+		if r := f.do("POST", "/Observation", tok, mustJSON(about(ref))); r.status != http.StatusCreated {
+			t.Errorf("a write about %s: %d %s", ref, r.status, r.raw)
+		}
+		f.up.reset()
+	}
+	ext := about(foreign[0])
+	ext["id"] = "ext-1"
+	f.up.resources["Observation/ext-1"] = ext
+	local := about(f.up.ts.URL + "/Patient/p1")
+	local["id"] = "loc-1"
+	f.up.resources["Observation/loc-1"] = local
+	missing := f.do("GET", "/Observation/nope", tok, "")
+	if r := f.do("GET", "/Observation/ext-1", tok, ""); r.status != missing.status || r.raw != missing.raw {
+		t.Errorf("a record about another server's p1: %d %s", r.status, r.raw)
+	}
+	if r := f.do("GET", "/Observation/loc-1", tok, ""); r.status != http.StatusOK {
+		t.Errorf("a record about p1 on the upstream's base: %d %s", r.status, r.raw)
+	}
+}
+
 // TestBatchResponseOracle: in a batch response, another patient's record
 // takes the place of its entry as a missing one would, byte for byte.
 func TestBatchResponseOracle(t *testing.T) {

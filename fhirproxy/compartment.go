@@ -76,16 +76,19 @@ var patientParams = map[string]bool{"patient": true, "subject": true, "beneficia
 	"requester": true, "author": true, "recorder": true, "asserter": true, "participant": true, "_id": true, "link": true,
 	"policy-holder": true, "subscriber": true, "focus": true, "sender": true, "recipient": true}
 
-// refersTo reports whether a reference value names Patient/id: "id" (for
-// patient-typed parameters), "Patient/id", or an absolute URL ending so.
-func refersTo(v, id string, bareAllowed bool) bool {
+// refersTo reports whether a reference value names Patient/id on this
+// FHIR server: "id" (for patient-typed parameters), "Patient/id", or an
+// absolute URL on one of the bases this server is known by (access.local).
+// The same id on another server is another patient.
+func refersTo(v, id string, bareAllowed bool, a *access) bool {
 	switch {
 	case v == "Patient/"+id:
 		return true
 	case bareAllowed && v == id:
 		return true
-	case strings.HasSuffix(v, "/Patient/"+id) && strings.Contains(v, "://"):
-		return true
+	case strings.Contains(v, "://"):
+		rest, ok := a.local(v)
+		return ok && rest == "/Patient/"+id
 	}
 	return false
 }

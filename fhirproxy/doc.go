@@ -23,7 +23,10 @@
 //     missing resource; a read of another Patient is not even forwarded.
 //   - D-2: a search that names another patient, in any form (repeated
 //     parameters, OR lists, references, absolute URLs, modifiers), is
-//     refused with 403 before anything is forwarded.
+//     refused with 403 before anything is forwarded. Patient/p1 on another
+//     server is another patient: an absolute reference names the context
+//     patient only on the upstream's base, Proxy.Base or the token's
+//     audience.
 //   - D-6: Patient.link is not followed: a linked record is another
 //     patient. A patient/ token may update its own Patient only keeping the
 //     links as stored: adding, removing or retyping one is the EHR's

@@ -232,9 +232,11 @@ func (p *projection) labels() (consent.Confidentiality, []string) {
 }
 
 // inCompartment reports whether the resource provably belongs to the
-// patient's compartment: it is the Patient, or one of its reference fields
-// names the patient. Absence of a reference never admits (fail closed).
-func (p *projection) inCompartment(patient string) bool {
+// compartment of a's patient: it is the Patient, or one of its reference
+// fields names the patient on this server. Absence of a reference never
+// admits (fail closed).
+func (p *projection) inCompartment(a *access) bool {
+	patient := a.patient
 	if p.ResourceType == "Patient" {
 		return p.ID == patient
 	}
@@ -245,20 +247,20 @@ func (p *projection) inCompartment(patient string) bool {
 	for _, f := range ct.fields {
 		switch f {
 		case "subject":
-			if refersTo(p.Subject.Reference, patient, false) {
+			if refersTo(p.Subject.Reference, patient, false, a) {
 				return true
 			}
 		case "patient":
-			if refersTo(p.Patient.Reference, patient, false) {
+			if refersTo(p.Patient.Reference, patient, false, a) {
 				return true
 			}
 		case "beneficiary":
-			if refersTo(p.Beneficiary.Reference, patient, false) {
+			if refersTo(p.Beneficiary.Reference, patient, false, a) {
 				return true
 			}
 		case "participant.actor":
 			for _, pa := range p.Participant {
-				if refersTo(pa.Actor.Reference, patient, false) {
+				if refersTo(pa.Actor.Reference, patient, false, a) {
 					return true
 				}
 			}
@@ -293,7 +295,7 @@ func (a *access) bound(p *projection) bool {
 // compartment does not count, its labels still do.
 func (a *access) judge(p *projection) verdict {
 	context := a.bound(p)
-	if a.patient != "" && !context && !p.inCompartment(a.patient) && !a.shared(p.ResourceType) {
+	if a.patient != "" && !context && !p.inCompartment(a) && !a.shared(p.ResourceType) {
 		return drop
 	}
 	if !a.readable(p.ResourceType) {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"reflect"
 	"slices"
 	"strings"
@@ -17,11 +18,16 @@ import (
 	"github.com/smartkit/smartkit/smart"
 )
 
+// testUpstream and testAudience are the bases testAccess's server is
+// known by: absolute references on them are local.
+const testUpstream, testAudience = "http://up", "https://ehr.example/fhir"
+
 func testAccess(scope string) *access {
-	tok := &smart.Token{Scopes: scopes.MustParseSet(scope), Scope: scope}
+	tok := &smart.Token{Scopes: scopes.MustParseSet(scope), Scope: scope, Audience: testAudience}
 	tok.Context.Patient = "p1"
 	a := new(access)
-	(&Proxy{}).accessFor(a, tok)
+	up, _ := url.Parse(testUpstream)
+	(&Proxy{Upstream: up}).accessFor(a, tok)
 	return a
 }
 
@@ -223,8 +229,17 @@ func FuzzParsePath(f *testing.F) {
 }
 
 // p1s reports whether a decoded resource is patient p1's: p1 itself, or a
-// compartment type whose reference field names p1.
+// compartment type whose reference field names p1 (relatively, or on the
+// upstream's base or the token's audience; p1 on another server is
+// another patient).
 func p1s(res map[string]any) bool {
+	names := func(ref any) bool {
+		switch ref {
+		case "Patient/p1", testUpstream + "/Patient/p1", testAudience + "/Patient/p1":
+			return true
+		}
+		return false
+	}
 	typ, _ := res["resourceType"].(string)
 	if typ == "Patient" {
 		return res["id"] == "p1"
@@ -238,13 +253,13 @@ func p1s(res map[string]any) bool {
 			ps, _ := res["participant"].([]any)
 			for _, p := range ps {
 				p, _ := p.(map[string]any)
-				if a, _ := p["actor"].(map[string]any); a != nil && refersTo(fmt.Sprint(a["reference"]), "p1", false) {
+				if a, _ := p["actor"].(map[string]any); a != nil && names(a["reference"]) {
 					return true
 				}
 			}
 			continue
 		}
-		if r, _ := res[f].(map[string]any); r != nil && refersTo(fmt.Sprint(r["reference"]), "p1", false) {
+		if r, _ := res[f].(map[string]any); r != nil && names(r["reference"]) {
 			return true
 		}
 	}
@@ -265,6 +280,10 @@ func FuzzInspectBody(f *testing.F) {
 	f.Add([]byte(`{"resourceType":"Bundle","total":5,"link":[{"relation":"next","url":"http://up/Observation?ct=2"}],"entry":[{"resource":{"resourceType":"Observation","id":"o1","subject":{"reference":"Patient/p1"}}}]}`))
 	f.Add([]byte(`{"resourceType":"Bundle","total":2,"entry":[{"resource":{"resourceType":"Observation","id":"o1","subject":{"reference":"Patient/p1"}},"search":{"mode":"match"}},{"resource":{"resourceType":"Practitioner","id":"dr"},"search":{"mode":"include"}}]}`))
 	f.Add([]byte(`{"resourceType":"Bundle","link":[{"url":"http://up/Observation?p=2","relation":"self"},{"url":"http://up/Observation?p=3","relation":"next"},{"relation":"next","url":"http://up/x"}]}`))
+	f.Add([]byte(`{"resourceType":"Bundle","entry":[{"resource":{"resourceType":"Observation","id":"a","subject":{"reference":"http://up/Patient/p1"}}},` +
+		`{"resource":{"resourceType":"Observation","id":"b","subject":{"reference":"https://other.example/fhir/Patient/p1"}}},` +
+		`{"resource":{"resourceType":"Observation","id":"c","subject":{"reference":"https://ehr.example/fhir/Patient/p1"}}},` +
+		`{"resource":{"resourceType":"Observation","id":"d","subject":{"reference":"http://upstream/Patient/p1"}}}]}`))
 	a := testAccess("patient/*.rs")
 	moving := testAccess("patient/*.rs")
 	moving.relink = &relinker{"http://up", "https://proxy.example/fhir", &Proxy{}}
@@ -366,7 +385,7 @@ func FuzzInspectBody(f *testing.F) {
 				}
 			}
 			for _, k := range kept {
-				if !k.inCompartment("p1") && !a.shared(k.ResourceType) {
+				if !k.inCompartment(a) && !a.shared(k.ResourceType) {
 					t.Fatalf("let through %s/%s outside the compartment", k.ResourceType, k.ID)
 				}
 			}

@@ -90,6 +90,8 @@ type Proxy struct {
 	defaultTransport http.RoundTripper
 	linkOnce         sync.Once
 	links            *relinker
+	basesOnce        sync.Once
+	bases            []string // localBases
 	pageOnce         sync.Once
 	pageSecret       []byte
 	errLogOnce       sync.Once
@@ -154,6 +156,8 @@ type access struct {
 	// relink moves the upstream's links onto the proxy's base (Proxy.Base);
 	// nil leaves them.
 	relink *relinker
+	// bases are Proxy.localBases.
+	bases []string
 	// writes says, for a batch or transaction, which entries write: their
 	// answers stay when their resources may not be seen (minimalEntry).
 	writes []bool
@@ -395,6 +399,37 @@ func (p *Proxy) accessFor(a *access, tok *smart.Token) {
 		a.sharedTypes = DefaultSharedTypes
 	}
 	a.relink = p.relinker()
+	a.bases = p.localBases()
+}
+
+// localBases are the absolute bases a reference names this FHIR server
+// by, other than a token's audience: the upstream's, and the proxy's
+// public base when set.
+func (p *Proxy) localBases() []string {
+	p.basesOnce.Do(func() {
+		if p.Upstream != nil {
+			p.bases = append(p.bases, strings.TrimSuffix(p.Upstream.String(), "/"))
+		}
+		if p.Base != "" {
+			p.bases = append(p.bases, strings.TrimSuffix(p.Base, "/"))
+		}
+	})
+	return p.bases
+}
+
+// local returns the path of an absolute URL on this FHIR server: below
+// the upstream's base, the proxy's public base or the token's audience
+// (the FHIR base it was issued for). Anything else is another server's.
+func (a *access) local(u string) (string, bool) {
+	for _, b := range a.bases {
+		if rest, ok := below(b, u); ok {
+			return rest, true
+		}
+	}
+	if a.tok != nil && a.tok.Audience != "" {
+		return below(strings.TrimSuffix(a.tok.Audience, "/"), u)
+	}
+	return "", false
 }
 
 // shared reports whether patient/ tokens may read type t outside the compartment.

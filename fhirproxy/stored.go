@@ -75,7 +75,7 @@ func (p *Proxy) checkStored(ctx context.Context, in Interaction, a *access, next
 			return notFound()
 		}
 		return nil
-	case st != http.StatusOK, inComp && !pr.inCompartment(a.patient):
+	case st != http.StatusOK, inComp && !pr.inCompartment(a):
 		return notFound()
 	}
 	if conf, tags := pr.labels(); !a.clearance.Allows(conf, tags) {

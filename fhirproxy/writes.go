@@ -55,7 +55,7 @@ func (p *Proxy) checkWrite(ctx context.Context, contentType string, in Interacti
 		if !a.clearance.Allows(conf, tags) {
 			return refuse(http.StatusForbidden, "forbidden", "the resource carries labels beyond the token's clearance")
 		}
-		if a.patient != "" && !pr.inCompartment(a.patient) {
+		if a.patient != "" && !pr.inCompartment(a) {
 			return refuse(http.StatusForbidden, "forbidden", "the resource would be outside the patient compartment")
 		}
 		if ref := validR4(body); ref != nil {
