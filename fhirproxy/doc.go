@@ -43,32 +43,32 @@
 // compartment (never search Binary). For patient/ tokens, reverse chains
 // (_has), chains, _revinclude, iterating includes, _filter, _list,
 // system-wide search and history, type history, PATCH and conditional
-// writes (including a create with If-None-Exist) are refused (fail
-// closed); writes are checked on the new content (which must also be valid
-// R4, checked with google/fhir/go) and on the stored version, and a PUT to
-// an id that does not exist answers 404 as one to another patient's record
+// writes (including a create with If-None-Exist) are refused (fail closed);
+// writes are checked on the new content (which must also be valid R4,
+// checked with google/fhir/go) and on the stored version, and a PUT to an
+// id that does not exist answers 404 as one to another patient's record
 // does (no update-as-create with patient context). Operations are denied
 // unless listed: Patient/{id}/$everything with read and search of every
 // type, its parameters in the query (a body is refused: it would go
 // upstream unread). A constrained read becomes a search by _id with the
-// constraint, so the FHIR server proves the match. Batches are authorised entry by entry;
-// one refused entry refuses the Bundle, and in a batch response an entry
-// the token may not see reads exactly like one the server did not find (a
-// write entry keeps its status and location). Where answers are judged, a
-// batched conditional read (ifNoneMatch, ifModifiedSince) is refused: the
-// server's 304 would say the record exists. An instance history with no
-// visible version is a 404, and so are a vread and an instance history of
-// a resource the token may not see as it is now (moved to another patient,
-// or labelled, after the version was written): the current version is
-// read first. A write whose stored result the token may not read is
-// answered like Prefer: return=minimal (status and Location, no body).
-// A create or an instance write takes no query parameters but _format,
-// and a conditional write's are search criteria only: server instructions
-// such as HAPI's _cascade=delete, which deletes beyond the token's scopes,
-// are refused with 400.
-// Conditional reads (If-None-Match, If-Modified-Since) of inspected answers
-// are evaluated by the proxy once the resource is judged visible, never by
-// a bodiless 304 from the upstream.
+// constraint, so the FHIR server proves the match. Batches are authorised
+// entry by entry; one refused entry refuses the Bundle, and in a batch
+// response an entry the token may not see reads exactly like one the server
+// did not find (a write entry keeps its status and location). Where answers
+// are judged, a batched conditional read (ifNoneMatch, ifModifiedSince) is
+// refused: the server's 304 would say the record exists. An instance
+// history with no visible version is a 404, and so are a vread and an
+// instance history of a resource the token may not see as it is now (moved
+// to another patient, or labelled, after the version was written): the
+// current version is read first. A write whose stored result the token may
+// not read is answered like Prefer: return=minimal (status and Location, no
+// body). A create or an instance write takes no query parameters but
+// _format, and a conditional write's are search criteria only: server
+// instructions such as HAPI's _cascade=delete, which deletes beyond the
+// token's scopes, are refused with 400. Conditional reads (If-None-Match,
+// If-Modified-Since) of inspected answers are evaluated by the proxy once
+// the resource is judged visible, never by a bodiless 304 from the
+// upstream.
 //
 // # Security labels
 //
