@@ -72,29 +72,32 @@
 //
 // # Security labels
 //
-// A resource is judged with the labels of what it carries: its contained
-// resources, and the resources in a Bundle held as a resource (a
-// document). A Binary with a securityContext is judged by the resource it
-// names, read from the FHIR server. What a clearance withholds stays
-// withheld: with a clearance short of every label, a search may not tell
-// more of it than the REDACTED mark. Criteria that other resources meet
-// (_has, _filter, _list, _query, longer chains), _summary=count and
-// _contained are refused (403); a chain of one link to a named type
-// (patient.identifier, subject:Patient.name) is resolved by the proxy
-// over the records the access may see (following the target search's
-// pages), and forwarded as a search by their references; a total, and the Bundle's meta (where servers put the
-// matches' labels), go out only when the page holds the whole result and
-// nothing on it was withheld; type and system history are refused. Nor may
-// a write touch, or tell of, what is withheld: an update, patch or delete
-// is checked against the stored version first, and one the clearance
-// withholds answers 404, as a free id then does (no update-as-create);
-// conditional writes and batched updates and deletes are refused. Whatever
-// the clearance, an update may raise a record's labels, never lower or
-// remove them, and a patch of a labelled record must be a JSON Patch whose
-// operations, read as the server reads them, leave its root, meta and
-// contained alone. A patch is a JSON Patch or a FHIRPath Patch (in a
-// batch: a Binary holding the one, a Parameters resource the other), read
-// strictly; any other format is refused with 415. The audit event of a response lists the labels of what went out, never of
+// Labels are read under every name their code systems go by (the R4 URIs,
+// the DSTU2 and STU3 URIs, the HL7 OIDs), and a resource's confidentiality
+// is the highest it carries. A resource is judged with the labels of what
+// it carries: its contained resources, and the resources in a Bundle held
+// as a resource (a document). A Binary with a securityContext is judged by
+// the resource it names, read from the FHIR server. What a clearance
+// withholds stays withheld: with a clearance short of every label, a search
+// may not tell more of it than the REDACTED mark. Criteria that other
+// resources meet (_has, _filter, _list, _query, longer chains),
+// _summary=count and _contained are refused (403); a chain of one link to a
+// named type (patient.identifier, subject:Patient.name) is resolved by the
+// proxy over the records the access may see (following the target search's
+// pages), and forwarded as a search by their references; a total, and the
+// Bundle's meta (where servers put the matches' labels), go out only when
+// the page holds the whole result and nothing on it was withheld; type and
+// system history are refused. Nor may a write touch, or tell of, what is
+// withheld: an update, patch or delete is checked against the stored
+// version first, and one the clearance withholds answers 404, as a free id
+// then does (no update-as-create); conditional writes and batched updates
+// and deletes are refused. Whatever the clearance, an update may raise a
+// record's labels, never lower or remove them, and a patch of a labelled
+// record must be a JSON Patch whose operations, read as the server reads
+// them, leave its root, meta and contained alone. A patch is a JSON Patch
+// or a FHIRPath Patch (in a batch: a Binary holding the one, a Parameters
+// resource the other), read strictly; any other format is refused with 415.
+// The audit event of a response lists the labels of what went out, never of
 // what was withheld.
 //
 // # Reading responses

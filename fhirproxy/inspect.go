@@ -213,20 +213,26 @@ const (
 	actCodeSystem         = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
 )
 
-// labels returns a resource's confidentiality (N when absent) and sensitivity tags.
+// labels returns a resource's confidentiality (the highest it carries, N
+// when it carries none) and sensitivity tags. The code systems go by other
+// names too, in data written before R4 and by CDA-based systems: their
+// FHIR DSTU2 and STU3 URIs and their HL7 OIDs name the same codes, and a
+// label under one of them restricts as much (unread, it would admit).
 func (p *projection) labels() (consent.Confidentiality, []string) {
-	conf := consent.Normal
+	var conf consent.Confidentiality
 	var tags []string
 	for _, s := range p.Meta.Security {
 		switch s.System {
-		case confidentialitySystem:
-			c := consent.Confidentiality(s.Code)
-			if c.Rank() > conf.Rank() || conf == consent.Normal {
+		case confidentialitySystem, "http://hl7.org/fhir/v3/Confidentiality", "urn:oid:2.16.840.1.113883.5.25":
+			if c := consent.Confidentiality(s.Code); conf == "" || c.Rank() > conf.Rank() {
 				conf = c
 			}
-		case actCodeSystem:
+		case actCodeSystem, "http://hl7.org/fhir/v3/ActCode", "urn:oid:2.16.840.1.113883.5.4":
 			tags = append(tags, s.Code)
 		}
+	}
+	if conf == "" {
+		conf = consent.Normal
 	}
 	return conf, tags
 }

@@ -620,3 +620,28 @@ func FuzzReadPatch(f *testing.F) {
 		}
 	})
 }
+
+// TestLabelsTakeTheHighest: a resource's confidentiality is the highest of
+// the ones it carries, an explicit N included (an N then an L was read as
+// L), and N when it carries none.
+func TestLabelsTakeTheHighest(t *testing.T) {
+	conf := func(codes ...string) consent.Confidentiality {
+		var p projection
+		for _, c := range codes {
+			p.Meta.Security = append(p.Meta.Security, coding{System: confidentialitySystem, Code: c})
+		}
+		c, _ := p.labels()
+		return c
+	}
+	for want, codes := range map[consent.Confidentiality][]string{
+		consent.Normal: {"N", "L"}, consent.Restricted: {"L", "R"}, consent.VeryRestricted: {"V", "N"},
+		consent.LowConf: {"L"}, "X": {"R", "X"},
+	} {
+		if got := conf(codes...); got != want {
+			t.Errorf("%v: %s, want %s", codes, got, want)
+		}
+	}
+	if got := conf(); got != consent.Normal {
+		t.Errorf("no label: %s", got)
+	}
+}

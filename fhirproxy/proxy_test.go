@@ -368,6 +368,20 @@ func TestSecurityLabels(t *testing.T) {
 	if r := f.do("GET", "/Observation/psy-1", cleared, ""); r.status != 200 {
 		t.Errorf("a cleared token cannot read the record: %d", r.status)
 	}
+	// The code systems' other names (DSTU2 and STU3 URIs, HL7 OIDs), as
+	// older data and CDA-based systems write them, label as much.
+	for sys, code := range map[string]string{
+		"http://hl7.org/fhir/v3/Confidentiality": "R", "urn:oid:2.16.840.1.113883.5.25": "V",
+		"http://hl7.org/fhir/v3/ActCode": "PSY", "urn:oid:2.16.840.1.113883.5.4": "HIV",
+	} {
+		old := obs("old", "p1", "laboratory")
+		old["meta"] = map[string]any{"security": []any{map[string]any{"system": sys, "code": code}}}
+		f.up.resources["Observation/old"] = old
+		if r := f.do("GET", "/Observation/old", tok, ""); r.status != 404 {
+			t.Errorf("a record labelled %s#%s: %d", sys, code, r.status)
+		}
+	}
+	delete(f.up.resources, "Observation/old")
 
 	// A contained resource goes wherever its container goes: its labels
 	// are judged as the container's (in every position of the array, and
