@@ -115,6 +115,9 @@ func TestProxyInFrontOfTheSandboxData(t *testing.T) {
 		{"a dot segment", "/Patient/../Patient/pt-002", 404},
 		{"an encoded slash", "/Patient%2Fpt-002", 400},
 		{"a lower-case type", "/patient/pt-001", 400},
+		{"an iterating include, by its R3 name", "/Observation?_include:recurse=Observation:subject", 403},
+		{"a token in the query too", "/Observation?access_token=x", 400},
+		{"another server's pt-001", "/Observation?subject=https://other.example/fhir/Patient/pt-001", 403},
 	} {
 		code, body := get(c.path)
 		if code != c.status {
@@ -171,6 +174,61 @@ func TestProxyInFrontOfTheSandboxData(t *testing.T) {
 	sb.fhir.mu.RUnlock()
 	if resp.StatusCode != http.StatusCreated || after != before+1 {
 		t.Fatalf("a write for the patient in context: %d, resources %d -> %d", resp.StatusCode, before, after)
+	}
+}
+
+// TestPatientLinksThroughTheProxy (D-6): a patient app may update its own
+// record, sending back the links as stored, but not add or remove one, in
+// front of the sandbox's data server, whose duplicate chart pt-dup-new
+// replaces pt-dup-old.
+func TestPatientLinksThroughTheProxy(t *testing.T) {
+	sb := startSandbox(t)
+	tok, err := sb.Auth.Mint(context.Background(), "", smart.Grant{ClientID: ExampleAppID, UserID: "patient", FHIRUser: "Patient/pt-dup-new",
+		Scope: "launch/patient patient/Patient.rus", Audience: sb.FHIRBase, Context: launch.Context{Patient: "pt-dup-new"}}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	target := sb.FHIRBase + "/Patient/pt-dup-new"
+	code, b := fhirCall(t, tok, http.MethodGet, target, "")
+	var rec map[string]any
+	if code != 200 || json.Unmarshal(b, &rec) != nil || rec["link"] == nil {
+		t.Fatalf("the linked record: %d %s", code, b)
+	}
+	stored := func() string {
+		sb.fhir.mu.RLock()
+		defer sb.fhir.mu.RUnlock()
+		l, _ := json.Marshal(sb.fhir.current["Patient/pt-dup-new"]["link"])
+		return string(l)
+	}
+	links := stored()
+	put := func(r map[string]any) int {
+		b, _ := json.Marshal(r)
+		code, _ := fhirCall(t, tok, http.MethodPut, target, string(b))
+		return code
+	}
+	edited := func(link any) map[string]any {
+		r := map[string]any{}
+		for k, v := range rec {
+			r[k] = v
+		}
+		if link == nil {
+			delete(r, "link")
+		} else {
+			r["link"] = link
+		}
+		return r
+	}
+	for name, link := range map[string]any{
+		"a link removed": nil,
+		"a link added":   append(rec["link"].([]any), map[string]any{"other": map[string]any{"reference": "Patient/pt-001"}, "type": "seealso"}),
+	} {
+		if code := put(edited(link)); code != http.StatusForbidden || stored() != links {
+			t.Errorf("%s: %d, links now %s", name, code, stored())
+		}
+	}
+	rec["gender"] = "female"
+	if code := put(rec); code != http.StatusOK || stored() != links {
+		t.Errorf("the record sent back with its links: %d, links now %s", code, stored())
 	}
 }
 
