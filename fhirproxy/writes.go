@@ -109,13 +109,14 @@ func (p *Proxy) checkBatch(ctx context.Context, a *access, body []byte) *refusal
 		// The Bundle goes upstream as sent, so an entry is either a write
 		// with its content, which is checked, or carries none the server
 		// could act on unchecked.
-		switch takes := in.Kind == Create || in.Kind == Update || in.Kind == Patch; {
+		takes := in.Kind == Create || in.Kind == Update || in.Kind == Patch
+		switch {
 		case takes && len(e.Resource) == 0:
 			return bad("batch entry " + itoa(i) + ": a POST, PUT or PATCH entry needs its resource")
 		case !takes && len(e.Resource) > 0:
 			return bad("batch entry " + itoa(i) + ": only a POST, PUT or PATCH entry carries a resource")
 		}
-		a.writes[i] = in.Kind == Create || in.Kind == Update || in.Kind == Patch || in.Kind == Delete
+		a.writes[i] = takes || in.Kind == Delete
 		orig := encodeQuery(in.Params)
 		ea := *a
 		if ref := p.authorize(&in, &ea); ref != nil {
