@@ -164,7 +164,8 @@ func FuzzParsePath(f *testing.F) {
 		{"GET", "/Patient/../x", ""}, {"DELETE", "/Observation", "identifier=x"}, {"GET", "/Observation/1", "_elements=status"},
 		{"GET", "/Appointment", "_elements:exclude=meta&_summary=text"}, {"GET", "/Observation", "_contained=true&_elements=id,meta"},
 		{"GET", "/Patient/p1/Observation", "_elements:exclude=meta"}, {"GET", "/Observation", "encounter:Encounter.subject=x"},
-		{"GET", "/Patient", "_has:Observation:subject:code=x"}, {"GET", "/Observation", "_summary=count"}, {"GET", "/Binary/b1", "_elements=data"}} {
+		{"GET", "/Patient", "_has:Observation:subject:code=x"}, {"GET", "/Observation", "_summary=count"}, {"GET", "/Binary/b1", "_elements=data"},
+		{"DELETE", "/Observation/1", "_cascade=delete"}, {"DELETE", "/Observation", "code=x&_cascade=delete"}, {"POST", "/Observation", "_format=json"}} {
 		f.Add(s[0], s[1], s[2])
 	}
 	f.Fuzz(func(t *testing.T, method, path, query string) {
@@ -189,6 +190,18 @@ func FuzzParsePath(f *testing.F) {
 		for _, seg := range strings.Split(strings.TrimPrefix(in.path(), "/"), "/") {
 			if seg == "." || seg == ".." || seg == "" && in.path() != "/" {
 				t.Fatalf("re-serialised path %q has a dot or empty segment", in.path())
+			}
+		}
+		// A write carries no instruction for the server: a create or an
+		// instance write no query but _format, a conditional write no
+		// underscored name outside the search criteria.
+		for _, prm := range in.Params {
+			base, _, _ := strings.Cut(prm.Name, ":")
+			switch write := in.Kind == Create || in.Kind == Update || in.Kind == Patch || in.Kind == Delete; {
+			case write && !in.Conditional && prm.Name != "_format",
+				write && strings.HasPrefix(base, "_") && !slices.Contains([]string{"_format", "_id", "_lastUpdated", "_tag", "_profile",
+					"_security", "_source", "_text", "_content", "_list", "_has", "_filter"}, base):
+				t.Fatalf("%s %s?%s: a write with %s", method, path, query, prm.Name)
 			}
 		}
 		// What a judged answer is judged by is never selected away: an
