@@ -212,6 +212,9 @@ func TestPathAndQueryDifferentials(t *testing.T) {
 		"empty segment":       "/Patient//p1",
 		"semicolon in query":  "/Observation?patient=p1;patient=p2",
 		"bad escape":          "/Observation?code=%zz",
+		"NUL in a value":      "/Observation?subject=Patient/p1%00Patient/p2",
+		"line break in value": "/Observation?code=x%0D%0AForged:%20line",
+		"DEL in a name":       "/Observation?co%7Fde=x",
 		"unknown shape":       "/Patient/p1/x/y/z",
 		"xml":                 "/Observation?_format=xml",
 	} {

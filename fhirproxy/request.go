@@ -368,10 +368,11 @@ func parseQuery(raw string, lim Limits) ([]Param, error) {
 		if err1 != nil || err2 != nil || name == "" || !utf8.ValidString(name) || !utf8.ValidString(value) {
 			return nil, parseError("malformed query parameter")
 		}
-		for i := 0; i < len(name); i++ {
-			if name[i] < 0x20 {
-				return nil, parseError("control character in a parameter name")
-			}
+		if hasControl(name) || hasControl(value) {
+			// No search value holds one; forwarded, a NUL could end a
+			// value early in a server written in C, and a line break
+			// forge a line in a log that writes values decoded.
+			return nil, parseError("control character in a query parameter")
 		}
 		out = append(out, Param{Name: name, Value: value})
 		if len(out) > lim.params() {
@@ -379,6 +380,16 @@ func parseQuery(raw string, lim Limits) ([]Param, error) {
 		}
 	}
 	return out, nil
+}
+
+// hasControl reports whether s holds an ASCII control character.
+func hasControl(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] == 0x7f {
+			return true
+		}
+	}
+	return false
 }
 
 // encodeQuery re-serialises parameters canonically.
