@@ -295,6 +295,7 @@ func TestBatchVariants(t *testing.T) {
 		"operation":               bundle("batch", entry("GET", "Patient/p2/$everything", "")),
 		"not a batch":             bundle("collection", entry("POST", "Observation", own)),
 		"a read with a resource":  bundle("batch", entry("GET", "Observation/lab-1", own)),
+		"a read in XML":           bundle("batch", entry("GET", "Observation/lab-1?_format=xml", "")),
 	} {
 		r := f.do("POST", "/", tok, body)
 		if r.status < 400 || r.status >= 500 {

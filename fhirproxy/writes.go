@@ -103,6 +103,11 @@ func (p *Proxy) checkBatch(ctx context.Context, a *access, body []byte) *refusal
 		if carriesToken(in.Params) {
 			return bad("batch entry " + itoa(i) + ": an access token goes in the Authorization header only")
 		}
+		for _, f := range values(in.Params, "_format") {
+			if !strings.Contains(f, "json") { // as for a request on its own: only JSON is read
+				return refuse(http.StatusNotAcceptable, "not-supported", "batch entry "+itoa(i)+": only JSON is served")
+			}
+		}
 		if a.patient != "" && in.Kind != Read && in.Kind != VRead {
 			return refuse(http.StatusForbidden, "forbidden", "batch entry "+itoa(i)+": only reads may be batched with patient context")
 		}
