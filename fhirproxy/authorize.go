@@ -139,7 +139,7 @@ func judgedParams(in *Interaction, a *access) *refusal {
 	default:
 		return nil
 	}
-	if a.patient == "" && a.unrestricted {
+	if a.seesAll() {
 		return nil
 	}
 	comp, inComp := compartment[in.Type]
@@ -341,7 +341,7 @@ func (a *access) inspects(in Interaction) bool {
 	case Delete, Capabilities:
 		return false
 	}
-	if a.patient != "" || !a.unrestricted || a.constrained != "" || in.unwrap != "" || in.pageURL != "" {
+	if !a.seesAll() || a.constrained != "" || in.unwrap != "" || in.pageURL != "" {
 		return true
 	}
 	switch in.Kind {

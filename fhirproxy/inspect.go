@@ -293,7 +293,7 @@ const (
 // securityContext names (needsContext): a Binary that names one, when the
 // access judges anything (patient context, or labels).
 func (a *access) bound(p *projection) bool {
-	return p.SecurityContext.Reference != "" && p.ResourceType == "Binary" && (a.patient != "" || !a.unrestricted)
+	return p.SecurityContext.Reference != "" && p.ResourceType == "Binary" && !a.seesAll()
 }
 
 // judge applies compartment, type and label rules to one resource. A

@@ -12,24 +12,15 @@ import (
 // jsonPatchType is the media type of a JSON Patch (RFC 6902).
 const jsonPatchType = "application/json-patch+json"
 
-// patchDoc is what the proxy reads of a patch: a JSON Patch, whose
-// operations it reads, or a FHIRPath Patch (a Parameters resource), whose
-// paths are FHIRPath expressions it does not evaluate.
-type patchDoc struct {
-	fhirPath bool
-	// sparesLabels reports, for a JSON Patch, that no operation that
-	// changes the document touches its root, meta or contained (where its
-	// labels, and those of its contained resources, are).
-	sparesLabels bool
-}
-
 // readPatch reads a patch body of the given media type strictly, or
-// refuses it: a JSON Patch, a FHIRPath Patch, and nothing else (an XML
-// Patch, say, would go upstream unread).
-func readPatch(contentType string, body []byte) (patchDoc, *refusal) {
-	bad := func(msg string) (patchDoc, *refusal) {
-		return patchDoc{}, refuse(http.StatusBadRequest, "invalid", msg)
-	}
+// refuses it: a JSON Patch, a FHIRPath Patch (a Parameters resource), and
+// nothing else (an XML Patch, say, would go upstream unread). It reports
+// whether the patch spares the labels: a JSON Patch none of whose changing
+// operations touches the document's root, meta or contained (where its
+// labels, and those of its contained resources, are). A FHIRPath Patch's
+// paths are expressions the proxy does not evaluate: it spares nothing.
+func readPatch(contentType string, body []byte) (sparesLabels bool, ref *refusal) {
+	bad := func(msg string) (bool, *refusal) { return false, refuse(http.StatusBadRequest, "invalid", msg) }
 	mt, _, _ := strings.Cut(contentType, ";")
 	switch mt = strings.TrimSpace(mt); {
 	case strings.EqualFold(mt, jsonPatchType):
@@ -43,20 +34,20 @@ func readPatch(contentType string, body []byte) (patchDoc, *refusal) {
 		if err != nil {
 			return bad("the patch must be a JSON Patch: an array of operations, each with an op and a path")
 		}
-		return patchDoc{sparesLabels: spares}, nil
+		return spares, nil
 	case jsonMediaType(mt):
 		pr, err := parseResource(body)
 		if err != nil || pr.ResourceType != "Parameters" {
 			return bad("a FHIRPath Patch must be one strict JSON Parameters resource")
 		}
-		return patchDoc{fhirPath: true}, nil
+		return false, nil
 	}
-	return patchDoc{}, refuse(http.StatusUnsupportedMediaType, "not-supported", "a patch is a JSON Patch ("+jsonPatchType+") or a FHIRPath Patch (application/fhir+json)")
+	return false, refuse(http.StatusUnsupportedMediaType, "not-supported", "a patch is a JSON Patch ("+jsonPatchType+") or a FHIRPath Patch (application/fhir+json)")
 }
 
 // readEntryPatch reads a batch entry's patch: a Binary holding a JSON Patch
 // (its data, base64), or a Parameters resource holding a FHIRPath Patch.
-func readEntryPatch(resource []byte) (patchDoc, *refusal) {
+func readEntryPatch(resource []byte) (sparesLabels bool, ref *refusal) {
 	var typ, contentType, data string
 	s := jsonstrict.NewScanner(resource)
 	err := s.Object(func(name []byte) error {
@@ -79,7 +70,7 @@ func readEntryPatch(resource []byte) (patchDoc, *refusal) {
 			return readPatch(contentType, body)
 		}
 	}
-	return patchDoc{}, refuse(http.StatusBadRequest, "invalid", "a batched patch is a Binary holding a JSON Patch, or a Parameters resource holding a FHIRPath Patch")
+	return false, refuse(http.StatusBadRequest, "invalid", "a batched patch is a Binary holding a JSON Patch, or a Parameters resource holding a FHIRPath Patch")
 }
 
 // jsonPatchSpares reads a JSON Patch and reports whether its operations

@@ -249,15 +249,25 @@ func (p *Proxy) finish(w http.ResponseWriter, r *http.Request, ev *audit.Event, 
 	writeOutcome(w, ref.status, ref.code, ref.msg)
 }
 
-// carriesToken reports whether parameters hold an access_token (RFC 6750
-// §2.2 and §2.3), which the proxy neither reads nor forwards.
-func carriesToken(params []Param) bool {
-	for _, p := range params {
-		if base, _, _ := strings.Cut(p.Name, ":"); base == "access_token" {
-			return true
+// tokenParam refuses a request with an access_token parameter: 401 when it
+// has no Authorization header, 400 when it has one too (RFC 6750 §2: one
+// method per request).
+func tokenParam(r *http.Request) *refusal {
+	if _, ok := smart.BearerToken(r); !ok {
+		return &refusal{http.StatusUnauthorized, "login", "send the token in the Authorization header only", "invalid_request"}
+	}
+	return &refusal{http.StatusBadRequest, "invalid", string(errTokenParam), "invalid_request"}
+}
+
+// jsonOnly refuses a request, or a batch entry, asking for a format other
+// than JSON: only JSON is read, and served.
+func jsonOnly(params []Param) *refusal {
+	for _, f := range values(params, "_format") {
+		if !strings.Contains(f, "json") {
+			return refuse(http.StatusNotAcceptable, "not-supported", "only JSON is served")
 		}
 	}
-	return false
+	return nil
 }
 
 func (p *Proxy) record(ctx context.Context, ev *audit.Event) error {
@@ -321,13 +331,14 @@ func (p *Proxy) admit(r *http.Request, in *Interaction, a *access) (*access, *re
 	if err == nil && r.Header["If-None-Exist"] != nil {
 		err = in.setIfNoneExist(r.Header["If-None-Exist"], p.Limits)
 	}
+	if errors.Is(err, errTokenParam) {
+		return nil, tokenParam(r)
+	}
 	if err != nil {
 		return nil, refuse(http.StatusBadRequest, "invalid", err.Error())
 	}
-	for _, f := range values(in.Params, "_format") {
-		if !strings.Contains(f, "json") {
-			return nil, refuse(http.StatusNotAcceptable, "not-supported", "only JSON is served")
-		}
+	if ref := jsonOnly(in.Params); ref != nil {
+		return nil, ref
 	}
 	if in.Kind == Capabilities {
 		return nil, nil
@@ -343,6 +354,9 @@ func (p *Proxy) admit(r *http.Request, in *Interaction, a *access) (*access, *re
 			return nil, refuse(http.StatusBadRequest, "too-costly", "the search is too long")
 		}
 		more, err := parseQuery(string(b), p.Limits)
+		if errors.Is(err, errTokenParam) {
+			return nil, tokenParam(r)
+		}
 		if err != nil || len(in.Params)+len(more) > p.Limits.params() {
 			return nil, refuse(http.StatusBadRequest, "invalid", "the search parameters are not understood")
 		}
@@ -353,15 +367,8 @@ func (p *Proxy) admit(r *http.Request, in *Interaction, a *access) (*access, *re
 		return nil, refuse(http.StatusBadRequest, "invalid", err.Error())
 	}
 	raw, ok := smart.BearerToken(r)
-	switch {
-	case !ok && carriesToken(in.Params):
-		return nil, &refusal{http.StatusUnauthorized, "login", "send the token in the Authorization header only", "invalid_request"}
-	case !ok:
+	if !ok {
 		return nil, &refusal{http.StatusUnauthorized, "login", "a bearer token is required", ""}
-	case carriesToken(in.Params):
-		// A token in the query or a form body would go upstream, into its
-		// URLs and logs (RFC 6750 §2: one method per request).
-		return nil, &refusal{http.StatusBadRequest, "invalid", "send the token in the Authorization header only; an access_token parameter is not accepted", "invalid_request"}
 	}
 	tok, err := p.Verifier.Verify(r.Context(), raw)
 	if err != nil {
@@ -403,8 +410,8 @@ func (p *Proxy) accessFor(a *access, tok *smart.Token) {
 }
 
 // localBases are the absolute bases a reference names this FHIR server
-// by, other than a token's audience: the upstream's, and the proxy's
-// public base when set.
+// by, other than a token's audience: the upstream's (first), and the
+// proxy's public base when set.
 func (p *Proxy) localBases() []string {
 	p.basesOnce.Do(func() {
 		if p.Upstream != nil {
@@ -431,6 +438,11 @@ func (a *access) local(u string) (string, bool) {
 	}
 	return "", false
 }
+
+// seesAll reports whether the access may see whatever its scopes name: no
+// patient compartment to confine it, no label its clearance withholds.
+// Otherwise answers are judged.
+func (a *access) seesAll() bool { return a.patient == "" && a.unrestricted }
 
 // shared reports whether patient/ tokens may read type t outside the compartment.
 func (a *access) shared(t string) bool { return slices.Contains(a.sharedTypes, t) }

@@ -82,9 +82,6 @@ func (in *Interaction) setIfNoneExist(vals []string, lim Limits) error {
 	if encodedLen(crit) > lim.url() { // as forwarded, like a search's query (forwardable)
 		return parseError("the If-None-Exist criteria are too long")
 	}
-	if carriesToken(crit) {
-		return parseError("an access token goes in the Authorization header only")
-	}
 	in.Conditional, in.ifNoneExist = true, encodeQuery(crit)
 	return nil
 }
@@ -93,6 +90,11 @@ func (in *Interaction) setIfNoneExist(vals []string, lim Limits) error {
 var ErrBadRequest = errors.New("fhirproxy: request not understood")
 
 type parseError string
+
+// errTokenParam is parseQuery's error for an access_token parameter (RFC
+// 6750 §2.2, §2.3): the token goes in the Authorization header only, and a
+// parameter would be forwarded, into the FHIR server's URLs and logs.
+const errTokenParam = parseError("send the token in the Authorization header only; an access_token parameter is not accepted")
 
 func (e parseError) Error() string        { return "fhirproxy: " + string(e) }
 func (e parseError) Is(target error) bool { return target == ErrBadRequest }
@@ -367,6 +369,9 @@ func parseQuery(raw string, lim Limits) ([]Param, error) {
 		value, err2 := url.QueryUnescape(v)
 		if err1 != nil || err2 != nil || name == "" || !utf8.ValidString(name) || !utf8.ValidString(value) {
 			return nil, parseError("malformed query parameter")
+		}
+		if base, _, _ := strings.Cut(name, ":"); base == "access_token" {
+			return nil, errTokenParam
 		}
 		if hasControl(name) || hasControl(value) {
 			// No search value holds one; forwarded, a NUL could end a

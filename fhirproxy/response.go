@@ -479,8 +479,7 @@ func (a *access) inspectBody(in Interaction, body []byte) ([]byte, []*projection
 				// access might not see exists: where reads are judged, it
 				// reads as missing.
 				written := i < len(a.writes) && a.writes[i]
-				judged := a.patient != "" || !a.unrestricted
-				if batch && (absentStatus(e.status) || judged && !written && foundStatus(e.status)) {
+				if batch && (absentStatus(e.status) || !a.seesAll() && !written && foundStatus(e.status)) {
 					fates[i], removed = missingEntry, true
 				}
 				continue

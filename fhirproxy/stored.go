@@ -37,7 +37,7 @@ import (
 // withheld in every version, not only in those written after. A resource
 // the server no longer has (deleted: 410) leaves its versions to be judged
 // one by one.
-func (p *Proxy) checkStored(ctx context.Context, in Interaction, a *access, next *projection, body []byte, patch patchDoc) *refusal {
+func (p *Proxy) checkStored(ctx context.Context, in Interaction, a *access, next *projection, body []byte, sparesLabels bool) *refusal {
 	read, labelled := false, in.Kind == Update || in.Kind == Patch
 	switch in.Kind {
 	case Update, Patch, Delete:
@@ -47,18 +47,14 @@ func (p *Proxy) checkStored(ctx context.Context, in Interaction, a *access, next
 		return nil
 	}
 	if in.Conditional && labelled {
-		return p.checkMatches(ctx, in, next, patch)
+		return p.checkMatches(ctx, in, next, sparesLabels)
 	}
 	inComp := a.patient != "" && in.Type != "Patient" // a patient/ token's own Patient is checked by id
 	sees := !inComp && a.unrestricted                 // the access may see every stored version
 	if sees && !labelled || in.ID == "" {
 		return nil
 	}
-	st, stored, err := p.get(ctx, in.Type+"/"+in.ID, "")
-	pr := &projection{}
-	if err == nil && st == http.StatusOK {
-		*pr, err = parseResource(stored)
-	}
+	st, pr, stored, err := p.fetch(ctx, in.Type+"/"+in.ID, "")
 	switch {
 	case err != nil:
 		return refuse(http.StatusBadGateway, "transient", "the FHIR server is unavailable")
@@ -84,7 +80,7 @@ func (p *Proxy) checkStored(ctx context.Context, in Interaction, a *access, next
 	if a.bound(pr) && p.judgeContext(ctx, a, pr) != keep {
 		return notFound() // a Binary whose context the access may not see
 	}
-	if ref := keepsLabels(in, pr, next, patch); ref != nil {
+	if ref := keepsLabels(in, pr, next, sparesLabels); ref != nil {
 		return ref
 	}
 	if a.patient != "" && in.Type == "Patient" && next != nil {
@@ -142,11 +138,11 @@ func links(body []byte) (string, error) {
 // patch of a labelled record that could: one that is not a JSON Patch
 // sparing its root, meta and contained (a FHIRPath expression can reach
 // meta in ways the proxy does not evaluate).
-func keepsLabels(in Interaction, stored, next *projection, patch patchDoc) *refusal {
+func keepsLabels(in Interaction, stored, next *projection, sparesLabels bool) *refusal {
 	switch {
 	case next != nil && lowers(stored, next):
 		return refuse(http.StatusForbidden, "forbidden", "an update must keep the stored record's security labels; an app may add labels, not lower or remove them")
-	case in.Kind == Patch && len(stored.Meta.Security) > 0 && !patch.sparesLabels:
+	case in.Kind == Patch && len(stored.Meta.Security) > 0 && !sparesLabels:
 		return refuse(http.StatusForbidden, "forbidden", "a patch of a labelled record must be a JSON Patch that leaves meta and contained alone; change labels with PUT, keeping its security labels")
 	}
 	return nil
@@ -158,15 +154,15 @@ func keepsLabels(in Interaction, stored, next *projection, patch patchDoc) *refu
 // and the new content must keep the labels of every match (a Bundle read
 // as one resource carries its entries' labels). More than one match is
 // the FHIR server's to refuse.
-func (p *Proxy) checkMatches(ctx context.Context, in Interaction, next *projection, patch patchDoc) *refusal {
-	st, found, err := p.fetch(ctx, in.Type, encodeQuery(in.Params))
+func (p *Proxy) checkMatches(ctx context.Context, in Interaction, next *projection, sparesLabels bool) *refusal {
+	st, found, _, err := p.fetch(ctx, in.Type, encodeQuery(in.Params))
 	switch {
 	case err != nil:
 		return refuse(http.StatusBadGateway, "transient", "the FHIR server is unavailable")
 	case st != http.StatusOK || found.ResourceType != "Bundle":
 		return refuse(http.StatusBadGateway, "invalid", "the FHIR server did not answer the update's criteria with a Bundle")
 	}
-	return keepsLabels(in, found, next, patch)
+	return keepsLabels(in, found, next, sparesLabels)
 }
 
 // lowers reports whether next drops a security label of stored: a lower
@@ -193,11 +189,11 @@ func lowers(stored, next *projection) bool {
 // as Type/id on the upstream (contained, on another server, absent, itself
 // a Binary) sees nothing.
 func (p *Proxy) judgeContext(ctx context.Context, a *access, bin *projection) verdict {
-	ref, ok := p.localRef(bin.SecurityContext.Reference)
+	ref, ok := a.localRef(bin.SecurityContext.Reference)
 	if !ok {
 		return drop
 	}
-	st, pr, err := p.fetch(ctx, ref, "")
+	st, pr, _, err := p.fetch(ctx, ref, "")
 	if err != nil || st != http.StatusOK || pr.ResourceType+"/"+pr.ID != ref || pr.ResourceType == "Binary" {
 		return drop
 	}
@@ -205,23 +201,15 @@ func (p *Proxy) judgeContext(ctx context.Context, a *access, bin *projection) ve
 }
 
 // localRef turns a reference into Type/id on the upstream: relative, or
-// absolute on the upstream's base or the proxy's public one, a version
-// dropped. Anything else is not the upstream's to answer.
-func (p *Proxy) localRef(v string) (string, bool) {
+// absolute on this server (access.local), a version dropped. Anything else
+// is not the upstream's to answer.
+func (a *access) localRef(v string) (string, bool) {
 	if strings.Contains(v, "://") {
-		local := false
-		for _, base := range []string{p.Upstream.String(), p.Base} {
-			if base = strings.TrimSuffix(base, "/"); base == "" {
-				continue
-			}
-			if rest, ok := below(base, v); ok && strings.HasPrefix(rest, "/") {
-				v, local = rest[1:], true
-				break
-			}
-		}
-		if !local {
+		rest, ok := a.local(v)
+		if !ok || !strings.HasPrefix(rest, "/") {
 			return "", false
 		}
+		v = rest[1:]
 	}
 	segs := strings.Split(v, "/")
 	if len(segs) == 4 && segs[2] == "_history" {
@@ -235,19 +223,20 @@ func (p *Proxy) localRef(v string) (string, bool) {
 
 // fetch reads a stored resource (or, with a query, a search's Bundle, whose
 // projection carries its entries' labels) from the upstream with the
-// proxy's own credential.
-func (p *Proxy) fetch(ctx context.Context, ref, query string) (int, *projection, error) {
+// proxy's own credential, and its body (nil unless the status is 200).
+func (p *Proxy) fetch(ctx context.Context, ref, query string) (int, *projection, []byte, error) {
 	st, b, err := p.get(ctx, ref, query)
 	if err != nil {
-		return 0, nil, err
+		return 0, nil, nil, err
 	}
 	var pr projection
-	if st == http.StatusOK {
-		if pr, err = parseResource(b); err != nil {
-			return 0, nil, err
-		}
+	if st != http.StatusOK {
+		return st, &pr, nil, nil
 	}
-	return st, &pr, nil
+	if pr, err = parseResource(b); err != nil {
+		return 0, nil, nil, err
+	}
+	return st, &pr, b, nil
 }
 
 // get reads a path below the upstream's base, with a query, with the
@@ -268,7 +257,7 @@ func (p *Proxy) upstreamURL(ref, query string) string {
 // onUpstream reports whether u is on the upstream's base, where the
 // proxy's own credential may go.
 func (p *Proxy) onUpstream(u string) bool {
-	_, ok := below(strings.TrimSuffix(p.Upstream.String(), "/"), u)
+	_, ok := below(p.localBases()[0], u)
 	return ok
 }
 

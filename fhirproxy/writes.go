@@ -16,15 +16,15 @@ import (
 // entry's resource.
 func (p *Proxy) checkWrite(ctx context.Context, contentType string, in Interaction, a *access, body []byte) *refusal {
 	bad := func(msg string) *refusal { return refuse(http.StatusBadRequest, "invalid", msg) }
-	var next *projection // an update's new content
-	var patch patchDoc
+	var next *projection  // an update's new content
+	var sparesLabels bool // a patch's (readPatch)
 	switch in.Kind {
 	case Patch:
 		var ref *refusal
 		if contentType == entryResource {
-			patch, ref = readEntryPatch(body)
+			sparesLabels, ref = readEntryPatch(body)
 		} else {
-			patch, ref = readPatch(contentType, body)
+			sparesLabels, ref = readPatch(contentType, body)
 		}
 		if ref != nil {
 			return ref
@@ -63,7 +63,7 @@ func (p *Proxy) checkWrite(ctx context.Context, contentType string, in Interacti
 		}
 		next = &pr
 	}
-	return p.checkStored(ctx, in, a, next, body, patch)
+	return p.checkStored(ctx, in, a, next, body, sparesLabels)
 }
 
 // entryResource is the content type checkWrite is given for a batch
@@ -100,13 +100,9 @@ func (p *Proxy) checkBatch(ctx context.Context, a *access, body []byte) *refusal
 		if err != nil || in.Kind == Batch || in.Kind == Capabilities {
 			return bad("batch entry " + itoa(i) + " is not understood")
 		}
-		if carriesToken(in.Params) {
-			return bad("batch entry " + itoa(i) + ": an access token goes in the Authorization header only")
-		}
-		for _, f := range values(in.Params, "_format") {
-			if !strings.Contains(f, "json") { // as for a request on its own: only JSON is read
-				return refuse(http.StatusNotAcceptable, "not-supported", "batch entry "+itoa(i)+": only JSON is served")
-			}
+		if ref := jsonOnly(in.Params); ref != nil {
+			ref.msg = "batch entry " + itoa(i) + ": " + ref.msg
+			return ref
 		}
 		if a.patient != "" && in.Kind != Read && in.Kind != VRead {
 			return refuse(http.StatusForbidden, "forbidden", "batch entry "+itoa(i)+": only reads may be batched with patient context")
@@ -131,7 +127,7 @@ func (p *Proxy) checkBatch(ctx context.Context, a *access, body []byte) *refusal
 			}
 			return ref
 		}
-		if e.Conditional && !a.writes[i] && ea.inspects(in) {
+		if e.Conditional && !a.writes[i] && !ea.seesAll() {
 			// The server would answer 304 without the resource, for a
 			// record the access may not see as for one it may: whether it
 			// exists, and its version, would show. On its own the read is
