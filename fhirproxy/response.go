@@ -615,8 +615,9 @@ type pageFacts struct {
 	n, matches                 int
 }
 
-// goes reports whether a judged Bundle's total and meta go out. Neither does when entries were removed: the total counts them, the meta
-// may carry their labels. With labels judged, both go only when the page
+// goes reports whether a judged Bundle's total and meta go out. Neither
+// does when entries were removed: the total counts them, the meta may
+// carry their labels. With labels judged, both go only when the page
 // holds the whole result (no next link), and the total only when it counts
 // no more than the page's matches; otherwise they tell of matches on pages
 // not yet judged, or on none (_summary=count): how many records the
