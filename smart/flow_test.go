@@ -2,6 +2,7 @@ package smart_test
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
@@ -95,5 +96,43 @@ func TestUserScopesNeedAFHIRUser(t *testing.T) {
 	}
 	if _, err := e.verifier().Verify(context.Background(), m["access_token"].(string)); err != nil {
 		t.Fatalf("the token does not verify: %v", err)
+	}
+}
+
+// TestMethods: the OAuth endpoints answer a wrong method with an OAuth
+// error and 405, the documents that are the same for every GET also answer
+// HEAD, and the pages of the authorization flow, which have effects, do not.
+func TestMethods(t *testing.T) {
+	e := newEnv(t)
+	for _, c := range []struct{ method, path, allow string }{
+		{"GET", "/token", "POST, OPTIONS"}, {"PUT", "/token", "POST, OPTIONS"}, {"HEAD", "/token", "POST, OPTIONS"},
+		{"GET", "/introspect", "POST"}, {"DELETE", "/revoke", "POST, OPTIONS"},
+		{"GET", "/t/t2/token", "POST, OPTIONS"},
+	} {
+		req, _ := http.NewRequest(c.method, e.issuer+c.path, nil)
+		resp := e.do(req, "")
+		b := body(resp)
+		var m map[string]string
+		if c.method != "HEAD" && json.Unmarshal([]byte(b), &m) != nil || c.method != "HEAD" && m["error"] != "invalid_request" ||
+			resp.StatusCode != http.StatusMethodNotAllowed || resp.Header.Get("Allow") != c.allow ||
+			resp.Header.Get("Content-Type") != "application/json" || resp.Header.Get("Cache-Control") != "no-store" {
+			t.Errorf("%s %s: %d %v %q", c.method, c.path, resp.StatusCode, resp.Header, b)
+		}
+	}
+	for _, path := range []string{"/.well-known/smart-configuration", "/.well-known/openid-configuration", "/jwks", "/assets/smart.css", "/t/t2/jwks"} {
+		get := e.get(e.issuer+path, "")
+		full := body(get)
+		req, _ := http.NewRequest("HEAD", e.issuer+path, nil)
+		head := e.do(req, "")
+		if head.StatusCode != http.StatusOK || get.StatusCode != http.StatusOK || body(head) != "" || full == "" ||
+			head.Header.Get("Content-Type") != get.Header.Get("Content-Type") {
+			t.Errorf("HEAD %s: %d (GET %d) %v", path, head.StatusCode, get.StatusCode, head.Header)
+		}
+	}
+	for _, path := range []string{"/authorize", "/authorize/continue", "/authorize/consent"} {
+		req, _ := http.NewRequest("HEAD", e.issuer+path, nil)
+		if resp := e.do(req, "patient"); resp.StatusCode != http.StatusMethodNotAllowed {
+			t.Errorf("HEAD %s: %d", path, resp.StatusCode)
+		}
 	}
 }

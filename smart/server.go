@@ -7,6 +7,7 @@ import (
 	"html/template"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -249,11 +250,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	r = r.WithContext(context.WithValue(r.Context(), ctxKey{}, &reqInfo{tenant: t, issuer: s.Issuer(t.ID)}))
 	switch path {
 	case "/.well-known/smart-configuration":
-		s.methods(w, r, s.serveSMARTConfig, http.MethodGet)
+		s.methods(w, r, s.serveSMARTConfig, http.MethodGet, http.MethodHead)
 	case "/.well-known/openid-configuration":
-		s.methods(w, r, s.serveOpenIDConfig, http.MethodGet)
+		s.methods(w, r, s.serveOpenIDConfig, http.MethodGet, http.MethodHead)
 	case "/jwks":
-		s.methods(w, r, s.serveJWKS, http.MethodGet)
+		s.methods(w, r, s.serveJWKS, http.MethodGet, http.MethodHead)
 	case "/authorize":
 		s.methods(w, r, s.serveAuthorize, http.MethodGet, http.MethodPost)
 	case "/authorize/continue":
@@ -263,29 +264,45 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case "/authorize/consent":
 		s.methods(w, r, s.serveConsent, http.MethodPost)
 	case "/token":
-		s.methods(w, r, s.serveToken, http.MethodPost, http.MethodOptions)
+		s.oauthMethods(w, r, s.serveToken, http.MethodPost, http.MethodOptions)
 	case "/introspect":
-		s.methods(w, r, s.serveIntrospect, http.MethodPost)
+		s.oauthMethods(w, r, s.serveIntrospect, http.MethodPost)
 	case "/revoke":
-		s.methods(w, r, s.serveRevoke, http.MethodPost, http.MethodOptions)
+		s.oauthMethods(w, r, s.serveRevoke, http.MethodPost, http.MethodOptions)
 	case "/assets/smart.css":
-		s.methods(w, r, serveCSS, http.MethodGet)
+		s.methods(w, r, serveCSS, http.MethodGet, http.MethodHead)
 	case "/assets/smart.js":
-		s.methods(w, r, serveJS, http.MethodGet)
+		s.methods(w, r, serveJS, http.MethodGet, http.MethodHead)
 	default:
 		http.NotFound(w, r)
 	}
 }
 
+// methods runs h for the allowed methods and answers any other with 405
+// and an Allow header. HEAD is allowed only where it is listed: on the
+// documents that are the same for every GET (a page of the authorization
+// flow has effects, which a HEAD must not have).
 func (s *Server) methods(w http.ResponseWriter, r *http.Request, h http.HandlerFunc, allowed ...string) {
-	for _, m := range allowed {
-		if r.Method == m {
-			h(w, r)
-			return
-		}
+	if slices.Contains(allowed, r.Method) {
+		h(w, r)
+		return
 	}
 	w.Header().Set("Allow", strings.Join(allowed, ", "))
 	http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+}
+
+// oauthMethods is methods for the OAuth endpoints, which take a POST and
+// answer any other method as they answer every mistake: with an OAuth
+// error, not a line of text a client cannot parse.
+func (s *Server) oauthMethods(w http.ResponseWriter, r *http.Request, h http.HandlerFunc, allowed ...string) {
+	if slices.Contains(allowed, r.Method) {
+		h(w, r)
+		return
+	}
+	w.Header().Set("Allow", strings.Join(allowed, ", "))
+	noStore(w)
+	writeJSON(w, http.StatusMethodNotAllowed, map[string]string{"error": string(InvalidRequest),
+		"error_description": r.Method + " is not allowed here: send a POST with a form body"})
 }
 
 func info(r *http.Request) *reqInfo { return r.Context().Value(ctxKey{}).(*reqInfo) }
