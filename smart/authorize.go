@@ -103,6 +103,22 @@ func (s *Server) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 		fail(UnsupportedResponseType, "only response_type=code is supported")
 		return
 	}
+	// What the server does not do is refused, not ignored: a client that
+	// put its parameters in a request object, or asked for the response
+	// in a fragment or a form post, would otherwise get an answer to a
+	// request it did not make, or in a place it does not look.
+	if _, ok := p["request"]; ok {
+		fail(RequestNotSupported, "request objects are not supported: send the parameters themselves")
+		return
+	}
+	if _, ok := p["request_uri"]; ok {
+		fail(RequestURINotSupported, "request_uri is not supported: send the parameters themselves")
+		return
+	}
+	if m, ok := p["response_mode"]; ok && m != "query" {
+		fail(InvalidRequest, "only response_mode=query is supported")
+		return
+	}
 	if p["state"] == "" {
 		fail(InvalidRequest, "state is required")
 		return

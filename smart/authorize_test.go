@@ -81,6 +81,13 @@ func TestAuthorizeErrors(t *testing.T) {
 		{"launch scope without launch", func(v url.Values) { v.Set("scope", "launch patient/*.rs") }, "invalid_request"},
 		{"launch without launch scope", func(v url.Values) { v.Set("launch", "x") }, "invalid_request"},
 		{"unknown launch", func(v url.Values) { v.Set("launch", strings.Repeat("A", 43)); v.Set("scope", "launch patient/*.rs") }, "invalid_request"},
+		// Refused, not ignored: the client would get an answer to a request it did not make.
+		{"request object", func(v url.Values) { v.Set("request", "eyJhbGciOiJub25lIn0.eyJzY29wZSI6InVzZXIvKi5jcnVkcyJ9.") }, "request_not_supported"},
+		{"empty request object", func(v url.Values) { v.Set("request", "") }, "request_not_supported"},
+		{"request_uri", func(v url.Values) { v.Set("request_uri", "urn:ietf:params:oauth:request_uri:abc") }, "request_uri_not_supported"},
+		{"fragment response mode", func(v url.Values) { v.Set("response_mode", "fragment") }, "invalid_request"},
+		{"form_post response mode", func(v url.Values) { v.Set("response_mode", "form_post") }, "invalid_request"},
+		{"JARM response mode", func(v url.Values) { v.Set("response_mode", "query.jwt") }, "invalid_request"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -91,6 +98,17 @@ func TestAuthorizeErrors(t *testing.T) {
 				t.Fatalf("redirect %v, want error %s with state and iss", q, tc.code)
 			}
 		})
+	}
+}
+
+// TestQueryResponseMode: asking for the one response mode the server uses
+// is not an error.
+func TestQueryResponseMode(t *testing.T) {
+	e := newEnv(t)
+	params, _ := e.authzParams("launch/patient patient/*.rs")
+	params.Set("response_mode", "query")
+	if p := parsePage(e.start(params, "patient")); p.status != http.StatusOK || p.req == "" {
+		t.Fatalf("response_mode=query: %d %.300s", p.status, p.body)
 	}
 }
 

@@ -42,6 +42,7 @@ func (s *Server) SMARTConfiguration(tenant string) (map[string]any, bool) {
 		"jwks_uri":                         iss + "/jwks",
 		"grant_types_supported":            []string{GrantAuthorizationCode, GrantRefreshToken, GrantClientCredentials},
 		"response_types_supported":         []string{"code"},
+		"response_modes_supported":         []string{"query"},
 		"code_challenge_methods_supported": []string{"S256"},
 		"token_endpoint_auth_methods_supported": []string{
 			AuthClientSecretBasic, AuthClientSecretPost, AuthPrivateKeyJWT,
@@ -92,19 +93,26 @@ func (s *Server) serveOpenIDConfig(w http.ResponseWriter, r *http.Request) {
 	iss := s.Issuer(t.ID)
 	w.Header().Set("Access-Control-Allow-Origin", "*")
 	writeJSON(w, http.StatusOK, map[string]any{
-		"issuer":                                         iss,
-		"authorization_endpoint":                         iss + "/authorize",
-		"token_endpoint":                                 iss + "/token",
-		"jwks_uri":                                       iss + "/jwks",
-		"response_types_supported":                       []string{"code"},
-		"subject_types_supported":                        []string{"public"},
-		"id_token_signing_alg_values_supported":          []string{RS256},
-		"scopes_supported":                               []string{"openid", "fhirUser", "profile", "offline_access", "online_access"},
-		"claims_supported":                               []string{"iss", "sub", "aud", "exp", "iat", "nonce", "fhirUser", "name"},
-		"code_challenge_methods_supported":               []string{"S256"},
-		"grant_types_supported":                          []string{GrantAuthorizationCode, GrantRefreshToken, GrantClientCredentials},
-		"token_endpoint_auth_methods_supported":          []string{AuthClientSecretBasic, AuthClientSecretPost, AuthPrivateKeyJWT},
-		"authorization_response_iss_parameter_supported": true,
+		"issuer":                                           iss,
+		"authorization_endpoint":                           iss + "/authorize",
+		"token_endpoint":                                   iss + "/token",
+		"jwks_uri":                                         iss + "/jwks",
+		"response_types_supported":                         []string{"code"},
+		"response_modes_supported":                         []string{"query"},
+		"subject_types_supported":                          []string{"public"},
+		"id_token_signing_alg_values_supported":            []string{RS256},
+		"scopes_supported":                                 []string{"openid", "fhirUser", "profile", "offline_access", "online_access"},
+		"claims_supported":                                 []string{"iss", "sub", "aud", "exp", "iat", "nonce", "fhirUser", "name"},
+		"code_challenge_methods_supported":                 []string{"S256"},
+		"grant_types_supported":                            []string{GrantAuthorizationCode, GrantRefreshToken, GrantClientCredentials},
+		"token_endpoint_auth_methods_supported":            []string{AuthClientSecretBasic, AuthClientSecretPost, AuthPrivateKeyJWT},
+		"token_endpoint_auth_signing_alg_values_supported": assertionAlgs,
+		"authorization_response_iss_parameter_supported":   true,
+		// Stated, not left to the defaults: OIDC Discovery's default for
+		// request_uri_parameter_supported is true.
+		"request_parameter_supported":     false,
+		"request_uri_parameter_supported": false,
+		"claims_parameter_supported":      false,
 	})
 }
 

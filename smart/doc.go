@@ -33,7 +33,8 @@
 // # What it enforces
 //
 // Exact redirect-URI matching (loopback ports excepted, RFC 8252), no
-// redirect for an unknown client or redirect URI, response_type=code only,
+// redirect for an unknown client or redirect URI, response_type=code only
+// (request objects, request_uri and response modes other than query refused),
 // PKCE S256 for every client, aud equal to a protected FHIR base, state
 // required and echoed, iss in every authorization response (RFC 9207),
 // single-use launch ids bound to client, user, tenant and FHIR base,

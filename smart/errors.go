@@ -25,6 +25,11 @@ const (
 	ConsentRequired         Code = "consent_required"
 	InteractionRequired     Code = "interaction_required"
 	InvalidToken            Code = "invalid_token"
+	// RequestNotSupported and RequestURINotSupported refuse request
+	// objects (OIDC Core §3.1.2.6, RFC 9101), which the server does not
+	// take: their parameters would otherwise be silently ignored.
+	RequestNotSupported    Code = "request_not_supported"
+	RequestURINotSupported Code = "request_uri_not_supported"
 )
 
 // An Error is a protocol error: Code and Description go to the client, Err

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -295,6 +296,22 @@ func TestDiscovery(t *testing.T) {
 	oidc := decode(t, e.get(e.issuer+"/.well-known/openid-configuration", ""))
 	if oidc["issuer"] != doc["issuer"] {
 		t.Fatalf("OIDC issuer %v differs from SMART issuer %v", oidc["issuer"], doc["issuer"])
+	}
+	// What the server does not do is stated where a default would claim
+	// it (OIDC Discovery: request_uri_parameter_supported defaults to true,
+	// response_modes_supported to query and fragment).
+	for _, d := range []map[string]any{doc, oidc} {
+		if modes, _ := d["response_modes_supported"].([]any); len(modes) != 1 || modes[0] != "query" {
+			t.Errorf("response_modes_supported %v", d["response_modes_supported"])
+		}
+	}
+	for _, k := range []string{"request_parameter_supported", "request_uri_parameter_supported", "claims_parameter_supported"} {
+		if v, ok := oidc[k]; !ok || v != false {
+			t.Errorf("OIDC %s = %v", k, v)
+		}
+	}
+	if !reflect.DeepEqual(oidc["token_endpoint_auth_signing_alg_values_supported"], doc["token_endpoint_auth_signing_alg_values_supported"]) || oidc["token_endpoint_auth_signing_alg_values_supported"] == nil {
+		t.Errorf("OIDC assertion algorithms %v, SMART %v", oidc["token_endpoint_auth_signing_alg_values_supported"], doc["token_endpoint_auth_signing_alg_values_supported"])
 	}
 	t2 := decode(t, e.get(e.issuer+"/t/t2/.well-known/smart-configuration", ""))
 	if t2["issuer"] != e.issuer+"/t/t2" {
