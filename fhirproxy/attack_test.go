@@ -1558,3 +1558,60 @@ func TestChainPagesFollowed(t *testing.T) {
 		t.Errorf("a next link off the upstream's base: %d, forwarded %v, elsewhere got %q", r.status, got, elsewhere)
 	}
 }
+
+// TestMediaTypeParameters: a body goes upstream labelled as what the proxy
+// read it as, FHIR R4 JSON in UTF-8. A media type parameter that would make
+// the server read the same bytes otherwise (charset=utf-7 turns +ACI- into
+// a quote; fhirVersion=1.0 makes a multi-version server read a Condition's
+// patient from "patient", not the "subject" judged here) is refused, in
+// the Content-Type and in _format alike; what is allowed goes upstream as
+// the bare media type.
+func TestMediaTypeParameters(t *testing.T) {
+	f := newFixture(t)
+	tok := f.token("launch/patient patient/Condition.cruds patient/Observation.rs", nil)
+	user := f.token("user/Observation.cruds", everyLabel())
+	cond := `{"resourceType":"Condition","subject":{"reference":"Patient/p1"}}`
+	update := `{"resourceType":"Condition","id":"c-1","subject":{"reference":"Patient/p1"}}`
+	batch := `{"resourceType":"Bundle","type":"batch","entry":[{"request":{"method":"GET","url":"Observation/lab-1"}}]}`
+	patch := `[{"op":"add","path":"/status","value":"amended"}]`
+	for _, c := range []struct{ name, method, target, tok, body, ct string }{
+		{"utf-7 create", "POST", "/Condition", tok, cond, "application/fhir+json; charset=utf-7"},
+		{"utf-16 create", "POST", "/Condition", tok, cond, "application/json;charset=UTF-16"},
+		{"latin-1 create", "POST", "/Condition", tok, cond, "application/fhir+json; charset=iso-8859-1"},
+		{"DSTU2 create", "POST", "/Condition", tok, cond, "application/fhir+json; fhirVersion=1.0"},
+		{"STU3 update", "PUT", "/Condition/c-1", tok, update, "application/fhir+json;fhirVersion=3.0"},
+		{"R5 update", "PUT", "/Condition/c-1", tok, update, "application/fhir+json; fhirVersion=5.0"},
+		{"unknown parameter", "POST", "/Condition", tok, cond, "application/fhir+json; profile=x"},
+		{"malformed type", "POST", "/Condition", tok, cond, "application/fhir+json; charset"},
+		{"utf-7 patch", "PATCH", "/Observation/lab-1", user, patch, "application/json-patch+json; charset=utf-7"},
+		{"DSTU2 batch", "POST", "/", user, batch, "application/fhir+json; fhirVersion=1.0"},
+		{"utf-7 form search", "POST", "/Observation/_search", tok, "code=x", "application/x-www-form-urlencoded; charset=utf-7"},
+	} {
+		f.refused(c.name, f.do(c.method, c.target, c.tok, c.body, "Content-Type", c.ct), http.StatusUnsupportedMediaType)
+	}
+	for _, c := range []struct{ name, method, target, tok, body, ct, want string }{
+		{"UTF-8 create", "POST", "/Condition", tok, cond, "application/fhir+json; charset=UTF-8", "application/fhir+json"},
+		{"R4 create", "POST", "/Condition", tok, cond, "Application/FHIR+JSON;fhirVersion=4.0", "application/fhir+json"},
+		{"R4 patch release", "PUT", "/Condition/c-1", tok, update, "application/json; fhirVersion=4.0.1", "application/json"},
+		{"untyped create", "POST", "/Condition", tok, cond, "", "application/fhir+json"},
+		{"patch", "PATCH", "/Observation/lab-1", user, patch, "application/json-patch+json; charset=utf-8", "application/json-patch+json"},
+	} {
+		r := f.do(c.method, c.target, c.tok, c.body, "Content-Type", c.ct)
+		got := f.up.requests()
+		// (The test upstream does not apply patches: what matters is what it got.)
+		if r.status >= 300 && c.method != "PATCH" || len(got) == 0 || got[len(got)-1].Method != c.method || got[len(got)-1].Header.Get("Content-Type") != c.want {
+			t.Errorf("%s: %d, upstream %v: %s", c.name, r.status, got, r.raw)
+		}
+		f.up.reset()
+	}
+	for _, format := range []string{"application/fhir%2Bjson%3BfhirVersion%3D1.0", "jsonx", "application/fhir%2Bxml%3Bx%3Djson", "json%3Bcharset%3Dutf-16", "ttl"} {
+		f.refused("_format="+format, f.do("GET", "/Observation/lab-1?_format="+format, tok, ""), http.StatusNotAcceptable)
+		f.refused("batched _format="+format, f.do("POST", "/", user, `{"resourceType":"Bundle","type":"batch","entry":[{"request":{"method":"GET","url":"Observation/lab-1?_format=`+format+`"}}]}`), http.StatusNotAcceptable)
+	}
+	for _, format := range []string{"json", "application/json", "application/fhir%2Bjson", "application/fhir%2Bjson%3BfhirVersion%3D4.0"} {
+		if r := f.do("GET", "/Observation/lab-1?_format="+format, tok, ""); r.status != 200 {
+			t.Errorf("_format=%s: %d %s", format, r.status, r.raw)
+		}
+		f.up.reset()
+	}
+}

@@ -97,6 +97,12 @@
 // them, leave its root, meta and contained alone. A patch is a JSON Patch
 // or a FHIRPath Patch (in a batch: a Binary holding the one, a Parameters
 // resource the other), read strictly; any other format is refused with 415.
+// A body goes upstream labelled with the bare media type it was read as:
+// a Content-Type parameter that would make the server read it otherwise
+// (a charset other than UTF-8, a fhirVersion other than 4.0) is refused
+// with 415, and a _format asking for anything but FHIR R4 JSON with 406.
+// Of the Prefer header only the return preference goes upstream, rebuilt,
+// so handling=lenient cannot ride along and loosen an injected constraint.
 // The audit event of a response lists the labels of what went out, never of
 // what was withheld.
 //

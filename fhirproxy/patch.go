@@ -21,9 +21,12 @@ const jsonPatchType = "application/json-patch+json"
 // paths are expressions the proxy does not evaluate: it spares nothing.
 func readPatch(contentType string, body []byte) (sparesLabels bool, ref *refusal) {
 	bad := func(msg string) (bool, *refusal) { return false, refuse(http.StatusBadRequest, "invalid", msg) }
-	mt, _, _ := strings.Cut(contentType, ";")
-	switch mt = strings.TrimSpace(mt); {
-	case strings.EqualFold(mt, jsonPatchType):
+	mt, ref := bodyType(contentType)
+	if ref != nil {
+		return false, ref
+	}
+	switch {
+	case mt == jsonPatchType:
 		// Names equal under case folding are refused too: a server whose
 		// JSON reader folds them could take another path than the one
 		// read here.

@@ -259,17 +259,6 @@ func tokenParam(r *http.Request) *refusal {
 	return &refusal{http.StatusBadRequest, "invalid", string(errTokenParam), "invalid_request"}
 }
 
-// jsonOnly refuses a request, or a batch entry, asking for a format other
-// than JSON: only JSON is read, and served.
-func jsonOnly(params []Param) *refusal {
-	for _, f := range values(params, "_format") {
-		if !strings.Contains(f, "json") {
-			return refuse(http.StatusNotAcceptable, "not-supported", "only JSON is served")
-		}
-	}
-	return nil
-}
-
 func (p *Proxy) record(ctx context.Context, ev *audit.Event) error {
 	ev.Time = time.Now()
 	return p.Audit.Record(ctx, *ev)
@@ -346,7 +335,7 @@ func (p *Proxy) admit(r *http.Request, in *Interaction, a *access) (*access, *re
 	if in.post {
 		// POST _search: the form body holds parameters; they go through the
 		// same parser as a query and are forwarded re-encoded.
-		if mt, _, _ := strings.Cut(r.Header.Get("Content-Type"), ";"); strings.TrimSpace(mt) != "application/x-www-form-urlencoded" {
+		if mt, ref := bodyType(r.Header.Get("Content-Type")); ref != nil || mt != "application/x-www-form-urlencoded" {
 			return nil, refuse(http.StatusUnsupportedMediaType, "not-supported", "_search takes an application/x-www-form-urlencoded body")
 		}
 		b, err := io.ReadAll(io.LimitReader(r.Body, int64(p.Limits.url())+1))
@@ -465,6 +454,11 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, x *exchange) {
 			p.finish(w, r, &x.ev, refuse(http.StatusRequestEntityTooLarge, "too-costly", "the request body is too large"), err)
 			return
 		}
+		var ref *refusal
+		if x.bodyType, ref = bodyType(header(r.Header, "Content-Type")); ref != nil {
+			p.finish(w, r, &x.ev, ref, nil)
+			return
+		}
 	}
 	if x.a != nil {
 		if ref := p.resolveChains(r.Context(), &x.in, x.a); ref != nil {
@@ -475,7 +469,7 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, x *exchange) {
 			p.finish(w, r, &x.ev, refuse(http.StatusBadRequest, "too-costly", "the search is too long as the proxy would forward it (re-encoded, with the token's constraints added); narrow it"), nil)
 			return
 		}
-		if ref := p.checkWrite(r.Context(), header(r.Header, "Content-Type"), x.in, x.a, x.body); ref != nil {
+		if ref := p.checkWrite(r.Context(), x.bodyType, x.in, x.a, x.body); ref != nil {
 			p.finish(w, r, &x.ev, ref, nil)
 			return
 		}
@@ -504,6 +498,7 @@ type exchange struct {
 	a        *access // &acc once admitted; nil for the CapabilityStatement
 	ev       audit.Event
 	body     []byte
+	bodyType string        // the body's media type as read (bodyType), "" when unnamed
 	recorded bool          // ev has been recorded
 	inspects bool          // the response is read before it is sent (access.inspects)
 	headed   bool          // the final response's headers are set (writer)
@@ -575,14 +570,16 @@ func upstreamHeaders(resp *http.Response) {
 	resp.Trailer = nil
 }
 
-// forwardHeaders are the request headers passed upstream (canonical names).
-// If-None-Exist goes as parsed (Interaction.ifNoneExist). The last three do
+// forwardHeaders are the request headers passed upstream as they came
+// (canonical names). If-None-Exist goes as parsed
+// (Interaction.ifNoneExist), Content-Type as the body was read (bodyType),
+// Prefer as its return preference alone (preferReturn). The last three do
 // not go when the proxy inspects the answer: it must read the body
 // uncompressed, and it evaluates the conditions itself (conditional.go).
-var forwardHeaders = [...]string{"If-Match", "Content-Type", "Accept-Encoding", "If-None-Match", "If-Modified-Since"}
+var forwardHeaders = [...]string{"If-Match", "Accept-Encoding", "If-None-Match", "If-Modified-Since"}
 
 // forwardInspected is how many of forwardHeaders go with an inspected answer.
-const forwardInspected = 2
+const forwardInspected = 1
 
 // upstreamHeader is what goes upstream of the client's request headers
 // (the credential is added by UpstreamAuth).
@@ -601,10 +598,42 @@ func (x *exchange) upstreamHeader(r *http.Request) http.Header {
 	if x.in.ifNoneExist != "" {
 		hdr["If-None-Exist"] = []string{x.in.ifNoneExist}
 	}
-	if pref := header(r.Header, "Prefer"); strings.HasPrefix(pref, "return=") {
-		hdr["Prefer"] = []string{pref} // handling=lenient and anything else are dropped
+	if len(x.body) > 0 {
+		ct := x.bodyType
+		if ct == "" {
+			ct = fhirJSONType
+		}
+		hdr["Content-Type"] = []string{ct}
+	}
+	if ret := preferReturn(r.Header["Prefer"]); ret != "" {
+		hdr["Prefer"] = []string{"return=" + ret}
 	}
 	return hdr
+}
+
+// preferReturn is the return preference of a request's Prefer headers
+// (RFC 7240; FHIR's minimal, representation or OperationOutcome), the
+// first one when it is repeated, or "". Only it goes upstream, rebuilt:
+// a Prefer header passed on as it came could carry handling=lenient
+// after it ("return=minimal, handling=lenient", or after a ';', which
+// servers also split on), and a lenient server ignores a search parameter
+// it does not support, the constraint the proxy added among them.
+func preferReturn(values []string) string {
+	for _, v := range values {
+		for pref := range strings.SplitSeq(v, ",") {
+			pref, _, _ = strings.Cut(pref, ";")
+			name, val, _ := strings.Cut(pref, "=")
+			if !strings.EqualFold(strings.TrimSpace(name), "return") {
+				continue
+			}
+			switch val = strings.Trim(strings.TrimSpace(val), `"`); val {
+			case "minimal", "representation", "OperationOutcome":
+				return val
+			}
+			return ""
+		}
+	}
+	return ""
 }
 
 // rewrite builds the upstream request from the parsed interaction only.

@@ -348,10 +348,24 @@ func TestScopesAndConstraints(t *testing.T) {
 		t.Errorf("a laboratory result under a laboratory-only scope: %d %s", r.status, r.raw)
 	}
 	f.up.reset()
-	// Prefer: handling=lenient cannot loosen the injected constraint.
-	f.do("GET", "/Observation", lab, "", "Prefer", "handling=lenient")
-	if got := f.up.requests(); len(got) != 1 || got[0].Header.Get("Prefer") != "" || got[0].URL.Query().Get("category") != "laboratory" {
-		t.Errorf("Prefer reached the upstream or loosened the constraint: %v", got[0].Header)
+	// Prefer: handling=lenient cannot loosen the injected constraint, on
+	// its own or after the return preference that does go upstream (found
+	// by probing: "return=minimal, handling=lenient" went as it came).
+	for prefer, want := range map[string]string{
+		"handling=lenient":                          "",
+		"return=minimal, handling=lenient":          "return=minimal",
+		"return=representation;handling=lenient":    "return=representation",
+		"return=representation ; handling=strict":   "return=representation",
+		"handling=lenient, return=OperationOutcome": "return=OperationOutcome",
+		`return="minimal"`:                          "return=minimal",
+		"return=everything, return=minimal":         "", // the first one counts (RFC 7240 §2)
+		"respond-async, wait=10":                    "",
+	} {
+		f.do("GET", "/Observation", lab, "", "Prefer", prefer)
+		if got := f.up.requests(); len(got) != 1 || got[0].Header.Get("Prefer") != want || got[0].URL.Query().Get("category") != "laboratory" {
+			t.Errorf("Prefer %q reached the upstream as %q, or loosened the constraint: %v", prefer, got[0].Header.Get("Prefer"), got[0].URL)
+		}
+		f.up.reset()
 	}
 }
 
