@@ -125,7 +125,7 @@ func (b *Backend) Token(ctx context.Context) (*oauth2.Token, error) {
 		return nil, err
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	tok, err := doTokenRequest(b.httpClient(), req, b.now())
+	tok, err := doTokenRequest(noRedirects(b.httpClient()), req, b.now())
 	if err != nil {
 		return nil, err
 	}
@@ -145,9 +145,12 @@ type backendSource struct {
 
 func (s backendSource) Token() (*oauth2.Token, error) { return s.b.Token(s.ctx) }
 
-// Client returns an http.Client that sends the backend token.
+// Client returns an http.Client that sends the backend token with the
+// requests for FHIRBase, and with no others (see Session.Client): a
+// request for another server goes without it.
 func (b *Backend) Client(ctx context.Context) *http.Client {
-	return &http.Client{Timeout: b.httpClient().Timeout, Transport: &oauth2.Transport{Source: b.TokenSource(ctx), Base: b.httpClient().Transport}}
+	token := func(bool) (*oauth2.Token, error) { return b.Token(ctx) }
+	return &http.Client{Timeout: b.httpClient().Timeout, Transport: newBearer(b.FHIRBase, token, false, b.httpClient().Transport)}
 }
 
 // doTokenRequest posts a token request and reads an RFC 6749 §5.1 response.

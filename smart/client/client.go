@@ -207,7 +207,7 @@ func (c *Config) Callback(w http.ResponseWriter, r *http.Request) (*Session, err
 		return nil, err
 	}
 	oc := c.OAuth2(cfg, a.Scopes)
-	ctx = context.WithValue(ctx, oauth2.HTTPClient, c.httpClient())
+	ctx = context.WithValue(ctx, oauth2.HTTPClient, noRedirects(c.httpClient()))
 	tok, err := oc.Exchange(ctx, code, oauth2.VerifierOption(a.Verifier))
 	if err != nil {
 		return nil, err

@@ -66,7 +66,7 @@ func (s *Session) TokenSource(ctx context.Context) oauth2.TokenSource {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.src == nil {
-		ctx = context.WithValue(ctx, oauth2.HTTPClient, s.client.httpClient())
+		ctx = context.WithValue(ctx, oauth2.HTTPClient, noRedirects(s.client.httpClient()))
 		s.src = &refresher{session: s, ctx: ctx}
 	}
 	return s.src
@@ -110,51 +110,14 @@ func (r *refresher) token(force bool) (*oauth2.Token, error) {
 }
 
 // Client returns an http.Client for the FHIR API: it sends the token in the
-// Authorization header (never elsewhere), refreshes it before expiry, and on
-// a 401 refreshes once and retries a request whose body can be replayed.
+// Authorization header (never elsewhere), and only with requests for the
+// FHIR base the token is for (forTheBase); it refreshes the token before
+// expiry, and on a 401 from the FHIR server refreshes once and retries a
+// request whose body can be replayed. A request for another server (an
+// attachment's URL, a redirect the FHIR server answered with) goes as it
+// is, without the token.
 func (s *Session) Client(ctx context.Context) *http.Client {
 	src := s.TokenSource(ctx).(*refresher)
 	base := s.client.httpClient()
-	rt := base.Transport
-	if rt == nil {
-		rt = http.DefaultTransport
-	}
-	return &http.Client{Timeout: base.Timeout, Transport: &bearer{src: src, next: rt}}
-}
-
-type bearer struct {
-	src  *refresher
-	next http.RoundTripper
-}
-
-func (b *bearer) RoundTrip(req *http.Request) (*http.Response, error) {
-	tok, err := b.src.token(false)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := b.next.RoundTrip(withToken(req, tok))
-	if err != nil || resp.StatusCode != http.StatusUnauthorized {
-		return resp, err
-	}
-	if req.Body != nil && req.GetBody == nil {
-		return resp, nil // the body cannot be sent twice
-	}
-	retry := req.Clone(req.Context())
-	if req.GetBody != nil {
-		if retry.Body, err = req.GetBody(); err != nil {
-			return resp, nil
-		}
-	}
-	tok, err = b.src.token(true)
-	if err != nil {
-		return resp, nil
-	}
-	resp.Body.Close()
-	return b.next.RoundTrip(withToken(retry, tok))
-}
-
-func withToken(req *http.Request, tok *oauth2.Token) *http.Request {
-	r := req.Clone(req.Context())
-	r.Header.Set("Authorization", "Bearer "+tok.AccessToken)
-	return r
+	return &http.Client{Timeout: base.Timeout, Transport: newBearer(s.FHIRBase, src.token, true, base.Transport)}
 }
