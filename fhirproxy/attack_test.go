@@ -1615,3 +1615,83 @@ func TestMediaTypeParameters(t *testing.T) {
 		f.up.reset()
 	}
 }
+
+// TestWritesMeetTheVersionJudged: an update, patch or delete checked
+// against the stored version goes upstream with If-Match on that version,
+// so a record relabelled, or moved to another patient, between the check
+// and the write is refused by the server instead of overwritten (found by
+// probing: the write went unpinned, and an update judged against the
+// unlabelled record stripped the label added in between). A client's
+// If-Match that names another version is refused before anything is
+// written.
+func TestWritesMeetTheVersionJudged(t *testing.T) {
+	f := newFixture(t)
+	user := f.token("user/Observation.cruds", nil) // clearance: normal data only
+	patient := f.token("launch/patient patient/Observation.cruds", nil)
+	plain := mustJSON(obs("lab-1", "p1", "laboratory"))
+	change := func(key string, to map[string]any) {
+		f.up.mu.Lock()
+		f.up.afterRead = func(k string) {
+			if k != key {
+				return
+			}
+			f.up.mu.Lock()
+			f.up.afterRead = nil
+			f.up.versions[key] = append(f.up.versions[key], f.up.resources[key])
+			f.up.resources[key] = to
+			f.up.mu.Unlock()
+		}
+		f.up.mu.Unlock()
+	}
+	f.up.versions = map[string][]map[string]any{}
+	written := func(name, method, ifMatch string) {
+		t.Helper()
+		var got *http.Request
+		for _, g := range f.up.requests() {
+			if g.Method == method {
+				got = g
+			}
+		}
+		if got == nil || got.Header.Get("If-Match") != ifMatch {
+			t.Errorf("%s: the %s went upstream as %v", name, method, got)
+		}
+		f.up.reset()
+	}
+
+	// Nothing changes in between: the write carries the version judged.
+	if r := f.do("PUT", "/Observation/lab-1", user, plain); r.status != 200 {
+		t.Fatalf("update: %d %s", r.status, r.raw)
+	}
+	written("update", "PUT", `W/"1"`)
+	if r := f.do("PUT", "/Observation/lab-1", user, plain, "If-Match", `W/"1"`); r.status != 200 {
+		t.Fatalf("update with the client's If-Match: %d %s", r.status, r.raw)
+	}
+	written("update with the client's If-Match", "PUT", `W/"1"`)
+
+	// The client names another version: refused here, nothing written.
+	r := f.do("PUT", "/Observation/lab-1", user, plain, "If-Match", `W/"7"`)
+	if r.status != http.StatusPreconditionFailed {
+		t.Errorf("If-Match on another version: %d %s", r.status, r.raw)
+	}
+	for _, g := range f.up.requests() {
+		if g.Method != http.MethodGet {
+			t.Errorf("If-Match on another version: a %s reached the upstream", g.Method)
+		}
+	}
+	f.up.reset()
+
+	// Relabelled restricted between the check and the write: the update,
+	// judged against the unlabelled record, would strip the label.
+	change("Observation/lab-1", obs("lab-1", "p1", "laboratory", "R"))
+	if r := f.do("PUT", "/Observation/lab-1", user, plain); r.status != http.StatusPreconditionFailed {
+		t.Errorf("update of a record relabelled in between: %d %s", r.status, r.raw)
+	}
+	written("update of a record relabelled in between", "PUT", `W/"1"`)
+
+	// Moved to another patient between a patient app's check and its delete.
+	change("Observation/vs-1", obs("vs-1", "p2", "vital-signs"))
+	if r := f.do("DELETE", "/Observation/vs-1", patient, ""); r.status != http.StatusPreconditionFailed {
+		t.Errorf("delete of a record moved to another patient in between: %d %s", r.status, r.raw)
+	}
+	written("delete of a record moved in between", "DELETE", `W/"1"`)
+}

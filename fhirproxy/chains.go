@@ -123,7 +123,7 @@ const chainPages = 10
 // matchesOn reads one page of a chain's target search, adds the ids of the
 // matches the access may see to matches, and returns the page's next link.
 func (p *Proxy) matchesOn(ctx context.Context, a *access, target, page string, matches *[]string) (string, *refusal) {
-	st, body, err := p.getURL(ctx, page)
+	st, body, _, err := p.getURL(ctx, page)
 	switch {
 	case err != nil:
 		return "", refuse(http.StatusBadGateway, "transient", "the FHIR server is unavailable")

@@ -90,7 +90,9 @@
 // system history are refused. Nor may a write touch, or tell of, what is
 // withheld: an update, patch or delete is checked against the stored
 // version first, and one the clearance withholds answers 404, as a free id
-// then does (no update-as-create); conditional writes and batched updates
+// then does (no update-as-create); the write then goes upstream with
+// If-Match on the version judged, so a record changed in between is the
+// server's 412, not overwritten; conditional writes and batched updates
 // and deletes are refused. Whatever the clearance, an update may raise a
 // record's labels, never lower or remove them, and a patch of a labelled
 // record must be a JSON Patch whose operations, read as the server reads

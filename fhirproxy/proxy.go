@@ -151,6 +151,9 @@ type access struct {
 	sharedTypes []string
 	// constrained is the type whose scope constraint the proxy injected.
 	constrained string
+	// pin is the ETag of the stored version a write was judged against
+	// (checkStored); the write goes upstream with If-Match on it.
+	pin string
 	// unrestricted: the clearance allows every label.
 	unrestricted bool
 	// relink moves the upstream's links onto the proxy's base (Proxy.Base);
@@ -473,6 +476,12 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, x *exchange) {
 			p.finish(w, r, &x.ev, ref, nil)
 			return
 		}
+		if im := header(r.Header, "If-Match"); x.a.pin != "" && im != "" && !sameVersion(im, x.a.pin) {
+			// The client's version is not the one judged: the server would
+			// refuse it, unless the record changed into it in between.
+			p.finish(w, r, &x.ev, refuse(http.StatusPreconditionFailed, "conflict", "the resource has changed: If-Match names another version"), nil)
+			return
+		}
 	}
 	x.req = r
 	x.inspects = x.a != nil && x.a.inspects(x.in)
@@ -595,6 +604,9 @@ func (x *exchange) upstreamHeader(r *http.Request) http.Header {
 		}
 	}
 	hdr["Accept"] = fhirJSON
+	if x.a != nil && x.a.pin != "" {
+		hdr["If-Match"] = []string{x.a.pin} // the version judged (checkStored)
+	}
 	if x.in.ifNoneExist != "" {
 		hdr["If-None-Exist"] = []string{x.in.ifNoneExist}
 	}
@@ -609,6 +621,12 @@ func (x *exchange) upstreamHeader(r *http.Request) http.Header {
 		hdr["Prefer"] = []string{"return=" + ret}
 	}
 	return hdr
+}
+
+// sameVersion reports whether two entity tags name the same version, weak
+// or strong (FHIR servers send W/"3" and clients echo either form).
+func sameVersion(a, b string) bool {
+	return strings.TrimPrefix(strings.TrimSpace(a), "W/") == strings.TrimPrefix(strings.TrimSpace(b), "W/")
 }
 
 // preferReturn is the return preference of a request's Prefer headers

@@ -54,7 +54,7 @@ func (p *Proxy) checkStored(ctx context.Context, in Interaction, a *access, next
 	if sees && !labelled || in.ID == "" {
 		return nil
 	}
-	st, pr, stored, err := p.fetch(ctx, in.Type+"/"+in.ID, "")
+	st, pr, stored, etag, err := p.fetchVersion(ctx, in.Type+"/"+in.ID, "")
 	switch {
 	case err != nil:
 		return refuse(http.StatusBadGateway, "transient", "the FHIR server is unavailable")
@@ -84,8 +84,14 @@ func (p *Proxy) checkStored(ctx context.Context, in Interaction, a *access, next
 		return ref
 	}
 	if a.patient != "" && in.Type == "Patient" && next != nil {
-		return keepsLinks(stored, body)
+		if ref := keepsLinks(stored, body); ref != nil {
+			return ref
+		}
 	}
+	// The write must meet the version judged here: it goes upstream with
+	// If-Match on it, so a record relabelled, moved to another patient or
+	// linked in between is refused by the server (412), not overwritten.
+	a.pin = etag
 	return nil
 }
 
@@ -225,23 +231,30 @@ func (a *access) localRef(v string) (string, bool) {
 // projection carries its entries' labels) from the upstream with the
 // proxy's own credential, and its body (nil unless the status is 200).
 func (p *Proxy) fetch(ctx context.Context, ref, query string) (int, *projection, []byte, error) {
-	st, b, err := p.get(ctx, ref, query)
+	st, pr, b, _, err := p.fetchVersion(ctx, ref, query)
+	return st, pr, b, err
+}
+
+// fetchVersion is fetch that also returns the answer's ETag, the version
+// the projection is of ("" when the server sends none).
+func (p *Proxy) fetchVersion(ctx context.Context, ref, query string) (int, *projection, []byte, string, error) {
+	st, b, etag, err := p.get(ctx, ref, query)
 	if err != nil {
-		return 0, nil, nil, err
+		return 0, nil, nil, "", err
 	}
 	var pr projection
 	if st != http.StatusOK {
-		return st, &pr, nil, nil
+		return st, &pr, nil, "", nil
 	}
 	if pr, err = parseResource(b); err != nil {
-		return 0, nil, nil, err
+		return 0, nil, nil, "", err
 	}
-	return st, &pr, b, nil
+	return st, &pr, b, etag, nil
 }
 
 // get reads a path below the upstream's base, with a query, with the
 // proxy's own credential: the status and at most Limits.MaxResp of body.
-func (p *Proxy) get(ctx context.Context, ref, query string) (int, []byte, error) {
+func (p *Proxy) get(ctx context.Context, ref, query string) (int, []byte, string, error) {
 	return p.getURL(ctx, p.upstreamURL(ref, query))
 }
 
@@ -262,11 +275,11 @@ func (p *Proxy) onUpstream(u string) bool {
 }
 
 // getURL reads an address on the upstream's base (the caller has checked
-// it is) as get does.
-func (p *Proxy) getURL(ctx context.Context, u string) (int, []byte, error) {
+// it is) as get does, with the answer's ETag.
+func (p *Proxy) getURL(ctx context.Context, u string) (int, []byte, string, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
-		return 0, nil, err
+		return 0, nil, "", err
 	}
 	req.Header.Set("Accept", "application/fhir+json")
 	if p.UpstreamAuth != nil {
@@ -274,9 +287,9 @@ func (p *Proxy) getURL(ctx context.Context, u string) (int, []byte, error) {
 	}
 	resp, err := p.transport().RoundTrip(req)
 	if err != nil {
-		return 0, nil, err
+		return 0, nil, "", err
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, p.Limits.resp()))
-	return resp.StatusCode, b, err
+	return resp.StatusCode, b, resp.Header.Get("ETag"), err
 }

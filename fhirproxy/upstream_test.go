@@ -43,6 +43,9 @@ type upstream struct {
 	// coy makes batch reads of a found resource answer 200 without it (a
 	// misbehaving upstream).
 	coy bool
+	// afterRead, when set, runs after a read of "Type/id" is answered (a
+	// change made in the meantime by someone else); set it holding mu.
+	afterRead func(key string)
 	// header is added to every response (a misbehaving upstream's headers).
 	header http.Header
 	// bundleMeta, when set, is every searchset's meta (servers write the
@@ -84,6 +87,13 @@ func newUpstream(t testing.TB) *upstream {
 	u.ts = httptest.NewServer(http.HandlerFunc(u.serve))
 	t.Cleanup(u.ts.Close)
 	return u
+}
+
+// etag is the version tag of the current version of "Type/id".
+func (u *upstream) etag(key string) string {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return `W/"` + strconv.Itoa(len(u.versions[key])+1) + `"`
 }
 
 func (u *upstream) reset() {
@@ -200,6 +210,12 @@ func (u *upstream) serve(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		u.write(w, 200, res)
+		u.mu.Lock()
+		after := u.afterRead
+		u.mu.Unlock()
+		if after != nil {
+			after(segs[0] + "/" + segs[1])
+		}
 	case r.Method == http.MethodGet && len(segs) == 1 || r.Method == http.MethodGet && len(segs) == 3:
 		typ := segs[len(segs)-1]
 		q := r.URL.Query()
@@ -271,6 +287,10 @@ func (u *upstream) serve(w http.ResponseWriter, r *http.Request) {
 		res["id"] = "new-1"
 		w.Header().Set("Location", u.ts.URL+"/"+segs[0]+"/new-1/_history/1")
 		u.write(w, 201, res)
+	case r.Method != http.MethodGet && r.Method != http.MethodPost && len(segs) == 2 && r.Header.Get("If-Match") != "" &&
+		r.Header.Get("If-Match") != u.etag(segs[0]+"/"+segs[1]):
+		u.write(w, http.StatusPreconditionFailed, map[string]any{"resourceType": "OperationOutcome",
+			"issue": []any{map[string]any{"severity": "error", "code": "conflict", "diagnostics": "version conflict"}}})
 	case r.Method == http.MethodPut:
 		var res map[string]any
 		_ = json.Unmarshal(b, &res)
