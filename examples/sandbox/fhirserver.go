@@ -88,6 +88,11 @@ func (s *fhirServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			s.outcome(w, 404, "not-found", "no such resource")
 			return
 		}
+		if m, _ := res["meta"].(map[string]any); m != nil {
+			if v, ok := m["versionId"].(string); ok {
+				w.Header().Set("ETag", `W/"`+v+`"`) // as FHIR servers send it
+			}
+		}
 		s.write(w, 200, res)
 	case r.Method == http.MethodGet && len(segs) == 4 && segs[2] == "_history":
 		s.mu.RLock()
@@ -135,6 +140,11 @@ func (s *fhirServer) put(w http.ResponseWriter, r *http.Request, typ, id string)
 	}
 	key := typ + "/" + id
 	version := len(s.history[key]) + 1
+	if m := r.Header.Get("If-Match"); m != "" && strings.TrimPrefix(m, "W/") != `"`+strconv.Itoa(version-1)+`"` {
+		// A version-aware update (the proxy pins the version it judged).
+		s.outcome(w, 412, "conflict", "the resource is not at the version If-Match names")
+		return
+	}
 	if version == 1 {
 		status = 201
 		s.order = append(s.order, key)

@@ -187,4 +187,32 @@ func TestFHIRDataServer(t *testing.T) {
 	if _, cur := fhirGet(t, ts, "/Observation/"+id); resp.StatusCode != 400 || cur["status"] != "final" {
 		t.Errorf("mismatched update: %d, now %v", resp.StatusCode, cur["status"])
 	}
+	// Version-aware updates, as the proxy sends them: a read's ETag is the
+	// version, and an If-Match on any other is refused and changes nothing.
+	resp, err = http.Get(ts.URL + "/Observation/" + id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if etag := resp.Header.Get("ETag"); etag != `W/"2"` {
+		t.Errorf("ETag %q, want the version", etag)
+	}
+	for _, c := range []struct {
+		ifMatch string
+		want    int
+	}{{`W/"1"`, 412}, {`W/"2"`, 200}} {
+		ifMatch, want := c.ifMatch, c.want
+		req, _ = http.NewRequest(http.MethodPut, ts.URL+"/Observation/"+id,
+			strings.NewReader(`{"resourceType":"Observation","id":"`+id+`","status":"amended","subject":{"reference":"Patient/pt-001"}}`))
+		req.Header.Set("If-Match", ifMatch)
+		resp, err = http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		_, h := fhirGet(t, ts, "/Observation/"+id+"/_history")
+		if resp.StatusCode != want || want == 412 && len(entries(h)) != 2 {
+			t.Errorf("If-Match %s: %d, %d versions", ifMatch, resp.StatusCode, len(entries(h)))
+		}
+	}
 }
