@@ -1468,6 +1468,15 @@ func TestChainsResolved(t *testing.T) {
 	f.refused("a target the token searches under a constraint", f.do("GET", "/Observation?patient.name=x",
 		f.token("user/Observation.rs user/Patient.rs?gender=female", nil), ""), http.StatusForbidden)
 	f.refused("a batched chain", f.do("POST", "/", user, `{"resourceType":"Bundle","type":"batch","entry":[{"request":{"method":"GET","url":"Observation?patient.name=x"}}]}`), http.StatusForbidden)
+	// Each chain costs the upstream searches of its own: more than
+	// Limits.MaxChains (4) is refused before any (found: 64 chained
+	// parameters made one request up to 640 upstream searches).
+	four := "/Observation?patient.name=x&patient.gender=y&subject:Patient.name=z&encounter.status=w"
+	if r, got := forwarded(four, user); r.status != 200 || len(got) != 5 {
+		t.Errorf("four chains: %d, forwarded %d requests", r.status, len(got))
+	}
+	f.up.reset()
+	f.refused("five chains", f.do("GET", four+"&patient.birthdate=v", user, ""), http.StatusBadRequest)
 	// Criteria matching more than chainLimit records: refused after the
 	// proxy's own search, and the search itself is not forwarded.
 	for i := range 101 {

@@ -51,6 +51,18 @@ func (p *Proxy) resolveChains(ctx context.Context, in *Interaction, a *access) *
 		return nil
 	}
 	forbidden := func(msg string) *refusal { return refuse(http.StatusForbidden, "forbidden", msg) }
+	// Counted before any is resolved: each costs the upstream up to
+	// chainPages searches, and 64 parameters would make one request 640.
+	n := 0
+	for _, prm := range in.Params {
+		if simpleChain(prm.Name) {
+			n++
+		}
+	}
+	if n > p.Limits.chains() {
+		return refuse(http.StatusBadRequest, "too-costly", "at most "+strconv.Itoa(p.Limits.chains())+
+			" chained parameters a search: the proxy resolves each with searches of its own")
+	}
 	for i := range in.Params {
 		prm := &in.Params[i]
 		if !simpleChain(prm.Name) {

@@ -119,6 +119,10 @@ type Limits struct {
 	// MaxCount is the ceiling of a search's _count: a larger page size is
 	// lowered to it (a server may always return fewer); 0 means 1000.
 	MaxCount int
+	// MaxChains bounds the chained parameters of one search that the
+	// proxy resolves itself (with labels judged), each by up to ten
+	// searches of its own upstream; 0 means 4.
+	MaxChains int
 }
 
 // or returns v, or def when v is not positive: the zero values of Limits
@@ -138,6 +142,7 @@ func (l Limits) streamFrom() int64 { return or(l.StreamFrom, 1<<20) }
 func (l Limits) entries() int      { return or(l.MaxEntry, 100) }
 func (l Limits) header() int       { return or(l.MaxHeader, 16<<10) }
 func (l Limits) count() int        { return or(l.MaxCount, 1000) }
+func (l Limits) chains() int       { return or(l.MaxChains, 4) }
 
 // capCount lowers every _count to the ceiling; one that is not a
 // non-negative integer is not understood.
