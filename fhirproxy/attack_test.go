@@ -1672,10 +1672,12 @@ func TestWritesMeetTheVersionJudged(t *testing.T) {
 		t.Fatalf("update: %d %s", r.status, r.raw)
 	}
 	written("update", "PUT", `W/"1"`)
-	if r := f.do("PUT", "/Observation/lab-1", user, plain, "If-Match", `W/"1"`); r.status != 200 {
-		t.Fatalf("update with the client's If-Match: %d %s", r.status, r.raw)
+	for _, im := range []string{`W/"1"`, `"1"`, `*`, `W/"0", W/"1"`} {
+		if r := f.do("PUT", "/Observation/lab-1", user, plain, "If-Match", im); r.status != 200 {
+			t.Fatalf("update with the client's If-Match %s: %d %s", im, r.status, r.raw)
+		}
+		written("update with the client's If-Match "+im, "PUT", `W/"1"`)
 	}
-	written("update with the client's If-Match", "PUT", `W/"1"`)
 
 	// The client names another version: refused here, nothing written.
 	r := f.do("PUT", "/Observation/lab-1", user, plain, "If-Match", `W/"7"`)

@@ -476,7 +476,7 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, x *exchange) {
 			p.finish(w, r, &x.ev, ref, nil)
 			return
 		}
-		if im := header(r.Header, "If-Match"); x.a.pin != "" && im != "" && !sameVersion(im, x.a.pin) {
+		if im := header(r.Header, "If-Match"); x.a.pin != "" && im != "" && !matchesVersion(im, x.a.pin) {
 			// The client's version is not the one judged: the server would
 			// refuse it, unless the record changed into it in between.
 			p.finish(w, r, &x.ev, refuse(http.StatusPreconditionFailed, "conflict", "the resource has changed: If-Match names another version"), nil)
@@ -623,10 +623,19 @@ func (x *exchange) upstreamHeader(r *http.Request) http.Header {
 	return hdr
 }
 
-// sameVersion reports whether two entity tags name the same version, weak
-// or strong (FHIR servers send W/"3" and clients echo either form).
-func sameVersion(a, b string) bool {
-	return strings.TrimPrefix(strings.TrimSpace(a), "W/") == strings.TrimPrefix(strings.TrimSpace(b), "W/")
+// matchesVersion reports whether an If-Match value (*, or a list of entity
+// tags) admits the version etag, weak or strong alike (FHIR servers send
+// W/"3" and clients echo either form).
+func matchesVersion(ifMatch, etag string) bool {
+	if strings.TrimSpace(ifMatch) == "*" {
+		return true
+	}
+	for tag := range strings.SplitSeq(ifMatch, ",") {
+		if strings.TrimPrefix(strings.TrimSpace(tag), "W/") == strings.TrimPrefix(strings.TrimSpace(etag), "W/") {
+			return true
+		}
+	}
+	return false
 }
 
 // preferReturn is the return preference of a request's Prefer headers
