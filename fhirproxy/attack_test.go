@@ -1706,3 +1706,34 @@ func TestWritesMeetTheVersionJudged(t *testing.T) {
 	}
 	written("delete of a record moved in between", "DELETE", `W/"1"`)
 }
+
+// TestMethods: only FHIR's methods are taken; any other is a 405 with
+// Allow, before anything is forwarded. HEAD included: its answer's status
+// alone would tell another patient's record (withheld) from a missing one
+// unless the proxy fetched and judged the body the client never sees.
+func TestMethods(t *testing.T) {
+	f := newFixture(t)
+	tok := f.token("launch/patient patient/Observation.rs", nil)
+	var answers []string
+	for _, c := range []struct{ method, target string }{
+		{"HEAD", "/Observation/lab-1"}, {"HEAD", "/Observation/lab-2"}, {"HEAD", "/Observation/none"},
+		{"HEAD", "/Observation?code=x"}, {"TRACE", "/Observation/lab-1"}, {"PROPFIND", "/Observation"},
+		{"get", "/Observation/lab-1"}, {"OPTIONS", "/Observation"},
+	} {
+		r := f.do(c.method, c.target, tok, "")
+		if c.method == "HEAD" { // no body to read
+			if got := f.up.requests(); r.status != http.StatusMethodNotAllowed || len(got) != 0 {
+				t.Errorf("HEAD %s: %d, %d forwarded", c.target, r.status, len(got))
+			}
+		} else {
+			f.refused(c.method+" "+c.target, r, http.StatusMethodNotAllowed)
+		}
+		if r.header.Get("Allow") != "GET, POST, PUT, PATCH, DELETE" {
+			t.Errorf("%s %s: Allow %q", c.method, c.target, r.header.Get("Allow"))
+		}
+		answers = append(answers, r.header.Get("Content-Length"))
+	}
+	if answers[0] != answers[1] || answers[1] != answers[2] {
+		t.Errorf("HEAD answers differ: %v", answers[:3])
+	}
+}

@@ -207,12 +207,19 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	x.ev.Interaction, x.ev.Resource = string(in.Kind), resourceRef(in, r.URL.Path)
 	if ref != nil {
 		p.allowOrigin(r.Context(), w.Header(), header(r.Header, "Origin"), a)
+		if ref.status == http.StatusMethodNotAllowed {
+			w.Header().Set("Allow", allowedMethods)
+		}
 		p.finish(w, r, &x.ev, ref, nil)
 		return
 	}
 	x.a = a // nil for the CapabilityStatement, which admit does not authorise
 	p.forward(w, r, x)
 }
+
+// allowedMethods are the methods of FHIR's RESTful API, the only ones the
+// proxy takes (a CORS preflight aside).
+const allowedMethods = "GET, POST, PUT, PATCH, DELETE"
 
 // resourceRef is the audit event's resource: Type/ID, or Type. A read's
 // path is that reference already, and is used as it is.
@@ -317,6 +324,11 @@ func (p *Proxy) admit(r *http.Request, in *Interaction, a *access) (*access, *re
 		if header(r.Header, h) != "" {
 			return nil, refuse(http.StatusBadRequest, "invalid", "method override headers are not accepted")
 		}
+	}
+	switch r.Method {
+	case http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete:
+	default: // HEAD too: its answer's status alone would tell a withheld record from a missing one
+		return nil, refuse(http.StatusMethodNotAllowed, "not-supported", "FHIR's methods are "+allowedMethods)
 	}
 	var err error
 	*in, err = parsePath(r.Method, r.URL.Path, r.URL.RawQuery, p.Limits)
