@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/smartkit/smartkit/fhirproxy"
 	"github.com/smartkit/smartkit/launch"
 	"github.com/smartkit/smartkit/smart"
 )
@@ -1735,5 +1736,42 @@ func TestMethods(t *testing.T) {
 	}
 	if answers[0] != answers[1] || answers[1] != answers[2] {
 		t.Errorf("HEAD answers differ: %v", answers[:3])
+	}
+}
+
+// TestTransformSeesEveryBody: the host's Transform (a research app's
+// de-identification, say) runs on every response that can carry
+// resources, whatever the token, also where the request proves the answer
+// and the proxy would not otherwise read it (found by probing: for a
+// system/ or user/ token cleared for every label, the answer passed
+// unread and untransformed, so the very apps redaction is usually for got
+// the names it was to remove). A Transform that fails fails the response.
+func TestTransformSeesEveryBody(t *testing.T) {
+	f := newFixture(t)
+	var failing bool
+	f.proxy.Transform = func(_ context.Context, tok *smart.Token, in fhirproxy.Interaction, body []byte) ([]byte, error) {
+		if failing {
+			return nil, fmt.Errorf("the de-identification service is down")
+		}
+		return []byte(strings.ReplaceAll(string(body), `"family":"One"`, `"family":"(redacted)"`)), nil
+	}
+	user := f.token("user/*.cruds", everyLabel())
+	for _, tok := range []string{f.token("system/*.rs", everyLabel()), user, f.token("system/*.rs", nil), f.token("launch/patient patient/*.rs", everyLabel())} {
+		for _, target := range []string{"/Patient/p1", "/Patient?name=One", "/Patient/p1/_history", "/Patient/p1/_history/1"} {
+			r := f.do("GET", target, tok, "")
+			if r.status != 200 || strings.Contains(r.raw, `"One"`) || !strings.Contains(r.raw, "(redacted)") {
+				t.Errorf("%s: %d, not transformed: %.200s", target, r.status, r.raw)
+			}
+			f.up.reset()
+		}
+	}
+	if r := f.do("POST", "/", user, `{"resourceType":"Bundle","type":"batch","entry":[{"request":{"method":"GET","url":"Patient/p1"}}]}`); r.status != 200 ||
+		strings.Contains(r.raw, `"One"`) {
+		t.Errorf("batch: %d, not transformed: %.200s", r.status, r.raw)
+	}
+	f.up.reset()
+	failing = true
+	if r := f.do("GET", "/Patient/p1", user, ""); r.status != http.StatusInternalServerError || strings.Contains(r.raw, `"One"`) || diagnostics(r) == "" {
+		t.Errorf("a failing Transform: %d %.200s", r.status, r.raw)
 	}
 }

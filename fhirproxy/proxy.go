@@ -30,7 +30,9 @@ type TokenVerifier interface {
 
 // Transform lets a host redact or reshape a response body for an app (e.g.
 // de-identified fields for research apps); it runs after the proxy's own
-// checks, on bodies the proxy inspected.
+// checks, on every successful response that can carry resources (all but
+// a delete's), which the proxy then reads whole, even where its own checks
+// would not need to.
 type Transform func(ctx context.Context, tok *smart.Token, in Interaction, body []byte) ([]byte, error)
 
 // Proxy is the policy enforcement point in front of a FHIR R4 server, an
@@ -496,7 +498,11 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, x *exchange) {
 		}
 	}
 	x.req = r
-	x.inspects = x.a != nil && x.a.inspects(x.in)
+	// A Transform sees every body that can carry resources: a response the
+	// request proves (full clearance, no patient context) is read too, or
+	// the host's redaction would not run for the very apps (research, with
+	// system/ scopes) it is usually for.
+	x.inspects = x.a != nil && (x.a.inspects(x.in) || p.Transform != nil && x.in.Kind != Delete)
 	x.w.ResponseWriter = w
 	x.rp.Transport, x.rp.ErrorLog = p.transport(), p.errorLog()
 	// ReverseProxy clones the request it is given, headers and all, and

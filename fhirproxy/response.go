@@ -107,7 +107,11 @@ func (x *exchange) inspect(resp *http.Response) (*refusal, error) {
 	body = out
 	if p.Transform != nil {
 		if body, err = p.Transform(resp.Request.Context(), a.tok, in, body); err != nil {
-			return nil, err
+			// Not the upstream's failure: nothing is sent, as the host's
+			// redaction could not run.
+			p.logger().ErrorContext(resp.Request.Context(), "fhirproxy: Transform failed", "err", err)
+			ev.Reason = "the host's Transform failed: nothing sent"
+			return refuse(http.StatusInternalServerError, "exception", "the response could not be prepared for this app"), nil
 		}
 	}
 	x.sent.Reset(body)
