@@ -76,8 +76,15 @@ type Event struct {
 	UserID        string
 	FHIRUser      string
 	Role          string
-	Patient       string
-	Scopes        string // granted (or requested, on refusal) scopes
+	// Patient is the patient in context, or else the first patient whose
+	// records the request disclosed.
+	Patient string
+	// Patients are the other patients whose records the request disclosed
+	// (a user/ or system/ search's page can hold many), in the order first
+	// seen. A Query for a patient matches Patient or any of these. Empty is
+	// left out of the event's JSON, as Labels is.
+	Patients []string `json:",omitempty"`
+	Scopes   string   // granted (or requested, on refusal) scopes
 
 	Interaction string // FHIR interaction, e.g. "read", "search"
 	Resource    string // FHIR reference, e.g. "Observation/123"
@@ -129,6 +136,7 @@ func (e Event) LogValue() slog.Value {
 	add("fhir_user", e.FHIRUser)
 	add("role", e.Role)
 	add("patient", e.Patient)
+	add("patients", strings.Join(e.Patients, " "))
 	add("scope", e.Scopes)
 	add("interaction", e.Interaction)
 	add("resource", e.Resource)

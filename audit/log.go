@@ -14,7 +14,7 @@ import (
 type Query struct {
 	Tenant   string
 	From, To time.Time // [From, To)
-	Patient  string
+	Patient  string    // Event.Patient or one of Event.Patients
 	UserID   string
 	ClientID string
 	Types    []Type
@@ -44,7 +44,7 @@ func (q Query) limit() int {
 // Matches reports whether an event satisfies the query's filters.
 func (q Query) Matches(e Event) bool {
 	return (q.From.IsZero() || !e.Time.Before(q.From)) && (q.To.IsZero() || e.Time.Before(q.To)) &&
-		(q.Patient == "" || e.Patient == q.Patient) && (q.UserID == "" || e.UserID == q.UserID) &&
+		(q.Patient == "" || e.Patient == q.Patient || slices.Contains(e.Patients, q.Patient)) && (q.UserID == "" || e.UserID == q.UserID) &&
 		(q.ClientID == "" || e.ClientID == q.ClientID) && (len(q.Types) == 0 || slices.Contains(q.Types, e.Type)) &&
 		(q.Outcome == "" || e.Outcome == q.Outcome) && (q.Severity == "" || e.Severity == q.Severity)
 }

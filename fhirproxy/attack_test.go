@@ -7,12 +7,14 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/smartkit/smartkit/audit"
 	"github.com/smartkit/smartkit/fhirproxy"
 	"github.com/smartkit/smartkit/launch"
 	"github.com/smartkit/smartkit/smart"
@@ -1773,5 +1775,41 @@ func TestTransformSeesEveryBody(t *testing.T) {
 	failing = true
 	if r := f.do("GET", "/Patient/p1", user, ""); r.status != http.StatusInternalServerError || strings.Contains(r.raw, `"One"`) || diagnostics(r) == "" {
 		t.Errorf("a failing Transform: %d %.200s", r.status, r.raw)
+	}
+}
+
+// TestAuditNamesThePatientsDisclosed: a response's audit event names every
+// patient whose records went out, so "who saw this patient's records"
+// finds a user/ or system/ search whose page held many patients' (found by
+// probing: only the first kept resource's patient was named), and an
+// answer the proxy passes unread names the patient the request names.
+func TestAuditNamesThePatientsDisclosed(t *testing.T) {
+	f := newFixture(t)
+	last := func() audit.Event { evs := f.audit.Events(); return evs[len(evs)-1] }
+	named := func(e audit.Event) []string {
+		out := append([]string{e.Patient}, e.Patients...)
+		slices.Sort(out)
+		return out
+	}
+	user := f.token("user/*.rs", nil) // labels judged: the answers are read
+	if r := f.do("GET", "/Observation", user, ""); r.status != 200 {
+		t.Fatalf("search: %d", r.status)
+	}
+	if got := named(last()); !slices.Equal(got, []string{"p1", "p2"}) {
+		t.Errorf("a search over two patients' records named %v", got)
+	}
+	if r := f.do("GET", "/Observation/lab-2", user, ""); r.status != 200 || last().Patient != "p2" || last().Patients != nil {
+		t.Errorf("a read named %q %v", last().Patient, last().Patients)
+	}
+	system := f.token("system/*.rs", everyLabel()) // proven by the request: passed unread
+	for target, want := range map[string]string{"/Patient/p2": "p2", "/Patient/p1/_history": "p1", "/Observation/lab-2": ""} {
+		if r := f.do("GET", target, system, ""); r.status != 200 || last().Patient != want {
+			t.Errorf("%s unread: %d, named %q, want %q", target, r.status, last().Patient, want)
+		}
+	}
+	// The patient in context stays the one named; nothing else of theirs goes out.
+	patient := f.token("launch/patient patient/*.rs", nil)
+	if r := f.do("GET", "/Observation", patient, ""); r.status != 200 || last().Patient != "p1" || last().Patients != nil {
+		t.Errorf("a patient app's search named %q %v", last().Patient, last().Patients)
 	}
 }

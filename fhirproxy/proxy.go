@@ -503,6 +503,11 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, x *exchange) {
 	// the host's redaction would not run for the very apps (research, with
 	// system/ scopes) it is usually for.
 	x.inspects = x.a != nil && (x.a.inspects(x.in) || p.Transform != nil && x.in.Kind != Delete)
+	if !x.inspects && x.a != nil && x.ev.Patient == "" {
+		// An answer passed unread: its audit event names the patient the
+		// request itself names, where it names one.
+		x.ev.Patient = requestPatient(&x.in)
+	}
 	x.w.ResponseWriter = w
 	x.rp.Transport, x.rp.ErrorLog = p.transport(), p.errorLog()
 	// ReverseProxy clones the request it is given, headers and all, and

@@ -97,7 +97,10 @@ func (x *exchange) inspect(resp *http.Response) (*refusal, error) {
 		ev.Reason = "entries withheld from the response"
 	}
 	if len(kept) > 0 {
-		discloses(ev, kept[0], a)
+		d := disclosure{ev: ev, a: a}
+		for _, k := range kept {
+			d.add(k)
+		}
 		ev.Labels = disclosedLabels(kept)
 	}
 	if (in.Kind == Read || in.Kind == VRead) && resp.StatusCode == http.StatusOK && notModified(x.req.Header, resp.Header) {
@@ -176,21 +179,74 @@ func (b *sentBody) release() {
 	}
 }
 
-// discloses notes in the audit event which patient's data went out.
-func discloses(ev *audit.Event, pr *projection, a *access) {
-	if ev.Patient != "" {
+// disclosure collects, for an audit event, the patients whose records went
+// out: the first as Patient (when no patient is in context), the others in
+// Patients, each once. It answers "who saw this patient's records" for a
+// user/ or system/ search whose page holds many patients' as well as for a
+// read.
+type disclosure struct {
+	ev   *audit.Event
+	a    *access
+	seen map[string]bool // once Patients is long enough to search slowly
+}
+
+func (d *disclosure) add(pr *projection) {
+	if d.ev == nil { // a streamer with no audit trail (tests)
 		return
 	}
-	if pr.ResourceType == "Patient" {
-		ev.Patient = pr.ID
-		return
-	}
-	for _, r := range []string{pr.Subject.Reference, pr.Patient.Reference, pr.Beneficiary.Reference} {
-		if id, ok := strings.CutPrefix(r, "Patient/"); ok {
-			ev.Patient = id
-			return
+	id := d.patientOf(pr)
+	ev := d.ev
+	switch {
+	case id == "" || id == ev.Patient:
+	case ev.Patient == "":
+		ev.Patient = id
+	case d.seen != nil:
+		if !d.seen[id] {
+			d.seen[id] = true
+			ev.Patients = append(ev.Patients, id)
+		}
+	case !slices.Contains(ev.Patients, id):
+		ev.Patients = append(ev.Patients, id)
+		if len(ev.Patients) == 16 {
+			d.seen = make(map[string]bool, 64)
+			for _, p := range ev.Patients {
+				d.seen[p] = true
+			}
 		}
 	}
+}
+
+// patientOf is the patient a kept resource is about: a Patient itself, or
+// the one its patient reference names on this server.
+func (d *disclosure) patientOf(pr *projection) string {
+	if pr.ResourceType == "Patient" {
+		return pr.ID
+	}
+	refs := []string{pr.Subject.Reference, pr.Patient.Reference, pr.Beneficiary.Reference}
+	for _, pa := range pr.Participant {
+		refs = append(refs, pa.Actor.Reference)
+	}
+	for _, r := range refs {
+		if ref, ok := d.a.localRef(r); ok {
+			if id, ok := strings.CutPrefix(ref, "Patient/"); ok {
+				return id
+			}
+		}
+	}
+	return ""
+}
+
+// requestPatient is the patient a request names itself (a Patient's read
+// or history, a compartment search), for the audit event of an answer the
+// proxy does not read.
+func requestPatient(in *Interaction) string {
+	switch {
+	case in.Type == "Patient" && in.ID != "" && in.Kind != Delete:
+		return in.ID
+	case in.Kind == SearchCompart:
+		return in.Compartment
+	}
+	return ""
 }
 
 // maxLabels bounds the labels one audit event lists.

@@ -88,6 +88,10 @@ type streamer struct {
 	total, meta       []byte   // held back until every entry is judged
 	next              bool     // the Bundle links to a next page
 	labels            []string // of the entries sent, for the audit trail
+	// who collects the patients of the entries sent (Patient, Patients),
+	// for the audit trail.
+	who audit.Event
+	d   disclosure
 }
 
 func (st *streamer) sep() {
@@ -206,6 +210,7 @@ func (st *streamer) entry(e bundleEntry) error {
 		}
 		if e.hasRes {
 			st.labels = addLabels(st.labels, &e.res)
+			st.d.add(&e.res)
 		}
 		st.sent++
 		if !e.notMatch {
@@ -233,15 +238,18 @@ func (p *Proxy) stream(ctx context.Context, resp *http.Response, head []byte, a 
 		a: &own, typ: typ, assumed: assumed,
 	}
 	first := *ev
+	st.who.Patient = first.Patient
+	st.d = disclosure{ev: &st.who, a: &own}
 	go func() {
 		err := st.run()
 		upstream.Close()
 		pw.CloseWithError(err)
-		if err == nil && !st.removed && len(st.labels) == 0 {
+		named := st.who.Patient != first.Patient || len(st.who.Patients) > 0
+		if err == nil && !st.removed && len(st.labels) == 0 && !named {
 			return
 		}
 		after := first
-		after.Labels = st.labels
+		after.Labels, after.Patient, after.Patients = st.labels, st.who.Patient, st.who.Patients
 		switch {
 		case errors.Is(err, io.ErrClosedPipe) && !out.read.Load():
 			after.Reason = "streamed Bundle: refused before anything was sent"
@@ -252,8 +260,10 @@ func (p *Proxy) stream(ctx context.Context, resp *http.Response, head []byte, a 
 			after.Reason = "streamed Bundle cut after " + strconv.Itoa(st.sent) + " entries: " + streamFailure(err)
 		case st.removed:
 			after.Reason = "streamed Bundle: entries withheld from the response"
-		default:
+		case len(st.labels) > 0:
 			after.Reason = "streamed Bundle: labelled entries disclosed"
+		default:
+			after.Reason = "streamed Bundle: the patients whose records went out"
 		}
 		if err := p.record(context.WithoutCancel(ctx), &after); err != nil {
 			p.logger().ErrorContext(ctx, "fhirproxy: a streamed response's outcome could not be audited", "err", err)

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -335,11 +336,15 @@ func TestStreamedLabelsAudited(t *testing.T) {
 	if got := evs[len(evs)-1].Labels; len(got) != 1 || got[0] != "http://terminology.hl7.org/CodeSystem/v3-ActCode|PSY" || evs[len(evs)-2].Labels != nil {
 		t.Errorf("labels audited: %v, then %v", evs[len(evs)-2].Labels, got)
 	}
-	// Unlabelled entries, nothing withheld: one event, as before.
+	// Unlabelled entries, nothing withheld: the second event names the
+	// patients whose records went out, and lists no labels.
 	before = len(f.audit.Events())
 	f.do("GET", "/Observation?last=1", psy, "")
+	waitFor(t, func() bool { return len(f.audit.Events()) >= before+2 })
 	time.Sleep(50 * time.Millisecond)
-	if n := len(f.audit.Events()) - before; n != 1 {
-		t.Errorf("%d events for an unlabelled stream", n)
+	evs = f.audit.Events()[before:]
+	if last := evs[len(evs)-1]; len(evs) != 2 || evs[0].Patient != "" || last.Labels != nil ||
+		last.Patient != "p1" || !slices.Equal(last.Patients, []string{"p2"}) {
+		t.Errorf("an unlabelled stream's events: %+v", evs)
 	}
 }

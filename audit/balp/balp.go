@@ -180,9 +180,12 @@ func resource(r audit.Record, o Options) map[string]any {
 	}
 	ae["agent"] = agents
 	var entities []any
-	if e.Patient != "" {
+	for _, p := range append([]string{e.Patient}, e.Patients...) {
+		if p == "" {
+			continue
+		}
 		entities = append(entities, map[string]any{
-			"what": map[string]any{"reference": "Patient/" + e.Patient},
+			"what": map[string]any{"reference": "Patient/" + p},
 			"type": coding(EntityType, "1"), "role": coding(ObjectRole, "1"),
 		})
 	}

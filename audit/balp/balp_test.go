@@ -3,6 +3,7 @@ package balp_test
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -58,6 +59,35 @@ func TestDisclosedLabels(t *testing.T) {
 	}
 	if !strings.Contains(string(b), `"securityLabel":[{"code":"R","system":"http://terminology.hl7.org/CodeSystem/v3-Confidentiality"},{"code":"HIV"`) {
 		t.Errorf("no securityLabel: %s", b)
+	}
+}
+
+// TestEveryPatientDisclosed: each patient whose records a search disclosed
+// is an entity of the AuditEvent, as the patient in context is.
+func TestEveryPatientDisclosed(t *testing.T) {
+	e := audit.Event{Time: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), Type: audit.ResourceAllowed, Outcome: audit.Success,
+		ClientID: "research", Patient: "123", Patients: []string{"456", "789"}, Interaction: "search", Resource: "Observation"}
+	b, err := balp.Export(audit.Record{Seq: 1, Event: e}, balp.Options{Observer: "node-1"})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, b)
+	}
+	var ae struct {
+		Entity []struct {
+			What struct{ Reference string }
+			Role struct{ Code string }
+		}
+	}
+	if err := json.Unmarshal(b, &ae); err != nil {
+		t.Fatal(err)
+	}
+	var patients []string
+	for _, en := range ae.Entity {
+		if en.Role.Code == "1" {
+			patients = append(patients, en.What.Reference)
+		}
+	}
+	if !slices.Equal(patients, []string{"Patient/123", "Patient/456", "Patient/789"}) {
+		t.Errorf("patient entities %v: %s", patients, b)
 	}
 }
 

@@ -60,6 +60,16 @@ func (v auditLog) RecordBatch(ctx context.Context, events []audit.Event) error {
 				string(e.Outcome), string(e.Severity), e.ClientID, e.UserID, e.Patient, string(data)); err != nil {
 				return err
 			}
+			for _, p := range e.Patients {
+				if p == e.Patient {
+					continue
+				}
+				// A patient listed twice is noted once (the key).
+				if _, err := tx.ExecContext(ctx, v.s.q(`INSERT INTO audit_patients (tenant, patient, seq) VALUES (?, ?, ?)
+					ON CONFLICT DO NOTHING`), e.Tenant, p, rec.Seq); err != nil {
+					return err
+				}
+			}
 			last[e.Tenant] = &rec
 		}
 		return nil
@@ -95,7 +105,9 @@ func (v auditLog) Query(ctx context.Context, q audit.Query) (audit.Page, error) 
 		add("time < ?", q.To.UnixNano())
 	}
 	if q.Patient != "" {
-		add("patient = ?", q.Patient)
+		// Patient or one of Patients; each side by its own index.
+		where = append(where, "seq IN (SELECT seq FROM audit WHERE tenant = ? AND patient = ? UNION SELECT seq FROM audit_patients WHERE tenant = ? AND patient = ?)")
+		args = append(args, q.Tenant, q.Patient, q.Tenant, q.Patient)
 	}
 	if q.UserID != "" {
 		add("user_id = ?", q.UserID)

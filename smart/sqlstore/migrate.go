@@ -36,6 +36,10 @@ var migrations = []string{
 	CREATE INDEX audit_patient ON audit (tenant, patient, seq);
 	CREATE INDEX audit_client ON audit (tenant, client_id, seq);
 	CREATE INDEX audit_user ON audit (tenant, user_id, seq);`,
+	// 2: the other patients an event disclosed (audit.Event.Patients), so a
+	// query by patient finds a search that returned many patients' records.
+	`CREATE TABLE audit_patients (tenant TEXT NOT NULL, patient TEXT NOT NULL, seq BIGINT NOT NULL,
+		PRIMARY KEY (tenant, patient, seq));`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {

@@ -14,6 +14,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -340,6 +341,24 @@ func AuditLog(t *testing.T, newLog func(t *testing.T) audit.Log) {
 	}
 	if seen != 5 {
 		t.Fatalf("patient p0: %d records, want 5", seen)
+	}
+	// A search that disclosed several patients' records is found by each.
+	many := audit.Event{Time: t0, Tenant: "t", Type: audit.ResourceAllowed, Outcome: audit.Success, ClientID: "research",
+		Patient: "p1", Patients: []string{"p7", "p8", "p7"}}
+	if err := l.Record(ctx, many); err != nil {
+		t.Fatal(err)
+	}
+	for _, who := range []string{"p1", "p7", "p8"} {
+		p, err := l.Query(ctx, audit.Query{Tenant: "t", Patient: who, ClientID: "research"})
+		if err != nil || len(p.Records) != 1 || !slices.Equal(p.Records[0].Event.Patients, many.Patients) {
+			t.Fatalf("patient %s: %+v %v", who, p.Records, err)
+		}
+	}
+	if p, _ := l.Query(ctx, audit.Query{Tenant: "other", Patient: "p7"}); len(p.Records) != 0 {
+		t.Fatalf("another tenant's query found %+v", p.Records)
+	}
+	if rs, err := l.Records(ctx, "t", 0, 0); err != nil || audit.VerifyChain(rs, "", 0) != nil {
+		t.Fatalf("the chain with Patients: %v", err)
 	}
 	p, _ := l.Query(ctx, audit.Query{Tenant: "t", Types: []audit.Type{audit.TokenIssued}, ClientID: "c"})
 	if len(p.Records) != 8 {
