@@ -222,11 +222,15 @@ func (d *disclosure) patientOf(pr *projection) string {
 	if pr.ResourceType == "Patient" {
 		return pr.ID
 	}
-	refs := []string{pr.Subject.Reference, pr.Patient.Reference, pr.Beneficiary.Reference}
+	var buf [4]string
+	refs := append(buf[:0], pr.Subject.Reference, pr.Patient.Reference, pr.Beneficiary.Reference)
 	for _, pa := range pr.Participant {
 		refs = append(refs, pa.Actor.Reference)
 	}
 	for _, r := range refs {
+		if id, ok := strings.CutPrefix(r, "Patient/"); ok && validID(id) { // the usual form, without allocating
+			return id
+		}
 		if ref, ok := d.a.localRef(r); ok {
 			if id, ok := strings.CutPrefix(ref, "Patient/"); ok {
 				return id
