@@ -263,6 +263,19 @@ func TestPageSecurityHeaders(t *testing.T) {
 	if !strings.Contains(p.body, "For this visit only: about 15 minutes.") {
 		t.Error("the consent page does not say how long access lasts")
 	}
+	// Framed by the EHR on the same origin (the sandbox): both headers say
+	// so; framed by others, only frame-ancestors can name them.
+	for _, c := range []struct {
+		ancestors []string
+		xfo, csp  string
+	}{{[]string{"'self'"}, "SAMEORIGIN", "frame-ancestors 'self'"}, {[]string{"https://ehr.example"}, "", "frame-ancestors https://ehr.example"}} {
+		e.srv.FrameAncestors = c.ancestors
+		params, _ := e.authzParams("launch/patient patient/*.rs")
+		p := parsePage(e.start(params, "patient"))
+		if p.header.Get("X-Frame-Options") != c.xfo || !strings.Contains(p.header.Get("Content-Security-Policy"), c.csp) {
+			t.Errorf("FrameAncestors %v: X-Frame-Options %q, CSP %q", c.ancestors, p.header.Get("X-Frame-Options"), p.header.Get("Content-Security-Policy"))
+		}
+	}
 	if !strings.Contains(p.body, "Growth &lt;Chart&gt;") || strings.Contains(p.body, "Growth <Chart>") {
 		t.Error("client metadata is not HTML-escaped")
 	}

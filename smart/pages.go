@@ -110,11 +110,17 @@ func (s *Server) pageHeaders(w http.ResponseWriter, formTarget string) {
 	if u, err := url.Parse(formTarget); err == nil && u.Scheme != "" && u.Host != "" {
 		formAction += " " + u.Scheme + "://" + u.Host
 	}
+	// X-Frame-Options says the same to browsers without frame-ancestors,
+	// where it can: it has no allow-list, only DENY and SAMEORIGIN.
 	ancestors := "'none'"
-	if len(s.FrameAncestors) > 0 {
-		ancestors = strings.Join(s.FrameAncestors, " ")
-	} else {
+	switch {
+	case len(s.FrameAncestors) == 0:
 		h.Set("X-Frame-Options", "DENY")
+	case len(s.FrameAncestors) == 1 && s.FrameAncestors[0] == "'self'":
+		ancestors = "'self'"
+		h.Set("X-Frame-Options", "SAMEORIGIN")
+	default:
+		ancestors = strings.Join(s.FrameAncestors, " ")
 	}
 	h.Set("Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; base-uri 'none'; "+
 		"form-action "+formAction+"; frame-ancestors "+ancestors)
