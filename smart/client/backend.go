@@ -36,9 +36,10 @@ type Backend struct {
 	HTTPClient *http.Client     // nil means a client with a 10 s timeout
 	Now        func() time.Time // nil means time.Now
 
-	mu     sync.Mutex
-	tok    *oauth2.Token
-	signer jose.Signer
+	mu       sync.Mutex
+	tok      *oauth2.Token
+	fetching chan struct{} // closed when the token request in flight ends
+	signer   jose.Signer
 }
 
 // AssertionLifetime is how long a client assertion is valid (SMART: at most 5 minutes).
@@ -98,14 +99,42 @@ func (b *Backend) Assertion(tokenURL string) (string, error) {
 }
 
 // Token returns a cached token, or fetches a new one when the cached one
-// expires within 30 seconds.
+// expires within 30 seconds. Callers that find no fresh token while one is being fetched wait for
+// that one rather than each posting an assertion of their own (a job's
+// workers starting at once would otherwise ask for as many tokens).
 func (b *Backend) Token(ctx context.Context) (*oauth2.Token, error) {
-	b.mu.Lock()
-	if t := b.tok; t != nil && b.now().Add(refreshEarly).Before(t.Expiry) {
+	for {
+		b.mu.Lock()
+		if t := b.tok; t != nil && b.now().Add(refreshEarly).Before(t.Expiry) {
+			b.mu.Unlock()
+			return t, nil
+		}
+		if wait := b.fetching; wait != nil {
+			b.mu.Unlock()
+			select {
+			case <-wait:
+				continue // fetched, or failed: look again
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}
+		done := make(chan struct{})
+		b.fetching = done
 		b.mu.Unlock()
-		return t, nil
+		tok, err := b.fetch(ctx)
+		b.mu.Lock()
+		b.fetching = nil
+		if err == nil {
+			b.tok = tok
+		}
+		b.mu.Unlock()
+		close(done)
+		return tok, err
 	}
-	b.mu.Unlock()
+}
+
+// fetch asks the token endpoint for a new token.
+func (b *Backend) fetch(ctx context.Context) (*oauth2.Token, error) {
 	tokenURL := b.TokenURL
 	if tokenURL == "" {
 		cfg, err := Discover(ctx, b.httpClient(), b.FHIRBase)
@@ -125,14 +154,7 @@ func (b *Backend) Token(ctx context.Context) (*oauth2.Token, error) {
 		return nil, err
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	tok, err := doTokenRequest(noRedirects(b.httpClient()), req, b.now())
-	if err != nil {
-		return nil, err
-	}
-	b.mu.Lock()
-	b.tok = tok
-	b.mu.Unlock()
-	return tok, nil
+	return doTokenRequest(noRedirects(b.httpClient()), req, b.now())
 }
 
 // TokenSource adapts the Backend to oauth2.TokenSource, bound to ctx.

@@ -6,6 +6,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -189,5 +190,72 @@ func TestTokenRequestsFollowNoRedirect(t *testing.T) {
 	}
 	if got := reached(); len(got) != 0 {
 		t.Errorf("token requests were posted to another server: %q", got)
+	}
+}
+
+// TestBackendFetchesOnce: workers asking for the backend's token at once,
+// with none cached, share one token request.
+func TestBackendFetchesOnce(t *testing.T) {
+	ehr := smarttest.NewServer(t, smarttest.Config{})
+	key, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	jwks, _ := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: key.Public(), KeyID: "job-1", Algorithm: "ES384"}}})
+	if err := ehr.Register(smart.Client{ID: "nightly", TokenEndpointAuthMethod: smart.AuthPrivateKeyJWT, JWKS: jwks,
+		GrantTypes: []string{smart.GrantClientCredentials}, Scope: "system/*.rs"}); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	posts := 0
+	w := &wire{next: ehr.Client().Transport, answer: func(r *http.Request) *http.Response {
+		if r.Method == http.MethodPost {
+			mu.Lock()
+			posts++
+			mu.Unlock()
+			time.Sleep(20 * time.Millisecond) // a slow token endpoint: the others arrive meanwhile
+		}
+		return nil
+	}}
+	b := &client.Backend{ClientID: "nightly", FHIRBase: ehr.FHIRBase, Key: key, KeyID: "job-1",
+		Scopes: []string{"system/Patient.rs"}, HTTPClient: &http.Client{Transport: w}}
+	var wg sync.WaitGroup
+	toks := make([]string, 16)
+	for i := range toks {
+		wg.Go(func() {
+			if tok, err := b.Token(context.Background()); err == nil {
+				toks[i] = tok.AccessToken
+			}
+		})
+	}
+	wg.Wait()
+	for _, tok := range toks {
+		if tok == "" || tok != toks[0] {
+			t.Fatalf("the workers got different tokens, or none")
+		}
+	}
+	if posts != 1 {
+		t.Errorf("%d token requests for 16 workers at once", posts)
+	}
+	// A caller that gives up while another's request is in flight returns
+	// at once, and the request in flight still lands.
+	hold, posted := make(chan struct{}), make(chan struct{})
+	w2 := &wire{next: ehr.Client().Transport, answer: func(r *http.Request) *http.Response {
+		if r.Method == http.MethodPost {
+			close(posted)
+			<-hold
+		}
+		return nil
+	}}
+	b2 := &client.Backend{ClientID: "nightly", FHIRBase: ehr.FHIRBase, Key: key, KeyID: "job-1",
+		Scopes: []string{"system/Patient.rs"}, HTTPClient: &http.Client{Transport: w2}}
+	first := make(chan error, 1)
+	go func() { _, err := b2.Token(context.Background()); first <- err }()
+	<-posted
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if _, err := b2.Token(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("a caller that gave up: %v", err)
+	}
+	close(hold)
+	if err := <-first; err != nil {
+		t.Errorf("the request in flight: %v", err)
 	}
 }
