@@ -3,6 +3,7 @@ package fhirproxy_test
 import (
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -1708,6 +1709,50 @@ func TestWritesMeetTheVersionJudged(t *testing.T) {
 		t.Errorf("delete of a record moved to another patient in between: %d %s", r.status, r.raw)
 	}
 	written("delete of a record moved in between", "DELETE", `W/"1"`)
+
+	// A batched update by a token cleared for every label (the only one
+	// that may batch updates) is judged against the stored version too,
+	// and its entry goes upstream with ifMatch on that version.
+	full := f.token("user/Observation.cruds", everyLabel())
+	now := f.up.etag("Observation/lab-1")
+	entry := func(ifMatch string) string {
+		req := `{"method":"PUT","url":"Observation/lab-1"` + ifMatch + `}`
+		return `{"resourceType":"Bundle","type":"batch","entry":[{"request":{"method":"GET","url":"Observation/vs-1"}},` +
+			`{"request":` + req + `,"resource":` + mustJSON(obs("lab-1", "p1", "laboratory", "R")) + `}]}`
+	}
+	sent := func() string {
+		t.Helper()
+		got := f.up.requests()
+		if len(got) == 0 || got[len(got)-1].Method != http.MethodPost {
+			t.Fatalf("the Bundle did not go upstream: %v", got)
+		}
+		b := f.up.bodies[len(f.up.bodies)-1]
+		if !json.Valid([]byte(b)) {
+			t.Fatalf("the Bundle went upstream invalid: %s", b)
+		}
+		return b
+	}
+	if r := f.do("POST", "/", full, entry("")); r.status != 200 {
+		t.Fatalf("batched update: %d %s", r.status, r.raw)
+	}
+	if b := sent(); !strings.Contains(b, `"request":{"ifMatch":`+mustJSON(now)+`,"method":"PUT","url":"Observation/lab-1"}`) ||
+		strings.Count(b, "ifMatch") != 1 {
+		t.Errorf("the batched update went upstream as %s", b)
+	}
+	f.up.reset()
+	if r := f.do("POST", "/", full, entry(`,"ifMatch":`+mustJSON(now))); r.status != 200 || strings.Count(sent(), "ifMatch") != 1 {
+		t.Errorf("a batched update naming the version judged: %d, sent %s", r.status, f.up.bodies)
+	}
+	f.up.reset()
+	r = f.do("POST", "/", full, entry(`,"ifMatch":"W/\"7\""`))
+	if r.status != http.StatusPreconditionFailed || diagnostics(r) == "" {
+		t.Errorf("a batched update naming another version: %d %s", r.status, r.raw)
+	}
+	for _, g := range f.up.requests() {
+		if g.Method != http.MethodGet {
+			t.Errorf("a batched update naming another version: a %s reached the upstream", g.Method)
+		}
+	}
 }
 
 // TestMethods: only FHIR's methods are taken; any other is a 405 with

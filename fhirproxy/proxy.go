@@ -154,8 +154,10 @@ type access struct {
 	// constrained is the type whose scope constraint the proxy injected.
 	constrained string
 	// pin is the ETag of the stored version a write was judged against
-	// (checkStored); the write goes upstream with If-Match on it.
-	pin string
+	// (checkStored); the write goes upstream with If-Match on it. A batch's
+	// entries' pins are entryPins, written into the Bundle (withPins).
+	pin       string
+	entryPins []entryPin
 	// unrestricted: the clearance allows every label.
 	unrestricted bool
 	// relink moves the upstream's links onto the proxy's base (Proxy.Base);
@@ -489,6 +491,9 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, x *exchange) {
 		if ref := p.checkWrite(r.Context(), x.bodyType, x.in, x.a, x.body); ref != nil {
 			p.finish(w, r, &x.ev, ref, nil)
 			return
+		}
+		if len(x.a.entryPins) > 0 {
+			x.body = withPins(x.body, x.a.entryPins)
 		}
 		if im := header(r.Header, "If-Match"); x.a.pin != "" && im != "" && !matchesVersion(im, x.a.pin) {
 			// The client's version is not the one judged: the server would

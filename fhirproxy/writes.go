@@ -2,6 +2,7 @@ package fhirproxy
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"strconv"
@@ -155,8 +156,41 @@ func (p *Proxy) checkBatch(ctx context.Context, a *access, body []byte) *refusal
 				return ref
 			}
 		}
+		switch {
+		case ea.pin == "":
+		case e.IfMatch != "" && !matchesVersion(e.IfMatch, ea.pin):
+			return refuse(http.StatusPreconditionFailed, "conflict", "batch entry "+itoa(i)+": the resource has changed: ifMatch names another version")
+		case e.IfMatch == "":
+			// As on its own (access.pin): the entry goes with ifMatch on the
+			// version judged, written into the Bundle that goes upstream.
+			a.entryPins = append(a.entryPins, entryPin{at: e.requestAt, etag: ea.pin})
+		}
 	}
 	return nil
+}
+
+// entryPin is an ifMatch the proxy adds to a batch entry's request: the
+// version its update was judged against (checkStored).
+type entryPin struct {
+	at   int64 // the request object's '{'
+	etag string
+}
+
+// withPins returns the Bundle with each pin's ifMatch as the first member of
+// its entry's request object (which holds a method and a url, so a comma
+// follows). Pins come in the order of the entries.
+func withPins(body []byte, pins []entryPin) []byte {
+	out := make([]byte, 0, len(body)+len(pins)*24)
+	from := int64(0)
+	for _, p := range pins {
+		q, _ := json.Marshal(p.etag)
+		out = append(out, body[from:p.at+1]...)
+		out = append(out, `"ifMatch":`...)
+		out = append(out, q...)
+		out = append(out, ',')
+		from = p.at + 1
+	}
+	return append(out, body[from:]...)
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
@@ -174,7 +208,11 @@ type batchEntry struct {
 	// Conditional is set by request.ifNoneMatch or ifModifiedSince: a
 	// conditional read.
 	Conditional bool
-	Resource    []byte
+	IfMatch     string // request.ifMatch
+	// requestAt is the offset of the request object's '{', where an
+	// ifMatch the proxy pins goes in (entryPin).
+	requestAt int64
+	Resource  []byte
 }
 
 var errTooManyEntries = errors.New("fhirproxy: too many Bundle entries")
@@ -200,10 +238,13 @@ func parseBatch(body []byte, most int) (batch, error) {
 				err := s.Object(func(name []byte) error {
 					switch string(name) {
 					case "request":
+						e.requestAt = s.Offset()
 						return readObject(s, func(name []byte) error {
 							switch string(name) {
 							case "method":
 								return readString(s, &e.Method)
+							case "ifMatch":
+								return readString(s, &e.IfMatch)
 							case "url":
 								return readString(s, &e.URL)
 							case "ifNoneMatch", "ifModifiedSince":
