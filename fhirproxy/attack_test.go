@@ -1847,7 +1847,9 @@ func TestAuditNamesThePatientsDisclosed(t *testing.T) {
 		t.Errorf("a read named %q %v", last().Patient, last().Patients)
 	}
 	system := f.token("system/*.rs", everyLabel()) // proven by the request: passed unread
-	for target, want := range map[string]string{"/Patient/p2": "p2", "/Patient/p1/_history": "p1", "/Observation/lab-2": ""} {
+	for target, want := range map[string]string{"/Patient/p2": "p2", "/Patient/p1/_history": "p1", "/Observation/lab-2": "",
+		"/Observation?patient=p2": "p2", "/Observation?subject=Patient/p2&code=x": "p2", "/Observation?patient=p1,p2": "",
+		"/Observation?patient=p1&subject=Patient/p2": "", "/Observation?subject=Group/g1": ""} {
 		if r := f.do("GET", target, system, ""); r.status != 200 || last().Patient != want {
 			t.Errorf("%s unread: %d, named %q, want %q", target, r.status, last().Patient, want)
 		}

@@ -241,16 +241,45 @@ func (d *disclosure) patientOf(pr *projection) string {
 }
 
 // requestPatient is the patient a request names itself (a Patient's read
-// or history, a compartment search), for the audit event of an answer the
-// proxy does not read.
+// or history, a compartment search, a search by one patient), for the
+// audit event of an answer the proxy does not read.
 func requestPatient(in *Interaction) string {
 	switch {
 	case in.Type == "Patient" && in.ID != "" && in.Kind != Delete:
 		return in.ID
 	case in.Kind == SearchCompart:
 		return in.Compartment
+	case in.Kind == SearchType:
+		return searchedPatient(in.Params)
 	}
 	return ""
+}
+
+// searchedPatient is the one patient a search names by its patient or
+// subject parameter (patient=p1, patient=Patient/p1, subject=Patient/p1,
+// subject:Patient=p1), or "" when it names none, several, or one in a form
+// that could mean something else.
+func searchedPatient(params []Param) string {
+	found := ""
+	for _, p := range params {
+		var id string
+		switch p.Name {
+		case "patient", "subject:Patient", "patient:Patient":
+			id = strings.TrimPrefix(p.Value, "Patient/")
+		case "subject":
+			var ok bool
+			if id, ok = strings.CutPrefix(p.Value, "Patient/"); !ok {
+				continue
+			}
+		default:
+			continue
+		}
+		if !validID(id) || found != "" && found != id {
+			return ""
+		}
+		found = id
+	}
+	return found
 }
 
 // maxLabels bounds the labels one audit event lists.
