@@ -84,7 +84,8 @@
 // _summary=count and _contained are refused (403); a chain of one link to a
 // named type (patient.identifier, subject:Patient.name) is resolved by the
 // proxy over the records the access may see (following the target search's
-// pages), and forwarded as a search by their references; a total, and the
+// pages), at most Limits.MaxChains (4) of them a search, and forwarded as a
+// search by their references; a total, and the
 // Bundle's meta (where servers put the matches' labels), go out only when
 // the page holds the whole result and nothing on it was withheld; type and
 // system history are refused. Nor may a write touch, or tell of, what is
