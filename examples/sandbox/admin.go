@@ -300,5 +300,5 @@ var adminPages = template.Must(template.New("admin").Parse(`
 {{if .Export}}<p><a id="export" href="{{.Export}}">Export this page as FHIR AuditEvents</a></p>{{end}}
 <table id="audit"><tr><th>#</th><th>Time</th><th>Type</th><th>Outcome</th><th>App</th><th>User</th><th>Patient</th><th>Scopes / resource</th><th>Reason</th></tr>
 {{range .Records}}<tr><td>{{.Seq}}</td><td>{{.Event.Time.Format "2006-01-02 15:04:05"}}</td><td>{{.Event.Type}}</td><td>{{.Event.Outcome}}</td><td>{{.Event.ClientID}}</td>
-<td>{{.Event.UserID}}</td><td>{{.Event.Patient}}</td><td><code>{{.Event.Scopes}}</code> {{.Event.Interaction}} {{.Event.Resource}}</td><td>{{.Event.Reason}}</td></tr>{{end}}</table>
+<td>{{.Event.UserID}}</td><td>{{.Event.Patient}}{{with .Event.Patients}} <small title="{{range $i, $p := .}}{{if $i}} {{end}}{{$p}}{{end}}">+{{len .}} more</small>{{end}}</td><td><code>{{.Event.Scopes}}</code> {{.Event.Interaction}} {{.Event.Resource}}</td><td>{{.Event.Reason}}</td></tr>{{end}}</table>
 {{if .Next}}<p><a href="{{.Next}}">Older</a></p>{{end}}</body></html>{{end}}`))
