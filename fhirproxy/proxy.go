@@ -221,6 +221,18 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p.forward(w, r, x)
 }
 
+// changes reports whether an interaction can change what the FHIR server
+// holds: a create, update, patch or delete, or a batch with one.
+func changes(in *Interaction, a *access) bool {
+	switch in.Kind {
+	case Create, Update, Patch, Delete:
+		return true
+	case Batch:
+		return slices.Contains(a.writes, true)
+	}
+	return false
+}
+
 // allowedMethods are the methods of FHIR's RESTful API, the only ones the
 // proxy takes (a CORS preflight aside).
 const allowedMethods = "GET, POST, PUT, PATCH, DELETE"
@@ -519,6 +531,17 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, x *exchange) {
 	// strips hop-by-hop ones; given the client's, it would copy every
 	// header a browser sends only for rewrite to throw them away. It gets
 	// a copy carrying just the headers that go upstream.
+	if x.a != nil && changes(&x.in, x.a) {
+		// A write is audited before it goes: recorded only after the
+		// answer, a write made while the sink is down would be done and
+		// not audited (the answer withheld is no undo).
+		before := x.ev
+		before.Reason = "write authorised: forwarded to the FHIR server (its outcome is recorded next)"
+		if err := p.record(r.Context(), &before); err != nil {
+			p.finish(w, r, &x.ev, refuse(http.StatusInternalServerError, "exception", "the request could not be audited"), err)
+			return
+		}
+	}
 	x.out = *r
 	x.out.Header = x.upstreamHeader(r)
 	x.rp.ServeHTTP(&x.w, &x.out)

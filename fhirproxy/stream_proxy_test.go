@@ -236,6 +236,34 @@ func TestAuditFailureWithholds(t *testing.T) {
 			t.Errorf("%s: %d %s", name, r.status, r.raw)
 		}
 	}
+	// A write is audited before it is forwarded: with the sink down it is
+	// not made (found: it was made, then its answer withheld, unaudited).
+	f.up.reset()
+	user := f.token("user/Observation.cruds", everyLabel())
+	for name, r := range map[string]result{
+		"create": f.do("POST", "/Observation", user, mustJSON(obs("", "p1", "laboratory"))),
+		"update": f.do("PUT", "/Observation/lab-1", user, mustJSON(obs("lab-1", "p1", "laboratory"))),
+		"delete": f.do("DELETE", "/Observation/lab-1", user, ""),
+		"batch":  f.do("POST", "/", user, `{"resourceType":"Bundle","type":"batch","entry":[{"request":{"method":"DELETE","url":"Observation/lab-1"}}]}`),
+	} {
+		if r.status != 500 || !strings.Contains(r.raw, "could not be audited") {
+			t.Errorf("%s with the audit sink down: %d %s", name, r.status, r.raw)
+		}
+	}
+	for _, g := range f.up.requests() {
+		if g.Method != http.MethodGet {
+			t.Errorf("with the audit sink down, a %s %s reached the upstream", g.Method, g.URL)
+		}
+	}
+	// With the sink up, a write leaves two events: before and after.
+	f.proxy.Audit = f.audit
+	f.audit.Reset()
+	if r := f.do("DELETE", "/Observation/lab-1", user, ""); r.status != 204 {
+		t.Fatalf("delete: %d %s", r.status, r.raw)
+	}
+	if evs := f.audit.Events(); len(evs) != 2 || !strings.Contains(evs[0].Reason, "forwarded") || evs[1].Outcome != audit.Success {
+		t.Errorf("a write's events: %+v", evs)
+	}
 }
 
 type downSink struct{}
