@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/url"
 	"reflect"
 	"slices"
@@ -655,4 +656,47 @@ func TestLabelsTakeTheHighest(t *testing.T) {
 	if got := conf(); got != consent.Normal {
 		t.Errorf("no label: %s", got)
 	}
+}
+
+// FuzzBatchPins: for any Bundle checkBatch reads, writing an ifMatch into
+// each entry's request object (withPins, at the offsets the parse noted)
+// gives valid strict JSON whose entries are the same but for that member.
+func FuzzBatchPins(f *testing.F) {
+	f.Add([]byte(`{"resourceType":"Bundle","type":"batch","entry":[{"request":{"method":"PUT","url":"Observation/1"},"resource":{"resourceType":"Observation","id":"1"}}]}`))
+	f.Add([]byte(`{"entry":[{"request" : {"url":"a","method":"GET"}},{"resource":{},"request":{ "method":"DELETE","url":"b"}}],"type":"transaction","resourceType":"Bundle"}`))
+	f.Add([]byte(`{"resourceType":"Bundle","entry":[{"request":null},{"request":{}},{}]}`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		b, err := parseBatch(body, 100)
+		if err != nil || jsonstrict.Check(body) != nil { // checkBatch refuses the second kind first
+			return
+		}
+		var pins []entryPin
+		for i, e := range b.Entry {
+			if e.requestAt > 0 && body[e.requestAt] == '{' && e.Method != "" { // a request object with a member
+				pins = append(pins, entryPin{at: e.requestAt, etag: fmt.Sprintf(`W/"%d"`, i)})
+			}
+		}
+		out := withPins(body, pins)
+		if err := jsonstrict.Check(out); err != nil {
+			t.Fatalf("withPins made invalid JSON of %q: %q (%v)", body, out, err)
+		}
+		var before, after struct {
+			Entry []struct{ Request map[string]any }
+		}
+		if json.Unmarshal(body, &before) != nil || json.Unmarshal(out, &after) != nil || len(before.Entry) != len(after.Entry) {
+			t.Fatalf("entries differ: %q and %q", body, out)
+		}
+		pinned := 0
+		for i := range before.Entry {
+			want := before.Entry[i].Request
+			if pinned < len(pins) && b.Entry[i].requestAt == pins[pinned].at {
+				want = maps.Clone(want)
+				want["ifMatch"] = pins[pinned].etag
+				pinned++
+			}
+			if !reflect.DeepEqual(after.Entry[i].Request, want) {
+				t.Fatalf("entry %d: %v, want %v (%q)", i, after.Entry[i].Request, want, out)
+			}
+		}
+	})
 }

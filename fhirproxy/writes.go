@@ -76,6 +76,13 @@ const entryResource = "\x00entry"
 // reads and searches only.
 func (p *Proxy) checkBatch(ctx context.Context, a *access, body []byte) *refusal {
 	bad := func(msg string) *refusal { return refuse(http.StatusBadRequest, "invalid", msg) }
+	// The Bundle goes upstream as sent, so names equal under case folding
+	// are refused anywhere in it: a server whose JSON reader folds them
+	// ("Method" after "method", an "Entry" array beside "entry") would run
+	// entries the proxy never judged.
+	if err := jsonstrict.Check(body); err != nil {
+		return bad("the body must be one strict JSON Bundle (no member names that differ only in case)")
+	}
 	b, err := parseBatch(body, p.Limits.entries())
 	if err == errTooManyEntries {
 		return refuse(http.StatusRequestEntityTooLarge, "too-costly", "too many Bundle entries")
@@ -217,6 +224,19 @@ type batchEntry struct {
 
 var errTooManyEntries = errors.New("fhirproxy: too many Bundle entries")
 
+// caseVariant refuses a member name that is one the batch is read by in
+// another case ("Entry", "Method"): the proxy reads names exactly, as FHIR
+// does, and would pass over it; a server whose JSON reader folds names
+// (Go's, ASP.NET's defaults) would act on it.
+func caseVariant(name []byte, known ...string) error {
+	for _, k := range known {
+		if string(name) != k && strings.EqualFold(string(name), k) {
+			return errors.New("fhirproxy: a Bundle member named in another case: " + strconv.Quote(string(name)))
+		}
+	}
+	return nil
+}
+
 // parseBatch reads a batch Bundle strictly, with member names matched
 // exactly: the entry the proxy authorises is the one the server executes
 // (encoding/json would also match "Request" and let the last twin win).
@@ -224,6 +244,9 @@ func parseBatch(body []byte, most int) (batch, error) {
 	var b batch
 	s := jsonstrict.NewScanner(body)
 	err := s.Object(func(name []byte) error {
+		if err := caseVariant(name, "resourceType", "type", "entry"); err != nil {
+			return err
+		}
 		switch string(name) {
 		case "resourceType":
 			return readString(s, &b.ResourceType)
@@ -236,10 +259,16 @@ func parseBatch(body []byte, most int) (batch, error) {
 				}
 				var e batchEntry
 				err := s.Object(func(name []byte) error {
+					if err := caseVariant(name, "request", "resource", "fullUrl"); err != nil {
+						return err
+					}
 					switch string(name) {
 					case "request":
 						e.requestAt = s.Offset()
 						return readObject(s, func(name []byte) error {
+							if err := caseVariant(name, "method", "url", "ifMatch", "ifNoneExist", "ifNoneMatch", "ifModifiedSince"); err != nil {
+								return err
+							}
 							switch string(name) {
 							case "method":
 								return readString(s, &e.Method)
