@@ -1890,3 +1890,35 @@ func TestBatchTwins(t *testing.T) {
 		t.Errorf("a plain batch: %d %s", r.status, r.raw)
 	}
 }
+
+// TestParameterNameCase: FHIR's parameter names are case-sensitive, and the
+// proxy judges its special parameters by name; one written in another case
+// is refused, not forwarded for a server that matches names without case to
+// run (found by probing: `_HAS`, `_SUMMARY=count`, `_Filter`, `_LIST` and
+// `_REVINCLUDE` passed as names the proxy did not know). So is an
+// access_token in any case.
+func TestParameterNameCase(t *testing.T) {
+	f := newFixture(t)
+	patient := f.token("launch/patient patient/*.rs", nil)
+	user := f.token("user/*.rs", nil)
+	for _, c := range []struct{ tok, target string }{
+		{patient, "/Practitioner?_HAS:Observation:performer:subject=Patient/p2"},
+		{patient, "/Observation?_Filter=subject%20eq%20Patient/p2"},
+		{patient, "/Observation?_LIST=l1"},
+		{patient, "/Practitioner?_REVINCLUDE=Observation:performer"},
+		{patient, "/Observation?_Elements=id"},
+		{patient, "/Observation?_lastupdated=gt2020"},
+		{user, "/Observation?_SUMMARY=count"},
+		{user, "/Observation?_Contained=true"},
+		{user, "/Observation?_has:Observation:patient:code=x&_Has:Observation:patient:code=y"},
+	} {
+		f.refused(c.target, f.do("GET", c.target, c.tok, ""), http.StatusBadRequest)
+	}
+	f.refused("Access_Token", f.do("GET", "/Observation?Access_Token=x", patient, ""), http.StatusBadRequest)
+	for _, target := range []string{"/Observation?_lastUpdated=gt2020&_count=5", "/Observation?_getpagesoffset=10"} {
+		if r := f.do("GET", target, patient, ""); r.status != 200 {
+			t.Errorf("%s: %d %s", target, r.status, r.raw)
+		}
+		f.up.reset()
+	}
+}
