@@ -1911,6 +1911,9 @@ func TestParameterNameCase(t *testing.T) {
 		{user, "/Observation?_SUMMARY=count"},
 		{user, "/Observation?_Contained=true"},
 		{user, "/Observation?_has:Observation:patient:code=x&_Has:Observation:patient:code=y"},
+		{patient, "/Observation?subject:NOT=Patient/p1"},
+		{patient, "/Observation?_include:ITERATE=Observation:subject"},
+		{user, "/Observation?code:Missing=true"},
 	} {
 		f.refused(c.target, f.do("GET", c.target, c.tok, ""), http.StatusBadRequest)
 	}

@@ -375,14 +375,19 @@ func parseQuery(raw string, lim Limits) ([]Param, error) {
 		if err1 != nil || err2 != nil || name == "" || !utf8.ValidString(name) || !utf8.ValidString(value) {
 			return nil, parseError("malformed query parameter")
 		}
-		if base, _, _ := strings.Cut(name, ":"); strings.EqualFold(base, "access_token") {
+		base, mod, _ := strings.Cut(name, ":")
+		if strings.EqualFold(base, "access_token") {
 			return nil, errTokenParam
-		} else if c, ok := specialParams[strings.ToLower(base)]; ok && c != base {
-			// Parameter names are case-sensitive, and the proxy judges
-			// FHIR's by their names; a server that matched them without case
-			// would run _HAS or _SUMMARY=count where the proxy saw a name it
-			// does not know.
+		}
+		// Parameter names and modifiers are case-sensitive, and the proxy
+		// judges FHIR's by their names; a server that matched them without
+		// case would run _HAS, _SUMMARY=count or :NOT where the proxy saw a
+		// name it does not know.
+		if c, ok := specialParams[strings.ToLower(base)]; ok && c != base {
 			return nil, parseError("parameter names are case-sensitive: " + base + " is not " + c)
+		}
+		if c, ok := modifiers[strings.ToLower(mod)]; ok && c != mod {
+			return nil, parseError("modifiers are case-sensitive: :" + mod + " is not :" + c)
 		}
 		if hasControl(name) || hasControl(value) {
 			// No search value holds one; forwarded, a NUL could end a
@@ -405,6 +410,17 @@ var specialParams = func() map[string]string {
 	for _, p := range [...]string{"_id", "_lastUpdated", "_tag", "_profile", "_security", "_source", "_text", "_content",
 		"_list", "_has", "_type", "_query", "_filter", "_sort", "_count", "_include", "_revinclude", "_summary", "_total",
 		"_elements", "_contained", "_containedType", "_format", "_pretty", "_since", "_at", "_language"} {
+		m[strings.ToLower(p)] = p
+	}
+	return m
+}()
+
+// modifiers are FHIR's search modifiers (R4 search.html), by their
+// lower-case spellings.
+var modifiers = func() map[string]string {
+	m := map[string]string{}
+	for _, p := range [...]string{"missing", "exact", "contains", "not", "text", "in", "not-in", "below", "above",
+		"type", "identifier", "ofType", "iterate", "recurse"} {
 		m[strings.ToLower(p)] = p
 	}
 	return m
