@@ -60,20 +60,42 @@ func (v auditLog) RecordBatch(ctx context.Context, events []audit.Event) error {
 				string(e.Outcome), string(e.Severity), e.ClientID, e.UserID, e.Patient, string(data)); err != nil {
 				return err
 			}
-			for _, p := range e.Patients {
-				if p == e.Patient {
-					continue
-				}
-				// A patient listed twice is noted once (the key).
-				if _, err := tx.ExecContext(ctx, v.s.q(`INSERT INTO audit_patients (tenant, patient, seq) VALUES (?, ?, ?)
-					ON CONFLICT DO NOTHING`), e.Tenant, p, rec.Seq); err != nil {
-					return err
-				}
+			if err := v.notePatients(ctx, tx, e, rec.Seq); err != nil {
+				return err
 			}
 			last[e.Tenant] = &rec
 		}
 		return nil
 	})
+}
+
+// patientRows is how many audit_patients rows one statement inserts (3
+// parameters each, well under SQLite's 32766 and PostgreSQL's 65535).
+const patientRows = 500
+
+// notePatients indexes an event's other patients (Event.Patients) for
+// Query.Patient, many rows a statement: a page of a search can name a
+// thousand. A patient listed twice is noted once (the key).
+func (v auditLog) notePatients(ctx context.Context, tx *sql.Tx, e audit.Event, seq int64) error {
+	for rest := e.Patients; len(rest) > 0; {
+		chunk := rest[:min(len(rest), patientRows)]
+		rest = rest[len(chunk):]
+		var q strings.Builder
+		q.WriteString("INSERT INTO audit_patients (tenant, patient, seq) VALUES ")
+		args := make([]any, 0, 3*len(chunk))
+		for i, p := range chunk {
+			if i > 0 {
+				q.WriteString(", ")
+			}
+			q.WriteString("(?, ?, ?)")
+			args = append(args, e.Tenant, p, seq)
+		}
+		q.WriteString(" ON CONFLICT DO NOTHING")
+		if _, err := tx.ExecContext(ctx, v.s.q(q.String()), args...); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (v auditLog) scan(rows *sql.Rows) ([]audit.Record, error) {

@@ -354,6 +354,20 @@ func AuditLog(t *testing.T, newLog func(t *testing.T) audit.Log) {
 			t.Fatalf("patient %s: %+v %v", who, p.Records, err)
 		}
 	}
+	// A page of a thousand patients and more (the SQL log inserts them in
+	// several statements).
+	page := audit.Event{Time: t0, Tenant: "t", Type: audit.ResourceAllowed, Outcome: audit.Success, ClientID: "bulk", Patient: "q0"}
+	for i := 1; i <= 1200; i++ {
+		page.Patients = append(page.Patients, fmt.Sprint("q", i))
+	}
+	if err := l.Record(ctx, page); err != nil {
+		t.Fatal(err)
+	}
+	for _, who := range []string{"q1", "q500", "q501", "q1200"} {
+		if p, err := l.Query(ctx, audit.Query{Tenant: "t", Patient: who, ClientID: "bulk"}); err != nil || len(p.Records) != 1 {
+			t.Fatalf("patient %s of a large page: %d records, %v", who, len(p.Records), err)
+		}
+	}
 	if p, _ := l.Query(ctx, audit.Query{Tenant: "other", Patient: "p7"}); len(p.Records) != 0 {
 		t.Fatalf("another tenant's query found %+v", p.Records)
 	}
