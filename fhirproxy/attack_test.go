@@ -1895,8 +1895,9 @@ func TestBatchTwins(t *testing.T) {
 // proxy judges its special parameters by name; one written in another case
 // is refused, not forwarded for a server that matches names without case to
 // run (found by probing: `_HAS`, `_SUMMARY=count`, `_Filter`, `_LIST` and
-// `_REVINCLUDE` passed as names the proxy did not know). So is an
-// access_token in any case.
+// `_REVINCLUDE` passed as names the proxy did not know). Case goes by
+// Unicode folding, as such servers fold (ſ is s). So is an access_token in
+// any case.
 func TestParameterNameCase(t *testing.T) {
 	f := newFixture(t)
 	patient := f.token("launch/patient patient/*.rs", nil)
@@ -1914,6 +1915,8 @@ func TestParameterNameCase(t *testing.T) {
 		{patient, "/Observation?subject:NOT=Patient/p1"},
 		{patient, "/Observation?_include:ITERATE=Observation:subject"},
 		{user, "/Observation?code:Missing=true"},
+		{patient, "/Practitioner?_ha%C5%BF:Observation:performer:subject=Patient/p2"}, // ſ, which folds to s
+		{patient, "/Patient?identifier:OF-TYPE=x"},
 	} {
 		f.refused(c.target, f.do("GET", c.target, c.tok, ""), http.StatusBadRequest)
 	}

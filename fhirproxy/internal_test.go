@@ -667,7 +667,7 @@ func FuzzBatchPins(f *testing.F) {
 	f.Add([]byte(`{"resourceType":"Bundle","entry":[{"request":null},{"request":{}},{}]}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		b, err := parseBatch(body, 100)
-		if err != nil || jsonstrict.Check(body) != nil { // checkBatch refuses the second kind first
+		if err != nil {
 			return
 		}
 		var pins []entryPin

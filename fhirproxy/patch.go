@@ -27,15 +27,9 @@ func readPatch(contentType string, body []byte) (sparesLabels bool, ref *refusal
 	}
 	switch {
 	case mt == jsonPatchType:
-		// Names equal under case folding are refused too: a server whose
-		// JSON reader folds them could take another path than the one
-		// read here.
-		if jsonstrict.Check(body) != nil {
-			return bad("the patch must be one strict JSON Patch")
-		}
 		spares, err := jsonPatchSpares(body)
 		if err != nil {
-			return bad("the patch must be a JSON Patch: an array of operations, each with an op and a path")
+			return bad("the patch must be one strict JSON Patch: an array of operations, each with an op and a path, its member names each in one case")
 		}
 		return spares, nil
 	case jsonMediaType(mt):
@@ -67,7 +61,7 @@ func readEntryPatch(resource []byte) (sparesLabels bool, ref *refusal) {
 	switch {
 	case err != nil:
 	case typ == "Parameters":
-		return readPatch("application/fhir+json", resource)
+		return readPatch(fhirJSONType, resource)
 	case typ == "Binary":
 		if body, err := base64.StdEncoding.DecodeString(data); err == nil {
 			return readPatch(contentType, body)
@@ -79,10 +73,12 @@ func readEntryPatch(resource []byte) (sparesLabels bool, ref *refusal) {
 // jsonPatchSpares reads a JSON Patch and reports whether its operations
 // spare the labels: no add, remove, replace, move or copy whose path (or a
 // move's from) is the root, or below meta or contained (test operations
-// change nothing).
+// change nothing). Names equal under case folding are refused too: a
+// server whose JSON reader folds them could take another path than the
+// one read here.
 func jsonPatchSpares(body []byte) (bool, error) {
 	spares := true
-	s := jsonstrict.NewScanner(body)
+	s := jsonstrict.NewFoldingScanner(body)
 	err := s.Array(func() error {
 		var op, path, from string
 		var hasPath bool
@@ -144,6 +140,9 @@ func labelPointer(p string) bool {
 		return true
 	}
 	first, _, _ := strings.Cut(p[1:], "/")
-	first = strings.NewReplacer("~1", "/", "~0", "~").Replace(first)
+	first = unescapePointer.Replace(first)
 	return first == "meta" || first == "contained"
 }
+
+// unescapePointer decodes a JSON Pointer segment (RFC 6901 §4).
+var unescapePointer = strings.NewReplacer("~1", "/", "~0", "~")

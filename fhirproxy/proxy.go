@@ -351,6 +351,7 @@ func (p *Proxy) admit(r *http.Request, in *Interaction, a *access) (*access, *re
 	if err == nil && r.Header["If-None-Exist"] != nil {
 		err = in.setIfNoneExist(r.Header["If-None-Exist"], p.Limits)
 	}
+	in.ifMatch = strings.Join(r.Header["If-Match"], ", ")
 	if errors.Is(err, errTokenParam) {
 		return nil, tokenParam(r)
 	}
@@ -507,12 +508,6 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, x *exchange) {
 		if len(x.a.entryPins) > 0 {
 			x.body = withPins(x.body, x.a.entryPins)
 		}
-		if im := header(r.Header, "If-Match"); x.a.pin != "" && im != "" && !matchesVersion(im, x.a.pin) {
-			// The client's version is not the one judged: the server would
-			// refuse it, unless the record changed into it in between.
-			p.finish(w, r, &x.ev, refuse(http.StatusPreconditionFailed, "conflict", "the resource has changed: If-Match names another version"), nil)
-			return
-		}
 	}
 	x.req = r
 	// A Transform sees every body that can carry resources: a response the
@@ -525,12 +520,6 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, x *exchange) {
 		// request itself names, where it names one.
 		x.ev.Patient = requestPatient(&x.in)
 	}
-	x.w.ResponseWriter = w
-	x.rp.Transport, x.rp.ErrorLog = p.transport(), p.errorLog()
-	// ReverseProxy clones the request it is given, headers and all, and
-	// strips hop-by-hop ones; given the client's, it would copy every
-	// header a browser sends only for rewrite to throw them away. It gets
-	// a copy carrying just the headers that go upstream.
 	if x.a != nil && changes(&x.in, x.a) {
 		// A write is audited before it goes: recorded only after the
 		// answer, a write made while the sink is down would be done and
@@ -542,6 +531,12 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, x *exchange) {
 			return
 		}
 	}
+	x.w.ResponseWriter = w
+	x.rp.Transport, x.rp.ErrorLog = p.transport(), p.errorLog()
+	// ReverseProxy clones the request it is given, headers and all, and
+	// strips hop-by-hop ones; given the client's, it would copy every
+	// header a browser sends only for rewrite to throw them away. It gets
+	// a copy carrying just the headers that go upstream.
 	x.out = *r
 	x.out.Header = x.upstreamHeader(r)
 	x.rp.ServeHTTP(&x.w, &x.out)

@@ -55,6 +55,9 @@ type Interaction struct {
 	// ifNoneExist holds a conditional create's criteria (If-None-Exist),
 	// re-encoded from their parsed form.
 	ifNoneExist string
+	// ifMatch is the version a write names (If-Match, or a batch entry's
+	// request.ifMatch); checkStored holds it to the version it judges.
+	ifMatch string
 	// pageURL is a signed page link's target below the upstream's base,
 	// forwarded as the upstream wrote it (links.go).
 	pageURL string
@@ -383,10 +386,12 @@ func parseQuery(raw string, lim Limits) ([]Param, error) {
 		// judges FHIR's by their names; a server that matched them without
 		// case would run _HAS, _SUMMARY=count or :NOT where the proxy saw a
 		// name it does not know.
-		if c, ok := specialParams[strings.ToLower(base)]; ok && c != base {
-			return nil, parseError("parameter names are case-sensitive: " + base + " is not " + c)
+		if strings.HasPrefix(base, "_") {
+			if c, ok := inAnotherCase(base, specialParams[:]...); ok {
+				return nil, parseError("parameter names are case-sensitive: " + base + " is not " + c)
+			}
 		}
-		if c, ok := modifiers[strings.ToLower(mod)]; ok && c != mod {
+		if c, ok := inAnotherCase(mod, modifiers[:]...); ok {
 			return nil, parseError("modifiers are case-sensitive: :" + mod + " is not :" + c)
 		}
 		if hasControl(name) || hasControl(value) {
@@ -404,27 +409,29 @@ func parseQuery(raw string, lim Limits) ([]Param, error) {
 }
 
 // specialParams are FHIR's parameters for all resources and its result
-// parameters (R4 search.html), by their lower-case spellings.
-var specialParams = func() map[string]string {
-	m := map[string]string{}
-	for _, p := range [...]string{"_id", "_lastUpdated", "_tag", "_profile", "_security", "_source", "_text", "_content",
-		"_list", "_has", "_type", "_query", "_filter", "_sort", "_count", "_include", "_revinclude", "_summary", "_total",
-		"_elements", "_contained", "_containedType", "_format", "_pretty", "_since", "_at", "_language"} {
-		m[strings.ToLower(p)] = p
-	}
-	return m
-}()
+// parameters (R4 search.html).
+var specialParams = [...]string{"_id", "_lastUpdated", "_tag", "_profile", "_security", "_source", "_text", "_content",
+	"_list", "_has", "_type", "_query", "_filter", "_sort", "_count", "_include", "_revinclude", "_summary", "_total",
+	"_elements", "_contained", "_containedType", "_format", "_pretty", "_since", "_at", "_language"}
 
-// modifiers are FHIR's search modifiers (R4 search.html), by their
-// lower-case spellings.
-var modifiers = func() map[string]string {
-	m := map[string]string{}
-	for _, p := range [...]string{"missing", "exact", "contains", "not", "text", "in", "not-in", "below", "above",
-		"type", "identifier", "ofType", "iterate", "recurse"} {
-		m[strings.ToLower(p)] = p
+// modifiers are FHIR's search modifiers (R4 search.html; :recurse is R3's
+// name for :iterate, which servers still read).
+var modifiers = [...]string{"missing", "exact", "contains", "not", "text", "in", "not-in", "below", "above",
+	"identifier", "of-type", "code-text", "text-advanced", "iterate", "recurse"}
+
+// inAnotherCase returns the name among known that s is in another case
+// (Unicode case folding, as encoding/json and .NET match names), if any.
+func inAnotherCase(s string, known ...string) (string, bool) {
+	if s == "" {
+		return "", false
 	}
-	return m
-}()
+	for _, k := range known {
+		if s != k && strings.EqualFold(s, k) {
+			return k, true
+		}
+	}
+	return "", false
+}
 
 // hasControl reports whether s holds an ASCII control character.
 func hasControl(s string) bool {

@@ -91,6 +91,11 @@ func (p *Proxy) checkStored(ctx context.Context, in Interaction, a *access, next
 	// The write must meet the version judged here: it goes upstream with
 	// If-Match on it, so a record relabelled, moved to another patient or
 	// linked in between is refused by the server (412), not overwritten.
+	// A version the client names must be that one: the server would refuse
+	// another, unless the record changed into it in between.
+	if in.ifMatch != "" && etag != "" && !matchesVersion(in.ifMatch, etag) {
+		return refuse(http.StatusPreconditionFailed, "conflict", "the resource has changed: If-Match names another version")
+	}
 	a.pin = etag
 	return nil
 }

@@ -94,6 +94,16 @@ type streamer struct {
 	d   disclosure
 }
 
+// newStreamer filters what s reads into w for the access a; assumed is
+// set for a search's answer (entries may come before the resourceType),
+// and patient is the patient the request's audit event names already.
+func newStreamer(s *jsonstrict.Scanner, w *bufio.Writer, a *access, assumed bool, patient string) *streamer {
+	st := &streamer{s: s, w: w, a: a, assumed: assumed}
+	st.who.Patient = patient
+	st.d = disclosure{ev: &st.who, a: a}
+	return st
+}
+
 func (st *streamer) sep() {
 	if st.wrote {
 		_ = st.w.WriteByte(',')
@@ -232,14 +242,10 @@ func (p *Proxy) stream(ctx context.Context, resp *http.Response, head []byte, a 
 	pr, pw := io.Pipe()
 	out := &streamBody{PipeReader: pr}
 	own := *a // the goroutine may outlive the exchange, whose access is reused
-	st := &streamer{
-		s: jsonstrict.NewStreamScanner(io.MultiReader(bytes.NewReader(head), upstream), int(min(p.Limits.resp(), 1<<30))),
-		w: bufio.NewWriterSize(pw, 32<<10),
-		a: &own, typ: typ, assumed: assumed,
-	}
+	st := newStreamer(jsonstrict.NewStreamScanner(io.MultiReader(bytes.NewReader(head), upstream), int(min(p.Limits.resp(), 1<<30))),
+		bufio.NewWriterSize(pw, 32<<10), &own, assumed, ev.Patient)
+	st.typ = typ
 	first := *ev
-	st.who.Patient = first.Patient
-	st.d = disclosure{ev: &st.who, a: &own}
 	go func() {
 		err := st.run()
 		upstream.Close()

@@ -21,7 +21,7 @@ import (
 // streamer's (the answer of a search: entries may come first).
 func streamOut(a *access, r io.Reader, limit int, assumed ...bool) ([]byte, *streamer, error) {
 	var out bytes.Buffer
-	st := &streamer{s: jsonstrict.NewStreamScanner(r, limit), w: bufio.NewWriter(&out), a: a, assumed: len(assumed) > 0 && assumed[0]}
+	st := newStreamer(jsonstrict.NewStreamScanner(r, limit), bufio.NewWriter(&out), a, len(assumed) > 0 && assumed[0], "")
 	err := st.run()
 	return out.Bytes(), st, err
 }
@@ -197,7 +197,7 @@ func TestStreamMemoryIsBounded(t *testing.T) {
 		runtime.GC()
 		runtime.ReadMemStats(&before)
 		cw := &countingWriter{}
-		st := &streamer{s: jsonstrict.NewStreamScanner(&bundleReader{n: 64 << 10, sorted: sorted}, 1<<20), w: bufio.NewWriter(cw), a: a, assumed: sorted}
+		st := newStreamer(jsonstrict.NewStreamScanner(&bundleReader{n: 64 << 10, sorted: sorted}, 1<<20), bufio.NewWriter(cw), a, sorted, "")
 		if err := st.run(); err != nil {
 			t.Fatal(err)
 		}
@@ -227,7 +227,7 @@ func BenchmarkInspectStream(b *testing.B) {
 		b.SetBytes(int64(body.Len()))
 		b.ReportAllocs()
 		for b.Loop() {
-			st := &streamer{s: jsonstrict.NewStreamScanner(bytes.NewReader(body.Bytes()), 1<<20), w: bufio.NewWriter(io.Discard), a: a}
+			st := newStreamer(jsonstrict.NewStreamScanner(bytes.NewReader(body.Bytes()), 1<<20), bufio.NewWriter(io.Discard), a, false, "")
 			if err := st.run(); err != nil {
 				b.Fatal(err)
 			}

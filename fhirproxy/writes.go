@@ -76,19 +76,12 @@ const entryResource = "\x00entry"
 // reads and searches only.
 func (p *Proxy) checkBatch(ctx context.Context, a *access, body []byte) *refusal {
 	bad := func(msg string) *refusal { return refuse(http.StatusBadRequest, "invalid", msg) }
-	// The Bundle goes upstream as sent, so names equal under case folding
-	// are refused anywhere in it: a server whose JSON reader folds them
-	// ("Method" after "method", an "Entry" array beside "entry") would run
-	// entries the proxy never judged.
-	if err := jsonstrict.Check(body); err != nil {
-		return bad("the body must be one strict JSON Bundle (no member names that differ only in case)")
-	}
 	b, err := parseBatch(body, p.Limits.entries())
 	if err == errTooManyEntries {
 		return refuse(http.StatusRequestEntityTooLarge, "too-costly", "too many Bundle entries")
 	}
 	if err != nil {
-		return bad("the body must be one strict JSON Bundle")
+		return bad("the body must be one strict JSON Bundle, its member names each in one case")
 	}
 	if b.ResourceType != "Bundle" || b.Type != "batch" && b.Type != "transaction" {
 		return bad("POST to the base takes a batch or transaction Bundle")
@@ -105,6 +98,7 @@ func (p *Proxy) checkBatch(ctx context.Context, a *access, body []byte) *refusal
 			// here as a header's would be, and make the entry conditional.
 			err = in.setIfNoneExist(e.IfNoneExist, p.Limits)
 		}
+		in.ifMatch = e.IfMatch
 		if err != nil || in.Kind == Batch || in.Kind == Capabilities {
 			return bad("batch entry " + itoa(i) + " is not understood")
 		}
@@ -163,11 +157,7 @@ func (p *Proxy) checkBatch(ctx context.Context, a *access, body []byte) *refusal
 				return ref
 			}
 		}
-		switch {
-		case ea.pin == "":
-		case e.IfMatch != "" && !matchesVersion(e.IfMatch, ea.pin):
-			return refuse(http.StatusPreconditionFailed, "conflict", "batch entry "+itoa(i)+": the resource has changed: ifMatch names another version")
-		case e.IfMatch == "":
+		if ea.pin != "" && e.IfMatch == "" {
 			// As on its own (access.pin): the entry goes with ifMatch on the
 			// version judged, written into the Bundle that goes upstream.
 			a.entryPins = append(a.entryPins, entryPin{at: e.requestAt, etag: ea.pin})
@@ -224,25 +214,26 @@ type batchEntry struct {
 
 var errTooManyEntries = errors.New("fhirproxy: too many Bundle entries")
 
-// caseVariant refuses a member name that is one the batch is read by in
-// another case ("Entry", "Method"): the proxy reads names exactly, as FHIR
-// does, and would pass over it; a server whose JSON reader folds names
-// (Go's, ASP.NET's defaults) would act on it.
+// caseVariant refuses a Bundle member name that is one the batch is read
+// by, in another case.
 func caseVariant(name []byte, known ...string) error {
-	for _, k := range known {
-		if string(name) != k && strings.EqualFold(string(name), k) {
-			return errors.New("fhirproxy: a Bundle member named in another case: " + strconv.Quote(string(name)))
-		}
+	if k, ok := inAnotherCase(string(name), known...); ok {
+		return errors.New("fhirproxy: the Bundle member " + strconv.Quote(string(name)) + " is " + k + " in another case")
 	}
 	return nil
 }
 
 // parseBatch reads a batch Bundle strictly, with member names matched
-// exactly: the entry the proxy authorises is the one the server executes
-// (encoding/json would also match "Request" and let the last twin win).
+// exactly: the entry the proxy authorises is the one the server executes.
+// The Bundle goes upstream as sent, so it is read as a server whose JSON
+// reader folds names would read it too (Go's encoding/json, ASP.NET's
+// defaults): names equal under case folding are refused anywhere in it,
+// and so is a member the proxy reads by named in another case ("Method"
+// beside "method", an "Entry" array beside or instead of "entry"), which
+// such a server would run unjudged.
 func parseBatch(body []byte, most int) (batch, error) {
 	var b batch
-	s := jsonstrict.NewScanner(body)
+	s := jsonstrict.NewFoldingScanner(body)
 	err := s.Object(func(name []byte) error {
 		if err := caseVariant(name, "resourceType", "type", "entry"); err != nil {
 			return err

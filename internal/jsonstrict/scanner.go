@@ -43,6 +43,11 @@ const window = 32 << 10
 // NewScanner reads b.
 func NewScanner(b []byte) *Scanner { return &Scanner{b: b, max: DefaultMaxDepth} }
 
+// NewFoldingScanner reads b refusing, as Check does, member names that
+// repeat under case folding, in the objects it reads and in those it skips:
+// one pass for a document that is both checked and read.
+func NewFoldingScanner(b []byte) *Scanner { return &Scanner{b: b, max: DefaultMaxDepth, fold: true} }
+
 // NewStreamScanner reads r, holding at most limit bytes at once.
 func NewStreamScanner(r io.Reader, limit int) *Scanner {
 	return &Scanner{r: r, limit: limit, max: DefaultMaxDepth, b: make([]byte, 0, window)}

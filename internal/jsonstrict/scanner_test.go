@@ -149,6 +149,16 @@ func TestCaseFoldedTwins(t *testing.T) {
 		if err := sc.Skip(); err != nil {
 			t.Errorf("Scanner refused %q: %v", s, err)
 		}
+		// A folding scanner refuses them too, in an object it reads as in
+		// one it skips.
+		read := NewFoldingScanner([]byte(s))
+		if err := read.Object(func([]byte) error { return read.Skip() }); !errors.Is(err, ErrInvalid) {
+			t.Errorf("folding Object(%q) = %v, want a duplicate", s, err)
+		}
+		nested := NewFoldingScanner([]byte(`{"x":` + s + `}`))
+		if err := nested.Object(func([]byte) error { return nested.Skip() }); !errors.Is(err, ErrInvalid) {
+			t.Errorf("folding Skip of %q = %v, want a duplicate", s, err)
+		}
 	}
 	if err := Check([]byte(`{"aud":"x","aux":"y","a":1}`)); err != nil {
 		t.Errorf("distinct names: %v", err)
