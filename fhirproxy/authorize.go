@@ -68,6 +68,9 @@ func (p *Proxy) authorize(in *Interaction, a *access) *refusal {
 	case Operation:
 		return p.authorizeOperation(in, a)
 	}
+	if in.resolve {
+		return authorizeConditional(in, a) // the rest once it is resolved (Proxy.resolveConditional)
+	}
 	if in.Kind == SearchSystem || in.Kind == HistorySystem {
 		in.Type = "*"
 	}
@@ -105,10 +108,11 @@ func (p *Proxy) authorize(in *Interaction, a *access) *refusal {
 		return forbidden("type and system history are not allowed with a clearance short of every label")
 	}
 	if in.Conditional && !a.unrestricted {
-		// The FHIR server would act on matches the proxy never sees: update
+		// In a batch (on its own it is resolved: resolveConditional), the
+		// FHIR server would act on matches the proxy never sees: update
 		// or delete a record the clearance withholds, or tell by its answer
 		// (200 or 201) that one exists.
-		return forbidden("conditional writes are not allowed with a clearance short of every label")
+		return forbidden("conditional writes in a batch are not allowed with a clearance short of every label; send each on its own")
 	}
 	return judgedParams(in, a)
 }
@@ -293,7 +297,7 @@ func (p *Proxy) confine(in *Interaction, a *access) *refusal {
 		return forbidden("system-wide searches and type history are not allowed with patient context")
 	case Create, Update, Delete:
 		if in.Conditional {
-			return forbidden("conditional writes are not allowed with patient context")
+			return forbidden("conditional writes in a batch are not allowed with patient context; send each on its own")
 		}
 		if shared || isPatient && in.Kind != Update {
 			return forbidden("this write is not allowed with patient context")

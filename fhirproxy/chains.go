@@ -81,9 +81,12 @@ func (p *Proxy) resolveChains(ctx context.Context, in *Interaction, a *access) *
 			// constraint, which the proxy's own search would not apply.
 			return forbidden("the token's scopes do not allow a search of " + target + ", which the chain reaches")
 		}
-		ids, refused := p.visibleMatches(ctx, a, target, Param{Name: rest, Value: prm.Value})
-		if refused != nil {
+		ids, refused := p.visibleMatches(ctx, a, target, []Param{{Name: rest, Value: prm.Value}}, chainLimit)
+		switch {
+		case refused != nil:
 			return refused
+		case len(ids) > chainLimit:
+			return refuse(http.StatusForbidden, "too-costly", "the chain's criteria match more than "+strconv.Itoa(chainLimit)+" records; narrow them")
 		}
 		if len(ids) == 0 {
 			ids = []string{noMatch()} // matches nothing, as a chain reaching no record would
@@ -97,42 +100,40 @@ func (p *Proxy) resolveChains(ctx context.Context, in *Interaction, a *access) *
 	return nil
 }
 
-// visibleMatches runs a search of target by one parameter with the
-// proxy's credential and returns the ids of the matches the access may
-// see. It follows the search's pages, up to chainPages of them, so that
-// what decides is the number of visible matches: more than chainLimit is
-// refused whatever was withheld. Only criteria matching more records than
-// chainPages pages hold, withheld ones included, are refused for their
-// number in all.
-func (p *Proxy) visibleMatches(ctx context.Context, a *access, target string, criterion Param) ([]string, *refusal) {
-	tooMany := refuse(http.StatusForbidden, "too-costly", "the chain's criteria match more than "+strconv.Itoa(chainLimit)+" records; narrow them")
-	page := p.upstreamURL(target, encodeQuery([]Param{criterion, {Name: "_count", Value: strconv.Itoa(chainLimit + 1)}}))
+// visibleMatches runs a search of target by criteria with the proxy's
+// credential and returns the ids of the matches the access may see,
+// stopping once it has more than limit of them. It follows the search's
+// pages, up to chainPages of them, so that what decides is the number of
+// visible matches, whatever was withheld: only criteria matching more
+// records than chainPages pages hold, withheld ones included, are refused
+// for their number in all.
+func (p *Proxy) visibleMatches(ctx context.Context, a *access, target string, criteria []Param, limit int) ([]string, *refusal) {
+	page := p.upstreamURL(target, encodeQuery(append(slices.Clip(criteria), Param{Name: "_count", Value: strconv.Itoa(chainLimit + 1)})))
 	var matches []string
 	for n := 1; ; n++ {
 		next, refused := p.matchesOn(ctx, a, target, page, &matches)
 		switch {
 		case refused != nil:
 			return nil, refused
-		case len(matches) > chainLimit:
-			return nil, tooMany
-		case next == "":
+		case len(matches) > limit || next == "":
 			return matches, nil
 		case n == chainPages:
-			return nil, tooMany
+			return nil, refuse(http.StatusForbidden, "too-costly", "the criteria match too many records for the proxy to judge; narrow them")
 		}
 		// The proxy's credential goes only to the upstream: a next link
 		// elsewhere is not followed.
 		if !p.onUpstream(next) {
-			return nil, refuse(http.StatusBadGateway, "invalid", "the FHIR server's next page of the chain's criteria is not on its base")
+			return nil, refuse(http.StatusBadGateway, "invalid", "the FHIR server's next page of the criteria's matches is not on its base")
 		}
 		page = next
 	}
 }
 
-// chainPages is how many pages of a chain's target search the proxy reads.
+// chainPages is how many pages of a search of its own (a chain's target, a
+// conditional write's criteria) the proxy reads.
 const chainPages = 10
 
-// matchesOn reads one page of a chain's target search, adds the ids of the
+// matchesOn reads one page of a search of target, adds the ids of the
 // matches the access may see to matches, and returns the page's next link.
 func (p *Proxy) matchesOn(ctx context.Context, a *access, target, page string, matches *[]string) (string, *refusal) {
 	st, body, _, err := p.getURL(ctx, page)
@@ -140,7 +141,7 @@ func (p *Proxy) matchesOn(ctx context.Context, a *access, target, page string, m
 	case err != nil:
 		return "", refuse(http.StatusBadGateway, "transient", "the FHIR server is unavailable")
 	case st != http.StatusOK:
-		return "", refuse(http.StatusBadRequest, "invalid", "the FHIR server did not accept the chain's criteria ("+strconv.Itoa(st)+")")
+		return "", refuse(http.StatusBadRequest, "invalid", "the FHIR server did not accept the criteria ("+strconv.Itoa(st)+")")
 	}
 	var (
 		top  projection
@@ -160,10 +161,10 @@ func (p *Proxy) matchesOn(ctx context.Context, a *access, target, page string, m
 		return nil
 	})
 	if derr != nil || s.End() != nil || top.ResourceType != "Bundle" {
-		return "", refuse(http.StatusBadGateway, "invalid", "the FHIR server answered the chain's criteria with invalid JSON or not a Bundle")
+		return "", refuse(http.StatusBadGateway, "invalid", "the FHIR server answered the criteria with invalid JSON or not a Bundle")
 	}
 	if more && next == "" {
-		return "", refuse(http.StatusBadGateway, "invalid", "the FHIR server's next page of the chain's criteria has no address")
+		return "", refuse(http.StatusBadGateway, "invalid", "the FHIR server's next page of the criteria's matches has no address")
 	}
 	return next, nil
 }

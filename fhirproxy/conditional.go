@@ -1,8 +1,13 @@
 package fhirproxy
 
 import (
+	"bytes"
+	"context"
+	"encoding/json"
 	"net/http"
 	"strings"
+
+	"github.com/smartkit/smartkit/scopes"
 )
 
 // Conditional reads. An upstream answers If-None-Match or If-Modified-Since
@@ -49,4 +54,143 @@ func answerNotModified(resp *http.Response) {
 	resp.Body, resp.ContentLength = http.NoBody, 0
 	delete(resp.Header, "Content-Length")
 	delete(resp.Header, "Content-Type")
+}
+
+// Conditional writes. Sent on as they came, a conditional update, patch or
+// delete, or a create with If-None-Exist, would have the FHIR server match
+// its criteria over records the proxy never sees: it would overwrite or
+// delete another patient's record, or one the clearance withholds, and its
+// answer (200 or 201) would tell that one exists. And it would match them
+// again when it writes, after the proxy judged what it matched. So the
+// proxy resolves them itself (resolveConditional): it runs the criteria as
+// the token's own search (the compartment and the token's constraints
+// imposed, withheld matches not counted, chains resolved), and sends the
+// plain write the visible matches call for, which is then authorised and
+// checked as that write is on its own, and pinned to the version judged
+// (If-Match). What the token cannot see is, for it, no match:
+//
+//   - an update matching none creates (POST), one matching one updates it
+//     (a body without an id gets that one's);
+//   - a patch or a delete matching none is the 404 of a missing record;
+//   - a create matching none creates, one matching one is answered with
+//     that record (a read: 200, nothing created), as FHIR has it;
+//   - criteria matching more than one are the 412 FHIR gives criteria
+//     that are not selective enough, deletes included.
+//
+// Batch entries are not resolved (a transaction's entries may refer to
+// each other's results): there a conditional write stays refused unless
+// the access sees everything.
+
+// authorizeConditional decides what can be decided of a conditional write
+// before it is resolved: the token's scopes must give its letters (the
+// write's and s) outright, under no query constraint, in its context or,
+// for a mixed token, as a user/ token. The criteria and the write they
+// resolve to are authorised in full when it is resolved.
+func authorizeConditional(in *Interaction, a *access) *refusal {
+	acc := scopes.Access{Context: a.ctx, Type: in.Type, Perms: letters(in)}
+	if a.tok.Scopes.Allows(acc) {
+		return nil
+	}
+	if acc.Context = scopes.User; a.ctx == scopes.Patient && a.tok.Scopes.HasContext(scopes.User) && a.tok.Scopes.Allows(acc) {
+		return nil
+	}
+	return refuse(http.StatusForbidden, "forbidden", "the token's scopes do not allow a conditional "+string(in.Kind)+" of "+in.Type+
+		" (it needs s too, and no query constraint)")
+}
+
+// resolveConditional turns the exchange's conditional write into the plain
+// interaction its criteria's visible matches call for (see above), or
+// refuses it.
+func (p *Proxy) resolveConditional(ctx context.Context, x *exchange) *refusal {
+	in, a := &x.in, x.a
+	crit := in.Params
+	if in.Kind == Create {
+		var err error
+		if crit, err = parseQuery(in.ifNoneExist, p.Limits); err != nil { // parsed once already
+			return refuse(http.StatusBadRequest, "invalid", "the If-None-Exist criteria are not understood")
+		}
+	}
+	var kept []Param // the write's own parameters: _format
+	s := Interaction{Kind: SearchType, Type: in.Type}
+	for _, prm := range crit {
+		if prm.Name == "_format" {
+			kept = append(kept, prm)
+		} else {
+			s.Params = append(s.Params, prm)
+		}
+	}
+	if in.Kind == Create {
+		kept = in.Params
+	}
+	sa := *a
+	if ref := p.authorize(&s, &sa); ref != nil {
+		return ref
+	}
+	if ref := p.resolveChains(ctx, &s, &sa); ref != nil {
+		return ref
+	}
+	if !s.forwardable(p.Limits) {
+		return refuse(http.StatusBadRequest, "too-costly", "the criteria are too long as the proxy would search them (re-encoded, with the token's constraints added); narrow them")
+	}
+	ids, ref := p.visibleMatches(ctx, &sa, in.Type, s.Params, 1)
+	if ref != nil {
+		return ref
+	}
+	if len(ids) > 1 {
+		return refuse(http.StatusPreconditionFailed, "multiple-matches", "the criteria match more than one record; narrow them")
+	}
+	id := ""
+	if len(ids) == 1 {
+		id = ids[0]
+	}
+	switch in.Kind {
+	case Create:
+		in.ifNoneExist = ""
+		if id != "" {
+			in.Kind, in.ID, x.method, x.body, x.bodyType = Read, id, http.MethodGet, nil, ""
+		}
+	case Update:
+		pr, err := parseResource(x.body)
+		switch {
+		case err != nil:
+			return refuse(http.StatusBadRequest, "invalid", "the body must be one strict JSON resource")
+		case id == "" && pr.ID != "":
+			return refuse(http.StatusBadRequest, "invalid", "the criteria match no record, so the update creates one, with an id the FHIR server assigns: send the resource without an id")
+		case id == "":
+			in.Kind, x.method = Create, http.MethodPost
+		case pr.ID != "" && pr.ID != id:
+			return refuse(http.StatusBadRequest, "invalid", "the body's id is not that of the record the criteria match")
+		case pr.ID == "":
+			x.body = withID(x.body, id)
+		}
+	case Patch, Delete:
+		if id == "" {
+			return notFound()
+		}
+	}
+	if in.Kind != Create {
+		in.ID = id
+	}
+	in.Params, in.Conditional, in.resolve = kept, false, false
+	x.ev.Interaction, x.ev.Resource = string(in.Kind), resourceRef(in, "") // what is done, to what
+	if in.Kind == Read {
+		// The token's own search found the record; its answer is judged
+		// as a read's (the token may have no r, only s).
+		return nil
+	}
+	return p.authorize(in, a)
+}
+
+// withID returns a JSON object with an id member first, for an update
+// resolved to a record the body did not name. A body whose id member is
+// null gets a second one, which the strict parse that follows refuses.
+func withID(body []byte, id string) []byte {
+	at := bytes.IndexByte(body, '{') + 1 // a strict JSON object: parseResource read it
+	q, _ := json.Marshal(id)
+	out := make([]byte, 0, len(body)+len(q)+6)
+	out = append(append(append(out, body[:at]...), `"id":`...), q...)
+	if rest := bytes.TrimLeft(body[at:], " \t\r\n"); len(rest) > 0 && rest[0] != '}' {
+		out = append(out, ',')
+	}
+	return append(out, body[at:]...)
 }

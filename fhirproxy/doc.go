@@ -42,8 +42,9 @@
 // A patient/ token may read a Binary whose securityContext is in its
 // compartment (never search Binary). For patient/ tokens, reverse chains
 // (_has), chains, _revinclude, iterating includes, _filter, _list,
-// system-wide search and history, type history, PATCH and conditional
-// writes (including a create with If-None-Exist) are refused (fail closed);
+// system-wide search and history, type history, PATCH, and conditional
+// writes in a batch are refused (fail closed; conditional writes on their
+// own are resolved by the proxy, see Conditional writes);
 // writes are checked on the new content (which must also be valid R4,
 // checked with google/fhir/go) and on the stored version, and a PUT to an
 // id that does not exist answers 404 as one to another patient's record
@@ -93,7 +94,7 @@
 // version first, and one the clearance withholds answers 404, as a free id
 // then does (no update-as-create); the write then goes upstream with
 // If-Match on the version judged, so a record changed in between is the
-// server's 412, not overwritten; conditional writes and batched updates
+// server's 412, not overwritten; batched conditional writes, updates
 // and deletes are refused. Whatever the clearance, an update may raise a
 // record's labels, never lower or remove them, and a patch of a labelled
 // record must be a JSON Patch whose operations, read as the server reads
@@ -108,6 +109,37 @@
 // so handling=lenient cannot ride along and loosen an injected constraint.
 // The audit event of a response lists the labels of what went out, never of
 // what was withheld.
+//
+// # Conditional writes
+//
+// A conditional update, patch or delete (PUT, PATCH or DELETE on
+// Type?criteria) and a create with If-None-Exist are never sent on for the
+// FHIR server to match: it would match records the token may not see
+// (another patient's, a withheld one), write over them, and tell by its
+// answer that they exist, and it would match again after the proxy
+// judged. The proxy resolves them itself: it runs the criteria as the
+// token's own search (compartment and constraints imposed, chains
+// resolved, withheld records not counted) and sends the plain write the
+// visible matches call for, which is authorised and checked as that write
+// is on its own and pinned with If-Match to the version judged. For the
+// token, what it may not see matches nothing:
+//
+//   - update: no match creates (POST; a body with an id is refused with
+//     400, there being no update-as-create at a chosen id), one updates it
+//     (a body without an id gets its id; another id is refused with 400);
+//   - patch and delete: no match is the 404 of a missing record, one is
+//     patched or deleted;
+//   - create with If-None-Exist: no match creates, one is answered as a
+//     read of it (200), nothing created;
+//   - more than one match: 412 (multiple-matches), deletes included.
+//
+// A conditional write needs its write letter and s, outright (a query
+// constraint on either refuses it), and one that creates needs c. The
+// audit event names the record written. Inside a batch or transaction,
+// whose entries may refer to each other's results, conditional writes are
+// not resolved: they are refused with patient context or a clearance short
+// of every label, and otherwise go upstream as they are (an update or a
+// patch keeping the labels of whatever the criteria match).
 //
 // # Reading responses
 //

@@ -352,6 +352,7 @@ func (p *Proxy) admit(r *http.Request, in *Interaction, a *access) (*access, *re
 		err = in.setIfNoneExist(r.Header["If-None-Exist"], p.Limits)
 	}
 	in.ifMatch = strings.Join(r.Header["If-Match"], ", ")
+	in.resolve = in.Conditional
 	if errors.Is(err, errTokenParam) {
 		return nil, tokenParam(r)
 	}
@@ -493,6 +494,12 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, x *exchange) {
 		}
 	}
 	if x.a != nil {
+		if x.in.resolve {
+			if ref := p.resolveConditional(r.Context(), x); ref != nil {
+				p.finish(w, r, &x.ev, ref, nil)
+				return
+			}
+		}
 		if ref := p.resolveChains(r.Context(), &x.in, x.a); ref != nil {
 			p.finish(w, r, &x.ev, ref, nil)
 			return
@@ -539,6 +546,9 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, x *exchange) {
 	// a copy carrying just the headers that go upstream.
 	x.out = *r
 	x.out.Header = x.upstreamHeader(r)
+	if x.method != "" { // a conditional write resolved to another interaction
+		x.out.Method = x.method
+	}
 	x.rp.ServeHTTP(&x.w, &x.out)
 }
 
@@ -554,6 +564,7 @@ type exchange struct {
 	ev       audit.Event
 	body     []byte
 	bodyType string        // the body's media type as read (bodyType), "" when unnamed
+	method   string        // the method forwarded, when not the client's (resolveConditional)
 	recorded bool          // ev has been recorded
 	inspects bool          // the response is read before it is sent (access.inspects)
 	headed   bool          // the final response's headers are set (writer)

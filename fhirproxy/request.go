@@ -48,7 +48,11 @@ type Interaction struct {
 	Compartment string // the compartment owner's id for /Patient/{id}/{Type}
 	Operation   string // "$everything", without the type or id
 	Params      []Param
-	Conditional bool // a conditional create/update/delete (search criteria in the query or If-None-Exist)
+	// Conditional: a conditional create, update, patch or delete (search
+	// criteria in the query, or If-None-Exist). On its own the proxy
+	// resolves one to the plain interaction its visible matches call for
+	// before it is forwarded (see the package documentation).
+	Conditional bool
 
 	unwrap string // a constrained read sent as a search for this id: answer with the one resource, or 404
 	post   bool   // a POST _search: parameters go upstream in a form body
@@ -64,6 +68,9 @@ type Interaction struct {
 	// chained: the search has chains the proxy resolves itself before
 	// forwarding it, since labels are judged (chains.go).
 	chained bool
+	// resolve: a conditional write sent on its own, which the proxy
+	// resolves to a plain one before it is forwarded (conditional.go).
+	resolve bool
 }
 
 // setIfNoneExist makes a create conditional on the criteria of an

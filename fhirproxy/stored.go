@@ -159,9 +159,10 @@ func keepsLabels(in Interaction, stored, next *projection, sparesLabels bool) *r
 	return nil
 }
 
-// checkMatches checks a conditional update or patch (which only a token
-// with every label cleared and no patient context gets this far with)
-// against what its criteria match now: the proxy runs the search first,
+// checkMatches checks a batched conditional update or patch (which only a
+// token with every label cleared and no patient context gets this far
+// with; on its own one is resolved first, resolveConditional) against what
+// its criteria match now: the proxy runs the search first,
 // and the new content must keep the labels of every match (a Bundle read
 // as one resource carries its entries' labels). More than one match is
 // the FHIR server's to refuse.

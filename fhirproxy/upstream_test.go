@@ -238,6 +238,12 @@ func (u *upstream) serve(w http.ResponseWriter, r *http.Request) {
 				if v := q.Get("category"); v != "" && !strings.Contains(mustJSON(res["category"]), `"`+v+`"`) {
 					continue
 				}
+				if v := q.Get("code"); v != "" && !strings.Contains(mustJSON(res["code"]), `"code":"`+v+`"`) {
+					continue
+				}
+				if v := q.Get("identifier"); v != "" && !hasIdentifier(res, v) {
+					continue
+				}
 			}
 			entries = append(entries, map[string]any{"fullUrl": u.ts.URL + "/" + key, "resource": res, "search": map[string]any{"mode": "match"}})
 		}
@@ -297,6 +303,15 @@ func (u *upstream) serve(w http.ResponseWriter, r *http.Request) {
 		u.write(w, 200, res)
 	case r.Method == http.MethodDelete:
 		w.WriteHeader(204)
+	case r.Method == http.MethodPatch && len(segs) == 2: // answered with the record as stored: the patch is not applied
+		u.mu.Lock()
+		res, ok := u.resources[segs[0]+"/"+segs[1]]
+		u.mu.Unlock()
+		if !ok {
+			u.write(w, 404, notFound)
+			return
+		}
+		u.write(w, 200, res)
 	case r.Method == http.MethodPost: // a batch: reads answered, anything else accepted
 		var in struct {
 			Entry []struct {
@@ -328,6 +343,21 @@ func (u *upstream) serve(w http.ResponseWriter, r *http.Request) {
 	default:
 		u.write(w, 404, notFound)
 	}
+}
+
+// hasIdentifier reports whether a resource has an identifier matching a
+// token search's value: system|value, |value (no system), or value.
+func hasIdentifier(res map[string]any, v string) bool {
+	ids, _ := res["identifier"].([]any)
+	for _, x := range ids {
+		id, _ := x.(map[string]any)
+		sys, _ := id["system"].(string)
+		val, _ := id["value"].(string)
+		if want, ok := strings.CutPrefix(v, sys+"|"); ok && want == val || !strings.Contains(v, "|") && v == val {
+			return true
+		}
+	}
+	return false
 }
 
 func mustJSON(v any) string { b, _ := json.Marshal(v); return string(b) }

@@ -358,3 +358,73 @@ func TestProxyWithholdsLabelledRecords(t *testing.T) {
 		t.Error("the data server changed")
 	}
 }
+
+// TestUpsertThroughTheProxy: a patient app (a home device's, say) writes
+// its readings with conditional updates keyed by its own identifier, so a
+// retry never duplicates one: the first creates, the next updates the same
+// record. Another patient's reading with the same identifier is no match
+// for it: the proxy resolves the criteria over the app's own patient's
+// records, and the other record is left as it was.
+func TestUpsertThroughTheProxy(t *testing.T) {
+	sb := startSandbox(t)
+	mint := func(patient string) string {
+		tok, err := sb.Auth.Mint(context.Background(), "", smart.Grant{ClientID: ExampleAppID, UserID: "patient", FHIRUser: "Patient/" + patient,
+			Scope: "launch/patient patient/Observation.cruds", Audience: sb.FHIRBase, Context: launch.Context{Patient: patient}}, time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	mine, theirs := mint("pt-001"), mint("pt-long")
+	reading := func(patient, id string, bpm int) string {
+		b, _ := json.Marshal(map[string]any{"resourceType": "Observation", "status": "final",
+			"identifier": []any{map[string]any{"system": "urn:example:device", "value": id}},
+			"code":       map[string]any{"coding": []any{map[string]any{"system": "http://loinc.org", "code": "8867-4"}}},
+			"subject":    map[string]any{"reference": "Patient/" + patient}, "valueQuantity": map[string]any{"value": bpm, "unit": "/min"}})
+		return string(b)
+	}
+	upsert := func(tok, patient, id string, bpm int) (int, map[string]any) {
+		t.Helper()
+		code, b := fhirCall(t, tok, http.MethodPut, sb.FHIRBase+"/Observation?identifier=urn:example:device|"+id, reading(patient, id, bpm))
+		var res map[string]any
+		_ = json.Unmarshal(b, &res)
+		return code, res
+	}
+	code, first := upsert(mine, "pt-001", "r-1", 61)
+	if code != http.StatusCreated {
+		t.Fatalf("first upsert: %d %v", code, first)
+	}
+	code, again := upsert(mine, "pt-001", "r-1", 62)
+	if code != http.StatusOK || again["id"] != first["id"] || again["meta"].(map[string]any)["versionId"] != "2" {
+		t.Fatalf("second upsert: %d %v (first %v)", code, again, first["id"])
+	}
+	code, other := upsert(theirs, "pt-long", "r-2", 70)
+	if code != http.StatusCreated {
+		t.Fatalf("another patient's reading: %d %v", code, other)
+	}
+	code, same := upsert(mine, "pt-001", "r-2", 80)
+	if code != http.StatusCreated || same["id"] == other["id"] {
+		t.Errorf("an upsert keyed like another patient's reading: %d %v", code, same)
+	}
+	sb.fhir.mu.RLock()
+	kept := sb.fhir.current["Observation/"+other["id"].(string)]
+	sb.fhir.mu.RUnlock()
+	if kept["subject"].(map[string]any)["reference"] != "Patient/pt-long" || kept["meta"].(map[string]any)["versionId"] != "1" {
+		t.Errorf("the other patient's reading is now %v", kept)
+	}
+	// A create that names its match creates nothing.
+	req, _ := http.NewRequest(http.MethodPost, sb.FHIRBase+"/Observation", strings.NewReader(reading("pt-001", "r-1", 63)))
+	req.Header.Set("Authorization", "Bearer "+mine)
+	req.Header.Set("Content-Type", "application/fhir+json")
+	req.Header.Set("If-None-Exist", "identifier=urn:example:device|r-1")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var found map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&found)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || found["id"] != first["id"] {
+		t.Errorf("a create matching the first reading: %d %v", resp.StatusCode, found["id"])
+	}
+}

@@ -1,0 +1,238 @@
+package fhirproxy_test
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/smartkit/smartkit/audit"
+)
+
+// identified gives a test record an identifier (urn:lab|value).
+func identified(r map[string]any, value string) map[string]any {
+	r["identifier"] = []any{map[string]any{"system": "urn:lab", "value": value}}
+	return r
+}
+
+// conditionalFixture is the fixture with identifiers to match: A is lab-1
+// (p1's), B lab-2 (p2's), C psy-1 (p1's, labelled R and PSY), and D two
+// of p1's records (vs-1 and lab-3). Nothing has Z.
+func conditionalFixture(t *testing.T) *fixture {
+	f := newFixture(t)
+	for key, r := range map[string]map[string]any{
+		"Observation/lab-1": identified(obs("lab-1", "p1", "laboratory"), "A"),
+		"Observation/lab-2": identified(obs("lab-2", "p2", "laboratory"), "B"),
+		"Observation/psy-1": identified(obs("psy-1", "p1", "laboratory", "R", "PSY"), "C"),
+		"Observation/vs-1":  identified(obs("vs-1", "p1", "vital-signs"), "D"),
+		"Observation/lab-3": identified(obs("lab-3", "p1", "laboratory"), "D"),
+	} {
+		f.up.resources[key] = r
+	}
+	return f
+}
+
+// writes are the requests other than GET the upstream received, as
+// "METHOD path If-Match", and it forgets them all.
+func (f *fixture) writes() []string {
+	var out []string
+	for _, g := range f.up.requests() {
+		if g.Method != http.MethodGet {
+			out = append(out, strings.TrimSpace(g.Method+" "+g.URL.Path+" "+g.Header.Get("If-Match")))
+		}
+	}
+	f.up.reset()
+	return out
+}
+
+// noID is a resource's JSON without its id.
+func noID(r map[string]any) string {
+	delete(r, "id")
+	return mustJSON(r)
+}
+
+// TestConditionalWrites: a conditional write is resolved by the proxy, over
+// the matches the token may see (its compartment, its clearance), into the
+// plain write they call for, which is authorised, checked and pinned
+// (If-Match) as that write is on its own; the FHIR server never matches the
+// criteria itself, over records the token may not see. So a patient app
+// can upsert its own records, and cannot reach another patient's, nor a
+// withheld one, nor tell one exists: for it they match nothing.
+func TestConditionalWrites(t *testing.T) {
+	f := conditionalFixture(t)
+	patient := f.token("launch/patient patient/Observation.cruds", nil)
+	mine := func() map[string]any { return obs("", "p1", "laboratory") }
+	type want struct {
+		status int
+		writes []string // what reached the upstream, besides reads
+	}
+	for name, c := range map[string]struct {
+		method, target, body string
+		hdr                  []string
+		want
+	}{
+		// An update matching one of the patient's records updates it, pinned
+		// to the version judged; the body gets its id.
+		"update matching one": {"PUT", "/Observation?identifier=urn:lab|A", noID(mine()), nil,
+			want{200, []string{`PUT /Observation/lab-1 W/"1"`}}},
+		"update naming the match's id": {"PUT", "/Observation?identifier=urn:lab|A", mustJSON(obs("lab-1", "p1", "laboratory")), nil,
+			want{200, []string{`PUT /Observation/lab-1 W/"1"`}}},
+		// Another patient's record, and a withheld one, match nothing: the
+		// update creates, as it does for criteria nobody meets.
+		"update matching another patient's": {"PUT", "/Observation?identifier=urn:lab|B", noID(mine()), nil, want{201, []string{"POST /Observation"}}},
+		"update matching a withheld record": {"PUT", "/Observation?identifier=urn:lab|C", noID(mine()), nil, want{201, []string{"POST /Observation"}}},
+		"update matching none":              {"PUT", "/Observation?identifier=urn:lab|Z", noID(mine()), nil, want{201, []string{"POST /Observation"}}},
+		"update matching two":               {"PUT", "/Observation?identifier=urn:lab|D", noID(mine()), nil, want{412, nil}},
+		"update naming another id":          {"PUT", "/Observation?identifier=urn:lab|A", mustJSON(obs("vs-1", "p1", "laboratory")), nil, want{400, nil}},
+		"update with an id matching none":   {"PUT", "/Observation?identifier=urn:lab|Z", mustJSON(obs("new", "p1", "laboratory")), nil, want{400, nil}},
+		// The new content is checked as any update's: it stays in the
+		// compartment, and within the clearance.
+		"update moving the match away": {"PUT", "/Observation?identifier=urn:lab|A", noID(obs("", "p2", "laboratory")), nil, want{403, nil}},
+		"update labelling beyond":      {"PUT", "/Observation?identifier=urn:lab|A", noID(obs("", "p1", "laboratory", "R")), nil, want{403, nil}},
+		"create moving away":           {"PUT", "/Observation?identifier=urn:lab|Z", noID(obs("", "p2", "laboratory")), nil, want{403, nil}},
+		"a null id":                    {"PUT", "/Observation?identifier=urn:lab|A", `{"resourceType":"Observation","id":null,"status":"final","subject":{"reference":"Patient/p1"}}`, nil, want{400, nil}},
+
+		"delete matching one":               {"DELETE", "/Observation?identifier=urn:lab|A", "", nil, want{204, []string{`DELETE /Observation/lab-1 W/"1"`}}},
+		"delete matching another patient's": {"DELETE", "/Observation?identifier=urn:lab|B", "", nil, want{404, nil}},
+		"delete matching a withheld record": {"DELETE", "/Observation?identifier=urn:lab|C", "", nil, want{404, nil}},
+		"delete matching none":              {"DELETE", "/Observation?identifier=urn:lab|Z", "", nil, want{404, nil}},
+		"delete matching two":               {"DELETE", "/Observation?identifier=urn:lab|D", "", nil, want{412, nil}},
+		"delete naming another patient":     {"DELETE", "/Observation?identifier=urn:lab|A&patient=Patient/p2", "", nil, want{403, nil}},
+
+		// A create with If-None-Exist: a visible match is answered (200,
+		// the record), nothing created; one the token may not see is none.
+		"create matching one":               {"POST", "/Observation", noID(mine()), []string{"If-None-Exist", "identifier=urn:lab|A"}, want{200, nil}},
+		"create matching another patient's": {"POST", "/Observation", noID(mine()), []string{"If-None-Exist", "identifier=urn:lab|B"}, want{201, []string{"POST /Observation"}}},
+		"create matching a withheld record": {"POST", "/Observation", noID(mine()), []string{"If-None-Exist", "identifier=urn:lab|C"}, want{201, []string{"POST /Observation"}}},
+		"create matching two":               {"POST", "/Observation", noID(mine()), []string{"If-None-Exist", "identifier=urn:lab|D"}, want{412, nil}},
+		"create, criteria naming another":   {"POST", "/Observation", noID(mine()), []string{"If-None-Exist", "subject=Patient/p2"}, want{403, nil}},
+		"create, criteria with a chain":     {"POST", "/Observation", noID(mine()), []string{"If-None-Exist", "subject:Patient.name=Two"}, want{403, nil}},
+	} {
+		r := f.do(c.method, c.target, patient, c.body, c.hdr...)
+		if r.status != c.status {
+			t.Errorf("%s: %d %s", name, r.status, r.raw)
+		}
+		if got := f.writes(); strings.Join(got, "; ") != strings.Join(c.writes, "; ") {
+			t.Errorf("%s: the upstream received %q, want %q", name, got, c.writes)
+		}
+		if r.status >= 400 && r.body["resourceType"] != "OperationOutcome" {
+			t.Errorf("%s: %s", name, r.raw)
+		}
+	}
+
+	// What was forwarded: the search the token itself would make (confined
+	// to its patient), then the plain write, its body carrying the id.
+	f.do("PUT", "/Observation?identifier=urn:lab|A", patient, noID(mine()))
+	got := f.up.requests()
+	if len(got) != 3 || got[0].URL.Query().Get("patient") != "Patient/p1" || got[0].URL.Query().Get("identifier") != "urn:lab|A" ||
+		got[1].URL.Path != "/Observation/lab-1" || got[2].Method != "PUT" {
+		t.Errorf("forwarded %v", got)
+	}
+	var sent map[string]any
+	f.up.mu.Lock()
+	_ = json.Unmarshal([]byte(f.up.bodies[len(f.up.bodies)-1]), &sent)
+	f.up.mu.Unlock()
+	if sent["id"] != "lab-1" || sent["subject"].(map[string]any)["reference"] != "Patient/p1" {
+		t.Errorf("the update went as %v", sent)
+	}
+	f.up.reset()
+
+	// A record the criteria match, taken by another patient between the
+	// proxy's check and the write: the server refuses the pinned write.
+	f.up.versions = map[string][]map[string]any{}
+	f.up.mu.Lock()
+	f.up.afterRead = func(k string) {
+		f.up.mu.Lock()
+		defer f.up.mu.Unlock()
+		f.up.afterRead = nil
+		f.up.versions[k] = append(f.up.versions[k], f.up.resources[k])
+		f.up.resources[k] = identified(obs("lab-1", "p2", "laboratory"), "A")
+	}
+	f.up.mu.Unlock()
+	if r := f.do("PUT", "/Observation?identifier=urn:lab|A", patient, noID(mine())); r.status != http.StatusPreconditionFailed {
+		t.Errorf("a match changed in between: %d %s", r.status, r.raw)
+	}
+	if got := f.writes(); len(got) != 1 || got[0] != `PUT /Observation/lab-1 W/"1"` {
+		t.Errorf("a match changed in between: %q", got)
+	}
+	f.up.mu.Lock()
+	f.up.resources["Observation/lab-1"], f.up.versions = identified(obs("lab-1", "p1", "laboratory"), "A"), nil
+	f.up.mu.Unlock()
+
+	// The answers for another patient's record, a withheld one and none
+	// are the same: nothing tells them apart.
+	var answers []string
+	for _, v := range []string{"B", "C", "Z"} {
+		answers = append(answers, f.do("DELETE", "/Observation?identifier=urn:lab|"+v, patient, "").raw)
+	}
+	if answers[0] != answers[1] || answers[1] != answers[2] {
+		t.Errorf("conditional deletes tell records apart: %q", answers)
+	}
+	f.up.reset()
+
+	// The create that matched answers with the record, as a read would.
+	if r := f.do("POST", "/Observation", patient, noID(mine()), "If-None-Exist", "identifier=urn:lab|A"); r.status != 200 || r.body["id"] != "lab-1" {
+		t.Errorf("create matching one: %s", r.raw)
+	}
+	f.up.reset()
+
+	// The audit event names the record written.
+	f.do("DELETE", "/Observation?identifier=urn:lab|D&category=vital-signs", patient, "")
+	evs := f.audit.Events()
+	if ev := evs[len(evs)-1]; ev.Type != audit.ResourceAllowed || ev.Interaction != "delete" || ev.Resource != "Observation/vs-1" || ev.Patient != "p1" {
+		t.Errorf("audited as %+v", ev)
+	}
+	f.up.reset()
+}
+
+// TestConditionalWritesByLabels: with a clearance short of every label, a
+// withheld record matches nothing: a conditional write never touches it,
+// and answers as it would for criteria nobody meets.
+func TestConditionalWritesByLabels(t *testing.T) {
+	f := conditionalFixture(t)
+	user := f.token("user/Observation.cruds", nil)
+	withheld := f.do("DELETE", "/Observation?_id=psy-1", user, "")
+	missing := f.do("DELETE", "/Observation?_id=nope", user, "")
+	if withheld.status != 404 || withheld.raw != missing.raw {
+		t.Errorf("a withheld match %d %s, none %d %s", withheld.status, withheld.raw, missing.status, missing.raw)
+	}
+	patch := []string{"Content-Type", "application/json-patch+json"}
+	if r := f.do("PATCH", "/Observation?_id=psy-1", user, `[{"op":"remove","path":"/meta"}]`, patch...); r.status != 404 {
+		t.Errorf("a patch of a withheld match: %d %s", r.status, r.raw)
+	}
+	if r := f.do("PUT", "/Observation?_id=psy-1", user, noID(obs("", "p1", "laboratory"))); r.status != 201 {
+		t.Errorf("an update of a withheld match: %d %s", r.status, r.raw)
+	}
+	if r := f.do("POST", "/Observation", user, noID(obs("", "p1", "laboratory")), "If-None-Exist", "_id=psy-1"); r.status != 201 {
+		t.Errorf("a create matching a withheld record: %d %s", r.status, r.raw)
+	}
+	if got := f.writes(); strings.Join(got, "; ") != "POST /Observation; POST /Observation" {
+		t.Errorf("the upstream received %q", got)
+	}
+	// What the clearance releases is matched as it is on its own, pinned.
+	if r := f.do("PATCH", "/Observation?identifier=urn:lab|A", user, `[{"op":"replace","path":"/status","value":"amended"}]`, patch...); r.status != 200 {
+		t.Errorf("a patch of a visible match: %d %s", r.status, r.raw)
+	}
+	if got := f.writes(); len(got) != 1 || got[0] != `PATCH /Observation/lab-1 W/"1"` {
+		t.Errorf("the upstream received %q", got)
+	}
+	// With every label cleared, the labels of the match are kept.
+	cleared := f.token("user/Observation.cruds", everyLabel())
+	if r := f.do("PUT", "/Observation?identifier=urn:lab|C", cleared, noID(obs("", "p1", "laboratory"))); r.status != 403 {
+		t.Errorf("labels stripped by a conditional update: %d %s", r.status, r.raw)
+	}
+	if r := f.do("PUT", "/Observation?identifier=urn:lab|C", cleared, noID(obs("", "p1", "laboratory", "R", "PSY"))); r.status != 200 {
+		t.Errorf("a conditional update keeping labels: %d %s", r.status, r.raw)
+	}
+	if got := f.writes(); len(got) != 1 || got[0] != `PUT /Observation/psy-1 W/"1"` {
+		t.Errorf("the upstream received %q", got)
+	}
+	// Scopes: the write's letter and s, outright.
+	for name, scope := range map[string]string{
+		"no s":          "user/Observation.cud",
+		"constrained s": "user/Observation.cud user/Observation.s?category=laboratory",
+		"no u":          "user/Observation.rs",
+	} {
+		f.refused(name, f.do("PUT", "/Observation?identifier=urn:lab|A", f.token(scope, everyLabel()), noID(obs("", "p1", "laboratory"))), 403)
+	}
+}
