@@ -1170,7 +1170,16 @@ func TestLabelDowngrade(t *testing.T) {
 		"an unknown op":      {`[{"op":"delete","path":"/status"}]`, patch, http.StatusBadRequest},
 		"not a pointer":      {`[{"op":"remove","path":"meta"}]`, patch, http.StatusBadRequest},
 		"no path":            {`[{"op":"remove"}]`, patch, http.StatusBadRequest},
-		"not a Parameters":   {mustJSON(obs("lab-1", "p1", "laboratory")), nil, http.StatusBadRequest},
+		// An operation without a member it requires, beside one in another
+		// case a folding server would take for it (found by probing: a copy
+		// from "/meta" went through, read as copying from nowhere).
+		"a copy from in another case":       {`[{"op":"copy","From":"/meta","path":"/extension"}]`, patch, http.StatusBadRequest},
+		"a copy without from":               {`[{"op":"copy","path":"/extension"}]`, patch, http.StatusBadRequest},
+		"a move without from":               {`[{"op":"move","path":"/extension"}]`, patch, http.StatusBadRequest},
+		"an add of a value in another case": {`[{"op":"add","path":"/status","Value":"final"}]`, patch, http.StatusBadRequest},
+		"a replace without value":           {`[{"op":"replace","path":"/status"}]`, patch, http.StatusBadRequest},
+		"a test without value":              {`[{"op":"test","path":"/status"}]`, patch, http.StatusBadRequest},
+		"not a Parameters":                  {mustJSON(obs("lab-1", "p1", "laboratory")), nil, http.StatusBadRequest},
 	} {
 		f.refused(name, f.do("PATCH", "/Observation/lab-1", cleared, c.body, c.hdr...), c.status)
 	}

@@ -29,7 +29,7 @@ func readPatch(contentType string, body []byte) (sparesLabels bool, ref *refusal
 	case mt == jsonPatchType:
 		spares, err := jsonPatchSpares(body)
 		if err != nil {
-			return bad("the patch must be one strict JSON Patch: an array of operations, each with an op and a path, its member names each in one case")
+			return bad("the patch must be one strict JSON Patch: an array of operations, each with an op, a path and the members its op requires (from, value), its member names each in one case")
 		}
 		return spares, nil
 	case jsonMediaType(mt):
@@ -81,7 +81,7 @@ func jsonPatchSpares(body []byte) (bool, error) {
 	s := jsonstrict.NewFoldingScanner(body)
 	err := s.Array(func() error {
 		var op, path, from string
-		var hasPath bool
+		var hasPath, hasFrom, hasValue bool
 		err := s.Object(func(name []byte) error {
 			switch string(name) {
 			case "op":
@@ -90,7 +90,10 @@ func jsonPatchSpares(body []byte) (bool, error) {
 				hasPath = true
 				return readString(s, &path)
 			case "from":
+				hasFrom = true
 				return readString(s, &from)
+			case "value":
+				hasValue = true
 			}
 			return s.Skip()
 		})
@@ -100,12 +103,23 @@ func jsonPatchSpares(body []byte) (bool, error) {
 		case !hasPath || !pointer(path) || !pointer(from):
 			return errBadPatch
 		}
+		// Each operation has the members RFC 6902 requires of it: one
+		// without them would be read by a server whose JSON reader folds
+		// case as having them ("From", "Value"), or refused.
 		switch op {
 		case "test": // changes nothing
-		case "add", "remove", "replace", "copy": // a copy writes at path only
+			return needs(hasValue)
+		case "add", "replace":
 			spares = spares && !labelPointer(path)
+			return needs(hasValue)
+		case "remove":
+			spares = spares && !labelPointer(path)
+		case "copy": // writes at path only
+			spares = spares && !labelPointer(path)
+			return needs(hasFrom)
 		case "move": // removes from, adds at path
 			spares = spares && !labelPointer(path) && !labelPointer(from)
+			return needs(hasFrom)
 		default:
 			return errBadPatch
 		}
@@ -118,6 +132,14 @@ func jsonPatchSpares(body []byte) (bool, error) {
 }
 
 var errBadPatch = errors.New("fhirproxy: not a JSON Patch")
+
+// needs is errBadPatch unless an operation has a member it requires.
+func needs(has bool) error {
+	if has {
+		return nil
+	}
+	return errBadPatch
+}
 
 // pointer reports whether p is a JSON Pointer (RFC 6901): empty, or
 // segments each after a "/", with "~" only as "~0" or "~1".
