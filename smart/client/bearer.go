@@ -111,12 +111,3 @@ func port(u *url.URL) string {
 	}
 	return ""
 }
-
-// noRedirects returns a copy of hc that follows no redirect, for token
-// requests: a redirect is answered to the caller as it came (an error to
-// x/oauth2 and to the backend client), never followed with the form.
-func noRedirects(hc *http.Client) *http.Client {
-	c := *hc
-	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	return &c
-}

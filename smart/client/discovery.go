@@ -118,7 +118,7 @@ func fetchConfiguration(ctx context.Context, hc *http.Client, u string) (*Config
 		return nil, fmt.Errorf("%w: %v", ErrDiscovery, err)
 	}
 	req.Header.Set("Accept", "application/json")
-	resp, err := hc.Do(req)
+	resp, err := sameOrigin(hc).Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrDiscovery, err)
 	}

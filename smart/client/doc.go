@@ -24,7 +24,9 @@
 // server's JWKS; an allow-list of EHRs ([Config.Issuers]) so a forged launch
 // cannot send users elsewhere; the token only with requests for the FHIR
 // server it is for, and token requests that follow no redirect, so no
-// credential reaches another host. It tolerates real EHRs without loosening
+// credential reaches another host; discovery and the JWKS taken only from
+// the origin they were asked of (a redirect elsewhere is an error). It
+// tolerates real EHRs without loosening
 // security: fhirUser absolute or relative ([Session.FHIRUserRef]), scopes
 // trimmed ([Session.Denied]), v1 scopes for v2 requests, 2.0-style
 // fhirContext strings, and missing context ([Session.Missing]).

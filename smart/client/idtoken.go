@@ -169,7 +169,7 @@ func fetchJWKS(ctx context.Context, hc *http.Client, uri string) (jose.JSONWebKe
 		return set, err
 	}
 	req.Header.Set("Accept", "application/json")
-	resp, err := hc.Do(req)
+	resp, err := sameOrigin(hc).Do(req)
 	if err != nil {
 		return set, err
 	}

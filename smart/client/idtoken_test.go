@@ -72,6 +72,39 @@ func TestVerifyIDToken(t *testing.T) {
 	}
 }
 
+// TestJWKSStaysOnItsOrigin: the keys an id_token is checked against are
+// taken from the jwks_uri's own origin; a redirect to another host, which
+// would let it choose the keys, is not followed.
+func TestJWKSStaysOnItsOrigin(t *testing.T) {
+	key, _ := rsa.GenerateKey(rand.Reader, 2048)
+	jwks, _ := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: key.Public(), KeyID: "k1", Algorithm: "RS256", Use: "sig"}}})
+	keys := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write(jwks) }))
+	defer keys.Close()
+	var to string
+	home := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/keys" {
+			_, _ = w.Write(jwks)
+			return
+		}
+		http.Redirect(w, r, to, http.StatusFound)
+	}))
+	defer home.Close()
+	now := time.Unix(1_800_000_000, 0)
+	s, _ := josekit.NewSigner(key, "k1", "RS256", "JWT")
+	for _, c := range []struct {
+		to string
+		ok bool
+	}{{home.URL + "/keys", true}, {keys.URL + "/keys", false}} {
+		to = c.to
+		cfg := &Configuration{Issuer: "https://ehr.example/auth", JWKSURI: home.URL + "/jwks"}
+		tok, _ := josekit.SignJSON(s, map[string]any{"iss": cfg.Issuer, "sub": "u1", "aud": "app", "exp": now.Add(time.Minute).Unix(), "iat": now.Unix(), "nonce": "n1"})
+		conf := &Config{ClientID: "app", Now: func() time.Time { return now }}
+		if _, err := conf.verifyIDToken(context.Background(), cfg, tok, "n1"); (err == nil) != c.ok {
+			t.Errorf("keys redirected to %s: %v", c.to, err)
+		}
+	}
+}
+
 func TestCookieStoreTamper(t *testing.T) {
 	cs := &CookieStore{Key: make([]byte, 32), Insecure: true}
 	w := httptest.NewRecorder()
