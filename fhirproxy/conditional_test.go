@@ -236,3 +236,60 @@ func TestConditionalWritesByLabels(t *testing.T) {
 		f.refused(name, f.do("PUT", "/Observation?identifier=urn:lab|A", f.token(scope, everyLabel()), noID(obs("", "p1", "laboratory"))), 403)
 	}
 }
+
+// TestConditionalReferences: a reference written as a search
+// (Patient?identifier=…) is resolved by the FHIR server over every record
+// it holds, so, written by an access that does not see everything, it
+// would link the record to one the access may not see (another patient's,
+// a withheld one) and tell by the answer (201, or the server's 400 or 412)
+// whether such a record exists. It is refused, in a resource (contained
+// ones too), a JSON Patch or a FHIRPath Patch, and nothing is forwarded;
+// an access that sees everything may write one.
+func TestConditionalReferences(t *testing.T) {
+	f := newFixture(t)
+	patient := f.token("launch/patient patient/Observation.cruds", nil)
+	user := f.token("user/Observation.cruds", nil)
+	with := func(member string, v any) string {
+		r := obs("", "p1", "laboratory")
+		delete(r, "id")
+		r[member] = v
+		return mustJSON(r)
+	}
+	ref := func(v string) map[string]any { return map[string]any{"reference": v} }
+	jsonPatch := []string{"Content-Type", "application/json-patch+json"}
+	for name, c := range map[string]struct {
+		method, target, tok, body string
+		hdr                       []string
+	}{
+		"an encounter by identifier":    {"POST", "/Observation", patient, with("encounter", ref("Encounter?identifier=urn:enc|9")), nil},
+		"a performer by identifier":     {"POST", "/Observation", user, with("performer", []any{ref("Practitioner?identifier=urn:npi|1")}), nil},
+		"the subject by identifier":     {"POST", "/Observation", user, with("subject", ref("Patient?identifier=urn:mrn|2")), nil},
+		"an absolute search":            {"POST", "/Observation", user, with("subject", ref(f.up.ts.URL+"/Patient?identifier=urn:mrn|2")), nil},
+		"in a contained resource":       {"POST", "/Observation", user, with("contained", []any{map[string]any{"resourceType": "Specimen", "id": "s", "subject": ref("Patient?name=Two")}}), nil},
+		"in an update":                  {"PUT", "/Observation/lab-1", user, strings.Replace(with("encounter", ref("Encounter?status=finished")), `{`, `{"id":"lab-1",`, 1), nil},
+		"a patched reference":           {"PATCH", "/Observation/lab-1", user, `[{"op":"replace","path":"/subject/reference","value":"Patient?identifier=urn:mrn|2"}]`, jsonPatch},
+		"a patched reference object":    {"PATCH", "/Observation/lab-1", user, `[{"op":"add","path":"/performer","value":[{"reference":"Practitioner?identifier=x"}]}]`, jsonPatch},
+		"a FHIRPath patch of reference": {"PATCH", "/Observation/lab-1", user, fhirPathPatchValue("Observation.subject", `"valueReference":{"reference":"Patient?identifier=urn:mrn|2"}`), nil},
+		"in a batch": {"POST", "/", user, `{"resourceType":"Bundle","type":"transaction","entry":[{"request":{"method":"POST","url":"Observation"},"resource":` +
+			with("performer", []any{ref("Practitioner?identifier=x")}) + `}]}`, nil},
+	} {
+		f.refused(name, f.do(c.method, c.target, c.tok, c.body, c.hdr...), http.StatusForbidden)
+	}
+	cleared := f.token("system/Observation.cruds", everyLabel())
+	if r := f.do("POST", "/Observation", cleared, with("performer", []any{ref("Practitioner?identifier=urn:npi|1")})); r.status != 201 {
+		t.Errorf("a conditional reference by an access that sees everything: %d %s", r.status, r.raw)
+	}
+	f.up.reset()
+	// References that are not searches pass.
+	if r := f.do("POST", "/Observation", user, with("performer", []any{ref("Practitioner/dr"), ref("#x")})); r.status != 201 {
+		t.Errorf("plain references: %d %s", r.status, r.raw)
+	}
+	f.up.reset()
+}
+
+// fhirPathPatchValue is a FHIRPath Patch replacing path with a value
+// (its value[x] member, as JSON).
+func fhirPathPatchValue(path, value string) string {
+	return `{"resourceType":"Parameters","parameter":[{"name":"operation","part":[{"name":"type","valueCode":"replace"},` +
+		`{"name":"path","valueString":"` + path + `"},{"name":"value",` + value + `}]}]}`
+}

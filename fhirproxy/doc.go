@@ -141,6 +141,12 @@
 // of every label, and otherwise go upstream as they are (an update or a
 // patch keeping the labels of whatever the criteria match).
 //
+// A reference written as a search (Patient?identifier=…, in a resource,
+// a contained one or a patch) is refused with 403 to an access that does
+// not see everything: the FHIR server would resolve it over every record,
+// link the write to one the access may not see, and tell by its answer
+// whether one exists.
+//
 // # Reading responses
 //
 // A response is read only when the request cannot prove it: with no patient

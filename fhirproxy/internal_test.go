@@ -576,7 +576,8 @@ func TestNoMatchIsAnID(t *testing.T) {
 
 // FuzzReadPatch checks the JSON Patch reader against encoding/json: it
 // never panics, accepts only what encoding/json reads as an array of
-// operations with a known op and a JSON Pointer path, and says a patch
+// operations with a known op, a JSON Pointer path and the from or value
+// the op requires, and says a patch
 // spares the labels only when no changing operation's path (or a move's
 // from), decoded independently, is the root or below meta or contained.
 func FuzzReadPatch(f *testing.F) {
@@ -616,7 +617,8 @@ func FuzzReadPatch(f *testing.F) {
 			if !ok || path != "" && path[0] != '/' {
 				t.Fatalf("accepted an operation without a pointer path: %v", op)
 			}
-			from, _ := op["from"].(string)
+			from, hasFrom := op["from"].(string)
+			_, hasValue := op["value"]
 			switch op["op"] {
 			case "test":
 			case "add", "remove", "replace", "copy":
@@ -626,9 +628,72 @@ func FuzzReadPatch(f *testing.F) {
 			default:
 				t.Fatalf("accepted an unknown op: %v", op)
 			}
+			switch op["op"] {
+			case "copy", "move":
+				if !hasFrom {
+					t.Fatalf("accepted a %v without from: %v", op["op"], op)
+				}
+			case "add", "replace", "test":
+				if !hasValue {
+					t.Fatalf("accepted a %v without value: %v", op["op"], op)
+				}
+			}
 		}
 		if spared != spares {
 			t.Fatalf("sparesLabels %v; an independent reading says %v", spared, spares)
+		}
+	})
+}
+
+// FuzzRefersByCriteria checks the conditional reference finder against an
+// independent reading with encoding/json: it never panics, reads only
+// strict JSON, and finds one exactly when some member named reference has
+// a string value with a '?' (or, in a patch, any string reads as a search
+// of a resource type).
+func FuzzRefersByCriteria(f *testing.F) {
+	for _, s := range []string{
+		`{"resourceType":"Observation","subject":{"reference":"Patient?identifier=a|b"}}`,
+		`{"resourceType":"Observation","performer":[{"reference":"Practitioner/1"}],"contained":[{"x":{"reference":"#a?"}}]}`,
+		`[{"op":"replace","path":"/subject/reference","value":"http://x/fhir/Patient?name=a"}]`,
+		`{"reference":["Patient?x"],"reference2":"Patient?y"}`,
+		`"Patient?x"`,
+	} {
+		f.Add([]byte(s), false)
+		f.Add([]byte(s), true)
+	}
+	f.Fuzz(func(t *testing.T, body []byte, patch bool) {
+		found, err := refersByCriteria(body, patch)
+		if err != nil {
+			return
+		}
+		var v any
+		if json.Unmarshal(body, &v) != nil {
+			t.Fatalf("read what encoding/json does not: %q", body)
+		}
+		var walk func(v any, reference bool) bool
+		walk = func(v any, reference bool) bool {
+			switch x := v.(type) {
+			case map[string]any:
+				for k, e := range x {
+					if walk(e, k == "reference") {
+						return true
+					}
+				}
+			case []any:
+				for _, e := range x {
+					if walk(e, false) {
+						return true
+					}
+				}
+			case string:
+				typ, _, ok := strings.Cut(x, "?")
+				typ = typ[strings.LastIndex(typ, "/")+1:]
+				return reference && ok || patch && ok && knownType(typ)
+			}
+			return false
+		}
+		if want := walk(v, false); found != want {
+			t.Fatalf("found %v; an independent reading says %v: %q", found, want, body)
 		}
 	})
 }

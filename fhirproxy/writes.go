@@ -1,6 +1,7 @@
 package fhirproxy
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -64,7 +65,61 @@ func (p *Proxy) checkWrite(ctx context.Context, contentType string, in Interacti
 		}
 		next = &pr
 	}
+	if !a.seesAll() && (in.Kind == Create || in.Kind == Update || in.Kind == Patch) {
+		if byCriteria, err := refersByCriteria(body, in.Kind == Patch); err != nil || byCriteria {
+			return refuse(http.StatusForbidden, "forbidden", "a reference written as a search (Type?criteria) is resolved by the FHIR server over records this token may not see; name the resource by its id")
+		}
+	}
 	return p.checkStored(ctx, in, a, next, body, sparesLabels)
+}
+
+// refersByCriteria reports whether a written body holds a conditional
+// reference: a reference member whose value is a search (Patient?identifier=…,
+// on this server or an absolute one), at any depth (contained resources,
+// a patch's values). The FHIR server resolves it over every record it
+// holds: to one the access may not see, it would link the record, and its
+// answer (201, or its 400 or 412) would tell whether such a record exists.
+// A patch (JSON or FHIRPath) can also set a reference's value alone, as a
+// string: there any string that reads as a search of a resource type
+// counts.
+func refersByCriteria(body []byte, patch bool) (bool, error) {
+	s := jsonstrict.NewScanner(body)
+	found := false
+	var value func(reference bool) error
+	value = func(reference bool) error {
+		switch s.Kind() {
+		case '{':
+			return s.Object(func(name []byte) error { return value(string(name) == "reference") })
+		case '[':
+			return s.Array(func() error { return value(false) })
+		case '"':
+			v, err := s.String()
+			if reference && bytes.IndexByte(v, '?') >= 0 || patch && searchOfType(v) {
+				found = true
+			}
+			return err
+		}
+		return s.Skip()
+	}
+	err := value(false)
+	if err == nil {
+		err = s.End()
+	}
+	return found, err
+}
+
+// searchOfType reports whether a string reads as a search of a resource
+// type: Type?… or …/Type?….
+func searchOfType(v []byte) bool {
+	q := bytes.IndexByte(v, '?')
+	if q < 0 {
+		return false
+	}
+	typ := v[:q]
+	if i := bytes.LastIndexByte(typ, '/'); i >= 0 {
+		typ = typ[i+1:]
+	}
+	return knownType(string(typ))
 }
 
 // entryResource is the content type checkWrite is given for a batch
