@@ -141,6 +141,9 @@
 // of every label, and otherwise go upstream as they are (an update or a
 // patch keeping the labels of whatever the criteria match).
 //
+// With patient context a written record may name no other patient of this
+// server, anywhere in it (a performer, a contained resource, an extension):
+// the CompartmentDefinition would put it in that patient's compartment too.
 // A reference written as a search (Patient?identifier=…, in a resource,
 // a contained one or a patch) is refused with 403 to an access that does
 // not see everything: the FHIR server would resolve it over every record,

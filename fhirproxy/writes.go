@@ -70,6 +70,13 @@ func (p *Proxy) checkWrite(ctx context.Context, contentType string, in Interacti
 			return refuse(http.StatusForbidden, "forbidden", "a reference written as a search (Type?criteria) is resolved by the FHIR server over records this token may not see; name the resource by its id")
 		}
 	}
+	if a.patient != "" && in.Type != "Patient" && (in.Kind == Create || in.Kind == Update) {
+		// (A Patient's own references to other patients are its links,
+		// which keepsLinks holds to the stored ones.)
+		if other, err := namesAnotherPatient(body, a); err != nil || other {
+			return refuse(http.StatusForbidden, "forbidden", "the resource names another patient: with patient context a record may refer to its own patient only")
+		}
+	}
 	return p.checkStored(ctx, in, a, next, body, sparesLabels)
 }
 
@@ -83,8 +90,35 @@ func (p *Proxy) checkWrite(ctx context.Context, contentType string, in Interacti
 // string: there any string that reads as a search of a resource type
 // counts.
 func refersByCriteria(body []byte, patch bool) (bool, error) {
+	return anyString(body, func(v []byte, reference bool) bool {
+		return reference && bytes.IndexByte(v, '?') >= 0 || patch && searchOfType(v)
+	})
+}
+
+// namesAnotherPatient reports whether a written resource refers, anywhere
+// in it (contained resources too), to a Patient on this server other than
+// the access's patient. The CompartmentDefinition puts a record in the
+// compartment of every patient some of its fields name (an Observation's
+// performer, say), so such a write would put it in another patient's too;
+// and a server that checks references would tell by its answer whether
+// that patient exists.
+func namesAnotherPatient(body []byte, a *access) (bool, error) {
+	return anyString(body, func(v []byte, reference bool) bool {
+		if !reference {
+			return false
+		}
+		ref, ok := a.localRef(string(v))
+		id, isPatient := strings.CutPrefix(ref, "Patient/")
+		return ok && isPatient && id != a.patient
+	})
+}
+
+// anyString reads a strict JSON value and reports whether found holds for
+// one of its strings, told whether it is the value of a member named
+// reference.
+func anyString(body []byte, found func(v []byte, reference bool) bool) (bool, error) {
 	s := jsonstrict.NewScanner(body)
-	found := false
+	hit := false
 	var value func(reference bool) error
 	value = func(reference bool) error {
 		switch s.Kind() {
@@ -94,9 +128,7 @@ func refersByCriteria(body []byte, patch bool) (bool, error) {
 			return s.Array(func() error { return value(false) })
 		case '"':
 			v, err := s.String()
-			if reference && bytes.IndexByte(v, '?') >= 0 || patch && searchOfType(v) {
-				found = true
-			}
+			hit = hit || err == nil && found(v, reference)
 			return err
 		}
 		return s.Skip()
@@ -105,7 +137,7 @@ func refersByCriteria(body []byte, patch bool) (bool, error) {
 	if err == nil {
 		err = s.End()
 	}
-	return found, err
+	return hit, err
 }
 
 // searchOfType reports whether a string reads as a search of a resource
