@@ -150,7 +150,7 @@ func (p *Proxy) matchesOn(ctx context.Context, a *access, target, page string, m
 	)
 	s := jsonstrict.NewScanner(body)
 	derr := top.decode(s, readEntries(s, nil, func(e bundleEntry) error {
-		if e.hasRes && e.res.ResourceType == target && a.judge(&e.res) == keep && !slices.Contains(*matches, e.res.ID) {
+		if e.hasRes && !e.notMatch && e.res.ResourceType == target && a.judge(&e.res) == keep && !slices.Contains(*matches, e.res.ID) {
 			*matches = append(*matches, e.res.ID)
 		}
 		return nil

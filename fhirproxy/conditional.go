@@ -113,9 +113,14 @@ func (p *Proxy) resolveConditional(ctx context.Context, x *exchange) *refusal {
 	var kept []Param // the write's own parameters: _format
 	s := Interaction{Kind: SearchType, Type: in.Type}
 	for _, prm := range crit {
-		if prm.Name == "_format" {
+		switch {
+		case prm.Name == "_format":
 			kept = append(kept, prm)
-		} else {
+		case !criterion(prm.Name):
+			// If-None-Exist's too: an _include would count what it brings
+			// as matches, _summary=count would match nothing.
+			return refuse(http.StatusBadRequest, "invalid", "parameter "+prm.Name+" is not a search criterion")
+		default:
 			s.Params = append(s.Params, prm)
 		}
 	}

@@ -107,6 +107,8 @@ func TestConditionalWrites(t *testing.T) {
 		"create matching two":               {"POST", "/Observation", noID(mine()), []string{"If-None-Exist", "identifier=urn:lab|D"}, want{412, nil}},
 		"create, criteria naming another":   {"POST", "/Observation", noID(mine()), []string{"If-None-Exist", "subject=Patient/p2"}, want{403, nil}},
 		"create, criteria with a chain":     {"POST", "/Observation", noID(mine()), []string{"If-None-Exist", "subject:Patient.name=Two"}, want{403, nil}},
+		"create, criteria that include":     {"POST", "/Observation", noID(mine()), []string{"If-None-Exist", "_id=lab-1&_include=Observation:has-member"}, want{400, nil}},
+		"create, criteria that count":       {"POST", "/Observation", noID(mine()), []string{"If-None-Exist", "identifier=urn:lab|A&_summary=count"}, want{400, nil}},
 	} {
 		r := f.do(c.method, c.target, patient, c.body, c.hdr...)
 		if r.status != c.status {
