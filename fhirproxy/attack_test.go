@@ -1949,29 +1949,22 @@ func TestParameterNameCase(t *testing.T) {
 func TestWritesNameNoOtherPatient(t *testing.T) {
 	f := newFixture(t)
 	tok := f.token("launch/patient patient/Observation.cruds", nil)
-	with := func(member string, v any) string {
-		r := obs("", "p1", "laboratory")
-		delete(r, "id")
-		r[member] = v
-		return mustJSON(r)
-	}
-	ref := func(v string) map[string]any { return map[string]any{"reference": v} }
 	for name, body := range map[string]string{
-		"a performer":          with("performer", []any{ref("Patient/p2")}),
-		"versioned":            with("performer", []any{ref("Patient/p2/_history/1")}),
-		"absolute":             with("performer", []any{ref(f.up.ts.URL + "/Patient/p2")}),
-		"on the proxy's base":  with("focus", []any{ref(f.base + "/Patient/p2")}),
-		"in a contained":       with("contained", []any{map[string]any{"resourceType": "Specimen", "id": "s", "subject": ref("Patient/p2")}}),
-		"deep in an extension": with("extension", []any{map[string]any{"url": "urn:x", "valueReference": ref("Patient/p2")}}),
+		"a performer":          withMember("performer", []any{reference("Patient/p2")}),
+		"versioned":            withMember("performer", []any{reference("Patient/p2/_history/1")}),
+		"absolute":             withMember("performer", []any{reference(f.up.ts.URL + "/Patient/p2")}),
+		"on the proxy's base":  withMember("focus", []any{reference(f.base + "/Patient/p2")}),
+		"in a contained":       withMember("contained", []any{map[string]any{"resourceType": "Specimen", "id": "s", "subject": reference("Patient/p2")}}),
+		"deep in an extension": withMember("extension", []any{map[string]any{"url": "urn:x", "valueReference": reference("Patient/p2")}}),
 	} {
 		f.refused(name, f.do("POST", "/Observation", tok, body), http.StatusForbidden)
 	}
-	f.refused("an update", f.do("PUT", "/Observation/lab-1", tok, strings.Replace(with("performer", []any{ref("Patient/p2")}), "{", `{"id":"lab-1",`, 1)), http.StatusForbidden)
+	f.refused("an update", f.do("PUT", "/Observation/lab-1", tok, strings.Replace(withMember("performer", []any{reference("Patient/p2")}), "{", `{"id":"lab-1",`, 1)), http.StatusForbidden)
 	for name, body := range map[string]string{
-		"its own patient":       with("performer", []any{ref("Patient/p1"), ref(f.base + "/Patient/p1")}),
-		"another server's":      with("performer", []any{ref("https://other.example/fhir/Patient/p2")}),
-		"other types":           with("hasMember", []any{ref("Observation/lab-2")}),
-		"a Patient in its text": with("note", []any{map[string]any{"text": "Patient/p2"}}),
+		"its own patient":       withMember("performer", []any{reference("Patient/p1"), reference(f.base + "/Patient/p1")}),
+		"another server's":      withMember("performer", []any{reference("https://other.example/fhir/Patient/p2")}),
+		"other types":           withMember("hasMember", []any{reference("Observation/lab-2")}),
+		"a Patient in its text": withMember("note", []any{map[string]any{"text": "Patient/p2"}}),
 	} {
 		if r := f.do("POST", "/Observation", tok, body); r.status != http.StatusCreated {
 			t.Errorf("%s: %d %s", name, r.status, r.raw)

@@ -45,6 +45,18 @@ func (f *fixture) writes() []string {
 	return out
 }
 
+// withMember is the JSON of a new Observation of p1's (no id) with one
+// more member.
+func withMember(member string, v any) string {
+	r := obs("", "p1", "laboratory")
+	delete(r, "id")
+	r[member] = v
+	return mustJSON(r)
+}
+
+// reference is a FHIR Reference to v.
+func reference(v string) map[string]any { return map[string]any{"reference": v} }
+
 // noID is a resource's JSON without its id.
 func noID(r map[string]any) string {
 	delete(r, "id")
@@ -251,39 +263,32 @@ func TestConditionalReferences(t *testing.T) {
 	f := newFixture(t)
 	patient := f.token("launch/patient patient/Observation.cruds", nil)
 	user := f.token("user/Observation.cruds", nil)
-	with := func(member string, v any) string {
-		r := obs("", "p1", "laboratory")
-		delete(r, "id")
-		r[member] = v
-		return mustJSON(r)
-	}
-	ref := func(v string) map[string]any { return map[string]any{"reference": v} }
 	jsonPatch := []string{"Content-Type", "application/json-patch+json"}
 	for name, c := range map[string]struct {
 		method, target, tok, body string
 		hdr                       []string
 	}{
-		"an encounter by identifier":    {"POST", "/Observation", patient, with("encounter", ref("Encounter?identifier=urn:enc|9")), nil},
-		"a performer by identifier":     {"POST", "/Observation", user, with("performer", []any{ref("Practitioner?identifier=urn:npi|1")}), nil},
-		"the subject by identifier":     {"POST", "/Observation", user, with("subject", ref("Patient?identifier=urn:mrn|2")), nil},
-		"an absolute search":            {"POST", "/Observation", user, with("subject", ref(f.up.ts.URL+"/Patient?identifier=urn:mrn|2")), nil},
-		"in a contained resource":       {"POST", "/Observation", user, with("contained", []any{map[string]any{"resourceType": "Specimen", "id": "s", "subject": ref("Patient?name=Two")}}), nil},
-		"in an update":                  {"PUT", "/Observation/lab-1", user, strings.Replace(with("encounter", ref("Encounter?status=finished")), `{`, `{"id":"lab-1",`, 1), nil},
+		"an encounter by identifier":    {"POST", "/Observation", patient, withMember("encounter", reference("Encounter?identifier=urn:enc|9")), nil},
+		"a performer by identifier":     {"POST", "/Observation", user, withMember("performer", []any{reference("Practitioner?identifier=urn:npi|1")}), nil},
+		"the subject by identifier":     {"POST", "/Observation", user, withMember("subject", reference("Patient?identifier=urn:mrn|2")), nil},
+		"an absolute search":            {"POST", "/Observation", user, withMember("subject", reference(f.up.ts.URL+"/Patient?identifier=urn:mrn|2")), nil},
+		"in a contained resource":       {"POST", "/Observation", user, withMember("contained", []any{map[string]any{"resourceType": "Specimen", "id": "s", "subject": reference("Patient?name=Two")}}), nil},
+		"in an update":                  {"PUT", "/Observation/lab-1", user, strings.Replace(withMember("encounter", reference("Encounter?status=finished")), `{`, `{"id":"lab-1",`, 1), nil},
 		"a patched reference":           {"PATCH", "/Observation/lab-1", user, `[{"op":"replace","path":"/subject/reference","value":"Patient?identifier=urn:mrn|2"}]`, jsonPatch},
 		"a patched reference object":    {"PATCH", "/Observation/lab-1", user, `[{"op":"add","path":"/performer","value":[{"reference":"Practitioner?identifier=x"}]}]`, jsonPatch},
 		"a FHIRPath patch of reference": {"PATCH", "/Observation/lab-1", user, fhirPathPatchValue("Observation.subject", `"valueReference":{"reference":"Patient?identifier=urn:mrn|2"}`), nil},
 		"in a batch": {"POST", "/", user, `{"resourceType":"Bundle","type":"transaction","entry":[{"request":{"method":"POST","url":"Observation"},"resource":` +
-			with("performer", []any{ref("Practitioner?identifier=x")}) + `}]}`, nil},
+			withMember("performer", []any{reference("Practitioner?identifier=x")}) + `}]}`, nil},
 	} {
 		f.refused(name, f.do(c.method, c.target, c.tok, c.body, c.hdr...), http.StatusForbidden)
 	}
 	cleared := f.token("system/Observation.cruds", everyLabel())
-	if r := f.do("POST", "/Observation", cleared, with("performer", []any{ref("Practitioner?identifier=urn:npi|1")})); r.status != 201 {
+	if r := f.do("POST", "/Observation", cleared, withMember("performer", []any{reference("Practitioner?identifier=urn:npi|1")})); r.status != 201 {
 		t.Errorf("a conditional reference by an access that sees everything: %d %s", r.status, r.raw)
 	}
 	f.up.reset()
 	// References that are not searches pass.
-	if r := f.do("POST", "/Observation", user, with("performer", []any{ref("Practitioner/dr"), ref("#x")})); r.status != 201 {
+	if r := f.do("POST", "/Observation", user, withMember("performer", []any{reference("Practitioner/dr"), reference("#x")})); r.status != 201 {
 		t.Errorf("plain references: %d %s", r.status, r.raw)
 	}
 	f.up.reset()
