@@ -103,18 +103,18 @@ func authorizeConditional(in *Interaction, a *access) *refusal {
 // refuses it.
 func (p *Proxy) resolveConditional(ctx context.Context, x *exchange) *refusal {
 	in, a := &x.in, x.a
-	crit := in.Params
+	crit, kept := in.Params, []Param(nil) // kept: the write's own parameters (_format)
 	if in.Kind == Create {
 		var err error
 		if crit, err = parseQuery(in.ifNoneExist, p.Limits); err != nil { // parsed once already
 			return refuse(http.StatusBadRequest, "invalid", "the If-None-Exist criteria are not understood")
 		}
+		kept = in.Params // a create's query holds _format only (parsePath)
 	}
-	var kept []Param // the write's own parameters: _format
 	s := Interaction{Kind: SearchType, Type: in.Type}
 	for _, prm := range crit {
 		switch {
-		case prm.Name == "_format":
+		case prm.Name == "_format" && in.Kind != Create:
 			kept = append(kept, prm)
 		case !criterion(prm.Name):
 			// If-None-Exist's too: an _include would count what it brings
@@ -123,9 +123,6 @@ func (p *Proxy) resolveConditional(ctx context.Context, x *exchange) *refusal {
 		default:
 			s.Params = append(s.Params, prm)
 		}
-	}
-	if in.Kind == Create {
-		kept = in.Params
 	}
 	sa := *a
 	if ref := p.authorize(&s, &sa); ref != nil {
