@@ -81,19 +81,19 @@ func (p *Proxy) resolveChains(ctx context.Context, in *Interaction, a *access) *
 			// constraint, which the proxy's own search would not apply.
 			return forbidden("the token's scopes do not allow a search of " + target + ", which the chain reaches")
 		}
-		ids, refused := p.visibleMatches(ctx, a, target, []Param{{Name: rest, Value: prm.Value}}, chainLimit)
+		found, refused := p.visibleMatches(ctx, a, target, []Param{{Name: rest, Value: prm.Value}}, chainLimit)
 		switch {
 		case refused != nil:
 			return refused
-		case len(ids) > chainLimit:
+		case len(found) > chainLimit:
 			return refuse(http.StatusForbidden, "too-costly", "the chain's criteria match more than "+strconv.Itoa(chainLimit)+" records; narrow them")
 		}
-		if len(ids) == 0 {
-			ids = []string{noMatch()} // matches nothing, as a chain reaching no record would
+		if len(found) == 0 {
+			found = []match{{id: noMatch()}} // matches nothing, as a chain reaching no record would
 		}
-		refs := make([]string, len(ids))
-		for j, id := range ids {
-			refs[j] = target + "/" + id
+		refs := make([]string, len(found))
+		for j, m := range found {
+			refs[j] = target + "/" + m.id
 		}
 		*prm = Param{Name: param, Value: strings.Join(refs, ",")}
 	}
@@ -107,9 +107,9 @@ func (p *Proxy) resolveChains(ctx context.Context, in *Interaction, a *access) *
 // visible matches, whatever was withheld: only criteria matching more
 // records than chainPages pages hold, withheld ones included, are refused
 // for their number in all.
-func (p *Proxy) visibleMatches(ctx context.Context, a *access, target string, criteria []Param, limit int) ([]string, *refusal) {
+func (p *Proxy) visibleMatches(ctx context.Context, a *access, target string, criteria []Param, limit int) ([]match, *refusal) {
 	page := p.upstreamURL(target, encodeQuery(append(slices.Clip(criteria), Param{Name: "_count", Value: strconv.Itoa(chainLimit + 1)})))
-	var matches []string
+	var matches []match
 	for n := 1; ; n++ {
 		next, refused := p.matchesOn(ctx, a, target, page, &matches)
 		switch {
@@ -133,9 +133,13 @@ func (p *Proxy) visibleMatches(ctx context.Context, a *access, target string, cr
 // conditional write's criteria) the proxy reads.
 const chainPages = 10
 
-// matchesOn reads one page of a search of target, adds the ids of the
-// matches the access may see to matches, and returns the page's next link.
-func (p *Proxy) matchesOn(ctx context.Context, a *access, target, page string, matches *[]string) (string, *refusal) {
+// match is a record a search matched: its id, and its meta.versionId as
+// the search saw it ("" when the server writes none).
+type match struct{ id, version string }
+
+// matchesOn reads one page of a search of target, adds the matches the
+// access may see to matches, and returns the page's next link.
+func (p *Proxy) matchesOn(ctx context.Context, a *access, target, page string, matches *[]match) (string, *refusal) {
 	st, body, _, err := p.getURL(ctx, page)
 	switch {
 	case err != nil:
@@ -150,8 +154,9 @@ func (p *Proxy) matchesOn(ctx context.Context, a *access, target, page string, m
 	)
 	s := jsonstrict.NewScanner(body)
 	derr := top.decode(s, readEntries(s, nil, func(e bundleEntry) error {
-		if e.hasRes && !e.notMatch && e.res.ResourceType == target && a.judge(&e.res) == keep && !slices.Contains(*matches, e.res.ID) {
-			*matches = append(*matches, e.res.ID)
+		if e.hasRes && !e.notMatch && e.res.ResourceType == target && a.judge(&e.res) == keep &&
+			!slices.ContainsFunc(*matches, func(m match) bool { return m.id == e.res.ID }) {
+			*matches = append(*matches, match{e.res.ID, versionOf(body[e.resStart:e.resEnd])})
 		}
 		return nil
 	}), func(name string, start int64) error {
@@ -167,6 +172,25 @@ func (p *Proxy) matchesOn(ctx context.Context, a *access, target, page string, m
 		return "", refuse(http.StatusBadGateway, "invalid", "the FHIR server's next page of the criteria's matches has no address")
 	}
 	return next, nil
+}
+
+// versionOf is a resource's meta.versionId, read from its JSON (strict:
+// the page has been read), or "".
+func versionOf(res []byte) string {
+	var v string
+	s := jsonstrict.NewScanner(res)
+	_ = readObject(s, func(name []byte) error {
+		if string(name) != "meta" {
+			return s.Skip()
+		}
+		return readObject(s, func(name []byte) error {
+			if string(name) != "versionId" {
+				return s.Skip()
+			}
+			return readString(s, &v)
+		})
+	})
+	return v
 }
 
 // noMatch is a random id in FHIR's id syntax ([A-Za-z0-9.-], which base64url

@@ -134,16 +134,16 @@ func (p *Proxy) resolveConditional(ctx context.Context, x *exchange) *refusal {
 	if !s.forwardable(p.Limits) {
 		return refuse(http.StatusBadRequest, "too-costly", "the criteria are too long as the proxy would search them (re-encoded, with the token's constraints added); narrow them")
 	}
-	ids, ref := p.visibleMatches(ctx, &sa, in.Type, s.Params, 1)
+	found, ref := p.visibleMatches(ctx, &sa, in.Type, s.Params, 1)
 	if ref != nil {
 		return ref
 	}
-	if len(ids) > 1 {
+	if len(found) > 1 {
 		return refuse(http.StatusPreconditionFailed, "multiple-matches", "the criteria match more than one record; narrow them")
 	}
-	id := ""
-	if len(ids) == 1 {
-		id = ids[0]
+	var id string
+	if len(found) == 1 {
+		id = found[0].id
 	}
 	switch in.Kind {
 	case Create:
@@ -172,6 +172,19 @@ func (p *Proxy) resolveConditional(ctx context.Context, x *exchange) *refusal {
 	}
 	if in.Kind != Create {
 		in.ID = id
+	}
+	if in.Kind == Update || in.Kind == Patch || in.Kind == Delete {
+		if v := found[0].version; v != "" { // one match: none was answered above, or became a create
+			// The write is held to the version the criteria matched:
+			// checkStored refuses another (a record changed after it
+			// matched, so that it may match no more), and the version goes
+			// upstream as If-Match where the stored version is not read.
+			matched := `W/"` + v + `"`
+			if in.ifMatch != "" && !matchesVersion(in.ifMatch, matched) {
+				return refuse(http.StatusPreconditionFailed, "conflict", "If-Match names another version than the record the criteria match")
+			}
+			in.ifMatch, a.pin = matched, matched
+		}
 	}
 	in.Params, in.Conditional, in.resolve = kept, false, false
 	x.ev.Interaction, x.ev.Resource = string(in.Kind), resourceRef(in, "") // what is done, to what

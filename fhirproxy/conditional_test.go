@@ -199,6 +199,65 @@ func TestConditionalWrites(t *testing.T) {
 	f.up.reset()
 }
 
+// TestConditionalWritesMeetTheVersionMatched: the write goes to the
+// version the criteria matched. A record changed between the proxy's search
+// and the write, so that it matches no more, is not written: checkStored
+// refuses another version (a stored read follows), or the server does,
+// given the version as If-Match (no stored read: an access that sees
+// everything deleting).
+func TestConditionalWritesMeetTheVersionMatched(t *testing.T) {
+	f := conditionalFixture(t)
+	f.up.versions = map[string][]map[string]any{}
+	for _, r := range f.up.resources {
+		m, _ := r["meta"].(map[string]any)
+		if m == nil {
+			m = map[string]any{}
+		}
+		m["versionId"], r["meta"] = "1", m
+	}
+	renamed := func() {
+		f.up.mu.Lock()
+		f.up.afterSearch = func() {
+			f.up.mu.Lock()
+			defer f.up.mu.Unlock()
+			f.up.afterSearch = nil
+			key := "Observation/lab-1"
+			f.up.versions[key] = append(f.up.versions[key], f.up.resources[key])
+			next := identified(obs("lab-1", "p1", "laboratory"), "Q")
+			next["meta"] = map[string]any{"versionId": "2"}
+			f.up.resources[key] = next
+		}
+		f.up.mu.Unlock()
+	}
+	user := f.token("user/Observation.cruds", nil)
+	cleared := f.token("system/Observation.cruds", everyLabel())
+	renamed()
+	if r := f.do("DELETE", "/Observation?identifier=urn:lab|A", user, ""); r.status != http.StatusPreconditionFailed {
+		t.Errorf("a record renamed after it matched, with a stored read: %d %s", r.status, r.raw)
+	}
+	if got := f.writes(); len(got) != 0 {
+		t.Errorf("the upstream received %q", got)
+	}
+	f.up.mu.Lock()
+	f.up.resources["Observation/lab-1"], f.up.versions = identified(obs("lab-1", "p1", "laboratory"), "A"), map[string][]map[string]any{}
+	f.up.resources["Observation/lab-1"]["meta"] = map[string]any{"versionId": "1"}
+	f.up.mu.Unlock()
+	renamed()
+	if r := f.do("DELETE", "/Observation?identifier=urn:lab|A", cleared, ""); r.status != http.StatusPreconditionFailed {
+		t.Errorf("a record renamed after it matched, without a stored read: %d %s", r.status, r.raw)
+	}
+	if got := f.writes(); len(got) != 1 || got[0] != `DELETE /Observation/lab-1 W/"1"` {
+		t.Errorf("the upstream received %q", got)
+	}
+	// A client's If-Match must name the version matched.
+	if r := f.do("DELETE", "/Observation?identifier=urn:lab|B", cleared, "", "If-Match", `W/"7"`); r.status != http.StatusPreconditionFailed {
+		t.Errorf("If-Match naming another version: %d %s", r.status, r.raw)
+	}
+	if got := f.writes(); len(got) != 0 {
+		t.Errorf("the upstream received %q", got)
+	}
+}
+
 // TestConditionalWritesByLabels: with a clearance short of every label, a
 // withheld record matches nothing: a conditional write never touches it,
 // and answers as it would for criteria nobody meets.

@@ -121,7 +121,8 @@
 // token's own search (compartment and constraints imposed, chains
 // resolved, withheld records not counted) and sends the plain write the
 // visible matches call for, which is authorised and checked as that write
-// is on its own and pinned with If-Match to the version judged. For the
+// is on its own and pinned with If-Match to the version the criteria
+// matched (a record changed since is refused with 412). For the
 // token, what it may not see matches nothing:
 //
 //   - update: no match creates (POST; a body with an id is refused with

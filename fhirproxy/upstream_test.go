@@ -46,6 +46,9 @@ type upstream struct {
 	// afterRead, when set, runs after a read of "Type/id" is answered (a
 	// change made in the meantime by someone else); set it holding mu.
 	afterRead func(key string)
+	// afterSearch, when set, runs after a search is answered; set it
+	// holding mu.
+	afterSearch func()
 	// header is added to every response (a misbehaving upstream's headers).
 	header http.Header
 	// bundleMeta, when set, is every searchset's meta (servers write the
@@ -287,6 +290,12 @@ func (u *upstream) serve(w http.ResponseWriter, r *http.Request) {
 			bundle["meta"] = u.bundleMeta
 		}
 		u.write(w, 200, bundle)
+		u.mu.Lock()
+		after := u.afterSearch
+		u.mu.Unlock()
+		if after != nil {
+			after()
+		}
 	case r.Method == http.MethodPost && len(segs) == 1 && segs[0] != "":
 		var res map[string]any
 		_ = json.Unmarshal(b, &res)
