@@ -1862,6 +1862,15 @@ func TestAuditNamesThePatientsDisclosed(t *testing.T) {
 			t.Errorf("%s unread: %d, named %q, want %q", target, r.status, last().Patient, want)
 		}
 	}
+	// With AuditEveryDisclosure they are read too, and name what went out.
+	f.proxy.AuditEveryDisclosure = true
+	for target, want := range map[string][]string{"/Observation/lab-2": {"", "p2"}, "/Observation?category=laboratory": {"", "p1", "p2"},
+		"/Observation?subject=Group/g1": {"", "p1", "p2"}, "/Patient/p2": {"", "p2"}} {
+		if r := f.do("GET", target, system, ""); r.status != 200 || !slices.Equal(named(last()), want) && !slices.Equal(named(last()), want[1:]) {
+			t.Errorf("%s read for the audit: %d, named %v, want %v", target, r.status, named(last()), want[1:])
+		}
+	}
+	f.proxy.AuditEveryDisclosure = false
 	// The patient in context stays the one named; nothing else of theirs goes out.
 	patient := f.token("launch/patient patient/*.rs", nil)
 	if r := f.do("GET", "/Observation", patient, ""); r.status != 200 || last().Patient != "p1" || last().Patients != nil {

@@ -157,7 +157,9 @@
 // context, a clearance that allows every label and an answer that can hold
 // only the authorised type, it passes as from a plain reverse proxy
 // (unless Proxy.Transform is set: the host's redaction then sees every
-// response that can carry resources, whatever the token).
+// response that can carry resources, whatever the token; or
+// Proxy.AuditEveryDisclosure, which has them read so that every audit
+// event names the patients disclosed).
 // Otherwise responses are read strictly in one pass (member names matched
 // exactly, as a FHIR client matches them; duplicates, invalid UTF-8 and
 // anything ambiguous refused with 502) that also picks out the little the

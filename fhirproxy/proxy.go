@@ -80,7 +80,16 @@ type Proxy struct {
 	// nil means DefaultSharedTypes.
 	SharedTypes []string
 	Transform   Transform
-	Limits      Limits
+	// AuditEveryDisclosure has every answer that can carry resources read,
+	// so that each audit event names the patients it disclosed (and the
+	// labels), as SECURITY-BASELINE §10 has it. Without it, an answer the
+	// request proves allowed (no patient context, every label cleared, no
+	// Transform) passes unread, as from a plain reverse proxy, and its
+	// event names only the patient the request names: a system/ search of
+	// every patient's Observations names none. With it such answers cost
+	// the reading the others get.
+	AuditEveryDisclosure bool
+	Limits               Limits
 	// AllowOrigin reports whether a browser app at origin may read the
 	// responses to requests made with clientID's token (CORS); see
 	// RegisteredOrigins. nil answers no cross-origin request except for
@@ -521,7 +530,7 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, x *exchange) {
 	// request proves (full clearance, no patient context) is read too, or
 	// the host's redaction would not run for the very apps (research, with
 	// system/ scopes) it is usually for.
-	x.inspects = x.a != nil && (x.a.inspects(x.in) || p.Transform != nil && x.in.Kind != Delete)
+	x.inspects = x.a != nil && (x.a.inspects(x.in) || (p.Transform != nil || p.AuditEveryDisclosure) && x.in.Kind != Delete)
 	if !x.inspects && x.a != nil && x.ev.Patient == "" {
 		// An answer passed unread: its audit event names the patient the
 		// request itself names, where it names one.

@@ -165,7 +165,10 @@ func Start(ctx context.Context, cfg Config) (*Sandbox, error) {
 	proxy := &fhirproxy.Proxy{Upstream: upstream, Verifier: verifier, Audit: sb.async, Base: sb.FHIRBase,
 		SMARTConfigURL: sb.FHIRBase + "/.well-known/smart-configuration", AuthorizeURL: sb.Issuer + "/authorize",
 		TokenURL: sb.Issuer + "/token", RevokeURL: sb.Issuer + "/revoke", IntrospectURL: sb.Issuer + "/introspect",
-		AllowOrigin: fhirproxy.RegisteredOrigins(sb.Auth.Clients, "")}
+		AllowOrigin: fhirproxy.RegisteredOrigins(sb.Auth.Clients, ""),
+		// The sandbox shows who saw whose records: backend apps' answers
+		// are read too, so their audit events name the patients disclosed.
+		AuditEveryDisclosure: true}
 	exampleApp := &app.App{Base: "/app", EHROrigins: []string{"'self'"}, Client: &client.Config{
 		ClientID: ExampleAppID, RedirectURL: sb.URL + "/app/callback", Issuers: []string{sb.FHIRBase},
 		Scopes: []string{"openid", "fhirUser", "launch/patient", "patient/Patient.r", "patient/Observation.rs", "offline_access"},
