@@ -765,7 +765,8 @@ func memberInt(member []byte) (int, bool) {
 
 // supportedOnly removes from a CapabilityStatement's rest entry what the
 // proxy refuses to everyone: every operation but Patient/{id}/$everything,
-// and resource types outside FHIR R4.
+// resource types outside FHIR R4, and conditional deletes of several
+// records.
 func supportedOnly(rest map[string]any) {
 	delete(rest, "operation") // no system-level operation is allowed
 	resources, _ := rest["resource"].([]any)
@@ -776,6 +777,9 @@ func supportedOnly(rest map[string]any) {
 	})
 	for _, r := range resources {
 		m := r.(map[string]any)
+		if m["conditionalDelete"] == "multiple" {
+			m["conditionalDelete"] = "single" // the proxy answers 412 to criteria matching several (resolveConditional)
+		}
 		if m["type"] != "Patient" {
 			delete(m, "operation")
 			continue

@@ -194,7 +194,8 @@ func (u *upstream) serve(w http.ResponseWriter, r *http.Request) {
 				"operation": []any{op("export"), op("graphql")},
 				"resource": []any{
 					map[string]any{"type": "Patient", "operation": []any{op("everything"), op("match")}},
-					map[string]any{"type": "Observation", "operation": []any{op("lastn")}, "interaction": []any{map[string]any{"code": "read"}}},
+					map[string]any{"type": "Observation", "operation": []any{op("lastn")}, "interaction": []any{map[string]any{"code": "read"}},
+						"conditionalDelete": "multiple", "conditionalUpdate": true},
 					map[string]any{"type": "ImaginaryType"},
 				}}}})
 	case r.Method == http.MethodGet && len(segs) == 2:
