@@ -1954,7 +1954,8 @@ func TestParameterNameCase(t *testing.T) {
 // patient exists (found by probing: only the subject was checked). Any
 // form counts: relative, versioned, absolute on this server, in a
 // contained resource; another server's Patient is not one of this
-// server's. Nothing reaches the upstream.
+// server's. Nothing reaches the upstream. Nor may it refer to another
+// patient's record of another type (an Observation as hasMember).
 func TestWritesNameNoOtherPatient(t *testing.T) {
 	f := newFixture(t)
 	tok := f.token("launch/patient patient/Observation.cruds", nil)
@@ -1972,7 +1973,8 @@ func TestWritesNameNoOtherPatient(t *testing.T) {
 	for name, body := range map[string]string{
 		"its own patient":       withMember("performer", []any{reference("Patient/p1"), reference(f.base + "/Patient/p1")}),
 		"another server's":      withMember("performer", []any{reference("https://other.example/fhir/Patient/p2")}),
-		"other types":           withMember("hasMember", []any{reference("Observation/lab-2")}),
+		"its own records":       withMember("hasMember", []any{reference("Observation/vs-1"), reference(f.base + "/Observation/lab-1")}),
+		"shared types":          withMember("performer", []any{reference("Practitioner/dr")}),
 		"a Patient in its text": withMember("note", []any{map[string]any{"text": "Patient/p2"}}),
 	} {
 		if r := f.do("POST", "/Observation", tok, body); r.status != http.StatusCreated {
@@ -1980,4 +1982,35 @@ func TestWritesNameNoOtherPatient(t *testing.T) {
 		}
 		f.up.reset()
 	}
+	// The records of the compartment's types it refers to are read, and must
+	// be the patient's and within its clearance: another patient's, a
+	// withheld one and a missing one are refused alike, only reads sent.
+	answers := map[string]string{}
+	for name, target := range map[string]string{"another patient's": "Observation/lab-2", "withheld": "Observation/psy-1",
+		"missing": "Observation/nope", "another's, absolute": f.up.ts.URL + "/Observation/lab-2"} {
+		r := f.do("POST", "/Observation", tok, withMember("hasMember", []any{reference("Observation/vs-1"), reference(target)}))
+		if r.status != http.StatusForbidden {
+			t.Errorf("%s: %d %s", name, r.status, r.raw)
+		}
+		for _, g := range f.up.requests() {
+			if g.Method != http.MethodGet {
+				t.Errorf("%s: a %s reached the upstream", name, g.Method)
+			}
+		}
+		f.up.reset()
+		answers[name] = strings.NewReplacer("Observation/lab-2", "X", "Observation/psy-1", "X", "Observation/nope", "X", "Condition/nope", "X").Replace(r.raw)
+	}
+	for name, a := range answers {
+		if a != answers["missing"] {
+			t.Errorf("%s answers %s, a missing record %s", name, a, answers["missing"])
+		}
+	}
+	// A record of a type the token may not read is refused too: its
+	// existence is not the app's to learn.
+	own := withMember("focus", []any{reference("Condition/c-1")})
+	f.refused("a type the token may not read", f.do("POST", "/Observation", tok, own), http.StatusForbidden)
+	if r := f.do("POST", "/Observation", f.token("launch/patient patient/Observation.cruds patient/Condition.rs", nil), own); r.status != http.StatusCreated {
+		t.Errorf("its own condition, readable: %d %s", r.status, r.raw)
+	}
+	f.up.reset()
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -76,6 +77,9 @@ func (p *Proxy) checkWrite(ctx context.Context, contentType string, in Interacti
 		if other, err := namesAnotherPatient(body, a); err != nil || other {
 			return refuse(http.StatusForbidden, "forbidden", "the resource names another patient: with patient context a record may refer to its own patient only")
 		}
+		if ref := p.checkReferencedRecords(ctx, a, body); ref != nil {
+			return ref
+		}
 	}
 	return p.checkStored(ctx, in, a, next, body, sparesLabels)
 }
@@ -111,6 +115,55 @@ func namesAnotherPatient(body []byte, a *access) (bool, error) {
 		id, isPatient := strings.CutPrefix(ref, "Patient/")
 		return ok && isPatient && id != a.patient
 	})
+}
+
+// maxReferencedRecords is how many records of the compartment's types a
+// write with patient context may refer to: each is read to be checked.
+const maxReferencedRecords = 32
+
+// checkReferencedRecords checks, for a write with patient context, every
+// record of a compartment type the resource refers to on this server (a
+// hasMember Observation, a result, an encounter, a basedOn request): it
+// must be one the access may see, its patient's and within its clearance.
+// Otherwise the write would link the patient's record to another
+// patient's, and a server that checks references would tell by its answer
+// whether that record exists; so a missing record, another patient's and a
+// withheld one are refused alike. Each is read from the upstream; shared
+// types (a Practitioner, a Medication) and other types are not.
+func (p *Proxy) checkReferencedRecords(ctx context.Context, a *access, body []byte) *refusal {
+	var refs []string
+	if _, err := anyString(body, func(v []byte, reference bool) bool {
+		if ref, ok := a.localRef(string(v)); reference && ok && !slices.Contains(refs, ref) {
+			typ, _, _ := strings.Cut(ref, "/")
+			if _, inComp := compartment[typ]; inComp {
+				refs = append(refs, ref)
+			}
+		}
+		return false
+	}); err != nil {
+		return refuse(http.StatusBadRequest, "invalid", "the body must be one strict JSON resource")
+	}
+	if len(refs) > maxReferencedRecords {
+		return refuse(http.StatusBadRequest, "too-costly", "with patient context a record may refer to at most "+itoa(maxReferencedRecords)+" records of the patient's (each is checked)")
+	}
+	outside := func(ref string) *refusal {
+		return refuse(http.StatusForbidden, "forbidden", "the resource refers to "+ref+", which is not a record of the patient's this token may see")
+	}
+	for _, ref := range refs { // a type the token may not read is refused unread
+		if typ, _, _ := strings.Cut(ref, "/"); !a.readable(typ) {
+			return outside(ref)
+		}
+	}
+	for _, ref := range refs {
+		st, pr, _, err := p.fetch(ctx, ref, "")
+		switch {
+		case err != nil:
+			return refuse(http.StatusBadGateway, "transient", "the FHIR server is unavailable")
+		case st != http.StatusOK || pr.ResourceType+"/"+pr.ID != ref || !pr.inCompartment(a) || a.judge(pr) != keep:
+			return outside(ref)
+		}
+	}
+	return nil
 }
 
 // anyString reads a strict JSON value and reports whether found holds for
