@@ -66,11 +66,12 @@ func answerNotModified(resp *http.Response) {
 // the token's own search (the compartment and the token's constraints
 // imposed, withheld matches not counted, chains resolved), and sends the
 // plain write the visible matches call for, which is then authorised and
-// checked as that write is on its own, and pinned to the version judged
-// (If-Match). What the token cannot see is, for it, no match:
+// checked as that write is on its own, and held (If-Match) to the version
+// the criteria matched. What the token cannot see is, for it, no match:
 //
-//   - an update matching none creates (POST), one matching one updates it
-//     (a body without an id gets that one's);
+//   - an update matching none creates (POST; a body with an id is refused,
+//     there being no update-as-create at a chosen id), one matching one
+//     updates it (a body without an id gets that one's);
 //   - a patch or a delete matching none is the 404 of a missing record;
 //   - a create matching none creates, one matching one is answered with
 //     that record (a read: 200, nothing created), as FHIR has it;
