@@ -69,9 +69,11 @@ func answerNotModified(resp *http.Response) {
 // checked as that write is on its own, and held (If-Match) to the version
 // the criteria matched. What the token cannot see is, for it, no match:
 //
-//   - an update matching none creates (POST; a body with an id is refused,
-//     there being no update-as-create at a chosen id), one matching one
-//     updates it (a body without an id gets that one's);
+//   - an update matching none creates (POST; a body with an id creates at
+//     that id if it is free, 409 if not, for an access that sees
+//     everything, and is refused otherwise, there being no update-as-create
+//     where answers are judged), one matching one updates it (a body
+//     without an id gets that one's);
 //   - a patch or a delete matching none is the 404 of a missing record;
 //   - a create matching none creates, one matching one is answered with
 //     that record (a read: 200, nothing created), as FHIR has it;
@@ -157,6 +159,11 @@ func (p *Proxy) resolveConditional(ctx context.Context, x *exchange) *refusal {
 		switch {
 		case err != nil:
 			return refuse(http.StatusBadRequest, "invalid", "the body must be one strict JSON resource")
+		case id == "" && pr.ID != "" && a.seesAll():
+			// FHIR's update-as-create at the body's id, where that id is
+			// free; a record that has it, and does not match, is a 409
+			// (checkStored reads it).
+			id, in.fresh = pr.ID, true
 		case id == "" && pr.ID != "":
 			return refuse(http.StatusBadRequest, "invalid", "the criteria match no record, so the update creates one, with an id the FHIR server assigns: send the resource without an id")
 		case id == "":
@@ -174,8 +181,8 @@ func (p *Proxy) resolveConditional(ctx context.Context, x *exchange) *refusal {
 	if in.Kind != Create {
 		in.ID = id
 	}
-	if in.Kind == Update || in.Kind == Patch || in.Kind == Delete {
-		if v := found[0].version; v != "" { // one match: none was answered above, or became a create
+	if len(found) == 1 && in.Kind != Create && in.Kind != Read {
+		if v := found[0].version; v != "" {
 			// The write is held to the version the criteria matched:
 			// checkStored refuses another (a record changed after it
 			// matched, so that it may match no more), and the version goes

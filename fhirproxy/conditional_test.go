@@ -300,6 +300,21 @@ func TestConditionalWritesByLabels(t *testing.T) {
 	if got := f.writes(); len(got) != 1 || got[0] != `PUT /Observation/psy-1 W/"1"` {
 		t.Errorf("the upstream received %q", got)
 	}
+	// Matching none, an update naming an id creates there, where the id is
+	// free (FHIR's update-as-create), for an access that sees everything;
+	// an id a record has, that the criteria do not match, is a 409.
+	if r := f.do("PUT", "/Observation?identifier=urn:lab|Z", cleared, mustJSON(obs("new-9", "p1", "laboratory"))); r.status != 200 {
+		t.Errorf("an update matching none, at a free id: %d %s", r.status, r.raw)
+	}
+	if got := f.writes(); len(got) != 1 || got[0] != "PUT /Observation/new-9" {
+		t.Errorf("the upstream received %q", got)
+	}
+	if r := f.do("PUT", "/Observation?identifier=urn:lab|Z", cleared, mustJSON(obs("lab-2", "p2", "laboratory"))); r.status != http.StatusConflict {
+		t.Errorf("an update matching none, at a taken id: %d %s", r.status, r.raw)
+	}
+	if got := f.writes(); len(got) != 0 {
+		t.Errorf("the upstream received %q", got)
+	}
 	// Scopes: the write's letter and s, outright.
 	for name, scope := range map[string]string{
 		"no s":          "user/Observation.cud",

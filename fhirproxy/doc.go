@@ -125,9 +125,11 @@
 // matched (a record changed since is refused with 412). For the
 // token, what it may not see matches nothing:
 //
-//   - update: no match creates (POST; a body with an id is refused with
-//     400, there being no update-as-create at a chosen id), one updates it
-//     (a body without an id gets its id; another id is refused with 400);
+//   - update: no match creates (POST; a body with an id creates at that
+//     id if it is free and 409 if not, for an access that sees everything,
+//     and is refused with 400 otherwise, there being no update-as-create
+//     where answers are judged), one updates it (a body without an id gets
+//     its id; another id is refused with 400);
 //   - patch and delete: no match is the 404 of a missing record, one is
 //     patched or deleted;
 //   - create with If-None-Exist: no match creates, one is answered as a

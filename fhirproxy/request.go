@@ -71,6 +71,9 @@ type Interaction struct {
 	// resolve: a conditional write sent on its own, which the proxy
 	// resolves to a plain one before it is forwarded (conditional.go).
 	resolve bool
+	// fresh: an update resolved from a conditional one that matched
+	// nothing, at the body's id, which must be free (checkStored: 409).
+	fresh bool
 }
 
 // setIfNoneExist makes a create conditional on the criteria of an

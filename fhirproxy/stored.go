@@ -58,6 +58,8 @@ func (p *Proxy) checkStored(ctx context.Context, in Interaction, a *access, next
 	switch {
 	case err != nil:
 		return refuse(http.StatusBadGateway, "transient", "the FHIR server is unavailable")
+	case in.fresh && st == http.StatusOK:
+		return refuse(http.StatusConflict, "conflict", "the criteria match no record, and a record has the body's id")
 	case st == http.StatusOK && (pr.ResourceType != in.Type || pr.ID != in.ID):
 		return refuse(http.StatusBadGateway, "invalid", "the FHIR server answered with another resource")
 	case (read || sees && a.patient == "") && (st == http.StatusNotFound || st == http.StatusGone):
