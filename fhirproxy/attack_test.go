@@ -2014,3 +2014,68 @@ func TestWritesNameNoOtherPatient(t *testing.T) {
 	}
 	f.up.reset()
 }
+
+// TestWritesNameNoWithheldRecord: with a clearance short of every label, a
+// write may not name a record the clearance withholds: a server that checks
+// references would accept it where it refuses a missing one, telling that
+// the withheld record exists (found by probing: a hasMember naming a PSY
+// Observation, or a subject naming a restricted patient, went upstream).
+// Each record named is read; a withheld one and a missing one are refused
+// alike, in a resource or a patch, and only reads reach the upstream. An
+// access that sees everything names what it likes, unread.
+func TestWritesNameNoWithheldRecord(t *testing.T) {
+	f := newFixture(t)
+	vip := map[string]any{"resourceType": "Patient", "id": "vip", "meta": map[string]any{"security": []any{
+		map[string]any{"system": "http://terminology.hl7.org/CodeSystem/v3-Confidentiality", "code": "R"}}}}
+	f.up.resources["Patient/vip"] = vip
+	user := f.token("user/Observation.cruds user/Patient.rs", nil)
+	jsonPatch := []string{"Content-Type", "application/json-patch+json"}
+	mask := strings.NewReplacer("Observation/psy-1", "X", "Observation/nope", "X", "Patient/vip", "X", "Patient/nope", "X")
+	answers := map[string]string{}
+	for name, c := range map[string]struct {
+		method, target, body string
+		hdr                  []string
+	}{
+		"a withheld member":             {"POST", "/Observation", withMember("hasMember", []any{reference("Observation/psy-1")}), nil},
+		"a missing member":              {"POST", "/Observation", withMember("hasMember", []any{reference("Observation/nope")}), nil},
+		"a withheld patient":            {"POST", "/Observation", withMember("subject", reference("Patient/vip")), nil},
+		"a missing patient":             {"POST", "/Observation", withMember("subject", reference("Patient/nope")), nil},
+		"a patched member":              {"PATCH", "/Observation/lab-1", `[{"op":"add","path":"/hasMember","value":[{"reference":"Observation/psy-1"}]}]`, jsonPatch},
+		"a patched reference, a string": {"PATCH", "/Observation/lab-1", `[{"op":"replace","path":"/subject/reference","value":"Patient/vip"}]`, jsonPatch},
+	} {
+		r := f.do(c.method, c.target, user, c.body, c.hdr...)
+		if r.status != http.StatusForbidden {
+			t.Errorf("%s: %d %s", name, r.status, r.raw)
+		}
+		for _, g := range f.up.requests() {
+			if g.Method != http.MethodGet {
+				t.Errorf("%s: a %s reached the upstream", name, g.Method)
+			}
+		}
+		f.up.reset()
+		answers[name] = mask.Replace(r.raw)
+	}
+	for name, a := range answers {
+		if a != answers["a missing member"] {
+			t.Errorf("%s answers %s, a missing record %s", name, a, answers["a missing member"])
+		}
+	}
+	for name, body := range map[string]string{
+		"records it may see": withMember("hasMember", []any{reference("Observation/lab-2")}),
+		"a practitioner":     withMember("performer", []any{reference("Practitioner/dr")}),
+		"another patient":    withMember("subject", reference("Patient/p2")),
+	} {
+		if r := f.do("POST", "/Observation", user, body); r.status != http.StatusCreated {
+			t.Errorf("%s: %d %s", name, r.status, r.raw)
+		}
+		f.up.reset()
+	}
+	cleared := f.token("system/Observation.cruds", everyLabel())
+	if r := f.do("POST", "/Observation", cleared, withMember("hasMember", []any{reference("Observation/psy-1")})); r.status != http.StatusCreated {
+		t.Errorf("an access that sees everything: %d %s", r.status, r.raw)
+	}
+	if got := f.up.requests(); len(got) != 1 || got[0].Method != http.MethodPost {
+		t.Errorf("an access that sees everything: the upstream received %v", got)
+	}
+	f.up.reset()
+}

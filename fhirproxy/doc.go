@@ -147,9 +147,12 @@
 // With patient context a written record may name no other patient of this
 // server, anywhere in it (a performer, a contained resource, an extension):
 // the CompartmentDefinition would put it in that patient's compartment too.
-// The records of the compartment's types it refers to (a hasMember
-// Observation, an encounter) are read, at most 32, and must be ones the
-// token may see: another patient's, a withheld one and a missing one are
+// Wherever answers are judged (patient context, or a clearance short of
+// every label), the records on this server a write refers to are read, at
+// most 32, and must be ones the token may see (with patient context, a
+// record of the compartment's types must be the patient's, of a type the
+// token may read): a server that checks references would otherwise tell a
+// withheld record, or another patient's, from a missing one. They are
 // refused alike (403).
 // A reference written as a search (Patient?identifier=…, in a resource,
 // a contained one or a patch) is refused with 403 to an access that does

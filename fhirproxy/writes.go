@@ -77,7 +77,9 @@ func (p *Proxy) checkWrite(ctx context.Context, contentType string, in Interacti
 		if other, err := namesAnotherPatient(body, a); err != nil || other {
 			return refuse(http.StatusForbidden, "forbidden", "the resource names another patient: with patient context a record may refer to its own patient only")
 		}
-		if ref := p.checkReferencedRecords(ctx, a, body); ref != nil {
+	}
+	if !a.seesAll() && (in.Kind == Create || in.Kind == Update || in.Kind == Patch) && (a.patient == "" || in.Type != "Patient") {
+		if ref := p.checkReferencedRecords(ctx, a, body, in.Kind == Patch); ref != nil {
 			return ref
 		}
 	}
@@ -117,50 +119,65 @@ func namesAnotherPatient(body []byte, a *access) (bool, error) {
 	})
 }
 
-// maxReferencedRecords is how many records of the compartment's types a
-// write with patient context may refer to: each is read to be checked.
+// maxReferencedRecords is how many records a write judged by the proxy
+// may refer to: each is read to be checked.
 const maxReferencedRecords = 32
 
-// checkReferencedRecords checks, for a write with patient context, every
-// record of a compartment type the resource refers to on this server (a
-// hasMember Observation, a result, an encounter, a basedOn request): it
-// must be one the access may see, its patient's and within its clearance.
-// Otherwise the write would link the patient's record to another
-// patient's, and a server that checks references would tell by its answer
-// whether that record exists; so a missing record, another patient's and a
-// withheld one are refused alike. Each is read from the upstream; shared
-// types (a Practitioner, a Medication) and other types are not.
-func (p *Proxy) checkReferencedRecords(ctx context.Context, a *access, body []byte) *refusal {
+// checkReferencedRecords checks the records on this server a write refers
+// to, when the access does not see everything. A FHIR server that checks
+// references answers a write naming a missing record otherwise than one
+// naming a record that exists, so naming a record the access may not see
+// (withheld for its labels, another patient's) would tell that it exists,
+// and would link the written record to it. So each is read, and must be
+// one the access may see; a missing one is refused alike (403, the same
+// words):
+//
+//   - with patient context, a record of the compartment's types (a
+//     hasMember Observation, an encounter, a basedOn request) must be the
+//     patient's, within its clearance, of a type the token may read (an
+//     unreadable type is refused unread); the patient's own Patient is
+//     named freely (namesAnotherPatient refused any other);
+//   - any other record (a Practitioner, a Medication; with no patient
+//     context, every record) must exist and be within the clearance.
+//
+// In a patch (patch set), any string that reads as Type/id counts, since a
+// patch can set a reference's value alone.
+func (p *Proxy) checkReferencedRecords(ctx context.Context, a *access, body []byte, patch bool) *refusal {
 	var refs []string
 	if _, err := anyString(body, func(v []byte, reference bool) bool {
-		if ref, ok := a.localRef(string(v)); reference && ok && !slices.Contains(refs, ref) {
-			typ, _, _ := strings.Cut(ref, "/")
-			if _, inComp := compartment[typ]; inComp {
-				refs = append(refs, ref)
-			}
+		if ref, ok := a.localRef(string(v)); (reference || patch) && ok && !slices.Contains(refs, ref) && ref != "Patient/"+a.patient {
+			refs = append(refs, ref)
 		}
 		return false
 	}); err != nil {
-		return refuse(http.StatusBadRequest, "invalid", "the body must be one strict JSON resource")
+		return refuse(http.StatusBadRequest, "invalid", "the body must be strict JSON")
 	}
 	if len(refs) > maxReferencedRecords {
-		return refuse(http.StatusBadRequest, "too-costly", "with patient context a record may refer to at most "+itoa(maxReferencedRecords)+" records of the patient's (each is checked)")
+		return refuse(http.StatusBadRequest, "too-costly", "a record written here may refer to at most "+itoa(maxReferencedRecords)+" others (each is checked)")
 	}
-	outside := func(ref string) *refusal {
-		return refuse(http.StatusForbidden, "forbidden", "the resource refers to "+ref+", which is not a record of the patient's this token may see")
+	unseen := func(ref string) *refusal {
+		return refuse(http.StatusForbidden, "forbidden", "the resource refers to "+ref+", which is not a record this token may see")
 	}
-	for _, ref := range refs { // a type the token may not read is refused unread
-		if typ, _, _ := strings.Cut(ref, "/"); !a.readable(typ) {
-			return outside(ref)
+	inComp := func(ref string) bool {
+		typ, _, _ := strings.Cut(ref, "/")
+		_, ok := compartment[typ]
+		return a.patient != "" && ok
+	}
+	for _, ref := range refs {
+		if typ, _, _ := strings.Cut(ref, "/"); inComp(ref) && !a.readable(typ) {
+			return unseen(ref)
 		}
 	}
 	for _, ref := range refs {
 		st, pr, _, err := p.fetch(ctx, ref, "")
-		switch {
-		case err != nil:
+		if err != nil {
 			return refuse(http.StatusBadGateway, "transient", "the FHIR server is unavailable")
-		case st != http.StatusOK || pr.ResourceType+"/"+pr.ID != ref || !pr.inCompartment(a) || a.judge(pr) != keep:
-			return outside(ref)
+		}
+		if st != http.StatusOK || pr.ResourceType+"/"+pr.ID != ref {
+			return unseen(ref)
+		}
+		if conf, tags := pr.labels(); !a.clearance.Allows(conf, tags) || inComp(ref) && (!pr.inCompartment(a) || a.judge(pr) != keep) {
+			return unseen(ref)
 		}
 	}
 	return nil
