@@ -2079,3 +2079,49 @@ func TestWritesNameNoWithheldRecord(t *testing.T) {
 	}
 	f.up.reset()
 }
+
+// TestOddReferences: wherever answers are judged, a written reference must
+// have a form the proxy reads (Type/id, versioned, absolute on this server,
+// #contained, urn:uuid or urn:oid, another server's URL): a FHIR server may
+// read an odd one (a trailing slash, a space, a dot segment) as one of
+// those, past the checks the proxy made (found by probing: "Patient/p2/"
+// passed the check for other patients, and "Observation/psy-1/" the one
+// for withheld records). Nothing is written.
+func TestOddReferences(t *testing.T) {
+	f := newFixture(t)
+	patient := f.token("launch/patient patient/Observation.cruds", nil)
+	user := f.token("user/Observation.cruds", nil)
+	for name, c := range map[string]struct{ tok, member, ref string }{
+		"another patient, a trailing slash": {patient, "performer", "Patient/p2/"},
+		"another patient, a space":          {patient, "performer", " Patient/p2"},
+		"another patient, a dot segment":    {patient, "performer", "./Patient/p2"},
+		"another patient, absolute, slash":  {patient, "performer", f.up.ts.URL + "/Patient/p2/"},
+		"a withheld record, a slash":        {user, "hasMember", "Observation/psy-1/"},
+		"a withheld record, two slashes":    {user, "hasMember", "Observation//psy-1"},
+		"a withheld record, history":        {user, "hasMember", "Observation/psy-1/_history"},
+		"a withheld record, a fragment":     {user, "hasMember", "Observation/psy-1#x"},
+		"a withheld record, absolute space": {user, "hasMember", " " + f.up.ts.URL + "/Observation/psy-1"},
+	} {
+		v := any(reference(c.ref))
+		if c.member != "subject" {
+			v = []any{v}
+		}
+		r := f.do("POST", "/Observation", c.tok, withMember(c.member, v))
+		if r.status != http.StatusBadRequest && r.status != http.StatusForbidden {
+			t.Errorf("%s: %d %s", name, r.status, r.raw)
+		}
+		for _, g := range f.up.requests() {
+			if g.Method != http.MethodGet {
+				t.Errorf("%s: a %s reached the upstream", name, g.Method)
+			}
+		}
+		f.up.reset()
+	}
+	for name, ref := range map[string]string{"contained": "#c", "a Bundle entry's": "urn:uuid:61ebe359-bfdc-4613-8bf2-c5e300945f0a",
+		"another server's": "https://other.example/fhir/Observation/1", "versioned": "Observation/lab-2/_history/1"} {
+		if r := f.do("POST", "/Observation", user, withMember("hasMember", []any{reference(ref)})); r.status != http.StatusCreated {
+			t.Errorf("%s: %d %s", name, r.status, r.raw)
+		}
+		f.up.reset()
+	}
+}

@@ -153,7 +153,10 @@
 // record of the compartment's types must be the patient's, of a type the
 // token may read): a server that checks references would otherwise tell a
 // withheld record, or another patient's, from a missing one. They are
-// refused alike (403).
+// refused alike (403). There a reference must also have a form the proxy
+// reads (Type/id, versioned, absolute on this server, #contained, urn:uuid
+// or urn:oid, another server's URL); an odd one ("Patient/2/", " Patient/2"),
+// which a server could read past these checks, is refused with 400.
 // A reference written as a search (Patient?identifier=…, in a resource,
 // a contained one or a patch) is refused with 403 to an access that does
 // not see everything: the FHIR server would resolve it over every record,

@@ -144,13 +144,21 @@ const maxReferencedRecords = 32
 // patch can set a reference's value alone.
 func (p *Proxy) checkReferencedRecords(ctx context.Context, a *access, body []byte, patch bool) *refusal {
 	var refs []string
+	odd := ""
 	if _, err := anyString(body, func(v []byte, reference bool) bool {
+		if reference && odd == "" && oddReference(string(v), a) {
+			odd = string(v)
+		}
 		if ref, ok := a.localRef(string(v)); (reference || patch) && ok && !slices.Contains(refs, ref) && ref != "Patient/"+a.patient {
 			refs = append(refs, ref)
 		}
 		return false
 	}); err != nil {
 		return refuse(http.StatusBadRequest, "invalid", "the body must be strict JSON")
+	}
+	if odd != "" {
+		return refuse(http.StatusBadRequest, "invalid", "a reference must be Type/id (or Type/id/_history/v) on this server, an absolute URL on another, #id of a contained resource, or a urn:uuid or urn:oid; "+
+			strconv.Quote(odd)+" is none of them")
 	}
 	if len(refs) > maxReferencedRecords {
 		return refuse(http.StatusBadRequest, "too-costly", "a record written here may refer to at most "+itoa(maxReferencedRecords)+" others (each is checked)")
@@ -181,6 +189,26 @@ func (p *Proxy) checkReferencedRecords(ctx context.Context, a *access, body []by
 		}
 	}
 	return nil
+}
+
+// oddReference reports whether a reference value has none of the forms
+// the proxy reads a reference in: Type/id or Type/id/_history/v (relative,
+// or absolute on this server), #id of a contained resource, a urn:uuid or
+// urn:oid (a Bundle entry's), or an absolute URL on another server. A FHIR
+// server could read an odd one ("Observation/1/", " Patient/2") as one of
+// the others, past the checks the proxy made of it.
+func oddReference(v string, a *access) bool {
+	if _, ok := a.localRef(v); ok {
+		return false
+	}
+	switch {
+	case strings.HasPrefix(v, "#"), strings.HasPrefix(v, "urn:uuid:"), strings.HasPrefix(v, "urn:oid:"):
+		return false
+	case strings.Contains(v, "://"):
+		_, local := a.local(v)
+		return local || strings.TrimSpace(v) != v
+	}
+	return true
 }
 
 // anyString reads a strict JSON value and reports whether found holds for
