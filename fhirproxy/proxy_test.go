@@ -131,6 +131,18 @@ func (f *fixture) refused(name string, r result, status int) {
 	f.up.reset()
 }
 
+// onlyReads asserts that the upstream received reads only (the proxy's
+// own checks), and forgets them.
+func (f *fixture) onlyReads(name string) {
+	f.t.Helper()
+	for _, g := range f.up.requests() {
+		if g.Method != http.MethodGet {
+			f.t.Errorf("%s: a %s reached the upstream", name, g.Method)
+		}
+	}
+	f.up.reset()
+}
+
 // diagnostics is the first issue's diagnostics of an OperationOutcome.
 func diagnostics(r result) string {
 	iss, _ := r.body["issue"].([]any)
