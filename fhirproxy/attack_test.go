@@ -2092,6 +2092,15 @@ func TestOddReferences(t *testing.T) {
 		}
 		f.onlyReads(name)
 	}
+	// In a patch, a string that begins like a reference must be one.
+	jsonPatch := []string{"Content-Type", "application/json-patch+json"}
+	for _, v := range []string{"Observation/psy-1/", " Patient/p2", f.up.ts.URL + "/Observation/psy-1/"} {
+		r := f.do("PATCH", "/Observation/lab-1", user, `[{"op":"replace","path":"/subject/reference","value":`+strconv.Quote(v)+`}]`, jsonPatch...)
+		if r.status != http.StatusBadRequest {
+			t.Errorf("a patched reference %q: %d %s", v, r.status, r.raw)
+		}
+		f.onlyReads(v)
+	}
 	for name, ref := range map[string]string{"contained": "#c", "a Bundle entry's": "urn:uuid:61ebe359-bfdc-4613-8bf2-c5e300945f0a",
 		"another server's": "https://other.example/fhir/Observation/1", "versioned": "Observation/lab-2/_history/1"} {
 		if r := f.do("POST", "/Observation", user, withMember("hasMember", []any{reference(ref)})); r.status != http.StatusCreated {

@@ -141,12 +141,13 @@ const maxReferencedRecords = 32
 //     context, every record) must exist and be within the clearance.
 //
 // In a patch (patch set), any string that reads as Type/id counts, since a
-// patch can set a reference's value alone.
+// patch can set a reference's value alone, and one that begins like a
+// reference must be one (oddReference).
 func (p *Proxy) checkReferencedRecords(ctx context.Context, a *access, body []byte, patch bool) *refusal {
 	var refs []string
 	odd := ""
 	if _, err := anyString(body, func(v []byte, reference bool) bool {
-		if reference && odd == "" && oddReference(string(v), a) {
+		if odd == "" && (reference || patch && looksLikeReference(v)) && oddReference(string(v), a) {
 			odd = string(v)
 		}
 		if ref, ok := a.localRef(string(v)); (reference || patch) && ok && !slices.Contains(refs, ref) && ref != "Patient/"+a.patient {
@@ -209,6 +210,18 @@ func oddReference(v string, a *access) bool {
 		return local || strings.TrimSpace(v) != v
 	}
 	return true
+}
+
+// looksLikeReference reports whether a string in a patch may be meant as a
+// reference's value: it begins (spaces aside) with a resource type and a
+// slash, or is an absolute URL.
+func looksLikeReference(v []byte) bool {
+	v = bytes.TrimSpace(v)
+	if bytes.Contains(v, []byte("://")) {
+		return true
+	}
+	typ, _, ok := bytes.Cut(v, []byte("/"))
+	return ok && knownType(string(typ))
 }
 
 // anyString reads a strict JSON value and reports whether found holds for
