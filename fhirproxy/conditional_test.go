@@ -315,6 +315,21 @@ func TestConditionalWritesByLabels(t *testing.T) {
 	if got := f.writes(); len(got) != 0 {
 		t.Errorf("the upstream received %q", got)
 	}
+	// The matches are counted over every page of the criteria's search, a
+	// withheld record on the first not hiding a visible one on the next.
+	f.up.pageSize = 1
+	if r := f.do("DELETE", "/Observation?identifier=urn:lab|D", user, ""); r.status != http.StatusPreconditionFailed {
+		t.Errorf("two matches on two pages: %d %s", r.status, r.raw)
+	}
+	f.up.resources["Observation/psy-2"] = identified(obs("psy-2", "p1", "laboratory", "R", "PSY"), "E")
+	f.up.resources["Observation/vs-2"] = identified(obs("vs-2", "p1", "vital-signs"), "E")
+	if r := f.do("DELETE", "/Observation?identifier=urn:lab|E", user, ""); r.status != http.StatusNoContent {
+		t.Errorf("a withheld match on the first page, a visible one on the next: %d %s", r.status, r.raw)
+	}
+	if got := f.writes(); len(got) != 1 || got[0] != `DELETE /Observation/vs-2 W/"1"` {
+		t.Errorf("the upstream received %q", got)
+	}
+	f.up.pageSize = 0
 	// Scopes: the write's letter and s, outright.
 	for name, scope := range map[string]string{
 		"no s":          "user/Observation.cud",
