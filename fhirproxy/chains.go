@@ -101,8 +101,8 @@ func (p *Proxy) resolveChains(ctx context.Context, in *Interaction, a *access) *
 }
 
 // visibleMatches runs a search of target by criteria with the proxy's
-// credential and returns the ids of the matches the access may see,
-// stopping once it has more than limit of them. It follows the search's
+// credential and returns the matches the access may see, stopping once it
+// has more than limit of them (pages hold chainLimit+1 records). It follows the search's
 // pages, up to chainPages of them, so that what decides is the number of
 // visible matches, whatever was withheld: only criteria matching more
 // records than chainPages pages hold, withheld ones included, are refused
