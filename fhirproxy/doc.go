@@ -144,6 +144,8 @@
 // of every label, and otherwise go upstream as they are (an update or a
 // patch keeping the labels of whatever the criteria match).
 //
+// # References in writes
+//
 // With patient context a written record may name no other patient of this
 // server, anywhere in it (a performer, a contained resource, an extension):
 // the CompartmentDefinition would put it in that patient's compartment too.
