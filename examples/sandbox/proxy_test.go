@@ -364,7 +364,8 @@ func TestProxyWithholdsLabelledRecords(t *testing.T) {
 // retry never duplicates one: the first creates, the next updates the same
 // record. Another patient's reading with the same identifier is no match
 // for it: the proxy resolves the criteria over the app's own patient's
-// records, and the other record is left as it was.
+// records, and the other record is left as it was. Nor may a reading
+// refer to the other patient's (a panel's hasMember).
 func TestUpsertThroughTheProxy(t *testing.T) {
 	sb := startSandbox(t)
 	mint := func(patient string) string {
@@ -426,5 +427,18 @@ func TestUpsertThroughTheProxy(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK || found["id"] != first["id"] {
 		t.Errorf("a create matching the first reading: %d %v", resp.StatusCode, found["id"])
+	}
+	// A reading may group the patient's own readings, not another's.
+	panel := func(member string) string {
+		b, _ := json.Marshal(map[string]any{"resourceType": "Observation", "status": "final",
+			"code":    map[string]any{"coding": []any{map[string]any{"system": "http://loinc.org", "code": "85354-9"}}},
+			"subject": map[string]any{"reference": "Patient/pt-001"}, "hasMember": []any{map[string]any{"reference": "Observation/" + member}}})
+		return string(b)
+	}
+	if code, b := fhirCall(t, mine, http.MethodPost, sb.FHIRBase+"/Observation", panel(other["id"].(string))); code != http.StatusForbidden {
+		t.Errorf("a panel of another patient's reading: %d %s", code, b)
+	}
+	if code, b := fhirCall(t, mine, http.MethodPost, sb.FHIRBase+"/Observation", panel(first["id"].(string))); code != http.StatusCreated {
+		t.Errorf("a panel of its own reading: %d %s", code, b)
 	}
 }
