@@ -1959,7 +1959,10 @@ func TestWritesNameNoOtherPatient(t *testing.T) {
 	} {
 		f.refused(name, f.do("POST", "/Observation", tok, body), http.StatusForbidden)
 	}
-	f.refused("an update", f.do("PUT", "/Observation/lab-1", tok, strings.Replace(withMember("performer", []any{reference("Patient/p2")}), "{", `{"id":"lab-1",`, 1)), http.StatusForbidden)
+	if r := f.do("PUT", "/Observation/lab-1", tok, strings.Replace(withMember("performer", []any{reference("Patient/p2")}), "{", `{"id":"lab-1",`, 1)); r.status != http.StatusForbidden {
+		t.Errorf("an update: %d %s", r.status, r.raw)
+	}
+	f.onlyReads("an update") // the stored version's
 	for name, body := range map[string]string{
 		"its own patient":       withMember("performer", []any{reference("Patient/p1"), reference(f.base + "/Patient/p1")}),
 		"another server's":      withMember("performer", []any{reference("https://other.example/fhir/Patient/p2")}),
@@ -1998,6 +2001,50 @@ func TestWritesNameNoOtherPatient(t *testing.T) {
 		t.Errorf("its own condition, readable: %d %s", r.status, r.raw)
 	}
 	f.up.reset()
+}
+
+// TestWritesKeepWhatTheyHad: what the stored version already refers to may
+// be written again (an app sends back the record it read, with a change):
+// a clinician's record of p1 naming p2 as performer, one naming a withheld
+// record. Only a reference it adds is checked.
+func TestWritesKeepWhatTheyHad(t *testing.T) {
+	f := newFixture(t)
+	stored := obs("lab-1", "p1", "laboratory")
+	stored["performer"] = []any{reference("Patient/p2")}
+	stored["hasMember"] = []any{reference("Observation/psy-1")}
+	f.up.resources["Observation/lab-1"] = stored
+	sent := func(change func(map[string]any)) string {
+		r := obs("lab-1", "p1", "laboratory")
+		r["performer"] = []any{reference("Patient/p2")}
+		r["hasMember"] = []any{reference("Observation/psy-1")}
+		r["status"] = "amended"
+		if change != nil {
+			change(r)
+		}
+		return mustJSON(r)
+	}
+	for name, tok := range map[string]string{
+		"a patient app": f.token("launch/patient patient/Observation.cruds", nil),
+		"a user app":    f.token("user/Observation.cruds", nil),
+	} {
+		if r := f.do("PUT", "/Observation/lab-1", tok, sent(nil)); r.status != http.StatusOK {
+			t.Errorf("%s, sending back what it read: %d %s", name, r.status, r.raw)
+		}
+		f.up.reset()
+		added := sent(func(r map[string]any) {
+			r["hasMember"] = []any{reference("Observation/psy-1"), reference("Observation/nope")}
+		})
+		if r := f.do("PUT", "/Observation/lab-1", tok, added); r.status != http.StatusForbidden {
+			t.Errorf("%s, adding a reference to a missing record: %d %s", name, r.status, r.raw)
+		}
+		f.onlyReads(name)
+	}
+	patient := f.token("launch/patient patient/Observation.cruds", nil)
+	moved := strings.Replace(mustJSON(obs("vs-1", "p1", "vital-signs")), "{", `{"performer":[{"reference":"Patient/p2"}],`, 1)
+	if r := f.do("PUT", "/Observation/vs-1", patient, moved); r.status != http.StatusForbidden {
+		t.Errorf("a patient app adding another patient: %d %s", r.status, r.raw)
+	}
+	f.onlyReads("a patient app adding another patient")
 }
 
 // TestWritesNameNoWithheldRecord: with a clearance short of every label, a

@@ -167,6 +167,10 @@ type access struct {
 	// entries' pins are entryPins, written into the Bundle (withPins).
 	pin       string
 	entryPins []entryPin
+	// stored is the stored version an update or patch was judged against
+	// (checkStored), when it was read: the references it holds may be
+	// written again (checkReferences).
+	stored []byte
 	// unrestricted: the clearance allows every label.
 	unrestricted bool
 	// relink moves the upstream's links onto the proxy's base (Proxy.Base);

@@ -98,7 +98,7 @@ func (p *Proxy) checkStored(ctx context.Context, in Interaction, a *access, next
 	if in.ifMatch != "" && etag != "" && !matchesVersion(in.ifMatch, etag) {
 		return refuse(http.StatusPreconditionFailed, "conflict", "the resource has changed: If-Match names another version")
 	}
-	a.pin = etag
+	a.pin, a.stored = etag, stored
 	return nil
 }
 

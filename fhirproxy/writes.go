@@ -66,24 +66,45 @@ func (p *Proxy) checkWrite(ctx context.Context, contentType string, in Interacti
 		}
 		next = &pr
 	}
-	if !a.seesAll() && (in.Kind == Create || in.Kind == Update || in.Kind == Patch) {
+	judged := !a.seesAll() && (in.Kind == Create || in.Kind == Update || in.Kind == Patch)
+	if judged {
 		if byCriteria, err := refersByCriteria(body, in.Kind == Patch); err != nil || byCriteria {
 			return refuse(http.StatusForbidden, "forbidden", "a reference written as a search (Type?criteria) is resolved by the FHIR server over records this token may not see; name the resource by its id")
 		}
 	}
-	if a.patient != "" && in.Type != "Patient" && (in.Kind == Create || in.Kind == Update) {
-		// (A Patient's own references to other patients are its links,
-		// which keepsLinks holds to the stored ones.)
-		if other, err := namesAnotherPatient(body, a); err != nil || other {
+	if ref := p.checkStored(ctx, in, a, next, body, sparesLabels); ref != nil || !judged {
+		return ref
+	}
+	return p.checkReferences(ctx, in, a, body)
+}
+
+// checkReferences checks what a write judged by the proxy (a create,
+// update or patch with patient context, or a clearance short of every
+// label) refers to, once the stored version is checked: no other patient
+// (with patient context), no record the access may not see, no reference
+// in a form the proxy does not read (a reference written as a search was
+// refused before). What the stored version it replaces already refers to
+// may be written again (an app sends back the record it read): that tells
+// nothing new, and moves the record into no compartment it was not in.
+func (p *Proxy) checkReferences(ctx context.Context, in Interaction, a *access, body []byte) *refusal {
+	if a.patient != "" && in.Type == "Patient" {
+		return nil // a Patient's references to other patients are its links, which keepsLinks holds to the stored ones
+	}
+	had := map[string]bool{} // the references the stored version holds, as written
+	if in.Kind != Create && a.stored != nil {
+		_, _ = anyString(a.stored, func(v []byte, reference bool) bool {
+			if reference {
+				had[string(v)] = true
+			}
+			return false
+		})
+	}
+	if a.patient != "" && in.Kind != Patch {
+		if other, err := namesAnotherPatient(body, a, had); err != nil || other {
 			return refuse(http.StatusForbidden, "forbidden", "the resource names another patient: with patient context a record may refer to its own patient only")
 		}
 	}
-	if !a.seesAll() && (in.Kind == Create || in.Kind == Update || in.Kind == Patch) && (a.patient == "" || in.Type != "Patient") {
-		if ref := p.checkReferencedRecords(ctx, a, body, in.Kind == Patch); ref != nil {
-			return ref
-		}
-	}
-	return p.checkStored(ctx, in, a, next, body, sparesLabels)
+	return p.checkReferencedRecords(ctx, a, body, in.Kind == Patch, had)
 }
 
 // refersByCriteria reports whether a written body holds a conditional
@@ -103,14 +124,15 @@ func refersByCriteria(body []byte, patch bool) (bool, error) {
 
 // namesAnotherPatient reports whether a written resource refers, anywhere
 // in it (contained resources too), to a Patient on this server other than
-// the access's patient. The CompartmentDefinition puts a record in the
+// the access's patient, in a reference the stored version does not hold
+// (had). The CompartmentDefinition puts a record in the
 // compartment of every patient some of its fields name (an Observation's
 // performer, say), so such a write would put it in another patient's too;
 // and a server that checks references would tell by its answer whether
 // that patient exists.
-func namesAnotherPatient(body []byte, a *access) (bool, error) {
+func namesAnotherPatient(body []byte, a *access, had map[string]bool) (bool, error) {
 	return anyString(body, func(v []byte, reference bool) bool {
-		if !reference {
+		if !reference || had[string(v)] {
 			return false
 		}
 		ref, ok := a.localRef(string(v))
@@ -142,11 +164,15 @@ const maxReferencedRecords = 32
 //
 // In a patch (patch set), any string that reads as Type/id counts, since a
 // patch can set a reference's value alone, and one that begins like a
-// reference must be one (oddReference).
-func (p *Proxy) checkReferencedRecords(ctx context.Context, a *access, body []byte, patch bool) *refusal {
+// reference must be one (oddReference). A reference the stored version
+// holds as written (had) is not checked.
+func (p *Proxy) checkReferencedRecords(ctx context.Context, a *access, body []byte, patch bool, had map[string]bool) *refusal {
 	var refs []string
 	odd := ""
 	if _, err := anyString(body, func(v []byte, reference bool) bool {
+		if had[string(v)] {
+			return false // as the stored version has it
+		}
 		if odd == "" && (reference || patch && looksLikeReference(v)) && oddReference(string(v), a) {
 			odd = string(v)
 		}
