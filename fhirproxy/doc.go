@@ -158,7 +158,9 @@
 // refused alike (403). There a reference must also have a form the proxy
 // reads (Type/id, versioned, absolute on this server, #contained, urn:uuid
 // or urn:oid, another server's URL); an odd one ("Patient/2/", " Patient/2"),
-// which a server could read past these checks, is refused with 400.
+// which a server could read past these checks, is refused with 400. What
+// the stored version an update or patch replaces already refers to may be
+// written again (an app sends back the record it read).
 // A reference written as a search (Patient?identifier=…, in a resource,
 // a contained one or a patch) is refused with 403 to an access that does
 // not see everything: the FHIR server would resolve it over every record,
