@@ -81,7 +81,7 @@ func (p *Proxy) resolveChains(ctx context.Context, in *Interaction, a *access) *
 			// constraint, which the proxy's own search would not apply.
 			return forbidden("the token's scopes do not allow a search of " + target + ", which the chain reaches")
 		}
-		found, refused := p.visibleMatches(ctx, a, target, []Param{{Name: rest, Value: prm.Value}}, chainLimit)
+		found, refused := p.visibleMatches(ctx, a, target, []Param{{Name: rest, Value: prm.Value}}, chainLimit, false)
 		switch {
 		case refused != nil:
 			return refused
@@ -102,16 +102,17 @@ func (p *Proxy) resolveChains(ctx context.Context, in *Interaction, a *access) *
 
 // visibleMatches runs a search of target by criteria with the proxy's
 // credential and returns the matches the access may see, stopping once it
-// has more than limit of them (pages hold chainLimit+1 records). It follows the search's
+// has more than limit of them (pages hold chainLimit+1 records), with
+// their versions when versions is set. It follows the search's
 // pages, up to chainPages of them, so that what decides is the number of
 // visible matches, whatever was withheld: only criteria matching more
 // records than chainPages pages hold, withheld ones included, are refused
 // for their number in all.
-func (p *Proxy) visibleMatches(ctx context.Context, a *access, target string, criteria []Param, limit int) ([]match, *refusal) {
+func (p *Proxy) visibleMatches(ctx context.Context, a *access, target string, criteria []Param, limit int, versions bool) ([]match, *refusal) {
 	page := p.upstreamURL(target, encodeQuery(append(slices.Clip(criteria), Param{Name: "_count", Value: strconv.Itoa(chainLimit + 1)})))
 	var matches []match
 	for n := 1; ; n++ {
-		next, refused := p.matchesOn(ctx, a, target, page, &matches)
+		next, refused := p.matchesOn(ctx, a, target, page, versions, &matches)
 		switch {
 		case refused != nil:
 			return nil, refused
@@ -134,12 +135,14 @@ func (p *Proxy) visibleMatches(ctx context.Context, a *access, target string, cr
 const chainPages = 10
 
 // match is a record a search matched: its id, and its meta.versionId as
-// the search saw it ("" when the server writes none).
+// the search saw it ("" when the server writes none, or it was not asked
+// for).
 type match struct{ id, version string }
 
 // matchesOn reads one page of a search of target, adds the matches the
-// access may see to matches, and returns the page's next link.
-func (p *Proxy) matchesOn(ctx context.Context, a *access, target, page string, matches *[]match) (string, *refusal) {
+// access may see to matches (with their versions if versions is set), and
+// returns the page's next link.
+func (p *Proxy) matchesOn(ctx context.Context, a *access, target, page string, versions bool, matches *[]match) (string, *refusal) {
 	st, body, _, err := p.getURL(ctx, page)
 	switch {
 	case err != nil:
@@ -156,7 +159,11 @@ func (p *Proxy) matchesOn(ctx context.Context, a *access, target, page string, m
 	derr := top.decode(s, readEntries(s, nil, func(e bundleEntry) error {
 		if e.hasRes && !e.notMatch && e.res.ResourceType == target && a.judge(&e.res) == keep &&
 			!slices.ContainsFunc(*matches, func(m match) bool { return m.id == e.res.ID }) {
-			*matches = append(*matches, match{e.res.ID, versionOf(body[e.resStart:e.resEnd])})
+			m := match{id: e.res.ID}
+			if versions {
+				m.version = versionOf(body[e.resStart:e.resEnd])
+			}
+			*matches = append(*matches, m)
 		}
 		return nil
 	}), func(name string, start int64) error {

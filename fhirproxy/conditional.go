@@ -137,7 +137,7 @@ func (p *Proxy) resolveConditional(ctx context.Context, x *exchange) *refusal {
 	if !s.forwardable(p.Limits) {
 		return refuse(http.StatusBadRequest, "too-costly", "the criteria are too long as the proxy would search them (re-encoded, with the token's constraints added); narrow them")
 	}
-	found, ref := p.visibleMatches(ctx, &sa, in.Type, s.Params, 1)
+	found, ref := p.visibleMatches(ctx, &sa, in.Type, s.Params, 1, true)
 	if ref != nil {
 		return ref
 	}

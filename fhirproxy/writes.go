@@ -99,11 +99,6 @@ func (p *Proxy) checkReferences(ctx context.Context, in Interaction, a *access, 
 			return false
 		})
 	}
-	if a.patient != "" && in.Kind != Patch {
-		if other, err := namesAnotherPatient(body, a, had); err != nil || other {
-			return refuse(http.StatusForbidden, "forbidden", "the resource names another patient: with patient context a record may refer to its own patient only")
-		}
-	}
 	return p.checkReferencedRecords(ctx, a, body, in.Kind == Patch, had)
 }
 
@@ -122,31 +117,16 @@ func refersByCriteria(body []byte, patch bool) (bool, error) {
 	})
 }
 
-// namesAnotherPatient reports whether a written resource refers, anywhere
-// in it (contained resources too), to a Patient on this server other than
-// the access's patient, in a reference the stored version does not hold
-// (had). The CompartmentDefinition puts a record in the
-// compartment of every patient some of its fields name (an Observation's
-// performer, say), so such a write would put it in another patient's too;
-// and a server that checks references would tell by its answer whether
-// that patient exists.
-func namesAnotherPatient(body []byte, a *access, had map[string]bool) (bool, error) {
-	return anyString(body, func(v []byte, reference bool) bool {
-		if !reference || had[string(v)] {
-			return false
-		}
-		ref, ok := a.localRef(string(v))
-		id, isPatient := strings.CutPrefix(ref, "Patient/")
-		return ok && isPatient && id != a.patient
-	})
-}
-
 // maxReferencedRecords is how many records a write judged by the proxy
 // may refer to: each is read to be checked.
 const maxReferencedRecords = 32
 
 // checkReferencedRecords checks the records on this server a write refers
-// to, when the access does not see everything. A FHIR server that checks
+// to, when the access does not see everything. With patient context it
+// may name no other Patient, anywhere in it (contained resources too): the
+// CompartmentDefinition puts a record in the compartment of every patient
+// some of its fields name (an Observation's performer, say), so the write
+// would put it in another patient's too. And a FHIR server that checks
 // references answers a write naming a missing record otherwise than one
 // naming a record that exists, so naming a record the access may not see
 // (withheld for its labels, another patient's) would tell that it exists,
@@ -158,30 +138,40 @@ const maxReferencedRecords = 32
 //     hasMember Observation, an encounter, a basedOn request) must be the
 //     patient's, within its clearance, of a type the token may read (an
 //     unreadable type is refused unread); the patient's own Patient is
-//     named freely (namesAnotherPatient refused any other);
+//     named freely;
 //   - any other record (a Practitioner, a Medication; with no patient
 //     context, every record) must exist and be within the clearance.
 //
 // In a patch (patch set), any string that reads as Type/id counts, since a
 // patch can set a reference's value alone, and one that begins like a
-// reference must be one (oddReference). A reference the stored version
+// reference must be one (oddForm). A reference the stored version
 // holds as written (had) is not checked.
 func (p *Proxy) checkReferencedRecords(ctx context.Context, a *access, body []byte, patch bool, had map[string]bool) *refusal {
 	var refs []string
-	odd := ""
+	odd, otherPatient := "", false
 	if _, err := anyString(body, func(v []byte, reference bool) bool {
-		if had[string(v)] {
-			return false // as the stored version has it
+		sv := string(v)
+		if had[sv] || !reference && !patch {
+			return false // as the stored version has it, or not a reference
 		}
-		if odd == "" && (reference || patch && looksLikeReference(v)) && oddReference(string(v), a) {
-			odd = string(v)
-		}
-		if ref, ok := a.localRef(string(v)); (reference || patch) && ok && !slices.Contains(refs, ref) && ref != "Patient/"+a.patient {
+		ref, ok := a.localRef(sv)
+		switch {
+		case !ok:
+			if odd == "" && (reference || looksLikeReference(v)) && oddForm(sv, a) {
+				odd = sv
+			}
+		case ref == "Patient/"+a.patient || slices.Contains(refs, ref):
+		case a.patient != "" && reference && strings.HasPrefix(ref, "Patient/"):
+			otherPatient = true
+		default:
 			refs = append(refs, ref)
 		}
 		return false
 	}); err != nil {
 		return refuse(http.StatusBadRequest, "invalid", "the body must be strict JSON")
+	}
+	if otherPatient {
+		return refuse(http.StatusForbidden, "forbidden", "the resource names another patient: with patient context a record may refer to its own patient only")
 	}
 	if odd != "" {
 		return refuse(http.StatusBadRequest, "invalid", "a reference must be Type/id (or Type/id/_history/v) on this server, an absolute URL on another, #id of a contained resource, or a urn:uuid or urn:oid; "+
@@ -218,16 +208,14 @@ func (p *Proxy) checkReferencedRecords(ctx context.Context, a *access, body []by
 	return nil
 }
 
-// oddReference reports whether a reference value has none of the forms
-// the proxy reads a reference in: Type/id or Type/id/_history/v (relative,
-// or absolute on this server), #id of a contained resource, a urn:uuid or
-// urn:oid (a Bundle entry's), or an absolute URL on another server. A FHIR
-// server could read an odd one ("Observation/1/", " Patient/2") as one of
-// the others, past the checks the proxy made of it.
-func oddReference(v string, a *access) bool {
-	if _, ok := a.localRef(v); ok {
-		return false
-	}
+// oddForm reports whether a reference value that is not Type/id or
+// Type/id/_history/v (relative, or absolute on this server: localRef) has
+// none of the other forms the proxy reads a reference in: #id of a
+// contained resource, a urn:uuid or urn:oid (a Bundle entry's), or an
+// absolute URL on another server. A FHIR server could read an odd one
+// ("Observation/1/", " Patient/2") as one of the others, past the checks
+// the proxy made of it.
+func oddForm(v string, a *access) bool {
 	switch {
 	case strings.HasPrefix(v, "#"), strings.HasPrefix(v, "urn:uuid:"), strings.HasPrefix(v, "urn:oid:"):
 		return false
