@@ -293,14 +293,23 @@ func TestSeveralLaunchesAtOnce(t *testing.T) {
 	}
 }
 
-func TestBackend(t *testing.T) {
-	ehr := smarttest.NewServer(t, smarttest.Config{})
+// nightly registers a backend client "nightly" with the EHR (client
+// credentials, private_key_jwt with an ES384 key "job-1", system/*.rs) and
+// returns its key.
+func nightly(t *testing.T, ehr *smarttest.Server) *ecdsa.PrivateKey {
+	t.Helper()
 	key, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
 	jwks, _ := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: key.Public(), KeyID: "job-1", Algorithm: "ES384"}}})
 	if err := ehr.Register(smart.Client{ID: "nightly", TokenEndpointAuthMethod: smart.AuthPrivateKeyJWT, JWKS: jwks,
 		GrantTypes: []string{smart.GrantClientCredentials}, Scope: "system/*.rs"}); err != nil {
 		t.Fatal(err)
 	}
+	return key
+}
+
+func TestBackend(t *testing.T) {
+	ehr := smarttest.NewServer(t, smarttest.Config{})
+	key := nightly(t, ehr)
 	b := &client.Backend{ClientID: "nightly", FHIRBase: ehr.FHIRBase, Key: key, KeyID: "job-1",
 		Scopes: []string{"system/Patient.rs"}, HTTPClient: ehr.Client()}
 	ctx := context.Background()

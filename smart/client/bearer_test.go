@@ -2,10 +2,6 @@ package client_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -15,8 +11,6 @@ import (
 	"testing"
 	"time"
 
-	jose "github.com/go-jose/go-jose/v4"
-	"github.com/smartkit/smartkit/smart"
 	"github.com/smartkit/smartkit/smart/client"
 	"github.com/smartkit/smartkit/smart/smarttest"
 )
@@ -100,12 +94,7 @@ func TestTokenGoesOnlyToTheFHIRServer(t *testing.T) {
 	ctx := context.Background()
 	origin := strings.TrimSuffix(ehr.FHIRBase, "/fhir")
 
-	key, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
-	jwks, _ := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: key.Public(), KeyID: "job-1", Algorithm: "ES384"}}})
-	if err := ehr.Register(smart.Client{ID: "nightly", TokenEndpointAuthMethod: smart.AuthPrivateKeyJWT, JWKS: jwks,
-		GrantTypes: []string{smart.GrantClientCredentials}, Scope: "system/*.rs"}); err != nil {
-		t.Fatal(err)
-	}
+	key := nightly(t, ehr)
 	b := &client.Backend{ClientID: "nightly", FHIRBase: ehr.FHIRBase, Key: key, KeyID: "job-1",
 		Scopes: []string{"system/Patient.rs"}, HTTPClient: &http.Client{Transport: w}}
 
@@ -162,12 +151,7 @@ func TestTokenRequestsFollowNoRedirect(t *testing.T) {
 	}
 	a := newApp(t, ehr, "launch/patient", "offline_access", "patient/*.rs")
 	a.cfg.HTTPClient = &http.Client{Transport: w}
-	key, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
-	jwks, _ := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: key.Public(), KeyID: "job-1", Algorithm: "ES384"}}})
-	if err := ehr.Register(smart.Client{ID: "nightly", TokenEndpointAuthMethod: smart.AuthPrivateKeyJWT, JWKS: jwks,
-		GrantTypes: []string{smart.GrantClientCredentials}, Scope: "system/*.rs"}); err != nil {
-		t.Fatal(err)
-	}
+	key := nightly(t, ehr)
 	for _, status = range []int{http.StatusTemporaryRedirect, http.StatusPermanentRedirect} {
 		if _, err := a.standalone(); err == nil {
 			t.Errorf("%d: a code exchange answered with a redirect succeeded", status)
@@ -197,12 +181,7 @@ func TestTokenRequestsFollowNoRedirect(t *testing.T) {
 // with none cached, share one token request.
 func TestBackendFetchesOnce(t *testing.T) {
 	ehr := smarttest.NewServer(t, smarttest.Config{})
-	key, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
-	jwks, _ := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: key.Public(), KeyID: "job-1", Algorithm: "ES384"}}})
-	if err := ehr.Register(smart.Client{ID: "nightly", TokenEndpointAuthMethod: smart.AuthPrivateKeyJWT, JWKS: jwks,
-		GrantTypes: []string{smart.GrantClientCredentials}, Scope: "system/*.rs"}); err != nil {
-		t.Fatal(err)
-	}
+	key := nightly(t, ehr)
 	var mu sync.Mutex
 	posts := 0
 	w := &wire{next: ehr.Client().Transport, answer: func(r *http.Request) *http.Response {
