@@ -1040,12 +1040,11 @@ func TestLabelInference(t *testing.T) {
 // TestLabelledWrites: with a clearance short of every label, a write never
 // touches a record the clearance withholds, nor tells one exists: an
 // update (which would strip its labels), a patch or a delete of it answers
-// the 404 a read of it gets, and so does one of a free id; batched
-// conditional writes, which the FHIR server would match against withheld
-// records, and batched updates and deletes, which cannot answer a free id
-// and a withheld one alike, are refused (conditional writes on their own
-// are resolved by the proxy: TestConditionalWritesByLabels). Only the
-// stored version's read reaches the upstream.
+// the 404 a read of it gets, and so does one of a free id (in a batch,
+// the Bundle's 403); batched conditional writes, which the FHIR server
+// would match against withheld records, are refused (conditional writes on
+// their own are resolved by the proxy: TestConditionalWritesByLabels).
+// Only the stored version's read reaches the upstream.
 func TestLabelledWrites(t *testing.T) {
 	f := newFixture(t)
 	user := f.token("user/Observation.cruds", nil)
@@ -1083,10 +1082,6 @@ func TestLabelledWrites(t *testing.T) {
 	for name, c := range map[string][3]string{
 		"batched conditional delete": {"POST", "/", `{"resourceType":"Bundle","type":"batch","entry":[
 			{"request":{"method":"DELETE","url":"Observation?category=laboratory"}}]}`},
-		"batched update": {"POST", "/", `{"resourceType":"Bundle","type":"batch","entry":[
-			{"request":{"method":"PUT","url":"Observation/psy-1"},"resource":` + stripped + `}]}`},
-		"batched delete": {"POST", "/", `{"resourceType":"Bundle","type":"transaction","entry":[
-			{"request":{"method":"DELETE","url":"Observation/fresh"}}]}`},
 		"batched conditional create": {"POST", "/", `{"resourceType":"Bundle","type":"batch","entry":[
 			{"request":{"method":"POST","url":"Observation","ifNoneExist":"_id=psy-1"},"resource":` + mustJSON(obs("", "p1", "laboratory")) + `}]}`},
 	} {
@@ -1095,6 +1090,19 @@ func TestLabelledWrites(t *testing.T) {
 			hdr = patch
 		}
 		f.refused(name, f.do(c[0], c[1], user, c[2], hdr...), http.StatusForbidden)
+	}
+	// Batched, an update or a delete is checked against the stored version
+	// as on its own (TestBatchedWritesByLabels).
+	for name, body := range map[string]string{
+		"batched update": `{"resourceType":"Bundle","type":"batch","entry":[
+			{"request":{"method":"PUT","url":"Observation/psy-1"},"resource":` + stripped + `}]}`,
+		"batched delete": `{"resourceType":"Bundle","type":"transaction","entry":[
+			{"request":{"method":"DELETE","url":"Observation/fresh"}}]}`,
+	} {
+		if r := f.do("POST", "/", user, body); r.status != http.StatusForbidden {
+			t.Errorf("%s: %d %s", name, r.status, r.raw)
+		}
+		f.onlyReads(name)
 	}
 
 	// What the clearance releases may be written over.
@@ -1708,8 +1716,9 @@ func TestWritesMeetTheVersionJudged(t *testing.T) {
 	}
 	written("delete of a record moved in between", "DELETE", `W/"1"`)
 
-	// A batched update by a token cleared for every label (the only one
-	// that may batch updates) is judged against the stored version too,
+	// A batched update by a token cleared for every label is judged
+	// against the stored version too (as any token's is:
+	// TestBatchedWritesWithPatientContext, TestBatchedWritesByLabels),
 	// and its entry goes upstream with ifMatch on that version.
 	full := f.token("user/Observation.cruds", everyLabel())
 	now := f.up.etag("Observation/lab-1")

@@ -53,7 +53,7 @@
 // type, its parameters in the query (a body is refused: it would go
 // upstream unread). A constrained read becomes a search by _id with the
 // constraint, so the FHIR server proves the match. Batches are authorised
-// entry by entry; one refused entry refuses the Bundle, and in a batch
+// entry by entry (see Writes in a batch or transaction), and in a batch
 // response an entry the token may not see reads exactly like one the server
 // did not find (a write entry keeps its status and location). Where answers
 // are judged, a batched conditional read (ifNoneMatch, ifModifiedSince) is
@@ -94,8 +94,8 @@
 // version first, and one the clearance withholds answers 404, as a free id
 // then does (no update-as-create); the write then goes upstream with
 // If-Match on the version judged, so a record changed in between is the
-// server's 412, not overwritten; batched conditional writes, updates
-// and deletes are refused. Whatever the clearance, an update may raise a
+// server's 412, not overwritten (batched, alike: see Writes in a batch
+// or transaction); batched conditional writes are refused. Whatever the clearance, an update may raise a
 // record's labels, never lower or remove them, and a patch of a labelled
 // record must be a JSON Patch whose operations, read as the server reads
 // them, leave its root, meta and contained alone. A patch is a JSON Patch
@@ -166,6 +166,31 @@
 // not see everything: the FHIR server would resolve it over every record,
 // link the write to one the access may not see, and tell by its answer
 // whether one exists.
+//
+// # Writes in a batch or transaction
+//
+// Batches are authorised entry by entry, each as it is on its own, and one
+// refused entry refuses the whole Bundle: nothing of it goes upstream. A
+// patient app may create, update and delete its patient's records in a
+// batch or a transaction (not patch, as on its own), and a token with a
+// clearance short of every label may update, patch and delete in one. Each
+// write entry's content is checked, its stored version read and judged,
+// and what it refers to read (see References in writes); its entry goes
+// upstream with request.ifMatch on the version judged. A refused entry's
+// answer is the Bundle's 403, the same for another patient's record, a
+// withheld one and a free id. Where answers are judged, the Bundle's own
+// names are held to what was judged, since a server puts the record an
+// entry writes in place of every reference to its fullUrl:
+//
+//   - a fullUrl is a urn:uuid or urn:oid, unique in the Bundle, or the
+//     URL on this server of the record its entry names; any other (one
+//     that reads as Patient/p1 on a create, another server's URL, a
+//     version) is refused with 400;
+//   - a urn:uuid or urn:oid reference must be the fullUrl of a create or
+//     update entry of the Bundle, which is itself judged (not of a read's
+//     or a delete's, which a server might resolve to a record unjudged);
+//   - a Bundle's checks read each record at most once, and at most 128
+//     records in all (413 beyond).
 //
 // # Reading responses
 //

@@ -181,6 +181,9 @@ type access struct {
 	// writes says, for a batch or transaction, which entries write: their
 	// answers stay when their resources may not be seen (minimalEntry).
 	writes []bool
+	// entries is what the judged writes of one batch or transaction share
+	// (checkBatch); nil outside one, and for an access that sees all.
+	entries *entryChecks
 	// top and one hold what inspectBody returns for a single resource, so
 	// the read path allocates neither (one response per access).
 	top projection

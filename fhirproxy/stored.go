@@ -54,6 +54,9 @@ func (p *Proxy) checkStored(ctx context.Context, in Interaction, a *access, next
 	if sees && !labelled || in.ID == "" {
 		return nil
 	}
+	if !a.entries.spend() {
+		return tooManyReads()
+	}
 	st, pr, stored, etag, err := p.fetchVersion(ctx, in.Type+"/"+in.ID, "")
 	switch {
 	case err != nil:

@@ -148,7 +148,7 @@ const maxReferencedRecords = 32
 // holds as written (had) is not checked.
 func (p *Proxy) checkReferencedRecords(ctx context.Context, a *access, body []byte, patch bool, had map[string]bool) *refusal {
 	var refs []string
-	odd, otherPatient := "", false
+	odd, dangling, otherPatient := "", "", false
 	if _, err := anyString(body, func(v []byte, reference bool) bool {
 		sv := string(v)
 		if had[sv] || !reference && !patch {
@@ -156,6 +156,10 @@ func (p *Proxy) checkReferencedRecords(ctx context.Context, a *access, body []by
 		}
 		ref, ok := a.localRef(sv)
 		switch {
+		case !ok && a.entries != nil && isURN(sv) && (reference || patch):
+			if dangling == "" && !a.entries.targets[sv] {
+				dangling = sv
+			}
 		case !ok:
 			if odd == "" && (reference || looksLikeReference(v)) && oddForm(sv, a) {
 				odd = sv
@@ -177,6 +181,13 @@ func (p *Proxy) checkReferencedRecords(ctx context.Context, a *access, body []by
 		return refuse(http.StatusBadRequest, "invalid", "a reference must be Type/id (or Type/id/_history/v) on this server, an absolute URL on another, #id of a contained resource, or a urn:uuid or urn:oid; "+
 			strconv.Quote(odd)+" is none of them")
 	}
+	if dangling != "" {
+		// In a Bundle the server resolves it to the record of the entry
+		// with that fullUrl; only a create's or an update's is judged as a
+		// record this write may name.
+		return refuse(http.StatusBadRequest, "invalid", "a urn:uuid or urn:oid reference must be the fullUrl of a create or update entry in the same Bundle; "+
+			strconv.Quote(dangling)+" is not")
+	}
 	if len(refs) > maxReferencedRecords {
 		return refuse(http.StatusBadRequest, "too-costly", "a record written here may refer to at most "+itoa(maxReferencedRecords)+" others (each is checked)")
 	}
@@ -194,6 +205,12 @@ func (p *Proxy) checkReferencedRecords(ctx context.Context, a *access, body []by
 		}
 	}
 	for _, ref := range refs {
+		if a.entries != nil && a.entries.seen[ref] {
+			continue // found fine for an earlier entry of the Bundle
+		}
+		if !a.entries.spend() {
+			return tooManyReads()
+		}
 		st, pr, _, err := p.fetch(ctx, ref, "")
 		if err != nil {
 			return refuse(http.StatusBadGateway, "transient", "the FHIR server is unavailable")
@@ -203,6 +220,9 @@ func (p *Proxy) checkReferencedRecords(ctx context.Context, a *access, body []by
 		}
 		if conf, tags := pr.labels(); !a.clearance.Allows(conf, tags) || inComp(ref) && (!pr.inCompartment(a) || a.judge(pr) != keep) {
 			return unseen(ref)
+		}
+		if a.entries != nil {
+			a.entries.seen[ref] = true
 		}
 	}
 	return nil
@@ -284,8 +304,12 @@ func searchOfType(v []byte) bool {
 const entryResource = "\x00entry"
 
 // checkBatch authorises every entry of a batch or transaction on its own;
-// one refused entry refuses the whole Bundle. Patient/ tokens may batch
-// reads and searches only.
+// one refused entry refuses the whole Bundle. A write entry is checked as
+// it is on its own (checkWrite) and pinned to the version judged. Where
+// answers are judged, the Bundle's own names are too: its fullUrls
+// (entryNamed) and the urn references its writes hold, which must name a
+// create or update entry (checkReferencedRecords); the checks share one
+// budget of upstream reads (entryChecks).
 func (p *Proxy) checkBatch(ctx context.Context, a *access, body []byte) *refusal {
 	bad := func(msg string) *refusal { return refuse(http.StatusBadRequest, "invalid", msg) }
 	b, err := parseBatch(body, p.Limits.entries())
@@ -299,12 +323,36 @@ func (p *Proxy) checkBatch(ctx context.Context, a *access, body []byte) *refusal
 		return bad("POST to the base takes a batch or transaction Bundle")
 	}
 	a.writes = make([]bool, len(b.Entry))
+	judged := !a.seesAll()
+	if judged {
+		a.entries = &entryChecks{targets: map[string]bool{}, seen: map[string]bool{}, reads: maxBundleReads}
+		seen := map[string]bool{}
+		for i, e := range b.Entry {
+			if e.FullURL == "" {
+				continue
+			}
+			if seen[e.FullURL] {
+				return bad("batch entry " + itoa(i) + ": another entry has the same fullUrl")
+			}
+			seen[e.FullURL] = true
+			if isURN(e.FullURL) && (e.Method == http.MethodPost || e.Method == http.MethodPut) {
+				a.entries.targets[e.FullURL] = true
+			}
+		}
+	}
 	for i, e := range b.Entry {
 		path, query, _ := strings.Cut(e.URL, "?")
 		if strings.Contains(path, "://") || strings.HasPrefix(path, "/") {
 			return bad("batch entry URLs must be relative to the base")
 		}
 		in, err := parsePath(e.Method, "/"+path, query, p.Limits)
+		if err == nil && judged && !entryNamed(e.FullURL, in, a) {
+			// A server puts the record an entry writes in place of every
+			// reference to its fullUrl: one that reads as another record
+			// (Patient/p1, when the entry creates an Observation) would
+			// move a reference the proxy judged onto another record.
+			return bad("batch entry " + itoa(i) + ": a fullUrl must be a urn:uuid or urn:oid, or the URL on this server of the record the entry names")
+		}
 		if err == nil && e.IfNoneExist != nil {
 			// The Bundle goes upstream as sent: the criteria are checked
 			// here as a header's would be, and make the entry conditional.
@@ -318,8 +366,8 @@ func (p *Proxy) checkBatch(ctx context.Context, a *access, body []byte) *refusal
 			ref.msg = "batch entry " + itoa(i) + ": " + ref.msg
 			return ref
 		}
-		if a.patient != "" && in.Kind != Read && in.Kind != VRead {
-			return refuse(http.StatusForbidden, "forbidden", "batch entry "+itoa(i)+": only reads may be batched with patient context")
+		if a.patient != "" && in.Kind != Read && in.Kind != VRead && in.Kind != Create && in.Kind != Update && in.Kind != Delete {
+			return refuse(http.StatusForbidden, "forbidden", "batch entry "+itoa(i)+": only reads, creates, updates and deletes may be batched with patient context")
 		}
 		// The Bundle goes upstream as sent, so an entry is either a write
 		// with its content, which is checked, or carries none the server
@@ -357,15 +405,16 @@ func (p *Proxy) checkBatch(ctx context.Context, a *access, body []byte) *refusal
 			// and a missing one; a batch could not answer them alike.
 			return refuse(http.StatusForbidden, "forbidden", "batch entry "+itoa(i)+": earlier versions are checked one by one; send it on its own")
 		}
-		if !a.unrestricted && (in.Kind == Update || in.Kind == Patch || in.Kind == Delete) {
-			// Checked against the stored version on its own, it answers 404
-			// for a withheld record and a free id alike; in a batch the
-			// server's own answer for a free id would tell them apart.
-			return refuse(http.StatusForbidden, "forbidden", "batch entry "+itoa(i)+
-				": with a clearance short of every label, updates and deletes are checked one by one; send it on its own")
-		}
-		if len(e.Resource) > 0 {
+		if a.writes[i] {
+			// As on its own: the new content, then the stored version (which
+			// must be one the access may see; a free id, another patient's
+			// record and a withheld one are refused alike, 403 here as the
+			// Bundle's own answer), then what the content refers to.
 			if ref := p.checkWrite(ctx, entryResource, in, &ea, e.Resource); ref != nil {
+				ref.msg = "batch entry " + itoa(i) + ": " + ref.msg
+				if ref.status == http.StatusNotFound {
+					ref.status, ref.code = http.StatusForbidden, "forbidden"
+				}
 				return ref
 			}
 		}
@@ -376,6 +425,60 @@ func (p *Proxy) checkBatch(ctx context.Context, a *access, body []byte) *refusal
 		}
 	}
 	return nil
+}
+
+// maxBundleReads is how many upstream reads the checks of one batch or
+// transaction's judged writes may make: a stored version for each update,
+// patch and delete, and each record the written content refers to (once a
+// Bundle).
+const maxBundleReads = 128
+
+// entryChecks is what the judged writes of one batch or transaction share:
+// the fullUrls a urn reference may name (those of its create and update
+// entries), the records already found to be ones the access may see, and
+// how many upstream reads the Bundle has left.
+type entryChecks struct {
+	targets map[string]bool
+	seen    map[string]bool
+	reads   int
+}
+
+// spend counts one upstream read, and reports whether the Bundle had one
+// left (always, outside a batch).
+func (c *entryChecks) spend() bool {
+	if c == nil {
+		return true
+	}
+	if c.reads == 0 {
+		return false
+	}
+	c.reads--
+	return true
+}
+
+// tooManyReads refuses a Bundle whose checks would read too much.
+func tooManyReads() *refusal {
+	return refuse(http.StatusRequestEntityTooLarge, "too-costly", "the Bundle's writes refer to more records than are checked in one request ("+itoa(maxBundleReads)+"); send it in smaller Bundles")
+}
+
+// isURN reports whether v is a urn:uuid or urn:oid: a Bundle entry's
+// fullUrl, which a server resolves to the record that entry writes.
+func isURN(v string) bool {
+	return strings.HasPrefix(v, "urn:uuid:") || strings.HasPrefix(v, "urn:oid:")
+}
+
+// entryNamed reports whether a Bundle entry's fullUrl is one a judged
+// Bundle may carry: none, a urn:uuid or urn:oid, or the absolute URL on
+// this server of the very record the entry reads, updates or deletes.
+func entryNamed(fullURL string, in Interaction, a *access) bool {
+	if fullURL == "" || isURN(fullURL) {
+		return true
+	}
+	if !strings.Contains(fullURL, "://") || in.ID == "" {
+		return false
+	}
+	ref, ok := a.localRef(fullURL)
+	return ok && ref == in.Type+"/"+in.ID && !strings.Contains(fullURL, "/_history/")
 }
 
 // entryPin is an ifMatch the proxy adds to a batch entry's request: the
@@ -418,6 +521,7 @@ type batchEntry struct {
 	// conditional read.
 	Conditional bool
 	IfMatch     string // request.ifMatch
+	FullURL     string
 	// requestAt is the offset of the request object's '{', where an
 	// ifMatch the proxy pins goes in (entryPin).
 	requestAt int64
@@ -466,6 +570,8 @@ func parseBatch(body []byte, most int) (batch, error) {
 						return err
 					}
 					switch string(name) {
+					case "fullUrl":
+						return readString(s, &e.FullURL)
 					case "request":
 						e.requestAt = s.Offset()
 						return readObject(s, func(name []byte) error {

@@ -1,0 +1,225 @@
+package fhirproxy_test
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// bundle is a transaction (or, typ given, another type) of the entries.
+func bundle(typ string, entries ...string) string {
+	if typ == "" {
+		typ = "transaction"
+	}
+	return `{"resourceType":"Bundle","type":"` + typ + `","entry":[` + strings.Join(entries, ",") + `]}`
+}
+
+// entry is a Bundle entry: its fullUrl (none when empty), its request, and
+// its resource (none when empty).
+func entry(fullURL, method, url, resource string) string {
+	e := `{`
+	if fullURL != "" {
+		e += `"fullUrl":` + mustJSON(fullURL) + `,`
+	}
+	e += `"request":{"method":"` + method + `","url":"` + url + `"}`
+	if resource != "" {
+		e += `,"resource":` + resource
+	}
+	return e + `}`
+}
+
+// sentBundle is the last Bundle the upstream received, its entries'
+// requests read back.
+func (f *fixture) sentBundle() []map[string]any {
+	f.t.Helper()
+	got := f.up.requests()
+	if len(got) == 0 || got[len(got)-1].Method != http.MethodPost {
+		f.t.Fatalf("the Bundle did not go upstream: %d request(s)", len(got))
+	}
+	var b struct {
+		Entry []struct{ Request map[string]any }
+	}
+	if err := json.Unmarshal([]byte(f.up.bodies[len(f.up.bodies)-1]), &b); err != nil {
+		f.t.Fatalf("the Bundle went upstream invalid: %v", err)
+	}
+	var out []map[string]any
+	for _, e := range b.Entry {
+		out = append(out, e.Request)
+	}
+	return out
+}
+
+// TestBatchedWritesWithPatientContext: a patient app may create, update
+// and delete its patient's records in a batch or transaction, each entry
+// checked as it is on its own (the new content, the stored version, what
+// it refers to) and pinned to the version judged (ifMatch). Another
+// patient's record, a withheld one and a free id are refused alike; a
+// urn reference must name a create or update entry of the Bundle, and a
+// fullUrl may not alias another record (a server puts the entry's record
+// in place of every reference to its fullUrl). Nothing is written when
+// one entry is refused.
+func TestBatchedWritesWithPatientContext(t *testing.T) {
+	f := newFixture(t)
+	tok := f.token("launch/patient patient/Observation.cruds patient/Patient.r", nil)
+	created := withMember("status", "final")
+	member := withMember("hasMember", []any{reference("urn:uuid:a")})
+	r := f.do("POST", "/", tok, bundle("",
+		entry("urn:uuid:a", "POST", "Observation", created),
+		entry(f.up.ts.URL+"/Observation/lab-1", "PUT", "Observation/lab-1", func() string {
+			o := obs("lab-1", "p1", "laboratory")
+			o["hasMember"] = []any{reference("urn:uuid:a")}
+			return mustJSON(o)
+		}()),
+		entry("urn:uuid:b", "PUT", "Observation/vs-1", mustJSON(obs("vs-1", "p1", "vital-signs"))),
+		entry("", "POST", "Observation", member),
+		entry("", "DELETE", "Observation/vs-1", ""),
+		entry("", "GET", "Patient/p1", "")))
+	if r.status != 200 {
+		t.Fatalf("a transaction of the patient's own records: %d %s", r.status, r.raw)
+	}
+	sent := f.sentBundle()
+	if len(sent) != 6 {
+		t.Fatalf("sent %v", sent)
+	}
+	for i, want := range []any{nil, `W/"1"`, `W/"1"`, nil, `W/"1"`, nil} {
+		if sent[i]["ifMatch"] != want {
+			t.Errorf("entry %d went with ifMatch %v, want %v", i, sent[i]["ifMatch"], want)
+		}
+	}
+	f.up.reset()
+
+	// Refused, with nothing written (the proxy's own reads aside); the
+	// answers for another patient's record, a withheld one and a free id
+	// are the same.
+	other := obs("lab-2", "p1", "laboratory") // lab-2 is p2's
+	var same []string
+	for _, c := range []struct {
+		name, body string
+		status     int
+		alike      bool
+	}{
+		{"an update of another patient's record", bundle("", entry("", "PUT", "Observation/lab-2", mustJSON(other))), 403, true},
+		{"an update of a withheld record", bundle("", entry("", "PUT", "Observation/psy-1", mustJSON(obs("psy-1", "p1", "laboratory")))), 403, true},
+		{"an update of a free id", bundle("", entry("", "PUT", "Observation/fresh", mustJSON(obs("fresh", "p1", "laboratory")))), 403, true},
+		{"a delete of another patient's record", bundle("", entry("", "DELETE", "Observation/lab-2", "")), 403, true},
+		{"a delete of a withheld record", bundle("", entry("", "DELETE", "Observation/psy-1", "")), 403, true},
+		{"a delete of a free id", bundle("", entry("", "DELETE", "Observation/fresh", "")), 403, true},
+		{"a create for another patient", bundle("batch", entry("", "POST", "Observation", noID(obs("", "p2", "laboratory")))), 403, false},
+		{"a create naming another patient", bundle("", entry("", "POST", "Observation", withMember("performer", []any{reference("Patient/p2")}))), 403, false},
+		{"a create naming a withheld record", bundle("", entry("", "POST", "Observation", withMember("hasMember", []any{reference("Observation/psy-1")}))), 403, false},
+		{"a create of a Patient", bundle("", entry("", "POST", "Patient", `{"resourceType":"Patient"}`)), 403, false},
+		{"a patch", bundle("", entry("", "PATCH", "Observation/lab-1", `{"resourceType":"Binary","contentType":"application/json-patch+json","data":"`+
+			base64.StdEncoding.EncodeToString([]byte(`[{"op":"replace","path":"/status","value":"amended"}]`))+`"}`)), 403, false},
+		{"one good entry, one bad", bundle("", entry("", "POST", "Observation", created), entry("", "PUT", "Observation/lab-2", mustJSON(other))), 403, false},
+		{"a urn naming a read's fullUrl", bundle("", entry("urn:uuid:g", "GET", "Observation/psy-1", ""),
+			entry("", "POST", "Observation", withMember("hasMember", []any{reference("urn:uuid:g")}))), 400, false},
+		{"a urn naming a delete's fullUrl", bundle("", entry("urn:uuid:d", "DELETE", "Observation/vs-1", ""),
+			entry("", "POST", "Observation", withMember("hasMember", []any{reference("urn:uuid:d")}))), 400, false},
+		{"a urn naming no entry", bundle("", entry("", "POST", "Observation", withMember("hasMember", []any{reference("urn:oid:1.2.3")}))), 400, false},
+		{"a fullUrl aliasing the patient", bundle("", entry(f.up.ts.URL+"/Patient/p1", "POST", "Observation", created),
+			entry("", "POST", "Observation", created)), 400, false},
+		{"a fullUrl aliasing another record", bundle("", entry(f.base+"/Observation/lab-2", "PUT", "Observation/lab-1", mustJSON(obs("lab-1", "p1", "laboratory")))), 400, false},
+		{"a relative fullUrl", bundle("", entry("Observation/lab-2", "POST", "Observation", created)), 400, false},
+		{"a fullUrl on another server", bundle("", entry("https://other.example/fhir/Patient/p1", "POST", "Observation", created)), 400, false},
+		{"a versioned fullUrl", bundle("", entry(f.up.ts.URL+"/Observation/lab-1/_history/1", "PUT", "Observation/lab-1", mustJSON(obs("lab-1", "p1", "laboratory")))), 400, false},
+		{"two entries with one fullUrl", bundle("", entry("urn:uuid:a", "POST", "Observation", created), entry("urn:uuid:a", "GET", "Observation/psy-1", "")), 400, false},
+	} {
+		r := f.do("POST", "/", tok, c.body)
+		if r.status != c.status || r.body["resourceType"] != "OperationOutcome" {
+			t.Errorf("%s: %d %s", c.name, r.status, r.raw)
+		}
+		f.onlyReads(c.name)
+		if c.alike {
+			same = append(same, strings.ReplaceAll(strings.ReplaceAll(r.raw, "DELETE", "X"), "PUT", "X"))
+		}
+	}
+	for _, a := range same[1:] {
+		if a != same[0] {
+			t.Errorf("answers differ: %s and %s", same[0], a)
+		}
+	}
+}
+
+// TestBatchedWritesByLabels: with a clearance short of every label, a
+// batched update, patch or delete is checked against the stored version
+// as on its own, and pinned; one of a withheld record answers as one of a
+// free id does.
+func TestBatchedWritesByLabels(t *testing.T) {
+	f := newFixture(t)
+	user := f.token("user/Observation.cruds user/Practitioner.r", nil)
+	patch := `{"resourceType":"Binary","contentType":"application/json-patch+json","data":"` +
+		base64.StdEncoding.EncodeToString([]byte(`[{"op":"replace","path":"/status","value":"amended"}]`)) + `"}`
+	if r := f.do("POST", "/", user, bundle("batch",
+		entry("", "PUT", "Observation/lab-1", mustJSON(obs("lab-1", "p1", "laboratory"))),
+		entry("", "PATCH", "Observation/vs-1", patch),
+		entry("", "DELETE", "Observation/lab-2", ""))); r.status != 200 {
+		t.Fatalf("a batch of records the clearance releases: %d %s", r.status, r.raw)
+	}
+	for i, e := range f.sentBundle() {
+		if e["ifMatch"] != `W/"1"` {
+			t.Errorf("entry %d went without the version judged: %v", i, e)
+		}
+	}
+	f.up.reset()
+	var answers []string
+	for _, c := range []struct{ name, body string }{
+		{"update withheld", bundle("", entry("", "PUT", "Observation/psy-1", mustJSON(obs("psy-1", "p1", "laboratory", "R", "PSY"))))},
+		{"update free", bundle("", entry("", "PUT", "Observation/fresh", mustJSON(obs("fresh", "p1", "laboratory", "R", "PSY"))))},
+		{"patch withheld", bundle("", entry("", "PATCH", "Observation/psy-1", patch))},
+		{"patch free", bundle("", entry("", "PATCH", "Observation/fresh", patch))},
+		{"delete withheld", bundle("", entry("", "DELETE", "Observation/psy-1", ""))},
+		{"delete free", bundle("", entry("", "DELETE", "Observation/fresh", ""))},
+	} {
+		r := f.do("POST", "/", user, c.body)
+		if r.status != http.StatusForbidden {
+			t.Errorf("%s: %d %s", c.name, r.status, r.raw)
+		}
+		f.onlyReads(c.name)
+		answers = append(answers, r.raw)
+	}
+	for i := 0; i < len(answers); i += 2 {
+		if answers[i] != answers[i+1] {
+			t.Errorf("a withheld record and a free id answer differently: %s and %s", answers[i], answers[i+1])
+		}
+	}
+
+	// Each record the Bundle's writes refer to is read once (with no
+	// patient context, the subject's Patient too), and a Bundle
+	// may not make the proxy read more than it allows.
+	for i := range 140 {
+		id := "dr-" + strconv.Itoa(i)
+		f.up.mu.Lock()
+		f.up.resources["Practitioner/"+id] = map[string]any{"resourceType": "Practitioner", "id": id}
+		f.up.mu.Unlock()
+	}
+	performers := func(from, to int) string {
+		var refs []any
+		for i := from; i < to; i++ {
+			refs = append(refs, reference("Practitioner/dr-"+strconv.Itoa(i)))
+		}
+		return withMember("performer", refs)
+	}
+	var same, distinct []string
+	for i := range 5 {
+		same = append(same, entry("", "POST", "Observation", performers(0, 28)))
+		distinct = append(distinct, entry("", "POST", "Observation", performers(28*i, 28*i+28)))
+	}
+	if r := f.do("POST", "/", user, bundle("", same...)); r.status != 200 {
+		t.Errorf("five creates naming the same 28 records: %d %s", r.status, r.raw)
+	}
+	if n := len(f.up.requests()); n != 28+2 {
+		t.Errorf("five creates naming the same 28 records (and Patient/p1) made %d upstream requests, want 29 reads and the Bundle", n)
+	}
+	f.up.reset()
+	r := f.do("POST", "/", user, bundle("", distinct...))
+	if r.status != http.StatusRequestEntityTooLarge || r.body["resourceType"] != "OperationOutcome" {
+		t.Errorf("five creates naming 140 records: %d %s", r.status, r.raw)
+	}
+	if n := len(f.up.requests()); n > 128 {
+		t.Errorf("five creates naming 140 records made %d upstream reads", n)
+	}
+	f.onlyReads("five creates naming 140 records")
+}
