@@ -110,6 +110,8 @@ func (s *fhirServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		versions := slices.Clone(s.history[segs[0]+"/"+segs[1]])
 		s.mu.RUnlock()
 		s.bundle(w, "history", versions, nil)
+	case r.Method == http.MethodPost && len(segs) == 1 && segs[0] == "":
+		s.transaction(w, r)
 	case r.Method == http.MethodPost && len(segs) == 1:
 		s.put(w, r, segs[0], "")
 	case r.Method == http.MethodPut && len(segs) == 2:
@@ -123,28 +125,59 @@ func (s *fhirServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (s *fhirServer) put(w http.ResponseWriter, r *http.Request, typ, id string) {
 	b, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
 	var res resource
-	if err != nil || json.Unmarshal(b, &res) != nil || res["resourceType"] != typ {
+	if err != nil || json.Unmarshal(b, &res) != nil {
 		s.outcome(w, 400, "invalid", "the body must be a "+typ)
 		return
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	status := 200
-	if id == "" {
-		s.seq++
-		id = fmt.Sprintf("%s-new-%d", strings.ToLower(typ), s.seq)
-		status = 201
-	} else if res["id"] != id {
-		s.outcome(w, 400, "invalid", "the body's id must match the URL")
+	update := id != ""
+	if !update {
+		id = s.newID(typ)
+	}
+	if f := s.check(typ, id, update, res, r.Header.Get("If-Match")); f != nil {
+		s.outcome(w, f.status, f.code, f.msg)
 		return
 	}
+	status, version := s.store(typ, id, res)
+	w.Header().Set("Location", s.base+"/"+typ+"/"+id+"/_history/"+strconv.Itoa(version))
+	s.write(w, status, res)
+}
+
+// failure is a write the server refuses.
+type failure struct {
+	status    int
+	code, msg string
+}
+
+// newID is a fresh id for a created resource (s.mu held).
+func (s *fhirServer) newID(typ string) string {
+	s.seq++
+	return fmt.Sprintf("%s-new-%d", strings.ToLower(typ), s.seq)
+}
+
+// check reports why res may not be written as typ/id (s.mu held): a body
+// of another type, an update's of another id, or an If-Match naming
+// another version than the current one (a version-aware write: the proxy
+// pins the version it judged). A create's id is the server's.
+func (s *fhirServer) check(typ, id string, update bool, res resource, ifMatch string) *failure {
+	switch {
+	case res["resourceType"] != typ:
+		return &failure{400, "invalid", "the body must be a " + typ}
+	case update && res["id"] != id:
+		return &failure{400, "invalid", "the body's id must match the URL"}
+	}
+	if ifMatch != "" && strings.TrimPrefix(ifMatch, "W/") != `"`+strconv.Itoa(len(s.history[typ+"/"+id]))+`"` {
+		return &failure{412, "conflict", "the resource is not at the version If-Match names"}
+	}
+	return nil
+}
+
+// store writes res as typ/id's next version (s.mu held, check passed) and
+// returns the status it answers (201 for the first version) and the version.
+func (s *fhirServer) store(typ, id string, res resource) (status, version int) {
 	key := typ + "/" + id
-	version := len(s.history[key]) + 1
-	if m := r.Header.Get("If-Match"); m != "" && strings.TrimPrefix(m, "W/") != `"`+strconv.Itoa(version-1)+`"` {
-		// A version-aware update (the proxy pins the version it judged).
-		s.outcome(w, 412, "conflict", "the resource is not at the version If-Match names")
-		return
-	}
+	version, status = len(s.history[key])+1, 200
 	if version == 1 {
 		status = 201
 		s.order = append(s.order, key)
@@ -158,8 +191,7 @@ func (s *fhirServer) put(w http.ResponseWriter, r *http.Request, typ, id string)
 	res["meta"] = m
 	s.current[key] = res
 	s.history[key] = append(s.history[key], res)
-	w.Header().Set("Location", s.base+"/"+key+"/_history/"+strconv.Itoa(version))
-	s.write(w, status, res)
+	return status, version
 }
 
 // references returns the references a resource makes, by path name.
@@ -409,5 +441,6 @@ func (s *fhirServer) capabilities() resource {
 	}
 	return resource{"resourceType": "CapabilityStatement", "status": "active", "date": "2026-11-27", "kind": "instance",
 		"fhirVersion": "4.0.1", "format": []any{"json"}, "software": map[string]any{"name": "smartkit sandbox FHIR server"},
-		"rest": []any{map[string]any{"mode": "server", "resource": types}}}
+		"rest": []any{map[string]any{"mode": "server", "resource": types,
+			"interaction": []any{map[string]any{"code": "transaction"}, map[string]any{"code": "batch"}}}}}
 }

@@ -216,3 +216,76 @@ func TestFHIRDataServer(t *testing.T) {
 		}
 	}
 }
+
+// TestFHIRDataServerTransactions: the data server runs a transaction all
+// or nothing (a stale ifMatch refuses every entry), resolves references to
+// its entries' fullUrls, and runs a batch's entries each on its own.
+func TestFHIRDataServerTransactions(t *testing.T) {
+	s := newFHIRServer("http://fhir.test", generate(50))
+	ts := httptest.NewServer(s)
+	defer ts.Close()
+	post := func(body string) (int, map[string]any) {
+		t.Helper()
+		resp, err := http.Post(ts.URL+"/", "application/fhir+json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var m map[string]any
+		if err := json.NewDecoder(resp.Body).Decode(&m); err != nil {
+			t.Fatal(err)
+		}
+		return resp.StatusCode, m
+	}
+	versions := func() int {
+		n := 0
+		for _, h := range s.history {
+			n += len(h)
+		}
+		return n
+	}
+	_, cond := fhirGet(t, ts, "/Condition/pt-001-cond-1")
+	delete(cond, "meta")
+	entriesOf := func(ifMatch string) string {
+		return `[{"fullUrl":"urn:uuid:1","request":{"method":"POST","url":"Observation"},"resource":{"resourceType":"Observation","status":"final","subject":{"reference":"Patient/pt-001"}}},
+			{"request":{"method":"POST","url":"Observation"},"resource":{"resourceType":"Observation","status":"final","hasMember":[{"reference":"urn:uuid:1"}]}},
+			{"request":{"method":"PUT","url":"Condition/pt-001-cond-1","ifMatch":"` + ifMatch + `"},"resource":` + mustMarshal(cond) + `},
+			{"request":{"method":"GET","url":"Patient/pt-001"}}]`
+	}
+	before := versions()
+	if code, m := post(`{"resourceType":"Bundle","type":"transaction","entry":` + entriesOf(`W/\"7\"`) + `}`); code != 412 || m["resourceType"] != "OperationOutcome" || versions() != before {
+		t.Fatalf("a transaction with a stale ifMatch: %d %v, %d versions written", code, m, versions()-before)
+	}
+	code, m := post(`{"resourceType":"Bundle","type":"transaction","entry":` + entriesOf(`W/\"1\"`) + `}`)
+	es, _ := m["entry"].([]any)
+	if code != 200 || m["type"] != "transaction-response" || len(es) != 4 || versions() != before+3 {
+		t.Fatalf("a transaction: %d %v", code, m)
+	}
+	loc := func(i int) string {
+		l, _, _ := strings.Cut(es[i].(map[string]any)["response"].(map[string]any)["location"].(string), "/_history/")
+		return l
+	}
+	if got := s.current[loc(1)]["hasMember"]; mustMarshal(got) != `[{"reference":"`+loc(0)+`"}]` {
+		t.Errorf("the member reference became %v, want %s", got, loc(0))
+	}
+	if es[3].(map[string]any)["resource"].(map[string]any)["id"] != "pt-001" {
+		t.Errorf("the read's entry: %v", es[3])
+	}
+	// A batch: the stale update fails on its own; the rest is written, and
+	// its urn stays as written (a batch's entries do not refer to each other).
+	before = versions()
+	code, m = post(`{"resourceType":"Bundle","type":"batch","entry":` + entriesOf(`W/\"1\"`) + `}`)
+	es, _ = m["entry"].([]any)
+	if code != 200 || len(es) != 4 || versions() != before+2 ||
+		!strings.HasPrefix(es[2].(map[string]any)["response"].(map[string]any)["status"].(string), "412") {
+		t.Fatalf("a batch: %d %v", code, m)
+	}
+	if got := s.current[loc(1)]["hasMember"]; mustMarshal(got) != `[{"reference":"urn:uuid:1"}]` {
+		t.Errorf("in a batch the member reference became %v", got)
+	}
+}
+
+func mustMarshal(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
+}

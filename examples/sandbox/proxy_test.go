@@ -442,3 +442,91 @@ func TestUpsertThroughTheProxy(t *testing.T) {
 		t.Errorf("a panel of its own reading: %d %s", code, b)
 	}
 }
+
+// TestTransactionThroughTheProxy: a patient app sends its readings as one
+// transaction through the proxy to the sandbox's data server: a panel
+// created with its member named by urn:uuid, and an update of a reading of
+// its own. The server resolves the urn to the member it created, and the
+// update goes with the version the proxy judged. An entry naming another
+// patient's reading refuses the whole transaction: nothing is written.
+func TestTransactionThroughTheProxy(t *testing.T) {
+	sb := startSandbox(t)
+	tok := patientToken(t, sb, "launch/patient patient/Observation.cruds")
+	versions := func() int {
+		sb.fhir.mu.RLock()
+		defer sb.fhir.mu.RUnlock()
+		n := 0
+		for _, h := range sb.fhir.history {
+			n += len(h)
+		}
+		return n
+	}
+	record := func(key string) map[string]any {
+		sb.fhir.mu.RLock()
+		defer sb.fhir.mu.RUnlock()
+		b, _ := json.Marshal(sb.fhir.current[key])
+		var res map[string]any
+		_ = json.Unmarshal(b, &res)
+		return res
+	}
+	js := func(v any) string { b, _ := json.Marshal(v); return string(b) }
+	reading := js(map[string]any{"resourceType": "Observation", "status": "final",
+		"code":    map[string]any{"coding": []any{map[string]any{"system": "http://loinc.org", "code": "8867-4"}}},
+		"subject": map[string]any{"reference": "Patient/pt-001"}, "valueQuantity": map[string]any{"value": 64, "unit": "/min"}})
+	panel := js(map[string]any{"resourceType": "Observation", "status": "final",
+		"code":    map[string]any{"coding": []any{map[string]any{"system": "http://loinc.org", "code": "85354-9"}}},
+		"subject": map[string]any{"reference": "Patient/pt-001"}, "hasMember": []any{map[string]any{"reference": "urn:uuid:9f1c"}}})
+	amended := record("Observation/pt-001-vs-000")
+	amended["status"] = "amended"
+	delete(amended, "meta")
+	other := record("Observation/pt-long-vs-000")
+	other["status"] = "amended"
+	delete(other, "meta")
+	tx := func(entries ...string) string {
+		return `{"resourceType":"Bundle","type":"transaction","entry":[` + strings.Join(entries, ",") + `]}`
+	}
+	own := []string{
+		`{"fullUrl":"urn:uuid:9f1c","request":{"method":"POST","url":"Observation"},"resource":` + reading + `}`,
+		`{"request":{"method":"POST","url":"Observation"},"resource":` + panel + `}`,
+		`{"request":{"method":"PUT","url":"Observation/pt-001-vs-000"},"resource":` + js(amended) + `}`,
+	}
+	before := versions()
+	for name, c := range map[string]struct {
+		body   string
+		status int
+	}{
+		"another patient's reading among them": {tx(append(own, `{"request":{"method":"PUT","url":"Observation/pt-long-vs-000"},"resource":`+js(other)+`}`)...), http.StatusForbidden},
+		"a member named by a read's fullUrl":   {tx(own[1], `{"fullUrl":"urn:uuid:9f1c","request":{"method":"GET","url":"Observation/pt-long-vs-000"}}`), http.StatusBadRequest},
+	} {
+		if code, b := fhirCall(t, tok, http.MethodPost, sb.FHIRBase, c.body); code != c.status {
+			t.Errorf("%s: %d %s", name, code, b)
+		}
+		if versions() != before {
+			t.Fatalf("%s: something was written", name)
+		}
+	}
+	code, b := fhirCall(t, tok, http.MethodPost, sb.FHIRBase, tx(own...))
+	var resp struct {
+		Type  string
+		Entry []struct {
+			Response struct{ Status, Location string }
+		}
+	}
+	if err := json.Unmarshal(b, &resp); err != nil || code != http.StatusOK || resp.Type != "transaction-response" || len(resp.Entry) != 3 {
+		t.Fatalf("the patient's own transaction: %d %s", code, b)
+	}
+	created, _, _ := strings.Cut(resp.Entry[0].Response.Location, "/_history/")
+	made, _, _ := strings.Cut(resp.Entry[1].Response.Location, "/_history/")
+	if resp.Entry[0].Response.Status != "201 Created" || !strings.HasPrefix(created, "Observation/") {
+		t.Fatalf("the reading's entry: %+v", resp.Entry[0])
+	}
+	if got := record(made)["hasMember"]; js(got) != `[{"reference":"`+created+`"}]` {
+		t.Errorf("the panel's member is %v, want %s", got, created)
+	}
+	if got := record("Observation/pt-001-vs-000"); got["status"] != "amended" || got["meta"].(map[string]any)["versionId"] != "2" {
+		t.Errorf("the updated reading: %v", got)
+	}
+	if versions() != before+3 {
+		t.Errorf("%d versions written, want 3", versions()-before)
+	}
+}

@@ -1,0 +1,134 @@
+package main
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+)
+
+// bundleEntry is what the sandbox server reads of a batch or transaction
+// entry.
+type bundleEntry struct {
+	FullURL  string   `json:"fullUrl"`
+	Resource resource `json:"resource"`
+	Request  struct {
+		Method  string `json:"method"`
+		URL     string `json:"url"`
+		IfMatch string `json:"ifMatch"`
+	} `json:"request"`
+}
+
+// transaction runs a batch or transaction Bundle POSTed to the base: its
+// creates, updates (version-aware with request.ifMatch) and reads; the
+// sandbox server has no delete or patch. A transaction is all or nothing:
+// every write is checked before any is made, and a reference to a create
+// or update entry's fullUrl becomes the record that entry writes. A
+// batch's entries each stand alone. Writes are made before reads, as FHIR
+// orders a transaction.
+func (s *fhirServer) transaction(w http.ResponseWriter, r *http.Request) {
+	b, err := io.ReadAll(io.LimitReader(r.Body, 4<<20))
+	var bundle struct {
+		ResourceType string        `json:"resourceType"`
+		Type         string        `json:"type"`
+		Entry        []bundleEntry `json:"entry"`
+	}
+	if err != nil || json.Unmarshal(b, &bundle) != nil || bundle.ResourceType != "Bundle" || bundle.Type != "batch" && bundle.Type != "transaction" {
+		s.outcome(w, 400, "invalid", "POST to the base takes a batch or transaction Bundle")
+		return
+	}
+	tx := bundle.Type == "transaction"
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	type plan struct {
+		typ, id       string
+		write, update bool
+		fail          *failure
+	}
+	plans := make([]plan, len(bundle.Entry))
+	names := map[string]string{} // a write entry's fullUrl → the Type/id it writes
+	for i, e := range bundle.Entry {
+		path, query, _ := strings.Cut(e.Request.URL, "?")
+		segs := strings.Split(path, "/")
+		p := &plans[i]
+		switch {
+		case query != "" || segs[0] == "":
+			p.fail = &failure{400, "not-supported", "the sandbox FHIR server takes reads and writes by id in a Bundle"}
+		case e.Request.Method == http.MethodPost && len(segs) == 1:
+			p.typ, p.id, p.write = segs[0], s.newID(segs[0]), true
+		case e.Request.Method == http.MethodPut && len(segs) == 2:
+			p.typ, p.id, p.write, p.update = segs[0], segs[1], true, true
+		case e.Request.Method == http.MethodGet && len(segs) == 2:
+			p.typ, p.id = segs[0], segs[1]
+		default:
+			p.fail = &failure{405, "not-supported", "the sandbox FHIR server takes creates, updates and reads in a Bundle"}
+		}
+		if p.write && e.FullURL != "" {
+			names[e.FullURL] = p.typ + "/" + p.id
+		}
+	}
+	for i, e := range bundle.Entry {
+		p := &plans[i]
+		if !p.write || p.fail != nil {
+			continue
+		}
+		if tx {
+			resolve(e.Resource, names)
+		}
+		if e.Resource == nil {
+			p.fail = &failure{400, "invalid", "a write entry needs its resource"}
+		} else {
+			p.fail = s.check(p.typ, p.id, p.update, e.Resource, e.Request.IfMatch)
+		}
+	}
+	if tx {
+		for i, p := range plans {
+			if p.fail != nil {
+				s.outcome(w, p.fail.status, p.fail.code, "entry "+strconv.Itoa(i)+": "+p.fail.msg)
+				return
+			}
+		}
+	}
+	out := make([]any, len(plans))
+	for _, writes := range []bool{true, false} {
+		for i, p := range plans {
+			switch {
+			case p.write != writes:
+			case p.fail != nil:
+				out[i] = map[string]any{"response": map[string]any{"status": strconv.Itoa(p.fail.status) + " " + http.StatusText(p.fail.status),
+					"outcome": resource{"resourceType": "OperationOutcome", "issue": []any{map[string]any{"severity": "error", "code": p.fail.code, "diagnostics": p.fail.msg}}}}}
+			case p.write:
+				status, version := s.store(p.typ, p.id, bundle.Entry[i].Resource)
+				out[i] = map[string]any{"response": map[string]any{"status": strconv.Itoa(status) + " " + http.StatusText(status),
+					"location": p.typ + "/" + p.id + "/_history/" + strconv.Itoa(version), "etag": `W/"` + strconv.Itoa(version) + `"`}}
+			default:
+				if res, ok := s.current[p.typ+"/"+p.id]; ok {
+					out[i] = map[string]any{"resource": res, "response": map[string]any{"status": "200 OK"}}
+				} else {
+					out[i] = map[string]any{"response": map[string]any{"status": "404 Not Found"}}
+				}
+			}
+		}
+	}
+	s.write(w, 200, resource{"resourceType": "Bundle", "type": bundle.Type + "-response", "entry": out})
+}
+
+// resolve replaces, at any depth of v, each reference to one of names'
+// fullUrls with the record that entry writes.
+func resolve(v any, names map[string]string) {
+	switch t := v.(type) {
+	case map[string]any:
+		for k, x := range t {
+			if ref, ok := x.(string); ok && k == "reference" && names[ref] != "" {
+				t[k] = names[ref]
+			} else {
+				resolve(x, names)
+			}
+		}
+	case []any:
+		for _, x := range t {
+			resolve(x, names)
+		}
+	}
+}
