@@ -186,6 +186,26 @@ func TestBatchedWritesByLabels(t *testing.T) {
 		}
 	}
 
+	// A batched patch's references are read from the patch the Binary
+	// holds, as they are on its own (TestWritesNameNoWithheldRecord,
+	// TestConditionalReferences, TestOddReferences).
+	for name, c := range map[string]struct {
+		patch  string
+		status int
+	}{
+		"a withheld member":   {`[{"op":"add","path":"/hasMember","value":[{"reference":"Observation/psy-1"}]}]`, http.StatusForbidden},
+		"a member by search":  {`[{"op":"add","path":"/hasMember","value":[{"reference":"Observation?code=x"}]}]`, http.StatusForbidden},
+		"an odd member":       {`[{"op":"add","path":"/hasMember","value":[{"reference":"Observation/psy-1/"}]}]`, http.StatusBadRequest},
+		"a urn naming none":   {`[{"op":"add","path":"/hasMember/0/reference","value":"urn:uuid:0"}]`, http.StatusBadRequest},
+		"a withheld as value": {`[{"op":"replace","path":"/hasMember/0/reference","value":"Observation/psy-1"}]`, http.StatusForbidden},
+	} {
+		binary := `{"resourceType":"Binary","contentType":"application/json-patch+json","data":"` + base64.StdEncoding.EncodeToString([]byte(c.patch)) + `"}`
+		if r := f.do("POST", "/", user, bundle("", entry("", "PATCH", "Observation/lab-1", binary))); r.status != c.status {
+			t.Errorf("a batched patch adding %s: %d %s", name, r.status, r.raw)
+		}
+		f.onlyReads("a batched patch adding " + name)
+	}
+
 	// Each record the Bundle's writes refer to is read once (with no
 	// patient context, the subject's Patient too), and a Bundle
 	// may not make the proxy read more than it allows.

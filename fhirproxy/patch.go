@@ -44,7 +44,11 @@ func readPatch(contentType string, body []byte) (sparesLabels bool, ref *refusal
 
 // readEntryPatch reads a batch entry's patch: a Binary holding a JSON Patch
 // (its data, base64), or a Parameters resource holding a FHIRPath Patch.
-func readEntryPatch(resource []byte) (sparesLabels bool, ref *refusal) {
+//
+// It returns the patch itself too (the Binary's data decoded; the
+// Parameters resource as it is), which is what the references are read
+// from.
+func readEntryPatch(resource []byte) (patch []byte, sparesLabels bool, ref *refusal) {
 	var typ, contentType, data string
 	s := jsonstrict.NewScanner(resource)
 	err := s.Object(func(name []byte) error {
@@ -61,13 +65,15 @@ func readEntryPatch(resource []byte) (sparesLabels bool, ref *refusal) {
 	switch {
 	case err != nil:
 	case typ == "Parameters":
-		return readPatch(fhirJSONType, resource)
+		sparesLabels, ref = readPatch(fhirJSONType, resource)
+		return resource, sparesLabels, ref
 	case typ == "Binary":
 		if body, err := base64.StdEncoding.DecodeString(data); err == nil {
-			return readPatch(contentType, body)
+			sparesLabels, ref = readPatch(contentType, body)
+			return body, sparesLabels, ref
 		}
 	}
-	return false, refuse(http.StatusBadRequest, "invalid", "a batched patch is a Binary holding a JSON Patch, or a Parameters resource holding a FHIRPath Patch")
+	return nil, false, refuse(http.StatusBadRequest, "invalid", "a batched patch is a Binary holding a JSON Patch, or a Parameters resource holding a FHIRPath Patch")
 }
 
 // jsonPatchSpares reads a JSON Patch and reports whether its operations

@@ -21,11 +21,12 @@ func (p *Proxy) checkWrite(ctx context.Context, contentType string, in Interacti
 	bad := func(msg string) *refusal { return refuse(http.StatusBadRequest, "invalid", msg) }
 	var next *projection  // an update's new content
 	var sparesLabels bool // a patch's (readPatch)
+	content := body       // what the references are read from: a batched patch's own, not its Binary's
 	switch in.Kind {
 	case Patch:
 		var ref *refusal
 		if contentType == entryResource {
-			sparesLabels, ref = readEntryPatch(body)
+			content, sparesLabels, ref = readEntryPatch(body)
 		} else {
 			sparesLabels, ref = readPatch(contentType, body)
 		}
@@ -68,14 +69,14 @@ func (p *Proxy) checkWrite(ctx context.Context, contentType string, in Interacti
 	}
 	judged := !a.seesAll() && (in.Kind == Create || in.Kind == Update || in.Kind == Patch)
 	if judged {
-		if byCriteria, err := refersByCriteria(body, in.Kind == Patch); err != nil || byCriteria {
+		if byCriteria, err := refersByCriteria(content, in.Kind == Patch); err != nil || byCriteria {
 			return refuse(http.StatusForbidden, "forbidden", "a reference written as a search (Type?criteria) is resolved by the FHIR server over records this token may not see; name the resource by its id")
 		}
 	}
 	if ref := p.checkStored(ctx, in, a, next, body, sparesLabels); ref != nil || !judged {
 		return ref
 	}
-	return p.checkReferences(ctx, in, a, body)
+	return p.checkReferences(ctx, in, a, content)
 }
 
 // checkReferences checks what a write judged by the proxy (a create,
