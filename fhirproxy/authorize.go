@@ -108,11 +108,12 @@ func (p *Proxy) authorize(in *Interaction, a *access) *refusal {
 		return forbidden("type and system history are not allowed with a clearance short of every label")
 	}
 	if in.Conditional && !a.unrestricted {
-		// In a batch (on its own it is resolved: resolveConditional), the
-		// FHIR server would act on matches the proxy never sees: update
-		// or delete a record the clearance withholds, or tell by its answer
-		// (200 or 201) that one exists.
-		return forbidden("conditional writes in a batch are not allowed with a clearance short of every label; send each on its own")
+		// Never sent on as it is: the FHIR server would act on matches the
+		// proxy never sees (update or delete a record the clearance
+		// withholds, or tell by its answer, 200 or 201, that one exists).
+		// Resolved first, on its own and in a batch (resolveConditional),
+		// it arrives here as the plain write; this holds if it did not.
+		return forbidden("conditional writes are resolved by the proxy; this one was not")
 	}
 	return judgedParams(in, a)
 }
@@ -297,7 +298,7 @@ func (p *Proxy) confine(in *Interaction, a *access) *refusal {
 		return forbidden("system-wide searches and type history are not allowed with patient context")
 	case Create, Update, Delete:
 		if in.Conditional {
-			return forbidden("conditional writes in a batch are not allowed with patient context; send each on its own")
+			return forbidden("conditional writes are resolved by the proxy; this one was not") // as above
 		}
 		if shared || isPatient && in.Kind != Update {
 			return forbidden("this write is not allowed with patient context")

@@ -3,6 +3,7 @@ package fhirproxy_test
 import (
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -31,22 +32,32 @@ func entry(fullURL, method, url, resource string) string {
 	return e + `}`
 }
 
-// sentBundle is the last Bundle the upstream received, its entries'
-// requests read back.
-func (f *fixture) sentBundle() []map[string]any {
+// sentEntry is a Bundle entry as the upstream received it.
+type sentEntry struct {
+	FullURL  string         `json:"fullUrl"`
+	Request  map[string]any `json:"request"`
+	Resource map[string]any `json:"resource"`
+}
+
+// sentEntries are the entries of the last Bundle the upstream received.
+func (f *fixture) sentEntries() []sentEntry {
 	f.t.Helper()
 	got := f.up.requests()
 	if len(got) == 0 || got[len(got)-1].Method != http.MethodPost {
 		f.t.Fatalf("the Bundle did not go upstream: %d request(s)", len(got))
 	}
-	var b struct {
-		Entry []struct{ Request map[string]any }
-	}
+	var b struct{ Entry []sentEntry }
 	if err := json.Unmarshal([]byte(f.up.bodies[len(f.up.bodies)-1]), &b); err != nil {
 		f.t.Fatalf("the Bundle went upstream invalid: %v", err)
 	}
+	return b.Entry
+}
+
+// sentBundle is the requests of the last Bundle the upstream received.
+func (f *fixture) sentBundle() []map[string]any {
+	f.t.Helper()
 	var out []map[string]any
-	for _, e := range b.Entry {
+	for _, e := range f.sentEntries() {
 		out = append(out, e.Request)
 	}
 	return out
@@ -242,4 +253,129 @@ func TestBatchedWritesByLabels(t *testing.T) {
 		t.Errorf("five creates naming 140 records made %d upstream reads", n)
 	}
 	f.onlyReads("five creates naming 140 records")
+}
+
+// TestBatchedConditionalWrites: where answers are judged, a conditional
+// write in a batch or transaction is resolved by the proxy as it is on its
+// own (TestConditionalWrites), and its entry goes upstream as the plain
+// write (or read) it resolved to, pinned to the version matched: the FHIR
+// server never matches the criteria. In a transaction, a reference to the
+// fullUrl of a create that found its record names that record.
+func TestBatchedConditionalWrites(t *testing.T) {
+	f := conditionalFixture(t)
+	patient := f.token("launch/patient patient/Observation.cruds", nil)
+	mine := noID(obs("", "p1", "laboratory"))
+	conditional := func(fullURL, method, url, ifNoneExist, resource string) string {
+		e := `{`
+		if fullURL != "" {
+			e += `"fullUrl":"` + fullURL + `",`
+		}
+		e += `"request":{"method":"` + method + `","url":"` + url + `"`
+		if ifNoneExist != "" {
+			e += `,"ifNoneExist":"` + ifNoneExist + `"`
+		}
+		e += `}`
+		if resource != "" {
+			e += `,"resource":` + resource
+		}
+		return e + `}`
+	}
+	var alike []string
+	for name, c := range map[string]struct {
+		entry  string
+		status int
+		sent   string // the entry's request as sent: method url ifMatch
+		id     string // the id of the resource sent, if any
+	}{
+		"update matching one":               {conditional("", "PUT", "Observation?identifier=urn:lab|A", "", mine), 200, `PUT Observation/lab-1 W/"1"`, "lab-1"},
+		"update matching another patient's": {conditional("", "PUT", "Observation?identifier=urn:lab|B", "", mine), 200, "POST Observation", ""},
+		"update matching a withheld record": {conditional("", "PUT", "Observation?identifier=urn:lab|C", "", mine), 200, "POST Observation", ""},
+		"update matching none":              {conditional("", "PUT", "Observation?identifier=urn:lab|Z", "", mine), 200, "POST Observation", ""},
+		"update matching two":               {conditional("", "PUT", "Observation?identifier=urn:lab|D", "", mine), 412, "", ""},
+		"update moving the match away":      {conditional("", "PUT", "Observation?identifier=urn:lab|A", "", noID(obs("", "p2", "laboratory"))), 403, "", ""},
+		"delete matching one":               {conditional("", "DELETE", "Observation?identifier=urn:lab|A", "", ""), 200, `DELETE Observation/lab-1 W/"1"`, ""},
+		"delete matching another patient's": {conditional("", "DELETE", "Observation?identifier=urn:lab|B", "", ""), 403, "", ""},
+		"delete matching a withheld record": {conditional("", "DELETE", "Observation?identifier=urn:lab|C", "", ""), 403, "", ""},
+		"delete matching none":              {conditional("", "DELETE", "Observation?identifier=urn:lab|Z", "", ""), 403, "", ""},
+		"delete naming another patient":     {conditional("", "DELETE", "Observation?identifier=urn:lab|A&patient=Patient/p2", "", ""), 403, "", ""},
+		"create matching one":               {conditional("", "POST", "Observation", "identifier=urn:lab|A", mine), 200, "GET Observation/lab-1", ""},
+		"create matching another patient's": {conditional("", "POST", "Observation", "identifier=urn:lab|B", mine), 200, "POST Observation", ""},
+		"create matching a withheld record": {conditional("", "POST", "Observation", "identifier=urn:lab|C", mine), 200, "POST Observation", ""},
+		"create matching two":               {conditional("", "POST", "Observation", "identifier=urn:lab|D", mine), 412, "", ""},
+		"create, criteria that include":     {conditional("", "POST", "Observation", "_id=lab-1&_include=Observation:has-member", mine), 400, "", ""},
+	} {
+		r := f.do("POST", "/", patient, bundle("transaction", c.entry))
+		if r.status != c.status {
+			t.Errorf("%s: %d %s", name, r.status, r.raw)
+		}
+		if c.sent == "" {
+			f.onlyReads(name)
+			if strings.HasPrefix(name, "delete matching") && c.status == 403 {
+				alike = append(alike, r.raw)
+			}
+			continue
+		}
+		e := f.sentEntries()
+		got := fmt.Sprint(e[0].Request["method"], " ", e[0].Request["url"])
+		if m, ok := e[0].Request["ifMatch"]; ok {
+			got += fmt.Sprint(" ", m)
+		}
+		if len(e) != 1 || got != c.sent || e[0].Request["ifNoneExist"] != nil {
+			t.Errorf("%s: the entry went upstream as %+v", name, e)
+		}
+		if id, _ := e[0].Resource["id"].(string); id != c.id || (strings.HasPrefix(c.sent, "GET") || strings.HasPrefix(c.sent, "DELETE")) != (e[0].Resource == nil) {
+			t.Errorf("%s: the entry's resource went upstream as %v", name, e[0].Resource)
+		}
+		f.up.reset()
+	}
+	for _, a := range alike[1:] {
+		if a != alike[0] {
+			t.Errorf("a conditional delete answers differently: %s and %s", alike[0], a)
+		}
+	}
+
+	// In a transaction, a reference to a create that found its record
+	// names that record (which is then checked as any reference is); to
+	// one that found none, the record it creates.
+	member := withMember("hasMember", []any{reference("urn:uuid:c")})
+	r := f.do("POST", "/", patient, bundle("transaction",
+		conditional("urn:uuid:c", "POST", "Observation", "identifier=urn:lab|A", mine), entry("", "POST", "Observation", member)))
+	if r.status != 200 {
+		t.Fatalf("a transaction naming a found record by its urn: %d %s", r.status, r.raw)
+	}
+	e := f.sentEntries()
+	if len(e) != 2 || e[0].Request["method"] != "GET" || e[0].FullURL != "urn:uuid:c" || mustJSON(e[1].Resource["hasMember"]) != `[{"reference":"Observation/lab-1"}]` {
+		t.Errorf("a transaction naming a found record by its urn went upstream as %+v", e)
+	}
+	f.up.reset()
+	r = f.do("POST", "/", patient, bundle("transaction",
+		conditional("urn:uuid:c", "POST", "Observation", "identifier=urn:lab|C", mine), entry("", "POST", "Observation", member)))
+	if e := f.sentEntries(); r.status != 200 || len(e) != 2 || e[0].Request["method"] != "POST" || mustJSON(e[1].Resource["hasMember"]) != `[{"reference":"urn:uuid:c"}]` {
+		t.Errorf("a transaction naming a create by its urn: %d, went upstream as %+v", r.status, e)
+	}
+	f.up.reset()
+	// In a batch, whose entries do not refer to each other, the found
+	// record's urn names no entry that writes.
+	r = f.do("POST", "/", patient, bundle("batch",
+		conditional("urn:uuid:c", "POST", "Observation", "identifier=urn:lab|A", mine), entry("", "POST", "Observation", member)))
+	if r.status != http.StatusBadRequest {
+		t.Errorf("a batch naming a found record by its urn: %d %s", r.status, r.raw)
+	}
+	f.onlyReads("a batch naming a found record by its urn")
+
+	// With a clearance short of every label, a withheld record matches
+	// nothing, batched as on its own (TestConditionalWritesByLabels).
+	user := f.token("user/Observation.cruds", nil)
+	if r := f.do("POST", "/", user, bundle("batch", conditional("", "PUT", "Observation?identifier=urn:lab|C", "", mine))); r.status != 200 ||
+		f.sentBundle()[0]["method"] != "POST" {
+		t.Errorf("a user's update matching a withheld record: %d %s", r.status, r.raw)
+	}
+	f.up.reset()
+	withheld := f.do("POST", "/", user, bundle("batch", conditional("", "DELETE", "Observation?identifier=urn:lab|C", "", "")))
+	f.onlyReads("a user's delete matching a withheld record")
+	none := f.do("POST", "/", user, bundle("batch", conditional("", "DELETE", "Observation?identifier=urn:lab|Z", "", "")))
+	f.onlyReads("a user's delete matching none")
+	if withheld.status != http.StatusForbidden || withheld.raw != none.raw {
+		t.Errorf("a user's delete matching a withheld record: %d %s; matching none: %s", withheld.status, withheld.raw, none.raw)
+	}
 }

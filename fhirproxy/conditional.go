@@ -80,9 +80,10 @@ func answerNotModified(resp *http.Response) {
 //   - criteria matching more than one are the 412 FHIR gives criteria
 //     that are not selective enough, deletes included.
 //
-// Batch entries are not resolved (a transaction's entries may refer to
-// each other's results): there a conditional write stays refused unless
-// the access sees everything.
+// Batch entries are resolved the same way where answers are judged
+// (checkBatch), each sent as what it resolved to; a reference to the
+// fullUrl of a create that found its record is renamed to that record in a
+// transaction. For an access that sees everything they go as they are.
 
 // authorizeConditional decides what can be decided of a conditional write
 // before it is resolved: the token's scopes must give its letters (the

@@ -43,8 +43,8 @@
 // compartment (never search Binary). For patient/ tokens, reverse chains
 // (_has), chains, _revinclude, iterating includes, _filter, _list,
 // system-wide search and history, type history, PATCH, and conditional
-// writes in a batch are refused (fail closed; conditional writes on their
-// own are resolved by the proxy, see Conditional writes);
+// writes are refused (fail closed; conditional writes are resolved by the
+// proxy, see Conditional writes);
 // writes are checked on the new content (which must also be valid R4,
 // checked with google/fhir/go) and on the stored version, and a PUT to an
 // id that does not exist answers 404 as one to another patient's record
@@ -95,7 +95,8 @@
 // then does (no update-as-create); the write then goes upstream with
 // If-Match on the version judged, so a record changed in between is the
 // server's 412, not overwritten (batched, alike: see Writes in a batch
-// or transaction); batched conditional writes are refused. Whatever the clearance, an update may raise a
+// or transaction); conditional writes are resolved by the proxy, batched
+// too. Whatever the clearance, an update may raise a
 // record's labels, never lower or remove them, and a patch of a labelled
 // record must be a JSON Patch whose operations, read as the server reads
 // them, leave its root, meta and contained alone. A patch is a JSON Patch
@@ -138,11 +139,14 @@
 //
 // A conditional write needs its write letter and s, outright (a query
 // constraint on either refuses it), and one that creates needs c. The
-// audit event names the record written. Inside a batch or transaction,
-// whose entries may refer to each other's results, conditional writes are
-// not resolved: they are refused with patient context or a clearance short
-// of every label, and otherwise go upstream as they are (an update or a
-// patch keeping the labels of whatever the criteria match).
+// audit event names the record written. Inside a batch or transaction they
+// are resolved the same way wherever answers are judged, each entry going
+// upstream as the plain write (or, for a create that found its record, the
+// read) it resolved to; in a transaction, a reference to the fullUrl of a
+// create that found its record is renamed to that record (and checked as
+// any reference is). For an access that sees everything, batched
+// conditional writes go upstream as they are (an update or a patch keeping
+// the labels of whatever the criteria match).
 //
 // # References in writes
 //
@@ -190,7 +194,8 @@
 //     update entry of the Bundle, which is itself judged (not of a read's
 //     or a delete's, which a server might resolve to a record unjudged);
 //   - a Bundle's checks read each record at most once, and at most 128
-//     records in all (413 beyond).
+//     records in all, a conditional write's resolution counting as one
+//     (413 beyond).
 //
 // # Reading responses
 //

@@ -726,9 +726,11 @@ func TestLabelsTakeTheHighest(t *testing.T) {
 }
 
 // FuzzBatchPins: for any Bundle checkBatch reads, writing an ifMatch into
-// each entry's request object (withPins, at the offsets the parse noted)
-// gives valid strict JSON whose entries are the same but for that member.
+// each entry's request object (withEdits, at the offsets the parse noted),
+// and every third entry anew (withEdits, over the entry's offsets), gives
+// valid strict JSON whose entries are the same but for what was written.
 func FuzzBatchPins(f *testing.F) {
+	f.Add([]byte(`{"resourceType":"Bundle","type":"transaction","entry":[{"request":{"method":"GET","url":"a/1"}}, {"fullUrl":"urn:uuid:1","request":{"method":"PUT","url":"b?c=d","ifNoneExist":"x"},"resource":{"resourceType":"b"}} ,{"request":{"method":"DELETE","url":"c/2"}},{"request":{"url":"d","method":"POST"},"resource":{}}]}`))
 	f.Add([]byte(`{"resourceType":"Bundle","type":"batch","entry":[{"request":{"method":"PUT","url":"Observation/1"},"resource":{"resourceType":"Observation","id":"1"}}]}`))
 	f.Add([]byte(`{"entry":[{"request" : {"url":"a","method":"GET"}},{"resource":{},"request":{ "method":"DELETE","url":"b"}}],"type":"transaction","resourceType":"Bundle"}`))
 	f.Add([]byte(`{"resourceType":"Bundle","entry":[{"request":null},{"request":{}},{}]}`))
@@ -738,14 +740,20 @@ func FuzzBatchPins(f *testing.F) {
 			return
 		}
 		var pins []entryPin
+		var edits []bundleEdit
+		rebuilt := map[int]bool{}
 		for i, e := range b.Entry {
-			if e.requestAt > 0 && body[e.requestAt] == '{' && e.Method != "" { // a request object with a member
+			switch {
+			case i%3 == 2: // every third entry written anew
+				edits = append(edits, bundleEdit{from: e.start, to: e.end, text: fmt.Appendf(nil, `{"request":{"method":"GET","url":"Observation/%d"}}`, i)})
+				rebuilt[i] = true
+			case e.requestAt > 0 && body[e.requestAt] == '{' && e.Method != "": // a request object with a member
 				pins = append(pins, entryPin{at: e.requestAt, etag: fmt.Sprintf(`W/"%d"`, i)})
 			}
 		}
-		out := withPins(body, pins)
+		out := withEdits(body, pins, edits)
 		if err := jsonstrict.Check(out); err != nil {
-			t.Fatalf("withPins made invalid JSON of %q: %q (%v)", body, out, err)
+			t.Fatalf("withEdits made invalid JSON of %q: %q (%v)", body, out, err)
 		}
 		var before, after struct {
 			Entry []struct{ Request map[string]any }
@@ -756,7 +764,9 @@ func FuzzBatchPins(f *testing.F) {
 		pinned := 0
 		for i := range before.Entry {
 			want := before.Entry[i].Request
-			if pinned < len(pins) && b.Entry[i].requestAt == pins[pinned].at {
+			if rebuilt[i] {
+				want = map[string]any{"method": "GET", "url": fmt.Sprintf("Observation/%d", i)}
+			} else if pinned < len(pins) && b.Entry[i].requestAt == pins[pinned].at {
 				want = maps.Clone(want)
 				want["ifMatch"] = pins[pinned].etag
 				pinned++

@@ -164,9 +164,12 @@ type access struct {
 	constrained string
 	// pin is the ETag of the stored version a write was judged against
 	// (checkStored); the write goes upstream with If-Match on it. A batch's
-	// entries' pins are entryPins, written into the Bundle (withPins).
+	// entries' pins are entryPins, written into the Bundle (withEdits).
 	pin       string
 	entryPins []entryPin
+	// entryEdits are the batch entries written anew (entryPlan.edit): a
+	// conditional write resolved, references renamed.
+	entryEdits []bundleEdit
 	// stored is the stored version an update or patch was judged against
 	// (checkStored), when it was read: the references it holds may be
 	// written again (checkReferences).
@@ -528,8 +531,8 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, x *exchange) {
 			p.finish(w, r, &x.ev, ref, nil)
 			return
 		}
-		if len(x.a.entryPins) > 0 {
-			x.body = withPins(x.body, x.a.entryPins)
+		if len(x.a.entryPins) > 0 || len(x.a.entryEdits) > 0 {
+			x.body = withEdits(x.body, x.a.entryPins, x.a.entryEdits)
 		}
 	}
 	x.req = r

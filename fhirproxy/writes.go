@@ -341,7 +341,15 @@ func (p *Proxy) checkBatch(ctx context.Context, a *access, body []byte) *refusal
 			}
 		}
 	}
+	// First each entry is read and authorised, and where answers are
+	// judged a conditional write is resolved into the plain one it calls
+	// for; then each write's content is checked, once every reference to a
+	// conditional create that found its record can be renamed to that
+	// record.
+	plans := make([]entryPlan, len(b.Entry))
+	found := map[string]string{} // a conditional create's fullUrl → the record it found, in a transaction
 	for i, e := range b.Entry {
+		pl := &plans[i]
 		path, query, _ := strings.Cut(e.URL, "?")
 		if strings.Contains(path, "://") || strings.HasPrefix(path, "/") {
 			return bad("batch entry URLs must be relative to the base")
@@ -355,8 +363,8 @@ func (p *Proxy) checkBatch(ctx context.Context, a *access, body []byte) *refusal
 			return bad("batch entry " + itoa(i) + ": a fullUrl must be a urn:uuid or urn:oid, or the URL on this server of the record the entry names")
 		}
 		if err == nil && e.IfNoneExist != nil {
-			// The Bundle goes upstream as sent: the criteria are checked
-			// here as a header's would be, and make the entry conditional.
+			// The criteria are checked here as a header's would be, and
+			// make the entry conditional.
 			err = in.setIfNoneExist(e.IfNoneExist, p.Limits)
 		}
 		in.ifMatch = e.IfMatch
@@ -364,15 +372,13 @@ func (p *Proxy) checkBatch(ctx context.Context, a *access, body []byte) *refusal
 			return bad("batch entry " + itoa(i) + " is not understood")
 		}
 		if ref := jsonOnly(in.Params); ref != nil {
-			ref.msg = "batch entry " + itoa(i) + ": " + ref.msg
-			return ref
+			return entryRefusal(i, ref)
 		}
 		if a.patient != "" && in.Kind != Read && in.Kind != VRead && in.Kind != Create && in.Kind != Update && in.Kind != Delete {
 			return refuse(http.StatusForbidden, "forbidden", "batch entry "+itoa(i)+": only reads, creates, updates and deletes may be batched with patient context")
 		}
-		// The Bundle goes upstream as sent, so an entry is either a write
-		// with its content, which is checked, or carries none the server
-		// could act on unchecked.
+		// An entry is either a write with its content, which is checked,
+		// or carries none the server could act on unchecked.
 		takes := in.Kind == Create || in.Kind == Update || in.Kind == Patch
 		switch {
 		case takes && len(e.Resource) == 0:
@@ -381,16 +387,43 @@ func (p *Proxy) checkBatch(ctx context.Context, a *access, body []byte) *refusal
 			return bad("batch entry " + itoa(i) + ": only a POST, PUT or PATCH entry carries a resource")
 		}
 		a.writes[i] = takes || in.Kind == Delete
-		orig := encodeQuery(in.Params)
-		ea := *a
-		if ref := p.authorize(&in, &ea); ref != nil {
-			ref.msg = "batch entry " + itoa(i) + ": " + ref.msg
-			if ref.status == http.StatusNotFound {
-				ref.status = http.StatusForbidden
+		pl.ea, pl.body, pl.method = *a, e.Resource, e.Method
+		if judged && in.Conditional && a.writes[i] {
+			// Resolved as on its own (resolveConditional): the FHIR server
+			// would match the criteria over records the access may not see.
+			if !a.entries.spend() {
+				return tooManyReads()
 			}
-			return ref
+			if ref := authorizeConditional(&in, &pl.ea); ref != nil {
+				return entryRefusal(i, ref)
+			}
+			x := &exchange{in: in, a: &pl.ea, body: e.Resource}
+			if ref := p.resolveConditional(ctx, x); ref != nil {
+				return entryRefusal(i, ref)
+			}
+			in, pl.body, pl.rebuilt = x.in, x.body, true
+			if x.method != "" {
+				pl.method = x.method
+			}
+			if in.Kind == Read {
+				// A create that found its record: the entry reads it, and
+				// in a transaction a reference to its fullUrl names it.
+				a.writes[i] = false
+				if e.FullURL != "" {
+					delete(a.entries.targets, e.FullURL)
+					if b.Type == "transaction" {
+						found[e.FullURL] = in.Type + "/" + in.ID
+					}
+				}
+			}
+			pl.in = in
+			continue
 		}
-		if e.Conditional && !a.writes[i] && !ea.seesAll() {
+		orig := encodeQuery(in.Params)
+		if ref := p.authorize(&in, &pl.ea); ref != nil {
+			return entryRefusal(i, ref)
+		}
+		if e.Conditional && !a.writes[i] && !pl.ea.seesAll() {
 			// The server would answer 304 without the resource, for a
 			// record the access may not see as for one it may: whether it
 			// exists, and its version, would show. On its own the read is
@@ -406,26 +439,142 @@ func (p *Proxy) checkBatch(ctx context.Context, a *access, body []byte) *refusal
 			// and a missing one; a batch could not answer them alike.
 			return refuse(http.StatusForbidden, "forbidden", "batch entry "+itoa(i)+": earlier versions are checked one by one; send it on its own")
 		}
-		if a.writes[i] {
-			// As on its own: the new content, then the stored version (which
-			// must be one the access may see; a free id, another patient's
-			// record and a withheld one are refused alike, 403 here as the
-			// Bundle's own answer), then what the content refers to.
-			if ref := p.checkWrite(ctx, entryResource, in, &ea, e.Resource); ref != nil {
-				ref.msg = "batch entry " + itoa(i) + ": " + ref.msg
-				if ref.status == http.StatusNotFound {
-					ref.status, ref.code = http.StatusForbidden, "forbidden"
-				}
-				return ref
+		pl.in = in
+	}
+	for i, e := range b.Entry {
+		pl := &plans[i]
+		if !a.writes[i] {
+			if pl.rebuilt {
+				a.entryEdits = append(a.entryEdits, pl.edit(e, ""))
+			}
+			continue
+		}
+		if len(found) > 0 && pl.in.Kind != Patch {
+			renamed, err := renameReferences(pl.body, found)
+			if err != nil {
+				return bad("batch entry " + itoa(i) + ": the resource must be strict JSON")
+			}
+			if renamed != nil {
+				pl.body, pl.rebuilt = renamed, true
 			}
 		}
-		if ea.pin != "" && e.IfMatch == "" {
+		// As on its own: the new content, then the stored version (which
+		// must be one the access may see; a free id, another patient's
+		// record and a withheld one are refused alike, 403 here as the
+		// Bundle's own answer), then what the content refers to.
+		if ref := p.checkWrite(ctx, entryResource, pl.in, &pl.ea, pl.body); ref != nil {
+			return entryRefusal(i, ref)
+		}
+		switch {
+		case pl.rebuilt:
+			// Sent as resolved, with ifMatch on the version judged.
+			pin := pl.ea.pin
+			if pin == "" {
+				pin = pl.in.ifMatch
+			}
+			a.entryEdits = append(a.entryEdits, pl.edit(e, pin))
+		case pl.ea.pin != "" && e.IfMatch == "":
 			// As on its own (access.pin): the entry goes with ifMatch on the
 			// version judged, written into the Bundle that goes upstream.
-			a.entryPins = append(a.entryPins, entryPin{at: e.requestAt, etag: ea.pin})
+			a.entryPins = append(a.entryPins, entryPin{at: e.requestAt, etag: pl.ea.pin})
 		}
 	}
 	return nil
+}
+
+// entryRefusal is a batch entry's refusal as the Bundle's: it names the
+// entry, and a 404 (a missing record, or one the access may not see) is
+// the Bundle's 403.
+func entryRefusal(i int, ref *refusal) *refusal {
+	ref.msg = "batch entry " + itoa(i) + ": " + ref.msg
+	if ref.status == http.StatusNotFound {
+		ref.status, ref.code = http.StatusForbidden, "forbidden"
+	}
+	return ref
+}
+
+// entryPlan is what checkBatch makes of one entry: the interaction it is
+// (a conditional write resolved), the access it was authorised with, and
+// what goes upstream: the method and the resource, in an entry written
+// anew (rebuilt) when either differs from the one sent.
+type entryPlan struct {
+	in      Interaction
+	ea      access
+	method  string
+	body    []byte
+	rebuilt bool
+}
+
+// edit is the entry written anew, in place of e: its fullUrl, a request
+// with the method and URL resolved (and ifMatch, when pin is set), and its
+// resource, for a write that has one. Whatever else the entry held (a
+// conditional create's ifNoneExist, search or response members) is left
+// out.
+func (pl *entryPlan) edit(e batchEntry, pin string) bundleEdit {
+	url := pl.in.Type
+	if pl.in.ID != "" {
+		url += "/" + pl.in.ID
+	}
+	out := []byte{'{'}
+	if e.FullURL != "" {
+		q, _ := json.Marshal(e.FullURL)
+		out = append(append(append(out, `"fullUrl":`...), q...), ',')
+	}
+	m, _ := json.Marshal(pl.method)
+	u, _ := json.Marshal(url)
+	out = append(append(append(append(out, `"request":{"method":`...), m...), `,"url":`...), u...)
+	if pin != "" {
+		q, _ := json.Marshal(pin)
+		out = append(append(out, `,"ifMatch":`...), q...)
+	}
+	out = append(out, '}')
+	if pl.in.Kind != Read && len(pl.body) > 0 {
+		out = append(append(out, `,"resource":`...), pl.body...)
+	}
+	return bundleEdit{from: e.start, to: e.end, text: append(out, '}')}
+}
+
+// renameReferences returns body with each reference whose value is one
+// of names' keys renamed to its value, or nil when it names none.
+func renameReferences(body []byte, names map[string]string) ([]byte, error) {
+	type span struct {
+		from, to int64
+		to2      string
+	}
+	var spans []span
+	s := jsonstrict.NewScanner(body)
+	var value func(reference bool) error
+	value = func(reference bool) error {
+		switch s.Kind() {
+		case '{':
+			return s.Object(func(name []byte) error { return value(string(name) == "reference") })
+		case '[':
+			return s.Array(func() error { return value(false) })
+		case '"':
+			from := s.Offset()
+			v, err := s.String()
+			if n, ok := names[string(v)]; ok && reference && err == nil {
+				spans = append(spans, span{from, s.Offset(), n})
+			}
+			return err
+		}
+		return s.Skip()
+	}
+	err := value(false)
+	if err == nil {
+		err = s.End()
+	}
+	if err != nil || len(spans) == 0 {
+		return nil, err
+	}
+	out := make([]byte, 0, len(body)+16*len(spans))
+	at := int64(0)
+	for _, sp := range spans {
+		q, _ := json.Marshal(sp.to2)
+		out = append(append(out, body[at:sp.from]...), q...)
+		at = sp.to
+	}
+	return append(out, body[at:]...), nil
 }
 
 // maxBundleReads is how many upstream reads the checks of one batch or
@@ -489,19 +638,33 @@ type entryPin struct {
 	etag string
 }
 
-// withPins returns the Bundle with each pin's ifMatch as the first member of
-// its entry's request object (which holds a method and a url, so a comma
-// follows). Pins come in the order of the entries.
-func withPins(body []byte, pins []entryPin) []byte {
-	out := make([]byte, 0, len(body)+len(pins)*24)
-	from := int64(0)
+// bundleEdit replaces the Bundle's bytes from from to to with text.
+type bundleEdit struct {
+	from, to int64
+	text     []byte
+}
+
+// withEdits returns the Bundle with each pin's ifMatch as the first member
+// of its entry's request object (which holds a method and a url, so a comma
+// follows), and its entries written anew (entryPlan.edit); no entry is
+// both pinned and written anew.
+func withEdits(body []byte, pins []entryPin, edits []bundleEdit) []byte {
+	all := make([]bundleEdit, 0, len(pins)+len(edits))
 	for _, p := range pins {
 		q, _ := json.Marshal(p.etag)
-		out = append(out, body[from:p.at+1]...)
-		out = append(out, `"ifMatch":`...)
-		out = append(out, q...)
-		out = append(out, ',')
-		from = p.at + 1
+		all = append(all, bundleEdit{from: p.at + 1, to: p.at + 1, text: append(append([]byte(`"ifMatch":`), q...), ',')})
+	}
+	all = append(all, edits...)
+	slices.SortFunc(all, func(a, b bundleEdit) int { return int(a.from - b.from) })
+	n := len(body)
+	for _, e := range all {
+		n += len(e.text)
+	}
+	out := make([]byte, 0, n)
+	from := int64(0)
+	for _, e := range all {
+		out = append(append(out, body[from:e.from]...), e.text...)
+		from = e.to
 	}
 	return append(out, body[from:]...)
 }
@@ -526,7 +689,10 @@ type batchEntry struct {
 	// requestAt is the offset of the request object's '{', where an
 	// ifMatch the proxy pins goes in (entryPin).
 	requestAt int64
-	Resource  []byte
+	// start and end are the entry object's offsets, where an entry the
+	// proxy writes anew goes (entryPlan.edit).
+	start, end int64
+	Resource   []byte
 }
 
 var errTooManyEntries = errors.New("fhirproxy: too many Bundle entries")
@@ -565,7 +731,7 @@ func parseBatch(body []byte, most int) (batch, error) {
 				if len(b.Entry) == most {
 					return errTooManyEntries
 				}
-				var e batchEntry
+				e := batchEntry{start: s.Offset()}
 				err := s.Object(func(name []byte) error {
 					if err := caseVariant(name, "request", "resource", "fullUrl"); err != nil {
 						return err
@@ -611,6 +777,7 @@ func parseBatch(body []byte, most int) (batch, error) {
 					}
 					return s.Skip()
 				})
+				e.end = s.Offset()
 				b.Entry = append(b.Entry, e)
 				return err
 			})
