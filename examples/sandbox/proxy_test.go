@@ -448,7 +448,9 @@ func TestUpsertThroughTheProxy(t *testing.T) {
 // created with its member named by urn:uuid, and an update of a reading of
 // its own. The server resolves the urn to the member it created, and the
 // update goes with the version the proxy judged. An entry naming another
-// patient's reading refuses the whole transaction: nothing is written.
+// patient's reading refuses the whole transaction: nothing is written. Sent
+// again as a conditional create, the reading finds itself, and a panel
+// naming it by its urn names the reading found.
 func TestTransactionThroughTheProxy(t *testing.T) {
 	sb := startSandbox(t)
 	tok := patientToken(t, sb, "launch/patient patient/Observation.cruds")
@@ -471,8 +473,9 @@ func TestTransactionThroughTheProxy(t *testing.T) {
 	}
 	js := func(v any) string { b, _ := json.Marshal(v); return string(b) }
 	reading := js(map[string]any{"resourceType": "Observation", "status": "final",
-		"code":    map[string]any{"coding": []any{map[string]any{"system": "http://loinc.org", "code": "8867-4"}}},
-		"subject": map[string]any{"reference": "Patient/pt-001"}, "valueQuantity": map[string]any{"value": 64, "unit": "/min"}})
+		"identifier": []any{map[string]any{"system": "urn:example:device", "value": "hr-1"}},
+		"code":       map[string]any{"coding": []any{map[string]any{"system": "http://loinc.org", "code": "8867-4"}}},
+		"subject":    map[string]any{"reference": "Patient/pt-001"}, "valueQuantity": map[string]any{"value": 64, "unit": "/min"}})
 	panel := js(map[string]any{"resourceType": "Observation", "status": "final",
 		"code":    map[string]any{"coding": []any{map[string]any{"system": "http://loinc.org", "code": "85354-9"}}},
 		"subject": map[string]any{"reference": "Patient/pt-001"}, "hasMember": []any{map[string]any{"reference": "urn:uuid:9f1c"}}})
@@ -528,5 +531,18 @@ func TestTransactionThroughTheProxy(t *testing.T) {
 	}
 	if versions() != before+3 {
 		t.Errorf("%d versions written, want 3", versions()-before)
+	}
+	// Sent again as a conditional create (If-None-Exist on the device's
+	// identifier), the reading finds itself: the proxy resolves it into a
+	// read, and the new panel's member is renamed to the reading found.
+	before = versions()
+	again := `{"fullUrl":"urn:uuid:9f1c","request":{"method":"POST","url":"Observation","ifNoneExist":"identifier=urn:example:device|hr-1"},"resource":` + reading + `}`
+	code, b = fhirCall(t, tok, http.MethodPost, sb.FHIRBase, tx(again, own[1]))
+	if err := json.Unmarshal(b, &resp); err != nil || code != http.StatusOK || len(resp.Entry) != 2 || versions() != before+1 {
+		t.Fatalf("the conditional transaction: %d %s (%d versions written)", code, b, versions()-before)
+	}
+	made, _, _ = strings.Cut(resp.Entry[1].Response.Location, "/_history/")
+	if got := record(made)["hasMember"]; js(got) != `[{"reference":"`+created+`"}]` {
+		t.Errorf("the second panel's member is %v, want %s", got, created)
 	}
 }
