@@ -777,3 +777,61 @@ func FuzzBatchPins(f *testing.F) {
 		}
 	})
 }
+
+// FuzzRenameReferences: renameReferences gives valid JSON that
+// encoding/json reads as the input with every reference member naming the
+// urn renamed, and nothing else changed; it leaves alone what names none.
+func FuzzRenameReferences(f *testing.F) {
+	for _, s := range []string{
+		`{"resourceType":"Observation","hasMember":[{"reference":"urn:uuid:a"},{"reference":"urn:uuid:b"}]}`,
+		`{"contained":[{"subject":{"reference" : "urn:uuid:\u0061"}}],"note":"urn:uuid:a","reference":"urn:uuid:a"}`,
+		`{"reference":{"reference":"urn:uuid:a"}}`,
+		`["urn:uuid:a",{"reference":["urn:uuid:a"]}]`,
+	} {
+		f.Add([]byte(s))
+	}
+	names := map[string]string{"urn:uuid:a": "Observation/1"}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		out, err := renameReferences(body, names)
+		if err != nil {
+			return
+		}
+		if out == nil {
+			out = body // it names none
+		}
+		if !json.Valid(out) { // its member names are the input's: as strict as the Scanner that read them
+			t.Fatalf("made invalid JSON of %q: %q", body, out)
+		}
+		var want, got any
+		dec := func(b []byte, v *any) {
+			d := json.NewDecoder(bytes.NewReader(b))
+			d.UseNumber()
+			if err := d.Decode(v); err != nil {
+				t.Fatalf("encoding/json does not read %q: %v", b, err)
+			}
+		}
+		dec(body, &want)
+		dec(out, &got)
+		var rename func(v any, reference bool) any
+		rename = func(v any, reference bool) any {
+			switch x := v.(type) {
+			case map[string]any:
+				for k, e := range x {
+					x[k] = rename(e, k == "reference")
+				}
+			case []any:
+				for i, e := range x {
+					x[i] = rename(e, false)
+				}
+			case string:
+				if n, ok := names[x]; ok && reference {
+					return n
+				}
+			}
+			return v
+		}
+		if want = rename(want, false); !reflect.DeepEqual(got, want) {
+			t.Fatalf("renamed %q into %q", body, out)
+		}
+	})
+}
