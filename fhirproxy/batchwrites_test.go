@@ -363,6 +363,23 @@ func TestBatchedConditionalWrites(t *testing.T) {
 	}
 	f.onlyReads("a batch naming a found record by its urn")
 
+	// Each page of matches the proxy reads counts against the Bundle's
+	// reads, beside the stored versions: 60 updates matching lab-1 read 120
+	// times, 65 would read 130.
+	for n, status := range map[int]int{60: 200, 65: http.StatusRequestEntityTooLarge} {
+		var entries []string
+		for range n {
+			entries = append(entries, conditional("", "PUT", "Observation?identifier=urn:lab|A", "", mine))
+		}
+		if r := f.do("POST", "/", patient, bundle("batch", entries...)); r.status != status {
+			t.Errorf("%d conditional updates: %d %.300s", n, r.status, r.raw)
+		}
+		if got := len(f.up.requests()); got > 128+1 {
+			t.Errorf("%d conditional updates: %d upstream requests", n, got)
+		}
+		f.up.reset()
+	}
+
 	// With a clearance short of every label, a withheld record matches
 	// nothing, batched as on its own (TestConditionalWritesByLabels).
 	user := f.token("user/Observation.cruds", nil)

@@ -112,6 +112,9 @@ func (p *Proxy) visibleMatches(ctx context.Context, a *access, target string, cr
 	page := p.upstreamURL(target, encodeQuery(append(slices.Clip(criteria), Param{Name: "_count", Value: strconv.Itoa(chainLimit + 1)})))
 	var matches []match
 	for n := 1; ; n++ {
+		if !a.entries.spend() { // a Bundle's conditional writes share its budget
+			return nil, tooManyReads()
+		}
 		next, refused := p.matchesOn(ctx, a, target, page, versions, &matches)
 		switch {
 		case refused != nil:

@@ -194,8 +194,8 @@
 //     update entry of the Bundle, which is itself judged (not of a read's
 //     or a delete's, which a server might resolve to a record unjudged);
 //   - a Bundle's checks read each record at most once, and at most 128
-//     records in all, a conditional write's resolution counting as one
-//     (413 beyond).
+//     reads in all, each page of a conditional write's matches counting
+//     as one (413 beyond).
 //
 // # Reading responses
 //

@@ -391,9 +391,8 @@ func (p *Proxy) checkBatch(ctx context.Context, a *access, body []byte) *refusal
 		if judged && in.Conditional && a.writes[i] {
 			// Resolved as on its own (resolveConditional): the FHIR server
 			// would match the criteria over records the access may not see.
-			if !a.entries.spend() {
-				return tooManyReads()
-			}
+			// Each page of the criteria's matches the proxy reads counts
+			// against the Bundle's reads (visibleMatches).
 			if ref := authorizeConditional(&in, &pl.ea); ref != nil {
 				return entryRefusal(i, ref)
 			}
@@ -579,8 +578,8 @@ func renameReferences(body []byte, names map[string]string) ([]byte, error) {
 
 // maxBundleReads is how many upstream reads the checks of one batch or
 // transaction's judged writes may make: a stored version for each update,
-// patch and delete, and each record the written content refers to (once a
-// Bundle).
+// patch and delete, each record the written content refers to (once a
+// Bundle), and each page of a conditional write's matches.
 const maxBundleReads = 128
 
 // entryChecks is what the judged writes of one batch or transaction share:
