@@ -152,6 +152,18 @@ func TestBatchedWritesWithPatientContext(t *testing.T) {
 			t.Errorf("answers differ: %s and %s", same[0], a)
 		}
 	}
+
+	// A mixed token's entries are each decided in their own context: a
+	// record one found fine as user/ is checked again for one written with
+	// patient context.
+	mixed := f.token("launch/patient patient/Condition.c patient/Observation.r user/Observation.crs", nil)
+	cond := `{"resourceType":"Condition","subject":{"reference":"Patient/p1"},"evidence":[{"detail":[{"reference":"Observation/lab-2"}]}]}`
+	r = f.do("POST", "/", mixed, bundle("", entry("", "POST", "Observation", withMember("hasMember", []any{reference("Observation/lab-2")})),
+		entry("", "POST", "Condition", cond)))
+	if r.status != http.StatusForbidden {
+		t.Errorf("a patient/ entry naming another patient's record a user/ entry named: %d %s", r.status, r.raw)
+	}
+	f.onlyReads("a patient/ entry naming another patient's record a user/ entry named")
 }
 
 // TestBatchedWritesByLabels: with a clearance short of every label, a

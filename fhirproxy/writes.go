@@ -206,8 +206,11 @@ func (p *Proxy) checkReferencedRecords(ctx context.Context, a *access, body []by
 		}
 	}
 	for _, ref := range refs {
-		if a.entries != nil && a.entries.seen[ref] {
-			continue // found fine for an earlier entry of the Bundle
+		// What an earlier entry found fine, with the same context: a mixed
+		// token's entries may each be decided as user/ or patient/.
+		key := string(a.ctx) + "\x00" + a.patient + "\x00" + ref
+		if a.entries != nil && a.entries.seen[key] {
+			continue
 		}
 		if !a.entries.spend() {
 			return tooManyReads()
@@ -223,7 +226,7 @@ func (p *Proxy) checkReferencedRecords(ctx context.Context, a *access, body []by
 			return unseen(ref)
 		}
 		if a.entries != nil {
-			a.entries.seen[ref] = true
+			a.entries.seen[key] = true
 		}
 	}
 	return nil
@@ -584,8 +587,9 @@ const maxBundleReads = 128
 
 // entryChecks is what the judged writes of one batch or transaction share:
 // the fullUrls a urn reference may name (those of its create and update
-// entries), the records already found to be ones the access may see, and
-// how many upstream reads the Bundle has left.
+// entries), the records already found to be ones the access may see (by
+// context, patient and reference), and how many upstream reads the Bundle
+// has left.
 type entryChecks struct {
 	targets map[string]bool
 	seen    map[string]bool
