@@ -296,18 +296,18 @@ func (p *Proxy) confine(in *Interaction, a *access) *refusal {
 		}
 	case HistoryType, SearchSystem, HistorySystem:
 		return forbidden("system-wide searches and type history are not allowed with patient context")
-	case Create, Update, Delete:
+	case Create, Update, Patch, Delete:
+		// A patch is applied by the proxy and sent as the update it makes
+		// (Proxy.patchedRecord).
 		if in.Conditional {
 			return forbidden("conditional writes are resolved by the proxy; this one was not") // as above
 		}
-		if shared || isPatient && in.Kind != Update {
+		if shared || isPatient && in.Kind != Update && in.Kind != Patch {
 			return forbidden("this write is not allowed with patient context")
 		}
 		if isPatient && in.ID != pid {
 			return notFound()
 		}
-	case Patch:
-		return forbidden("PATCH is not supported with patient context; use PUT")
 	}
 	return nil
 }

@@ -122,8 +122,9 @@ func TestBatchedWritesWithPatientContext(t *testing.T) {
 		{"a create naming another patient", bundle("", entry("", "POST", "Observation", withMember("performer", []any{reference("Patient/p2")}))), 403, false},
 		{"a create naming a withheld record", bundle("", entry("", "POST", "Observation", withMember("hasMember", []any{reference("Observation/psy-1")}))), 403, false},
 		{"a create of a Patient", bundle("", entry("", "POST", "Patient", `{"resourceType":"Patient"}`)), 403, false},
-		{"a patch", bundle("", entry("", "PATCH", "Observation/lab-1", `{"resourceType":"Binary","contentType":"application/json-patch+json","data":"`+
-			base64.StdEncoding.EncodeToString([]byte(`[{"op":"replace","path":"/status","value":"amended"}]`))+`"}`)), 403, false},
+		{"a FHIRPath patch", bundle("", entry("", "PATCH", "Observation/lab-1", fhirPathPatch("delete", "Observation.status"))), 403, false},
+		{"a JSON Patch moving the record away", bundle("", entry("", "PATCH", "Observation/lab-1", `{"resourceType":"Binary","contentType":"application/json-patch+json","data":"`+
+			base64.StdEncoding.EncodeToString([]byte(`[{"op":"replace","path":"/subject/reference","value":"Patient/p2"}]`))+`"}`)), 403, false},
 		{"one good entry, one bad", bundle("", entry("", "POST", "Observation", created), entry("", "PUT", "Observation/lab-2", mustJSON(other))), 403, false},
 		{"a urn naming a read's fullUrl", bundle("", entry("urn:uuid:g", "GET", "Observation/psy-1", ""),
 			entry("", "POST", "Observation", withMember("hasMember", []any{reference("urn:uuid:g")}))), 400, false},

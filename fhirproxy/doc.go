@@ -42,9 +42,14 @@
 // A patient/ token may read a Binary whose securityContext is in its
 // compartment (never search Binary). For patient/ tokens, reverse chains
 // (_has), chains, _revinclude, iterating includes, _filter, _list,
-// system-wide search and history, type history, PATCH, and conditional
-// writes are refused (fail closed; conditional writes are resolved by the
-// proxy, see Conditional writes);
+// system-wide search and history, type history, a FHIRPath Patch, and
+// conditional writes are refused (fail closed; conditional writes are
+// resolved by the proxy, see Conditional writes); a JSON Patch is applied
+// by the proxy to the stored version it judged, its result checked as an
+// update's content and sent as the update, pinned to that version (the
+// server's reading of the patch never matters: a patch can move a record
+// out of the compartment in ways no reading of the patch alone settles;
+// one that cannot be applied is 422);
 // writes are checked on the new content (which must also be valid R4,
 // checked with google/fhir/go) and on the stored version, and a PUT to an
 // id that does not exist answers 404 as one to another patient's record
@@ -175,8 +180,9 @@
 //
 // Batches are authorised entry by entry, each as it is on its own, and one
 // refused entry refuses the whole Bundle: nothing of it goes upstream. A
-// patient app may create, update and delete its patient's records in a
-// batch or a transaction (not patch, as on its own), and a token with a
+// patient app may create, update, patch and delete its patient's records
+// in a batch or a transaction (a patch sent as the update it makes, as on
+// its own), and a token with a
 // clearance short of every label may update, patch and delete in one. Each
 // write entry's content is checked, its stored version read and judged,
 // and what it refers to read (see References in writes); its entry goes

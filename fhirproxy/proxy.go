@@ -174,6 +174,9 @@ type access struct {
 	// (checkStored), when it was read: the references it holds may be
 	// written again (checkReferences).
 	stored []byte
+	// patched is a patient app's patch applied to stored (patchedRecord):
+	// it goes upstream as the update, in place of the patch.
+	patched []byte
 	// unrestricted: the clearance allows every label.
 	unrestricted bool
 	// relink moves the upstream's links onto the proxy's base (Proxy.Base);
@@ -530,6 +533,9 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, x *exchange) {
 		if ref := p.checkWrite(r.Context(), x.bodyType, x.in, x.a, x.body); ref != nil {
 			p.finish(w, r, &x.ev, ref, nil)
 			return
+		}
+		if x.a.patched != nil { // the patch as applied, sent as the update it makes
+			x.method, x.body, x.bodyType = http.MethodPut, x.a.patched, fhirJSONType
 		}
 		if len(x.a.entryPins) > 0 || len(x.a.entryEdits) > 0 {
 			x.body = withEdits(x.body, x.a.entryPins, x.a.entryEdits)

@@ -465,7 +465,7 @@ func TestWrites(t *testing.T) {
 	// Member names are matched exactly, as the FHIR server matches them:
 	// a case-folded twin cannot vouch for the real subject.
 	f.refused("case-folded twin", f.do("POST", "/Observation", tok, `{"resourceType":"Observation","subject":{"reference":"Patient/p2"},"Subject":{"reference":"Patient/p1"}}`), 403)
-	f.refused("patch", f.do("PATCH", "/Observation/lab-1", tok, `[]`), 403)
+	f.refused("a FHIRPath patch", f.do("PATCH", "/Observation/lab-1", tok, fhirPathPatch("delete", "Observation.status")), 403) // JSON Patches: TestPatientPatches
 	f.refused("labelled beyond clearance", f.do("POST", "/Observation", tok, mustJSON(obs("x", "p1", "laboratory", "R", "PSY"))), 403)
 	// Taking over another patient's record: the stored version is checked, and no PUT is sent.
 	r := f.do("PUT", "/Observation/lab-2", tok, mustJSON(obs("lab-2", "p1", "laboratory")))

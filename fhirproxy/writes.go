@@ -22,6 +22,7 @@ func (p *Proxy) checkWrite(ctx context.Context, contentType string, in Interacti
 	var next *projection  // an update's new content
 	var sparesLabels bool // a patch's (readPatch)
 	content := body       // what the references are read from: a batched patch's own, not its Binary's
+	applied := false      // a patch the proxy applies (with patient context)
 	switch in.Kind {
 	case Patch:
 		var ref *refusal
@@ -32,6 +33,14 @@ func (p *Proxy) checkWrite(ctx context.Context, contentType string, in Interacti
 		}
 		if ref != nil {
 			return ref
+		}
+		if a.patient != "" {
+			// Its result is what is checked, as an update's content: the
+			// proxy applies it to the stored version (patchedRecord).
+			if t := bytes.TrimLeft(content, " \t\r\n"); len(t) == 0 || t[0] != '[' {
+				return refuse(http.StatusForbidden, "forbidden", "with patient context a patch is a JSON Patch, which the proxy applies to check its result; a FHIRPath Patch it does not evaluate: send a JSON Patch, or PUT the record")
+			}
+			applied, sparesLabels = true, true // its result's labels are checked (lowers)
 		}
 	case Operation:
 		if len(body) > 0 {
@@ -45,27 +54,10 @@ func (p *Proxy) checkWrite(ctx context.Context, contentType string, in Interacti
 		if contentType != entryResource && contentType != "" && !jsonMediaType(contentType) {
 			return refuse(http.StatusUnsupportedMediaType, "not-supported", "a resource is written as JSON (application/fhir+json)")
 		}
-		pr, err := parseResource(body)
-		if err != nil {
-			return bad("the body must be one strict JSON resource")
-		}
-		if pr.ResourceType != in.Type {
-			return bad("the body's resourceType must match the URL")
-		}
-		if in.Kind == Update && pr.ID != in.ID {
-			return bad("the body's id must match the URL")
-		}
-		conf, tags := pr.labels()
-		if !a.clearance.Allows(conf, tags) {
-			return refuse(http.StatusForbidden, "forbidden", "the resource carries labels beyond the token's clearance")
-		}
-		if a.patient != "" && !pr.inCompartment(a) {
-			return refuse(http.StatusForbidden, "forbidden", "the resource would be outside the patient compartment")
-		}
-		if ref := validR4(body); ref != nil {
+		var ref *refusal
+		if next, ref = checkContent(in, a, body); ref != nil {
 			return ref
 		}
-		next = &pr
 	}
 	judged := !a.seesAll() && (in.Kind == Create || in.Kind == Update || in.Kind == Patch)
 	if judged {
@@ -76,7 +68,80 @@ func (p *Proxy) checkWrite(ctx context.Context, contentType string, in Interacti
 	if ref := p.checkStored(ctx, in, a, next, body, sparesLabels); ref != nil || !judged {
 		return ref
 	}
+	if applied {
+		return p.patchedRecord(ctx, in, a, content)
+	}
 	return p.checkReferences(ctx, in, a, content)
+}
+
+// checkContent checks a create's or an update's new content: one strict
+// JSON resource of the URL's type (an update's of its id), within the
+// clearance, in the compartment with patient context, and valid R4.
+func checkContent(in Interaction, a *access, body []byte) (*projection, *refusal) {
+	bad := func(msg string) (*projection, *refusal) { return nil, refuse(http.StatusBadRequest, "invalid", msg) }
+	pr, err := parseResource(body)
+	if err != nil {
+		return bad("the body must be one strict JSON resource")
+	}
+	if pr.ResourceType != in.Type {
+		return bad("the body's resourceType must match the URL")
+	}
+	if in.Kind == Update && pr.ID != in.ID {
+		return bad("the body's id must match the URL")
+	}
+	conf, tags := pr.labels()
+	if !a.clearance.Allows(conf, tags) {
+		return nil, refuse(http.StatusForbidden, "forbidden", "the resource carries labels beyond the token's clearance")
+	}
+	if a.patient != "" && !pr.inCompartment(a) {
+		return nil, refuse(http.StatusForbidden, "forbidden", "the resource would be outside the patient compartment")
+	}
+	if ref := validR4(body); ref != nil {
+		return nil, ref
+	}
+	return &pr, nil
+}
+
+// patchedRecord applies a patient app's JSON Patch to the stored version
+// checkStored read and judged, and checks the result exactly as an
+// update's content (checkContent, labels kept, the links of the patient's
+// own record kept, what it refers to). Sent as the patch, it would be
+// applied by the FHIR server, whose result the proxy does not know before
+// it is written: a patch can move a record out of the compartment (replace
+// its subject, copy a performer over it) in ways no reading of the patch
+// alone settles. So the result goes upstream as the update (a.patched),
+// pinned to the version it was applied to.
+func (p *Proxy) patchedRecord(ctx context.Context, in Interaction, a *access, patch []byte) *refusal {
+	result, err := applyJSONPatch(a.stored, patch)
+	if err != nil {
+		return refuse(http.StatusUnprocessableEntity, "processing", "the patch cannot be applied to the record as stored: "+err.Error())
+	}
+	up := in
+	up.Kind = Update
+	next, ref := checkContent(up, a, result)
+	if ref != nil {
+		return ref
+	}
+	stored, err := parseResource(a.stored)
+	if err != nil {
+		return refuse(http.StatusBadGateway, "invalid", "the FHIR server's record is not one strict JSON resource")
+	}
+	if ref := keepsLabels(up, &stored, next, true); ref != nil {
+		return ref
+	}
+	if in.Type == "Patient" {
+		if ref := keepsLinks(a.stored, result); ref != nil {
+			return ref
+		}
+	}
+	if byCriteria, err := refersByCriteria(result, false); err != nil || byCriteria {
+		return refuse(http.StatusForbidden, "forbidden", "a reference written as a search (Type?criteria) is resolved by the FHIR server over records this token may not see; name the resource by its id")
+	}
+	if ref := p.checkReferences(ctx, up, a, result); ref != nil {
+		return ref
+	}
+	a.patched = result
+	return nil
 }
 
 // checkReferences checks what a write judged by the proxy (a create,
@@ -377,8 +442,8 @@ func (p *Proxy) checkBatch(ctx context.Context, a *access, body []byte) *refusal
 		if ref := jsonOnly(in.Params); ref != nil {
 			return entryRefusal(i, ref)
 		}
-		if a.patient != "" && in.Kind != Read && in.Kind != VRead && in.Kind != Create && in.Kind != Update && in.Kind != Delete {
-			return refuse(http.StatusForbidden, "forbidden", "batch entry "+itoa(i)+": only reads, creates, updates and deletes may be batched with patient context")
+		if a.patient != "" && in.Kind != Read && in.Kind != VRead && in.Kind != Create && in.Kind != Update && in.Kind != Patch && in.Kind != Delete {
+			return refuse(http.StatusForbidden, "forbidden", "batch entry "+itoa(i)+": only reads and writes may be batched with patient context")
 		}
 		// An entry is either a write with its content, which is checked,
 		// or carries none the server could act on unchecked.
@@ -466,6 +531,9 @@ func (p *Proxy) checkBatch(ctx context.Context, a *access, body []byte) *refusal
 		// Bundle's own answer), then what the content refers to.
 		if ref := p.checkWrite(ctx, entryResource, pl.in, &pl.ea, pl.body); ref != nil {
 			return entryRefusal(i, ref)
+		}
+		if pl.ea.patched != nil { // the patch as applied, sent as the update it makes
+			pl.method, pl.body, pl.rebuilt = http.MethodPut, pl.ea.patched, true
 		}
 		switch {
 		case pl.rebuilt:

@@ -546,3 +546,43 @@ func TestTransactionThroughTheProxy(t *testing.T) {
 		t.Errorf("the second panel's member is %v, want %s", got, created)
 	}
 }
+
+// TestPatchThroughTheProxy: a patient app's JSON Patch reaches the
+// sandbox's data server (which takes no PATCH) as the update it makes: the
+// proxy applies it to the version it judged and sends the result, pinned.
+// A patch moving the record to another patient writes nothing.
+func TestPatchThroughTheProxy(t *testing.T) {
+	sb := startSandbox(t)
+	tok := patientToken(t, sb, "launch/patient patient/Observation.cruds")
+	patch := func(ops string) (int, []byte) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodPatch, sb.FHIRBase+"/Observation/pt-001-vs-001", strings.NewReader(ops))
+		req.Header.Set("Authorization", "Bearer "+tok)
+		req.Header.Set("Content-Type", "application/json-patch+json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, b
+	}
+	current := func() map[string]any {
+		sb.fhir.mu.RLock()
+		defer sb.fhir.mu.RUnlock()
+		return sb.fhir.current["Observation/pt-001-vs-001"]
+	}
+	if code, b := patch(`[{"op":"replace","path":"/subject/reference","value":"Patient/pt-long"}]`); code != http.StatusForbidden {
+		t.Errorf("a patch moving the reading to another patient: %d %s", code, b)
+	}
+	if v := current()["meta"].(map[string]any)["versionId"]; v != "1" {
+		t.Fatalf("the refused patch wrote version %v", v)
+	}
+	code, b := patch(`[{"op":"test","path":"/status","value":"final"},{"op":"replace","path":"/status","value":"amended"}]`)
+	if code != http.StatusOK {
+		t.Fatalf("a patch of the patient's reading: %d %s", code, b)
+	}
+	if got := current(); got["status"] != "amended" || got["meta"].(map[string]any)["versionId"] != "2" || got["subject"].(map[string]any)["reference"] != "Patient/pt-001" {
+		t.Errorf("the patched reading is %v", got)
+	}
+}

@@ -1,0 +1,336 @@
+package fhirproxy
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"math/big"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// applyJSONPatch applies a JSON Patch (RFC 6902) to a JSON document and
+// returns the result. The proxy applies a patient app's patch itself, to
+// the stored version it judged, so that what is written is what it
+// checked: the result goes upstream as an update (checkWrite), and the
+// FHIR server's own reading of the patch never matters.
+//
+// The patch has been read strictly (readPatch): an array of operations,
+// each with the members its op requires. Numbers keep their digits. An
+// operation that cannot be applied (a path that names nothing, a failed
+// test) is an error, and nothing is applied.
+func applyJSONPatch(doc, patch []byte) ([]byte, error) {
+	root, err := decodeJSON(doc)
+	if err != nil {
+		return nil, err
+	}
+	var ops []map[string]json.RawMessage
+	if err := json.Unmarshal(patch, &ops); err != nil {
+		return nil, errors.New("the patch is not a JSON Patch")
+	}
+	for i, op := range ops {
+		if root, err = applyOp(root, op); err != nil {
+			return nil, errors.New("operation " + strconv.Itoa(i) + ": " + err.Error())
+		}
+	}
+	var out bytes.Buffer
+	enc := json.NewEncoder(&out)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(root); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(out.Bytes(), []byte("\n")), nil
+}
+
+// decodeJSON decodes one JSON value, numbers as written.
+func decodeJSON(b []byte) (any, error) {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, err
+	}
+	if dec.More() {
+		return nil, errors.New("more than one JSON value")
+	}
+	return v, nil
+}
+
+// applyOp applies one operation to root and returns the new root.
+func applyOp(root any, op map[string]json.RawMessage) (any, error) {
+	var name, path, from string
+	if json.Unmarshal(op["op"], &name) != nil || json.Unmarshal(op["path"], &path) != nil {
+		return nil, errors.New("an operation needs an op and a path")
+	}
+	at, err := pointerTokens(path)
+	if err != nil {
+		return nil, err
+	}
+	value := func() (any, error) {
+		raw, ok := op["value"]
+		if !ok {
+			return nil, errors.New(name + " needs a value")
+		}
+		return decodeJSON(raw)
+	}
+	source := func() ([]string, error) {
+		if json.Unmarshal(op["from"], &from) != nil {
+			return nil, errors.New(name + " needs a from")
+		}
+		return pointerTokens(from)
+	}
+	switch name {
+	case "add":
+		v, err := value()
+		if err != nil {
+			return nil, err
+		}
+		return add(root, at, v)
+	case "remove":
+		root, _, err := remove(root, at)
+		return root, err
+	case "replace":
+		v, err := value()
+		if err != nil || len(at) == 0 {
+			return v, err // the whole document
+		}
+		if root, _, err = remove(root, at); err != nil {
+			return nil, err
+		}
+		return add(root, at, v)
+	case "move":
+		src, err := source()
+		if err != nil {
+			return nil, err
+		}
+		if len(src) < len(at) && slices.Equal(src, at[:len(src)]) {
+			return nil, errors.New("a value cannot be moved into itself")
+		}
+		root, v, err := remove(root, src)
+		if err != nil {
+			return nil, err
+		}
+		return add(root, at, v)
+	case "copy":
+		src, err := source()
+		if err != nil {
+			return nil, err
+		}
+		v, err := get(root, src)
+		if err != nil {
+			return nil, err
+		}
+		return add(root, at, deepCopy(v))
+	case "test":
+		v, err := value()
+		if err != nil {
+			return nil, err
+		}
+		have, err := get(root, at)
+		if err != nil {
+			return nil, err
+		}
+		if !jsonEqual(have, v) {
+			return nil, errors.New("the test of " + strconv.Quote(path) + " failed")
+		}
+		return root, nil
+	}
+	return nil, errors.New("unknown op " + strconv.Quote(name))
+}
+
+// pointerTokens splits a JSON Pointer (RFC 6901) into its reference
+// tokens, unescaped (~1 is /, ~0 is ~).
+func pointerTokens(p string) ([]string, error) {
+	if !pointer(p) {
+		return nil, errors.New("the pointer " + strconv.Quote(p) + " is not a JSON Pointer")
+	}
+	if p == "" {
+		return nil, nil
+	}
+	toks := strings.Split(p[1:], "/")
+	for i, t := range toks {
+		toks[i] = unescapePointer.Replace(t)
+	}
+	return toks, nil
+}
+
+// index reads an array index token: 0, or digits without a leading zero,
+// below n (or equal to n, when end is allowed, as is "-").
+func index(tok string, n int, end bool) (int, error) {
+	if end && tok == "-" {
+		return n, nil
+	}
+	bad := errors.New("no array element " + strconv.Quote(tok))
+	if tok == "" || len(tok) > 1 && tok[0] == '0' || strings.Trim(tok, "0123456789") != "" {
+		return 0, bad
+	}
+	i, err := strconv.Atoi(tok)
+	if err != nil || i > n || i == n && !end {
+		return 0, bad
+	}
+	return i, nil
+}
+
+// get returns the value at a pointer.
+func get(v any, at []string) (any, error) {
+	for _, tok := range at {
+		switch c := v.(type) {
+		case map[string]any:
+			m, ok := c[tok]
+			if !ok {
+				return nil, errors.New("no member " + strconv.Quote(tok))
+			}
+			v = m
+		case []any:
+			i, err := index(tok, len(c), false)
+			if err != nil {
+				return nil, err
+			}
+			v = c[i]
+		default:
+			return nil, errors.New("nothing at " + strconv.Quote(tok))
+		}
+	}
+	return v, nil
+}
+
+// add sets the value at a pointer: a member added or replaced, an element
+// inserted, or the whole document.
+func add(root any, at []string, v any) (any, error) {
+	if len(at) == 0 {
+		return v, nil
+	}
+	parent, err := get(root, at[:len(at)-1])
+	if err != nil {
+		return nil, err
+	}
+	last := at[len(at)-1]
+	switch c := parent.(type) {
+	case map[string]any:
+		c[last] = v
+		return root, nil
+	case []any:
+		i, err := index(last, len(c), true)
+		if err != nil {
+			return nil, err
+		}
+		grown := append(c[:i:i], append([]any{v}, c[i:]...)...)
+		return setAt(root, at[:len(at)-1], grown)
+	}
+	return nil, errors.New("nothing to add to at " + strconv.Quote(last))
+}
+
+// remove removes the value at a pointer and returns it.
+func remove(root any, at []string) (any, any, error) {
+	if len(at) == 0 {
+		return nil, nil, errors.New("the whole document cannot be removed")
+	}
+	parent, err := get(root, at[:len(at)-1])
+	if err != nil {
+		return nil, nil, err
+	}
+	last := at[len(at)-1]
+	switch c := parent.(type) {
+	case map[string]any:
+		v, ok := c[last]
+		if !ok {
+			return nil, nil, errors.New("no member " + strconv.Quote(last))
+		}
+		delete(c, last)
+		return root, v, nil
+	case []any:
+		i, err := index(last, len(c), false)
+		if err != nil {
+			return nil, nil, err
+		}
+		v := c[i]
+		shrunk := append(c[:i:i], c[i+1:]...)
+		root, err = setAt(root, at[:len(at)-1], shrunk)
+		return root, v, err
+	}
+	return nil, nil, errors.New("nothing to remove at " + strconv.Quote(last))
+}
+
+// setAt puts v at a pointer that names an existing value (an array that
+// grew or shrank into a new slice).
+func setAt(root any, at []string, v any) (any, error) {
+	if len(at) == 0 {
+		return v, nil
+	}
+	parent, err := get(root, at[:len(at)-1])
+	if err != nil {
+		return nil, err
+	}
+	last := at[len(at)-1]
+	switch c := parent.(type) {
+	case map[string]any:
+		c[last] = v
+	case []any:
+		i, err := index(last, len(c), false)
+		if err != nil {
+			return nil, err
+		}
+		c[i] = v
+	}
+	return root, nil
+}
+
+// deepCopy copies a decoded JSON value, so that a copied value and its
+// source change apart.
+func deepCopy(v any) any {
+	switch c := v.(type) {
+	case map[string]any:
+		m := make(map[string]any, len(c))
+		for k, e := range c {
+			m[k] = deepCopy(e)
+		}
+		return m
+	case []any:
+		s := make([]any, len(c))
+		for i, e := range c {
+			s[i] = deepCopy(e)
+		}
+		return s
+	}
+	return v
+}
+
+// jsonEqual reports whether two decoded JSON values are equal as RFC 6902's
+// test has it: numbers by value, objects regardless of member order.
+func jsonEqual(a, b any) bool {
+	switch x := a.(type) {
+	case map[string]any:
+		y, ok := b.(map[string]any)
+		if !ok || len(x) != len(y) {
+			return false
+		}
+		for k, e := range x {
+			f, ok := y[k]
+			if !ok || !jsonEqual(e, f) {
+				return false
+			}
+		}
+		return true
+	case []any:
+		y, ok := b.([]any)
+		if !ok || len(x) != len(y) {
+			return false
+		}
+		for i := range x {
+			if !jsonEqual(x[i], y[i]) {
+				return false
+			}
+		}
+		return true
+	case json.Number:
+		y, ok := b.(json.Number)
+		if !ok {
+			return false
+		}
+		p, ok1 := new(big.Rat).SetString(string(x))
+		q, ok2 := new(big.Rat).SetString(string(y))
+		return ok1 && ok2 && p.Cmp(q) == 0
+	}
+	return a == b
+}
