@@ -29,8 +29,9 @@ func applyJSONPatch(doc, patch []byte) ([]byte, error) {
 	if err := json.Unmarshal(patch, &ops); err != nil {
 		return nil, errors.New("the patch is not a JSON Patch")
 	}
+	copied := 0 // values a copy duplicates: copies of copies could double the document each time
 	for i, op := range ops {
-		if root, err = applyOp(root, op); err != nil {
+		if root, err = applyOp(root, op, &copied); err != nil {
 			return nil, errors.New("operation " + strconv.Itoa(i) + ": " + err.Error())
 		}
 	}
@@ -57,8 +58,13 @@ func decodeJSON(b []byte) (any, error) {
 	return v, nil
 }
 
-// applyOp applies one operation to root and returns the new root.
-func applyOp(root any, op map[string]json.RawMessage) (any, error) {
+// maxCopied is how many JSON values (each member, element and scalar) the
+// copy operations of one patch may duplicate in all.
+const maxCopied = 100_000
+
+// applyOp applies one operation to root and returns the new root; copied
+// counts the values copies have duplicated.
+func applyOp(root any, op map[string]json.RawMessage, copied *int) (any, error) {
 	var name, path, from string
 	if json.Unmarshal(op["op"], &name) != nil || json.Unmarshal(op["path"], &path) != nil {
 		return nil, errors.New("an operation needs an op and a path")
@@ -120,6 +126,9 @@ func applyOp(root any, op map[string]json.RawMessage) (any, error) {
 		v, err := get(root, src)
 		if err != nil {
 			return nil, err
+		}
+		if *copied += jsonValues(v); *copied > maxCopied {
+			return nil, errors.New("the copies make the record too large")
 		}
 		return add(root, at, deepCopy(v))
 	case "test":
@@ -294,6 +303,27 @@ func deepCopy(v any) any {
 		return s
 	}
 	return v
+}
+
+// jsonValues counts the JSON values v holds, itself included, stopping once
+// past maxCopied.
+func jsonValues(v any) int {
+	n := 1
+	switch c := v.(type) {
+	case map[string]any:
+		for _, e := range c {
+			if n += jsonValues(e); n > maxCopied {
+				return n
+			}
+		}
+	case []any:
+		for _, e := range c {
+			if n += jsonValues(e); n > maxCopied {
+				return n
+			}
+		}
+	}
+	return n
 }
 
 // jsonEqual reports whether two decoded JSON values are equal as RFC 6902's

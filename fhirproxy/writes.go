@@ -116,6 +116,9 @@ func (p *Proxy) patchedRecord(ctx context.Context, in Interaction, a *access, pa
 	if err != nil {
 		return refuse(http.StatusUnprocessableEntity, "processing", "the patch cannot be applied to the record as stored: "+err.Error())
 	}
+	if int64(len(result)) > p.Limits.body() {
+		return refuse(http.StatusRequestEntityTooLarge, "too-costly", "the patched record is larger than a write may be")
+	}
 	up := in
 	up.Kind = Update
 	next, ref := checkContent(up, a, result)
