@@ -204,17 +204,23 @@ func get(v any, at []string) (any, error) {
 	return v, nil
 }
 
+// parentOf returns the value holding the one a non-empty pointer names,
+// and the pointer's last token.
+func parentOf(root any, at []string) (any, string, error) {
+	parent, err := get(root, at[:len(at)-1])
+	return parent, at[len(at)-1], err
+}
+
 // add sets the value at a pointer: a member added or replaced, an element
 // inserted, or the whole document.
 func add(root any, at []string, v any) (any, error) {
 	if len(at) == 0 {
 		return v, nil
 	}
-	parent, err := get(root, at[:len(at)-1])
+	parent, last, err := parentOf(root, at)
 	if err != nil {
 		return nil, err
 	}
-	last := at[len(at)-1]
 	switch c := parent.(type) {
 	case map[string]any:
 		c[last] = v
@@ -224,8 +230,7 @@ func add(root any, at []string, v any) (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		grown := append(c[:i:i], append([]any{v}, c[i:]...)...)
-		return setAt(root, at[:len(at)-1], grown)
+		return setAt(root, at[:len(at)-1], append(c[:i:i], append([]any{v}, c[i:]...)...))
 	}
 	return nil, errors.New("nothing to add to at " + strconv.Quote(last))
 }
@@ -235,11 +240,10 @@ func remove(root any, at []string) (any, any, error) {
 	if len(at) == 0 {
 		return nil, nil, errors.New("the whole document cannot be removed")
 	}
-	parent, err := get(root, at[:len(at)-1])
+	parent, last, err := parentOf(root, at)
 	if err != nil {
 		return nil, nil, err
 	}
-	last := at[len(at)-1]
 	switch c := parent.(type) {
 	case map[string]any:
 		v, ok := c[last]
@@ -254,24 +258,22 @@ func remove(root any, at []string) (any, any, error) {
 			return nil, nil, err
 		}
 		v := c[i]
-		shrunk := append(c[:i:i], c[i+1:]...)
-		root, err = setAt(root, at[:len(at)-1], shrunk)
+		root, err = setAt(root, at[:len(at)-1], append(c[:i:i], c[i+1:]...))
 		return root, v, err
 	}
 	return nil, nil, errors.New("nothing to remove at " + strconv.Quote(last))
 }
 
-// setAt puts v at a pointer that names an existing value (an array that
-// grew or shrank into a new slice).
+// setAt puts v in place of the value a pointer names, which exists (an
+// array that grew or shrank into a new slice).
 func setAt(root any, at []string, v any) (any, error) {
 	if len(at) == 0 {
 		return v, nil
 	}
-	parent, err := get(root, at[:len(at)-1])
+	parent, last, err := parentOf(root, at)
 	if err != nil {
 		return nil, err
 	}
-	last := at[len(at)-1]
 	switch c := parent.(type) {
 	case map[string]any:
 		c[last] = v

@@ -334,8 +334,18 @@ func looksLikeReference(v []byte) bool {
 // one of its strings, told whether it is the value of a member named
 // reference.
 func anyString(body []byte, found func(v []byte, reference bool) bool) (bool, error) {
-	s := jsonstrict.NewScanner(body)
 	hit := false
+	err := eachString(body, func(v []byte, reference bool, _, _ int64) {
+		hit = hit || found(v, reference)
+	})
+	return hit, err
+}
+
+// eachString reads a strict JSON value and calls each for each of its
+// strings (object member names aside), told whether it is the value of a
+// member named reference and where its token begins and ends.
+func eachString(body []byte, each func(v []byte, reference bool, from, to int64)) error {
+	s := jsonstrict.NewScanner(body)
 	var value func(reference bool) error
 	value = func(reference bool) error {
 		switch s.Kind() {
@@ -344,8 +354,11 @@ func anyString(body []byte, found func(v []byte, reference bool) bool) (bool, er
 		case '[':
 			return s.Array(func() error { return value(false) })
 		case '"':
+			from := s.Offset()
 			v, err := s.String()
-			hit = hit || err == nil && found(v, reference)
+			if err == nil {
+				each(v, reference, from, s.Offset())
+			}
 			return err
 		}
 		return s.Skip()
@@ -354,7 +367,7 @@ func anyString(body []byte, found func(v []byte, reference bool) bool) (bool, er
 	if err == nil {
 		err = s.End()
 	}
-	return hit, err
+	return err
 }
 
 // searchOfType reports whether a string reads as a search of a resource
@@ -612,38 +625,21 @@ func (pl *entryPlan) edit(e batchEntry, pin string) bundleEdit {
 func renameReferences(body []byte, names map[string]string) ([]byte, error) {
 	type span struct {
 		from, to int64
-		to2      string
+		name     string
 	}
 	var spans []span
-	s := jsonstrict.NewScanner(body)
-	var value func(reference bool) error
-	value = func(reference bool) error {
-		switch s.Kind() {
-		case '{':
-			return s.Object(func(name []byte) error { return value(string(name) == "reference") })
-		case '[':
-			return s.Array(func() error { return value(false) })
-		case '"':
-			from := s.Offset()
-			v, err := s.String()
-			if n, ok := names[string(v)]; ok && reference && err == nil {
-				spans = append(spans, span{from, s.Offset(), n})
-			}
-			return err
+	err := eachString(body, func(v []byte, reference bool, from, to int64) {
+		if n, ok := names[string(v)]; ok && reference {
+			spans = append(spans, span{from, to, n})
 		}
-		return s.Skip()
-	}
-	err := value(false)
-	if err == nil {
-		err = s.End()
-	}
+	})
 	if err != nil || len(spans) == 0 {
 		return nil, err
 	}
 	out := make([]byte, 0, len(body)+16*len(spans))
 	at := int64(0)
 	for _, sp := range spans {
-		q, _ := json.Marshal(sp.to2)
+		q, _ := json.Marshal(sp.name)
 		out = append(append(out, body[at:sp.from]...), q...)
 		at = sp.to
 	}

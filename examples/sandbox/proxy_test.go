@@ -29,10 +29,16 @@ func patientToken(t *testing.T, sb *Sandbox, scope string) string {
 // when given) and returns the status and the body.
 func fhirCall(t *testing.T, tok, method, target, body string) (int, []byte) {
 	t.Helper()
+	return fhirCallAs(t, tok, method, target, "application/fhir+json", body)
+}
+
+// fhirCallAs is fhirCall with the body's media type given.
+func fhirCallAs(t *testing.T, tok, method, target, contentType, body string) (int, []byte) {
+	t.Helper()
 	req, _ := http.NewRequest(method, target, strings.NewReader(body))
 	req.Header.Set("Authorization", "Bearer "+tok)
 	if body != "" {
-		req.Header.Set("Content-Type", "application/fhir+json")
+		req.Header.Set("Content-Type", contentType)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -556,16 +562,7 @@ func TestPatchThroughTheProxy(t *testing.T) {
 	tok := patientToken(t, sb, "launch/patient patient/Observation.cruds")
 	patch := func(ops string) (int, []byte) {
 		t.Helper()
-		req, _ := http.NewRequest(http.MethodPatch, sb.FHIRBase+"/Observation/pt-001-vs-001", strings.NewReader(ops))
-		req.Header.Set("Authorization", "Bearer "+tok)
-		req.Header.Set("Content-Type", "application/json-patch+json")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, b
+		return fhirCallAs(t, tok, http.MethodPatch, sb.FHIRBase+"/Observation/pt-001-vs-001", "application/json-patch+json", ops)
 	}
 	current := func() map[string]any {
 		sb.fhir.mu.RLock()
