@@ -104,7 +104,9 @@
 // too. Whatever the clearance, an update may raise a
 // record's labels, never lower or remove them, and a patch of a labelled
 // record must be a JSON Patch whose operations, read as the server reads
-// them, leave its root, meta and contained alone. A patch is a JSON Patch
+// them, leave its root, meta and contained alone (with patient context,
+// where the proxy applies the patch, its result must keep the labels
+// instead, as an update's content must). A patch is a JSON Patch
 // or a FHIRPath Patch (in a batch: a Binary holding the one, a Parameters
 // resource the other), read strictly; any other format is refused with 415.
 // A body goes upstream labelled with the bare media type it was read as:
