@@ -360,6 +360,12 @@ func TestBatchedConditionalWrites(t *testing.T) {
 	if len(e) != 2 || e[0].Request["method"] != "GET" || e[0].FullURL != "urn:uuid:c" || mustJSON(e[1].Resource["hasMember"]) != `[{"reference":"Observation/lab-1"}]` {
 		t.Errorf("a transaction naming a found record by its urn went upstream as %+v", e)
 	}
+	// The create that found its record answers as FHIR has it: 200, the
+	// record's location.
+	if got, _ := r.body["entry"].([]any); len(got) != 2 || !strings.Contains(mustJSON(got[0]), `"response":{"location":"Observation/lab-1","status":"200 OK"}`) ||
+		!strings.Contains(mustJSON(got[0]), `"id":"lab-1"`) {
+		t.Errorf("the answer of a create that found its record: %s", r.raw)
+	}
 	f.up.reset()
 	r = f.do("POST", "/", patient, bundle("transaction",
 		conditional("urn:uuid:c", "POST", "Observation", "identifier=urn:lab|C", mine), entry("", "POST", "Observation", member)))

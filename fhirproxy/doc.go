@@ -149,7 +149,8 @@
 // audit event names the record written. Inside a batch or transaction they
 // are resolved the same way wherever answers are judged, each entry going
 // upstream as the plain write (or, for a create that found its record, the
-// read) it resolved to; in a transaction, a reference to the fullUrl of a
+// read, answered as FHIR answers such a create: 200 with the record and its
+// location) it resolved to; in a transaction, a reference to the fullUrl of a
 // create that found its record is renamed to that record (and checked as
 // any reference is). For an access that sees everything, batched
 // conditional writes go upstream as they are (an update or a patch keeping

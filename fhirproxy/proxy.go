@@ -187,6 +187,10 @@ type access struct {
 	// writes says, for a batch or transaction, which entries write: their
 	// answers stay when their resources may not be seen (minimalEntry).
 	writes []bool
+	// found says which entries are conditional creates that found their
+	// record, sent as reads of it (checkBatch): their answers are a
+	// create's that matched (foundEntry).
+	found []bool
 	// entries is what the judged writes of one batch or transaction share
 	// (checkBatch); nil outside one, and for an access that sees all.
 	entries *entryChecks

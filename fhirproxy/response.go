@@ -406,7 +406,25 @@ const (
 	// may not see keeps its response (status, location), not the resource,
 	// as Prefer: return=minimal would have it: the write happened.
 	minimalEntry
+	// foundEntry: in a batch response, the read a conditional create that
+	// found its record was sent as (checkBatch) answers as FHIR has a
+	// conditional create that matched answer: 200, with the record's
+	// location (appendFound).
+	foundEntry
 )
+
+// appendFound appends the answer of a conditional create that found its
+// record: the record, status 200 and its location (versioned, when the
+// record says its version).
+func appendFound(out, res []byte, pr *projection) []byte {
+	loc := pr.ResourceType + "/" + pr.ID
+	if v := versionOf(res); v != "" {
+		loc += "/_history/" + v
+	}
+	q, _ := json.Marshal(loc)
+	out = append(append(out, `{"resource":`...), res...)
+	return append(append(append(out, `,"response":{"status":"200 OK","location":`...), q...), `}}`...)
+}
 
 // notFoundEntry answers a batch entry the access may not see, or one the
 // FHIR server did not find, alike: a batch response keeps one entry per
@@ -557,6 +575,7 @@ func (a *access) inspectBody(in Interaction, body []byte) ([]byte, []*projection
 		kept := make([]*projection, 0, len(entries))
 		fates := make([]fate, len(entries))
 		removed, withheld := false, false
+		answered := false // an entry rewritten as a conditional create's answer (foundEntry)
 		// A batch response keeps its entries in place: what the access may
 		// not see, and what the server did not find, become the same
 		// not-found entry (and no REDACTED mark, which would tell them apart).
@@ -577,6 +596,9 @@ func (a *access) inspectBody(in Interaction, body []byte) ([]byte, []*projection
 			switch v := a.judge(&e.res); {
 			case v == keep:
 				kept = append(kept, &e.res)
+				if batch && i < len(a.found) && a.found[i] {
+					fates[i], answered = foundEntry, true
+				}
 			case batch && i < len(a.writes) && a.writes[i] && e.respEnd > e.respStart && !absentStatus(e.status):
 				fates[i], removed = minimalEntry, true
 			case batch:
@@ -605,7 +627,7 @@ func (a *access) inspectBody(in Interaction, body []byte) ([]byte, []*projection
 			f.matches = matchCount(entries)
 		}
 		keepTotal, keepMeta := f.goes(a, removed)
-		if !removed && !relinked && (keepTotal || !f.total) && (keepMeta || !f.meta) {
+		if !removed && !relinked && !answered && (keepTotal || !f.total) && (keepMeta || !f.meta) {
 			return body, kept, nil
 		}
 		return rebuildBundle(body, spans, entries, fates, edits{removed, withheld, !keepTotal, !keepMeta}), kept, nil
@@ -670,6 +692,8 @@ func rebuildBundle(body []byte, spans []span, entries []bundleEntry, fates []fat
 				switch fates[i] {
 				case missingEntry:
 					out = append(out, notFoundEntry...)
+				case foundEntry:
+					out = appendFound(out, body[e.resStart:e.resEnd], &e.res)
 				case minimalEntry:
 					out = append(append(append(out, `{"response":`...), body[e.respStart:e.respEnd]...), '}')
 				default:

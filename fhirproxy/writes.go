@@ -407,7 +407,7 @@ func (p *Proxy) checkBatch(ctx context.Context, a *access, body []byte) *refusal
 	if b.ResourceType != "Bundle" || b.Type != "batch" && b.Type != "transaction" {
 		return bad("POST to the base takes a batch or transaction Bundle")
 	}
-	a.writes = make([]bool, len(b.Entry))
+	a.writes, a.found = make([]bool, len(b.Entry)), make([]bool, len(b.Entry))
 	judged := !a.seesAll()
 	if judged {
 		a.entries = &entryChecks{targets: map[string]bool{}, seen: map[string]bool{}, reads: maxBundleReads}
@@ -491,7 +491,7 @@ func (p *Proxy) checkBatch(ctx context.Context, a *access, body []byte) *refusal
 			if in.Kind == Read {
 				// A create that found its record: the entry reads it, and
 				// in a transaction a reference to its fullUrl names it.
-				a.writes[i] = false
+				a.writes[i], a.found[i] = false, true
 				if e.FullURL != "" {
 					delete(a.entries.targets, e.FullURL)
 					if b.Type == "transaction" {

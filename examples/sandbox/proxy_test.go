@@ -551,6 +551,9 @@ func TestTransactionThroughTheProxy(t *testing.T) {
 	if got := record(made)["hasMember"]; js(got) != `[{"reference":"`+created+`"}]` {
 		t.Errorf("the second panel's member is %v, want %s", got, created)
 	}
+	if e := resp.Entry[0].Response; e.Status != "200 OK" || e.Location != created+"/_history/1" {
+		t.Errorf("the conditional create's answer: %+v, want 200 at %s/_history/1", e, created)
+	}
 }
 
 // TestPatchThroughTheProxy: a patient app's JSON Patch reaches the
