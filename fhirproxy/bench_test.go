@@ -20,6 +20,7 @@ import (
 
 	"github.com/smartkit/smartkit/audit"
 	"github.com/smartkit/smartkit/consent"
+	"github.com/smartkit/smartkit/fhirproxy"
 )
 
 // readOnce GETs target (with the bearer token, if any), reads the whole
@@ -69,8 +70,11 @@ func timed(b *testing.B, client *http.Client, method, target, tok, body string) 
 // paired benchmark tells each side's work apart within the same run:
 // go test -bench … -cpuprofile cpu.out, then go tool pprof -tags on it, or
 // -tagfocus 'side=^proxy$'.
-func pair(b *testing.B, scope string, clearance *consent.Clearance) (proxyURL, bareURL, tok string) {
+func pair(b *testing.B, scope string, clearance *consent.Clearance, options ...func(*fhirproxy.Proxy)) (proxyURL, bareURL, tok string) {
 	f := newFixture(&testing.T{})
+	for _, o := range options {
+		o(f.proxy)
+	}
 	b.Cleanup(f.ts.Close)
 	b.Cleanup(f.up.ts.Close)
 	tok = f.token(scope, clearance)
@@ -128,8 +132,16 @@ func BenchmarkProvenReadVsBaseline(b *testing.B) {
 	readVsBaseline(b, "system/Observation.rs", everyLabel())
 }
 
-func readVsBaseline(b *testing.B, scope string, clearance *consent.Clearance) {
-	proxyURL, bareURL, tok := pair(b, scope, clearance)
+// BenchmarkAuditedProvenReadVsBaseline is BenchmarkProvenReadVsBaseline
+// with Proxy.AuditEveryDisclosure set: the answer the request proves is
+// read anyway, so that its audit event names the patient disclosed. Its
+// figures beside the proven read's are what the switch costs.
+func BenchmarkAuditedProvenReadVsBaseline(b *testing.B) {
+	readVsBaseline(b, "system/Observation.rs", everyLabel(), func(p *fhirproxy.Proxy) { p.AuditEveryDisclosure = true })
+}
+
+func readVsBaseline(b *testing.B, scope string, clearance *consent.Clearance, options ...func(*fhirproxy.Proxy)) {
+	proxyURL, bareURL, tok := pair(b, scope, clearance, options...)
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
 	clientP, clientB := side("client-proxy"), side("client-bare")
 	defer pprof.SetGoroutineLabels(context.Background())
