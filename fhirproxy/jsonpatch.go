@@ -357,12 +357,32 @@ func jsonEqual(a, b any) bool {
 		return true
 	case json.Number:
 		y, ok := b.(json.Number)
-		if !ok {
-			return false
-		}
-		p, ok1 := new(big.Rat).SetString(string(x))
-		q, ok2 := new(big.Rat).SetString(string(y))
-		return ok1 && ok2 && p.Cmp(q) == 0
+		return ok && numberKey(string(x)) == numberKey(string(y))
 	}
 	return a == b
+}
+
+// numberKey writes a JSON number so that two are equal by value exactly
+// when their keys are: its sign, its significant digits, and the exponent
+// of the last one (1.50, 15e-1 and 0.15E1 are all "15e-1"; every zero is
+// "0"). Nothing is computed from the exponent but a sum, so 1e1000000
+// costs what its text does.
+func numberKey(n string) string {
+	sign := ""
+	if strings.HasPrefix(n, "-") {
+		sign, n = "-", n[1:]
+	}
+	mant, exp, _ := strings.Cut(strings.ToLower(n), "e")
+	whole, frac, _ := strings.Cut(mant, ".")
+	digits := strings.TrimLeft(whole+frac, "0")
+	if digits == "" {
+		return "0"
+	}
+	e, ok := new(big.Int).SetString(strings.TrimPrefix(exp, "+"), 10)
+	if !ok {
+		e = new(big.Int) // no exponent
+	}
+	trimmed := strings.TrimRight(digits, "0")
+	e.Add(e, big.NewInt(int64(len(digits)-len(trimmed)-len(frac))))
+	return sign + trimmed + "e" + e.String()
 }
