@@ -29,6 +29,9 @@ func applyJSONPatch(doc, patch []byte) ([]byte, error) {
 	if err := json.Unmarshal(patch, &ops); err != nil {
 		return nil, errors.New("the patch is not a JSON Patch")
 	}
+	if len(ops) > maxPatchOps {
+		return nil, errors.New("the patch has more than " + strconv.Itoa(maxPatchOps) + " operations")
+	}
 	copied := 0 // values a copy duplicates: copies of copies could double the document each time
 	for i, op := range ops {
 		if root, err = applyOp(root, op, &copied); err != nil {
@@ -57,6 +60,11 @@ func decodeJSON(b []byte) (any, error) {
 	}
 	return v, nil
 }
+
+// maxPatchOps is how many operations a patch the proxy applies may have:
+// an add or a remove at the front of an array moves all of it, so many of
+// them would cost the square of their number.
+const maxPatchOps = 1000
 
 // maxCopied is how many JSON values (each member, element and scalar) the
 // copy operations of one patch may duplicate in all.

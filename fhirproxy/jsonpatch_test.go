@@ -46,6 +46,7 @@ func TestApplyJSONPatch(t *testing.T) {
 		{"numbers as written", `{"n":12345678901234567890.5e2}`, `[{"op":"add","path":"/m","value":1E700}]`, `{"m":1E700,"n":12345678901234567890.5e2}`},
 		{"markup unescaped", `{"div":"<b>&</b>"}`, `[]`, `{"div":"<b>&</b>"}`},
 		{"none applied when one fails", `{"a":1}`, `[{"op":"remove","path":"/a"},{"op":"test","path":"/a","value":1}]`, ""},
+		{"too many operations", `{"a":[]}`, `[` + strings.Repeat(`{"op":"add","path":"/a/0","value":1},`, 1000) + `{"op":"remove","path":"/a/0"}]`, ""},
 		{"copies that double the document", `{"a":[1,2]}`, `[` + strings.Repeat(`{"op":"copy","from":"/a","path":"/a/-"},`, 40) + `{"op":"test","path":"/a/0","value":1}]`, ""},
 	} {
 		got, err := applyJSONPatch([]byte(c.doc), []byte(c.patch))
