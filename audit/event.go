@@ -88,6 +88,10 @@ type Event struct {
 
 	Interaction string // FHIR interaction, e.g. "read", "search"
 	Resource    string // FHIR reference, e.g. "Observation/123"
+	// Resources are what the entries of a batch or transaction name, in
+	// order: Type/id, or the type alone (a create, a search). Empty is
+	// left out of the event's JSON, as Labels is.
+	Resources []string `json:",omitempty"`
 
 	LaunchRef string // Ref of the launch id, never the id
 	GrantID   string
@@ -140,6 +144,7 @@ func (e Event) LogValue() slog.Value {
 	add("scope", e.Scopes)
 	add("interaction", e.Interaction)
 	add("resource", e.Resource)
+	add("resources", strings.Join(e.Resources, " "))
 	add("launch_ref", e.LaunchRef)
 	add("grant", e.GrantID)
 	add("consent", e.ConsentID)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -100,6 +101,12 @@ func TestBatchedWritesWithPatientContext(t *testing.T) {
 			t.Errorf("entry %d went with ifMatch %v, want %v", i, sent[i]["ifMatch"], want)
 		}
 	}
+	// Its audit events name what each entry names.
+	evs := f.audit.Events()
+	if ev := evs[len(evs)-1]; ev.Interaction != "batch" || ev.Patient != "p1" ||
+		!slices.Equal(ev.Resources, []string{"Observation", "Observation/lab-1", "Observation/vs-1", "Observation", "Observation/vs-1", "Patient/p1"}) {
+		t.Errorf("the transaction's audit event: %+v", ev)
+	}
 	f.up.reset()
 
 	// Refused, with nothing written (the proxy's own reads aside); the
@@ -142,6 +149,9 @@ func TestBatchedWritesWithPatientContext(t *testing.T) {
 		r := f.do("POST", "/", tok, c.body)
 		if r.status != c.status || r.body["resourceType"] != "OperationOutcome" {
 			t.Errorf("%s: %d %s", c.name, r.status, r.raw)
+		}
+		if evs := f.audit.Events(); len(evs[len(evs)-1].Resources) == 0 {
+			t.Errorf("%s: the refusal's audit event names no entry: %+v", c.name, evs[len(evs)-1])
 		}
 		f.onlyReads(c.name)
 		if c.alike {
@@ -359,6 +369,9 @@ func TestBatchedConditionalWrites(t *testing.T) {
 	e := f.sentEntries()
 	if len(e) != 2 || e[0].Request["method"] != "GET" || e[0].FullURL != "urn:uuid:c" || mustJSON(e[1].Resource["hasMember"]) != `[{"reference":"Observation/lab-1"}]` {
 		t.Errorf("a transaction naming a found record by its urn went upstream as %+v", e)
+	}
+	if evs := f.audit.Events(); !slices.Equal(evs[len(evs)-1].Resources, []string{"Observation/lab-1", "Observation"}) {
+		t.Errorf("the audit event names %v, not the record the criteria found", evs[len(evs)-1].Resources)
 	}
 	// The create that found its record answers as FHIR has it: 200, the
 	// record's location.

@@ -206,6 +206,9 @@
 //     reads in all, each page of a conditional write's matches counting
 //     as one (413 beyond).
 //
+// The audit events of a Bundle name what its entries name
+// (audit.Event.Resources), a conditional entry as what it resolved to.
+//
 // # Reading responses
 //
 // A response is read only when the request cannot prove it: with no patient

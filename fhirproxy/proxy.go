@@ -187,6 +187,9 @@ type access struct {
 	// writes says, for a batch or transaction, which entries write: their
 	// answers stay when their resources may not be seen (minimalEntry).
 	writes []bool
+	// entryRefs are what a batch's entries name (resourceRef), for its
+	// audit event, as they were resolved.
+	entryRefs []string
 	// found says which entries are conditional creates that found their
 	// record, sent as reads of it (checkBatch): their answers are a
 	// create's that matched (foundEntry).
@@ -534,7 +537,9 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, x *exchange) {
 			p.finish(w, r, &x.ev, refuse(http.StatusBadRequest, "too-costly", "the search is too long as the proxy would forward it (re-encoded, with the token's constraints added); narrow it"), nil)
 			return
 		}
-		if ref := p.checkWrite(r.Context(), x.bodyType, x.in, x.a, x.body); ref != nil {
+		ref := p.checkWrite(r.Context(), x.bodyType, x.in, x.a, x.body)
+		x.ev.Resources = x.a.entryRefs // a batch's: what its entries name, as far as they were read
+		if ref != nil {
 			p.finish(w, r, &x.ev, ref, nil)
 			return
 		}

@@ -409,21 +409,9 @@ func (p *Proxy) checkBatch(ctx context.Context, a *access, body []byte) *refusal
 	}
 	a.writes, a.found = make([]bool, len(b.Entry)), make([]bool, len(b.Entry))
 	judged := !a.seesAll()
+	fullURLs := map[string]bool{}
 	if judged {
 		a.entries = &entryChecks{targets: map[string]bool{}, seen: map[string]bool{}, reads: maxBundleReads}
-		seen := map[string]bool{}
-		for i, e := range b.Entry {
-			if e.FullURL == "" {
-				continue
-			}
-			if seen[e.FullURL] {
-				return bad("batch entry " + itoa(i) + ": another entry has the same fullUrl")
-			}
-			seen[e.FullURL] = true
-			if isURN(e.FullURL) && (e.Method == http.MethodPost || e.Method == http.MethodPut) {
-				a.entries.targets[e.FullURL] = true
-			}
-		}
 	}
 	// First each entry is read and authorised, and where answers are
 	// judged a conditional write is resolved into the plain one it calls
@@ -439,12 +427,25 @@ func (p *Proxy) checkBatch(ctx context.Context, a *access, body []byte) *refusal
 			return bad("batch entry URLs must be relative to the base")
 		}
 		in, err := parsePath(e.Method, "/"+path, query, p.Limits)
-		if err == nil && judged && !entryNamed(e.FullURL, in, a) {
+		if err == nil {
+			a.entryRefs = append(a.entryRefs, resourceRef(&in, ""))
+		}
+		if err == nil && judged && e.FullURL != "" {
 			// A server puts the record an entry writes in place of every
 			// reference to its fullUrl: one that reads as another record
 			// (Patient/p1, when the entry creates an Observation) would
-			// move a reference the proxy judged onto another record.
-			return bad("batch entry " + itoa(i) + ": a fullUrl must be a urn:uuid or urn:oid, or the URL on this server of the record the entry names")
+			// move a reference the proxy judged onto another record, and
+			// of two alike it would pick one.
+			switch {
+			case fullURLs[e.FullURL]:
+				return bad("batch entry " + itoa(i) + ": another entry has the same fullUrl")
+			case !entryNamed(e.FullURL, in, a):
+				return bad("batch entry " + itoa(i) + ": a fullUrl must be a urn:uuid or urn:oid, or the URL on this server of the record the entry names")
+			}
+			fullURLs[e.FullURL] = true
+			if isURN(e.FullURL) && (e.Method == http.MethodPost || e.Method == http.MethodPut) {
+				a.entries.targets[e.FullURL] = true
+			}
 		}
 		if err == nil && e.IfNoneExist != nil {
 			// The criteria are checked here as a header's would be, and
@@ -485,6 +486,7 @@ func (p *Proxy) checkBatch(ctx context.Context, a *access, body []byte) *refusal
 				return entryRefusal(i, ref)
 			}
 			in, pl.body, pl.rebuilt = x.in, x.body, true
+			a.entryRefs[i] = resourceRef(&in, "") // what the criteria resolved to
 			if x.method != "" {
 				pl.method = x.method
 			}
@@ -687,11 +689,11 @@ func isURN(v string) bool {
 	return strings.HasPrefix(v, "urn:uuid:") || strings.HasPrefix(v, "urn:oid:")
 }
 
-// entryNamed reports whether a Bundle entry's fullUrl is one a judged
-// Bundle may carry: none, a urn:uuid or urn:oid, or the absolute URL on
+// entryNamed reports whether a Bundle entry's fullUrl (not empty) is one
+// a judged Bundle may carry: a urn:uuid or urn:oid, or the absolute URL on
 // this server of the very record the entry reads, updates or deletes.
 func entryNamed(fullURL string, in Interaction, a *access) bool {
-	if fullURL == "" || isURN(fullURL) {
+	if isURN(fullURL) {
 		return true
 	}
 	if !strings.Contains(fullURL, "://") || in.ID == "" {

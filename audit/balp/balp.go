@@ -193,7 +193,7 @@ func resource(r audit.Record, o Options) map[string]any {
 		// The data disclosed, with the security labels of what went out.
 		data := map[string]any{"type": coding(EntityType, "2"), "role": coding(ObjectRole, "4")}
 		if e.Resource != "" {
-			data["what"] = map[string]any{"reference": e.Resource}
+			data["what"] = what(e.Resource)
 		}
 		if len(e.Labels) > 0 {
 			var labels []any
@@ -207,6 +207,9 @@ func resource(r audit.Record, o Options) map[string]any {
 			data["securityLabel"] = labels
 		}
 		entities = append(entities, data)
+	}
+	for _, r := range e.Resources { // a batch's entries: each a domain resource the request named
+		entities = append(entities, map[string]any{"what": what(r), "type": coding(EntityType, "2"), "role": coding(ObjectRole, "4")})
 	}
 	if e.ConsentID != "" {
 		entities = append(entities, map[string]any{
@@ -287,4 +290,13 @@ func Validate(b []byte) error {
 		return fmt.Errorf("balp: invalid R4 resource: %w", err)
 	}
 	return nil
+}
+
+// what is the Reference an entity names a resource by: Type/id as a
+// reference, a type alone (a search's, a create's) as the Reference's type.
+func what(r string) map[string]any {
+	if !strings.Contains(r, "/") {
+		return map[string]any{"type": r}
+	}
+	return map[string]any{"reference": r}
 }

@@ -91,6 +91,39 @@ func TestEveryPatientDisclosed(t *testing.T) {
 	}
 }
 
+// TestBatchEntriesNamed: what the entries of a batch name are entities of
+// its AuditEvent, a record by its reference, a type alone (a create's, a
+// search's) as the reference's type; and the AuditEvent is valid FHIR.
+func TestBatchEntriesNamed(t *testing.T) {
+	e := audit.Event{Time: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), Type: audit.ResourceAllowed, Outcome: audit.Success,
+		ClientID: "device-app", Patient: "123", Interaction: "batch", Resources: []string{"Observation", "Observation/9", "Patient/123"}}
+	b, err := balp.Export(audit.Record{Seq: 1, Event: e}, balp.Options{Observer: "node-1"})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, b)
+	}
+	var ae struct {
+		Entity []struct {
+			What struct{ Reference, Type string }
+			Role struct{ Code string }
+		}
+	}
+	if err := json.Unmarshal(b, &ae); err != nil {
+		t.Fatal(err)
+	}
+	var named []string
+	for _, en := range ae.Entity {
+		if en.Role.Code == "4" {
+			named = append(named, en.What.Reference+en.What.Type)
+		}
+	}
+	if !slices.Equal(named, []string{"Observation", "Observation/9", "Patient/123"}) {
+		t.Errorf("entry entities %v: %s", named, b)
+	}
+	if !strings.Contains(string(b), `"what":{"type":"Observation"}`) {
+		t.Errorf("a create's entity: %s", b)
+	}
+}
+
 func TestBundle(t *testing.T) {
 	l := &audit.MemoryLog{}
 	for i := range 5 {

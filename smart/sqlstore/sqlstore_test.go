@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -167,6 +168,32 @@ func TestAuditTamperEvident(t *testing.T) {
 				t.Fatal(err)
 			}
 			check(3)
+		})
+	}
+}
+
+// TestAuditKeepsWhatBatchesName: an event's Resources (what a batch's
+// entries name) come back from the log as recorded, and the chain holds.
+func TestAuditKeepsWhatBatchesName(t *testing.T) {
+	for name, dsn := range dialects(t) {
+		t.Run(name, func(t *testing.T) {
+			st := open(t, dsn(t))
+			ctx := context.Background()
+			want := []string{"Observation", "Observation/lab-1", "Patient/p1"}
+			if err := st.Audit().RecordBatch(ctx, []audit.Event{{Tenant: "t", Type: audit.ResourceAllowed, Outcome: audit.Success,
+				Patient: "p1", Interaction: "batch", Resources: want}}); err != nil {
+				t.Fatal(err)
+			}
+			rs, err := st.Audit().Records(ctx, "t", 0, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(rs) != 1 || !slices.Equal(rs[0].Event.Resources, want) {
+				t.Fatalf("records %+v", rs)
+			}
+			if err := audit.VerifyChain(rs, "", 0); err != nil {
+				t.Fatal(err)
+			}
 		})
 	}
 }
