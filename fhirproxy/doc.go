@@ -42,15 +42,14 @@
 // A patient/ token may read a Binary whose securityContext is in its
 // compartment (never search Binary). For patient/ tokens, reverse chains
 // (_has), chains, _revinclude, iterating includes, _filter, _list,
-// system-wide search and history, type history, a FHIRPath Patch, and
-// conditional writes are refused (fail closed; conditional writes are
-// resolved by the proxy, see Conditional writes); a JSON Patch is applied
-// by the proxy to the stored version it judged, its result checked as an
-// update's content and sent as the update, pinned to that version (the
-// server's reading of the patch never matters: a patch can move a record
-// out of the compartment in ways no reading of the patch alone settles;
-// one that cannot be applied is 422);
-// writes are checked on the new content (which must also be valid R4,
+// system-wide search and history, type history and a FHIRPath Patch are
+// refused (fail closed); conditional writes are resolved by the proxy (see
+// Conditional writes). A JSON Patch is applied by the proxy to the stored
+// version it judged; the result is checked as an update's content and sent
+// as the update, pinned to that version, so the server's reading of the
+// patch never matters (a patch can move a record out of the compartment in
+// ways no reading of the patch alone settles). One that cannot be applied
+// is 422. Writes are checked on the new content (which must also be valid R4,
 // checked with google/fhir/go) and on the stored version, and a PUT to an
 // id that does not exist answers 404 as one to another patient's record
 // does (no update-as-create with patient context). Operations are denied
@@ -185,9 +184,8 @@
 // refused entry refuses the whole Bundle: nothing of it goes upstream. A
 // patient app may create, update, patch and delete its patient's records
 // in a batch or a transaction (a patch sent as the update it makes, as on
-// its own), and a token with a
-// clearance short of every label may update, patch and delete in one. Each
-// write entry's content is checked, its stored version read and judged,
+// its own), and a token with a clearance short of every label may update,
+// patch and delete in one. Each write entry's content is checked, its stored version read and judged,
 // and what it refers to read (see References in writes); its entry goes
 // upstream with request.ifMatch on the version judged. A refused entry's
 // answer is the Bundle's 403, the same for another patient's record, a
