@@ -298,7 +298,7 @@ func (p *Proxy) confine(in *Interaction, a *access) *refusal {
 		return forbidden("system-wide searches and type history are not allowed with patient context")
 	case Create, Update, Patch, Delete:
 		// A patch is applied by the proxy and sent as the update it makes
-		// (Proxy.patchedRecord).
+		// (Proxy.applyPatch).
 		if in.Conditional {
 			return forbidden("conditional writes are resolved by the proxy; this one was not") // as above
 		}

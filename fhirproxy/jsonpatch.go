@@ -221,7 +221,12 @@ func parentOf(root any, at []string) (any, string, error) {
 
 // add sets the value at a pointer: a member added or replaced, an element
 // inserted, or the whole document.
-func add(root any, at []string, v any) (any, error) {
+func add(root any, at []string, v any) (any, error) { return put(root, at, v, true) }
+
+// put sets the value at a pointer: in an object the member, in an array
+// the element (inserted, or else replacing the one there, which must
+// exist), or the whole document.
+func put(root any, at []string, v any, insert bool) (any, error) {
 	if len(at) == 0 {
 		return v, nil
 	}
@@ -234,11 +239,15 @@ func add(root any, at []string, v any) (any, error) {
 		c[last] = v
 		return root, nil
 	case []any:
-		i, err := index(last, len(c), true)
-		if err != nil {
+		i, err := index(last, len(c), insert)
+		switch {
+		case err != nil:
 			return nil, err
+		case insert: // a new slice, put in place of the old one
+			return put(root, at[:len(at)-1], append(c[:i:i], append([]any{v}, c[i:]...)...), false)
 		}
-		return setAt(root, at[:len(at)-1], append(c[:i:i], append([]any{v}, c[i:]...)...))
+		c[i] = v
+		return root, nil
 	}
 	return nil, errors.New("nothing to add to at " + strconv.Quote(last))
 }
@@ -266,33 +275,10 @@ func remove(root any, at []string) (any, any, error) {
 			return nil, nil, err
 		}
 		v := c[i]
-		root, err = setAt(root, at[:len(at)-1], append(c[:i:i], c[i+1:]...))
+		root, err = put(root, at[:len(at)-1], append(c[:i:i], c[i+1:]...), false)
 		return root, v, err
 	}
 	return nil, nil, errors.New("nothing to remove at " + strconv.Quote(last))
-}
-
-// setAt puts v in place of the value a pointer names, which exists (an
-// array that grew or shrank into a new slice).
-func setAt(root any, at []string, v any) (any, error) {
-	if len(at) == 0 {
-		return v, nil
-	}
-	parent, last, err := parentOf(root, at)
-	if err != nil {
-		return nil, err
-	}
-	switch c := parent.(type) {
-	case map[string]any:
-		c[last] = v
-	case []any:
-		i, err := index(last, len(c), false)
-		if err != nil {
-			return nil, err
-		}
-		c[i] = v
-	}
-	return root, nil
 }
 
 // deepCopy copies a decoded JSON value, so that a copied value and its

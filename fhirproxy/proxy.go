@@ -174,7 +174,7 @@ type access struct {
 	// (checkStored), when it was read: the references it holds may be
 	// written again (checkReferences).
 	stored []byte
-	// patched is a patient app's patch applied to stored (patchedRecord):
+	// patched is a patient app's patch applied to stored (applyPatch):
 	// it goes upstream as the update, in place of the patch.
 	patched []byte
 	// unrestricted: the clearance allows every label.

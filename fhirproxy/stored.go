@@ -29,6 +29,9 @@ import (
 // label cleared and no patient context, a free id is still created. A
 // patch of a labelled record may not touch meta at all (its result is
 // not known before the server applies it): change the labels with PUT.
+// With patient context the proxy applies a JSON Patch itself, to the
+// version read here (applyPatch; body is the patch), and holds its result
+// as it holds an update's new content (next).
 //
 // A vread or an instance history is checked the same way before it is
 // forwarded: an earlier version is shown only while the resource itself
@@ -84,6 +87,15 @@ func (p *Proxy) checkStored(ctx context.Context, in Interaction, a *access, next
 	}
 	if a.bound(pr) && p.judgeContext(ctx, a, pr) != keep {
 		return notFound() // a Binary whose context the access may not see
+	}
+	if in.Kind == Patch && a.patient != "" {
+		// A patient app's JSON Patch is applied to the version just judged
+		// (applyPatch); what follows holds its result as an update's.
+		var ref *refusal
+		if next, body, ref = p.applyPatch(in, a, stored, body); ref != nil {
+			return ref
+		}
+		a.patched = body
 	}
 	if ref := keepsLabels(in, pr, next, sparesLabels); ref != nil {
 		return ref

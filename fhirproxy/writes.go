@@ -22,7 +22,6 @@ func (p *Proxy) checkWrite(ctx context.Context, contentType string, in Interacti
 	var next *projection  // an update's new content
 	var sparesLabels bool // a patch's (readPatch)
 	content := body       // what the references are read from: a batched patch's own, not its Binary's
-	applied := false      // a patch the proxy applies (with patient context)
 	switch in.Kind {
 	case Patch:
 		var ref *refusal
@@ -36,11 +35,13 @@ func (p *Proxy) checkWrite(ctx context.Context, contentType string, in Interacti
 		}
 		if a.patient != "" {
 			// Its result is what is checked, as an update's content: the
-			// proxy applies it to the stored version (patchedRecord).
+			// proxy applies it to the stored version (checkStored,
+			// applyPatch), and the result's labels are held as an
+			// update's are.
 			if t := bytes.TrimLeft(content, " \t\r\n"); len(t) == 0 || t[0] != '[' {
 				return refuse(http.StatusForbidden, "forbidden", "with patient context a patch is a JSON Patch, which the proxy applies to check its result; a FHIRPath Patch it does not evaluate: send a JSON Patch, or PUT the record")
 			}
-			applied, sparesLabels = true, true // its result's labels are checked (lowers)
+			sparesLabels = true
 		}
 	case Operation:
 		if len(body) > 0 {
@@ -61,17 +62,31 @@ func (p *Proxy) checkWrite(ctx context.Context, contentType string, in Interacti
 	}
 	judged := !a.seesAll() && (in.Kind == Create || in.Kind == Update || in.Kind == Patch)
 	if judged {
-		if byCriteria, err := refersByCriteria(content, in.Kind == Patch); err != nil || byCriteria {
-			return refuse(http.StatusForbidden, "forbidden", "a reference written as a search (Type?criteria) is resolved by the FHIR server over records this token may not see; name the resource by its id")
+		if ref := noSearchReference(content, in.Kind == Patch); ref != nil {
+			return ref
 		}
 	}
-	if ref := p.checkStored(ctx, in, a, next, body, sparesLabels); ref != nil || !judged {
+	if ref := p.checkStored(ctx, in, a, next, content, sparesLabels); ref != nil || !judged {
 		return ref
 	}
-	if applied {
-		return p.patchedRecord(ctx, in, a, content)
+	if a.patched != nil {
+		// The patch as applied (checkStored): what it refers to is read
+		// from its result, as an update's is.
+		in.Kind, content = Update, a.patched
+		if ref := noSearchReference(content, false); ref != nil {
+			return ref
+		}
 	}
 	return p.checkReferences(ctx, in, a, content)
+}
+
+// noSearchReference refuses a written body holding a reference written as
+// a search (refersByCriteria), or one that is not strict JSON.
+func noSearchReference(body []byte, patch bool) *refusal {
+	if byCriteria, err := refersByCriteria(body, patch); err != nil || byCriteria {
+		return refuse(http.StatusForbidden, "forbidden", "a reference written as a search (Type?criteria) is resolved by the FHIR server over records this token may not see; name the resource by its id")
+	}
+	return nil
 }
 
 // checkContent checks a create's or an update's new content: one strict
@@ -102,49 +117,26 @@ func checkContent(in Interaction, a *access, body []byte) (*projection, *refusal
 	return &pr, nil
 }
 
-// patchedRecord applies a patient app's JSON Patch to the stored version
-// checkStored read and judged, and checks the result exactly as an
-// update's content (checkContent, labels kept, the links of the patient's
-// own record kept, what it refers to). Sent as the patch, it would be
-// applied by the FHIR server, whose result the proxy does not know before
-// it is written: a patch can move a record out of the compartment (replace
-// its subject, copy a performer over it) in ways no reading of the patch
-// alone settles. So the result goes upstream as the update (a.patched),
-// pinned to the version it was applied to.
-func (p *Proxy) patchedRecord(ctx context.Context, in Interaction, a *access, patch []byte) *refusal {
-	result, err := applyJSONPatch(a.stored, patch)
+// applyPatch applies a patient app's JSON Patch to the stored version
+// checkStored read and judged, and checks the result as an update's
+// content (checkContent). Sent as the patch, it would be applied by the
+// FHIR server, whose result the proxy does not know before it is written:
+// a patch can move a record out of the compartment (replace its subject,
+// copy a performer over it) in ways no reading of the patch alone settles.
+// So the result goes upstream as the update (access.patched), pinned to
+// the version it was applied to, once checkStored has held its labels and
+// links as an update's and checkWrite what it refers to.
+func (p *Proxy) applyPatch(in Interaction, a *access, stored, patch []byte) (*projection, []byte, *refusal) {
+	result, err := applyJSONPatch(stored, patch)
 	if err != nil {
-		return refuse(http.StatusUnprocessableEntity, "processing", "the patch cannot be applied to the record as stored: "+err.Error())
+		return nil, nil, refuse(http.StatusUnprocessableEntity, "processing", "the patch cannot be applied to the record as stored: "+err.Error())
 	}
 	if int64(len(result)) > p.Limits.body() {
-		return refuse(http.StatusRequestEntityTooLarge, "too-costly", "the patched record is larger than a write may be")
+		return nil, nil, refuse(http.StatusRequestEntityTooLarge, "too-costly", "the patched record is larger than a write may be")
 	}
-	up := in
-	up.Kind = Update
-	next, ref := checkContent(up, a, result)
-	if ref != nil {
-		return ref
-	}
-	stored, err := parseResource(a.stored)
-	if err != nil {
-		return refuse(http.StatusBadGateway, "invalid", "the FHIR server's record is not one strict JSON resource")
-	}
-	if ref := keepsLabels(up, &stored, next, true); ref != nil {
-		return ref
-	}
-	if in.Type == "Patient" {
-		if ref := keepsLinks(a.stored, result); ref != nil {
-			return ref
-		}
-	}
-	if byCriteria, err := refersByCriteria(result, false); err != nil || byCriteria {
-		return refuse(http.StatusForbidden, "forbidden", "a reference written as a search (Type?criteria) is resolved by the FHIR server over records this token may not see; name the resource by its id")
-	}
-	if ref := p.checkReferences(ctx, up, a, result); ref != nil {
-		return ref
-	}
-	a.patched = result
-	return nil
+	in.Kind = Update
+	next, ref := checkContent(in, a, result)
+	return next, result, ref
 }
 
 // checkReferences checks what a write judged by the proxy (a create,
@@ -274,14 +266,16 @@ func (p *Proxy) checkReferencedRecords(ctx context.Context, a *access, body []by
 		}
 	}
 	for _, ref := range refs {
-		// What an earlier entry found fine, with the same context: a mixed
-		// token's entries may each be decided as user/ or patient/.
-		key := string(a.ctx) + "\x00" + a.patient + "\x00" + ref
-		if a.entries != nil && a.entries.seen[key] {
-			continue
-		}
-		if !a.entries.spend() {
-			return tooManyReads()
+		var key string
+		if a.entries != nil {
+			// What an earlier entry found fine, with the same context: a
+			// mixed token's entries may each be decided as user/ or patient/.
+			if key = string(a.ctx) + "\x00" + a.patient + "\x00" + ref; a.entries.seen[key] {
+				continue
+			}
+			if !a.entries.spend() {
+				return tooManyReads()
+			}
 		}
 		st, pr, _, err := p.fetch(ctx, ref, "")
 		if err != nil {
@@ -409,8 +403,9 @@ func (p *Proxy) checkBatch(ctx context.Context, a *access, body []byte) *refusal
 	}
 	a.writes, a.found = make([]bool, len(b.Entry)), make([]bool, len(b.Entry))
 	judged := !a.seesAll()
-	fullURLs := map[string]bool{}
+	var fullURLs map[string]bool // the entries' fullUrls, where answers are judged
 	if judged {
+		fullURLs = map[string]bool{}
 		a.entries = &entryChecks{targets: map[string]bool{}, seen: map[string]bool{}, reads: maxBundleReads}
 	}
 	// First each entry is read and authorised, and where answers are

@@ -67,26 +67,7 @@ func TestDisclosedLabels(t *testing.T) {
 func TestEveryPatientDisclosed(t *testing.T) {
 	e := audit.Event{Time: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), Type: audit.ResourceAllowed, Outcome: audit.Success,
 		ClientID: "research", Patient: "123", Patients: []string{"456", "789"}, Interaction: "search", Resource: "Observation"}
-	b, err := balp.Export(audit.Record{Seq: 1, Event: e}, balp.Options{Observer: "node-1"})
-	if err != nil {
-		t.Fatalf("%v\n%s", err, b)
-	}
-	var ae struct {
-		Entity []struct {
-			What struct{ Reference string }
-			Role struct{ Code string }
-		}
-	}
-	if err := json.Unmarshal(b, &ae); err != nil {
-		t.Fatal(err)
-	}
-	var patients []string
-	for _, en := range ae.Entity {
-		if en.Role.Code == "1" {
-			patients = append(patients, en.What.Reference)
-		}
-	}
-	if !slices.Equal(patients, []string{"Patient/123", "Patient/456", "Patient/789"}) {
+	if patients, b := entities(t, e, "1"); !slices.Equal(patients, []string{"Patient/123", "Patient/456", "Patient/789"}) {
 		t.Errorf("patient entities %v: %s", patients, b)
 	}
 }
@@ -97,6 +78,19 @@ func TestEveryPatientDisclosed(t *testing.T) {
 func TestBatchEntriesNamed(t *testing.T) {
 	e := audit.Event{Time: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), Type: audit.ResourceAllowed, Outcome: audit.Success,
 		ClientID: "device-app", Patient: "123", Interaction: "batch", Resources: []string{"Observation", "Observation/9", "Patient/123"}}
+	named, b := entities(t, e, "4")
+	if !slices.Equal(named, []string{"Observation", "Observation/9", "Patient/123"}) {
+		t.Errorf("entry entities %v: %s", named, b)
+	}
+	if !strings.Contains(string(b), `"what":{"type":"Observation"}`) {
+		t.Errorf("a create's entity: %s", b)
+	}
+}
+
+// entities exports e (Export validates it) and returns what its entities
+// of the role name (a reference, or a type alone), and the export.
+func entities(t *testing.T, e audit.Event, role string) ([]string, []byte) {
+	t.Helper()
 	b, err := balp.Export(audit.Record{Seq: 1, Event: e}, balp.Options{Observer: "node-1"})
 	if err != nil {
 		t.Fatalf("%v\n%s", err, b)
@@ -112,16 +106,11 @@ func TestBatchEntriesNamed(t *testing.T) {
 	}
 	var named []string
 	for _, en := range ae.Entity {
-		if en.Role.Code == "4" {
+		if en.Role.Code == role {
 			named = append(named, en.What.Reference+en.What.Type)
 		}
 	}
-	if !slices.Equal(named, []string{"Observation", "Observation/9", "Patient/123"}) {
-		t.Errorf("entry entities %v: %s", named, b)
-	}
-	if !strings.Contains(string(b), `"what":{"type":"Observation"}`) {
-		t.Errorf("a create's entity: %s", b)
-	}
+	return named, b
 }
 
 func TestBundle(t *testing.T) {
