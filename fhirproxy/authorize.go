@@ -88,7 +88,18 @@ func (p *Proxy) authorize(in *Interaction, a *access) *refusal {
 	if !d.Allowed {
 		return forbidden("the token's scopes do not allow " + string(in.Kind) + " of " + orAll(in.Type))
 	}
-	if d.Constrained() {
+	switch {
+	case d.Constrained() && (in.Kind == Create || in.Kind == Update || in.Kind == Patch || in.Kind == Delete):
+		// The proxy holds what is written, and what it replaces or removes,
+		// to the constraint (checkContent, checkStored).
+		if in.Conditional { // resolved first, it needs search outright (authorizeConditional)
+			return forbidden("a conditional write is not allowed under a constrained scope")
+		}
+		var ref *refusal
+		if a.written, ref = compileConstraint(in.Type, d); ref != nil {
+			return ref
+		}
+	case d.Constrained():
 		if ref := p.applyConstraint(in, d); ref != nil {
 			return ref
 		}
@@ -201,7 +212,8 @@ func orAll(t string) string {
 
 // applyConstraint makes a query constraint part of the request: searches
 // get the constraint's parameters; a read becomes a search by _id with them,
-// so the FHIR server proves the match. Constrained writes are refused.
+// so the FHIR server proves the match. (A write is held to it by the proxy:
+// compileConstraint.)
 func (p *Proxy) applyConstraint(in *Interaction, d scopes.Decision) *refusal {
 	var alts [][]Param
 	for sc := range d.Constraints() {

@@ -56,7 +56,8 @@
 // unless listed: Patient/{id}/$everything with read and search of every
 // type, its parameters in the query (a body is refused: it would go
 // upstream unread). A constrained read becomes a search by _id with the
-// constraint, so the FHIR server proves the match. Batches are authorised
+// constraint, so the FHIR server proves the match; a constrained write is
+// held to its constraint by the proxy (see Constrained writes). Batches are authorised
 // entry by entry (see Writes in a batch or transaction), and in a batch
 // response an entry the token may not see reads exactly like one the server
 // did not find (a write entry keeps its status and location). Where answers
@@ -116,6 +117,30 @@
 // so handling=lenient cannot ride along and loosen an injected constraint.
 // The audit event of a response lists the labels of what went out, never of
 // what was withheld.
+//
+// # Constrained writes
+//
+// A write under a query-constrained scope (patient/Observation.cu?category=
+// vital-signs) must stay within the constraint: a create's content must
+// match it, an update's stored version and new content must both match, a
+// patch's stored version and result must (the proxy applies a JSON Patch
+// itself and sends the result as the update, pinned, as it does with
+// patient context; a FHIRPath Patch is refused), and a delete's stored
+// version must. The stored version is read even by a token that sees every
+// record, and the write is pinned to it with If-Match. A stored record
+// outside the constraint answers the 404 a constrained read of it gets,
+// and so does a free id (no update-as-create under a constraint); content
+// outside it is 403. What must match is not stored yet, so the FHIR server
+// cannot prove it: the proxy evaluates the constraint itself, and only
+// what it can evaluate exactly, token parameters whose R4 expression is
+// one element path (category, code, status and the like for the common
+// clinical types; _tag and _security for all), in the forms code,
+// system|code, |code and system|, matched exactly. A scope whose
+// constraint holds anything else (a modifier, a chain, another parameter)
+// allows no write; when no scope allowing it can be evaluated the write is
+// refused before anything is read. Several constrained scopes OR, the
+// pairs of one AND, as for a search. Batch entries are held alike; a
+// conditional write needs its letters outright.
 //
 // # Conditional writes
 //

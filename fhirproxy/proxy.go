@@ -162,6 +162,9 @@ type access struct {
 	sharedTypes []string
 	// constrained is the type whose scope constraint the proxy injected.
 	constrained string
+	// written is the constraint a write under a constrained scope is held
+	// to: what it writes, and the stored version it replaces or removes.
+	written *writeConstraint
 	// pin is the ETag of the stored version a write was judged against
 	// (checkStored); the write goes upstream with If-Match on it. A batch's
 	// entries' pins are entryPins, written into the Bundle (withEdits).

@@ -52,8 +52,8 @@ func (p *Proxy) checkStored(ctx context.Context, in Interaction, a *access, next
 	if in.Conditional && labelled {
 		return p.checkMatches(ctx, in, next, sparesLabels)
 	}
-	inComp := a.patient != "" && in.Type != "Patient" // a patient/ token's own Patient is checked by id
-	sees := !inComp && a.unrestricted                 // the access may see every stored version
+	inComp := a.patient != "" && in.Type != "Patient"     // a patient/ token's own Patient is checked by id
+	sees := !inComp && a.unrestricted && a.written == nil // the access may see every stored version
 	if sees && !labelled || in.ID == "" {
 		return nil
 	}
@@ -88,7 +88,10 @@ func (p *Proxy) checkStored(ctx context.Context, in Interaction, a *access, next
 	if a.bound(pr) && p.judgeContext(ctx, a, pr) != keep {
 		return notFound() // a Binary whose context the access may not see
 	}
-	if in.Kind == Patch && a.patient != "" {
+	if a.written != nil && !a.written.matches(stored) {
+		return notFound() // as a read of it under the constraint answers
+	}
+	if in.Kind == Patch && a.appliesPatches() {
 		// A patient app's JSON Patch is applied to the version just judged
 		// (applyPatch); what follows holds its result as an update's.
 		var ref *refusal

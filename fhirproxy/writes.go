@@ -33,13 +33,13 @@ func (p *Proxy) checkWrite(ctx context.Context, contentType string, in Interacti
 		if ref != nil {
 			return ref
 		}
-		if a.patient != "" {
+		if a.appliesPatches() {
 			// Its result is what is checked, as an update's content: the
 			// proxy applies it to the stored version (checkStored,
 			// applyPatch), and the result's labels are held as an
 			// update's are.
 			if t := bytes.TrimLeft(content, " \t\r\n"); len(t) == 0 || t[0] != '[' {
-				return refuse(http.StatusForbidden, "forbidden", "with patient context a patch is a JSON Patch, which the proxy applies to check its result; a FHIRPath Patch it does not evaluate: send a JSON Patch, or PUT the record")
+				return refuse(http.StatusForbidden, "forbidden", "with patient context or a constrained scope a patch is a JSON Patch, which the proxy applies to check its result; a FHIRPath Patch it does not evaluate: send a JSON Patch, or PUT the record")
 			}
 			sparesLabels = true
 		}
@@ -114,8 +114,19 @@ func checkContent(in Interaction, a *access, body []byte) (*projection, *refusal
 	if ref := validR4(body); ref != nil {
 		return nil, ref
 	}
+	if a.written != nil {
+		if ref := a.written.holds(body); ref != nil {
+			return nil, ref
+		}
+	}
 	return &pr, nil
 }
+
+// appliesPatches reports whether the proxy applies a JSON Patch itself
+// (applyPatch) to check its result: with patient context (the result must
+// stay in the compartment) and under a constrained scope (it must match
+// the constraint).
+func (a *access) appliesPatches() bool { return a.patient != "" || a.written != nil }
 
 // applyPatch applies a patient app's JSON Patch to the stored version
 // checkStored read and judged, and checks the result as an update's

@@ -460,15 +460,6 @@ func TestUpsertThroughTheProxy(t *testing.T) {
 func TestTransactionThroughTheProxy(t *testing.T) {
 	sb := startSandbox(t)
 	tok := patientToken(t, sb, "launch/patient patient/Observation.cruds")
-	versions := func() int {
-		sb.fhir.mu.RLock()
-		defer sb.fhir.mu.RUnlock()
-		n := 0
-		for _, h := range sb.fhir.history {
-			n += len(h)
-		}
-		return n
-	}
 	record := func(key string) map[string]any {
 		sb.fhir.mu.RLock()
 		defer sb.fhir.mu.RUnlock()
@@ -499,7 +490,7 @@ func TestTransactionThroughTheProxy(t *testing.T) {
 		`{"request":{"method":"POST","url":"Observation"},"resource":` + panel + `}`,
 		`{"request":{"method":"PUT","url":"Observation/pt-001-vs-000"},"resource":` + js(amended) + `}`,
 	}
-	before := versions()
+	before := storedVersions(sb)
 	for name, c := range map[string]struct {
 		body   string
 		status int
@@ -510,7 +501,7 @@ func TestTransactionThroughTheProxy(t *testing.T) {
 		if code, b := fhirCall(t, tok, http.MethodPost, sb.FHIRBase, c.body); code != c.status {
 			t.Errorf("%s: %d %s", name, code, b)
 		}
-		if versions() != before {
+		if storedVersions(sb) != before {
 			t.Fatalf("%s: something was written", name)
 		}
 	}
@@ -535,17 +526,17 @@ func TestTransactionThroughTheProxy(t *testing.T) {
 	if got := record("Observation/pt-001-vs-000"); got["status"] != "amended" || got["meta"].(map[string]any)["versionId"] != "2" {
 		t.Errorf("the updated reading: %v", got)
 	}
-	if versions() != before+3 {
-		t.Errorf("%d versions written, want 3", versions()-before)
+	if storedVersions(sb) != before+3 {
+		t.Errorf("%d versions written, want 3", storedVersions(sb)-before)
 	}
 	// Sent again as a conditional create (If-None-Exist on the device's
 	// identifier), the reading finds itself: the proxy resolves it into a
 	// read, and the new panel's member is renamed to the reading found.
-	before = versions()
+	before = storedVersions(sb)
 	again := `{"fullUrl":"urn:uuid:9f1c","request":{"method":"POST","url":"Observation","ifNoneExist":"identifier=urn:example:device|hr-1"},"resource":` + reading + `}`
 	code, b = fhirCall(t, tok, http.MethodPost, sb.FHIRBase, tx(again, own[1]))
-	if err := json.Unmarshal(b, &resp); err != nil || code != http.StatusOK || len(resp.Entry) != 2 || versions() != before+1 {
-		t.Fatalf("the conditional transaction: %d %s (%d versions written)", code, b, versions()-before)
+	if err := json.Unmarshal(b, &resp); err != nil || code != http.StatusOK || len(resp.Entry) != 2 || storedVersions(sb) != before+1 {
+		t.Fatalf("the conditional transaction: %d %s (%d versions written)", code, b, storedVersions(sb)-before)
 	}
 	made, _, _ = strings.Cut(resp.Entry[1].Response.Location, "/_history/")
 	if got := record(made)["hasMember"]; js(got) != `[{"reference":"`+created+`"}]` {
@@ -585,4 +576,71 @@ func TestPatchThroughTheProxy(t *testing.T) {
 	if got := current(); got["status"] != "amended" || got["meta"].(map[string]any)["versionId"] != "2" || got["subject"].(map[string]any)["reference"] != "Patient/pt-001" {
 		t.Errorf("the patched reading is %v", got)
 	}
+}
+
+// TestConstrainedWritesThroughTheProxy: a device app whose scopes let it
+// read and write vital signs only writes a reading the same constrained
+// search then finds; a laboratory result it may not write, nor may it
+// take over, patch or delete one, and nothing is written.
+func TestConstrainedWritesThroughTheProxy(t *testing.T) {
+	sb := startSandbox(t)
+	vitals := "category=http://terminology.hl7.org/CodeSystem/observation-category|vital-signs"
+	tok := patientToken(t, sb, "launch/patient patient/Observation.rs?"+vitals+" patient/Observation.cud?"+vitals)
+	reading := func(category string) string {
+		b, _ := json.Marshal(map[string]any{"resourceType": "Observation", "status": "final",
+			"category":      []any{map[string]any{"coding": []any{map[string]any{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": category}}}},
+			"code":          map[string]any{"coding": []any{map[string]any{"system": "http://loinc.org", "code": "8867-4"}}},
+			"subject":       map[string]any{"reference": "Patient/pt-001"},
+			"valueQuantity": map[string]any{"value": 64, "unit": "/min"}})
+		return string(b)
+	}
+	// The answer is the Location: the body is shown only to a token whose
+	// read the proxy can prove, and this one's is constrained too.
+	req, _ := http.NewRequest(http.MethodPost, sb.FHIRBase+"/Observation", strings.NewReader(reading("vital-signs")))
+	req.Header.Set("Authorization", "Bearer "+tok)
+	req.Header.Set("Content-Type", "application/fhir+json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("a vital sign: %d", resp.StatusCode)
+	}
+	var created struct{ ID string }
+	if _, rest, ok := strings.Cut(resp.Header.Get("Location"), "/Observation/"); ok {
+		created.ID, _, _ = strings.Cut(rest, "/")
+	}
+	code, b := fhirCallAs(t, tok, http.MethodGet, sb.FHIRBase+"/Observation?_count=100", "", "")
+	if code != http.StatusOK || created.ID == "" || !strings.Contains(string(b), `"id":"`+created.ID+`"`) {
+		t.Errorf("the constrained search does not find the reading written (%q): %d", created.ID, code)
+	}
+	before := storedVersions(sb)
+	for _, c := range []struct{ name, method, target, body, contentType string }{
+		{"a laboratory result", http.MethodPost, "/Observation", reading("laboratory"), "application/fhir+json"},
+		{"moving the reading out of vital signs", http.MethodPut, "/Observation/" + created.ID,
+			strings.Replace(reading("laboratory"), `{"resourceType"`, `{"id":"`+created.ID+`","resourceType"`, 1), "application/fhir+json"},
+		{"taking over a laboratory result", http.MethodPut, "/Observation/pt-001-lab-000",
+			strings.Replace(reading("vital-signs"), `{"resourceType"`, `{"id":"pt-001-lab-000","resourceType"`, 1), "application/fhir+json"},
+		{"patching one", http.MethodPatch, "/Observation/pt-001-lab-000", `[{"op":"replace","path":"/status","value":"amended"}]`, "application/json-patch+json"},
+		{"deleting one", http.MethodDelete, "/Observation/pt-001-lab-000", "", ""},
+	} {
+		if code, b := fhirCallAs(t, tok, c.method, sb.FHIRBase+c.target, c.contentType, c.body); code < 400 {
+			t.Errorf("%s: %d %s", c.name, code, b)
+		}
+	}
+	if n := storedVersions(sb); n != before {
+		t.Errorf("refused writes wrote %d version(s)", n-before)
+	}
+}
+
+// storedVersions counts the versions the sandbox's FHIR data server holds.
+func storedVersions(sb *Sandbox) int {
+	sb.fhir.mu.RLock()
+	defer sb.fhir.mu.RUnlock()
+	n := 0
+	for _, h := range sb.fhir.history {
+		n += len(h)
+	}
+	return n
 }

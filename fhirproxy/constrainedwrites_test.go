@@ -1,0 +1,262 @@
+package fhirproxy_test
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/smartkit/smartkit/audit"
+)
+
+// reading is a new Observation of p1's (no id) whose category is one
+// coding; system "" leaves the coding's system out.
+func reading(system, code string) map[string]any {
+	r := obs("", "p1", code)
+	delete(r, "id")
+	if system != "" {
+		r["category"] = []any{map[string]any{"coding": []any{map[string]any{"system": system, "code": code}}}}
+	}
+	return r
+}
+
+const categories = "http://terminology.hl7.org/CodeSystem/observation-category"
+
+// TestConstrainedWrites: a write under a query-constrained scope is held to
+// the constraint (SPEC-NOTES A7). A create's content must match it; an
+// update's stored version and new content must both match; a patch is
+// applied by the proxy and its stored version and result must match; a
+// delete's stored version must match. What is stored and does not match
+// answers the 404 a constrained read of it gets, as a free id does; content
+// that does not match is 403. Nothing is written when refused.
+func TestConstrainedWrites(t *testing.T) {
+	f := newFixture(t)
+	tok := f.token("launch/patient patient/Observation.rs patient/Observation.cud?category=vital-signs", nil)
+	jsonPatch := []string{"Content-Type", "application/json-patch+json"}
+
+	if r := f.do("POST", "/Observation", tok, mustJSON(reading("", "vital-signs"))); r.status != 201 {
+		t.Fatalf("a vital sign under a vital-signs scope: %d %s", r.status, r.raw)
+	}
+	if got := f.writes(); !slices.Equal(got, []string{"POST /Observation"}) {
+		t.Errorf("the create went upstream as %q", got)
+	}
+	if r := f.do("PUT", "/Observation/vs-1", tok, mustJSON(obs("vs-1", "p1", "vital-signs"))); r.status != 200 {
+		t.Fatalf("an update of a vital sign: %d %s", r.status, r.raw)
+	}
+	if got := f.writes(); !slices.Equal(got, []string{`PUT /Observation/vs-1 W/"1"`}) {
+		t.Errorf("the update went upstream as %q, want pinned to the version checked", got)
+	}
+	r := f.do("PATCH", "/Observation/vs-1", tok, `[{"op":"replace","path":"/status","value":"amended"}]`, jsonPatch...)
+	if r.status != 200 {
+		t.Fatalf("a patch of a vital sign: %d %s", r.status, r.raw)
+	}
+	want := obs("vs-1", "p1", "vital-signs")
+	want["status"] = "amended"
+	if sent := f.up.bodies[len(f.up.bodies)-1]; !sameJSON(sent, mustJSON(want)) {
+		t.Errorf("the patch's result went upstream as %s", sent)
+	}
+	if got := f.writes(); !slices.Equal(got, []string{`PUT /Observation/vs-1 W/"1"`}) {
+		t.Errorf("the patch went upstream as %q, want its result pinned to the version it was applied to", got)
+	}
+
+	contained := reading("", "laboratory")
+	contained["contained"] = []any{obs("c", "p1", "vital-signs")}
+	otherSystem := reading("http://example.org/categories", "laboratory")
+	otherSystem["category"] = []any{map[string]any{"coding": []any{map[string]any{"system": "http://example.org/categories", "code": "Vital-Signs"}}}}
+	var stored []string // the answers for what is stored and does not match, and for a free id
+	for _, c := range []struct {
+		name, method, target, body string
+		status                     int
+	}{
+		{"creating a laboratory result", "POST", "/Observation", mustJSON(reading("", "laboratory")), 403},
+		{"creating one without a category", "POST", "/Observation", noID(func() map[string]any { r := reading("", "x"); delete(r, "category"); return r }()), 403},
+		{"a vital sign in a contained resource only", "POST", "/Observation", mustJSON(contained), 403},
+		{"a code in another case", "POST", "/Observation", mustJSON(otherSystem), 403},
+		{"a category written as text", "POST", "/Observation", withMember("category", []any{map[string]any{"text": "vital-signs"}}), 403},
+		{"moving a vital sign out of the category", "PUT", "/Observation/vs-1", mustJSON(obs("vs-1", "p1", "laboratory")), 403},
+		{"patching it out of the category", "PATCH", "/Observation/vs-1", `[{"op":"replace","path":"/category/0/coding/0/code","value":"laboratory"}]`, 403},
+		{"patching the category away", "PATCH", "/Observation/vs-1", `[{"op":"remove","path":"/category"}]`, 403},
+		{"taking over a laboratory result", "PUT", "/Observation/lab-1", mustJSON(obs("lab-1", "p1", "vital-signs")), 404},
+		{"patching a laboratory result into the category", "PATCH", "/Observation/lab-1", `[{"op":"replace","path":"/category/0/coding/0/code","value":"vital-signs"}]`, 404},
+		{"deleting a laboratory result", "DELETE", "/Observation/lab-1", "", 404},
+		{"an update of a free id", "PUT", "/Observation/fresh", mustJSON(obs("fresh", "p1", "vital-signs")), 404},
+		{"a delete of a free id", "DELETE", "/Observation/fresh", "", 404},
+		{"another patient's vital sign", "PUT", "/Observation/lab-2", mustJSON(obs("lab-2", "p1", "vital-signs")), 404},
+		{"a FHIRPath Patch", "PATCH", "/Observation/vs-1", fhirPathPatch("delete", "Observation.note"), 403},
+		{"a conditional create", "POST", "/Observation", mustJSON(reading("", "vital-signs")), 403},
+	} {
+		var hdr []string
+		switch {
+		case c.method == "PATCH" && strings.HasPrefix(c.body, "["):
+			hdr = jsonPatch
+		case c.name == "a conditional create":
+			hdr = []string{"If-None-Exist", "code=x"}
+		}
+		r := f.do(c.method, c.target, tok, c.body, hdr...)
+		if r.status != c.status || r.body["resourceType"] != "OperationOutcome" {
+			t.Errorf("%s: %d %s", c.name, r.status, r.raw)
+		}
+		if got := f.writes(); len(got) != 0 {
+			t.Errorf("%s: written upstream: %q", c.name, got)
+		}
+		if c.status == 404 {
+			stored = append(stored, diagnostics(r))
+		}
+		if ev := f.audit.Events()[len(f.audit.Events())-1]; ev.Outcome == audit.Success {
+			t.Errorf("%s: audited as a success: %+v", c.name, ev)
+		}
+	}
+	if len(slices.Compact(stored)) != 1 {
+		t.Errorf("what is stored outside the constraint is told from a free id: %q", stored)
+	}
+	// A refusal names the constraint the content missed.
+	if r := f.do("POST", "/Observation", tok, mustJSON(reading("", "laboratory"))); !strings.Contains(diagnostics(r), "category=vital-signs") {
+		t.Errorf("the refusal does not name the constraint: %s", r.raw)
+	}
+	f.up.reset()
+	if r := f.do("DELETE", "/Observation/vs-1", tok, ""); r.status >= 300 {
+		t.Fatalf("a delete of a vital sign: %d %s", r.status, r.raw)
+	}
+	if got := f.writes(); !slices.Equal(got, []string{`DELETE /Observation/vs-1 W/"1"`}) {
+		t.Errorf("the delete went upstream as %q", got)
+	}
+}
+
+// TestConstraintForms: the token forms a constraint's value may take, the
+// pairs of one scope (ANDed), several scopes (ORed), and the constraints
+// the proxy cannot evaluate, which refuse the write before anything is
+// read.
+func TestConstraintForms(t *testing.T) {
+	f := newFixture(t)
+	noSystem, withSystem := reading("", "vital-signs"), reading(categories, "vital-signs")
+	preliminary := reading(categories, "vital-signs")
+	preliminary["status"] = "preliminary"
+	tagged := reading("", "survey")
+	tagged["meta"] = map[string]any{"tag": []any{map[string]any{"system": "http://example.org/source", "code": "device"}}}
+	for _, c := range []struct {
+		scope string
+		ok    []map[string]any
+		not   []map[string]any
+	}{
+		{"category=vital-signs", []map[string]any{noSystem, withSystem}, []map[string]any{reading("", "laboratory")}},
+		{"category=" + categories + "|vital-signs", []map[string]any{withSystem}, []map[string]any{noSystem, reading("http://example.org", "vital-signs")}},
+		{"category=|vital-signs", []map[string]any{noSystem}, []map[string]any{withSystem}},
+		{"category=" + categories + "|", []map[string]any{withSystem, reading(categories, "laboratory")}, []map[string]any{noSystem}},
+		{"category=laboratory,vital-signs", []map[string]any{noSystem, reading("", "laboratory")}, []map[string]any{reading("", "survey")}},
+		{"category=vital-signs&status=final", []map[string]any{withSystem}, []map[string]any{preliminary}},
+		{"_tag=http://example.org/source|device", []map[string]any{tagged}, []map[string]any{noSystem}},
+		{"category=vital-signs patient/Observation.c?category=laboratory", []map[string]any{noSystem, reading("", "laboratory")}, []map[string]any{reading("", "survey")}},
+		// A scope whose constraint cannot be evaluated allows nothing; the other still does.
+		{"category=vital-signs patient/Observation.c?code:in=http://example.org/vs", []map[string]any{noSystem}, []map[string]any{reading("", "laboratory")}},
+	} {
+		tok := f.token("launch/patient patient/Observation.c?"+c.scope, nil)
+		for _, r := range c.ok {
+			if res := f.do("POST", "/Observation", tok, noID(r)); res.status != 201 {
+				t.Errorf("%s: %s refused: %d %s", c.scope, mustJSON(r["category"]), res.status, res.raw)
+			}
+			f.up.reset()
+		}
+		for _, r := range c.not {
+			f.refused(c.scope+": "+mustJSON(r["category"]), f.do("POST", "/Observation", tok, noID(r)), 403)
+		}
+	}
+	for _, scope := range []string{
+		"code:in=http://example.org/vs",                       // a modifier
+		"category:not=laboratory",                             // another
+		"performer=Practitioner/dr",                           // not a token parameter
+		"subject.name=x",                                      // a chain
+		"status=http://hl7.org/fhir/observation-status|final", // a system for a primitive code
+		"category=x%5C,y",                                     // an escape (percent-encoded in the scope)
+		"category=|",                                          // no system and any code
+		"value-concept=x",                                     // a token parameter the proxy does not evaluate
+	} {
+		tok := f.token("launch/patient patient/Observation.c?"+scope, nil)
+		r := f.do("POST", "/Observation", tok, mustJSON(reading("", "vital-signs")))
+		f.refused(scope, r, 403)
+		if !strings.Contains(diagnostics(r), "cannot check") {
+			t.Errorf("%s: the refusal does not say the proxy cannot check the constraint: %s", scope, r.raw)
+		}
+	}
+}
+
+// TestConstrainedWritesOfEveryRecord: a token that sees every record (no
+// patient, every label cleared) is held to its constraint too: a delete's
+// stored version is read to be matched, as an update's is, and a free id
+// is not created.
+func TestConstrainedWritesOfEveryRecord(t *testing.T) {
+	f := newFixture(t)
+	tok := f.token("system/Observation.rs system/Observation.ud?category=vital-signs", everyLabel())
+	for _, c := range []struct {
+		name, method, target, body string
+	}{
+		{"deleting a laboratory result", "DELETE", "/Observation/lab-2", ""},
+		{"taking one over", "PUT", "/Observation/lab-2", mustJSON(obs("lab-2", "p2", "vital-signs"))},
+		{"creating by update", "PUT", "/Observation/fresh", mustJSON(obs("fresh", "p2", "vital-signs"))},
+	} {
+		if r := f.do(c.method, c.target, tok, c.body); r.status != 404 {
+			t.Errorf("%s: %d %s", c.name, r.status, r.raw)
+		}
+		f.onlyReads(c.name)
+	}
+	// A patch is applied by the proxy here too, and its result matched.
+	jsonPatch := []string{"Content-Type", "application/json-patch+json"}
+	r := f.do("PATCH", "/Observation/vs-1", tok, `[{"op":"replace","path":"/category/0/coding/0/code","value":"laboratory"}]`, jsonPatch...)
+	if r.status != 403 {
+		t.Errorf("patching a vital sign out of the category: %d %s", r.status, r.raw)
+	}
+	f.onlyReads("patching a vital sign out of the category")
+	if r := f.do("PATCH", "/Observation/vs-1", tok, `[{"op":"replace","path":"/status","value":"amended"}]`, jsonPatch...); r.status != 200 {
+		t.Errorf("a patch of a vital sign: %d %s", r.status, r.raw)
+	}
+	if got := f.writes(); !slices.Equal(got, []string{`PUT /Observation/vs-1 W/"1"`}) {
+		t.Errorf("the patch went upstream as %q, want its result pinned", got)
+	}
+	if r := f.do("DELETE", "/Observation/vs-1", tok, ""); r.status >= 300 {
+		t.Fatalf("a delete of a vital sign: %d %s", r.status, r.raw)
+	}
+	if got := f.writes(); !slices.Equal(got, []string{`DELETE /Observation/vs-1 W/"1"`}) {
+		t.Errorf("the delete went upstream as %q", got)
+	}
+}
+
+// TestBatchedConstrainedWrites: in a batch or transaction each write entry
+// is held to the constraint as on its own; one that misses it refuses the
+// Bundle, and nothing is written.
+func TestBatchedConstrainedWrites(t *testing.T) {
+	f := newFixture(t)
+	tok := f.token("launch/patient patient/Observation.rs patient/Observation.cu?category=vital-signs", nil)
+	good := bundle("", entry("urn:uuid:6b3c1d2e-0000-4000-8000-000000000001", "POST", "Observation", mustJSON(reading("", "vital-signs"))),
+		entry("", "PUT", "Observation/vs-1", mustJSON(obs("vs-1", "p1", "vital-signs"))))
+	if r := f.do("POST", "", tok, good); r.status != 200 {
+		t.Fatalf("a transaction of vital signs: %d %s", r.status, r.raw)
+	}
+	sent := f.sentBundle()
+	if len(sent) != 2 || sent[1]["ifMatch"] != `W/"1"` {
+		t.Errorf("the transaction went upstream as %v", sent)
+	}
+	f.up.reset()
+	for name, b := range map[string]string{
+		"a laboratory result among vital signs": bundle("", entry("", "POST", "Observation", mustJSON(reading("", "vital-signs"))),
+			entry("", "POST", "Observation", mustJSON(reading("", "laboratory")))),
+		"taking over a laboratory result": bundle("batch", entry("", "PUT", "Observation/lab-1", mustJSON(obs("lab-1", "p1", "vital-signs")))),
+		"patching one out of the category": bundle("", entry("", "PATCH", "Observation/vs-1", mustJSON(map[string]any{"resourceType": "Binary",
+			"contentType": "application/json-patch+json", "data": base64.StdEncoding.EncodeToString([]byte(`[{"op":"replace","path":"/category/0/coding/0/code","value":"laboratory"}]`))}))),
+	} {
+		if r := f.do("POST", "", tok, b); r.status != 403 {
+			t.Errorf("%s: %d %s", name, r.status, r.raw)
+		}
+		if got := f.writes(); len(got) != 0 {
+			t.Errorf("%s: written upstream: %q", name, got)
+		}
+	}
+}
+
+// sameJSON reports whether two JSON texts hold the same value.
+func sameJSON(a, b string) bool {
+	var x, y any
+	if json.Unmarshal([]byte(a), &x) != nil || json.Unmarshal([]byte(b), &y) != nil {
+		return false
+	}
+	return mustJSON(x) == mustJSON(y)
+}

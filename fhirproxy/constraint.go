@@ -1,0 +1,289 @@
+package fhirproxy
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"strings"
+
+	"github.com/smartkit/smartkit/scopes"
+)
+
+// A write under a query-constrained scope (patient/Observation.cu?category=
+// …|vital-signs) is held to the constraint the scope states in search
+// syntax (SPEC-NOTES A7): a create's content must match it; an update's or
+// a patch's stored version and its result must both match; a delete's
+// stored version must. A search or a read asks the FHIR server to apply a
+// constraint; a write cannot, since what must match is not stored yet. So
+// the proxy evaluates it itself, on the JSON it checks, and it evaluates
+// only what it can evaluate exactly: token parameters whose R4
+// SearchParameter expression is one element path (tokenParams), with the
+// token forms code, system|code, |code and system| and no modifier. A
+// constraint with any other parameter cannot be met by a write: the proxy
+// refuses it, as it refused every constrained write before, rather than
+// guess what the FHIR server would match.
+//
+// Several constrained scopes allowing the write OR together, and the pairs
+// of one AND, as for a search (scopes.Decision.Constraints); a value's
+// comma-separated alternatives OR. Matching is exact and case-sensitive, as
+// R4 defines a token match, so a write the proxy lets through is one a
+// server's search with the constraint finds again.
+type writeConstraint struct {
+	alts [][]tokenTest // ORed; the tests within one are ANDed
+	text string        // the constraints as the scopes write them, for refusals
+}
+
+// tokenTest is one name=value pair of a constraint, compiled.
+type tokenTest struct {
+	path   tokenPath
+	values []tokenValue // ORed
+}
+
+// tokenValue is one token of a search value: a code alone (any system),
+// or a system and a code where either may be empty (|code: no system;
+// system|: any code in the system).
+type tokenValue struct {
+	system, code string
+	hasSystem    bool
+}
+
+// elemKind is the FHIR type of the element a token parameter searches.
+type elemKind uint8
+
+const (
+	conceptElem elemKind = iota
+	codingElem
+	codeElem // a primitive code: its system is the binding's, not in the record
+)
+
+// tokenPath is a token parameter's element: the members from the
+// resource's root (any of them may repeat) and the element's type.
+type tokenPath struct {
+	members []string
+	kind    elemKind
+}
+
+func tp(kind elemKind, members ...string) tokenPath { return tokenPath{members: members, kind: kind} }
+
+// tokenParams are the R4 token search parameters whose expression is one
+// element path, for the types apps write most, by type and name; _tag and
+// _security hold for every type. A parameter whose expression is a union
+// or a choice (AllergyIntolerance's code, MedicationRequest's code) is
+// left out: the proxy does not evaluate it.
+var tokenParams = map[string]map[string]tokenPath{
+	"AllergyIntolerance": {"category": tp(codeElem, "category"), "clinical-status": tp(conceptElem, "clinicalStatus"),
+		"verification-status": tp(conceptElem, "verificationStatus"), "type": tp(codeElem, "type"), "criticality": tp(codeElem, "criticality")},
+	"CarePlan":      {"category": tp(conceptElem, "category"), "intent": tp(codeElem, "intent"), "status": tp(codeElem, "status")},
+	"CareTeam":      {"category": tp(conceptElem, "category"), "status": tp(codeElem, "status")},
+	"Communication": {"category": tp(conceptElem, "category"), "status": tp(codeElem, "status")},
+	"Condition": {"category": tp(conceptElem, "category"), "code": tp(conceptElem, "code"),
+		"clinical-status": tp(conceptElem, "clinicalStatus"), "verification-status": tp(conceptElem, "verificationStatus"),
+		"severity": tp(conceptElem, "severity")},
+	"Coverage":              {"status": tp(codeElem, "status"), "type": tp(conceptElem, "type")},
+	"Device":                {"status": tp(codeElem, "status"), "type": tp(conceptElem, "type")},
+	"DiagnosticReport":      {"category": tp(conceptElem, "category"), "code": tp(conceptElem, "code"), "status": tp(codeElem, "status")},
+	"DocumentReference":     {"category": tp(conceptElem, "category"), "type": tp(conceptElem, "type"), "status": tp(codeElem, "status")},
+	"Encounter":             {"class": tp(codingElem, "class"), "type": tp(conceptElem, "type"), "status": tp(codeElem, "status")},
+	"Goal":                  {"category": tp(conceptElem, "category"), "lifecycle-status": tp(codeElem, "lifecycleStatus")},
+	"Immunization":          {"status": tp(codeElem, "status"), "vaccine-code": tp(conceptElem, "vaccineCode")},
+	"MedicationRequest":     {"category": tp(conceptElem, "category"), "intent": tp(codeElem, "intent"), "status": tp(codeElem, "status")},
+	"MedicationStatement":   {"category": tp(conceptElem, "category"), "status": tp(codeElem, "status")},
+	"Observation":           {"category": tp(conceptElem, "category"), "code": tp(conceptElem, "code"), "status": tp(codeElem, "status")},
+	"Procedure":             {"category": tp(conceptElem, "category"), "code": tp(conceptElem, "code"), "status": tp(codeElem, "status")},
+	"QuestionnaireResponse": {"status": tp(codeElem, "status")},
+	"ServiceRequest": {"category": tp(conceptElem, "category"), "code": tp(conceptElem, "code"),
+		"intent": tp(codeElem, "intent"), "status": tp(codeElem, "status")},
+	"Specimen": {"type": tp(conceptElem, "type"), "status": tp(codeElem, "status")},
+}
+
+// anyTypeTokens are the token parameters every resource has.
+var anyTypeTokens = map[string]tokenPath{"_tag": tp(codingElem, "meta", "tag"), "_security": tp(codingElem, "meta", "security")}
+
+// compileConstraint compiles the constraints of the scopes that allow a
+// write of typ (d is constrained). A scope whose constraint the proxy
+// cannot evaluate allows nothing here; when no scope's can be, the write
+// is refused before anything is read.
+func compileConstraint(typ string, d scopes.Decision) (*writeConstraint, *refusal) {
+	wc := &writeConstraint{}
+	var texts, unread []string
+	for sc := range d.Constraints() {
+		params := sc.Constraint()
+		var alt []tokenTest
+		for _, prm := range params {
+			t, ok := compileTest(typ, prm)
+			if !ok {
+				alt = nil
+				unread = append(unread, prm.Name+"="+prm.Value)
+				break
+			}
+			alt = append(alt, t)
+		}
+		if alt != nil {
+			wc.alts = append(wc.alts, alt)
+			texts = append(texts, constraintText(params))
+		}
+	}
+	if len(wc.alts) == 0 {
+		return nil, refuse(http.StatusForbidden, "forbidden", "the proxy cannot check a write against the scope's constraint ("+strings.Join(unread, ", ")+
+			"): it evaluates token parameters with one element path (category, code, status and the like, _tag, _security), without modifiers")
+	}
+	wc.text = strings.Join(texts, " or ")
+	return wc, nil
+}
+
+// constraintText writes a constraint's pairs as a query does.
+func constraintText(params []scopes.Param) string {
+	parts := make([]string, len(params))
+	for i, prm := range params {
+		parts[i] = prm.Name + "=" + prm.Value
+	}
+	return strings.Join(parts, "&")
+}
+
+// compileTest compiles one pair, or reports that the proxy cannot evaluate
+// it: an unknown parameter, a modifier or chain (the name's ':' or '.'),
+// an escape, or a system named for a primitive code.
+func compileTest(typ string, prm scopes.Param) (tokenTest, bool) {
+	path, ok := anyTypeTokens[prm.Name]
+	if !ok {
+		path, ok = tokenParams[typ][prm.Name]
+	}
+	if !ok {
+		return tokenTest{}, false
+	}
+	if strings.IndexByte(prm.Value, '\\') >= 0 {
+		// FHIR's escapes (\, \| \$ \\), which RFC 6749 keeps out of a
+		// scope anyway.
+		return tokenTest{}, false
+	}
+	t := tokenTest{path: path}
+	for alt := range strings.SplitSeq(prm.Value, ",") {
+		var v tokenValue
+		var found bool
+		v.system, v.code, found = strings.Cut(alt, "|")
+		switch {
+		case !found:
+			v.system, v.code = "", alt
+		case strings.IndexByte(v.code, '|') >= 0:
+			return tokenTest{}, false
+		}
+		v.hasSystem = found
+		switch {
+		case v.code == "" && (!v.hasSystem || v.system == ""): // "" or "|": matches nothing a server agrees on
+			return tokenTest{}, false
+		case v.hasSystem && path.kind == codeElem: // the system is the binding's, which the proxy does not know
+			return tokenTest{}, false
+		}
+		t.values = append(t.values, v)
+	}
+	return t, true
+}
+
+// holds refuses content (a create's, an update's, a patch's result) that
+// matches none of the constraints.
+func (wc *writeConstraint) holds(content []byte) *refusal {
+	if !wc.matches(content) {
+		return refuse(http.StatusForbidden, "forbidden", "the resource does not match the constraint of the token's scope ("+wc.text+")")
+	}
+	return nil
+}
+
+// matches reports whether a resource's JSON matches at least one of the
+// constraints. JSON that does not decode matches none.
+func (wc *writeConstraint) matches(resource []byte) bool {
+	var root map[string]any
+	dec := json.NewDecoder(bytes.NewReader(resource))
+	dec.UseNumber()
+	if dec.Decode(&root) != nil {
+		return false
+	}
+	for _, alt := range wc.alts {
+		all := true
+		for _, t := range alt {
+			if !t.matches(root) {
+				all = false
+				break
+			}
+		}
+		if all {
+			return true
+		}
+	}
+	return false
+}
+
+// matches reports whether any element at the test's path matches any of
+// its values.
+func (t tokenTest) matches(root map[string]any) bool {
+	for _, el := range elements(root, t.path.members) {
+		for _, v := range t.values {
+			if v.matches(el, t.path.kind) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// elements are the values at a path of members from v, each array on the
+// way (a repeating element) taken one value at a time.
+func elements(v any, members []string) []any {
+	if arr, ok := v.([]any); ok {
+		var out []any
+		for _, x := range arr {
+			out = append(out, elements(x, members)...)
+		}
+		return out
+	}
+	if len(members) == 0 {
+		return []any{v}
+	}
+	obj, ok := v.(map[string]any)
+	if !ok {
+		return nil
+	}
+	next, ok := obj[members[0]]
+	if !ok {
+		return nil
+	}
+	return elements(next, members[1:])
+}
+
+// matches reports whether one element of the kind matches the token.
+func (v tokenValue) matches(el any, kind elemKind) bool {
+	switch kind {
+	case codeElem:
+		s, ok := el.(string)
+		return ok && s == v.code
+	case codingElem:
+		obj, ok := el.(map[string]any)
+		return ok && v.matchesCoding(obj)
+	}
+	obj, ok := el.(map[string]any)
+	if !ok {
+		return false
+	}
+	codings, _ := obj["coding"].([]any)
+	for _, c := range codings {
+		if cm, ok := c.(map[string]any); ok && v.matchesCoding(cm) {
+			return true
+		}
+	}
+	return false
+}
+
+// matchesCoding reports whether a Coding matches the token.
+func (v tokenValue) matchesCoding(c map[string]any) bool {
+	sys, hasSys := c["system"].(string)
+	cd, _ := c["code"].(string)
+	switch {
+	case !v.hasSystem:
+		return cd == v.code
+	case v.system == "":
+		_, present := c["system"]
+		return !present && cd == v.code
+	case v.code == "":
+		return hasSys && sys == v.system
+	}
+	return hasSys && sys == v.system && cd == v.code
+}
