@@ -107,6 +107,11 @@ func (p *Proxy) authorize(in *Interaction, a *access) *refusal {
 		// else of the type may come along.
 		a.constrained = in.Type
 	}
+	if in.Kind == Create || in.Kind == Update || in.Kind == Patch {
+		if rd := a.tok.Scopes.Check(scopes.Access{Context: a.ctx, Type: in.Type, Perms: scopes.Read}); rd.Constrained() {
+			a.readBack, _ = compileConstraint(in.Type, rd) // none: the answer stays withheld
+		}
+	}
 	if a.patient != "" {
 		if ref := p.confine(in, a); ref != nil {
 			return ref

@@ -260,3 +260,40 @@ func sameJSON(a, b string) bool {
 	}
 	return mustJSON(x) == mustJSON(y)
 }
+
+// TestConstrainedReadOfWhatIsWritten: a token whose read of a type is
+// constrained gets a write's answer, the record as stored, when the proxy
+// sees it match the constraint; otherwise the write's status alone (the
+// write happened: not a 404), as a write-only token does.
+func TestConstrainedReadOfWhatIsWritten(t *testing.T) {
+	f := newFixture(t)
+	tok := f.token("launch/patient patient/Observation.rs?category=vital-signs patient/Observation.cu", nil)
+	jsonPatch := []string{"Content-Type", "application/json-patch+json"}
+	for _, c := range []struct {
+		name, method, target, body string
+		hdr                        []string
+		status                     int
+		shown                      bool
+	}{
+		{"a vital sign created", "POST", "/Observation", mustJSON(reading("", "vital-signs")), nil, 201, true},
+		{"a laboratory result created", "POST", "/Observation", mustJSON(reading("", "laboratory")), nil, 201, false},
+		{"a vital sign updated", "PUT", "/Observation/vs-1", mustJSON(obs("vs-1", "p1", "vital-signs")), nil, 200, true},
+		{"a laboratory result updated", "PUT", "/Observation/lab-1", mustJSON(obs("lab-1", "p1", "laboratory")), nil, 200, false},
+		{"a vital sign patched", "PATCH", "/Observation/vs-1", `[{"op":"replace","path":"/status","value":"amended"}]`, jsonPatch, 200, true},
+		{"a laboratory result patched", "PATCH", "/Observation/lab-1", `[{"op":"replace","path":"/status","value":"amended"}]`, jsonPatch, 200, false},
+	} {
+		r := f.do(c.method, c.target, tok, c.body, c.hdr...)
+		if r.status != c.status || c.shown != (r.body["resourceType"] == "Observation") || !c.shown && r.raw != "" {
+			t.Errorf("%s: %d %s", c.name, r.status, r.raw)
+		}
+		if got := f.writes(); len(got) != 1 {
+			t.Errorf("%s: written %q", c.name, got)
+		}
+	}
+	// A read constraint the proxy cannot evaluate shows nothing.
+	tok = f.token("launch/patient patient/Observation.rs?code:in=http://example.org/vs patient/Observation.c", nil)
+	if r := f.do("POST", "/Observation", tok, mustJSON(reading("", "vital-signs"))); r.status != 201 || r.raw != "" {
+		t.Errorf("a create under a read constraint the proxy cannot evaluate: %d %s", r.status, r.raw)
+	}
+	f.up.reset()
+}

@@ -28,7 +28,14 @@ import (
 // comma-separated alternatives OR. Matching is exact and case-sensitive, as
 // R4 defines a token match, so a write the proxy lets through is one a
 // server's search with the constraint finds again.
-type writeConstraint struct {
+//
+// The same evaluation shows a write's answer (the record as stored) to a
+// token whose read of the type is constrained: a read's answer the server
+// proves, as a search by _id with the constraint, but a write's it does
+// not, and without it the answer is withheld as unreadable.
+//
+// localConstraint is one compiled: a constraint the proxy evaluates itself.
+type localConstraint struct {
 	alts [][]tokenTest // ORed; the tests within one are ANDed
 	text string        // the constraints as the scopes write them, for refusals
 }
@@ -103,8 +110,8 @@ var anyTypeTokens = map[string]tokenPath{"_tag": tp(codingElem, "meta", "tag"), 
 // write of typ (d is constrained). A scope whose constraint the proxy
 // cannot evaluate allows nothing here; when no scope's can be, the write
 // is refused before anything is read.
-func compileConstraint(typ string, d scopes.Decision) (*writeConstraint, *refusal) {
-	wc := &writeConstraint{}
+func compileConstraint(typ string, d scopes.Decision) (*localConstraint, *refusal) {
+	wc := &localConstraint{}
 	var texts, unread []string
 	for sc := range d.Constraints() {
 		params := sc.Constraint()
@@ -181,7 +188,7 @@ func compileTest(typ string, prm scopes.Param) (tokenTest, bool) {
 
 // holds refuses content (a create's, an update's, a patch's result) that
 // matches none of the constraints.
-func (wc *writeConstraint) holds(content []byte) *refusal {
+func (wc *localConstraint) holds(content []byte) *refusal {
 	if !wc.matches(content) {
 		return refuse(http.StatusForbidden, "forbidden", "the resource does not match the constraint of the token's scope ("+wc.text+")")
 	}
@@ -190,7 +197,7 @@ func (wc *writeConstraint) holds(content []byte) *refusal {
 
 // matches reports whether a resource's JSON matches at least one of the
 // constraints. JSON that does not decode matches none.
-func (wc *writeConstraint) matches(resource []byte) bool {
+func (wc *localConstraint) matches(resource []byte) bool {
 	var root map[string]any
 	dec := json.NewDecoder(bytes.NewReader(resource))
 	dec.UseNumber()

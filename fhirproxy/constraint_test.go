@@ -22,7 +22,7 @@ func FuzzWriteConstraint(f *testing.F) {
 		if !ok {
 			return
 		}
-		wc := &writeConstraint{alts: [][]tokenTest{{tt}}}
+		wc := &localConstraint{alts: [][]tokenTest{{tt}}}
 		if !wc.matches([]byte(resource)) {
 			return
 		}

@@ -68,7 +68,8 @@
 // to another patient, or labelled, after the version was written): the
 // current version is read first. A write whose stored result the token may
 // not read is answered like Prefer: return=minimal (status and Location, no
-// body). A create or an instance write takes no query parameters but
+// body); under a constrained read it is read when the proxy sees it match
+// the constraint (see Constrained writes). A create or an instance write takes no query parameters but
 // _format, and a conditional write's are search criteria only: server
 // instructions such as HAPI's _cascade=delete, which deletes beyond the
 // token's scopes, are refused with 400. Conditional reads (If-None-Match,
@@ -140,7 +141,9 @@
 // allows no write; when no scope allowing it can be evaluated the write is
 // refused before anything is read. Several constrained scopes OR, the
 // pairs of one AND, as for a search. Batch entries are held alike; a
-// conditional write needs its letters outright.
+// conditional write needs its letters outright. The same evaluation shows
+// a create's, update's or patch's answer (the record as stored) to a
+// token whose read of the type is constrained, when it matches.
 //
 // # Conditional writes
 //

@@ -164,7 +164,11 @@ type access struct {
 	constrained string
 	// written is the constraint a write under a constrained scope is held
 	// to: what it writes, and the stored version it replaces or removes.
-	written *writeConstraint
+	written *localConstraint
+	// readBack is the constraint of a constrained read of the type a
+	// create, update or patch writes, when the proxy can evaluate it: the
+	// answer, the record as stored, is shown when it matches.
+	readBack *localConstraint
 	// pin is the ETag of the stored version a write was judged against
 	// (checkStored); the write goes upstream with If-Match on it. A batch's
 	// entries' pins are entryPins, written into the Bundle (withEdits).

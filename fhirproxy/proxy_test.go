@@ -492,6 +492,20 @@ func TestWrites(t *testing.T) {
 		t.Errorf("write-only create: the upstream got %d requests", n)
 	}
 	f.up.reset()
+	// So does one that updates or patches: the write happened, and a 404
+	// would say it did not (found by probing: a patch was answered so).
+	for _, scope := range []string{"launch/patient patient/Observation.u", "user/Observation.u"} {
+		wo := f.token(scope, nil)
+		for _, c := range []struct{ method, body, contentType string }{
+			{"PUT", mustJSON(obs("lab-1", "p1", "laboratory")), "application/fhir+json"},
+			{"PATCH", `[{"op":"replace","path":"/status","value":"amended"}]`, "application/json-patch+json"},
+		} {
+			r := f.do(c.method, "/Observation/lab-1", wo, c.body, "Content-Type", c.contentType)
+			if got := f.writes(); r.status != 200 || r.raw != "" || len(got) != 1 {
+				t.Errorf("%s: write-only %s: %d %q, written %q", scope, c.method, r.status, r.raw, got)
+			}
+		}
+	}
 	if r := f.do("DELETE", "/Observation/lab-2", tok, ""); r.status != 404 {
 		t.Errorf("delete of another patient's record: %d", r.status)
 	}

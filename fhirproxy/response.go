@@ -73,8 +73,13 @@ func (x *exchange) inspect(resp *http.Response) (*refusal, error) {
 	if int64(len(body)) > p.Limits.resp() {
 		return refuse(http.StatusBadGateway, "too-costly", "the response is too large to inspect"), nil
 	}
+	if a.readBack != nil && a.readBack.matches(body) {
+		// A write's answer, the record as stored, matches the token's
+		// constrained read of its type, as the proxy evaluates it.
+		a.constrained = in.Type
+	}
 	out, kept, ref := a.inspectBody(in, body)
-	if ref != nil && ref.status == http.StatusNotFound && (in.Kind == Create || in.Kind == Update) {
+	if ref != nil && ref.status == http.StatusNotFound && (in.Kind == Create || in.Kind == Update || in.Kind == Patch) {
 		// The write happened, but the token may not see what was stored
 		// (write-only scopes, or labels the server added): answer as for
 		// Prefer: return=minimal rather than with a 404 that would lie.
