@@ -225,8 +225,16 @@ func (p *Proxy) applyConstraint(in *Interaction, d scopes.Decision) *refusal {
 		alts = append(alts, sc.Constraint())
 	}
 	for _, prm := range in.Params {
-		if strings.HasPrefix(prm.Name, "_include") || strings.HasPrefix(prm.Name, "_revinclude") {
+		base, _, _ := strings.Cut(prm.Name, ":")
+		switch {
+		case strings.HasPrefix(prm.Name, "_include") || strings.HasPrefix(prm.Name, "_revinclude"):
 			return refuse(http.StatusForbidden, "forbidden", "includes are not allowed under a constrained scope")
+		case base == "_contained" || base == "_containedType" || base == "_query":
+			// Found by probing: they went upstream with the constraint
+			// added, but _containedType=container answers with the
+			// containers of what matches, and a named query is the
+			// server's own, which need not apply the other parameters.
+			return refuse(http.StatusForbidden, "forbidden", prm.Name+" is not allowed under a constrained scope: the answer could hold records the constraint was not applied to")
 		}
 	}
 	var extra []Param

@@ -360,6 +360,16 @@ func TestScopesAndConstraints(t *testing.T) {
 		t.Errorf("a laboratory result under a laboratory-only scope: %d %s", r.status, r.raw)
 	}
 	f.up.reset()
+	// Nor can parameters whose answer the constraint does not bound, for a
+	// token that sees every record either (found by probing: they went
+	// upstream with the constraint added).
+	for _, scope := range []string{"user/Observation.rs?category=laboratory", "system/Observation.rs?category=laboratory"} {
+		tok := f.token(scope, everyLabel())
+		for _, q := range []string{"_contained=true&_containedType=container", "_containedType=container", "_contained=both", "_query=everything"} {
+			f.refused(scope+" "+q, f.do("GET", "/Observation?"+q, tok, ""), 403)
+			f.refused(scope+" "+q+" by POST", f.do("POST", "/Observation/_search", tok, q, "Content-Type", "application/x-www-form-urlencoded"), 403)
+		}
+	}
 	// Prefer: handling=lenient cannot loosen the injected constraint, on
 	// its own or after the return preference that does go upstream (found
 	// by probing: "return=minimal, handling=lenient" went as it came).
