@@ -82,6 +82,11 @@ func (p *Proxy) authorize(in *Interaction, a *access) *refusal {
 			a.ctx, a.patient, d = scopes.User, "", u
 		}
 	}
+	// A search that carries every pair of a constrained scope is allowed
+	// outright (scopes.Set.Check), and the server applies the constraint
+	// as it would one the proxy added: it is held alike.
+	carried := d.Allowed && !d.Constrained() && need == scopes.Search &&
+		!a.tok.Scopes.Allows(scopes.Access{Context: a.ctx, Type: in.Type, Perms: need})
 	if in.Type == "*" {
 		in.Type = ""
 	}
@@ -105,6 +110,15 @@ func (p *Proxy) authorize(in *Interaction, a *access) *refusal {
 		}
 		// The upstream applies the constraint to this type's matches; nothing
 		// else of the type may come along.
+		a.constrained = in.Type
+	case carried:
+		// Found by probing: the type was then unreadable in the answer, so
+		// a patient app searching Observation?category=laboratory under
+		// patient/Observation.rs?category=laboratory got an empty Bundle,
+		// and _query went upstream unbounded.
+		if ref := constrainedSearch(in); ref != nil {
+			return ref
+		}
 		a.constrained = in.Type
 	}
 	if in.Kind == Create || in.Kind == Update || in.Kind == Patch {
@@ -224,18 +238,8 @@ func (p *Proxy) applyConstraint(in *Interaction, d scopes.Decision) *refusal {
 	for sc := range d.Constraints() {
 		alts = append(alts, sc.Constraint())
 	}
-	for _, prm := range in.Params {
-		base, _, _ := strings.Cut(prm.Name, ":")
-		switch {
-		case strings.HasPrefix(prm.Name, "_include") || strings.HasPrefix(prm.Name, "_revinclude"):
-			return refuse(http.StatusForbidden, "forbidden", "includes are not allowed under a constrained scope")
-		case base == "_contained" || base == "_containedType" || base == "_query":
-			// Found by probing: they went upstream with the constraint
-			// added, but _containedType=container answers with the
-			// containers of what matches, and a named query is the
-			// server's own, which need not apply the other parameters.
-			return refuse(http.StatusForbidden, "forbidden", prm.Name+" is not allowed under a constrained scope: the answer could hold records the constraint was not applied to")
-		}
+	if ref := constrainedSearch(in); ref != nil {
+		return ref
 	}
 	var extra []Param
 	switch {
@@ -265,6 +269,25 @@ func (p *Proxy) applyConstraint(in *Interaction, d scopes.Decision) *refusal {
 		in.unwrap, in.ID = in.ID, ""
 	default:
 		return refuse(http.StatusForbidden, "forbidden", "this interaction is not allowed under a constrained scope")
+	}
+	return nil
+}
+
+// constrainedSearch refuses the parameters whose answer a constraint does
+// not bound: includes bring records of the constrained type the server
+// did not match, _containedType=container the containers of what matched
+// (found by probing, with _contained and _query, which went upstream with
+// the constraint added), and a named query is the server's own, which
+// need not apply the other parameters.
+func constrainedSearch(in *Interaction) *refusal {
+	for _, prm := range in.Params {
+		base, _, _ := strings.Cut(prm.Name, ":")
+		switch {
+		case strings.HasPrefix(prm.Name, "_include") || strings.HasPrefix(prm.Name, "_revinclude"):
+			return refuse(http.StatusForbidden, "forbidden", "includes are not allowed under a constrained scope")
+		case base == "_contained" || base == "_containedType" || base == "_query":
+			return refuse(http.StatusForbidden, "forbidden", prm.Name+" is not allowed under a constrained scope: the answer could hold records the constraint was not applied to")
+		}
 	}
 	return nil
 }

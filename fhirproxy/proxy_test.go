@@ -370,6 +370,30 @@ func TestScopesAndConstraints(t *testing.T) {
 			f.refused(scope+" "+q+" by POST", f.do("POST", "/Observation/_search", tok, q, "Content-Type", "application/x-www-form-urlencoded"), 403)
 		}
 	}
+	// A search that carries the constraint itself is answered as one the
+	// proxy adds it to (found by probing: the type was unreadable in the
+	// answer, and a patient app asking for its labs got none), and held
+	// alike.
+	ids := func(r result) []string {
+		var out []string
+		entries, _ := r.body["entry"].([]any)
+		for _, e := range entries {
+			res, _ := e.(map[string]any)["resource"].(map[string]any)
+			out = append(out, res["id"].(string))
+		}
+		return out
+	}
+	injected, carried := f.do("GET", "/Observation", lab, ""), f.do("GET", "/Observation?category=laboratory", lab, "")
+	if carried.status != 200 || !slices.Equal(ids(carried), []string{"lab-1"}) || !slices.Equal(ids(carried), ids(injected)) {
+		t.Errorf("a search carrying the constraint: %d %v (with the constraint added: %v)", carried.status, ids(carried), ids(injected))
+	}
+	f.up.reset()
+	for _, scope := range []string{"user/Observation.rs?category=laboratory", "system/Observation.rs?category=laboratory"} {
+		tok := f.token(scope, everyLabel())
+		for _, q := range []string{"_query=everything", "_containedType=container", "_include=Observation:has-member", "_revinclude=Observation:has-member"} {
+			f.refused(scope+" category=laboratory&"+q, f.do("GET", "/Observation?category=laboratory&"+q, tok, ""), 403)
+		}
+	}
 	// Prefer: handling=lenient cannot loosen the injected constraint, on
 	// its own or after the return preference that does go upstream (found
 	// by probing: "return=minimal, handling=lenient" went as it came).
