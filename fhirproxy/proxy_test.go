@@ -393,6 +393,10 @@ func TestScopesAndConstraints(t *testing.T) {
 		for _, q := range []string{"_query=everything", "_containedType=container", "_include=Observation:has-member", "_revinclude=Observation:has-member"} {
 			f.refused(scope+" category=laboratory&"+q, f.do("GET", "/Observation?category=laboratory&"+q, tok, ""), 403)
 		}
+		// In a batch, whose answer is not read under the constraint, it is
+		// refused as one the proxy would add the constraint to (before, it
+		// went, and its matches were withheld from the answer).
+		f.refused(scope+" batched", f.do("POST", "", tok, bundle("batch", entry("", "GET", "Observation?category=laboratory", ""))), 403)
 	}
 	// Prefer: handling=lenient cannot loosen the injected constraint, on
 	// its own or after the return preference that does go upstream (found

@@ -521,7 +521,10 @@ func (p *Proxy) checkBatch(ctx context.Context, a *access, body []byte) *refusal
 			// judged first, and its conditions evaluated by the proxy.
 			return refuse(http.StatusForbidden, "forbidden", "batch entry "+itoa(i)+": conditional reads are evaluated by the proxy; send it on its own")
 		}
-		if in.unwrap != "" || in.chained || encodeQuery(in.Params) != orig || in.Kind == SearchType && a.patient != "" {
+		// A search carrying a constrained scope's pairs changes nothing
+		// here, but its answer must be read under the constraint
+		// (access.constrained), which the Bundle's answer is not.
+		if in.unwrap != "" || in.chained || encodeQuery(in.Params) != orig || in.Kind == SearchType && a.patient != "" || pl.ea.constrained != "" {
 			return refuse(http.StatusForbidden, "forbidden", "batch entry "+itoa(i)+" needs constraints the proxy adds; send it on its own")
 		}
 		if a.patient != "" && in.Kind == VRead || !a.unrestricted && (in.Kind == VRead || in.Kind == HistoryInstance) {
