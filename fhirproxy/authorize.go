@@ -97,8 +97,8 @@ func (p *Proxy) authorize(in *Interaction, a *access) *refusal {
 	case d.Constrained() && (in.Kind == Create || in.Kind == Update || in.Kind == Patch || in.Kind == Delete):
 		// The proxy holds what is written, and what it replaces or removes,
 		// to the constraint (checkContent, checkStored).
-		if in.Conditional { // resolved first, it needs search outright (authorizeConditional)
-			return forbidden("a conditional write is not allowed under a constrained scope")
+		if in.Conditional { // resolved first where answers are judged (authorizeConditional)
+			return forbidden("a conditional write under a constrained scope is resolved by the proxy; this one was not (send it on its own)")
 		}
 		var ref *refusal
 		if a.written, ref = compileConstraint(in.Type, d); ref != nil {

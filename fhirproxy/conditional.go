@@ -87,19 +87,39 @@ func answerNotModified(resp *http.Response) {
 
 // authorizeConditional decides what can be decided of a conditional write
 // before it is resolved: the token's scopes must give its letters (the
-// write's and s) outright, under no query constraint, in its context or,
-// for a mixed token, as a user/ token. The criteria and the write they
-// resolve to are authorised in full when it is resolved.
+// write's and s), in its context or, for a mixed token, as a user/ token.
+// Under a query constraint the criteria are searched with it (the token's
+// own search), and the write they resolve to is held to its own
+// (compileConstraint), which must be one the proxy can check: one it
+// cannot is refused here, before anything is searched. The criteria and
+// the write are authorised in full when it is resolved.
 func authorizeConditional(in *Interaction, a *access) *refusal {
+	d, ctx := conditionalDecision(in, a)
+	if !d.Allowed {
+		return refuse(http.StatusForbidden, "forbidden", "the token's scopes do not allow a conditional "+string(in.Kind)+" of "+in.Type+" (it needs s too)")
+	}
+	if !d.Constrained() {
+		return nil
+	}
+	if w := a.tok.Scopes.Check(scopes.Access{Context: ctx, Type: in.Type, Perms: letters(in) &^ scopes.Search}); w.Constrained() {
+		if _, ref := compileConstraint(in.Type, w); ref != nil {
+			return ref
+		}
+	}
+	return nil
+}
+
+// conditionalDecision is the decision on a conditional write's letters,
+// and the context it was made in: the token's, or user/ for a mixed token
+// whose patient/ scopes do not allow it.
+func conditionalDecision(in *Interaction, a *access) (scopes.Decision, scopes.Context) {
 	acc := scopes.Access{Context: a.ctx, Type: in.Type, Perms: letters(in)}
-	if a.tok.Scopes.Allows(acc) {
-		return nil
+	d := a.tok.Scopes.Check(acc)
+	if !d.Allowed && a.ctx == scopes.Patient && a.tok.Scopes.HasContext(scopes.User) {
+		acc.Context = scopes.User
+		d = a.tok.Scopes.Check(acc)
 	}
-	if acc.Context = scopes.User; a.ctx == scopes.Patient && a.tok.Scopes.HasContext(scopes.User) && a.tok.Scopes.Allows(acc) {
-		return nil
-	}
-	return refuse(http.StatusForbidden, "forbidden", "the token's scopes do not allow a conditional "+string(in.Kind)+" of "+in.Type+
-		" (it needs s too, and no query constraint)")
+	return d, acc.Context
 }
 
 // resolveConditional turns the exchange's conditional write into the plain
@@ -199,7 +219,14 @@ func (p *Proxy) resolveConditional(ctx context.Context, x *exchange) *refusal {
 	x.ev.Interaction, x.ev.Resource = string(in.Kind), resourceRef(in, "") // what is done, to what
 	if in.Kind == Read {
 		// The token's own search found the record; its answer is judged
-		// as a read's (the token may have no r, only s).
+		// as a read's (the token may have no r, only s). Under a
+		// constraint the read is that search by _id, so that the server
+		// proves the criteria and the constraint again, on the record as
+		// it is read (a constrained read's form: Interaction.unwrap).
+		if sa.constrained != "" {
+			in.Kind, in.Params, in.unwrap, in.ID = SearchType, append([]Param{{Name: "_id", Value: id}}, s.Params...), id, ""
+			a.constrained = sa.constrained
+		}
 		return nil
 	}
 	return p.authorize(in, a)

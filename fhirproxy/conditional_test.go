@@ -330,11 +330,11 @@ func TestConditionalWritesByLabels(t *testing.T) {
 		t.Errorf("the upstream received %q", got)
 	}
 	f.up.pageSize = 0
-	// Scopes: the write's letter and s, outright.
+	// Scopes: the write's letter and s (under a constraint:
+	// TestConstrainedConditionalWrites).
 	for name, scope := range map[string]string{
-		"no s":          "user/Observation.cud",
-		"constrained s": "user/Observation.cud user/Observation.s?category=laboratory",
-		"no u":          "user/Observation.rs",
+		"no s": "user/Observation.cud",
+		"no u": "user/Observation.rs",
 	} {
 		f.refused(name, f.do("PUT", "/Observation?identifier=urn:lab|A", f.token(scope, everyLabel()), noID(obs("", "p1", "laboratory"))), 403)
 	}

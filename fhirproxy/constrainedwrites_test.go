@@ -84,14 +84,10 @@ func TestConstrainedWrites(t *testing.T) {
 		{"a delete of a free id", "DELETE", "/Observation/fresh", "", 404},
 		{"another patient's vital sign", "PUT", "/Observation/lab-2", mustJSON(obs("lab-2", "p1", "vital-signs")), 404},
 		{"a FHIRPath Patch", "PATCH", "/Observation/vs-1", fhirPathPatch("delete", "Observation.note"), 403},
-		{"a conditional create", "POST", "/Observation", mustJSON(reading("", "vital-signs")), 403},
 	} {
 		var hdr []string
-		switch {
-		case c.method == "PATCH" && strings.HasPrefix(c.body, "["):
+		if c.method == "PATCH" && strings.HasPrefix(c.body, "[") {
 			hdr = jsonPatch
-		case c.name == "a conditional create":
-			hdr = []string{"If-None-Exist", "code=x"}
 		}
 		r := f.do(c.method, c.target, tok, c.body, hdr...)
 		if r.status != c.status || r.body["resourceType"] != "OperationOutcome" {
@@ -296,4 +292,102 @@ func TestConstrainedReadOfWhatIsWritten(t *testing.T) {
 		t.Errorf("a create under a read constraint the proxy cannot evaluate: %d %s", r.status, r.raw)
 	}
 	f.up.reset()
+}
+
+// TestConstrainedConditionalWrites: a conditional write under a constrained
+// scope is resolved as any is (TestConditionalWrites), by the token's own
+// search, which carries the constraint, and the write it resolves to is
+// held to the constraint as on its own. A create that finds its record
+// reads it as a constrained read does: by _id with the criteria and the
+// constraint, so the server proves the match again. A write constraint
+// the proxy cannot check refuses it before anything is searched.
+func TestConstrainedConditionalWrites(t *testing.T) {
+	f := newFixture(t)
+	f.up.resources["Observation/vs-1"] = identified(obs("vs-1", "p1", "vital-signs"), "V")
+	f.up.resources["Observation/lab-1"] = identified(obs("lab-1", "p1", "laboratory"), "L")
+	tok := f.token("launch/patient patient/Observation.cruds?category=vital-signs", nil)
+	search := func() string { // the criteria's search, as the upstream received it
+		for _, g := range f.up.requests() {
+			if g.Method == "GET" {
+				return g.URL.RawQuery
+			}
+		}
+		return ""
+	}
+	ifNoneExist := func(v string) []string { return []string{"If-None-Exist", "identifier=urn:lab|" + v} }
+
+	// A create that finds its record is answered with it, nothing written.
+	r := f.do("POST", "/Observation", tok, noID(identified(reading("", "vital-signs"), "V")), ifNoneExist("V")...)
+	if r.status != 200 || r.body["id"] != "vs-1" {
+		t.Errorf("a conditional create finding its reading: %d %s", r.status, r.raw)
+	}
+	var reads []string
+	for _, g := range f.up.requests() {
+		reads = append(reads, g.URL.Path+"?"+g.URL.RawQuery)
+	}
+	if len(reads) != 2 || !strings.Contains(reads[0], "category=vital-signs") ||
+		!strings.HasPrefix(reads[1], "/Observation?_id=vs-1&") || !strings.Contains(reads[1], "category=vital-signs") || !strings.Contains(reads[1], "identifier=") {
+		t.Errorf("the criteria and the read of what they found went upstream as %q", reads)
+	}
+	if got := f.writes(); len(got) != 0 {
+		t.Errorf("written: %q", got)
+	}
+	// One whose only match is outside the constraint finds nothing, and
+	// creates: the token may not see it.
+	if r := f.do("POST", "/Observation", tok, noID(identified(reading("", "vital-signs"), "L")), ifNoneExist("L")...); r.status != 201 {
+		t.Errorf("a conditional create whose match is a laboratory result: %d %s", r.status, r.raw)
+	}
+	if q := search(); !strings.Contains(q, "category=vital-signs") {
+		t.Errorf("the criteria were searched without the constraint: %q", q)
+	}
+	if got := f.writes(); !slices.Equal(got, []string{"POST /Observation"}) {
+		t.Errorf("written: %q", got)
+	}
+	// An update and a delete resolve to the record found, pinned.
+	if r := f.do("PUT", "/Observation?identifier=urn:lab|V", tok, noID(identified(obs("", "p1", "vital-signs"), "V"))); r.status != 200 {
+		t.Errorf("a conditional update of a reading: %d %s", r.status, r.raw)
+	}
+	if got := f.writes(); !slices.Equal(got, []string{`PUT /Observation/vs-1 W/"1"`}) {
+		t.Errorf("the update went upstream as %q", got)
+	}
+	if r := f.do("DELETE", "/Observation?identifier=urn:lab|V", tok, ""); r.status >= 300 {
+		t.Errorf("a conditional delete of a reading: %d %s", r.status, r.raw)
+	}
+	if got := f.writes(); !slices.Equal(got, []string{`DELETE /Observation/vs-1 W/"1"`}) {
+		t.Errorf("the delete went upstream as %q", got)
+	}
+
+	// Refused, nothing written.
+	for _, c := range []struct {
+		name, method, target, body string
+		hdr                        []string
+		status                     int
+	}{
+		{"creating a laboratory result", "POST", "/Observation", noID(identified(reading("", "laboratory"), "Z")), ifNoneExist("Z"), 403},
+		{"moving the reading found out of the category", "PUT", "/Observation?identifier=urn:lab|V", noID(identified(obs("", "p1", "laboratory"), "V")), nil, 403},
+		{"updating a laboratory result", "PUT", "/Observation?identifier=urn:lab|L", noID(identified(obs("", "p1", "vital-signs"), "L")), nil, 201},
+		{"deleting one", "DELETE", "/Observation?identifier=urn:lab|L", "", nil, 404},
+	} {
+		r := f.do(c.method, c.target, tok, c.body, c.hdr...)
+		got := f.writes()
+		if c.status == 201 {
+			// The laboratory result is not the token's to see: the update
+			// creates a new reading, as FHIR's conditional update does
+			// when nothing matches, and the laboratory result is untouched.
+			if r.status != 201 || !slices.Equal(got, []string{"POST /Observation"}) {
+				t.Errorf("%s: %d %q", c.name, r.status, got)
+			}
+			continue
+		}
+		if r.status != c.status || len(got) != 0 {
+			t.Errorf("%s: %d %s, written %q", c.name, r.status, r.raw, got)
+		}
+	}
+	// A write constraint the proxy cannot check: refused before the search.
+	unread := f.token("launch/patient patient/Observation.crs?code:in=http://example.org/vs", nil)
+	f.refused("a constraint the proxy cannot check", f.do("POST", "/Observation", unread, noID(identified(reading("", "vital-signs"), "V")), ifNoneExist("V")...), 403)
+	// In a batch, where the criteria's search and a found record's read
+	// cannot go under the constraint, it is refused.
+	b := bundle("", `{"request":{"method":"POST","url":"Observation","ifNoneExist":"identifier=urn:lab|V"},"resource":`+noID(identified(reading("", "vital-signs"), "V"))+`}`)
+	f.refused("a batched conditional create", f.do("POST", "", tok, b), 403)
 }

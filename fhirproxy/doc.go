@@ -141,7 +141,8 @@
 // allows no write; when no scope allowing it can be evaluated the write is
 // refused before anything is read. Several constrained scopes OR, the
 // pairs of one AND, as for a search. Batch entries are held alike; a
-// conditional write needs its letters outright. The same evaluation shows
+// conditional write is resolved on its own (see Conditional writes), and
+// refused in a batch. The same evaluation shows
 // a create's, update's or patch's answer (the record as stored) to a
 // token whose read of the type is constrained, when it matches.
 //
@@ -171,8 +172,10 @@
 //     read of it (200), nothing created;
 //   - more than one match: 412 (multiple-matches), deletes included.
 //
-// A conditional write needs its write letter and s, outright (a query
-// constraint on either refuses it), and one that creates needs c. The
+// A conditional write needs its write letter and s, and one that creates
+// needs c. Under a query constraint the criteria are searched with it, the
+// write is held to it (see Constrained writes), and a create that finds its
+// record reads it by _id with the criteria and the constraint. The
 // audit event names the record written. Inside a batch or transaction they
 // are resolved the same way wherever answers are judged, each entry going
 // upstream as the plain write (or, for a create that found its record, the

@@ -487,6 +487,11 @@ func (p *Proxy) checkBatch(ctx context.Context, a *access, body []byte) *refusal
 			if ref := authorizeConditional(&in, &pl.ea); ref != nil {
 				return entryRefusal(i, ref)
 			}
+			if d, _ := conditionalDecision(&in, &pl.ea); d.Constrained() {
+				// Its criteria's search, and a create's read of what it
+				// found, go under the constraint, which an entry cannot.
+				return refuse(http.StatusForbidden, "forbidden", "batch entry "+itoa(i)+": a conditional write under a constrained scope is resolved on its own only; send it on its own")
+			}
 			x := &exchange{in: in, a: &pl.ea, body: e.Resource}
 			if ref := p.resolveConditional(ctx, x); ref != nil {
 				return entryRefusal(i, ref)
