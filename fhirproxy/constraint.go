@@ -111,7 +111,7 @@ var anyTypeTokens = map[string]tokenPath{"_tag": tp(codingElem, "meta", "tag"), 
 // cannot evaluate allows nothing here; when no scope's can be, the write
 // is refused before anything is read.
 func compileConstraint(typ string, d scopes.Decision) (*localConstraint, *refusal) {
-	wc := &localConstraint{}
+	lc := &localConstraint{}
 	var texts, unread []string
 	for sc := range d.Constraints() {
 		params := sc.Constraint()
@@ -126,16 +126,16 @@ func compileConstraint(typ string, d scopes.Decision) (*localConstraint, *refusa
 			alt = append(alt, t)
 		}
 		if alt != nil {
-			wc.alts = append(wc.alts, alt)
+			lc.alts = append(lc.alts, alt)
 			texts = append(texts, constraintText(params))
 		}
 	}
-	if len(wc.alts) == 0 {
+	if len(lc.alts) == 0 {
 		return nil, refuse(http.StatusForbidden, "forbidden", "the proxy cannot check a write against the scope's constraint ("+strings.Join(unread, ", ")+
 			"): it evaluates token parameters with one element path (category, code, status and the like, _tag, _security), without modifiers")
 	}
-	wc.text = strings.Join(texts, " or ")
-	return wc, nil
+	lc.text = strings.Join(texts, " or ")
+	return lc, nil
 }
 
 // constraintText writes a constraint's pairs as a query does.
@@ -159,8 +159,9 @@ func compileTest(typ string, prm scopes.Param) (tokenTest, bool) {
 		return tokenTest{}, false
 	}
 	if strings.IndexByte(prm.Value, '\\') >= 0 {
-		// FHIR's escapes (\, \| \$ \\), which RFC 6749 keeps out of a
-		// scope anyway.
+		// FHIR's escapes (\, \| \$ \\): a scope holds one only
+		// percent-encoded (RFC 6749 keeps the backslash out of a scope), and
+		// the proxy does not read them.
 		return tokenTest{}, false
 	}
 	t := tokenTest{path: path}
@@ -188,23 +189,23 @@ func compileTest(typ string, prm scopes.Param) (tokenTest, bool) {
 
 // holds refuses content (a create's, an update's, a patch's result) that
 // matches none of the constraints.
-func (wc *localConstraint) holds(content []byte) *refusal {
-	if !wc.matches(content) {
-		return refuse(http.StatusForbidden, "forbidden", "the resource does not match the constraint of the token's scope ("+wc.text+")")
+func (lc *localConstraint) holds(content []byte) *refusal {
+	if !lc.matches(content) {
+		return refuse(http.StatusForbidden, "forbidden", "the resource does not match the constraint of the token's scope ("+lc.text+")")
 	}
 	return nil
 }
 
 // matches reports whether a resource's JSON matches at least one of the
 // constraints. JSON that does not decode matches none.
-func (wc *localConstraint) matches(resource []byte) bool {
+func (lc *localConstraint) matches(resource []byte) bool {
 	var root map[string]any
 	dec := json.NewDecoder(bytes.NewReader(resource))
 	dec.UseNumber()
 	if dec.Decode(&root) != nil {
 		return false
 	}
-	for _, alt := range wc.alts {
+	for _, alt := range lc.alts {
 		all := true
 		for _, t := range alt {
 			if !t.matches(root) {

@@ -22,8 +22,8 @@ func FuzzWriteConstraint(f *testing.F) {
 		if !ok {
 			return
 		}
-		wc := &localConstraint{alts: [][]tokenTest{{tt}}}
-		if !wc.matches([]byte(resource)) {
+		lc := &localConstraint{alts: [][]tokenTest{{tt}}}
+		if !lc.matches([]byte(resource)) {
 			return
 		}
 		var v any
