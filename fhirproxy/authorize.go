@@ -108,9 +108,10 @@ func (p *Proxy) authorize(in *Interaction, a *access) *refusal {
 		if ref := p.applyConstraint(in, d); ref != nil {
 			return ref
 		}
-		// The upstream applies the constraint to this type's matches; nothing
-		// else of the type may come along.
+		// The upstream applies the constraint to this type's matches; what
+		// else of the type comes along is held to it by the proxy.
 		a.constrained = in.Type
+		a.holdUnmatched(in, d)
 	case carried:
 		// Found by probing: the type was then unreadable in the answer, so
 		// a patient app searching Observation?category=laboratory under
@@ -120,6 +121,7 @@ func (p *Proxy) authorize(in *Interaction, a *access) *refusal {
 			return ref
 		}
 		a.constrained = in.Type
+		a.holdUnmatched(in, a.tok.Scopes.Check(scopes.Access{Context: a.ctx, Type: in.Type, Perms: need}))
 	}
 	if in.Kind == Create || in.Kind == Update || in.Kind == Patch {
 		if rd := a.tok.Scopes.Check(scopes.Access{Context: a.ctx, Type: in.Type, Perms: scopes.Read}); rd.Constrained() {
@@ -274,22 +276,38 @@ func (p *Proxy) applyConstraint(in *Interaction, d scopes.Decision) *refusal {
 }
 
 // constrainedSearch refuses the parameters whose answer a constraint does
-// not bound: includes bring records of the constrained type the server
-// did not match, _containedType=container the containers of what matched
+// not bound, and which the proxy cannot bound either:
+// _containedType=container answers with the containers of what matched
 // (found by probing, with _contained and _query, which went upstream with
 // the constraint added), and a named query is the server's own, which
-// need not apply the other parameters.
+// need not apply the other parameters. (Includes bring entries the proxy
+// judges one by one: access.holdUnmatched.)
 func constrainedSearch(in *Interaction) *refusal {
 	for _, prm := range in.Params {
-		base, _, _ := strings.Cut(prm.Name, ":")
-		switch {
-		case strings.HasPrefix(prm.Name, "_include") || strings.HasPrefix(prm.Name, "_revinclude"):
-			return refuse(http.StatusForbidden, "forbidden", "includes are not allowed under a constrained scope")
-		case base == "_contained" || base == "_containedType" || base == "_query":
+		switch base, _, _ := strings.Cut(prm.Name, ":"); base {
+		case "_contained", "_containedType", "_query":
 			return refuse(http.StatusForbidden, "forbidden", prm.Name+" is not allowed under a constrained scope: the answer could hold records the constraint was not applied to")
 		}
 	}
 	return nil
+}
+
+// holdUnmatched prepares the judging of a constrained search's answer
+// (d, whose constraints it is under) when it may hold entries the server
+// did not apply the constraint to: those _include and _revinclude bring,
+// and on a page of a search that may have asked for them. Each entry the
+// answer does not mark as a match is then held to the constraint as the
+// proxy evaluates it (access.judgeEntry); where the proxy cannot evaluate
+// it, those of the constrained type are dropped.
+func (a *access) holdUnmatched(in *Interaction, d scopes.Decision) {
+	includes := in.pageURL != ""
+	for _, prm := range in.Params {
+		includes = includes || strings.HasPrefix(prm.Name, "_include") || strings.HasPrefix(prm.Name, "_revinclude")
+	}
+	if includes {
+		a.unmatched = true
+		a.included, _ = compileConstraint(in.Type, d)
+	}
 }
 
 // confine imposes the Patient compartment on a patient/ token.

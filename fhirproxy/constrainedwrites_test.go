@@ -3,6 +3,10 @@ package fhirproxy_test
 import (
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"slices"
 	"strings"
 	"testing"
@@ -390,4 +394,138 @@ func TestConstrainedConditionalWrites(t *testing.T) {
 	// cannot go under the constraint, it is refused.
 	b := bundle("", `{"request":{"method":"POST","url":"Observation","ifNoneExist":"identifier=urn:lab|V"},"resource":`+noID(identified(reading("", "vital-signs"), "V"))+`}`)
 	f.refused("a batched conditional create", f.do("POST", "", tok, b), 403)
+}
+
+// TestConstrainedIncludes: a constrained search may _include and
+// _revinclude. The server applies the constraint to its matches only, so
+// each entry the answer does not mark as a match (search.mode include, or
+// none) is held to the constraint by the proxy: one of the constrained type
+// is kept only when it matches as the proxy evaluates it (and dropped when
+// the proxy cannot evaluate the constraint), and one of another type
+// carrying a resource of the constrained type (a Bundle held as a
+// resource) is dropped. Other
+// types are judged by their own scopes, as ever. The same holds when the
+// search carries the constraint itself, and when the answer streams.
+func TestConstrainedIncludes(t *testing.T) {
+	f := newFixture(t)
+	entry := func(res map[string]any, mode string) map[string]any {
+		e := map[string]any{"resource": res}
+		if mode != "" {
+			e["search"] = map[string]any{"mode": mode}
+		}
+		return e
+	}
+	collection := map[string]any{"resourceType": "Bundle", "id": "b-1", "type": "collection",
+		"entry": []any{map[string]any{"resource": obs("vs-7", "p1", "vital-signs")}}}
+	f.up.includes = []map[string]any{
+		entry(obs("vs-8", "p1", "vital-signs"), "include"),
+		entry(obs("lab-8", "p1", "laboratory"), "include"),
+		entry(obs("vs-9", "p1", "vital-signs"), ""),
+		entry(obs("lab-9", "p1", "laboratory"), ""),
+		entry(f.up.resources["Practitioner/dr"], "include"),
+		entry(collection, "include"),
+	}
+	ids := func(r result) []string {
+		var out []string
+		entries, _ := r.body["entry"].([]any)
+		for _, e := range entries {
+			res, _ := e.(map[string]any)["resource"].(map[string]any)
+			out = append(out, res["id"].(string))
+		}
+		slices.Sort(out)
+		return out
+	}
+	lab := f.token("user/Observation.rs?category=laboratory user/Practitioner.rs user/Bundle.rs", everyLabel())
+	unread := f.token("user/Observation.rs?code:in=http://example.org/labs user/Practitioner.rs user/Bundle.rs", everyLabel())
+	for _, streamed := range []bool{false, true} {
+		if streamed {
+			f.proxy.Limits.StreamFrom = 2 << 10 // the answers are larger
+		}
+		for _, c := range []struct {
+			name, tok, query string
+			want             []string
+		}{
+			{"an include", lab, "_include=Observation:has-member", []string{"dr", "lab-1", "lab-2", "lab-8", "lab-9", "psy-1"}},
+			{"a revinclude", lab, "_revinclude=Observation:has-member", []string{"dr", "lab-1", "lab-2", "lab-8", "lab-9", "psy-1"}},
+			{"a search carrying the constraint", lab, "category=laboratory&_include=Observation:has-member", []string{"dr", "lab-1", "lab-2", "lab-8", "lab-9", "psy-1"}},
+			{"a constraint the proxy cannot evaluate", unread, "_include=Observation:has-member", []string{"dr", "lab-1", "lab-2", "psy-1", "vs-1"}},
+		} {
+			r := f.do("GET", "/Observation?"+c.query, c.tok, "")
+			if got := ids(r); r.status != 200 || !slices.Equal(got, c.want) {
+				t.Errorf("%s (streamed %v): %d %v, want %v", c.name, streamed, r.status, got, c.want)
+			}
+			f.up.reset()
+		}
+	}
+	// Page by page: a page link continues the search without its
+	// parameters, and its entries are held alike. (The links move onto
+	// the proxy's base, set before the first request.)
+	includes := f.up.includes
+	f = newFixture(t)
+	f.proxy.Base, f.up.pageSize, f.up.includes = f.base, 3, includes
+	lab = f.token("user/Observation.rs?category=laboratory user/Practitioner.rs user/Bundle.rs", everyLabel())
+	var all []string
+	next, pages := "/Observation?_include=Observation:has-member", 0
+	for ; next != "" && pages < 10; pages++ {
+		r := f.do("GET", next, lab, "")
+		if r.status != 200 {
+			t.Fatalf("page %d (%s): %d %s", pages, next, r.status, r.raw)
+		}
+		all = append(all, ids(r)...)
+		next = ""
+		for _, l := range r.body["link"].([]any) {
+			if l := l.(map[string]any); l["relation"] == "next" {
+				next = strings.TrimPrefix(l["url"].(string), f.base)
+			}
+		}
+	}
+	f.up.reset()
+	if slices.Sort(all); pages < 2 || !slices.Equal(all, []string{"dr", "lab-1", "lab-2", "lab-8", "lab-9", "psy-1"}) {
+		t.Errorf("over %d pages: %v", pages, all)
+	}
+}
+
+// TestConstrainedIncludesOnSignedPages: a page link at the server's base
+// (HAPI's [base]?_getpages=…) continues a constrained search without its
+// parameters, so whether it asked for includes is not known: on such a
+// page each entry not marked as a match is held to the constraint.
+func TestConstrainedIncludesOnSignedPages(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		base := "http://" + r.Host
+		w.Header().Set("Content-Type", "application/fhir+json")
+		entry := func(id, category, mode string) string {
+			return `{"resource":` + mustJSON(obs(id, "p1", category)) + `,"search":{"mode":"` + mode + `"}}`
+		}
+		if r.URL.Query().Get("_getpages") == "" { // the first page
+			fmt.Fprintf(w, `{"resourceType":"Bundle","type":"searchset","link":[{"relation":"next","url":"%s?_getpages=abc&_getpagesoffset=1"}],"entry":[%s]}`,
+				base, entry("a", "laboratory", "match"))
+			return
+		}
+		fmt.Fprintf(w, `{"resourceType":"Bundle","type":"searchset","entry":[%s,%s,%s]}`,
+			entry("b", "laboratory", "include"), entry("c", "vital-signs", "include"), entry("d", "vital-signs", "match"))
+	}))
+	defer up.Close()
+	f := newFixture(t)
+	f.proxy.Upstream, _ = url.Parse(up.URL)
+	f.proxy.Base = f.base
+	tok := f.token("user/Observation.rs?category=laboratory", everyLabel())
+	first := f.do("GET", "/Observation?_include=Observation:has-member", tok, "")
+	var next string
+	for _, l := range first.body["link"].([]any) {
+		if l := l.(map[string]any); l["relation"] == "next" {
+			next = l["url"].(string)
+		}
+	}
+	if first.status != 200 || !strings.HasPrefix(next, f.base+"?_page=") {
+		t.Fatalf("first page: %d, next %q", first.status, next)
+	}
+	page := f.do("GET", strings.TrimPrefix(next, f.base), tok, "")
+	var got []string
+	for _, e := range page.body["entry"].([]any) {
+		got = append(got, e.(map[string]any)["resource"].(map[string]any)["id"].(string))
+	}
+	// d is the server's match, which it applied the constraint to.
+	if page.status != 200 || !slices.Equal(got, []string{"b", "d"}) {
+		t.Errorf("the second page: %d %v", page.status, got)
+	}
 }

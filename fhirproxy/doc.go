@@ -57,7 +57,9 @@
 // type, its parameters in the query (a body is refused: it would go
 // upstream unread). A constrained read becomes a search by _id with the
 // constraint, so the FHIR server proves the match; a constrained write is
-// held to its constraint by the proxy (see Constrained writes). Batches are authorised
+// held to its constraint by the proxy (see Constrained writes), and so is
+// each entry of a constrained search's answer that the server does not
+// mark as a match (one an _include brings). Batches are authorised
 // entry by entry (see Writes in a batch or transaction), and in a batch
 // response an entry the token may not see reads exactly like one the server
 // did not find (a write entry keeps its status and location). Where answers

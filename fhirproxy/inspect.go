@@ -1,6 +1,8 @@
 package fhirproxy
 
 import (
+	"slices"
+
 	"github.com/smartkit/smartkit/consent"
 	"github.com/smartkit/smartkit/internal/jsonstrict"
 )
@@ -294,6 +296,22 @@ const (
 // access judges anything (patient context, or labels).
 func (a *access) bound(p *projection) bool {
 	return p.SecurityContext.Reference != "" && p.ResourceType == "Binary" && !a.seesAll()
+}
+
+// judgeEntry judges a Bundle entry's resource (res, its JSON) as judge
+// does and, where a constrained search may bring entries the server did not
+// apply the constraint to (access.unmatched), holds each one whose
+// search.mode does not say match to the constraint itself: one of the
+// constrained type must match it as the proxy evaluates it (included), and
+// one carrying a resource of that type (a Bundle held as a resource:
+// projection.Inner) is dropped. (A contained resource is the container's,
+// under its type's scopes, as everywhere.)
+func (a *access) judgeEntry(e *bundleEntry, res []byte) verdict {
+	if a.unmatched && !e.match &&
+		(e.res.ResourceType == a.constrained && (a.included == nil || !a.included.matches(res)) || slices.Contains(e.res.Inner, a.constrained)) {
+		return drop
+	}
+	return a.judge(&e.res)
 }
 
 // judge applies compartment, type and label rules to one resource. A

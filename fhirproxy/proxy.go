@@ -162,6 +162,13 @@ type access struct {
 	sharedTypes []string
 	// constrained is the type whose scope constraint the proxy injected.
 	constrained string
+	// unmatched: a constrained search whose answer may hold entries the
+	// server did not apply the constraint to (included ones, or a page of
+	// a search that may have asked for them). Each not marked as a match
+	// is held to included, the constraint as the proxy evaluates it (nil
+	// when it cannot: they are dropped). See access.judgeEntry.
+	unmatched bool
+	included  *localConstraint
 	// written is the constraint a write under a constrained scope is held
 	// to: what it writes, and the stored version it replaces or removes.
 	written *localConstraint

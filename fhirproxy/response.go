@@ -384,8 +384,8 @@ type bundleEntry struct {
 	urlStart, urlEnd int64
 	movedURL         string
 	// notMatch: search.mode says the entry is an include or an outcome,
-	// which a search's total does not count.
-	notMatch bool
+	// which a search's total does not count; match: it says match.
+	notMatch, match bool
 }
 
 // appendEntry appends an entry as it came, or with its fullUrl moved.
@@ -480,6 +480,7 @@ func readEntries(s *jsonstrict.Scanner, rl *relinker, done func(bundleEntry) err
 						}
 						mode, err := s.String()
 						e.notMatch = string(mode) == "include" || string(mode) == "outcome"
+						e.match = string(mode) == "match"
 						return err
 					})
 				case string(name) == "response":
@@ -598,7 +599,7 @@ func (a *access) inspectBody(in Interaction, body []byte) ([]byte, []*projection
 				}
 				continue
 			}
-			switch v := a.judge(&e.res); {
+			switch v := a.judgeEntry(e, body[e.resStart:e.resEnd]); {
 			case v == keep:
 				kept = append(kept, &e.res)
 				if batch && i < len(a.found) && a.found[i] {

@@ -196,7 +196,7 @@ func (st *streamer) run() error {
 func (st *streamer) entry(e bundleEntry) error {
 	send := true
 	if e.hasRes && e.res.ResourceType != "OperationOutcome" {
-		switch st.a.judge(&e.res) {
+		switch st.a.judgeEntry(&e, st.s.Bytes(e.resStart, e.resEnd)) {
 		case keep:
 		case withhold:
 			send, st.removed, st.withheld = false, true, true

@@ -33,6 +33,10 @@ type upstream struct {
 	// with a next link (_offset) while more follow, on nextBase if set.
 	pageSize int
 	nextBase string
+	// includes, when set, are the entries a search with _include or
+	// _revinclude appends to its matches, as they are (search mode and
+	// all); otherwise an _include brings Practitioner/dr and Patient/p2.
+	includes []map[string]any
 	// side, when set, labels the goroutines serving requests for the CPU
 	// profiler (benchmarks: which proxy's upstream did the work).
 	side context.Context
@@ -256,7 +260,11 @@ func (u *upstream) serve(w http.ResponseWriter, r *http.Request) {
 				return strings.Compare(mustJSON(a.(map[string]any)["fullUrl"]), mustJSON(b.(map[string]any)["fullUrl"]))
 			})
 		}
-		if q.Get("_include") != "" {
+		if u.includes != nil && (q.Get("_include") != "" || q.Get("_revinclude") != "") {
+			for _, e := range u.includes {
+				entries = append(entries, e)
+			}
+		} else if q.Get("_include") != "" {
 			entries = append(entries, map[string]any{"resource": u.resources["Practitioner/dr"], "search": map[string]any{"mode": "include"}},
 				map[string]any{"resource": u.resources["Patient/p2"], "search": map[string]any{"mode": "include"}})
 		}
