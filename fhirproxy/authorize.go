@@ -104,6 +104,16 @@ func (p *Proxy) authorize(in *Interaction, a *access) *refusal {
 		if a.written, ref = compileConstraint(in.Type, d); ref != nil {
 			return ref
 		}
+	case d.Constrained() && (in.Kind == VRead || in.Kind == HistoryInstance):
+		// A search finds current versions only, so the server cannot
+		// apply the constraint to an earlier one: the proxy evaluates it,
+		// on the record as it is now (checkStored) and on each version it
+		// shows (judgeEntry; a vread's in exchange.inspect).
+		lc, ref := compileConstraint(in.Type, d)
+		if ref != nil {
+			return ref
+		}
+		a.versions, a.included, a.unmatched, a.constrained = lc, lc, true, in.Type
 	case d.Constrained():
 		if ref := p.applyConstraint(in, d); ref != nil {
 			return ref

@@ -529,3 +529,52 @@ func TestConstrainedIncludesOnSignedPages(t *testing.T) {
 		t.Errorf("the second page: %d %v", page.status, got)
 	}
 }
+
+// TestConstrainedVersions: under a constrained scope a vread and an
+// instance history are shown only while the record as it is now matches
+// the constraint, and each version shown must match it too, as the proxy
+// evaluates it (a search, which the server could apply the constraint to,
+// finds current versions only). What fails answers the 404 of a missing
+// record; a constraint the proxy cannot evaluate refuses them.
+func TestConstrainedVersions(t *testing.T) {
+	f := newFixture(t)
+	// lab-1 was first recorded as a vital sign; vs-1 was a laboratory
+	// result before it was recategorised.
+	f.up.versions = map[string][]map[string]any{
+		"Observation/lab-1": {obs("lab-1", "p1", "vital-signs")},
+		"Observation/vs-1":  {obs("vs-1", "p1", "laboratory")},
+	}
+	versions := func(r result) []string {
+		var out []string
+		entries, _ := r.body["entry"].([]any)
+		for _, e := range entries {
+			res, _ := e.(map[string]any)["resource"].(map[string]any)
+			cat := res["category"].([]any)[0].(map[string]any)["coding"].([]any)[0].(map[string]any)["code"].(string)
+			out = append(out, res["id"].(string)+" "+cat)
+		}
+		return out
+	}
+	for _, scope := range []string{"user/Observation.rs?category=laboratory", "launch/patient patient/Observation.rs?category=laboratory"} {
+		tok := f.token(scope, everyLabel())
+		absent := f.do("GET", "/Observation/nope/_history/1", tok, "")
+		if r := f.do("GET", "/Observation/lab-1/_history/2", tok, ""); r.status != 200 || r.body["id"] != "lab-1" {
+			t.Errorf("%s: the current version of a laboratory result: %d %s", scope, r.status, r.raw)
+		}
+		r := f.do("GET", "/Observation/lab-1/_history", tok, "")
+		if got := versions(r); r.status != 200 || !slices.Equal(got, []string{"lab-1 laboratory"}) {
+			t.Errorf("%s: the history of a laboratory result: %d %v", scope, r.status, got)
+		}
+		for _, target := range []string{
+			"/Observation/lab-1/_history/1", // a version outside the constraint
+			"/Observation/vs-1/_history/1",  // a version inside it, of a record now outside it
+			"/Observation/vs-1/_history",
+		} {
+			if r := f.do("GET", target, tok, ""); r.status != 404 || r.raw != absent.raw {
+				t.Errorf("%s: %s: %d %s", scope, target, r.status, r.raw)
+			}
+		}
+		f.up.reset()
+	}
+	f.refused("a constraint the proxy cannot evaluate", f.do("GET", "/Observation/lab-1/_history/2",
+		f.token("user/Observation.rs?code:in=http://example.org/labs", everyLabel()), ""), 403)
+}

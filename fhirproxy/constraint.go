@@ -106,10 +106,11 @@ var tokenParams = map[string]map[string]tokenPath{
 // anyTypeTokens are the token parameters every resource has.
 var anyTypeTokens = map[string]tokenPath{"_tag": tp(codingElem, "meta", "tag"), "_security": tp(codingElem, "meta", "security")}
 
-// compileConstraint compiles the constraints of the scopes that allow a
-// write of typ (d is constrained). A scope whose constraint the proxy
-// cannot evaluate allows nothing here; when no scope's can be, the write
-// is refused before anything is read.
+// compileConstraint compiles the constraints of the scopes that allow an
+// access to typ (d is constrained): a write, an earlier version, what a
+// search brings unmatched. A scope whose constraint the proxy cannot
+// evaluate allows nothing here; when no scope's can be, the write or the
+// version is refused before anything is read.
 func compileConstraint(typ string, d scopes.Decision) (*localConstraint, *refusal) {
 	lc := &localConstraint{}
 	var texts, unread []string
@@ -131,7 +132,7 @@ func compileConstraint(typ string, d scopes.Decision) (*localConstraint, *refusa
 		}
 	}
 	if len(lc.alts) == 0 {
-		return nil, refuse(http.StatusForbidden, "forbidden", "the proxy cannot check a write against the scope's constraint ("+strings.Join(unread, ", ")+
+		return nil, refuse(http.StatusForbidden, "forbidden", "the proxy cannot check a record against the scope's constraint ("+strings.Join(unread, ", ")+
 			"): it evaluates token parameters with one element path (category, code, status and the like, _tag, _security), without modifiers")
 	}
 	lc.text = strings.Join(texts, " or ")

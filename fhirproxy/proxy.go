@@ -172,6 +172,10 @@ type access struct {
 	// written is the constraint a write under a constrained scope is held
 	// to: what it writes, and the stored version it replaces or removes.
 	written *localConstraint
+	// versions is the constraint of a constrained vread or instance
+	// history: the record as it is now (checkStored) and each version
+	// shown must match it as the proxy evaluates it.
+	versions *localConstraint
 	// readBack is the constraint of a constrained read of the type a
 	// create, update or patch writes, when the proxy can evaluate it: the
 	// answer, the record as stored, is shown when it matches.

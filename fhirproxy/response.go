@@ -73,6 +73,10 @@ func (x *exchange) inspect(resp *http.Response) (*refusal, error) {
 	if int64(len(body)) > p.Limits.resp() {
 		return refuse(http.StatusBadGateway, "too-costly", "the response is too large to inspect"), nil
 	}
+	if in.Kind == VRead && a.versions != nil && !a.versions.matches(body) {
+		ev.Reason = "outside the grant: answered as not found"
+		return notFound(), nil // an earlier version outside the constraint
+	}
 	if a.readBack != nil && a.readBack.matches(body) {
 		// A write's answer, the record as stored, matches the token's
 		// constrained read of its type, as the proxy evaluates it.

@@ -52,8 +52,8 @@ func (p *Proxy) checkStored(ctx context.Context, in Interaction, a *access, next
 	if in.Conditional && labelled {
 		return p.checkMatches(ctx, in, next, sparesLabels)
 	}
-	inComp := a.patient != "" && in.Type != "Patient"     // a patient/ token's own Patient is checked by id
-	sees := !inComp && a.unrestricted && a.written == nil // the access may see every stored version
+	inComp := a.patient != "" && in.Type != "Patient"                          // a patient/ token's own Patient is checked by id
+	sees := !inComp && a.unrestricted && a.written == nil && a.versions == nil // the access may see every stored version
 	if sees && !labelled || in.ID == "" {
 		return nil
 	}
@@ -75,7 +75,7 @@ func (p *Proxy) checkStored(ctx context.Context, in Interaction, a *access, next
 		if v == needsContext {
 			v = p.judgeContext(ctx, a, pr)
 		}
-		if v != keep {
+		if v != keep || a.versions != nil && !a.versions.matches(stored) {
 			return notFound()
 		}
 		return nil
