@@ -296,7 +296,14 @@ func FuzzInspectBody(f *testing.F) {
 		`{"resource":{"resourceType":"Observation","id":"b","subject":{"reference":"https://other.example/fhir/Patient/p1"}}},` +
 		`{"resource":{"resourceType":"Observation","id":"c","subject":{"reference":"https://ehr.example/fhir/Patient/p1"}}},` +
 		`{"resource":{"resourceType":"Observation","id":"d","subject":{"reference":"http://upstream/Patient/p1"}}}]}`))
+	f.Add([]byte(`{"resourceType":"Bundle","entry":[{"resource":{"resourceType":"Observation","id":"a","subject":{"reference":"Patient/p1"},"category":[{"coding":[{"code":"laboratory"}]}]},"search":{"mode":"include"}},` +
+		`{"resource":{"resourceType":"Observation","id":"b","subject":{"reference":"Patient/p1"},"category":[{"coding":[{"code":"vital-signs"}]}]}}]}`))
 	a := testAccess("patient/*.rs")
+	// Under a constraint whose answer may hold what the server did not
+	// match (an include): access.judgeEntry.
+	held := testAccess("patient/Patient.rs patient/Observation.rs?category=laboratory")
+	held.constrained, held.unmatched = "Observation", true
+	held.included, _ = compileConstraint("Observation", held.tok.Scopes.Check(scopes.Access{Context: scopes.Patient, Type: "Observation", Perms: scopes.Search}))
 	moving := testAccess("patient/*.rs")
 	moving.relink = &relinker{"http://up", "https://proxy.example/fhir", &Proxy{}}
 	f.Fuzz(func(t *testing.T, body []byte) {
@@ -377,6 +384,29 @@ func FuzzInspectBody(f *testing.F) {
 			}
 			if err == nil && !reflect.DeepEqual(decoded(t, streamed), decoded(t, whole)) {
 				t.Fatalf("streamed %s, whole %s", streamed, whole)
+			}
+		}
+		// Under the constraint, an Observation the answer does not mark as
+		// a match goes out only when its category is laboratory, as
+		// encoding/json reads it; the streamed filter agrees.
+		search := Interaction{Kind: SearchType, Type: "Observation"}
+		if out, _, ref := held.inspectBody(search, body); ref == nil {
+			var doc map[string]any // exact member names, as a FHIR client reads them
+			_ = json.Unmarshal(out, &doc)
+			entries, _ := doc["entry"].([]any)
+			for _, e := range entries {
+				e, _ := e.(map[string]any)
+				res, _ := e["resource"].(map[string]any)
+				search, _ := e["search"].(map[string]any)
+				if res["resourceType"] == "Observation" && search["mode"] != "match" && !categorised(res, "laboratory") {
+					t.Fatalf("an Observation not matched went out outside the constraint: %q", out)
+				}
+			}
+			if bundle, entryFirst := bundleHead(body); bundle || entryFirst {
+				streamed, _, err := streamOut(held, bytes.NewReader(body), 1<<20, !bundle)
+				if err == nil && !reflect.DeepEqual(decoded(t, streamed), decoded(t, out)) {
+					t.Fatalf("under the constraint, streamed %s, whole %s", streamed, out)
+				}
 			}
 		}
 		for _, in := range []Interaction{{Kind: Read, Type: "Observation", ID: "o1"}, {Kind: SearchType, Type: "Observation"},
@@ -834,4 +864,20 @@ func FuzzRenameReferences(f *testing.F) {
 			t.Fatalf("renamed %q into %q", body, out)
 		}
 	})
+}
+
+// categorised reports whether a resource, as encoding/json reads it, has a
+// category coding with the code.
+func categorised(res map[string]any, code string) bool {
+	cats, _ := res["category"].([]any)
+	for _, c := range cats {
+		cm, _ := c.(map[string]any)
+		codings, _ := cm["coding"].([]any)
+		for _, cd := range codings {
+			if m, _ := cd.(map[string]any); m["code"] == code {
+				return true
+			}
+		}
+	}
+	return false
 }
