@@ -634,3 +634,33 @@ func storedVersions(sb *Sandbox) int {
 	}
 	return n
 }
+
+// TestConstrainedIncludesThroughTheProxy: a constrained search may include
+// other records; what the server includes is judged by its own scopes.
+func TestConstrainedIncludesThroughTheProxy(t *testing.T) {
+	sb := startSandbox(t)
+	tok := patientToken(t, sb, "launch/patient patient/Observation.rs?category=http://terminology.hl7.org/CodeSystem/observation-category|vital-signs patient/Encounter.rs")
+	code, b := fhirCallAs(t, tok, http.MethodGet, sb.FHIRBase+"/Observation?_include=Observation:encounter&_count=5", "", "")
+	var bundle struct {
+		Entry []struct {
+			Resource struct {
+				ResourceType string
+				Category     []struct{ Coding []struct{ Code string } }
+			}
+			Search struct{ Mode string }
+		}
+	}
+	if err := json.Unmarshal(b, &bundle); code != http.StatusOK || err != nil {
+		t.Fatalf("a constrained search with an include: %d %s", code, b)
+	}
+	counts := map[string]int{}
+	for _, e := range bundle.Entry {
+		counts[e.Resource.ResourceType+" "+e.Search.Mode]++
+		if e.Resource.ResourceType == "Observation" && (len(e.Resource.Category) == 0 || e.Resource.Category[0].Coding[0].Code != "vital-signs") {
+			t.Errorf("an Observation outside the constraint: %+v", e.Resource)
+		}
+	}
+	if counts["Observation match"] == 0 || counts["Encounter include"] == 0 {
+		t.Errorf("the answer held %v", counts)
+	}
+}
