@@ -425,16 +425,6 @@ func TestConstrainedIncludes(t *testing.T) {
 		entry(f.up.resources["Practitioner/dr"], "include"),
 		entry(collection, "include"),
 	}
-	ids := func(r result) []string {
-		var out []string
-		entries, _ := r.body["entry"].([]any)
-		for _, e := range entries {
-			res, _ := e.(map[string]any)["resource"].(map[string]any)
-			out = append(out, res["id"].(string))
-		}
-		slices.Sort(out)
-		return out
-	}
 	lab := f.token("user/Observation.rs?category=laboratory user/Practitioner.rs user/Bundle.rs", everyLabel())
 	unread := f.token("user/Observation.rs?code:in=http://example.org/labs user/Practitioner.rs user/Bundle.rs", everyLabel())
 	for _, streamed := range []bool{false, true} {
@@ -451,7 +441,7 @@ func TestConstrainedIncludes(t *testing.T) {
 			{"a constraint the proxy cannot evaluate", unread, "_include=Observation:has-member", []string{"dr", "lab-1", "lab-2", "psy-1", "vs-1"}},
 		} {
 			r := f.do("GET", "/Observation?"+c.query, c.tok, "")
-			if got := ids(r); r.status != 200 || !slices.Equal(got, c.want) {
+			if got := entryIDs(r); r.status != 200 || !slices.Equal(got, c.want) {
 				t.Errorf("%s (streamed %v): %d %v, want %v", c.name, streamed, r.status, got, c.want)
 			}
 			f.up.reset()
@@ -471,7 +461,7 @@ func TestConstrainedIncludes(t *testing.T) {
 		if r.status != 200 {
 			t.Fatalf("page %d (%s): %d %s", pages, next, r.status, r.raw)
 		}
-		all = append(all, ids(r)...)
+		all = append(all, entryIDs(r)...)
 		next = ""
 		for _, l := range r.body["link"].([]any) {
 			if l := l.(map[string]any); l["relation"] == "next" {
