@@ -314,9 +314,22 @@ func (a *access) holdUnmatched(in *Interaction, d scopes.Decision) {
 	for _, prm := range in.Params {
 		includes = includes || strings.HasPrefix(prm.Name, "_include") || strings.HasPrefix(prm.Name, "_revinclude")
 	}
-	if includes {
-		a.unmatched = true
-		a.included, _ = compileConstraint(in.Type, d)
+	if !includes {
+		return
+	}
+	a.unmatched = true
+	a.included, _ = compileConstraint(in.Type, d)
+	if a.included == nil {
+		return
+	}
+	// An element selection must keep what the constraint reads, or an
+	// included record would lose it and be dropped.
+	for i := range in.Params {
+		if prm := &in.Params[i]; prm.Name == "_elements" {
+			for _, e := range a.included.elements() {
+				prm.Value = withElements(prm.Value, e)
+			}
+		}
 	}
 }
 

@@ -447,6 +447,14 @@ func TestConstrainedIncludes(t *testing.T) {
 			f.up.reset()
 		}
 	}
+	// An element selection keeps what the constraint reads, or an
+	// included record would lose it and be dropped.
+	f.proxy.Limits.StreamFrom = 0
+	f.do("GET", "/Observation?_include=Observation:has-member&_elements=id,status", lab, "")
+	if got := f.up.requests(); len(got) != 1 || !slices.Contains(strings.Split(got[0].URL.Query().Get("_elements"), ","), "category") {
+		t.Errorf("the element selection went upstream as %v", got)
+	}
+	f.up.reset()
 	// Page by page: a page link continues the search without its
 	// parameters, and its entries are held alike. (The links move onto
 	// the proxy's base, set before the first request.)

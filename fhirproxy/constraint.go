@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/smartkit/smartkit/scopes"
@@ -186,6 +187,19 @@ func compileTest(typ string, prm scopes.Param) (tokenTest, bool) {
 		t.values = append(t.values, v)
 	}
 	return t, true
+}
+
+// elements are the top-level members the constraint reads.
+func (lc *localConstraint) elements() []string {
+	var out []string
+	for _, alt := range lc.alts {
+		for _, t := range alt {
+			if !slices.Contains(out, t.path.members[0]) {
+				out = append(out, t.path.members[0])
+			}
+		}
+	}
+	return out
 }
 
 // holds refuses content (a create's, an update's, a patch's result) that
