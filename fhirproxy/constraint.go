@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/smartkit/smartkit/internal/jsonstrict"
 	"github.com/smartkit/smartkit/scopes"
 )
 
@@ -212,11 +213,16 @@ func (lc *localConstraint) holds(content []byte) *refusal {
 }
 
 // matches reports whether a resource's JSON matches at least one of the
-// constraints. JSON that does not decode matches none.
+// constraints. JSON that is not one strict object matches none (found by
+// FuzzWriteConstraint: a decoder alone ignored what followed the object;
+// and a duplicate member would be read as its last).
 func (lc *localConstraint) matches(resource []byte) bool {
 	var root map[string]any
+	if jsonstrict.Check(resource) != nil {
+		return false
+	}
 	dec := json.NewDecoder(bytes.NewReader(resource))
-	dec.UseNumber()
+	dec.UseNumber() // a number too large for a float64 is still JSON
 	if dec.Decode(&root) != nil {
 		return false
 	}
