@@ -57,9 +57,9 @@
 // type, its parameters in the query (a body is refused: it would go
 // upstream unread). A constrained read becomes a search by _id with the
 // constraint, so the FHIR server proves the match; a constrained write is
-// held to its constraint by the proxy (see Constrained writes), and so are
-// each entry of a constrained search's answer that the server does not
-// mark as a match (one an _include brings) and the versions a constrained
+// held to its constraint by the proxy (see Constrained writes). So is each
+// entry of a constrained search's answer that the server does not mark as
+// a match (one an _include brings), and so is each version a constrained
 // vread or instance history shows (the record as it is now must match
 // too; a search finds current versions only). Batches are authorised
 // entry by entry (see Writes in a batch or transaction), and in a batch
