@@ -121,7 +121,9 @@ func (p *Proxy) authorize(in *Interaction, a *access) *refusal {
 		// The upstream applies the constraint to this type's matches; what
 		// else of the type comes along is held to it by the proxy.
 		a.constrained = in.Type
-		a.holdUnmatched(in, d)
+		if ref := a.holdAnswer(in, d); ref != nil {
+			return ref
+		}
 	case carried:
 		// Found by probing: the type was then unreadable in the answer, so
 		// a patient app searching Observation?category=laboratory under
@@ -131,7 +133,9 @@ func (p *Proxy) authorize(in *Interaction, a *access) *refusal {
 			return ref
 		}
 		a.constrained = in.Type
-		a.holdUnmatched(in, a.tok.Scopes.Check(scopes.Access{Context: a.ctx, Type: in.Type, Perms: need}))
+		if ref := a.holdAnswer(in, a.tok.Scopes.Check(scopes.Access{Context: a.ctx, Type: in.Type, Perms: need})); ref != nil {
+			return ref
+		}
 	}
 	if in.Kind == Create || in.Kind == Update || in.Kind == Patch {
 		if rd := a.tok.Scopes.Check(scopes.Access{Context: a.ctx, Type: in.Type, Perms: scopes.Read}); rd.Constrained() {
@@ -291,7 +295,7 @@ func (p *Proxy) applyConstraint(in *Interaction, d scopes.Decision) *refusal {
 // (found by probing, with _contained and _query, which went upstream with
 // the constraint added), and a named query is the server's own, which
 // need not apply the other parameters. (Includes bring entries the proxy
-// judges one by one: access.holdUnmatched.)
+// judges one by one: access.holdAnswer.)
 func constrainedSearch(in *Interaction) *refusal {
 	for _, prm := range in.Params {
 		switch base, _, _ := strings.Cut(prm.Name, ":"); base {
@@ -302,35 +306,60 @@ func constrainedSearch(in *Interaction) *refusal {
 	return nil
 }
 
-// holdUnmatched prepares the judging of a constrained search's answer
-// (d, whose constraints it is under) when it may hold entries the server
-// did not apply the constraint to: those _include and _revinclude bring,
-// and on a page of a search that may have asked for them. Each entry the
-// answer does not mark as a match is then held to the constraint as the
-// proxy evaluates it (access.judgeEntry); where the proxy cannot evaluate
-// it, those of the constrained type are dropped.
-func (a *access) holdUnmatched(in *Interaction, d scopes.Decision) {
-	includes := in.pageURL != ""
+// holdAnswer prepares the judging of a constrained search's answer (d,
+// whose constraints it is under) where the server's matching alone does
+// not bound it:
+//
+//   - _include and _revinclude bring entries the server did not apply the
+//     constraint to, and so may a page of a search that may have asked for
+//     them (a page link carries no parameters). Each entry the answer does
+//     not mark as a match is held to the constraint as the proxy evaluates
+//     it (access.judgeEntry); where the proxy cannot evaluate it, those of
+//     the constrained type are dropped.
+//   - A constraint's parameter repeated in the search (the client's
+//     category=vital-signs beside the constraint's category=laboratory)
+//     is bounded only by a server that ANDs repeated parameters, as FHIR
+//     has it; one that took the first or the last would answer outside
+//     the constraint. So every entry of the constrained type is held to it
+//     too, and where the proxy cannot evaluate it the search is refused.
+//
+// An element selection then keeps what the constraint reads, or a record
+// would lose it and be dropped.
+func (a *access) holdAnswer(in *Interaction, d scopes.Decision) *refusal {
+	includes, repeated := in.pageURL != "", false
 	for _, prm := range in.Params {
 		includes = includes || strings.HasPrefix(prm.Name, "_include") || strings.HasPrefix(prm.Name, "_revinclude")
 	}
-	if !includes {
-		return
+	for sc := range d.Constraints() {
+		for _, pair := range sc.Constraint() {
+			n := 0
+			for _, prm := range in.Params {
+				if prm.Name == pair.Name {
+					n++
+				}
+			}
+			repeated = repeated || n > 1
+		}
 	}
-	a.unmatched = true
-	a.included, _ = compileConstraint(in.Type, d)
-	if a.included == nil {
-		return
+	if !includes && !repeated {
+		return nil
 	}
-	// An element selection must keep what the constraint reads, or an
-	// included record would lose it and be dropped.
+	lc, _ := compileConstraint(in.Type, d)
+	if repeated && lc == nil {
+		return refuse(http.StatusForbidden, "forbidden", "the search repeats a parameter of the scope's constraint, and the proxy cannot check the answer against it; search without it")
+	}
+	a.unmatched, a.recheck, a.included = includes, repeated, lc
+	if lc == nil {
+		return nil
+	}
 	for i := range in.Params {
 		if prm := &in.Params[i]; prm.Name == "_elements" {
-			for _, e := range a.included.elements() {
+			for _, e := range lc.elements() {
 				prm.Value = withElements(prm.Value, e)
 			}
 		}
 	}
+	return nil
 }
 
 // confine imposes the Patient compartment on a patient/ token.

@@ -301,14 +301,18 @@ func (a *access) bound(p *projection) bool {
 // judgeEntry judges a Bundle entry's resource (res, its JSON) as judge
 // does and, where a constrained search may bring entries the server did not
 // apply the constraint to (access.unmatched), holds each one whose
-// search.mode does not say match to the constraint itself: one of the
-// constrained type must match it as the proxy evaluates it (included), and
+// search.mode does not say match to the constraint itself (every one of
+// the constrained type, with access.recheck): one of the constrained type
+// must match it as the proxy evaluates it (included), and
 // one carrying a resource of that type (a Bundle held as a resource:
 // projection.Inner) is dropped. (A contained resource is the container's,
 // under its type's scopes, as everywhere.)
 func (a *access) judgeEntry(e *bundleEntry, res []byte) verdict {
-	if a.unmatched && !e.match &&
-		(e.res.ResourceType == a.constrained && (a.included == nil || !a.included.matches(res)) || slices.Contains(e.res.Inner, a.constrained)) {
+	held := a.recheck || a.unmatched && !e.match
+	switch {
+	case held && e.res.ResourceType == a.constrained && (a.included == nil || !a.included.matches(res)):
+		return drop
+	case a.unmatched && !e.match && slices.Contains(e.res.Inner, a.constrained):
 		return drop
 	}
 	return a.judge(&e.res)

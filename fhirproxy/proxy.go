@@ -169,6 +169,10 @@ type access struct {
 	// when it cannot: they are dropped). See access.judgeEntry.
 	unmatched bool
 	included  *localConstraint
+	// recheck: every entry of the constrained type is held to included,
+	// matches too (a constraint's parameter repeated in the search; see
+	// access.holdAnswer).
+	recheck bool
 	// written is the constraint a write under a constrained scope is held
 	// to: what it writes, and the stored version it replaces or removes.
 	written *localConstraint

@@ -576,3 +576,30 @@ func TestConstrainedVersions(t *testing.T) {
 	f.refused("a constraint the proxy cannot evaluate", f.do("GET", "/Observation/lab-1/_history/2",
 		f.token("user/Observation.rs?code:in=http://example.org/labs", everyLabel()), ""), 403)
 }
+
+// TestConstraintOverRepeatedParameters: a search that names a parameter of
+// the scope's constraint again (category=vital-signs under
+// category=laboratory) is bounded only by a server that ANDs repeated
+// parameters. The test upstream, like a server that takes the first value,
+// does not: each entry of the constrained type is then held to the
+// constraint by the proxy, and where it cannot evaluate the constraint the
+// search is refused.
+func TestConstraintOverRepeatedParameters(t *testing.T) {
+	f := newFixture(t)
+	for _, scope := range []string{"user/Observation.rs?category=laboratory", "launch/patient patient/Observation.rs?category=laboratory"} {
+		tok := f.token(scope, everyLabel())
+		for _, q := range []string{"category=vital-signs", "category=vital-signs&category=laboratory"} {
+			r := f.do("GET", "/Observation?"+q, tok, "")
+			if got := entryIDs(r); r.status != 200 || len(got) != 0 {
+				t.Errorf("%s: %s: %d %v", scope, q, r.status, got)
+			}
+		}
+		// Not repeated: the server's matches stand.
+		if r := f.do("GET", "/Observation?status=final", tok, ""); r.status != 200 || !slices.Contains(entryIDs(r), "lab-1") {
+			t.Errorf("%s: a search not repeating the constraint: %d %v", scope, r.status, entryIDs(r))
+		}
+		f.up.reset()
+	}
+	unread := f.token("user/Observation.rs?code:in=http://example.org/labs", everyLabel())
+	f.refused("a repeated parameter of a constraint the proxy cannot evaluate", f.do("GET", "/Observation?code:in=http://example.org/vitals", unread, ""), 403)
+}
