@@ -254,28 +254,30 @@ func (t tokenTest) matches(root map[string]any) bool {
 	return false
 }
 
-// elements are the values at a path of members from v, each array on the
-// way (a repeating element) taken one value at a time.
+// elements are the values at a path of members from v, an array on the
+// way (a repeating element) taken one value at a time. An array in an
+// array is no FHIR element, and matches nothing.
 func elements(v any, members []string) []any {
-	if arr, ok := v.([]any); ok {
-		var out []any
-		for _, x := range arr {
-			out = append(out, elements(x, members)...)
-		}
-		return out
-	}
 	if len(members) == 0 {
-		return []any{v}
+		return items(v)
 	}
-	obj, ok := v.(map[string]any)
-	if !ok {
-		return nil
+	var out []any
+	for _, x := range items(v) {
+		if obj, ok := x.(map[string]any); ok {
+			if next, ok := obj[members[0]]; ok {
+				out = append(out, elements(next, members[1:])...)
+			}
+		}
 	}
-	next, ok := obj[members[0]]
-	if !ok {
-		return nil
+	return out
+}
+
+// items are an array's items, or v alone.
+func items(v any) []any {
+	if arr, ok := v.([]any); ok {
+		return arr
 	}
-	return elements(next, members[1:])
+	return []any{v}
 }
 
 // matches reports whether one element of the kind matches the token.

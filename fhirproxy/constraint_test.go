@@ -2,8 +2,10 @@ package fhirproxy
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 
+	"github.com/smartkit/smartkit/internal/jsonstrict"
 	"github.com/smartkit/smartkit/scopes"
 )
 
@@ -17,13 +19,26 @@ func FuzzWriteConstraint(f *testing.F) {
 	f.Add("status", "final", `{"status":"final"}`)
 	f.Add("_tag", "http://x|", `{"meta":{"tag":[{"system":"http://x","code":"a"}]}}`)
 	f.Add("category", "a,b", `{"category":[[{"coding":{"code":"a"}}]]}`)
+	f.Add("category", "a", `{"category":[[{"coding":[{"code":"a"}]}]]}`)
+	f.Add("category", "|a,http://x|", `{"category":{"coding":[{"system":"http://x","code":"b"},{"code":"a","system":null}]}}`)
 	f.Fuzz(func(t *testing.T, name, value, resource string) {
 		tt, ok := compileTest("Observation", scopes.Param{Name: name, Value: value})
 		if !ok {
 			return
 		}
 		lc := &localConstraint{alts: [][]tokenTest{{tt}}}
-		if !lc.matches([]byte(resource)) {
+		matched := lc.matches([]byte(resource))
+		if name == "category" && jsonstrict.Check([]byte(resource)) == nil {
+			// An independent reading of R4's token match on a repeating
+			// CodeableConcept, over what encoding/json decodes.
+			var doc map[string]any
+			if json.Unmarshal([]byte(resource), &doc) == nil {
+				if want := categoryMatches(doc, value); want != matched {
+					t.Fatalf("category=%s on %s: matched %v, want %v", value, resource, matched, want)
+				}
+			}
+		}
+		if !matched {
 			return
 		}
 		var v any
@@ -54,4 +69,37 @@ func FuzzWriteConstraint(f *testing.F) {
 		}
 		t.Fatalf("%s=%s matched %s, which holds none of its codes", name, value, resource)
 	})
+}
+
+// categoryMatches is R4's token match of a category search value (its
+// comma-separated tokens ORed) against a resource's category codings.
+func categoryMatches(doc map[string]any, value string) bool {
+	cats, _ := doc["category"].([]any)
+	if c, ok := doc["category"].(map[string]any); ok {
+		cats = []any{c}
+	}
+	for _, token := range strings.Split(value, ",") {
+		system, code, qualified := strings.Cut(token, "|")
+		if !qualified {
+			system, code = "", token
+		}
+		for _, c := range cats {
+			cm, _ := c.(map[string]any)
+			codings, _ := cm["coding"].([]any)
+			for _, cd := range codings {
+				m, _ := cd.(map[string]any)
+				sys, hasSys := m["system"].(string)
+				_, anySys := m["system"]
+				cc, _ := m["code"].(string)
+				switch {
+				case !qualified && cc == code,
+					qualified && system == "" && !anySys && cc == code,
+					qualified && system != "" && code == "" && hasSys && sys == system,
+					qualified && system != "" && code != "" && hasSys && sys == system && cc == code:
+					return true
+				}
+			}
+		}
+	}
+	return false
 }
