@@ -160,7 +160,7 @@ func (p *Proxy) matchesOn(ctx context.Context, a *access, target, page string, v
 	)
 	s := jsonstrict.NewScanner(body)
 	derr := top.decode(s, readEntries(s, nil, func(e bundleEntry) error {
-		if e.hasRes && !e.notMatch && e.res.ResourceType == target && a.judge(&e.res) == keep &&
+		if e.hasRes && !e.notMatch && e.res.ResourceType == target && a.judgeEntry(&e, body[e.resStart:e.resEnd]) == keep &&
 			!slices.ContainsFunc(*matches, func(m match) bool { return m.id == e.res.ID }) {
 			m := match{id: e.res.ID}
 			if versions {

@@ -387,6 +387,14 @@ func TestConstrainedConditionalWrites(t *testing.T) {
 			t.Errorf("%s: %d %s, written %q", c.name, r.status, r.raw, got)
 		}
 	}
+	// Criteria repeating the constraint's parameter: what the server
+	// matches is held to the constraint by the proxy (the test upstream,
+	// like a careless server, takes the first value), so the laboratory
+	// result is no match, and its read is not sent.
+	r = f.do("POST", "/Observation", tok, noID(identified(reading("", "vital-signs"), "L")), "If-None-Exist", "category=laboratory&identifier=urn:lab|L")
+	if got := f.writes(); r.status != 201 || !slices.Equal(got, []string{"POST /Observation"}) {
+		t.Errorf("criteria repeating the constraint's parameter: %d %.200s, written %q", r.status, r.raw, got)
+	}
 	// A write constraint the proxy cannot check: refused before the search.
 	unread := f.token("launch/patient patient/Observation.crs?code:in=http://example.org/vs", nil)
 	f.refused("a constraint the proxy cannot check", f.do("POST", "/Observation", unread, noID(identified(reading("", "vital-signs"), "V")), ifNoneExist("V")...), 403)
