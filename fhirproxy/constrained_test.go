@@ -602,6 +602,10 @@ func TestConstraintOverRepeatedParameters(t *testing.T) {
 				t.Errorf("%s: %s: %d %v", scope, q, r.status, got)
 			}
 		}
+		// Nor does a count of them: the server's count is of its matches.
+		if r := f.do("GET", "/Observation?category=vital-signs&_summary=count", tok, ""); r.status != 200 || r.body["total"] != nil {
+			t.Errorf("%s: a count repeating the constraint: %d %s", scope, r.status, r.raw)
+		}
 		// Not repeated: the server's matches stand.
 		if r := f.do("GET", "/Observation?status=final", tok, ""); r.status != 200 || !slices.Contains(entryIDs(r), "lab-1") {
 			t.Errorf("%s: a search not repeating the constraint: %d %v", scope, r.status, entryIDs(r))

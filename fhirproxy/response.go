@@ -632,7 +632,7 @@ func (a *access) inspectBody(in Interaction, body []byte) ([]byte, []*projection
 			return nil, nil, notFound()
 		}
 		var f pageFacts
-		if !removed && !a.unrestricted { // only then do the facts decide
+		if !removed && a.judgesTotals() { // only then do the facts decide
 			f = bundleFacts(body, spans)
 			f.matches = matchCount(entries)
 		}
@@ -739,6 +739,12 @@ type pageFacts struct {
 	n, matches                 int
 }
 
+// judgesTotals reports whether a Bundle's total and meta are judged by the
+// page's facts (pageFacts.goes): with labels judged, and where the proxy
+// holds every match to a constraint itself (access.recheck), since a
+// server that did not apply it counted what the proxy drops.
+func (a *access) judgesTotals() bool { return !a.unrestricted || a.recheck }
+
 // goes reports whether a judged Bundle's total and meta go out. Neither
 // does when entries were removed: the total counts them, the meta may
 // carry their labels. With labels judged, both go only when the page
@@ -751,7 +757,7 @@ func (f pageFacts) goes(a *access, removed bool) (total, meta bool) {
 	switch {
 	case removed:
 		return false, false
-	case a.unrestricted:
+	case !a.judgesTotals():
 		return true, true
 	}
 	return !f.total || !f.next && f.totalOK && f.n <= f.matches, !f.next
