@@ -101,7 +101,7 @@ func (p *Proxy) authorize(in *Interaction, a *access) *refusal {
 			return forbidden("a conditional write under a constrained scope is resolved by the proxy; this one was not (send it on its own)")
 		}
 		var ref *refusal
-		if a.written, ref = compileConstraint(in.Type, d); ref != nil {
+		if a.held, ref = compileConstraint(in.Type, d); ref != nil {
 			return ref
 		}
 	case d.Constrained() && (in.Kind == VRead || in.Kind == HistoryInstance):
@@ -113,7 +113,7 @@ func (p *Proxy) authorize(in *Interaction, a *access) *refusal {
 		if ref != nil {
 			return ref
 		}
-		a.versions, a.included, a.unmatched, a.constrained = lc, lc, true, in.Type
+		a.held, a.included, a.unmatched, a.constrained = lc, lc, true, in.Type
 	case d.Constrained():
 		if ref := p.applyConstraint(in, d); ref != nil {
 			return ref

@@ -39,7 +39,7 @@ import (
 // localConstraint is one compiled: a constraint the proxy evaluates itself.
 type localConstraint struct {
 	alts [][]tokenTest // ORed; the tests within one are ANDed
-	text string        // the constraints as the scopes write them, for refusals
+	text string        // the scopes whose constraints they are, for refusals
 }
 
 // tokenTest is one name=value pair of a constraint, compiled.
@@ -130,7 +130,7 @@ func compileConstraint(typ string, d scopes.Decision) (*localConstraint, *refusa
 		}
 		if alt != nil {
 			lc.alts = append(lc.alts, alt)
-			texts = append(texts, constraintText(params))
+			texts = append(texts, sc.String())
 		}
 	}
 	if len(lc.alts) == 0 {
@@ -139,15 +139,6 @@ func compileConstraint(typ string, d scopes.Decision) (*localConstraint, *refusa
 	}
 	lc.text = strings.Join(texts, " or ")
 	return lc, nil
-}
-
-// constraintText writes a constraint's pairs as a query does.
-func constraintText(params []scopes.Param) string {
-	parts := make([]string, len(params))
-	for i, prm := range params {
-		parts[i] = prm.Name + "=" + prm.Value
-	}
-	return strings.Join(parts, "&")
 }
 
 // compileTest compiles one pair, or reports that the proxy cannot evaluate
@@ -207,7 +198,7 @@ func (lc *localConstraint) elements() []string {
 // matches none of the constraints.
 func (lc *localConstraint) holds(content []byte) *refusal {
 	if !lc.matches(content) {
-		return refuse(http.StatusForbidden, "forbidden", "the resource does not match the constraint of the token's scope ("+lc.text+")")
+		return refuse(http.StatusForbidden, "forbidden", "the resource does not match the constraint of the token's scope "+lc.text)
 	}
 	return nil
 }

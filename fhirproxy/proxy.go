@@ -173,13 +173,12 @@ type access struct {
 	// matches too (a constraint's parameter repeated in the search; see
 	// access.holdAnswer).
 	recheck bool
-	// written is the constraint a write under a constrained scope is held
-	// to: what it writes, and the stored version it replaces or removes.
-	written *localConstraint
-	// versions is the constraint of a constrained vread or instance
-	// history: the record as it is now (checkStored) and each version
-	// shown must match it as the proxy evaluates it.
-	versions *localConstraint
+	// held is the constraint the record itself is held to, as the proxy
+	// evaluates it, where the server cannot apply it: the stored version a
+	// write replaces or removes, or whose earlier versions a vread or an
+	// instance history shows (checkStored); what a write writes
+	// (checkContent); the version a vread shows (exchange.inspect).
+	held *localConstraint
 	// readBack is the constraint of a constrained read of the type a
 	// create, update or patch writes, when the proxy can evaluate it: the
 	// answer, the record as stored, is shown when it matches.

@@ -73,7 +73,7 @@ func (x *exchange) inspect(resp *http.Response) (*refusal, error) {
 	if int64(len(body)) > p.Limits.resp() {
 		return refuse(http.StatusBadGateway, "too-costly", "the response is too large to inspect"), nil
 	}
-	if in.Kind == VRead && a.versions != nil && !a.versions.matches(body) {
+	if in.Kind == VRead && a.held != nil && !a.held.matches(body) {
 		ev.Reason = "outside the grant: answered as not found"
 		return notFound(), nil // an earlier version outside the constraint
 	}

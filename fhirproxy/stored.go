@@ -52,8 +52,8 @@ func (p *Proxy) checkStored(ctx context.Context, in Interaction, a *access, next
 	if in.Conditional && labelled {
 		return p.checkMatches(ctx, in, next, sparesLabels)
 	}
-	inComp := a.patient != "" && in.Type != "Patient"                          // a patient/ token's own Patient is checked by id
-	sees := !inComp && a.unrestricted && a.written == nil && a.versions == nil // the access may see every stored version
+	inComp := a.patient != "" && in.Type != "Patient"  // a patient/ token's own Patient is checked by id
+	sees := !inComp && a.unrestricted && a.held == nil // the access may see every stored version
 	if sees && !labelled || in.ID == "" {
 		return nil
 	}
@@ -70,12 +70,14 @@ func (p *Proxy) checkStored(ctx context.Context, in Interaction, a *access, next
 		return refuse(http.StatusBadGateway, "invalid", "the FHIR server answered with another resource")
 	case (read || sees && a.patient == "") && (st == http.StatusNotFound || st == http.StatusGone):
 		return nil // nothing stored to protect, nor to tell of
+	case st == http.StatusOK && a.held != nil && !a.held.matches(stored):
+		return notFound() // as a read of it under the constraint answers
 	case read && st == http.StatusOK:
 		v := a.judge(pr)
 		if v == needsContext {
 			v = p.judgeContext(ctx, a, pr)
 		}
-		if v != keep || a.versions != nil && !a.versions.matches(stored) {
+		if v != keep {
 			return notFound()
 		}
 		return nil
@@ -87,9 +89,6 @@ func (p *Proxy) checkStored(ctx context.Context, in Interaction, a *access, next
 	}
 	if a.bound(pr) && p.judgeContext(ctx, a, pr) != keep {
 		return notFound() // a Binary whose context the access may not see
-	}
-	if a.written != nil && !a.written.matches(stored) {
-		return notFound() // as a read of it under the constraint answers
 	}
 	if in.Kind == Patch && a.appliesPatches() {
 		// A patient app's JSON Patch is applied to the version just judged

@@ -114,8 +114,8 @@ func checkContent(in Interaction, a *access, body []byte) (*projection, *refusal
 	if ref := validR4(body); ref != nil {
 		return nil, ref
 	}
-	if a.written != nil {
-		if ref := a.written.holds(body); ref != nil {
+	if a.held != nil {
+		if ref := a.held.holds(body); ref != nil {
 			return nil, ref
 		}
 	}
@@ -126,7 +126,7 @@ func checkContent(in Interaction, a *access, body []byte) (*projection, *refusal
 // (applyPatch) to check its result: with patient context (the result must
 // stay in the compartment) and under a constrained scope (it must match
 // the constraint).
-func (a *access) appliesPatches() bool { return a.patient != "" || a.written != nil }
+func (a *access) appliesPatches() bool { return a.patient != "" || a.held != nil }
 
 // applyPatch applies a patient app's JSON Patch to the stored version
 // checkStored read and judged, and checks the result as an update's
@@ -639,27 +639,17 @@ func (pl *entryPlan) edit(e batchEntry, pin string) bundleEdit {
 // renameReferences returns body with each reference whose value is one
 // of names' keys renamed to its value, or nil when it names none.
 func renameReferences(body []byte, names map[string]string) ([]byte, error) {
-	type span struct {
-		from, to int64
-		name     string
-	}
-	var spans []span
+	var edits []bundleEdit // in the order eachString reads them
 	err := eachString(body, func(v []byte, reference bool, from, to int64) {
 		if n, ok := names[string(v)]; ok && reference {
-			spans = append(spans, span{from, to, n})
+			q, _ := json.Marshal(n)
+			edits = append(edits, bundleEdit{from: from, to: to, text: q})
 		}
 	})
-	if err != nil || len(spans) == 0 {
+	if err != nil || len(edits) == 0 {
 		return nil, err
 	}
-	out := make([]byte, 0, len(body)+16*len(spans))
-	at := int64(0)
-	for _, sp := range spans {
-		q, _ := json.Marshal(sp.name)
-		out = append(append(out, body[at:sp.from]...), q...)
-		at = sp.to
-	}
-	return append(out, body[at:]...), nil
+	return splice(body, edits), nil
 }
 
 // maxBundleReads is how many upstream reads the checks of one batch or
@@ -724,7 +714,8 @@ type entryPin struct {
 	etag string
 }
 
-// bundleEdit replaces the Bundle's bytes from from to to with text.
+// bundleEdit replaces the bytes of a Bundle (or of a resource: splice)
+// from from to to with text.
 type bundleEdit struct {
 	from, to int64
 	text     []byte
@@ -742,13 +733,19 @@ func withEdits(body []byte, pins []entryPin, edits []bundleEdit) []byte {
 	}
 	all = append(all, edits...)
 	slices.SortFunc(all, func(a, b bundleEdit) int { return int(a.from - b.from) })
+	return splice(body, all)
+}
+
+// splice returns body with each edit's span replaced by its text; the
+// edits are in order and do not overlap.
+func splice(body []byte, edits []bundleEdit) []byte {
 	n := len(body)
-	for _, e := range all {
+	for _, e := range edits {
 		n += len(e.text)
 	}
 	out := make([]byte, 0, n)
 	from := int64(0)
-	for _, e := range all {
+	for _, e := range edits {
 		out = append(append(out, body[from:e.from]...), e.text...)
 		from = e.to
 	}
