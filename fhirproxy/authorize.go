@@ -380,7 +380,7 @@ func (p *Proxy) confine(in *Interaction, a *access) *refusal {
 	switch in.Kind {
 	case Read, VRead, HistoryInstance:
 		if isPatient && in.ID != pid {
-			return notFound() // another patient's record looks absent
+			return outsideGrant() // another patient's record looks absent
 		}
 	case SearchCompart:
 		if in.Compartment != pid {

@@ -230,6 +230,9 @@ type refusal struct {
 	code   string // OperationOutcome issue code
 	msg    string
 	bearer string // WWW-Authenticate error, for 401/403
+	// audit, when set, is the audit event's reason in place of code and
+	// msg: what the client must not be told (withheld).
+	audit string
 }
 
 func (e *refusal) Error() string { return e.msg }
@@ -241,6 +244,17 @@ func refuse(status int, code, msg string) *refusal {
 // notFound is the answer for anything outside what the token may see:
 // indistinguishable from a resource that does not exist.
 func notFound() *refusal { return refuse(http.StatusNotFound, "not-found", "resource not found") }
+
+// outsideGrant is notFound for what exists, or is asked for, outside what the
+// token may see: the client gets exactly notFound's answer, and the audit
+// event says what it was (a security event, as a 403 is), so that an
+// attempt to reach another patient's or a labelled record is told apart
+// from a miss in the audit trail, and only there.
+func outsideGrant() *refusal {
+	r := notFound()
+	r.audit = "outside the grant: answered as not found"
+	return r
+}
 
 // ServeHTTP enforces the policy and forwards what it allows.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -304,7 +318,10 @@ func resourceRef(in *Interaction, path string) string {
 func (p *Proxy) finish(w http.ResponseWriter, r *http.Request, ev *audit.Event, ref *refusal, _ error) {
 	ev.Type, ev.Outcome = audit.ResourceRefused, audit.Failure
 	ev.Reason = ref.code + ": " + ref.msg
-	if ref.status == http.StatusUnauthorized || ref.status == http.StatusForbidden {
+	if ref.audit != "" {
+		ev.Reason = ref.audit
+	}
+	if ref.status == http.StatusUnauthorized || ref.status == http.StatusForbidden || ref.audit != "" {
 		ev.Severity = audit.Security
 	}
 	if err := p.record(r.Context(), ev); err != nil {
@@ -330,9 +347,9 @@ func (p *Proxy) finish(w http.ResponseWriter, r *http.Request, ev *audit.Event, 
 // method per request).
 func tokenParam(r *http.Request) *refusal {
 	if _, ok := smart.BearerToken(r); !ok {
-		return &refusal{http.StatusUnauthorized, "login", "send the token in the Authorization header only", "invalid_request"}
+		return &refusal{status: http.StatusUnauthorized, code: "login", msg: "send the token in the Authorization header only", bearer: "invalid_request"}
 	}
-	return &refusal{http.StatusBadRequest, "invalid", string(errTokenParam), "invalid_request"}
+	return &refusal{status: http.StatusBadRequest, code: "invalid", msg: string(errTokenParam), bearer: "invalid_request"}
 }
 
 func (p *Proxy) record(ctx context.Context, ev *audit.Event) error {
@@ -440,11 +457,11 @@ func (p *Proxy) admit(r *http.Request, in *Interaction, a *access) (*access, *re
 	}
 	raw, ok := smart.BearerToken(r)
 	if !ok {
-		return nil, &refusal{http.StatusUnauthorized, "login", "a bearer token is required", ""}
+		return nil, &refusal{status: http.StatusUnauthorized, code: "login", msg: "a bearer token is required", bearer: ""}
 	}
 	tok, err := p.Verifier.Verify(r.Context(), raw)
 	if err != nil {
-		return nil, &refusal{http.StatusUnauthorized, "login", "the token is not valid here", "invalid_token"}
+		return nil, &refusal{status: http.StatusUnauthorized, code: "login", msg: "the token is not valid here", bearer: "invalid_token"}
 	}
 	p.accessFor(a, tok)
 	if ref := p.followPage(in, a); ref != nil {

@@ -711,3 +711,40 @@ func everyLabel() *consent.Clearance {
 	all := append(append(slices.Clone(consent.SensitiveTags), consent.HighlySensitiveTags...), consent.SegmentedTags...)
 	return &consent.Clearance{MaxConfidentiality: consent.VeryRestricted, Tags: all}
 }
+
+// TestWithheldIsAudited: what the proxy answers as missing because it is
+// outside the grant (another patient's record, a labelled one, a version
+// outside the constraint, a write's stored record) gets exactly the answer
+// a missing record gets, and an audit event that says what it was, as a
+// security event; a record that is missing is audited as a miss.
+func TestWithheldIsAudited(t *testing.T) {
+	f := newFixture(t)
+	f.up.mu.Lock()
+	f.up.versions = map[string][]map[string]any{"Observation/vs-1": {obs("vs-1", "p1", "laboratory")}}
+	f.up.mu.Unlock()
+	patient := f.token("launch/patient patient/Observation.cruds patient/Patient.rs", nil)
+	vitals := f.token("launch/patient patient/Observation.rs?category=vital-signs", nil)
+	missing := f.do("GET", "/Observation/nope", patient, "")
+	last := func() audit.Event { evs := f.audit.Events(); return evs[len(evs)-1] }
+	if ev := last(); missing.status != http.StatusNotFound || ev.Reason != "not-found: resource not found" || ev.Severity == audit.Security {
+		t.Fatalf("a missing record: %d, audited %q %q", missing.status, ev.Reason, ev.Severity)
+	}
+	for _, c := range []struct{ name, method, target, tok, body string }{
+		{"another patient's record", "GET", "/Observation/lab-2", patient, ""},
+		{"a labelled record", "GET", "/Observation/psy-1", patient, ""},
+		{"another patient", "GET", "/Patient/p2", patient, ""},
+		{"an update of another patient's record", "PUT", "/Observation/lab-2", patient, mustJSON(obs("lab-2", "p1", "laboratory"))},
+		{"a delete of a labelled record", "DELETE", "/Observation/psy-1", patient, ""},
+		{"a version outside the constraint", "GET", "/Observation/vs-1/_history/1", vitals, ""},
+	} {
+		r := f.do(c.method, c.target, c.tok, c.body)
+		ev := last()
+		if r.status != missing.status || r.raw != missing.raw {
+			t.Errorf("%s: %d %s, want what a missing record gets", c.name, r.status, r.raw)
+		}
+		if ev.Outcome != audit.Failure || ev.Reason != "outside the grant: answered as not found" || ev.Severity != audit.Security {
+			t.Errorf("%s: audited %s %q %q", c.name, ev.Outcome, ev.Reason, ev.Severity)
+		}
+		f.onlyReads(c.name)
+	}
+}

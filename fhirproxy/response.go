@@ -74,8 +74,7 @@ func (x *exchange) inspect(resp *http.Response) (*refusal, error) {
 		return refuse(http.StatusBadGateway, "too-costly", "the response is too large to inspect"), nil
 	}
 	if in.Kind == VRead && a.held != nil && !a.held.matches(body) {
-		ev.Reason = "outside the grant: answered as not found"
-		return notFound(), nil // an earlier version outside the constraint
+		return outsideGrant(), nil // an earlier version outside the constraint
 	}
 	if a.readBack != nil && a.readBack.matches(body) {
 		// A write's answer, the record as stored, matches the token's
@@ -94,12 +93,9 @@ func (x *exchange) inspect(resp *http.Response) (*refusal, error) {
 		return nil, nil
 	}
 	if ref == nil && len(kept) == 1 && a.bound(kept[0]) && p.judgeContext(resp.Request.Context(), a, kept[0]) != keep {
-		ref = notFound()
+		ref = outsideGrant()
 	}
 	if ref != nil {
-		if ref.status == http.StatusNotFound {
-			ev.Reason = "outside the grant: answered as not found"
-		}
 		return ref, nil
 	}
 	if len(out) != len(body) {
@@ -621,15 +617,21 @@ func (a *access) inspectBody(in Interaction, body []byte) ([]byte, []*projection
 			// No version the access may see: the answer a missing resource
 			// gets, not an empty history that would say it exists (nor a
 			// deletion entry that would say it existed).
-			return nil, nil, notFound()
+			return nil, nil, outsideGrant()
 		}
 		if in.unwrap != "" { // a constrained read: exactly the one resource, or absent
+			missing := notFound() // absent, or outside the constraint: the server's search cannot tell
 			for i := range entries {
-				if e := &entries[i]; fates[i] == sendEntry && e.hasRes && e.res.ResourceType == in.Type && e.res.ID == in.unwrap {
+				e := &entries[i]
+				if !e.hasRes || e.res.ResourceType != in.Type || e.res.ID != in.unwrap {
+					continue
+				}
+				if fates[i] == sendEntry {
 					return body[e.resStart:e.resEnd], []*projection{&e.res}, nil
 				}
+				missing = outsideGrant()
 			}
-			return nil, nil, notFound()
+			return nil, nil, missing
 		}
 		var f pageFacts
 		if !removed && a.judgesTotals() { // only then do the facts decide
@@ -654,7 +656,7 @@ func (a *access) inspectBody(in Interaction, body []byte) ([]byte, []*projection
 		return nil, nil, refuse(http.StatusBadGateway, "invalid", "the FHIR server answered with another resource")
 	}
 	if v := a.judge(top); v != keep && v != needsContext { // exchange.inspect judges the context
-		return nil, nil, notFound()
+		return nil, nil, outsideGrant()
 	}
 	a.one[0] = top
 	return body, a.one[:], nil

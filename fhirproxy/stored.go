@@ -71,24 +71,26 @@ func (p *Proxy) checkStored(ctx context.Context, in Interaction, a *access, next
 	case (read || sees && a.patient == "") && (st == http.StatusNotFound || st == http.StatusGone):
 		return nil // nothing stored to protect, nor to tell of
 	case st == http.StatusOK && a.held != nil && !a.held.matches(stored):
-		return notFound() // as a read of it under the constraint answers
+		return outsideGrant() // as a read of it under the constraint answers
 	case read && st == http.StatusOK:
 		v := a.judge(pr)
 		if v == needsContext {
 			v = p.judgeContext(ctx, a, pr)
 		}
 		if v != keep {
-			return notFound()
+			return outsideGrant()
 		}
 		return nil
-	case st != http.StatusOK, inComp && !pr.inCompartment(a):
+	case st != http.StatusOK:
 		return notFound()
+	case inComp && !pr.inCompartment(a):
+		return outsideGrant()
 	}
 	if conf, tags := pr.labels(); !a.clearance.Allows(conf, tags) {
-		return notFound()
+		return outsideGrant()
 	}
 	if a.bound(pr) && p.judgeContext(ctx, a, pr) != keep {
-		return notFound() // a Binary whose context the access may not see
+		return outsideGrant() // a Binary whose context the access may not see
 	}
 	if in.Kind == Patch && a.appliesPatches() {
 		// A patient app's JSON Patch is applied to the version just judged
