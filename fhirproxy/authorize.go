@@ -424,27 +424,7 @@ func (p *Proxy) confine(in *Interaction, a *access) *refusal {
 			return forbidden("this write is not allowed with patient context")
 		}
 		if isPatient && in.ID != pid {
-			return notFound()
-		}
-	}
-	return nil
-}
-
-// authorizeOperation allows only known operations (deny by default):
-// Patient/{id}/$everything, which needs read and search of every type.
-func (p *Proxy) authorizeOperation(in *Interaction, a *access) *refusal {
-	if in.Operation != "$everything" || in.Type != "Patient" || in.ID == "" {
-		return refuse(http.StatusForbidden, "forbidden", "operation "+in.Operation+" is not allowed")
-	}
-	if a.patient != "" && in.ID != a.patient {
-		return refuse(http.StatusForbidden, "forbidden", "$everything of another patient")
-	}
-	if !a.tok.Scopes.Allows(scopes.Access{Context: a.ctx, Type: "*", Perms: scopes.Read | scopes.Search}) {
-		return refuse(http.StatusForbidden, "forbidden", "$everything needs read and search of every type")
-	}
-	for _, prm := range in.Params {
-		if prm.Name != "_count" && prm.Name != "_since" && prm.Name != "_type" && prm.Name != "start" && prm.Name != "end" {
-			return refuse(http.StatusForbidden, "forbidden", "parameter "+prm.Name+" is not allowed on $everything")
+			return outsideGrant()
 		}
 	}
 	return nil

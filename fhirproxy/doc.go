@@ -9,7 +9,8 @@
 // through httputil.ReverseProxy's Rewrite hook, and checks what comes back:
 // resources outside the compartment or beyond the grant's consent clearance
 // (security labels) are withheld, and a single one becomes the same 404 a
-// missing resource gives. Every request, allowed or refused, is audited;
+// missing resource gives (its audit event, not the answer, says it was
+// withheld). Every request, allowed or refused, is audited;
 // refusals are FHIR OperationOutcomes, and nothing refused reaches the
 // upstream.
 //
@@ -54,8 +55,17 @@
 // id that does not exist answers 404 as one to another patient's record
 // does (no update-as-create with patient context). Operations are denied
 // unless listed: Patient/{id}/$everything with read and search of every
-// type, its parameters in the query (a body is refused: it would go
-// upstream unread). A constrained read becomes a search by _id with the
+// type, and the terminology operations (ValueSet $expand and
+// $validate-code, CodeSystem $lookup, $validate-code and $subsumes,
+// ConceptMap $translate) as a read of the resource they run on (r at
+// instance level, r and s at type level, where url or system names it;
+// for a patient/ token, on types in Proxy.SharedTypes). Their parameters go
+// in the query, each checked against the operation's list (a body is
+// refused: it would go upstream unread). With a clearance short of every
+// label, the resource a terminology operation runs on is judged before it
+// is sent, and its answer is judged always: of the operation's type, no
+// record inside, labels within the clearance. See the operations table in
+// operations.go. A constrained read becomes a search by _id with the
 // constraint, so the FHIR server proves the match; a constrained write is
 // held to its constraint by the proxy (see Constrained writes). So is each
 // entry of a constrained search's answer that the server does not mark as

@@ -571,6 +571,10 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, x *exchange) {
 			p.finish(w, r, &x.ev, ref, nil)
 			return
 		}
+		if ref := p.judgeSubject(r.Context(), &x.in, x.a); ref != nil {
+			p.finish(w, r, &x.ev, ref, nil)
+			return
+		}
 		if !x.in.forwardable(p.Limits) {
 			p.finish(w, r, &x.ev, refuse(http.StatusBadRequest, "too-costly", "the search is too long as the proxy would forward it (re-encoded, with the token's constraints added); narrow it"), nil)
 			return

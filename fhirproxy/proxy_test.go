@@ -592,15 +592,16 @@ func TestEverythingAndMetadata(t *testing.T) {
 		t.Fatalf("metadata: %d %s", r.status, r.raw)
 	}
 	// It lists only what the proxy supports: JSON, JSON patches, and of the
-	// operations only Patient $everything; no unknown type.
+	// operations Patient $everything and those of its table (terminology);
+	// no unknown type.
 	// Conditional deletes of several records neither: the proxy resolves
 	// them, and answers 412 to criteria matching more than one.
-	for _, gone := range []string{`"xml"`, "xml-patch", "export", "graphql", `"match"`, "lastn", "ImaginaryType", `"multiple"`} {
+	for _, gone := range []string{`"xml"`, "xml-patch", "export", "graphql", `"match"`, "lastn", "invalidate", "ImaginaryType", `"multiple"`} {
 		if strings.Contains(r.raw, gone) {
 			t.Errorf("metadata lists %s: %s", gone, r.raw)
 		}
 	}
-	for _, kept := range []string{`"everything"`, "json-patch", `"Observation"`, `"read"`, `"conditionalDelete":"single"`, `"conditionalUpdate":true`} {
+	for _, kept := range []string{`"everything"`, `"expand"`, `"validate-code"`, "json-patch", `"Observation"`, `"read"`, `"conditionalDelete":"single"`, `"conditionalUpdate":true`} {
 		if !strings.Contains(r.raw, kept) {
 			t.Errorf("metadata lost %s: %s", kept, r.raw)
 		}

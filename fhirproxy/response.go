@@ -52,7 +52,7 @@ func (x *exchange) inspect(resp *http.Response) (*refusal, error) {
 		if err == nil && int64(len(body)) > from {
 			// Only what may answer with a Bundle streams one: a read answered
 			// with a Bundle is refused whole, like any other resource.
-			if bundle, entryFirst := bundleHead(body); bundle && (alwaysBundle(in.Kind) || in.Kind == Operation) ||
+			if bundle, entryFirst := bundleHead(body); bundle && (alwaysBundle(in.Kind) || in.Kind == Operation && in.Operation == "$everything") ||
 				entryFirst && alwaysBundle(in.Kind) {
 				p.stream(resp.Request.Context(), resp, body, a, in.Type, !bundle, ev)
 				return nil, nil
@@ -562,6 +562,15 @@ func (a *access) inspectBody(in Interaction, body []byte) ([]byte, []*projection
 	if err != nil || s.End() != nil {
 		return nil, nil, refuse(http.StatusBadGateway, "invalid", "the FHIR server answered with invalid or ambiguous JSON")
 	}
+	if op, ok := tableOperation(&in); ok {
+		if len(entries) > 0 {
+			return nil, nil, refuse(http.StatusBadGateway, "invalid", "the FHIR server answered the operation with entries")
+		}
+		if ref := a.judgeOperationAnswer(op, top, body); ref != nil {
+			return nil, nil, ref
+		}
+		return body, nil, nil
+	}
 	switch {
 	case top.ResourceType == "Bundle" && read && (in.Type != "Bundle" || top.ID != in.ID):
 		return nil, nil, refuse(http.StatusBadGateway, "invalid", "the FHIR server answered with another resource")
@@ -806,8 +815,8 @@ func memberInt(member []byte) (int, bool) {
 }
 
 // supportedOnly removes from a CapabilityStatement's rest entry what the
-// proxy refuses to everyone: every operation but Patient/{id}/$everything,
-// resource types outside FHIR R4, and conditional deletes of several
+// proxy refuses to everyone: every operation but those of its table
+// (operations) and Patient/{id}/$everything, resource types outside FHIR R4, and conditional deletes of several
 // records.
 func supportedOnly(rest map[string]any) {
 	delete(rest, "operation") // no system-level operation is allowed
@@ -822,14 +831,13 @@ func supportedOnly(rest map[string]any) {
 		if m["conditionalDelete"] == "multiple" {
 			m["conditionalDelete"] = "single" // the proxy answers 412 to criteria matching several (resolveConditional)
 		}
-		if m["type"] != "Patient" {
-			delete(m, "operation")
-			continue
-		}
+		t, _ := m["type"].(string)
+		supported := supportedOperations(t)
 		ops, _ := m["operation"].([]any)
 		ops = slices.DeleteFunc(ops, func(o any) bool {
 			op, _ := o.(map[string]any)
-			return op["name"] != "everything"
+			name, _ := op["name"].(string)
+			return !slices.Contains(supported, name)
 		})
 		if len(ops) == 0 {
 			delete(m, "operation")

@@ -55,6 +55,10 @@ type upstream struct {
 	afterSearch func()
 	// header is added to every response (a misbehaving upstream's headers).
 	header http.Header
+	// opAnswer, when set, answers every operation but $everything;
+	// otherwise $expand gets a ValueSet expansion and the others a
+	// Parameters with a result.
+	opAnswer map[string]any
 	// bundleMeta, when set, is every searchset's meta (servers write the
 	// high-water mark of the matches' labels there).
 	bundleMeta map[string]any
@@ -200,8 +204,26 @@ func (u *upstream) serve(w http.ResponseWriter, r *http.Request) {
 					map[string]any{"type": "Patient", "operation": []any{op("everything"), op("match")}},
 					map[string]any{"type": "Observation", "operation": []any{op("lastn")}, "interaction": []any{map[string]any{"code": "read"}},
 						"conditionalDelete": "multiple", "conditionalUpdate": true},
+					map[string]any{"type": "ValueSet", "operation": []any{op("expand"), op("validate-code"), op("invalidate")}},
 					map[string]any{"type": "ImaginaryType"},
 				}}}})
+	case strings.HasPrefix(segs[len(segs)-1], "$") && segs[len(segs)-1] != "$everything":
+		u.mu.Lock()
+		answer := u.opAnswer
+		_, found := u.resources[strings.Join(segs[:min(2, len(segs))], "/")]
+		u.mu.Unlock()
+		switch {
+		case len(segs) == 3 && !found:
+			u.write(w, 404, notFound)
+			return
+		case answer != nil:
+		case segs[len(segs)-1] == "$expand":
+			answer = map[string]any{"resourceType": "ValueSet", "status": "active", "expansion": map[string]any{
+				"timestamp": "2026-11-28T00:00:00Z", "contains": []any{map[string]any{"system": "http://example.org/cs", "code": "red"}}}}
+		default:
+			answer = map[string]any{"resourceType": "Parameters", "parameter": []any{map[string]any{"name": "result", "valueBoolean": true}}}
+		}
+		u.write(w, 200, answer)
 	case r.Method == http.MethodGet && len(segs) == 2:
 		u.mu.Lock()
 		res, ok := u.resources[segs[0]+"/"+segs[1]]
@@ -247,6 +269,9 @@ func (u *upstream) serve(w http.ResponseWriter, r *http.Request) {
 					continue
 				}
 				if v := q.Get("code"); v != "" && !strings.Contains(mustJSON(res["code"]), `"code":"`+v+`"`) {
+					continue
+				}
+				if v := q.Get("url"); v != "" && res["url"] != v {
 					continue
 				}
 				if v := q.Get("identifier"); v != "" && !hasIdentifier(res, v) {

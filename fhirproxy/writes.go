@@ -465,6 +465,10 @@ func (p *Proxy) checkBatch(ctx context.Context, a *access, body []byte) *refusal
 		if ref := jsonOnly(in.Params); ref != nil {
 			return entryRefusal(i, ref)
 		}
+		if _, ok := tableOperation(&in); ok {
+			// Its answer is judged as an operation's, which an entry's is not.
+			return refuse(http.StatusForbidden, "forbidden", "batch entry "+itoa(i)+": "+in.Operation+" is sent on its own, not in a batch")
+		}
 		if a.patient != "" && in.Kind != Read && in.Kind != VRead && in.Kind != Create && in.Kind != Update && in.Kind != Patch && in.Kind != Delete {
 			return refuse(http.StatusForbidden, "forbidden", "batch entry "+itoa(i)+": only reads and writes may be batched with patient context")
 		}

@@ -1,0 +1,266 @@
+package fhirproxy
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/smartkit/smartkit/internal/jsonstrict"
+	"github.com/smartkit/smartkit/scopes"
+)
+
+// An operation is one entry of the proxy's table of FHIR operations
+// (SPEC-NOTES A8): how it is authorised and what its answer may be. An
+// operation not in the table is refused, at every level, for every token.
+//
+// Besides Patient/{id}/$everything (authorizeEverything), the table holds
+// the R4 terminology operations, which apps that fill in forms or check
+// codes call: they read terminology (ValueSet, CodeSystem, ConceptMap),
+// never a patient's record. Each is authorised as a read of the resource it
+// runs on: the r letter on its type at instance level (ValueSet/{id}/$expand),
+// r and s at type level, where a parameter finds the resource by its
+// canonical URL (ValueSet/$expand?url=…), as a search would. A patient/
+// token may call them on the types it may read outside its compartment
+// (Proxy.SharedTypes). Constrained scopes do not allow them: the answer is
+// computed, not a record a constraint could be checked on.
+//
+// With a clearance short of every label, the resource an operation runs
+// on is judged before the operation goes upstream (Proxy.judgeSubject): an
+// expansion is its value set's content, and a value set the clearance
+// withholds is not expanded for it. The answer is judged too
+// (judgeOperationAnswer): terminology answers carry codes, never records.
+//
+// Parameters go in the query, where each is checked against the
+// operation's list; a POST carries none in its body (Proxy.checkWrite).
+// Complex parameters (coding, codeableConcept, an inline valueSet) need a
+// body, so the forms that take them are not supported. In a batch,
+// operations other than $everything are refused: send them on their own.
+type operation struct {
+	// subject is the parameter that names, at type level, the canonical
+	// URL of the resource the operation runs on. It is required there and
+	// refused at instance level, where the id names it.
+	subject string
+	// params are the other query parameters it takes; multi may repeat.
+	params, multi []string
+	// answer is the resource type it answers with.
+	answer string
+}
+
+// operations is the table, by "Type/$name".
+var operations = map[string]operation{
+	"ValueSet/$expand": {subject: "url", answer: "ValueSet", params: []string{"valueSetVersion", "filter", "date", "offset", "count",
+		"includeDesignations", "includeDefinition", "activeOnly", "excludeNested", "excludeNotForUI", "excludePostCoordinated",
+		"displayLanguage"}, multi: []string{"designation", "exclude-system", "system-version", "check-system-version", "force-system-version"}},
+	"ValueSet/$validate-code": {subject: "url", answer: "Parameters", params: []string{"valueSetVersion", "code", "system",
+		"systemVersion", "display", "date", "abstract", "displayLanguage"}},
+	"CodeSystem/$lookup": {subject: "system", answer: "Parameters", params: []string{"code", "version", "date", "displayLanguage"},
+		multi: []string{"property"}},
+	"CodeSystem/$validate-code": {subject: "url", answer: "Parameters", params: []string{"version", "code", "display", "date",
+		"abstract", "displayLanguage"}},
+	"CodeSystem/$subsumes": {subject: "system", answer: "Parameters", params: []string{"codeA", "codeB", "version"}},
+	"ConceptMap/$translate": {subject: "url", answer: "Parameters", params: []string{"conceptMapVersion", "code", "system", "version",
+		"source", "target", "targetsystem", "reverse"}},
+}
+
+// authorizeOperation allows only the operations of the table (deny by
+// default); see operation.
+func (p *Proxy) authorizeOperation(in *Interaction, a *access) *refusal {
+	forbidden := func(msg string) *refusal { return refuse(http.StatusForbidden, "forbidden", msg) }
+	if in.Operation == "$everything" && in.Type == "Patient" && in.ID != "" {
+		return authorizeEverything(in, a)
+	}
+	op, ok := operations[in.Type+"/"+in.Operation]
+	if !ok {
+		return forbidden("operation " + in.Operation + " is not allowed")
+	}
+	need := scopes.Read
+	if in.ID == "" {
+		need |= scopes.Search
+	}
+	allows := func(ctx scopes.Context) bool {
+		return a.tok.Scopes.Allows(scopes.Access{Context: ctx, Type: in.Type, Perms: need})
+	}
+	switch {
+	case allows(a.ctx):
+	case a.ctx == scopes.Patient && a.tok.Scopes.HasContext(scopes.User) && allows(scopes.User):
+		a.ctx, a.patient = scopes.User, "" // a mixed token's user/ scope allows it on its own terms
+	default:
+		return forbidden("the token's scopes do not allow " + in.Operation + " of " + in.Type + " (it needs " + need.String() + " on the type, with no constraint)")
+	}
+	if a.patient != "" && !a.shared(in.Type) {
+		return forbidden(in.Type + " is outside the patient compartment")
+	}
+	seen := map[string]bool{}
+	for _, prm := range in.Params {
+		switch {
+		case prm.Name == op.subject && in.ID != "":
+			return forbidden("parameter " + prm.Name + " is not taken at instance level: the id names the " + in.Type)
+		case slices.Contains(op.multi, prm.Name):
+		case prm.Name != op.subject && !slices.Contains(op.params, prm.Name):
+			return forbidden("parameter " + prm.Name + " is not allowed on " + in.Operation)
+		case seen[prm.Name]:
+			return refuse(http.StatusBadRequest, "invalid", "parameter "+prm.Name+" is given more than once")
+		}
+		seen[prm.Name] = true
+	}
+	if in.ID == "" && !seen[op.subject] {
+		return refuse(http.StatusBadRequest, "required", "at type level "+in.Operation+" needs the "+op.subject+" parameter, the canonical URL of the "+in.Type)
+	}
+	return nil
+}
+
+// authorizeEverything authorises Patient/{id}/$everything, which needs
+// read and search of every type.
+func authorizeEverything(in *Interaction, a *access) *refusal {
+	if a.patient != "" && in.ID != a.patient {
+		return refuse(http.StatusForbidden, "forbidden", "$everything of another patient")
+	}
+	if !a.tok.Scopes.Allows(scopes.Access{Context: a.ctx, Type: "*", Perms: scopes.Read | scopes.Search}) {
+		return refuse(http.StatusForbidden, "forbidden", "$everything needs read and search of every type")
+	}
+	for _, prm := range in.Params {
+		if prm.Name != "_count" && prm.Name != "_since" && prm.Name != "_type" && prm.Name != "start" && prm.Name != "end" {
+			return refuse(http.StatusForbidden, "forbidden", "parameter "+prm.Name+" is not allowed on $everything")
+		}
+	}
+	return nil
+}
+
+// tableOperation returns the table's entry for an interaction that is one
+// of its operations ($everything is not: its answer is judged as a search's).
+func tableOperation(in *Interaction) (operation, bool) {
+	if in.Kind != Operation {
+		return operation{}, false
+	}
+	op, ok := operations[in.Type+"/"+in.Operation]
+	return op, ok
+}
+
+// judgeSubject judges, for a clearance short of every label, the resource
+// an operation of the table runs on, before the operation goes upstream:
+// at instance level the record read by its id, at type level every record
+// with the canonical URL the operation names, on the server's first page
+// of them (more, versions of a value set say, are refused: name one by its
+// id). One the access may not see
+// answers as a missing one would, and nothing is sent: at instance level
+// exactly as a missing one (404); at type level the server's own answer to
+// an unknown URL may differ from the proxy's 404, which then tells that
+// some withheld terminology resource has the URL, and nothing of it.
+func (p *Proxy) judgeSubject(ctx context.Context, in *Interaction, a *access) *refusal {
+	op, ok := tableOperation(in)
+	if !ok || a.unrestricted {
+		return nil
+	}
+	if in.ID != "" {
+		st, pr, _, err := p.fetch(ctx, in.Type+"/"+in.ID, "")
+		switch {
+		case err != nil:
+			return refuse(http.StatusBadGateway, "transient", "the FHIR server is unavailable")
+		case st != http.StatusOK || pr.ResourceType != in.Type || pr.ID != in.ID:
+			return notFound()
+		case a.judge(pr) != keep:
+			return outsideGrant()
+		}
+		return nil
+	}
+	url := values(in.Params, op.subject)[0]
+	st, body, _, err := p.get(ctx, in.Type, encodeQuery([]Param{{Name: "url", Value: url}}))
+	switch {
+	case err != nil:
+		return refuse(http.StatusBadGateway, "transient", "the FHIR server is unavailable")
+	case st != http.StatusOK:
+		return refuse(http.StatusBadGateway, "transient", "the FHIR server did not answer a search of "+in.Type+" by url ("+strconv.Itoa(st)+")")
+	}
+	var (
+		top      projection
+		withheld bool
+		next     bool
+	)
+	s := jsonstrict.NewScanner(body)
+	derr := top.decode(s, readEntries(s, nil, func(e bundleEntry) error {
+		if e.hasRes && e.res.ResourceType != "OperationOutcome" && (e.res.ResourceType != in.Type || a.judge(&e.res) != keep) {
+			withheld = true
+		}
+		return nil
+	}), func(name string, start int64) error {
+		if name == "link" {
+			next = next || nextLink(body[start:s.Offset()])
+		}
+		return nil
+	})
+	switch {
+	case derr != nil || s.End() != nil || top.ResourceType != "Bundle":
+		return refuse(http.StatusBadGateway, "invalid", "the FHIR server answered a search of "+in.Type+" by url with invalid JSON or not a Bundle")
+	case next:
+		return refuse(http.StatusForbidden, "too-costly", "more "+in.Type+" records have this url than the proxy judges; name one by its id")
+	case withheld:
+		return outsideGrant()
+	}
+	return nil
+}
+
+// judgeOperationAnswer judges the answer of an operation of the table: of
+// its answer type (or an OperationOutcome), labels within the clearance,
+// no resource inside a Parameters, and contained resources only of types
+// the token may read (a computed answer has no other reason to carry one).
+// A labelled answer is withheld as a labelled record is, answered as
+// missing; any other is the server's error (502).
+func (a *access) judgeOperationAnswer(op operation, top *projection, body []byte) *refusal {
+	if top.ResourceType == "OperationOutcome" {
+		return nil
+	}
+	if top.ResourceType != op.answer {
+		return refuse(http.StatusBadGateway, "invalid", "the FHIR server answered the operation with a "+top.ResourceType+", not a "+op.answer)
+	}
+	var doc struct {
+		Parameter []parameterPart                 `json:"parameter"`
+		Contained []struct{ ResourceType string } `json:"contained"`
+	}
+	if json.Unmarshal(body, &doc) != nil || carriesResource(doc.Parameter) {
+		return refuse(http.StatusBadGateway, "invalid", "the FHIR server answered the operation with a resource inside its Parameters")
+	}
+	for _, c := range doc.Contained {
+		if !a.readable(c.ResourceType) {
+			return refuse(http.StatusBadGateway, "invalid", "the FHIR server answered the operation with a contained "+c.ResourceType)
+		}
+	}
+	if conf, tags := top.labels(); !a.clearance.Allows(conf, tags) {
+		return outsideGrant()
+	}
+	return nil
+}
+
+// carriesResource reports whether a Parameters' parameters hold a
+// resource, in any parameter or part.
+func carriesResource(parts []parameterPart) bool {
+	for _, p := range parts {
+		if len(p.Resource) > 0 || carriesResource(p.Part) {
+			return true
+		}
+	}
+	return false
+}
+
+// parameterPart is what judgeOperationAnswer reads of one parameter.
+type parameterPart struct {
+	Resource json.RawMessage `json:"resource"`
+	Part     []parameterPart `json:"part"`
+}
+
+// supportedOperations are the operations a CapabilityStatement keeps for a
+// type (names without the $): those of the table, and $everything.
+func supportedOperations(typ string) []string {
+	var out []string
+	if typ == "Patient" {
+		out = append(out, "everything")
+	}
+	for key := range operations {
+		if t, name, _ := strings.Cut(key, "/"); t == typ {
+			out = append(out, strings.TrimPrefix(name, "$"))
+		}
+	}
+	return out
+}

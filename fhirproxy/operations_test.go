@@ -1,0 +1,208 @@
+package fhirproxy_test
+
+import (
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/smartkit/smartkit/audit"
+)
+
+// terminology adds to the fixture's upstream a value set, one labelled
+// restricted, a code system and a concept map, and lets patient/ tokens
+// read those types outside the compartment.
+func terminology(f *fixture) {
+	f.up.mu.Lock()
+	defer f.up.mu.Unlock()
+	for _, r := range []map[string]any{
+		{"resourceType": "ValueSet", "id": "colours", "url": "http://example.org/vs/colours", "status": "active"},
+		{"resourceType": "ValueSet", "id": "secret", "url": "http://example.org/vs/secret", "status": "active",
+			"meta": map[string]any{"security": []any{map[string]any{"system": "http://terminology.hl7.org/CodeSystem/v3-Confidentiality", "code": "R"}}}},
+		{"resourceType": "CodeSystem", "id": "cs", "url": "http://example.org/cs", "status": "active", "content": "complete"},
+		{"resourceType": "ConceptMap", "id": "cm", "url": "http://example.org/cm", "status": "active"},
+	} {
+		f.up.resources[r["resourceType"].(string)+"/"+r["id"].(string)] = r
+	}
+	f.proxy.SharedTypes = []string{"Practitioner", "ValueSet", "CodeSystem", "ConceptMap"}
+}
+
+// sentPaths are the paths and queries the upstream received, in order.
+func (f *fixture) sentPaths() []string {
+	var out []string
+	for _, g := range f.up.requests() {
+		out = append(out, g.Method+" "+g.URL.Path+"?"+g.URL.RawQuery)
+	}
+	return out
+}
+
+// TestTerminologyOperations: the operations of the proxy's table are
+// allowed to tokens that may read the terminology they run on, with their
+// parameters checked; the resource they run on is judged first for a
+// clearance short of every label (a withheld value set is not expanded),
+// and their answers are judged (type, labels, no records inside).
+func TestTerminologyOperations(t *testing.T) {
+	f := newFixture(t)
+	terminology(f)
+	user := f.token("user/ValueSet.rs user/CodeSystem.rs user/ConceptMap.rs", everyLabel())
+	restricted := f.token("user/ValueSet.rs user/CodeSystem.rs", nil)
+	patient := f.token("launch/patient patient/ValueSet.rs patient/CodeSystem.r", nil)
+	system := f.token("system/ConceptMap.rs system/ValueSet.r", everyLabel())
+	for _, c := range []struct {
+		name, tok, target, answer string
+		sent                      []string // what the upstream received, in order
+	}{
+		{"expand by url", user, "/ValueSet/$expand?url=http://example.org/vs/colours&filter=re&count=10", "ValueSet",
+			[]string{"GET /ValueSet/$expand?url=http%3A%2F%2Fexample.org%2Fvs%2Fcolours&filter=re&count=10"}},
+		{"expand an instance", user, "/ValueSet/colours/$expand?displayLanguage=en", "ValueSet",
+			[]string{"GET /ValueSet/colours/$expand?displayLanguage=en"}},
+		{"lookup with properties", user, "/CodeSystem/$lookup?system=http://example.org/cs&code=red&property=display&property=designation", "Parameters",
+			[]string{"GET /CodeSystem/$lookup?system=http%3A%2F%2Fexample.org%2Fcs&code=red&property=display&property=designation"}},
+		{"validate-code", user, "/ValueSet/$validate-code?url=http://example.org/vs/colours&system=http://example.org/cs&code=red", "Parameters",
+			[]string{"GET /ValueSet/$validate-code?url=http%3A%2F%2Fexample.org%2Fvs%2Fcolours&system=http%3A%2F%2Fexample.org%2Fcs&code=red"}},
+		{"subsumes", user, "/CodeSystem/cs/$subsumes?codeA=red&codeB=crimson", "Parameters",
+			[]string{"GET /CodeSystem/cs/$subsumes?codeA=red&codeB=crimson"}},
+		{"translate, system/", system, "/ConceptMap/$translate?url=http://example.org/cm&system=http://example.org/cs&code=red", "Parameters",
+			[]string{"GET /ConceptMap/$translate?url=http%3A%2F%2Fexample.org%2Fcm&system=http%3A%2F%2Fexample.org%2Fcs&code=red"}},
+		{"a POST without a body", user, "/ValueSet/colours/$expand", "ValueSet", []string{"POST /ValueSet/colours/$expand?"}},
+		// A clearance short of every label: what the operation runs on is
+		// judged first, read by its id or searched by its url.
+		{"restricted, instance", restricted, "/ValueSet/colours/$expand", "ValueSet",
+			[]string{"GET /ValueSet/colours?", "GET /ValueSet/colours/$expand?"}},
+		{"restricted, by url", restricted, "/ValueSet/$expand?url=http://example.org/vs/colours", "ValueSet",
+			[]string{"GET /ValueSet?url=http%3A%2F%2Fexample.org%2Fvs%2Fcolours", "GET /ValueSet/$expand?url=http%3A%2F%2Fexample.org%2Fvs%2Fcolours"}},
+		{"restricted, a url no resource has", restricted, "/CodeSystem/$lookup?system=http://loinc.org&code=8867-4", "Parameters",
+			[]string{"GET /CodeSystem?url=http%3A%2F%2Floinc.org", "GET /CodeSystem/$lookup?system=http%3A%2F%2Floinc.org&code=8867-4"}},
+		{"patient app, shared type", patient, "/ValueSet/$expand?url=http://example.org/vs/colours", "ValueSet",
+			[]string{"GET /ValueSet?url=http%3A%2F%2Fexample.org%2Fvs%2Fcolours", "GET /ValueSet/$expand?url=http%3A%2F%2Fexample.org%2Fvs%2Fcolours"}},
+		{"patient app, instance with r only", patient, "/CodeSystem/cs/$lookup?code=red", "Parameters",
+			[]string{"GET /CodeSystem/cs?", "GET /CodeSystem/cs/$lookup?code=red"}},
+	} {
+		method := "GET"
+		if strings.HasPrefix(c.name, "a POST") {
+			method = "POST"
+		}
+		r := f.do(method, c.target, c.tok, "")
+		if r.status != http.StatusOK || r.body["resourceType"] != c.answer {
+			t.Errorf("%s: %d %s", c.name, r.status, r.raw)
+		}
+		if got := f.sentPaths(); !slices.Equal(got, c.sent) {
+			t.Errorf("%s: the upstream received\n%q\nwant\n%q", c.name, got, c.sent)
+		}
+		f.up.reset()
+	}
+}
+
+// TestTerminologyOperationRefusals: an operation of the table is refused,
+// with nothing sent upstream, when the scopes do not allow it, when a
+// parameter is not one it takes, and when it is not one of the table.
+func TestTerminologyOperationRefusals(t *testing.T) {
+	f := newFixture(t)
+	terminology(f)
+	user := f.token("user/ValueSet.rs user/CodeSystem.rs", everyLabel())
+	for _, c := range []struct {
+		name, scope, method, target, body string
+		status                            int
+	}{
+		{"read only, at type level", "user/ValueSet.r", "GET", "/ValueSet/$expand?url=http://example.org/vs/colours", "", 403},
+		{"search only, at instance level", "user/ValueSet.s", "GET", "/ValueSet/colours/$expand", "", 403},
+		{"another type's scope", "user/Observation.rs", "GET", "/ValueSet/colours/$expand", "", 403},
+		{"a constrained scope", "user/ValueSet.rs?status=active", "GET", "/ValueSet/$expand?url=http://example.org/vs/colours", "", 403},
+		{"patient app, other type", "launch/patient patient/*.rs", "GET", "/Observation/$lastn?code=8867-4", "", 403},
+		{"no url at type level", "", "GET", "/ValueSet/$expand?filter=re", "", 400},
+		{"the url twice", "", "GET", "/ValueSet/$expand?url=http://example.org/vs/colours&url=http://example.org/vs/secret", "", 400},
+		{"a url at instance level", "", "GET", "/ValueSet/colours/$expand?url=http://example.org/vs/secret", "", 403},
+		{"a system at instance level", "", "GET", "/CodeSystem/cs/$lookup?system=http://example.org/other&code=x", "", 403},
+		{"context picks another value set", "", "GET", "/ValueSet/$expand?url=http://example.org/vs/colours&context=Observation.code", "", 403},
+		{"a modifier", "", "GET", "/ValueSet/$expand?url=http://example.org/vs/colours&filter:exact=re", "", 403},
+		{"a search parameter", "", "GET", "/ValueSet/$expand?url=http://example.org/vs/colours&_has:Observation:code:patient=p2", "", 403},
+		{"a single parameter twice", "", "GET", "/CodeSystem/$lookup?system=http://example.org/cs&code=a&code=b", "", 400},
+		{"an operation of another type", "", "GET", "/CodeSystem/cs/$expand", "", 403},
+		{"an operation not in the table", "", "GET", "/ValueSet/colours/$meta", "", 403},
+		{"at system level", "", "GET", "/$expand?url=http://example.org/vs/colours", "", 403},
+		{"a body", "", "POST", "/ValueSet/$expand?url=http://example.org/vs/colours",
+			`{"resourceType":"Parameters","parameter":[{"name":"valueSet","resource":{"resourceType":"ValueSet"}}]}`, 400},
+		{"in a batch", "", "POST", "/", bundle("batch", entry("", "GET", "ValueSet/colours/$expand", "")), 403},
+	} {
+		tok := user
+		if c.scope != "" {
+			tok = f.token(c.scope, everyLabel())
+		}
+		f.refused(c.name, f.do(c.method, c.target, tok, c.body), c.status)
+	}
+	// A patient app may call them on the types it may read outside its
+	// compartment only.
+	f.proxy.SharedTypes = nil
+	f.refused("patient app, type not shared", f.do("GET", "/ValueSet/$expand?url=http://example.org/vs/colours",
+		f.token("launch/patient patient/ValueSet.rs", nil), ""), 403)
+	terminology(f)
+	// A restricted clearance: a value set it withholds is answered as a
+	// missing one, by id and by url, and only the judging read went.
+	restricted := f.token("user/ValueSet.rs", nil)
+	for _, c := range []struct{ target, sent string }{
+		{"/ValueSet/secret/$expand", "GET /ValueSet/secret?"},
+		{"/ValueSet/$expand?url=http://example.org/vs/secret", "GET /ValueSet?url=http%3A%2F%2Fexample.org%2Fvs%2Fsecret"},
+	} {
+		missing := f.do("GET", "/ValueSet/absent/$expand", restricted, "")
+		f.up.reset()
+		r := f.do("GET", c.target, restricted, "")
+		if r.status != http.StatusNotFound || r.raw != missing.raw {
+			t.Errorf("%s: %d %s, want what a missing one gets: %d %s", c.target, r.status, r.raw, missing.status, missing.raw)
+		}
+		if got := f.sentPaths(); !slices.Equal(got, []string{c.sent}) {
+			t.Errorf("%s: the upstream received %q", c.target, got)
+		}
+		if ev := f.audit.Events()[len(f.audit.Events())-1]; ev.Outcome == audit.Success || !strings.HasPrefix(ev.Reason, "outside the grant") {
+			t.Errorf("%s: audited as %+v", c.target, ev)
+		}
+		f.up.reset()
+	}
+}
+
+// TestTerminologyOperationAnswers: an operation's answer is judged. One of
+// another type, a Bundle, or a Parameters with a record inside is the
+// server's error (502), and a labelled answer the clearance withholds is
+// answered as missing; an OperationOutcome passes.
+func TestTerminologyOperationAnswers(t *testing.T) {
+	f := newFixture(t)
+	terminology(f)
+	user := f.token("user/ValueSet.rs user/CodeSystem.rs", nil)
+	obs := map[string]any{"resourceType": "Observation", "id": "lab-2", "subject": map[string]any{"reference": "Patient/p2"}}
+	for _, c := range []struct {
+		name, target string
+		answer       map[string]any
+		status       int
+	}{
+		{"another type", "/ValueSet/colours/$expand", obs, 502},
+		{"a Bundle", "/ValueSet/colours/$expand", map[string]any{"resourceType": "Bundle", "type": "searchset",
+			"entry": []any{map[string]any{"resource": obs}}}, 502},
+		{"a record in a parameter", "/CodeSystem/cs/$lookup?code=red", map[string]any{"resourceType": "Parameters",
+			"parameter": []any{map[string]any{"name": "name", "valueString": "cs"}, map[string]any{"name": "x", "resource": obs}}}, 502},
+		{"a record in a part", "/CodeSystem/cs/$lookup?code=red", map[string]any{"resourceType": "Parameters",
+			"parameter": []any{map[string]any{"name": "property", "part": []any{map[string]any{"name": "value", "resource": obs}}}}}, 502},
+		{"entries outside a Bundle", "/CodeSystem/cs/$lookup?code=red", map[string]any{"resourceType": "Parameters",
+			"entry": []any{map[string]any{"resource": obs}}}, 502},
+		{"a Parameters for an expansion", "/ValueSet/colours/$expand", map[string]any{"resourceType": "Parameters"}, 502},
+		{"a contained record", "/ValueSet/colours/$expand", map[string]any{"resourceType": "ValueSet", "status": "active",
+			"contained": []any{obs}}, 502},
+		{"a labelled expansion", "/ValueSet/colours/$expand", map[string]any{"resourceType": "ValueSet", "status": "active",
+			"meta": map[string]any{"security": []any{map[string]any{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "PSY"}}}}, 404},
+		{"an outcome", "/CodeSystem/cs/$lookup?code=red", map[string]any{"resourceType": "OperationOutcome",
+			"issue": []any{map[string]any{"severity": "information", "code": "informational"}}}, 200},
+		{"codes", "/CodeSystem/cs/$lookup?code=red", map[string]any{"resourceType": "Parameters", "parameter": []any{
+			map[string]any{"name": "display", "valueString": "Red"},
+			map[string]any{"name": "designation", "part": []any{map[string]any{"name": "value", "valueString": "rouge"}}}}}, 200},
+	} {
+		f.up.mu.Lock()
+		f.up.opAnswer = c.answer
+		f.up.mu.Unlock()
+		r := f.do("GET", c.target, user, "")
+		if r.status != c.status {
+			t.Errorf("%s: %d %s, want %d", c.name, r.status, r.raw, c.status)
+		}
+		if c.status != 200 && (r.body["resourceType"] != "OperationOutcome" || strings.Contains(r.raw, "lab-2") || strings.Contains(r.raw, "PSY")) {
+			t.Errorf("%s: %s", c.name, r.raw)
+		}
+		f.up.reset()
+	}
+}
