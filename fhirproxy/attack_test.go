@@ -126,7 +126,7 @@ func TestOperationVariants(t *testing.T) {
 	f := newFixture(t)
 	for scope, targets := range map[string][]string{
 		"launch/patient patient/*.rs": {"/$export", "/Patient/$export", "/Group/g1/$export", "/Patient/p1/$graphql",
-			"/$graphql?query=%7BPatientList%7Bid%7D%7D", "/Observation/lab-1/$meta", "/Patient/p1/$everything/x", "/Observation/$lastn",
+			"/$graphql?query=%7BPatientList%7Bid%7D%7D", "/Observation/lab-1/$meta", "/Patient/p1/$everything/x", "/Observation/lab-1/$lastn",
 			"/Patient/p2/$everything", "/Patient/$everything", "/Patient/p1/$everything?_has:Observation:patient:code=1"},
 		"system/*.rs": {"/$export", "/Patient/$export", "/Group/g1/$export", "/$graphql", "/Patient/$match", "/Observation/lab-1/$meta-delete",
 			"/Patient/p1/$purge", "/$reindex"},

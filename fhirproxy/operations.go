@@ -49,6 +49,15 @@ type operation struct {
 	answer string
 }
 
+// searchOperations are the operations that are searches with a twist,
+// by "Type/$name": Observation/$lastn (the latest observations of each
+// code, max of them) takes Observation's search parameters and max, and
+// answers a searchset. Each is authorised, confined to the compartment,
+// constrained and judged exactly as the type's search (the s letter), and
+// forwarded to Type/$name. HAPI, for one, requires a patient (added for a
+// patient/ token) and a category or code.
+var searchOperations = map[string]bool{"Observation/$lastn": true}
+
 // operations is the table, by "Type/$name".
 var operations = map[string]operation{
 	"ValueSet/$expand": {subject: "url", answer: "ValueSet", params: []string{"valueSetVersion", "filter", "date", "offset", "count",
@@ -71,6 +80,14 @@ func (p *Proxy) authorizeOperation(in *Interaction, a *access) *refusal {
 	forbidden := func(msg string) *refusal { return refuse(http.StatusForbidden, "forbidden", msg) }
 	if in.Operation == "$everything" && in.Type == "Patient" && in.ID != "" {
 		return authorizeEverything(in, a)
+	}
+	if searchOperations[in.Type+"/"+in.Operation] {
+		if in.ID != "" {
+			return forbidden(in.Operation + " runs at type level only")
+		}
+		// A search: authorised, confined, constrained and judged as one.
+		in.Kind, in.searchOp = SearchType, in.Operation
+		return p.authorize(in, a)
 	}
 	op, ok := operations[in.Type+"/"+in.Operation]
 	if !ok {
@@ -251,11 +268,17 @@ type parameterPart struct {
 }
 
 // supportedOperations are the operations a CapabilityStatement keeps for a
-// type (names without the $): those of the table, and $everything.
+// type (names without the $): those of the table, the searches, and
+// $everything.
 func supportedOperations(typ string) []string {
 	var out []string
 	if typ == "Patient" {
 		out = append(out, "everything")
+	}
+	for key := range searchOperations {
+		if t, name, _ := strings.Cut(key, "/"); t == typ {
+			out = append(out, strings.TrimPrefix(name, "$"))
+		}
 	}
 	for key := range operations {
 		if t, name, _ := strings.Cut(key, "/"); t == typ {

@@ -108,7 +108,7 @@ func TestTerminologyOperationRefusals(t *testing.T) {
 		{"search only, at instance level", "user/ValueSet.s", "GET", "/ValueSet/colours/$expand", "", 403},
 		{"another type's scope", "user/Observation.rs", "GET", "/ValueSet/colours/$expand", "", 403},
 		{"a constrained scope", "user/ValueSet.rs?status=active", "GET", "/ValueSet/$expand?url=http://example.org/vs/colours", "", 403},
-		{"patient app, other type", "launch/patient patient/*.rs", "GET", "/Observation/$lastn?code=8867-4", "", 403},
+		{"patient app, other type", "launch/patient patient/*.rs", "GET", "/Observation/$stats?code=8867-4", "", 403},
 		{"no url at type level", "", "GET", "/ValueSet/$expand?filter=re", "", 400},
 		{"the url twice", "", "GET", "/ValueSet/$expand?url=http://example.org/vs/colours&url=http://example.org/vs/secret", "", 400},
 		{"a url at instance level", "", "GET", "/ValueSet/colours/$expand?url=http://example.org/vs/secret", "", 403},
@@ -204,5 +204,59 @@ func TestTerminologyOperationAnswers(t *testing.T) {
 			t.Errorf("%s: %s", c.name, r.raw)
 		}
 		f.up.reset()
+	}
+}
+
+// TestLastN: Observation/$lastn is a search. It is confined, constrained
+// and judged as Observation's search is, and forwarded to
+// Observation/$lastn with what the proxy adds.
+func TestLastN(t *testing.T) {
+	f := newFixture(t)
+	patient := f.token("launch/patient patient/Observation.rs", nil)
+	labs := f.token("launch/patient patient/Observation.rs?category=laboratory", nil)
+	for _, c := range []struct {
+		name, tok, query, sent string
+		ids                    []string
+		misbehave              bool
+	}{
+		{"a patient app", patient, "category=vital-signs&max=1", "category=vital-signs&max=1&patient=Patient%2Fp1", []string{"vs-1"}, false},
+		{"the patient added, and judged", patient, "code=x", "code=x&patient=Patient%2Fp1", []string{"lab-1", "vs-1"}, true},
+		{"the constraint added", labs, "max=3", "max=3&category=laboratory&patient=Patient%2Fp1", []string{"lab-1"}, false},
+	} {
+		f.up.mu.Lock()
+		f.up.misbehave = c.misbehave
+		f.up.mu.Unlock()
+		r := f.do("GET", "/Observation/$lastn?"+c.query, c.tok, "")
+		if r.status != http.StatusOK || r.body["type"] != "searchset" {
+			t.Errorf("%s: %d %s", c.name, r.status, r.raw)
+		}
+		if got := entryIDs(r); !slices.Equal(got, c.ids) {
+			t.Errorf("%s: entries %v, want %v", c.name, got, c.ids)
+		}
+		if got := f.sentPaths(); !slices.Equal(got, []string{"GET /Observation/$lastn?" + c.sent}) {
+			t.Errorf("%s: the upstream received %q", c.name, got)
+		}
+		if ev := f.audit.Events()[len(f.audit.Events())-1]; ev.Patient != "p1" || ev.Outcome != audit.Success {
+			t.Errorf("%s: audited %+v", c.name, ev)
+		}
+		f.up.reset()
+	}
+	f.up.misbehave = false
+	for _, c := range []struct{ name, tok, method, target, body string }{
+		{"another patient", patient, "GET", "/Observation/$lastn?patient=p2&category=laboratory", ""},
+		{"another patient's subject", patient, "GET", "/Observation/$lastn?subject=Patient/p2", ""},
+		{"a reverse chain", patient, "GET", "/Observation/$lastn?_has:Observation:has-member:code=x", ""},
+		{"read only", f.token("launch/patient patient/Observation.r", nil), "GET", "/Observation/$lastn?category=laboratory", ""},
+		{"another type's scope", f.token("launch/patient patient/Condition.rs", nil), "GET", "/Observation/$lastn?category=laboratory", ""},
+		{"an instance", patient, "GET", "/Observation/lab-1/$lastn", ""},
+		{"another type", patient, "GET", "/Condition/$lastn", ""},
+		{"a body", patient, "POST", "/Observation/$lastn", `{"resourceType":"Parameters"}`},
+		{"in a batch", f.token("user/Observation.rs", everyLabel()), "POST", "/", bundle("batch", entry("", "GET", "Observation/$lastn?code=x", ""))},
+	} {
+		r := f.do(c.method, c.target, c.tok, c.body)
+		if r.status != http.StatusForbidden && r.status != http.StatusBadRequest {
+			t.Errorf("%s: %d", c.name, r.status)
+		}
+		f.refused(c.name, r, r.status)
 	}
 }

@@ -56,6 +56,9 @@ type Interaction struct {
 
 	unwrap string // a constrained read sent as a search for this id: answer with the one resource, or 404
 	post   bool   // a POST _search: parameters go upstream in a form body
+	// searchOp is a search sent as an operation that is one
+	// (Observation/$lastn): forwarded to Type/searchOp.
+	searchOp string
 	// ifNoneExist holds a conditional create's criteria (If-None-Exist),
 	// re-encoded from their parsed form.
 	ifNoneExist string
@@ -513,6 +516,8 @@ func (in Interaction) pathUnder(base string) string {
 	switch {
 	case in.Kind == SearchType && in.post:
 		parts = append(parts, in.Type, "_search")
+	case in.Kind == SearchType && in.searchOp != "":
+		parts = append(parts, in.Type, in.searchOp)
 	case in.Kind == SearchCompart:
 		parts = append(parts, "Patient", in.Compartment, in.Type)
 	case in.Kind == Capabilities:

@@ -22,6 +22,15 @@ func (p *Proxy) checkWrite(ctx context.Context, contentType string, in Interacti
 	var next *projection  // an update's new content
 	var sparesLabels bool // a patch's (readPatch)
 	content := body       // what the references are read from: a batched patch's own, not its Binary's
+	if len(body) > 0 && in.Kind != Create && in.Kind != Update && in.Kind != Patch && in.Kind != Batch {
+		// It would go upstream unread: POST $everything with
+		// {"name":"_mdm"} would ask HAPI for the linked records. (A POST
+		// _search's form body was parsed into its parameters.)
+		if in.Kind == Operation || in.searchOp != "" {
+			return bad("an operation takes its parameters in the query (GET), where they are checked")
+		}
+		return bad("this interaction takes no body")
+	}
 	switch in.Kind {
 	case Patch:
 		var ref *refusal
@@ -42,12 +51,6 @@ func (p *Proxy) checkWrite(ctx context.Context, contentType string, in Interacti
 				return refuse(http.StatusForbidden, "forbidden", "with patient context or a constrained scope a patch is a JSON Patch, which the proxy applies to check its result; a FHIRPath Patch it does not evaluate: send a JSON Patch, or PUT the record")
 			}
 			sparesLabels = true
-		}
-	case Operation:
-		if len(body) > 0 {
-			// Its parameters would go upstream unread: POST $everything
-			// with {"name":"_mdm"} would ask HAPI for the linked records.
-			return bad("an operation takes its parameters in the query (GET), where they are checked")
 		}
 	case Batch:
 		return p.checkBatch(ctx, a, body)
@@ -465,7 +468,7 @@ func (p *Proxy) checkBatch(ctx context.Context, a *access, body []byte) *refusal
 		if ref := jsonOnly(in.Params); ref != nil {
 			return entryRefusal(i, ref)
 		}
-		if _, ok := tableOperation(&in); ok {
+		if _, ok := tableOperation(&in); ok || in.Kind == Operation && searchOperations[in.Type+"/"+in.Operation] {
 			// Its answer is judged as an operation's, which an entry's is not.
 			return refuse(http.StatusForbidden, "forbidden", "batch entry "+itoa(i)+": "+in.Operation+" is sent on its own, not in a batch")
 		}
