@@ -83,10 +83,9 @@ func (p *Proxy) authorize(in *Interaction, a *access) *refusal {
 		}
 	}
 	// A search that carries every pair of a constrained scope is allowed
-	// outright (scopes.Set.Check), and the server applies the constraint
-	// as it would one the proxy added: it is held alike.
-	carried := d.Allowed && !d.Constrained() && need == scopes.Search && len(in.Params) > 0 &&
-		!a.tok.Scopes.Allows(scopes.Access{Context: a.ctx, Type: in.Type, Perms: need})
+	// outright (scopes.Decision.Carried), and the server applies the
+	// constraint as it would one the proxy added: it is held alike.
+	carried := d.Carried()
 	if in.Type == "*" {
 		in.Type = ""
 	}

@@ -38,12 +38,25 @@ type Decision struct {
 	free Perms  // letters supplied by scopes with no constraint left to apply
 	mask uint64 // constrained scopes through which access is allowed (first 64)
 	more bool   // such scopes beyond the first 64 exist: rescan them
+	// carried: allowed outright only through constrained scopes whose
+	// pairs the search carries.
+	carried bool
 }
 
 // Constrained reports whether the access is allowed only through
 // query-constrained scopes, so the caller must still make sure every result
 // (and every resource written) matches one of [Decision.Constraints].
 func (d Decision) Constrained() bool { return d.Allowed && (d.mask != 0 || d.more) }
+
+// Carried reports whether a search is allowed outright only because it
+// carries every pair of some constrained scopes (Access.Params): the
+// server's matching applies their constraint, so nothing needs adding, and
+// Constrained reports false. But only the matches are bounded by it: what
+// else an answer may hold (included resources, or the matches of a server
+// that takes one value of a parameter the search repeats) is not. A
+// caller that judges answers holds those to the constraints that
+// [Set.Check] yields for the same access without its Params.
+func (d Decision) Carried() bool { return d.carried }
 
 // Constraints iterates over the constrained scopes through which the access
 // is allowed. A resource is permitted when it matches the constraint of at
@@ -77,9 +90,9 @@ func (d Decision) Constraints() iter.Seq[Scope] {
 // the caller then filters by [Decision.Constraints]. An access with no
 // letters or no context is refused.
 func (set Set) Check(a Access) Decision {
-	free, constrained, ok := set.scan(&a)
+	free, constrained, ok, carried := set.scan(&a)
 	if ok {
-		return Decision{Allowed: true}
+		return Decision{Allowed: true, carried: carried}
 	}
 	if !constrained {
 		return Decision{}
@@ -102,26 +115,36 @@ func (set Set) Check(a Access) Decision {
 }
 
 // scan collects the letters that scopes without a constraint left to apply
-// supply for a, stopping as soon as they suffice (ok). constrained reports
-// whether a constrained scope of the right context and type was passed over.
-func (set Set) scan(a *Access) (free Perms, constrained, ok bool) {
+// supply for a (ok when they suffice). constrained reports whether a
+// constrained scope of the right context and type was passed over; carried
+// whether the letters suffice only with scopes whose constraint the search
+// carries. It stops as soon as scopes with no constraint at all suffice.
+func (set Set) scan(a *Access) (free Perms, constrained, ok, carried bool) {
 	if a.Perms == 0 || a.Perms&^All != 0 || a.Context == NoContext {
-		return 0, false, false
+		return 0, false, false, false
 	}
+	var plain Perms // from scopes with no constraint
 	for i := range set.s {
 		sc := &set.s[i]
 		if sc.kind != Resource || sc.context != a.Context || !typeCovers(sc.typ, a.Type) {
 			continue
 		}
-		if len(sc.params) == 0 || a.Perms == Search && paramsSubset(sc.params, a.Params) {
-			if free |= sc.perms; free.Has(a.Perms) {
-				return free, constrained, true
+		switch {
+		case len(sc.params) == 0:
+			if plain |= sc.perms; plain.Has(a.Perms) {
+				return free | plain, constrained, true, false
 			}
-		} else {
+			free |= sc.perms
+		case a.Perms == Search && paramsSubset(sc.params, a.Params):
+			free |= sc.perms
+		default:
 			constrained = true
 		}
 	}
-	return free, constrained, false
+	if free.Has(a.Perms) {
+		return free, constrained, true, true
+	}
+	return free, constrained, false, false
 }
 
 // Allows reports whether the set allows the access outright, with no query
@@ -130,6 +153,6 @@ func (set Set) scan(a *Access) (free Perms, constrained, ok bool) {
 // reports false here; use [Set.Check] to honour such scopes. It does not
 // allocate.
 func (set Set) Allows(a Access) bool {
-	_, _, ok := set.scan(&a)
+	_, _, ok, _ := set.scan(&a)
 	return ok
 }

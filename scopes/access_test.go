@@ -88,6 +88,36 @@ func TestCheck(t *testing.T) {
 	}
 }
 
+// TestCarried: a search allowed outright only because it carries a
+// constrained scope's pairs says so (Decision.Carried), whatever the order
+// of the scopes; one that scopes without a constraint allow does not, nor
+// does any access that is not a pure search.
+func TestCarried(t *testing.T) {
+	lab := []scopes.Param{{Name: "category", Value: "laboratory"}}
+	search := scopes.Access{Context: scopes.Patient, Type: "Observation", Perms: scopes.Search, Params: lab}
+	for _, tc := range []struct {
+		set     string
+		access  scopes.Access
+		carried bool
+	}{
+		{"patient/Observation.rs?category=laboratory", search, true},
+		{"patient/Observation.r patient/Observation.s?category=laboratory", search, true},
+		{"patient/Observation.rs?category=laboratory patient/Observation.rs?category=vital-signs", search, true},
+		{"patient/Observation.rs?category=laboratory patient/Observation.rs", search, false},
+		{"patient/Observation.rs patient/Observation.rs?category=laboratory", search, false},
+		{"patient/*.s patient/Observation.rs?category=laboratory", search, false},
+		{"patient/Observation.rs?category=vital-signs", search, false},
+		{"patient/Observation.rs?category=laboratory", scopes.Access{Context: scopes.Patient, Type: "Observation", Perms: scopes.Search}, false},
+		{"patient/Observation.rs?category=laboratory", scopes.Access{Context: scopes.Patient, Type: "Observation", Perms: scopes.Read, Params: lab}, false},
+		{"patient/Observation.us?category=laboratory", scopes.Access{Context: scopes.Patient, Type: "Observation", Perms: scopes.Update | scopes.Search, Params: lab}, false},
+	} {
+		d := scopes.MustParseSet(tc.set).Check(tc.access)
+		if d.Carried() != tc.carried || tc.carried && (!d.Allowed || d.Constrained()) {
+			t.Errorf("%s, %v: allowed %v, constrained %v, carried %v; want carried %v", tc.set, tc.access.Perms, d.Allowed, d.Constrained(), d.Carried(), tc.carried)
+		}
+	}
+}
+
 func TestCheckBeyond64Scopes(t *testing.T) {
 	var toks []scopes.Scope
 	for i := range 70 {

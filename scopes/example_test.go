@@ -58,7 +58,8 @@ func ExampleSet_Check() {
 	}
 
 	search.Params = []scopes.Param{{Name: "category", Value: "laboratory"}}
-	fmt.Println("search Observation?category=laboratory outright:", set.Allows(search))
+	d = set.Check(search)
+	fmt.Println("search Observation?category=laboratory outright:", set.Allows(search), "carried:", d.Carried())
 
 	write := scopes.Access{Context: scopes.Patient, Type: "Patient", Perms: scopes.Update}
 	fmt.Println("update Patient:", set.Check(write).Allowed)
@@ -66,7 +67,7 @@ func ExampleSet_Check() {
 	// read Patient: true
 	// search Observation: true constrained: true
 	//   results must match [{category laboratory}]
-	// search Observation?category=laboratory outright: true
+	// search Observation?category=laboratory outright: true carried: true
 	// update Patient: false
 }
 
