@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -80,6 +81,8 @@ func (s *fhirServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case r.Method == http.MethodPost && len(segs) == 2 && segs[1] == "_search":
 		_ = r.ParseForm()
 		s.search(w, r, segs[0], r.PostForm)
+	case r.Method == http.MethodGet && len(segs) == 2 && segs[0] == "Observation" && segs[1] == "$lastn":
+		s.lastn(w, r.URL.Query())
 	case r.Method == http.MethodGet && len(segs) == 2:
 		s.mu.RLock()
 		res, ok := s.current[segs[0]+"/"+segs[1]]
@@ -300,12 +303,13 @@ var searchParams = map[string]bool{"_id": true, "patient": true, "subject": true
 	"date": true, "_count": true, "_offset": true, "_include": true, "identifier": true, "name": true, "beneficiary": true,
 	"_format": true, "_sort": true}
 
-func (s *fhirServer) search(w http.ResponseWriter, r *http.Request, typ string, q url.Values) {
+// find returns the current resources of typ that match the search q, in
+// the order they were stored (or latest first, with _sort=-date).
+func (s *fhirServer) find(typ string, q url.Values) ([]resource, error) {
 	for name := range q {
 		base, mod, _ := strings.Cut(name, ":")
 		if !searchParams[base] || mod != "" && !(base == "subject" && mod == "Patient") {
-			s.outcome(w, 400, "not-supported", "search parameter "+name+" is not supported by the sandbox")
-			return
+			return nil, errors.New("search parameter " + name + " is not supported by the sandbox")
 		}
 	}
 	match := func(res resource) bool {
@@ -363,6 +367,47 @@ func (s *fhirServer) search(w http.ResponseWriter, r *http.Request, typ string, 
 	s.mu.RUnlock()
 	if q.Get("_sort") == "-date" {
 		sort.SliceStable(hits, func(i, j int) bool { return dateOf(hits[i]) > dateOf(hits[j]) })
+	}
+	return hits, nil
+}
+
+// lastn answers Observation/$lastn: of the observations the search q
+// finds, the max (default 1) latest of each code, as a searchset.
+func (s *fhirServer) lastn(w http.ResponseWriter, q url.Values) {
+	max := 1
+	if v := q.Get("max"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			s.outcome(w, 400, "invalid", "max is a positive integer")
+			return
+		}
+		max = n
+	}
+	q.Del("max")
+	q.Set("_sort", "-date")
+	hits, err := s.find("Observation", q)
+	if err != nil {
+		s.outcome(w, 400, "not-supported", err.Error())
+		return
+	}
+	seen := map[string]int{}
+	var latest []resource
+	for _, res := range hits {
+		key := strings.Join(codes(res["code"]), "|")
+		if seen[key] < max {
+			seen[key]++
+			latest = append(latest, res)
+		}
+	}
+	self := map[string]any{"relation": "self", "url": s.base + "/Observation/$lastn?" + q.Encode()}
+	s.bundleWith(w, latest, nil, len(latest), []any{self})
+}
+
+func (s *fhirServer) search(w http.ResponseWriter, r *http.Request, typ string, q url.Values) {
+	hits, err := s.find(typ, q)
+	if err != nil {
+		s.outcome(w, 400, "not-supported", err.Error())
+		return
 	}
 	count, _ := strconv.Atoi(q.Get("_count"))
 	if count <= 0 || count > 200 {
@@ -435,9 +480,13 @@ func (s *fhirServer) bundle(w http.ResponseWriter, typ string, list []resource, 
 func (s *fhirServer) capabilities() resource {
 	var types []any
 	for _, t := range []string{"Patient", "Practitioner", "Encounter", "Observation", "Condition", "MedicationRequest", "AllergyIntolerance", "Appointment", "DocumentReference"} {
-		types = append(types, map[string]any{"type": t, "interaction": []any{
+		rt := map[string]any{"type": t, "interaction": []any{
 			map[string]any{"code": "read"}, map[string]any{"code": "vread"}, map[string]any{"code": "search-type"},
-			map[string]any{"code": "create"}, map[string]any{"code": "update"}, map[string]any{"code": "history-instance"}}})
+			map[string]any{"code": "create"}, map[string]any{"code": "update"}, map[string]any{"code": "history-instance"}}}
+		if t == "Observation" {
+			rt["operation"] = []any{map[string]any{"name": "lastn", "definition": "http://hl7.org/fhir/OperationDefinition/Observation-lastn"}}
+		}
+		types = append(types, rt)
 	}
 	return resource{"resourceType": "CapabilityStatement", "status": "active", "date": "2026-11-27", "kind": "instance",
 		"fhirVersion": "4.0.1", "format": []any{"json"}, "software": map[string]any{"name": "smartkit sandbox FHIR server"},

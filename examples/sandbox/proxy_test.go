@@ -664,3 +664,51 @@ func TestConstrainedIncludesThroughTheProxy(t *testing.T) {
 		t.Errorf("the answer held %v", counts)
 	}
 }
+
+// TestLastNThroughTheProxy: a patient app asks for its latest vital sign of
+// each code with Observation/$lastn; the proxy adds the patient, and the
+// answer holds exactly the latest of each code the app's own search finds.
+func TestLastNThroughTheProxy(t *testing.T) {
+	sb := startSandbox(t)
+	tok := patientToken(t, sb, "launch/patient patient/Observation.rs")
+	type obs struct {
+		ID                string
+		EffectiveDateTime string
+		Subject           struct{ Reference string }
+		Code              struct{ Coding []struct{ Code string } }
+	}
+	read := func(target string) []obs {
+		t.Helper()
+		code, b := fhirCall(t, tok, http.MethodGet, sb.FHIRBase+target, "")
+		var bundle struct{ Entry []struct{ Resource obs } }
+		if err := json.Unmarshal(b, &bundle); code != http.StatusOK || err != nil {
+			t.Fatalf("%s: %d %s", target, code, b)
+		}
+		var out []obs
+		for _, e := range bundle.Entry {
+			out = append(out, e.Resource)
+		}
+		return out
+	}
+	latest := map[string]string{} // code → latest date, from the app's own search
+	for _, o := range read("/Observation?category=vital-signs&_count=200") {
+		if c := o.Code.Coding[0].Code; o.EffectiveDateTime > latest[c] {
+			latest[c] = o.EffectiveDateTime
+		}
+	}
+	got := read("/Observation/$lastn?category=vital-signs")
+	if len(got) != len(latest) || len(got) == 0 {
+		t.Fatalf("$lastn: %d observations, want one for each of %d codes", len(got), len(latest))
+	}
+	for _, o := range got {
+		if o.Subject.Reference != "Patient/pt-001" || o.EffectiveDateTime != latest[o.Code.Coding[0].Code] {
+			t.Errorf("$lastn: %s of %s on %s, want the patient's latest (%s)", o.ID, o.Subject.Reference, o.EffectiveDateTime, latest[o.Code.Coding[0].Code])
+		}
+	}
+	if n := len(read("/Observation/$lastn?category=vital-signs&max=2")); n <= len(got) {
+		t.Errorf("$lastn with max=2: %d observations, want more than %d", n, len(got))
+	}
+	if code, b := fhirCall(t, tok, http.MethodGet, sb.FHIRBase+"/Observation/$lastn?category=vital-signs&patient=pt-002", ""); code != http.StatusForbidden {
+		t.Errorf("$lastn of another patient: %d %s", code, b)
+	}
+}
