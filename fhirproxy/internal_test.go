@@ -166,7 +166,9 @@ func FuzzParsePath(f *testing.F) {
 		{"GET", "/Appointment", "_elements:exclude=meta&_summary=text"}, {"GET", "/Observation", "_contained=true&_elements=id,meta"},
 		{"GET", "/Patient/p1/Observation", "_elements:exclude=meta"}, {"GET", "/Observation", "encounter:Encounter.subject=x"},
 		{"GET", "/Patient", "_has:Observation:subject:code=x"}, {"GET", "/Observation", "_summary=count"}, {"GET", "/Binary/b1", "_elements=data"},
-		{"DELETE", "/Observation/1", "_cascade=delete"}, {"DELETE", "/Observation", "code=x&_cascade=delete"}, {"POST", "/Observation", "_format=json"}} {
+		{"DELETE", "/Observation/1", "_cascade=delete"}, {"DELETE", "/Observation", "code=x&_cascade=delete"}, {"POST", "/Observation", "_format=json"},
+		{"GET", "/Observation/$lastn", "subject=Patient/p2&_elements=code&max=2"}, {"GET", "/ValueSet/$expand", "url=http://x/vs&filter=a"},
+		{"GET", "/CodeSystem/cs/$lookup", "code=a&property=display"}} {
 		f.Add(s[0], s[1], s[2])
 	}
 	f.Fuzz(func(t *testing.T, method, path, query string) {
@@ -214,6 +216,22 @@ func FuzzParsePath(f *testing.F) {
 			in.Params = slices.Clone(in.Params)
 			if (&Proxy{}).authorize(&in, a) != nil {
 				continue
+			}
+			// A patient/ token's search of a compartment type goes with the
+			// compartment parameter, naming the patient only (a search sent
+			// as an operation, $lastn, too).
+			if c, ok := compartment[in.Type]; ok && a.patient != "" && in.Kind == SearchType && in.unwrap == "" {
+				vals := values(in.Params, c.param)
+				if len(vals) == 0 {
+					t.Fatalf("%s %s?%s: forwarded as %s?%s, without %s", method, path, query, in.path(), encodeQuery(in.Params), c.param)
+				}
+				for _, v := range vals {
+					for _, one := range strings.Split(v, ",") {
+						if !refersTo(one, a.patient, true, a) {
+							t.Fatalf("%s %s?%s: forwarded with %s=%s", method, path, query, c.param, v)
+						}
+					}
+				}
 			}
 			for _, prm := range in.Params {
 				base, mod, _ := strings.Cut(prm.Name, ":")

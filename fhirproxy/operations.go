@@ -161,11 +161,11 @@ func tableOperation(in *Interaction) (operation, bool) {
 // at instance level the record read by its id, at type level every record
 // with the canonical URL the operation names, on the server's first page
 // of them (more, versions of a value set say, are refused: name one by its
-// id). One the access may not see
-// answers as a missing one would, and nothing is sent: at instance level
-// exactly as a missing one (404); at type level the server's own answer to
-// an unknown URL may differ from the proxy's 404, which then tells that
-// some withheld terminology resource has the URL, and nothing of it.
+// id). One the access may not see answers as a missing one would, and
+// nothing is sent: at instance level exactly as a missing one (404); at
+// type level the server's own answer to an unknown URL may differ from the
+// proxy's 404, which then tells that some withheld terminology resource
+// has the URL, and nothing of it.
 func (p *Proxy) judgeSubject(ctx context.Context, in *Interaction, a *access) *refusal {
 	op, ok := tableOperation(in)
 	if !ok || a.unrestricted {
