@@ -83,6 +83,14 @@ func (s *fhirServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.search(w, r, segs[0], r.PostForm)
 	case r.Method == http.MethodGet && len(segs) == 2 && segs[0] == "Observation" && segs[1] == "$lastn":
 		s.lastn(w, r.URL.Query())
+	case r.Method == http.MethodGet && (len(segs) == 2 && strings.HasPrefix(segs[1], "$") || len(segs) == 3 && strings.HasPrefix(segs[2], "$")):
+		id := ""
+		if len(segs) == 3 {
+			id = segs[1]
+		}
+		if !s.terminologyOp(w, segs[0], id, segs[len(segs)-1], r.URL.Query()) {
+			s.outcome(w, 405, "not-supported", "the sandbox FHIR server does not support this operation")
+		}
 	case r.Method == http.MethodGet && len(segs) == 2:
 		s.mu.RLock()
 		res, ok := s.current[segs[0]+"/"+segs[1]]
@@ -299,7 +307,7 @@ func matchDate(have, want string) bool {
 	return have == want
 }
 
-var searchParams = map[string]bool{"_id": true, "patient": true, "subject": true, "category": true, "code": true, "status": true,
+var searchParams = map[string]bool{"_id": true, "patient": true, "subject": true, "category": true, "code": true, "status": true, "url": true,
 	"date": true, "_count": true, "_offset": true, "_include": true, "identifier": true, "name": true, "beneficiary": true,
 	"_format": true, "_sort": true}
 
@@ -337,6 +345,8 @@ func (s *fhirServer) find(typ string, q url.Values) ([]resource, error) {
 						ok = ok || slices.Contains(codes(res["code"]), want) || slices.Contains(codes(res["medicationCodeableConcept"]), want)
 					case "status":
 						ok = ok || res["status"] == want
+					case "url":
+						ok = ok || res["url"] == want
 					case "date":
 						ok = ok || matchDate(dateOf(res), want)
 					case "identifier":
@@ -488,6 +498,14 @@ func (s *fhirServer) capabilities() resource {
 		}
 		types = append(types, rt)
 	}
+	op := func(name, def string) map[string]any {
+		return map[string]any{"name": name, "definition": "http://hl7.org/fhir/OperationDefinition/" + def}
+	}
+	types = append(types,
+		map[string]any{"type": "ValueSet", "interaction": []any{map[string]any{"code": "read"}, map[string]any{"code": "search-type"}},
+			"operation": []any{op("expand", "ValueSet-expand"), op("validate-code", "ValueSet-validate-code")}},
+		map[string]any{"type": "CodeSystem", "interaction": []any{map[string]any{"code": "read"}, map[string]any{"code": "search-type"}},
+			"operation": []any{op("lookup", "CodeSystem-lookup")}})
 	return resource{"resourceType": "CapabilityStatement", "status": "active", "date": "2026-11-27", "kind": "instance",
 		"fhirVersion": "4.0.1", "format": []any{"json"}, "software": map[string]any{"name": "smartkit sandbox FHIR server"},
 		"rest": []any{map[string]any{"mode": "server", "resource": types,

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -710,5 +712,56 @@ func TestLastNThroughTheProxy(t *testing.T) {
 	}
 	if code, b := fhirCall(t, tok, http.MethodGet, sb.FHIRBase+"/Observation/$lastn?category=vital-signs&patient=pt-002", ""); code != http.StatusForbidden {
 		t.Errorf("$lastn of another patient: %d %s", code, b)
+	}
+}
+
+// TestTerminologyThroughTheProxy: a patient app expands the sandbox's
+// value sets, looks codes up and checks them through the proxy; the proxy
+// judges the value set first (the patient's clearance is short of every
+// label) and the answer after.
+func TestTerminologyThroughTheProxy(t *testing.T) {
+	sb := startSandbox(t)
+	tok := patientToken(t, sb, "launch/patient patient/ValueSet.rs patient/CodeSystem.rs")
+	call := func(target string) (int, map[string]any) {
+		t.Helper()
+		code, b := fhirCall(t, tok, http.MethodGet, sb.FHIRBase+target, "")
+		var out map[string]any
+		if err := json.Unmarshal(b, &out); err != nil {
+			t.Fatalf("%s: %d %s", target, code, b)
+		}
+		return code, out
+	}
+	codes := func(vs map[string]any) []string {
+		var out []string
+		exp, _ := vs["expansion"].(map[string]any)
+		for _, c := range asList(exp["contains"]) {
+			out = append(out, c.(map[string]any)["code"].(string))
+		}
+		return out
+	}
+	if code, vs := call("/ValueSet/$expand?url=" + url.QueryEscape(sandboxVitalSigns)); code != 200 || len(codes(vs)) != len(vitals) {
+		t.Errorf("expand the vital signs: %d %v", code, vs)
+	}
+	if code, vs := call("/ValueSet/$expand?url=" + url.QueryEscape(sandboxVitalSigns) + "&filter=rate"); code != 200 ||
+		!slices.Equal(codes(vs), []string{"8867-4", "9279-1"}) {
+		t.Errorf("expand with a filter: %d %v", code, codes(vs))
+	}
+	if code, vs := call("/ValueSet/observation-category/$expand?count=2&offset=1"); code != 200 || !slices.Equal(codes(vs), []string{"vital-signs", "imaging"}) {
+		t.Errorf("expand a code system's every code, a page: %d %v", code, codes(vs))
+	}
+	if code, p := call("/CodeSystem/$lookup?system=" + url.QueryEscape(loinc) + "&code=8867-4"); code != 200 || !strings.Contains(fmt.Sprint(p), "Heart rate") {
+		t.Errorf("lookup: %d %v", code, p)
+	}
+	for code, want := range map[string]bool{"8867-4": true, "2339-0": false} {
+		_, p := call("/ValueSet/$validate-code?url=" + url.QueryEscape(sandboxVitalSigns) + "&system=" + url.QueryEscape(loinc) + "&code=" + code)
+		if got := p["parameter"].([]any)[0].(map[string]any)["valueBoolean"]; got != want {
+			t.Errorf("validate %s: %v, want %v", code, got, want)
+		}
+	}
+	if code, _ := call("/ValueSet/$expand?url=http://example.org/none"); code != http.StatusNotFound {
+		t.Errorf("expand an unknown value set: %d", code)
+	}
+	if code, _ := call("/ValueSet/$expand?url=" + url.QueryEscape(sandboxVitalSigns) + "&context=Observation.code"); code != http.StatusForbidden {
+		t.Errorf("expand with a parameter the proxy does not take: %d", code)
 	}
 }

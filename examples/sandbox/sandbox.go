@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -166,6 +167,8 @@ func Start(ctx context.Context, cfg Config) (*Sandbox, error) {
 		SMARTConfigURL: sb.FHIRBase + "/.well-known/smart-configuration", AuthorizeURL: sb.Issuer + "/authorize",
 		TokenURL: sb.Issuer + "/token", RevokeURL: sb.Issuer + "/revoke", IntrospectURL: sb.Issuer + "/introspect",
 		AllowOrigin: fhirproxy.RegisteredOrigins(sb.Auth.Clients, ""),
+		// Patient apps may read, and expand, the sandbox's terminology.
+		SharedTypes: append(slices.Clone(fhirproxy.DefaultSharedTypes), "ValueSet", "CodeSystem"),
 		// The sandbox shows who saw whose records: backend apps' answers
 		// are read too, so their audit events name the patients disclosed.
 		AuditEveryDisclosure: true}
