@@ -16,6 +16,9 @@ type Description struct {
 	Writes     bool   // the scope lets the app create, change or delete data in the record
 	Persistent bool   // the scope keeps access after the user leaves (offline_access)
 	Future     bool   // the scope reaches kinds of data added in the future (the * type)
+	// Reference reports that the data is about no patient: terminology,
+	// definitions or directories ([Wording.ReferenceTypes]).
+	Reference bool
 }
 
 // A SetDescription describes a whole scope set.
@@ -44,6 +47,15 @@ type Wording struct {
 	// Resource is the sentence for a resource scope: %[1]s verbs,
 	// %[2]s data, %[3]s constraint (may be empty), %[4]s who.
 	Resource string
+	// ReferenceTypes are the types whose records are about no patient
+	// (terminology, definitions, directories): a patient/ scope on one does
+	// not reach anyone's health record, and saying "about the patient"
+	// would mislead. Their sentence is ReferenceResource, with the verbs
+	// of Resource and no who.
+	ReferenceTypes map[string]bool
+	// ReferenceResource is the sentence for a resource scope on a
+	// reference type: %[1]s verbs, %[2]s data, %[3]s constraint.
+	ReferenceResource string
 	// Constraint introduces a constraint: %s is the list of conditions.
 	Constraint string
 	// Condition is one name=value condition: %[1]s name, %[2]s value.
@@ -56,6 +68,9 @@ type Wording struct {
 	// Summary parts: the opening, and the clauses for reading, writing and
 	// persistent access; they are joined with And.
 	SummaryStart, SummaryReads, SummaryWrites, SummaryPersistent, SummaryNothing string
+	// SummaryReference is the reading clause of a set that reads reference
+	// types only.
+	SummaryReference string
 	// FutureNote is appended to sentences about the "*" type.
 	FutureNote string
 }
@@ -86,8 +101,20 @@ func English() *Wording {
 			"PractitionerRole":    "clinicians' roles",
 			"Organization":        "information about organisations",
 			"Coverage":            "insurance coverage",
+			"ValueSet":            "code lists",
+			"CodeSystem":          "code systems",
+			"ConceptMap":          "code mappings",
+			"Questionnaire":       "questionnaire forms",
+			"Medication":          "medication definitions",
+			"Location":            "locations",
+			"HealthcareService":   "healthcare services",
 		},
-		AllTypes: "all kinds of health data",
+		ReferenceTypes: map[string]bool{"ValueSet": true, "CodeSystem": true, "ConceptMap": true, "NamingSystem": true,
+			"Questionnaire": true, "StructureDefinition": true, "Library": true, "PlanDefinition": true, "ActivityDefinition": true,
+			"Medication": true, "Substance": true, "Practitioner": true, "PractitionerRole": true, "Organization": true,
+			"Location": true, "HealthcareService": true, "Endpoint": true},
+		ReferenceResource: "%[1]s %[2]s%[3]s (reference data, not a health record).",
+		AllTypes:          "all kinds of health data",
 		Values: map[string]string{
 			"laboratory":     "laboratory results",
 			"vital-signs":    "vital signs",
@@ -119,6 +146,7 @@ func English() *Wording {
 		SummaryWrites:       "change the health record",
 		SummaryPersistent:   "keep access when you are not using it",
 		SummaryNothing:      "use no health data",
+		SummaryReference:    "read reference data such as code lists",
 		FutureNote:          " This includes kinds of data added in the future.",
 	}
 }
@@ -138,6 +166,11 @@ func (w *Wording) Describe(s Scope) Description {
 		d.Writes = s.perms&(Create|Update|Delete) != 0
 		d.Future = s.typ == "*"
 		d.Data = w.typeName(s.typ)
+		d.Reference = w.ReferenceTypes[s.typ]
+		if d.Reference {
+			d.Text = capitalise(fmt.Sprintf(w.ReferenceResource, w.verbs(s.perms), d.Data, w.constraint(s.params)))
+			break
+		}
 		d.Who = w.who(s.context)
 		d.Text = capitalise(fmt.Sprintf(w.Resource, w.verbs(s.perms), d.Data, w.constraint(s.params), d.Who))
 		if d.Future {
@@ -182,16 +215,21 @@ func (w *Wording) Describe(s Scope) Description {
 // DescribeSet describes every scope of a set and summarises them.
 func (w *Wording) DescribeSet(set Set) SetDescription {
 	sd := SetDescription{Items: make([]Description, 0, len(set.s))}
+	health := false // reads of someone's health record
 	for _, sc := range set.s {
 		d := w.Describe(sc)
+		health = health || d.Reads && !d.Reference
 		sd.Reads = sd.Reads || d.Reads
 		sd.Writes = sd.Writes || d.Writes
 		sd.Persistent = sd.Persistent || d.Persistent
 		sd.Items = append(sd.Items, d)
 	}
 	var clauses []string
-	if sd.Reads {
+	switch {
+	case health:
 		clauses = append(clauses, w.SummaryReads)
+	case sd.Reads:
+		clauses = append(clauses, w.SummaryReference)
 	}
 	if sd.Writes {
 		clauses = append(clauses, w.SummaryWrites)

@@ -26,6 +26,8 @@ func TestDescribe(t *testing.T) {
 		{"fhirUser", false, false, false, false, []string{"identity"}},
 		{"__profilePhoto.manage", false, false, false, false, []string{"__profilePhoto.manage"}},
 		{"messaging/ui", false, false, false, false, []string{"change what it shows"}},
+		{"patient/ValueSet.rs", true, false, false, false, []string{"Read and search code lists (reference data, not a health record)."}},
+		{"user/Practitioner.r", true, false, false, false, []string{"Read information about clinicians (reference data"}},
 	}
 	for _, tc := range tests {
 		sc, err := scopes.Parse(tc.scope)
@@ -35,6 +37,10 @@ func TestDescribe(t *testing.T) {
 		d := scopes.Describe(sc)
 		if d.Reads != tc.reads || d.Writes != tc.writes || d.Persistent != tc.persistent || d.Future != tc.future {
 			t.Errorf("%s: flags %+v", tc.scope, d)
+		}
+		if d.Reference != (tc.scope == "patient/ValueSet.rs" || tc.scope == "user/Practitioner.r") ||
+			d.Reference && (d.Who != "" || strings.Contains(d.Text, "patient")) {
+			t.Errorf("%s: Reference %v, who %q: %s", tc.scope, d.Reference, d.Who, d.Text)
 		}
 		for _, want := range tc.contains {
 			if !strings.Contains(d.Text, want) {
@@ -52,6 +58,8 @@ func TestDescribeSetSummary(t *testing.T) {
 		"openid fhirUser":   "This app asks to use no health data.",
 		"patient/Patient.r": "This app asks to read health data.",
 		"patient/Patient.r patient/Observation.c offline_access": "This app asks to read health data, change the health record and keep access when you are not using it.",
+		"patient/ValueSet.rs patient/CodeSystem.r":               "This app asks to read reference data such as code lists.",
+		"patient/ValueSet.rs patient/Observation.r":              "This app asks to read health data.",
 	} {
 		if got := scopes.DescribeSet(scopes.MustParseSet(in)).Summary; got != want {
 			t.Errorf("%s: summary %q, want %q", in, got, want)
