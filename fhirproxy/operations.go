@@ -116,7 +116,7 @@ func (p *Proxy) authorizeOperation(in *Interaction, a *access) *refusal {
 		case prm.Name == op.subject && in.ID != "":
 			return forbidden("parameter " + prm.Name + " is not taken at instance level: the id names the " + in.Type)
 		case slices.Contains(op.multi, prm.Name):
-		case prm.Name != op.subject && !slices.Contains(op.params, prm.Name):
+		case prm.Name != op.subject && prm.Name != "_format" && !slices.Contains(op.params, prm.Name): // _format: JSON (jsonOnly)
 			return forbidden("parameter " + prm.Name + " is not allowed on " + in.Operation)
 		case seen[prm.Name]:
 			return refuse(http.StatusBadRequest, "invalid", "parameter "+prm.Name+" is given more than once")
@@ -139,7 +139,7 @@ func authorizeEverything(in *Interaction, a *access) *refusal {
 		return refuse(http.StatusForbidden, "forbidden", "$everything needs read and search of every type")
 	}
 	for _, prm := range in.Params {
-		if prm.Name != "_count" && prm.Name != "_since" && prm.Name != "_type" && prm.Name != "start" && prm.Name != "end" {
+		if prm.Name != "_count" && prm.Name != "_since" && prm.Name != "_type" && prm.Name != "start" && prm.Name != "end" && prm.Name != "_format" {
 			return refuse(http.StatusForbidden, "forbidden", "parameter "+prm.Name+" is not allowed on $everything")
 		}
 	}
