@@ -99,10 +99,21 @@ func (p *Proxy) authorize(in *Interaction, a *access) *refusal {
 		if in.Conditional { // resolved first where answers are judged (authorizeConditional)
 			return forbidden("a conditional write under a constrained scope is resolved by the proxy; this one was not (send it on its own)")
 		}
-		var ref *refusal
-		if a.held, ref = compileConstraint(in.Type, d); ref != nil {
+		lc, ref := compileConstraint(in.Type, d)
+		if in.Kind == Delete && (ref != nil || lc.partial) {
+			// A delete removes what is stored, which the FHIR server can
+			// prove matches whatever the constraint: found by _id with one
+			// scope's constraint (checkStored, proveStored), where the
+			// proxy cannot evaluate them all.
+			a.proof, lc, ref = nil, nil, nil
+			for sc := range d.Constraints() {
+				a.proof = append(a.proof, sc.Constraint())
+			}
+		}
+		if ref != nil {
 			return ref
 		}
+		a.held = lc
 	case d.Constrained() && (in.Kind == VRead || in.Kind == HistoryInstance):
 		// A search finds current versions only, so the server cannot
 		// apply the constraint to an earlier one: the proxy evaluates it,
@@ -249,30 +260,12 @@ func orAll(t string) string {
 // so the FHIR server proves the match. (A write is held to it by the proxy:
 // compileConstraint.)
 func (p *Proxy) applyConstraint(in *Interaction, d scopes.Decision) *refusal {
-	var alts [][]Param
-	for sc := range d.Constraints() {
-		alts = append(alts, sc.Constraint())
-	}
 	if ref := constrainedSearch(in); ref != nil {
 		return ref
 	}
-	var extra []Param
-	switch {
-	case len(alts) == 1:
-		extra = alts[0]
-	default:
-		// Several constrained scopes OR together; one parameter name with
-		// single values can be ORed with a comma, anything else cannot.
-		name := ""
-		var vals []string
-		for _, alt := range alts {
-			if len(alt) != 1 || name != "" && alt[0].Name != name {
-				return refuse(http.StatusForbidden, "forbidden", "narrow the request to one of the permitted categories")
-			}
-			name = alt[0].Name
-			vals = append(vals, alt[0].Value)
-		}
-		extra = []Param{{Name: name, Value: strings.Join(vals, ",")}}
+	extra, ref := constraintParams(d)
+	if ref != nil {
+		return ref
 	}
 	switch in.Kind {
 	case SearchType, SearchCompart:
@@ -286,6 +279,29 @@ func (p *Proxy) applyConstraint(in *Interaction, d scopes.Decision) *refusal {
 		return refuse(http.StatusForbidden, "forbidden", "this interaction is not allowed under a constrained scope")
 	}
 	return nil
+}
+
+// constraintParams are the search parameters that apply a decision's
+// constraints: one scope's pairs, or several scopes' single pairs of one
+// name ORed with a comma. Other combinations cannot be one search.
+func constraintParams(d scopes.Decision) ([]Param, *refusal) {
+	var alts [][]Param
+	for sc := range d.Constraints() {
+		alts = append(alts, sc.Constraint())
+	}
+	if len(alts) == 1 {
+		return alts[0], nil
+	}
+	name := ""
+	var vals []string
+	for _, alt := range alts {
+		if len(alt) != 1 || name != "" && alt[0].Name != name {
+			return nil, refuse(http.StatusForbidden, "forbidden", "narrow the request to one of the permitted categories")
+		}
+		name = alt[0].Name
+		vals = append(vals, alt[0].Value)
+	}
+	return []Param{{Name: name, Value: strings.Join(vals, ",")}}, nil
 }
 
 // constrainedSearch refuses the parameters whose answer a constraint does

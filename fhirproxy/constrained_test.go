@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/smartkit/smartkit/audit"
+	"github.com/smartkit/smartkit/consent"
 )
 
 // reading is a new Observation of p1's (no id) whose category is one
@@ -614,4 +615,61 @@ func TestConstraintOverRepeatedParameters(t *testing.T) {
 	}
 	unread := f.token("user/Observation.rs?code:in=http://example.org/labs", everyLabel())
 	f.refused("a repeated parameter of a constraint the proxy cannot evaluate", f.do("GET", "/Observation?code:in=http://example.org/vitals", unread, ""), 403)
+}
+
+// TestServerProvenConstrainedDeletes: a delete under a constraint the
+// proxy cannot evaluate (identifier, an Identifier, is not among its token
+// paths) is proven by the FHIR server: the stored record must be found by
+// _id with the constraint, and the delete goes pinned to the version read.
+// One the search does not find answers as a missing record, and nothing is
+// deleted. Writes other than deletes stay refused under such a constraint.
+func TestServerProvenConstrainedDeletes(t *testing.T) {
+	f := newFixture(t)
+	f.up.mu.Lock()
+	f.up.resources["Observation/lab-1"]["identifier"] = []any{map[string]any{"system": "urn:dev", "value": "r-1"}}
+	f.up.mu.Unlock()
+	for _, scope := range []string{"launch/patient patient/Observation.rd?identifier=urn:dev|r-1",
+		"system/Observation.rd?identifier=urn:dev|r-1",
+		// partly evaluable: the category scope alone would not allow it
+		"launch/patient patient/Observation.d?category=vital-signs patient/Observation.d?identifier=urn:dev|r-1"} {
+		clearance := (*consent.Clearance)(nil)
+		if strings.HasPrefix(scope, "system/") {
+			clearance = everyLabel()
+		}
+		tok := f.token(scope, clearance)
+		r := f.do("DELETE", "/Observation/lab-1", tok, "")
+		got := f.sentPaths()
+		if n := len(got); r.status != http.StatusNoContent || n < 3 || got[0] != "GET /Observation/lab-1?" ||
+			!strings.HasPrefix(got[n-2], "GET /Observation?_id=lab-1&identifier=urn") || got[n-1] != "DELETE /Observation/lab-1?" {
+			t.Errorf("%s: %d %s, the upstream received %q", scope, r.status, r.raw, got)
+		} else if pin := f.up.requests()[n-1].Header.Get("If-Match"); pin != f.up.etag("Observation/lab-1") {
+			t.Errorf("%s: the delete went with If-Match %q", scope, pin)
+		}
+		f.up.reset()
+		missing := f.do("DELETE", "/Observation/nope", tok, "")
+		f.onlyReads(scope + ": a free id")
+		r = f.do("DELETE", "/Observation/lab-2", tok, "") // another laboratory result, without the identifier
+		if r.status != http.StatusNotFound || r.raw != missing.raw {
+			t.Errorf("%s: a record outside the constraint: %d %s, want what a free id gets (%d %s)", scope, r.status, r.raw, missing.status, missing.raw)
+		}
+		f.onlyReads(scope + ": outside the constraint")
+	}
+	// In a batch too, each entry proven on its own.
+	tok := f.token("system/Observation.rd?identifier=urn:dev|r-1", everyLabel())
+	r := f.do("POST", "/", tok, bundle("batch", entry("", "DELETE", "Observation/lab-1", "")))
+	if sent := f.sentEntries(); r.status != http.StatusOK || len(sent) != 1 || sent[0].Request["ifMatch"] != f.up.etag("Observation/lab-1") {
+		t.Errorf("a batched delete: %d %s, sent %+v", r.status, r.raw, sent)
+	}
+	f.up.reset()
+	free := f.do("POST", "/", tok, bundle("batch", entry("", "DELETE", "Observation/nope", "")))
+	f.onlyReads("a batched delete of a free id")
+	r = f.do("POST", "/", tok, bundle("batch", entry("", "DELETE", "Observation/lab-2", "")))
+	if r.status >= 200 && r.status < 300 || r.raw != free.raw {
+		t.Errorf("a batched delete outside the constraint: %d %s, want what a free id gets: %d %s", r.status, r.raw, free.status, free.raw)
+	}
+	f.onlyReads("a batched delete outside the constraint")
+	// An update's new content cannot be proven by the server before it is
+	// written: still refused, before anything is read.
+	tok = f.token("launch/patient patient/Observation.ru?identifier=urn:dev|r-1", nil)
+	f.refused("an update under it", f.do("PUT", "/Observation/lab-1", tok, mustJSON(f.up.resources["Observation/lab-1"])), 403)
 }

@@ -40,6 +40,9 @@ import (
 type localConstraint struct {
 	alts [][]tokenTest // ORed; the tests within one are ANDed
 	text string        // the scopes whose constraints they are, for refusals
+	// partial: some scopes' constraints could not be compiled, so what
+	// matches only those does not match here.
+	partial bool
 }
 
 // tokenTest is one name=value pair of a constraint, compiled.
@@ -138,6 +141,7 @@ func compileConstraint(typ string, d scopes.Decision) (*localConstraint, *refusa
 			"): it evaluates token parameters with one element path (category, code, status and the like, _tag, _security), without modifiers")
 	}
 	lc.text = strings.Join(texts, " or ")
+	lc.partial = len(unread) > 0
 	return lc, nil
 }
 

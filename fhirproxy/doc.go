@@ -154,8 +154,12 @@
 // system|code, |code and system|, matched exactly. A scope whose
 // constraint holds anything else (a modifier, a chain, another parameter)
 // allows no write; when no scope allowing it can be evaluated the write is
-// refused before anything is read. Several constrained scopes OR, the
-// pairs of one AND, as for a search. Batch entries are held alike; a
+// refused before anything is read. A delete is the exception: what it
+// removes is stored, so where the proxy cannot evaluate every scope's
+// constraint the FHIR server proves it, finding the record by _id with one
+// scope's constraint, and the delete goes pinned to the version read
+// before. Several constrained scopes OR, the pairs of one AND, as for a
+// search. Batch entries are held alike; a
 // conditional write is resolved on its own (see Conditional writes), and
 // refused in a batch. The same evaluation shows
 // a create's, update's or patch's answer (the record as stored) to a

@@ -179,6 +179,10 @@ type access struct {
 	// instance history shows (checkStored); what a write writes
 	// (checkContent); the version a vread shows (exchange.inspect).
 	held *localConstraint
+	// proof is, for a delete under constraints the proxy cannot evaluate
+	// (all of them), the search parameters of each: the stored version
+	// must be found by _id with one of them (proveStored).
+	proof [][]Param
 	// readBack is the constraint of a constrained read of the type a
 	// create, update or patch writes, when the proxy can evaluate it: the
 	// answer, the record as stored, is shown when it matches.

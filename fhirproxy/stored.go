@@ -52,8 +52,8 @@ func (p *Proxy) checkStored(ctx context.Context, in Interaction, a *access, next
 	if in.Conditional && labelled {
 		return p.checkMatches(ctx, in, next, sparesLabels)
 	}
-	inComp := a.patient != "" && in.Type != "Patient"  // a patient/ token's own Patient is checked by id
-	sees := !inComp && a.unrestricted && a.held == nil // the access may see every stored version
+	inComp := a.patient != "" && in.Type != "Patient"                    // a patient/ token's own Patient is checked by id
+	sees := !inComp && a.unrestricted && a.held == nil && a.proof == nil // the access may see every stored version
 	if sees && !labelled || in.ID == "" {
 		return nil
 	}
@@ -91,6 +91,11 @@ func (p *Proxy) checkStored(ctx context.Context, in Interaction, a *access, next
 	}
 	if a.bound(pr) && p.judgeContext(ctx, a, pr) != keep {
 		return outsideGrant() // a Binary whose context the access may not see
+	}
+	if a.proof != nil {
+		if ref := p.proveStored(ctx, in, a); ref != nil {
+			return ref
+		}
 	}
 	if in.Kind == Patch && a.appliesPatches() {
 		// A patient app's JSON Patch is applied to the version just judged
@@ -319,4 +324,47 @@ func (p *Proxy) getURL(ctx context.Context, u string) (int, []byte, string, erro
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, p.Limits.resp()))
 	return resp.StatusCode, b, resp.Header.Get("ETag"), err
+}
+
+// proveStored has the FHIR server prove that the stored record a delete
+// removes matches one of the constraints the proxy cannot evaluate
+// (access.proof): a search by its _id with that constraint's parameters
+// must find it, tried scope by scope. The delete then goes with If-Match
+// on the version read before the searches, and versions only move forward:
+// if it succeeds, that version was still current when a search found it
+// matching.
+func (p *Proxy) proveStored(ctx context.Context, in Interaction, a *access) *refusal {
+	for _, alt := range a.proof {
+		found, ref := p.foundWith(ctx, in, a, alt)
+		if ref != nil || found {
+			return ref
+		}
+	}
+	return outsideGrant() // as a read of it under the constraint answers
+}
+
+// foundWith reports whether a search of in's type by its _id with the
+// parameters of one constraint finds it.
+func (p *Proxy) foundWith(ctx context.Context, in Interaction, a *access, constraint []Param) (bool, *refusal) {
+	if !a.entries.spend() {
+		return false, tooManyReads()
+	}
+	st, body, _, err := p.get(ctx, in.Type, encodeQuery(append([]Param{{Name: "_id", Value: in.ID}}, constraint...)))
+	switch {
+	case err != nil:
+		return false, refuse(http.StatusBadGateway, "transient", "the FHIR server is unavailable")
+	case st != http.StatusOK:
+		return false, refuse(http.StatusBadGateway, "transient", "the FHIR server did not answer the search that proves the constraint ("+itoa(st)+")")
+	}
+	var top projection
+	found := false
+	s := jsonstrict.NewScanner(body)
+	derr := top.decode(s, readEntries(s, nil, func(e bundleEntry) error {
+		found = found || e.hasRes && !e.notMatch && e.res.ResourceType == in.Type && e.res.ID == in.ID
+		return nil
+	}), nil)
+	if derr != nil || s.End() != nil || top.ResourceType != "Bundle" {
+		return false, refuse(http.StatusBadGateway, "invalid", "the FHIR server answered the search that proves the constraint with invalid JSON or not a Bundle")
+	}
+	return found, nil
 }
