@@ -153,14 +153,8 @@ func (p *Proxy) matchesOn(ctx context.Context, a *access, target, page string, v
 	case st != http.StatusOK:
 		return "", refuse(http.StatusBadRequest, "invalid", "the FHIR server did not accept the criteria ("+strconv.Itoa(st)+")")
 	}
-	var (
-		top  projection
-		next string
-		more bool
-	)
-	s := jsonstrict.NewScanner(body)
-	derr := top.decode(s, readEntries(s, nil, func(e bundleEntry) error {
-		if e.hasRes && !e.notMatch && e.res.ResourceType == target && a.judgeEntry(&e, body[e.resStart:e.resEnd]) == keep &&
+	next, more, ok := readSearchPage(body, func(e *bundleEntry) {
+		if e.hasRes && !e.notMatch && e.res.ResourceType == target && a.judgeEntry(e, body[e.resStart:e.resEnd]) == keep &&
 			!slices.ContainsFunc(*matches, func(m match) bool { return m.id == e.res.ID }) {
 			m := match{id: e.res.ID}
 			if versions {
@@ -168,6 +162,25 @@ func (p *Proxy) matchesOn(ctx context.Context, a *access, target, page string, v
 			}
 			*matches = append(*matches, m)
 		}
+	})
+	if !ok {
+		return "", refuse(http.StatusBadGateway, "invalid", "the FHIR server answered the criteria with invalid JSON or not a Bundle")
+	}
+	if more && next == "" {
+		return "", refuse(http.StatusBadGateway, "invalid", "the FHIR server's next page of the criteria's matches has no address")
+	}
+	return next, nil
+}
+
+// readSearchPage reads one page of a search the proxy runs itself, strictly:
+// each entry goes to entry, and next is the page's next link (more: it has
+// one, whether or not it has an address). ok is false for invalid JSON or
+// anything but a Bundle.
+func readSearchPage(body []byte, entry func(*bundleEntry)) (next string, more, ok bool) {
+	var top projection
+	s := jsonstrict.NewScanner(body)
+	err := top.decode(s, readEntries(s, nil, func(e bundleEntry) error {
+		entry(&e)
 		return nil
 	}), func(name string, start int64) error {
 		if name == "link" && !more {
@@ -175,13 +188,7 @@ func (p *Proxy) matchesOn(ctx context.Context, a *access, target, page string, v
 		}
 		return nil
 	})
-	if derr != nil || s.End() != nil || top.ResourceType != "Bundle" {
-		return "", refuse(http.StatusBadGateway, "invalid", "the FHIR server answered the criteria with invalid JSON or not a Bundle")
-	}
-	if more && next == "" {
-		return "", refuse(http.StatusBadGateway, "invalid", "the FHIR server's next page of the criteria's matches has no address")
-	}
-	return next, nil
+	return next, more, err == nil && s.End() == nil && top.ResourceType == "Bundle"
 }
 
 // versionOf is a resource's meta.versionId, read from its JSON (strict:

@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/smartkit/smartkit/internal/jsonstrict"
 	"github.com/smartkit/smartkit/scopes"
 )
 
@@ -191,25 +190,12 @@ func (p *Proxy) judgeSubject(ctx context.Context, in *Interaction, a *access) *r
 	case st != http.StatusOK:
 		return refuse(http.StatusBadGateway, "transient", "the FHIR server did not answer a search of "+in.Type+" by url ("+strconv.Itoa(st)+")")
 	}
-	var (
-		top      projection
-		withheld bool
-		next     bool
-	)
-	s := jsonstrict.NewScanner(body)
-	derr := top.decode(s, readEntries(s, nil, func(e bundleEntry) error {
-		if e.hasRes && e.res.ResourceType != "OperationOutcome" && (e.res.ResourceType != in.Type || a.judge(&e.res) != keep) {
-			withheld = true
-		}
-		return nil
-	}), func(name string, start int64) error {
-		if name == "link" {
-			next = next || nextLink(body[start:s.Offset()])
-		}
-		return nil
+	withheld := false
+	_, next, ok := readSearchPage(body, func(e *bundleEntry) {
+		withheld = withheld || e.hasRes && e.res.ResourceType != "OperationOutcome" && (e.res.ResourceType != in.Type || a.judge(&e.res) != keep)
 	})
 	switch {
-	case derr != nil || s.End() != nil || top.ResourceType != "Bundle":
+	case !ok:
 		return refuse(http.StatusBadGateway, "invalid", "the FHIR server answered a search of "+in.Type+" by url with invalid JSON or not a Bundle")
 	case next:
 		return refuse(http.StatusForbidden, "too-costly", "more "+in.Type+" records have this url than the proxy judges; name one by its id")

@@ -356,14 +356,11 @@ func (p *Proxy) foundWith(ctx context.Context, in Interaction, a *access, constr
 	case st != http.StatusOK:
 		return false, refuse(http.StatusBadGateway, "transient", "the FHIR server did not answer the search that proves the constraint ("+itoa(st)+")")
 	}
-	var top projection
 	found := false
-	s := jsonstrict.NewScanner(body)
-	derr := top.decode(s, readEntries(s, nil, func(e bundleEntry) error {
+	_, _, ok := readSearchPage(body, func(e *bundleEntry) {
 		found = found || e.hasRes && !e.notMatch && e.res.ResourceType == in.Type && e.res.ID == in.ID
-		return nil
-	}), nil)
-	if derr != nil || s.End() != nil || top.ResourceType != "Bundle" {
+	})
+	if !ok {
 		return false, refuse(http.StatusBadGateway, "invalid", "the FHIR server answered the search that proves the constraint with invalid JSON or not a Bundle")
 	}
 	return found, nil
