@@ -91,8 +91,9 @@ func answerNotModified(resp *http.Response) {
 // Under a query constraint the criteria are searched with it (the token's
 // own search), and the write they resolve to is held to its own
 // (compileConstraint), which must be one the proxy can check: one it
-// cannot is refused here, before anything is searched. The criteria and
-// the write are authorised in full when it is resolved.
+// cannot is refused here, before anything is searched, but for a delete,
+// which the FHIR server proves (proveStored). The criteria and the write
+// are authorised in full when it is resolved.
 func authorizeConditional(in *Interaction, a *access) *refusal {
 	d, ctx := conditionalDecision(in, a)
 	if !d.Allowed {
@@ -101,7 +102,7 @@ func authorizeConditional(in *Interaction, a *access) *refusal {
 	if !d.Constrained() {
 		return nil
 	}
-	if w := a.tok.Scopes.Check(scopes.Access{Context: ctx, Type: in.Type, Perms: letters(in) &^ scopes.Search}); w.Constrained() {
+	if w := a.tok.Scopes.Check(scopes.Access{Context: ctx, Type: in.Type, Perms: letters(in) &^ scopes.Search}); w.Constrained() && in.Kind != Delete {
 		if _, ref := compileConstraint(in.Type, w); ref != nil {
 			return ref
 		}

@@ -654,9 +654,21 @@ func TestServerProvenConstrainedDeletes(t *testing.T) {
 		}
 		f.onlyReads(scope + ": outside the constraint")
 	}
+	// A conditional delete resolves, by the token's own search, to the
+	// plain delete, proven as above.
+	tok := f.token("system/Observation.ds?identifier=urn:dev|r-1", everyLabel())
+	r := f.do("DELETE", "/Observation?_id=lab-1", tok, "")
+	if got := f.sentPaths(); r.status != http.StatusNoContent || got[len(got)-1] != "DELETE /Observation/lab-1?" {
+		t.Errorf("a conditional delete: %d %s, the upstream received %q", r.status, r.raw, got)
+	}
+	f.up.reset()
+	if r := f.do("DELETE", "/Observation?_id=lab-2", tok, ""); r.status != http.StatusNotFound {
+		t.Errorf("a conditional delete outside the constraint: %d %s", r.status, r.raw)
+	}
+	f.onlyReads("a conditional delete outside the constraint")
 	// In a batch too, each entry proven on its own.
-	tok := f.token("system/Observation.rd?identifier=urn:dev|r-1", everyLabel())
-	r := f.do("POST", "/", tok, bundle("batch", entry("", "DELETE", "Observation/lab-1", "")))
+	tok = f.token("system/Observation.rd?identifier=urn:dev|r-1", everyLabel())
+	r = f.do("POST", "/", tok, bundle("batch", entry("", "DELETE", "Observation/lab-1", "")))
 	if sent := f.sentEntries(); r.status != http.StatusOK || len(sent) != 1 || sent[0].Request["ifMatch"] != f.up.etag("Observation/lab-1") {
 		t.Errorf("a batched delete: %d %s, sent %+v", r.status, r.raw, sent)
 	}
