@@ -55,8 +55,9 @@
 // id that does not exist answers 404 as one to another patient's record
 // does (no update-as-create with patient context). Operations are denied
 // unless listed: Patient/{id}/$everything with read and search of every
-// type; Observation/$lastn, a search, authorised, confined, constrained and
-// judged as Observation's search is; and the terminology operations (ValueSet $expand and
+// type; Observation/$lastn and US Core's DocumentReference/$docref,
+// searches, authorised, confined, constrained and judged as their type's
+// search is; and the terminology operations (ValueSet $expand and
 // $validate-code, CodeSystem $lookup, $validate-code and $subsumes,
 // ConceptMap $translate) as a read of the resource they run on (r at
 // instance level, r and s at type level, where url or system names it;

@@ -49,13 +49,15 @@ type operation struct {
 }
 
 // searchOperations are the operations that are searches with a twist,
-// by "Type/$name": Observation/$lastn (the latest observations of each
-// code, max of them) takes Observation's search parameters and max, and
-// answers a searchset. Each is authorised, confined to the compartment,
-// constrained and judged exactly as the type's search (the s letter), and
-// forwarded to Type/$name. HAPI, for one, requires a patient (added for a
-// patient/ token) and a category or code.
-var searchOperations = map[string]bool{"Observation/$lastn": true}
+// by "Type/$name", each answering a searchset of its type:
+// Observation/$lastn (the latest observations of each code, max of them;
+// HAPI, for one, requires a patient and a category or code) and US Core's
+// DocumentReference/$docref (a patient's documents, existing or generated
+// on demand: patient, start, end, type, on-demand, profile). Each is
+// authorised, confined to the compartment (patient added for a patient/
+// token, another patient refused), constrained and judged exactly as the
+// type's search (the s letter), and forwarded to Type/$name.
+var searchOperations = map[string]bool{"Observation/$lastn": true, "DocumentReference/$docref": true}
 
 // operations is the table, by "Type/$name".
 var operations = map[string]operation{

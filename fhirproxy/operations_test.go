@@ -263,3 +263,27 @@ func TestLastN(t *testing.T) {
 		f.refused(c.name, r, r.status)
 	}
 }
+
+// TestDocRef: US Core's DocumentReference/$docref is a search of the
+// patient's documents, confined and judged as DocumentReference's search.
+func TestDocRef(t *testing.T) {
+	f := newFixture(t)
+	f.up.mu.Lock()
+	for _, d := range []struct{ id, patient string }{{"note-1", "p1"}, {"note-2", "p2"}} {
+		f.up.resources["DocumentReference/"+d.id] = map[string]any{"resourceType": "DocumentReference", "id": d.id, "status": "current",
+			"subject": map[string]any{"reference": "Patient/" + d.patient}, "content": []any{map[string]any{"attachment": map[string]any{"url": "Binary/" + d.id}}}}
+	}
+	f.up.misbehave = true // the patient parameter ignored: what the proxy judges keeps p2's out
+	f.up.mu.Unlock()
+	tok := f.token("launch/patient patient/DocumentReference.rs", nil)
+	r := f.do("GET", "/DocumentReference/$docref?start=2026-01-01&on-demand=true", tok, "")
+	if r.status != http.StatusOK || !slices.Equal(entryIDs(r), []string{"note-1"}) {
+		t.Errorf("$docref: %d %v %s", r.status, entryIDs(r), r.raw)
+	}
+	if got := f.sentPaths(); !slices.Equal(got, []string{"GET /DocumentReference/$docref?start=2026-01-01&on-demand=true&patient=Patient%2Fp1"}) {
+		t.Errorf("$docref: the upstream received %q", got)
+	}
+	f.up.reset()
+	f.refused("$docref of another patient", f.do("GET", "/DocumentReference/$docref?patient=p2", tok, ""), 403)
+	f.refused("$docref without search", f.do("GET", "/DocumentReference/$docref", f.token("launch/patient patient/DocumentReference.r", nil), ""), 403)
+}

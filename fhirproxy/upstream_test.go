@@ -207,7 +207,7 @@ func (u *upstream) serve(w http.ResponseWriter, r *http.Request) {
 					map[string]any{"type": "ValueSet", "operation": []any{op("expand"), op("validate-code"), op("invalidate")}},
 					map[string]any{"type": "ImaginaryType"},
 				}}}})
-	case strings.HasPrefix(segs[len(segs)-1], "$") && segs[len(segs)-1] != "$everything" && segs[len(segs)-1] != "$lastn":
+	case strings.HasPrefix(segs[len(segs)-1], "$") && segs[len(segs)-1] != "$everything" && !searchOps[segs[len(segs)-1]]:
 		u.mu.Lock()
 		answer := u.opAnswer
 		_, found := u.resources[strings.Join(segs[:min(2, len(segs))], "/")]
@@ -224,7 +224,7 @@ func (u *upstream) serve(w http.ResponseWriter, r *http.Request) {
 			answer = map[string]any{"resourceType": "Parameters", "parameter": []any{map[string]any{"name": "result", "valueBoolean": true}}}
 		}
 		u.write(w, 200, answer)
-	case r.Method == http.MethodGet && len(segs) == 2 && segs[1] != "$lastn":
+	case r.Method == http.MethodGet && len(segs) == 2 && !searchOps[segs[1]]:
 		u.mu.Lock()
 		res, ok := u.resources[segs[0]+"/"+segs[1]]
 		etag := `W/"` + strconv.Itoa(len(u.versions[segs[0]+"/"+segs[1]])+1) + `"`
@@ -246,9 +246,9 @@ func (u *upstream) serve(w http.ResponseWriter, r *http.Request) {
 		if after != nil {
 			after(segs[0] + "/" + segs[1])
 		}
-	case r.Method == http.MethodGet && (len(segs) == 1 || len(segs) == 3 || len(segs) == 2 && segs[1] == "$lastn"):
+	case r.Method == http.MethodGet && (len(segs) == 1 || len(segs) == 3 || len(segs) == 2 && searchOps[segs[1]]):
 		typ := segs[len(segs)-1]
-		if typ == "$lastn" { // as a search of the type, each a latest (this upstream keeps one version)
+		if searchOps[typ] { // as a search of the type ($lastn: each a latest, this upstream keeping one version)
 			typ = segs[0]
 		}
 		q := r.URL.Query()
@@ -405,5 +405,9 @@ func hasIdentifier(res map[string]any, v string) bool {
 	}
 	return false
 }
+
+// searchOps are the operations the test upstream answers as a search of
+// their type.
+var searchOps = map[string]bool{"$lastn": true, "$docref": true}
 
 func mustJSON(v any) string { b, _ := json.Marshal(v); return string(b) }
