@@ -62,7 +62,9 @@
 // ConceptMap $translate) as a read of the resource they run on (r at
 // instance level, r and s at type level, where url or system names it;
 // for a patient/ token, on types in Proxy.SharedTypes). Their parameters go
-// in the query, each checked against the operation's list (a body is
+// in the query or, POSTed, in a Parameters body (Codings and
+// CodeableConcepts too, never a resource or a part), each checked against
+// the operation's list; $everything's go in the query only (a body is
 // refused: it would go upstream unread). With a clearance short of every
 // label, the resource a terminology operation runs on is judged before it
 // is sent, and its answer is judged always: of the operation's type, no

@@ -1,13 +1,16 @@
 package fhirproxy
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"slices"
 	"strconv"
 	"strings"
 
+	"github.com/smartkit/smartkit/internal/jsonstrict"
 	"github.com/smartkit/smartkit/scopes"
 )
 
@@ -32,18 +35,24 @@ import (
 // withholds is not expanded for it. The answer is judged too
 // (judgeOperationAnswer): terminology answers carry codes, never records.
 //
-// Parameters go in the query, where each is checked against the
-// operation's list; a POST carries none in its body (Proxy.checkWrite).
-// Complex parameters (coding, codeableConcept, an inline valueSet) need a
-// body, so the forms that take them are not supported. In a batch,
-// operations other than $everything are refused: send them on their own.
+// Parameters go in the query or, POSTed, in a Parameters body
+// (parseOperationBody), each checked against the operation's list. A body
+// may also carry the Coding and CodeableConcept parameters (coding,
+// codeableConcept, codingA, codingB), which a query cannot; never a
+// resource (an inline valueSet, codeSystem or conceptMap), a part, or
+// anything but a name and one value. It goes upstream as it came, having
+// been read whole. In a batch, operations other than $everything are
+// refused: send them on their own.
 type operation struct {
 	// subject is the parameter that names, at type level, the canonical
 	// URL of the resource the operation runs on. It is required there and
 	// refused at instance level, where the id names it.
 	subject string
-	// params are the other query parameters it takes; multi may repeat.
+	// params are the other parameters it takes; multi may repeat.
 	params, multi []string
+	// complex are the parameters that take a Coding or CodeableConcept,
+	// in a body only.
+	complex []string
 	// answer is the resource type it answers with.
 	answer string
 }
@@ -65,14 +74,15 @@ var operations = map[string]operation{
 		"includeDesignations", "includeDefinition", "activeOnly", "excludeNested", "excludeNotForUI", "excludePostCoordinated",
 		"displayLanguage"}, multi: []string{"designation", "exclude-system", "system-version", "check-system-version", "force-system-version"}},
 	"ValueSet/$validate-code": {subject: "url", answer: "Parameters", params: []string{"valueSetVersion", "code", "system",
-		"systemVersion", "display", "date", "abstract", "displayLanguage"}},
+		"systemVersion", "display", "date", "abstract", "displayLanguage"}, complex: []string{"coding", "codeableConcept"}},
 	"CodeSystem/$lookup": {subject: "system", answer: "Parameters", params: []string{"code", "version", "date", "displayLanguage"},
-		multi: []string{"property"}},
+		multi: []string{"property"}, complex: []string{"coding"}},
 	"CodeSystem/$validate-code": {subject: "url", answer: "Parameters", params: []string{"version", "code", "display", "date",
-		"abstract", "displayLanguage"}},
-	"CodeSystem/$subsumes": {subject: "system", answer: "Parameters", params: []string{"codeA", "codeB", "version"}},
+		"abstract", "displayLanguage"}, complex: []string{"coding", "codeableConcept"}},
+	"CodeSystem/$subsumes": {subject: "system", answer: "Parameters", params: []string{"codeA", "codeB", "version"},
+		complex: []string{"codingA", "codingB"}},
 	"ConceptMap/$translate": {subject: "url", answer: "Parameters", params: []string{"conceptMapVersion", "code", "system", "version",
-		"source", "target", "targetsystem", "reverse"}},
+		"source", "target", "targetsystem", "reverse"}, complex: []string{"coding", "codeableConcept"}},
 }
 
 // authorizeOperation allows only the operations of the table (deny by
@@ -112,14 +122,18 @@ func (p *Proxy) authorizeOperation(in *Interaction, a *access) *refusal {
 		return forbidden(in.Type + " is outside the patient compartment")
 	}
 	seen := map[string]bool{}
-	for _, prm := range in.Params {
+	for i, prm := range append(slices.Clip(in.Params), in.bodyParams...) {
+		inBody := i >= len(in.Params)
 		switch {
 		case prm.Name == op.subject && in.ID != "":
 			return forbidden("parameter " + prm.Name + " is not taken at instance level: the id names the " + in.Type)
 		case slices.Contains(op.multi, prm.Name):
-		case prm.Name != op.subject && prm.Name != "_format" && !slices.Contains(op.params, prm.Name): // _format: JSON (jsonOnly)
+		case slices.Contains(op.complex, prm.Name) && inBody: // its type checked by parseOperationBody
+		case prm.Name == "_format" && !inBody: // JSON (jsonOnly)
+		case prm.Name != op.subject && !slices.Contains(op.params, prm.Name):
 			return forbidden("parameter " + prm.Name + " is not allowed on " + in.Operation)
-		case seen[prm.Name]:
+		}
+		if seen[prm.Name] && !slices.Contains(op.multi, prm.Name) {
 			return refuse(http.StatusBadRequest, "invalid", "parameter "+prm.Name+" is given more than once")
 		}
 		seen[prm.Name] = true
@@ -129,6 +143,139 @@ func (p *Proxy) authorizeOperation(in *Interaction, a *access) *refusal {
 	}
 	return nil
 }
+
+// parseOperationBody reads the Parameters body of a POSTed operation of
+// the table (strict JSON, FHIR JSON): its parameters, each a name and one
+// value, primitive or, for the operation's complex ones, a Coding or
+// CodeableConcept. Primitive values come back as their text, complex ones
+// as "". Anything else (a resource, a part, an extension, an id or meta on
+// the Parameters) is refused: the server would act on what the proxy did
+// not check.
+func parseOperationBody(op operation, contentType string, body []byte) ([]Param, *refusal) {
+	bad := func(msg string) *refusal { return refuse(http.StatusBadRequest, "invalid", msg) }
+	if !jsonMediaType(contentType) {
+		return nil, refuse(http.StatusUnsupportedMediaType, "not-supported", "an operation's body is a FHIR JSON Parameters resource")
+	}
+	if jsonstrict.Check(body) != nil {
+		return nil, bad("the operation's body is not strict JSON")
+	}
+	var doc map[string]json.RawMessage
+	_ = json.Unmarshal(body, &doc)
+	var items []map[string]json.RawMessage
+	for name, v := range doc {
+		switch name {
+		case "resourceType":
+			if string(v) != `"Parameters"` {
+				return nil, bad("an operation's body is a Parameters resource")
+			}
+		case "parameter":
+			if json.Unmarshal(v, &items) != nil {
+				return nil, bad("the Parameters' parameter is not a list of parameters")
+			}
+		default:
+			return nil, bad("the Parameters' member " + name + " is not supported here")
+		}
+	}
+	if doc["resourceType"] == nil {
+		return nil, bad("an operation's body is a Parameters resource")
+	}
+	params := make([]Param, 0, len(items))
+	for _, item := range items {
+		var name, kind string
+		var value json.RawMessage
+		for k, v := range item {
+			switch {
+			case k == "name":
+				if json.Unmarshal(v, &name) != nil || name == "" {
+					return nil, bad("a parameter's name is not a string")
+				}
+			case strings.HasPrefix(k, "value") && kind == "":
+				kind, value = k, v
+			default:
+				return nil, bad("a parameter takes a name and one value here, not " + k)
+			}
+		}
+		complex := slices.Contains(op.complex, name)
+		switch {
+		case name == "" || kind == "":
+			return nil, bad("a parameter takes a name and one value")
+		case complex && (kind == "valueCoding" && isCoding(value) || kind == "valueCodeableConcept" && isCodeableConcept(value)):
+			params = append(params, Param{Name: name})
+		case !complex && primitiveValue[kind]:
+			var v any
+			d := json.NewDecoder(bytes.NewReader(value))
+			d.UseNumber()
+			if d.Decode(&v) != nil {
+				return nil, bad("parameter " + name + " has no value")
+			}
+			switch v := v.(type) {
+			case string:
+				params = append(params, Param{Name: name, Value: v})
+			case bool, json.Number:
+				params = append(params, Param{Name: name, Value: fmt.Sprint(v)})
+			default:
+				return nil, bad("parameter " + name + " is not a " + strings.TrimPrefix(kind, "value"))
+			}
+		default:
+			return nil, bad("parameter " + name + " does not take a " + strings.TrimPrefix(kind, "value") + " here")
+		}
+	}
+	return params, nil
+}
+
+// isCoding reports whether v is a Coding of string members (system,
+// version, code, display) and userSelected, and nothing else.
+func isCoding(v json.RawMessage) bool {
+	var c map[string]any
+	if json.Unmarshal(v, &c) != nil {
+		return false
+	}
+	for k, m := range c {
+		switch m.(type) {
+		case string:
+			if k != "system" && k != "version" && k != "code" && k != "display" {
+				return false
+			}
+		case bool:
+			if k != "userSelected" {
+				return false
+			}
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// isCodeableConcept reports whether v is a CodeableConcept of Codings
+// (isCoding) and a text, and nothing else.
+func isCodeableConcept(v json.RawMessage) bool {
+	var c map[string]json.RawMessage
+	if json.Unmarshal(v, &c) != nil {
+		return false
+	}
+	for k, m := range c {
+		switch k {
+		case "text":
+			var t string
+			if json.Unmarshal(m, &t) != nil {
+				return false
+			}
+		case "coding":
+			var list []json.RawMessage
+			if json.Unmarshal(m, &list) != nil || slices.ContainsFunc(list, func(c json.RawMessage) bool { return !isCoding(c) }) {
+				return false
+			}
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// primitiveValue are the value[x] a primitive operation parameter may take.
+var primitiveValue = map[string]bool{"valueString": true, "valueCode": true, "valueUri": true, "valueUrl": true, "valueCanonical": true,
+	"valueBoolean": true, "valueInteger": true, "valueDecimal": true, "valueDate": true, "valueDateTime": true}
 
 // authorizeEverything authorises Patient/{id}/$everything, which needs
 // read and search of every type.
@@ -184,7 +331,7 @@ func (p *Proxy) judgeSubject(ctx context.Context, in *Interaction, a *access) *r
 		}
 		return nil
 	}
-	url := values(in.Params, op.subject)[0]
+	url := values(append(slices.Clip(in.Params), in.bodyParams...), op.subject)[0]
 	st, body, _, err := p.get(ctx, in.Type, encodeQuery([]Param{{Name: "url", Value: url}}))
 	switch {
 	case err != nil:

@@ -287,3 +287,81 @@ func TestDocRef(t *testing.T) {
 	f.refused("$docref of another patient", f.do("GET", "/DocumentReference/$docref?patient=p2", tok, ""), 403)
 	f.refused("$docref without search", f.do("GET", "/DocumentReference/$docref", f.token("launch/patient patient/DocumentReference.r", nil), ""), 403)
 }
+
+// TestTerminologyOperationBodies: a POSTed terminology operation may carry
+// its parameters in a Parameters body, Codings and CodeableConcepts
+// included; each is checked with the query's, and the body goes upstream
+// as it came. Anything else in it is refused, with nothing sent.
+func TestTerminologyOperationBodies(t *testing.T) {
+	f := newFixture(t)
+	terminology(f)
+	user := f.token("user/ValueSet.rs user/CodeSystem.rs user/ConceptMap.rs", everyLabel())
+	restricted := f.token("user/ValueSet.rs", nil)
+	params := func(ps ...string) string {
+		return `{"resourceType":"Parameters","parameter":[` + strings.Join(ps, ",") + `]}`
+	}
+	vsURL := `{"name":"url","valueUri":"http://example.org/vs/colours"}`
+	coding := `{"name":"coding","valueCoding":{"system":"http://example.org/cs","code":"red","display":"Red","userSelected":true}}`
+	for _, c := range []struct {
+		name, tok, target, body string
+		sent                    []string
+	}{
+		{"validate a Coding", user, "/ValueSet/$validate-code", params(vsURL, coding), []string{"POST /ValueSet/$validate-code?"}},
+		{"validate a CodeableConcept", user, "/CodeSystem/$validate-code", params(`{"name":"url","valueUri":"http://example.org/cs"}`,
+			`{"name":"codeableConcept","valueCodeableConcept":{"coding":[{"system":"http://example.org/cs","code":"red"}],"text":"red"}}`),
+			[]string{"POST /CodeSystem/$validate-code?"}},
+		{"lookup, primitives", user, "/CodeSystem/$lookup", params(`{"name":"system","valueUri":"http://example.org/cs"}`,
+			`{"name":"code","valueCode":"red"}`, `{"name":"property","valueCode":"display"}`, `{"name":"property","valueCode":"parent"}`),
+			[]string{"POST /CodeSystem/$lookup?"}},
+		{"subsumes, two Codings", user, "/CodeSystem/cs/$subsumes", params(`{"name":"codingA","valueCoding":{"code":"red"}}`,
+			`{"name":"codingB","valueCoding":{"code":"crimson"}}`), []string{"POST /CodeSystem/cs/$subsumes?"}},
+		{"the query and the body", user, "/ConceptMap/$translate?url=http://example.org/cm&_format=json", params(coding,
+			`{"name":"reverse","valueBoolean":false}`), []string{"POST /ConceptMap/$translate?url=http%3A%2F%2Fexample.org%2Fcm&_format=json"}},
+		{"restricted: the url in the body is judged first", restricted, "/ValueSet/$expand", params(vsURL, `{"name":"count","valueInteger":10}`),
+			[]string{"GET /ValueSet?url=http%3A%2F%2Fexample.org%2Fvs%2Fcolours", "POST /ValueSet/$expand?"}},
+	} {
+		r := f.do("POST", c.target, c.tok, c.body, "Content-Type", "application/fhir+json; charset=utf-8")
+		if r.status != http.StatusOK {
+			t.Errorf("%s: %d %s", c.name, r.status, r.raw)
+		}
+		if got := f.sentPaths(); !slices.Equal(got, c.sent) {
+			t.Errorf("%s: the upstream received %q, want %q", c.name, got, c.sent)
+		} else if body, ct := f.up.bodies[len(got)-1], f.up.requests()[len(got)-1].Header.Get("Content-Type"); body != c.body || ct != "application/fhir+json" {
+			t.Errorf("%s: the upstream received %q as %q", c.name, body, ct)
+		}
+		f.up.reset()
+	}
+	for _, c := range []struct {
+		name, target, body, contentType string
+		status                          int
+	}{
+		{"an inline value set", "/ValueSet/$expand", params(`{"name":"valueSet","resource":{"resourceType":"ValueSet","status":"active"}}`), "", 400},
+		{"a part", "/ConceptMap/$translate?url=http://example.org/cm", params(`{"name":"dependency","part":[{"name":"element","valueUri":"x"}]}`), "", 400},
+		{"an extension on a parameter", "/ValueSet/$expand", params(`{"name":"url","valueUri":"http://example.org/vs/colours","extension":[]}`), "", 400},
+		{"two values", "/ValueSet/$expand", params(`{"name":"url","valueUri":"http://example.org/vs/colours","valueString":"x"}`), "", 400},
+		{"a name it does not take", "/ValueSet/$expand", params(vsURL, `{"name":"context","valueUri":"Observation.code"}`), "", 403},
+		{"_format in the body", "/ValueSet/$expand", params(vsURL, `{"name":"_format","valueString":"json"}`), "", 403},
+		{"the url in the query and the body", "/ValueSet/$expand?url=http://example.org/vs/secret", params(vsURL), "", 400},
+		{"the url twice in the body", "/ValueSet/$expand", params(vsURL, `{"name":"url","valueUri":"http://example.org/vs/secret"}`), "", 400},
+		{"the url at instance level", "/ValueSet/colours/$expand", params(`{"name":"url","valueUri":"http://example.org/vs/secret"}`), "", 403},
+		{"no url at type level", "/ValueSet/$expand", params(`{"name":"filter","valueString":"re"}`), "", 400},
+		{"a Coding as a string", "/ValueSet/$validate-code", params(vsURL, `{"name":"coding","valueString":"red"}`), "", 400},
+		{"a code as a Coding", "/ValueSet/$validate-code", params(vsURL, `{"name":"code","valueCoding":{"code":"red"}}`), "", 400},
+		{"a Coding where the operation takes none", "/ValueSet/$expand", params(vsURL, coding), "", 400},
+		{"a Coding with more in it", "/ValueSet/$validate-code", params(vsURL, `{"name":"coding","valueCoding":{"code":"red","extension":[{"url":"x"}]}}`), "", 400},
+		{"a CodeableConcept with more in it", "/ValueSet/$validate-code", params(vsURL,
+			`{"name":"codeableConcept","valueCodeableConcept":{"coding":[{"code":"red","id":"x"}]}}`), "", 400},
+		{"an object as a primitive", "/ValueSet/$expand", params(`{"name":"url","valueUri":{"x":1}}`), "", 400},
+		{"meta on the Parameters", "/ValueSet/$expand", `{"resourceType":"Parameters","meta":{"tag":[]},"parameter":[` + vsURL + `]}`, "", 400},
+		{"another resource", "/ValueSet/$expand", `{"resourceType":"Observation","parameter":[` + vsURL + `]}`, "", 400},
+		{"no resourceType", "/ValueSet/$expand", `{"parameter":[` + vsURL + `]}`, "", 400},
+		{"a duplicate member", "/ValueSet/$expand", `{"resourceType":"Parameters","parameter":[` + vsURL + `],"parameter":[]}`, "", 400},
+		{"XML", "/ValueSet/$expand", `<Parameters/>`, "application/fhir+xml", 415},
+	} {
+		ct := c.contentType
+		if ct == "" {
+			ct = "application/fhir+json"
+		}
+		f.refused(c.name, f.do("POST", c.target, user, c.body, "Content-Type", ct), c.status)
+	}
+}

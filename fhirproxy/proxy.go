@@ -456,6 +456,25 @@ func (p *Proxy) admit(r *http.Request, in *Interaction, a *access) (*access, *re
 		in.Params = append(in.Params, more...)
 		r.Body = http.NoBody
 	}
+	if op, ok := tableOperation(in); ok && r.Method == http.MethodPost {
+		b, err := io.ReadAll(io.LimitReader(r.Body, p.Limits.body()+1))
+		switch {
+		case err != nil:
+			return nil, refuse(http.StatusBadRequest, "invalid", "the request body could not be read")
+		case int64(len(b)) > p.Limits.body():
+			return nil, refuse(http.StatusRequestEntityTooLarge, "too-costly", "the request body is too large")
+		case len(b) > 0:
+			params, ref := parseOperationBody(op, header(r.Header, "Content-Type"), b)
+			if ref != nil {
+				return nil, ref
+			}
+			if len(in.Params)+len(params) > p.Limits.params() {
+				return nil, refuse(http.StatusBadRequest, "too-costly", "too many parameters")
+			}
+			in.opBody, in.bodyParams = b, params
+		}
+		r.Body = http.NoBody
+	}
 	if err := capCount(in.Params, p.Limits.count()); err != nil {
 		return nil, refuse(http.StatusBadRequest, "invalid", err.Error())
 	}
@@ -562,6 +581,9 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, x *exchange) {
 		if x.bodyType, ref = bodyType(header(r.Header, "Content-Type")); ref != nil {
 			p.finish(w, r, &x.ev, ref, nil)
 			return
+		}
+		if x.in.opBody != nil { // read and checked on admission
+			x.body = x.in.opBody
 		}
 	}
 	if x.a != nil {

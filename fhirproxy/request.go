@@ -59,6 +59,11 @@ type Interaction struct {
 	// searchOp is a search sent as an operation that is one
 	// (Observation/$lastn): forwarded to Type/searchOp.
 	searchOp string
+	// opBody is a POSTed operation's Parameters body, read whole and
+	// checked (parseOperationBody), and bodyParams its parameters, which
+	// are authorised with the query's and go upstream in it, not the query.
+	opBody     []byte
+	bodyParams []Param
 	// ifNoneExist holds a conditional create's criteria (If-None-Exist),
 	// re-encoded from their parsed form.
 	ifNoneExist string

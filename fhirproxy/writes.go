@@ -22,7 +22,7 @@ func (p *Proxy) checkWrite(ctx context.Context, contentType string, in Interacti
 	var next *projection  // an update's new content
 	var sparesLabels bool // a patch's (readPatch)
 	content := body       // what the references are read from: a batched patch's own, not its Binary's
-	if len(body) > 0 && in.Kind != Create && in.Kind != Update && in.Kind != Patch && in.Kind != Batch {
+	if len(body) > 0 && in.Kind != Create && in.Kind != Update && in.Kind != Patch && in.Kind != Batch && in.opBody == nil {
 		// It would go upstream unread: POST $everything with
 		// {"name":"_mdm"} would ask HAPI for the linked records. (A POST
 		// _search's form body was parsed into its parameters.)
