@@ -83,12 +83,20 @@ func (s *fhirServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.search(w, r, segs[0], r.PostForm)
 	case r.Method == http.MethodGet && len(segs) == 2 && segs[0] == "Observation" && segs[1] == "$lastn":
 		s.lastn(w, r.URL.Query())
-	case r.Method == http.MethodGet && (len(segs) == 2 && strings.HasPrefix(segs[1], "$") || len(segs) == 3 && strings.HasPrefix(segs[2], "$")):
+	case (r.Method == http.MethodGet || r.Method == http.MethodPost) &&
+		(len(segs) == 2 && strings.HasPrefix(segs[1], "$") || len(segs) == 3 && strings.HasPrefix(segs[2], "$")):
 		id := ""
 		if len(segs) == 3 {
 			id = segs[1]
 		}
-		if !s.terminologyOp(w, segs[0], id, segs[len(segs)-1], r.URL.Query()) {
+		q := r.URL.Query()
+		if r.Method == http.MethodPost {
+			if err := parametersInto(q, r.Body); err != nil {
+				s.outcome(w, 400, "invalid", err.Error())
+				return
+			}
+		}
+		if !s.terminologyOp(w, segs[0], id, segs[len(segs)-1], q) {
 			s.outcome(w, 405, "not-supported", "the sandbox FHIR server does not support this operation")
 		}
 	case r.Method == http.MethodGet && len(segs) == 2:

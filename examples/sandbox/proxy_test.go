@@ -758,6 +758,13 @@ func TestTerminologyThroughTheProxy(t *testing.T) {
 			t.Errorf("validate %s: %v, want %v", code, got, want)
 		}
 	}
+	// A Coding is POSTed in a Parameters body.
+	body := `{"resourceType":"Parameters","parameter":[{"name":"url","valueUri":"` + sandboxVitalSigns + `"},` +
+		`{"name":"coding","valueCoding":{"system":"` + loinc + `","code":"8867-4"}}]}`
+	code, b := fhirCallAs(t, tok, http.MethodPost, sb.FHIRBase+"/ValueSet/$validate-code", "application/fhir+json", body)
+	if code != 200 || !strings.Contains(string(b), `"valueBoolean":true`) {
+		t.Errorf("validate a Coding: %d %s", code, b)
+	}
 	if code, _ := call("/ValueSet/$expand?url=http://example.org/none"); code != http.StatusNotFound {
 		t.Errorf("expand an unknown value set: %d", code)
 	}

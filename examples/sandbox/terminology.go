@@ -1,6 +1,10 @@
 package main
 
 import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"slices"
@@ -55,6 +59,35 @@ func terminology() []resource {
 				return out
 			}()...)}}}},
 	}
+}
+
+// parametersInto adds a POSTed Parameters body's parameters to q: a
+// primitive as its text, a Coding (coding) as its system and code.
+func parametersInto(q url.Values, body io.Reader) error {
+	var p struct {
+		ResourceType string
+		Parameter    []map[string]any
+	}
+	if err := json.NewDecoder(io.LimitReader(body, 1<<20)).Decode(&p); err != nil || p.ResourceType != "Parameters" {
+		return errors.New("the body is not a Parameters resource")
+	}
+	for _, prm := range p.Parameter {
+		name, _ := prm["name"].(string)
+		for k, v := range prm {
+			switch v := v.(type) {
+			case map[string]any:
+				if k == "valueCoding" && name == "coding" {
+					q.Set("system", fmt.Sprint(v["system"]))
+					q.Set("code", fmt.Sprint(v["code"]))
+				}
+			default:
+				if strings.HasPrefix(k, "value") {
+					q.Add(name, fmt.Sprint(v))
+				}
+			}
+		}
+	}
+	return nil
 }
 
 // terminologyOp answers a terminology operation on typ (at instance level
