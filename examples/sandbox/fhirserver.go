@@ -83,6 +83,8 @@ func (s *fhirServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.search(w, r, segs[0], r.PostForm)
 	case r.Method == http.MethodGet && len(segs) == 2 && segs[0] == "Observation" && segs[1] == "$lastn":
 		s.lastn(w, r.URL.Query())
+	case r.Method == http.MethodGet && len(segs) == 2 && segs[0] == "DocumentReference" && segs[1] == "$docref":
+		s.docref(w, r.URL.Query())
 	case (r.Method == http.MethodGet || r.Method == http.MethodPost) &&
 		(len(segs) == 2 && strings.HasPrefix(segs[1], "$") || len(segs) == 3 && strings.HasPrefix(segs[2], "$")):
 		id := ""
@@ -315,7 +317,7 @@ func matchDate(have, want string) bool {
 	return have == want
 }
 
-var searchParams = map[string]bool{"_id": true, "patient": true, "subject": true, "category": true, "code": true, "status": true, "url": true,
+var searchParams = map[string]bool{"_id": true, "patient": true, "subject": true, "category": true, "code": true, "status": true, "url": true, "type": true,
 	"date": true, "_count": true, "_offset": true, "_include": true, "identifier": true, "name": true, "beneficiary": true,
 	"_format": true, "_sort": true}
 
@@ -355,6 +357,8 @@ func (s *fhirServer) find(typ string, q url.Values) ([]resource, error) {
 						ok = ok || res["status"] == want
 					case "url":
 						ok = ok || res["url"] == want
+					case "type":
+						ok = ok || slices.Contains(codes(res["type"]), want)
 					case "date":
 						ok = ok || matchDate(dateOf(res), want)
 					case "identifier":
@@ -387,6 +391,39 @@ func (s *fhirServer) find(typ string, q url.Values) ([]resource, error) {
 		sort.SliceStable(hits, func(i, j int) bool { return dateOf(hits[i]) > dateOf(hits[j]) })
 	}
 	return hits, nil
+}
+
+// docref answers US Core's DocumentReference/$docref: the patient's
+// documents, dated within start and end, of a type, as a searchset. The
+// sandbox generates none on demand (on-demand and profile are accepted and
+// change nothing).
+func (s *fhirServer) docref(w http.ResponseWriter, q url.Values) {
+	search := url.Values{}
+	for name, vals := range q {
+		switch name {
+		case "patient", "type":
+			search[name] = vals
+		case "start":
+			search.Add("date", "ge"+q.Get(name))
+		case "end":
+			search.Add("date", "le"+q.Get(name))
+		case "on-demand", "profile", "_format":
+		default:
+			s.outcome(w, 400, "not-supported", "$docref takes patient, start, end, type, on-demand and profile, not "+name)
+			return
+		}
+	}
+	if search.Get("patient") == "" {
+		s.outcome(w, 400, "required", "$docref needs a patient")
+		return
+	}
+	hits, err := s.find("DocumentReference", search)
+	if err != nil {
+		s.outcome(w, 400, "not-supported", err.Error())
+		return
+	}
+	self := map[string]any{"relation": "self", "url": s.base + "/DocumentReference/$docref?" + q.Encode()}
+	s.bundleWith(w, hits, nil, len(hits), []any{self})
 }
 
 // lastn answers Observation/$lastn: of the observations the search q
@@ -501,8 +538,11 @@ func (s *fhirServer) capabilities() resource {
 		rt := map[string]any{"type": t, "interaction": []any{
 			map[string]any{"code": "read"}, map[string]any{"code": "vread"}, map[string]any{"code": "search-type"},
 			map[string]any{"code": "create"}, map[string]any{"code": "update"}, map[string]any{"code": "history-instance"}}}
-		if t == "Observation" {
+		switch t {
+		case "Observation":
 			rt["operation"] = []any{map[string]any{"name": "lastn", "definition": "http://hl7.org/fhir/OperationDefinition/Observation-lastn"}}
+		case "DocumentReference":
+			rt["operation"] = []any{map[string]any{"name": "docref", "definition": "http://hl7.org/fhir/us/core/OperationDefinition/docref"}}
 		}
 		types = append(types, rt)
 	}

@@ -772,3 +772,33 @@ func TestTerminologyThroughTheProxy(t *testing.T) {
 		t.Errorf("expand with a parameter the proxy does not take: %d", code)
 	}
 }
+
+// TestDocRefThroughTheProxy: a patient app fetches its documents with US
+// Core's DocumentReference/$docref; the proxy adds the patient.
+func TestDocRefThroughTheProxy(t *testing.T) {
+	sb := startSandbox(t)
+	tok := patientToken(t, sb, "launch/patient patient/DocumentReference.rs")
+	code, b := fhirCall(t, tok, http.MethodGet, sb.FHIRBase+"/DocumentReference/$docref?start=2025-01-01&type="+url.QueryEscape(loinc+"|11506-3"), "")
+	var bundle struct {
+		Entry []struct {
+			Resource struct {
+				ID      string
+				Subject struct{ Reference string }
+			}
+		}
+	}
+	if err := json.Unmarshal(b, &bundle); code != http.StatusOK || err != nil || len(bundle.Entry) == 0 {
+		t.Fatalf("$docref: %d %s", code, b)
+	}
+	for _, e := range bundle.Entry {
+		if e.Resource.Subject.Reference != "Patient/pt-001" {
+			t.Errorf("$docref answered %s of %s", e.Resource.ID, e.Resource.Subject.Reference)
+		}
+	}
+	if code, _ := fhirCall(t, tok, http.MethodGet, sb.FHIRBase+"/DocumentReference/$docref?start=2099-01-01", ""); code != http.StatusOK {
+		t.Errorf("$docref with nothing to find: %d", code)
+	}
+	if code, _ := fhirCall(t, tok, http.MethodGet, sb.FHIRBase+"/DocumentReference/$docref?patient=pt-002", ""); code != http.StatusForbidden {
+		t.Errorf("$docref of another patient: %d", code)
+	}
+}
