@@ -155,6 +155,17 @@ func TestOperationVariants(t *testing.T) {
 	if r := f.do("POST", "/Patient/p1/$everything?_count=10", tok, ""); r.status != http.StatusOK {
 		t.Errorf("POST $everything without a body: %d %s", r.status, r.raw)
 	}
+	// An operation is invoked with GET or POST. Found by probing: a
+	// read-only token's DELETE /Patient/p1/$everything went upstream as a
+	// DELETE.
+	f.up.reset()
+	terminology(f)
+	user := f.token("user/ValueSet.rs user/Observation.rs", everyLabel())
+	for _, m := range []string{"PUT", "DELETE", "PATCH"} {
+		f.refused(m+" $everything", f.do(m, "/Patient/p1/$everything", tok, ""), http.StatusBadRequest)
+		f.refused(m+" $expand", f.do(m, "/ValueSet/colours/$expand", user, ""), http.StatusBadRequest)
+		f.refused(m+" $lastn", f.do(m, "/Observation/$lastn?code=x", user, ""), http.StatusBadRequest)
+	}
 }
 
 // TestElementSelections: an element selection keeps what the proxy judges

@@ -176,6 +176,9 @@ func FuzzParsePath(f *testing.F) {
 		if err != nil {
 			return
 		}
+		if in.Kind == Operation && method != "GET" && method != "POST" {
+			t.Fatalf("%s %s: an operation invoked with %s", method, path, method)
+		}
 		if n, want := encodedLen(in.Params), len(encodeQuery(in.Params)); n != want {
 			t.Fatalf("encodedLen %d, encodeQuery's length %d, for %q", n, want, query)
 		}

@@ -318,6 +318,12 @@ func parsePath(method, path, rawQuery string, lim Limits) (Interaction, error) {
 	default:
 		return in, bad
 	}
+	if in.Kind == Operation && method != "GET" && method != "POST" {
+		// FHIR invokes an operation with POST, or GET when it changes
+		// nothing. Found by probing: DELETE /Patient/p1/$everything by a
+		// read-only token went upstream as a DELETE.
+		return in, parseError("an operation is invoked with GET or POST")
+	}
 	if in.Kind == Batch {
 		// A batch or transaction is all in its Bundle: a query would go
 		// upstream unjudged (entries are authorised, not the POST's URL).
