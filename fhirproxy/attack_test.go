@@ -165,6 +165,8 @@ func TestOperationVariants(t *testing.T) {
 		f.refused(m+" $everything", f.do(m, "/Patient/p1/$everything", tok, ""), http.StatusBadRequest)
 		f.refused(m+" $expand", f.do(m, "/ValueSet/colours/$expand", user, ""), http.StatusBadRequest)
 		f.refused(m+" $lastn", f.do(m, "/Observation/$lastn?code=x", user, ""), http.StatusBadRequest)
+		f.refused(m+" $everything in a batch", f.do("POST", "/", f.token("user/*.rs", everyLabel()),
+			bundle("batch", entry("", m, "Patient/p1/$everything", ""))), http.StatusBadRequest)
 	}
 }
 
