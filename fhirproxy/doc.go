@@ -54,22 +54,7 @@
 // checked with google/fhir/go) and on the stored version, and a PUT to an
 // id that does not exist answers 404 as one to another patient's record
 // does (no update-as-create with patient context). Operations are denied
-// unless listed: Patient/{id}/$everything with read and search of every
-// type; Observation/$lastn and US Core's DocumentReference/$docref,
-// searches, authorised, confined, constrained and judged as their type's
-// search is; and the terminology operations (ValueSet $expand and
-// $validate-code, CodeSystem $lookup, $validate-code and $subsumes,
-// ConceptMap $translate) as a read of the resource they run on (r at
-// instance level, r and s at type level, where url or system names it;
-// for a patient/ token, on types in Proxy.SharedTypes). Their parameters go
-// in the query or, POSTed, in a Parameters body (Codings and
-// CodeableConcepts too, never a resource or a part), each checked against
-// the operation's list; $everything's go in the query only (a body is
-// refused: it would go upstream unread). With a clearance short of every
-// label, the resource a terminology operation runs on is judged before it
-// is sent, and its answer is judged always: of the operation's type, no
-// record inside, labels within the clearance. See the operations table in
-// operations.go. A constrained read becomes a search by _id with the
+// unless listed (see Operations). A constrained read becomes a search by _id with the
 // constraint, so the FHIR server proves the match; a constrained write is
 // held to its constraint by the proxy (see Constrained writes). So is each
 // entry of a constrained search's answer that the server does not mark as
@@ -167,6 +152,30 @@
 // refused in a batch. The same evaluation shows
 // a create's, update's or patch's answer (the record as stored) to a
 // token whose read of the type is constrained, when it matches.
+//
+// # Operations
+//
+// An operation is invoked with GET or POST, and allowed only from the
+// proxy's table (operations.go); any other is refused at every level:
+//
+//   - Patient/{id}/$everything, with read and search of every type, its
+//     parameters in the query (a body would go upstream unread);
+//   - Observation/$lastn and US Core's DocumentReference/$docref, which
+//     are searches: authorised, confined to the compartment, constrained
+//     and judged exactly as their type's search is;
+//   - the terminology operations (ValueSet $expand and $validate-code,
+//     CodeSystem $lookup, $validate-code and $subsumes, ConceptMap
+//     $translate), each a read of the resource it runs on: r at instance
+//     level, r and s at type level, where url (system for $lookup and
+//     $subsumes) names it; outright scopes only; for a patient/ token, on
+//     types in Proxy.SharedTypes. Their parameters go in the query or,
+//     POSTed, in a Parameters body (Codings and CodeableConcepts too,
+//     never a resource or a part), each checked against the operation's
+//     list. With a clearance short of every label the resource is judged
+//     before the operation is sent, and the answer is judged always: of
+//     the operation's type, no record inside, labels within the clearance.
+//
+// In a batch only $everything may be an entry.
 //
 // # Conditional writes
 //
