@@ -54,8 +54,9 @@
 // checked with google/fhir/go) and on the stored version, and a PUT to an
 // id that does not exist answers 404 as one to another patient's record
 // does (no update-as-create with patient context). Operations are denied
-// unless listed (see Operations). A constrained read becomes a search by _id with the
-// constraint, so the FHIR server proves the match; a constrained write is
+// unless listed (see Operations). A constrained read becomes a search by
+// _id with the constraint, so the FHIR server proves the match; a
+// constrained write is
 // held to its constraint by the proxy (see Constrained writes). So is each
 // entry of a constrained search's answer that the server does not mark as
 // a match (one an _include brings), and so is each version a constrained
