@@ -56,12 +56,12 @@
 // does (no update-as-create with patient context). Operations are denied
 // unless listed (see Operations). A constrained read becomes a search by
 // _id with the constraint, so the FHIR server proves the match; a
-// constrained write is
-// held to its constraint by the proxy (see Constrained writes). So is each
-// entry of a constrained search's answer that the server does not mark as
-// a match (one an _include brings), and so is each version a constrained
-// vread or instance history shows (the record as it is now must match
-// too; a search finds current versions only). Batches are authorised
+// constrained write is held to its constraint by the proxy (see
+// Constrained writes). So is each entry of a constrained search's answer
+// that the server does not mark as a match (one an _include brings), and
+// so is each version a constrained vread or instance history shows (the
+// record as it is now must match too; a search finds current versions
+// only). Batches are authorised
 // entry by entry (see Writes in a batch or transaction), and in a batch
 // response an entry the token may not see reads exactly like one the server
 // did not find (a write entry keeps its status and location). Where answers
