@@ -456,25 +456,6 @@ func (p *Proxy) admit(r *http.Request, in *Interaction, a *access) (*access, *re
 		in.Params = append(in.Params, more...)
 		r.Body = http.NoBody
 	}
-	if op, ok := tableOperation(in); ok && r.Method == http.MethodPost {
-		b, err := io.ReadAll(io.LimitReader(r.Body, p.Limits.body()+1))
-		switch {
-		case err != nil:
-			return nil, refuse(http.StatusBadRequest, "invalid", "the request body could not be read")
-		case int64(len(b)) > p.Limits.body():
-			return nil, refuse(http.StatusRequestEntityTooLarge, "too-costly", "the request body is too large")
-		case len(b) > 0:
-			params, ref := parseOperationBody(op, header(r.Header, "Content-Type"), b)
-			if ref != nil {
-				return nil, ref
-			}
-			if len(in.Params)+len(params) > p.Limits.params() {
-				return nil, refuse(http.StatusBadRequest, "too-costly", "too many parameters")
-			}
-			in.opBody, in.bodyParams = b, params
-		}
-		r.Body = http.NoBody
-	}
 	if err := capCount(in.Params, p.Limits.count()); err != nil {
 		return nil, refuse(http.StatusBadRequest, "invalid", err.Error())
 	}
@@ -487,6 +468,27 @@ func (p *Proxy) admit(r *http.Request, in *Interaction, a *access) (*access, *re
 		return nil, &refusal{status: http.StatusUnauthorized, code: "login", msg: "the token is not valid here", bearer: "invalid_token"}
 	}
 	p.accessFor(a, tok)
+	// A POSTed operation's Parameters body is authorised with its query,
+	// so it is read here, once the token is known to be good.
+	if op, ok := tableOperation(in); ok && r.Method == http.MethodPost {
+		b, err := io.ReadAll(io.LimitReader(r.Body, p.Limits.body()+1))
+		switch {
+		case err != nil:
+			return a, refuse(http.StatusBadRequest, "invalid", "the request body could not be read")
+		case int64(len(b)) > p.Limits.body():
+			return a, refuse(http.StatusRequestEntityTooLarge, "too-costly", "the request body is too large")
+		case len(b) > 0:
+			params, ref := parseOperationBody(op, header(r.Header, "Content-Type"), b)
+			if ref != nil {
+				return a, ref
+			}
+			if len(in.Params)+len(params) > p.Limits.params() {
+				return a, refuse(http.StatusBadRequest, "too-costly", "too many parameters")
+			}
+			in.opBody, in.bodyParams = b, params
+		}
+		r.Body = http.NoBody
+	}
 	if ref := p.followPage(in, a); ref != nil {
 		return a, ref
 	}
