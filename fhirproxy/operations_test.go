@@ -364,4 +364,7 @@ func TestTerminologyOperationBodies(t *testing.T) {
 		}
 		f.refused(c.name, f.do("POST", c.target, user, c.body, "Content-Type", ct), c.status)
 	}
+	// The body is read once the token is good: without one, the answer is
+	// 401 whatever the body.
+	f.refused("no token", f.do("POST", "/ValueSet/$expand", "", "not JSON", "Content-Type", "application/fhir+json"), http.StatusUnauthorized)
 }
