@@ -816,8 +816,8 @@ func memberInt(member []byte) (int, bool) {
 
 // supportedOnly removes from a CapabilityStatement's rest entry what the
 // proxy refuses to everyone: every operation but those of its table
-// (operations) and Patient/{id}/$everything, resource types outside FHIR R4, and conditional deletes of several
-// records.
+// (operations, searchOperations) and Patient/{id}/$everything, resource
+// types outside FHIR R4, and conditional deletes of several records.
 func supportedOnly(rest map[string]any) {
 	delete(rest, "operation") // no system-level operation is allowed
 	resources, _ := rest["resource"].([]any)
