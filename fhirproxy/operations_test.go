@@ -368,3 +368,31 @@ func TestTerminologyOperationBodies(t *testing.T) {
 	// 401 whatever the body.
 	f.refused("no token", f.do("POST", "/ValueSet/$expand", "", "not JSON", "Content-Type", "application/fhir+json"), http.StatusUnauthorized)
 }
+
+// TestTerminologySubjectLimits: the resource a terminology operation runs
+// on is judged on the server's first page of those with its URL; more
+// (versions of a value set) are refused, and an upstream that cannot be
+// reached is the proxy's 502, with the operation not sent.
+func TestTerminologySubjectLimits(t *testing.T) {
+	f := newFixture(t)
+	terminology(f)
+	restricted := f.token("user/ValueSet.rs", nil)
+	f.up.mu.Lock()
+	f.up.resources["ValueSet/colours-2"] = map[string]any{"resourceType": "ValueSet", "id": "colours-2", "url": "http://example.org/vs/colours",
+		"version": "2", "status": "active"}
+	f.up.pageSize = 1
+	f.up.mu.Unlock()
+	r := f.do("GET", "/ValueSet/$expand?url=http://example.org/vs/colours", restricted, "")
+	if r.status != http.StatusForbidden || !strings.Contains(diagnostics(r), "name one by its id") {
+		t.Errorf("two versions over two pages: %d %s", r.status, r.raw)
+	}
+	if got := f.sentPaths(); !slices.Equal(got, []string{"GET /ValueSet?url=http%3A%2F%2Fexample.org%2Fvs%2Fcolours"}) {
+		t.Errorf("two versions over two pages: the upstream received %q", got)
+	}
+	f.up.ts.Close()
+	for _, target := range []string{"/ValueSet/$expand?url=http://example.org/vs/colours", "/ValueSet/colours/$expand"} {
+		if r := f.do("GET", target, restricted, ""); r.status != http.StatusBadGateway {
+			t.Errorf("%s with the upstream down: %d %s", target, r.status, r.raw)
+		}
+	}
+}
