@@ -75,12 +75,9 @@ func (p *Proxy) authorize(in *Interaction, a *access) *refusal {
 		in.Type = "*"
 	}
 	need := letters(in)
-	d := a.tok.Scopes.Check(scopes.Access{Context: a.ctx, Type: in.Type, Perms: need, Params: in.Params})
-	if !d.Allowed && a.ctx == scopes.Patient && a.tok.Scopes.HasContext(scopes.User) {
-		// A mixed token: a user/ scope may allow it on its own terms, without the compartment.
-		if u := a.tok.Scopes.Check(scopes.Access{Context: scopes.User, Type: in.Type, Perms: need, Params: in.Params}); u.Allowed {
-			a.ctx, a.patient, d = scopes.User, "", u
-		}
+	d, ctx := a.decide(scopes.Access{Context: a.ctx, Type: in.Type, Perms: need, Params: in.Params})
+	if d.Allowed && ctx != a.ctx {
+		a.ctx, a.patient = ctx, "" // on the user/ scope's own terms, without the compartment
 	}
 	// A search that carries every pair of a constrained scope is allowed
 	// outright (scopes.Decision.Carried), and the server applies the
@@ -172,6 +169,19 @@ func (p *Proxy) authorize(in *Interaction, a *access) *refusal {
 		return forbidden("conditional writes are resolved by the proxy; this one was not")
 	}
 	return judgedParams(in, a)
+}
+
+// decide checks an access in its context or, for a mixed token whose
+// patient/ scopes do not allow it, as a user/ token: a user/ scope may
+// allow it on its own terms, without the compartment. It returns the
+// decision and the context it was made in.
+func (a *access) decide(acc scopes.Access) (scopes.Decision, scopes.Context) {
+	d := a.tok.Scopes.Check(acc)
+	if !d.Allowed && acc.Context == scopes.Patient && a.tok.Scopes.HasContext(scopes.User) {
+		acc.Context = scopes.User
+		d = a.tok.Scopes.Check(acc)
+	}
+	return d, acc.Context
 }
 
 // judgedParams keeps in an answer what the proxy judges it by, when it

@@ -95,7 +95,7 @@ func answerNotModified(resp *http.Response) {
 // which the FHIR server proves (proveStored). The criteria and the write
 // are authorised in full when it is resolved.
 func authorizeConditional(in *Interaction, a *access) *refusal {
-	d, ctx := conditionalDecision(in, a)
+	d, ctx := a.decide(scopes.Access{Context: a.ctx, Type: in.Type, Perms: letters(in)})
 	if !d.Allowed {
 		return refuse(http.StatusForbidden, "forbidden", "the token's scopes do not allow a conditional "+string(in.Kind)+" of "+in.Type+" (it needs s too)")
 	}
@@ -108,19 +108,6 @@ func authorizeConditional(in *Interaction, a *access) *refusal {
 		}
 	}
 	return nil
-}
-
-// conditionalDecision is the decision on a conditional write's letters,
-// and the context it was made in: the token's, or user/ for a mixed token
-// whose patient/ scopes do not allow it.
-func conditionalDecision(in *Interaction, a *access) (scopes.Decision, scopes.Context) {
-	acc := scopes.Access{Context: a.ctx, Type: in.Type, Perms: letters(in)}
-	d := a.tok.Scopes.Check(acc)
-	if !d.Allowed && a.ctx == scopes.Patient && a.tok.Scopes.HasContext(scopes.User) {
-		acc.Context = scopes.User
-		d = a.tok.Scopes.Check(acc)
-	}
-	return d, acc.Context
 }
 
 // resolveConditional turns the exchange's conditional write into the plain

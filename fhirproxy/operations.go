@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"iter"
+	"maps"
 	"net/http"
 	"slices"
 	"strconv"
@@ -122,7 +124,7 @@ func (p *Proxy) authorizeOperation(in *Interaction, a *access) *refusal {
 		return forbidden(in.Type + " is outside the patient compartment")
 	}
 	seen := map[string]bool{}
-	for i, prm := range append(slices.Clip(in.Params), in.bodyParams...) {
+	for i, prm := range in.operationParams() {
 		inBody := i >= len(in.Params)
 		switch {
 		case prm.Name == op.subject && in.ID != "":
@@ -331,7 +333,7 @@ func (p *Proxy) judgeSubject(ctx context.Context, in *Interaction, a *access) *r
 		}
 		return nil
 	}
-	url := values(append(slices.Clip(in.Params), in.bodyParams...), op.subject)[0]
+	url := values(in.operationParams(), op.subject)[0]
 	st, body, _, err := p.get(ctx, in.Type, encodeQuery([]Param{{Name: "url", Value: url}}))
 	switch {
 	case err != nil:
@@ -410,14 +412,11 @@ func supportedOperations(typ string) []string {
 	if typ == "Patient" {
 		out = append(out, "everything")
 	}
-	for key := range searchOperations {
-		if t, name, _ := strings.Cut(key, "/"); t == typ {
-			out = append(out, strings.TrimPrefix(name, "$"))
-		}
-	}
-	for key := range operations {
-		if t, name, _ := strings.Cut(key, "/"); t == typ {
-			out = append(out, strings.TrimPrefix(name, "$"))
+	for _, keys := range []iter.Seq[string]{maps.Keys(operations), maps.Keys(searchOperations)} {
+		for key := range keys {
+			if t, name, _ := strings.Cut(key, "/"); t == typ {
+				out = append(out, strings.TrimPrefix(name, "$"))
+			}
 		}
 	}
 	return out

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -514,6 +515,12 @@ func (in *Interaction) forwardable(lim Limits) bool {
 	const longestPath = 512 // well over any path the proxy forwards: no need to build it
 	n := encodedLen(in.Params)
 	return n+longestPath <= lim.url() || n+len(in.path()) <= lim.url()
+}
+
+// operationParams are an operation's parameters: the query's, then its
+// body's (bodyParams).
+func (in *Interaction) operationParams() []Param {
+	return append(slices.Clip(in.Params), in.bodyParams...)
 }
 
 // path re-serialises the interaction's path below the base.

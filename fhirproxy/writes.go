@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/smartkit/smartkit/internal/jsonstrict"
+	"github.com/smartkit/smartkit/scopes"
 )
 
 // checkWrite checks a write's new content and the stored version it
@@ -494,7 +495,7 @@ func (p *Proxy) checkBatch(ctx context.Context, a *access, body []byte) *refusal
 			if ref := authorizeConditional(&in, &pl.ea); ref != nil {
 				return entryRefusal(i, ref)
 			}
-			if d, _ := conditionalDecision(&in, &pl.ea); d.Constrained() {
+			if d, _ := pl.ea.decide(scopes.Access{Context: pl.ea.ctx, Type: in.Type, Perms: letters(&in)}); d.Constrained() {
 				// Its criteria's search, and a create's read of what it
 				// found, go under the constraint, which an entry cannot.
 				return refuse(http.StatusForbidden, "forbidden", "batch entry "+itoa(i)+": a conditional write under a constrained scope is resolved on its own only; send it on its own")
