@@ -750,3 +750,31 @@ func TestWithheldIsAudited(t *testing.T) {
 		f.onlyReads(c.name)
 	}
 }
+
+// TestMixedTokens: a token with both patient/ and user/ scopes is judged
+// scope by scope. What its patient/ scopes do not allow, a user/ scope may,
+// on its own terms (no compartment imposed), a conditional write too; what
+// the patient/ scopes allow stays confined to the patient.
+func TestMixedTokens(t *testing.T) {
+	f := newFixture(t)
+	mixed := f.token("launch/patient patient/Observation.rs user/Condition.rs user/Observation.cs", everyLabel())
+	for _, c := range []struct{ name, method, target, body, sent string }{
+		{"a search its user/ scope allows", "GET", "/Condition?code=x", "", "GET /Condition?code=x"},
+		{"a search its patient/ scope allows", "GET", "/Observation?code=x", "", "GET /Observation?code=x&patient=Patient%2Fp1"},
+		// (its criteria run as the token's own search, which the patient/ scope confines)
+		{"a conditional create its user/ scope allows", "POST", "/Observation", noID(obs("x", "p2", "laboratory")), "GET /Observation?code=none&patient=Patient%2Fp1&_count=101"},
+	} {
+		var hdr []string
+		if c.method == "POST" {
+			hdr = []string{"Content-Type", "application/fhir+json", "If-None-Exist", "code=none"}
+		}
+		r := f.do(c.method, c.target, mixed, c.body, hdr...)
+		if r.status >= 300 {
+			t.Errorf("%s: %d %s", c.name, r.status, r.raw)
+		}
+		if got := f.sentPaths(); len(got) == 0 || got[0] != c.sent {
+			t.Errorf("%s: the upstream received %q, want first %q", c.name, got, c.sent)
+		}
+		f.up.reset()
+	}
+}
