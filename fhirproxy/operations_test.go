@@ -138,6 +138,11 @@ func TestTerminologyOperationRefusals(t *testing.T) {
 	f.proxy.SharedTypes = nil
 	f.refused("patient app, type not shared", f.do("GET", "/ValueSet/$expand?url=http://example.org/vs/colours",
 		f.token("launch/patient patient/ValueSet.rs", nil), ""), 403)
+	// A mixed token's user/ scope allows it on its own terms.
+	if r := f.do("GET", "/ValueSet/colours/$expand", f.token("launch/patient patient/Observation.rs user/ValueSet.r", everyLabel()), ""); r.status != http.StatusOK {
+		t.Errorf("a mixed token's user/ scope: %d %s", r.status, r.raw)
+	}
+	f.up.reset()
 	terminology(f)
 	// A restricted clearance: a value set it withholds is answered as a
 	// missing one, by id and by url, and only the judging read went.
