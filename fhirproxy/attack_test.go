@@ -345,7 +345,7 @@ func TestBatchVariants(t *testing.T) {
 // so they are refused, whatever the token, and nothing is forwarded.
 func TestWriteParameters(t *testing.T) {
 	f := newFixture(t)
-	tok := f.token("system/Observation.cruds", everyLabel())
+	tok := f.token("system/Observation.cruds system/DiagnosticReport.s", everyLabel()) // s: the _has criterion reads DiagnosticReport
 	own := mustJSON(obs("lab-1", "p1", "laboratory"))
 	fresh := `{"resourceType":"Observation","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/p1"}}`
 	for _, c := range []struct{ method, target, body string }{
@@ -374,6 +374,128 @@ func TestWriteParameters(t *testing.T) {
 			t.Errorf("%s %s: %d %s", c.method, c.target, r.status, r.raw)
 		}
 		f.up.reset()
+	}
+}
+
+// TestCriteriaNeedScopes: a search's criteria that other types' records
+// meet (chains, _has, _list, _filter, _query, a sort by a chained key) tell
+// which records of those types exist and what they hold, so the token must
+// be allowed to search those types, outright, whatever its clearance.
+// Found by probing: a system/ token with Observation.rs alone, whose
+// answers pass unread, sent Observation?_has:Condition:subject:code=…
+// upstream as it was (which patients have that condition), and
+// subject:Patient.name=… (patients' names).
+func TestCriteriaNeedScopes(t *testing.T) {
+	f := newFixture(t)
+	obsOnly := f.token("system/Observation.rs", everyLabel())
+	writer := f.token("system/Observation.cruds", everyLabel())
+	constrained := f.token("system/Observation.rs system/Condition.rs?category=problem-list-item system/Patient.rs?gender=female", everyLabel())
+	patient := f.token("launch/patient patient/Observation.rs patient/Patient.rs", everyLabel())
+	for _, c := range []struct{ tok, method, target, body string }{
+		{obsOnly, "GET", "/Observation?subject:Patient.name=Smith", ""},
+		{obsOnly, "GET", "/Observation?patient.name=Smith", ""},                  // the parameter names the type
+		{obsOnly, "GET", "/Observation?subject.name=Smith", ""},                  // any type subject reaches
+		{obsOnly, "GET", "/Observation?subject:Patient.organization.name=x", ""}, // longer: any type
+		{obsOnly, "GET", "/Observation?_has:Condition:subject:code=x", ""},
+		{obsOnly, "GET", "/Observation?_has:Observation:has-member:_has:Condition:subject:code=x", ""}, // nested
+		{obsOnly, "GET", "/Observation?_has:Observation:has-member:subject.name=x", ""},                // its last parameter chains
+		{obsOnly, "GET", "/Observation?_has:observation:has-member:code=x", ""},                        // no such type
+		{obsOnly, "GET", "/Observation?_list=l1", ""},
+		{obsOnly, "GET", "/Observation?_query=current", ""},
+		{obsOnly, "GET", "/Observation?_sort=-subject.birthdate", ""},
+		{obsOnly, "GET", "/Observation?_sort=date,patient.name", ""},
+		{obsOnly, "POST", "/Observation/_search", "_has:Condition:subject:code=x"},
+		{obsOnly, "GET", "/Observation/$lastn?subject:Patient.name=Smith", ""},
+		{writer, "DELETE", "/Observation?_has:Condition:subject:code=x", ""},
+		{constrained, "GET", "/Observation?_has:Condition:subject:code=x", ""}, // the server would not apply the constraint inside
+		{constrained, "GET", "/Observation?subject:Patient.name=Smith", ""},
+		{patient, "GET", "/Observation?_sort=patient.name", ""},
+		{writer, "POST", "/", `{"resourceType":"Bundle","type":"batch","entry":[{"request":{"method":"GET","url":"Observation?_has:Condition:subject:code=x"}}]}`},
+		{writer, "POST", "/", `{"resourceType":"Bundle","type":"batch","entry":[{"request":{"method":"DELETE","url":"Observation?_has:Condition:subject:code=x"}}]}`},
+		// Whether the create happened would tell whether a record matched.
+		{writer, "POST", "/", `{"resourceType":"Bundle","type":"batch","entry":[{"request":{"method":"POST","url":"Observation","ifNoneExist":"_has:Condition:subject:code=x"},` +
+			`"resource":{"resourceType":"Observation","status":"final","code":{"text":"x"}}}]}`},
+	} {
+		name := c.method + " " + c.target + " " + c.body
+		var hdr []string
+		if strings.HasSuffix(c.target, "/_search") {
+			hdr = []string{"Content-Type", "application/x-www-form-urlencoded"}
+		}
+		f.refused(name, f.do(c.method, c.target, c.tok, c.body, hdr...), http.StatusForbidden)
+	}
+	// With the types' scopes, each goes upstream as it was.
+	wide := f.token("system/Observation.rs system/Patient.s system/Condition.s system/List.s", everyLabel())
+	every := f.token("system/*.rs", everyLabel())
+	for _, c := range []struct{ tok, target, param string }{
+		{wide, "/Observation?subject:Patient.name=Smith", "subject:Patient.name"},
+		{wide, "/Observation?patient.name=Smith", "patient.name"},
+		{wide, "/Observation?_has:Condition:subject:code=x", "_has:Condition:subject:code"},
+		{wide, "/Observation?_list=l1", "_list"},
+		{every, "/Observation?subject.name=Smith", "subject.name"},
+		{every, "/Observation?_sort=-subject.birthdate", "_sort"},
+		{every, "/Observation?_has:Observation:has-member:_has:Condition:subject:code=x", "_has:Observation:has-member:_has:Condition:subject:code"},
+	} {
+		r := f.do("GET", c.target, c.tok, "")
+		if got := f.up.requests(); r.status != 200 || len(got) != 1 || !got[0].URL.Query().Has(c.param) {
+			t.Errorf("%s: %d, upstream got %v: %s", c.target, r.status, got, r.raw)
+		}
+		f.up.reset()
+	}
+}
+
+// TestParameterNames: a read takes _format, _pretty, _summary and
+// _elements; a history those and its own; _type chooses types at system
+// level only. Anything else is 400 with nothing sent (found by probing: a
+// read's ?_id=lab-2 and ?patient=p2 went upstream with it). An underscored
+// name FHIR does not define still goes with a search (servers page with
+// their own), but its answer is read and judged even for a token that
+// sees everything its scopes name: found by probing, R5's _graph brought
+// a system/Observation.rs token Patient and Practitioner records unread.
+func TestParameterNames(t *testing.T) {
+	f := newFixture(t)
+	sys := f.token("system/Observation.rs", everyLabel())
+	patient := f.token("launch/patient patient/Observation.rs patient/Patient.rs", nil)
+	for _, c := range []struct{ tok, target string }{
+		{sys, "/Observation/lab-1?_id=lab-2"},
+		{sys, "/Observation/lab-1?patient=p2"},
+		{sys, "/Observation/lab-1?_include=Observation:subject"},
+		{sys, "/Observation/lab-1?_count=1"},
+		{sys, "/Observation/lab-1/_history/1?_id=x"},
+		{sys, "/Observation/lab-1/_history/1?code=x"},
+		{sys, "/Observation/lab-1/_history?patient=p2"},
+		{sys, "/Observation/_history?code=x"},
+		{sys, "/Observation/_history?_id=lab-2"},
+		{sys, "/Observation?_type=Patient"},
+		{patient, "/Patient/p1/Observation?_type=Patient"},
+		{patient, "/Observation/lab-1?_id=lab-2"},
+		{sys, "/Observation/$lastn?_type=Patient"},
+	} {
+		f.refused(c.target, f.do("GET", c.target, c.tok, ""), http.StatusBadRequest)
+	}
+	// If-None-Exist holds search criteria only, in a batch entry too (where
+	// answers pass unread it went upstream as it was).
+	writer := f.token("system/Observation.cruds", everyLabel())
+	fresh := `{"resourceType":"Observation","status":"final","code":{"text":"x"}}`
+	for _, crit := range []string{"_include=Observation:subject", "_summary=count", "identifier=a&_cascade=delete"} {
+		f.refused("If-None-Exist: "+crit, f.do("POST", "/Observation", writer, fresh, "If-None-Exist", crit), http.StatusBadRequest)
+		f.refused("ifNoneExist: "+crit, f.do("POST", "/", writer, `{"resourceType":"Bundle","type":"batch","entry":[{"request":{"method":"POST","url":"Observation",`+
+			`"ifNoneExist":"`+crit+`"},"resource":`+fresh+`}]}`), http.StatusBadRequest)
+	}
+	for _, target := range []string{"/Observation/lab-1?_format=json", "/Observation/lab-1?_summary=true", "/Observation/lab-1?_elements=status",
+		"/Observation/lab-1?_pretty=true", "/Observation/lab-1/_history?_since=2020-01-01&_count=2", "/Observation?_maxresults=5&_score=true"} {
+		if r := f.do("GET", target, sys, ""); r.status != 200 {
+			t.Errorf("%s: %d %s", target, r.status, r.raw)
+		}
+		f.up.reset()
+	}
+	r := f.do("GET", "/Observation?_graph=everything", sys, "")
+	var types []string
+	for _, e := range r.body["entry"].([]any) {
+		types = append(types, e.(map[string]any)["resource"].(map[string]any)["resourceType"].(string))
+	}
+	if got := f.up.requests(); r.status != 200 || len(got) != 1 || got[0].URL.Query().Get("_graph") != "everything" ||
+		len(types) == 0 || slices.ContainsFunc(types, func(t string) bool { return t != "Observation" }) {
+		t.Errorf("_graph: %d, upstream got %v, answer holds %v", r.status, got, types)
 	}
 }
 

@@ -168,7 +168,94 @@ func (p *Proxy) authorize(in *Interaction, a *access) *refusal {
 		// it arrives here as the plain write; this holds if it did not.
 		return forbidden("conditional writes are resolved by the proxy; this one was not")
 	}
+	if ref := a.criteriaCovered(in); ref != nil {
+		return ref
+	}
 	return judgedParams(in, a)
+}
+
+// criteriaCovered refuses a search whose criteria other types' records
+// meet where the token may not search those types: which records match
+// says something about those others. Found by probing: a system/ token
+// with Observation.rs alone sent Observation?_has:Condition:subject:code=…
+// upstream as it was, and the answer, passed unread to a token that sees
+// everything its scopes name, told which patients have that condition;
+// so did subject:Patient.name=… of patients' names. Included records are
+// judged in the answer instead (access.inspects); here, as SMART-DIGEST
+// has it for them, each type a criterion reads needs s (outright: a type
+// searched only under a query constraint is not covered, since the
+// server would not apply the constraint inside a chain):
+//
+//   - a chain reads the type it names (subject:Patient.name, or
+//     patient.name, whose parameter names it: chainTargets); one of unnamed
+//     type, or longer, may read any type, and needs s on all (*);
+//   - _has:Type:reference:param reads Type, each Type of a nested one, and
+//     all types when its last parameter chains on;
+//   - _list reads List; _filter and _query may read anything (*);
+//   - _sort by a chained key (subject.name) orders by other records (*).
+//
+// Where answers are judged (patient context, a clearance short of every
+// label) most of these are refused anyway, or resolved by the proxy
+// (judgedParams, confine); this holds for every access alike, and for a
+// conditional create's If-None-Exist criteria too (a batch entry's went
+// upstream as they were where answers pass unread: whether the create
+// happened told whether a record matched).
+func (a *access) criteriaCovered(in *Interaction) *refusal {
+	for _, prm := range slices.Concat(in.Params, in.ifNoneCrit) {
+		for _, t := range criteriaTypes(prm) {
+			if !a.tok.Scopes.Allows(scopes.Access{Context: a.ctx, Type: t, Perms: scopes.Search}) {
+				return refuse(http.StatusForbidden, "forbidden", "parameter "+prm.Name+" searches by "+orAll(strings.TrimPrefix(t, "*"))+
+					" records, which the token's scopes do not allow it to search")
+			}
+		}
+	}
+	return nil
+}
+
+// criteriaTypes are the types whose records a search parameter's criteria
+// read, other than the type searched ("*" for any); see criteriaCovered.
+func criteriaTypes(prm Param) []string {
+	name := prm.Name
+	base, _, _ := strings.Cut(name, ":")
+	switch base {
+	case "_has":
+		var types []string
+		rest := name
+		for strings.HasPrefix(rest, "_has:") {
+			parts := strings.SplitN(rest, ":", 4) // _has, Type, reference, the rest
+			if len(parts) < 4 || !knownType(parts[1]) {
+				return []string{"*"}
+			}
+			types, rest = append(types, parts[1]), parts[3]
+		}
+		if strings.Contains(rest, ".") {
+			types = append(types, "*")
+		}
+		return types
+	case "_list":
+		return []string{"List"}
+	case "_filter", "_query":
+		return []string{"*"}
+	case "_sort":
+		if strings.Contains(prm.Value, ".") {
+			return []string{"*"}
+		}
+		return nil
+	}
+	if strings.HasPrefix(base, "_") || !strings.Contains(name, ".") {
+		return nil
+	}
+	if simpleChain(name) {
+		ref, _, _ := strings.Cut(name, ".")
+		param, target, _ := strings.Cut(ref, ":")
+		if target == "" {
+			target = chainTargets[param]
+		}
+		if target != "" && knownType(target) {
+			return []string{target}
+		}
+	}
+	return []string{"*"}
 }
 
 // decide checks an access in its context or, for a mixed token whose
@@ -461,7 +548,8 @@ func (p *Proxy) confine(in *Interaction, a *access) *refusal {
 // label the clearance could refuse (consent.Clearance.Unrestricted), no
 // constraint to check, and an interaction whose answer can hold only the
 // type the scopes were checked for (instance reads and history, searches
-// without includes or contained resources). Then the answer passes as from
+// without includes or contained resources, and without an underscored
+// parameter FHIR does not define: checkParamNames). Then the answer passes as from
 // a plain reverse proxy, streamed, and the upstream is trusted to answer
 // what it was asked.
 func (a *access) inspects(in Interaction) bool {
@@ -476,14 +564,14 @@ func (a *access) inspects(in Interaction) bool {
 	case Read, VRead:
 		return false
 	case HistoryInstance:
-		return a.relink != nil // a Bundle, whose links move
+		return a.relink != nil || slices.ContainsFunc(in.Params, func(p Param) bool { return unknownResultParam(p.Name) }) // a Bundle, whose links move
 	case SearchType, HistoryType:
 		if a.relink != nil {
 			return true
 		}
 		for _, p := range in.Params {
 			name, _, _ := strings.Cut(p.Name, ":")
-			if name == "_include" || name == "_revinclude" || name == "_contained" || name == "_containedType" {
+			if name == "_include" || name == "_revinclude" || name == "_contained" || name == "_containedType" || unknownResultParam(name) {
 				return true
 			}
 		}

@@ -159,7 +159,7 @@ func (p *Proxy) resolveConditional(ctx context.Context, x *exchange) *refusal {
 	}
 	switch in.Kind {
 	case Create:
-		in.ifNoneExist = ""
+		in.ifNoneExist, in.ifNoneCrit = "", nil
 		if id != "" {
 			in.Kind, in.ID, x.method, x.body, x.bodyType = Read, id, http.MethodGet, nil, ""
 		}

@@ -76,7 +76,17 @@
 // the constraint (see Constrained writes). A create or an instance write takes no query parameters but
 // _format, and a conditional write's are search criteria only: server
 // instructions such as HAPI's _cascade=delete, which deletes beyond the
-// token's scopes, are refused with 400. Conditional reads (If-None-Match,
+// token's scopes, are refused with 400. A read or vread takes _format,
+// _pretty, _summary and _elements only, a history those and _count,
+// _since, _at, _list and _sort, and _type goes with a system-level search
+// only (400 otherwise). An underscored parameter FHIR does not define goes
+// with a search or history (servers page with their own, such as HAPI's
+// _getpages), and its answer is always read and judged, for any token. For
+// every token, a search's criteria that other types' records meet need s
+// on those types, outright (403 otherwise): a chain on the type it names,
+// or on all types (*) when unnamed or longer; _has on each type it names;
+// _list on List; _filter, _query and a sort by a chained key on all types.
+// Conditional reads (If-None-Match,
 // If-Modified-Since) of inspected answers are evaluated by the proxy once
 // the resource is judged visible, never by a bodiless 304 from the
 // upstream.

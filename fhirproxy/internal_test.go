@@ -168,7 +168,8 @@ func FuzzParsePath(f *testing.F) {
 		{"GET", "/Patient", "_has:Observation:subject:code=x"}, {"GET", "/Observation", "_summary=count"}, {"GET", "/Binary/b1", "_elements=data"},
 		{"DELETE", "/Observation/1", "_cascade=delete"}, {"DELETE", "/Observation", "code=x&_cascade=delete"}, {"POST", "/Observation", "_format=json"},
 		{"GET", "/Observation/$lastn", "subject=Patient/p2&_elements=code&max=2"}, {"GET", "/ValueSet/$expand", "url=http://x/vs&filter=a"},
-		{"GET", "/CodeSystem/cs/$lookup", "code=a&property=display"}} {
+		{"GET", "/CodeSystem/cs/$lookup", "code=a&property=display"}, {"GET", "/Observation/1", "_id=2&_summary=true"},
+		{"GET", "/Observation/_history", "_since=2020&_getpages=x"}, {"GET", "/Observation", "_type=Patient&_graph=g"}} {
 		f.Add(s[0], s[1], s[2])
 	}
 	f.Fuzz(func(t *testing.T, method, path, query string) {
@@ -178,6 +179,14 @@ func FuzzParsePath(f *testing.F) {
 		}
 		if in.Kind == Operation && method != "GET" && method != "POST" {
 			t.Fatalf("%s %s: an operation invoked with %s", method, path, method)
+		}
+		for _, p := range in.Params { // checkParamNames
+			base, _, _ := strings.Cut(p.Name, ":")
+			if (in.Kind == Read || in.Kind == VRead) && base != "_format" && base != "_pretty" && base != "_summary" && base != "_elements" ||
+				base == "_type" && (in.Kind == SearchType || in.Kind == SearchCompart) ||
+				strings.HasPrefix(string(in.Kind), "history") && !strings.HasPrefix(base, "_") {
+				t.Fatalf("%s %s?%s: a %s with parameter %s", method, path, query, in.Kind, p.Name)
+			}
 		}
 		if n, want := encodedLen(in.Params), len(encodeQuery(in.Params)); n != want {
 			t.Fatalf("encodedLen %d, encodeQuery's length %d, for %q", n, want, query)

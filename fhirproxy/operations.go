@@ -100,6 +100,9 @@ func (p *Proxy) authorizeOperation(in *Interaction, a *access) *refusal {
 		}
 		// A search: authorised, confined, constrained and judged as one.
 		in.Kind, in.searchOp = SearchType, in.Operation
+		if err := checkParamNames(in.Kind, in.Params); err != nil {
+			return refuse(http.StatusBadRequest, "invalid", err.Error())
+		}
 		return p.authorize(in, a)
 	}
 	op, ok := operations[in.Type+"/"+in.Operation]

@@ -453,6 +453,9 @@ func (p *Proxy) admit(r *http.Request, in *Interaction, a *access) (*access, *re
 		if err != nil || len(in.Params)+len(more) > p.Limits.params() {
 			return nil, refuse(http.StatusBadRequest, "invalid", "the search parameters are not understood")
 		}
+		if err := checkParamNames(in.Kind, more); err != nil {
+			return nil, refuse(http.StatusBadRequest, "invalid", err.Error())
+		}
 		in.Params = append(in.Params, more...)
 		r.Body = http.NoBody
 	}

@@ -66,8 +66,9 @@ type Interaction struct {
 	opBody     []byte
 	bodyParams []Param
 	// ifNoneExist holds a conditional create's criteria (If-None-Exist),
-	// re-encoded from their parsed form.
+	// re-encoded from their parsed form, and ifNoneCrit the parsed form.
 	ifNoneExist string
+	ifNoneCrit  []Param
 	// ifMatch is the version a write names (If-Match, or a batch entry's
 	// request.ifMatch); checkStored holds it to the version it judges.
 	ifMatch string
@@ -101,10 +102,19 @@ func (in *Interaction) setIfNoneExist(vals []string, lim Limits) error {
 	if err != nil || len(crit) == 0 {
 		return parseError("the If-None-Exist criteria are not understood")
 	}
+	for _, p := range crit {
+		if !criterion(p.Name) {
+			// An _include would count what it brings as matches,
+			// _summary=count would match nothing (found by probing: a
+			// batch entry's went upstream as it was where answers pass
+			// unread).
+			return parseError("parameter " + p.Name + " of If-None-Exist is not a search criterion")
+		}
+	}
 	if encodedLen(crit) > lim.url() { // as forwarded, like a search's query (forwardable)
 		return parseError("the If-None-Exist criteria are too long")
 	}
-	in.Conditional, in.ifNoneExist = true, encodeQuery(crit)
+	in.Conditional, in.ifNoneExist, in.ifNoneCrit = true, encodeQuery(crit), crit
 	return nil
 }
 
@@ -350,7 +360,62 @@ func parsePath(method, path, rawQuery string, lim Limits) (Interaction, error) {
 			}
 		}
 	}
-	return in, nil
+	return in, checkParamNames(in.Kind, in.Params)
+}
+
+// checkParamNames refuses the parameters an interaction does not take, so
+// that none goes upstream for a server to read in a way the proxy cannot
+// know (found by probing: a read's ?_id=… or ?patient=… went with the
+// read, and a system/ token's Observation?_type=Patient with its search):
+//
+//   - a read or vread takes _format, _pretty, _summary and _elements (R4
+//     http.html#read);
+//   - a history takes those and _count, _since, _at, _list and _sort,
+//     and no search criterion;
+//   - a search takes _type at system level only.
+//
+// Searches and histories keep the underscored names FHIR does not define:
+// servers write their own into the page links they answer with (HAPI's
+// _getpages and _getpagesoffset, _offset, _page_token), which the proxy
+// passes on. What such a name asks of a server the proxy cannot know, so
+// an answer to a request with one is always read and judged
+// (unknownResultParam, access.inspects): found by probing, R5's
+// Observation?_graph=…, inclusion by GraphDefinition, went upstream as a
+// plain search whose answer a system/ token got unread.
+func checkParamNames(kind Kind, params []Param) error {
+	for _, p := range params {
+		base, _, _ := strings.Cut(p.Name, ":")
+		switch kind {
+		case Read, VRead:
+			switch base {
+			case "_format", "_pretty", "_summary", "_elements":
+				continue
+			}
+			return parseError("a read takes no parameter but _format, _pretty, _summary and _elements, not " + p.Name)
+		case HistoryInstance, HistoryType, HistorySystem:
+			switch base {
+			case "_format", "_pretty", "_summary", "_elements", "_count", "_since", "_at", "_list", "_sort":
+				continue
+			}
+			if !unknownResultParam(base) {
+				return parseError("a history takes no search criterion (" + p.Name + ")")
+			}
+		case SearchType, SearchCompart:
+			if base == "_type" {
+				// A server that read it at type level could answer with
+				// other types' records.
+				return parseError("_type chooses the types of a system-level search only")
+			}
+		}
+	}
+	return nil
+}
+
+// unknownResultParam reports whether a parameter name (without modifier)
+// is an underscored one FHIR does not define (specialParams, and R5's
+// _maxresults and _score, which limit and annotate an answer).
+func unknownResultParam(base string) bool {
+	return strings.HasPrefix(base, "_") && !slices.Contains(specialParams[:], base) && base != "_maxresults" && base != "_score"
 }
 
 // criterion reports whether a parameter of a conditional write's query may

@@ -292,7 +292,7 @@ func (u *upstream) serve(w http.ResponseWriter, r *http.Request) {
 			for _, e := range u.includes {
 				entries = append(entries, e)
 			}
-		} else if q.Get("_include") != "" {
+		} else if q.Get("_include") != "" || q.Get("_graph") != "" { // R5's inclusion by GraphDefinition, as a server may have it
 			entries = append(entries, map[string]any{"resource": u.resources["Practitioner/dr"], "search": map[string]any{"mode": "include"}},
 				map[string]any{"resource": u.resources["Patient/p2"], "search": map[string]any{"mode": "include"}})
 		}
