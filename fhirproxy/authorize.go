@@ -201,11 +201,13 @@ func (p *Proxy) authorize(in *Interaction, a *access) *refusal {
 // upstream as they were where answers pass unread: whether the create
 // happened told whether a record matched).
 func (a *access) criteriaCovered(in *Interaction) *refusal {
-	for _, prm := range slices.Concat(in.Params, in.ifNoneCrit) {
-		for _, t := range criteriaTypes(prm) {
-			if !a.tok.Scopes.Allows(scopes.Access{Context: a.ctx, Type: t, Perms: scopes.Search}) {
-				return refuse(http.StatusForbidden, "forbidden", "parameter "+prm.Name+" searches by "+orAll(strings.TrimPrefix(t, "*"))+
-					" records, which the token's scopes do not allow it to search")
+	for _, params := range [...][]Param{in.Params, in.ifNoneCrit} {
+		for _, prm := range params {
+			for _, t := range criteriaTypes(prm) {
+				if !a.tok.Scopes.Allows(scopes.Access{Context: a.ctx, Type: t, Perms: scopes.Search}) {
+					return refuse(http.StatusForbidden, "forbidden", "parameter "+prm.Name+" searches by "+orAll(strings.TrimPrefix(t, "*"))+
+						" records, which the token's scopes do not allow it to search")
+				}
 			}
 		}
 	}
@@ -564,7 +566,13 @@ func (a *access) inspects(in Interaction) bool {
 	case Read, VRead:
 		return false
 	case HistoryInstance:
-		return a.relink != nil || slices.ContainsFunc(in.Params, func(p Param) bool { return unknownResultParam(p.Name) }) // a Bundle, whose links move
+		if a.relink != nil { // a Bundle, whose links move
+			return true
+		}
+		return slices.ContainsFunc(in.Params, func(p Param) bool {
+			name, _, _ := strings.Cut(p.Name, ":")
+			return unknownResultParam(name)
+		})
 	case SearchType, HistoryType:
 		if a.relink != nil {
 			return true
