@@ -422,6 +422,10 @@ func TestCriteriaNeedScopes(t *testing.T) {
 			hdr = []string{"Content-Type", "application/x-www-form-urlencoded"}
 		}
 		f.refused(name, f.do(c.method, c.target, c.tok, c.body, hdr...), http.StatusForbidden)
+		evs := f.audit.Events()
+		if ev := evs[len(evs)-1]; ev.Outcome != audit.Failure || ev.Severity != audit.Security || !strings.Contains(ev.Reason, "scopes do not allow") {
+			t.Errorf("%s: audited as %s %s %q", name, ev.Outcome, ev.Severity, ev.Reason)
+		}
 	}
 	// With the types' scopes, each goes upstream as it was.
 	wide := f.token("system/Observation.rs system/Patient.s system/Condition.s system/List.s", everyLabel())
