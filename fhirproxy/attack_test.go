@@ -503,6 +503,51 @@ func TestParameterNames(t *testing.T) {
 	}
 }
 
+// TestLogicalReferences: with patient context, a reference that may be to
+// a patient carries no identifier. Found by probing: a patient app's
+// Observation with subject Patient/p1 and another patient's record number
+// as the subject's identifier was created, in p1's compartment, and a
+// search by subject:identifier finds it as that other patient's; so was
+// one whose performer was another patient's record number alone. The
+// proxy cannot tell whose an identifier is; a reference naming another
+// type (a Practitioner with its NPI) may carry one.
+func TestLogicalReferences(t *testing.T) {
+	f := newFixture(t)
+	app := f.token("launch/patient patient/Observation.cruds patient/Patient.rs", nil)
+	obsWith := func(extra string) string {
+		return `{"resourceType":"Observation","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/p1"}` + extra + `}`
+	}
+	mrn2 := `"identifier":{"system":"urn:mrn","value":"2"}`
+	for name, body := range map[string]string{
+		"subject with an identifier": `{"resourceType":"Observation","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/p1",` + mrn2 + `}}`,
+		"performer by identifier":    obsWith(`,"performer":[{` + mrn2 + `}]`),
+		"performer typed Patient":    obsWith(`,"performer":[{"type":"Patient",` + mrn2 + `}]`),
+		"performer typed by URL":     obsWith(`,"performer":[{"type":"http://hl7.org/fhir/StructureDefinition/Patient",` + mrn2 + `}]`),
+		"absolute URL":               obsWith(`,"performer":[{"reference":"http://elsewhere.example/fhir/Patient/9",` + mrn2 + `}]`),
+		"in an extension":            obsWith(`,"extension":[{"url":"http://example.org/x","valueReference":{` + mrn2 + `}}]`),
+		"in a contained resource": obsWith(`,"contained":[{"resourceType":"Observation","id":"c1","status":"final","code":{"text":"y"},"subject":{` + mrn2 + `}}],` +
+			`"hasMember":[{"reference":"#c1"}]`),
+	} {
+		f.refused(name, f.do("POST", "/Observation", app, body), http.StatusForbidden)
+		entry := `{"resourceType":"Bundle","type":"transaction","entry":[{"fullUrl":"urn:uuid:4f8e3d2a-0000-4000-8000-000000000001","request":{"method":"POST","url":"Observation"},"resource":` + body + `}]}`
+		f.refused(name+", in a transaction", f.do("POST", "/", app, entry), http.StatusForbidden)
+	}
+	// Another type's reference may carry its identifier; a token without
+	// patient context is not confined to a compartment.
+	sys := f.token("system/Observation.cruds system/Practitioner.rs", everyLabel())
+	for _, c := range []struct{ name, tok, body string }{
+		{"a practitioner's NPI", app, obsWith(`,"performer":[{"reference":"Practitioner/dr","identifier":{"system":"http://hl7.org/fhir/sid/us-npi","value":"1"}}]`)},
+		{"a logical practitioner", app, obsWith(`,"performer":[{"type":"Practitioner","identifier":{"system":"http://hl7.org/fhir/sid/us-npi","value":"1"}}]`)},
+		{"without patient context", sys, `{"resourceType":"Observation","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/p1",` + mrn2 + `}}`},
+	} {
+		r := f.do("POST", "/Observation", c.tok, c.body)
+		if got := f.up.requests(); r.status != http.StatusCreated || len(got) == 0 || got[len(got)-1].Method != "POST" {
+			t.Errorf("%s: %d %s", c.name, r.status, r.raw)
+		}
+		f.up.reset()
+	}
+}
+
 // TestForeignReferences: Patient/p1 on another FHIR server is another
 // person. An absolute reference places a resource in p1's compartment only
 // on a base this server is known by (the upstream's, the proxy's public

@@ -53,7 +53,9 @@
 // is 422. Writes are checked on the new content (which must also be valid R4,
 // checked with google/fhir/go) and on the stored version, and a PUT to an
 // id that does not exist answers 404 as one to another patient's record
-// does (no update-as-create with patient context). Operations are denied
+// does (no update-as-create with patient context). With patient context a
+// written reference that may be to a patient carries no identifier (a
+// logical reference could name another patient's record number). Operations are denied
 // unless listed (see Operations). A constrained read becomes a search by
 // _id with the constraint, so the FHIR server proves the match; a
 // constrained write is held to its constraint by the proxy (see

@@ -115,8 +115,13 @@ func checkContent(in Interaction, a *access, body []byte) (*projection, *refusal
 	if a.patient != "" && !pr.inCompartment(a) {
 		return nil, refuse(http.StatusForbidden, "forbidden", "the resource would be outside the patient compartment")
 	}
-	if ref := validR4(body); ref != nil {
+	typed, ref := validR4(body)
+	if ref != nil {
 		return nil, ref
+	}
+	if a.patient != "" && logicalPatientRef(typed.ProtoReflect()) {
+		return nil, refuse(http.StatusForbidden, "forbidden", "with patient context a reference to a patient is by its id alone: "+
+			"an identifier in it (a logical reference) could be another patient's")
 	}
 	if a.held != nil {
 		if ref := a.held.holds(body); ref != nil {
