@@ -532,17 +532,52 @@ func TestLogicalReferences(t *testing.T) {
 		entry := `{"resourceType":"Bundle","type":"transaction","entry":[{"fullUrl":"urn:uuid:4f8e3d2a-0000-4000-8000-000000000001","request":{"method":"POST","url":"Observation"},"resource":` + body + `}]}`
 		f.refused(name+", in a transaction", f.do("POST", "/", app, entry), http.StatusForbidden)
 	}
-	// Another type's reference may carry its identifier; a token without
-	// patient context is not confined to a compartment.
+	// Another type's reference may carry its identifier, and so may an
+	// element that admits no Patient; a token without patient context is
+	// not confined to a compartment.
 	sys := f.token("system/Observation.cruds system/Practitioner.rs", everyLabel())
 	for _, c := range []struct{ name, tok, body string }{
 		{"a practitioner's NPI", app, obsWith(`,"performer":[{"reference":"Practitioner/dr","identifier":{"system":"http://hl7.org/fhir/sid/us-npi","value":"1"}}]`)},
 		{"a logical practitioner", app, obsWith(`,"performer":[{"type":"Practitioner","identifier":{"system":"http://hl7.org/fhir/sid/us-npi","value":"1"}}]`)},
+		{"a device by its serial number", app, obsWith(`,"device":{"identifier":{"system":"urn:serial","value":"D-1"}}`)},
 		{"without patient context", sys, `{"resourceType":"Observation","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/p1",` + mrn2 + `}}`},
 	} {
 		r := f.do("POST", "/Observation", c.tok, c.body)
 		if got := f.up.requests(); r.status != http.StatusCreated || len(got) == 0 || got[len(got)-1].Method != "POST" {
 			t.Errorf("%s: %d %s", c.name, r.status, r.raw)
+		}
+		f.up.reset()
+	}
+	// What the stored version holds may be written again (an app sends
+	// back the record it read, where the EHR wrote the patient's record
+	// number beside the reference); another identifier may not, by PUT or
+	// by patch.
+	stored := map[string]any{"resourceType": "Observation", "id": "ehr-1", "status": "preliminary", "code": map[string]any{"text": "x"},
+		"subject": map[string]any{"reference": "Patient/p1", "identifier": map[string]any{"system": "urn:mrn", "value": "1"}}}
+	f.up.mu.Lock()
+	f.up.resources["Observation/ehr-1"] = stored
+	f.up.mu.Unlock()
+	back := `{"resourceType":"Observation","id":"ehr-1","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/p1","identifier":{"system":"urn:mrn","value":"1"}}}`
+	if r := f.do("PUT", "/Observation/ehr-1", app, back); r.status != http.StatusOK {
+		t.Errorf("sent back as read: %d %s", r.status, r.raw)
+	}
+	f.up.reset()
+	for name, c := range map[string]struct{ method, body, contentType string }{
+		"PUT":   {"PUT", strings.Replace(back, `"value":"1"`, `"value":"2"`, 1), ""},
+		"patch": {"PATCH", `[{"op":"replace","path":"/subject/identifier/value","value":"2"}]`, "application/json-patch+json"},
+	} {
+		var hdr []string
+		if c.contentType != "" {
+			hdr = []string{"Content-Type", c.contentType}
+		}
+		r := f.do(c.method, "/Observation/ehr-1", app, c.body, hdr...)
+		for _, got := range f.up.requests() {
+			if got.Method != "GET" {
+				t.Errorf("%s: the upstream got a %s", name, got.Method)
+			}
+		}
+		if r.status != http.StatusForbidden {
+			t.Errorf("%s of another identifier: %d %s", name, r.status, r.raw)
 		}
 		f.up.reset()
 	}

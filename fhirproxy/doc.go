@@ -55,7 +55,8 @@
 // id that does not exist answers 404 as one to another patient's record
 // does (no update-as-create with patient context). With patient context a
 // written reference that may be to a patient carries no identifier (a
-// logical reference could name another patient's record number). Operations are denied
+// logical reference could name another patient's record number), unless
+// the stored version holds it as it is. Operations are denied
 // unless listed (see Operations). A constrained read becomes a search by
 // _id with the constraint, so the FHIR server proves the match; a
 // constrained write is held to its constraint by the proxy (see

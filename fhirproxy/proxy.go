@@ -17,6 +17,8 @@ import (
 	"sync"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/smartkit/smartkit/audit"
 	"github.com/smartkit/smartkit/consent"
 	"github.com/smartkit/smartkit/scopes"
@@ -199,6 +201,9 @@ type access struct {
 	// (checkStored), when it was read: the references it holds may be
 	// written again (checkReferences).
 	stored []byte
+	// written is the resource a create or update writes (or a patch's
+	// result), typed by its R4 validation (checkContent).
+	written proto.Message
 	// patched is a patient app's patch applied to stored (applyPatch):
 	// it goes upstream as the update, in place of the patch.
 	patched []byte

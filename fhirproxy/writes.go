@@ -119,10 +119,7 @@ func checkContent(in Interaction, a *access, body []byte) (*projection, *refusal
 	if ref != nil {
 		return nil, ref
 	}
-	if a.patient != "" && logicalPatientRef(typed.ProtoReflect()) {
-		return nil, refuse(http.StatusForbidden, "forbidden", "with patient context a reference to a patient is by its id alone: "+
-			"an identifier in it (a logical reference) could be another patient's")
-	}
+	a.written = typed
 	if a.held != nil {
 		if ref := a.held.holds(body); ref != nil {
 			return nil, ref
@@ -168,6 +165,16 @@ func (p *Proxy) applyPatch(in Interaction, a *access, stored, patch []byte) (*pr
 // may be written again (an app sends back the record it read): that tells
 // nothing new, and moves the record into no compartment it was not in.
 func (p *Proxy) checkReferences(ctx context.Context, in Interaction, a *access, body []byte) *refusal {
+	if a.patient != "" && a.written != nil {
+		var stored []byte
+		if in.Kind != Create {
+			stored = a.stored
+		}
+		if _, ok := newLogicalPatientRef(a.written, stored); ok {
+			return refuse(http.StatusForbidden, "forbidden", "with patient context a reference to a patient is by its id alone: "+
+				"an identifier in it (a logical reference) could be another patient's")
+		}
+	}
 	if a.patient != "" && in.Type == "Patient" {
 		return nil // a Patient's references to other patients are its links, which keepsLinks holds to the stored ones
 	}
