@@ -126,8 +126,10 @@ func newLogicalPatientRef(written proto.Message, stored []byte) (*dtpb.Reference
 	logicalPatientRefs(written.ProtoReflect(), func(r *dtpb.Reference) bool {
 		if had == nil {
 			had = map[string]bool{}
-			if prev, err := r4.Parse(stored); stored != nil && err == nil {
-				logicalPatientRefs(prev.ProtoReflect(), func(r *dtpb.Reference) bool { had[logicalRefKey(r)] = true; return true })
+			if stored != nil {
+				if prev, err := r4.Parse(stored); err == nil {
+					logicalPatientRefs(prev.ProtoReflect(), func(r *dtpb.Reference) bool { had[logicalRefKey(r)] = true; return true })
+				}
 			}
 		}
 		if !had[logicalRefKey(r)] {
