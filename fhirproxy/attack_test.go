@@ -400,6 +400,7 @@ func TestCriteriaNeedScopes(t *testing.T) {
 		{obsOnly, "GET", "/Observation?_has:Observation:has-member:_has:Condition:subject:code=x", ""}, // nested
 		{obsOnly, "GET", "/Observation?_has:Observation:has-member:subject.name=x", ""},                // its last parameter chains
 		{obsOnly, "GET", "/Observation?_has:observation:has-member:code=x", ""},                        // no such type
+		{obsOnly, "GET", "/Observation?_has=x", ""},                                                    // malformed: found by FuzzParsePath
 		{obsOnly, "GET", "/Observation?_list=l1", ""},
 		{obsOnly, "GET", "/Observation?_query=current", ""},
 		{obsOnly, "GET", "/Observation?_sort=-subject.birthdate", ""},

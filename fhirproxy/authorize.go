@@ -230,7 +230,7 @@ func criteriaTypes(prm Param) []string {
 			}
 			types, rest = append(types, parts[1]), parts[3]
 		}
-		if strings.Contains(rest, ".") {
+		if len(types) == 0 || strings.Contains(rest, ".") { // _has alone (found by FuzzParsePath), or a chain at its end
 			types = append(types, "*")
 		}
 		return types

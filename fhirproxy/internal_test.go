@@ -169,7 +169,8 @@ func FuzzParsePath(f *testing.F) {
 		{"DELETE", "/Observation/1", "_cascade=delete"}, {"DELETE", "/Observation", "code=x&_cascade=delete"}, {"POST", "/Observation", "_format=json"},
 		{"GET", "/Observation/$lastn", "subject=Patient/p2&_elements=code&max=2"}, {"GET", "/ValueSet/$expand", "url=http://x/vs&filter=a"},
 		{"GET", "/CodeSystem/cs/$lookup", "code=a&property=display"}, {"GET", "/Observation/1", "_id=2&_summary=true"},
-		{"GET", "/Observation/_history", "_since=2020&_getpages=x"}, {"GET", "/Observation", "_type=Patient&_graph=g"}} {
+		{"GET", "/Observation/_history", "_since=2020&_getpages=x"}, {"GET", "/Observation", "_type=Patient&_graph=g"},
+		{"GET", "/Observation", "_has:Observation:has-member:_has:Condition:subject:code=x&subject:Patient.name=a&_sort=-patient.birthdate"}} {
 		f.Add(s[0], s[1], s[2])
 	}
 	f.Fuzz(func(t *testing.T, method, path, query string) {
@@ -180,8 +181,19 @@ func FuzzParsePath(f *testing.F) {
 		if in.Kind == Operation && method != "GET" && method != "POST" {
 			t.Fatalf("%s %s: an operation invoked with %s", method, path, method)
 		}
-		for _, p := range in.Params { // checkParamNames
+		for _, p := range in.Params { // checkParamNames, criteriaTypes
 			base, _, _ := strings.Cut(p.Name, ":")
+			types := criteriaTypes(p)
+			readsOthers := strings.Contains(p.Name, ".") && !strings.HasPrefix(base, "_") || base == "_has" || base == "_list" ||
+				base == "_filter" || base == "_query" || base == "_sort" && strings.Contains(p.Value, ".")
+			if readsOthers && len(types) == 0 {
+				t.Fatalf("%s?%s: parameter %s reads other records, and criteriaTypes names none", path, query, p.Name)
+			}
+			for _, typ := range types {
+				if typ != "*" && !knownType(typ) {
+					t.Fatalf("%s?%s: criteriaTypes(%s) names %q", path, query, p.Name, typ)
+				}
+			}
 			if (in.Kind == Read || in.Kind == VRead) && base != "_format" && base != "_pretty" && base != "_summary" && base != "_elements" ||
 				base == "_type" && (in.Kind == SearchType || in.Kind == SearchCompart) ||
 				strings.HasPrefix(string(in.Kind), "history") && !strings.HasPrefix(base, "_") {
