@@ -424,7 +424,7 @@ func TestCriteriaNeedScopes(t *testing.T) {
 		}
 		f.refused(name, f.do(c.method, c.target, c.tok, c.body, hdr...), http.StatusForbidden)
 		evs := f.audit.Events()
-		if ev := evs[len(evs)-1]; ev.Outcome != audit.Failure || ev.Severity != audit.Security || !strings.Contains(ev.Reason, "scopes do not allow") {
+		if ev := evs[len(evs)-1]; ev.Outcome != audit.Failure || ev.Severity != audit.Security || !strings.Contains(ev.Reason, "searches by") {
 			t.Errorf("%s: audited as %s %s %q", name, ev.Outcome, ev.Severity, ev.Reason)
 		}
 	}

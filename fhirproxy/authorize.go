@@ -205,8 +205,11 @@ func (a *access) criteriaCovered(in *Interaction) *refusal {
 		for _, prm := range params {
 			for _, t := range criteriaTypes(prm) {
 				if !a.tok.Scopes.Allows(scopes.Access{Context: a.ctx, Type: t, Perms: scopes.Search}) {
-					return refuse(http.StatusForbidden, "forbidden", "parameter "+prm.Name+" searches by "+orAll(strings.TrimPrefix(t, "*"))+
-						" records, which the token's scopes do not allow it to search")
+					what := t + " records, which the token's scopes do not allow it to search"
+					if t == "*" {
+						what = "records of any type, which needs s on every type"
+					}
+					return refuse(http.StatusForbidden, "forbidden", "parameter "+prm.Name+" searches by "+what)
 				}
 			}
 		}
