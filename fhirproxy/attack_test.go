@@ -402,6 +402,7 @@ func TestCriteriaNeedScopes(t *testing.T) {
 		{obsOnly, "GET", "/Observation?_has:observation:has-member:code=x", ""},                        // no such type
 		{obsOnly, "GET", "/Observation?_has=x", ""},                                                    // malformed: found by FuzzParsePath
 		{obsOnly, "GET", "/Observation?_list=l1", ""},
+		{obsOnly, "GET", "/Observation?_list=$current-problems,l1", ""},
 		{obsOnly, "GET", "/Observation?_query=current", ""},
 		{obsOnly, "GET", "/Observation?_sort=-subject.birthdate", ""},
 		{obsOnly, "GET", "/Observation?_sort=date,patient.name", ""},
@@ -436,6 +437,7 @@ func TestCriteriaNeedScopes(t *testing.T) {
 		{wide, "/Observation?patient.name=Smith", "patient.name"},
 		{wide, "/Observation?_has:Condition:subject:code=x", "_has:Condition:subject:code"},
 		{wide, "/Observation?_list=l1", "_list"},
+		{obsOnly, "/Observation?_list=$current-problems", "_list"}, // a functional list: the searched type
 		{every, "/Observation?subject.name=Smith", "subject.name"},
 		{every, "/Observation?_sort=-subject.birthdate", "_sort"},
 		{every, "/Observation?_has:Observation:has-member:_has:Condition:subject:code=x", "_has:Observation:has-member:_has:Condition:subject:code"},

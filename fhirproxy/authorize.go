@@ -191,7 +191,9 @@ func (p *Proxy) authorize(in *Interaction, a *access) *refusal {
 //     type, or longer, may read any type, and needs s on all (*);
 //   - _has:Type:reference:param reads Type, each Type of a nested one, and
 //     all types when its last parameter chains on;
-//   - _list reads List; _filter and _query may read anything (*);
+//   - _list reads List (but for a functional list, $current-problems and
+//     the like, the server's own view of the searched type); _filter and
+//     _query may read anything (*);
 //   - _sort by a chained key (subject.name) orders by other records (*).
 //
 // Where answers are judged (patient context, a clearance short of every
@@ -238,7 +240,12 @@ func criteriaTypes(prm Param) []string {
 		}
 		return types
 	case "_list":
-		return []string{"List"}
+		for v := range strings.SplitSeq(prm.Value, ",") {
+			if !strings.HasPrefix(v, "$") {
+				return []string{"List"}
+			}
+		}
+		return nil // functional lists ($current-problems): the server's own view of the searched type
 	case "_filter", "_query":
 		return []string{"*"}
 	case "_sort":

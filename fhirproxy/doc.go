@@ -88,7 +88,8 @@
 // every token, a search's criteria that other types' records meet need s
 // on those types, outright (403 otherwise): a chain on the type it names,
 // or on all types (*) when unnamed or longer; _has on each type it names;
-// _list on List; _filter, _query and a sort by a chained key on all types.
+// _list on List (but for a functional list such as $current-problems);
+// _filter, _query and a sort by a chained key on all types.
 // Conditional reads (If-None-Match,
 // If-Modified-Since) of inspected answers are evaluated by the proxy once
 // the resource is judged visible, never by a bodiless 304 from the
