@@ -451,8 +451,7 @@ func TestCriteriaNeedScopes(t *testing.T) {
 }
 
 // TestParameterNames: a read takes _format, _pretty, _summary and
-// _elements; a history those and its own; _type chooses types at system
-// level only. Anything else is 400 with nothing sent (found by probing: a
+// _elements; _type chooses types at system level only. Anything else is 400 with nothing sent (found by probing: a
 // read's ?_id=lab-2 and ?patient=p2 went upstream with it). An underscored
 // name FHIR does not define still goes with a search (servers page with
 // their own), but its answer is read and judged even for a token that
@@ -469,9 +468,6 @@ func TestParameterNames(t *testing.T) {
 		{sys, "/Observation/lab-1?_count=1"},
 		{sys, "/Observation/lab-1/_history/1?_id=x"},
 		{sys, "/Observation/lab-1/_history/1?code=x"},
-		{sys, "/Observation/lab-1/_history?patient=p2"},
-		{sys, "/Observation/_history?code=x"},
-		{sys, "/Observation/_history?_id=lab-2"},
 		{sys, "/Observation?_type=Patient"},
 		{patient, "/Patient/p1/Observation?_type=Patient"},
 		{patient, "/Observation/lab-1?_id=lab-2"},
@@ -489,7 +485,8 @@ func TestParameterNames(t *testing.T) {
 			`"ifNoneExist":"`+crit+`"},"resource":`+fresh+`}]}`), http.StatusBadRequest)
 	}
 	for _, target := range []string{"/Observation/lab-1?_format=json", "/Observation/lab-1?_summary=true", "/Observation/lab-1?_elements=status",
-		"/Observation/lab-1?_pretty=true", "/Observation/lab-1/_history?_since=2020-01-01&_count=2", "/Observation?_maxresults=5&_score=true"} {
+		"/Observation/lab-1?_pretty=true", "/Observation/lab-1/_history?_since=2020-01-01&_count=2", "/Observation?_maxresults=5&_score=true",
+		"/Observation/_history?ct=W3sidG9rZW4iOiIxIn1d"} { // a page link's own parameter (Azure's continuation token)
 		if r := f.do("GET", target, sys, ""); r.status != 200 {
 			t.Errorf("%s: %d %s", target, r.status, r.raw)
 		}

@@ -80,9 +80,8 @@
 // _format, and a conditional write's are search criteria only: server
 // instructions such as HAPI's _cascade=delete, which deletes beyond the
 // token's scopes, are refused with 400. A read or vread takes _format,
-// _pretty, _summary and _elements only, a history those and _count,
-// _since, _at, _list and _sort, and _type goes with a system-level search
-// only (400 otherwise). An underscored parameter FHIR does not define goes
+// _pretty, _summary and _elements only, and _type goes with a system-level
+// search only (400 otherwise). An underscored parameter FHIR does not define goes
 // with a search or history (servers page with their own, such as HAPI's
 // _getpages), and its answer is always read and judged, for any token. For
 // every token, a search's criteria that other types' records meet need s

@@ -370,13 +370,11 @@ func parsePath(method, path, rawQuery string, lim Limits) (Interaction, error) {
 //
 //   - a read or vread takes _format, _pretty, _summary and _elements (R4
 //     http.html#read);
-//   - a history takes those and _count, _since, _at, _list and _sort,
-//     and no search criterion;
 //   - a search takes _type at system level only.
 //
-// Searches and histories keep the underscored names FHIR does not define:
-// servers write their own into the page links they answer with (HAPI's
-// _getpages and _getpagesoffset, others' _offset or _page_token), which
+// Searches and histories keep the names FHIR does not define: servers
+// write their own into the page links they answer with (HAPI's _getpages
+// and _getpagesoffset, others' _offset or _page_token, Azure's ct), which
 // the proxy passes on. What such a name asks of a server the proxy cannot know, so
 // an answer to a request with one is always read and judged
 // (unknownResultParam, access.inspects): found by probing, R5's
@@ -392,14 +390,6 @@ func checkParamNames(kind Kind, params []Param) error {
 				continue
 			}
 			return parseError("a read takes no parameter but _format, _pretty, _summary and _elements, not " + p.Name)
-		case HistoryInstance, HistoryType, HistorySystem:
-			switch base {
-			case "_format", "_pretty", "_summary", "_elements", "_count", "_since", "_at", "_list", "_sort":
-				continue
-			}
-			if !unknownResultParam(base) {
-				return parseError("a history takes no search criterion (" + p.Name + ")")
-			}
 		case SearchType, SearchCompart:
 			if base == "_type" {
 				// A server that read it at type level could answer with
