@@ -475,6 +475,7 @@ func TestParameterNames(t *testing.T) {
 	} {
 		f.refused(c.target, f.do("GET", c.target, c.tok, ""), http.StatusBadRequest)
 	}
+	f.refused("_type in a POSTed search", f.do("POST", "/Observation/_search", sys, "_type=Patient", "Content-Type", "application/x-www-form-urlencoded"), http.StatusBadRequest)
 	// If-None-Exist holds search criteria only, in a batch entry too (where
 	// answers pass unread it went upstream as it was).
 	writer := f.token("system/Observation.cruds", everyLabel())
