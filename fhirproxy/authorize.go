@@ -257,15 +257,8 @@ func criteriaTypes(prm Param) []string {
 	if strings.HasPrefix(base, "_") || !strings.Contains(name, ".") {
 		return nil
 	}
-	if simpleChain(name) {
-		ref, _, _ := strings.Cut(name, ".")
-		param, target, _ := strings.Cut(ref, ":")
-		if target == "" {
-			target = chainTargets[param]
-		}
-		if target != "" && knownType(target) {
-			return []string{target}
-		}
+	if _, target, _ := chainTarget(name); simpleChain(name) && target != "" {
+		return []string{target}
 	}
 	return []string{"*"}
 }
@@ -575,16 +568,8 @@ func (a *access) inspects(in Interaction) bool {
 	switch in.Kind {
 	case Read, VRead:
 		return false
-	case HistoryInstance:
+	case HistoryInstance, SearchType, HistoryType:
 		if a.relink != nil { // a Bundle, whose links move
-			return true
-		}
-		return slices.ContainsFunc(in.Params, func(p Param) bool {
-			name, _, _ := strings.Cut(p.Name, ":")
-			return unknownResultParam(name)
-		})
-	case SearchType, HistoryType:
-		if a.relink != nil {
 			return true
 		}
 		for _, p := range in.Params {

@@ -37,6 +37,22 @@ func simpleChain(name string) bool {
 	return ref != "" && strings.Count(ref, ":") <= 1
 }
 
+// chainTarget splits a chain of one link (simpleChain) into the reference
+// parameter, the type the chain reaches (named by a type modifier, or by
+// the parameter: chainTargets; "" when neither names a known type) and the
+// target's parameter: subject:Patient.name is subject, Patient, name.
+func chainTarget(name string) (param, target, rest string) {
+	ref, rest, _ := strings.Cut(name, ".")
+	param, target, _ = strings.Cut(ref, ":")
+	if target == "" {
+		target = chainTargets[param]
+	}
+	if !knownType(target) {
+		target = ""
+	}
+	return param, target, rest
+}
+
 // resolveChains resolves, with labels judged, each chain of a search into
 // the references it reaches: the proxy searches the target type itself
 // with the chain's criteria, keeps the records the access may see, and
@@ -68,13 +84,9 @@ func (p *Proxy) resolveChains(ctx context.Context, in *Interaction, a *access) *
 		if !simpleChain(prm.Name) {
 			continue
 		}
-		ref, rest, _ := strings.Cut(prm.Name, ".")
-		param, target, _ := strings.Cut(ref, ":")
-		if target == "" {
-			target = chainTargets[param]
-		}
+		param, target, rest := chainTarget(prm.Name)
 		switch {
-		case target == "" || !knownType(target):
+		case target == "":
 			return forbidden("name the type the chain reaches, as in " + param + ":Patient." + rest)
 		case !a.tok.Scopes.Allows(scopes.Access{Context: a.ctx, Type: target, Perms: scopes.Search}):
 			// Allows is false too for a type searched only under a query

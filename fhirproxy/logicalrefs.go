@@ -95,12 +95,12 @@ func logicalRefKey(r *dtpb.Reference) string {
 	return string(b)
 }
 
-// newLogicalPatientRef returns a logical reference that may be to a
-// patient (logicalPatientRefs) in the written resource that the stored
-// version (nil for a create) does not hold as it is, if any.
-func newLogicalPatientRef(written proto.Message, stored []byte) (*dtpb.Reference, bool) {
+// newLogicalPatientRef reports whether the written resource holds a
+// logical reference that may be to a patient (logicalPatientRefs) that the
+// stored version (nil for a create) does not hold as it is.
+func newLogicalPatientRef(written proto.Message, stored []byte) bool {
 	var had map[string]bool
-	var fresh *dtpb.Reference
+	fresh := false
 	logicalPatientRefs(written.ProtoReflect(), func(r *dtpb.Reference) bool {
 		if had == nil {
 			had = map[string]bool{}
@@ -110,11 +110,8 @@ func newLogicalPatientRef(written proto.Message, stored []byte) (*dtpb.Reference
 				}
 			}
 		}
-		if !had[logicalRefKey(r)] {
-			fresh = r
-			return false
-		}
-		return true
+		fresh = !had[logicalRefKey(r)]
+		return !fresh
 	})
-	return fresh, fresh != nil
+	return fresh
 }

@@ -375,9 +375,9 @@ func parsePath(method, path, rawQuery string, lim Limits) (Interaction, error) {
 // Searches and histories keep the names FHIR does not define: servers
 // write their own into the page links they answer with (HAPI's _getpages
 // and _getpagesoffset, others' _offset or _page_token, Azure's ct), which
-// the proxy passes on. What such a name asks of a server the proxy cannot know, so
-// an answer to a request with one is always read and judged
-// (unknownResultParam, access.inspects): found by probing, R5's
+// the proxy passes on. What such a name asks of a server the proxy cannot
+// know, so an answer to a request with an underscored one is always read
+// and judged (unknownResultParam, access.inspects): found by probing, R5's
 // Observation?_graph=…, inclusion by GraphDefinition, went upstream as a
 // plain search whose answer a system/ token got unread.
 func checkParamNames(kind Kind, params []Param) error {

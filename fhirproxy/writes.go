@@ -170,7 +170,7 @@ func (p *Proxy) checkReferences(ctx context.Context, in Interaction, a *access, 
 		if in.Kind != Create {
 			stored = a.stored
 		}
-		if _, ok := newLogicalPatientRef(a.written, stored); ok {
+		if newLogicalPatientRef(a.written, stored) {
 			return refuse(http.StatusForbidden, "forbidden", "with patient context a reference to a patient is by its id alone: "+
 				"an identifier in it (a logical reference) could be another patient's")
 		}
