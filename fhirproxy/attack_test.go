@@ -529,9 +529,81 @@ func TestLogicalReferences(t *testing.T) {
 		"in a contained resource": obsWith(`,"contained":[{"resourceType":"Observation","id":"c1","status":"final","code":{"text":"y"},"subject":{` + mrn2 + `}}],` +
 			`"hasMember":[{"reference":"#c1"}]`),
 	} {
-		f.refused(name, f.do("POST", "/Observation", app, body), http.StatusForbidden)
+		// The patient's record may be read, to compare identifiers with
+		// its own; nothing else goes.
+		if r := f.do("POST", "/Observation", app, body); r.status != http.StatusForbidden {
+			t.Errorf("%s: %d %s", name, r.status, r.raw)
+		}
+		f.onlyReads(name)
 		entry := `{"resourceType":"Bundle","type":"transaction","entry":[{"fullUrl":"urn:uuid:4f8e3d2a-0000-4000-8000-000000000001","request":{"method":"POST","url":"Observation"},"resource":` + body + `}]}`
-		f.refused(name+", in a transaction", f.do("POST", "/", app, entry), http.StatusForbidden)
+		if r := f.do("POST", "/", app, entry); r.status != http.StatusForbidden {
+			t.Errorf("%s, in a transaction: %d %s", name, r.status, r.raw)
+		}
+		f.onlyReads(name + ", in a transaction")
+	}
+	// The patient's own identifier may go beside its reference, or alone,
+	// as the patient's record holds it (urn:mrn|1): an EHR-launched app
+	// writes the record number as the EHR does. A transaction reads the
+	// record once for all its entries.
+	mrn1 := `"identifier":{"system":"urn:mrn","value":"1"}`
+	for name, body := range map[string]string{
+		"its own identifier beside the reference": `{"resourceType":"Observation","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/p1",` + mrn1 + `}}`,
+		"its own identifier alone":                obsWith(`,"performer":[{"type":"Patient",` + mrn1 + `}]`),
+	} {
+		r := f.do("POST", "/Observation", app, body)
+		if got := f.up.requests(); r.status != http.StatusCreated || len(got) == 0 || got[len(got)-1].Method != "POST" {
+			t.Errorf("%s: %d %s", name, r.status, r.raw)
+		}
+		f.up.reset()
+	}
+	own := obsWith(`,"performer":[{"type":"Patient",` + mrn1 + `}]`)
+	if r := f.do("POST", "/", app, `{"resourceType":"Bundle","type":"transaction","entry":[`+
+		`{"request":{"method":"POST","url":"Observation"},"resource":`+own+`},{"request":{"method":"POST","url":"Observation"},"resource":`+own+`}]}`); r.status != http.StatusOK {
+		t.Errorf("a transaction of two: %d %s", r.status, r.raw)
+	}
+	if reads := f.up.requests(); len(reads) != 2 || reads[0].Method != "GET" || reads[0].URL.Path != "/Patient/p1" || reads[1].Method != "POST" {
+		t.Errorf("a transaction of two: the upstream got %d requests (want the patient's read once, then the transaction)", len(reads))
+	}
+	f.up.reset()
+	// Not its own: the value under another system or none, the reference
+	// in another form, one identifier of two; nor when the token may not
+	// read the patient's record, which is then not read.
+	writer := f.token("launch/patient patient/Observation.c", nil)
+	for name, c := range map[string]struct{ tok, body string }{
+		"the value under another system": {app, obsWith(`,"performer":[{"type":"Patient","identifier":{"system":"urn:other","value":"1"}}]`)},
+		"the value without a system":     {app, obsWith(`,"performer":[{"type":"Patient","identifier":{"value":"1"}}]`)},
+		"a versioned reference":          {app, obsWith(`,"performer":[{"reference":"Patient/p1/_history/1",` + mrn1 + `}]`)},
+		"an absolute reference":          {app, obsWith(`,"performer":[{"reference":"` + f.up.ts.URL + `/Patient/p1",` + mrn1 + `}]`)},
+		"one of two":                     {app, obsWith(`,"performer":[{"type":"Patient",` + mrn1 + `},{"type":"Patient",` + mrn2 + `}]`)},
+		"a token that cannot read it":    {writer, obsWith(`,"performer":[{"type":"Patient",` + mrn1 + `}]`)},
+	} {
+		if r := f.do("POST", "/Observation", c.tok, c.body); r.status != http.StatusForbidden || diagnostics(r) == "" {
+			t.Errorf("%s: %d %s", name, r.status, r.raw)
+		}
+		if c.tok == writer && len(f.up.requests()) > 0 {
+			t.Errorf("%s: the patient's record was read", name)
+		}
+		f.onlyReads(name)
+	}
+	// The identifiers are those of the patient's record as the token may
+	// see it: not another record the upstream answers with, nor one whose
+	// labels are beyond the clearance.
+	for name, p1 := range map[string]map[string]any{
+		"another patient's record answered": {"resourceType": "Patient", "id": "p2", "identifier": []any{map[string]any{"system": "urn:mrn", "value": "2"}}},
+		"a record beyond the clearance": {"resourceType": "Patient", "id": "p1", "identifier": []any{map[string]any{"system": "urn:mrn", "value": "2"}},
+			"meta": map[string]any{"security": []any{map[string]any{"system": "http://terminology.hl7.org/CodeSystem/v3-Confidentiality", "code": "R"}}}},
+	} {
+		f.up.mu.Lock()
+		saved := f.up.resources["Patient/p1"]
+		f.up.resources["Patient/p1"] = p1
+		f.up.mu.Unlock()
+		if r := f.do("POST", "/Observation", app, obsWith(`,"performer":[{"type":"Patient",`+mrn2+`}]`)); r.status != http.StatusForbidden {
+			t.Errorf("%s: %d %s", name, r.status, r.raw)
+		}
+		f.onlyReads(name)
+		f.up.mu.Lock()
+		f.up.resources["Patient/p1"] = saved
+		f.up.mu.Unlock()
 	}
 	// Another type's reference may carry its identifier, and so may an
 	// element that admits no Patient; a token without patient context is

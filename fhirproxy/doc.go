@@ -56,7 +56,9 @@
 // does (no update-as-create with patient context). With patient context a
 // written reference that may be to a patient carries no identifier (a
 // logical reference could name another patient's record number), unless
-// the stored version holds it as it is. Operations are denied
+// the stored version holds it as it is or it is the patient's own: an
+// identifier (system and value) that the patient's record, read then,
+// holds, beside Patient/<patient> or alone. Operations are denied
 // unless listed (see Operations). A constrained read becomes a search by
 // _id with the constraint, so the FHIR server proves the match; a
 // constrained write is held to its constraint by the proxy (see

@@ -1,6 +1,8 @@
 package fhirproxy
 
 import (
+	"context"
+	"net/http"
 	"slices"
 
 	"github.com/google/fhir/go/proto/google/fhir/proto/annotations_go_proto"
@@ -95,12 +97,12 @@ func logicalRefKey(r *dtpb.Reference) string {
 	return string(b)
 }
 
-// newLogicalPatientRef reports whether the written resource holds a
-// logical reference that may be to a patient (logicalPatientRefs) that the
-// stored version (nil for a create) does not hold as it is.
-func newLogicalPatientRef(written proto.Message, stored []byte) bool {
+// newLogicalPatientRefs returns the logical references that may be to a
+// patient (logicalPatientRefs) the written resource holds and the stored
+// version (nil for a create) does not hold as they are.
+func newLogicalPatientRefs(written proto.Message, stored []byte) []*dtpb.Reference {
 	var had map[string]bool
-	fresh := false
+	var fresh []*dtpb.Reference
 	logicalPatientRefs(written.ProtoReflect(), func(r *dtpb.Reference) bool {
 		if had == nil {
 			had = map[string]bool{}
@@ -110,8 +112,98 @@ func newLogicalPatientRef(written proto.Message, stored []byte) bool {
 				}
 			}
 		}
-		fresh = !had[logicalRefKey(r)]
-		return !fresh
+		if !had[logicalRefKey(r)] {
+			fresh = append(fresh, r)
+		}
+		return true
 	})
 	return fresh
+}
+
+// checkOwnIdentifiers allows the logical references, new in a write with
+// patient context, that are to the patient itself: each has no literal
+// reference or Patient/<patient>'s, and an identifier (system and value)
+// the patient's own Patient record holds, as read from the FHIR server
+// now. An EHR-launched app may write the patient's record number beside
+// the reference, as the EHR itself does. Any other identifier could be
+// another patient's, and is refused; so is any when the access may not
+// read the patient's record (the answer would tell which identifiers it
+// holds).
+func (p *Proxy) checkOwnIdentifiers(ctx context.Context, a *access, refs []*dtpb.Reference) *refusal {
+	refused := refuse(http.StatusForbidden, "forbidden", "with patient context a reference to a patient is by its id alone, or carries "+
+		"an identifier the patient's own record holds: another identifier in it (a logical reference) could be another patient's")
+	want := make([][2]string, 0, len(refs))
+	for _, r := range refs {
+		id, ok := ownIdentifier(r, a.patient)
+		if !ok {
+			return refused
+		}
+		want = append(want, id)
+	}
+	if !a.readable("Patient") {
+		return refused
+	}
+	key := "identifiers\x00" + string(a.ctx) + "\x00" + a.patient
+	held := a.entries.identifiers(key)
+	if held == nil {
+		if !a.entries.spend() {
+			return tooManyReads()
+		}
+		ref := "Patient/" + a.patient
+		st, pr, body, err := p.fetch(ctx, ref, "")
+		if err != nil {
+			return refuse(http.StatusBadGateway, "transient", "the FHIR server is unavailable")
+		}
+		if st != http.StatusOK || pr.ResourceType+"/"+pr.ID != ref {
+			return refused
+		}
+		if conf, tags := pr.labels(); !a.clearance.Allows(conf, tags) || a.judge(pr) != keep {
+			return refused
+		}
+		if held, err = patientIdentifiers(body); err != nil {
+			return refused
+		}
+		a.entries.keepIdentifiers(key, held)
+	}
+	for _, id := range want {
+		if !held[id] {
+			return refused
+		}
+	}
+	return nil
+}
+
+// ownIdentifier is the identifier (system and value) of a logical
+// reference in the form one to the in-context patient itself may take:
+// its literal reference, if any, is Patient/<patient> (no other form, no
+// version), and its identifier has a system and a value. ok is false for
+// any other form.
+func ownIdentifier(r *dtpb.Reference, patient string) (id [2]string, ok bool) {
+	switch ref := r.GetReference().(type) {
+	case nil:
+	case *dtpb.Reference_PatientId:
+		if ref.PatientId.GetValue() != patient || ref.PatientId.GetHistory() != nil {
+			return id, false
+		}
+	default:
+		return id, false
+	}
+	id = [2]string{r.GetIdentifier().GetSystem().GetValue(), r.GetIdentifier().GetValue().GetValue()}
+	return id, id[0] != "" && id[1] != ""
+}
+
+// patientIdentifiers are the identifiers (system and value) a stored
+// Patient holds.
+func patientIdentifiers(stored []byte) (map[[2]string]bool, error) {
+	m, err := r4.Parse(stored)
+	if err != nil {
+		return nil, err
+	}
+	ids := map[[2]string]bool{}
+	for _, id := range m.GetPatient().GetIdentifier() {
+		if sys, v := id.GetSystem().GetValue(), id.GetValue().GetValue(); sys != "" && v != "" {
+			ids[[2]string{sys, v}] = true
+		}
+	}
+	return ids, nil
 }

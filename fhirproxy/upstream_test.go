@@ -86,8 +86,8 @@ func obs(id, patient, category string, labels ...string) map[string]any {
 func newUpstream(t testing.TB) *upstream {
 	u := &upstream{resources: map[string]map[string]any{}}
 	for _, r := range []map[string]any{
-		{"resourceType": "Patient", "id": "p1", "name": []any{map[string]any{"family": "One"}}},
-		{"resourceType": "Patient", "id": "p2", "name": []any{map[string]any{"family": "Two"}}},
+		{"resourceType": "Patient", "id": "p1", "name": []any{map[string]any{"family": "One"}}, "identifier": []any{map[string]any{"system": "urn:mrn", "value": "1"}}},
+		{"resourceType": "Patient", "id": "p2", "name": []any{map[string]any{"family": "Two"}}, "identifier": []any{map[string]any{"system": "urn:mrn", "value": "2"}}},
 		obs("lab-1", "p1", "laboratory"), obs("vs-1", "p1", "vital-signs"), obs("lab-2", "p2", "laboratory"),
 		obs("psy-1", "p1", "laboratory", "R", "PSY"),
 		{"resourceType": "Practitioner", "id": "dr", "name": []any{map[string]any{"family": "Lee"}}},

@@ -170,9 +170,10 @@ func (p *Proxy) checkReferences(ctx context.Context, in Interaction, a *access, 
 		if in.Kind != Create {
 			stored = a.stored
 		}
-		if newLogicalPatientRef(a.written, stored) {
-			return refuse(http.StatusForbidden, "forbidden", "with patient context a reference to a patient is by its id alone: "+
-				"an identifier in it (a logical reference) could be another patient's")
+		if fresh := newLogicalPatientRefs(a.written, stored); len(fresh) > 0 {
+			if ref := p.checkOwnIdentifiers(ctx, a, fresh); ref != nil {
+				return ref
+			}
 		}
 	}
 	if a.patient != "" && in.Type == "Patient" {
@@ -687,6 +688,29 @@ type entryChecks struct {
 	targets map[string]bool
 	seen    map[string]bool
 	reads   int
+	// ids are the identifiers of the in-context patient's record, by
+	// context and patient, once read (checkOwnIdentifiers).
+	ids map[string]map[[2]string]bool
+}
+
+// identifiers are the in-context patient's identifiers an earlier entry
+// read, or nil (always, outside a batch).
+func (c *entryChecks) identifiers(key string) map[[2]string]bool {
+	if c == nil {
+		return nil
+	}
+	return c.ids[key]
+}
+
+// keepIdentifiers keeps what identifiers read for the entries that follow.
+func (c *entryChecks) keepIdentifiers(key string, ids map[[2]string]bool) {
+	if c == nil {
+		return
+	}
+	if c.ids == nil {
+		c.ids = map[string]map[[2]string]bool{}
+	}
+	c.ids[key] = ids
 }
 
 // spend counts one upstream read, and reports whether the Bundle had one
