@@ -1545,6 +1545,68 @@ func TestPatientLinks(t *testing.T) {
 	}
 }
 
+// TestPatientIdentifiers: Patient.identifier says which person the record
+// is. Found by probing: a patient app with patient/Patient.u could add
+// another patient's record number to its own patient's record, so that a
+// search by it found this patient, and then write that number beside
+// references to the patient as the patient's own (checkOwnIdentifiers).
+// With patient context the identifiers stay exactly as stored, whatever
+// the form of the write; nothing but the stored version's read reaches the
+// upstream. A user/ token may change them.
+func TestPatientIdentifiers(t *testing.T) {
+	f := newFixture(t)
+	patient := f.token("launch/patient patient/Patient.rus patient/Observation.cruds", nil)
+	p1 := func(ids ...string) string {
+		var list []any
+		for _, v := range ids {
+			list = append(list, map[string]any{"system": "urn:mrn", "value": v})
+		}
+		r := map[string]any{"resourceType": "Patient", "id": "p1", "name": []any{map[string]any{"family": "Uno"}}}
+		if list != nil {
+			r["identifier"] = list
+		}
+		return mustJSON(r)
+	}
+	jsonPatch := []string{"Content-Type", "application/json-patch+json"}
+	for name, c := range map[string]struct {
+		method, target, body string
+		hdr                  []string
+	}{
+		"another patient's added": {"PUT", "/Patient/p1", p1("1", "2"), nil},
+		"one replaced":            {"PUT", "/Patient/p1", p1("2"), nil},
+		"all removed":             {"PUT", "/Patient/p1", p1(), nil},
+		"a case-folded twin": {"PUT", "/Patient/p1", `{"resourceType":"Patient","id":"p1","identifier":[{"system":"urn:mrn","value":"2"}],` +
+			`"Identifier":[{"system":"urn:mrn","value":"1"}]}`, nil},
+		"by JSON Patch":     {"PATCH", "/Patient/p1", `[{"op":"add","path":"/identifier/-","value":{"system":"urn:mrn","value":"2"}}]`, jsonPatch},
+		"by an escaped key": {"PATCH", "/Patient/p1", `[{"op":"replace","path":"/\u0069dentifier/0/value","value":"2"}]`, jsonPatch},
+		"by FHIRPath Patch": {"PATCH", "/Patient/p1", `{"resourceType":"Parameters","parameter":[{"name":"operation","part":[{"name":"type","valueCode":"add"},` +
+			`{"name":"path","valueString":"Patient"},{"name":"name","valueString":"identifier"},{"name":"value","valueIdentifier":{"system":"urn:mrn","value":"2"}}]}]}`, nil},
+		"in a transaction": {"POST", "/", `{"resourceType":"Bundle","type":"transaction","entry":[{"request":{"method":"PUT","url":"Patient/p1"},"resource":` +
+			p1("1", "2") + `}]}`, nil},
+	} {
+		r := f.do(c.method, c.target, patient, c.body, c.hdr...)
+		if r.status != http.StatusForbidden && r.status != http.StatusBadRequest || diagnostics(r) == "" {
+			t.Errorf("%s: %d %s", name, r.status, r.raw)
+		}
+		f.onlyReads(name)
+	}
+	// The record as read, sent back with its members in another order and
+	// a new name, passes; so does a patch that leaves the identifiers be.
+	kept := `{"name":[{"family":"Uno"}],"identifier":[{"value":"1","system":"urn:mrn"}],"resourceType":"Patient","id":"p1"}`
+	if r := f.do("PUT", "/Patient/p1", patient, kept); r.status != http.StatusOK {
+		t.Errorf("an update keeping the identifiers: %d %s", r.status, r.raw)
+	}
+	f.up.reset()
+	if r := f.do("PATCH", "/Patient/p1", patient, `[{"op":"replace","path":"/name/0/family","value":"Un"}]`, jsonPatch...); r.status != http.StatusOK {
+		t.Errorf("a patch of the name: %d %s", r.status, r.raw)
+	}
+	f.up.reset()
+	user := f.token("user/Patient.rus", nil)
+	if r := f.do("PUT", "/Patient/p1", user, p1("1", "1-b")); r.status != http.StatusOK {
+		t.Errorf("a clinician adding an identifier: %d %s", r.status, r.raw)
+	}
+}
+
 // fhirPathPatch is a FHIRPath Patch of one operation.
 func fhirPathPatch(typ, path string) string {
 	return `{"resourceType":"Parameters","parameter":[{"name":"operation","part":[{"name":"type","valueCode":"` + typ +

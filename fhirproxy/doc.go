@@ -33,6 +33,8 @@
 //     links as stored: adding, removing or retyping one is the EHR's
 //     decision (a link moves the record into the other patient's
 //     compartment, and merging servers act on it), and is refused with 403.
+//     So is changing its identifiers: another patient's record number
+//     added to it would make a search by that number find this patient.
 //   - D-7: shared types (DefaultSharedTypes: Practitioner, Organization,
 //     Location, Medication, …) may be read by patient/ tokens whose scopes
 //     name them; writes to them are refused.

@@ -110,7 +110,7 @@ func (p *Proxy) checkStored(ctx context.Context, in Interaction, a *access, next
 		return ref
 	}
 	if a.patient != "" && in.Type == "Patient" && next != nil {
-		if ref := keepsLinks(stored, body); ref != nil {
+		if ref := keepsIdentity(stored, body); ref != nil {
 			return ref
 		}
 	}
@@ -126,31 +126,42 @@ func (p *Proxy) checkStored(ctx context.Context, in Interaction, a *access, next
 	return nil
 }
 
-// keepsLinks refuses an update of the context patient's own record that
-// changes Patient.link (decision D-6). A link says that another record is
-// the same person (replaced-by, replaces, refer, seealso): it moves the
-// record into the other patient's compartment (the CompartmentDefinition
-// counts Patient.link), and servers that merge records act on it. That is
-// the EHR's record of identity, not something an app acting for one
-// patient may assert: the links must stay exactly as stored (an app that
+// keepsIdentity refuses an update of the context patient's own record
+// that changes Patient.link (decision D-6) or Patient.identifier. A link
+// says that another record is the same person (replaced-by, replaces,
+// refer, seealso): it moves the record into the other patient's
+// compartment (the CompartmentDefinition counts Patient.link), and servers
+// that merge records act on it. An identifier says which person the
+// record is (a record number, a national id): another patient's, added to
+// this record, would make a search by it find this patient (and an EHR
+// matching on it could act on that), and would let the app write it beside
+// references to the patient as the patient's own (checkOwnIdentifiers).
+// Both are the EHR's record of identity, not something an app acting for
+// one patient may assert: they must stay exactly as stored (an app that
 // sends back the record it read keeps them).
-func keepsLinks(stored, next []byte) *refusal {
-	was, err1 := links(stored)
-	now, err2 := links(next)
-	if err1 != nil || err2 != nil || was != now {
-		return refuse(http.StatusForbidden, "forbidden", "Patient.link cannot be changed with patient context: links between patient records are the EHR's to make")
+func keepsIdentity(stored, next []byte) *refusal {
+	for _, m := range [...]struct{ name, msg string }{
+		{"link", "Patient.link cannot be changed with patient context: links between patient records are the EHR's to make"},
+		{"identifier", "Patient.identifier cannot be changed with patient context: which identifiers are the patient's is the EHR's to say"},
+	} {
+		was, err1 := member(stored, m.name)
+		now, err2 := member(next, m.name)
+		if err1 != nil || err2 != nil || was != now {
+			return refuse(http.StatusForbidden, "forbidden", m.msg)
+		}
 	}
 	return nil
 }
 
-// links is a Patient's link member in a canonical form (members sorted, no
-// space; absent, null and empty alike). The member is found by its exact
-// name, as the FHIR server reads it (encoding/json would match "Link" too).
-func links(body []byte) (string, error) {
+// member is a resource's member of that name in a canonical form (object
+// members sorted, no space; absent, null and empty alike). The member is
+// found by its exact name, as the FHIR server reads it (encoding/json
+// would match "Link" too).
+func member(body []byte, name string) (string, error) {
 	var raw []byte
 	s := jsonstrict.NewScanner(body)
-	err := s.Object(func(name []byte) error {
-		if string(name) != "link" {
+	err := s.Object(func(n []byte) error {
+		if string(n) != name {
 			return s.Skip()
 		}
 		from := s.Offset()

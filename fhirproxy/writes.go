@@ -177,7 +177,7 @@ func (p *Proxy) checkReferences(ctx context.Context, in Interaction, a *access, 
 		}
 	}
 	if a.patient != "" && in.Type == "Patient" {
-		return nil // a Patient's references to other patients are its links, which keepsLinks holds to the stored ones
+		return nil // a Patient's references to other patients are its links, which keepsIdentity holds to the stored ones
 	}
 	had := map[string]bool{} // the references the stored version holds, as written
 	if in.Kind != Create && a.stored != nil {
