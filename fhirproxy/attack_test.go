@@ -2284,6 +2284,90 @@ func TestParameterNameCase(t *testing.T) {
 	}
 }
 
+// TestReferencedBinaries: a written record's references to a Binary, and
+// its attachments' urls (a DocumentReference's content, a Patient's
+// photo), are judged as a read of the Binary is: by the record its
+// securityContext names. Found by probing: a patient app could file
+// another patient's document (Binary/b2, bound to Patient/p2) as its
+// patient's DocumentReference, which a viewer would show as p1's, and an
+// extension naming it was created where one naming a missing Binary was
+// refused (an existence oracle). Nothing but reads reaches the upstream.
+func TestReferencedBinaries(t *testing.T) {
+	f := newFixture(t)
+	bin := func(id, context string) map[string]any {
+		b := map[string]any{"resourceType": "Binary", "id": id, "contentType": "text/plain", "data": "eA=="}
+		if context != "" {
+			b["securityContext"] = map[string]any{"reference": context}
+		}
+		return b
+	}
+	f.up.mu.Lock()
+	for _, b := range []map[string]any{bin("b1", "Patient/p1"), bin("b2", "Patient/p2"), bin("b3", "Observation/lab-2"), bin("free", "")} {
+		f.up.resources["Binary/"+b["id"].(string)] = b
+	}
+	f.up.mu.Unlock()
+	app := f.token("launch/patient patient/Observation.cruds patient/DocumentReference.cruds patient/Binary.rs patient/Patient.rus", nil)
+	doc := func(url string) string {
+		return `{"resourceType":"DocumentReference","status":"current","subject":{"reference":"Patient/p1"},"content":[{"attachment":{"contentType":"text/plain","url":"` + url + `"}}]}`
+	}
+	extension := func(ref string) string {
+		return `{"resourceType":"Observation","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/p1"},"extension":[{"url":"http://example.org/x","valueReference":{"reference":"` + ref + `"}}]}`
+	}
+	type write struct{ method, target, body string }
+	for name, c := range map[string]write{
+		"an extension naming another patient's Binary": {"POST", "/Observation", extension("Binary/b2")},
+		"one bound to another patient's record":        {"POST", "/Observation", extension("Binary/b3")},
+		"one bound to nothing":                         {"POST", "/Observation", extension("Binary/free")},
+		"an attachment of another patient's Binary":    {"POST", "/DocumentReference", doc("Binary/b2")},
+		"an absolute url on the upstream":              {"POST", "/DocumentReference", doc(f.up.ts.URL + "/Binary/b2")},
+		"a versioned url":                              {"POST", "/DocumentReference", doc("Binary/b2/_history/1")},
+		"a missing Binary":                             {"POST", "/DocumentReference", doc("Binary/nope")},
+		"an attachment in a contained resource": {"POST", "/Observation", `{"resourceType":"Observation","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/p1"},` +
+			`"contained":[` + strings.Replace(doc("Binary/b2"), `{"resourceType":"DocumentReference",`, `{"resourceType":"DocumentReference","id":"d",`, 1) + `],"derivedFrom":[{"reference":"#d"}]}`},
+		"the patient's photo": {"PUT", "/Patient/p1", `{"resourceType":"Patient","id":"p1","name":[{"family":"One"}],"identifier":[{"system":"urn:mrn","value":"1"}],` +
+			`"photo":[{"contentType":"image/png","url":"Binary/b2"}]}`},
+		"in a transaction": {"POST", "/", `{"resourceType":"Bundle","type":"transaction","entry":[{"request":{"method":"POST","url":"DocumentReference"},"resource":` + doc("Binary/b2") + `}]}`},
+	} {
+		r := f.do(c.method, c.target, app, c.body)
+		if r.status != http.StatusForbidden || !strings.Contains(diagnostics(r), "not a record this token may see") {
+			t.Errorf("%s: %d %s", name, r.status, r.raw)
+		}
+		f.onlyReads(name)
+	}
+	// A url the viewer could resolve to a record in another form than the
+	// proxy reads is refused as a reference in that form would be.
+	for _, u := range []string{"Binary/b2/", "./Binary/b2", " Binary/b2"} {
+		f.refused("an attachment url "+strconv.Quote(u), f.do("POST", "/DocumentReference", app, doc(u)), http.StatusBadRequest)
+	}
+	// Its own patient's Binary may be named; so may a document elsewhere,
+	// a url naming no record (cid:), and what the stored version holds
+	// (an EHR-filed document's url, sent back as read).
+	f.up.mu.Lock()
+	f.up.resources["DocumentReference/ehr-doc"] = map[string]any{"resourceType": "DocumentReference", "id": "ehr-doc", "status": "current",
+		"subject": map[string]any{"reference": "Patient/p1"}, "content": []any{map[string]any{"attachment": map[string]any{"url": "Binary/b2"}}}}
+	f.up.mu.Unlock()
+	for name, c := range map[string]write{
+		"its own patient's Binary": {"POST", "/DocumentReference", doc("Binary/b1")},
+		"a document elsewhere":     {"POST", "/DocumentReference", doc("https://docs.example.org/d/1.pdf")},
+		"a MIME part":              {"POST", "/DocumentReference", doc("cid:part-1")},
+		"as stored":                {"PUT", "/DocumentReference/ehr-doc", strings.Replace(doc("Binary/b2"), `{"resourceType":"DocumentReference",`, `{"resourceType":"DocumentReference","id":"ehr-doc",`, 1)},
+	} {
+		r := f.do(c.method, c.target, app, c.body)
+		if r.status != http.StatusOK && r.status != http.StatusCreated {
+			t.Errorf("%s: %d %s", name, r.status, r.raw)
+		}
+		f.up.reset()
+	}
+	// A Patient's own references are checked as any record's (its links
+	// as stored aside: TestPatientLinks).
+	r := f.do("PUT", "/Patient/p1", app, `{"resourceType":"Patient","id":"p1","name":[{"family":"One"}],`+
+		`"identifier":[{"system":"urn:mrn","value":"1"}],"generalPractitioner":[{"reference":"Practitioner/nope"}]}`)
+	if r.status != http.StatusForbidden {
+		t.Errorf("a Patient naming a missing practitioner: %d %s", r.status, r.raw)
+	}
+	f.onlyReads("a Patient naming a missing practitioner")
+}
+
 // TestWritesNameNoOtherPatient: with patient context, a written record may
 // refer to its own patient only. The CompartmentDefinition puts a record
 // in the compartment of every patient its fields name (an Observation's

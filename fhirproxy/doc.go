@@ -244,9 +244,12 @@
 // every label), the records on this server a write refers to are read, at
 // most 32, and must be ones the token may see (with patient context, a
 // record of the compartment's types must be the patient's, of a type the
-// token may read): a server that checks references would otherwise tell a
-// withheld record, or another patient's, from a missing one. They are
-// refused alike (403). There a reference must also have a form the proxy
+// token may read; a Binary must be one the token may read, judged by the
+// record its securityContext names): a server that checks references
+// would otherwise tell a withheld record, or another patient's, from a
+// missing one. They are refused alike (403). An attachment's url (a
+// DocumentReference's content) counts as a reference: a viewer would
+// show the document it names as this record's. There a reference must also have a form the proxy
 // reads (Type/id, versioned, absolute on this server, #contained, urn:uuid
 // or urn:oid, another server's URL); an odd one ("Patient/2/", " Patient/2"),
 // which a server could read past these checks, is refused with 400. What

@@ -9,7 +9,6 @@ import (
 	dtpb "github.com/google/fhir/go/proto/google/fhir/proto/r4/core/datatypes_go_proto"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
-	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/smartkit/smartkit/internal/r4"
 )
@@ -17,7 +16,7 @@ import (
 // logicalPatientRefs calls found with each reference in a resource (typed
 // by validR4) that may be to a patient and carries an identifier (a
 // logical reference), anywhere in it, contained resources and extensions
-// too, until found returns false. A patient app's Observation whose
+// too (and with an empty one for a contained resource it cannot read). A patient app's Observation whose
 // subject is Patient/p1 with another patient's record number as its
 // identifier is in p1's compartment, and a search by subject:identifier
 // finds it as that other patient's: a record placed in a chart it was not
@@ -32,38 +31,17 @@ import (
 // reference to another type (an identifier alone, an absolute URL, a
 // contained one). A Practitioner's NPI, or a device's serial number where
 // only devices are admitted, may go.
-func logicalPatientRefs(m protoreflect.Message, found func(*dtpb.Reference) bool) bool {
-	if a, ok := m.Interface().(*anypb.Any); ok { // a contained resource
-		inner, err := a.UnmarshalNew()
-		if err != nil {
-			return found(&dtpb.Reference{Identifier: &dtpb.Identifier{}}) // one the proxy cannot read counts
+func logicalPatientRefs(m protoreflect.Message, found func(*dtpb.Reference)) {
+	walk(m, func(fd protoreflect.FieldDescriptor, sub protoreflect.Message) bool {
+		r, ok := sub.Interface().(*dtpb.Reference)
+		switch {
+		case sub.Interface() == unreadable:
+			found(&dtpb.Reference{Identifier: &dtpb.Identifier{}}) // what the proxy cannot read counts
+		case ok && r.GetIdentifier() != nil && admitsPatient(fd) && mayBePatient(r):
+			found(r)
 		}
-		return logicalPatientRefs(inner.ProtoReflect(), found)
-	}
-	more := true
-	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
-		if fd.Kind() != protoreflect.MessageKind || fd.IsMap() {
-			return true
-		}
-		visit := func(sub protoreflect.Message) {
-			if r, ok := sub.Interface().(*dtpb.Reference); ok {
-				if r.GetIdentifier() != nil && admitsPatient(fd) && mayBePatient(r) {
-					more = found(r)
-				}
-				return
-			}
-			more = logicalPatientRefs(sub, found)
-		}
-		if fd.IsList() {
-			for i, l := 0, v.List(); i < l.Len() && more; i++ {
-				visit(l.Get(i).Message())
-			}
-		} else {
-			visit(v.Message())
-		}
-		return more
+		return !ok
 	})
-	return more
 }
 
 // admitsPatient reports whether a Reference element may name a Patient,
@@ -103,19 +81,18 @@ func logicalRefKey(r *dtpb.Reference) string {
 func newLogicalPatientRefs(written proto.Message, stored []byte) []*dtpb.Reference {
 	var had map[string]bool
 	var fresh []*dtpb.Reference
-	logicalPatientRefs(written.ProtoReflect(), func(r *dtpb.Reference) bool {
+	logicalPatientRefs(written.ProtoReflect(), func(r *dtpb.Reference) {
 		if had == nil {
 			had = map[string]bool{}
 			if stored != nil {
 				if prev, err := r4.Parse(stored); err == nil {
-					logicalPatientRefs(prev.ProtoReflect(), func(r *dtpb.Reference) bool { had[logicalRefKey(r)] = true; return true })
+					logicalPatientRefs(prev.ProtoReflect(), func(r *dtpb.Reference) { had[logicalRefKey(r)] = true })
 				}
 			}
 		}
 		if !had[logicalRefKey(r)] {
 			fresh = append(fresh, r)
 		}
-		return true
 	})
 	return fresh
 }

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/smartkit/smartkit/internal/jsonstrict"
+	"github.com/smartkit/smartkit/internal/r4"
 	"github.com/smartkit/smartkit/scopes"
 )
 
@@ -176,10 +177,10 @@ func (p *Proxy) checkReferences(ctx context.Context, in Interaction, a *access, 
 			}
 		}
 	}
-	if a.patient != "" && in.Type == "Patient" {
-		return nil // a Patient's references to other patients are its links, which keepsIdentity holds to the stored ones
-	}
-	had := map[string]bool{} // the references the stored version holds, as written
+	// The references the stored version holds, as written: a Patient's
+	// links to other patients among them, which keepsIdentity holds to
+	// the stored ones.
+	had := map[string]bool{}
 	if in.Kind != Create && a.stored != nil {
 		_, _ = anyString(a.stored, func(v []byte, reference bool) bool {
 			if reference {
@@ -188,7 +189,18 @@ func (p *Proxy) checkReferences(ctx context.Context, in Interaction, a *access, 
 			return false
 		})
 	}
-	return p.checkReferencedRecords(ctx, a, body, in.Kind == Patch, had)
+	var urls []string
+	if a.written != nil {
+		urls = attachmentURLs(a.written.ProtoReflect())
+		if len(urls) > 0 && in.Kind != Create && a.stored != nil {
+			if prev, err := r4.Parse(a.stored); err == nil {
+				for _, u := range attachmentURLs(prev.ProtoReflect()) {
+					had[u] = true
+				}
+			}
+		}
+	}
+	return p.checkReferencedRecords(ctx, a, body, in.Kind == Patch, had, urls)
 }
 
 // refersByCriteria reports whether a written body holds a conditional
@@ -233,12 +245,13 @@ const maxReferencedRecords = 32
 //
 // In a patch (patch set), any string that reads as Type/id counts, since a
 // patch can set a reference's value alone, and one that begins like a
-// reference must be one (oddForm). A reference the stored version
-// holds as written (had) is not checked.
-func (p *Proxy) checkReferencedRecords(ctx context.Context, a *access, body []byte, patch bool, had map[string]bool) *refusal {
+// reference must be one (oddForm). The urls of the written resource's
+// attachments (attachmentURLs) are read as references. A reference the
+// stored version holds as written (had) is not checked.
+func (p *Proxy) checkReferencedRecords(ctx context.Context, a *access, body []byte, patch bool, had map[string]bool, urls []string) *refusal {
 	var refs []string
 	odd, dangling, otherPatient := "", "", false
-	if _, err := anyString(body, func(v []byte, reference bool) bool {
+	consider := func(v []byte, reference bool) bool {
 		sv := string(v)
 		if had[sv] || !reference && !patch {
 			return false // as the stored version has it, or not a reference
@@ -260,8 +273,12 @@ func (p *Proxy) checkReferencedRecords(ctx context.Context, a *access, body []by
 			refs = append(refs, ref)
 		}
 		return false
-	}); err != nil {
+	}
+	if _, err := anyString(body, consider); err != nil {
 		return refuse(http.StatusBadRequest, "invalid", "the body must be strict JSON")
+	}
+	for _, u := range urls {
+		consider([]byte(u), true)
 	}
 	if otherPatient {
 		return refuse(http.StatusForbidden, "forbidden", "the resource names another patient: with patient context a record may refer to its own patient only")
@@ -314,6 +331,20 @@ func (p *Proxy) checkReferencedRecords(ctx context.Context, a *access, body []by
 		}
 		if conf, tags := pr.labels(); !a.clearance.Allows(conf, tags) || inComp(ref) && (!pr.inCompartment(a) || a.judge(pr) != keep) {
 			return unseen(ref)
+		}
+		if pr.ResourceType == "Binary" {
+			// Judged as a read of it is: by the record its
+			// securityContext names, which is read too.
+			v := a.judge(pr)
+			if v == needsContext {
+				if !a.entries.spend() {
+					return tooManyReads()
+				}
+				v = p.judgeContext(ctx, a, pr)
+			}
+			if v != keep {
+				return unseen(ref)
+			}
 		}
 		if a.entries != nil {
 			a.entries.seen[key] = true
