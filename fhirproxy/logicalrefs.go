@@ -16,13 +16,15 @@ import (
 // logicalPatientRefs calls found with each reference in a resource (typed
 // by validR4) that may be to a patient and carries an identifier (a
 // logical reference), anywhere in it, contained resources and extensions
-// too (and with an empty one for a contained resource it cannot read). A patient app's Observation whose
-// subject is Patient/p1 with another patient's record number as its
-// identifier is in p1's compartment, and a search by subject:identifier
-// finds it as that other patient's: a record placed in a chart it was not
-// written for. The proxy cannot tell whose an identifier is, so with
-// patient context a reference to a patient is by its id alone
-// (checkReferences), but for one the stored version holds as it is.
+// too, and with an empty one for a contained resource it cannot read. A
+// patient app's Observation whose subject is Patient/p1 with another
+// patient's record number as its identifier is in p1's compartment, and a
+// search by subject:identifier finds it as that other patient's: a record
+// placed in a chart it was not written for. The proxy cannot tell whose
+// an identifier is, so with patient context a reference to a patient is
+// by its id alone (checkReferences), but for one the stored version holds
+// as it is and one to the patient itself by an identifier its record
+// holds (checkOwnIdentifiers).
 //
 // A reference may be to a patient where its element admits Patient (the
 // model's valid reference types name Patient, or any Resource; an
@@ -33,11 +35,12 @@ import (
 // only devices are admitted, may go.
 func logicalPatientRefs(m protoreflect.Message, found func(*dtpb.Reference)) {
 	walk(m, func(fd protoreflect.FieldDescriptor, sub protoreflect.Message) bool {
-		r, ok := sub.Interface().(*dtpb.Reference)
-		switch {
-		case sub.Interface() == unreadable:
+		if sub.Interface() == unreadable {
 			found(&dtpb.Reference{Identifier: &dtpb.Identifier{}}) // what the proxy cannot read counts
-		case ok && r.GetIdentifier() != nil && admitsPatient(fd) && mayBePatient(r):
+			return false
+		}
+		r, ok := sub.Interface().(*dtpb.Reference)
+		if ok && r.GetIdentifier() != nil && admitsPatient(fd) && mayBePatient(r) {
 			found(r)
 		}
 		return !ok
