@@ -1,0 +1,105 @@
+package fhirproxy_test
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+)
+
+// FuzzPatientWrites holds the proxy's core write invariant over fuzzed
+// resources, end to end: whatever a patient app (patient context p1)
+// creates or updates, and whatever the proxy lets through, no reference
+// in what reaches the FHIR server names another patient or a record of
+// another patient's (Patient/p2, Observation/lab-2, Binary/b2, in any
+// form the server reads: relative, versioned, absolute on its base,
+// escaped), no attachment names one, and no reference that may be to a
+// patient carries p2's record number. The forwarded body is read with
+// encoding/json, independently of the proxy's own reading of it.
+func FuzzPatientWrites(f *testing.F) {
+	// The fuzzed values go into a resource's references, a contained
+	// document's attachment and the subject's identifier, as written
+	// (escapes, or JSON of their own, included). Each seed but the first
+	// two has one value the proxy must refuse, so that the fuzzer starts
+	// at the boundary.
+	f.Add("Patient/p1", "Practitioner/dr", "Binary/b1", "Binary/b1", "1", false)
+	f.Add("Patient\\/p1", "Patient/p1", "Observation/vs-1", "https://docs.example.org/1", "1", true)
+	f.Add("Patient/p1", "Patient/p2", "Binary/b1", "Binary/b1", "1", false)
+	f.Add("Patient/p1", "Practitioner/dr", "Binary/b2", "Binary/b1", "1", false)
+	f.Add("Patient/p1", "Practitioner/dr", "Observation/lab-2/_history/1", "Binary/b1", "1", true)
+	f.Add("Patient/p1", "Practitioner/dr", "Binary/b1", "Binary/b2", "1", false)
+	f.Add("Patient/p1", "Practitioner/dr", "Binary/b1", "Binary/b1", "2", true)
+	fx := newFixture(&testing.T{})
+	fx.up.mu.Lock()
+	fx.up.resources["Binary/b1"] = map[string]any{"resourceType": "Binary", "id": "b1", "contentType": "text/plain", "securityContext": map[string]any{"reference": "Patient/p1"}}
+	fx.up.resources["Binary/b2"] = map[string]any{"resourceType": "Binary", "id": "b2", "contentType": "text/plain", "securityContext": map[string]any{"reference": "Patient/p2"}}
+	fx.up.mu.Unlock()
+	tok := fx.token("launch/patient patient/Observation.cruds patient/DocumentReference.cruds patient/Binary.rs patient/Patient.rs", nil)
+	others := map[string]bool{"Patient/p2": true, "Observation/lab-2": true, "Binary/b2": true}
+	f.Fuzz(func(t *testing.T, subject, performer, extension, attachment, mrn string, put bool) {
+		fx.t = t
+		fx.up.reset()
+		id := ""
+		method, target := http.MethodPost, "/Observation"
+		if put {
+			method, target, id = http.MethodPut, "/Observation/lab-1", `"id":"lab-1",`
+		}
+		body := `{"resourceType":"Observation",` + id + `"status":"final","code":{"text":"x"},` +
+			`"subject":{"reference":"` + subject + `","identifier":{"system":"urn:mrn","value":"` + mrn + `"}},` +
+			`"performer":[{"reference":"` + performer + `"}],` +
+			`"extension":[{"url":"http://example.org/x","valueReference":{"reference":"` + extension + `"}}],` +
+			`"contained":[{"resourceType":"DocumentReference","id":"d","status":"current","content":[{"attachment":{"contentType":"text/plain","url":"` + attachment + `"}}]}],` +
+			`"derivedFrom":[{"reference":"#d"}]}`
+		r := fx.do(method, target, tok, body)
+		for i, g := range fx.up.requests() {
+			if g.Method == http.MethodGet {
+				continue
+			}
+			fx.up.mu.Lock()
+			sent := fx.up.bodies[i]
+			fx.up.mu.Unlock()
+			var doc any
+			if err := json.Unmarshal([]byte(sent), &doc); err != nil {
+				t.Fatalf("forwarded a body encoding/json cannot read (%d): %q", r.status, sent)
+			}
+			names := func(v string) bool {
+				v = strings.TrimPrefix(strings.TrimPrefix(v, fx.up.ts.URL+"/"), fx.base+"/")
+				if typ, rest, ok := strings.Cut(v, "/"); ok {
+					id, _, _ := strings.Cut(rest, "/")
+					return others[typ+"/"+id]
+				}
+				return false
+			}
+			eachObject(doc, func(o map[string]any) {
+				if ref, _ := o["reference"].(string); names(ref) {
+					t.Fatalf("a write naming %s went upstream (%d): %q", ref, r.status, body)
+				}
+				if u, _ := o["url"].(string); names(u) && (o["contentType"] != nil || o["data"] != nil || o["size"] != nil) {
+					t.Fatalf("an attachment naming %s went upstream (%d): %q", u, r.status, body)
+				}
+				id, _ := o["identifier"].(map[string]any)
+				ref, _ := o["reference"].(string)
+				typ, _ := o["type"].(string)
+				if id != nil && id["system"] == "urn:mrn" && id["value"] == "2" && (typ == "" || typ == "Patient") &&
+					(ref == "" || strings.HasPrefix(ref, "Patient/") || strings.Contains(ref, "://")) {
+					t.Fatalf("a reference carrying p2's record number went upstream (%d): %q", r.status, body)
+				}
+			})
+		}
+	})
+}
+
+// eachObject calls fn with every JSON object in v, at any depth.
+func eachObject(v any, fn func(map[string]any)) {
+	switch v := v.(type) {
+	case map[string]any:
+		fn(v)
+		for _, e := range v {
+			eachObject(e, fn)
+		}
+	case []any:
+		for _, e := range v {
+			eachObject(e, fn)
+		}
+	}
+}
