@@ -9,7 +9,9 @@ import (
 
 // FuzzPatientWrites holds the proxy's core write invariant over fuzzed
 // resources, end to end: whatever a patient app (patient context p1)
-// creates or updates, and whatever the proxy lets through, no reference
+// creates, updates, writes in a transaction (beside an entry naming it by
+// its fullUrl) or sets by a JSON Patch of a stored record, and whatever
+// the proxy lets through, no reference
 // in what reaches the FHIR server names another patient or a record of
 // another patient's (Patient/p2, Observation/lab-2, Binary/b2, in any
 // form the server reads: relative, versioned, absolute on its base,
@@ -22,13 +24,15 @@ func FuzzPatientWrites(f *testing.F) {
 	// (escapes, or JSON of their own, included). Each seed but the first
 	// two has one value the proxy must refuse, so that the fuzzer starts
 	// at the boundary.
-	f.Add("Patient/p1", "Practitioner/dr", "Binary/b1", "Binary/b1", "1", false)
-	f.Add("Patient\\/p1", "Patient/p1", "Observation/vs-1", "https://docs.example.org/1", "1", true)
-	f.Add("Patient/p1", "Patient/p2", "Binary/b1", "Binary/b1", "1", false)
-	f.Add("Patient/p1", "Practitioner/dr", "Binary/b2", "Binary/b1", "1", false)
-	f.Add("Patient/p1", "Practitioner/dr", "Observation/lab-2/_history/1", "Binary/b1", "1", true)
-	f.Add("Patient/p1", "Practitioner/dr", "Binary/b1", "Binary/b2", "1", false)
-	f.Add("Patient/p1", "Practitioner/dr", "Binary/b1", "Binary/b1", "2", true)
+	for form := range uint8(4) { // create, update, transaction, JSON Patch
+		f.Add("Patient/p1", "Practitioner/dr", "Binary/b1", "Binary/b1", "1", form)
+		f.Add("Patient\\/p1", "Patient/p1", "Observation/vs-1", "https://docs.example.org/1", "1", form)
+		f.Add("Patient/p1", "Patient/p2", "Binary/b1", "Binary/b1", "1", form)
+		f.Add("Patient/p1", "Practitioner/dr", "Binary/b2", "Binary/b1", "1", form)
+		f.Add("Patient/p1", "Practitioner/dr", "Observation/lab-2/_history/1", "Binary/b1", "1", form)
+		f.Add("Patient/p1", "Practitioner/dr", "Binary/b1", "Binary/b2", "1", form)
+		f.Add("Patient/p1", "Practitioner/dr", "Binary/b1", "Binary/b1", "2", form)
+	}
 	fx := newFixture(&testing.T{})
 	fx.up.mu.Lock()
 	fx.up.resources["Binary/b1"] = map[string]any{"resourceType": "Binary", "id": "b1", "contentType": "text/plain", "securityContext": map[string]any{"reference": "Patient/p1"}}
@@ -36,21 +40,34 @@ func FuzzPatientWrites(f *testing.F) {
 	fx.up.mu.Unlock()
 	tok := fx.token("launch/patient patient/Observation.cruds patient/DocumentReference.cruds patient/Binary.rs patient/Patient.rs", nil)
 	others := map[string]bool{"Patient/p2": true, "Observation/lab-2": true, "Binary/b2": true}
-	f.Fuzz(func(t *testing.T, subject, performer, extension, attachment, mrn string, put bool) {
+	f.Fuzz(func(t *testing.T, subject, performer, extension, attachment, mrn string, form uint8) {
 		fx.t = t
 		fx.up.reset()
-		id := ""
-		method, target := http.MethodPost, "/Observation"
-		if put {
-			method, target, id = http.MethodPut, "/Observation/lab-1", `"id":"lab-1",`
+		subjectJSON := `{"reference":"` + subject + `","identifier":{"system":"urn:mrn","value":"` + mrn + `"}}`
+		performerJSON := `[{"reference":"` + performer + `"}]`
+		extensionJSON := `[{"url":"http://example.org/x","valueReference":{"reference":"` + extension + `"}}]`
+		containedJSON := `[{"resourceType":"DocumentReference","id":"d","status":"current","content":[{"attachment":{"contentType":"text/plain","url":"` + attachment + `"}}]}]`
+		resource := func(id string) string {
+			return `{"resourceType":"Observation",` + id + `"status":"final","code":{"text":"x"},"subject":` + subjectJSON +
+				`,"performer":` + performerJSON + `,"extension":` + extensionJSON + `,"contained":` + containedJSON + `,"derivedFrom":[{"reference":"#d"}]}`
 		}
-		body := `{"resourceType":"Observation",` + id + `"status":"final","code":{"text":"x"},` +
-			`"subject":{"reference":"` + subject + `","identifier":{"system":"urn:mrn","value":"` + mrn + `"}},` +
-			`"performer":[{"reference":"` + performer + `"}],` +
-			`"extension":[{"url":"http://example.org/x","valueReference":{"reference":"` + extension + `"}}],` +
-			`"contained":[{"resourceType":"DocumentReference","id":"d","status":"current","content":[{"attachment":{"contentType":"text/plain","url":"` + attachment + `"}}]}],` +
-			`"derivedFrom":[{"reference":"#d"}]}`
-		r := fx.do(method, target, tok, body)
+		method, target, body, hdr := http.MethodPost, "/Observation", resource(""), []string(nil)
+		switch form % 4 {
+		case 1:
+			method, target, body = http.MethodPut, "/Observation/lab-1", resource(`"id":"lab-1",`)
+		case 2: // the resource, and another naming it by its fullUrl
+			body = `{"resourceType":"Bundle","type":"transaction","entry":[` +
+				`{"fullUrl":"urn:uuid:8c3f1a52-0b7e-4d51-9a55-2f0e4c1d7a01","request":{"method":"POST","url":"Observation"},"resource":` + resource("") + `},` +
+				`{"request":{"method":"PUT","url":"Observation/lab-1"},"resource":{"resourceType":"Observation","id":"lab-1","status":"final","code":{"text":"y"},` +
+				`"subject":{"reference":"Patient/p1"},"hasMember":[{"reference":"urn:uuid:8c3f1a52-0b7e-4d51-9a55-2f0e4c1d7a01"}]}}]}`
+			target = "/"
+		case 3: // the same content, set by a patch of the stored record
+			method, target, hdr = http.MethodPatch, "/Observation/lab-1", []string{"Content-Type", "application/json-patch+json"}
+			body = `[{"op":"replace","path":"/subject","value":` + subjectJSON + `},{"op":"add","path":"/performer","value":` + performerJSON +
+				`},{"op":"add","path":"/extension","value":` + extensionJSON + `},{"op":"add","path":"/contained","value":` + containedJSON +
+				`},{"op":"add","path":"/derivedFrom","value":[{"reference":"#d"}]}]`
+		}
+		r := fx.do(method, target, tok, body, hdr...)
 		for i, g := range fx.up.requests() {
 			if g.Method == http.MethodGet {
 				continue
