@@ -11,13 +11,14 @@ import (
 // resources, end to end: whatever a patient app (patient context p1)
 // creates, updates, writes in a transaction (beside an entry naming it by
 // its fullUrl) or sets by a JSON Patch of a stored record, and whatever
-// the proxy lets through, no reference
-// in what reaches the FHIR server names another patient or a record of
-// another patient's (Patient/p2, Observation/lab-2, Binary/b2, in any
-// form the server reads: relative, versioned, absolute on its base,
-// escaped), no attachment names one, and no reference that may be to a
-// patient carries p2's record number. The forwarded body is read with
-// encoding/json, independently of the proxy's own reading of it.
+// the proxy lets through, no reference in what reaches the FHIR server
+// names another patient, a record of another patient's (Patient/p2,
+// Observation/lab-2, Binary/b2) or one withheld for its labels
+// (Observation/psy-1), in any form the server reads (relative, versioned,
+// absolute on its base, escaped); no attachment names one; and no
+// reference that may be to a patient carries p2's record number. The
+// forwarded body is read with encoding/json, independently of the
+// proxy's own reading of it.
 func FuzzPatientWrites(f *testing.F) {
 	// The fuzzed values go into a resource's references, a contained
 	// document's attachment and the subject's identifier, as written
@@ -32,6 +33,7 @@ func FuzzPatientWrites(f *testing.F) {
 		f.Add("Patient/p1", "Practitioner/dr", "Observation/lab-2/_history/1", "Binary/b1", "1", form)
 		f.Add("Patient/p1", "Practitioner/dr", "Binary/b1", "Binary/b2", "1", form)
 		f.Add("Patient/p1", "Practitioner/dr", "Binary/b1", "Binary/b1", "2", form)
+		f.Add("Patient/p1", "Practitioner/dr", "Observation/psy-1", "Binary/b1", "1", form)
 	}
 	fx := newFixture(&testing.T{})
 	fx.up.mu.Lock()
@@ -39,7 +41,9 @@ func FuzzPatientWrites(f *testing.F) {
 	fx.up.resources["Binary/b2"] = map[string]any{"resourceType": "Binary", "id": "b2", "contentType": "text/plain", "securityContext": map[string]any{"reference": "Patient/p2"}}
 	fx.up.mu.Unlock()
 	tok := fx.token("launch/patient patient/Observation.cruds patient/DocumentReference.cruds patient/Binary.rs patient/Patient.rs", nil)
-	others := map[string]bool{"Patient/p2": true, "Observation/lab-2": true, "Binary/b2": true}
+	// p2's records, and p1's record the token's clearance withholds
+	// (labelled R and PSY).
+	others := map[string]bool{"Patient/p2": true, "Observation/lab-2": true, "Binary/b2": true, "Observation/psy-1": true}
 	f.Fuzz(func(t *testing.T, subject, performer, extension, attachment, mrn string, form uint8) {
 		fx.t = t
 		fx.up.reset()
