@@ -656,6 +656,57 @@ func TestLogicalReferences(t *testing.T) {
 	}
 }
 
+// TestContainedPatients: with patient context a written record contains
+// no Patient. Found by probing: a patient app created an Observation for
+// p1 whose performer was a contained Patient with another person's name
+// and record number (#x): another person's record filed in p1's chart,
+// shown to whoever reads it, and found by a search on that person's
+// identifiers where the server indexes contained resources. A related
+// person may be contained; an EHR-written contained Patient may be sent
+// back as read; a token without patient context is not confined.
+func TestContainedPatients(t *testing.T) {
+	f := newFixture(t)
+	app := f.token("launch/patient patient/Observation.cruds patient/Patient.rus", nil)
+	other := `{"resourceType":"Patient","id":"x","identifier":[{"system":"urn:mrn","value":"2"}],"name":[{"family":"Two"}]}`
+	with := func(contained, extra string) string {
+		return `{"resourceType":"Observation","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/p1"},"contained":[` +
+			contained + `],"performer":[{"reference":"#x"}]` + extra + `}`
+	}
+	patch := []string{"Content-Type", "application/json-patch+json"}
+	for name, c := range map[string]struct {
+		method, target, body string
+		hdr                  []string
+	}{
+		"a create":          {"POST", "/Observation", with(other, ""), nil},
+		"an update":         {"PUT", "/Observation/lab-1", strings.Replace(with(other, ""), `{"resourceType":"Observation",`, `{"resourceType":"Observation","id":"lab-1",`, 1), nil},
+		"a JSON Patch":      {"PATCH", "/Observation/lab-1", `[{"op":"add","path":"/contained","value":[` + other + `]}]`, patch},
+		"the patient's own": {"PUT", "/Patient/p1", `{"resourceType":"Patient","id":"p1","name":[{"family":"One"}],"identifier":[{"system":"urn:mrn","value":"1"}],"contained":[` + other + `]}`, nil},
+		"in a transaction":  {"POST", "/", `{"resourceType":"Bundle","type":"transaction","entry":[{"request":{"method":"POST","url":"Observation"},"resource":` + with(other, "") + `}]}`, nil},
+	} {
+		r := f.do(c.method, c.target, app, c.body, c.hdr...)
+		if r.status != http.StatusForbidden || !strings.Contains(diagnostics(r), "contains no Patient") {
+			t.Errorf("%s: %d %s", name, r.status, r.raw)
+		}
+		f.onlyReads(name)
+	}
+	stored := map[string]any{}
+	_ = json.Unmarshal([]byte(with(other, `,"id":"ehr-2"`)), &stored)
+	f.up.mu.Lock()
+	f.up.resources["Observation/ehr-2"] = stored
+	f.up.mu.Unlock()
+	user := f.token("user/Observation.cruds", everyLabel())
+	for name, c := range map[string]struct{ method, target, tok, body string }{
+		"a related person":        {"POST", "/Observation", app, with(`{"resourceType":"RelatedPerson","id":"x","patient":{"reference":"Patient/p1"},"name":[{"family":"Kin"}]}`, "")},
+		"sent back as read":       {"PUT", "/Observation/ehr-2", app, mustJSON(stored)},
+		"without patient context": {"POST", "/Observation", user, with(other, "")},
+	} {
+		if r := f.do(c.method, c.target, c.tok, c.body); r.status != http.StatusCreated && r.status != http.StatusOK {
+			t.Errorf("%s: %d %s", name, r.status, r.raw)
+		}
+		f.up.reset()
+	}
+}
+
 // TestForeignReferences: Patient/p1 on another FHIR server is another
 // person. An absolute reference places a resource in p1's compartment only
 // on a base this server is known by (the upstream's, the proxy's public

@@ -60,7 +60,9 @@
 // logical reference could name another patient's record number), unless
 // the stored version holds it as it is or it is the patient's own: an
 // identifier (system and value) that the patient's record, read then,
-// holds, beside Patient/<patient> or alone. Operations are denied
+// holds, beside Patient/<patient> or alone. Nor does it contain a Patient
+// (another person's record filed in this patient's chart), but for one
+// the stored version holds. Operations are denied
 // unless listed (see Operations). A constrained read becomes a search by
 // _id with the constraint, so the FHIR server proves the match; a
 // constrained write is held to its constraint by the proxy (see

@@ -171,6 +171,10 @@ func (p *Proxy) checkReferences(ctx context.Context, in Interaction, a *access, 
 		if in.Kind != Create {
 			stored = a.stored
 		}
+		if newContainedPatient(a.written, stored) {
+			return refuse(http.StatusForbidden, "forbidden", "with patient context a written record contains no Patient: "+
+				"it would be another person's record, and their identifiers, filed in this patient's chart")
+		}
 		if fresh := newLogicalPatientRefs(a.written, stored); len(fresh) > 0 {
 			if ref := p.checkOwnIdentifiers(ctx, a, fresh); ref != nil {
 				return ref

@@ -7,6 +7,7 @@ import (
 
 	"github.com/google/fhir/go/proto/google/fhir/proto/annotations_go_proto"
 	dtpb "github.com/google/fhir/go/proto/google/fhir/proto/r4/core/datatypes_go_proto"
+	rpb "github.com/google/fhir/go/proto/google/fhir/proto/r4/core/resources/bundle_and_contained_resource_go_proto"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
@@ -98,6 +99,45 @@ func newLogicalPatientRefs(written proto.Message, stored []byte) []*dtpb.Referen
 		}
 	})
 	return fresh
+}
+
+// newContainedPatient reports whether the written resource contains a
+// Patient (anywhere in it) that the stored version (nil for a create) does
+// not contain as it is. With patient context the record is the patient's:
+// a Patient inside it is another person's record (a performer, say, with
+// that person's name and record number) filed in this patient's chart,
+// which servers that index contained resources find by a search on that
+// person's identifiers. An EHR-written one may be sent back as read.
+func newContainedPatient(written proto.Message, stored []byte) bool {
+	contained := func(m proto.Message) map[string]bool {
+		found := map[string]bool{}
+		walk(m.ProtoReflect(), func(fd protoreflect.FieldDescriptor, sub protoreflect.Message) bool {
+			// A contained resource is a ContainedResource in an Any in a
+			// contained field (walk unpacks it).
+			if c, ok := sub.Interface().(*rpb.ContainedResource); ok && fd.Name() == "contained" && c.GetPatient() != nil {
+				b, _ := proto.MarshalOptions{Deterministic: true}.Marshal(c.GetPatient())
+				found[string(b)] = true
+			}
+			return true
+		})
+		return found
+	}
+	fresh := contained(written)
+	if len(fresh) == 0 {
+		return false
+	}
+	var had map[string]bool
+	if stored != nil {
+		if prev, err := r4.Parse(stored); err == nil {
+			had = contained(prev)
+		}
+	}
+	for k := range fresh {
+		if !had[k] {
+			return true
+		}
+	}
+	return false
 }
 
 // checkOwnIdentifiers allows the logical references, new in a write with
