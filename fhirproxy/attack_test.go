@@ -656,6 +656,98 @@ func TestLogicalReferences(t *testing.T) {
 	}
 }
 
+// TestLogicalRecordReferences: with patient context, a logical reference
+// to a record of the compartment's types (an Observation's encounter by
+// its visit number) must name by its identifier records on this server
+// that are all the patient's and that the token may see. Found by
+// probing: a patient app filed p1's Observation under another patient's
+// encounter by that encounter's visit number, so that a search by
+// encounter:identifier finds it in that patient's visit. Another
+// patient's record, one shared by both, a withheld one and none are
+// refused alike (403), with nothing written; a reference that does not
+// say its type where several are admitted is refused; another type's (a
+// practitioner's NPI) goes unread.
+func TestLogicalRecordReferences(t *testing.T) {
+	f := newFixture(t)
+	enc := func(id, patient, visit string, labels ...string) map[string]any {
+		r := map[string]any{"resourceType": "Encounter", "id": id, "status": "finished", "class": map[string]any{"code": "AMB"},
+			"subject": map[string]any{"reference": "Patient/" + patient}, "identifier": []any{map[string]any{"system": "urn:visit", "value": visit}}}
+		if labels != nil {
+			r["meta"] = map[string]any{"security": []any{map[string]any{"system": "http://terminology.hl7.org/CodeSystem/v3-Confidentiality", "code": labels[0]}}}
+		}
+		return r
+	}
+	f.up.mu.Lock()
+	for _, e := range []map[string]any{enc("e1", "p1", "V1"), enc("e2", "p2", "V2"), enc("e3", "p1", "SHARED"), enc("e4", "p2", "SHARED"), enc("e5", "p1", "V5", "R")} {
+		f.up.resources["Encounter/"+e["id"].(string)] = e
+	}
+	f.up.mu.Unlock()
+	app := f.token("launch/patient patient/Observation.cruds patient/Encounter.rs", nil)
+	obsWith := func(extra string) string {
+		return `{"resourceType":"Observation","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/p1"}` + extra + `}`
+	}
+	visit := func(v string) string { return `"identifier":{"system":"urn:visit","value":"` + v + `"}` }
+	for name, c := range map[string]struct{ tok, body string }{
+		"another patient's encounter":                   {app, obsWith(`,"encounter":{` + visit("V2") + `}`)},
+		"one no record carries":                         {app, obsWith(`,"encounter":{` + visit("NONE") + `}`)},
+		"one both patients' records carry":              {app, obsWith(`,"encounter":{` + visit("SHARED") + `}`)},
+		"the patient's, beyond its clearance":           {app, obsWith(`,"encounter":{` + visit("V5") + `}`)},
+		"its own by reference, another's by identifier": {app, obsWith(`,"encounter":{"reference":"Encounter/e1",` + visit("V2") + `}`)},
+		"without a system":                              {app, obsWith(`,"encounter":{"identifier":{"value":"V1"}}`)},
+		"a type not said":                               {app, obsWith(`,"basedOn":[{"identifier":{"system":"urn:placer","value":"1"}}]`)},
+		"in an extension, typed":                        {app, obsWith(`,"extension":[{"url":"http://example.org/x","valueReference":{"type":"Encounter",` + visit("V2") + `}}]`)},
+	} {
+		r := f.do("POST", "/Observation", c.tok, c.body)
+		if r.status != http.StatusForbidden || !strings.Contains(diagnostics(r), "must name this patient's records") {
+			t.Errorf("%s: %d %s", name, r.status, r.raw)
+		}
+		f.onlyReads(name)
+	}
+	if r := f.do("POST", "/", app, `{"resourceType":"Bundle","type":"transaction","entry":[{"request":{"method":"POST","url":"Observation"},"resource":`+
+		obsWith(`,"encounter":{`+visit("V2")+`}`)+`}]}`); r.status != http.StatusForbidden {
+		t.Errorf("in a transaction: %d %s", r.status, r.raw)
+	}
+	f.onlyReads("in a transaction")
+	// A token that may not read encounters is refused without a search.
+	writer := f.token("launch/patient patient/Observation.c", nil)
+	if r := f.do("POST", "/Observation", writer, obsWith(`,"encounter":{`+visit("V1")+`}`)); r.status != http.StatusForbidden || len(f.up.requests()) != 0 {
+		t.Errorf("a token without Encounter read: %d, %d upstream requests: %s", r.status, len(f.up.requests()), r.raw)
+	}
+	f.up.reset()
+	// The patient's own encounter by its visit number goes, alone or beside
+	// its reference; a transaction searches each identifier once; what
+	// the stored version holds may be sent back.
+	for name, body := range map[string]string{
+		"its own encounter":             obsWith(`,"encounter":{` + visit("V1") + `}`),
+		"beside its reference":          obsWith(`,"encounter":{"reference":"Encounter/e1","type":"Encounter",` + visit("V1") + `}`),
+		"a practitioner by its NPI":     obsWith(`,"performer":[{"type":"Practitioner","identifier":{"system":"http://hl7.org/fhir/sid/us-npi","value":"1"}}]`),
+		"in an extension, by reference": obsWith(`,"extension":[{"url":"http://example.org/x","valueReference":{"reference":"Encounter/e1",` + visit("V1") + `}}]`),
+	} {
+		r := f.do("POST", "/Observation", app, body)
+		if got := f.up.requests(); r.status != http.StatusCreated || len(got) == 0 || got[len(got)-1].Method != "POST" {
+			t.Errorf("%s: %d %s", name, r.status, r.raw)
+		}
+		f.up.reset()
+	}
+	own := obsWith(`,"encounter":{` + visit("V1") + `}`)
+	if r := f.do("POST", "/", app, `{"resourceType":"Bundle","type":"transaction","entry":[`+
+		`{"request":{"method":"POST","url":"Observation"},"resource":`+own+`},{"request":{"method":"POST","url":"Observation"},"resource":`+own+`}]}`); r.status != http.StatusOK {
+		t.Errorf("a transaction of two: %d %s", r.status, r.raw)
+	}
+	if got := f.up.requests(); len(got) != 2 || got[0].URL.Path != "/Encounter" || got[1].Method != "POST" {
+		t.Errorf("a transaction of two: %d upstream requests (want one search, then the transaction)", len(got))
+	}
+	f.up.reset()
+	stored := map[string]any{}
+	_ = json.Unmarshal([]byte(obsWith(`,"id":"ehr-3","encounter":{`+visit("V2")+`}`)), &stored)
+	f.up.mu.Lock()
+	f.up.resources["Observation/ehr-3"] = stored
+	f.up.mu.Unlock()
+	if r := f.do("PUT", "/Observation/ehr-3", app, mustJSON(stored)); r.status != http.StatusOK {
+		t.Errorf("sent back as read: %d %s", r.status, r.raw)
+	}
+}
+
 // TestContainedPatients: with patient context a written record contains
 // no Patient. Found by probing: a patient app created an Observation for
 // p1 whose performer was a contained Patient with another person's name

@@ -62,7 +62,11 @@
 // identifier (system and value) that the patient's record, read then,
 // holds, beside Patient/<patient> or alone. Nor does it contain a Patient
 // (another person's record filed in this patient's chart), but for one
-// the stored version holds. Operations are denied
+// the stored version holds. A logical reference to a record of the
+// compartment's types (an encounter by its visit number) must name by its
+// identifier records of the patient's only, which the proxy searches for;
+// one whose type nothing says, where such a type is admitted, is refused.
+// Operations are denied
 // unless listed (see Operations). A constrained read becomes a search by
 // _id with the constraint, so the FHIR server proves the match; a
 // constrained write is held to its constraint by the proxy (see

@@ -3,7 +3,10 @@ package fhirproxy
 import (
 	"context"
 	"net/http"
+	"net/url"
 	"slices"
+	"strconv"
+	"strings"
 
 	"github.com/google/fhir/go/proto/google/fhir/proto/annotations_go_proto"
 	dtpb "github.com/google/fhir/go/proto/google/fhir/proto/r4/core/datatypes_go_proto"
@@ -227,3 +230,164 @@ func patientIdentifiers(stored []byte) (map[[2]string]bool, error) {
 	}
 	return ids, nil
 }
+
+// logicalRecordRef is a logical reference (one carrying an identifier)
+// that cannot be to a patient: the type it names, if anything says (its
+// type, its literal reference's type, or the one type its element
+// admits), and whether its element may name a record of a compartment
+// type when nothing says.
+type logicalRecordRef struct {
+	ref              *dtpb.Reference
+	typ              string
+	maybeCompartment bool
+}
+
+// newLogicalRecordRefs returns the logical references to records other
+// than patients that the written resource holds, anywhere in it, and the
+// stored version (nil for a create) does not hold as they are.
+func newLogicalRecordRefs(written proto.Message, stored []byte) []logicalRecordRef {
+	each := func(m proto.Message, found func(logicalRecordRef)) {
+		walk(m.ProtoReflect(), func(fd protoreflect.FieldDescriptor, sub protoreflect.Message) bool {
+			r, ok := sub.Interface().(*dtpb.Reference)
+			if ok && r.GetIdentifier() != nil && !(admitsPatient(fd) && mayBePatient(r)) {
+				found(recordRef(fd, r))
+			}
+			return !ok
+		})
+	}
+	var fresh []logicalRecordRef
+	each(written, func(l logicalRecordRef) { fresh = append(fresh, l) })
+	if len(fresh) == 0 || stored == nil {
+		return fresh
+	}
+	had := map[string]bool{}
+	if prev, err := r4.Parse(stored); err == nil {
+		each(prev, func(l logicalRecordRef) { had[logicalRefKey(l.ref)] = true })
+	}
+	return slices.DeleteFunc(fresh, func(l logicalRecordRef) bool { return had[logicalRefKey(l.ref)] })
+}
+
+// recordRef reads what a logical reference in the element fd names.
+func recordRef(fd protoreflect.FieldDescriptor, r *dtpb.Reference) logicalRecordRef {
+	types, _ := proto.GetExtension(fd.Options(), annotations_go_proto.E_ValidReferenceType).([]string)
+	l := logicalRecordRef{ref: r}
+	switch t := r.GetType().GetValue(); {
+	case t != "":
+		l.typ = strings.TrimPrefix(t, "http://hl7.org/fhir/StructureDefinition/")
+	case literalType(r) != "":
+		l.typ = literalType(r)
+	case len(types) == 1 && types[0] != "Resource":
+		l.typ = types[0]
+	}
+	l.maybeCompartment = len(types) == 0 || slices.ContainsFunc(types, func(t string) bool {
+		_, ok := compartment[t]
+		return ok || t == "Resource"
+	})
+	return l
+}
+
+// literalType is the resource type a reference's literal reference names
+// (Encounter for Encounter/e1), or "".
+func literalType(r *dtpb.Reference) string {
+	m := r.ProtoReflect()
+	fd := m.WhichOneof(m.Descriptor().Oneofs().ByName("reference"))
+	if fd == nil {
+		return ""
+	}
+	name, ok := strings.CutSuffix(string(fd.Name()), "_id")
+	if !ok || name == "resource" {
+		return ""
+	}
+	var b strings.Builder
+	for part := range strings.SplitSeq(name, "_") {
+		if part != "" {
+			b.WriteString(strings.ToUpper(part[:1]) + part[1:])
+		}
+	}
+	if !knownType(b.String()) {
+		return ""
+	}
+	return b.String()
+}
+
+// maxLogicalMatches is how many records an identifier in a logical
+// reference may name on this server (it names one record, as a rule), and
+// logicalPages how many pages of their search the proxy reads.
+const maxLogicalMatches, logicalPages = 10, 3
+
+// checkLogicalRecords checks the logical references to records other than
+// patients, new in a write with patient context (newLogicalRecordRefs).
+// One to a record of the compartment's types (an Observation's encounter
+// by its visit number) places the record under whatever a search by that
+// identifier finds (encounter:identifier): named by another patient's
+// encounter's number, it would be filed under that patient's visit. So
+// its identifier (system and value) must name, on this server, records
+// the access may see, all the patient's, at least one; a search finds
+// them with the proxy's credential. Another patient's record, a withheld
+// one and none are refused alike (403), or the answer would tell which
+// identifiers other patients' records carry. A reference whose type
+// nothing names, in an element that may name a record of a compartment
+// type, is refused; one to another type (a Practitioner by its NPI) goes.
+func (p *Proxy) checkLogicalRecords(ctx context.Context, a *access, refs []logicalRecordRef) *refusal {
+	refused := func(what string) *refusal {
+		return refuse(http.StatusForbidden, "forbidden", "with patient context a reference's identifier must name this patient's records on this server; "+what)
+	}
+	for _, l := range refs {
+		if l.typ == "" {
+			if l.maybeCompartment {
+				return refused("this one does not say the type of record it names (set its type)")
+			}
+			continue
+		}
+		if _, ok := compartment[l.typ]; !ok {
+			continue
+		}
+		sys, val := l.ref.GetIdentifier().GetSystem().GetValue(), l.ref.GetIdentifier().GetValue().GetValue()
+		if sys == "" || val == "" || !a.readable(l.typ) {
+			return refused("this one's is not a system and value of records the token may read")
+		}
+		key := "logical\x00" + string(a.ctx) + "\x00" + a.patient + "\x00" + l.typ + "\x00" + sys + "|" + val
+		if a.entries != nil && a.entries.seen[key] {
+			continue
+		}
+		// Pages as large as a chain's (chainLimit): one holds them all.
+		query := "identifier=" + url.QueryEscape(tokenEscape(sys)+"|"+tokenEscape(val)) + "&_count=" + strconv.Itoa(chainLimit+1)
+		found, mine := 0, true
+		for page, n := p.upstreamURL(l.typ, query), 0; page != ""; n++ {
+			// A server may link a next page that holds nothing more; past
+			// a few pages the identifier names too many records anyway.
+			if n == logicalPages || !p.onUpstream(page) {
+				return refused(l.typ + " by " + strconv.Quote(sys+"|"+val) + " is not")
+			}
+			if !a.entries.spend() {
+				return tooManyReads()
+			}
+			st, body, _, err := p.getURL(ctx, page)
+			if err != nil {
+				return refuse(http.StatusBadGateway, "transient", "the FHIR server is unavailable")
+			}
+			next, more, ok := readSearchPage(body, func(e *bundleEntry) {
+				if !e.hasRes || e.notMatch || e.res.ResourceType != l.typ {
+					return
+				}
+				found++
+				mine = mine && e.res.inCompartment(a) && a.judgeEntry(e, body[e.resStart:e.resEnd]) == keep
+			})
+			if st != http.StatusOK || !ok || more && next == "" || found > maxLogicalMatches {
+				return refused(l.typ + " by " + strconv.Quote(sys+"|"+val) + " is not")
+			}
+			page = next
+		}
+		if found == 0 || !mine {
+			return refused(l.typ + " by " + strconv.Quote(sys+"|"+val) + " is not")
+		}
+		if a.entries != nil {
+			a.entries.seen[key] = true
+		}
+	}
+	return nil
+}
+
+// tokenEscape escapes a token search's system or code as FHIR search
+// escapes them: a backslash before a backslash, |, a comma and $.
+var tokenEscape = strings.NewReplacer(`\`, `\\`, `|`, `\|`, `,`, `\,`, `$`, `\$`).Replace

@@ -923,3 +923,16 @@ func categorised(res map[string]any, code string) bool {
 	}
 	return false
 }
+
+// TestTokenEscape: a logical reference's identifier is searched as FHIR
+// escapes a token's parts, so that a | or , in a system or value is not
+// read as the separator or a list (checkLogicalRecords).
+func TestTokenEscape(t *testing.T) {
+	for in, want := range map[string]string{
+		"urn:visit": "urn:visit", `a|b`: `a\|b`, `a,b`: `a\,b`, `$x`: `\$x`, `a\b`: `a\\b`, `\|`: `\\\|`,
+	} {
+		if got := tokenEscape(in); got != want {
+			t.Errorf("tokenEscape(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

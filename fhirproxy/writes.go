@@ -180,6 +180,11 @@ func (p *Proxy) checkReferences(ctx context.Context, in Interaction, a *access, 
 				return ref
 			}
 		}
+		if fresh := newLogicalRecordRefs(a.written, stored); len(fresh) > 0 {
+			if ref := p.checkLogicalRecords(ctx, a, fresh); ref != nil {
+				return ref
+			}
+		}
 	}
 	// The references the stored version holds, as written: a Patient's
 	// links to other patients among them, which keepsIdentity holds to

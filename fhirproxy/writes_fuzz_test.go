@@ -15,8 +15,9 @@ import (
 // names another patient, a record of another patient's (Patient/p2,
 // Observation/lab-2, Binary/b2) or one withheld for its labels
 // (Observation/psy-1), in any form the server reads (relative, versioned,
-// absolute on its base, escaped); no attachment names one; and no
-// reference that may be to a patient carries p2's record number. The
+// absolute on its base, escaped); no attachment names one; no
+// reference that may be to a patient carries p2's record number; and no
+// reference names p2's encounter (Encounter/e2) by its visit number. The
 // forwarded body is read with encoding/json, independently of the
 // proxy's own reading of it.
 func FuzzPatientWrites(f *testing.F) {
@@ -26,34 +27,40 @@ func FuzzPatientWrites(f *testing.F) {
 	// two has one value the proxy must refuse, so that the fuzzer starts
 	// at the boundary.
 	for form := range uint8(4) { // create, update, transaction, JSON Patch
-		f.Add("Patient/p1", "Practitioner/dr", "Binary/b1", "Binary/b1", "1", form)
-		f.Add("Patient\\/p1", "Patient/p1", "Observation/vs-1", "https://docs.example.org/1", "1", form)
-		f.Add("Patient/p1", "Patient/p2", "Binary/b1", "Binary/b1", "1", form)
-		f.Add("Patient/p1", "Practitioner/dr", "Binary/b2", "Binary/b1", "1", form)
-		f.Add("Patient/p1", "Practitioner/dr", "Observation/lab-2/_history/1", "Binary/b1", "1", form)
-		f.Add("Patient/p1", "Practitioner/dr", "Binary/b1", "Binary/b2", "1", form)
-		f.Add("Patient/p1", "Practitioner/dr", "Binary/b1", "Binary/b1", "2", form)
-		f.Add("Patient/p1", "Practitioner/dr", "Observation/psy-1", "Binary/b1", "1", form)
+		f.Add("Patient/p1", "Practitioner/dr", "Binary/b1", "Binary/b1", "1", "V1", form)
+		f.Add("Patient\\/p1", "Patient/p1", "Observation/vs-1", "https://docs.example.org/1", "1", "V1", form)
+		f.Add("Patient/p1", "Patient/p2", "Binary/b1", "Binary/b1", "1", "V1", form)
+		f.Add("Patient/p1", "Practitioner/dr", "Binary/b2", "Binary/b1", "1", "V1", form)
+		f.Add("Patient/p1", "Practitioner/dr", "Observation/lab-2/_history/1", "Binary/b1", "1", "V1", form)
+		f.Add("Patient/p1", "Practitioner/dr", "Binary/b1", "Binary/b2", "1", "V1", form)
+		f.Add("Patient/p1", "Practitioner/dr", "Binary/b1", "Binary/b1", "2", "V1", form)
+		f.Add("Patient/p1", "Practitioner/dr", "Observation/psy-1", "Binary/b1", "1", "V1", form)
+		f.Add("Patient/p1", "Practitioner/dr", "Binary/b1", "Binary/b1", "1", "V2", form)
 	}
 	fx := newFixture(&testing.T{})
 	fx.up.mu.Lock()
 	fx.up.resources["Binary/b1"] = map[string]any{"resourceType": "Binary", "id": "b1", "contentType": "text/plain", "securityContext": map[string]any{"reference": "Patient/p1"}}
 	fx.up.resources["Binary/b2"] = map[string]any{"resourceType": "Binary", "id": "b2", "contentType": "text/plain", "securityContext": map[string]any{"reference": "Patient/p2"}}
+	for _, e := range [...][2]string{{"e1", "p1"}, {"e2", "p2"}} {
+		fx.up.resources["Encounter/"+e[0]] = map[string]any{"resourceType": "Encounter", "id": e[0], "status": "finished", "class": map[string]any{"code": "AMB"},
+			"subject": map[string]any{"reference": "Patient/" + e[1]}, "identifier": []any{map[string]any{"system": "urn:visit", "value": "V" + e[0][1:]}}}
+	}
 	fx.up.mu.Unlock()
-	tok := fx.token("launch/patient patient/Observation.cruds patient/DocumentReference.cruds patient/Binary.rs patient/Patient.rs", nil)
+	tok := fx.token("launch/patient patient/Observation.cruds patient/DocumentReference.cruds patient/Binary.rs patient/Patient.rs patient/Encounter.rs", nil)
 	// p2's records, and p1's record the token's clearance withholds
 	// (labelled R and PSY).
-	others := map[string]bool{"Patient/p2": true, "Observation/lab-2": true, "Binary/b2": true, "Observation/psy-1": true}
-	f.Fuzz(func(t *testing.T, subject, performer, extension, attachment, mrn string, form uint8) {
+	others := map[string]bool{"Patient/p2": true, "Observation/lab-2": true, "Binary/b2": true, "Observation/psy-1": true, "Encounter/e2": true}
+	f.Fuzz(func(t *testing.T, subject, performer, extension, attachment, mrn, visit string, form uint8) {
 		fx.t = t
 		fx.up.reset()
 		subjectJSON := `{"reference":"` + subject + `","identifier":{"system":"urn:mrn","value":"` + mrn + `"}}`
+		encounterJSON := `{"type":"Encounter","identifier":{"system":"urn:visit","value":"` + visit + `"}}`
 		performerJSON := `[{"reference":"` + performer + `"}]`
 		extensionJSON := `[{"url":"http://example.org/x","valueReference":{"reference":"` + extension + `"}}]`
 		containedJSON := `[{"resourceType":"DocumentReference","id":"d","status":"current","content":[{"attachment":{"contentType":"text/plain","url":"` + attachment + `"}}]}]`
 		resource := func(id string) string {
 			return `{"resourceType":"Observation",` + id + `"status":"final","code":{"text":"x"},"subject":` + subjectJSON +
-				`,"performer":` + performerJSON + `,"extension":` + extensionJSON + `,"contained":` + containedJSON + `,"derivedFrom":[{"reference":"#d"}]}`
+				`,"encounter":` + encounterJSON + `,"performer":` + performerJSON + `,"extension":` + extensionJSON + `,"contained":` + containedJSON + `,"derivedFrom":[{"reference":"#d"}]}`
 		}
 		method, target, body, hdr := http.MethodPost, "/Observation", resource(""), []string(nil)
 		switch form % 4 {
@@ -67,7 +74,8 @@ func FuzzPatientWrites(f *testing.F) {
 			target = "/"
 		case 3: // the same content, set by a patch of the stored record
 			method, target, hdr = http.MethodPatch, "/Observation/lab-1", []string{"Content-Type", "application/json-patch+json"}
-			body = `[{"op":"replace","path":"/subject","value":` + subjectJSON + `},{"op":"add","path":"/performer","value":` + performerJSON +
+			body = `[{"op":"replace","path":"/subject","value":` + subjectJSON + `},{"op":"add","path":"/encounter","value":` + encounterJSON +
+				`},{"op":"add","path":"/performer","value":` + performerJSON +
 				`},{"op":"add","path":"/extension","value":` + extensionJSON + `},{"op":"add","path":"/contained","value":` + containedJSON +
 				`},{"op":"add","path":"/derivedFrom","value":[{"reference":"#d"}]}]`
 		}
@@ -104,6 +112,9 @@ func FuzzPatientWrites(f *testing.F) {
 				if id != nil && id["system"] == "urn:mrn" && id["value"] == "2" && (typ == "" || typ == "Patient") &&
 					(ref == "" || strings.HasPrefix(ref, "Patient/") || strings.Contains(ref, "://")) {
 					t.Fatalf("a reference carrying p2's record number went upstream (%d): %q", r.status, body)
+				}
+				if id != nil && id["system"] == "urn:visit" && id["value"] == "V2" {
+					t.Fatalf("a reference by p2's visit number went upstream (%d): %q", r.status, body)
 				}
 			})
 		}
