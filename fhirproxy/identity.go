@@ -342,6 +342,7 @@ func (p *Proxy) checkLogicalRecords(ctx context.Context, a *access, refs []logic
 		if _, ok := compartment[l.typ]; !ok {
 			continue
 		}
+		notMine := refused("this one's names a " + l.typ + " that is not one the token may see of this patient's, or none")
 		sys, val := l.ref.GetIdentifier().GetSystem().GetValue(), l.ref.GetIdentifier().GetValue().GetValue()
 		if sys == "" || val == "" || !a.readable(l.typ) {
 			return refused("this one's is not a system and value of records the token may read")
@@ -357,7 +358,7 @@ func (p *Proxy) checkLogicalRecords(ctx context.Context, a *access, refs []logic
 			// A server may link a next page that holds nothing more; past
 			// a few pages the identifier names too many records anyway.
 			if n == logicalPages || !p.onUpstream(page) {
-				return refused(l.typ + " by " + strconv.Quote(sys+"|"+val) + " is not")
+				return notMine
 			}
 			if !a.entries.spend() {
 				return tooManyReads()
@@ -374,12 +375,12 @@ func (p *Proxy) checkLogicalRecords(ctx context.Context, a *access, refs []logic
 				mine = mine && e.res.inCompartment(a) && a.judgeEntry(e, body[e.resStart:e.resEnd]) == keep
 			})
 			if st != http.StatusOK || !ok || more && next == "" || found > maxLogicalMatches {
-				return refused(l.typ + " by " + strconv.Quote(sys+"|"+val) + " is not")
+				return notMine
 			}
 			page = next
 		}
 		if found == 0 || !mine {
-			return refused(l.typ + " by " + strconv.Quote(sys+"|"+val) + " is not")
+			return notMine
 		}
 		if a.entries != nil {
 			a.entries.seen[key] = true
