@@ -2501,6 +2501,29 @@ func TestReferencedBinaries(t *testing.T) {
 		}
 		f.up.reset()
 	}
+	// Without patient context, where labels are judged, a Binary bound to
+	// a record the clearance withholds (psy-1) is named by no create or
+	// patch of any kind.
+	f.up.mu.Lock()
+	f.up.resources["Binary/bpsy"] = bin("bpsy", "Observation/psy-1")
+	f.up.mu.Unlock()
+	clinician := f.token("user/DocumentReference.cruds user/Binary.rs user/Observation.rs", nil)
+	for name, c := range map[string]struct {
+		method, target, body string
+		hdr                  []string
+	}{
+		"a clinician's create": {"POST", "/DocumentReference", doc("Binary/bpsy"), nil},
+		"a FHIRPath Patch": {"PATCH", "/DocumentReference/ehr-doc", `{"resourceType":"Parameters","parameter":[{"name":"operation","part":[` +
+			`{"name":"type","valueCode":"replace"},{"name":"path","valueString":"DocumentReference.content[0].attachment.url"},{"name":"value","valueUrl":"Binary/bpsy"}]}]}`, nil},
+		"a JSON Patch": {"PATCH", "/DocumentReference/ehr-doc", `[{"op":"replace","path":"/content/0/attachment/url","value":"Binary/bpsy"}]`,
+			[]string{"Content-Type", "application/json-patch+json"}},
+	} {
+		r := f.do(c.method, c.target, clinician, c.body, c.hdr...)
+		if r.status != http.StatusForbidden || !strings.Contains(diagnostics(r), "not a record this token may see") {
+			t.Errorf("%s: %d %s", name, r.status, r.raw)
+		}
+		f.onlyReads(name)
+	}
 	// A Patient's own references are checked as any record's (its links
 	// as stored aside: TestPatientLinks).
 	r := f.do("PUT", "/Patient/p1", app, `{"resourceType":"Patient","id":"p1","name":[{"family":"One"}],`+
