@@ -738,6 +738,19 @@ func TestLogicalRecordReferences(t *testing.T) {
 		t.Errorf("a transaction of two: %d upstream requests (want one search, then the transaction)", len(got))
 	}
 	f.up.reset()
+	// Each identifier is searched once a write, and a write naming more
+	// than 32 records by identifier is refused before any search (each
+	// would be a search: an amplification otherwise).
+	twice := obsWith(`,"encounter":{` + visit("V1") + `},"extension":[{"url":"http://example.org/x","valueReference":{"type":"Encounter",` + visit("V1") + `}}]`)
+	if r := f.do("POST", "/Observation", app, twice); r.status != http.StatusCreated || len(f.up.requests()) != 2 {
+		t.Errorf("one identifier twice: %d, %d upstream requests (want one search, then the create): %s", r.status, len(f.up.requests()), r.raw)
+	}
+	f.up.reset()
+	var many []string
+	for i := range 33 {
+		many = append(many, `{"url":"http://example.org/x","valueReference":{"type":"Encounter",`+visit("V"+strconv.Itoa(100+i))+`}}`)
+	}
+	f.refused("33 records by identifier", f.do("POST", "/Observation", app, obsWith(`,"extension":[`+strings.Join(many, ",")+`]`)), http.StatusBadRequest)
 	stored := map[string]any{}
 	_ = json.Unmarshal([]byte(obsWith(`,"id":"ehr-3","encounter":{`+visit("V2")+`}`)), &stored)
 	f.up.mu.Lock()

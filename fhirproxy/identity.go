@@ -328,10 +328,14 @@ const maxLogicalMatches, logicalPages = 10, 3
 // identifiers other patients' records carry. A reference whose type
 // nothing names, in an element that may name a record of a compartment
 // type, is refused; one to another type (a Practitioner by its NPI) goes.
+// Each identifier is searched once, and a write may name at most
+// maxReferencedRecords records by identifier, as by reference.
 func (p *Proxy) checkLogicalRecords(ctx context.Context, a *access, refs []logicalRecordRef) *refusal {
 	refused := func(what string) *refusal {
 		return refuse(http.StatusForbidden, "forbidden", "with patient context a reference's identifier must name this patient's records on this server; "+what)
 	}
+	type search struct{ typ, sys, val, key string }
+	var todo []search
 	for _, l := range refs {
 		if l.typ == "" {
 			if l.maybeCompartment {
@@ -342,17 +346,23 @@ func (p *Proxy) checkLogicalRecords(ctx context.Context, a *access, refs []logic
 		if _, ok := compartment[l.typ]; !ok {
 			continue
 		}
-		notMine := refused("this one's names a " + l.typ + " that is not one the token may see of this patient's, or none")
 		sys, val := l.ref.GetIdentifier().GetSystem().GetValue(), l.ref.GetIdentifier().GetValue().GetValue()
 		if sys == "" || val == "" || !a.readable(l.typ) {
 			return refused("this one's is not a system and value of records the token may read")
 		}
 		key := "logical\x00" + string(a.ctx) + "\x00" + a.patient + "\x00" + l.typ + "\x00" + sys + "|" + val
-		if a.entries != nil && a.entries.seen[key] {
+		if a.entries != nil && a.entries.seen[key] || slices.ContainsFunc(todo, func(s search) bool { return s.key == key }) {
 			continue
 		}
+		todo = append(todo, search{l.typ, sys, val, key})
+	}
+	if len(todo) > maxReferencedRecords { // each is a search
+		return refuse(http.StatusBadRequest, "too-costly", "a record written here may name at most "+itoa(maxReferencedRecords)+" records by identifier (each is checked)")
+	}
+	for _, l := range todo {
+		notMine := refused("this one's names a " + l.typ + " that is not one the token may see of this patient's, or none")
 		// Pages as large as a chain's (chainLimit): one holds them all.
-		query := "identifier=" + url.QueryEscape(tokenEscape(sys)+"|"+tokenEscape(val)) + "&_count=" + strconv.Itoa(chainLimit+1)
+		query := "identifier=" + url.QueryEscape(tokenEscape(l.sys)+"|"+tokenEscape(l.val)) + "&_count=" + strconv.Itoa(chainLimit+1)
 		found, mine := 0, true
 		for page, n := p.upstreamURL(l.typ, query), 0; page != ""; n++ {
 			// A server may link a next page that holds nothing more; past
@@ -383,7 +393,7 @@ func (p *Proxy) checkLogicalRecords(ctx context.Context, a *access, refs []logic
 			return notMine
 		}
 		if a.entries != nil {
-			a.entries.seen[key] = true
+			a.entries.seen[l.key] = true
 		}
 	}
 	return nil
