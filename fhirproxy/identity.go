@@ -10,46 +10,11 @@ import (
 
 	"github.com/google/fhir/go/proto/google/fhir/proto/annotations_go_proto"
 	dtpb "github.com/google/fhir/go/proto/google/fhir/proto/r4/core/datatypes_go_proto"
-	rpb "github.com/google/fhir/go/proto/google/fhir/proto/r4/core/resources/bundle_and_contained_resource_go_proto"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/smartkit/smartkit/internal/r4"
 )
-
-// logicalPatientRefs calls found with each reference in a resource (typed
-// by validR4) that may be to a patient and carries an identifier (a
-// logical reference), anywhere in it, contained resources and extensions
-// too, and with an empty one for a contained resource it cannot read. A
-// patient app's Observation whose subject is Patient/p1 with another
-// patient's record number as its identifier is in p1's compartment, and a
-// search by subject:identifier finds it as that other patient's: a record
-// placed in a chart it was not written for. The proxy cannot tell whose
-// an identifier is, so with patient context a reference to a patient is
-// by its id alone (checkReferences), but for one the stored version holds
-// as it is and one to the patient itself by an identifier its record
-// holds (checkOwnIdentifiers).
-//
-// A reference may be to a patient where its element admits Patient (the
-// model's valid reference types name Patient, or any Resource; an
-// extension's value admits anything) and it does not name another type:
-// it names a Patient, or its type says Patient, or it has no type and no
-// reference to another type (an identifier alone, an absolute URL, a
-// contained one). A Practitioner's NPI, or a device's serial number where
-// only devices are admitted, may go.
-func logicalPatientRefs(m protoreflect.Message, found func(*dtpb.Reference)) {
-	walk(m, func(fd protoreflect.FieldDescriptor, sub protoreflect.Message) bool {
-		if sub.Interface() == unreadable {
-			found(&dtpb.Reference{Identifier: &dtpb.Identifier{}}) // what the proxy cannot read counts
-			return false
-		}
-		r, ok := sub.Interface().(*dtpb.Reference)
-		if ok && r.GetIdentifier() != nil && admitsPatient(fd) && mayBePatient(r) {
-			found(r)
-		}
-		return !ok
-	})
-}
 
 // admitsPatient reports whether a Reference element may name a Patient,
 // by the model's valid reference types (none recorded: any).
@@ -71,74 +36,6 @@ func mayBePatient(r *dtpb.Reference) bool {
 	switch r.GetReference().(type) {
 	case nil, *dtpb.Reference_Uri, *dtpb.Reference_Fragment, *dtpb.Reference_ResourceId:
 		return true
-	}
-	return false
-}
-
-// logicalRefKey is a logical reference as compared with the stored
-// version's: its whole content, deterministically encoded.
-func logicalRefKey(r *dtpb.Reference) string {
-	b, _ := proto.MarshalOptions{Deterministic: true}.Marshal(r)
-	return string(b)
-}
-
-// newLogicalPatientRefs returns the logical references that may be to a
-// patient (logicalPatientRefs) the written resource holds and the stored
-// version (nil for a create) does not hold as they are.
-func newLogicalPatientRefs(written proto.Message, stored []byte) []*dtpb.Reference {
-	var had map[string]bool
-	var fresh []*dtpb.Reference
-	logicalPatientRefs(written.ProtoReflect(), func(r *dtpb.Reference) {
-		if had == nil {
-			had = map[string]bool{}
-			if stored != nil {
-				if prev, err := r4.Parse(stored); err == nil {
-					logicalPatientRefs(prev.ProtoReflect(), func(r *dtpb.Reference) { had[logicalRefKey(r)] = true })
-				}
-			}
-		}
-		if !had[logicalRefKey(r)] {
-			fresh = append(fresh, r)
-		}
-	})
-	return fresh
-}
-
-// newContainedPatient reports whether the written resource contains a
-// Patient (anywhere in it) that the stored version (nil for a create) does
-// not contain as it is. With patient context the record is the patient's:
-// a Patient inside it is another person's record (a performer, say, with
-// that person's name and record number) filed in this patient's chart,
-// which servers that index contained resources find by a search on that
-// person's identifiers. An EHR-written one may be sent back as read.
-func newContainedPatient(written proto.Message, stored []byte) bool {
-	contained := func(m proto.Message) map[string]bool {
-		found := map[string]bool{}
-		walk(m.ProtoReflect(), func(fd protoreflect.FieldDescriptor, sub protoreflect.Message) bool {
-			// A contained resource is a ContainedResource in an Any in a
-			// contained field (walk unpacks it).
-			if c, ok := sub.Interface().(*rpb.ContainedResource); ok && fd.Name() == "contained" && c.GetPatient() != nil {
-				b, _ := proto.MarshalOptions{Deterministic: true}.Marshal(c.GetPatient())
-				found[string(b)] = true
-			}
-			return true
-		})
-		return found
-	}
-	fresh := contained(written)
-	if len(fresh) == 0 {
-		return false
-	}
-	var had map[string]bool
-	if stored != nil {
-		if prev, err := r4.Parse(stored); err == nil {
-			had = contained(prev)
-		}
-	}
-	for k := range fresh {
-		if !had[k] {
-			return true
-		}
 	}
 	return false
 }
@@ -180,7 +77,7 @@ func (p *Proxy) checkOwnIdentifiers(ctx context.Context, a *access, refs []*dtpb
 		if st != http.StatusOK || pr.ResourceType+"/"+pr.ID != ref {
 			return refused
 		}
-		if conf, tags := pr.labels(); !a.clearance.Allows(conf, tags) || a.judge(pr) != keep {
+		if a.judge(pr) != keep { // the patient's, readable, within the clearance
 			return refused
 		}
 		if held, err = patientIdentifiers(body); err != nil {
@@ -242,31 +139,6 @@ type logicalRecordRef struct {
 	maybeCompartment bool
 }
 
-// newLogicalRecordRefs returns the logical references to records other
-// than patients that the written resource holds, anywhere in it, and the
-// stored version (nil for a create) does not hold as they are.
-func newLogicalRecordRefs(written proto.Message, stored []byte) []logicalRecordRef {
-	each := func(m proto.Message, found func(logicalRecordRef)) {
-		walk(m.ProtoReflect(), func(fd protoreflect.FieldDescriptor, sub protoreflect.Message) bool {
-			r, ok := sub.Interface().(*dtpb.Reference)
-			if ok && r.GetIdentifier() != nil && !(admitsPatient(fd) && mayBePatient(r)) {
-				found(recordRef(fd, r))
-			}
-			return !ok
-		})
-	}
-	var fresh []logicalRecordRef
-	each(written, func(l logicalRecordRef) { fresh = append(fresh, l) })
-	if len(fresh) == 0 || stored == nil {
-		return fresh
-	}
-	had := map[string]bool{}
-	if prev, err := r4.Parse(stored); err == nil {
-		each(prev, func(l logicalRecordRef) { had[logicalRefKey(l.ref)] = true })
-	}
-	return slices.DeleteFunc(fresh, func(l logicalRecordRef) bool { return had[logicalRefKey(l.ref)] })
-}
-
 // recordRef reads what a logical reference in the element fd names.
 func recordRef(fd protoreflect.FieldDescriptor, r *dtpb.Reference) logicalRecordRef {
 	types, _ := proto.GetExtension(fd.Options(), annotations_go_proto.E_ValidReferenceType).([]string)
@@ -316,7 +188,7 @@ func literalType(r *dtpb.Reference) string {
 const maxLogicalMatches, logicalPages = 10, 3
 
 // checkLogicalRecords checks the logical references to records other than
-// patients, new in a write with patient context (newLogicalRecordRefs).
+// patients, new in a write with patient context (writtenRefs.recordRefs).
 // One to a record of the compartment's types (an Observation's encounter
 // by its visit number) places the record under whatever a search by that
 // identifier finds (encounter:identifier): named by another patient's

@@ -166,22 +166,31 @@ func (p *Proxy) applyPatch(in Interaction, a *access, stored, patch []byte) (*pr
 // may be written again (an app sends back the record it read): that tells
 // nothing new, and moves the record into no compartment it was not in.
 func (p *Proxy) checkReferences(ctx context.Context, in Interaction, a *access, body []byte) *refusal {
-	if a.patient != "" && a.written != nil {
-		var stored []byte
-		if in.Kind != Create {
-			stored = a.stored
+	var stored []byte // the version an update or patch replaces
+	if in.Kind != Create {
+		stored = a.stored
+	}
+	var fresh writtenRefs // what the written resource holds that the stored version does not
+	if a.written != nil {
+		fresh = readWrittenRefs(a.written.ProtoReflect())
+		if stored != nil && (len(fresh.urls) > 0 || a.patient != "" && fresh.anyIdentity()) {
+			if prev, err := r4.Parse(stored); err == nil {
+				fresh = fresh.since(readWrittenRefs(prev.ProtoReflect()))
+			}
 		}
-		if newContainedPatient(a.written, stored) {
+	}
+	if a.patient != "" {
+		if len(fresh.containedPatients) > 0 {
 			return refuse(http.StatusForbidden, "forbidden", "with patient context a written record contains no Patient: "+
 				"it would be another person's record, and their identifiers, filed in this patient's chart")
 		}
-		if fresh := newLogicalPatientRefs(a.written, stored); len(fresh) > 0 {
-			if ref := p.checkOwnIdentifiers(ctx, a, fresh); ref != nil {
+		if len(fresh.patientRefs) > 0 {
+			if ref := p.checkOwnIdentifiers(ctx, a, fresh.patientRefs); ref != nil {
 				return ref
 			}
 		}
-		if fresh := newLogicalRecordRefs(a.written, stored); len(fresh) > 0 {
-			if ref := p.checkLogicalRecords(ctx, a, fresh); ref != nil {
+		if len(fresh.recordRefs) > 0 {
+			if ref := p.checkLogicalRecords(ctx, a, fresh.recordRefs); ref != nil {
 				return ref
 			}
 		}
@@ -190,26 +199,15 @@ func (p *Proxy) checkReferences(ctx context.Context, in Interaction, a *access, 
 	// links to other patients among them, which keepsIdentity holds to
 	// the stored ones.
 	had := map[string]bool{}
-	if in.Kind != Create && a.stored != nil {
-		_, _ = anyString(a.stored, func(v []byte, reference bool) bool {
+	if stored != nil {
+		_, _ = anyString(stored, func(v []byte, reference bool) bool {
 			if reference {
 				had[string(v)] = true
 			}
 			return false
 		})
 	}
-	var urls []string
-	if a.written != nil {
-		urls = attachmentURLs(a.written.ProtoReflect())
-		if len(urls) > 0 && in.Kind != Create && a.stored != nil {
-			if prev, err := r4.Parse(a.stored); err == nil {
-				for _, u := range attachmentURLs(prev.ProtoReflect()) {
-					had[u] = true
-				}
-			}
-		}
-	}
-	return p.checkReferencedRecords(ctx, a, body, in.Kind == Patch, had, urls)
+	return p.checkReferencedRecords(ctx, a, body, in.Kind == Patch, had, fresh.urls)
 }
 
 // refersByCriteria reports whether a written body holds a conditional
@@ -255,7 +253,8 @@ const maxReferencedRecords = 32
 // In a patch (patch set), any string that reads as Type/id counts, since a
 // patch can set a reference's value alone, and one that begins like a
 // reference must be one (oddForm). The urls of the written resource's
-// attachments (attachmentURLs) are read as references. A reference the
+// attachments (writtenRefs.urls, those it writes anew) are read as
+// references. A reference the
 // stored version holds as written (had) is not checked.
 func (p *Proxy) checkReferencedRecords(ctx context.Context, a *access, body []byte, patch bool, had map[string]bool, urls []string) *refusal {
 	var refs []string
