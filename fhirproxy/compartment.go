@@ -38,8 +38,8 @@ func knownType(t string) bool { _, ok := r4Names[t]; return ok }
 // compartmentType describes how a resource type belongs to the Patient
 // compartment: the search parameter the proxy injects to confine a search,
 // and the JSON fields whose references place a resource in it (from the R4
-// Patient CompartmentDefinition, for the types an app commonly uses).
-// Types not listed and not shared are refused for patient/ tokens.
+// Patient CompartmentDefinition). Types not listed and not shared are
+// refused for patient/ tokens.
 type compartmentType struct {
 	param  string   // injected search parameter
 	fields []string // top-level reference fields; "participant.actor" for Appointment
@@ -63,6 +63,28 @@ var compartment = map[string]compartmentType{
 	"ImagingStudy": {"patient", []string{"subject"}}, "Composition": {"patient", []string{"subject"}},
 	"Media": {"patient", []string{"subject"}}, "DeviceRequest": {"patient", []string{"subject"}},
 	"EpisodeOfCare": {"patient", []string{"patient"}}, "ClinicalImpression": {"patient", []string{"subject"}},
+	// The CompartmentDefinition's other types whose membership one
+	// reference to the patient settles (each the element its patient
+	// search parameter reads; AdverseEvent has none, and is searched by
+	// subject). Left out: those placed by a list of references (Account's
+	// subject, Group's members, Provenance's targets, Schedule's actors),
+	// by a nested element (Person's links, AuditEvent's agents and
+	// entities), by a reference that may name anyone (AppointmentResponse's
+	// actor, Basic's subject, SupplyRequest's requester), or by an element
+	// the projection does not read (EnrollmentRequest's candidate,
+	// ResearchSubject's individual); and Device,
+	// which the CompartmentDefinition leaves out (a shared monitor is no
+	// patient's, and a write naming one would be refused as another's).
+	"RelatedPerson": {"patient", []string{"patient"}}, "AdverseEvent": {"subject", []string{"subject"}},
+	"BodyStructure": {"patient", []string{"patient"}}, "ChargeItem": {"patient", []string{"subject"}},
+	"ClaimResponse": {"patient", []string{"patient"}}, "CommunicationRequest": {"patient", []string{"subject"}},
+	"CoverageEligibilityRequest": {"patient", []string{"patient"}}, "CoverageEligibilityResponse": {"patient", []string{"patient"}},
+	"DetectedIssue": {"patient", []string{"patient"}}, "DeviceUseStatement": {"patient", []string{"subject"}},
+	"DocumentManifest": {"patient", []string{"subject"}}, "ImmunizationEvaluation": {"patient", []string{"patient"}},
+	"ImmunizationRecommendation": {"patient", []string{"patient"}}, "Invoice": {"patient", []string{"subject"}},
+	"List": {"patient", []string{"subject"}}, "MeasureReport": {"patient", []string{"subject"}},
+	"MolecularSequence": {"patient", []string{"patient"}}, "RequestGroup": {"patient", []string{"subject"}},
+	"SupplyDelivery": {"patient", []string{"patient"}}, "VisionPrescription": {"patient", []string{"patient"}},
 }
 
 // DefaultSharedTypes are types outside any patient's compartment that a

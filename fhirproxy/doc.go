@@ -42,6 +42,31 @@
 //     sensitivity tag it does not release are withheld; a Bundle that lost
 //     entries for their labels is marked REDACTED (see Security labels).
 //
+// The compartment is the R4 Patient CompartmentDefinition's, for the types
+// whose membership one reference to the patient settles (the element the
+// type's patient search parameter reads): AdverseEvent, AllergyIntolerance,
+// Appointment (a participant's actor), BodyStructure, CarePlan, CareTeam,
+// ChargeItem, Claim, ClaimResponse, ClinicalImpression, Communication,
+// CommunicationRequest, Composition, Condition, Consent, Coverage (the
+// beneficiary), CoverageEligibilityRequest and -Response, DetectedIssue,
+// DeviceRequest, DeviceUseStatement, DiagnosticReport, DocumentManifest,
+// DocumentReference, Encounter, EpisodeOfCare, ExplanationOfBenefit,
+// FamilyMemberHistory, Flag, Goal, ImagingStudy, Immunization,
+// ImmunizationEvaluation, ImmunizationRecommendation, Invoice, List,
+// MeasureReport, Media, the four Medication* request and event types,
+// MolecularSequence, NutritionOrder, Observation, Procedure,
+// QuestionnaireResponse, RelatedPerson, RequestGroup, RiskAssessment,
+// ServiceRequest, Specimen, SupplyDelivery and VisionPrescription, and the
+// patient's own Patient. A record of these types is the patient's when
+// that element names the patient (its other references do not widen it).
+// The definition's others (Account, AuditEvent, Basic, EnrollmentRequest,
+// Group, Person, Provenance, ResearchSubject, Schedule, AppointmentResponse,
+// SupplyRequest) are placed by lists of references, by references that
+// may name anyone, or by elements the proxy does not read
+// (EnrollmentRequest's candidate, ResearchSubject's individual), and are
+// refused to patient/ tokens, as is every type outside the compartment
+// that is not shared (Device among them).
+//
 // A patient/ token may read a Binary whose securityContext is in its
 // compartment (never search Binary). For patient/ tokens, reverse chains
 // (_has), chains, _revinclude, iterating includes, _filter, _list,

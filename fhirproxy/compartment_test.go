@@ -1,0 +1,120 @@
+package fhirproxy_test
+
+import (
+	"net/url"
+	"slices"
+	"testing"
+)
+
+// compartmentTypes are the Patient compartment's types whose membership
+// one reference settles, beyond the first ones the proxy had: the element
+// that names the patient and the search parameter that confines a search.
+var compartmentTypes = []struct{ typ, field, param string }{
+	{"RelatedPerson", "patient", "patient"}, {"AdverseEvent", "subject", "subject"}, {"BodyStructure", "patient", "patient"},
+	{"ChargeItem", "subject", "patient"}, {"ClaimResponse", "patient", "patient"}, {"CommunicationRequest", "subject", "patient"},
+	{"CoverageEligibilityRequest", "patient", "patient"}, {"CoverageEligibilityResponse", "patient", "patient"},
+	{"DetectedIssue", "patient", "patient"}, {"DeviceUseStatement", "subject", "patient"}, {"DocumentManifest", "subject", "patient"},
+	{"ImmunizationEvaluation", "patient", "patient"}, {"ImmunizationRecommendation", "patient", "patient"},
+	{"Invoice", "subject", "patient"}, {"List", "subject", "patient"}, {"MeasureReport", "subject", "patient"},
+	{"MolecularSequence", "patient", "patient"}, {"RequestGroup", "subject", "patient"}, {"SupplyDelivery", "patient", "patient"},
+	{"VisionPrescription", "patient", "patient"},
+}
+
+// TestCompartmentTypes: a patient app reads and searches the patient's
+// records of each type placed in the compartment by one reference (US
+// Core's RelatedPerson among them), and nobody else's: another patient's
+// record answers as a missing one does, a search goes confined to the
+// patient (and what an upstream that ignores that sends back is
+// filtered), another patient's compartment is refused unforwarded.
+func TestCompartmentTypes(t *testing.T) {
+	f := newFixture(t)
+	f.up.mu.Lock()
+	for _, c := range compartmentTypes {
+		for id, patient := range map[string]string{"mine": "p1", "theirs": "p2"} {
+			f.up.resources[c.typ+"/"+id] = map[string]any{"resourceType": c.typ, "id": id,
+				c.field: map[string]any{"reference": "Patient/" + patient}}
+		}
+	}
+	f.up.misbehave = true // searches ignore the patient parameter: the proxy's filter is what keeps p2's out
+	f.up.mu.Unlock()
+	tok := f.token("launch/patient patient/*.rs", nil)
+	clinician := f.token("user/*.rs", everyLabel())
+	for _, c := range compartmentTypes {
+		if r := f.do("GET", "/"+c.typ+"/mine", tok, ""); r.status != 200 || r.body["id"] != "mine" {
+			t.Errorf("%s/mine: %d %s", c.typ, r.status, r.raw)
+		}
+		theirs, missing := f.do("GET", "/"+c.typ+"/theirs", tok, ""), f.do("GET", "/"+c.typ+"/nope", tok, "")
+		if theirs.status != 404 || theirs.raw != missing.raw {
+			t.Errorf("%s/theirs: %d %s, a missing one %d %s", c.typ, theirs.status, theirs.raw, missing.status, missing.raw)
+		}
+		f.up.reset()
+		r := f.do("GET", "/"+c.typ+"?_count=10", tok, "")
+		if got := entryIDs(r); r.status != 200 || !slices.Equal(got, []string{"mine"}) {
+			t.Errorf("%s search: %d, entries %v", c.typ, r.status, got)
+		}
+		if got := f.up.requests(); len(got) != 1 || !slices.Equal(got[0].URL.Query()[c.param], []string{"Patient/p1"}) {
+			t.Errorf("%s search: forwarded %v, want %s=Patient/p1", c.typ, got, c.param)
+		}
+		f.up.reset()
+		r = f.do("GET", "/"+c.typ+"?"+c.param+"="+url.QueryEscape("Patient/p2"), tok, "")
+		f.refused(c.typ+" search naming p2", r, 403)
+		r = f.do("GET", "/Patient/p2/"+c.typ, tok, "")
+		f.refused(c.typ+" in p2's compartment", r, 403)
+		if r := f.do("GET", "/"+c.typ+"/theirs", clinician, ""); r.status != 200 {
+			t.Errorf("%s/theirs to a clinician: %d %s", c.typ, r.status, r.raw)
+		}
+		f.up.reset()
+	}
+}
+
+// TestCompartmentTypeWrites: a patient app writes the patient's own
+// records of these types, never another patient's, and a record it
+// writes names no other patient's (p2's RelatedPerson performing p1's
+// Observation, which was taken as a shared record's reference while
+// RelatedPerson was outside the compartment).
+func TestCompartmentTypeWrites(t *testing.T) {
+	f := newFixture(t)
+	f.up.mu.Lock()
+	for id, patient := range map[string]string{"mine": "p1", "theirs": "p2"} {
+		f.up.resources["RelatedPerson/"+id] = map[string]any{"resourceType": "RelatedPerson", "id": id,
+			"patient": map[string]any{"reference": "Patient/" + patient}}
+	}
+	f.up.mu.Unlock()
+	tok := f.token("launch/patient patient/*.cruds", nil)
+	bodies := map[string]func(patient string) string{
+		"RelatedPerson": func(p string) string {
+			return `{"resourceType":"RelatedPerson","patient":{"reference":"Patient/` + p + `"},"name":[{"family":"Kin"}]}`
+		},
+		"List": func(p string) string {
+			return `{"resourceType":"List","status":"current","mode":"working","subject":{"reference":"Patient/` + p + `"}}`
+		},
+		"AdverseEvent": func(p string) string {
+			return `{"resourceType":"AdverseEvent","actuality":"actual","subject":{"reference":"Patient/` + p + `"}}`
+		},
+		"DetectedIssue": func(p string) string {
+			return `{"resourceType":"DetectedIssue","status":"final","patient":{"reference":"Patient/` + p + `"}}`
+		},
+	}
+	for typ, body := range bodies {
+		r := f.do("POST", "/"+typ, tok, body("p1"))
+		if got := f.up.requests(); r.status != 201 || len(got) != 1 || got[0].Method != "POST" {
+			t.Errorf("%s for p1: %d %s, forwarded %v", typ, r.status, r.raw, got)
+		}
+		f.up.reset()
+		f.refused(typ+" for p2", f.do("POST", "/"+typ, tok, body("p2")), 403)
+	}
+	observation := func(performer string) string {
+		return `{"resourceType":"Observation","status":"final","code":{"text":"pulse"},"subject":{"reference":"Patient/p1"},` +
+			`"performer":[{"reference":"` + performer + `"}]}`
+	}
+	r := f.do("POST", "/Observation", tok, observation("RelatedPerson/mine"))
+	if r.status != 201 {
+		t.Errorf("performed by p1's RelatedPerson: %d %s", r.status, r.raw)
+	}
+	f.up.reset()
+	r = f.do("POST", "/Observation", tok, observation("RelatedPerson/theirs"))
+	if r.status != 403 {
+		t.Errorf("performed by p2's RelatedPerson: %d %s", r.status, r.raw)
+	}
+	f.onlyReads("performed by p2's RelatedPerson")
+}
