@@ -1,8 +1,11 @@
 package fhirproxy_test
 
 import (
+	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -117,4 +120,83 @@ func TestCompartmentTypeWrites(t *testing.T) {
 		t.Errorf("performed by p2's RelatedPerson: %d %s", r.status, r.raw)
 	}
 	f.onlyReads("performed by p2's RelatedPerson")
+}
+
+// TestListEntries: a List's entries name records and hold none; they are
+// not a Bundle's. A List with entries was answered 502 ("entries outside a
+// Bundle") wherever its answer is read: a read, a version, a write's
+// answer, for any token whose answers are judged. A List is judged as one
+// resource (its patient, its labels); what it names stays unread, as any
+// reference does. A List answered for a List request is still held to
+// being one: a Bundle there is the proxy's 502, not judged as a List.
+func TestListEntries(t *testing.T) {
+	f := newFixture(t)
+	list := func(id, patient string, labels ...string) map[string]any {
+		l := map[string]any{"resourceType": "List", "id": id, "status": "current", "mode": "working",
+			"subject": map[string]any{"reference": "Patient/" + patient},
+			"entry":   []any{map[string]any{"item": map[string]any{"reference": "Observation/lab-1"}, "flag": map[string]any{"text": "new"}}}}
+		if labels != nil {
+			l["meta"] = obs("x", "p1", "", labels...)["meta"]
+		}
+		return l
+	}
+	f.up.mu.Lock()
+	f.up.resources["List/mine"], f.up.resources["List/theirs"], f.up.resources["List/psy"] = list("mine", "p1"), list("theirs", "p2"), list("psy", "p1", "R", "PSY")
+	f.up.mu.Unlock()
+	patient := f.token("launch/patient patient/List.cruds patient/Observation.rs", nil)
+	clinician := f.token("user/List.cruds", nil) // the default clearance: answers are judged
+	for _, c := range []struct {
+		name, method, target, tok, body string
+		status                          int
+	}{
+		{"a patient app's read", "GET", "/List/mine", patient, "", 200},
+		{"a patient app's vread", "GET", "/List/mine/_history/1", patient, "", 200},
+		{"a clinician's read", "GET", "/List/theirs", clinician, "", 200},
+		{"a patient app's update", "PUT", "/List/mine", patient, mustJSON(list("mine", "p1")), 200},
+		{"a patient app's create", "POST", "/List", patient, strings.Replace(mustJSON(list("", "p1")), `"id":"",`, "", 1), 201},
+		{"another patient's", "GET", "/List/theirs", patient, "", 404},
+		{"one beyond the clearance", "GET", "/List/psy", clinician, "", 404},
+	} {
+		r := f.do(c.method, c.target, c.tok, c.body)
+		if r.status != c.status {
+			t.Errorf("%s: %d %s, want %d", c.name, r.status, r.raw, c.status)
+		} else if c.status < 300 && (r.body["resourceType"] != "List" || len(r.body["entry"].([]any)) != 1) {
+			t.Errorf("%s: %s", c.name, r.raw)
+		}
+		f.up.reset()
+	}
+	// A List whose entries hold resources is not FHIR: what it holds
+	// would pass as the List's own, read or searched.
+	f.up.mu.Lock()
+	holding := list("holding", "p1")
+	holding["entry"] = []any{map[string]any{"item": map[string]any{"reference": "Observation/lab-2"}, "resource": obs("lab-2", "p2", "laboratory")}}
+	f.up.resources["List/holding"] = holding
+	f.up.mu.Unlock()
+	if r := f.do("GET", "/List/holding", patient, ""); r.status != 404 {
+		t.Errorf("a List holding p2's record: %d %s", r.status, r.raw)
+	}
+	if r := f.do("GET", "/List?_id=holding", patient, ""); r.status != 200 || strings.Contains(r.raw, "lab-2") {
+		t.Errorf("a List holding p2's record, searched: %d %s", r.status, r.raw)
+	}
+	// A Bundle answering a List request is not a List: judged as one, p2's
+	// records would pass inside its entries.
+	f.up.mu.Lock()
+	f.up.resources["List/odd"] = map[string]any{"resourceType": "Bundle", "id": "odd", "type": "searchset",
+		"entry": []any{map[string]any{"resource": obs("lab-2", "p2", "laboratory")}}}
+	f.up.mu.Unlock()
+	if r := f.do("GET", "/List/odd", clinician, ""); r.status != 502 || strings.Contains(r.raw, "lab-2") {
+		t.Errorf("a Bundle for a List: %d %s", r.status, r.raw)
+	}
+	// And a write's answer: an upstream answering a List's create with a
+	// searchset of another patient's records.
+	odd := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		f.up.write(w, 201, map[string]any{"resourceType": "Bundle", "type": "searchset",
+			"entry": []any{map[string]any{"resource": obs("lab-2", "p2", "laboratory")}}})
+	}))
+	defer odd.Close()
+	f.proxy.Upstream, _ = url.Parse(odd.URL)
+	created := `{"resourceType":"List","status":"current","mode":"working","title":"to review"}`
+	if r := f.do("POST", "/List", clinician, created); r.status != 502 || strings.Contains(r.raw, "lab-2") {
+		t.Errorf("a Bundle for a List's create: %d %s", r.status, r.raw)
+	}
 }

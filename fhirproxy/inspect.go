@@ -326,7 +326,9 @@ func (a *access) judge(p *projection) verdict {
 	if a.patient != "" && !context && !p.inCompartment(a) && !a.shared(p.ResourceType) {
 		return drop
 	}
-	if !a.readable(p.ResourceType) {
+	if !a.readable(p.ResourceType) || p.ResourceType == "List" && len(p.Inner) > 0 {
+		// (A List's entries name records; one holding a resource is not
+		// FHIR, and what it holds would pass as the List's own.)
 		return drop
 	}
 	for _, t := range p.Inner {

@@ -546,9 +546,13 @@ func (a *access) inspectBody(in Interaction, body []byte) ([]byte, []*projection
 	s := jsonstrict.NewScanner(body)
 	// A Bundle read as a resource (a document, a collection) is one
 	// resource, judged with what it holds (projection.Inner), never cut.
+	// So is a List answered for a List: its entries name records and hold
+	// none (one that held a resource would be judged by it, as a Bundle's
+	// Inner are).
 	read := in.Kind == Read || in.Kind == VRead
+	whole := read && in.Type == "Bundle" || in.Type == "List" && answersResource(in.Kind)
 	var err error
-	if read && in.Type == "Bundle" {
+	if whole {
 		err = top.decode(s, nil, nil)
 	} else {
 		err = top.decode(s, readEntries(s, a.relink, func(e bundleEntry) error {
@@ -572,7 +576,9 @@ func (a *access) inspectBody(in Interaction, body []byte) ([]byte, []*projection
 		return body, nil, nil
 	}
 	switch {
-	case top.ResourceType == "Bundle" && read && (in.Type != "Bundle" || top.ID != in.ID):
+	case top.ResourceType == "Bundle" && read && (in.Type != "Bundle" || top.ID != in.ID),
+		whole && top.ResourceType != in.Type && top.ResourceType != "OperationOutcome":
+		// (Read whole, a Bundle's entries would pass as a List's.)
 		return nil, nil, refuse(http.StatusBadGateway, "invalid", "the FHIR server answered with another resource")
 	case top.ResourceType == "Bundle" && !read:
 		relinked := false
@@ -669,6 +675,16 @@ func (a *access) inspectBody(in Interaction, body []byte) ([]byte, []*projection
 	}
 	a.one[0] = top
 	return body, a.one[:], nil
+}
+
+// answersResource reports whether an interaction is answered with one
+// resource of its type: a read, a version, or a write's answer.
+func answersResource(k Kind) bool {
+	switch k {
+	case Read, VRead, Create, Update, Patch:
+		return true
+	}
+	return false
 }
 
 // edits says what rebuildBundle changes besides the entries: whether some
