@@ -43,6 +43,14 @@ func forbiddenForPatients(name string) bool {
 	return searchesOthers(name) || base == "_include" && name != "_include"
 }
 
+// provenanceOf reports whether an _revinclude value brings the
+// Provenances about a search's matches of typ: Provenance:target, or
+// Provenance:target:typ.
+func provenanceOf(v, typ string) bool {
+	rest, ok := strings.CutPrefix(v, "Provenance:target")
+	return ok && (rest == "" || rest == ":"+typ)
+}
+
 // searchesOthers reports whether a search parameter's criteria read
 // resources other than those the answer holds: a chain (subject.name, and
 // subject:Patient.name, whose dot follows a type modifier), a reverse chain
@@ -485,13 +493,14 @@ func (p *Proxy) confine(in *Interaction, a *access) *refusal {
 	pid := a.patient
 	_, inComp := compartment[in.Type]
 	isPatient, shared := in.Type == "Patient", a.shared(in.Type)
-	// A Binary is in no compartment, but a read of one is judged by the
-	// resource its securityContext names (Proxy.judgeContext).
-	binaryRead := in.Type == "Binary" && (in.Kind == Read || in.Kind == VRead)
+	// A Binary or a Provenance is in no compartment, but a read of one is
+	// judged by the records it is bound to: the one a Binary's
+	// securityContext names, a Provenance's targets (Proxy.judgeContext).
+	boundRead := (in.Type == "Binary" || in.Type == "Provenance") && (in.Kind == Read || in.Kind == VRead)
 	switch {
 	case in.Type == "" && in.Kind != Batch:
 		return forbidden("system-level interactions are not allowed with patient context")
-	case !inComp && !isPatient && !shared && in.Kind != Batch && !binaryRead:
+	case !inComp && !isPatient && !shared && in.Kind != Batch && !boundRead:
 		return forbidden(in.Type + " is outside the patient compartment")
 	}
 	switch in.Kind {
@@ -507,6 +516,12 @@ func (p *Proxy) confine(in *Interaction, a *access) *refusal {
 		fallthrough
 	case SearchType:
 		for _, prm := range in.Params {
+			if prm.Name == "_revinclude" && (inComp || isPatient) && provenanceOf(prm.Value, in.Type) {
+				// US Core's: each Provenance comes only with the records
+				// it is about (access.provenanceKept).
+				a.provenances = true
+				continue
+			}
 			if forbiddenForPatients(prm.Name) {
 				return forbidden("parameter " + prm.Name + " is not allowed with patient context")
 			}

@@ -65,11 +65,21 @@
 // may name anyone, or by elements the proxy does not read
 // (EnrollmentRequest's candidate, ResearchSubject's individual), and are
 // refused to patient/ tokens, as is every type outside the compartment
-// that is not shared (Device among them).
+// that is not shared (Device among them), but for Binary and Provenance
+// reads.
 //
 // A patient/ token may read a Binary whose securityContext is in its
-// compartment (never search Binary). For patient/ tokens, reverse chains
-// (_has), chains, _revinclude, iterating includes, _filter, _list,
+// compartment (never search Binary), and a Provenance whose targets (at
+// least one, at most eight) are all its patient's records that it may read
+// (not shared ones): by id, each target then read from the FHIR server to
+// judge it, or brought with a search's matches by
+// _revinclude=Provenance:target (or Provenance:target:Type), as US Core has
+// apps fetch them, each target then an entry the Bundle keeps before it (as
+// servers write them). Another patient's Provenance, one about a withheld
+// record, about nothing or about another server's records reads as missing,
+// as it does in a batch; Provenance searches and writes are refused. For
+// patient/ tokens, reverse chains (_has), chains, any other _revinclude,
+// iterating includes, _filter, _list,
 // system-wide search and history, type history and a FHIRPath Patch are
 // refused (fail closed); conditional writes are resolved by the proxy (see
 // Conditional writes). A JSON Patch is applied by the proxy to the stored

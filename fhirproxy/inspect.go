@@ -22,6 +22,10 @@ type projection struct {
 	// SecurityContext is a Binary's: the resource whose access rules it
 	// shares (the DocumentReference of a document's content, say).
 	SecurityContext ref
+	// Target are a Provenance's targets, the records it is about, which
+	// it is judged by with patient context (read as references wherever
+	// a "target" member is an array of objects).
+	Target []ref
 	// Inner are the types of the resources a Bundle held as a resource
 	// (a document, a collection) carries, at any depth; their labels are
 	// in Meta.Security. It is judged by them too.
@@ -84,6 +88,8 @@ func (p *projection) decode(s *jsonstrict.Scanner, entry func() error, after fun
 			err = p.Beneficiary.decode(s)
 		case "securityContext":
 			err = p.SecurityContext.decode(s)
+		case "target":
+			err = readTargets(s, &p.Target)
 		case "participant":
 			err = readArray(s, func() error {
 				var pa struct{ Actor ref }
@@ -176,6 +182,25 @@ func (r *ref) decode(s *jsonstrict.Scanner) error {
 			return readString(s, &r.Reference)
 		}
 		return s.Skip()
+	})
+}
+
+// readTargets reads a "target" member's references: a Provenance's is an
+// array of References. Other types' members of the name (a Goal's targets,
+// a SearchParameter's type codes) are read as whatever they are, and only
+// objects' references kept.
+func readTargets(s *jsonstrict.Scanner, dst *[]ref) error {
+	if s.Kind() != '[' {
+		return s.Skip()
+	}
+	return s.Array(func() error {
+		if s.Kind() != '{' {
+			return s.Skip()
+		}
+		var r ref
+		err := r.decode(s)
+		*dst = append(*dst, r)
+		return err
 	})
 }
 
@@ -286,16 +311,25 @@ const (
 	withhold         // beyond the clearance
 	// needsContext: a Binary with a securityContext, under patient context
 	// or a clearance short of every label, is judged by the resource it
-	// names (which a read fetches: Proxy.judgeContext); inside a Bundle it
-	// is dropped.
+	// names, and a Provenance under patient context by its targets (which
+	// a read fetches: Proxy.judgeContext). Inside a Bundle a Binary is
+	// dropped, and a Provenance kept only if each of its targets is an
+	// entry the Bundle keeps (provenanceKept).
 	needsContext
 )
 
-// bound reports whether a resource is judged by the resource its
-// securityContext names (needsContext): a Binary that names one, when the
-// access judges anything (patient context, or labels).
+// bound reports whether a resource is judged by other records
+// (needsContext): a Binary by the one its securityContext names, when the
+// access judges anything (patient context, or labels); a Provenance, with
+// patient context, by its targets (Proxy.judgeContext).
 func (a *access) bound(p *projection) bool {
-	return p.SecurityContext.Reference != "" && p.ResourceType == "Binary" && !a.seesAll()
+	switch p.ResourceType {
+	case "Binary":
+		return p.SecurityContext.Reference != "" && !a.seesAll()
+	case "Provenance":
+		return a.patient != ""
+	}
+	return false
 }
 
 // judgeEntry judges a Bundle entry's resource (res, its JSON) as judge

@@ -320,8 +320,32 @@ func p1s(res map[string]any) bool {
 	return false
 }
 
+// aboutSent reports whether a decoded Provenance is about records in sent
+// (by Type/id): it has 1 to 8 targets, each naming one of them, relatively
+// or on the upstream's base or the token's audience, a version or not.
+func aboutSent(res map[string]any, sent map[string]bool) bool {
+	targets, _ := res["target"].([]any)
+	if len(targets) == 0 || len(targets) > 8 {
+		return false
+	}
+	for _, t := range targets {
+		t, _ := t.(map[string]any)
+		ref, _ := t["reference"].(string)
+		for _, base := range []string{testUpstream + "/", testAudience + "/"} {
+			ref = strings.TrimPrefix(ref, base)
+		}
+		if segs := strings.Split(ref, "/"); len(segs) == 4 && segs[2] == "_history" {
+			ref = segs[0] + "/" + segs[1]
+		}
+		if !sent[ref] {
+			return false
+		}
+	}
+	return true
+}
+
 // FuzzInspectBody: the inspector never panics and never lets another
-// patient's resource out.
+// patient's resource out (a Provenance only with p1's records before it).
 func FuzzInspectBody(f *testing.F) {
 	f.Add([]byte(`{"resourceType":"Observation","id":"o1","subject":{"reference":"Patient/p1"}}`))
 	f.Add(bundle(3))
@@ -340,13 +364,18 @@ func FuzzInspectBody(f *testing.F) {
 		`{"resource":{"resourceType":"Observation","id":"d","subject":{"reference":"http://upstream/Patient/p1"}}}]}`))
 	f.Add([]byte(`{"resourceType":"Bundle","entry":[{"resource":{"resourceType":"Observation","id":"a","subject":{"reference":"Patient/p1"},"category":[{"coding":[{"code":"laboratory"}]}]},"search":{"mode":"include"}},` +
 		`{"resource":{"resourceType":"Observation","id":"b","subject":{"reference":"Patient/p1"},"category":[{"coding":[{"code":"vital-signs"}]}]}}]}`))
+	f.Add([]byte(`{"resourceType":"Bundle","entry":[{"resource":{"resourceType":"Observation","id":"a","subject":{"reference":"Patient/p1"}}},` +
+		`{"resource":{"resourceType":"Provenance","id":"pa","target":[{"reference":"Observation/a/_history/2"}]},"search":{"mode":"include"}},` +
+		`{"resource":{"resourceType":"Provenance","id":"pb","target":[{"reference":"Observation/a"},{"reference":"Observation/b"}]}}]}`))
 	a := testAccess("patient/*.rs")
+	a.provenances = true // as a search with _revinclude=Provenance:target
 	// Under a constraint whose answer may hold what the server did not
 	// match (an include): access.judgeEntry.
 	held := testAccess("patient/Patient.rs patient/Observation.rs?category=laboratory")
 	held.constrained, held.unmatched = "Observation", true
 	held.included, _ = compileConstraint("Observation", held.tok.Scopes.Check(scopes.Access{Context: scopes.Patient, Type: "Observation", Perms: scopes.Search}))
 	moving := testAccess("patient/*.rs")
+	moving.provenances = true
 	moving.relink = &relinker{"http://up", "https://proxy.example/fhir", &Proxy{}}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		// The next link a chain's search follows is the one encoding/json
@@ -469,7 +498,8 @@ func FuzzInspectBody(f *testing.F) {
 				}
 			}
 			for _, k := range kept {
-				if !k.inCompartment(a) && !a.shared(k.ResourceType) {
+				if !k.inCompartment(a) && !a.shared(k.ResourceType) && (k.ResourceType != "Provenance" || in.Kind == Read || in.Kind == Batch) {
+					// (A Provenance in a Bundle is checked below, against what goes out before it.)
 					t.Fatalf("let through %s/%s outside the compartment", k.ResourceType, k.ID)
 				}
 			}
@@ -487,12 +517,17 @@ func FuzzInspectBody(f *testing.F) {
 			}
 			entries, _ := doc["entry"].([]any)
 			matches := 0
+			sent := map[string]bool{} // p1's records gone out so far, which a Provenance after them may be about
 			for _, e := range entries {
 				e, _ := e.(map[string]any)
 				if res, ok := e["resource"].(map[string]any); ok && res["resourceType"] != "OperationOutcome" && !p1s(res) {
-					if rt, _ := res["resourceType"].(string); !a.shared(rt) {
+					if rt, _ := res["resourceType"].(string); !a.shared(rt) && !(rt == "Provenance" && aboutSent(res, sent)) {
 						t.Fatalf("let out an entry %v of %q", res, body)
 					}
+				} else if ok && p1s(res) {
+					typ, _ := res["resourceType"].(string)
+					id, _ := res["id"].(string)
+					sent[typ+"/"+id] = true
 				}
 				if search, _ := e["search"].(map[string]any); search["mode"] != "include" && search["mode"] != "outcome" {
 					matches++

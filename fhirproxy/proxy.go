@@ -157,9 +157,13 @@ func (p *Proxy) transport() http.RoundTripper {
 
 // access is what one request may do and see.
 type access struct {
-	tok         *smart.Token
-	ctx         scopes.Context
-	patient     string // compartment owner for patient/ tokens
+	tok     *smart.Token
+	ctx     scopes.Context
+	patient string // compartment owner for patient/ tokens
+	// provenances: a patient/ token's search may bring Provenances about
+	// its matches (_revinclude=Provenance:target, $everything), kept only
+	// after them (access.remember, access.provenanceKept).
+	provenances bool
 	clearance   consent.Clearance
 	sharedTypes []string
 	// constrained is the type whose scope constraint the proxy injected.

@@ -92,7 +92,7 @@ func (x *exchange) inspect(resp *http.Response) (*refusal, error) {
 		resp.Header.Del("Content-Type")
 		return nil, nil
 	}
-	if ref == nil && len(kept) == 1 && a.bound(kept[0]) && p.judgeContext(resp.Request.Context(), a, kept[0]) != keep {
+	if ref == nil && len(kept) == 1 && kept[0] == &a.top && a.bound(kept[0]) && p.judgeContext(resp.Request.Context(), a, kept[0]) != keep {
 		ref = outsideGrant()
 	}
 	if ref != nil {
@@ -596,7 +596,8 @@ func (a *access) inspectBody(in Interaction, body []byte) ([]byte, []*projection
 		kept := make([]*projection, 0, len(entries))
 		fates := make([]fate, len(entries))
 		removed, withheld := false, false
-		answered := false // an entry rewritten as a conditional create's answer (foundEntry)
+		answered := false        // an entry rewritten as a conditional create's answer (foundEntry)
+		var keys map[string]bool // the patient's records kept so far, which Provenances may follow
 		// A batch response keeps its entries in place: what the access may
 		// not see, and what the server did not find, become the same
 		// not-found entry (and no REDACTED mark, which would tell them apart).
@@ -620,6 +621,12 @@ func (a *access) inspectBody(in Interaction, body []byte) ([]byte, []*projection
 				if batch && i < len(a.found) && a.found[i] {
 					fates[i], answered = foundEntry, true
 				}
+				keys = a.remember(keys, &e.res)
+			case v == needsContext && !batch && a.provenances && e.res.ResourceType == "Provenance" && a.provenanceKept(&e.res, keys):
+				// With the records it is about (_revinclude=Provenance:target),
+				// after them, as servers write it and as a streamed Bundle
+				// can judge it.
+				kept = append(kept, &e.res)
 			case batch && i < len(a.writes) && a.writes[i] && e.respEnd > e.respStart && !absentStatus(e.status):
 				fates[i], removed = minimalEntry, true
 			case batch:

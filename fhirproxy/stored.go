@@ -232,21 +232,74 @@ func lowers(stored, next *projection) bool {
 	return false
 }
 
-// judgeContext judges a Binary by the resource its securityContext names,
-// read from the upstream: the access must be able to see that resource as
-// it is now (type, compartment, labels). A context the proxy cannot read
-// as Type/id on the upstream (contained, on another server, absent, itself
-// a Binary) sees nothing.
-func (p *Proxy) judgeContext(ctx context.Context, a *access, bin *projection) verdict {
-	ref, ok := a.localRef(bin.SecurityContext.Reference)
-	if !ok {
-		return drop
+// judgeContext judges a bound resource (access.bound) by the records it
+// is bound to, read from the upstream: a Binary by the one its
+// securityContext names, a Provenance by each of its targets (at least
+// one, at most maxTargets). The access must be able to see each as it is
+// now (type, compartment, labels). One the proxy cannot read as Type/id on
+// the upstream (contained, on another server, absent, itself bound) sees
+// nothing.
+func (p *Proxy) judgeContext(ctx context.Context, a *access, res *projection) verdict {
+	refs := []ref{res.SecurityContext}
+	if res.ResourceType == "Provenance" {
+		refs = res.Target
+		if len(refs) == 0 || len(refs) > maxTargets {
+			return drop
+		}
 	}
-	st, pr, _, err := p.fetch(ctx, ref, "")
-	if err != nil || st != http.StatusOK || pr.ResourceType+"/"+pr.ID != ref || pr.ResourceType == "Binary" {
-		return drop
+	for _, r := range refs {
+		ref, ok := a.localRef(r.Reference)
+		if !ok {
+			return drop
+		}
+		st, pr, _, err := p.fetch(ctx, ref, "")
+		if err != nil || st != http.StatusOK || pr.ResourceType+"/"+pr.ID != ref || a.bound(pr) || pr.ResourceType == "Binary" {
+			return drop
+		}
+		if a.judge(pr) != keep || res.ResourceType == "Provenance" && !pr.inCompartment(a) {
+			return drop // (a Provenance is about the patient's records, not shared ones)
+		}
 	}
-	return a.judge(pr)
+	return keep
+}
+
+// maxTargets is how many targets a Provenance a patient/ token reads may
+// have: each is read to judge it (one, as a rule: the record it is about).
+const maxTargets = 8
+
+// remember adds a record a Bundle keeps to keys, the patient's records
+// (not shared ones) that Provenances after it may be about, when the
+// search may bring Provenances (access.provenances). Past maxKeys it adds
+// none, and a Provenance about a later record is left out.
+func (a *access) remember(keys map[string]bool, p *projection) map[string]bool {
+	if !a.provenances || len(keys) >= maxKeys || !p.inCompartment(a) {
+		return keys
+	}
+	if keys == nil {
+		keys = map[string]bool{}
+	}
+	keys[p.ResourceType+"/"+p.ID] = true
+	return keys
+}
+
+// maxKeys bounds the records a Bundle's inspection remembers for the
+// Provenances that follow them (a streamed one's memory stays bounded).
+const maxKeys = 4096
+
+// provenanceKept reports whether a Provenance in a Bundle is about records
+// of the patient's the Bundle keeps (keys, by Type/id): each of its targets, at least one,
+// at most maxTargets, names one of them on this server (a version of it
+// too: versions follow the record).
+func (a *access) provenanceKept(p *projection, keys map[string]bool) bool {
+	if len(p.Target) == 0 || len(p.Target) > maxTargets {
+		return false
+	}
+	for _, r := range p.Target {
+		if ref, ok := a.localRef(r.Reference); !ok || !keys[ref] {
+			return false
+		}
+	}
+	return true
 }
 
 // localRef turns a reference into Type/id on the upstream: relative, or

@@ -92,6 +92,11 @@ type streamer struct {
 	// for the audit trail.
 	who audit.Event
 	d   disclosure
+	// keys are the patient's records sent so far, by Type/id, when the
+	// search may bring Provenances (access.provenances): one goes only
+	// after the records it is about (access.provenanceKept), as in a
+	// whole Bundle (inspectBody).
+	keys map[string]bool
 }
 
 // newStreamer filters what s reads into w for the access a; assumed is
@@ -196,9 +201,11 @@ func (st *streamer) run() error {
 func (st *streamer) entry(e bundleEntry) error {
 	send := true
 	if e.hasRes && e.res.ResourceType != "OperationOutcome" {
-		switch st.a.judgeEntry(&e, st.s.Bytes(e.resStart, e.resEnd)) {
-		case keep:
-		case withhold:
+		switch v := st.a.judgeEntry(&e, st.s.Bytes(e.resStart, e.resEnd)); {
+		case v == keep:
+			st.keys = st.a.remember(st.keys, &e.res)
+		case v == needsContext && e.res.ResourceType == "Provenance" && st.a.provenanceKept(&e.res, st.keys):
+		case v == withhold:
 			send, st.removed, st.withheld = false, true, true
 		default:
 			send, st.removed = false, true

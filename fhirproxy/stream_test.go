@@ -273,3 +273,52 @@ func TestTotalCountsMatches(t *testing.T) {
 		}
 	}
 }
+
+// TestProvenanceKeptWithItsRecords: a patient app's search keeps a
+// Provenance only with the records it is about, kept in the same Bundle
+// before it, as servers write a _revinclude (a shared record the Bundle
+// keeps is not the patient's, and one about it goes nowhere). Whole and
+// streamed alike: the inspection remembers what it kept when the search
+// may bring Provenances, so one before its record is left out, never let
+// through unjudged.
+func TestProvenanceKeptWithItsRecords(t *testing.T) {
+	prov := func(id, target string) string {
+		return `{"resource":{"resourceType":"Provenance","id":"` + id + `","target":[{"reference":"` + target + `"}]},"search":{"mode":"include"}}`
+	}
+	obs := func(id, patient string) string {
+		return `{"resource":{"resourceType":"Observation","id":"` + id + `","subject":{"reference":"Patient/` + patient + `"}},"search":{"mode":"match"}}`
+	}
+	body := []byte(`{"resourceType":"Bundle","type":"searchset","entry":[` + prov("before", "Observation/o1") + `,` + obs("o1", "p1") + `,` +
+		obs("o2", "p2") + `,` + prov("after", "Observation/o1") + `,` + prov("theirs", "Observation/o2") + `,` +
+		prov("self", "Provenance/after") + `,{"resource":{"resourceType":"Practitioner","id":"dr"},"search":{"mode":"include"}},` +
+		prov("shared", "Practitioner/dr") + `]}`)
+	ids := func(b []byte) []string {
+		var v struct {
+			Entry []struct{ Resource struct{ ID string } }
+		}
+		if err := json.Unmarshal(b, &v); err != nil {
+			t.Fatalf("%s: %v", b, err)
+		}
+		var out []string
+		for _, e := range v.Entry {
+			out = append(out, e.Resource.ID)
+		}
+		return out
+	}
+	a := testAccess("launch/patient patient/*.rs")
+	for _, provenances := range []bool{true, false} { // false: a search that brings none, where one is left out
+		a.provenances = provenances
+		want := []string{"o1", "after", "dr"}
+		if !provenances {
+			want = []string{"o1", "dr"}
+		}
+		whole, _, ref := a.inspectBody(Interaction{Kind: SearchType, Type: "Observation"}, body)
+		if got := ids(whole); ref != nil || !reflect.DeepEqual(got, want) {
+			t.Errorf("whole, Provenances asked for %v: %v %v", provenances, got, ref)
+		}
+		streamed, _, err := streamOut(a, bytes.NewReader(body), 64)
+		if got := ids(streamed); err != nil || !reflect.DeepEqual(got, want) {
+			t.Errorf("streamed, Provenances asked for %v: %v %v", provenances, got, err)
+		}
+	}
+}

@@ -340,9 +340,10 @@ func (p *Proxy) checkReferencedRecords(ctx context.Context, a *access, body []by
 		if conf, tags := pr.labels(); !a.clearance.Allows(conf, tags) || inComp(ref) && (!pr.inCompartment(a) || a.judge(pr) != keep) {
 			return unseen(ref)
 		}
-		if pr.ResourceType == "Binary" {
-			// Judged as a read of it is: by the record its
-			// securityContext names, which is read too.
+		if pr.ResourceType == "Binary" || a.bound(pr) {
+			// Judged as a read of it is: a Binary by the record its
+			// securityContext names, a Provenance (with patient
+			// context) by its targets, which are read too.
 			v := a.judge(pr)
 			if v == needsContext {
 				if !a.entries.spend() {
