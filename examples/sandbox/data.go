@@ -62,6 +62,15 @@ var (
 	allergy = [][2]string{{"91936005", "Allergy to penicillin"}, {"300913006", "Shellfish allergy"}}
 )
 
+// provenance is a US Core Provenance: the practitioner authored the
+// target record at recorded.
+func provenance(id, target, practitioner string, recorded time.Time, labels ...string) resource {
+	return resource{"resourceType": "Provenance", "id": id, "meta": meta(labels...),
+		"target": []any{map[string]any{"reference": target}}, "recorded": recorded.Format(time.RFC3339),
+		"agent": []any{map[string]any{"type": concept("http://terminology.hl7.org/CodeSystem/provenance-participant-type", "author", "Author"),
+			"who": map[string]any{"reference": "Practitioner/" + practitioner}}}}
+}
+
 // generate builds the data set: n ordinary patients plus the awkward ones.
 func generate(n int) *dataset {
 	r := rand.New(rand.NewPCG(2026, 11))
@@ -109,6 +118,7 @@ func generate(n int) *dataset {
 			"clinicalStatus": concept("http://terminology.hl7.org/CodeSystem/condition-clinical", "active", "Active"),
 			"category":       []any{concept("http://terminology.hl7.org/CodeSystem/condition-category", "problem-list-item", "Problem List Item")},
 			"code":           concept(snomed, c[0], c[1]), "recordedDate": base.AddDate(-1, 0, 0).Format("2006-01-02")})
+		add(provenance(pid+"-cond-1-prov", "Condition/"+pid+"-cond-1", practitioners[0], base.AddDate(-1, 0, 0), labels...))
 		m := meds[r.IntN(len(meds))]
 		add(resource{"resourceType": "MedicationRequest", "id": pid + "-med-1", "meta": meta(labels...), "status": "active", "intent": "order",
 			"subject": subject, "medicationCodeableConcept": concept(rxnorm, m[0], m[1]), "authoredOn": base.AddDate(0, -2, 0).Format("2006-01-02"),
@@ -170,6 +180,9 @@ func generate(n int) *dataset {
 	add(resource{"resourceType": "DocumentReference", "id": "pt-sensitive-psy", "meta": meta("R", "PSY", "PSYTHPN"), "status": "current", "subject": subj,
 		"type": concept(loinc, "11488-4", "Consult note"), "content": []any{map[string]any{"attachment": map[string]any{"contentType": "text/plain", "data": "cHN5Y2hvdGhlcmFweQ=="}}}})
 	add(resource{"resourceType": "Condition", "id": "pt-sensitive-mh", "meta": meta("R", "MH"), "subject": subj, "code": concept(snomed, "35489007", "Depressive disorder")})
+	// Unlabelled, about a record that is: a patient app, which judges a
+	// Provenance by its targets, never sees it.
+	add(provenance("pt-sensitive-sud-prov", "Condition/pt-sensitive-sud", practitioners[2], base.AddDate(0, -1, 0)))
 	for _, t := range terminology() {
 		add(t)
 	}

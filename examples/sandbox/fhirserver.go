@@ -318,7 +318,7 @@ func matchDate(have, want string) bool {
 }
 
 var searchParams = map[string]bool{"_id": true, "patient": true, "subject": true, "category": true, "code": true, "status": true, "url": true, "type": true,
-	"date": true, "_count": true, "_offset": true, "_include": true, "identifier": true, "name": true, "beneficiary": true,
+	"date": true, "_count": true, "_offset": true, "_include": true, "_revinclude": true, "identifier": true, "name": true, "beneficiary": true,
 	"_format": true, "_sort": true}
 
 // find returns the current resources of typ that match the search q, in
@@ -368,7 +368,7 @@ func (s *fhirServer) find(typ string, q url.Values) ([]resource, error) {
 						}
 					case "name":
 						ok = ok || strings.Contains(strings.ToLower(fmt.Sprint(res["name"])), strings.ToLower(want))
-					default: // _count, _offset, _include, _format, _sort are not filters
+					default: // _count, _offset, _include, _revinclude, _format, _sort are not filters
 						ok = true
 					}
 				}
@@ -499,6 +499,30 @@ func (s *fhirServer) search(w http.ResponseWriter, r *http.Request, typ string, 
 			}
 		}
 	}
+	for _, rev := range q["_revinclude"] {
+		// US Core's: the Provenances whose targets name the page's records.
+		if rest, ok := strings.CutPrefix(rev, "Provenance:target"); !ok || rest != "" && rest != ":"+typ {
+			s.outcome(w, 400, "not-supported", "the sandbox's _revinclude is Provenance:target only")
+			return
+		}
+		onPage := map[string]bool{}
+		for _, res := range page {
+			onPage[res["resourceType"].(string)+"/"+res["id"].(string)] = true
+		}
+		s.mu.RLock()
+		for _, key := range s.order {
+			if !strings.HasPrefix(key, "Provenance/") {
+				continue
+			}
+			for _, ref := range references(s.current[key], "target") {
+				if onPage[ref] {
+					included = append(included, s.current[key])
+					break
+				}
+			}
+		}
+		s.mu.RUnlock()
+	}
 	s.bundleWith(w, page, included, total, links)
 }
 
@@ -537,7 +561,8 @@ func (s *fhirServer) capabilities() resource {
 	for _, t := range []string{"Patient", "Practitioner", "Encounter", "Observation", "Condition", "MedicationRequest", "AllergyIntolerance", "Appointment", "DocumentReference"} {
 		rt := map[string]any{"type": t, "interaction": []any{
 			map[string]any{"code": "read"}, map[string]any{"code": "vread"}, map[string]any{"code": "search-type"},
-			map[string]any{"code": "create"}, map[string]any{"code": "update"}, map[string]any{"code": "history-instance"}}}
+			map[string]any{"code": "create"}, map[string]any{"code": "update"}, map[string]any{"code": "history-instance"}},
+			"searchRevInclude": []any{"Provenance:target"}}
 		switch t {
 		case "Observation":
 			rt["operation"] = []any{map[string]any{"name": "lastn", "definition": "http://hl7.org/fhir/OperationDefinition/Observation-lastn"}}
@@ -550,6 +575,7 @@ func (s *fhirServer) capabilities() resource {
 		return map[string]any{"name": name, "definition": "http://hl7.org/fhir/OperationDefinition/" + def}
 	}
 	types = append(types,
+		map[string]any{"type": "Provenance", "interaction": []any{map[string]any{"code": "read"}, map[string]any{"code": "vread"}}},
 		map[string]any{"type": "ValueSet", "interaction": []any{map[string]any{"code": "read"}, map[string]any{"code": "search-type"}},
 			"operation": []any{op("expand", "ValueSet-expand"), op("validate-code", "ValueSet-validate-code")}},
 		map[string]any{"type": "CodeSystem", "interaction": []any{map[string]any{"code": "read"}, map[string]any{"code": "search-type"}},

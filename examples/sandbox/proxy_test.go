@@ -802,3 +802,58 @@ func TestDocRefThroughTheProxy(t *testing.T) {
 		t.Errorf("$docref of another patient: %d", code)
 	}
 }
+
+// TestProvenanceThroughTheProxy: a patient app fetches the Provenance of
+// its patient's records as US Core has it (_revinclude=Provenance:target,
+// and a read), through the proxy in front of the sandbox's data server;
+// another patient's Provenance reads as missing, and so does one about a
+// record the patient's clearance withholds.
+func TestProvenanceThroughTheProxy(t *testing.T) {
+	sb := startSandbox(t)
+	tok := patientToken(t, sb, "launch/patient patient/Condition.rs patient/Provenance.rs")
+	type entry struct {
+		Resource struct {
+			ResourceType, ID string
+			Target           []struct{ Reference string }
+		}
+		Search struct{ Mode string }
+	}
+	code, b := fhirCall(t, tok, http.MethodGet, sb.FHIRBase+"/Condition?_revinclude=Provenance:target", "")
+	var bundle struct{ Entry []entry }
+	if err := json.Unmarshal(b, &bundle); code != http.StatusOK || err != nil {
+		t.Fatalf("Condition?_revinclude=Provenance:target: %d %s", code, b)
+	}
+	var got []string
+	for _, e := range bundle.Entry {
+		got = append(got, e.Resource.ResourceType+"/"+e.Resource.ID)
+		if e.Resource.ResourceType == "Provenance" && (e.Search.Mode != "include" || len(e.Resource.Target) != 1 ||
+			e.Resource.Target[0].Reference != "Condition/pt-001-cond-1") {
+			t.Errorf("a Provenance about something else: %+v", e)
+		}
+	}
+	if !slices.Equal(got, []string{"Condition/pt-001-cond-1", "Provenance/pt-001-cond-1-prov"}) {
+		t.Errorf("Condition?_revinclude=Provenance:target: %v", got)
+	}
+	for target, want := range map[string]int{
+		"/Provenance/pt-001-cond-1-prov":             http.StatusOK,
+		"/Provenance/pt-002-cond-1-prov":             http.StatusNotFound,  // pt-002's
+		"/Provenance?target=Condition/pt-001-cond-1": http.StatusForbidden, // searches of Provenance itself are not the compartment's
+	} {
+		if code, b := fhirCall(t, tok, http.MethodGet, sb.FHIRBase+target, ""); code != want {
+			t.Errorf("%s: %d %s, want %d", target, code, b, want)
+		}
+	}
+	// pt-sensitive's app, of the default clearance: the Provenance of a
+	// withheld record is withheld with it, though it carries no label.
+	sensitive, err := sb.Auth.Mint(context.Background(), "", smart.Grant{ClientID: ExampleAppID, UserID: "patient",
+		FHIRUser: "Patient/pt-sensitive", Scope: "launch/patient patient/Condition.rs patient/Provenance.rs", Audience: sb.FHIRBase,
+		Context: launch.Context{Patient: "pt-sensitive"}}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for target, want := range map[string]int{"/Provenance/pt-sensitive-cond-1-prov": http.StatusOK, "/Provenance/pt-sensitive-sud-prov": http.StatusNotFound} {
+		if code, b := fhirCall(t, sensitive, http.MethodGet, sb.FHIRBase+target, ""); code != want {
+			t.Errorf("pt-sensitive's %s: %d %s, want %d", target, code, b, want)
+		}
+	}
+}
