@@ -170,7 +170,9 @@ func FuzzParsePath(f *testing.F) {
 		{"GET", "/Observation/$lastn", "subject=Patient/p2&_elements=code&max=2"}, {"GET", "/ValueSet/$expand", "url=http://x/vs&filter=a"},
 		{"GET", "/CodeSystem/cs/$lookup", "code=a&property=display"}, {"GET", "/Observation/1", "_id=2&_summary=true"},
 		{"GET", "/Observation/_history", "_since=2020&_getpages=x"}, {"GET", "/Observation", "_type=Patient&_graph=g"},
-		{"GET", "/Observation", "_has:Observation:has-member:_has:Condition:subject:code=x&subject:Patient.name=a&_sort=-patient.birthdate"}} {
+		{"GET", "/Observation", "_has:Observation:has-member:_has:Condition:subject:code=x&subject:Patient.name=a&_sort=-patient.birthdate"},
+		{"GET", "/Patient/p1/Condition", "_revinclude=Provenance:target&_revinclude=Provenance:target:Condition"},
+		{"GET", "/Condition", "_revinclude=Provenance:target:Observation"}, {"GET", "/Condition", "_revinclude=Provenance:targets"}} {
 		f.Add(s[0], s[1], s[2])
 	}
 	f.Fuzz(func(t *testing.T, method, path, query string) {
@@ -262,8 +264,11 @@ func FuzzParsePath(f *testing.F) {
 				switch {
 				case (base == "_elements" || base == "_summary" || base == "_contained" || base == "_containedType") && mod != "",
 					base == "_contained" || base == "_containedType", searchesOthers(prm.Name) && !(in.chained && simpleChain(prm.Name)),
-					base == "_summary" && prm.Value == "count":
-					t.Fatalf("%s %s?%s with %s: %s was forwarded", method, path, query, scope, prm.Name)
+					base == "_summary" && prm.Value == "count",
+					// A patient/ token's only reverse include is US Core's.
+					base == "_revinclude" && a.patient != "" && (prm.Name != "_revinclude" ||
+						prm.Value != "Provenance:target" && prm.Value != "Provenance:target:"+in.Type):
+					t.Fatalf("%s %s?%s with %s: %s=%s was forwarded", method, path, query, scope, prm.Name, prm.Value)
 				case base == "_elements":
 					els := strings.Split(prm.Value, ",")
 					if !slices.Contains(els, "meta") || in.Type == "Binary" && !slices.Contains(els, "securityContext") {
