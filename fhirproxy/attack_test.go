@@ -98,7 +98,7 @@ func TestAddressingVariants(t *testing.T) {
 	tok := f.token("launch/patient patient/*.rs", nil)
 	for _, target := range []string{
 		"/Binary?_id=b1", "/Group/g1", "/Group?member=Patient/p1", "/Account/a1", "/Account?subject=Patient/p1",
-		"/Provenance?patient=p1", "/Basic?patient=p1", "/Device/d1", "/Device?patient=p1", "/Person/x", "/Linkage?item=Patient/p1", "/Patient/p1/Binary", "/Patient/p1/Group",
+		"/Provenance?patient=p1", "/Basic?patient=p1", "/Person/x", "/Linkage?item=Patient/p1", "/Patient/p1/Binary", "/Patient/p1/Group",
 		"/Patient/p2/Observation?category=laboratory", "/Patient/p2/_history", "/Patient/p2/_history/1",
 	} {
 		r := f.do("GET", target, tok, "")

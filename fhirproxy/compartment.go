@@ -72,9 +72,14 @@ var compartment = map[string]compartmentType{
 	// entities), by a reference that may name anyone (AppointmentResponse's
 	// actor, Basic's subject, SupplyRequest's requester), or by an element
 	// the projection does not read (EnrollmentRequest's candidate,
-	// ResearchSubject's individual); and Device,
-	// which the CompartmentDefinition leaves out (a shared monitor is no
-	// patient's, and a write naming one would be refused as another's).
+	// ResearchSubject's individual).
+	//
+	// Device is not in the CompartmentDefinition, but US Core's implantable
+	// devices are the patient's, found by Device?patient: a Device whose
+	// patient is the patient is in the compartment, and one that names no
+	// patient (a ward's monitor) is no patient's, and read as a shared
+	// record is (projection.unowned).
+	"Device":        {"patient", []string{"patient"}},
 	"RelatedPerson": {"patient", []string{"patient"}}, "AdverseEvent": {"subject", []string{"subject"}},
 	"BodyStructure": {"patient", []string{"patient"}}, "ChargeItem": {"patient", []string{"subject"}},
 	"ClaimResponse": {"patient", []string{"patient"}}, "CommunicationRequest": {"patient", []string{"subject"}},

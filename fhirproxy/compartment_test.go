@@ -200,3 +200,68 @@ func TestListEntries(t *testing.T) {
 		t.Errorf("a Bundle for a List's create: %d %s", r.status, r.raw)
 	}
 }
+
+// TestDevices: US Core's implantable devices are the patient's (Device is
+// not in the CompartmentDefinition): a patient app reads and searches its
+// patient's devices, never another patient's, and reads a device that
+// names no patient (a ward's monitor) as a shared record. Its writes may
+// name either, never another patient's, and may change only the patient's
+// own devices.
+func TestDevices(t *testing.T) {
+	f := newFixture(t)
+	device := func(id, patient string) map[string]any {
+		d := map[string]any{"resourceType": "Device", "id": id, "status": "active"}
+		if patient != "" {
+			d["patient"] = map[string]any{"reference": "Patient/" + patient}
+		}
+		return d
+	}
+	f.up.mu.Lock()
+	f.up.resources["Device/implant-1"], f.up.resources["Device/implant-2"], f.up.resources["Device/monitor"] =
+		device("implant-1", "p1"), device("implant-2", "p2"), device("monitor", "")
+	f.up.misbehave = true // searches ignore the patient parameter
+	f.up.mu.Unlock()
+	tok := f.token("launch/patient patient/Device.cruds patient/Observation.cruds", nil)
+	missing := f.do("GET", "/Device/nope", tok, "")
+	for id, want := range map[string]int{"implant-1": 200, "monitor": 200, "implant-2": 404} {
+		if r := f.do("GET", "/Device/"+id, tok, ""); r.status != want || want == 404 && r.raw != missing.raw {
+			t.Errorf("Device/%s: %d %s", id, r.status, r.raw)
+		}
+	}
+	f.up.reset()
+	r := f.do("GET", "/Device?status=active", tok, "")
+	if got := f.up.requests(); len(got) != 1 || got[0].URL.Query().Get("patient") != "Patient/p1" {
+		t.Errorf("Device search: forwarded %v", got)
+	}
+	if got := entryIDs(r); r.status != 200 || slices.Contains(got, "implant-2") || !slices.Contains(got, "implant-1") {
+		t.Errorf("Device search: %d %v", r.status, got)
+	}
+	f.up.reset()
+	observation := func(device string) string {
+		return `{"resourceType":"Observation","status":"final","code":{"text":"pulse"},"subject":{"reference":"Patient/p1"},"device":{"reference":"` + device + `"}}`
+	}
+	for _, c := range []struct {
+		name, method, target, body string
+		status                     int
+	}{
+		{"an Observation by the patient's implant", "POST", "/Observation", observation("Device/implant-1"), 201},
+		{"an Observation by a ward's monitor", "POST", "/Observation", observation("Device/monitor"), 201},
+		{"an Observation by another patient's implant", "POST", "/Observation", observation("Device/implant-2"), 403},
+		{"the patient's device", "POST", "/Device", mustJSON(device("", "p1")), 201},
+		{"another patient's device", "POST", "/Device", mustJSON(device("", "p2")), 403},
+		{"no patient's device", "POST", "/Device", mustJSON(device("", "")), 403},
+		{"the ward's monitor changed", "PUT", "/Device/monitor", mustJSON(device("monitor", "")), 403},
+		{"the ward's monitor taken", "PUT", "/Device/monitor", mustJSON(device("monitor", "p1")), 404},
+		{"another patient's implant taken", "PUT", "/Device/implant-2", mustJSON(device("implant-2", "p1")), 404},
+	} {
+		body := strings.Replace(c.body, `"id":"",`, "", 1)
+		r := f.do(c.method, c.target, tok, body)
+		if r.status != c.status {
+			t.Errorf("%s: %d %s, want %d", c.name, r.status, r.raw, c.status)
+		}
+		if c.status >= 400 {
+			f.onlyReads(c.name)
+		}
+		f.up.reset()
+	}
+}

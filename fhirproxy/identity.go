@@ -152,8 +152,7 @@ func recordRef(fd protoreflect.FieldDescriptor, r *dtpb.Reference) logicalRecord
 		l.typ = types[0]
 	}
 	l.maybeCompartment = len(types) == 0 || slices.ContainsFunc(types, func(t string) bool {
-		_, ok := compartment[t]
-		return ok || t == "Resource"
+		return namedByIdentifier(t) || t == "Resource"
 	})
 	return l
 }
@@ -180,6 +179,16 @@ func literalType(r *dtpb.Reference) string {
 		return ""
 	}
 	return b.String()
+}
+
+// namedByIdentifier reports whether a logical reference to a record of
+// type typ must name the patient's records (checkLogicalRecords): the
+// compartment's types but Device, which a write may name by its serial
+// number or UDI wherever it is (an app's own reader may be on no server,
+// and a device is not another patient's record the way a visit is).
+func namedByIdentifier(typ string) bool {
+	_, ok := compartment[typ]
+	return ok && typ != "Device"
 }
 
 // maxLogicalMatches is how many records an identifier in a logical
@@ -215,7 +224,7 @@ func (p *Proxy) checkLogicalRecords(ctx context.Context, a *access, refs []logic
 			}
 			continue
 		}
-		if _, ok := compartment[l.typ]; !ok {
+		if !namedByIdentifier(l.typ) {
 			continue
 		}
 		sys, val := l.ref.GetIdentifier().GetSystem().GetValue(), l.ref.GetIdentifier().GetValue().GetValue()

@@ -302,6 +302,14 @@ func (p *projection) inCompartment(a *access) bool {
 	return false
 }
 
+// unowned reports whether a resource is a Device that names no patient
+// (a ward's monitor, an app's reader): no patient's, it is read by
+// patient/ tokens as a shared record is, named in their writes, and never
+// written by them.
+func (p *projection) unowned() bool {
+	return p.ResourceType == "Device" && p.Patient.Reference == ""
+}
+
 // verdict decides one resource of a response for an access.
 type verdict int
 
@@ -357,7 +365,7 @@ func (a *access) judgeEntry(e *bundleEntry, res []byte) verdict {
 // compartment does not count, its labels still do.
 func (a *access) judge(p *projection) verdict {
 	context := a.bound(p)
-	if a.patient != "" && !context && !p.inCompartment(a) && !a.shared(p.ResourceType) {
+	if a.patient != "" && !context && !p.inCompartment(a) && !a.shared(p.ResourceType) && !p.unowned() {
 		return drop
 	}
 	if !a.readable(p.ResourceType) || p.ResourceType == "List" && len(p.Inner) > 0 {

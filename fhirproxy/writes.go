@@ -337,7 +337,7 @@ func (p *Proxy) checkReferencedRecords(ctx context.Context, a *access, body []by
 		if st != http.StatusOK || pr.ResourceType+"/"+pr.ID != ref {
 			return unseen(ref)
 		}
-		if conf, tags := pr.labels(); !a.clearance.Allows(conf, tags) || inComp(ref) && (!pr.inCompartment(a) || a.judge(pr) != keep) {
+		if conf, tags := pr.labels(); !a.clearance.Allows(conf, tags) || inComp(ref) && (!pr.inCompartment(a) && !pr.unowned() || a.judge(pr) != keep) {
 			return unseen(ref)
 		}
 		if pr.ResourceType == "Binary" || a.bound(pr) {
