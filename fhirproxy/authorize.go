@@ -516,9 +516,10 @@ func (p *Proxy) confine(in *Interaction, a *access) *refusal {
 		fallthrough
 	case SearchType:
 		for _, prm := range in.Params {
-			if prm.Name == "_revinclude" && (inComp || isPatient) && provenanceOf(prm.Value, in.Type) {
-				// US Core's: each Provenance comes only with the records
-				// it is about (access.provenanceKept).
+			if prm.Name == "_revinclude" && provenanceOf(prm.Value, in.Type) {
+				// US Core's: each Provenance comes only with the
+				// patient's records it is about (access.provenanceKept);
+				// with a shared type's, none does.
 				a.provenances = true
 				continue
 			}
