@@ -69,10 +69,8 @@ var compartment = map[string]compartmentType{
 	// subject). Left out: those placed by a list of references (Account's
 	// subject, Group's members, Provenance's targets, Schedule's actors),
 	// by a nested element (Person's links, AuditEvent's agents and
-	// entities), by a reference that may name anyone (AppointmentResponse's
-	// actor, Basic's subject, SupplyRequest's requester), or by an element
-	// the projection does not read (EnrollmentRequest's candidate,
-	// ResearchSubject's individual).
+	// entities), or by a reference that may name anyone (AppointmentResponse's
+	// actor, Basic's subject, SupplyRequest's requester).
 	//
 	// Device is not in the CompartmentDefinition, but US Core's implantable
 	// devices are the patient's, found by Device?patient: a Device whose
@@ -90,6 +88,7 @@ var compartment = map[string]compartmentType{
 	"List": {"patient", []string{"subject"}}, "MeasureReport": {"patient", []string{"subject"}},
 	"MolecularSequence": {"patient", []string{"patient"}}, "RequestGroup": {"patient", []string{"subject"}},
 	"SupplyDelivery": {"patient", []string{"patient"}}, "VisionPrescription": {"patient", []string{"patient"}},
+	"ResearchSubject": {"patient", []string{"individual"}}, "EnrollmentRequest": {"patient", []string{"candidate"}},
 }
 
 // DefaultSharedTypes are types outside any patient's compartment that a

@@ -20,7 +20,7 @@ var compartmentTypes = []struct{ typ, field, param string }{
 	{"ImmunizationEvaluation", "patient", "patient"}, {"ImmunizationRecommendation", "patient", "patient"},
 	{"Invoice", "subject", "patient"}, {"List", "subject", "patient"}, {"MeasureReport", "subject", "patient"},
 	{"MolecularSequence", "patient", "patient"}, {"RequestGroup", "subject", "patient"}, {"SupplyDelivery", "patient", "patient"},
-	{"VisionPrescription", "patient", "patient"},
+	{"VisionPrescription", "patient", "patient"}, {"ResearchSubject", "individual", "patient"}, {"EnrollmentRequest", "candidate", "patient"},
 }
 
 // TestCompartmentTypes: a patient app reads and searches the patient's

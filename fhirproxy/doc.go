@@ -50,12 +50,13 @@
 // CommunicationRequest, Composition, Condition, Consent, Coverage (the
 // beneficiary), CoverageEligibilityRequest and -Response, DetectedIssue,
 // DeviceRequest, DeviceUseStatement, DiagnosticReport, DocumentManifest,
-// DocumentReference, Encounter, EpisodeOfCare, ExplanationOfBenefit,
-// FamilyMemberHistory, Flag, Goal, ImagingStudy, Immunization,
-// ImmunizationEvaluation, ImmunizationRecommendation, Invoice, List,
-// MeasureReport, Media, the four Medication* request and event types,
-// MolecularSequence, NutritionOrder, Observation, Procedure,
-// QuestionnaireResponse, RelatedPerson, RequestGroup, RiskAssessment,
+// DocumentReference, Encounter, EnrollmentRequest (the candidate),
+// EpisodeOfCare, ExplanationOfBenefit, FamilyMemberHistory, Flag, Goal,
+// ImagingStudy, Immunization, ImmunizationEvaluation,
+// ImmunizationRecommendation, Invoice, List, MeasureReport, Media, the four
+// Medication* request and event types, MolecularSequence, NutritionOrder,
+// Observation, Procedure, QuestionnaireResponse, RelatedPerson,
+// RequestGroup, ResearchSubject (the individual), RiskAssessment,
 // ServiceRequest, Specimen, SupplyDelivery and VisionPrescription, and the
 // patient's own Patient; and, though the definition leaves it out, Device
 // (US Core's implantable devices, by Device.patient). A record of these
@@ -63,13 +64,11 @@
 // references do not widen it). A Device that names no patient (a ward's
 // monitor) is no patient's: a patient/ token reads it as a shared record,
 // and its writes may name it but not change it. The definition's others
-// (Account, AuditEvent, Basic, EnrollmentRequest, Group, Person,
-// Provenance, ResearchSubject, Schedule, AppointmentResponse,
-// SupplyRequest) are placed by lists of references, by references that may
-// name anyone, or by elements the proxy does not read (EnrollmentRequest's
-// candidate, ResearchSubject's individual), and are refused to patient/
-// tokens, as is every type outside the compartment that is not shared, but
-// for Binary and Provenance reads.
+// (Account, AuditEvent, Basic, Group, Person, Provenance, Schedule,
+// AppointmentResponse, SupplyRequest) are placed by lists of references, by
+// nested elements or by references that may name anyone, and are refused to
+// patient/ tokens, as is every type outside the compartment that is not
+// shared, but for Binary and Provenance reads.
 //
 // A patient/ token may read a Binary whose securityContext is in its
 // compartment (never search Binary), and a Provenance whose targets (at

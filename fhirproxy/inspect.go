@@ -18,7 +18,10 @@ type projection struct {
 	Subject      ref
 	Patient      ref
 	Beneficiary  ref
-	Participant  []struct{ Actor ref }
+	// Individual is a ResearchSubject's, Candidate an EnrollmentRequest's:
+	// the patient each is about.
+	Individual, Candidate ref
+	Participant           []struct{ Actor ref }
 	// SecurityContext is a Binary's: the resource whose access rules it
 	// shares (the DocumentReference of a document's content, say).
 	SecurityContext ref
@@ -86,6 +89,10 @@ func (p *projection) decode(s *jsonstrict.Scanner, entry func() error, after fun
 			err = p.Patient.decode(s)
 		case "beneficiary":
 			err = p.Beneficiary.decode(s)
+		case "individual":
+			err = p.Individual.decodeAny(s)
+		case "candidate":
+			err = p.Candidate.decodeAny(s)
 		case "securityContext":
 			err = p.SecurityContext.decode(s)
 		case "target":
@@ -204,6 +211,15 @@ func readTargets(s *jsonstrict.Scanner, dst *[]ref) error {
 	})
 }
 
+// decodeAny reads a member that is a Reference in the types the
+// projection reads it for, and skips it as whatever it is in any other.
+func (r *ref) decodeAny(s *jsonstrict.Scanner) error {
+	if s.Kind() != '{' {
+		return s.Skip()
+	}
+	return r.decode(s)
+}
+
 func readString(s *jsonstrict.Scanner, dst *string) error {
 	if s.Kind() == 'n' {
 		return s.Skip()
@@ -289,6 +305,14 @@ func (p *projection) inCompartment(a *access) bool {
 			}
 		case "beneficiary":
 			if refersTo(p.Beneficiary.Reference, patient, false, a) {
+				return true
+			}
+		case "individual":
+			if refersTo(p.Individual.Reference, patient, false, a) {
+				return true
+			}
+		case "candidate":
+			if refersTo(p.Candidate.Reference, patient, false, a) {
 				return true
 			}
 		case "participant.actor":
