@@ -534,7 +534,7 @@ func (p *Proxy) confine(in *Interaction, a *access) *refusal {
 				return forbidden("modifier :" + mod + " is not allowed on a patient parameter")
 			}
 			for _, v := range strings.Split(prm.Value, ",") {
-				if !refersTo(v, pid, base == "patient" || base == "_id" || base == "beneficiary" || mod == "Patient", a) {
+				if !refersTo(v, pid, base == "patient" || base == "_id" || base == "beneficiary" || base == "individual" || base == "candidate" || mod == "Patient", a) {
 					return forbidden("the search names another patient")
 				}
 			}

@@ -100,7 +100,8 @@ var DefaultSharedTypes = []string{"Practitioner", "PractitionerRole", "Organizat
 // name a patient; on a patient/ token each value must be the context patient.
 var patientParams = map[string]bool{"patient": true, "subject": true, "beneficiary": true, "actor": true, "performer": true,
 	"requester": true, "author": true, "recorder": true, "asserter": true, "participant": true, "_id": true, "link": true,
-	"policy-holder": true, "subscriber": true, "focus": true, "sender": true, "recipient": true}
+	"policy-holder": true, "subscriber": true, "focus": true, "sender": true, "recipient": true,
+	"individual": true, "candidate": true}
 
 // refersTo reports whether a reference value names Patient/id on this
 // FHIR server: "id" (for patient-typed parameters), "Patient/id", or an

@@ -61,6 +61,13 @@ func TestCompartmentTypes(t *testing.T) {
 		f.up.reset()
 		r = f.do("GET", "/"+c.typ+"?"+c.param+"="+url.QueryEscape("Patient/p2"), tok, "")
 		f.refused(c.typ+" search naming p2", r, 403)
+		if c.field != c.param && c.field != "subject" { // searched by its element's own name too
+			f.refused(c.typ+" search naming p2 by "+c.field, f.do("GET", "/"+c.typ+"?"+c.field+"=p2", tok, ""), 403)
+			if r := f.do("GET", "/"+c.typ+"?"+c.field+"=p1", tok, ""); r.status != 200 {
+				t.Errorf("%s search naming p1 by %s: %d %s", c.typ, c.field, r.status, r.raw)
+			}
+			f.up.reset()
+		}
 		r = f.do("GET", "/Patient/p2/"+c.typ, tok, "")
 		f.refused(c.typ+" in p2's compartment", r, 403)
 		if r := f.do("GET", "/"+c.typ+"/theirs", clinician, ""); r.status != 200 {
