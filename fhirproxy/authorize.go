@@ -497,10 +497,13 @@ func (p *Proxy) confine(in *Interaction, a *access) *refusal {
 	// judged by the records it is bound to: the one a Binary's
 	// securityContext names, a Provenance's targets (Proxy.judgeContext).
 	boundRead := (in.Type == "Binary" || in.Type == "Provenance") && (in.Kind == Read || in.Kind == VRead)
+	// A Binary bound to one of the patient's records may be written whole
+	// (Proxy.patientsBinary).
+	binaryWrite := in.Type == "Binary" && (in.Kind == Create || in.Kind == Update || in.Kind == Delete)
 	switch {
 	case in.Type == "" && in.Kind != Batch:
 		return forbidden("system-level interactions are not allowed with patient context")
-	case !inComp && !isPatient && !shared && in.Kind != Batch && !boundRead:
+	case !inComp && !isPatient && !shared && in.Kind != Batch && !boundRead && !binaryWrite:
 		return forbidden(in.Type + " is outside the patient compartment")
 	}
 	switch in.Kind {

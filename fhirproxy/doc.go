@@ -68,20 +68,26 @@
 // AppointmentResponse, SupplyRequest) are placed by lists of references, by
 // nested elements or by references that may name anyone, and are refused to
 // patient/ tokens, as is every type outside the compartment that is not
-// shared, but for Binary and Provenance reads.
+// shared, but for Binary and Provenance (below).
 //
 // A patient/ token may read a Binary whose securityContext is in its
-// compartment (never search Binary), and a Provenance whose targets (at
-// least one, at most eight) are all its patient's records that it may read
-// (not shared ones): by id, each target then read from the FHIR server to
-// judge it, or brought with a search's matches by
-// _revinclude=Provenance:target (or Provenance:target:Type), as US Core has
-// apps fetch them, each target then an entry the Bundle keeps before it (as
-// servers write them). Another patient's Provenance, one about a withheld
-// record, about nothing or about another server's records reads as missing,
-// as it does in a batch; Provenance searches and writes are refused. For
-// patient/ tokens, reverse chains (_has), chains, any other _revinclude,
-// iterating includes, _filter, _list,
+// compartment (never search Binary), and write one bound to one of its
+// patient's records: a create, an update or a delete, whole (never a patch
+// or a conditional write), where the securityContext names, by Type/id on
+// this server, the patient or a record of the patient's the token may read
+// (not a shared one), and the Binary replaced or removed is bound so too. A
+// transaction that files a document with its content binds the Binary to
+// the patient, not to the urn:uuid of the document it creates. It may read
+// a Provenance whose targets (at least one, at most eight) are all its
+// patient's records that it may read (not shared ones): by id, each target
+// then read from the FHIR server to judge it, or brought with a search's
+// matches by _revinclude=Provenance:target (or Provenance:target:Type), as
+// US Core has apps fetch them, each target then an entry the Bundle keeps
+// before it (as servers write them). Another patient's Provenance, one
+// about a withheld record, about nothing or about another server's records
+// reads as missing, as it does in a batch; Provenance searches and writes
+// are refused. For patient/ tokens, reverse chains (_has), chains, any
+// other _revinclude, iterating includes, _filter, _list,
 // system-wide search and history, type history and a FHIRPath Patch are
 // refused (fail closed); conditional writes are resolved by the proxy (see
 // Conditional writes). A JSON Patch is applied by the proxy to the stored

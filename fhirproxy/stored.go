@@ -83,6 +83,13 @@ func (p *Proxy) checkStored(ctx context.Context, in Interaction, a *access, next
 		return nil
 	case st != http.StatusOK:
 		return notFound()
+	case inComp && in.Type == "Binary":
+		// A patient app's Binary is bound to one of its patient's
+		// records; any other (another's, a shared record's, none) it may
+		// not replace or remove.
+		if ref := p.patientsBinary(ctx, a, pr); ref != nil {
+			return outsideGrant()
+		}
 	case inComp && !pr.inCompartment(a):
 		return outsideGrant()
 	}
@@ -261,6 +268,32 @@ func (p *Proxy) judgeContext(ctx context.Context, a *access, res *projection) ve
 		}
 	}
 	return keep
+}
+
+// patientsBinary checks that a Binary a patient app writes, or replaces,
+// is bound to one of its patient's records: its securityContext names,
+// on this server, a record in the compartment (the patient's Patient, or
+// one of its records; not a shared one) that the access may see as it is
+// now (read here, a read counted in a Bundle's).
+func (p *Proxy) patientsBinary(ctx context.Context, a *access, bin *projection) *refusal {
+	refused := refuse(http.StatusForbidden, "forbidden", "with patient context a Binary is bound (securityContext) to one of the patient's records this token may read, "+
+		"by Type/id on this server")
+	ref, ok := a.localRef(bin.SecurityContext.Reference)
+	if !ok {
+		return refused
+	}
+	if !a.entries.spend() {
+		return tooManyReads()
+	}
+	st, pr, _, err := p.fetch(ctx, ref, "")
+	if err != nil {
+		return refuse(http.StatusBadGateway, "transient", "the FHIR server is unavailable")
+	}
+	if st != http.StatusOK || pr.ResourceType+"/"+pr.ID != ref || a.bound(pr) || pr.ResourceType == "Binary" ||
+		!pr.inCompartment(a) || a.judge(pr) != keep {
+		return refused
+	}
+	return nil
 }
 
 // maxTargets is how many targets a Provenance a patient/ token reads may

@@ -64,6 +64,11 @@ func (p *Proxy) checkWrite(ctx context.Context, contentType string, in Interacti
 		if next, ref = checkContent(in, a, body); ref != nil {
 			return ref
 		}
+		if a.patient != "" && next.ResourceType == "Binary" {
+			if ref := p.patientsBinary(ctx, a, next); ref != nil {
+				return ref
+			}
+		}
 	}
 	judged := !a.seesAll() && (in.Kind == Create || in.Kind == Update || in.Kind == Patch)
 	if judged {
@@ -113,7 +118,7 @@ func checkContent(in Interaction, a *access, body []byte) (*projection, *refusal
 	if !a.clearance.Allows(conf, tags) {
 		return nil, refuse(http.StatusForbidden, "forbidden", "the resource carries labels beyond the token's clearance")
 	}
-	if a.patient != "" && !pr.inCompartment(a) {
+	if a.patient != "" && !pr.inCompartment(a) && pr.ResourceType != "Binary" { // a Binary's context: checkWrite
 		return nil, refuse(http.StatusForbidden, "forbidden", "the resource would be outside the patient compartment")
 	}
 	typed, ref := validR4(body)

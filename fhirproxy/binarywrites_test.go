@@ -1,0 +1,100 @@
+package fhirproxy_test
+
+import (
+	"strings"
+	"testing"
+)
+
+// binary is a Binary bound to context ("" for none).
+func binary(id, context string) map[string]any {
+	b := map[string]any{"resourceType": "Binary", "id": id, "contentType": "text/plain", "data": "aGVsbG8="}
+	if context != "" {
+		b["securityContext"] = map[string]any{"reference": context}
+	}
+	return b
+}
+
+// TestPatientBinaryWrites: a patient app files a document's content as a
+// Binary bound (securityContext) to one of its patient's records, and
+// replaces or removes only such a Binary. One bound to another patient's
+// record, to a shared or withheld one, to another server's or to nothing
+// would put content outside the compartment (or take it over), and is
+// refused with nothing written.
+func TestPatientBinaryWrites(t *testing.T) {
+	f := newFixture(t)
+	f.up.mu.Lock()
+	for id, ctx := range map[string]string{"mine": "Patient/p1", "mine-lab": "Observation/lab-1", "theirs": "Patient/p2",
+		"loose": "", "dr": "Practitioner/dr"} {
+		f.up.resources["Binary/"+id] = binary(id, ctx)
+	}
+	f.up.mu.Unlock()
+	app := f.token("launch/patient patient/Binary.cruds patient/Patient.rs patient/Observation.rs patient/Practitioner.rs", nil)
+	created := func(ctx string) string { return strings.Replace(mustJSON(binary("", ctx)), `"id":"",`, "", 1) }
+	for _, c := range []struct {
+		name, method, target, body string
+		status                     int
+	}{
+		{"bound to the patient", "POST", "/Binary", created("Patient/p1"), 201},
+		{"bound to the patient's record", "POST", "/Binary", created("Observation/lab-1"), 201},
+		{"bound to the patient on the upstream's base", "POST", "/Binary", created(f.up.ts.URL + "/Patient/p1"), 201},
+		{"its own replaced", "PUT", "/Binary/mine", mustJSON(binary("mine", "Patient/p1")), 200},
+		{"its own rebound to the patient's record", "PUT", "/Binary/mine-lab", mustJSON(binary("mine-lab", "Patient/p1")), 200},
+		{"its own removed", "DELETE", "/Binary/mine", "", 204},
+
+		{"bound to another patient", "POST", "/Binary", created("Patient/p2"), 403},
+		{"bound to another patient's record", "POST", "/Binary", created("Observation/lab-2"), 403},
+		{"bound to a withheld record", "POST", "/Binary", created("Observation/psy-1"), 403},
+		{"bound to a shared record", "POST", "/Binary", created("Practitioner/dr"), 403},
+		{"bound to a missing record", "POST", "/Binary", created("Observation/nope"), 403},
+		{"bound to another server's record", "POST", "/Binary", created("https://other.example/fhir/Patient/p1"), 403},
+		{"bound to another Binary", "POST", "/Binary", created("Binary/mine"), 403},
+		{"bound to nothing", "POST", "/Binary", created(""), 403},
+		{"its own moved to another patient", "PUT", "/Binary/mine", mustJSON(binary("mine", "Patient/p2")), 403},
+		{"another patient's taken over", "PUT", "/Binary/theirs", mustJSON(binary("theirs", "Patient/p1")), 404},
+		{"an unbound one taken over", "PUT", "/Binary/loose", mustJSON(binary("loose", "Patient/p1")), 404},
+		{"a shared record's taken over", "PUT", "/Binary/dr", mustJSON(binary("dr", "Patient/p1")), 404},
+		{"one that is not there", "PUT", "/Binary/nope", mustJSON(binary("nope", "Patient/p1")), 404},
+		{"another patient's removed", "DELETE", "/Binary/theirs", "", 404},
+		{"an unbound one removed", "DELETE", "/Binary/loose", "", 404},
+		{"patched", "PATCH", "/Binary/mine", `[{"op":"replace","path":"/contentType","value":"text/html"}]`, 403},
+		{"created conditionally", "POST", "/Binary", created("Patient/p1"), 403},
+	} {
+		hdr := []string{}
+		switch {
+		case c.method == "PATCH":
+			hdr = []string{"Content-Type", "application/json-patch+json"}
+		case strings.HasSuffix(c.name, "conditionally"): // Binary is never searched with patient context
+			hdr = []string{"If-None-Exist", "_id=x"}
+		}
+		r := f.do(c.method, c.target, app, c.body, hdr...)
+		if r.status != c.status {
+			t.Errorf("%s: %d %s, want %d", c.name, r.status, r.raw, c.status)
+		}
+		if c.status >= 400 {
+			f.onlyReads(c.name)
+		}
+		f.up.reset()
+	}
+	// In a transaction, as on its own; one entry refused refuses all.
+	entry := func(ctx string) string {
+		return `{"request":{"method":"POST","url":"Binary"},"resource":` + created(ctx) + `}`
+	}
+	tx := func(entries ...string) string {
+		return `{"resourceType":"Bundle","type":"transaction","entry":[` + strings.Join(entries, ",") + `]}`
+	}
+	if r := f.do("POST", "/", app, tx(entry("Patient/p1"), entry("Observation/lab-1"))); r.status != 200 {
+		t.Errorf("a transaction of the patient's Binaries: %d %s", r.status, r.raw)
+	}
+	f.up.reset()
+	if r := f.do("POST", "/", app, tx(entry("Patient/p1"), entry("Patient/p2"))); r.status != 403 {
+		t.Errorf("a transaction with another patient's Binary: %d %s", r.status, r.raw)
+	}
+	f.onlyReads("a transaction with another patient's Binary")
+	// Without the token's read of the context's type, the context is not
+	// one it may read.
+	blind := f.token("launch/patient patient/Binary.cruds", nil)
+	if r := f.do("POST", "/Binary", blind, created("Patient/p1")); r.status != 403 {
+		t.Errorf("bound to the patient, without Patient read: %d %s", r.status, r.raw)
+	}
+	f.onlyReads("without Patient read")
+}
