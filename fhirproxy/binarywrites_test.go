@@ -90,6 +90,28 @@ func TestPatientBinaryWrites(t *testing.T) {
 		t.Errorf("a transaction with another patient's Binary: %d %s", r.status, r.raw)
 	}
 	f.onlyReads("a transaction with another patient's Binary")
+	// A document filed with its content: the Binary bound to the
+	// DocumentReference the same transaction creates, by its fullUrl.
+	docApp := f.token("launch/patient patient/Binary.cruds patient/DocumentReference.cruds patient/Patient.rs", nil)
+	doc := `{"fullUrl":"urn:uuid:doc","request":{"method":"POST","url":"DocumentReference"},"resource":{"resourceType":"DocumentReference",` +
+		`"status":"current","subject":{"reference":"Patient/p1"},"content":[{"attachment":{"contentType":"text/plain","url":"urn:uuid:bin"}}]}}`
+	bin := func(ctx string) string {
+		return `{"fullUrl":"urn:uuid:bin","request":{"method":"POST","url":"Binary"},"resource":` + created(ctx) + `}`
+	}
+	if r := f.do("POST", "/", docApp, tx(doc, bin("urn:uuid:doc"))); r.status != 200 {
+		t.Errorf("a document filed with its content: %d %s", r.status, r.raw)
+	}
+	f.up.reset()
+	for name, ctx := range map[string]string{"a fullUrl the transaction does not write": "urn:uuid:elsewhere", "its own fullUrl": "urn:uuid:bin"} {
+		body := tx(doc, bin(ctx))
+		if name == "its own fullUrl" { // the Binary alone, bound to itself
+			body = tx(bin(ctx))
+		}
+		if r := f.do("POST", "/", docApp, body); r.status != 403 && r.status != 400 {
+			t.Errorf("a Binary bound to %s: %d %s", name, r.status, r.raw)
+		}
+		f.onlyReads(name)
+	}
 	// Without the token's read of the context's type, the context is not
 	// one it may read.
 	blind := f.token("launch/patient patient/Binary.cruds", nil)

@@ -75,10 +75,10 @@
 // patient's records: a create, an update or a delete, whole (never a patch
 // or a conditional write), where the securityContext names, by Type/id on
 // this server, the patient or a record of the patient's the token may read
-// (not a shared one), and the Binary replaced or removed is bound so too. A
-// transaction that files a document with its content binds the Binary to
-// the patient, not to the urn:uuid of the document it creates. It may read
-// a Provenance whose targets (at least one, at most eight) are all its
+// (not a shared one), or, in a transaction, the fullUrl of a record of the
+// compartment's types the transaction writes (a document filed with its
+// content); the Binary replaced or removed must be bound so too. It may
+// read a Provenance whose targets (at least one, at most eight) are all its
 // patient's records that it may read (not shared ones): by id, each target
 // then read from the FHIR server to judge it, or brought with a search's
 // matches by _revinclude=Provenance:target (or Provenance:target:Type), as

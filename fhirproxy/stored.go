@@ -274,10 +274,20 @@ func (p *Proxy) judgeContext(ctx context.Context, a *access, res *projection) ve
 // is bound to one of its patient's records: its securityContext names,
 // on this server, a record in the compartment (the patient's Patient, or
 // one of its records; not a shared one) that the access may see as it is
-// now (read here, a read counted in a Bundle's).
+// now (read here, a read counted in a Bundle's), or the fullUrl of a
+// record the same Bundle creates or updates.
 func (p *Proxy) patientsBinary(ctx context.Context, a *access, bin *projection) *refusal {
 	refused := refuse(http.StatusForbidden, "forbidden", "with patient context a Binary is bound (securityContext) to one of the patient's records this token may read, "+
-		"by Type/id on this server")
+		"by Type/id on this server, or by the fullUrl of one the same transaction writes")
+	if v := bin.SecurityContext.Reference; isURN(v) && a.entries != nil {
+		// A record the same Bundle creates or updates (a document filed
+		// with its content), checked as that entry: in the compartment
+		// when it is of the compartment's types, with patient context.
+		if _, ok := compartment[a.entries.targets[v]]; ok || a.entries.targets[v] == "Patient" {
+			return nil
+		}
+		return refused
+	}
 	ref, ok := a.localRef(bin.SecurityContext.Reference)
 	if !ok {
 		return refused

@@ -272,7 +272,7 @@ func (p *Proxy) checkReferencedRecords(ctx context.Context, a *access, body []by
 		ref, ok := a.localRef(sv)
 		switch {
 		case !ok && a.entries != nil && isURN(sv) && (reference || patch):
-			if dangling == "" && !a.entries.targets[sv] {
+			if dangling == "" && a.entries.targets[sv] == "" {
 				dangling = sv
 			}
 		case !ok:
@@ -479,7 +479,7 @@ func (p *Proxy) checkBatch(ctx context.Context, a *access, body []byte) *refusal
 	var fullURLs map[string]bool // the entries' fullUrls, where answers are judged
 	if judged {
 		fullURLs = map[string]bool{}
-		a.entries = &entryChecks{targets: map[string]bool{}, seen: map[string]bool{}, reads: maxBundleReads}
+		a.entries = &entryChecks{targets: map[string]string{}, seen: map[string]bool{}, reads: maxBundleReads}
 	}
 	// First each entry is read and authorised, and where answers are
 	// judged a conditional write is resolved into the plain one it calls
@@ -512,7 +512,7 @@ func (p *Proxy) checkBatch(ctx context.Context, a *access, body []byte) *refusal
 			}
 			fullURLs[e.FullURL] = true
 			if isURN(e.FullURL) && (e.Method == http.MethodPost || e.Method == http.MethodPut) {
-				a.entries.targets[e.FullURL] = true
+				a.entries.targets[e.FullURL] = in.Type
 			}
 		}
 		if err == nil && e.IfNoneExist != nil {
@@ -730,7 +730,7 @@ const maxBundleReads = 128
 // context, patient and reference), and how many upstream reads the Bundle
 // has left.
 type entryChecks struct {
-	targets map[string]bool
+	targets map[string]string // the fullUrls of the entries that create or update, and their types
 	seen    map[string]bool
 	reads   int
 	// ids are the identifiers of the in-context patient's record, by
