@@ -17,7 +17,9 @@ import (
 // (Observation/psy-1), in any form the server reads (relative, versioned,
 // absolute on its base, escaped); no attachment names one; no
 // reference that may be to a patient carries p2's record number; and no
-// reference names p2's encounter (Encounter/e2) by its visit number. The
+// reference names p2's encounter (Encounter/e2) by its visit number; and
+// a Binary it writes (a fifth form: the extension's reference as its
+// securityContext) is bound to one of p1's records. The
 // forwarded body is read with encoding/json, independently of the
 // proxy's own reading of it.
 func FuzzPatientWrites(f *testing.F) {
@@ -26,7 +28,7 @@ func FuzzPatientWrites(f *testing.F) {
 	// (escapes, or JSON of their own, included). Each seed but the first
 	// two has one value the proxy must refuse, so that the fuzzer starts
 	// at the boundary.
-	for form := range uint8(4) { // create, update, transaction, JSON Patch
+	for form := range uint8(5) { // create, update, transaction, JSON Patch, a Binary bound to the extension's reference
 		f.Add("Patient/p1", "Practitioner/dr", "Binary/b1", "Binary/b1", "1", "V1", form)
 		f.Add("Patient\\/p1", "Patient/p1", "Observation/vs-1", "https://docs.example.org/1", "1", "V1", form)
 		f.Add("Patient/p1", "Patient/p2", "Binary/b1", "Binary/b1", "1", "V1", form)
@@ -36,6 +38,7 @@ func FuzzPatientWrites(f *testing.F) {
 		f.Add("Patient/p1", "Practitioner/dr", "Binary/b1", "Binary/b1", "2", "V1", form)
 		f.Add("Patient/p1", "Practitioner/dr", "Observation/psy-1", "Binary/b1", "1", "V1", form)
 		f.Add("Patient/p1", "Practitioner/dr", "Binary/b1", "Binary/b1", "1", "V2", form)
+		f.Add("Patient/p1", "Practitioner/dr", "Practitioner/dr", "Binary/b1", "1", "V1", form)
 	}
 	fx := newFixture(&testing.T{})
 	fx.up.mu.Lock()
@@ -46,7 +49,9 @@ func FuzzPatientWrites(f *testing.F) {
 			"subject": map[string]any{"reference": "Patient/" + e[1]}, "identifier": []any{map[string]any{"system": "urn:visit", "value": "V" + e[0][1:]}}}
 	}
 	fx.up.mu.Unlock()
-	tok := fx.token("launch/patient patient/Observation.cruds patient/DocumentReference.cruds patient/Binary.rs patient/Patient.rs patient/Encounter.rs", nil)
+	tok := fx.token("launch/patient patient/Observation.cruds patient/DocumentReference.cruds patient/Binary.crs patient/Patient.rs patient/Encounter.rs patient/Practitioner.rs", nil)
+	// p1's records: what a Binary a patient app writes may be bound to.
+	p1s := map[string]bool{"Patient/p1": true, "Observation/lab-1": true, "Observation/vs-1": true, "Encounter/e1": true}
 	// p2's records, and p1's record the token's clearance withholds
 	// (labelled R and PSY).
 	others := map[string]bool{"Patient/p2": true, "Observation/lab-2": true, "Binary/b2": true, "Observation/psy-1": true, "Encounter/e2": true}
@@ -63,7 +68,7 @@ func FuzzPatientWrites(f *testing.F) {
 				`,"encounter":` + encounterJSON + `,"performer":` + performerJSON + `,"extension":` + extensionJSON + `,"contained":` + containedJSON + `,"derivedFrom":[{"reference":"#d"}]}`
 		}
 		method, target, body, hdr := http.MethodPost, "/Observation", resource(""), []string(nil)
-		switch form % 4 {
+		switch form % 5 {
 		case 1:
 			method, target, body = http.MethodPut, "/Observation/lab-1", resource(`"id":"lab-1",`)
 		case 2: // the resource, and another naming it by its fullUrl
@@ -78,6 +83,9 @@ func FuzzPatientWrites(f *testing.F) {
 				`},{"op":"add","path":"/performer","value":` + performerJSON +
 				`},{"op":"add","path":"/extension","value":` + extensionJSON + `},{"op":"add","path":"/contained","value":` + containedJSON +
 				`},{"op":"add","path":"/derivedFrom","value":[{"reference":"#d"}]}]`
+		case 4: // a document's content, bound to what the extension names
+			target = "/Binary"
+			body = `{"resourceType":"Binary","contentType":"text/plain","data":"aGk=","securityContext":{"reference":"` + extension + `"}}`
 		}
 		r := fx.do(method, target, tok, body, hdr...)
 		for i, g := range fx.up.requests() {
@@ -90,6 +98,14 @@ func FuzzPatientWrites(f *testing.F) {
 			var doc any
 			if err := json.Unmarshal([]byte(sent), &doc); err != nil {
 				t.Fatalf("forwarded a body encoding/json cannot read (%d): %q", r.status, sent)
+			}
+			if m, _ := doc.(map[string]any); m["resourceType"] == "Binary" {
+				ctx, _ := m["securityContext"].(map[string]any)
+				ref, _ := ctx["reference"].(string)
+				ref = strings.TrimPrefix(strings.TrimPrefix(ref, fx.up.ts.URL+"/"), fx.base+"/")
+				if typ, rest, ok := strings.Cut(ref, "/"); !ok || !p1s[typ+"/"+strings.Split(rest, "/")[0]] {
+					t.Fatalf("a Binary bound to %q went upstream (%d): %q", ref, r.status, body)
+				}
 			}
 			names := func(v string) bool {
 				v = strings.TrimPrefix(strings.TrimPrefix(v, fx.up.ts.URL+"/"), fx.base+"/")
