@@ -857,3 +857,44 @@ func TestProvenanceThroughTheProxy(t *testing.T) {
 		}
 	}
 }
+
+// TestDocumentFiledThroughTheProxy: a patient app files a document with
+// its content in one transaction, through the proxy, on the sandbox's data
+// server: the Binary bound (securityContext) to the DocumentReference the
+// transaction creates, by its fullUrl, which the server resolves. The app
+// reads both back; another patient's app finds the content missing.
+func TestDocumentFiledThroughTheProxy(t *testing.T) {
+	sb := startSandbox(t)
+	scope := "launch/patient patient/DocumentReference.cruds patient/Binary.cruds patient/Patient.rs"
+	tok := patientToken(t, sb, scope)
+	body := `{"resourceType":"Bundle","type":"transaction","entry":[` +
+		`{"fullUrl":"urn:uuid:doc","request":{"method":"POST","url":"DocumentReference"},"resource":{"resourceType":"DocumentReference",` +
+		`"status":"current","subject":{"reference":"Patient/pt-001"},"content":[{"attachment":{"contentType":"text/plain","url":"urn:uuid:bin"}}]}},` +
+		`{"fullUrl":"urn:uuid:bin","request":{"method":"POST","url":"Binary"},"resource":{"resourceType":"Binary","contentType":"text/plain",` +
+		`"data":"aGVsbG8=","securityContext":{"reference":"urn:uuid:doc"}}}]}`
+	code, b := fhirCall(t, tok, http.MethodPost, sb.FHIRBase, body)
+	var answer struct {
+		Entry []struct{ Response struct{ Location string } }
+	}
+	if err := json.Unmarshal(b, &answer); code != http.StatusOK || err != nil || len(answer.Entry) != 2 {
+		t.Fatalf("the transaction: %d %s", code, b)
+	}
+	doc, bin := answer.Entry[0].Response.Location, answer.Entry[1].Response.Location
+	if !strings.HasPrefix(doc, "DocumentReference/") || !strings.HasPrefix(bin, "Binary/") {
+		t.Fatalf("the transaction's locations: %q, %q", doc, bin)
+	}
+	bin, _, _ = strings.Cut(strings.TrimPrefix(bin, sb.FHIRBase+"/"), "/_history")
+	code, b = fhirCall(t, tok, http.MethodGet, sb.FHIRBase+"/"+bin, "")
+	var stored struct{ SecurityContext struct{ Reference string } }
+	if err := json.Unmarshal(b, &stored); code != http.StatusOK || err != nil || !strings.HasPrefix(stored.SecurityContext.Reference, "DocumentReference/") {
+		t.Errorf("the content read back: %d %s", code, b)
+	}
+	other, err := sb.Auth.Mint(context.Background(), "", smart.Grant{ClientID: ExampleAppID, UserID: "patient", FHIRUser: "Patient/pt-002",
+		Scope: scope, Audience: sb.FHIRBase, Context: launch.Context{Patient: "pt-002"}}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, b := fhirCall(t, other, http.MethodGet, sb.FHIRBase+"/"+bin, ""); code != http.StatusNotFound {
+		t.Errorf("another patient's app reads the content: %d %s", code, b)
+	}
+}
