@@ -1,6 +1,8 @@
 package fhirproxy_test
 
 import (
+	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"slices"
 	"testing"
@@ -129,5 +131,25 @@ func TestProvenanceForClinicians(t *testing.T) {
 	}
 	if got := f.up.requests(); len(got) != 1 {
 		t.Errorf("a clinician's read: %d upstream requests", len(got))
+	}
+}
+
+// TestEverythingKeepsProvenance: a patient's $everything brings the
+// Provenances of the patient's records with them, and no other.
+func TestEverythingKeepsProvenance(t *testing.T) {
+	f := newFixture(t)
+	everything := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		entry := func(res map[string]any) map[string]any { return map[string]any{"resource": res} }
+		f.up.write(w, 200, map[string]any{"resourceType": "Bundle", "type": "searchset", "entry": []any{
+			entry(map[string]any{"resourceType": "Patient", "id": "p1"}), entry(obs("lab-1", "p1", "laboratory")),
+			entry(provenance("lab1", "Observation/lab-1")), entry(provenance("lab2", "Observation/lab-2")),
+			entry(obs("lab-2", "p2", "laboratory")), entry(provenance("p1", "Patient/p1"))}})
+	}))
+	defer everything.Close()
+	f.proxy.Upstream, _ = url.Parse(everything.URL)
+	tok := f.token("launch/patient patient/*.rs", nil)
+	r := f.do("GET", "/Patient/p1/$everything", tok, "")
+	if got := entryIDs(r); r.status != 200 || !slices.Equal(got, []string{"lab-1", "lab1", "p1", "p1"}) {
+		t.Errorf("$everything: %d, entries %v", r.status, got)
 	}
 }
