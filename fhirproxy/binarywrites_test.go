@@ -112,6 +112,17 @@ func TestPatientBinaryWrites(t *testing.T) {
 		}
 		f.onlyReads(name)
 	}
+	// A stored Binary's context is what the server holds: a fullUrl there
+	// names no record of this Bundle's, whatever the Bundle's entries are.
+	f.up.mu.Lock()
+	f.up.resources["Binary/urn-bound"] = binary("urn-bound", "urn:uuid:doc")
+	f.up.mu.Unlock()
+	takeover := `{"request":{"method":"PUT","url":"Binary/urn-bound"},"resource":` + mustJSON(binary("urn-bound", "Patient/p1")) + `}`
+	plainDoc := strings.Replace(doc, `"url":"urn:uuid:bin"`, `"data":"aGk="`, 1)
+	if r := f.do("POST", "/", docApp, tx(plainDoc, takeover)); r.status != 404 && r.status != 403 {
+		t.Errorf("a stored Binary bound to a fullUrl taken over: %d %s", r.status, r.raw)
+	}
+	f.onlyReads("a stored Binary bound to a fullUrl taken over")
 	// Without the token's read of the context's type, the context is not
 	// one it may read.
 	blind := f.token("launch/patient patient/Binary.cruds", nil)

@@ -279,7 +279,12 @@ func (p *Proxy) judgeContext(ctx context.Context, a *access, res *projection) ve
 func (p *Proxy) patientsBinary(ctx context.Context, a *access, bin *projection) *refusal {
 	refused := refuse(http.StatusForbidden, "forbidden", "with patient context a Binary is bound (securityContext) to one of the patient's records this token may read, "+
 		"by Type/id on this server, or by the fullUrl of one the same transaction writes")
-	if v := bin.SecurityContext.Reference; isURN(v) && a.entries != nil {
+	if v := bin.SecurityContext.Reference; isURN(v) {
+		// (A stored Binary bound to a fullUrl is bound to nothing the
+		// proxy can read: checkStored's judgeContext refuses it.)
+		if a.entries == nil {
+			return refused
+		}
 		// A record the same Bundle creates or updates (a document filed
 		// with its content), checked as that entry: in the compartment
 		// when it is of the compartment's types, with patient context.
@@ -330,9 +335,9 @@ func (a *access) remember(keys map[string]bool, p *projection) map[string]bool {
 const maxKeys = 4096
 
 // provenanceKept reports whether a Provenance in a Bundle is about records
-// of the patient's the Bundle keeps (keys, by Type/id): each of its targets, at least one,
-// at most maxTargets, names one of them on this server (a version of it
-// too: versions follow the record).
+// of the patient's the Bundle keeps (keys, by Type/id): each of its
+// targets, at least one, at most maxTargets, names one of them on this
+// server (a version of it too: versions follow the record).
 func (a *access) provenanceKept(p *projection, keys map[string]bool) bool {
 	if len(p.Target) == 0 || len(p.Target) > maxTargets {
 		return false
