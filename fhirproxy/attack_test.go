@@ -1420,6 +1420,14 @@ func TestLabelInference(t *testing.T) {
 		"/Observation?_query=sensitive",
 		"/Observation?_summary=count&_security=" + psy,
 		"/Patient/p1/Observation?_summary=count",
+		// A chain's criteria are the proxy's own search of its target,
+		// held to the same rules: found, the proxy resolved these over
+		// every record (Patient?_has:…:_security=PSY named the patients
+		// with psychiatric records, and the search then came back by them).
+		"/Observation?patient._has:Observation:subject:_security=" + psy,
+		"/Observation?subject:Patient._has:Observation:subject:_security=" + psy,
+		"/Observation?patient._filter=" + url.QueryEscape("_security eq PSY"),
+		"/Observation?encounter._list=psy-list", "/Observation?encounter._query=sensitive",
 	}
 	for _, target := range searches {
 		f.refused(target, f.do("GET", target, user, ""), http.StatusForbidden)
@@ -1429,7 +1437,8 @@ func TestLabelInference(t *testing.T) {
 	f.refused("a batch entry with a chain", f.do("POST", "/", user,
 		`{"resourceType":"Bundle","type":"batch","entry":[{"request":{"method":"GET","url":"Observation?subject.name=One"}}]}`), http.StatusForbidden)
 	for _, target := range []string{"/Observation?_summary=count", "/Observation?_summary=count&code=x",
-		"/Observation?encounter:Encounter.subject=Patient/p2", "/Condition?encounter:Encounter.subject:Patient.name=Two"} {
+		"/Observation?encounter:Encounter.subject=Patient/p2", "/Condition?encounter:Encounter.subject:Patient.name=Two",
+		"/Observation?encounter._has:Condition:encounter:code=F32", "/Observation?encounter._filter=x"} {
 		f.refused(target+" (patient)", f.do("GET", target, patient, ""), http.StatusForbidden)
 	}
 	// A clearance that releases every label withholds nothing: as asked.
@@ -1923,6 +1932,64 @@ func TestBinarySecurityContext(t *testing.T) {
 // forwards the search by their references, so a withheld record matches
 // no more than a missing one. Other chains stay refused; unrestricted
 // tokens' chains go upstream as sent.
+// TestPatientChains: a patient app's chain of one link through a
+// reference that is not to a patient (encounter.identifier=…,
+// practitioner.name=…) is resolved by the proxy over the records the token
+// may see, the patient's and shared ones, so another patient's encounter
+// matches as a missing one does; a chain through a patient reference, one
+// whose criteria name another patient or search by other records, is
+// refused with nothing forwarded. Patient apps had every chain refused.
+func TestPatientChains(t *testing.T) {
+	f := newFixture(t)
+	f.up.mu.Lock()
+	for _, e := range [...][2]string{{"e1", "p1"}, {"e2", "p2"}} {
+		f.up.resources["Encounter/"+e[0]] = map[string]any{"resourceType": "Encounter", "id": e[0], "status": "finished",
+			"subject": map[string]any{"reference": "Patient/" + e[1]}, "identifier": []any{map[string]any{"system": "urn:visit", "value": "V" + e[0][1:]}}}
+	}
+	f.up.resources["PractitionerRole/pr"] = map[string]any{"resourceType": "PractitionerRole", "id": "pr", "practitioner": map[string]any{"reference": "Practitioner/dr"}}
+	f.up.mu.Unlock()
+	tok := f.token("launch/patient patient/Observation.rs patient/Encounter.rs patient/PractitionerRole.rs patient/Practitioner.rs patient/Patient.rs", nil)
+	forwarded := func(target string) (result, []*http.Request) {
+		t.Helper()
+		f.up.reset()
+		r := f.do("GET", target, tok, "")
+		return r, f.up.requests()
+	}
+	r, got := forwarded("/Observation?encounter.identifier=" + url.QueryEscape("urn:visit|V1"))
+	if r.status != 200 || len(got) != 2 || got[1].URL.Query().Get("encounter") != "Encounter/e1" || got[1].URL.Query().Get("patient") != "Patient/p1" {
+		t.Errorf("a chain to the patient's encounter: %d, forwarded %v", r.status, got)
+	}
+	var refs []string
+	for _, v := range []string{"V2", "V9"} { // another patient's encounter, and none: alike
+		r, got := forwarded("/Observation?encounter.identifier=" + url.QueryEscape("urn:visit|"+v))
+		var enc []string
+		if len(got) > 0 {
+			enc = got[len(got)-1].URL.Query()["encounter"]
+		}
+		if r.status != 200 || len(got) != 2 || len(enc) != 1 || enc[0] == "Encounter/e2" || !strings.HasPrefix(enc[0], "Encounter/") {
+			t.Errorf("a chain to %s: %d, forwarded %v", v, r.status, got)
+		} else {
+			refs = append(refs, got[1].URL.Query().Get("encounter"))
+		}
+	}
+	if len(refs) == 2 && refs[0] == refs[1] {
+		t.Errorf("the same reference twice: %v", refs)
+	}
+	if r, got := forwarded("/PractitionerRole?practitioner.name=Lee"); r.status != 200 || len(got) != 2 || got[1].URL.Query().Get("practitioner") != "Practitioner/dr" {
+		t.Errorf("a chain between shared records: %d, forwarded %v", r.status, got)
+	}
+	f.up.reset()
+	for _, target := range []string{
+		"/Observation?subject:Patient.name=Two", "/Observation?patient.identifier=" + url.QueryEscape("urn:mrn|2"),
+		"/Observation?encounter.subject=Patient/p2", "/Observation?encounter.patient=p2",
+		"/Observation?encounter._has:Condition:encounter:code=F32", "/Observation?encounter.subject.name=Two",
+	} {
+		f.refused(target, f.do("GET", target, tok, ""), http.StatusForbidden)
+	}
+	f.refused("a chain's target the token may not search", f.do("GET", "/Observation?encounter.identifier=V1",
+		f.token("launch/patient patient/Observation.rs", nil), ""), http.StatusForbidden)
+}
+
 func TestChainsResolved(t *testing.T) {
 	f := newFixture(t)
 	p2 := f.up.resources["Patient/p2"]

@@ -43,6 +43,45 @@ func forbiddenForPatients(name string) bool {
 	return searchesOthers(name) || base == "_include" && name != "_include"
 }
 
+// chainCriteria refuses a chain of one link whose criteria search by
+// other records (patient._has:Observation:subject:_security=PSY, or a
+// _filter, _list or _query of its target): the proxy resolves a chain by
+// a search of its own with those criteria, over every record, and would
+// then come back by the records they matched, telling what the access
+// may not see (here, which patients have psychiatric records).
+func chainCriteria(name string) *refusal {
+	if _, _, rest := chainTarget(name); searchesOthers(rest) {
+		return refuse(http.StatusForbidden, "forbidden", "a chain's criteria "+rest+" search by records the token's clearance may withhold")
+	}
+	return nil
+}
+
+// patientChain takes a chain of one link in a patient/ token's search
+// (encounter.identifier=…, practitioner.name=…), to be resolved by the
+// proxy over the records the token may see (resolveChains: the patient's,
+// and shared ones), and marks the search chained. Not one through a
+// parameter that names a patient (subject:Patient.name; the patient is
+// named by id), and one whose criteria name a patient must name this one
+// (D-2), and its criteria must search by nothing else (chainCriteria).
+func patientChain(in *Interaction, prm Param, pid string, a *access) *refusal {
+	if ref := chainCriteria(prm.Name); ref != nil {
+		return ref
+	}
+	ref, rest, _ := strings.Cut(prm.Name, ".")
+	if base, _, _ := strings.Cut(ref, ":"); patientParams[base] {
+		return refuse(http.StatusForbidden, "forbidden", "a chain through "+base+" is not allowed with patient context: name the patient by id")
+	}
+	if base, mod, _ := strings.Cut(rest, ":"); patientParams[base] {
+		for _, v := range strings.Split(prm.Value, ",") {
+			if !refersTo(v, pid, base == "patient" || mod == "Patient", a) {
+				return refuse(http.StatusForbidden, "forbidden", "the search names another patient")
+			}
+		}
+	}
+	in.chained = true
+	return nil
+}
+
 // provenanceOf reports whether an _revinclude value brings the
 // Provenances about a search's matches of typ: Provenance:target, or
 // Provenance:target:typ.
@@ -340,6 +379,9 @@ func judgedParams(in *Interaction, a *access) *refusal {
 		case base == "_summary" && prm.Value == "count":
 			return refuse(http.StatusForbidden, "forbidden", "_summary=count would count records the token's clearance withholds")
 		case simpleChain(prm.Name) && in.Kind != SearchSystem:
+			if ref := chainCriteria(prm.Name); ref != nil {
+				return ref
+			}
 			in.chained = true // resolved by the proxy, over what the access may see (chains.go)
 		case searchesOthers(prm.Name):
 			return refuse(http.StatusForbidden, "forbidden", "parameter "+prm.Name+
@@ -524,6 +566,12 @@ func (p *Proxy) confine(in *Interaction, a *access) *refusal {
 				// patient's records it is about (access.provenanceKept);
 				// with a shared type's, none does.
 				a.provenances = true
+				continue
+			}
+			if simpleChain(prm.Name) {
+				if ref := patientChain(in, prm, pid, a); ref != nil {
+					return ref
+				}
 				continue
 			}
 			if forbiddenForPatients(prm.Name) {

@@ -85,6 +85,9 @@ func (p *Proxy) resolveChains(ctx context.Context, in *Interaction, a *access) *
 			continue
 		}
 		param, target, rest := chainTarget(prm.Name)
+		if ref := chainCriteria(prm.Name); ref != nil { // whatever the path here (a conditional write's criteria too)
+			return ref
+		}
 		switch {
 		case target == "":
 			return forbidden("name the type the chain reaches, as in " + param + ":Patient." + rest)

@@ -86,8 +86,12 @@
 // before it (as servers write them). Another patient's Provenance, one
 // about a withheld record, about nothing or about another server's records
 // reads as missing, as it does in a batch; Provenance searches and writes
-// are refused. For patient/ tokens, reverse chains (_has), chains, any
-// other _revinclude, iterating includes, _filter, _list,
+// are refused. A chain of one link through a reference that is not to a
+// patient (encounter.identifier=…, practitioner.name=…) is resolved by the
+// proxy over the records the token may see, the patient's and shared
+// ones. For patient/ tokens, reverse chains (_has), longer chains, chains
+// through a patient reference (subject:Patient.name; name the patient by
+// id), any other _revinclude, iterating includes, _filter, _list,
 // system-wide search and history, type history and a FHIRPath Patch are
 // refused (fail closed); conditional writes are resolved by the proxy (see
 // Conditional writes). A JSON Patch is applied by the proxy to the stored
