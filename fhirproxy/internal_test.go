@@ -172,7 +172,9 @@ func FuzzParsePath(f *testing.F) {
 		{"GET", "/Observation/_history", "_since=2020&_getpages=x"}, {"GET", "/Observation", "_type=Patient&_graph=g"},
 		{"GET", "/Observation", "_has:Observation:has-member:_has:Condition:subject:code=x&subject:Patient.name=a&_sort=-patient.birthdate"},
 		{"GET", "/Patient/p1/Condition", "_revinclude=Provenance:target&_revinclude=Provenance:target:Condition"},
-		{"GET", "/Condition", "_revinclude=Provenance:target:Observation"}, {"GET", "/Condition", "_revinclude=Provenance:targets"}} {
+		{"GET", "/Condition", "_revinclude=Provenance:target:Observation"}, {"GET", "/Condition", "_revinclude=Provenance:targets"},
+		{"GET", "/Observation", "patient._has:Observation:subject:_security=PSY"}, {"GET", "/Observation", "encounter._filter=x"},
+		{"GET", "/Observation", "encounter.identifier=x&subject:Patient.name=y"}} {
 		f.Add(s[0], s[1], s[2])
 	}
 	f.Fuzz(func(t *testing.T, method, path, query string) {
@@ -269,6 +271,17 @@ func FuzzParsePath(f *testing.F) {
 					base == "_revinclude" && a.patient != "" && (prm.Name != "_revinclude" ||
 						prm.Value != "Provenance:target" && prm.Value != "Provenance:target:"+in.Type):
 					t.Fatalf("%s %s?%s with %s: %s=%s was forwarded", method, path, query, scope, prm.Name, prm.Value)
+				case in.chained && simpleChain(prm.Name):
+					// A chain the proxy resolves: its criteria search by
+					// nothing else, and a patient/ token's goes through no
+					// patient reference.
+					ref, rest, _ := strings.Cut(prm.Name, ".")
+					refBase, _, _ := strings.Cut(ref, ":")
+					switch restBase, _, _ := strings.Cut(rest, ":"); {
+					case restBase == "_has" || restBase == "_filter" || restBase == "_list" || restBase == "_query",
+						a.patient != "" && patientParams[refBase]:
+						t.Fatalf("%s %s?%s with %s: the chain %s is resolved", method, path, query, scope, prm.Name)
+					}
 				case base == "_elements":
 					els := strings.Split(prm.Value, ",")
 					if !slices.Contains(els, "meta") || in.Type == "Binary" && !slices.Contains(els, "securityContext") {
