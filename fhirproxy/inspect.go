@@ -294,33 +294,14 @@ func (p *projection) inCompartment(a *access) bool {
 		return false
 	}
 	for _, f := range ct.fields {
-		switch f {
-		case "subject":
-			if refersTo(p.Subject.Reference, patient, false, a) {
-				return true
-			}
-		case "patient":
-			if refersTo(p.Patient.Reference, patient, false, a) {
-				return true
-			}
-		case "beneficiary":
-			if refersTo(p.Beneficiary.Reference, patient, false, a) {
-				return true
-			}
-		case "individual":
-			if refersTo(p.Individual.Reference, patient, false, a) {
-				return true
-			}
-		case "candidate":
-			if refersTo(p.Candidate.Reference, patient, false, a) {
-				return true
-			}
-		case "participant.actor":
+		if f == "participant.actor" {
 			for _, pa := range p.Participant {
 				if refersTo(pa.Actor.Reference, patient, false, a) {
 					return true
 				}
 			}
+		} else if r := p.fieldRef(f); r != "" && refersTo(r, patient, false, a) {
+			return true
 		}
 	}
 	return false
@@ -332,6 +313,24 @@ func (p *projection) inCompartment(a *access) bool {
 // written by them.
 func (p *projection) unowned() bool {
 	return p.ResourceType == "Device" && p.Patient.Reference == ""
+}
+
+// fieldRef is the reference a compartment field (compartmentType.fields)
+// holds, or "".
+func (p *projection) fieldRef(field string) string {
+	switch field {
+	case "subject":
+		return p.Subject.Reference
+	case "patient":
+		return p.Patient.Reference
+	case "beneficiary":
+		return p.Beneficiary.Reference
+	case "individual":
+		return p.Individual.Reference
+	case "candidate":
+		return p.Candidate.Reference
+	}
+	return ""
 }
 
 // verdict decides one resource of a response for an access.
