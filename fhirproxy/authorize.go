@@ -71,15 +71,35 @@ func patientChain(in *Interaction, prm Param, pid string, a *access) *refusal {
 	if base, _, _ := strings.Cut(ref, ":"); patientParams[base] {
 		return refuse(http.StatusForbidden, "forbidden", "a chain through "+base+" is not allowed with patient context: name the patient by id")
 	}
-	if base, mod, _ := strings.Cut(rest, ":"); patientParams[base] {
-		for _, v := range strings.Split(prm.Value, ",") {
-			if !refersTo(v, pid, base == "patient" || mod == "Patient", a) {
-				return refuse(http.StatusForbidden, "forbidden", "the search names another patient")
-			}
-		}
+	if base, mod, _ := strings.Cut(rest, ":"); patientParams[base] && !namesOnly(prm.Value, pid, base == "patient" || mod == "Patient", a) {
+		return refuse(http.StatusForbidden, "forbidden", "the search names another patient")
 	}
 	in.chained = true
 	return nil
+}
+
+// namesOnly reports whether each value of an OR list of a parameter that
+// can name a patient (patientParams) names Patient/pid on this server, a
+// bare id counting where the parameter names patients only (bare).
+func namesOnly(list, pid string, bare bool, a *access) bool {
+	for _, v := range strings.Split(list, ",") {
+		if !refersTo(v, pid, bare, a) {
+			return false
+		}
+	}
+	return true
+}
+
+// patientTyped reports whether a search parameter (base and modifier
+// apart) names patients only, so that a bare id in it is a Patient's:
+// patient, _id (of a Patient search), beneficiary, individual, candidate,
+// or any with a :Patient modifier.
+func patientTyped(base, mod string) bool {
+	switch base {
+	case "patient", "_id", "beneficiary", "individual", "candidate":
+		return true
+	}
+	return mod == "Patient"
 }
 
 // provenanceOf reports whether an _revinclude value brings the
@@ -584,10 +604,8 @@ func (p *Proxy) confine(in *Interaction, a *access) *refusal {
 			if mod != "" && mod != "Patient" {
 				return forbidden("modifier :" + mod + " is not allowed on a patient parameter")
 			}
-			for _, v := range strings.Split(prm.Value, ",") {
-				if !refersTo(v, pid, base == "patient" || base == "_id" || base == "beneficiary" || base == "individual" || base == "candidate" || mod == "Patient", a) {
-					return forbidden("the search names another patient")
-				}
+			if !namesOnly(prm.Value, pid, patientTyped(base, mod), a) {
+				return forbidden("the search names another patient")
 			}
 		}
 		switch {

@@ -92,8 +92,10 @@ func (x *exchange) inspect(resp *http.Response) (*refusal, error) {
 		resp.Header.Del("Content-Type")
 		return nil, nil
 	}
-	if ref == nil && len(kept) == 1 && kept[0] == &a.top && a.bound(kept[0]) && p.judgeContext(resp.Request.Context(), a, kept[0]) != keep {
-		ref = outsideGrant()
+	if ref == nil && len(kept) == 1 && kept[0] == &a.top && a.bound(kept[0]) {
+		if v, _ := p.judgeContext(resp.Request.Context(), a, kept[0], false); v != keep {
+			ref = outsideGrant() // (a record the proxy could not read too: as missing)
+		}
 	}
 	if ref != nil {
 		return ref, nil

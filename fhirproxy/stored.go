@@ -75,7 +75,7 @@ func (p *Proxy) checkStored(ctx context.Context, in Interaction, a *access, next
 	case read && st == http.StatusOK:
 		v := a.judge(pr)
 		if v == needsContext {
-			v = p.judgeContext(ctx, a, pr)
+			v, _ = p.judgeContext(ctx, a, pr, false)
 		}
 		if v != keep {
 			return outsideGrant()
@@ -83,21 +83,22 @@ func (p *Proxy) checkStored(ctx context.Context, in Interaction, a *access, next
 		return nil
 	case st != http.StatusOK:
 		return notFound()
-	case inComp && in.Type == "Binary":
-		// A patient app's Binary is bound to one of its patient's
-		// records; any other (another's, a shared record's, none) it may
-		// not replace or remove.
-		if ref := p.patientsBinary(ctx, a, pr); ref != nil {
-			return outsideGrant()
-		}
-	case inComp && !pr.inCompartment(a):
+	case inComp && !pr.inCompartment(a) && in.Type != "Binary": // a Binary is judged by its context, below
 		return outsideGrant()
 	}
 	if conf, tags := pr.labels(); !a.clearance.Allows(conf, tags) {
 		return outsideGrant()
 	}
-	if a.bound(pr) && p.judgeContext(ctx, a, pr) != keep {
-		return outsideGrant() // a Binary whose context the access may not see
+	if ownBinary := inComp && in.Type == "Binary"; a.bound(pr) || ownBinary {
+		// A Binary whose context the access may not see; with patient
+		// context, one not bound to one of the patient's records (another
+		// patient's, a shared record's, none), which a patient app may not
+		// replace or remove.
+		if v, ref := p.judgeContext(ctx, a, pr, ownBinary); ref != nil {
+			return ref
+		} else if v != keep {
+			return outsideGrant()
+		}
 	}
 	if a.proof != nil {
 		if ref := p.proveStored(ctx, in, a); ref != nil {
@@ -242,70 +243,72 @@ func lowers(stored, next *projection) bool {
 // judgeContext judges a bound resource (access.bound) by the records it
 // is bound to, read from the upstream: a Binary by the one its
 // securityContext names, a Provenance by each of its targets (at least
-// one, at most maxTargets). The access must be able to see each as it is
-// now (type, compartment, labels). One the proxy cannot read as Type/id on
-// the upstream (contained, on another server, absent, itself bound) sees
-// nothing.
-func (p *Proxy) judgeContext(ctx context.Context, a *access, res *projection) verdict {
+// one, at most maxTargets), each by judgeRecord. own asks that each be
+// the patient's (in the compartment, not a shared record), as a
+// Provenance's always must be. The refusal is the upstream's failure or
+// a Bundle's spent reads, for a write to answer with; a read reads either
+// as missing (drop).
+func (p *Proxy) judgeContext(ctx context.Context, a *access, res *projection, own bool) (verdict, *refusal) {
 	refs := []ref{res.SecurityContext}
 	if res.ResourceType == "Provenance" {
-		refs = res.Target
+		refs, own = res.Target, true // (a Provenance is about the patient's records, not shared ones)
 		if len(refs) == 0 || len(refs) > maxTargets {
-			return drop
+			return drop, nil
 		}
 	}
 	for _, r := range refs {
-		ref, ok := a.localRef(r.Reference)
-		if !ok {
-			return drop
-		}
-		st, pr, _, err := p.fetch(ctx, ref, "")
-		if err != nil || st != http.StatusOK || pr.ResourceType+"/"+pr.ID != ref || a.bound(pr) || pr.ResourceType == "Binary" {
-			return drop
-		}
-		if a.judge(pr) != keep || res.ResourceType == "Provenance" && !pr.inCompartment(a) {
-			return drop // (a Provenance is about the patient's records, not shared ones)
+		if v, ref := p.judgeRecord(ctx, a, r.Reference, own); v != keep || ref != nil {
+			return drop, ref
 		}
 	}
-	return keep
+	return keep, nil
 }
 
-// patientsBinary checks that a Binary a patient app writes, or replaces,
-// is bound to one of its patient's records: its securityContext names,
-// on this server, a record in the compartment (the patient's Patient, or
-// one of its records; not a shared one) that the access may see as it is
-// now (read here, a read counted in a Bundle's), or the fullUrl of a
-// record the same Bundle creates or updates.
+// judgeRecord reads the record a bound resource names (v) and judges it as
+// the access may see it now (type, compartment, labels): keep only for a
+// record on this server by Type/id, not itself bound, and, with own, in
+// the patient's compartment. One the proxy cannot read so (contained, on
+// another server, absent) sees nothing. The read counts in a Bundle's.
+func (p *Proxy) judgeRecord(ctx context.Context, a *access, v string, own bool) (verdict, *refusal) {
+	ref, ok := a.localRef(v)
+	if !ok {
+		return drop, nil
+	}
+	if !a.entries.spend() {
+		return drop, tooManyReads()
+	}
+	st, pr, _, err := p.fetch(ctx, ref, "")
+	switch {
+	case err != nil:
+		return drop, refuse(http.StatusBadGateway, "transient", "the FHIR server is unavailable")
+	case st != http.StatusOK || pr.ResourceType+"/"+pr.ID != ref || a.bound(pr) || pr.ResourceType == "Binary" || own && !pr.inCompartment(a):
+		return drop, nil
+	}
+	return a.judge(pr), nil
+}
+
+// patientsBinary checks that a Binary a patient app writes is bound to
+// one of its patient's records: its securityContext names, on this
+// server, a record in the compartment (the patient's Patient, or one of
+// its records; not a shared one) that the access may see as it is now
+// (judgeContext), or the fullUrl of a record the same Bundle creates or
+// updates. (A stored Binary, which a write replaces or removes, checkStored
+// judges by judgeContext alone: a fullUrl there names no record.)
 func (p *Proxy) patientsBinary(ctx context.Context, a *access, bin *projection) *refusal {
 	refused := refuse(http.StatusForbidden, "forbidden", "with patient context a Binary is bound (securityContext) to one of the patient's records this token may read, "+
 		"by Type/id on this server, or by the fullUrl of one the same transaction writes")
 	if v := bin.SecurityContext.Reference; isURN(v) {
-		// (A stored Binary bound to a fullUrl is bound to nothing the
-		// proxy can read: checkStored's judgeContext refuses it.)
-		if a.entries == nil {
-			return refused
-		}
 		// A record the same Bundle creates or updates (a document filed
 		// with its content), checked as that entry: in the compartment
 		// when it is of the compartment's types, with patient context.
-		if _, ok := compartment[a.entries.targets[v]]; ok || a.entries.targets[v] == "Patient" {
+		if _, ok := compartment[a.entries.target(v)]; ok || a.entries.target(v) == "Patient" {
 			return nil
 		}
 		return refused
 	}
-	ref, ok := a.localRef(bin.SecurityContext.Reference)
-	if !ok {
-		return refused
-	}
-	if !a.entries.spend() {
-		return tooManyReads()
-	}
-	st, pr, _, err := p.fetch(ctx, ref, "")
-	if err != nil {
-		return refuse(http.StatusBadGateway, "transient", "the FHIR server is unavailable")
-	}
-	if st != http.StatusOK || pr.ResourceType+"/"+pr.ID != ref || a.bound(pr) || pr.ResourceType == "Binary" ||
-		!pr.inCompartment(a) || a.judge(pr) != keep {
+	if v, ref := p.judgeContext(ctx, a, bin, true); ref != nil {
+		return ref
+	} else if v != keep {
 		return refused
 	}
 	return nil

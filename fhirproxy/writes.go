@@ -272,7 +272,7 @@ func (p *Proxy) checkReferencedRecords(ctx context.Context, a *access, body []by
 		ref, ok := a.localRef(sv)
 		switch {
 		case !ok && a.entries != nil && isURN(sv) && (reference || patch):
-			if dangling == "" && a.entries.targets[sv] == "" {
+			if dangling == "" && a.entries.target(sv) == "" {
 				dangling = sv
 			}
 		case !ok:
@@ -351,10 +351,10 @@ func (p *Proxy) checkReferencedRecords(ctx context.Context, a *access, body []by
 			// context) by its targets, which are read too.
 			v := a.judge(pr)
 			if v == needsContext {
-				if !a.entries.spend() {
-					return tooManyReads()
+				var ref *refusal
+				if v, ref = p.judgeContext(ctx, a, pr, false); ref != nil {
+					return ref
 				}
-				v = p.judgeContext(ctx, a, pr)
 			}
 			if v != keep {
 				return unseen(ref)
@@ -736,6 +736,15 @@ type entryChecks struct {
 	// ids are the identifiers of the in-context patient's record, by
 	// context and patient, once read (checkOwnIdentifiers).
 	ids map[string]map[[2]string]bool
+}
+
+// target is the type of the record the entry with that fullUrl creates or
+// updates, or "" (always, outside a batch).
+func (c *entryChecks) target(fullURL string) string {
+	if c == nil {
+		return ""
+	}
+	return c.targets[fullURL]
 }
 
 // identifiers are the in-context patient's identifiers an earlier entry
