@@ -382,8 +382,11 @@ func judgedParams(in *Interaction, a *access) *refusal {
 			return refuse(http.StatusBadRequest, "not-supported", prm.Name+" is not supported here")
 		case base == "_elements":
 			prm.Value = withElements(prm.Value, "meta")
-			if in.Type == "Binary" { // judged by its context (Proxy.judgeContext)
+			switch in.Type { // judged by the records they name (Proxy.judgeContext)
+			case "Binary":
 				prm.Value = withElements(prm.Value, "securityContext")
+			case "Provenance":
+				prm.Value = withElements(prm.Value, "target")
 			}
 			if inComp {
 				for _, f := range comp.fields {
@@ -393,6 +396,10 @@ func judgedParams(in *Interaction, a *access) *refusal {
 			}
 		case base == "_summary" && prm.Value == "text" && inComp:
 			return refuse(http.StatusBadRequest, "not-supported", "_summary=text leaves out the patient reference; use _elements")
+		case base == "_revinclude" && provenanceOf(prm.Value, in.Type):
+			// The Provenances of the records kept come after them, and are
+			// judged by them (access.provenanceKept).
+			a.provenances = true
 		case a.unrestricted: // nothing is withheld for its labels: the rest may pass
 		case base == "_contained" || base == "_containedType":
 			return refuse(http.StatusForbidden, "forbidden", prm.Name+" is not allowed with a clearance short of every label")

@@ -158,7 +158,17 @@
 // is the highest it carries. A resource is judged with the labels of what
 // it carries: its contained resources, and the resources in a Bundle held
 // as a resource (a document). A Binary with a securityContext is judged by
-// the resource it names, read from the FHIR server. What a clearance
+// the resource it names, read from the FHIR server, and a Provenance by
+// its targets (at least one, at most eight, each on this server): it
+// tells of them (that they exist, who wrote them, when), so one about a
+// withheld record is withheld with it, labelled or not, and one about a
+// record the token may not read is not shown either. A read reads the
+// targets; in a Bundle, a Provenance after the records it is about
+// (_revinclude=Provenance:target, $everything) is judged by them as they
+// went, and any other (a search of Provenance, a history, one that came
+// first) by reading its targets, each record once a response and at most
+// 50 of them (one about a record past those is left out, and the Bundle
+// loses its total). What a clearance
 // withholds stays withheld: with a clearance short of every label, a search
 // may not tell more of it than the REDACTED mark. Criteria that other
 // resources meet (_has, _filter, _list, _query, longer chains),

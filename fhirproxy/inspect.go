@@ -342,23 +342,27 @@ const (
 	withhold         // beyond the clearance
 	// needsContext: a Binary with a securityContext, under patient context
 	// or a clearance short of every label, is judged by the resource it
-	// names, and a Provenance under patient context by its targets (which
-	// a read fetches: Proxy.judgeContext). Inside a Bundle a Binary is
-	// dropped, and a Provenance kept only if each of its targets is an
-	// entry the Bundle keeps (provenanceKept).
+	// names, and a Provenance so by its targets (which a read fetches:
+	// Proxy.judgeContext). Inside a Bundle a Binary is dropped, and a
+	// Provenance kept only if each of its targets is an entry the Bundle
+	// keeps (provenanceKept) or, without patient context, a record the
+	// proxy reads and judges (access.targets).
 	needsContext
 )
 
 // bound reports whether a resource is judged by other records
-// (needsContext): a Binary by the one its securityContext names, when the
-// access judges anything (patient context, or labels); a Provenance, with
-// patient context, by its targets (Proxy.judgeContext).
+// (needsContext) when the access judges anything (patient context, or
+// labels): a Binary by the one its securityContext names, a Provenance by
+// its targets (Proxy.judgeContext). A Provenance tells of the records it
+// is about (that they exist, who wrote them, when, in what activity), so
+// it goes only where they would: one about a record the clearance
+// withholds is withheld with it, labelled or not.
 func (a *access) bound(p *projection) bool {
 	switch p.ResourceType {
 	case "Binary":
 		return p.SecurityContext.Reference != "" && !a.seesAll()
 	case "Provenance":
-		return a.patient != ""
+		return !a.seesAll()
 	}
 	return false
 }

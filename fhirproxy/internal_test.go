@@ -25,7 +25,9 @@ const testUpstream, testAudience = "http://up", "https://ehr.example/fhir"
 
 func testAccess(scope string) *access {
 	tok := &smart.Token{Scopes: scopes.MustParseSet(scope), Scope: scope, Audience: testAudience}
-	tok.Context.Patient = "p1"
+	if !strings.HasPrefix(scope, "user/") {
+		tok.Context.Patient = "p1"
+	}
 	a := new(access)
 	up, _ := url.Parse(testUpstream)
 	(&Proxy{Upstream: up}).accessFor(a, tok)
@@ -362,6 +364,29 @@ func aboutSent(res map[string]any, sent map[string]bool) bool {
 	return true
 }
 
+// clearedFor reads a resource's labels with encoding/json, exact member
+// names, as a FHIR client does, and reports whether a's clearance allows
+// them.
+func clearedFor(a *access, res map[string]any) bool {
+	meta, _ := res["meta"].(map[string]any)
+	labels, _ := meta["security"].([]any)
+	for _, l := range labels {
+		l, _ := l.(map[string]any)
+		code, _ := l["code"].(string)
+		switch l["system"] {
+		case "http://terminology.hl7.org/CodeSystem/v3-Confidentiality", "http://hl7.org/fhir/v3/Confidentiality", "urn:oid:2.16.840.1.113883.5.25":
+			if !a.clearance.Allows(consent.Confidentiality(code), nil) {
+				return false
+			}
+		case "http://terminology.hl7.org/CodeSystem/v3-ActCode", "http://hl7.org/fhir/v3/ActCode", "urn:oid:2.16.840.1.113883.5.4":
+			if !a.clearance.Allows("", []string{code}) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
 // FuzzInspectBody: the inspector never panics and never lets another
 // patient's resource out (a Provenance only with p1's records before it).
 func FuzzInspectBody(f *testing.F) {
@@ -392,6 +417,17 @@ func FuzzInspectBody(f *testing.F) {
 	held := testAccess("patient/Patient.rs patient/Observation.rs?category=laboratory")
 	held.constrained, held.unmatched = "Observation", true
 	held.included, _ = compileConstraint("Observation", held.tok.Scopes.Check(scopes.Access{Context: scopes.Patient, Type: "Observation", Perms: scopes.Search}))
+	f.Add([]byte(`{"resourceType":"Bundle","entry":[{"resource":{"resourceType":"Observation","id":"a","subject":{"reference":"Patient/p2"}}},` +
+		`{"resource":{"resourceType":"Observation","id":"b","meta":{"security":[{"system":"http://terminology.hl7.org/CodeSystem/v3-ActCode","code":"PSY"}]}}},` +
+		`{"resource":{"resourceType":"Provenance","id":"pa","target":[{"reference":"http://up/Observation/a"}]}},` +
+		`{"resource":{"resourceType":"Provenance","id":"pb","target":[{"reference":"Observation/b"}]}},` +
+		`{"resource":{"resourceType":"Provenance","id":"pc","target":[{"reference":"Observation/c"}]}},` +
+		`{"resource":{"resourceType":"Observation","id":"c"}}]}`))
+	// A clinician (user/, no patient) of the default clearance: labels are
+	// judged, and a Provenance goes only after the records it is about
+	// (the reads that judge the others are off here: access.targets).
+	clinician := testAccess("user/*.rs")
+	clinician.provenances = true
 	moving := testAccess("patient/*.rs")
 	moving.provenances = true
 	moving.relink = &relinker{"http://up", "https://proxy.example/fhir", &Proxy{}}
@@ -473,6 +509,37 @@ func FuzzInspectBody(f *testing.F) {
 			}
 			if err == nil && !reflect.DeepEqual(decoded(t, streamed), decoded(t, whole)) {
 				t.Fatalf("streamed %s, whole %s", streamed, whole)
+			}
+		}
+		for _, in := range []Interaction{{Kind: SearchType, Type: "Observation"}, {Kind: Batch}, {Kind: HistoryInstance, Type: "Provenance", ID: "pa"}} {
+			out, _, ref := clinician.inspectBody(in, body)
+			if ref != nil {
+				continue
+			}
+			var doc map[string]any
+			if err := json.Unmarshal(out, &doc); err != nil {
+				t.Fatalf("produced invalid JSON %q", out)
+			}
+			entries, _ := doc["entry"].([]any)
+			sent := map[string]bool{}
+			for _, e := range entries {
+				e, _ := e.(map[string]any)
+				res, ok := e["resource"].(map[string]any)
+				if !ok || res["resourceType"] == "OperationOutcome" {
+					continue
+				}
+				typ, _ := res["resourceType"].(string)
+				id, _ := res["id"].(string)
+				if !clearedFor(clinician, res) || typ == "Provenance" && !aboutSent(res, sent) {
+					t.Fatalf("a clinician's %v let out %v of %q", in.Kind, res, body)
+				}
+				sent[typ+"/"+id] = true
+			}
+			if bundle, entryFirst := bundleHead(body); in.Kind == SearchType && (bundle || entryFirst) {
+				streamed, _, err := streamOut(clinician, bytes.NewReader(body), 1<<20, !bundle)
+				if err == nil && !reflect.DeepEqual(decoded(t, streamed), decoded(t, out)) {
+					t.Fatalf("a clinician's, streamed %s, whole %s", streamed, out)
+				}
 			}
 		}
 		// Under the constraint, an Observation the answer does not mark as

@@ -291,7 +291,7 @@ func authorizeEverything(in *Interaction, a *access) *refusal {
 	if !a.tok.Scopes.Allows(scopes.Access{Context: a.ctx, Type: "*", Perms: scopes.Read | scopes.Search}) {
 		return refuse(http.StatusForbidden, "forbidden", "$everything needs read and search of every type")
 	}
-	a.provenances = a.patient != "" // the patient's Provenances come with the records they are about
+	a.provenances = !a.seesAll() // Provenances come with the records they are about, and are judged by them
 	for _, prm := range in.Params {
 		if prm.Name != "_count" && prm.Name != "_since" && prm.Name != "_type" && prm.Name != "start" && prm.Name != "end" && prm.Name != "_format" {
 			return refuse(http.StatusForbidden, "forbidden", "parameter "+prm.Name+" is not allowed on $everything")

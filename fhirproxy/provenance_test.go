@@ -1,10 +1,13 @@
 package fhirproxy_test
 
 import (
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"slices"
+	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -120,17 +123,119 @@ func TestProvenance(t *testing.T) {
 		mustJSON(provenance("", "Observation/lab-1"))), 403)
 }
 
-// TestProvenanceForClinicians: without patient context a Provenance is
-// judged as any record is, by its type and labels; its targets are not
-// read.
+// TestProvenanceForClinicians: without patient context, a token whose
+// clearance is short of every label sees a Provenance only where it may
+// see each record the Provenance is about: an unlabelled Provenance about
+// a withheld record would tell that the record exists, who wrote it and
+// when (a 42 CFR Part 2 program's name, say). A read reads the targets; a
+// Bundle keeps one after the records it is about, and otherwise reads
+// them, each once. A clearance of every label reads no target.
 func TestProvenanceForClinicians(t *testing.T) {
 	f := provenanceFixture(t)
-	tok := f.token("user/Provenance.rs user/Observation.rs", nil)
-	if r := f.do("GET", "/Provenance/lab2", tok, ""); r.status != 200 {
-		t.Errorf("Provenance/lab2 to a clinician: %d %s", r.status, r.raw)
+	tok := f.token("user/Provenance.rs user/Observation.rs user/Patient.rs user/Practitioner.rs", nil)
+	for id, want := range map[string]int{"lab2": 200, "both": 200, "versioned": 200, "p2": 200, "dr": 200,
+		"psy": 404, "none": 404, "foreign": 404, "contained": 404, "many": 404, "nope": 404} {
+		r := f.do("GET", "/Provenance/"+id, tok, "")
+		if r.status != want {
+			t.Errorf("Provenance/%s to a clinician: %d, want %d: %s", id, r.status, want, r.raw)
+		}
+		if want == 404 && (strings.Contains(r.raw, "psy-1") || r.raw != f.do("GET", "/Provenance/nope", tok, "").raw) {
+			t.Errorf("Provenance/%s reads unlike a missing one: %s", id, r.raw)
+		}
+		f.up.reset()
 	}
-	if got := f.up.requests(); len(got) != 1 {
-		t.Errorf("a clinician's read: %d upstream requests", len(got))
+	if f.do("GET", "/Provenance/lab2", tok, ""); len(f.up.requests()) != 2 {
+		t.Errorf("a clinician's read: %d upstream requests, want the Provenance and its target", len(f.up.requests()))
+	}
+	f.up.reset()
+	noObs := f.token("user/Provenance.rs user/Patient.rs", nil)
+	if r := f.do("GET", "/Provenance/lab1", noObs, ""); r.status != 404 {
+		t.Errorf("a Provenance about an Observation, to a token without Observation read: %d", r.status)
+	}
+	f.up.reset()
+
+	// A search of Provenance: each judged by its targets, each target read
+	// once (lab-1 is the target of four), streamed or whole alike.
+	want := []string{"abs", "both", "dr", "lab1", "lab2", "p1", "p2", "versioned"}
+	for _, streamFrom := range []int64{0, 256} {
+		f.proxy.Limits.StreamFrom = streamFrom
+		r := f.do("GET", "/Provenance", tok, "")
+		if got := entryIDs(r); r.status != 200 || !slices.Equal(got, want) {
+			t.Errorf("a clinician's Provenance search (stream from %d): %d, entries %v, want %v", streamFrom, r.status, got, want)
+		}
+		reads := map[string]int{}
+		for _, g := range f.up.requests()[1:] {
+			reads[g.URL.Path]++
+		}
+		if len(f.up.requests()) != 7 || len(reads) != 6 || reads["/Observation/psy-1"] != 1 {
+			t.Errorf("stream from %d: %d upstream requests, reads %v; want the search and one read of each of 6 targets", streamFrom, len(f.up.requests()), reads)
+		}
+		f.up.reset()
+	}
+	f.proxy.Limits.StreamFrom = 0
+
+	// The records' own search with their Provenances: those about the
+	// records the Bundle keeps go without a read; the others are read.
+	r := f.do("GET", "/Observation?_revinclude=Provenance:target", tok, "")
+	if got := entryIDs(r); r.status != 200 || !slices.Equal(got, []string{"abs", "both", "dr", "dr", "lab-1", "lab-2", "lab1", "lab2", "p1", "p2", "versioned", "vs-1"}) {
+		t.Errorf("a clinician's search with _revinclude=Provenance:target: %d, entries %v", r.status, got)
+	}
+	if strings.Contains(r.raw, "psy-1") || !strings.Contains(r.raw, "REDACTED") {
+		t.Errorf("the withheld record's Provenance came along: %s", r.raw)
+	}
+	for _, g := range f.up.requests()[1:] {
+		if strings.HasPrefix(g.URL.Path, "/Observation/lab") {
+			t.Errorf("%s read, though the Bundle kept it before its Provenances", g.URL.Path)
+		}
+	}
+	f.up.reset()
+
+	// In a batch, the withheld record's reads as a missing one does.
+	batch := bundle("batch", entry("", "GET", "Provenance/psy", ""), entry("", "GET", "Provenance/lab1", ""), entry("", "GET", "Provenance/nope", ""))
+	r = f.do("POST", "/", tok, batch)
+	var statuses []string
+	entries, _ := r.body["entry"].([]any)
+	for _, e := range entries {
+		resp, _ := e.(map[string]any)["response"].(map[string]any)
+		statuses = append(statuses, fmt.Sprint(resp["status"]))
+	}
+	if r.status != 200 || len(statuses) != 3 || statuses[0] != statuses[2] || !strings.HasPrefix(statuses[0], "404") || !strings.HasPrefix(statuses[1], "200") ||
+		strings.Contains(r.raw, "psy-1") {
+		t.Errorf("a clinician's batch: %d, statuses %v: %s", r.status, statuses, r.raw)
+	}
+	f.up.reset()
+
+	// A selection keeps what a Provenance is judged by.
+	if r := f.do("GET", "/Provenance?_elements=recorded", tok, ""); r.status != 200 {
+		t.Errorf("_elements: %d", r.status)
+	} else if got := f.up.requests()[0].URL.Query().Get("_elements"); got != "recorded,meta,target" {
+		t.Errorf("_elements forwarded as %q", got)
+	}
+	f.up.reset()
+
+	// A write may not name the withheld record's Provenance, nor change it.
+	writer := f.token("user/Provenance.rus user/Observation.crs user/Patient.rs user/Practitioner.rs", nil)
+	naming := obs("new", "p1", "laboratory")
+	delete(naming, "id")
+	naming["extension"] = []any{map[string]any{"url": "https://example.org/source", "valueReference": map[string]any{"reference": "Provenance/psy"}}}
+	if r := f.do("POST", "/Observation", writer, mustJSON(naming)); r.status != 403 {
+		t.Errorf("an Observation naming the withheld record's Provenance: %d %s", r.status, r.raw)
+	}
+	f.onlyReads("naming it")
+	if r := f.do("PUT", "/Provenance/psy", writer, mustJSON(provenance("psy", "Observation/lab-1"))); r.status != 404 {
+		t.Errorf("moving the withheld record's Provenance: %d %s", r.status, r.raw)
+	}
+	f.onlyReads("moving it")
+
+	// A clearance of every label sees every Provenance as it is, and no
+	// target is read.
+	cleared := f.token("user/Provenance.rs", everyLabel())
+	if r := f.do("GET", "/Provenance/psy", cleared, ""); r.status != 200 || len(f.up.requests()) != 1 {
+		t.Errorf("a full clearance's read: %d, %d upstream requests", r.status, len(f.up.requests()))
+	}
+	f.up.reset()
+	if r := f.do("GET", "/Provenance", cleared, ""); len(entryIDs(r)) != 13 || len(f.up.requests()) != 1 {
+		t.Errorf("a full clearance's search: entries %v, %d upstream requests", entryIDs(r), len(f.up.requests()))
 	}
 }
 
@@ -143,7 +248,8 @@ func TestEverythingKeepsProvenance(t *testing.T) {
 		f.up.write(w, 200, map[string]any{"resourceType": "Bundle", "type": "searchset", "entry": []any{
 			entry(map[string]any{"resourceType": "Patient", "id": "p1"}), entry(obs("lab-1", "p1", "laboratory")),
 			entry(provenance("lab1", "Observation/lab-1")), entry(provenance("lab2", "Observation/lab-2")),
-			entry(obs("lab-2", "p2", "laboratory")), entry(provenance("p1", "Patient/p1"))}})
+			entry(obs("lab-2", "p2", "laboratory")), entry(provenance("p1", "Patient/p1")),
+			entry(obs("psy-1", "p1", "laboratory", "R", "PSY")), entry(provenance("psy", "Observation/psy-1"))}})
 	}))
 	defer everything.Close()
 	f.proxy.Upstream, _ = url.Parse(everything.URL)
@@ -151,5 +257,35 @@ func TestEverythingKeepsProvenance(t *testing.T) {
 	r := f.do("GET", "/Patient/p1/$everything", tok, "")
 	if got := entryIDs(r); r.status != 200 || !slices.Equal(got, []string{"lab-1", "lab1", "p1", "p1"}) {
 		t.Errorf("$everything: %d, entries %v", r.status, got)
+	}
+	// A clinician's, without patient context: the Provenances of the
+	// records kept, after them; not the withheld record's. (This upstream
+	// answers every read with the Bundle, so none goes by a read.)
+	clinician := f.token("user/*.rs", nil)
+	r = f.do("GET", "/Patient/p1/$everything", clinician, "")
+	if got := entryIDs(r); r.status != 200 || !slices.Equal(got, []string{"lab-1", "lab-2", "lab1", "p1", "p1"}) {
+		t.Errorf("a clinician's $everything: %d, entries %v", r.status, got)
+	}
+}
+
+// TestProvenanceTargetReads: the records a response's Provenances have
+// the proxy read are bounded (maxTargetReads, 50); a Provenance about a
+// record past them is left out, and the Bundle says no total.
+func TestProvenanceTargetReads(t *testing.T) {
+	f := newFixture(t)
+	f.up.mu.Lock()
+	for i := range 60 {
+		id := "o" + strconv.Itoa(i)
+		f.up.resources["Observation/"+id] = obs(id, "p1", "laboratory")
+		f.up.resources["Provenance/"+id] = provenance(id, "Observation/"+id)
+	}
+	f.up.mu.Unlock()
+	tok := f.token("user/Provenance.rs user/Observation.rs", nil)
+	r := f.do("GET", "/Provenance", tok, "")
+	if n := len(entryIDs(r)); r.status != 200 || n != 50 || len(f.up.requests()) != 51 {
+		t.Errorf("60 Provenances about 60 records: %d, %d entries, %d upstream requests; want 50 and 51", r.status, n, len(f.up.requests()))
+	}
+	if _, ok := r.body["total"]; ok {
+		t.Errorf("a Bundle that left Provenances out says a total: %v", r.body["total"])
 	}
 }

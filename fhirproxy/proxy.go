@@ -160,10 +160,16 @@ type access struct {
 	tok     *smart.Token
 	ctx     scopes.Context
 	patient string // compartment owner for patient/ tokens
-	// provenances: a patient/ token's search may bring Provenances about
-	// its matches (_revinclude=Provenance:target, $everything), kept only
-	// after them (access.remember, access.provenanceKept).
+	// provenances: a search judged for its patient or labels may bring
+	// Provenances about its matches (_revinclude=Provenance:target,
+	// $everything), kept after them (access.remember,
+	// access.provenanceKept).
 	provenances bool
+	// targets, readied while a response is inspected without patient
+	// context and with labels judged (Proxy.readTargets), judges a
+	// Provenance in a Bundle the Bundle did not keep after its targets by
+	// reading them; otherwise such a Provenance is left out.
+	targets     targetReader
 	clearance   consent.Clearance
 	sharedTypes []string
 	// constrained is the type whose scope constraint the proxy injected.

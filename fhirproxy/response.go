@@ -81,6 +81,7 @@ func (x *exchange) inspect(resp *http.Response) (*refusal, error) {
 		// constrained read of its type, as the proxy evaluates it.
 		a.constrained = in.Type
 	}
+	p.readTargets(resp.Request.Context(), a)
 	out, kept, ref := a.inspectBody(in, body)
 	if ref != nil && ref.status == http.StatusNotFound && (in.Kind == Create || in.Kind == Update || in.Kind == Patch) {
 		// The write happened, but the token may not see what was stored
@@ -599,7 +600,7 @@ func (a *access) inspectBody(in Interaction, body []byte) ([]byte, []*projection
 		fates := make([]fate, len(entries))
 		removed, withheld := false, false
 		answered := false        // an entry rewritten as a conditional create's answer (foundEntry)
-		var keys map[string]bool // the patient's records kept so far, which Provenances may follow
+		var keys map[string]bool // the records kept so far (the patient's), which Provenances may follow
 		// A batch response keeps its entries in place: what the access may
 		// not see, and what the server did not find, become the same
 		// not-found entry (and no REDACTED mark, which would tell them apart).
@@ -617,18 +618,21 @@ func (a *access) inspectBody(in Interaction, body []byte) ([]byte, []*projection
 				}
 				continue
 			}
-			switch v := a.judgeEntry(e, body[e.resStart:e.resEnd]); {
+			v := a.judgeEntry(e, body[e.resStart:e.resEnd])
+			if v == needsContext && e.res.ResourceType == "Provenance" &&
+				(!batch && a.provenances && a.provenanceKept(&e.res, keys) || a.targets.sees(a, &e.res)) {
+				// With the records it is about (_revinclude=Provenance:target),
+				// after them, as servers write it and as a streamed Bundle
+				// can judge it; else by them as the proxy reads them.
+				v = keep
+			}
+			switch {
 			case v == keep:
 				kept = append(kept, &e.res)
 				if batch && i < len(a.found) && a.found[i] {
 					fates[i], answered = foundEntry, true
 				}
 				keys = a.remember(keys, &e.res)
-			case v == needsContext && !batch && a.provenances && e.res.ResourceType == "Provenance" && a.provenanceKept(&e.res, keys):
-				// With the records it is about (_revinclude=Provenance:target),
-				// after them, as servers write it and as a streamed Bundle
-				// can judge it.
-				kept = append(kept, &e.res)
 			case batch && i < len(a.writes) && a.writes[i] && e.respEnd > e.respStart && !absentStatus(e.status):
 				fates[i], removed = minimalEntry, true
 			case batch:

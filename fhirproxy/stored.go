@@ -245,13 +245,13 @@ func lowers(stored, next *projection) bool {
 // securityContext names, a Provenance by each of its targets (at least
 // one, at most maxTargets), each by judgeRecord. own asks that each be
 // the patient's (in the compartment, not a shared record), as a
-// Provenance's always must be. The refusal is the upstream's failure or
+// Provenance's always must be with patient context. The refusal is the upstream's failure or
 // a Bundle's spent reads, for a write to answer with; a read reads either
 // as missing (drop).
 func (p *Proxy) judgeContext(ctx context.Context, a *access, res *projection, own bool) (verdict, *refusal) {
 	refs := []ref{res.SecurityContext}
 	if res.ResourceType == "Provenance" {
-		refs, own = res.Target, true // (a Provenance is about the patient's records, not shared ones)
+		refs, own = res.Target, a.patient != "" // (a patient's Provenance is about its records, not shared ones)
 		if len(refs) == 0 || len(refs) > maxTargets {
 			return drop, nil
 		}
@@ -314,16 +314,76 @@ func (p *Proxy) patientsBinary(ctx context.Context, a *access, bin *projection) 
 	return nil
 }
 
-// maxTargets is how many targets a Provenance a patient/ token reads may
-// have: each is read to judge it (one, as a rule: the record it is about).
+// maxTargets is how many targets a Provenance judged by them may have:
+// each is read to judge it (one, as a rule: the record it is about).
 const maxTargets = 8
 
-// remember adds a record a Bundle keeps to keys, the patient's records
-// (not shared ones) that Provenances after it may be about, when the
-// search may bring Provenances (access.provenances). Past maxKeys it adds
-// none, and a Provenance about a later record is left out.
+// maxTargetReads is how many records one response's Provenances may have
+// the proxy read to judge them (access.targets): a page of Provenances
+// about as many records. Past it, a Provenance about a record not yet
+// read is left out (the Bundle then loses its total, as for any entry
+// left out).
+const maxTargetReads = 50
+
+// targetReader judges, in a response inspected without patient context
+// and with labels judged, a Provenance the Bundle did not keep after its
+// targets (a Provenance search, a history, another reverse include, or
+// one that came first): it goes if each target, read from the upstream,
+// may be seen (judgeRecord). Each record is read once a response, at most
+// maxTargetReads. With patient context a Provenance goes only after the
+// patient's records it is about (access.provenanceKept), and a patient
+// app cannot search Provenance. The zero value (p nil) judges nothing.
+type targetReader struct {
+	p      *Proxy
+	ctx    context.Context
+	judged map[string]bool // by Type/id: may the access see it
+}
+
+// readTargets readies a.targets for a response to a.
+func (p *Proxy) readTargets(ctx context.Context, a *access) {
+	if a.patient == "" && !a.unrestricted {
+		a.targets = targetReader{p: p, ctx: ctx}
+	}
+}
+
+// sees reports whether a may see each of a Provenance's targets, as it
+// reads and judges them (false where the reader is off).
+func (t *targetReader) sees(a *access, pr *projection) bool {
+	if t.p == nil || len(pr.Target) == 0 || len(pr.Target) > maxTargets {
+		return false
+	}
+	for _, r := range pr.Target {
+		ref, ok := a.localRef(r.Reference)
+		if !ok {
+			return false
+		}
+		seen, ok := t.judged[ref]
+		if !ok {
+			if len(t.judged) >= maxTargetReads {
+				return false
+			}
+			v, _ := t.p.judgeRecord(t.ctx, a, ref, false) // (an upstream failure: not seen)
+			seen = v == keep
+			if t.judged == nil {
+				t.judged = map[string]bool{}
+			}
+			t.judged[ref] = seen
+		}
+		if !seen {
+			return false
+		}
+	}
+	return true
+}
+
+// remember adds a record a Bundle keeps to keys, the records (with
+// patient context, the patient's, not shared ones) that Provenances after
+// it may be about, when the search may bring Provenances
+// (access.provenances). Past maxKeys it adds none, and a Provenance about
+// a later record is left out, or, without patient context, judged by
+// reading its targets (access.targets).
 func (a *access) remember(keys map[string]bool, p *projection) map[string]bool {
-	if !a.provenances || len(keys) >= maxKeys || !p.inCompartment(a) {
+	if !a.provenances || len(keys) >= maxKeys || a.patient != "" && !p.inCompartment(a) {
 		return keys
 	}
 	if keys == nil {

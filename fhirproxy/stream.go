@@ -92,10 +92,11 @@ type streamer struct {
 	// for the audit trail.
 	who audit.Event
 	d   disclosure
-	// keys are the patient's records sent so far, by Type/id, when the
-	// search may bring Provenances (access.provenances): one goes only
-	// after the records it is about (access.provenanceKept), as in a
-	// whole Bundle (inspectBody).
+	// keys are the records sent so far (with patient context, the
+	// patient's), by Type/id, when the search may bring Provenances
+	// (access.provenances): one goes after the records it is about
+	// (access.provenanceKept) or, without patient context, by reading them
+	// (access.targets), as in a whole Bundle (inspectBody).
 	keys map[string]bool
 }
 
@@ -201,10 +202,14 @@ func (st *streamer) run() error {
 func (st *streamer) entry(e bundleEntry) error {
 	send := true
 	if e.hasRes && e.res.ResourceType != "OperationOutcome" {
-		switch v := st.a.judgeEntry(&e, st.s.Bytes(e.resStart, e.resEnd)); {
+		v := st.a.judgeEntry(&e, st.s.Bytes(e.resStart, e.resEnd))
+		if v == needsContext && e.res.ResourceType == "Provenance" &&
+			(st.a.provenanceKept(&e.res, st.keys) || st.a.targets.sees(st.a, &e.res)) {
+			v = keep // as in a whole Bundle (inspectBody)
+		}
+		switch {
 		case v == keep:
 			st.keys = st.a.remember(st.keys, &e.res)
-		case v == needsContext && e.res.ResourceType == "Provenance" && st.a.provenanceKept(&e.res, st.keys):
 		case v == withhold:
 			send, st.removed, st.withheld = false, true, true
 		default:
@@ -249,6 +254,7 @@ func (p *Proxy) stream(ctx context.Context, resp *http.Response, head []byte, a 
 	pr, pw := io.Pipe()
 	out := &streamBody{PipeReader: pr}
 	own := *a // the goroutine may outlive the exchange, whose access is reused
+	p.readTargets(ctx, &own)
 	st := newStreamer(jsonstrict.NewStreamScanner(io.MultiReader(bytes.NewReader(head), upstream), int(min(p.Limits.resp(), 1<<30))),
 		bufio.NewWriterSize(pw, 32<<10), &own, assumed, ev.Patient)
 	st.typ = typ

@@ -347,8 +347,8 @@ func (p *Proxy) checkReferencedRecords(ctx context.Context, a *access, body []by
 		}
 		if pr.ResourceType == "Binary" || a.bound(pr) {
 			// Judged as a read of it is: a Binary by the record its
-			// securityContext names, a Provenance (with patient
-			// context) by its targets, which are read too.
+			// securityContext names, a Provenance by its targets,
+			// which are read too.
 			v := a.judge(pr)
 			if v == needsContext {
 				var ref *refusal

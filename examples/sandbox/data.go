@@ -180,8 +180,9 @@ func generate(n int) *dataset {
 	add(resource{"resourceType": "DocumentReference", "id": "pt-sensitive-psy", "meta": meta("R", "PSY", "PSYTHPN"), "status": "current", "subject": subj,
 		"type": concept(loinc, "11488-4", "Consult note"), "content": []any{map[string]any{"attachment": map[string]any{"contentType": "text/plain", "data": "cHN5Y2hvdGhlcmFweQ=="}}}})
 	add(resource{"resourceType": "Condition", "id": "pt-sensitive-mh", "meta": meta("R", "MH"), "subject": subj, "code": concept(snomed, "35489007", "Depressive disorder")})
-	// Unlabelled, about a record that is: a patient app, which judges a
-	// Provenance by its targets, never sees it.
+	// Unlabelled, about a record that is: the proxy judges a Provenance by
+	// its targets, so neither pt-sensitive's app nor a clinician of the
+	// default clearance sees it.
 	add(provenance("pt-sensitive-sud-prov", "Condition/pt-sensitive-sud", practitioners[2], base.AddDate(0, -1, 0)))
 	for _, t := range terminology() {
 		add(t)

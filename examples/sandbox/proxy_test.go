@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -855,6 +856,22 @@ func TestProvenanceThroughTheProxy(t *testing.T) {
 		if code, b := fhirCall(t, sensitive, http.MethodGet, sb.FHIRBase+target, ""); code != want {
 			t.Errorf("pt-sensitive's %s: %d %s, want %d", target, code, b, want)
 		}
+	}
+	// A clinician of the default clearance neither: not by a read, nor
+	// with the records.
+	clinician, err := sb.Auth.Mint(context.Background(), "", smart.Grant{ClientID: ExampleAppID, UserID: "clinician",
+		FHIRUser: "Practitioner/pr-lee", Scope: "user/*.rs", Audience: sb.FHIRBase}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for target, want := range map[string]int{"/Provenance/pt-sensitive-cond-1-prov": http.StatusOK, "/Provenance/pt-sensitive-sud-prov": http.StatusNotFound} {
+		if code, b := fhirCall(t, clinician, http.MethodGet, sb.FHIRBase+target, ""); code != want {
+			t.Errorf("a clinician's %s: %d %s, want %d", target, code, b, want)
+		}
+	}
+	code, b = fhirCall(t, clinician, http.MethodGet, sb.FHIRBase+"/Condition?patient=pt-sensitive&_revinclude=Provenance:target", "")
+	if code != http.StatusOK || !bytes.Contains(b, []byte(`"pt-sensitive-cond-1-prov"`)) || bytes.Contains(b, []byte("pt-sensitive-sud")) {
+		t.Errorf("a clinician's search with _revinclude=Provenance:target: %d %.2000s", code, b)
 	}
 }
 
