@@ -8,7 +8,9 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // provenance is a Provenance about targets, recorded by Practitioner/dr.
@@ -287,5 +289,41 @@ func TestProvenanceTargetReads(t *testing.T) {
 	}
 	if _, ok := r.body["total"]; ok {
 		t.Errorf("a Bundle that left Provenances out says a total: %v", r.body["total"])
+	}
+}
+
+// TestProvenanceTargetReadFails: once a target's read fails (here, an
+// upstream that hangs on reads), no more are tried for the response: a
+// hung upstream costs one timeout, not one a Provenance, and every
+// Provenance left unjudged is left out.
+func TestProvenanceTargetReadFails(t *testing.T) {
+	f := newFixture(t)
+	var reads atomic.Int32
+	release := make(chan struct{})
+	defer close(release)
+	var entries []any
+	for i := range 5 {
+		id := "o" + strconv.Itoa(i)
+		entries = append(entries, map[string]any{"resource": provenance(id, "Observation/"+id), "search": map[string]any{"mode": "match"}})
+	}
+	hanging := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/Provenance" {
+			f.up.write(w, 200, map[string]any{"resourceType": "Bundle", "type": "searchset", "entry": entries})
+			return
+		}
+		reads.Add(1)
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	defer hanging.Close()
+	f.proxy.Upstream, _ = url.Parse(hanging.URL)
+	f.proxy.Timeout = 200 * time.Millisecond
+	r := f.do("GET", "/Provenance", f.token("user/Provenance.rs user/Observation.rs", nil), "")
+	// (One read: the Transport may send it again once, the connection it
+	// went on being a reused one that closed before answering.)
+	if r.status != 200 || len(entryIDs(r)) != 0 || reads.Load() > 2 {
+		t.Errorf("a search whose target reads hang: %d, entries %v, %d reads; want none kept and one read", r.status, entryIDs(r), reads.Load())
 	}
 }

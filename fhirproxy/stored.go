@@ -337,6 +337,10 @@ type targetReader struct {
 	p      *Proxy
 	ctx    context.Context
 	judged map[string]bool // by Type/id: may the access see it
+	// failed: a read failed (the upstream, or a batch's spent reads): no
+	// more are tried for this response, so a hung upstream costs one
+	// timeout, not one a Provenance.
+	failed bool
 }
 
 // readTargets readies a.targets for a response to a.
@@ -359,10 +363,11 @@ func (t *targetReader) sees(a *access, pr *projection) bool {
 		}
 		seen, ok := t.judged[ref]
 		if !ok {
-			if len(t.judged) >= maxTargetReads {
+			if t.failed || len(t.judged) >= maxTargetReads {
 				return false
 			}
-			v, _ := t.p.judgeRecord(t.ctx, a, ref, false) // (an upstream failure: not seen)
+			v, failure := t.p.judgeRecord(t.ctx, a, ref, false)
+			t.failed = failure != nil
 			seen = v == keep
 			if t.judged == nil {
 				t.judged = map[string]bool{}
