@@ -382,6 +382,31 @@
 // a response, or stalls in one, for longer than Proxy.Timeout is cut off
 // (504 before the response starts).
 //
+// # A Binary's content as it is
+//
+// Apps show a document by reading its Binary in the content's own media
+// type, and store one by sending the bytes with their Content-Type and the
+// record they belong to in X-Security-Context (FHIR R4 http.html#binary).
+// The proxy never relays what it cannot judge, so it converts at its edge:
+// the upstream is always asked for, and sent, FHIR JSON. A read or vread of
+// a Binary whose Accept header names only media ranges that are not FHIR
+// formats (application/pdf, text/plain, */*; not application/fhir+json,
+// application/json, XML) and that has no _format, _summary or _elements is
+// judged as any read of it (labels, its securityContext, the compartment),
+// and then answered with the resource's decoded data, its contentType
+// (application/octet-stream if it has none that parses) and an
+// X-Security-Context header; what the token may not see reads as a missing
+// one does, as FHIR JSON. The content is served with a Content-Security-
+// Policy that adds sandbox, so whatever it claims to be (text/html,
+// image/svg+xml) runs nothing in a browser. A create or update of a Binary
+// whose Content-Type is not JSON (nor a FHIR XML type, refused with 415 as
+// before) becomes the FHIR JSON Binary it describes: the content base64,
+// the media type with its parameters (a charset is the content's), the one
+// X-Security-Context as its securityContext (given twice, or not one
+// reference, it is 400), checked as a JSON write of it is (a patient app's
+// must be bound to one of its patient's records). Without an Accept header,
+// or with a FHIR one, a Binary reads as FHIR JSON, as any resource.
+//
 // # Browser apps (CORS)
 //
 // Set Proxy.AllowOrigin (usually [RegisteredOrigins]) so browser apps can

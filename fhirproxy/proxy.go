@@ -598,7 +598,15 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, x *exchange) {
 			return
 		}
 		var ref *refusal
-		if x.bodyType, ref = bodyType(header(r.Header, "Content-Type")); ref != nil {
+		if ct := header(r.Header, "Content-Type"); nativeUpload(&x.in, ct) {
+			// A Binary's content as it is: written upstream as the FHIR
+			// JSON Binary it describes, and checked as that.
+			x.body, ref = binaryResource(&x.in, ct, r.Header["X-Security-Context"], x.body)
+			x.bodyType = fhirJSONType
+		} else {
+			x.bodyType, ref = bodyType(ct)
+		}
+		if ref != nil {
 			p.finish(w, r, &x.ev, ref, nil)
 			return
 		}
@@ -639,11 +647,13 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, x *exchange) {
 		}
 	}
 	x.req = r
+	x.in.native = x.a != nil && wantsNative(&x.in, r.Header["Accept"])
 	// A Transform sees every body that can carry resources: a response the
 	// request proves (full clearance, no patient context) is read too, or
 	// the host's redaction would not run for the very apps (research, with
-	// system/ scopes) it is usually for.
-	x.inspects = x.a != nil && (x.a.inspects(x.in) || (p.Transform != nil || p.AuditEveryDisclosure) && x.in.Kind != Delete)
+	// system/ scopes) it is usually for. A Binary's native content is
+	// served from the resource read.
+	x.inspects = x.a != nil && (x.in.native || x.a.inspects(x.in) || (p.Transform != nil || p.AuditEveryDisclosure) && x.in.Kind != Delete)
 	if !x.inspects && x.a != nil && x.ev.Patient == "" {
 		// An answer passed unread: its audit event names the patient the
 		// request itself names, where it names one.
@@ -942,6 +952,9 @@ func (w *writer) WriteHeader(code int) {
 		x.headed = true
 		h := w.ResponseWriter.Header()
 		securityHeaders(h)
+		if x.in.native && code == http.StatusOK {
+			h["Content-Security-Policy"] = nativeCSP
+		}
 		x.p.allowOrigin(x.req.Context(), h, header(x.req.Header, "Origin"), x.a)
 	}
 	w.ResponseWriter.WriteHeader(code)

@@ -84,6 +84,9 @@ type Interaction struct {
 	// fresh: an update resolved from a conditional one that matched
 	// nothing, at the body's id, which must be free (checkStored: 409).
 	fresh bool
+	// native: a read of a Binary that asks for its content in its own
+	// media type (wantsNative), answered with the judged resource's data.
+	native bool
 }
 
 // setIfNoneExist makes a create conditional on the criteria of an

@@ -125,6 +125,17 @@ func (x *exchange) inspect(resp *http.Response) (*refusal, error) {
 			return refuse(http.StatusInternalServerError, "exception", "the response could not be prepared for this app"), nil
 		}
 	}
+	contentType := fhirJSON
+	if in.native && resp.StatusCode == http.StatusOK {
+		data, ct, context, err := nativeContent(body)
+		if err != nil {
+			return refuse(http.StatusBadGateway, "invalid", "the FHIR server answered the Binary without content the proxy can serve"), nil
+		}
+		body, contentType = data, []string{ct}
+		if context != "" {
+			resp.Header["X-Security-Context"] = []string{context}
+		}
+	}
 	x.sent.Reset(body)
 	resp.Body = &x.sent
 	// The upstream's Content-Length stays when it still holds, in the
@@ -133,7 +144,7 @@ func (x *exchange) inspect(resp *http.Response) (*refusal, error) {
 		resp.ContentLength = int64(len(body))
 		resp.Header["Content-Length"] = []string{strconv.Itoa(len(body))}
 	}
-	resp.Header["Content-Type"] = fhirJSON
+	resp.Header["Content-Type"] = contentType
 	return nil, nil
 }
 

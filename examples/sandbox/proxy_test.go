@@ -915,3 +915,58 @@ func TestDocumentFiledThroughTheProxy(t *testing.T) {
 		t.Errorf("another patient's app reads the content: %d %s", code, b)
 	}
 }
+
+// TestNativeDocumentThroughTheProxy: a patient app stores a PDF as it is
+// (its own Content-Type, bound to the patient by X-Security-Context) and
+// reads it back as it is (Accept: application/pdf), through the proxy, on
+// the sandbox's data server, which holds it as a FHIR Binary; another
+// patient's app finds it missing.
+func TestNativeDocumentThroughTheProxy(t *testing.T) {
+	sb := startSandbox(t)
+	scope := "launch/patient patient/Binary.cruds patient/Patient.rs"
+	tok := patientToken(t, sb, scope)
+	pdf := "%PDF-1.4\n%\xe2\xe3\xcf\xd3\nbinary \x00 content\n%%EOF"
+	call := func(tok, method, target, body string, hdr ...string) *http.Response {
+		t.Helper()
+		req, _ := http.NewRequest(method, target, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+tok)
+		for i := 0; i+1 < len(hdr); i += 2 {
+			req.Header.Set(hdr[i], hdr[i+1])
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	resp := call(tok, http.MethodPost, sb.FHIRBase+"/Binary", pdf, "Content-Type", "application/pdf", "X-Security-Context", "Patient/pt-001")
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var created struct{ ID string }
+	if err := json.Unmarshal(b, &created); resp.StatusCode != http.StatusCreated || err != nil || created.ID == "" {
+		t.Fatalf("the PDF stored: %d %s", resp.StatusCode, b)
+	}
+	resp = call(tok, http.MethodGet, sb.FHIRBase+"/Binary/"+created.ID, "", "Accept", "application/pdf")
+	b, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || string(b) != pdf || resp.Header.Get("Content-Type") != "application/pdf" ||
+		resp.Header.Get("X-Security-Context") != "Patient/pt-001" {
+		t.Errorf("the PDF read back: %d %q, headers %v", resp.StatusCode, b, resp.Header)
+	}
+	other, err := sb.Auth.Mint(context.Background(), "", smart.Grant{ClientID: ExampleAppID, UserID: "patient", FHIRUser: "Patient/pt-002",
+		Scope: scope, Audience: sb.FHIRBase, Context: launch.Context{Patient: "pt-002"}}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp = call(other, http.MethodGet, sb.FHIRBase+"/Binary/"+created.ID, "", "Accept", "application/pdf")
+	b, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound || strings.Contains(string(b), "PDF") {
+		t.Errorf("another patient's app reads the PDF: %d %q", resp.StatusCode, b)
+	}
+	resp = call(other, http.MethodPost, sb.FHIRBase+"/Binary", pdf, "Content-Type", "application/pdf", "X-Security-Context", "Patient/pt-001")
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Errorf("another patient's app files a PDF in pt-001's chart: %d", resp.StatusCode)
+	}
+}
