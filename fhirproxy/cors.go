@@ -20,7 +20,7 @@ import (
 const (
 	corsMethods = "GET, POST, PUT, PATCH, DELETE"
 	corsHeaders = "Authorization, Content-Type, Accept, Prefer, If-Match, If-None-Match, If-None-Exist, If-Modified-Since, X-Request-Id"
-	corsExpose  = "Location, Content-Location, ETag, Last-Modified"
+	corsExpose  = "Location, Content-Location, ETag, Last-Modified, X-Security-Context"
 )
 
 // RegisteredOrigins is a Proxy.AllowOrigin that accepts the origins of the

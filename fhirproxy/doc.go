@@ -413,6 +413,8 @@
 // call the API from their own origin: a response is readable cross-origin
 // only by the origins of the token's client's registered redirect URIs,
 // never with credentials; preflights are answered by the proxy, and the
-// upstream's own CORS headers are dropped. The CapabilityStatement is
-// readable from any origin.
+// upstream's own CORS headers are dropped. Such an app may read Location,
+// Content-Location, ETag, Last-Modified and X-Security-Context (a Binary's
+// record, with its native content). The CapabilityStatement is readable
+// from any origin.
 package fhirproxy
