@@ -95,7 +95,7 @@ func binaryResource(in *Interaction, contentType string, securityContext []strin
 		return nil, refuse(http.StatusUnsupportedMediaType, "not-supported", "the Content-Type is not understood")
 	}
 	res := map[string]any{"resourceType": "Binary", "contentType": ct, "data": base64.StdEncoding.EncodeToString(data)}
-	if in.Kind == Update {
+	if in.ID != "" { // an update's (a conditional one's is the match's: resolveConditional)
 		res["id"] = in.ID
 	}
 	switch len(securityContext) {
