@@ -178,7 +178,9 @@
 // pages), at most Limits.MaxChains (4) of them a search, and forwarded as a
 // search by their references; a total, and the
 // Bundle's meta (where servers put the matches' labels), go out only when
-// the page holds the whole result and nothing on it was withheld; type and
+// the page holds the whole result and nothing on it was withheld (a total
+// also when only included entries were left out: it counts the matches,
+// all there, and no more of them than the page sends); type and
 // system history are refused. Nor may a write touch, or tell of, what is
 // withheld: an update, patch or delete is checked against the stored
 // version first, and one the clearance withholds answers 404, as a free id

@@ -610,6 +610,7 @@ func (a *access) inspectBody(in Interaction, body []byte) ([]byte, []*projection
 		kept := make([]*projection, 0, len(entries))
 		fates := make([]fate, len(entries))
 		removed, withheld := false, false
+		removedMatch := false    // a removed entry a total counts
 		answered := false        // an entry rewritten as a conditional create's answer (foundEntry)
 		var keys map[string]bool // the records kept so far (the patient's), which Provenances may follow
 		// A batch response keeps its entries in place: what the access may
@@ -650,6 +651,7 @@ func (a *access) inspectBody(in Interaction, body []byte) ([]byte, []*projection
 				fates[i], removed = missingEntry, true
 			default:
 				fates[i], removed, withheld = dropEntry, true, withheld || v == withhold
+				removedMatch = removedMatch || !e.notMatch
 			}
 		}
 		if in.Kind == HistoryInstance && len(kept) == 0 {
@@ -673,11 +675,14 @@ func (a *access) inspectBody(in Interaction, body []byte) ([]byte, []*projection
 			return nil, nil, missing
 		}
 		var f pageFacts
-		if !removed && a.judgesTotals() { // only then do the facts decide
+		if !removedMatch && (removed || a.judgesTotals()) { // only then do the facts decide
 			f = bundleFacts(body, spans)
 			f.matches = matchCount(entries)
 		}
-		keepTotal, keepMeta := f.goes(a, removed)
+		if batch {
+			removedMatch = removed // (a batch response's entries are not a search's)
+		}
+		keepTotal, keepMeta := f.goes(a, removed, removedMatch)
 		if !removed && !relinked && !answered && (keepTotal || !f.total) && (keepMeta || !f.meta) {
 			return body, kept, nil
 		}
@@ -797,21 +802,28 @@ type pageFacts struct {
 func (a *access) judgesTotals() bool { return !a.unrestricted || a.recheck }
 
 // goes reports whether a judged Bundle's total and meta go out. Neither
-// does when entries were removed: the total counts them, the meta may
-// carry their labels. With labels judged, both go only when the page
-// holds the whole result (no next link), and the total only when it counts
-// no more than the page's matches; otherwise they tell of matches on pages
-// not yet judged, or on none (_summary=count): how many records the
-// clearance withholds, and their labels (servers write the high-water mark
-// of the matches' labels in the meta). Whole and streamed Bundles alike.
-func (f pageFacts) goes(a *access, removed bool) (total, meta bool) {
+// does when matches were removed (entries not marked include or outcome):
+// the total counts them, the meta may carry their labels. With labels
+// judged, both go only when the page holds the whole result (no next
+// link), and the total only when it counts no more than the page's
+// matches; otherwise they tell of matches on pages not yet judged, or on
+// none (_summary=count): how many records the clearance withholds, and
+// their labels (servers write the high-water mark of the matches' labels
+// in the meta). When only included entries were removed, the matches are
+// all there: the total goes by the same test (a server that counts its
+// includes in it fails it), the meta never. Whole and streamed Bundles
+// alike.
+func (f pageFacts) goes(a *access, removed, removedMatch bool) (total, meta bool) {
+	whole := !f.total || !f.next && f.totalOK && f.n <= f.matches
 	switch {
-	case removed:
+	case removedMatch:
 		return false, false
+	case removed:
+		return whole, false
 	case !a.judgesTotals():
 		return true, true
 	}
-	return !f.total || !f.next && f.totalOK && f.n <= f.matches, !f.next
+	return whole, !f.next
 }
 
 // matchCount counts the entries a search's total counts: all but those whose

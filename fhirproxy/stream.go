@@ -85,6 +85,7 @@ type streamer struct {
 	// labels in the second case.
 	sent, matches     int
 	removed, withheld bool
+	removedMatch      bool     // a removed entry a total counts (not an include)
 	total, meta       []byte   // held back until every entry is judged
 	next              bool     // the Bundle links to a next page
 	labels            []string // of the entries sent, for the audit trail
@@ -181,7 +182,7 @@ func (st *streamer) run() error {
 	}
 	f := pageFacts{total: st.total != nil, next: st.next, meta: st.meta != nil, matches: st.matches}
 	f.n, f.totalOK = memberInt(st.total)
-	keepTotal, keepMeta := f.goes(st.a, st.removed)
+	keepTotal, keepMeta := f.goes(st.a, st.removed, st.removedMatch)
 	if st.total != nil && keepTotal {
 		st.sep()
 		_, _ = st.w.Write(st.total)
@@ -215,6 +216,7 @@ func (st *streamer) entry(e bundleEntry) error {
 		default:
 			send, st.removed = false, true
 		}
+		st.removedMatch = st.removedMatch || !send && !e.notMatch
 	}
 	if send {
 		if st.sent == 0 {
