@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"net/http"
 	"os"
 	"os/exec"
 	"slices"
@@ -265,5 +267,75 @@ func TestBrowserConsentSubmitsOnce(t *testing.T) {
 	})
 	if want := "name:" + patientName(sb.fhir.current["Patient/pt-001"]); state != want {
 		t.Fatalf("after a double click the frame shows %q, want %q", state, want)
+	}
+}
+
+// TestBrowserNativeBinaryRunsNothing opens, in a real headless Chromium, a
+// Binary an app stored as text/html, read through the proxy in its native
+// form (Accept: text/html): the browser renders it, but its script does
+// not run, and the document has an opaque origin (the proxy's
+// Content-Security-Policy sandbox), so it could not reach the proxy
+// origin's storage even if it ran.
+func TestBrowserNativeBinaryRunsNothing(t *testing.T) {
+	sb, ctx := browserSandbox(t)
+	tok := patientToken(t, sb, "launch/patient patient/Binary.cruds patient/Patient.rs")
+	page := `<!doctype html><html><head><title>stored</title></head><body><p id="x">a stored page</p>` +
+		`<script>document.title = "ran"</script></body></html>`
+	req, _ := http.NewRequest(http.MethodPost, sb.FHIRBase+"/Binary", strings.NewReader(page))
+	req.Header.Set("Authorization", "Bearer "+tok)
+	req.Header.Set("Content-Type", "text/html")
+	req.Header.Set("X-Security-Context", "Patient/pt-001")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var created struct{ ID string }
+	err = json.NewDecoder(resp.Body).Decode(&created)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated || err != nil {
+		t.Fatalf("storing the page: %d %v", resp.StatusCode, err)
+	}
+	// The browser's own requests for the page go out as an app's fetch of
+	// it would: with the bearer token, asking for text/html only (a
+	// navigation's Accept names application/xml too, a FHIR format, and
+	// would be answered with the FHIR JSON Binary).
+	err = chromedp.Listen(ctx, func(ev any) {
+		if e, ok := ev.(*fetch.EventRequestPaused); ok {
+			go func() {
+				_, _ = chromedp.Call(ctx, fetch.ContinueRequest, fetch.ContinueRequestParams{RequestID: e.RequestID, Headers: []*fetch.HeaderEntry{
+					{Name: "Authorization", Value: "Bearer " + tok}, {Name: "Accept", Value: "text/html"}}})
+			}()
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err = chromedp.Call(ctx, fetch.Enable, fetch.EnableParams{Patterns: []*fetch.RequestPattern{{URLPattern: "*/fhir/Binary/*"}}}); err != nil {
+		t.Fatal(err)
+	}
+	answer, err := chromedp.RunResponse(ctx, chromedp.Navigate(sb.FHIRBase+"/Binary/"+created.ID))
+	if err != nil || answer.Status != http.StatusOK || answer.MimeType != "text/html" {
+		t.Fatalf("the page through the proxy: %v %+v", err, answer)
+	}
+	text, err := chromedp.Run(ctx, chromedp.Text(`#x`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	title, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.title`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	origin, err := chromedp.Run(ctx, chromedp.Evaluate[string](`window.origin`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if text != "a stored page" {
+		t.Errorf("the page was not rendered: %q", text)
+	}
+	if title != "stored" {
+		t.Errorf("the stored page's script ran: title %q", title)
+	}
+	if origin != "null" {
+		t.Errorf("the stored page has the proxy's origin %q, not an opaque one", origin)
 	}
 }
