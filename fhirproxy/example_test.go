@@ -3,6 +3,7 @@ package fhirproxy_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"log"
 	"net/http"
 	"net/http/httptest"
@@ -64,4 +65,74 @@ func ExampleProxy() {
 	// Output:
 	// 123 200
 	// 456 404
+}
+
+// An app shows a document by reading its Binary as the content's own media
+// type (and files one by POSTing the bytes with their Content-Type and
+// X-Security-Context, the record they belong to): the proxy judges the
+// Binary as FHIR JSON upstream and converts at its edge.
+func ExampleProxy_nativeBinary() {
+	// The hospital's FHIR server holds a PDF as a FHIR Binary bound to
+	// patient 123 (and the patient, which the proxy reads to judge it).
+	fhirServer := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/fhir+json")
+		switch r.URL.Path {
+		case "/Binary/scan":
+			fmt.Fprint(w, `{"resourceType":"Binary","id":"scan","contentType":"application/pdf",`+
+				`"securityContext":{"reference":"Patient/123"},"data":"JVBERi0xLjQK"}`)
+		case "/Patient/123":
+			fmt.Fprint(w, `{"resourceType":"Patient","id":"123"}`)
+		default:
+			w.WriteHeader(http.StatusNotFound)
+			fmt.Fprint(w, `{"resourceType":"OperationOutcome","issue":[{"severity":"error","code":"not-found"}]}`)
+		}
+	}))
+	defer fhirServer.Close()
+	fhirBase, tokenFor, stop := exampleProxy(fhirServer.URL)
+	defer stop()
+
+	tok := tokenFor("patient/Binary.r patient/Patient.r", "123")
+	req, _ := http.NewRequest("GET", fhirBase+"/Binary/scan", nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	req.Header.Set("Accept", "application/pdf")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		log.Fatal(err)
+	}
+	pdf, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	fmt.Println(resp.StatusCode, resp.Header.Get("Content-Type"), resp.Header.Get("X-Security-Context"))
+	fmt.Printf("%q\n", pdf)
+	// Output:
+	// 200 application/pdf Patient/123
+	// "%PDF-1.4\n"
+}
+
+// exampleProxy mounts a proxy in front of the FHIR server at upstream, as
+// ExampleProxy shows, and returns its FHIR base, a way to mint a token for
+// an app with patient context, and what stops it.
+func exampleProxy(upstream string) (fhirBase string, tokenFor func(scope, patient string) string, stop func()) {
+	mux := http.NewServeMux()
+	site := httptest.NewServer(mux)
+	fhirBase = site.URL + "/fhir"
+	keys, _ := smart.GenerateKeys()
+	keySet, _ := smart.NewKeySet(keys)
+	auth := &smart.Server{BaseURL: site.URL + "/auth", Tenants: []smart.Tenant{{FHIRBases: []string{fhirBase}}},
+		Clients: &smart.MemoryClients{}, Store: &smart.MemoryStore{}, Keys: keySet, Audit: &audit.Memory{},
+		Authenticator: smart.AuthenticatorFunc(func(http.ResponseWriter, *http.Request) (smart.User, bool) { return smart.User{}, false })}
+	verifier, err := auth.Verifier("", fhirBase)
+	if err != nil {
+		log.Fatal(err)
+	}
+	up, _ := url.Parse(upstream)
+	mux.Handle("/fhir/", http.StripPrefix("/fhir", &fhirproxy.Proxy{Upstream: up, Verifier: verifier, Audit: &audit.Memory{}, Base: fhirBase}))
+	tokenFor = func(scope, patient string) string {
+		tok, err := auth.Mint(context.Background(), "", smart.Grant{ClientID: "app", UserID: "u", FHIRUser: "Patient/" + patient,
+			Scope: scope, Context: launch.Context{Patient: patient}}, time.Hour)
+		if err != nil {
+			log.Fatal(err)
+		}
+		return tok
+	}
+	return fhirBase, tokenFor, site.Close
 }

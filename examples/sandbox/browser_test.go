@@ -281,16 +281,9 @@ func TestBrowserNativeBinaryRunsNothing(t *testing.T) {
 	tok := patientToken(t, sb, "launch/patient patient/Binary.cruds patient/Patient.rs")
 	page := `<!doctype html><html><head><title>stored</title></head><body><p id="x">a stored page</p>` +
 		`<script>document.title = "ran"</script></body></html>`
-	req, _ := http.NewRequest(http.MethodPost, sb.FHIRBase+"/Binary", strings.NewReader(page))
-	req.Header.Set("Authorization", "Bearer "+tok)
-	req.Header.Set("Content-Type", "text/html")
-	req.Header.Set("X-Security-Context", "Patient/pt-001")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := callWith(t, tok, http.MethodPost, sb.FHIRBase+"/Binary", page, "Content-Type", "text/html", "X-Security-Context", "Patient/pt-001")
 	var created struct{ ID string }
-	err = json.NewDecoder(resp.Body).Decode(&created)
+	err := json.NewDecoder(resp.Body).Decode(&created)
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusCreated || err != nil {
 		t.Fatalf("storing the page: %d %v", resp.StatusCode, err)

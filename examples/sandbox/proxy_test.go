@@ -35,6 +35,22 @@ func fhirCall(t *testing.T, tok, method, target, body string) (int, []byte) {
 	return fhirCallAs(t, tok, method, target, "application/fhir+json", body)
 }
 
+// callWith sends a request with the bearer token and the headers given
+// (name, value, …) and returns the response, its body unread.
+func callWith(t *testing.T, tok, method, target, body string, hdr ...string) *http.Response {
+	t.Helper()
+	req, _ := http.NewRequest(method, target, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+tok)
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp
+}
+
 // fhirCallAs is fhirCall with the body's media type given.
 func fhirCallAs(t *testing.T, tok, method, target, contentType, body string) (int, []byte) {
 	t.Helper()
@@ -926,27 +942,14 @@ func TestNativeDocumentThroughTheProxy(t *testing.T) {
 	scope := "launch/patient patient/Binary.cruds patient/Patient.rs"
 	tok := patientToken(t, sb, scope)
 	pdf := "%PDF-1.4\n%\xe2\xe3\xcf\xd3\nbinary \x00 content\n%%EOF"
-	call := func(tok, method, target, body string, hdr ...string) *http.Response {
-		t.Helper()
-		req, _ := http.NewRequest(method, target, strings.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+tok)
-		for i := 0; i+1 < len(hdr); i += 2 {
-			req.Header.Set(hdr[i], hdr[i+1])
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return resp
-	}
-	resp := call(tok, http.MethodPost, sb.FHIRBase+"/Binary", pdf, "Content-Type", "application/pdf", "X-Security-Context", "Patient/pt-001")
+	resp := callWith(t, tok, http.MethodPost, sb.FHIRBase+"/Binary", pdf, "Content-Type", "application/pdf", "X-Security-Context", "Patient/pt-001")
 	b, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	var created struct{ ID string }
 	if err := json.Unmarshal(b, &created); resp.StatusCode != http.StatusCreated || err != nil || created.ID == "" {
 		t.Fatalf("the PDF stored: %d %s", resp.StatusCode, b)
 	}
-	resp = call(tok, http.MethodGet, sb.FHIRBase+"/Binary/"+created.ID, "", "Accept", "application/pdf")
+	resp = callWith(t, tok, http.MethodGet, sb.FHIRBase+"/Binary/"+created.ID, "", "Accept", "application/pdf")
 	b, _ = io.ReadAll(resp.Body)
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK || string(b) != pdf || resp.Header.Get("Content-Type") != "application/pdf" ||
@@ -958,13 +961,13 @@ func TestNativeDocumentThroughTheProxy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp = call(other, http.MethodGet, sb.FHIRBase+"/Binary/"+created.ID, "", "Accept", "application/pdf")
+	resp = callWith(t, other, http.MethodGet, sb.FHIRBase+"/Binary/"+created.ID, "", "Accept", "application/pdf")
 	b, _ = io.ReadAll(resp.Body)
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusNotFound || strings.Contains(string(b), "PDF") {
 		t.Errorf("another patient's app reads the PDF: %d %q", resp.StatusCode, b)
 	}
-	resp = call(other, http.MethodPost, sb.FHIRBase+"/Binary", pdf, "Content-Type", "application/pdf", "X-Security-Context", "Patient/pt-001")
+	resp = callWith(t, other, http.MethodPost, sb.FHIRBase+"/Binary", pdf, "Content-Type", "application/pdf", "X-Security-Context", "Patient/pt-001")
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusForbidden {
 		t.Errorf("another patient's app files a PDF in pt-001's chart: %d", resp.StatusCode)
