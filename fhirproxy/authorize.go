@@ -3,6 +3,7 @@ package fhirproxy
 import (
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/smartkit/smartkit/scopes"
@@ -415,7 +416,27 @@ func judgedParams(in *Interaction, a *access) *refusal {
 				" searches by records the token's clearance may withhold; search those first, then by reference")
 		}
 	}
+	if in.Type == "Provenance" && in.Kind == SearchType && a.patient == "" {
+		pageOfProvenances(in)
+	}
 	return nil
+}
+
+// pageOfProvenances asks a search of Provenance, whose matches the proxy
+// judges by reading the records they are about (access.targets, at most
+// maxTargetReads of them a response), for pages no larger than that: a
+// larger page of Provenances about as many records would lose those past
+// the reads (a server may always send fewer than _count asks).
+func pageOfProvenances(in *Interaction) {
+	for i := range in.Params {
+		if p := &in.Params[i]; p.Name == "_count" {
+			if n, err := strconv.Atoi(p.Value); err == nil && n > maxTargetReads { // (capCount checked the form)
+				p.Value = strconv.Itoa(maxTargetReads)
+			}
+			return
+		}
+	}
+	in.Params = append(in.Params, Param{Name: "_count", Value: strconv.Itoa(maxTargetReads)})
 }
 
 // withElements adds an element name to a comma-separated list that lacks it.

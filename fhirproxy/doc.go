@@ -168,7 +168,8 @@
 // went, and any other (a search of Provenance, a history, one that came
 // first) by reading its targets, each record once a response and at most
 // 50 of them (one about a record past those is left out, and the Bundle
-// loses its total). What a clearance
+// loses its total; a search of Provenance is sent with a _count of at most
+// 50, so that a page of them rarely needs more). What a clearance
 // withholds stays withheld: with a clearance short of every label, a search
 // may not tell more of it than the REDACTED mark. Criteria that other
 // resources meet (_has, _filter, _list, _query, longer chains),

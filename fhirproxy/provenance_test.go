@@ -207,6 +207,21 @@ func TestProvenanceForClinicians(t *testing.T) {
 	}
 	f.up.reset()
 
+	// A search of Provenance asks for pages no larger than the targets
+	// read for one (50): a larger page would lose the Provenances past
+	// them. Not so for a full clearance, which reads none.
+	for _, c := range []struct{ target, tok, want string }{
+		{"/Provenance", tok, "50"}, {"/Provenance?_count=200", tok, "50"}, {"/Provenance?_count=10", tok, "10"},
+		{"/Provenance?_count=200", f.token("user/Provenance.rs", everyLabel()), "200"},
+		{"/Observation?_revinclude=Provenance:target", tok, ""},
+	} {
+		f.do("GET", c.target, c.tok, "")
+		if got := f.up.requests(); len(got) == 0 || got[0].URL.Query().Get("_count") != c.want {
+			t.Errorf("%s: forwarded with _count %q, want %q", c.target, got[0].URL.Query().Get("_count"), c.want)
+		}
+		f.up.reset()
+	}
+
 	// A selection keeps what a Provenance is judged by.
 	if r := f.do("GET", "/Provenance?_elements=recorded", tok, ""); r.status != 200 {
 		t.Errorf("_elements: %d", r.status)
