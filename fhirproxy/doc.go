@@ -166,7 +166,8 @@
 // targets; in a Bundle, a Provenance after the records it is about
 // (_revinclude=Provenance:target, $everything) is judged by them as they
 // went, and any other (a search of Provenance, a history, one that came
-// first) by reading its targets, each record once a response and at most
+// first) by reading its targets (one withheld for a withheld target marks
+// the Bundle REDACTED, as the record would), each record once a response and at most
 // 50 of them (one about a record past those is left out, and the Bundle
 // loses its total; a search of Provenance is sent with a _count of at most
 // 50, so that a page of them rarely needs more). What a clearance

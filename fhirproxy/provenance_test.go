@@ -165,6 +165,9 @@ func TestProvenanceForClinicians(t *testing.T) {
 		if got := entryIDs(r); r.status != 200 || !slices.Equal(got, want) {
 			t.Errorf("a clinician's Provenance search (stream from %d): %d, entries %v, want %v", streamFrom, r.status, got, want)
 		}
+		if !strings.Contains(r.raw, "REDACTED") { // the withheld record's Provenance is withheld with it
+			t.Errorf("stream from %d: a Provenance withheld with its record, and no REDACTED mark", streamFrom)
+		}
 		reads := map[string]int{}
 		for _, g := range f.up.requests()[1:] {
 			reads[g.URL.Path]++

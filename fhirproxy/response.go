@@ -631,12 +631,15 @@ func (a *access) inspectBody(in Interaction, body []byte) ([]byte, []*projection
 				continue
 			}
 			v := a.judgeEntry(e, body[e.resStart:e.resEnd])
-			if v == needsContext && e.res.ResourceType == "Provenance" &&
-				(!batch && a.provenances && a.provenanceKept(&e.res, keys) || a.targets.sees(a, &e.res)) {
+			if v == needsContext && e.res.ResourceType == "Provenance" {
 				// With the records it is about (_revinclude=Provenance:target),
 				// after them, as servers write it and as a streamed Bundle
 				// can judge it; else by them as the proxy reads them.
-				v = keep
+				if !batch && a.provenances && a.provenanceKept(&e.res, keys) {
+					v = keep
+				} else {
+					v = a.targets.judge(a, &e.res)
+				}
 			}
 			switch {
 			case v == keep:

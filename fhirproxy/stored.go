@@ -336,7 +336,7 @@ const maxTargetReads = 50
 type targetReader struct {
 	p      *Proxy
 	ctx    context.Context
-	judged map[string]bool // by Type/id: may the access see it
+	judged map[string]verdict // by Type/id: what the access may see of it
 	// failed: a read failed (the upstream, or a batch's spent reads): no
 	// more are tried for this response, so a hung upstream costs one
 	// timeout, not one a Provenance.
@@ -350,35 +350,37 @@ func (p *Proxy) readTargets(ctx context.Context, a *access) {
 	}
 }
 
-// sees reports whether a may see each of a Provenance's targets, as it
-// reads and judges them (false where the reader is off).
-func (t *targetReader) sees(a *access, pr *projection) bool {
+// judge judges a Provenance by each of its targets as it reads them: keep
+// when a may see every one, withhold when the clearance withholds one
+// (the Provenance is withheld with it), drop otherwise (also where the
+// reader is off).
+func (t *targetReader) judge(a *access, pr *projection) verdict {
 	if t.p == nil || len(pr.Target) == 0 || len(pr.Target) > maxTargets {
-		return false
+		return drop
 	}
 	for _, r := range pr.Target {
 		ref, ok := a.localRef(r.Reference)
 		if !ok {
-			return false
+			return drop
 		}
-		seen, ok := t.judged[ref]
+		v, ok := t.judged[ref]
 		if !ok {
 			if t.failed || len(t.judged) >= maxTargetReads {
-				return false
+				return drop
 			}
-			v, failure := t.p.judgeRecord(t.ctx, a, ref, false)
+			var failure *refusal
+			v, failure = t.p.judgeRecord(t.ctx, a, ref, false)
 			t.failed = failure != nil
-			seen = v == keep
 			if t.judged == nil {
-				t.judged = map[string]bool{}
+				t.judged = map[string]verdict{}
 			}
-			t.judged[ref] = seen
+			t.judged[ref] = v
 		}
-		if !seen {
-			return false
+		if v != keep {
+			return v // withhold: the Bundle is marked REDACTED, as for the record itself
 		}
 	}
-	return true
+	return keep
 }
 
 // remember adds a record a Bundle keeps to keys, the records (with

@@ -204,9 +204,12 @@ func (st *streamer) entry(e bundleEntry) error {
 	send := true
 	if e.hasRes && e.res.ResourceType != "OperationOutcome" {
 		v := st.a.judgeEntry(&e, st.s.Bytes(e.resStart, e.resEnd))
-		if v == needsContext && e.res.ResourceType == "Provenance" &&
-			(st.a.provenanceKept(&e.res, st.keys) || st.a.targets.sees(st.a, &e.res)) {
-			v = keep // as in a whole Bundle (inspectBody)
+		if v == needsContext && e.res.ResourceType == "Provenance" { // as in a whole Bundle (inspectBody)
+			if st.a.provenanceKept(&e.res, st.keys) {
+				v = keep
+			} else {
+				v = st.a.targets.judge(st.a, &e.res)
+			}
 		}
 		switch {
 		case v == keep:
