@@ -416,7 +416,7 @@ func judgedParams(in *Interaction, a *access) *refusal {
 				" searches by records the token's clearance may withhold; search those first, then by reference")
 		}
 	}
-	if in.Type == "Provenance" && in.Kind == SearchType && a.patient == "" {
+	if in.Type == "Provenance" && (in.Kind == SearchType || in.Kind == SearchCompart) && a.patient == "" {
 		pageOfProvenances(in)
 	}
 	return nil

@@ -215,6 +215,7 @@ func TestProvenanceForClinicians(t *testing.T) {
 	// them. Not so for a full clearance, which reads none.
 	for _, c := range []struct{ target, tok, want string }{
 		{"/Provenance", tok, "50"}, {"/Provenance?_count=200", tok, "50"}, {"/Provenance?_count=10", tok, "10"},
+		{"/Patient/p1/Provenance", tok, "50"},
 		{"/Provenance?_count=200", f.token("user/Provenance.rs", everyLabel()), "200"},
 		{"/Observation?_revinclude=Provenance:target", tok, ""},
 	} {
