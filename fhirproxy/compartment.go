@@ -69,8 +69,11 @@ var compartment = map[string]compartmentType{
 	// subject). Left out: those placed by a list of references (Account's
 	// subject, Group's members, Provenance's targets, Schedule's actors),
 	// by a nested element (Person's links, AuditEvent's agents and
-	// entities), or by a reference that may name anyone (AppointmentResponse's
-	// actor, Basic's subject, SupplyRequest's requester).
+	// entities), or by two references, or a reference of a record a patient
+	// rarely writes (Basic's subject and author, SupplyRequest's
+	// requester). An AppointmentResponse is the patient's when its actor
+	// is: the patient's answer to an appointment (a patient scheduling app
+	// accepts or declines with one), not a practitioner's.
 	//
 	// Device is not in the CompartmentDefinition, but US Core's implantable
 	// devices are the patient's, found by Device?patient: a Device whose
@@ -89,6 +92,7 @@ var compartment = map[string]compartmentType{
 	"MolecularSequence": {"patient", []string{"patient"}}, "RequestGroup": {"patient", []string{"subject"}},
 	"SupplyDelivery": {"patient", []string{"patient"}}, "VisionPrescription": {"patient", []string{"patient"}},
 	"ResearchSubject": {"patient", []string{"individual"}}, "EnrollmentRequest": {"patient", []string{"candidate"}},
+	"AppointmentResponse": {"actor", []string{"actor"}},
 }
 
 // DefaultSharedTypes are types outside any patient's compartment that a

@@ -21,6 +21,7 @@ var compartmentTypes = []struct{ typ, field, param string }{
 	{"Invoice", "subject", "patient"}, {"List", "subject", "patient"}, {"MeasureReport", "subject", "patient"},
 	{"MolecularSequence", "patient", "patient"}, {"RequestGroup", "subject", "patient"}, {"SupplyDelivery", "patient", "patient"},
 	{"VisionPrescription", "patient", "patient"}, {"ResearchSubject", "individual", "patient"}, {"EnrollmentRequest", "candidate", "patient"},
+	{"AppointmentResponse", "actor", "actor"},
 }
 
 // TestCompartmentTypes: a patient app reads and searches the patient's
@@ -270,5 +271,49 @@ func TestDevices(t *testing.T) {
 			f.onlyReads(c.name)
 		}
 		f.up.reset()
+	}
+}
+
+// TestAppointmentResponses: a patient scheduling app answers its patient's
+// appointments (an AppointmentResponse is the patient's when its actor is
+// the patient), and reads the answers the patient gave; not another
+// patient's, not an answer to another patient's appointment, not one in a
+// practitioner's name.
+func TestAppointmentResponses(t *testing.T) {
+	f := newFixture(t)
+	f.up.mu.Lock()
+	for id, patient := range map[string]string{"a1": "p1", "a2": "p2"} {
+		f.up.resources["Appointment/"+id] = map[string]any{"resourceType": "Appointment", "id": id, "status": "proposed",
+			"participant": []any{map[string]any{"actor": map[string]any{"reference": "Patient/" + patient}, "status": "needs-action"},
+				map[string]any{"actor": map[string]any{"reference": "Practitioner/dr"}, "status": "accepted"}}}
+	}
+	for id, actor := range map[string]string{"mine": "Patient/p1", "theirs": "Patient/p2", "dr": "Practitioner/dr"} {
+		f.up.resources["AppointmentResponse/"+id] = map[string]any{"resourceType": "AppointmentResponse", "id": id,
+			"appointment": map[string]any{"reference": "Appointment/a1"}, "actor": map[string]any{"reference": actor}, "participantStatus": "accepted"}
+	}
+	f.up.mu.Unlock()
+	tok := f.token("launch/patient patient/Appointment.rs patient/AppointmentResponse.cruds patient/Practitioner.rs", nil)
+	answer := func(appointment, actor string) string {
+		return `{"resourceType":"AppointmentResponse","appointment":{"reference":"` + appointment + `"},"actor":{"reference":"` + actor +
+			`"},"participantStatus":"accepted"}`
+	}
+	if r := f.do("POST", "/AppointmentResponse", tok, answer("Appointment/a1", "Patient/p1")); r.status != 201 {
+		t.Errorf("the patient accepts its appointment: %d %s", r.status, r.raw)
+	}
+	f.up.reset()
+	for name, body := range map[string]string{
+		"in another patient's name":        answer("Appointment/a1", "Patient/p2"),
+		"to another patient's appointment": answer("Appointment/a2", "Patient/p1"),
+		"in the practitioner's name":       answer("Appointment/a1", "Practitioner/dr"),
+	} {
+		if r := f.do("POST", "/AppointmentResponse", tok, body); r.status != 403 {
+			t.Errorf("an answer %s: %d %s", name, r.status, r.raw)
+		}
+		f.onlyReads(name) // (the appointment named is read to judge it)
+	}
+	for id, want := range map[string]int{"mine": 200, "theirs": 404, "dr": 404} {
+		if r := f.do("GET", "/AppointmentResponse/"+id, tok, ""); r.status != want {
+			t.Errorf("AppointmentResponse/%s: %d, want %d", id, r.status, want)
+		}
 	}
 }

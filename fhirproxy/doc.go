@@ -45,7 +45,8 @@
 // The compartment is the R4 Patient CompartmentDefinition's, for the types
 // whose membership one reference to the patient settles (the element the
 // type's patient search parameter reads): AdverseEvent, AllergyIntolerance,
-// Appointment (a participant's actor), BodyStructure, CarePlan, CareTeam,
+// Appointment (a participant's actor), AppointmentResponse (its actor: the
+// patient's answer to an appointment), BodyStructure, CarePlan, CareTeam,
 // ChargeItem, Claim, ClaimResponse, ClinicalImpression, Communication,
 // CommunicationRequest, Composition, Condition, Consent, Coverage (the
 // beneficiary), CoverageEligibilityRequest and -Response, DetectedIssue,
@@ -65,8 +66,8 @@
 // monitor) is no patient's: a patient/ token reads it as a shared record,
 // and its writes may name it but not change it. The definition's others
 // (Account, AuditEvent, Basic, Group, Person, Provenance, Schedule,
-// AppointmentResponse, SupplyRequest) are placed by lists of references, by
-// nested elements or by references that may name anyone, and are refused to
+// SupplyRequest) are placed by lists of references, by nested elements or
+// by two references, or are records a patient rarely writes, and are refused to
 // patient/ tokens, as is every type outside the compartment that is not
 // shared, but for Binary and Provenance (below).
 //

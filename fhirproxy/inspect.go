@@ -19,9 +19,10 @@ type projection struct {
 	Patient      ref
 	Beneficiary  ref
 	// Individual is a ResearchSubject's, Candidate an EnrollmentRequest's:
-	// the patient each is about.
-	Individual, Candidate ref
-	Participant           []struct{ Actor ref }
+	// the patient each is about; Actor an AppointmentResponse's, who
+	// answers.
+	Individual, Candidate, Actor ref
+	Participant                  []struct{ Actor ref }
 	// SecurityContext is a Binary's: the resource whose access rules it
 	// shares (the DocumentReference of a document's content, say).
 	SecurityContext ref
@@ -93,6 +94,8 @@ func (p *projection) decode(s *jsonstrict.Scanner, entry func() error, after fun
 			err = p.Individual.decodeAny(s)
 		case "candidate":
 			err = p.Candidate.decodeAny(s)
+		case "actor":
+			err = p.Actor.decodeAny(s)
 		case "securityContext":
 			err = p.SecurityContext.decode(s)
 		case "target":
@@ -329,6 +332,8 @@ func (p *projection) fieldRef(field string) string {
 		return p.Individual.Reference
 	case "candidate":
 		return p.Candidate.Reference
+	case "actor":
+		return p.Actor.Reference
 	}
 	return ""
 }
