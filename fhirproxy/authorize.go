@@ -588,12 +588,14 @@ func (p *Proxy) confine(in *Interaction, a *access) *refusal {
 	// securityContext names, a Provenance's targets (Proxy.judgeContext).
 	boundRead := (in.Type == "Binary" || in.Type == "Provenance") && (in.Kind == Read || in.Kind == VRead)
 	// A Binary bound to one of the patient's records may be written whole
-	// (Proxy.patientsBinary).
+	// (Proxy.patientsBinary), and a Provenance about them created (never
+	// changed: Proxy.patientsProvenance).
 	binaryWrite := in.Type == "Binary" && (in.Kind == Create || in.Kind == Update || in.Kind == Delete)
+	provenanceWrite := in.Type == "Provenance" && in.Kind == Create
 	switch {
 	case in.Type == "" && in.Kind != Batch:
 		return forbidden("system-level interactions are not allowed with patient context")
-	case !inComp && !isPatient && !shared && in.Kind != Batch && !boundRead && !binaryWrite:
+	case !inComp && !isPatient && !shared && in.Kind != Batch && !boundRead && !binaryWrite && !provenanceWrite:
 		return forbidden(in.Type + " is outside the patient compartment")
 	}
 	switch in.Kind {

@@ -86,8 +86,11 @@
 // US Core has apps fetch them, each target then an entry the Bundle keeps
 // before it (as servers write them). Another patient's Provenance, one
 // about a withheld record, about nothing or about another server's records
-// reads as missing, as it does in a batch; Provenance searches and writes
-// are refused. A chain of one link through a reference that is not to a
+// reads as missing, as it does in a batch. It may create a Provenance
+// about its patient's records (each target read and judged so, or the
+// fullUrl of a record of the compartment's types the same transaction
+// writes: a reading filed with its provenance), never change or remove
+// one; Provenance searches are refused. A chain of one link through a reference that is not to a
 // patient (encounter.identifier=…, practitioner.name=…) is resolved by the
 // proxy over the records the token may see, the patient's and shared
 // ones. For patient/ tokens, reverse chains (_has), longer chains, chains

@@ -121,8 +121,77 @@ func TestProvenance(t *testing.T) {
 	} {
 		f.refused(target, f.do("GET", target, tok, ""), 403)
 	}
-	f.refused("a Provenance written", f.do("POST", "/Provenance", f.token("launch/patient patient/*.cruds", nil),
-		mustJSON(provenance("", "Observation/lab-1"))), 403)
+	// (Writes: TestPatientProvenanceWrites.)
+}
+
+// TestPatientProvenanceWrites: a patient app records the provenance of
+// its patient's records (a reading it files, say), alone or in the
+// transaction that files them, and nothing else: a Provenance about
+// another patient's record, a withheld, shared, missing or foreign one,
+// about nothing or too much, is refused with nothing written, and a
+// patient app never changes or removes a Provenance.
+func TestPatientProvenanceWrites(t *testing.T) {
+	f := provenanceFixture(t)
+	app := f.token("launch/patient patient/Provenance.crud patient/Observation.cru patient/Patient.r patient/Practitioner.r", nil)
+	created := func(targets ...string) string {
+		p := provenance("x", targets...)
+		delete(p, "id")
+		p["agent"] = []any{map[string]any{"who": map[string]any{"reference": "Patient/p1"}}}
+		return mustJSON(p)
+	}
+	for _, target := range []string{"Observation/lab-1", "Patient/p1", f.up.ts.URL + "/Observation/lab-1"} {
+		if r := f.do("POST", "/Provenance", app, created(target)); r.status != 201 {
+			t.Errorf("a Provenance about %s: %d %s", target, r.status, r.raw)
+		}
+		f.up.reset()
+	}
+	for name, body := range map[string]string{
+		"about another patient's record":   created("Observation/lab-2"),
+		"about another patient":            created("Patient/p2"),
+		"about both patients' records":     created("Observation/lab-1", "Observation/lab-2"),
+		"about a withheld record":          created("Observation/psy-1"),
+		"about a shared record":            created("Practitioner/dr"),
+		"about a missing record":           created("Observation/nope"),
+		"about another server's record":    created("https://other.example/fhir/Observation/lab-1"),
+		"about another Provenance":         created("Provenance/lab1"),
+		"about too much":                   created(slices.Repeat([]string{"Observation/lab-1"}, 9)...),
+		"about a fullUrl outside a Bundle": created("urn:uuid:0c8e7ef4-5c55-4b8a-9d3b-4d2f0e1e2a11"),
+	} {
+		if r := f.do("POST", "/Provenance", app, body); r.status != 403 {
+			t.Errorf("a Provenance %s: %d %s", name, r.status, r.raw)
+		}
+		f.onlyReads(name)
+	}
+	f.refused("a Provenance about nothing (not R4: target is required)", f.do("POST", "/Provenance", app, created()), 400)
+	if r := f.do("POST", "/Provenance", f.token("launch/patient patient/Provenance.c", nil), created("Observation/lab-1")); r.status != 403 {
+		t.Errorf("a Provenance about a record the token may not read: %d %s", r.status, r.raw)
+	}
+	f.onlyReads("unreadable target")
+	for _, c := range []struct{ method, target, body string }{
+		{"PUT", "/Provenance/lab1", mustJSON(provenance("lab1", "Observation/lab-1"))},
+		{"DELETE", "/Provenance/lab1", ""},
+		{"PATCH", "/Provenance/lab1", `[{"op":"replace","path":"/recorded","value":"2026-11-03T10:00:00Z"}]`},
+	} {
+		f.refused(c.method+" of a Provenance", f.do(c.method, c.target, app, c.body, "Content-Type", "application/json-patch+json"), 403)
+	}
+
+	// In the transaction that files the reading, by its fullUrl.
+	reading := `{"resourceType":"Observation","status":"final","code":{"text":"pulse"},"subject":{"reference":"Patient/p1"}}`
+	tx := func(target string) string {
+		return bundle("transaction", entry("urn:uuid:0c8e7ef4-5c55-4b8a-9d3b-4d2f0e1e2a11", "POST", "Observation", reading),
+			entry("", "POST", "Provenance", created(target)))
+	}
+	if r := f.do("POST", "/", app, tx("urn:uuid:0c8e7ef4-5c55-4b8a-9d3b-4d2f0e1e2a11")); r.status != 200 {
+		t.Errorf("a reading filed with its provenance: %d %s", r.status, r.raw)
+	}
+	f.up.reset()
+	for name, target := range map[string]string{"a fullUrl the Bundle does not write": "urn:uuid:5b1d7f7c-7a55-4a36-8f3a-1f0f2c9b3d22",
+		"another patient's record": "Observation/lab-2"} {
+		if r := f.do("POST", "/", app, tx(target)); r.status != 403 {
+			t.Errorf("a transaction with a Provenance about %s: %d %s", name, r.status, r.raw)
+		}
+		f.onlyReads(name)
+	}
 }
 
 // TestProvenanceForClinicians: without patient context, a token whose

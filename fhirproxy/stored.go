@@ -299,9 +299,8 @@ func (p *Proxy) patientsBinary(ctx context.Context, a *access, bin *projection) 
 		"by Type/id on this server, or by the fullUrl of one the same transaction writes")
 	if v := bin.SecurityContext.Reference; isURN(v) {
 		// A record the same Bundle creates or updates (a document filed
-		// with its content), checked as that entry: in the compartment
-		// when it is of the compartment's types, with patient context.
-		if _, ok := compartment[a.entries.target(v)]; ok || a.entries.target(v) == "Patient" {
+		// with its content), checked as that entry.
+		if a.entries.writesOwn(v) {
 			return nil
 		}
 		return refused
@@ -310,6 +309,34 @@ func (p *Proxy) patientsBinary(ctx context.Context, a *access, bin *projection) 
 		return ref
 	} else if v != keep {
 		return refused
+	}
+	return nil
+}
+
+// patientsProvenance checks a Provenance a patient app creates: it is
+// about its patient's records (1 to maxTargets targets) that the access
+// may see as they are now (judgeRecord, each read: in the compartment,
+// not a shared record, within the clearance), or about records the same
+// transaction writes, by their fullUrls (an app filing a reading with
+// its provenance). A patient app never changes or removes one (confine).
+func (p *Proxy) patientsProvenance(ctx context.Context, a *access, pr *projection) *refusal {
+	refused := refuse(http.StatusForbidden, "forbidden", "with patient context a Provenance is about the patient's records this token may read "+
+		"(1 to "+itoa(maxTargets)+" targets, by Type/id on this server, or by the fullUrl of one the same transaction writes)")
+	if len(pr.Target) == 0 || len(pr.Target) > maxTargets {
+		return refused
+	}
+	for _, t := range pr.Target {
+		if isURN(t.Reference) {
+			if !a.entries.writesOwn(t.Reference) {
+				return refused
+			}
+			continue
+		}
+		if v, ref := p.judgeRecord(ctx, a, t.Reference, true); ref != nil {
+			return ref
+		} else if v != keep {
+			return refused
+		}
 	}
 	return nil
 }

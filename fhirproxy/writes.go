@@ -69,6 +69,11 @@ func (p *Proxy) checkWrite(ctx context.Context, contentType string, in Interacti
 				return ref
 			}
 		}
+		if a.patient != "" && next.ResourceType == "Provenance" {
+			if ref := p.patientsProvenance(ctx, a, next); ref != nil {
+				return ref
+			}
+		}
 	}
 	judged := !a.seesAll() && (in.Kind == Create || in.Kind == Update || in.Kind == Patch)
 	if judged {
@@ -118,7 +123,7 @@ func checkContent(in Interaction, a *access, body []byte) (*projection, *refusal
 	if !a.clearance.Allows(conf, tags) {
 		return nil, refuse(http.StatusForbidden, "forbidden", "the resource carries labels beyond the token's clearance")
 	}
-	if a.patient != "" && !pr.inCompartment(a) && pr.ResourceType != "Binary" { // a Binary's context: checkWrite
+	if a.patient != "" && !pr.inCompartment(a) && pr.ResourceType != "Binary" && pr.ResourceType != "Provenance" { // bound: checkWrite
 		return nil, refuse(http.StatusForbidden, "forbidden", "the resource would be outside the patient compartment")
 	}
 	typed, ref := validR4(body)
@@ -736,6 +741,15 @@ type entryChecks struct {
 	// ids are the identifiers of the in-context patient's record, by
 	// context and patient, once read (checkOwnIdentifiers).
 	ids map[string]map[[2]string]bool
+}
+
+// writesOwn reports whether the entry with that fullUrl creates or updates
+// a record of the compartment's types or the Patient: with patient
+// context, checked as the patient's as that entry.
+func (c *entryChecks) writesOwn(fullURL string) bool {
+	t := c.target(fullURL)
+	_, ok := compartment[t]
+	return ok || t == "Patient"
 }
 
 // target is the type of the record the entry with that fullUrl creates or

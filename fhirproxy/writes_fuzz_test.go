@@ -19,7 +19,9 @@ import (
 // reference that may be to a patient carries p2's record number; and no
 // reference names p2's encounter (Encounter/e2) by its visit number; and
 // a Binary it writes (a fifth form: the extension's reference as its
-// securityContext) is bound to one of p1's records. The
+// securityContext) is bound to one of p1's records, and a Provenance it
+// creates (a sixth: about what the extension and the performer name) is
+// about p1's records only. The
 // forwarded body is read with encoding/json, independently of the
 // proxy's own reading of it.
 func FuzzPatientWrites(f *testing.F) {
@@ -28,7 +30,7 @@ func FuzzPatientWrites(f *testing.F) {
 	// (escapes, or JSON of their own, included). Each seed but the first
 	// two has one value the proxy must refuse, so that the fuzzer starts
 	// at the boundary.
-	for form := range uint8(5) { // create, update, transaction, JSON Patch, a Binary bound to the extension's reference
+	for form := range uint8(6) { // create, update, transaction, JSON Patch, a Binary bound to the extension's reference, a Provenance
 		f.Add("Patient/p1", "Practitioner/dr", "Binary/b1", "Binary/b1", "1", "V1", form)
 		f.Add("Patient\\/p1", "Patient/p1", "Observation/vs-1", "https://docs.example.org/1", "1", "V1", form)
 		f.Add("Patient/p1", "Patient/p2", "Binary/b1", "Binary/b1", "1", "V1", form)
@@ -49,7 +51,7 @@ func FuzzPatientWrites(f *testing.F) {
 			"subject": map[string]any{"reference": "Patient/" + e[1]}, "identifier": []any{map[string]any{"system": "urn:visit", "value": "V" + e[0][1:]}}}
 	}
 	fx.up.mu.Unlock()
-	tok := fx.token("launch/patient patient/Observation.cruds patient/DocumentReference.cruds patient/Binary.crs patient/Patient.rs patient/Encounter.rs patient/Practitioner.rs", nil)
+	tok := fx.token("launch/patient patient/Observation.cruds patient/DocumentReference.cruds patient/Binary.crs patient/Provenance.c patient/Patient.rs patient/Encounter.rs patient/Practitioner.rs", nil)
 	// p1's records: what a Binary a patient app writes may be bound to.
 	p1s := map[string]bool{"Patient/p1": true, "Observation/lab-1": true, "Observation/vs-1": true, "Encounter/e1": true}
 	// p2's records, and p1's record the token's clearance withholds
@@ -68,7 +70,7 @@ func FuzzPatientWrites(f *testing.F) {
 				`,"encounter":` + encounterJSON + `,"performer":` + performerJSON + `,"extension":` + extensionJSON + `,"contained":` + containedJSON + `,"derivedFrom":[{"reference":"#d"}]}`
 		}
 		method, target, body, hdr := http.MethodPost, "/Observation", resource(""), []string(nil)
-		switch form % 5 {
+		switch form % 6 {
 		case 1:
 			method, target, body = http.MethodPut, "/Observation/lab-1", resource(`"id":"lab-1",`)
 		case 2: // the resource, and another naming it by its fullUrl
@@ -86,6 +88,10 @@ func FuzzPatientWrites(f *testing.F) {
 		case 4: // a document's content, bound to what the extension names
 			target = "/Binary"
 			body = `{"resourceType":"Binary","contentType":"text/plain","data":"aGk=","securityContext":{"reference":"` + extension + `"}}`
+		case 5: // a provenance, about what the extension and the performer name
+			target = "/Provenance"
+			body = `{"resourceType":"Provenance","recorded":"2026-11-02T10:00:00Z","target":[{"reference":"` + extension + `"},{"reference":"` + performer +
+				`"}],"agent":[{"who":{"reference":"` + subject + `"}}]}`
 		}
 		r := fx.do(method, target, tok, body, hdr...)
 		for i, g := range fx.up.requests() {
@@ -99,12 +105,24 @@ func FuzzPatientWrites(f *testing.F) {
 			if err := json.Unmarshal([]byte(sent), &doc); err != nil {
 				t.Fatalf("forwarded a body encoding/json cannot read (%d): %q", r.status, sent)
 			}
-			if m, _ := doc.(map[string]any); m["resourceType"] == "Binary" {
-				ctx, _ := m["securityContext"].(map[string]any)
-				ref, _ := ctx["reference"].(string)
+			p1sRecord := func(ref string) bool {
 				ref = strings.TrimPrefix(strings.TrimPrefix(ref, fx.up.ts.URL+"/"), fx.base+"/")
-				if typ, rest, ok := strings.Cut(ref, "/"); !ok || !p1s[typ+"/"+strings.Split(rest, "/")[0]] {
+				typ, rest, ok := strings.Cut(ref, "/")
+				return ok && p1s[typ+"/"+strings.Split(rest, "/")[0]]
+			}
+			switch m, _ := doc.(map[string]any); m["resourceType"] {
+			case "Binary":
+				ctx, _ := m["securityContext"].(map[string]any)
+				if ref, _ := ctx["reference"].(string); !p1sRecord(ref) {
 					t.Fatalf("a Binary bound to %q went upstream (%d): %q", ref, r.status, body)
+				}
+			case "Provenance":
+				targets, _ := m["target"].([]any)
+				for _, tg := range targets {
+					tg, _ := tg.(map[string]any)
+					if ref, _ := tg["reference"].(string); !p1sRecord(ref) {
+						t.Fatalf("a Provenance about %q went upstream (%d): %q", ref, r.status, body)
+					}
 				}
 			}
 			names := func(v string) bool {

@@ -973,3 +973,50 @@ func TestNativeDocumentThroughTheProxy(t *testing.T) {
 		t.Errorf("another patient's app files a PDF in pt-001's chart: %d", resp.StatusCode)
 	}
 }
+
+// TestReadingFiledWithProvenance: a patient app files a reading and its
+// provenance in one transaction, through the proxy, on the sandbox's data
+// server: the Provenance about the Observation the transaction creates, by
+// its fullUrl, which the server resolves. The app reads the Provenance
+// back; another patient's app finds it missing, and cannot file one about
+// pt-001's reading.
+func TestReadingFiledWithProvenance(t *testing.T) {
+	sb := startSandbox(t)
+	scope := "launch/patient patient/Observation.cruds patient/Provenance.cr patient/Patient.rs"
+	tok := patientToken(t, sb, scope)
+	body := `{"resourceType":"Bundle","type":"transaction","entry":[` +
+		`{"fullUrl":"urn:uuid:2f6e1c3a-8d4b-4e0f-9a1c-7b5d3e2f1a00","request":{"method":"POST","url":"Observation"},"resource":{"resourceType":"Observation",` +
+		`"status":"final","code":{"text":"heart rate"},"subject":{"reference":"Patient/pt-001"},"valueQuantity":{"value":64,"unit":"/min"}}},` +
+		`{"request":{"method":"POST","url":"Provenance"},"resource":{"resourceType":"Provenance","recorded":"2026-11-28T09:00:00Z",` +
+		`"target":[{"reference":"urn:uuid:2f6e1c3a-8d4b-4e0f-9a1c-7b5d3e2f1a00"}],"agent":[{"who":{"reference":"Patient/pt-001"}}]}}]}`
+	code, b := fhirCall(t, tok, http.MethodPost, sb.FHIRBase, body)
+	var answer struct {
+		Entry []struct{ Response struct{ Location string } }
+	}
+	if err := json.Unmarshal(b, &answer); code != http.StatusOK || err != nil || len(answer.Entry) != 2 {
+		t.Fatalf("the transaction: %d %s", code, b)
+	}
+	obs, prov := answer.Entry[0].Response.Location, answer.Entry[1].Response.Location
+	obs, _, _ = strings.Cut(strings.TrimPrefix(obs, sb.FHIRBase+"/"), "/_history")
+	prov, _, _ = strings.Cut(strings.TrimPrefix(prov, sb.FHIRBase+"/"), "/_history")
+	if !strings.HasPrefix(obs, "Observation/") || !strings.HasPrefix(prov, "Provenance/") {
+		t.Fatalf("the transaction's locations: %q, %q", obs, prov)
+	}
+	code, b = fhirCall(t, tok, http.MethodGet, sb.FHIRBase+"/"+prov, "")
+	var stored struct{ Target []struct{ Reference string } }
+	if err := json.Unmarshal(b, &stored); code != http.StatusOK || err != nil || len(stored.Target) != 1 || stored.Target[0].Reference != obs {
+		t.Errorf("the Provenance read back: %d %s, want it about %s", code, b, obs)
+	}
+	other, err := sb.Auth.Mint(context.Background(), "", smart.Grant{ClientID: ExampleAppID, UserID: "patient", FHIRUser: "Patient/pt-002",
+		Scope: scope, Audience: sb.FHIRBase, Context: launch.Context{Patient: "pt-002"}}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, b := fhirCall(t, other, http.MethodGet, sb.FHIRBase+"/"+prov, ""); code != http.StatusNotFound {
+		t.Errorf("another patient's app reads the Provenance: %d %s", code, b)
+	}
+	theirs := `{"resourceType":"Provenance","recorded":"2026-11-28T09:00:00Z","target":[{"reference":"` + obs + `"}],"agent":[{"who":{"reference":"Patient/pt-002"}}]}`
+	if code, b := fhirCall(t, other, http.MethodPost, sb.FHIRBase+"/Provenance", theirs); code != http.StatusForbidden {
+		t.Errorf("another patient's app files a Provenance about pt-001's reading: %d %s", code, b)
+	}
+}
