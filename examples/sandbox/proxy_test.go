@@ -20,12 +20,37 @@ import (
 // patientToken mints an access token of the example app for pt-001.
 func patientToken(t *testing.T, sb *Sandbox, scope string) string {
 	t.Helper()
-	tok, err := sb.Auth.Mint(context.Background(), "", smart.Grant{ClientID: ExampleAppID, UserID: "patient", FHIRUser: "Patient/pt-001",
-		Scope: scope, Audience: sb.FHIRBase, Context: launch.Context{Patient: "pt-001"}}, time.Hour)
+	return patientTokenOf(t, sb, "pt-001", scope)
+}
+
+// patientTokenOf mints an access token of the example app for a patient.
+func patientTokenOf(t *testing.T, sb *Sandbox, patient, scope string) string {
+	t.Helper()
+	tok, err := sb.Auth.Mint(context.Background(), "", smart.Grant{ClientID: ExampleAppID, UserID: "patient", FHIRUser: "Patient/" + patient,
+		Scope: scope, Audience: sb.FHIRBase, Context: launch.Context{Patient: patient}}, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return tok
+}
+
+// transaction posts a transaction Bundle of n entries and returns where
+// each landed (Type/id, without the version), or fails the test.
+func transaction(t *testing.T, sb *Sandbox, tok, body string, n int) []string {
+	t.Helper()
+	code, b := fhirCall(t, tok, http.MethodPost, sb.FHIRBase, body)
+	var answer struct {
+		Entry []struct{ Response struct{ Location string } }
+	}
+	if err := json.Unmarshal(b, &answer); code != http.StatusOK || err != nil || len(answer.Entry) != n {
+		t.Fatalf("the transaction: %d %s", code, b)
+	}
+	var at []string
+	for _, e := range answer.Entry {
+		loc, _, _ := strings.Cut(strings.TrimPrefix(e.Response.Location, sb.FHIRBase+"/"), "/_history")
+		at = append(at, loc)
+	}
+	return at
 }
 
 // fhirCall sends a request with a bearer token (and a FHIR JSON body,
@@ -905,28 +930,17 @@ func TestDocumentFiledThroughTheProxy(t *testing.T) {
 		`"status":"current","subject":{"reference":"Patient/pt-001"},"content":[{"attachment":{"contentType":"text/plain","url":"urn:uuid:bin"}}]}},` +
 		`{"fullUrl":"urn:uuid:bin","request":{"method":"POST","url":"Binary"},"resource":{"resourceType":"Binary","contentType":"text/plain",` +
 		`"data":"aGVsbG8=","securityContext":{"reference":"urn:uuid:doc"}}}]}`
-	code, b := fhirCall(t, tok, http.MethodPost, sb.FHIRBase, body)
-	var answer struct {
-		Entry []struct{ Response struct{ Location string } }
-	}
-	if err := json.Unmarshal(b, &answer); code != http.StatusOK || err != nil || len(answer.Entry) != 2 {
-		t.Fatalf("the transaction: %d %s", code, b)
-	}
-	doc, bin := answer.Entry[0].Response.Location, answer.Entry[1].Response.Location
+	at := transaction(t, sb, tok, body, 2)
+	doc, bin := at[0], at[1]
 	if !strings.HasPrefix(doc, "DocumentReference/") || !strings.HasPrefix(bin, "Binary/") {
 		t.Fatalf("the transaction's locations: %q, %q", doc, bin)
 	}
-	bin, _, _ = strings.Cut(strings.TrimPrefix(bin, sb.FHIRBase+"/"), "/_history")
-	code, b = fhirCall(t, tok, http.MethodGet, sb.FHIRBase+"/"+bin, "")
+	code, b := fhirCall(t, tok, http.MethodGet, sb.FHIRBase+"/"+bin, "")
 	var stored struct{ SecurityContext struct{ Reference string } }
 	if err := json.Unmarshal(b, &stored); code != http.StatusOK || err != nil || !strings.HasPrefix(stored.SecurityContext.Reference, "DocumentReference/") {
 		t.Errorf("the content read back: %d %s", code, b)
 	}
-	other, err := sb.Auth.Mint(context.Background(), "", smart.Grant{ClientID: ExampleAppID, UserID: "patient", FHIRUser: "Patient/pt-002",
-		Scope: scope, Audience: sb.FHIRBase, Context: launch.Context{Patient: "pt-002"}}, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
+	other := patientTokenOf(t, sb, "pt-002", scope)
 	if code, b := fhirCall(t, other, http.MethodGet, sb.FHIRBase+"/"+bin, ""); code != http.StatusNotFound {
 		t.Errorf("another patient's app reads the content: %d %s", code, b)
 	}
@@ -956,11 +970,7 @@ func TestNativeDocumentThroughTheProxy(t *testing.T) {
 		resp.Header.Get("X-Security-Context") != "Patient/pt-001" {
 		t.Errorf("the PDF read back: %d %q, headers %v", resp.StatusCode, b, resp.Header)
 	}
-	other, err := sb.Auth.Mint(context.Background(), "", smart.Grant{ClientID: ExampleAppID, UserID: "patient", FHIRUser: "Patient/pt-002",
-		Scope: scope, Audience: sb.FHIRBase, Context: launch.Context{Patient: "pt-002"}}, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
+	other := patientTokenOf(t, sb, "pt-002", scope)
 	resp = callWith(t, other, http.MethodGet, sb.FHIRBase+"/Binary/"+created.ID, "", "Accept", "application/pdf")
 	b, _ = io.ReadAll(resp.Body)
 	resp.Body.Close()
@@ -989,29 +999,17 @@ func TestReadingFiledWithProvenance(t *testing.T) {
 		`"status":"final","code":{"text":"heart rate"},"subject":{"reference":"Patient/pt-001"},"valueQuantity":{"value":64,"unit":"/min"}}},` +
 		`{"request":{"method":"POST","url":"Provenance"},"resource":{"resourceType":"Provenance","recorded":"2026-11-28T09:00:00Z",` +
 		`"target":[{"reference":"urn:uuid:2f6e1c3a-8d4b-4e0f-9a1c-7b5d3e2f1a00"}],"agent":[{"who":{"reference":"Patient/pt-001"}}]}}]}`
-	code, b := fhirCall(t, tok, http.MethodPost, sb.FHIRBase, body)
-	var answer struct {
-		Entry []struct{ Response struct{ Location string } }
-	}
-	if err := json.Unmarshal(b, &answer); code != http.StatusOK || err != nil || len(answer.Entry) != 2 {
-		t.Fatalf("the transaction: %d %s", code, b)
-	}
-	obs, prov := answer.Entry[0].Response.Location, answer.Entry[1].Response.Location
-	obs, _, _ = strings.Cut(strings.TrimPrefix(obs, sb.FHIRBase+"/"), "/_history")
-	prov, _, _ = strings.Cut(strings.TrimPrefix(prov, sb.FHIRBase+"/"), "/_history")
+	at := transaction(t, sb, tok, body, 2)
+	obs, prov := at[0], at[1]
 	if !strings.HasPrefix(obs, "Observation/") || !strings.HasPrefix(prov, "Provenance/") {
 		t.Fatalf("the transaction's locations: %q, %q", obs, prov)
 	}
-	code, b = fhirCall(t, tok, http.MethodGet, sb.FHIRBase+"/"+prov, "")
+	code, b := fhirCall(t, tok, http.MethodGet, sb.FHIRBase+"/"+prov, "")
 	var stored struct{ Target []struct{ Reference string } }
 	if err := json.Unmarshal(b, &stored); code != http.StatusOK || err != nil || len(stored.Target) != 1 || stored.Target[0].Reference != obs {
 		t.Errorf("the Provenance read back: %d %s, want it about %s", code, b, obs)
 	}
-	other, err := sb.Auth.Mint(context.Background(), "", smart.Grant{ClientID: ExampleAppID, UserID: "patient", FHIRUser: "Patient/pt-002",
-		Scope: scope, Audience: sb.FHIRBase, Context: launch.Context{Patient: "pt-002"}}, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
+	other := patientTokenOf(t, sb, "pt-002", scope)
 	if code, b := fhirCall(t, other, http.MethodGet, sb.FHIRBase+"/"+prov, ""); code != http.StatusNotFound {
 		t.Errorf("another patient's app reads the Provenance: %d %s", code, b)
 	}
