@@ -413,7 +413,9 @@
 // X-Security-Context as its securityContext (given twice, or not one
 // reference, it is 400), checked as a JSON write of it is (a patient app's
 // must be bound to one of its patient's records). Without an Accept header,
-// or with a FHIR one, a Binary reads as FHIR JSON, as any resource.
+// or with a FHIR one, a Binary reads as FHIR JSON, as any resource (a
+// browser's own navigation names application/xml among its types, so it
+// gets FHIR JSON: apps fetch with the content's type).
 //
 // # Browser apps (CORS)
 //
