@@ -588,8 +588,8 @@ func (p *Proxy) confine(in *Interaction, a *access) *refusal {
 	// securityContext names, a Provenance's targets (Proxy.judgeContext).
 	boundRead := (in.Type == "Binary" || in.Type == "Provenance") && (in.Kind == Read || in.Kind == VRead)
 	// A Binary bound to one of the patient's records may be written whole
-	// (Proxy.patientsBinary), and a Provenance about them created (never
-	// changed: Proxy.patientsProvenance).
+	// (Proxy.patientsBound), and a Provenance about them created (never
+	// changed).
 	binaryWrite := in.Type == "Binary" && (in.Kind == Create || in.Kind == Update || in.Kind == Delete)
 	provenanceWrite := in.Type == "Provenance" && in.Kind == Create
 	switch {

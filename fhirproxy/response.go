@@ -634,11 +634,12 @@ func (a *access) inspectBody(in Interaction, body []byte) ([]byte, []*projection
 			if v == needsContext && e.res.ResourceType == "Provenance" {
 				// With the records it is about (_revinclude=Provenance:target),
 				// after them, as servers write it and as a streamed Bundle
-				// can judge it; else by them as the proxy reads them.
-				if !batch && a.provenances && a.provenanceKept(&e.res, keys) {
-					v = keep
+				// can judge it; else by them as the proxy reads them. (A
+				// batch's entries follow no record.)
+				if batch {
+					v = a.judgeProvenance(&e.res, nil)
 				} else {
-					v = a.targets.judge(a, &e.res)
+					v = a.judgeProvenance(&e.res, keys)
 				}
 			}
 			switch {
@@ -677,13 +678,13 @@ func (a *access) inspectBody(in Interaction, body []byte) ([]byte, []*projection
 			}
 			return nil, nil, missing
 		}
+		if batch {
+			removedMatch = removed // (a batch response's entries are not a search's)
+		}
 		var f pageFacts
 		if !removedMatch && (removed || a.judgesTotals()) { // only then do the facts decide
 			f = bundleFacts(body, spans)
 			f.matches = matchCount(entries)
-		}
-		if batch {
-			removedMatch = removed // (a batch response's entries are not a search's)
 		}
 		keepTotal, keepMeta := f.goes(a, removed, removedMatch)
 		if !removed && !relinked && !answered && (keepTotal || !f.total) && (keepMeta || !f.meta) {

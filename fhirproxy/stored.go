@@ -73,11 +73,7 @@ func (p *Proxy) checkStored(ctx context.Context, in Interaction, a *access, next
 	case st == http.StatusOK && a.held != nil && !a.held.matches(stored):
 		return outsideGrant() // as a read of it under the constraint answers
 	case read && st == http.StatusOK:
-		v := a.judge(pr)
-		if v == needsContext {
-			v, _ = p.judgeContext(ctx, a, pr, false)
-		}
-		if v != keep {
+		if v, _ := p.judgeRead(ctx, a, pr); v != keep {
 			return outsideGrant()
 		}
 		return nil
@@ -249,12 +245,12 @@ func lowers(stored, next *projection) bool {
 // a Bundle's spent reads, for a write to answer with; a read reads either
 // as missing (drop).
 func (p *Proxy) judgeContext(ctx context.Context, a *access, res *projection, own bool) (verdict, *refusal) {
-	refs := []ref{res.SecurityContext}
+	refs := res.boundRefs()
 	if res.ResourceType == "Provenance" {
-		refs, own = res.Target, a.patient != "" // (a patient's Provenance is about its records, not shared ones)
-		if len(refs) == 0 || len(refs) > maxTargets {
-			return drop, nil
-		}
+		own = a.patient != "" // (a patient's Provenance is about its records, not shared ones)
+	}
+	if len(refs) == 0 {
+		return drop, nil
 	}
 	for _, r := range refs {
 		if v, ref := p.judgeRecord(ctx, a, r.Reference, own); v != keep || ref != nil {
@@ -262,6 +258,30 @@ func (p *Proxy) judgeContext(ctx context.Context, a *access, res *projection, ow
 		}
 	}
 	return keep, nil
+}
+
+// judgeRead judges a resource as a read of it is judged: judge, and for
+// one bound to other records (needsContext) those records as they are
+// now (judgeContext, which reads them). The refusal is as judgeContext's.
+func (p *Proxy) judgeRead(ctx context.Context, a *access, pr *projection) (verdict, *refusal) {
+	if v := a.judge(pr); v != needsContext {
+		return v, nil
+	}
+	return p.judgeContext(ctx, a, pr, false)
+}
+
+// boundRefs are the records a bound resource (access.bound) is judged by:
+// a Binary's securityContext, a Provenance's targets, of which there must
+// be 1 to maxTargets (none otherwise: it is judged by nothing, and seen
+// nowhere).
+func (p *projection) boundRefs() []ref {
+	if p.ResourceType != "Provenance" {
+		return []ref{p.SecurityContext}
+	}
+	if len(p.Target) == 0 || len(p.Target) > maxTargets {
+		return nil
+	}
+	return p.Target
 }
 
 // judgeRecord reads the record a bound resource names (v) and judges it as
@@ -287,52 +307,36 @@ func (p *Proxy) judgeRecord(ctx context.Context, a *access, v string, own bool) 
 	return a.judge(pr), nil
 }
 
-// patientsBinary checks that a Binary a patient app writes is bound to
-// one of its patient's records: its securityContext names, on this
-// server, a record in the compartment (the patient's Patient, or one of
-// its records; not a shared one) that the access may see as it is now
-// (judgeContext), or the fullUrl of a record the same Bundle creates or
-// updates. (A stored Binary, which a write replaces or removes, checkStored
-// judges by judgeContext alone: a fullUrl there names no record.)
-func (p *Proxy) patientsBinary(ctx context.Context, a *access, bin *projection) *refusal {
+// patientsBound checks a Binary or a Provenance a patient app writes: it
+// is bound to its patient's records (boundRefs: a Binary's
+// securityContext, a Provenance's 1 to maxTargets targets), each on this
+// server in the compartment (the patient's Patient or one of its records;
+// not a shared one) as the access may see it now (judgeRecord, a read),
+// or the fullUrl of a record of the compartment's types the same Bundle
+// creates or updates, checked as that entry (a document filed with its
+// content; a reading with its provenance). (A stored Binary, which a
+// write replaces or removes, checkStored judges by judgeContext alone: a
+// fullUrl there names no record. A patient app never changes or removes a
+// Provenance: confine.)
+func (p *Proxy) patientsBound(ctx context.Context, a *access, res *projection) *refusal {
 	refused := refuse(http.StatusForbidden, "forbidden", "with patient context a Binary is bound (securityContext) to one of the patient's records this token may read, "+
 		"by Type/id on this server, or by the fullUrl of one the same transaction writes")
-	if v := bin.SecurityContext.Reference; isURN(v) {
-		// A record the same Bundle creates or updates (a document filed
-		// with its content), checked as that entry.
-		if a.entries.writesOwn(v) {
-			return nil
-		}
+	if res.ResourceType == "Provenance" {
+		refused = refuse(http.StatusForbidden, "forbidden", "with patient context a Provenance is about the patient's records this token may read "+
+			"(1 to "+itoa(maxTargets)+" targets, by Type/id on this server, or by the fullUrl of one the same transaction writes)")
+	}
+	refs := res.boundRefs()
+	if len(refs) == 0 {
 		return refused
 	}
-	if v, ref := p.judgeContext(ctx, a, bin, true); ref != nil {
-		return ref
-	} else if v != keep {
-		return refused
-	}
-	return nil
-}
-
-// patientsProvenance checks a Provenance a patient app creates: it is
-// about its patient's records (1 to maxTargets targets) that the access
-// may see as they are now (judgeRecord, each read: in the compartment,
-// not a shared record, within the clearance), or about records the same
-// transaction writes, by their fullUrls (an app filing a reading with
-// its provenance). A patient app never changes or removes one (confine).
-func (p *Proxy) patientsProvenance(ctx context.Context, a *access, pr *projection) *refusal {
-	refused := refuse(http.StatusForbidden, "forbidden", "with patient context a Provenance is about the patient's records this token may read "+
-		"(1 to "+itoa(maxTargets)+" targets, by Type/id on this server, or by the fullUrl of one the same transaction writes)")
-	if len(pr.Target) == 0 || len(pr.Target) > maxTargets {
-		return refused
-	}
-	for _, t := range pr.Target {
-		if isURN(t.Reference) {
-			if !a.entries.writesOwn(t.Reference) {
+	for _, r := range refs {
+		if isURN(r.Reference) {
+			if !a.entries.writesOwn(r.Reference) {
 				return refused
 			}
 			continue
 		}
-		if v, ref := p.judgeRecord(ctx, a, t.Reference, true); ref != nil {
+		if v, ref := p.judgeRecord(ctx, a, r.Reference, true); ref != nil {
 			return ref
 		} else if v != keep {
 			return refused
@@ -382,10 +386,11 @@ func (p *Proxy) readTargets(ctx context.Context, a *access) {
 // (the Provenance is withheld with it), drop otherwise (also where the
 // reader is off).
 func (t *targetReader) judge(a *access, pr *projection) verdict {
-	if t.p == nil || len(pr.Target) == 0 || len(pr.Target) > maxTargets {
+	refs := pr.boundRefs()
+	if t.p == nil || len(refs) == 0 {
 		return drop
 	}
-	for _, r := range pr.Target {
+	for _, r := range refs {
 		ref, ok := a.localRef(r.Reference)
 		if !ok {
 			return drop
@@ -431,15 +436,28 @@ func (a *access) remember(keys map[string]bool, p *projection) map[string]bool {
 // Provenances that follow them (a streamed one's memory stays bounded).
 const maxKeys = 4096
 
+// judgeProvenance judges a Provenance in a Bundle that judge bound to its
+// targets (needsContext): kept when it follows each record it is about
+// (provenanceKept, over keys: nil where none may be followed), else as
+// the access's targetReader reads them (without patient context). Whole
+// and streamed Bundles alike.
+func (a *access) judgeProvenance(p *projection, keys map[string]bool) verdict {
+	if a.provenanceKept(p, keys) {
+		return keep
+	}
+	return a.targets.judge(a, p)
+}
+
 // provenanceKept reports whether a Provenance in a Bundle is about records
 // of the patient's the Bundle keeps (keys, by Type/id): each of its
 // targets, at least one, at most maxTargets, names one of them on this
 // server (a version of it too: versions follow the record).
 func (a *access) provenanceKept(p *projection, keys map[string]bool) bool {
-	if len(p.Target) == 0 || len(p.Target) > maxTargets {
+	refs := p.boundRefs()
+	if len(refs) == 0 {
 		return false
 	}
-	for _, r := range p.Target {
+	for _, r := range refs {
 		if ref, ok := a.localRef(r.Reference); !ok || !keys[ref] {
 			return false
 		}

@@ -204,12 +204,8 @@ func (st *streamer) entry(e bundleEntry) error {
 	send := true
 	if e.hasRes && e.res.ResourceType != "OperationOutcome" {
 		v := st.a.judgeEntry(&e, st.s.Bytes(e.resStart, e.resEnd))
-		if v == needsContext && e.res.ResourceType == "Provenance" { // as in a whole Bundle (inspectBody)
-			if st.a.provenanceKept(&e.res, st.keys) {
-				v = keep
-			} else {
-				v = st.a.targets.judge(st.a, &e.res)
-			}
+		if v == needsContext && e.res.ResourceType == "Provenance" {
+			v = st.a.judgeProvenance(&e.res, st.keys)
 		}
 		switch {
 		case v == keep:

@@ -64,13 +64,8 @@ func (p *Proxy) checkWrite(ctx context.Context, contentType string, in Interacti
 		if next, ref = checkContent(in, a, body); ref != nil {
 			return ref
 		}
-		if a.patient != "" && next.ResourceType == "Binary" {
-			if ref := p.patientsBinary(ctx, a, next); ref != nil {
-				return ref
-			}
-		}
-		if a.patient != "" && next.ResourceType == "Provenance" {
-			if ref := p.patientsProvenance(ctx, a, next); ref != nil {
+		if a.patient != "" && (next.ResourceType == "Binary" || next.ResourceType == "Provenance") {
+			if ref := p.patientsBound(ctx, a, next); ref != nil {
 				return ref
 			}
 		}
@@ -354,12 +349,9 @@ func (p *Proxy) checkReferencedRecords(ctx context.Context, a *access, body []by
 			// Judged as a read of it is: a Binary by the record its
 			// securityContext names, a Provenance by its targets,
 			// which are read too.
-			v := a.judge(pr)
-			if v == needsContext {
-				var ref *refusal
-				if v, ref = p.judgeContext(ctx, a, pr, false); ref != nil {
-					return ref
-				}
+			v, failure := p.judgeRead(ctx, a, pr)
+			if failure != nil {
+				return failure
 			}
 			if v != keep {
 				return unseen(ref)
