@@ -6,6 +6,7 @@ import (
 	"errors"
 	"mime"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/smartkit/smartkit/internal/jsonstrict"
@@ -53,14 +54,8 @@ func wantsNative(in *Interaction, accept []string) bool {
 				continue
 			}
 			named = true
-			mt, _, err := mime.ParseMediaType(r)
-			if err != nil {
+			if mt, _, err := mime.ParseMediaType(r); err != nil || slices.Contains(fhirFormats[:], mt) {
 				return false
-			}
-			for _, f := range fhirFormats {
-				if mt == f {
-					return false
-				}
 			}
 		}
 	}
@@ -75,15 +70,8 @@ func nativeUpload(in *Interaction, contentType string) bool {
 		return false
 	}
 	mt, _, err := mime.ParseMediaType(contentType)
-	if err != nil || !strings.Contains(mt, "/") {
-		return false // bodyType answers 415
-	}
-	for _, f := range fhirFormats {
-		if mt == f {
-			return false
-		}
-	}
-	return true
+	// (Not one: bodyType answers 415.)
+	return err == nil && strings.Contains(mt, "/") && !slices.Contains(fhirFormats[:], mt)
 }
 
 // binaryResource is the FHIR JSON Binary a native upload describes: its
