@@ -264,7 +264,8 @@
 //     before the operation is sent, and the answer is judged always: of
 //     the operation's type, no record inside, labels within the clearance.
 //
-// In a batch only $everything may be an entry.
+// In a batch only $everything may be an entry. Bulk export ($export) is
+// the one operation outside the table; see Bulk export.
 //
 // # Conditional writes
 //
@@ -416,6 +417,44 @@
 // or with a FHIR one, a Binary reads as FHIR JSON, as any resource (a
 // browser's own navigation names application/xml among its types, so it
 // gets FHIR JSON: apps fetch with the content's type).
+//
+// # Bulk export
+//
+// A backend service exports through the proxy as from the server (FHIR
+// Bulk Data Access), each step authorised and audited as any request:
+//
+//   - The kick-off (GET [base]/$export, [base]/Patient/$export or
+//     [base]/Group/{id}/$export, with Prefer: respond-async) needs a token
+//     without patient context, r and s with no constraint on every type it
+//     names in _type, and r on Group for a Group (which, for a clearance
+//     short of every label, must be one it may see). Without _type the
+//     proxy names the types the token may export, unless a wildcard scope
+//     allows every type. It takes _outputFormat (NDJSON) and _since; any
+//     other parameter (_typeFilter, _elements, patient, …) and a POSTed
+//     kick-off are refused. The server's status URL comes back as a link of
+//     the proxy's: [base]/$export-poll-status?_job=….
+//   - The status is polled (GET) or the export cancelled (DELETE) there.
+//     While it runs, the 202 and its X-Progress and Retry-After pass. The
+//     finished manifest is rewritten: each file's url becomes a link of the
+//     proxy's ([base]/$export-file?_file=…), requiresAccessToken is true,
+//     files of types the token may not export are left out, and counts go
+//     only to a token that sees every record (the others' files lose what
+//     they may not see, and a count would tell how much). Files of deleted
+//     resources are not relayed.
+//   - Each file is streamed from the server and judged line by line as it
+//     passes, as a Bundle's entries are: a line of another type than the
+//     file's, or one the token may not see, is left out; a line that is not
+//     one JSON resource cuts the download (the client sees a failed
+//     transfer). The download's audit event names the patients disclosed
+//     (the first thousand), and the counts sent and left out.
+//
+// The links are signed with Proxy.PageKey (apart from page links) and name
+// the server's own URLs, the client and subject they were given to, and an
+// expiry a day on. A link is not a permission: following one needs a token
+// of that client and subject, without patient context, whose scopes still
+// allow the file's type. A server whose status or files are not on its base
+// (files in a storage bucket) is refused with 502: the proxy reads files
+// from the server, with its own credential, only.
 //
 // # Browser apps (CORS)
 //

@@ -2,12 +2,14 @@ package fhirproxy_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/smartkit/smartkit/audit"
@@ -108,9 +110,67 @@ func ExampleProxy_nativeBinary() {
 	// "%PDF-1.4\n"
 }
 
+// A backend service exports through the proxy as from the FHIR server
+// (Bulk Data): the kick-off, the status, each file, at links of the
+// proxy's; each file is judged line by line for the token.
+func ExampleProxy_bulkExport() {
+	var fhirServer *httptest.Server
+	fhirServer = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/$export": // Prefer: respond-async, _type=Observation
+			w.Header().Set("Content-Location", fhirServer.URL+"/$export-poll-status?_jobId=7")
+			w.WriteHeader(http.StatusAccepted)
+		case "/$export-poll-status":
+			w.Header().Set("Content-Type", "application/json")
+			fmt.Fprintf(w, `{"transactionTime":"2026-11-28T10:00:00Z","request":"%s/$export","requiresAccessToken":true,`+
+				`"output":[{"type":"Observation","url":"%[1]s/files/1.ndjson"}],"error":[]}`, fhirServer.URL)
+		case "/files/1.ndjson": // one Observation is restricted (R): beyond a default clearance
+			w.Header().Set("Content-Type", "application/fhir+ndjson")
+			fmt.Fprintln(w, `{"resourceType":"Observation","id":"bp","subject":{"reference":"Patient/123"}}`)
+			fmt.Fprintln(w, `{"resourceType":"Observation","id":"hiv","subject":{"reference":"Patient/123"},`+
+				`"meta":{"security":[{"system":"http://terminology.hl7.org/CodeSystem/v3-Confidentiality","code":"R"}]}}`)
+		}
+	}))
+	defer fhirServer.Close()
+	fhirBase, tokenFor, stop := exampleProxy(fhirServer.URL)
+	defer stop()
+	tok := tokenFor("system/Observation.rs", "")
+	get := func(target string, header ...string) *http.Response {
+		req, _ := http.NewRequest("GET", target, nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		for i := 0; i+1 < len(header); i += 2 {
+			req.Header.Set(header[i], header[i+1])
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			log.Fatal(err)
+		}
+		return resp
+	}
+
+	kickOff := get(fhirBase+"/$export?_type=Observation", "Prefer", "respond-async")
+	status := kickOff.Header.Get("Content-Location")
+	fmt.Println(kickOff.StatusCode, strings.HasPrefix(status, fhirBase+"/$export-poll-status?_job="))
+	var manifest struct{ Output []struct{ Type, URL string } }
+	resp := get(status)
+	_ = json.NewDecoder(resp.Body).Decode(&manifest)
+	resp.Body.Close()
+	file := manifest.Output[0]
+	fmt.Println(resp.StatusCode, file.Type, strings.HasPrefix(file.URL, fhirBase+"/$export-file?_file="))
+	resp = get(file.URL)
+	lines, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	fmt.Print(string(lines))
+	// Output:
+	// 202 true
+	// 200 Observation true
+	// {"resourceType":"Observation","id":"bp","subject":{"reference":"Patient/123"}}
+}
+
 // exampleProxy mounts a proxy in front of the FHIR server at upstream, as
 // ExampleProxy shows, and returns its FHIR base, a way to mint a token for
-// an app with patient context, and what stops it.
+// an app with patient context (or, with none, a backend service's), and
+// what stops it.
 func exampleProxy(upstream string) (fhirBase string, tokenFor func(scope, patient string) string, stop func()) {
 	mux := http.NewServeMux()
 	site := httptest.NewServer(mux)
@@ -127,8 +187,11 @@ func exampleProxy(upstream string) (fhirBase string, tokenFor func(scope, patien
 	up, _ := url.Parse(upstream)
 	mux.Handle("/fhir/", http.StripPrefix("/fhir", &fhirproxy.Proxy{Upstream: up, Verifier: verifier, Audit: &audit.Memory{}, Base: fhirBase}))
 	tokenFor = func(scope, patient string) string {
-		tok, err := auth.Mint(context.Background(), "", smart.Grant{ClientID: "app", UserID: "u", FHIRUser: "Patient/" + patient,
-			Scope: scope, Context: launch.Context{Patient: patient}}, time.Hour)
+		g := smart.Grant{ClientID: "app", UserID: "u", FHIRUser: "Patient/" + patient, Scope: scope, Context: launch.Context{Patient: patient}}
+		if patient == "" {
+			g = smart.Grant{ClientID: "app", Scope: scope} // a backend service's
+		}
+		tok, err := auth.Mint(context.Background(), "", g, time.Hour)
 		if err != nil {
 			log.Fatal(err)
 		}

@@ -94,6 +94,9 @@ func (p *Proxy) authorizeOperation(in *Interaction, a *access) *refusal {
 	if in.Operation == "$everything" && in.Type == "Patient" && in.ID != "" {
 		return authorizeEverything(in, a)
 	}
+	if in.Operation == exportOp {
+		return authorizeExport(in, a)
+	}
 	if searchOperations[in.Type+"/"+in.Operation] {
 		if in.ID != "" {
 			return forbidden(in.Operation + " runs at type level only")
@@ -322,7 +325,8 @@ func tableOperation(in *Interaction) (operation, bool) {
 // has the URL, and nothing of it.
 func (p *Proxy) judgeSubject(ctx context.Context, in *Interaction, a *access) *refusal {
 	op, ok := tableOperation(in)
-	if !ok || a.unrestricted {
+	group := in.Kind == Operation && in.Operation == exportOp && in.ID != "" // Group/{id}/$export
+	if !ok && !group || a.unrestricted {
 		return nil
 	}
 	if in.ID != "" {
@@ -413,8 +417,11 @@ type parameterPart struct {
 // $everything.
 func supportedOperations(typ string) []string {
 	var out []string
-	if typ == "Patient" {
-		out = append(out, "everything")
+	switch typ {
+	case "Patient":
+		out = append(out, "everything", "export")
+	case "Group":
+		out = append(out, "export")
 	}
 	for _, keys := range []iter.Seq[string]{maps.Keys(operations), maps.Keys(searchOperations)} {
 		for key := range keys {

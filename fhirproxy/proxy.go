@@ -69,8 +69,10 @@ type Proxy struct {
 	Base string
 	// PageKey signs the page-token links (HAPI's [base]?_getpages=…) that
 	// Base makes followable, binding each to its client, grant, scopes,
-	// patient and type for an hour; nil means a random key per Proxy (links then stop at a
-	// restart). Give every node behind one address the same key.
+	// patient and type for an hour, and a bulk export's status and file
+	// links (bulk.go), bound to their client and subject for a day; nil
+	// means a random key per Proxy (links then stop at a restart). Give
+	// every node behind one address the same key.
 	PageKey []byte
 	// SMARTConfigURL is advertised in WWW-Authenticate and the
 	// CapabilityStatement; typically {fhirBase}/.well-known/smart-configuration.
@@ -507,6 +509,14 @@ func (p *Proxy) admit(r *http.Request, in *Interaction, a *access) (*access, *re
 		}
 		r.Body = http.NoBody
 	}
+	switch {
+	case in.Kind == ExportStatus || in.Kind == ExportFile:
+		return a, p.followExport(in, a)
+	case in.Kind == Operation && in.Operation == exportOp:
+		if ref := exportKickOff(r); ref != nil {
+			return a, ref
+		}
+	}
 	if ref := p.followPage(in, a); ref != nil {
 		return a, ref
 	}
@@ -653,7 +663,7 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, x *exchange) {
 	// the host's redaction would not run for the very apps (research, with
 	// system/ scopes) it is usually for. A Binary's native content is
 	// served from the resource read.
-	x.inspects = x.a != nil && (x.in.native || x.a.inspects(x.in) || (p.Transform != nil || p.AuditEveryDisclosure) && x.in.Kind != Delete)
+	x.inspects = x.a != nil && (x.in.native || exporting(&x.in) || x.a.inspects(x.in) || (p.Transform != nil || p.AuditEveryDisclosure) && x.in.Kind != Delete)
 	if !x.inspects && x.a != nil && x.ev.Patient == "" {
 		// An answer passed unread: its audit event names the patient the
 		// request itself names, where it names one.
@@ -753,7 +763,8 @@ func (x *exchange) Put([]byte) {}
 func answerHeader(k string) bool {
 	switch k {
 	case "Content-Type", "Content-Length", "Content-Encoding", "Content-Language", "Etag", "Last-Modified",
-		"Location", "Content-Location", "Retry-After", "Vary", "X-Request-Id", "X-Correlation-Id":
+		"Location", "Content-Location", "Retry-After", "Vary", "X-Request-Id", "X-Correlation-Id",
+		"X-Progress", "Expires": // (a bulk export's progress, and its files' lifetime)
 		return true
 	}
 	return false
@@ -808,6 +819,12 @@ func (x *exchange) upstreamHeader(r *http.Request) http.Header {
 	}
 	if ret := preferReturn(r.Header["Prefer"]); ret != "" {
 		hdr["Prefer"] = []string{"return=" + ret}
+	}
+	switch {
+	case x.in.Kind == ExportFile:
+		hdr["Accept"] = []string{ndjsonType}
+	case x.in.Kind == Operation && x.in.Operation == exportOp:
+		hdr["Prefer"] = []string{"respond-async"} // checked on admission (exportKickOff)
 	}
 	return hdr
 }
@@ -888,8 +905,8 @@ func (x *exchange) rewrite(pr *httputil.ProxyRequest) {
 // of it goes out.
 func (x *exchange) modify(resp *http.Response) error {
 	upstreamHeaders(resp) // the proxy's own CORS and security headers are set by the writer
-	if rl := x.p.relinker(); rl != nil {
-		rl.headers(resp.Header)
+	if rl := x.p.relinker(); rl != nil && !exporting(&x.in) {
+		rl.headers(resp.Header) // (an export's links are the proxy's own: inspectExport)
 	}
 	if x.a == nil {
 		if err := x.p.capabilities(resp); err != nil {

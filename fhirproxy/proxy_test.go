@@ -592,17 +592,17 @@ func TestEverythingAndMetadata(t *testing.T) {
 		t.Fatalf("metadata: %d %s", r.status, r.raw)
 	}
 	// It lists only what the proxy supports: JSON, JSON patches, and of the
-	// operations Patient $everything, Observation $lastn and those of its
-	// table (terminology);
+	// operations Patient $everything, Observation $lastn, those of its
+	// table (terminology) and, at system level, $export (bulk.go);
 	// no unknown type.
 	// Conditional deletes of several records neither: the proxy resolves
 	// them, and answers 412 to criteria matching more than one.
-	for _, gone := range []string{`"xml"`, "xml-patch", "export", "graphql", `"match"`, "invalidate", "ImaginaryType", `"multiple"`} {
+	for _, gone := range []string{`"xml"`, "xml-patch", "graphql", `"match"`, "invalidate", "ImaginaryType", `"multiple"`} {
 		if strings.Contains(r.raw, gone) {
 			t.Errorf("metadata lists %s: %s", gone, r.raw)
 		}
 	}
-	for _, kept := range []string{`"everything"`, `"expand"`, `"validate-code"`, `"lastn"`, "json-patch", `"Observation"`, `"read"`, `"conditionalDelete":"single"`, `"conditionalUpdate":true`} {
+	for _, kept := range []string{`"operation":[{"definition":"http://hl7.org/fhir/OperationDefinition/export","name":"export"}]`, `"everything"`, `"expand"`, `"validate-code"`, `"lastn"`, "json-patch", `"Observation"`, `"read"`, `"conditionalDelete":"single"`, `"conditionalUpdate":true`} {
 		if !strings.Contains(r.raw, kept) {
 			t.Errorf("metadata lost %s: %s", kept, r.raw)
 		}

@@ -33,6 +33,11 @@ const (
 	Operation       Kind = "operation"
 	Batch           Kind = "batch" // batch or transaction Bundle POSTed to the base
 	Capabilities    Kind = "capabilities"
+	// ExportStatus is a poll (GET) or cancel (DELETE) of a bulk export's
+	// status at the link the proxy gave for it; ExportFile a download of
+	// one of its files at the link the manifest gave (bulk.go).
+	ExportStatus Kind = "export-status"
+	ExportFile   Kind = "export-file"
 )
 
 // Param is one query parameter, decoded once, in request order.
@@ -277,6 +282,18 @@ func parsePath(method, path, rawQuery string, lim Limits) (Interaction, error) {
 		in.Kind = Capabilities
 	case len(segs) == 1 && segs[0] == "_history" && method == "GET":
 		in.Kind = HistorySystem
+	case len(segs) == 1 && (segs[0] == exportStatusOp && (method == "GET" || method == "DELETE") ||
+		segs[0] == exportFileOp && method == "GET"):
+		// A bulk export's status or file, by the link the proxy signed:
+		// its one parameter, and nothing else.
+		name := exportJobParam
+		in.Kind = ExportStatus
+		if segs[0] == exportFileOp {
+			name, in.Kind = exportFileParam, ExportFile
+		}
+		if len(params) != 1 || params[0].Name != name {
+			return in, parseError(segs[0] + " takes exactly one parameter, " + name + ", as the proxy's link gave it")
+		}
 	case len(segs) == 1 && isOp(segs[0]):
 		in.Kind, in.Operation = Operation, segs[0]
 	case len(segs) >= 1 && !isType(segs[0]):

@@ -35,6 +35,9 @@ func (x *exchange) inspect(resp *http.Response) (*refusal, error) {
 		ev.Type, ev.Outcome, ev.Reason = audit.ResourceRefused, audit.Failure, "upstream status "+strconv.Itoa(resp.StatusCode)
 		return nil, nil // the upstream's own OperationOutcome about the request
 	}
+	if exporting(&in) {
+		return x.inspectExport(resp)
+	}
 	if !jsonMediaType(header(resp.Header, "Content-Type")) {
 		return refuse(http.StatusBadGateway, "not-supported", "the FHIR server answered in a format the proxy cannot inspect"), nil
 	}
@@ -875,7 +878,17 @@ func memberInt(member []byte) (int, bool) {
 // (operations, searchOperations) and Patient/{id}/$everything, resource
 // types outside FHIR R4, and conditional deletes of several records.
 func supportedOnly(rest map[string]any) {
-	delete(rest, "operation") // no system-level operation is allowed
+	// Of the system-level operations, only $export is allowed.
+	ops, _ := rest["operation"].([]any)
+	ops = slices.DeleteFunc(ops, func(o any) bool {
+		op, _ := o.(map[string]any)
+		return op["name"] != "export"
+	})
+	if len(ops) == 0 {
+		delete(rest, "operation")
+	} else {
+		rest["operation"] = ops
+	}
 	resources, _ := rest["resource"].([]any)
 	resources = slices.DeleteFunc(resources, func(r any) bool {
 		m, ok := r.(map[string]any)

@@ -1,0 +1,537 @@
+package fhirproxy
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/smartkit/smartkit/audit"
+	"github.com/smartkit/smartkit/internal/jsonstrict"
+	"github.com/smartkit/smartkit/scopes"
+)
+
+// Bulk export (FHIR Bulk Data Access, the use SMART Backend Services was
+// made for). A backend service exports through the proxy as from the
+// server, in three steps, each authorised and audited as any request:
+//
+//   - The kick-off, GET [base]/$export, [base]/Patient/$export or
+//     [base]/Group/{id}/$export with Prefer: respond-async, by a token
+//     without patient context (system/ or user/ scopes). Every type it
+//     names in _type needs the r and s letters with no constraint, and a
+//     Group export the r letter on Group (and, for a clearance short of
+//     every label, a Group the clearance lets it see). Without _type the
+//     proxy names the types the token may export, unless a wildcard scope
+//     allows every type. It also takes _outputFormat (NDJSON) and _since;
+//     any other parameter (_typeFilter, _elements, patient, …) and a POSTed
+//     kick-off are refused. The server's 202 goes back with its status URL
+//     swapped for a link of the proxy's: [base]/$export-poll-status?_job=….
+//   - The status, polled (GET) or cancelled (DELETE) at that link. While the
+//     export runs, the 202 and its X-Progress and Retry-After pass. The
+//     finished manifest is rewritten: each file's URL becomes a link of the
+//     proxy's, [base]/$export-file?_file=…, requiresAccessToken is true,
+//     files of types the token may not read are left out, and each count
+//     goes only to a token that sees every record (for the others, records
+//     are judged out of files, and a count would tell how many). Files of
+//     deleted resources are not relayed.
+//   - Each file, downloaded at its link, streamed from the server as NDJSON
+//     and judged resource by resource as it passes, like a Bundle's entries:
+//     a line of another type than the file's, of a type the token may not
+//     read, or with labels beyond the clearance is left out (a Provenance,
+//     or a Binary bound to a record, as the records it is about allow, with
+//     a response's bounded reads). A line that is not one JSON resource cuts
+//     the download, so a client sees a failed transfer, never a partial file
+//     as whole. The event of each download names the patients disclosed (the
+//     first thousand).
+//
+// The links are signed (HMAC-SHA256 with Proxy.PageKey, apart from page
+// links) and carry the server's own URL, the client and the subject they
+// were given to, and an expiry (exportTTL). They are not permissions:
+// following one needs a token of the same client and subject, without
+// patient context, whose scopes still allow the file's type. A server's
+// status or file URL that is not on its base is refused (502): the proxy
+// reads files with its own credential from the server only.
+
+const (
+	exportOp        = "$export"
+	exportStatusOp  = "$export-poll-status"
+	exportFileOp    = "$export-file"
+	exportJobParam  = "_job"
+	exportFileParam = "_file"
+	exportTTL       = 24 * time.Hour
+	// maxExportPatients bounds the patients one download's audit event
+	// names; its reason says when there were more.
+	maxExportPatients = 1000
+	// ndjsonType is the media type of export files.
+	ndjsonType = "application/fhir+ndjson"
+)
+
+// exportRef is what a signed export link carries.
+type exportRef struct {
+	Use      string // "job" (the status) or "file"
+	Client   string
+	Subject  string
+	Type     string // a file's resource type
+	Upstream string // below the upstream's base: "/$export-poll-status?_jobId=…"
+	Expires  int64  // Unix seconds
+}
+
+// exportMAC domain-separates export links from page links, which share
+// the key.
+func (p *Proxy) exportMAC(payload []byte) []byte {
+	mac := hmac.New(sha256.New, p.pageKey())
+	mac.Write([]byte("smartkit fhirproxy bulk export\x00"))
+	mac.Write(payload)
+	return mac.Sum(nil)
+}
+
+func (p *Proxy) signExport(ref exportRef) string {
+	payload, _ := json.Marshal(ref)
+	return base64.RawURLEncoding.EncodeToString(payload) + "." + base64.RawURLEncoding.EncodeToString(p.exportMAC(payload))
+}
+
+// openExport returns what a signed export link of the use carries, if the
+// signature holds and it has not expired.
+func (p *Proxy) openExport(token, use string, now time.Time) (exportRef, bool) {
+	var ref exportRef
+	enc, sig, ok := strings.Cut(token, ".")
+	payload, err1 := base64.RawURLEncoding.DecodeString(enc)
+	got, err2 := base64.RawURLEncoding.DecodeString(sig)
+	if !ok || err1 != nil || err2 != nil || !hmac.Equal(got, p.exportMAC(payload)) ||
+		jsonstrict.Check(payload) != nil || json.Unmarshal(payload, &ref) != nil {
+		return exportRef{}, false
+	}
+	if ref.Use != use || now.Unix() > ref.Expires || ref.Upstream == "" || ref.Upstream[0] != '/' && ref.Upstream[0] != '?' {
+		return exportRef{}, false
+	}
+	return ref, true
+}
+
+// exportLink is the proxy's address for what an export link names: on
+// Base, or on the token's audience (the FHIR base it reached the proxy at).
+func (p *Proxy) exportLink(a *access, op, param string, ref exportRef) string {
+	base := p.Base
+	if base == "" {
+		base = a.tok.Audience
+	}
+	ref.Client, ref.Subject, ref.Expires = a.tok.ClientID, a.tok.Subject, time.Now().Add(exportTTL).Unix()
+	return strings.TrimSuffix(base, "/") + "/" + op + "?" + param + "=" + p.signExport(ref)
+}
+
+// upstreamBase is the upstream's base URL, without a trailing slash.
+func (p *Proxy) upstreamBase() string { return strings.TrimSuffix(p.Upstream.String(), "/") }
+
+// exporting reports whether an interaction is a step of a bulk export.
+func exporting(in *Interaction) bool {
+	return in.Kind == ExportStatus || in.Kind == ExportFile || in.Kind == Operation && in.Operation == exportOp
+}
+
+// exportable reports whether the token may export type t: r and s, with
+// no constraint (an export is no search a constraint could be added to).
+func exportable(a *access, t string) bool {
+	return a.tok.Scopes.Allows(scopes.Access{Context: a.ctx, Type: t, Perms: scopes.Read | scopes.Search})
+}
+
+// exportKickOff checks what a kick-off request must be beyond its
+// parameters: a GET asking for the asynchronous pattern.
+func exportKickOff(r *http.Request) *refusal {
+	if r.Method != http.MethodGet {
+		return refuse(http.StatusBadRequest, "not-supported", "send the $export kick-off as a GET (its parameters in the query)")
+	}
+	for _, v := range r.Header["Prefer"] {
+		for pref := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(pref), "respond-async") {
+				return nil
+			}
+		}
+	}
+	return refuse(http.StatusBadRequest, "invalid", "$export needs the header Prefer: respond-async")
+}
+
+// authorizeExport authorises a kick-off and rebuilds its parameters: the
+// types it exports (named, or those the token may export), the output
+// format and _since, each checked.
+func authorizeExport(in *Interaction, a *access) *refusal {
+	forbidden := func(msg string) *refusal { return refuse(http.StatusForbidden, "forbidden", msg) }
+	invalid := func(msg string) *refusal { return refuse(http.StatusBadRequest, "invalid", msg) }
+	switch {
+	case in.Type == "" && in.ID == "", in.Type == "Patient" && in.ID == "", in.Type == "Group" && in.ID != "":
+	default:
+		return forbidden("$export runs at system level, on Patient, or on a Group")
+	}
+	if a.patient != "" {
+		return forbidden("a token with patient context cannot export: bulk export is for system/ and user/ tokens")
+	}
+	if in.Type == "Group" && !a.tok.Scopes.Allows(scopes.Access{Context: a.ctx, Type: "Group", Perms: scopes.Read}) {
+		return forbidden("exporting a Group needs the r letter on Group")
+	}
+	var (
+		types         []string
+		named, format bool
+		since         string
+	)
+	for _, prm := range in.Params {
+		switch prm.Name {
+		case "_type":
+			named = true
+			for t := range strings.SplitSeq(prm.Value, ",") {
+				switch {
+				case !knownType(t):
+					return invalid("_type names " + strconv.Quote(t) + ", which is not an R4 resource type (types are case-sensitive)")
+				case !exportable(a, t):
+					return forbidden("the token's scopes do not allow exporting " + t + " (it needs r and s on the type, with no constraint)")
+				case !slices.Contains(types, t):
+					types = append(types, t)
+				}
+			}
+		case "_outputFormat":
+			switch prm.Value {
+			case ndjsonType, "application/ndjson", "ndjson":
+			default:
+				return refuse(http.StatusBadRequest, "not-supported", "_outputFormat must be NDJSON (application/fhir+ndjson)")
+			}
+			if format {
+				return invalid("_outputFormat is given twice")
+			}
+			format = true
+		case "_since":
+			if since != "" {
+				return invalid("_since is given twice")
+			}
+			if _, err := time.Parse(time.RFC3339Nano, prm.Value); err != nil || len(prm.Value) > 35 || !strings.Contains(prm.Value, "T") {
+				return invalid("_since must be a FHIR instant, such as 2026-01-01T00:00:00Z")
+			}
+			since = prm.Value
+		default:
+			return refuse(http.StatusBadRequest, "not-supported", "the proxy does not support $export's parameter "+prm.Name+
+				" (it takes _type, _outputFormat and _since)")
+		}
+	}
+	if !named && !exportable(a, "*") {
+		for sc := range a.tok.Scopes.All() {
+			if t := sc.Type(); sc.Kind() == scopes.Resource && sc.Context() == a.ctx && knownType(t) && exportable(a, t) && !slices.Contains(types, t) {
+				types = append(types, t)
+			}
+		}
+		if len(types) == 0 {
+			return forbidden("the token's scopes allow exporting no type (it needs r and s on a type, with no constraint)")
+		}
+	}
+	out := make([]Param, 0, 3)
+	if format {
+		out = append(out, Param{Name: "_outputFormat", Value: ndjsonType})
+	}
+	if since != "" {
+		out = append(out, Param{Name: "_since", Value: since})
+	}
+	if len(types) > 0 {
+		out = append(out, Param{Name: "_type", Value: strings.Join(types, ",")})
+	}
+	in.Params = out
+	return nil
+}
+
+// followExport turns a request for a signed export link into the
+// upstream's own URL it names, for a token of the client and subject it
+// was given to, without patient context, that may still read the file's
+// type. Nothing else is asked of the status: the job holds what its
+// kick-off was allowed.
+func (p *Proxy) followExport(in *Interaction, a *access) *refusal {
+	use := "job"
+	if in.Kind == ExportFile {
+		use = "file"
+	}
+	ref, ok := p.openExport(in.Params[0].Value, use, time.Now())
+	if !ok || ref.Client != a.tok.ClientID || ref.Subject != a.tok.Subject {
+		return refuse(http.StatusBadRequest, "invalid", "the export link is not valid for this token (or has expired)")
+	}
+	if a.patient != "" {
+		return refuse(http.StatusForbidden, "forbidden", "a token with patient context cannot follow an export")
+	}
+	if in.Kind == ExportFile && ref.Type != "OperationOutcome" && !exportable(a, ref.Type) {
+		return refuse(http.StatusForbidden, "forbidden", "the token's scopes do not allow exporting "+ref.Type)
+	}
+	in.Type, in.Params, in.pageURL = ref.Type, nil, ref.Upstream
+	return nil
+}
+
+// inspectExport answers a step of a bulk export (exporting): the
+// kick-off's 202, the status or its manifest, a file.
+func (x *exchange) inspectExport(resp *http.Response) (*refusal, error) {
+	switch {
+	case x.in.Kind == ExportFile:
+		return x.exportFile(resp)
+	case x.in.Kind == Operation: // the kick-off
+		if resp.StatusCode != http.StatusAccepted {
+			return refuse(http.StatusBadGateway, "not-supported", "the FHIR server did not accept the export to run asynchronously"), nil
+		}
+		loc := resp.Header["Content-Location"]
+		var rest string
+		ok := len(loc) == 1
+		if ok {
+			rest, ok = below(x.p.upstreamBase(), loc[0])
+		}
+		if !ok || rest == "" {
+			return refuse(http.StatusBadGateway, "not-supported", "the FHIR server's export status is not on its base, where the proxy can follow it"), nil
+		}
+		resp.Header["Content-Location"] = []string{x.p.exportLink(x.a, exportStatusOp, exportJobParam, exportRef{Use: "job", Upstream: rest})}
+		x.ev.Reason = "export accepted: its status is followed through the proxy"
+		noBody(resp)
+		return nil, nil
+	}
+	switch { // the status
+	case resp.StatusCode == http.StatusOK && x.req.Method == http.MethodGet:
+		return x.manifest(resp)
+	case resp.StatusCode/100 == 2: // running (202), or cancelled
+		noBody(resp)
+		return nil, nil
+	}
+	return refuse(http.StatusBadGateway, "invalid", "the FHIR server answered the export status with "+strconv.Itoa(resp.StatusCode)), nil
+}
+
+// noBody empties a response.
+func noBody(resp *http.Response) {
+	resp.Body.Close()
+	resp.Body, resp.ContentLength = http.NoBody, 0
+	resp.Header["Content-Length"] = []string{"0"}
+	delete(resp.Header, "Content-Type")
+}
+
+// exportFile is one entry of a manifest's output or error array.
+type exportFile struct {
+	Type  string `json:"type"`
+	URL   string `json:"url"`
+	Count *int64 `json:"count,omitempty"`
+}
+
+// manifest rewrites a finished export's manifest (see the bulk export
+// overview at the top of this file).
+func (x *exchange) manifest(resp *http.Response) (*refusal, error) {
+	body, err := x.readBody(resp, x.p.Limits.resp())
+	resp.Body.Close()
+	if err != nil {
+		return nil, err
+	}
+	invalid := refuse(http.StatusBadGateway, "invalid", "the FHIR server's export manifest is not one the proxy can read")
+	if int64(len(body)) > x.p.Limits.resp() || !jsonMediaType(header(resp.Header, "Content-Type")) || jsonstrict.Check(body) != nil {
+		return invalid, nil
+	}
+	var m struct {
+		TransactionTime string       `json:"transactionTime"`
+		Request         string       `json:"request"`
+		Output          []exportFile `json:"output"`
+		Error           []exportFile `json:"error"`
+		Deleted         []exportFile `json:"deleted"`
+	}
+	if json.Unmarshal(body, &m) != nil || m.TransactionTime == "" {
+		return invalid, nil
+	}
+	up, a := x.p.upstreamBase(), x.a
+	relink := func(f exportFile, typ string) (exportFile, bool) {
+		rest, ok := below(up, f.URL)
+		if !ok || rest == "" {
+			return f, false
+		}
+		f.URL = x.p.exportLink(a, exportFileOp, exportFileParam, exportRef{Use: "file", Type: typ, Upstream: rest})
+		if !a.seesAll() {
+			f.Count = nil
+		}
+		return f, true
+	}
+	out := struct {
+		TransactionTime     string       `json:"transactionTime"`
+		Request             string       `json:"request"`
+		RequiresAccessToken bool         `json:"requiresAccessToken"`
+		Output              []exportFile `json:"output"`
+		Error               []exportFile `json:"error"`
+	}{TransactionTime: m.TransactionTime, Request: m.Request, RequiresAccessToken: true, Output: []exportFile{}, Error: []exportFile{}}
+	if rest, ok := below(up, m.Request); ok {
+		base := x.p.Base
+		if base == "" {
+			base = a.tok.Audience
+		}
+		out.Request = strings.TrimSuffix(base, "/") + rest
+	}
+	left := 0
+	for _, f := range m.Output {
+		if !knownType(f.Type) {
+			return invalid, nil
+		}
+		if !exportable(a, f.Type) {
+			left++
+			continue
+		}
+		moved, ok := relink(f, f.Type)
+		if !ok {
+			return refuse(http.StatusBadGateway, "not-supported", "the FHIR server's export files are not on its base, where the proxy can read and judge them"), nil
+		}
+		out.Output = append(out.Output, moved)
+	}
+	for _, f := range m.Error {
+		moved, ok := relink(f, "OperationOutcome")
+		if !ok {
+			return refuse(http.StatusBadGateway, "not-supported", "the FHIR server's export files are not on its base, where the proxy can read and judge them"), nil
+		}
+		moved.Type = "OperationOutcome"
+		out.Error = append(out.Error, moved)
+	}
+	x.ev.Reason = "export manifest: " + strconv.Itoa(len(out.Output)) + " files, through the proxy"
+	if left > 0 {
+		x.ev.Reason += "; " + strconv.Itoa(left) + " of types the token may not read left out"
+	}
+	if len(m.Deleted) > 0 {
+		x.ev.Reason += "; files of deleted resources not relayed"
+	}
+	b, _ := json.Marshal(out)
+	x.sent.Reset(b)
+	resp.Body, resp.ContentLength = &x.sent, int64(len(b))
+	resp.Header["Content-Length"] = []string{strconv.Itoa(len(b))}
+	resp.Header["Content-Type"] = []string{"application/json"}
+	return nil, nil
+}
+
+// ndjsonMediaType reports whether a Content-Type names NDJSON.
+func ndjsonMediaType(ct string) bool {
+	mt, _, err := mime.ParseMediaType(ct)
+	return err == nil && (mt == ndjsonType || mt == "application/ndjson" || mt == "application/x-ndjson")
+}
+
+// exportFile replaces a file's body with the judged stream of its lines.
+// The event is recorded by the caller before anything is sent; a second
+// one follows when the file ends, naming the patients disclosed.
+func (x *exchange) exportFile(resp *http.Response) (*refusal, error) {
+	p := x.p
+	switch {
+	case resp.StatusCode != http.StatusOK:
+		return refuse(http.StatusBadGateway, "invalid", "the FHIR server answered the export file with "+strconv.Itoa(resp.StatusCode)), nil
+	case !ndjsonMediaType(header(resp.Header, "Content-Type")):
+		return refuse(http.StatusBadGateway, "not-supported", "the FHIR server answered the export file in a format the proxy cannot inspect"), nil
+	case header(resp.Header, "Content-Encoding") != "":
+		return refuse(http.StatusBadGateway, "not-supported", "the FHIR server answered compressed"), nil
+	}
+	ctx := resp.Request.Context()
+	x.ev.Reason = "export file streamed: each resource judged as it passes"
+	first := x.ev
+	own := *x.a // the goroutine outlives the exchange, whose access is reused
+	p.readTargets(ctx, &own)
+	upstream := resp.Body
+	pr, pw := io.Pipe()
+	out := &streamBody{PipeReader: pr}
+	typ := x.in.Type
+	go func() {
+		after := first
+		f := ndjsonFile{a: &own, typ: typ, w: bufio.NewWriterSize(pw, 32<<10), d: disclosure{ev: &after, a: &own}}
+		err := f.run(upstream, int(min(p.Limits.resp(), 1<<30)))
+		upstream.Close()
+		pw.CloseWithError(err)
+		after.Labels = f.labels
+		counts := strconv.Itoa(f.sent) + " resources sent, " + strconv.Itoa(f.removed) + " left out"
+		switch {
+		case errors.Is(err, io.ErrClosedPipe):
+			after.Reason = "export file: the client stopped reading (" + counts + ")"
+		case err != nil:
+			after.Type, after.Outcome = audit.ResourceRefused, audit.Failure
+			after.Reason = "export file cut (" + counts + "): " + ndjsonFailure(err)
+		default:
+			after.Reason = "export file sent (" + counts + ")"
+		}
+		if f.capped {
+			after.Reason += "; the first " + strconv.Itoa(maxExportPatients) + " patients disclosed are named"
+		}
+		if err := p.record(context.WithoutCancel(ctx), &after); err != nil {
+			p.logger().ErrorContext(ctx, "fhirproxy: an export file's outcome could not be audited", "err", err)
+		}
+	}()
+	resp.Body = out
+	resp.ContentLength = -1
+	delete(resp.Header, "Content-Length")
+	resp.Header["Content-Type"] = []string{ndjsonType}
+	return nil, nil
+}
+
+// errNotNDJSON: a line of an export file is not one JSON resource.
+var errNotNDJSON = errors.New("fhirproxy: an export file's line is not one JSON resource")
+
+func ndjsonFailure(err error) string {
+	switch {
+	case errors.Is(err, bufio.ErrTooLong):
+		return "a resource is larger than the proxy holds"
+	case errors.Is(err, errNotNDJSON):
+		return "the FHIR server sent a line that is not one JSON resource"
+	}
+	return "the FHIR server's response failed"
+}
+
+// ndjsonFile judges the lines of one export file as they pass.
+type ndjsonFile struct {
+	a             *access
+	typ           string // the file's type: every line must be one
+	w             *bufio.Writer
+	d             disclosure
+	labels        []string
+	sent, removed int
+	capped        bool
+}
+
+func (f *ndjsonFile) run(r io.Reader, limit int) error {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 64<<10), limit)
+	for sc.Scan() {
+		line := sc.Bytes()
+		if len(bytes.TrimSpace(line)) == 0 {
+			continue
+		}
+		var pr projection
+		s := jsonstrict.NewScanner(line)
+		if err := pr.decode(s, nil, nil); err != nil || s.End() != nil {
+			return errNotNDJSON
+		}
+		if f.judge(&pr) != keep {
+			f.removed++
+			continue
+		}
+		if _, err := f.w.Write(line); err != nil {
+			return err // the client has gone
+		}
+		_ = f.w.WriteByte('\n')
+		f.sent++
+		f.labels = addLabels(f.labels, &pr)
+		if id := f.d.patientOf(&pr); len(f.d.ev.Patients) < maxExportPatients {
+			f.d.add(&pr)
+		} else if id != "" && id != f.d.ev.Patient && !f.d.seen[id] {
+			f.capped = true
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return err
+	}
+	return f.w.Flush()
+}
+
+// judge keeps a line of the file's type that the access may see as any
+// Bundle entry (a bound one as its records allow); an error file's
+// OperationOutcomes are the server's own.
+func (f *ndjsonFile) judge(pr *projection) verdict {
+	switch {
+	case pr.ResourceType != f.typ:
+		return drop
+	case f.typ == "OperationOutcome":
+		return keep
+	}
+	v := f.a.judge(pr)
+	if v == needsContext {
+		v = f.a.targets.judge(f.a, pr)
+	}
+	return v
+}

@@ -1,0 +1,71 @@
+package fhirproxy
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/smartkit/smartkit/audit"
+)
+
+// FuzzExportFile: what an export file's judge lets through is, line for
+// line and in order, a line of the file that encoding/json reads as one
+// resource of the file's type (by its exact member names) within the
+// clearance; and a plain line of that kind is never held back.
+func FuzzExportFile(f *testing.F) {
+	f.Add([]byte(`{"resourceType":"Observation","id":"a","subject":{"reference":"Patient/p1"}}` + "\n" +
+		`{"resourceType":"Observation","id":"b","meta":{"security":[{"system":"http://terminology.hl7.org/CodeSystem/v3-ActCode","code":"PSY"}]}}` + "\r\n\n" +
+		`{"resourceType":"Condition","id":"c"}` + "\n"))
+	f.Add([]byte(`{"resourceType":"Observation","id":"a","ResourceType":"Patient"}`))
+	f.Add([]byte(`{"resourceType":"Observation","id":"a","contained":[{"resourceType":"Patient","id":"x","meta":{"security":[{"system":"http://terminology.hl7.org/CodeSystem/v3-Confidentiality","code":"R"}]}}]}`))
+	f.Add([]byte(`{"resourceType":"Observation","id":"a"}{"resourceType":"Observation","id":"b"}` + "\n"))
+	f.Add([]byte(`{"resourceType":"Observation","id":"a","id":"b"}`))
+	f.Add([]byte("{\"resourceType\":\"Observation\",\"id\":\"\xff\"}"))
+	a := testAccess("user/*.rs")
+	f.Fuzz(func(t *testing.T, file []byte) {
+		var out bytes.Buffer
+		nf := ndjsonFile{a: a, typ: "Observation", w: bufio.NewWriter(&out), d: disclosure{ev: &audit.Event{}, a: a}}
+		err := nf.run(bytes.NewReader(file), 1<<20)
+		in := strings.Split(string(file), "\n")
+		for i := range in {
+			in[i] = strings.TrimSuffix(in[i], "\r")
+		}
+		next := 0 // the next input line an output line may be
+		for line := range strings.Lines(out.String()) {
+			line = strings.TrimSuffix(line, "\n")
+			for next < len(in) && in[next] != line {
+				next++
+			}
+			if next == len(in) {
+				t.Fatalf("%q went out, not a line of the file (in order): %q", line, file)
+			}
+			next++
+			var res map[string]any
+			if e := json.Unmarshal([]byte(line), &res); e != nil || res["resourceType"] != "Observation" || !clearedFor(a, res) {
+				t.Fatalf("%q went out (%v): not an Observation within the clearance", line, e)
+			}
+		}
+		if err != nil {
+			return
+		}
+		// Read whole, every plain line (no contained resources, whose
+		// labels are the container's) that is an Observation within the
+		// clearance went out.
+		kept := strings.Count(out.String(), "\n")
+		want := 0
+		for _, line := range in {
+			var res map[string]any
+			if strings.TrimSpace(line) == "" || json.Unmarshal([]byte(line), &res) != nil {
+				continue
+			}
+			if res["resourceType"] == "Observation" && res["contained"] == nil && clearedFor(a, res) {
+				want++
+			}
+		}
+		if kept < want {
+			t.Fatalf("%d of %d plain Observations within the clearance went out of %q: %q", kept, want, file, out.String())
+		}
+	})
+}

@@ -1,0 +1,488 @@
+package fhirproxy_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/smartkit/smartkit/audit"
+	"github.com/smartkit/smartkit/smart"
+)
+
+// bulkServer is a FHIR server that runs bulk exports (FHIR Bulk Data
+// Access) in front of the fixture's upstream, which answers everything
+// else (reads of a Group or of a Provenance's targets). Every request it
+// gets is recorded with the upstream's.
+type bulkServer struct {
+	f  *fixture
+	ts *httptest.Server
+
+	mu sync.Mutex
+	// polls is how many status polls have been answered: the first is
+	// 202, in progress.
+	polls int
+	// kickOff, when set, answers the kick-off in place of a 202 to the
+	// status URL.
+	kickOff http.HandlerFunc
+	// manifest, when set, is the finished manifest (given the server's
+	// base); otherwise bulkManifest.
+	manifest func(base string) map[string]any
+	// files are the export files by path, NDJSON; fileType their
+	// Content-Type (application/fhir+ndjson when empty).
+	files    map[string]string
+	fileType string
+}
+
+// ndjson joins resources into NDJSON.
+func ndjson(rs ...map[string]any) string {
+	var b strings.Builder
+	for _, r := range rs {
+		line, _ := json.Marshal(r)
+		b.Write(line)
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
+
+func newBulkFixture(t *testing.T) (*fixture, *bulkServer) {
+	f := newFixture(t)
+	bs := &bulkServer{f: f, files: map[string]string{
+		"/files/Patient.ndjson": ndjson(f.up.resources["Patient/p1"], f.up.resources["Patient/p2"]),
+		"/files/Observation.ndjson": ndjson(obs("lab-1", "p1", "laboratory"), obs("vs-1", "p1", "vital-signs"),
+			obs("psy-1", "p1", "laboratory", "R", "PSY"), map[string]any{"resourceType": "Condition", "id": "c1", "subject": map[string]any{"reference": "Patient/p1"}},
+			obs("lab-2", "p2", "laboratory")),
+		"/files/Condition.ndjson":  ndjson(map[string]any{"resourceType": "Condition", "id": "c1", "subject": map[string]any{"reference": "Patient/p1"}}),
+		"/files/Provenance.ndjson": ndjson(provenanceOf("prov-a", "Observation/lab-1"), provenanceOf("prov-b", "Observation/psy-1")),
+		"/files/errors.ndjson": ndjson(map[string]any{"resourceType": "OperationOutcome",
+			"issue": []any{map[string]any{"severity": "error", "code": "processing", "diagnostics": "Encounter export failed"}}}),
+	}}
+	f.up.mu.Lock()
+	f.up.resources["Group/g1"] = map[string]any{"resourceType": "Group", "id": "g1", "type": "person", "actual": true}
+	f.up.resources["Group/secret"] = map[string]any{"resourceType": "Group", "id": "secret", "type": "person", "actual": true,
+		"meta": map[string]any{"security": []any{map[string]any{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "PSY"}}}}
+	f.up.mu.Unlock()
+	bs.ts = httptest.NewServer(http.HandlerFunc(bs.serve))
+	t.Cleanup(bs.ts.Close)
+	f.proxy.Upstream, _ = url.Parse(bs.ts.URL + "/base")
+	return f, bs
+}
+
+// provenanceOf is a Provenance about a record.
+func provenanceOf(id, target string) map[string]any {
+	return map[string]any{"resourceType": "Provenance", "id": id, "recorded": "2026-11-28T10:00:00Z",
+		"target": []any{map[string]any{"reference": target}}, "agent": []any{map[string]any{"who": map[string]any{"reference": "Practitioner/dr"}}}}
+}
+
+// bulkManifest is a finished export of Patient, Observation, Condition
+// and Provenance, with an error file and a file of deletions.
+func bulkManifest(base string) map[string]any {
+	file := func(typ, name string, count int) map[string]any {
+		return map[string]any{"type": typ, "url": base + "/files/" + name, "count": count}
+	}
+	return map[string]any{"transactionTime": "2026-11-28T10:00:00Z", "request": base + "/$export?_type=Patient,Observation,Condition",
+		"requiresAccessToken": true, "output": []any{file("Patient", "Patient.ndjson", 2), file("Observation", "Observation.ndjson", 5),
+			file("Condition", "Condition.ndjson", 1), file("Provenance", "Provenance.ndjson", 2)},
+		"error": []any{file("OperationOutcome", "errors.ndjson", 1)}, "deleted": []any{file("Bundle", "deleted.ndjson", 1)},
+		"extension": map[string]any{"note": "from " + base}}
+}
+
+func (bs *bulkServer) serve(w http.ResponseWriter, r *http.Request) {
+	base := bs.ts.URL + "/base"
+	path := strings.TrimPrefix(r.URL.Path, "/base")
+	op := path[strings.LastIndexByte(path, '/')+1:]
+	if op != "$export" && op != "$export-poll-status" && !strings.HasPrefix(path, "/files/") {
+		r.URL.Path = path
+		bs.f.up.serve(w, r)
+		return
+	}
+	u := bs.f.up
+	u.mu.Lock()
+	u.got = append(u.got, r.Clone(r.Context()))
+	u.bodies = append(u.bodies, "")
+	u.mu.Unlock()
+	bs.mu.Lock()
+	defer bs.mu.Unlock()
+	w.Header().Set("Access-Control-Allow-Origin", "*")
+	switch {
+	case op == "$export" && bs.kickOff != nil:
+		bs.kickOff(w, r)
+	case op == "$export":
+		w.Header().Set("Content-Location", base+"/$export-poll-status?_jobId=j1")
+		w.WriteHeader(http.StatusAccepted)
+	case op == "$export-poll-status" && r.Method == http.MethodDelete:
+		w.WriteHeader(http.StatusAccepted)
+	case op == "$export-poll-status" && bs.polls == 0:
+		bs.polls++
+		w.Header().Set("X-Progress", "50% done")
+		w.Header().Set("Retry-After", "1")
+		w.Header().Set("Content-Type", "application/fhir+json")
+		w.WriteHeader(http.StatusAccepted)
+		_, _ = io.WriteString(w, `{"resourceType":"OperationOutcome","issue":[{"severity":"information","code":"informational","diagnostics":"`+base+`"}]}`)
+	case op == "$export-poll-status":
+		m := bulkManifest
+		if bs.manifest != nil {
+			m = bs.manifest
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Expires", "Sun, 29 Nov 2026 10:00:00 GMT")
+		_ = json.NewEncoder(w).Encode(m(base))
+	default:
+		body, ok := bs.files[path]
+		if !ok {
+			w.WriteHeader(http.StatusNotFound)
+			return
+		}
+		ct := bs.fileType
+		if ct == "" {
+			ct = "application/fhir+ndjson"
+		}
+		w.Header().Set("Content-Type", ct)
+		_, _ = io.WriteString(w, body)
+	}
+}
+
+// tokenFor mints a system/ token for another client.
+func (f *fixture) tokenFor(client, scope string) string {
+	f.t.Helper()
+	tok, err := f.srv.Mint(context.Background(), "", smart.Grant{ClientID: client, Scope: scope}, time.Hour)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return tok
+}
+
+// proxyPath is a link of the proxy's, below its base, as f.do takes it.
+func (f *fixture) proxyPath(link string) string {
+	f.t.Helper()
+	rest, ok := strings.CutPrefix(link, f.base)
+	if !ok {
+		f.t.Fatalf("%q is not on the proxy's base %s", link, f.base)
+	}
+	return rest
+}
+
+// ids returns the Type/id of each NDJSON line.
+func ndjsonIDs(t *testing.T, body string) []string {
+	t.Helper()
+	var out []string
+	for line := range strings.Lines(body) {
+		var r map[string]any
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			t.Fatalf("line %q: %v", line, err)
+		}
+		out = append(out, r["resourceType"].(string)+"/"+r["id"].(string))
+	}
+	return out
+}
+
+// TestBulkExport is a backend service's export through the proxy: the
+// kick-off, the status polled until the manifest, each file, and a
+// cancel, each judged for the token that asks.
+func TestBulkExport(t *testing.T) {
+	f, bs := newBulkFixture(t)
+	tok := f.token("system/Patient.rs system/Observation.rs", nil) // default clearance: normal data only
+	async := []string{"Prefer", "respond-async"}
+
+	r := f.do("GET", "/$export", tok, "", async...)
+	if r.status != http.StatusAccepted {
+		t.Fatalf("kick-off: %d %s", r.status, r.raw)
+	}
+	got := f.up.requests()
+	if len(got) != 1 || got[0].URL.Path != "/base/$export" || got[0].URL.RawQuery != "_type=Patient%2CObservation" ||
+		got[0].Header.Get("Prefer") != "respond-async" || got[0].Header.Get("Accept") != "application/fhir+json" ||
+		got[0].Header.Get("Authorization") != "Bearer upstream-credential" {
+		t.Fatalf("kick-off upstream: %v", got)
+	}
+	status := r.header.Get("Content-Location")
+	if !strings.HasPrefix(status, f.base+"/$export-poll-status?_job=") || strings.Contains(status, bs.ts.URL) || r.raw != "" {
+		t.Fatalf("kick-off answer: Content-Location %q, body %q", status, r.raw)
+	}
+	f.up.reset()
+
+	// Running: the progress passes, the server's body (naming its base) does not.
+	r = f.do("GET", f.proxyPath(status), tok, "")
+	if r.status != http.StatusAccepted || r.header.Get("X-Progress") != "50% done" || r.header.Get("Retry-After") != "1" || r.raw != "" {
+		t.Fatalf("poll while running: %d %v %q", r.status, r.header, r.raw)
+	}
+	if got := f.up.requests(); len(got) != 1 || got[0].URL.Path != "/base/$export-poll-status" || got[0].URL.RawQuery != "_jobId=j1" {
+		t.Fatalf("poll upstream: %v", got)
+	}
+	// Done: the manifest, rewritten.
+	r = f.do("GET", f.proxyPath(status), tok, "")
+	if r.status != http.StatusOK || strings.Contains(r.raw, bs.ts.URL) || r.header.Get("Content-Type") != "application/json" ||
+		r.header.Get("Expires") == "" {
+		t.Fatalf("manifest: %d %v %s", r.status, r.header, r.raw)
+	}
+	var m struct {
+		TransactionTime     string
+		Request             string
+		RequiresAccessToken bool
+		Output, Error       []map[string]any
+		Deleted             []any
+		Extension           any
+	}
+	if err := json.Unmarshal([]byte(r.raw), &m); err != nil {
+		t.Fatal(err)
+	}
+	if m.TransactionTime != "2026-11-28T10:00:00Z" || m.Request != f.base+"/$export?_type=Patient,Observation,Condition" ||
+		!m.RequiresAccessToken || m.Deleted != nil || m.Extension != nil {
+		t.Errorf("manifest: %+v", m)
+	}
+	files := map[string]string{}
+	for _, o := range m.Output {
+		if _, counted := o["count"]; counted {
+			t.Errorf("a count went to a token that does not see every record: %v", o)
+		}
+		files[o["type"].(string)] = o["url"].(string)
+	}
+	if len(files) != 2 || files["Patient"] == "" || files["Observation"] == "" {
+		t.Fatalf("manifest output: %v (Condition, which the token may not read, must be left out)", m.Output)
+	}
+	if len(m.Error) != 1 || m.Error[0]["type"] != "OperationOutcome" {
+		t.Fatalf("manifest error: %v", m.Error)
+	}
+	f.up.reset()
+
+	// Each file, judged line by line.
+	r = f.do("GET", f.proxyPath(files["Observation"]), tok, "")
+	if r.status != http.StatusOK || r.header.Get("Content-Type") != "application/fhir+ndjson" {
+		t.Fatalf("file: %d %v %s", r.status, r.header, r.raw)
+	}
+	if ids := ndjsonIDs(t, r.raw); !slices.Equal(ids, []string{"Observation/lab-1", "Observation/vs-1", "Observation/lab-2"}) {
+		t.Errorf("Observation file: %v (psy-1's labels are beyond the clearance; the Condition is not the file's type)", ids)
+	}
+	if got := f.up.requests(); len(got) != 1 || got[0].URL.Path != "/base/files/Observation.ndjson" || got[0].Header.Get("Accept") != "application/fhir+ndjson" {
+		t.Fatalf("file upstream: %v", got)
+	}
+	r = f.do("GET", f.proxyPath(files["Patient"]), tok, "")
+	if ids := ndjsonIDs(t, r.raw); !slices.Equal(ids, []string{"Patient/p1", "Patient/p2"}) {
+		t.Errorf("Patient file: %v", ids)
+	}
+	r = f.do("GET", f.proxyPath(m.Error[0]["url"].(string)), tok, "")
+	if ids := strings.Count(r.raw, "Encounter export failed"); r.status != http.StatusOK || ids != 1 {
+		t.Errorf("error file: %d %s", r.status, r.raw)
+	}
+	var download *audit.Event
+	for _, e := range f.audit.Events() {
+		if e.Interaction == "export-file" && strings.HasPrefix(e.Reason, "export file sent") && e.Resource == "Observation" {
+			download = &e
+		}
+	}
+	if download == nil || download.Patient != "p1" || !slices.Equal(download.Patients, []string{"p2"}) ||
+		download.Reason != "export file sent (3 resources sent, 2 left out)" || download.ClientID != "app" {
+		t.Errorf("the download's audit event: %+v", download)
+	}
+
+	// The links are the token's: another client, a token with patient
+	// context, a token that may no longer read the type, a tampered or
+	// misused link are refused, and nothing reaches the server.
+	f.up.reset()
+	other := f.tokenFor("other-app", "system/Patient.rs system/Observation.rs")
+	f.refused("another client", f.do("GET", f.proxyPath(files["Observation"]), other, ""), http.StatusBadRequest)
+	f.refused("another client's poll", f.do("GET", f.proxyPath(status), other, ""), http.StatusBadRequest)
+	f.refused("fewer scopes", f.do("GET", f.proxyPath(files["Observation"]), f.token("system/Patient.rs", nil), ""), http.StatusForbidden)
+	tampered := f.proxyPath(files["Observation"])
+	tampered = tampered[:len(tampered)-3] + "AAA"
+	f.refused("tampered", f.do("GET", tampered, tok, ""), http.StatusBadRequest)
+	asFile := strings.Replace(f.proxyPath(status), "$export-poll-status?_job=", "$export-file?_file=", 1)
+	f.refused("a status link as a file's", f.do("GET", asFile, tok, ""), http.StatusBadRequest)
+	f.refused("a file link with more", f.do("GET", f.proxyPath(files["Observation"])+"&_type=Condition", tok, ""), http.StatusBadRequest)
+	f.refused("POST to a file link", f.do("POST", f.proxyPath(files["Observation"]), tok, "{}"), http.StatusForbidden)
+	f.refused("unsigned", f.do("GET", "/$export-poll-status?_jobId=j1", tok, ""), http.StatusBadRequest)
+
+	// Cancelled.
+	r = f.do("DELETE", f.proxyPath(status), tok, "")
+	if got := f.up.requests(); r.status != http.StatusAccepted || len(got) != 1 || got[0].Method != http.MethodDelete ||
+		got[0].URL.RawQuery != "_jobId=j1" {
+		t.Errorf("cancel: %d %s, upstream %v", r.status, r.raw, got)
+	}
+}
+
+// TestBulkExportClearance: a token that sees every record gets the
+// server's counts; one short of a label gets no count and fewer lines,
+// and no Provenance about a record it may not see (read to judge it).
+func TestBulkExportClearance(t *testing.T) {
+	f, _ := newBulkFixture(t)
+	for _, c := range []struct {
+		name         string
+		all          bool
+		counted      bool
+		lines, provs int
+	}{{"every label", true, true, 4, 2}, {"default clearance", false, false, 3, 1}} {
+		tok := f.token("system/*.rs", nil)
+		if c.all {
+			tok = f.token("system/*.rs", everyLabel())
+		}
+		r := f.do("GET", "/Patient/$export?_outputFormat=ndjson&_since=2026-01-01T00:00:00Z", tok, "", "Prefer", "respond-async")
+		if got := f.up.requests(); r.status != http.StatusAccepted || got[len(got)-1].URL.RawQuery != "_outputFormat=application%2Ffhir%2Bndjson&_since=2026-01-01T00%3A00%3A00Z" {
+			t.Fatalf("%s: kick-off %d, upstream %v (a wildcard exports every type: no _type added)", c.name, r.status, got)
+		}
+		status := f.proxyPath(r.header.Get("Content-Location"))
+		f.do("GET", status, tok, "")
+		r = f.do("GET", status, tok, "")
+		var m struct{ Output []map[string]any }
+		_ = json.Unmarshal([]byte(r.raw), &m)
+		if len(m.Output) != 4 {
+			t.Fatalf("%s: manifest %s", c.name, r.raw)
+		}
+		for _, o := range m.Output {
+			if _, counted := o["count"]; counted != c.counted {
+				t.Errorf("%s: %v counted %v", c.name, o, counted)
+			}
+			switch got := ndjsonIDs(t, f.do("GET", f.proxyPath(o["url"].(string)), tok, "").raw); o["type"] {
+			case "Observation":
+				if len(got) != c.lines {
+					t.Errorf("%s: Observation file %v", c.name, got)
+				}
+			case "Provenance":
+				if len(got) != c.provs || got[0] != "Provenance/prov-a" {
+					t.Errorf("%s: Provenance file %v", c.name, got)
+				}
+			}
+		}
+	}
+}
+
+// TestBulkExportRefused: kick-offs the proxy refuses, before anything
+// reaches the server.
+func TestBulkExportRefused(t *testing.T) {
+	f, _ := newBulkFixture(t)
+	tok := f.token("system/Patient.rs system/Observation.rs", nil)
+	async := []string{"Prefer", "respond-async"}
+	for _, c := range []struct {
+		name, method, target string
+		tok                  string
+		hdr                  []string
+		status               int
+	}{
+		{"no Prefer", "GET", "/$export", tok, nil, 400},
+		{"Prefer of another kind", "GET", "/$export", tok, []string{"Prefer", "return=minimal"}, 400},
+		{"POST", "POST", "/$export", tok, async, 400},
+		{"a type not allowed", "GET", "/$export?_type=Patient,Condition", tok, async, 403},
+		{"a type by case", "GET", "/$export?_type=observation", tok, async, 400},
+		{"an empty type", "GET", "/$export?_type=Patient,", tok, async, 400},
+		{"_typeFilter", "GET", "/$export?_type=Observation&_typeFilter=Observation%3Fcategory%3Dlaboratory", tok, async, 400},
+		{"_elements", "GET", "/$export?_elements=id", tok, async, 400},
+		{"patient", "GET", "/Patient/$export?patient=Patient/p1", tok, async, 400},
+		{"another format", "GET", "/$export?_outputFormat=application/fhir%2Bjson", tok, async, 400},
+		{"a bad _since", "GET", "/$export?_since=yesterday", tok, async, 400},
+		{"_since twice", "GET", "/$export?_since=2026-01-01T00:00:00Z&_since=2025-01-01T00:00:00Z", tok, async, 400},
+		{"a type's export", "GET", "/Observation/$export", tok, async, 403},
+		{"a Patient's", "GET", "/Patient/p1/$export", tok, async, 403},
+		{"patient context", "GET", "/$export", f.token("launch/patient patient/*.rs", nil), async, 403},
+		{"a constrained scope", "GET", "/$export?_type=Observation", f.token("system/Observation.rs?category=laboratory", nil), async, 403},
+		{"no type exportable", "GET", "/$export", f.token("system/Observation.r system/Patient.s", nil), async, 403},
+		{"a Group without Group read", "GET", "/Group/g1/$export", tok, async, 403},
+		{"no token", "GET", "/$export", "", async, 401},
+	} {
+		f.refused(c.name, f.do(c.method, c.target, c.tok, "", c.hdr...), c.status)
+	}
+	// A Group the clearance withholds reads as a missing one, and is not
+	// exported; one it allows is.
+	grouped := f.token("system/Group.r system/Patient.rs", nil)
+	r := f.do("GET", "/Group/secret/$export", grouped, "", async...)
+	if got := f.up.requests(); r.status != http.StatusNotFound || len(got) != 1 || got[0].URL.Path != "/Group/secret" {
+		t.Errorf("a withheld Group: %d %s, upstream %v", r.status, r.raw, got)
+	}
+	f.up.reset()
+	if r := f.do("GET", "/Group/g1/$export", grouped, "", async...); r.status != http.StatusAccepted {
+		t.Errorf("a Group: %d %s", r.status, r.raw)
+	}
+}
+
+// TestBulkExportUpstream: a server whose export the proxy cannot follow
+// or judge is refused (502), and a file that stops being NDJSON is cut.
+func TestBulkExportUpstream(t *testing.T) {
+	f, bs := newBulkFixture(t)
+	tok := f.token("system/Patient.rs system/Observation.rs", nil)
+	async := []string{"Prefer", "respond-async"}
+	kick := func(name string, h http.HandlerFunc) {
+		bs.mu.Lock()
+		bs.kickOff = h
+		bs.mu.Unlock()
+		if r := f.do("GET", "/$export", tok, "", async...); r.status != http.StatusBadGateway || r.header.Get("Content-Location") != "" {
+			t.Errorf("%s: %d %v %s", name, r.status, r.header, r.raw)
+		}
+	}
+	kick("a status elsewhere", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Location", "http://elsewhere.invalid/status/1")
+		w.WriteHeader(http.StatusAccepted)
+	})
+	kick("no status", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusAccepted) })
+	kick("answered at once", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/fhir+ndjson")
+		_, _ = io.WriteString(w, ndjson(f.up.resources["Patient/p2"]))
+	})
+	bs.mu.Lock()
+	bs.kickOff = nil
+	bs.polls = 1
+	bs.mu.Unlock()
+	status := f.proxyPath(f.do("GET", "/$export", tok, "", async...).header.Get("Content-Location"))
+	manifest := func(name string, m func(base string) map[string]any) {
+		bs.mu.Lock()
+		bs.manifest = m
+		bs.mu.Unlock()
+		if r := f.do("GET", status, tok, ""); r.status != http.StatusBadGateway || strings.Contains(r.raw, "files/") {
+			t.Errorf("%s: %d %s", name, r.status, r.raw)
+		}
+	}
+	manifest("a file elsewhere", func(base string) map[string]any {
+		m := bulkManifest(base)
+		m["output"] = append(m["output"].([]any), map[string]any{"type": "Observation", "url": "https://bucket.invalid/o.ndjson"})
+		return m
+	})
+	manifest("an unknown type", func(base string) map[string]any {
+		m := bulkManifest(base)
+		m["output"] = []any{map[string]any{"type": "observation", "url": base + "/files/Observation.ndjson"}}
+		return m
+	})
+	manifest("not a manifest", func(string) map[string]any { return map[string]any{"resourceType": "Bundle"} })
+	bs.mu.Lock()
+	bs.manifest = nil
+	bs.mu.Unlock()
+	var m struct{ Output []map[string]string }
+	_ = json.Unmarshal([]byte(f.do("GET", status, tok, "").raw), &m)
+	obsFile := ""
+	for _, o := range m.Output {
+		if o["type"] == "Observation" {
+			obsFile = f.proxyPath(o["url"])
+		}
+	}
+	bs.mu.Lock()
+	bs.fileType = "application/fhir+json"
+	bs.mu.Unlock()
+	if r := f.do("GET", obsFile, tok, ""); r.status != http.StatusBadGateway || strings.Contains(r.raw, "lab-1") {
+		t.Errorf("a file in another format: %d %s", r.status, r.raw)
+	}
+	bs.mu.Lock()
+	bs.fileType = ""
+	bs.files["/files/Observation.ndjson"] = ndjson(obs("lab-1", "p1", "laboratory")) + `{"resourceType":"Observation","id":"x"` + "\n" + ndjson(obs("lab-2", "p2", "laboratory"))
+	bs.mu.Unlock()
+	f.audit.Reset()
+	req, _ := http.NewRequest("GET", f.base+obsFile, nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err == nil || strings.Contains(string(body), "lab-2") {
+		t.Errorf("a file with a broken line: read %q, %v; want a failed transfer, nothing after the line", body, err)
+	}
+	cut := false
+	for _, e := range f.audit.Events() {
+		cut = cut || e.Outcome == audit.Failure && strings.HasPrefix(e.Reason, "export file cut (1 resources sent, 0 left out)")
+	}
+	if !cut {
+		t.Errorf("the cut is not audited: %+v", f.audit.Events())
+	}
+}
