@@ -59,9 +59,11 @@ import (
 // links) and carry the server's own URL, the client and the subject they
 // were given to, and an expiry (exportTTL). They are not permissions:
 // following one needs a token of the same client and subject, without
-// patient context, whose scopes still allow the file's type. A server's
-// status or file URL that is not on its base is refused (502): the proxy
-// reads files with its own credential from the server only.
+// patient context, whose scopes still allow the file's type. The server's
+// status and file URLs must be on its base, or on the proxy's (a server
+// told the proxy's address as its own writes that); any other is refused
+// (502): the proxy reads files with its own credential from the server
+// only.
 
 const (
 	exportOp        = "$export"
@@ -128,9 +130,6 @@ func (p *Proxy) exportLink(a *access, op, param string, ref exportRef) string {
 	ref.Client, ref.Subject, ref.Expires = a.tok.ClientID, a.tok.Subject, time.Now().Add(exportTTL).Unix()
 	return strings.TrimSuffix(base, "/") + "/" + op + "?" + param + "=" + p.signExport(ref)
 }
-
-// upstreamBase is the upstream's base URL, without a trailing slash.
-func (p *Proxy) upstreamBase() string { return strings.TrimSuffix(p.Upstream.String(), "/") }
 
 // exporting reports whether an interaction is a step of a bulk export.
 func exporting(in *Interaction) bool {
@@ -280,7 +279,7 @@ func (x *exchange) inspectExport(resp *http.Response) (*refusal, error) {
 		var rest string
 		ok := len(loc) == 1
 		if ok {
-			rest, ok = below(x.p.upstreamBase(), loc[0])
+			rest, ok = x.a.local(loc[0])
 		}
 		if !ok || rest == "" {
 			return refuse(http.StatusBadGateway, "not-supported", "the FHIR server's export status is not on its base, where the proxy can follow it"), nil
@@ -337,9 +336,9 @@ func (x *exchange) manifest(resp *http.Response) (*refusal, error) {
 	if json.Unmarshal(body, &m) != nil || m.TransactionTime == "" {
 		return invalid, nil
 	}
-	up, a := x.p.upstreamBase(), x.a
+	a := x.a
 	relink := func(f exportFile, typ string) (exportFile, bool) {
-		rest, ok := below(up, f.URL)
+		rest, ok := a.local(f.URL)
 		if !ok || rest == "" {
 			return f, false
 		}
@@ -356,7 +355,7 @@ func (x *exchange) manifest(resp *http.Response) (*refusal, error) {
 		Output              []exportFile `json:"output"`
 		Error               []exportFile `json:"error"`
 	}{TransactionTime: m.TransactionTime, Request: m.Request, RequiresAccessToken: true, Output: []exportFile{}, Error: []exportFile{}}
-	if rest, ok := below(up, m.Request); ok {
+	if rest, ok := a.local(m.Request); ok {
 		base := x.p.Base
 		if base == "" {
 			base = a.tok.Audience

@@ -398,6 +398,44 @@ func TestBulkExportRefused(t *testing.T) {
 	}
 }
 
+// TestBulkExportOnTheProxysBase: a FHIR server told the proxy's address
+// as its own (as HAPI's server_address is set behind a gateway) writes
+// its status and file URLs there; the proxy follows them on the server.
+func TestBulkExportOnTheProxysBase(t *testing.T) {
+	f, bs := newBulkFixture(t)
+	tok := f.token("system/Observation.rs", nil)
+	bs.mu.Lock()
+	bs.kickOff = func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Location", f.base+"/$export-poll-status?_jobId=j2")
+		w.WriteHeader(http.StatusAccepted)
+	}
+	bs.polls = 1
+	bs.manifest = func(string) map[string]any { return bulkManifest(f.base) }
+	bs.mu.Unlock()
+	r := f.do("GET", "/$export", tok, "", "Prefer", "respond-async")
+	status := f.proxyPath(r.header.Get("Content-Location"))
+	r = f.do("GET", status, tok, "")
+	var m struct {
+		Request string
+		Output  []map[string]string
+	}
+	if err := json.Unmarshal([]byte(r.raw), &m); err != nil || len(m.Output) != 1 || m.Request != f.base+"/$export?_type=Patient,Observation,Condition" {
+		t.Fatalf("manifest: %d %s", r.status, r.raw)
+	}
+	r = f.do("GET", f.proxyPath(m.Output[0]["url"]), tok, "")
+	if ids := ndjsonIDs(t, r.raw); len(ids) != 3 {
+		t.Errorf("file: %v", ids)
+	}
+	got := f.up.requests()
+	var paths []string
+	for _, g := range got {
+		paths = append(paths, g.URL.Path+"?"+g.URL.RawQuery)
+	}
+	if !slices.Equal(paths, []string{"/base/$export?_type=Observation", "/base/$export-poll-status?_jobId=j2", "/base/files/Observation.ndjson?"}) {
+		t.Errorf("the server got %v", paths)
+	}
+}
+
 // TestBulkExportUpstream: a server whose export the proxy cannot follow
 // or judge is refused (502), and a file that stops being NDJSON is cut.
 func TestBulkExportUpstream(t *testing.T) {
@@ -412,6 +450,10 @@ func TestBulkExportUpstream(t *testing.T) {
 			t.Errorf("%s: %d %v %s", name, r.status, r.header, r.raw)
 		}
 	}
+	kick("a status on a base that only begins like the proxy's", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Location", f.base+"x/$export-poll-status?_jobId=j1")
+		w.WriteHeader(http.StatusAccepted)
+	})
 	kick("a status elsewhere", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Location", "http://elsewhere.invalid/status/1")
 		w.WriteHeader(http.StatusAccepted)

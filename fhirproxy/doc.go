@@ -452,9 +452,11 @@
 // the server's own URLs, the client and subject they were given to, and an
 // expiry a day on. A link is not a permission: following one needs a token
 // of that client and subject, without patient context, whose scopes still
-// allow the file's type. A server whose status or files are not on its base
-// (files in a storage bucket) is refused with 502: the proxy reads files
-// from the server, with its own credential, only.
+// allow the file's type. The server's status and file URLs must be on its
+// base, or on the proxy's (as a server told the proxy's address for its own
+// writes them); a server whose files are elsewhere (a storage bucket) is
+// refused with 502: the proxy reads files from the server, with its own
+// credential, only.
 //
 // # Browser apps (CORS)
 //
