@@ -32,7 +32,10 @@
 // fhirContext strings, and missing context ([Session.Missing]).
 //
 // [Backend] is a SMART Backend Services client: RS384 or ES384 assertions
-// over any crypto.Signer, tokens cached until shortly before expiry.
+// over any crypto.Signer, tokens cached until shortly before expiry. With
+// its http.Client, [StartExport] runs a bulk export (Bulk Data $export):
+// [Export.Wait] polls as the server asks, and [Download] and [Resources]
+// read each NDJSON file.
 //
 // [SecurityHeaders] and [WebMessaging] help apps embedded in an EHR.
 //

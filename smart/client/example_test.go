@@ -77,6 +77,51 @@ func ExampleBackend() {
 	// Output: 200 3
 }
 
+// A backend service exports the FHIR server's data (Bulk Data): it kicks
+// the export off, waits for the manifest and reads each NDJSON file. The
+// fake EHR's proxy judges every line, so smart-1's HIV test stays out of an
+// export whose clearance does not release it.
+func ExampleStartExport() {
+	t := &exampleT{}
+	defer t.done()
+	ehr := smarttest.NewServer(t, smarttest.Config{})
+	key, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	jwks, _ := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: key.Public(), KeyID: "job-1", Algorithm: "ES384"}}})
+	_ = ehr.Register(smart.Client{ID: "nightly", TokenEndpointAuthMethod: smart.AuthPrivateKeyJWT, JWKS: jwks,
+		GrantTypes: []string{smart.GrantClientCredentials}, Scope: "system/Patient.rs system/Observation.rs"})
+	job := &client.Backend{ClientID: "nightly", FHIRBase: ehr.FHIRBase, Key: key, KeyID: "job-1",
+		Scopes: []string{"system/Patient.rs", "system/Observation.rs"}, HTTPClient: ehr.Client()}
+	ctx := context.Background()
+	hc := job.Client(ctx)
+
+	export, err := client.StartExport(ctx, hc, ehr.FHIRBase+"/$export?_type=Patient,Observation")
+	if err != nil {
+		log.Fatal(err)
+	}
+	manifest, err := export.Wait(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, file := range manifest.Output {
+		body, err := client.Download(ctx, hc, file)
+		if err != nil {
+			log.Fatal(err)
+		}
+		n := 0
+		for _, err := range client.Resources(body) {
+			if err != nil {
+				log.Fatal(err)
+			}
+			n++
+		}
+		body.Close()
+		fmt.Println(file.Type, n)
+	}
+	// Output:
+	// Patient 3
+	// Observation 3
+}
+
 type exampleT struct{ cleanups []func() }
 
 func (t *exampleT) Helper()           {}

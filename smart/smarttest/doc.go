@@ -22,5 +22,6 @@
 // behave like a quirky EHR ([Quirks]: absolute fhirUser, trimmed scopes,
 // v1 scopes in responses, no patient, a slow or failing token endpoint) so
 // apps can test their error handling. [Server.MintToken] signs access
-// tokens for resource-server tests.
+// tokens for resource-server tests. A backend service can run a bulk
+// export ($export, then its status and files, all through the proxy).
 package smarttest

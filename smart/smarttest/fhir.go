@@ -42,13 +42,13 @@ func observation(patient string) map[string]any {
 
 // data is the fake FHIR server's data store: it answers GET /metadata,
 // /{Type}/{id} and /{Type}?patient=…&subject=…&_id=… for Patient and
-// Observation, to anyone. It sits behind the real policy enforcement point
+// Observation, and bulk exports of them (bulk.go), to anyone. It sits behind the real policy enforcement point
 // (fhirproxy.Proxy), which authenticates, authorises, confines and filters
 // as it would in front of a hospital's FHIR server, so an app meets here
 // the refusals it will meet in production.
 type data struct{}
 
-func (data) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (d data) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Path == "/metadata" {
 		writeFHIR(w, http.StatusOK, map[string]any{"resourceType": "CapabilityStatement", "status": "active",
 			"kind": "instance", "fhirVersion": "4.0.1", "format": []any{"json"},
@@ -56,6 +56,9 @@ func (data) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				map[string]any{"type": "Patient", "interaction": []any{map[string]any{"code": "read"}, map[string]any{"code": "search-type"}}},
 				map[string]any{"type": "Observation", "interaction": []any{map[string]any{"code": "read"}, map[string]any{"code": "search-type"}}},
 			}}}})
+		return
+	}
+	if d.bulk(w, r) {
 		return
 	}
 	if r.Method != http.MethodGet {
@@ -122,8 +125,11 @@ func (t inMemory) RoundTrip(r *http.Request) (*http.Response, error) {
 func writeFHIR(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/fhir+json")
 	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
+	writeJSON(w, v)
 }
+
+// writeJSON writes v as one line of JSON.
+func writeJSON(w http.ResponseWriter, v any) { _ = json.NewEncoder(w).Encode(v) }
 
 func outcome(w http.ResponseWriter, status int, code, text string) {
 	writeFHIR(w, status, map[string]any{"resourceType": "OperationOutcome",
