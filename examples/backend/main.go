@@ -1,9 +1,11 @@
 // Command backend is the example SMART Backend Services job: it gets a token
 // with client_credentials and a private_key_jwt assertion (ES384), then reads
-// with system/ scopes. The sandbox registers its key pair as
+// with system/ scopes or, with -export, runs a bulk export (Bulk Data) and
+// counts what each file holds. The sandbox registers its key pair as
 // "example-backend" and keeps the private key in its data directory.
 //
 //	go run ./examples/backend -fhir http://127.0.0.1:8080/fhir -key sandbox-data/backend-key.pem
+//	go run ./examples/backend -export 'Group/grp-panel/$export?_type=Patient,Observation'
 package main
 
 import (
@@ -28,28 +30,33 @@ func main() {
 	keyFile := flag.String("key", "sandbox-data/backend-key.pem", "PKCS#8 PEM private key registered for the client")
 	clientID := flag.String("client", "example-backend", "client id")
 	kid := flag.String("kid", "example-backend-1", "key id in the registered JWKS")
+	export := flag.String("export", "", "a bulk export's kick-off below the FHIR base, such as 'Group/grp-panel/$export?_type=Patient'")
 	flag.Parse()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	if err := run(ctx, os.Stdout, *fhir, *keyFile, *clientID, *kid, nil); err != nil {
+	if err := run(ctx, os.Stdout, *fhir, *keyFile, *clientID, *kid, *export, nil); err != nil {
 		fmt.Fprintln(os.Stderr, "backend:", err)
 		os.Exit(1)
 	}
 }
 
-// run gets a backend token and lists a few patients with their latest observation.
-func run(ctx context.Context, out io.Writer, fhir, keyFile, clientID, kid string, hc *http.Client) error {
+// run gets a backend token and lists a few patients or, given a kick-off
+// (export), runs that bulk export.
+func run(ctx context.Context, out io.Writer, fhir, keyFile, clientID, kid, export string, hc *http.Client) error {
 	key, err := readKey(keyFile)
 	if err != nil {
 		return err
 	}
 	job := &client.Backend{ClientID: clientID, FHIRBase: fhir, Key: key, KeyID: kid, HTTPClient: hc,
-		Scopes: []string{"system/Patient.rs", "system/Observation.rs"}}
+		Scopes: []string{"system/Patient.rs", "system/Observation.rs", "system/Group.r"}}
 	tok, err := job.Token(ctx)
 	if err != nil {
 		return fmt.Errorf("token: %w", err)
 	}
 	fmt.Fprintf(out, "token for %q, %v left\n", tok.Extra("scope"), time.Until(tok.Expiry).Round(time.Second))
+	if export != "" {
+		return bulkExport(ctx, out, job.Client(ctx), fhir+"/"+export)
+	}
 	var bundle struct {
 		Total *int `json:"total"` // absent when the proxy cannot show it (fhirproxy D-9)
 		Entry []struct {
@@ -86,6 +93,36 @@ func run(ctx context.Context, out io.Writer, fhir, keyFile, clientID, kid string
 		fmt.Fprintf(out, "  %s  %s\n", e.Resource.ID, name)
 	}
 	return nil
+}
+
+// bulkExport runs a bulk export and counts the resources of each file.
+func bulkExport(ctx context.Context, out io.Writer, hc *http.Client, kickOff string) error {
+	export, err := client.StartExport(ctx, hc, kickOff)
+	if err != nil {
+		return err
+	}
+	manifest, err := export.Wait(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "export of %s:\n", manifest.TransactionTime)
+	for _, f := range append(manifest.Output, manifest.Error...) {
+		body, err := client.Download(ctx, hc, f)
+		if err != nil {
+			return err
+		}
+		n := 0
+		for _, err := range client.Resources(body) {
+			if err != nil {
+				body.Close()
+				return fmt.Errorf("%s: %w", f.Type, err)
+			}
+			n++
+		}
+		body.Close()
+		fmt.Fprintf(out, "  %-12s %d\n", f.Type, n)
+	}
+	return export.Cancel(ctx) // the files are read: the server may delete them
 }
 
 func readKey(path string) (crypto.Signer, error) {

@@ -30,13 +30,22 @@ func TestRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	var out strings.Builder
-	if err := run(context.Background(), &out, ehr.FHIRBase, path, "job", "k1", ehr.Client()); err != nil {
+	if err := run(context.Background(), &out, ehr.FHIRBase, path, "job", "k1", "", ehr.Client()); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(out.String(), "3 patients") || !strings.Contains(out.String(), "smart-1") {
 		t.Fatalf("output:\n%s", out.String())
 	}
-	if err := run(context.Background(), &out, ehr.FHIRBase, path, "job", "wrong-kid", ehr.Client()); err == nil {
+	// A bulk export: smart-1's HIV test (beyond the default clearance) is
+	// not among the Observations.
+	out.Reset()
+	if err := run(context.Background(), &out, ehr.FHIRBase, path, "job", "k1", "$export?_type=Patient,Observation", ehr.Client()); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "  Patient      3\n") || !strings.Contains(out.String(), "  Observation  3\n") {
+		t.Fatalf("export output:\n%s", out.String())
+	}
+	if err := run(context.Background(), &out, ehr.FHIRBase, path, "job", "wrong-kid", "", ehr.Client()); err == nil {
 		t.Fatal("an unregistered kid got a token")
 	}
 }

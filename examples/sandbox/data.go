@@ -47,6 +47,10 @@ func meta(labels ...string) map[string]any {
 // DemoPatient is the synthetic patient the demo "patient" user owns.
 const DemoPatient = "pt-001"
 
+// PanelGroup is the synthetic Group of patients a backend service may
+// export (Group/{id}/$export).
+const PanelGroup = "grp-panel"
+
 type dataset struct {
 	resources []resource
 	patients  []resource
@@ -184,6 +188,12 @@ func generate(n int) *dataset {
 	// its targets, so neither pt-sensitive's app nor a clinician of the
 	// default clearance sees it.
 	add(provenance("pt-sensitive-sud-prov", "Condition/pt-sensitive-sud", practitioners[2], base.AddDate(0, -1, 0)))
+	// A panel of patients, for a Group-level bulk export (a population
+	// health service's): two ordinary patients and pt-sensitive, whose
+	// labelled records an export leaves out for a default clearance.
+	member := func(id string) any { return map[string]any{"entity": map[string]any{"reference": "Patient/" + id}} }
+	add(resource{"resourceType": "Group", "id": PanelGroup, "meta": meta(), "type": "person", "actual": true,
+		"name": "Dr. Lee's panel", "quantity": 3, "member": []any{member("pt-001"), member("pt-002"), member("pt-sensitive")}})
 	for _, t := range terminology() {
 		add(t)
 	}

@@ -27,6 +27,7 @@ type fhirServer struct {
 	history map[string][]resource // "Type/id" → all versions, oldest first
 	order   []string              // "Type/id" in insertion order, for stable searches
 	seq     int
+	jobs    map[string]*exportJob // bulk exports by id (bulk.go)
 }
 
 func newFHIRServer(base string, d *dataset) *fhirServer {
@@ -76,6 +77,16 @@ func (s *fhirServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case len(segs) == 1 && segs[0] == "metadata":
 		s.write(w, 200, s.capabilities())
+	case r.Method == http.MethodGet && len(segs) == 1 && segs[0] == "$export":
+		s.export(w, r, "", "")
+	case r.Method == http.MethodGet && len(segs) == 2 && segs[0] == "Patient" && segs[1] == "$export":
+		s.export(w, r, "Patient", "")
+	case r.Method == http.MethodGet && len(segs) == 3 && segs[0] == "Group" && segs[2] == "$export":
+		s.export(w, r, "Group", segs[1])
+	case (r.Method == http.MethodGet || r.Method == http.MethodDelete) && len(segs) == 1 && segs[0] == "$export-poll-status":
+		s.exportStatus(w, r, r.URL.Query())
+	case r.Method == http.MethodGet && len(segs) == 3 && segs[0] == "$export-file":
+		s.exportFile(w, segs[1], segs[2])
 	case r.Method == http.MethodGet && len(segs) == 1 && segs[0] != "":
 		s.search(w, r, segs[0], r.URL.Query())
 	case r.Method == http.MethodPost && len(segs) == 2 && segs[1] == "_search":
@@ -566,6 +577,8 @@ func (s *fhirServer) capabilities() resource {
 		switch t {
 		case "Observation":
 			rt["operation"] = []any{map[string]any{"name": "lastn", "definition": "http://hl7.org/fhir/OperationDefinition/Observation-lastn"}}
+		case "Patient":
+			rt["operation"] = []any{map[string]any{"name": "export", "definition": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/patient-export"}}
 		case "DocumentReference":
 			rt["operation"] = []any{map[string]any{"name": "docref", "definition": "http://hl7.org/fhir/us/core/OperationDefinition/docref"}}
 		}
@@ -583,5 +596,6 @@ func (s *fhirServer) capabilities() resource {
 	return resource{"resourceType": "CapabilityStatement", "status": "active", "date": "2026-11-27", "kind": "instance",
 		"fhirVersion": "4.0.1", "format": []any{"json"}, "software": map[string]any{"name": "smartkit sandbox FHIR server"},
 		"rest": []any{map[string]any{"mode": "server", "resource": types,
+			"operation":   []any{map[string]any{"name": "export", "definition": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export"}},
 			"interaction": []any{map[string]any{"code": "transaction"}, map[string]any{"code": "batch"}}}}}
 }

@@ -201,6 +201,7 @@ func Start(ctx context.Context, cfg Config) (*Sandbox, error) {
 	logf("  registration:      %s/dev/register (RFC 7591, open in the sandbox)", sb.URL)
 	logf("  example app:       %s/app/ (client_id %s)", sb.URL, ExampleAppID)
 	logf("  backend job:       go run ./examples/backend -fhir %s -key %s", sb.FHIRBase, filepath.Join(cfg.Data, "backend-key.pem"))
+	logf("  bulk export:       the same with -export 'Group/%s/$export?_type=Patient,Observation'", PanelGroup)
 	logf("  demo users:        clinician, patient (%s), admin; password %q", DemoPatient, cfg.DemoPassword)
 	return sb, nil
 }
@@ -243,7 +244,7 @@ func (sb *Sandbox) registerBackend(ctx context.Context) error {
 	}
 	return sb.registerBundled(ctx, BackendID, registry.NewApp{Owner: registry.Owner{Name: "smartkit"}, Category: registry.BackendPopulation,
 		RiskTier: registry.Moderate, Metadata: registry.Metadata{ClientName: "Example backend job", TokenEndpointAuthMethod: smart.AuthPrivateKeyJWT,
-			GrantTypes: []string{smart.GrantClientCredentials}, JWKS: jwks, Scope: "system/Patient.rs system/Observation.rs"}})
+			GrantTypes: []string{smart.GrantClientCredentials}, JWKS: jwks, Scope: "system/Patient.rs system/Observation.rs system/Group.r"}})
 }
 
 // The example backend's client id and key id.

@@ -1,0 +1,171 @@
+package main
+
+import (
+	"crypto/rand"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Bulk export (FHIR Bulk Data Access), so backend services can try an
+// export through fhirproxy before production: GET [base]/$export,
+// [base]/Patient/$export and [base]/Group/{id}/$export with Prefer:
+// respond-async, each taking _type, _since and _outputFormat (anything
+// else is 400, as everywhere on this strict server). A job is written at
+// once, a snapshot of the data as it is at the kick-off, and kept in memory
+// until cancelled (DELETE on its status URL); its manifest lists one NDJSON
+// file a type, with its count. Like the rest of the server it writes its
+// addresses on the public FHIR base (the proxy's), which is where a server
+// behind a gateway is told it lives.
+
+// exportJob is one export: its manifest's facts, and its files.
+type exportJob struct {
+	request string            // the kick-off's URL, on the public base
+	time    string            // transactionTime
+	types   []string          // the files' types, in the order written
+	files   map[string][]byte // type → NDJSON
+	counts  map[string]int
+}
+
+// ndjsonFormats are the _outputFormat values the Bulk Data IG names for NDJSON.
+var ndjsonFormats = []string{"application/fhir+ndjson", "application/ndjson", "ndjson"}
+
+// export starts a job: at system level (level ""), for every patient
+// ("Patient") or for the members of Group id.
+func (s *fhirServer) export(w http.ResponseWriter, r *http.Request, level, id string) {
+	if !slices.ContainsFunc(strings.Split(r.Header.Get("Prefer"), ","), func(p string) bool { return strings.TrimSpace(p) == "respond-async" }) {
+		s.outcome(w, 400, "invalid", "$export needs Prefer: respond-async")
+		return
+	}
+	q := r.URL.Query()
+	var types []string
+	var since time.Time
+	for name, vals := range q {
+		switch {
+		case len(vals) != 1:
+			s.outcome(w, 400, "invalid", name+" is given more than once")
+			return
+		case name == "_type":
+			types = strings.Split(vals[0], ",")
+		case name == "_since":
+			var err error
+			if since, err = time.Parse(time.RFC3339Nano, vals[0]); err != nil {
+				s.outcome(w, 400, "invalid", "_since must be an instant")
+				return
+			}
+		case name == "_outputFormat" && slices.Contains(ndjsonFormats, vals[0]):
+		default:
+			s.outcome(w, 400, "not-supported", "the sandbox FHIR server does not support $export's "+name+"="+vals[0])
+			return
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var members map[string]bool // a Group's: "Patient/id"
+	if level == "Group" {
+		g, ok := s.current["Group/"+id]
+		if !ok {
+			s.outcome(w, 404, "not-found", "no such Group")
+			return
+		}
+		members = map[string]bool{}
+		for _, m := range asList(g["member"]) {
+			if e, ok := m.(map[string]any)["entity"].(map[string]any); ok {
+				ref, _ := e["reference"].(string)
+				members[ref] = true
+			}
+		}
+	}
+	job := &exportJob{request: s.base + r.URL.RequestURI(), time: time.Now().UTC().Format(time.RFC3339),
+		files: map[string][]byte{}, counts: map[string]int{}}
+	for _, key := range s.order {
+		res, ok := s.current[key]
+		typ, _, _ := strings.Cut(key, "/")
+		if !ok || len(types) > 0 && !slices.Contains(types, typ) || !updatedSince(res, since) {
+			continue
+		}
+		if level != "" { // a patient's records: the patient, and what names one
+			patients := patientRefs(res)
+			if typ == "Patient" {
+				patients = append(patients, key)
+			}
+			if len(patients) == 0 || members != nil && !slices.ContainsFunc(patients, func(p string) bool { return members[p] }) {
+				continue
+			}
+		}
+		if job.files[typ] == nil {
+			job.types = append(job.types, typ)
+		}
+		job.files[typ] = append(job.files[typ], fhirJSON(res)...)
+		job.counts[typ]++
+	}
+	jobID := rand.Text()
+	if s.jobs == nil {
+		s.jobs = map[string]*exportJob{}
+	}
+	s.jobs[jobID] = job
+	w.Header().Set("Content-Location", s.base+"/$export-poll-status?_jobId="+jobID)
+	w.WriteHeader(http.StatusAccepted)
+}
+
+// updatedSince reports whether a resource was last updated at or after
+// since (always, for the zero time).
+func updatedSince(res resource, since time.Time) bool {
+	if since.IsZero() {
+		return true
+	}
+	m, _ := res["meta"].(map[string]any)
+	v, _ := m["lastUpdated"].(string)
+	t, err := time.Parse(time.RFC3339Nano, v)
+	return err == nil && !t.Before(since)
+}
+
+// exportStatus answers a job's status (its manifest: the job is done at
+// once), or cancels it.
+func (s *fhirServer) exportStatus(w http.ResponseWriter, r *http.Request, q url.Values) {
+	jobID := q.Get("_jobId")
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	job, ok := s.jobs[jobID]
+	switch {
+	case !ok || len(q) != 1:
+		s.outcome(w, 404, "not-found", "no such export")
+	case r.Method == http.MethodDelete:
+		delete(s.jobs, jobID)
+		w.WriteHeader(http.StatusAccepted)
+	default:
+		output := []any{}
+		for _, typ := range job.types {
+			output = append(output, map[string]any{"type": typ, "count": job.counts[typ],
+				"url": s.base + "/$export-file/" + jobID + "/" + typ + ".ndjson"})
+		}
+		b, _ := json.Marshal(map[string]any{"transactionTime": job.time, "request": job.request, "requiresAccessToken": true,
+			"output": output, "error": []any{}})
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Expires", time.Now().Add(24*time.Hour).UTC().Format(http.TimeFormat))
+		_, _ = w.Write(b)
+	}
+}
+
+// exportFile answers one of a job's files.
+func (s *fhirServer) exportFile(w http.ResponseWriter, jobID, name string) {
+	typ, ok := strings.CutSuffix(name, ".ndjson")
+	s.mu.RLock()
+	job := s.jobs[jobID]
+	var body []byte
+	if job != nil {
+		body = job.files[typ]
+	}
+	s.mu.RUnlock()
+	if !ok || body == nil {
+		s.outcome(w, 404, "not-found", "no such export file")
+		return
+	}
+	w.Header().Set("Content-Type", "application/fhir+ndjson")
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	_, _ = w.Write(body)
+}
