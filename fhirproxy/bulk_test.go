@@ -3,6 +3,7 @@ package fhirproxy_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -55,7 +56,8 @@ func ndjson(rs ...map[string]any) string {
 func newBulkFixture(t *testing.T) (*fixture, *bulkServer) {
 	f := newFixture(t)
 	bs := &bulkServer{f: f, files: map[string]string{
-		"/files/Patient.ndjson": ndjson(f.up.resources["Patient/p1"], f.up.resources["Patient/p2"]),
+		"/files/Patient.ndjson":      ndjson(f.up.resources["Patient/p1"], f.up.resources["Patient/p2"]),
+		"/files/the patients.ndjson": ndjson(f.up.resources["Patient/p2"]),
 		"/files/Observation.ndjson": ndjson(obs("lab-1", "p1", "laboratory"), obs("vs-1", "p1", "vital-signs"),
 			obs("psy-1", "p1", "laboratory", "R", "PSY"), map[string]any{"resourceType": "Condition", "id": "c1", "subject": map[string]any{"reference": "Patient/p1"}},
 			obs("lab-2", "p2", "laboratory")),
@@ -89,7 +91,7 @@ func bulkManifest(base string) map[string]any {
 	}
 	return map[string]any{"transactionTime": "2026-11-28T10:00:00Z", "request": base + "/$export?_type=Patient,Observation,Condition",
 		"requiresAccessToken": true, "output": []any{file("Patient", "Patient.ndjson", 2), file("Observation", "Observation.ndjson", 5),
-			file("Condition", "Condition.ndjson", 1), file("Provenance", "Provenance.ndjson", 2)},
+			file("Condition", "Condition.ndjson", 1), file("Provenance", "Provenance.ndjson", 2), file("Patient", "the%20patients.ndjson", 1)},
 		"error": []any{file("OperationOutcome", "errors.ndjson", 1)}, "deleted": []any{file("Bundle", "deleted.ndjson", 1)},
 		"extension": map[string]any{"note": "from " + base}}
 }
@@ -178,7 +180,7 @@ func ndjsonIDs(t *testing.T, body string) []string {
 		if err := json.Unmarshal([]byte(line), &r); err != nil {
 			t.Fatalf("line %q: %v", line, err)
 		}
-		out = append(out, r["resourceType"].(string)+"/"+r["id"].(string))
+		out = append(out, fmt.Sprint(r["resourceType"], "/", r["id"]))
 	}
 	return out
 }
@@ -241,9 +243,11 @@ func TestBulkExport(t *testing.T) {
 		if _, counted := o["count"]; counted {
 			t.Errorf("a count went to a token that does not see every record: %v", o)
 		}
-		files[o["type"].(string)] = o["url"].(string)
+		if typ := o["type"].(string); files[typ] == "" { // (the first of Patient's two)
+			files[typ] = o["url"].(string)
+		}
 	}
-	if len(files) != 2 || files["Patient"] == "" || files["Observation"] == "" {
+	if len(m.Output) != 3 || len(files) != 2 || files["Patient"] == "" || files["Observation"] == "" {
 		t.Fatalf("manifest output: %v (Condition, which the token may not read, must be left out)", m.Output)
 	}
 	if len(m.Error) != 1 || m.Error[0]["type"] != "OperationOutcome" {
@@ -265,6 +269,10 @@ func TestBulkExport(t *testing.T) {
 	r = f.do("GET", f.proxyPath(files["Patient"]), tok, "")
 	if ids := ndjsonIDs(t, r.raw); !slices.Equal(ids, []string{"Patient/p1", "Patient/p2"}) {
 		t.Errorf("Patient file: %v", ids)
+	}
+	r = f.do("GET", f.proxyPath(m.Output[len(m.Output)-1]["url"].(string)), tok, "") // its URL escaped: fetched as written
+	if ids := ndjsonIDs(t, r.raw); !slices.Equal(ids, []string{"Patient/p2"}) {
+		t.Errorf("a file whose URL is escaped: %d %v", r.status, ids)
 	}
 	r = f.do("GET", f.proxyPath(m.Error[0]["url"].(string)), tok, "")
 	if ids := strings.Count(r.raw, "Encounter export failed"); r.status != http.StatusOK || ids != 1 {
@@ -330,7 +338,7 @@ func TestBulkExportClearance(t *testing.T) {
 		r = f.do("GET", status, tok, "")
 		var m struct{ Output []map[string]any }
 		_ = json.Unmarshal([]byte(r.raw), &m)
-		if len(m.Output) != 4 {
+		if len(m.Output) != 5 {
 			t.Fatalf("%s: manifest %s", c.name, r.raw)
 		}
 		for _, o := range m.Output {

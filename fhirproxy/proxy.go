@@ -875,11 +875,15 @@ func (x *exchange) rewrite(pr *httputil.ProxyRequest) {
 	out.URL.Scheme, out.URL.Host = p.Upstream.Scheme, p.Upstream.Host
 	out.URL.Path = in.pathUnder(strings.TrimSuffix(p.Upstream.Path, "/"))
 	out.URL.RawPath, out.URL.RawQuery = "", encodeQuery(in.Params)
-	if in.pageURL != "" { // the upstream's own page link, as it wrote it (signed by the proxy)
+	if in.pageURL != "" { // the upstream's own link, as it wrote it (signed by the proxy)
 		path, query, _ := strings.Cut(in.pageURL, "?")
-		out.URL.Path, out.URL.RawQuery = strings.TrimSuffix(p.Upstream.Path, "/")+path, query
-		if out.URL.Path == "" {
-			out.URL.Path = "/"
+		raw := strings.TrimSuffix(p.Upstream.EscapedPath(), "/") + path // escaped as written, not again
+		if raw == "" {
+			raw = "/"
+		}
+		out.URL.Path, out.URL.RawPath, out.URL.RawQuery = raw, "", query
+		if unescaped, err := url.PathUnescape(raw); err == nil {
+			out.URL.Path, out.URL.RawPath = unescaped, raw
 		}
 	}
 	out.Host = p.Upstream.Host
