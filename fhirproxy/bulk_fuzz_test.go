@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"io"
 	"strings"
 	"testing"
 
@@ -68,4 +69,67 @@ func FuzzExportFile(f *testing.F) {
 			t.Fatalf("%d of %d plain Observations within the clearance went out of %q: %q", kept, want, file, out.String())
 		}
 	})
+}
+
+// exportNDJSON is the 200 resources of the benchmarks' searchset as an
+// export file.
+func exportNDJSON() []byte {
+	var m struct {
+		Entry []struct{ Resource json.RawMessage }
+	}
+	_ = json.Unmarshal(bundle(200), &m)
+	var out bytes.Buffer
+	for _, e := range m.Entry {
+		out.Write(e.Resource)
+		out.WriteByte('\n')
+	}
+	return out.Bytes()
+}
+
+// BenchmarkExportFile judges an export file line by line, as a download
+// through the proxy does (a clinician's clearance: labels judged), writing
+// what it keeps; BenchmarkExportFileBaseline is the same file read with
+// bufio.Scanner and encoding/json into a minimal struct, each line
+// written: the floor it is compared with.
+func BenchmarkExportFile(b *testing.B) {
+	file := exportNDJSON()
+	a := testAccess("user/*.rs")
+	w := bufio.NewWriter(io.Discard)
+	b.SetBytes(int64(len(file)))
+	b.ReportAllocs()
+	for b.Loop() {
+		nf := ndjsonFile{a: a, typ: "Observation", w: w, d: disclosure{ev: &audit.Event{}, a: a}}
+		if err := nf.run(bytes.NewReader(file), 1<<20); err != nil || nf.sent == 0 {
+			b.Fatal(err, nf.sent)
+		}
+	}
+}
+
+func BenchmarkExportFileBaseline(b *testing.B) {
+	file := exportNDJSON()
+	w := bufio.NewWriter(io.Discard)
+	b.SetBytes(int64(len(file)))
+	b.ReportAllocs()
+	for b.Loop() {
+		sc := bufio.NewScanner(bytes.NewReader(file))
+		sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+		for sc.Scan() {
+			var v struct {
+				ResourceType string `json:"resourceType"`
+				ID           string `json:"id"`
+				Subject      struct {
+					Reference string `json:"reference"`
+				} `json:"subject"`
+				Meta struct {
+					Security []struct{ System, Code string } `json:"security"`
+				} `json:"meta"`
+			}
+			if err := json.Unmarshal(sc.Bytes(), &v); err != nil {
+				b.Fatal(err)
+			}
+			_, _ = w.Write(sc.Bytes())
+			_ = w.WriteByte('\n')
+		}
+		_ = w.Flush()
+	}
 }
