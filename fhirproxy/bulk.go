@@ -23,47 +23,13 @@ import (
 )
 
 // Bulk export (FHIR Bulk Data Access, the use SMART Backend Services was
-// made for). A backend service exports through the proxy as from the
-// server, in three steps, each authorised and audited as any request:
-//
-//   - The kick-off, GET [base]/$export, [base]/Patient/$export or
-//     [base]/Group/{id}/$export with Prefer: respond-async, by a token
-//     without patient context (system/ or user/ scopes). Every type it
-//     names in _type needs the r and s letters with no constraint, and a
-//     Group export the r letter on Group (and, for a clearance short of
-//     every label, a Group the clearance lets it see). Without _type the
-//     proxy names the types the token may export, unless a wildcard scope
-//     allows every type. It also takes _outputFormat (NDJSON) and _since;
-//     any other parameter (_typeFilter, _elements, patient, …) and a POSTed
-//     kick-off are refused. The server's 202 goes back with its status URL
-//     swapped for a link of the proxy's: [base]/$export-poll-status?_job=….
-//   - The status, polled (GET) or cancelled (DELETE) at that link. While the
-//     export runs, the 202 and its X-Progress and Retry-After pass. The
-//     finished manifest is rewritten: each file's URL becomes a link of the
-//     proxy's, [base]/$export-file?_file=…, requiresAccessToken is true,
-//     files of types the token may not read are left out, and each count
-//     goes only to a token that sees every record (for the others, records
-//     are judged out of files, and a count would tell how many). Files of
-//     deleted resources are not relayed.
-//   - Each file, downloaded at its link, streamed from the server as NDJSON
-//     and judged resource by resource as it passes, like a Bundle's entries:
-//     a line of another type than the file's, of a type the token may not
-//     read, or with labels beyond the clearance is left out (a Provenance,
-//     or a Binary bound to a record, as the records it is about allow, with
-//     a response's bounded reads). A line that is not one JSON resource cuts
-//     the download, so a client sees a failed transfer, never a partial file
-//     as whole. The event of each download names the patients disclosed (the
-//     first thousand).
-//
-// The links are signed (HMAC-SHA256 with Proxy.PageKey, apart from page
-// links) and carry the server's own URL, the client and the subject they
-// were given to, and an expiry (exportTTL). They are not permissions:
-// following one needs a token of the same client and subject, without
-// patient context, whose scopes still allow the file's type. The server's
-// status and file URLs must be on its base, or on the proxy's (a server
-// told the proxy's address as its own writes that); any other is refused
-// (502): the proxy reads files with its own credential from the server
-// only.
+// made for): the kick-off (authorizeExport), the status and the files, each
+// a request authorised and audited as any; see "Bulk export" in the package
+// documentation. The server's status and file URLs become links of the
+// proxy's, signed with Proxy.PageKey apart from page links (exportRef),
+// followed by a token of the client and subject they were given to
+// (followExport); the manifest is rebuilt (manifest), and each file is
+// judged line by line as it streams (ndjsonFile).
 
 const (
 	exportOp        = "$export"
@@ -136,10 +102,49 @@ func exporting(in *Interaction) bool {
 	return in.Kind == ExportStatus || in.Kind == ExportFile || in.Kind == Operation && in.Operation == exportOp
 }
 
-// exportable reports whether the token may export type t: r and s, with
-// no constraint (an export is no search a constraint could be added to).
-func exportable(a *access, t string) bool {
-	return a.tok.Scopes.Allows(scopes.Access{Context: a.ctx, Type: t, Perms: scopes.Read | scopes.Search})
+// exportable reports whether the token may export type t: with r and s
+// from scopes with no constraint, or from query-constrained ones (SMART
+// v2: system/Observation.rs?category=laboratory) whose constraints the
+// proxy evaluates, held, which every exported record of the type must
+// then match (a scope whose constraint it cannot evaluate allows nothing).
+func exportable(a *access, t string) (held *localConstraint, ok bool) {
+	d := a.tok.Scopes.Check(scopes.Access{Context: a.ctx, Type: t, Perms: scopes.Read | scopes.Search})
+	switch {
+	case !d.Allowed:
+		return nil, false
+	case !d.Constrained():
+		return nil, true
+	case t == "*":
+		return nil, false
+	}
+	held, ref := compileConstraint(t, d)
+	return held, ref == nil
+}
+
+// typeFilters are the _typeFilter values that ask the server for what a
+// constrained export of t may hold: a query of t for each scope whose
+// constraint the proxy evaluates (a server ORs them). A server that ignores
+// them sends more, which the proxy leaves out.
+func typeFilters(a *access, t string) []string {
+	var out []string
+	for sc := range a.tok.Scopes.Check(scopes.Access{Context: a.ctx, Type: t, Perms: scopes.Read | scopes.Search}).Constraints() {
+		evaluated := true
+		for _, prm := range sc.Constraint() {
+			if _, ok := compileTest(t, prm); !ok {
+				evaluated = false
+			}
+		}
+		if evaluated {
+			out = append(out, t+"?"+encodeQuery(sc.Constraint()))
+		}
+	}
+	return out
+}
+
+// canExport is exportable's verdict alone.
+func canExport(a *access, t string) bool {
+	_, ok := exportable(a, t)
+	return ok
 }
 
 // exportKickOff checks what a kick-off request must be beyond its
@@ -188,8 +193,8 @@ func authorizeExport(in *Interaction, a *access) *refusal {
 				switch {
 				case !knownType(t):
 					return invalid("_type names " + strconv.Quote(t) + ", which is not an R4 resource type (types are case-sensitive)")
-				case !exportable(a, t):
-					return forbidden("the token's scopes do not allow exporting " + t + " (it needs r and s on the type, with no constraint)")
+				case !canExport(a, t):
+					return forbidden("the token's scopes do not allow exporting " + t + " (it needs r and s on the type, with no constraint or one the proxy evaluates)")
 				case !slices.Contains(types, t):
 					types = append(types, t)
 				}
@@ -217,17 +222,17 @@ func authorizeExport(in *Interaction, a *access) *refusal {
 				" (it takes _type, _outputFormat and _since)")
 		}
 	}
-	if !named && !exportable(a, "*") {
+	if _, all := exportable(a, "*"); !named && !all {
 		for sc := range a.tok.Scopes.All() {
-			if t := sc.Type(); sc.Kind() == scopes.Resource && sc.Context() == a.ctx && knownType(t) && exportable(a, t) && !slices.Contains(types, t) {
+			if t := sc.Type(); sc.Kind() == scopes.Resource && sc.Context() == a.ctx && knownType(t) && canExport(a, t) && !slices.Contains(types, t) {
 				types = append(types, t)
 			}
 		}
 		if len(types) == 0 {
-			return forbidden("the token's scopes allow exporting no type (it needs r and s on a type, with no constraint)")
+			return forbidden("the token's scopes allow exporting no type (it needs r and s on a type, with no constraint or one the proxy evaluates)")
 		}
 	}
-	out := make([]Param, 0, 3)
+	out := make([]Param, 0, 4)
 	if format {
 		out = append(out, Param{Name: "_outputFormat", Value: ndjsonType})
 	}
@@ -236,6 +241,13 @@ func authorizeExport(in *Interaction, a *access) *refusal {
 	}
 	if len(types) > 0 {
 		out = append(out, Param{Name: "_type", Value: strings.Join(types, ",")})
+	}
+	for _, t := range types {
+		if held, _ := exportable(a, t); held != nil {
+			for _, f := range typeFilters(a, t) {
+				out = append(out, Param{Name: "_typeFilter", Value: f})
+			}
+		}
 	}
 	in.Params = out
 	return nil
@@ -258,8 +270,14 @@ func (p *Proxy) followExport(in *Interaction, a *access) *refusal {
 	if a.patient != "" {
 		return refuse(http.StatusForbidden, "forbidden", "a token with patient context cannot follow an export")
 	}
-	if in.Kind == ExportFile && ref.Type != "OperationOutcome" && !exportable(a, ref.Type) {
-		return refuse(http.StatusForbidden, "forbidden", "the token's scopes do not allow exporting "+ref.Type)
+	if in.Kind == ExportFile && ref.Type != "OperationOutcome" {
+		held, ok := exportable(a, ref.Type)
+		if !ok {
+			return refuse(http.StatusForbidden, "forbidden", "the token's scopes do not allow exporting "+ref.Type)
+		}
+		if held != nil { // each record is held to the constraint (ndjsonFile.judge)
+			a.held, a.constrained = held, ref.Type
+		}
 	}
 	in.Type, in.Params, in.pageURL = ref.Type, nil, ref.Upstream
 	return nil
@@ -367,11 +385,15 @@ func (x *exchange) manifest(resp *http.Response) (*refusal, error) {
 		if !knownType(f.Type) {
 			return invalid, nil
 		}
-		if !exportable(a, f.Type) {
+		held, ok := exportable(a, f.Type)
+		if !ok {
 			left++
 			continue
 		}
 		moved, ok := relink(f, f.Type)
+		if held != nil {
+			moved.Count = nil // the records that do not match are left out
+		}
 		if !ok {
 			return refuse(http.StatusBadGateway, "not-supported", "the FHIR server's export files are not on its base, where the proxy can read and judge them"), nil
 		}
@@ -496,7 +518,7 @@ func (f *ndjsonFile) run(r io.Reader, limit int) error {
 		if err := pr.decode(s, nil, nil); err != nil || s.End() != nil {
 			return errNotNDJSON
 		}
-		if f.judge(&pr) != keep {
+		if f.judge(&pr, line) != keep {
 			f.removed++
 			continue
 		}
@@ -519,14 +541,17 @@ func (f *ndjsonFile) run(r io.Reader, limit int) error {
 }
 
 // judge keeps a line of the file's type that the access may see as any
-// Bundle entry (a bound one as its records allow); an error file's
-// OperationOutcomes are the server's own.
-func (f *ndjsonFile) judge(pr *projection) verdict {
+// Bundle entry (a bound one as its records allow) and, for a type exported
+// through constrained scopes, that matches their constraint (access.held);
+// an error file's OperationOutcomes are the server's own.
+func (f *ndjsonFile) judge(pr *projection, line []byte) verdict {
 	switch {
 	case pr.ResourceType != f.typ:
 		return drop
 	case f.typ == "OperationOutcome":
 		return keep
+	case f.a.held != nil && !f.a.held.matches(line):
+		return drop
 	}
 	v := f.a.judge(pr)
 	if v == needsContext {

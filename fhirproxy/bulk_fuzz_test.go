@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
@@ -14,7 +15,9 @@ import (
 // FuzzExportFile: what an export file's judge lets through is, line for
 // line and in order, a line of the file that encoding/json reads as one
 // resource of the file's type (by its exact member names) within the
-// clearance; and a plain line of that kind is never held back.
+// clearance; and a plain line of that kind is never held back. Under a
+// constrained scope (category=laboratory) each line that goes has a
+// category coding of that code.
 func FuzzExportFile(f *testing.F) {
 	f.Add([]byte(`{"resourceType":"Observation","id":"a","subject":{"reference":"Patient/p1"}}` + "\n" +
 		`{"resourceType":"Observation","id":"b","meta":{"security":[{"system":"http://terminology.hl7.org/CodeSystem/v3-ActCode","code":"PSY"}]}}` + "\r\n\n" +
@@ -24,10 +27,27 @@ func FuzzExportFile(f *testing.F) {
 	f.Add([]byte(`{"resourceType":"Observation","id":"a"}{"resourceType":"Observation","id":"b"}` + "\n"))
 	f.Add([]byte(`{"resourceType":"Observation","id":"a","id":"b"}`))
 	f.Add([]byte("{\"resourceType\":\"Observation\",\"id\":\"\xff\"}"))
+	f.Add([]byte(`{"resourceType":"Observation","id":"a","category":[{"coding":[{"code":"laboratory"}]}]}` + "\n" +
+		`{"resourceType":"Observation","id":"b","category":[{"coding":[{"code":"vital-signs"}]}],"Category":[{"coding":[{"code":"laboratory"}]}]}` + "\n"))
 	a := testAccess("user/*.rs")
+	held := testAccess("user/Observation.rs?category=laboratory")
+	lc, ok := exportable(held, "Observation")
+	if !ok || lc == nil {
+		f.Fatal("the constrained scope does not export Observation")
+	}
+	held.held, held.constrained = lc, "Observation"
 	f.Fuzz(func(t *testing.T, file []byte) {
+		var onlyLabs bytes.Buffer
+		nf := ndjsonFile{a: held, typ: "Observation", w: bufio.NewWriter(&onlyLabs), d: disclosure{ev: &audit.Event{}, a: held}}
+		_ = nf.run(bytes.NewReader(file), 1<<20)
+		for line := range strings.Lines(onlyLabs.String()) {
+			var exact map[string]any // member names as they are
+			if json.Unmarshal([]byte(line), &exact) != nil || !strings.Contains(fmt.Sprint(exact["category"]), "laboratory") {
+				t.Fatalf("%q went out under category=laboratory", line)
+			}
+		}
 		var out bytes.Buffer
-		nf := ndjsonFile{a: a, typ: "Observation", w: bufio.NewWriter(&out), d: disclosure{ev: &audit.Event{}, a: a}}
+		nf = ndjsonFile{a: a, typ: "Observation", w: bufio.NewWriter(&out), d: disclosure{ev: &audit.Event{}, a: a}}
 		err := nf.run(bytes.NewReader(file), 1<<20)
 		in := strings.Split(string(file), "\n")
 		for i := range in {

@@ -362,6 +362,61 @@ func TestBulkExportClearance(t *testing.T) {
 	}
 }
 
+// TestBulkExportConstrained: a token whose scope for a type is
+// query-constrained (SMART v2) exports the type: the server is asked for
+// the matches with _typeFilter, and each line of the file is held to the
+// constraint by the proxy, so a server that ignores the filter sends no
+// more; the manifest gives no count for the type.
+func TestBulkExportConstrained(t *testing.T) {
+	f, bs := newBulkFixture(t)
+	tok := f.token("system/Observation.rs?category=laboratory system/Patient.rs", everyLabel())
+	for _, c := range []struct{ target, query string }{
+		{"/$export?_type=Patient,Observation", "_type=Patient%2CObservation&_typeFilter=Observation%3Fcategory%3Dlaboratory"},
+		{"/$export", "_type=Observation%2CPatient&_typeFilter=Observation%3Fcategory%3Dlaboratory"},
+	} {
+		f.up.reset()
+		r := f.do("GET", c.target, tok, "", "Prefer", "respond-async")
+		if got := f.up.requests(); r.status != http.StatusAccepted || len(got) != 1 || got[0].URL.RawQuery != c.query {
+			t.Fatalf("%s: %d %s, upstream %v", c.target, r.status, r.raw, got[0].URL.RawQuery)
+		}
+		if v := f.up.requests()[0].URL.Query()["_typeFilter"]; len(v) != 1 || v[0] != "Observation?category=laboratory" {
+			t.Fatalf("%s: _typeFilter as the server reads it: %q", c.target, v)
+		}
+	}
+	bs.mu.Lock()
+	bs.polls = 1
+	bs.mu.Unlock()
+	r := f.do("GET", "/$export", tok, "", "Prefer", "respond-async")
+	r = f.do("GET", f.proxyPath(r.header.Get("Content-Location")), tok, "")
+	var m struct{ Output []map[string]any }
+	_ = json.Unmarshal([]byte(r.raw), &m)
+	var obsFile string
+	for _, o := range m.Output {
+		_, counted := o["count"]
+		switch o["type"] {
+		case "Observation":
+			obsFile = o["url"].(string)
+			if counted {
+				t.Errorf("a constrained type counted: %v", o)
+			}
+		case "Patient":
+			if !counted {
+				t.Errorf("a full clearance's Patient file not counted: %v", o)
+			}
+		}
+	}
+	r = f.do("GET", f.proxyPath(obsFile), tok, "")
+	if ids := ndjsonIDs(t, r.raw); !slices.Equal(ids, []string{"Observation/lab-1", "Observation/psy-1", "Observation/lab-2"}) {
+		t.Errorf("the constrained Observation file: %v (vs-1 is vital-signs)", ids)
+	}
+	// The token's scopes at download decide: one that reads Observation
+	// outright gets every line.
+	f.up.reset()
+	if ids := ndjsonIDs(t, f.do("GET", f.proxyPath(obsFile), f.token("system/Observation.rs system/Patient.rs", everyLabel()), "").raw); len(ids) != 4 {
+		t.Errorf("an unconstrained token's file: %v", ids)
+	}
+}
+
 // TestBulkExportRefused: kick-offs the proxy refuses, before anything
 // reaches the server.
 func TestBulkExportRefused(t *testing.T) {
@@ -389,7 +444,8 @@ func TestBulkExportRefused(t *testing.T) {
 		{"a type's export", "GET", "/Observation/$export", tok, async, 403},
 		{"a Patient's", "GET", "/Patient/p1/$export", tok, async, 403},
 		{"patient context", "GET", "/$export", f.token("launch/patient patient/*.rs", nil), async, 403},
-		{"a constrained scope", "GET", "/$export?_type=Observation", f.token("system/Observation.rs?category=laboratory", nil), async, 403},
+		{"a constraint the proxy cannot evaluate", "GET", "/$export?_type=Observation", f.token("system/Observation.rs?date=gt2020-01-01", nil), async, 403},
+		{"_typeFilter of its own", "GET", "/$export?_type=Observation&_typeFilter=Observation%3Fcategory%3Dlaboratory", f.token("system/Observation.rs?category=laboratory", nil), async, 400},
 		{"no type exportable", "GET", "/$export", f.token("system/Observation.r system/Patient.s", nil), async, 403},
 		{"a Group without Group read", "GET", "/Group/g1/$export", tok, async, 403},
 		{"no token", "GET", "/$export", "", async, 401},

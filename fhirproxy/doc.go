@@ -425,28 +425,36 @@
 //
 //   - The kick-off (GET [base]/$export, [base]/Patient/$export or
 //     [base]/Group/{id}/$export, with Prefer: respond-async) needs a token
-//     without patient context, r and s with no constraint on every type it
-//     names in _type, and r on Group for a Group (which, for a clearance
-//     short of every label, must be one it may see). Without _type the
-//     proxy names the types the token may export, unless a wildcard scope
-//     allows every type. It takes _outputFormat (NDJSON) and _since; any
-//     other parameter (_typeFilter, _elements, patient, …) and a POSTed
-//     kick-off are refused. The server's status URL comes back as a link of
-//     the proxy's: [base]/$export-poll-status?_job=….
+//     without patient context, r and s on every type it names in _type,
+//     and r on Group for a Group (which, for a clearance short of every
+//     label, must be one it may see). Without _type the proxy names the
+//     types the token may export, unless a wildcard scope allows every
+//     type. A type allowed only by query-constrained scopes
+//     (system/Observation.rs?category=laboratory) is exported when the
+//     proxy evaluates their constraints (see Constrained writes): the
+//     server is asked for the matches with a _typeFilter each
+//     (Observation?category=laboratory), and every record of the type in
+//     the files must match one, so a server that ignores _typeFilter sends
+//     no more. The kick-off takes _outputFormat (NDJSON) and _since; any
+//     other parameter (a _typeFilter of the client's, _elements, patient,
+//     …) and a POSTed kick-off are refused. The server's status URL comes
+//     back as a link of the proxy's: [base]/$export-poll-status?_job=….
 //   - The status is polled (GET) or the export cancelled (DELETE) there.
 //     While it runs, the 202 and its X-Progress and Retry-After pass. The
 //     finished manifest is rewritten: each file's url becomes a link of the
 //     proxy's ([base]/$export-file?_file=…), requiresAccessToken is true,
 //     files of types the token may not export are left out, and counts go
-//     only to a token that sees every record (the others' files lose what
-//     they may not see, and a count would tell how much). Files of deleted
-//     resources are not relayed.
+//     only to a token that sees every record, for types it exports with
+//     no constraint (the others' files lose what they may not see, and a
+//     count would tell how much). Files of deleted resources are not
+//     relayed.
 //   - Each file is streamed from the server and judged line by line as it
 //     passes, as a Bundle's entries are: a line of another type than the
-//     file's, or one the token may not see, is left out; a line that is not
-//     one JSON resource cuts the download (the client sees a failed
-//     transfer). The download's audit event names the patients disclosed
-//     (the first thousand), and the counts sent and left out.
+//     file's, one the token may not see, or one its type's constraint does
+//     not match, is left out; a line that is not one JSON resource cuts the
+//     download (the client sees a failed transfer). The download's audit
+//     event names the patients disclosed (the first thousand), and the
+//     counts sent and left out.
 //
 // The links are signed with Proxy.PageKey (apart from page links) and name
 // the server's own URLs, the client and subject they were given to, and an
