@@ -383,6 +383,14 @@ func TestBulkExportConstrained(t *testing.T) {
 			t.Fatalf("%s: _typeFilter as the server reads it: %q", c.target, v)
 		}
 	}
+	// An OR list stays one query: its comma escaped within the filter, so a
+	// server that splits _typeFilter on commas keeps it whole.
+	f.up.reset()
+	either := f.token("system/Observation.rs?category=laboratory,vital-signs", nil)
+	if r := f.do("GET", "/$export", either, "", "Prefer", "respond-async"); r.status != http.StatusAccepted ||
+		f.up.requests()[0].URL.Query().Get("_typeFilter") != "Observation?category=laboratory%2Cvital-signs" {
+		t.Errorf("an OR list: %d, upstream %s", r.status, f.up.requests()[0].URL.RawQuery)
+	}
 	bs.mu.Lock()
 	bs.polls = 1
 	bs.mu.Unlock()
