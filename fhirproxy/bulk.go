@@ -47,10 +47,12 @@ const (
 
 // exportRef is what a signed export link carries.
 type exportRef struct {
-	Use      string // "job" (the status) or "file"
-	Client   string
-	Subject  string
-	Type     string // a file's resource type
+	Use     string // "job" (the status) or "file"
+	Client  string
+	Subject string
+	Type    string // a file's resource type
+	// Deleted: a file of deleted resources (Bundles of DELETE entries).
+	Deleted  bool   `json:",omitempty"`
 	Upstream string // below the upstream's base: "/$export-poll-status?_jobId=…"
 	Expires  int64  // Unix seconds
 }
@@ -270,7 +272,10 @@ func (p *Proxy) followExport(in *Interaction, a *access) *refusal {
 	if a.patient != "" {
 		return refuse(http.StatusForbidden, "forbidden", "a token with patient context cannot follow an export")
 	}
-	if in.Kind == ExportFile && ref.Type != "OperationOutcome" {
+	if ref.Deleted && !a.seesAll() {
+		return refuse(http.StatusForbidden, "forbidden", "a file of deleted resources goes only to a token that sees every record")
+	}
+	if in.Kind == ExportFile && ref.Type != "OperationOutcome" && !ref.Deleted {
 		held, ok := exportable(a, ref.Type)
 		if !ok {
 			return refuse(http.StatusForbidden, "forbidden", "the token's scopes do not allow exporting "+ref.Type)
@@ -279,7 +284,7 @@ func (p *Proxy) followExport(in *Interaction, a *access) *refusal {
 			a.held, a.constrained = held, ref.Type
 		}
 	}
-	in.Type, in.Params, in.pageURL = ref.Type, nil, ref.Upstream
+	in.Type, in.Params, in.pageURL, in.deleted = ref.Type, nil, ref.Upstream, ref.Deleted
 	return nil
 }
 
@@ -360,7 +365,7 @@ func (x *exchange) manifest(resp *http.Response) (*refusal, error) {
 		if !ok || rest == "" {
 			return f, false
 		}
-		f.URL = x.p.exportLink(a, exportFileOp, exportFileParam, exportRef{Use: "file", Type: typ, Upstream: rest})
+		f.URL = x.p.exportLink(a, exportFileOp, exportFileParam, exportRef{Use: "file", Type: typ, Deleted: typ == "Bundle", Upstream: rest})
 		if !a.seesAll() {
 			f.Count = nil
 		}
@@ -372,6 +377,7 @@ func (x *exchange) manifest(resp *http.Response) (*refusal, error) {
 		RequiresAccessToken bool         `json:"requiresAccessToken"`
 		Output              []exportFile `json:"output"`
 		Error               []exportFile `json:"error"`
+		Deleted             []exportFile `json:"deleted,omitempty"`
 	}{TransactionTime: m.TransactionTime, Request: m.Request, RequiresAccessToken: true, Output: []exportFile{}, Error: []exportFile{}}
 	if rest, ok := a.local(m.Request); ok {
 		base := x.p.Base
@@ -411,8 +417,20 @@ func (x *exchange) manifest(resp *http.Response) (*refusal, error) {
 	if left > 0 {
 		x.ev.Reason += "; " + strconv.Itoa(left) + " of types the token may not read left out"
 	}
-	if len(m.Deleted) > 0 {
-		x.ev.Reason += "; files of deleted resources not relayed"
+	// A deleted record's labels are gone with it: its files (whose lines
+	// name records by id) go only to a token that sees every record.
+	switch {
+	case len(m.Deleted) > 0 && a.seesAll():
+		for _, f := range m.Deleted {
+			moved, ok := relink(f, "Bundle")
+			if !ok {
+				return refuse(http.StatusBadGateway, "not-supported", "the FHIR server's export files are not on its base, where the proxy can read and judge them"), nil
+			}
+			moved.Type, moved.Count = "Bundle", nil
+			out.Deleted = append(out.Deleted, moved)
+		}
+	case len(m.Deleted) > 0:
+		x.ev.Reason += "; files of deleted resources not relayed (only a token that sees every record gets them)"
 	}
 	b, _ := json.Marshal(out)
 	x.sent.Reset(b)
@@ -449,10 +467,10 @@ func (x *exchange) exportFile(resp *http.Response) (*refusal, error) {
 	upstream := resp.Body
 	pr, pw := io.Pipe()
 	out := &streamBody{PipeReader: pr}
-	typ := x.in.Type
+	typ, deleted := x.in.Type, x.in.deleted
 	go func() {
 		after := first
-		f := ndjsonFile{a: &own, typ: typ, w: bufio.NewWriterSize(pw, 32<<10), d: disclosure{ev: &after, a: &own}}
+		f := ndjsonFile{a: &own, typ: typ, deleted: deleted, w: bufio.NewWriterSize(pw, 32<<10), d: disclosure{ev: &after, a: &own}}
 		err := f.run(upstream, int(min(p.Limits.resp(), 1<<30)))
 		upstream.Close()
 		pw.CloseWithError(err)
@@ -498,6 +516,7 @@ func ndjsonFailure(err error) string {
 type ndjsonFile struct {
 	a             *access
 	typ           string // the file's type: every line must be one
+	deleted       bool   // a file of deleted resources: Bundles of DELETE entries
 	w             *bufio.Writer
 	d             disclosure
 	labels        []string
@@ -548,6 +567,8 @@ func (f *ndjsonFile) judge(pr *projection, line []byte) verdict {
 	switch {
 	case pr.ResourceType != f.typ:
 		return drop
+	case f.deleted:
+		return f.deletions(line)
 	case f.typ == "OperationOutcome":
 		return keep
 	case f.a.held != nil && !f.a.held.matches(line):
@@ -558,4 +579,32 @@ func (f *ndjsonFile) judge(pr *projection, line []byte) verdict {
 		v = f.a.targets.judge(f.a, pr)
 	}
 	return v
+}
+
+// deletions keeps a line of a file of deleted resources that is a Bundle
+// whose entries are each a DELETE of Type/id (no resource), of a type the
+// token exports with no constraint (the file goes only to a token that sees
+// every record: followExport). Member names are read as they are.
+func (f *ndjsonFile) deletions(line []byte) verdict {
+	var b map[string]any
+	if json.Unmarshal(line, &b) != nil {
+		return drop
+	}
+	entries, _ := b["entry"].([]any)
+	if len(entries) == 0 {
+		return drop
+	}
+	for _, e := range entries {
+		e, _ := e.(map[string]any)
+		req, _ := e["request"].(map[string]any)
+		url, _ := req["url"].(string)
+		typ, id, _ := strings.Cut(url, "/")
+		if len(e) != 1 || len(req) != 2 || req["method"] != "DELETE" || !knownType(typ) || !validID(id) {
+			return drop
+		}
+		if held, ok := exportable(f.a, typ); !ok || held != nil {
+			return drop
+		}
+	}
+	return keep
 }

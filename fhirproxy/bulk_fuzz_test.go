@@ -6,10 +6,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/smartkit/smartkit/audit"
+	"github.com/smartkit/smartkit/consent"
 )
 
 // FuzzExportFile: what an export file's judge lets through is, line for
@@ -36,9 +38,40 @@ func FuzzExportFile(f *testing.F) {
 		f.Fatal("the constrained scope does not export Observation")
 	}
 	held.held, held.constrained = lc, "Observation"
+	f.Add([]byte(`{"resourceType":"Bundle","entry":[{"request":{"method":"DELETE","url":"Observation/a"}}]}` + "\n" +
+		`{"resourceType":"Bundle","entry":[{"request":{"method":"DELETE","url":"Observation/a"},"Request":{"method":"GET","url":"Patient/b"}}]}` + "\n" +
+		`{"resourceType":"Bundle","entry":[{"request":{"method":"DELETE","url":"Binary/a"}}]}`))
+	all := testAccess("system/Observation.rs")
+	all.clearance = consent.Clearance{MaxConfidentiality: consent.VeryRestricted,
+		Tags: slices.Concat(consent.SensitiveTags, consent.HighlySensitiveTags, consent.SegmentedTags)}
+	if all.unrestricted = all.clearance.Unrestricted(); !all.unrestricted || !all.seesAll() {
+		f.Fatal("the clearance of every label is not unrestricted")
+	}
 	f.Fuzz(func(t *testing.T, file []byte) {
+		// A file of deletions: Bundles whose every entry (by exact names)
+		// is a DELETE of an Observation.
+		var deletions bytes.Buffer
+		nf := ndjsonFile{a: all, typ: "Bundle", deleted: true, w: bufio.NewWriter(&deletions), d: disclosure{ev: &audit.Event{}, a: all}}
+		_ = nf.run(bytes.NewReader(file), 1<<20)
+		for line := range strings.Lines(deletions.String()) {
+			var exact map[string]any // member names as they are
+			if json.Unmarshal([]byte(line), &exact) != nil || exact["resourceType"] != "Bundle" {
+				t.Fatalf("%q went out as deletions", line)
+			}
+			entries, _ := exact["entry"].([]any)
+			if len(entries) == 0 {
+				t.Fatalf("%q went out as deletions, with no entry", line)
+			}
+			for _, e := range entries {
+				e, _ := e.(map[string]any)
+				req, _ := e["request"].(map[string]any)
+				if len(e) != 1 || req["method"] != "DELETE" || !strings.HasPrefix(fmt.Sprint(req["url"]), "Observation/") {
+					t.Fatalf("%q went out as deletions", line)
+				}
+			}
+		}
 		var onlyLabs bytes.Buffer
-		nf := ndjsonFile{a: held, typ: "Observation", w: bufio.NewWriter(&onlyLabs), d: disclosure{ev: &audit.Event{}, a: held}}
+		nf = ndjsonFile{a: held, typ: "Observation", w: bufio.NewWriter(&onlyLabs), d: disclosure{ev: &audit.Event{}, a: held}}
 		_ = nf.run(bytes.NewReader(file), 1<<20)
 		for line := range strings.Lines(onlyLabs.String()) {
 			var exact map[string]any // member names as they are

@@ -58,6 +58,9 @@ func newBulkFixture(t *testing.T) (*fixture, *bulkServer) {
 	bs := &bulkServer{f: f, files: map[string]string{
 		"/files/Patient.ndjson":      ndjson(f.up.resources["Patient/p1"], f.up.resources["Patient/p2"]),
 		"/files/the patients.ndjson": ndjson(f.up.resources["Patient/p2"]),
+		"/files/deleted.ndjson": ndjson(deletion("Observation/old-1"), deletion("Condition/c9"), deletion("Observation/old-2", "Patient/p9"),
+			map[string]any{"resourceType": "Bundle", "type": "transaction", "entry": []any{map[string]any{
+				"request": map[string]any{"method": "DELETE", "url": "Observation/old-3"}, "resource": obs("old-3", "p1", "laboratory")}}}),
 		"/files/Observation.ndjson": ndjson(obs("lab-1", "p1", "laboratory"), obs("vs-1", "p1", "vital-signs"),
 			obs("psy-1", "p1", "laboratory", "R", "PSY"), map[string]any{"resourceType": "Condition", "id": "c1", "subject": map[string]any{"reference": "Patient/p1"}},
 			obs("lab-2", "p2", "laboratory")),
@@ -75,6 +78,16 @@ func newBulkFixture(t *testing.T) (*fixture, *bulkServer) {
 	t.Cleanup(bs.ts.Close)
 	f.proxy.Upstream, _ = url.Parse(bs.ts.URL + "/base")
 	return f, bs
+}
+
+// deletion is a line of a file of deleted resources: a transaction
+// Bundle of DELETEs.
+func deletion(refs ...string) map[string]any {
+	var entries []any
+	for _, r := range refs {
+		entries = append(entries, map[string]any{"request": map[string]any{"method": "DELETE", "url": r}})
+	}
+	return map[string]any{"resourceType": "Bundle", "type": "transaction", "entry": entries}
 }
 
 // provenanceOf is a Provenance about a record.
@@ -318,8 +331,10 @@ func TestBulkExport(t *testing.T) {
 }
 
 // TestBulkExportClearance: a token that sees every record gets the
-// server's counts; one short of a label gets no count and fewer lines,
-// and no Provenance about a record it may not see (read to judge it).
+// server's counts and the files of deleted records (those lines whose
+// every deletion is of a type it exports); one short of a label gets no
+// count, fewer lines, no Provenance about a record it may not see (read to
+// judge it), and no deletions, whose records' labels are gone.
 func TestBulkExportClearance(t *testing.T) {
 	f, _ := newBulkFixture(t)
 	for _, c := range []struct {
@@ -339,10 +354,23 @@ func TestBulkExportClearance(t *testing.T) {
 		status := f.proxyPath(r.header.Get("Content-Location"))
 		f.do("GET", status, tok, "")
 		r = f.do("GET", status, tok, "")
-		var m struct{ Output []map[string]any }
+		var m struct{ Output, Deleted []map[string]any }
 		_ = json.Unmarshal([]byte(r.raw), &m)
-		if len(m.Output) != 5 {
+		if len(m.Output) != 5 || len(m.Deleted) != map[bool]int{true: 1, false: 0}[c.all] {
 			t.Fatalf("%s: manifest %s", c.name, r.raw)
+		}
+		for _, d := range m.Deleted {
+			// Every type exported: the lines but the one carrying a resource.
+			if got := f.do("GET", f.proxyPath(d["url"].(string)), tok, "").raw; strings.Count(got, "\n") != 3 || strings.Contains(got, "old-3") || d["type"] != "Bundle" {
+				t.Errorf("%s: deletions %s", c.name, got)
+			}
+			// Observation and Patient only: not the Condition's line either.
+			narrow := f.token("system/Observation.rs system/Patient.rs", everyLabel())
+			if got := f.do("GET", f.proxyPath(d["url"].(string)), narrow, "").raw; strings.Count(got, "\n") != 2 || strings.Contains(got, "c9") {
+				t.Errorf("%s: deletions for Observation and Patient %s", c.name, got)
+			}
+			f.up.reset()
+			f.refused("deletions for a partial clearance", f.do("GET", f.proxyPath(d["url"].(string)), f.token("system/*.rs", nil), ""), http.StatusForbidden)
 		}
 		for _, o := range m.Output {
 			if _, counted := o["count"]; counted != c.counted {

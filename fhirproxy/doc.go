@@ -446,8 +446,10 @@
 //     files of types the token may not export are left out, and counts go
 //     only to a token that sees every record, for types it exports with
 //     no constraint (the others' files lose what they may not see, and a
-//     count would tell how much). Files of deleted resources are not
-//     relayed.
+//     count would tell how much). Files of deleted resources (with _since)
+//     go only to a token that sees every record: a deleted record's labels
+//     are gone with it, and a line names it by id. Each of their lines must
+//     be a Bundle of DELETEs of types the token exports with no constraint.
 //   - Each file is streamed from the server and judged line by line as it
 //     passes, as a Bundle's entries are: a line of another type than the
 //     file's, one the token may not see, or one its type's constraint does

@@ -92,6 +92,8 @@ type Interaction struct {
 	// native: a read of a Binary that asks for its content in its own
 	// media type (wantsNative), answered with the judged resource's data.
 	native bool
+	// deleted: a bulk export's file of deleted resources (bulk.go).
+	deleted bool
 }
 
 // setIfNoneExist makes a create conditional on the criteria of an
