@@ -337,8 +337,9 @@ type exportFile struct {
 	Count *int64 `json:"count,omitempty"`
 }
 
-// manifest rewrites a finished export's manifest (see the bulk export
-// overview at the top of this file).
+// manifest rewrites a finished export's manifest for the token (see "Bulk
+// export" in the package documentation): rebuilt from the members it
+// knows, each file's URL a link of the proxy's.
 func (x *exchange) manifest(resp *http.Response) (*refusal, error) {
 	body, err := x.readBody(resp, x.p.Limits.resp())
 	resp.Body.Close()
