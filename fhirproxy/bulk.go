@@ -41,6 +41,12 @@ const (
 	// maxExportPatients bounds the patients one download's audit event
 	// names; its reason says when there were more.
 	maxExportPatients = 1000
+	// maxExportTargetReads is how many records one export file's
+	// Provenances (and bound Binaries) may have the proxy read to judge
+	// them: far more than a page's (maxTargetReads), as an export is a
+	// batch job and its files hold every Provenance of the type. Past it,
+	// a Provenance about a record not yet read is left out.
+	maxExportTargetReads = 10000
 	// ndjsonType is the media type of export files.
 	ndjsonType = "application/fhir+ndjson"
 )
@@ -465,6 +471,7 @@ func (x *exchange) exportFile(resp *http.Response) (*refusal, error) {
 	first := x.ev
 	own := *x.a // the goroutine outlives the exchange, whose access is reused
 	p.readTargets(ctx, &own)
+	own.targets.most = maxExportTargetReads
 	upstream := resp.Body
 	pr, pw := io.Pipe()
 	out := &streamBody{PipeReader: pr}

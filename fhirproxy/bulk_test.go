@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -450,6 +451,46 @@ func TestBulkExportConstrained(t *testing.T) {
 	f.up.reset()
 	if ids := ndjsonIDs(t, f.do("GET", f.proxyPath(obsFile), f.token("system/Observation.rs system/Patient.rs", everyLabel()), "").raw); len(ids) != 4 {
 		t.Errorf("an unconstrained token's file: %v", ids)
+	}
+}
+
+// TestBulkExportProvenanceReads: a Provenance file is judged by reading
+// the records its Provenances are about, each once, and far more of them
+// than a page's (maxTargetReads, 50): an export file holds every
+// Provenance of the type.
+func TestBulkExportProvenanceReads(t *testing.T) {
+	f, bs := newBulkFixture(t)
+	var provs []map[string]any
+	f.up.mu.Lock()
+	for i := range 120 {
+		id := "many-" + strconv.Itoa(i)
+		f.up.resources["Observation/"+id] = obs(id, "p1", "laboratory")
+		provs = append(provs, provenanceOf("pv-"+strconv.Itoa(i), "Observation/"+id), provenanceOf("pw-"+strconv.Itoa(i), "Observation/"+id))
+	}
+	f.up.mu.Unlock()
+	provs = append(provs, provenanceOf("pv-psy", "Observation/psy-1"))
+	bs.mu.Lock()
+	bs.files["/files/Provenance.ndjson"] = ndjson(provs...)
+	bs.polls = 1
+	bs.mu.Unlock()
+	tok := f.token("system/Observation.rs system/Provenance.rs", nil)
+	r := f.do("GET", "/$export?_type=Provenance", tok, "", "Prefer", "respond-async")
+	r = f.do("GET", f.proxyPath(r.header.Get("Content-Location")), tok, "")
+	var m struct{ Output []map[string]string }
+	_ = json.Unmarshal([]byte(r.raw), &m)
+	var file string
+	for _, o := range m.Output {
+		if o["type"] == "Provenance" {
+			file = o["url"]
+		}
+	}
+	f.up.reset()
+	got := ndjsonIDs(t, f.do("GET", f.proxyPath(file), tok, "").raw)
+	if len(got) != 240 || slices.Contains(got, "Provenance/pv-psy") {
+		t.Errorf("%d Provenances went, want the 240 about records the token may see", len(got))
+	}
+	if reads := len(f.up.requests()) - 1; reads != 121 {
+		t.Errorf("%d records read, want each of the 121 once", reads)
 	}
 }
 

@@ -2,6 +2,7 @@ package fhirproxy
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"io"
@@ -372,6 +373,9 @@ type targetReader struct {
 	// more are tried for this response, so a hung upstream costs one
 	// timeout, not one a Provenance.
 	failed bool
+	// most is how many records it may read; 0 means maxTargetReads (an
+	// export file's reader may read more: maxExportTargetReads).
+	most int
 }
 
 // readTargets readies a.targets for a response to a.
@@ -397,7 +401,7 @@ func (t *targetReader) judge(a *access, pr *projection) verdict {
 		}
 		v, ok := t.judged[ref]
 		if !ok {
-			if t.failed || len(t.judged) >= maxTargetReads {
+			if t.failed || len(t.judged) >= cmp.Or(t.most, maxTargetReads) {
 				return drop
 			}
 			var failure *refusal
