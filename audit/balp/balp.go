@@ -11,6 +11,7 @@ package balp
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -73,15 +74,7 @@ func shape(e audit.Event) (typ, subtype map[string]any, action, profile string) 
 		default:
 			action, profile = "E", variant("Query")
 		}
-		code := e.Interaction
-		switch code {
-		case "", "search":
-			code = "search-type"
-		case "history-instance":
-			code = "history-instance"
-		case "operation", "batch", "transaction", "capabilities", "history-type", "history-system", "search-system":
-		}
-		subtype = coding(Restful, code)
+		subtype = coding(Restful, restfulCode(e.Interaction))
 	case audit.TokenIssued, audit.TokenRefreshed, audit.TokenRefused, audit.CodeIssued:
 		typ, action, profile = coding(DCM, "110114"), "E", "IHE.IUA.71"
 		subtype = coding("urn:ihe:event-type-code", "ITI-71")
@@ -101,6 +94,28 @@ func shape(e audit.Event) (typ, subtype map[string]any, action, profile string) 
 	return typ, subtype, action, profile
 }
 
+// restfulCodes are the codes of R4's restful-interaction code system.
+var restfulCodes = []string{"read", "vread", "update", "patch", "delete", "history", "history-instance", "history-type",
+	"history-system", "create", "search", "search-type", "search-system", "capabilities", "transaction", "batch", "operation"}
+
+// restfulCode is the restful-interaction code of an event's interaction:
+// a compartment search is a search of its type, and a bulk export's status
+// and files are steps of the $export operation (the interaction itself
+// goes as a second subtype, SmartkitEvent's: extraSubtype). Anything not
+// in the code system is a search, as it always was for "".
+func restfulCode(interaction string) string {
+	switch interaction {
+	case "search-compartment", "", "search":
+		return "search-type"
+	case "export-status", "export-file":
+		return "operation"
+	}
+	if slices.Contains(restfulCodes, interaction) {
+		return interaction
+	}
+	return "search-type"
+}
+
 // outcome maps to the AuditEvent outcome codes: 0 success, 4 minor failure
 // (a client error), 8 serious failure (a refusal that matters to security).
 func outcome(e audit.Event) string {
@@ -111,6 +126,16 @@ func outcome(e audit.Event) string {
 		return "8"
 	}
 	return "4"
+}
+
+// subtypes are an event's subtype and, for a resource event whose
+// interaction the restful code does not name exactly (a compartment
+// search, a bulk export's status or file), smartkit's name for it.
+func subtypes(e audit.Event, subtype map[string]any) []any {
+	if (e.Type == audit.ResourceAllowed || e.Type == audit.ResourceRefused) && e.Interaction != "" && subtype["code"] != e.Interaction {
+		return []any{subtype, coding(SmartkitEvent, e.Interaction)}
+	}
+	return []any{subtype}
 }
 
 // resource builds the AuditEvent of one record.
@@ -124,7 +149,7 @@ func resource(r audit.Record, o Options) map[string]any {
 	ae := map[string]any{
 		"resourceType": "AuditEvent",
 		"type":         typ,
-		"subtype":      []any{subtype},
+		"subtype":      subtypes(e, subtype),
 		"action":       action,
 		"recorded":     t.UTC().Format(time.RFC3339Nano),
 		"outcome":      outcome(e),

@@ -10,6 +10,7 @@ import (
 
 	"github.com/smartkit/smartkit/audit"
 	"github.com/smartkit/smartkit/audit/balp"
+	"github.com/smartkit/smartkit/fhirproxy"
 )
 
 var allTypes = []audit.Type{audit.LaunchMinted, audit.AuthorizeAllowed, audit.AuthorizeRefused, audit.ConsentGranted, audit.ConsentRefused,
@@ -140,6 +141,37 @@ func TestValidateRefuses(t *testing.T) {
 	} {
 		if balp.Validate([]byte(bad)) == nil {
 			t.Errorf("Validate accepted %s", bad)
+		}
+	}
+}
+
+// TestRestfulSubtypes: every interaction fhirproxy audits exports with a
+// code of R4's restful-interaction code system; one the code does not
+// name exactly (a compartment search, a bulk export's status or file) is
+// named again in smartkit's.
+func TestRestfulSubtypes(t *testing.T) {
+	r4 := []string{"read", "vread", "update", "patch", "delete", "history", "history-instance", "history-type", "history-system",
+		"create", "search", "search-type", "search-system", "capabilities", "transaction", "batch", "operation"}
+	for _, k := range []fhirproxy.Kind{fhirproxy.Read, fhirproxy.VRead, fhirproxy.SearchType, fhirproxy.SearchCompart, fhirproxy.SearchSystem,
+		fhirproxy.HistoryInstance, fhirproxy.HistoryType, fhirproxy.HistorySystem, fhirproxy.Create, fhirproxy.Update, fhirproxy.Patch,
+		fhirproxy.Delete, fhirproxy.Operation, fhirproxy.Batch, fhirproxy.Capabilities, fhirproxy.ExportStatus, fhirproxy.ExportFile} {
+		e := audit.Event{Time: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), Type: audit.ResourceAllowed, Outcome: audit.Success,
+			ClientID: "job", Scopes: "system/*.rs", Interaction: string(k), Resource: "Observation"}
+		b, err := balp.Export(audit.Record{Seq: 1, Event: e}, balp.Options{Observer: "node-1"})
+		if err != nil {
+			t.Fatalf("%s: %v", k, err)
+		}
+		var ae struct {
+			Subtype []struct{ System, Code string }
+		}
+		_ = json.Unmarshal(b, &ae)
+		if len(ae.Subtype) == 0 || ae.Subtype[0].System != balp.Restful || !slices.Contains(r4, ae.Subtype[0].Code) {
+			t.Errorf("%s: subtype %+v", k, ae.Subtype)
+			continue
+		}
+		if exact := ae.Subtype[0].Code == string(k); exact != (len(ae.Subtype) == 1) ||
+			!exact && (ae.Subtype[1].System != balp.SmartkitEvent || ae.Subtype[1].Code != string(k)) {
+			t.Errorf("%s: subtype %+v", k, ae.Subtype)
 		}
 	}
 }
