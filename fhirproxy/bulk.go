@@ -489,7 +489,10 @@ func (x *exchange) exportFile(resp *http.Response) (*refusal, error) {
 			after.Reason = "export file: the client stopped reading (" + counts + ")"
 		case err != nil:
 			after.Type, after.Outcome = audit.ResourceRefused, audit.Failure
-			after.Reason = "export file cut (" + counts + "): " + ndjsonFailure(err)
+			// (what was judged to go may not have reached the client: nothing
+			// may have, not even the status, when the first line broke)
+			after.Reason = "export file cut: " + ndjsonFailure(err) + " (" + strconv.Itoa(f.sent) + " resources judged to go before it, " +
+				strconv.Itoa(f.removed) + " left out)"
 		default:
 			after.Reason = "export file sent (" + counts + ")"
 		}

@@ -653,5 +653,25 @@ func TestBulkExportUpstream(t *testing.T) {
 	bs.files["/files/Observation.ndjson"] = ndjson(obs("lab-1", "p1", "laboratory")) + `{"resourceType":"Observation","id":"x"` + "\n" + ndjson(obs("lab-2", "p2", "laboratory"))
 	bs.mu.Unlock()
 	f.audit.Reset()
-	cutStream(t, f, obsFile, tok, "lab-2", "export file cut (1 resources sent, 0 left out): the FHIR server sent a line that is not one JSON resource")
+	// The transfer fails, before the status (the client's Transport may
+	// then send the request again, on a reused connection, to the same
+	// end) or after it; nothing after the broken line goes, and each cut
+	// is audited with why.
+	req, _ := http.NewRequest("GET", f.base+obsFile, nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := http.DefaultClient.Do(req)
+	var body []byte
+	if err == nil {
+		body, err = io.ReadAll(resp.Body)
+		resp.Body.Close()
+	}
+	if err == nil || strings.Contains(string(body), "lab-2") {
+		t.Errorf("a file with a broken line: read %q, %v; want a failed transfer, nothing after the line", body, err)
+	}
+	waitFor(t, func() bool { return len(f.audit.Of(audit.ResourceRefused)) > 0 })
+	for _, ev := range f.audit.Of(audit.ResourceRefused) {
+		if ev.Outcome != audit.Failure || ev.Reason != "export file cut: the FHIR server sent a line that is not one JSON resource (1 resources judged to go before it, 0 left out)" {
+			t.Errorf("the cut audited as %+v", ev)
+		}
+	}
 }
