@@ -558,7 +558,7 @@ func (f *ndjsonFile) run(r io.Reader, limit int) error {
 		_ = f.w.WriteByte('\n')
 		f.sent++
 		f.labels = addLabels(f.labels, &pr)
-		if id := f.d.patientOf(&pr); len(f.d.ev.Patients) < maxExportPatients {
+		if id := f.d.patientOf(&pr); len(f.d.ev.Patients)+1 < maxExportPatients { // (+1: the first is ev.Patient)
 			f.d.add(&pr)
 		} else if id != "" && id != f.d.ev.Patient && !f.d.seen[id] {
 			f.capped = true

@@ -186,3 +186,37 @@ func BenchmarkExportFileBaseline(b *testing.B) {
 		_ = w.Flush()
 	}
 }
+
+// TestExportPatientsNamed: a download's audit event names the first
+// maxExportPatients patients disclosed, each once, and says when there
+// were more.
+func TestExportPatientsNamed(t *testing.T) {
+	a := testAccess("user/*.rs")
+	file := func(patients int) []byte {
+		var b bytes.Buffer
+		for i := range patients {
+			for range 2 { // two records each: a patient is named once
+				fmt.Fprintf(&b, `{"resourceType":"Observation","id":"o%d","subject":{"reference":"Patient/p%d"}}`+"\n", i, i)
+			}
+		}
+		return b.Bytes()
+	}
+	for _, c := range []struct {
+		lines  []byte
+		named  int
+		capped bool
+	}{{file(maxExportPatients + 5), maxExportPatients, true}, {file(maxExportPatients), maxExportPatients, false}, {file(3), 3, false}} {
+		ev := &audit.Event{}
+		nf := ndjsonFile{a: a, typ: "Observation", w: bufio.NewWriter(io.Discard), d: disclosure{ev: ev, a: a}}
+		if err := nf.run(bytes.NewReader(c.lines), 1<<20); err != nil {
+			t.Fatal(err)
+		}
+		seen := map[string]bool{ev.Patient: true}
+		for _, p := range ev.Patients {
+			seen[p] = true
+		}
+		if named := 1 + len(ev.Patients); named != c.named || len(seen) != named || nf.capped != c.capped {
+			t.Errorf("%d named (%d distinct), capped %v; want %d, %v", named, len(seen), nf.capped, c.named, c.capped)
+		}
+	}
+}
