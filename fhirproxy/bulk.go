@@ -156,10 +156,29 @@ func canExport(a *access, t string) bool {
 }
 
 // exportKickOff checks what a kick-off request must be beyond its
-// parameters: a GET asking for the asynchronous pattern.
-func exportKickOff(r *http.Request) *refusal {
-	if r.Method != http.MethodGet {
-		return refuse(http.StatusBadRequest, "not-supported", "send the $export kick-off as a GET (its parameters in the query)")
+// parameters: the asynchronous pattern asked for. A POSTed kick-off's
+// Parameters body (Bulk Data allows one) is read here, strictly, each
+// parameter a name and a primitive value, into in.Params, to be checked as
+// a GET's query is; the kick-off then goes upstream as that GET, which
+// every server takes (Proxy.forward).
+func (p *Proxy) exportKickOff(r *http.Request, in *Interaction) *refusal {
+	if r.Method == http.MethodPost {
+		b, err := io.ReadAll(io.LimitReader(r.Body, int64(p.Limits.url())+1))
+		switch {
+		case err != nil:
+			return refuse(http.StatusBadRequest, "invalid", "the request body could not be read")
+		case len(b) > p.Limits.url():
+			return refuse(http.StatusBadRequest, "too-costly", "the kick-off's parameters are too long")
+		}
+		params, ref := parseOperationBody(operation{}, header(r.Header, "Content-Type"), b)
+		if ref != nil {
+			return ref
+		}
+		if len(in.Params)+len(params) > p.Limits.params() {
+			return refuse(http.StatusBadRequest, "too-costly", "too many parameters")
+		}
+		in.Params = append(in.Params, params...)
+		r.Body = http.NoBody
 	}
 	for _, v := range r.Header["Prefer"] {
 		for pref := range strings.SplitSeq(v, ",") {

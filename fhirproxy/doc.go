@@ -437,8 +437,10 @@
 //     the files must match one, so a server that ignores _typeFilter sends
 //     no more. The kick-off takes _outputFormat (NDJSON) and _since; any
 //     other parameter (a _typeFilter of the client's, _elements, patient,
-//     …) and a POSTed kick-off are refused. The server's status URL comes
-//     back as a link of the proxy's: [base]/$export-poll-status?_job=….
+//     …) is refused. A POSTed kick-off's Parameters body is read strictly
+//     (a name and a primitive value each) and checked as a query is; it
+//     goes upstream as that GET. The server's status URL comes back as a
+//     link of the proxy's: [base]/$export-poll-status?_job=….
 //   - The status is polled (GET) or the export cancelled (DELETE) there.
 //     While it runs, the 202 and its X-Progress and Retry-After pass. The
 //     finished manifest is rewritten: each file's url becomes a link of the

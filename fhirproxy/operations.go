@@ -283,7 +283,7 @@ func isCodeableConcept(v json.RawMessage) bool {
 
 // primitiveValue are the value[x] a primitive operation parameter may take.
 var primitiveValue = map[string]bool{"valueString": true, "valueCode": true, "valueUri": true, "valueUrl": true, "valueCanonical": true,
-	"valueBoolean": true, "valueInteger": true, "valueDecimal": true, "valueDate": true, "valueDateTime": true}
+	"valueBoolean": true, "valueInteger": true, "valueDecimal": true, "valueDate": true, "valueDateTime": true, "valueInstant": true}
 
 // authorizeEverything authorises Patient/{id}/$everything, which needs
 // read and search of every type.

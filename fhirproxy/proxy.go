@@ -513,7 +513,7 @@ func (p *Proxy) admit(r *http.Request, in *Interaction, a *access) (*access, *re
 	case in.Kind == ExportStatus || in.Kind == ExportFile:
 		return a, p.followExport(in, a)
 	case in.Kind == Operation && in.Operation == exportOp:
-		if ref := exportKickOff(r); ref != nil {
+		if ref := p.exportKickOff(r, in); ref != nil {
 			return a, ref
 		}
 	}
@@ -688,6 +688,9 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, x *exchange) {
 	// a copy carrying just the headers that go upstream.
 	x.out = *r
 	x.out.Header = x.upstreamHeader(r)
+	if x.in.Kind == Operation && x.in.Operation == exportOp {
+		x.method = http.MethodGet // a POSTed kick-off's parameters were read into the query (exportKickOff)
+	}
 	if x.method != "" { // a conditional write resolved to another interaction
 		x.out.Method = x.method
 	}
