@@ -81,7 +81,8 @@ func (sb *Sandbox) portalHome(w http.ResponseWriter, r *http.Request, u smart.Us
 	for _, p := range ordinary {
 		patients = append(patients, choice{p.ID, p.ID + ": " + p.Name})
 	}
-	_ = portalPages.ExecuteTemplate(w, "home", map[string]any{"User": u, "Apps": list, "Patients": patients})
+	_ = portalPages.ExecuteTemplate(w, "home", map[string]any{"User": u, "Apps": list, "Patients": patients,
+		"Export": sb.FHIRBase + "/Group/" + PanelGroup + "/$export"})
 }
 
 type registerForm struct {
@@ -191,7 +192,7 @@ var portalPages = template.Must(template.New("portal").Parse(`
 <table id="apps"><tr><th>App</th><th>client_id</th><th>State</th><th>Scopes</th><th>Launch test</th></tr>
 {{range .Apps}}<tr><td>{{.Name}}</td><td><code>{{.ClientID}}</code></td><td>{{.State}}</td><td><code>{{.Scope}}</code></td>
 <td>{{if .Launchable}}<form method="get" action="/ehr/launch"><input type="hidden" name="client_id" value="{{.ClientID}}">
-<select name="patient">{{range $.Patients}}<option value="{{.ID}}">{{.Label}}</option>{{end}}</select> <button type="submit">Launch</button></form>{{else}}backend (no launch){{end}}</td></tr>
+<select name="patient">{{range $.Patients}}<option value="{{.ID}}">{{.Label}}</option>{{end}}</select> <button type="submit">Launch</button></form>{{else}}backend (no launch): try a bulk export of the test panel, <code class="export">GET {{$.Export}}</code> with <code>Prefer: respond-async</code>{{end}}</td></tr>
 {{end}}</table></body></html>{{end}}
 {{define "register"}}{{template "head" .}}<h1>Register an app</h1>
 {{if .Error}}<p id="error">{{.Error}}</p>{{end}}

@@ -97,6 +97,10 @@ func TestPortalRegistersAndLaunchTestsAnApp(t *testing.T) {
 	if !strings.Contains(home, id[1]) || !strings.Contains(home, `<option value="pt-nodemo">`) {
 		t.Fatalf("portal home:\n%s", home)
 	}
+	// A backend service (the example one) is offered a bulk export instead.
+	if !strings.Contains(home, `<code class="export">GET `+sb.FHIRBase+`/Group/grp-panel/$export</code>`) {
+		t.Fatalf("portal home offers no bulk export to the example backend:\n%s", home)
+	}
 	b.stop = "http://127.0.0.1:9999/"
 	final, _ := b.visit(sb.URL + "/ehr/launch?" + url.Values{"client_id": {id[1]}, "patient": {"pt-newborn"}}.Encode())
 	if !strings.HasPrefix(final, "http://127.0.0.1:9999/launch?") || !strings.Contains(final, "launch=") ||
