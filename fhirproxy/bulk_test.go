@@ -175,6 +175,26 @@ func (f *fixture) tokenFor(client, scope string) string {
 	return tok
 }
 
+// manifestOf kicks an export off through the proxy with tok and returns
+// its finished manifest's output (the status answers at once).
+func (bs *bulkServer) manifestOf(t *testing.T, tok, kickOff string) []map[string]any {
+	t.Helper()
+	f := bs.f
+	bs.mu.Lock()
+	bs.polls = 1
+	bs.mu.Unlock()
+	r := f.do("GET", kickOff, tok, "", "Prefer", "respond-async")
+	if r.status != http.StatusAccepted {
+		t.Fatalf("kick-off %s: %d %s", kickOff, r.status, r.raw)
+	}
+	r = f.do("GET", f.proxyPath(r.header.Get("Content-Location")), tok, "")
+	var m struct{ Output []map[string]any }
+	if err := json.Unmarshal([]byte(r.raw), &m); err != nil || r.status != http.StatusOK {
+		t.Fatalf("manifest: %d %s", r.status, r.raw)
+	}
+	return m.Output
+}
+
 // proxyPath is a link of the proxy's, below its base, as f.do takes it.
 func (f *fixture) proxyPath(link string) string {
 	f.t.Helper()
@@ -420,15 +440,8 @@ func TestBulkExportConstrained(t *testing.T) {
 		f.up.requests()[0].URL.Query().Get("_typeFilter") != "Observation?category=laboratory%2Cvital-signs" {
 		t.Errorf("an OR list: %d, upstream %s", r.status, f.up.requests()[0].URL.RawQuery)
 	}
-	bs.mu.Lock()
-	bs.polls = 1
-	bs.mu.Unlock()
-	r := f.do("GET", "/$export", tok, "", "Prefer", "respond-async")
-	r = f.do("GET", f.proxyPath(r.header.Get("Content-Location")), tok, "")
-	var m struct{ Output []map[string]any }
-	_ = json.Unmarshal([]byte(r.raw), &m)
 	var obsFile string
-	for _, o := range m.Output {
+	for _, o := range bs.manifestOf(t, tok, "/$export") {
 		_, counted := o["count"]
 		switch o["type"] {
 		case "Observation":
@@ -442,8 +455,7 @@ func TestBulkExportConstrained(t *testing.T) {
 			}
 		}
 	}
-	r = f.do("GET", f.proxyPath(obsFile), tok, "")
-	if ids := ndjsonIDs(t, r.raw); !slices.Equal(ids, []string{"Observation/lab-1", "Observation/psy-1", "Observation/lab-2"}) {
+	if ids := ndjsonIDs(t, f.do("GET", f.proxyPath(obsFile), tok, "").raw); !slices.Equal(ids, []string{"Observation/lab-1", "Observation/psy-1", "Observation/lab-2"}) {
 		t.Errorf("the constrained Observation file: %v (vs-1 is vital-signs)", ids)
 	}
 	// The token's scopes at download decide: one that reads Observation
@@ -471,17 +483,12 @@ func TestBulkExportProvenanceReads(t *testing.T) {
 	provs = append(provs, provenanceOf("pv-psy", "Observation/psy-1"))
 	bs.mu.Lock()
 	bs.files["/files/Provenance.ndjson"] = ndjson(provs...)
-	bs.polls = 1
 	bs.mu.Unlock()
 	tok := f.token("system/Observation.rs system/Provenance.rs", nil)
-	r := f.do("GET", "/$export?_type=Provenance", tok, "", "Prefer", "respond-async")
-	r = f.do("GET", f.proxyPath(r.header.Get("Content-Location")), tok, "")
-	var m struct{ Output []map[string]string }
-	_ = json.Unmarshal([]byte(r.raw), &m)
 	var file string
-	for _, o := range m.Output {
+	for _, o := range bs.manifestOf(t, tok, "/$export?_type=Provenance") {
 		if o["type"] == "Provenance" {
-			file = o["url"]
+			file = o["url"].(string)
 		}
 	}
 	f.up.reset()
