@@ -89,8 +89,9 @@ type Event struct {
 	Interaction string // FHIR interaction, e.g. "read", "search"
 	Resource    string // FHIR reference, e.g. "Observation/123"
 	// Resources are what the entries of a batch or transaction name, in
-	// order: Type/id, or the type alone (a create, a search). Empty is
-	// left out of the event's JSON, as Labels is.
+	// order: Type/id, or the type alone (a create, a search); for a bulk
+	// export's kick-off, the types it exports. Empty is left out of the
+	// event's JSON, as Labels is.
 	Resources []string `json:",omitempty"`
 
 	LaunchRef string // Ref of the launch id, never the id

@@ -334,6 +334,9 @@ func (x *exchange) inspectExport(resp *http.Response) (*refusal, error) {
 		}
 		resp.Header["Content-Location"] = []string{x.p.exportLink(x.a, exportStatusOp, exportJobParam, exportRef{Use: "job", Upstream: rest})}
 		x.ev.Reason = "export accepted: its status is followed through the proxy"
+		for _, t := range values(x.in.Params, "_type") { // what it exports ("who exported what"); none: every type its scopes allow
+			x.ev.Resources = append(x.ev.Resources, strings.Split(t, ",")...)
+		}
 		noBody(resp)
 		return nil, nil
 	}

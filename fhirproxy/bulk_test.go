@@ -241,6 +241,10 @@ func TestBulkExport(t *testing.T) {
 	if !strings.HasPrefix(status, f.base+"/$export-poll-status?_job=") || strings.Contains(status, bs.ts.URL) || r.raw != "" {
 		t.Fatalf("kick-off answer: Content-Location %q, body %q", status, r.raw)
 	}
+	if evs := f.audit.Events(); len(evs) != 1 || evs[0].Interaction != "operation" || !slices.Equal(evs[0].Resources, []string{"Patient", "Observation"}) ||
+		evs[0].ClientID != "app" || evs[0].Type != audit.ResourceAllowed {
+		t.Errorf("the kick-off's audit event (it names what is exported): %+v", evs)
+	}
 	f.up.reset()
 
 	// Running: the progress passes, the server's body (naming its base) does not.
