@@ -192,8 +192,9 @@ func (p *Proxy) exportKickOff(r *http.Request, in *Interaction) *refusal {
 
 // authorizeExport authorises a kick-off and rebuilds its parameters: the
 // types it exports (named, or those the token may export), the output
-// format and _since, each checked.
-func authorizeExport(in *Interaction, a *access) *refusal {
+// format and _since, each checked. users: user/ tokens may export too
+// (Proxy.UserExports).
+func authorizeExport(in *Interaction, a *access, users bool) *refusal {
 	forbidden := func(msg string) *refusal { return refuse(http.StatusForbidden, "forbidden", msg) }
 	invalid := func(msg string) *refusal { return refuse(http.StatusBadRequest, "invalid", msg) }
 	switch {
@@ -201,8 +202,11 @@ func authorizeExport(in *Interaction, a *access) *refusal {
 	default:
 		return forbidden("$export runs at system level, on Patient, or on a Group")
 	}
-	if a.patient != "" {
-		return forbidden("a token with patient context cannot export: bulk export is for system/ and user/ tokens")
+	switch {
+	case a.patient != "":
+		return forbidden("a token with patient context cannot export: bulk export is for backend services (system/ scopes)")
+	case a.ctx == scopes.User && !users:
+		return forbidden("a user/ token cannot export here: bulk export is for backend services (system/ scopes)")
 	}
 	if in.Type == "Group" && !a.tok.Scopes.Allows(scopes.Access{Context: a.ctx, Type: "Group", Perms: scopes.Read}) {
 		return forbidden("exporting a Group needs the r letter on Group")

@@ -577,6 +577,7 @@ func TestBulkExportRefused(t *testing.T) {
 		{"no type exportable", "GET", "/$export", f.token("system/Observation.r system/Patient.s", nil), async, 403},
 		{"a Group without Group read", "GET", "/Group/g1/$export", tok, async, 403},
 		{"no token", "GET", "/$export", "", async, 401},
+		{"a user/ token (Proxy.UserExports off)", "GET", "/$export?_type=Observation", f.token("user/Observation.rs", nil), async, 403},
 	} {
 		f.refused(c.name, f.do(c.method, c.target, c.tok, "", c.hdr...), c.status)
 	}
@@ -590,6 +591,11 @@ func TestBulkExportRefused(t *testing.T) {
 	f.up.reset()
 	if r := f.do("GET", "/Group/g1/$export", grouped, "", async...); r.status != http.StatusAccepted {
 		t.Errorf("a Group: %d %s", r.status, r.raw)
+	}
+	// A host may let user/ tokens export too.
+	f.proxy.UserExports = true
+	if r := f.do("GET", "/$export?_type=Observation", f.token("user/Observation.rs", nil), "", async...); r.status != http.StatusAccepted {
+		t.Errorf("a user/ token with UserExports: %d %s", r.status, r.raw)
 	}
 }
 

@@ -424,8 +424,10 @@
 // Bulk Data Access), each step authorised and audited as any request:
 //
 //   - The kick-off (GET [base]/$export, [base]/Patient/$export or
-//     [base]/Group/{id}/$export, with Prefer: respond-async) needs a token
-//     without patient context, r and s on every type it names in _type,
+//     [base]/Group/{id}/$export, with Prefer: respond-async) needs a
+//     backend service's system/ token (a user/ one too where
+//     Proxy.UserExports allows it; never one with patient context), r and
+//     s on every type it names in _type,
 //     and r on Group for a Group (which, for a clearance short of every
 //     label, must be one it may see). Without _type the proxy names the
 //     types the token may export, unless a wildcard scope allows every

@@ -93,7 +93,12 @@ type Proxy struct {
 	// every patient's Observations names none. With it such answers cost
 	// the reading the others get.
 	AuditEveryDisclosure bool
-	Limits               Limits
+	// UserExports lets user/ tokens run a bulk export ($export) as
+	// system/ tokens (backend services) may. Off, only system/ tokens
+	// export: a user-facing app reaches the same records by searches, page
+	// by page, not a whole population in one request.
+	UserExports bool
+	Limits      Limits
 	// AllowOrigin reports whether a browser app at origin may read the
 	// responses to requests made with clientID's token (CORS); see
 	// RegisteredOrigins. nil answers no cross-origin request except for
