@@ -3,14 +3,12 @@ package fhirproxy
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"io"
-	"mime"
 	"net/http"
 	"slices"
 	"strconv"
@@ -94,15 +92,20 @@ func (p *Proxy) openExport(token, use string, now time.Time) (exportRef, bool) {
 	return ref, true
 }
 
-// exportLink is the proxy's address for what an export link names: on
-// Base, or on the token's audience (the FHIR base it reached the proxy at).
-func (p *Proxy) exportLink(a *access, op, param string, ref exportRef) string {
+// publicBase is the proxy's FHIR base as the token's client reaches it:
+// Base, or the token's audience (the FHIR base it was issued for).
+func (p *Proxy) publicBase(a *access) string {
 	base := p.Base
 	if base == "" {
 		base = a.tok.Audience
 	}
+	return strings.TrimSuffix(base, "/")
+}
+
+// exportLink is the proxy's address for what an export link names.
+func (p *Proxy) exportLink(a *access, op, param string, ref exportRef) string {
 	ref.Client, ref.Subject, ref.Expires = a.tok.ClientID, a.tok.Subject, time.Now().Add(exportTTL).Unix()
-	return strings.TrimSuffix(base, "/") + "/" + op + "?" + param + "=" + p.signExport(ref)
+	return p.publicBase(a) + "/" + op + "?" + param + "=" + p.signExport(ref)
 }
 
 // exporting reports whether an interaction is a step of a bulk export.
@@ -156,30 +159,11 @@ func canExport(a *access, t string) bool {
 }
 
 // exportKickOff checks what a kick-off request must be beyond its
-// parameters: the asynchronous pattern asked for. A POSTed kick-off's
-// Parameters body (Bulk Data allows one) is read here, strictly, each
-// parameter a name and a primitive value, into in.Params, to be checked as
-// a GET's query is; the kick-off then goes upstream as that GET, which
-// every server takes (Proxy.forward).
-func (p *Proxy) exportKickOff(r *http.Request, in *Interaction) *refusal {
-	if r.Method == http.MethodPost {
-		b, err := io.ReadAll(io.LimitReader(r.Body, int64(p.Limits.url())+1))
-		switch {
-		case err != nil:
-			return refuse(http.StatusBadRequest, "invalid", "the request body could not be read")
-		case len(b) > p.Limits.url():
-			return refuse(http.StatusBadRequest, "too-costly", "the kick-off's parameters are too long")
-		}
-		params, ref := parseOperationBody(operation{}, header(r.Header, "Content-Type"), b)
-		if ref != nil {
-			return ref
-		}
-		if len(in.Params)+len(params) > p.Limits.params() {
-			return refuse(http.StatusBadRequest, "too-costly", "too many parameters")
-		}
-		in.Params = append(in.Params, params...)
-		r.Body = http.NoBody
-	}
+// parameters: the asynchronous pattern asked for. A POSTed kick-off
+// (Bulk Data allows one) has had its Parameters body read strictly into
+// in.Params on admission, to be checked as a GET's query is; it goes
+// upstream as that GET, which every server takes (Proxy.forward).
+func exportKickOff(r *http.Request) *refusal {
 	for _, v := range r.Header["Prefer"] {
 		for pref := range strings.SplitSeq(v, ",") {
 			if strings.EqualFold(strings.TrimSpace(pref), "respond-async") {
@@ -274,10 +258,8 @@ func authorizeExport(in *Interaction, a *access, users bool) *refusal {
 		out = append(out, Param{Name: "_type", Value: strings.Join(types, ",")})
 	}
 	for _, t := range types {
-		if held, _ := exportable(a, t); held != nil {
-			for _, f := range typeFilters(a, t) {
-				out = append(out, Param{Name: "_typeFilter", Value: f})
-			}
+		for _, f := range typeFilters(a, t) { // none for a type exported with no constraint
+			out = append(out, Param{Name: "_typeFilter", Value: f})
 		}
 	}
 	in.Params = out
@@ -354,16 +336,8 @@ func (x *exchange) inspectExport(resp *http.Response) (*refusal, error) {
 	return refuse(http.StatusBadGateway, "invalid", "the FHIR server answered the export status with "+strconv.Itoa(resp.StatusCode)), nil
 }
 
-// noBody empties a response.
-func noBody(resp *http.Response) {
-	resp.Body.Close()
-	resp.Body, resp.ContentLength = http.NoBody, 0
-	resp.Header["Content-Length"] = []string{"0"}
-	delete(resp.Header, "Content-Type")
-}
-
-// exportFile is one entry of a manifest's output or error array.
-type exportFile struct {
+// manifestFile is one entry of a manifest's output, error or deleted array.
+type manifestFile struct {
 	Type  string `json:"type"`
 	URL   string `json:"url"`
 	Count *int64 `json:"count,omitempty"`
@@ -379,21 +353,22 @@ func (x *exchange) manifest(resp *http.Response) (*refusal, error) {
 		return nil, err
 	}
 	invalid := refuse(http.StatusBadGateway, "invalid", "the FHIR server's export manifest is not one the proxy can read")
+	elsewhere := refuse(http.StatusBadGateway, "not-supported", "the FHIR server's export files are not on its base, where the proxy can read and judge them")
 	if int64(len(body)) > x.p.Limits.resp() || !jsonMediaType(header(resp.Header, "Content-Type")) || jsonstrict.Check(body) != nil {
 		return invalid, nil
 	}
 	var m struct {
-		TransactionTime string       `json:"transactionTime"`
-		Request         string       `json:"request"`
-		Output          []exportFile `json:"output"`
-		Error           []exportFile `json:"error"`
-		Deleted         []exportFile `json:"deleted"`
+		TransactionTime string         `json:"transactionTime"`
+		Request         string         `json:"request"`
+		Output          []manifestFile `json:"output"`
+		Error           []manifestFile `json:"error"`
+		Deleted         []manifestFile `json:"deleted"`
 	}
 	if json.Unmarshal(body, &m) != nil || m.TransactionTime == "" {
 		return invalid, nil
 	}
 	a := x.a
-	relink := func(f exportFile, typ string) (exportFile, bool) {
+	relink := func(f manifestFile, typ string) (manifestFile, bool) {
 		rest, ok := a.local(f.URL)
 		if !ok || rest == "" {
 			return f, false
@@ -405,19 +380,15 @@ func (x *exchange) manifest(resp *http.Response) (*refusal, error) {
 		return f, true
 	}
 	out := struct {
-		TransactionTime     string       `json:"transactionTime"`
-		Request             string       `json:"request"`
-		RequiresAccessToken bool         `json:"requiresAccessToken"`
-		Output              []exportFile `json:"output"`
-		Error               []exportFile `json:"error"`
-		Deleted             []exportFile `json:"deleted,omitempty"`
-	}{TransactionTime: m.TransactionTime, Request: m.Request, RequiresAccessToken: true, Output: []exportFile{}, Error: []exportFile{}}
+		TransactionTime     string         `json:"transactionTime"`
+		Request             string         `json:"request"`
+		RequiresAccessToken bool           `json:"requiresAccessToken"`
+		Output              []manifestFile `json:"output"`
+		Error               []manifestFile `json:"error"`
+		Deleted             []manifestFile `json:"deleted,omitempty"`
+	}{TransactionTime: m.TransactionTime, Request: m.Request, RequiresAccessToken: true, Output: []manifestFile{}, Error: []manifestFile{}}
 	if rest, ok := a.local(m.Request); ok {
-		base := x.p.Base
-		if base == "" {
-			base = a.tok.Audience
-		}
-		out.Request = strings.TrimSuffix(base, "/") + rest
+		out.Request = x.p.publicBase(a) + rest
 	}
 	left := 0
 	for _, f := range m.Output {
@@ -430,18 +401,18 @@ func (x *exchange) manifest(resp *http.Response) (*refusal, error) {
 			continue
 		}
 		moved, ok := relink(f, f.Type)
+		if !ok {
+			return elsewhere, nil
+		}
 		if held != nil {
 			moved.Count = nil // the records that do not match are left out
-		}
-		if !ok {
-			return refuse(http.StatusBadGateway, "not-supported", "the FHIR server's export files are not on its base, where the proxy can read and judge them"), nil
 		}
 		out.Output = append(out.Output, moved)
 	}
 	for _, f := range m.Error {
 		moved, ok := relink(f, "OperationOutcome")
 		if !ok {
-			return refuse(http.StatusBadGateway, "not-supported", "the FHIR server's export files are not on its base, where the proxy can read and judge them"), nil
+			return elsewhere, nil
 		}
 		moved.Type = "OperationOutcome"
 		out.Error = append(out.Error, moved)
@@ -457,7 +428,7 @@ func (x *exchange) manifest(resp *http.Response) (*refusal, error) {
 		for _, f := range m.Deleted {
 			moved, ok := relink(f, "Bundle")
 			if !ok {
-				return refuse(http.StatusBadGateway, "not-supported", "the FHIR server's export files are not on its base, where the proxy can read and judge them"), nil
+				return elsewhere, nil
 			}
 			moved.Type, moved.Count = "Bundle", nil
 			out.Deleted = append(out.Deleted, moved)
@@ -473,12 +444,6 @@ func (x *exchange) manifest(resp *http.Response) (*refusal, error) {
 	return nil, nil
 }
 
-// ndjsonMediaType reports whether a Content-Type names NDJSON.
-func ndjsonMediaType(ct string) bool {
-	mt, _, err := mime.ParseMediaType(ct)
-	return err == nil && (mt == ndjsonType || mt == "application/ndjson" || mt == "application/x-ndjson")
-}
-
 // exportFile replaces a file's body with the judged stream of its lines.
 // The event is recorded by the caller before anything is sent; a second
 // one follows when the file ends, naming the patients disclosed.
@@ -487,7 +452,7 @@ func (x *exchange) exportFile(resp *http.Response) (*refusal, error) {
 	switch {
 	case resp.StatusCode != http.StatusOK:
 		return refuse(http.StatusBadGateway, "invalid", "the FHIR server answered the export file with "+strconv.Itoa(resp.StatusCode)), nil
-	case !ndjsonMediaType(header(resp.Header, "Content-Type")):
+	case !mediaTypeOf(header(resp.Header, "Content-Type"), ndjsonType, "application/ndjson", "application/x-ndjson"):
 		return refuse(http.StatusBadGateway, "not-supported", "the FHIR server answered the export file in a format the proxy cannot inspect"), nil
 	case header(resp.Header, "Content-Encoding") != "":
 		return refuse(http.StatusBadGateway, "not-supported", "the FHIR server answered compressed"), nil
@@ -498,16 +463,12 @@ func (x *exchange) exportFile(resp *http.Response) (*refusal, error) {
 	own := *x.a // the goroutine outlives the exchange, whose access is reused
 	p.readTargets(ctx, &own)
 	own.targets.most = maxExportTargetReads
-	upstream := resp.Body
-	pr, pw := io.Pipe()
-	out := &streamBody{PipeReader: pr}
-	typ, deleted := x.in.Type, x.in.deleted
-	go func() {
-		after := first
-		f := ndjsonFile{a: &own, typ: typ, deleted: deleted, w: bufio.NewWriterSize(pw, 32<<10), d: disclosure{ev: &after, a: &own}}
-		err := f.run(upstream, int(min(p.Limits.resp(), 1<<30)))
-		upstream.Close()
-		pw.CloseWithError(err)
+	after := first
+	f := ndjsonFile{a: &own, typ: x.in.Type, deleted: x.in.deleted, d: disclosure{ev: &after, a: &own, most: maxExportPatients}}
+	p.pipeBody(ctx, resp, []string{ndjsonType}, func(upstream io.Reader, w io.Writer) error {
+		f.w = bufio.NewWriterSize(w, 32<<10)
+		return f.run(upstream, int(min(p.Limits.resp(), 1<<30)))
+	}, func(err error, _ bool) *audit.Event {
 		after.Labels = f.labels
 		counts := strconv.Itoa(f.sent) + " resources sent, " + strconv.Itoa(f.removed) + " left out"
 		switch {
@@ -522,17 +483,11 @@ func (x *exchange) exportFile(resp *http.Response) (*refusal, error) {
 		default:
 			after.Reason = "export file sent (" + counts + ")"
 		}
-		if f.capped {
+		if f.d.capped {
 			after.Reason += "; the first " + strconv.Itoa(maxExportPatients) + " patients disclosed are named"
 		}
-		if err := p.record(context.WithoutCancel(ctx), &after); err != nil {
-			p.logger().ErrorContext(ctx, "fhirproxy: an export file's outcome could not be audited", "err", err)
-		}
-	}()
-	resp.Body = out
-	resp.ContentLength = -1
-	delete(resp.Header, "Content-Length")
-	resp.Header["Content-Type"] = []string{ndjsonType}
+		return &after
+	})
 	return nil, nil
 }
 
@@ -558,7 +513,6 @@ type ndjsonFile struct {
 	d             disclosure
 	labels        []string
 	sent, removed int
-	capped        bool
 }
 
 func (f *ndjsonFile) run(r io.Reader, limit int) error {
@@ -584,11 +538,7 @@ func (f *ndjsonFile) run(r io.Reader, limit int) error {
 		_ = f.w.WriteByte('\n')
 		f.sent++
 		f.labels = addLabels(f.labels, &pr)
-		if id := f.d.patientOf(&pr); len(f.d.ev.Patients)+1 < maxExportPatients { // (+1: the first is ev.Patient)
-			f.d.add(&pr)
-		} else if id != "" && id != f.d.ev.Patient && !f.d.seen[id] {
-			f.capped = true
-		}
+		f.d.add(&pr)
 	}
 	if err := sc.Err(); err != nil {
 		return err

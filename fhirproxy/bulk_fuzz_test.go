@@ -207,7 +207,7 @@ func TestExportPatientsNamed(t *testing.T) {
 		capped bool
 	}{{file(maxExportPatients + 5), maxExportPatients, true}, {file(maxExportPatients), maxExportPatients, false}, {file(3), 3, false}} {
 		ev := &audit.Event{}
-		nf := ndjsonFile{a: a, typ: "Observation", w: bufio.NewWriter(io.Discard), d: disclosure{ev: ev, a: a}}
+		nf := ndjsonFile{a: a, typ: "Observation", w: bufio.NewWriter(io.Discard), d: disclosure{ev: ev, a: a, most: maxExportPatients}}
 		if err := nf.run(bytes.NewReader(c.lines), 1<<20); err != nil {
 			t.Fatal(err)
 		}
@@ -215,8 +215,8 @@ func TestExportPatientsNamed(t *testing.T) {
 		for _, p := range ev.Patients {
 			seen[p] = true
 		}
-		if named := 1 + len(ev.Patients); named != c.named || len(seen) != named || nf.capped != c.capped {
-			t.Errorf("%d named (%d distinct), capped %v; want %d, %v", named, len(seen), nf.capped, c.named, c.capped)
+		if named := 1 + len(ev.Patients); named != c.named || len(seen) != named || nf.d.capped != c.capped {
+			t.Errorf("%d named (%d distinct), capped %v; want %d, %v", named, len(seen), nf.d.capped, c.named, c.capped)
 		}
 	}
 }

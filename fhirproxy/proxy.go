@@ -494,15 +494,18 @@ func (p *Proxy) admit(r *http.Request, in *Interaction, a *access) (*access, *re
 	}
 	p.accessFor(a, tok)
 	// A POSTed operation's Parameters body is authorised with its query,
-	// so it is read here, once the token is known to be good.
-	if op, ok := tableOperation(in); ok && r.Method == http.MethodPost {
+	// so it is read here, once the token is known to be good. A bulk
+	// export's kick-off has all its parameters there (Bulk Data), checked
+	// with the query's and sent upstream in it, as a GET (exportKickOff).
+	kickOff := in.Kind == Operation && in.Operation == exportOp
+	if op, ok := tableOperation(in); (ok || kickOff) && r.Method == http.MethodPost {
 		b, err := io.ReadAll(io.LimitReader(r.Body, p.Limits.body()+1))
 		switch {
 		case err != nil:
 			return a, refuse(http.StatusBadRequest, "invalid", "the request body could not be read")
 		case int64(len(b)) > p.Limits.body():
 			return a, refuse(http.StatusRequestEntityTooLarge, "too-costly", "the request body is too large")
-		case len(b) > 0:
+		case len(b) > 0 || kickOff:
 			params, ref := parseOperationBody(op, header(r.Header, "Content-Type"), b)
 			if ref != nil {
 				return a, ref
@@ -510,15 +513,19 @@ func (p *Proxy) admit(r *http.Request, in *Interaction, a *access) (*access, *re
 			if len(in.Params)+len(params) > p.Limits.params() {
 				return a, refuse(http.StatusBadRequest, "too-costly", "too many parameters")
 			}
-			in.opBody, in.bodyParams = b, params
+			if kickOff {
+				in.Params = append(in.Params, params...)
+			} else {
+				in.opBody, in.bodyParams = b, params
+			}
 		}
 		r.Body = http.NoBody
 	}
 	switch {
 	case in.Kind == ExportStatus || in.Kind == ExportFile:
 		return a, p.followExport(in, a)
-	case in.Kind == Operation && in.Operation == exportOp:
-		if ref := p.exportKickOff(r, in); ref != nil {
+	case kickOff:
+		if ref := exportKickOff(r); ref != nil {
 			return a, ref
 		}
 	}

@@ -91,9 +91,7 @@ func (x *exchange) inspect(resp *http.Response) (*refusal, error) {
 		// (write-only scopes, or labels the server added): answer as for
 		// Prefer: return=minimal rather than with a 404 that would lie.
 		ev.Reason = "written; the stored resource is not readable with this token: body withheld"
-		resp.Body, resp.ContentLength = http.NoBody, 0
-		resp.Header.Set("Content-Length", "0")
-		resp.Header.Del("Content-Type")
+		noBody(resp)
 		return nil, nil
 	}
 	if ref == nil && len(kept) == 1 && kept[0] == &a.top && a.bound(kept[0]) {
@@ -151,12 +149,32 @@ func (x *exchange) inspect(resp *http.Response) (*refusal, error) {
 	return nil, nil
 }
 
+// noBody empties a response (its body closed): a write's answer the token
+// may not read, a bulk export's kick-off and status.
+func noBody(resp *http.Response) {
+	resp.Body.Close()
+	resp.Body, resp.ContentLength = http.NoBody, 0
+	resp.Header["Content-Length"] = []string{"0"}
+	delete(resp.Header, "Content-Type")
+}
+
 // jsonMediaType reports whether a Content-Type is application/fhir+json or
 // application/json, with any parameters.
 func jsonMediaType(ct string) bool {
+	return mediaTypeOf(ct, "application/fhir+json", "application/json")
+}
+
+// mediaTypeOf reports whether a Content-Type names one of the media types
+// given (lower case), with any parameters.
+func mediaTypeOf(ct string, types ...string) bool {
 	mt, _, _ := strings.Cut(ct, ";")
 	mt = strings.TrimSpace(mt)
-	return strings.EqualFold(mt, "application/fhir+json") || strings.EqualFold(mt, "application/json")
+	for _, t := range types {
+		if strings.EqualFold(mt, t) {
+			return true
+		}
+	}
+	return false
 }
 
 // readBody reads at most limit+1 bytes of a response: when the length is
@@ -210,21 +228,34 @@ type disclosure struct {
 	ev   *audit.Event
 	a    *access
 	seen map[string]bool // once Patients is long enough to search slowly
+	// most, when set, bounds the patients named (Patient and Patients);
+	// capped says a patient past it went unnamed.
+	most   int
+	capped bool
 }
 
 func (d *disclosure) add(pr *projection) {
 	id := d.patientOf(pr)
 	ev := d.ev
+	full := d.most > 0 && 1+len(ev.Patients) >= d.most
 	switch {
 	case id == "" || id == ev.Patient:
 	case ev.Patient == "":
 		ev.Patient = id
 	case d.seen != nil:
 		if !d.seen[id] {
+			if full {
+				d.capped = true
+				return
+			}
 			d.seen[id] = true
 			ev.Patients = append(ev.Patients, id)
 		}
 	case !slices.Contains(ev.Patients, id):
+		if full {
+			d.capped = true
+			return
+		}
 		ev.Patients = append(ev.Patients, id)
 		if len(ev.Patients) == 16 {
 			d.seen = make(map[string]bool, 64)

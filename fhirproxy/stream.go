@@ -251,27 +251,24 @@ func (st *streamer) entry(e bundleEntry) error {
 // out (it lists their labels).
 func (p *Proxy) stream(ctx context.Context, resp *http.Response, head []byte, a *access, typ string, assumed bool, ev *audit.Event) {
 	ev.Reason = "Bundle streamed: entries judged as they pass"
-	upstream := resp.Body
-	pr, pw := io.Pipe()
-	out := &streamBody{PipeReader: pr}
 	own := *a // the goroutine may outlive the exchange, whose access is reused
 	p.readTargets(ctx, &own)
-	st := newStreamer(jsonstrict.NewStreamScanner(io.MultiReader(bytes.NewReader(head), upstream), int(min(p.Limits.resp(), 1<<30))),
-		bufio.NewWriterSize(pw, 32<<10), &own, assumed, ev.Patient)
-	st.typ = typ
 	first := *ev
-	go func() {
-		err := st.run()
-		upstream.Close()
-		pw.CloseWithError(err)
+	var st *streamer
+	p.pipeBody(ctx, resp, fhirJSON, func(upstream io.Reader, w io.Writer) error {
+		st = newStreamer(jsonstrict.NewStreamScanner(io.MultiReader(bytes.NewReader(head), upstream), int(min(p.Limits.resp(), 1<<30))),
+			bufio.NewWriterSize(w, 32<<10), &own, assumed, first.Patient)
+		st.typ = typ
+		return st.run()
+	}, func(err error, read bool) *audit.Event {
 		named := st.who.Patient != first.Patient || len(st.who.Patients) > 0
 		if err == nil && !st.removed && len(st.labels) == 0 && !named {
-			return
+			return nil
 		}
 		after := first
 		after.Labels, after.Patient, after.Patients = st.labels, st.who.Patient, st.who.Patients
 		switch {
-		case errors.Is(err, io.ErrClosedPipe) && !out.read.Load():
+		case errors.Is(err, io.ErrClosedPipe) && !read:
 			after.Reason = "streamed Bundle: refused before anything was sent"
 		case errors.Is(err, io.ErrClosedPipe):
 			after.Reason = "streamed Bundle: the client stopped reading after " + strconv.Itoa(st.sent) + " entries"
@@ -285,14 +282,33 @@ func (p *Proxy) stream(ctx context.Context, resp *http.Response, head []byte, a 
 		default:
 			after.Reason = "streamed Bundle: the patients whose records went out"
 		}
-		if err := p.record(context.WithoutCancel(ctx), &after); err != nil {
-			p.logger().ErrorContext(ctx, "fhirproxy: a streamed response's outcome could not be audited", "err", err)
+		return &after
+	})
+}
+
+// pipeBody replaces a response's body with what fill writes as it reads
+// the upstream's, in a goroutine (which may outlive the exchange); the
+// upstream's body is closed when fill returns, and the answer ends there,
+// cut if fill failed. done then says, from fill's error and whether the
+// client read anything, what to record of how it ended (nil: nothing).
+func (p *Proxy) pipeBody(ctx context.Context, resp *http.Response, contentType []string,
+	fill func(upstream io.Reader, w io.Writer) error, done func(err error, read bool) *audit.Event) {
+	upstream := resp.Body
+	pr, pw := io.Pipe()
+	out := &streamBody{PipeReader: pr}
+	go func() {
+		err := fill(upstream, pw)
+		upstream.Close()
+		pw.CloseWithError(err)
+		if ev := done(err, out.read.Load()); ev != nil {
+			if err := p.record(context.WithoutCancel(ctx), ev); err != nil {
+				p.logger().ErrorContext(ctx, "fhirproxy: a streamed response's outcome could not be audited", "err", err)
+			}
 		}
 	}()
-	resp.Body = out
-	resp.ContentLength = -1
+	resp.Body, resp.ContentLength = out, -1
 	delete(resp.Header, "Content-Length")
-	resp.Header["Content-Type"] = fhirJSON
+	resp.Header["Content-Type"] = contentType
 }
 
 // streamBody is the filtered stream as ReverseProxy reads it; it notes
