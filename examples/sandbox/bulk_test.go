@@ -18,12 +18,7 @@ import (
 // panel is.
 func TestBulkExportThroughTheProxy(t *testing.T) {
 	sb := startSandbox(t)
-	key, err := loadBackendKey(sb.cfg.Data + "/backend-key.pem")
-	if err != nil {
-		t.Fatal(err)
-	}
-	job := &client.Backend{ClientID: BackendID, FHIRBase: sb.FHIRBase, Key: key, KeyID: BackendKeyID,
-		Scopes: []string{"system/Patient.rs", "system/Observation.rs", "system/Group.r"}}
+	job := exampleBackend(t, sb, "system/Patient.rs", "system/Observation.rs", "system/Group.r")
 	ctx := context.Background()
 	hc := job.Client(ctx)
 	export, err := client.StartExport(ctx, hc, sb.FHIRBase+"/Group/"+PanelGroup+"/$export?_type=Patient,Observation")

@@ -283,14 +283,20 @@ func TestLoginConventions(t *testing.T) {
 	}
 }
 
-func TestBackendJobAgainstTheSandbox(t *testing.T) {
-	sb := startSandbox(t)
+// exampleBackend is the sandbox's example backend service, with its key
+// from the data directory, asking for scopes.
+func exampleBackend(t *testing.T, sb *Sandbox, scopes ...string) *client.Backend {
+	t.Helper()
 	key, err := loadBackendKey(sb.cfg.Data + "/backend-key.pem")
 	if err != nil {
 		t.Fatal(err)
 	}
-	job := &client.Backend{ClientID: BackendID, FHIRBase: sb.FHIRBase, Key: key, KeyID: BackendKeyID,
-		Scopes: []string{"system/Patient.rs", "system/Condition.rs"}}
+	return &client.Backend{ClientID: BackendID, FHIRBase: sb.FHIRBase, Key: key, KeyID: BackendKeyID, Scopes: scopes}
+}
+
+func TestBackendJobAgainstTheSandbox(t *testing.T) {
+	sb := startSandbox(t)
+	job := exampleBackend(t, sb, "system/Patient.rs", "system/Condition.rs")
 	tok, err := job.Token(context.Background())
 	if err != nil || tok.Extra("scope") != "system/Patient.rs" {
 		t.Fatalf("token %v: %v (system/Condition.rs is not pre-authorised)", tok, err)
