@@ -9,6 +9,8 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"iter"
+	"maps"
 	"net/http"
 	"slices"
 	"strconv"
@@ -132,12 +134,12 @@ func exportable(a *access, t string) (held *localConstraint, ok bool) {
 	return held, ref == nil
 }
 
-// typeFilters are the _typeFilter values that ask the server for what a
-// constrained export of t may hold: a query of t for each scope whose
-// constraint the proxy evaluates (a server ORs them). A server that ignores
-// them sends more, which the proxy leaves out.
-func typeFilters(a *access, t string) []string {
-	var out []string
+// scopeFilters are the criteria that ask the server for what a constrained
+// export of t may hold: those of each scope whose constraint the proxy
+// evaluates (a server ORs _typeFilter queries of a type). A server that
+// ignores them sends more, which the proxy leaves out.
+func scopeFilters(a *access, t string) [][]Param {
+	var out [][]Param
 	for sc := range a.tok.Scopes.Check(scopes.Access{Context: a.ctx, Type: t, Perms: scopes.Read | scopes.Search}).Constraints() {
 		evaluated := true
 		for _, prm := range sc.Constraint() {
@@ -146,7 +148,7 @@ func typeFilters(a *access, t string) []string {
 			}
 		}
 		if evaluated {
-			out = append(out, t+"?"+encodeQuery(sc.Constraint()))
+			out = append(out, sc.Constraint())
 		}
 	}
 	return out
@@ -176,9 +178,9 @@ func exportKickOff(r *http.Request) *refusal {
 
 // authorizeExport authorises a kick-off and rebuilds its parameters: the
 // types it exports (named, or those the token may export), the output
-// format and _since, each checked. users: user/ tokens may export too
-// (Proxy.UserExports).
-func authorizeExport(in *Interaction, a *access, users bool) *refusal {
+// format, _since and the client's _typeFilter queries (exportFilters),
+// each checked. users: user/ tokens may export too (Proxy.UserExports).
+func authorizeExport(in *Interaction, a *access, users bool, lim Limits) *refusal {
 	forbidden := func(msg string) *refusal { return refuse(http.StatusForbidden, "forbidden", msg) }
 	invalid := func(msg string) *refusal { return refuse(http.StatusBadRequest, "invalid", msg) }
 	switch {
@@ -199,6 +201,7 @@ func authorizeExport(in *Interaction, a *access, users bool) *refusal {
 		types         []string
 		named, format bool
 		since         string
+		filters       []string
 	)
 	for _, prm := range in.Params {
 		switch prm.Name {
@@ -232,9 +235,11 @@ func authorizeExport(in *Interaction, a *access, users bool) *refusal {
 				return invalid("_since must be a FHIR instant, such as 2026-01-01T00:00:00Z")
 			}
 			since = prm.Value
+		case "_typeFilter":
+			filters = append(filters, prm.Value)
 		default:
 			return refuse(http.StatusBadRequest, "not-supported", "the proxy does not support $export's parameter "+prm.Name+
-				" (it takes _type, _outputFormat and _since)")
+				" (it takes _type, _outputFormat, _since and _typeFilter)")
 		}
 	}
 	if _, all := exportable(a, "*"); !named && !all {
@@ -247,6 +252,10 @@ func authorizeExport(in *Interaction, a *access, users bool) *refusal {
 			return forbidden("the token's scopes allow exporting no type (it needs r and s on a type, with no constraint or one the proxy evaluates)")
 		}
 	}
+	asked, ref := exportFilters(filters, types, named, a, lim)
+	if ref != nil {
+		return ref
+	}
 	out := make([]Param, 0, 4)
 	if format {
 		out = append(out, Param{Name: "_outputFormat", Value: ndjsonType})
@@ -257,13 +266,121 @@ func authorizeExport(in *Interaction, a *access, users bool) *refusal {
 	if len(types) > 0 {
 		out = append(out, Param{Name: "_type", Value: strings.Join(types, ",")})
 	}
-	for _, t := range types {
-		for _, f := range typeFilters(a, t) { // none for a type exported with no constraint
-			out = append(out, Param{Name: "_typeFilter", Value: f})
+	// Each type's queries: the client's, each within every scope's
+	// constraint for a constrained type (the server ORs a type's queries,
+	// and a query ANDs its criteria), or the scopes' alone.
+	var sent []string
+	for _, t := range exportedTypes(types, asked) {
+		own, scoped := asked[t], scopeFilters(a, t)
+		switch {
+		case len(own) == 0:
+			own = scoped
+		case len(scoped) > 0:
+			var both [][]Param
+			for _, o := range own {
+				for _, sc := range scoped {
+					both = append(both, append(slices.Clip(o), sc...))
+				}
+			}
+			own = both
 		}
+		for _, q := range own {
+			sent = append(sent, t+"?"+encodeQuery(q))
+		}
+	}
+	if len(sent) > maxTypeFilters {
+		return refuse(http.StatusBadRequest, "too-costly", "the kick-off asks for more than "+strconv.Itoa(maxTypeFilters)+
+			" _typeFilter queries, with those the token's constrained scopes add to each")
+	}
+	for _, q := range sent {
+		out = append(out, Param{Name: "_typeFilter", Value: q})
 	}
 	in.Params = out
 	return nil
+}
+
+// maxTypeFilters bounds the _typeFilter queries a kick-off sends upstream.
+const maxTypeFilters = 32
+
+// exportedTypes are the types whose _typeFilter queries go upstream: those
+// the kick-off exports, in order, then (where a wildcard scope exports
+// every type and none was named) those the client filtered.
+func exportedTypes(types []string, asked map[string][][]Param) []string {
+	if len(types) > 0 {
+		return types
+	}
+	out := slices.Collect(maps.Keys(asked))
+	slices.Sort(out)
+	return out
+}
+
+// exportFilters reads the client's _typeFilter values (Bulk Data): each a
+// FHIR search of one type, Type?criteria; several may be given, repeated or
+// in one value separated by commas (Bulk Data 1's form: a comma begins
+// another query where Type? follows it, and is otherwise an OR list's). A
+// query's type must be one the kick-off exports, and its criteria must be
+// what the token could search that type by, as a search's are
+// (criteriaCovered; for a clearance short of every label, nothing that
+// searches by other records, which the proxy could not judge: chains,
+// _has, _list, _filter). Result parameters (_sort, _include, _elements, …)
+// are not criteria, and are refused, as Bulk Data has it. The answer maps
+// each type to its queries, re-serialised from the parsed form.
+func exportFilters(values, types []string, named bool, a *access, lim Limits) (map[string][][]Param, *refusal) {
+	invalid := func(msg string) *refusal { return refuse(http.StatusBadRequest, "invalid", msg) }
+	asked := map[string][][]Param{}
+	for _, v := range values {
+		for q := range splitFilters(v) {
+			t, raw, ok := strings.Cut(q, "?")
+			switch {
+			case !ok || raw == "":
+				return nil, invalid("a _typeFilter is a search of one type, Type?criteria, not " + strconv.Quote(q))
+			case !knownType(t):
+				return nil, invalid("_typeFilter names " + strconv.Quote(t) + ", which is not an R4 resource type (types are case-sensitive)")
+			case named && !slices.Contains(types, t):
+				return nil, invalid("_typeFilter searches " + t + ", which _type does not name")
+			case len(types) > 0 && !slices.Contains(types, t), !canExport(a, t):
+				return nil, refuse(http.StatusForbidden, "forbidden", "the token's scopes do not allow exporting "+t)
+			}
+			params, err := parseQuery(raw, lim)
+			if err != nil {
+				return nil, invalid("_typeFilter " + t + ": " + strings.TrimPrefix(err.Error(), "fhirproxy: "))
+			}
+			for _, prm := range params {
+				switch {
+				case !criterion(prm.Name):
+					return nil, invalid("_typeFilter takes search criteria, not the result parameter " + prm.Name)
+				case !a.seesAll() && (searchesOthers(prm.Name) || simpleChain(prm.Name)):
+					return nil, refuse(http.StatusForbidden, "forbidden", "_typeFilter parameter "+prm.Name+
+						" searches by records the token's clearance may withhold")
+				}
+			}
+			if ref := a.criteriaCovered(&Interaction{Kind: SearchType, Type: t, Params: params}); ref != nil {
+				return nil, ref
+			}
+			asked[t] = append(asked[t], params)
+		}
+	}
+	return asked, nil
+}
+
+// splitFilters yields the queries of one _typeFilter value: split at each
+// comma that Type? follows.
+func splitFilters(v string) iter.Seq[string] {
+	return func(yield func(string) bool) {
+		start := 0
+		for i := 0; i < len(v); i++ {
+			if v[i] != ',' {
+				continue
+			}
+			if t, _, ok := strings.Cut(v[i+1:], "?"); ok && knownType(t) {
+				if !yield(v[start:i]) {
+					return
+				}
+				start = i + 1
+			}
+		}
+		yield(v[start:])
+	}
 }
 
 // followExport turns a request for a signed export link into the

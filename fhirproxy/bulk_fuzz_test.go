@@ -12,6 +12,7 @@ import (
 
 	"github.com/smartkit/smartkit/audit"
 	"github.com/smartkit/smartkit/consent"
+	"github.com/smartkit/smartkit/scopes"
 )
 
 // FuzzExportFile: what an export file's judge lets through is, line for
@@ -219,4 +220,78 @@ func TestExportPatientsNamed(t *testing.T) {
 			t.Errorf("%d named (%d distinct), capped %v; want %d, %v", named, len(seen), nf.d.capped, c.named, c.capped)
 		}
 	}
+}
+
+// FuzzExportKickOff: a kick-off the proxy accepts goes upstream with only
+// the parameters it understands, each re-serialised so that the server
+// reads what the proxy judged: types the token exports, and _typeFilter
+// queries of such a type whose criteria are search criteria the token may
+// use (for a clearance short of every label, none that searches by other
+// records), within the constraint of a constrained type's scope.
+func FuzzExportKickOff(f *testing.F) {
+	for _, q := range []string{"_type=Observation&_typeFilter=Observation%3Fcategory%3Dlaboratory",
+		"_typeFilter=Observation%3Fcode%3Da%2CPatient%3Fgender%3Dfemale", "_typeFilter=Observation%3Fcategory%3Dlaboratory%252Cvital-signs",
+		"_typeFilter=Patient%3F_has%3ACondition%3Asubject%3Acode%3Dx", "_typeFilter=Observation%3Fsubject.name%3Dx",
+		"_since=2026-01-01T00:00:00Z&_outputFormat=ndjson", "_typeFilter=Observation%3F_sort%3Ddate",
+		"_typeFilter=Observation%3Fsubject%3APatient.name%3Dx", "_typeFilter=Observation%3F_has%3AProvenance%3Atarget%3Aagent%3Dx"} {
+		f.Add(q)
+	}
+	tokens := map[string]*access{}
+	for _, scope := range []string{"system/Observation.rs system/Patient.rs system/Condition.s", "system/Observation.rs?category=laboratory system/Patient.rs",
+		"every label: system/Observation.rs system/Patient.rs system/Condition.s"} {
+		a := testAccess(strings.TrimPrefix(scope, "every label: "))
+		a.patient = ""
+		if strings.HasPrefix(scope, "every label: ") {
+			a.clearance = consent.Clearance{MaxConfidentiality: consent.VeryRestricted,
+				Tags: slices.Concat(consent.SensitiveTags, consent.HighlySensitiveTags, consent.SegmentedTags)}
+			a.unrestricted = a.clearance.Unrestricted()
+		}
+		tokens[scope] = a
+	}
+	f.Fuzz(func(t *testing.T, query string) {
+		for scope, a := range tokens {
+			in, err := parsePath("GET", "/$export", query, Limits{})
+			if err != nil || authorizeExport(&in, a, false, Limits{}) != nil {
+				continue
+			}
+			again, err := parseQuery(encodeQuery(in.Params), Limits{})
+			if err != nil || !slices.Equal(again, in.Params) {
+				t.Fatalf("%s: %q does not read back as sent: %v", scope, in.Params, err)
+			}
+			for _, prm := range in.Params {
+				switch prm.Name {
+				case "_outputFormat", "_since":
+				case "_type":
+					for typ := range strings.SplitSeq(prm.Value, ",") {
+						if !canExport(a, typ) {
+							t.Fatalf("%s: %q exports %s", scope, query, typ)
+						}
+					}
+				case "_typeFilter":
+					typ, raw, _ := strings.Cut(prm.Value, "?")
+					criteria, err := parseQuery(raw, Limits{})
+					if err != nil || !canExport(a, typ) || len(criteria) == 0 {
+						t.Fatalf("%s: %q sent the query %q", scope, query, prm.Value)
+					}
+					constrained := false
+					for _, c := range criteria {
+						if !criterion(c.Name) || !a.seesAll() && (searchesOthers(c.Name) || simpleChain(c.Name)) {
+							t.Fatalf("%s: %q sent the query %q", scope, query, prm.Value)
+						}
+						for _, other := range criteriaTypes(c) {
+							if !a.tok.Scopes.Allows(scopes.Access{Context: a.ctx, Type: other, Perms: scopes.Search}) {
+								t.Fatalf("%s: %q sent the query %q, which searches by %s", scope, query, prm.Value, other)
+							}
+						}
+						constrained = constrained || c == Param{Name: "category", Value: "laboratory"}
+					}
+					if typ == "Observation" && strings.Contains(scope, "?") && !constrained {
+						t.Fatalf("%s: %q sent the query %q, outside the constraint", scope, query, prm.Value)
+					}
+				default:
+					t.Fatalf("%s: %q sent %s", scope, query, prm.Name)
+				}
+			}
+		}
+	})
 }

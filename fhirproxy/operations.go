@@ -95,7 +95,7 @@ func (p *Proxy) authorizeOperation(in *Interaction, a *access) *refusal {
 		return authorizeEverything(in, a)
 	}
 	if in.Operation == exportOp {
-		return authorizeExport(in, a, p.UserExports)
+		return authorizeExport(in, a, p.UserExports, p.Limits)
 	}
 	if searchOperations[in.Type+"/"+in.Operation] {
 		if in.ID != "" {

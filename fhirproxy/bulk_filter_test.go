@@ -1,0 +1,153 @@
+package fhirproxy_test
+
+import (
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// TestBulkExportTypeFilter: a client's _typeFilter queries go to the
+// server re-serialised, each within the scopes' constraint where the
+// token's scope for the type is constrained; a query the token could not
+// search by, or one that is not a search of an exported type, is refused
+// before anything reaches the server.
+func TestBulkExportTypeFilter(t *testing.T) {
+	f, _ := newBulkFixture(t)
+	async := []string{"Prefer", "respond-async"}
+	// kick sends a kick-off and returns the _type and the _typeFilter
+	// queries as the server reads them.
+	kick := func(tok, target string) (types string, filters []string) {
+		t.Helper()
+		f.up.reset()
+		r := f.do("GET", target, tok, "", async...)
+		got := f.up.requests()
+		if r.status != http.StatusAccepted || len(got) != 1 {
+			t.Fatalf("%s: %d %s, upstream %v", target, r.status, r.raw, got)
+		}
+		q := got[0].URL.Query()
+		return q.Get("_type"), q["_typeFilter"]
+	}
+	full := f.token("system/Observation.rs system/Patient.rs", everyLabel())
+	for _, c := range []struct {
+		name, target, types string
+		filters             []string
+	}{
+		{"one query", "/$export?_type=Observation&_typeFilter=" + url.QueryEscape("Observation?category=laboratory"),
+			"Observation", []string{"Observation?category=laboratory"}},
+		{"repeated", "/$export?_type=Observation,Patient&_typeFilter=" + url.QueryEscape("Observation?category=laboratory") +
+			"&_typeFilter=" + url.QueryEscape("Patient?gender=female"),
+			"Observation,Patient", []string{"Observation?category=laboratory", "Patient?gender=female"}},
+		{"comma-separated (Bulk Data 1)", "/$export?_type=Observation,Patient&_typeFilter=" +
+			url.QueryEscape("Patient?gender=female,Observation?code=http://loinc.org|2339-0"),
+			"Observation,Patient", []string{"Observation?code=http%3A%2F%2Floinc.org%7C2339-0", "Patient?gender=female"}}, // by _type's order
+		{"an OR list stays one query", "/$export?_type=Observation&_typeFilter=" + url.QueryEscape("Observation?category=laboratory,vital-signs"),
+			"Observation", []string{"Observation?category=laboratory%2Cvital-signs"}},
+		{"escaped twice, as Bulk Data 2 writes an OR list", "/$export?_type=Observation&_typeFilter=" +
+			url.QueryEscape("Observation?category="+url.QueryEscape("laboratory,vital-signs")),
+			"Observation", []string{"Observation?category=laboratory%2Cvital-signs"}},
+		{"two criteria", "/$export?_type=Observation&_typeFilter=" + url.QueryEscape("Observation?category=laboratory&date=ge2026-01-01"),
+			"Observation", []string{"Observation?category=laboratory&date=ge2026-01-01"}},
+		{"without _type", "/$export?_typeFilter=" + url.QueryEscape("Observation?status=final"),
+			"Observation,Patient", []string{"Observation?status=final"}},
+	} {
+		types, filters := kick(full, c.target)
+		if types != c.types || !slices.Equal(filters, c.filters) {
+			t.Errorf("%s: _type %q, _typeFilter %q; want %q, %q", c.name, types, filters, c.types, c.filters)
+		}
+	}
+	// A wildcard scope exports every type without _type: the queries go
+	// alone.
+	if types, filters := kick(f.token("system/*.rs", everyLabel()), "/$export?_typeFilter="+url.QueryEscape("Condition?clinical-status=active")); types != "" ||
+		!slices.Equal(filters, []string{"Condition?clinical-status=active"}) {
+		t.Errorf("a wildcard scope: _type %q, _typeFilter %q", types, filters)
+	}
+	// A search by other records is allowed where the token searches them
+	// and sees every record, as in a search.
+	if _, filters := kick(f.token("system/Patient.rs system/Condition.s", everyLabel()), "/$export?_type=Patient&_typeFilter="+
+		url.QueryEscape("Patient?_has:Condition:subject:code=F11.20")); !slices.Equal(filters, []string{"Patient?_has%3ACondition%3Asubject%3Acode=F11.20"}) {
+		t.Errorf("_has with Condition searched: %q", filters)
+	}
+
+	// A constrained type: each of the client's queries within each scope's
+	// constraint (the server ORs a type's queries, and ANDs a query's
+	// criteria); the lines are still held to the constraint at download.
+	two := f.token("system/Observation.rs?category=laboratory system/Observation.rs?category=vital-signs system/Patient.rs", nil)
+	_, filters := kick(two, "/$export?_type=Observation,Patient&_typeFilter="+url.QueryEscape("Observation?status=final")+
+		"&_typeFilter="+url.QueryEscape("Observation?status=amended")+"&_typeFilter="+url.QueryEscape("Patient?gender=male"))
+	want := []string{"Observation?status=final&category=laboratory", "Observation?status=final&category=vital-signs",
+		"Observation?status=amended&category=laboratory", "Observation?status=amended&category=vital-signs", "Patient?gender=male"}
+	if !slices.Equal(filters, want) {
+		t.Errorf("constrained: %q, want %q", filters, want)
+	}
+	// A client's query repeating the constraint's parameter is ANDed with
+	// it, and so narrows it only.
+	lab := f.token("system/Observation.rs?category=laboratory", nil)
+	if _, filters := kick(lab, "/$export?_typeFilter="+url.QueryEscape("Observation?category=vital-signs")); !slices.Equal(filters,
+		[]string{"Observation?category=vital-signs&category=laboratory"}) {
+		t.Errorf("a constraint's parameter repeated: %q", filters)
+	}
+
+	// A POSTed kick-off's _typeFilter values are its query's.
+	f.up.reset()
+	r := f.do("POST", "/$export", full, `{"resourceType":"Parameters","parameter":[{"name":"_type","valueString":"Observation"},`+
+		`{"name":"_typeFilter","valueString":"Observation?category=laboratory"},{"name":"_typeFilter","valueString":"Observation?code=8867-4"}]}`, async...)
+	if got := f.up.requests(); r.status != http.StatusAccepted || len(got) != 1 || got[0].Method != http.MethodGet ||
+		!slices.Equal(got[0].URL.Query()["_typeFilter"], []string{"Observation?category=laboratory", "Observation?code=8867-4"}) {
+		t.Errorf("a POSTed kick-off: %d %s, upstream %v", r.status, r.raw, got)
+	}
+
+	partial := f.token("system/Observation.rs system/Patient.rs system/Condition.s", nil) // the default clearance
+	noCondition := f.token("system/Observation.rs system/Patient.rs", everyLabel())
+	filter := func(types string, queries ...string) string {
+		target := "/$export?_type=" + types
+		for _, q := range queries {
+			target += "&_typeFilter=" + url.QueryEscape(q)
+		}
+		return target
+	}
+	many := make([]string, 33)
+	for i := range many {
+		many[i] = "Observation?code=" + strings.Repeat("1", i+1)
+	}
+	for _, c := range []struct {
+		name, tok, target string
+		status            int
+	}{
+		{"a type _type does not name", full, filter("Observation", "Patient?gender=female"), 400},
+		{"a type it may not export", full, "/$export?_typeFilter=" + url.QueryEscape("Condition?code=x"), 403},
+		{"a type exported only under a wildcard's constraint, not named", f.token("system/*.rs?category=laboratory system/Patient.rs", nil),
+			"/$export?_typeFilter=" + url.QueryEscape("Observation?code=x"), 403},
+		{"a type in another case", full, filter("Observation", "observation?code=x"), 400},
+		{"not a type", full, filter("Observation", "Observations?code=x"), 400},
+		{"no query", full, filter("Observation", "Observation"), 400},
+		{"an empty query", full, filter("Observation", "Observation?"), 400},
+		{"_sort", full, filter("Observation", "Observation?_sort=date"), 400},
+		{"_include", full, filter("Observation", "Observation?_include=Observation:subject"), 400},
+		{"_revinclude", full, filter("Patient", "Patient?_revinclude=Observation:subject"), 400},
+		{"_elements", full, filter("Observation", "Observation?_elements=id"), 400},
+		{"_count", full, filter("Observation", "Observation?_count=10"), 400},
+		{"_summary", full, filter("Observation", "Observation?_summary=count"), 400},
+		{"_contained", full, filter("Observation", "Observation?_contained=true"), 400},
+		{"_type", full, filter("Observation", "Observation?_type=Condition"), 400},
+		{"an unknown underscored name", full, filter("Observation", "Observation?_graph=x"), 400},
+		{"a parameter name in another case", full, filter("Observation", "Observation?_HAS:Condition:subject:code=x"), 400},
+		{"a token in the query", full, filter("Observation", "Observation?access_token=x"), 400},
+		{"a semicolon", full, filter("Observation", "Observation?code=a;b"), 400},
+		{"a control character", full, filter("Observation", "Observation?code=a\nb"), 400},
+		{"a chain, partial clearance", partial, filter("Observation", "Observation?subject:Patient.name=smith"), 403},
+		{"an untyped chain, partial clearance", partial, filter("Observation", "Observation?patient.name=smith"), 403},
+		{"_has, partial clearance", partial, filter("Patient", "Patient?_has:Condition:subject:code=F11.20"), 403},
+		{"_list, partial clearance", partial, filter("Observation", "Observation?_list=l1"), 403},
+		{"_filter, partial clearance", partial, filter("Observation", "Observation?_filter=code eq x"), 403},
+		{"_has of a type not searched", noCondition, filter("Patient", "Patient?_has:Condition:subject:code=F11.20"), 403},
+		{"a chain to a type not searched", f.token("system/Observation.rs", everyLabel()), filter("Observation", "Observation?subject:Patient.name=smith"), 403},
+		{"33 queries", full, filter("Observation", many...), 400},
+		{"33 queries, 11 within each of 3 constraints", f.token("system/Observation.rs?category=a system/Observation.rs?category=b system/Observation.rs?category=c", nil),
+			filter("Observation", many[:11]...), 400},
+	} {
+		f.up.reset()
+		f.refused(c.name, f.do("GET", c.target, c.tok, "", async...), c.status)
+	}
+}
