@@ -3,6 +3,7 @@ package main
 import (
 	"crypto/rand"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/url"
 	"slices"
@@ -14,8 +15,10 @@ import (
 // Bulk export (FHIR Bulk Data Access), so backend services can try an
 // export through fhirproxy before production: GET [base]/$export,
 // [base]/Patient/$export and [base]/Group/{id}/$export with Prefer:
-// respond-async, each taking _type, _since and _outputFormat (anything
-// else is 400, as everywhere on this strict server). A job is written at
+// respond-async, each taking _type, _since, _outputFormat and _typeFilter
+// (repeated for several queries; a type's queries are ORed, and each is a
+// search of the sandbox's parameters; anything else is 400, as everywhere
+// on this strict server). A job is written at
 // once, a snapshot of the data as it is at the kick-off, and kept in memory
 // until cancelled (DELETE on its status URL); its manifest lists one NDJSON
 // file a type, with its count. Like the rest of the server it writes its
@@ -44,8 +47,28 @@ func (s *fhirServer) export(w http.ResponseWriter, r *http.Request, level, id st
 	q := r.URL.Query()
 	var types []string
 	var since time.Time
+	filters := map[string][]func(resource) bool{} // a type's _typeFilter queries
 	for name, vals := range q {
 		switch {
+		case name == "_typeFilter":
+			for _, v := range vals {
+				typ, query, _ := strings.Cut(v, "?")
+				crit, err := url.ParseQuery(query)
+				var match func(resource) bool
+				if err == nil {
+					match, err = matcher(crit)
+				}
+				for c := range crit {
+					if strings.HasPrefix(c, "_") && c != "_id" {
+						err = errors.New(c + " is not a search criterion")
+					}
+				}
+				if err != nil || typ == "" || len(crit) == 0 {
+					s.outcome(w, 400, "invalid", "_typeFilter "+strconv.Quote(v)+" is not a search the sandbox runs")
+					return
+				}
+				filters[typ] = append(filters[typ], match)
+			}
 		case len(vals) != 1:
 			s.outcome(w, 400, "invalid", name+" is given more than once")
 			return
@@ -85,7 +108,8 @@ func (s *fhirServer) export(w http.ResponseWriter, r *http.Request, level, id st
 	for _, key := range s.order {
 		res, ok := s.current[key]
 		typ, _, _ := strings.Cut(key, "/")
-		if !ok || len(types) > 0 && !slices.Contains(types, typ) || !updatedSince(res, since) {
+		if !ok || len(types) > 0 && !slices.Contains(types, typ) || !updatedSince(res, since) ||
+			filters[typ] != nil && !slices.ContainsFunc(filters[typ], func(match func(resource) bool) bool { return match(res) }) {
 			continue
 		}
 		if level != "" { // a patient's records: the patient, and what names one

@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"testing"
@@ -21,62 +23,19 @@ func TestBulkExportThroughTheProxy(t *testing.T) {
 	job := exampleBackend(t, sb, "system/Patient.rs", "system/Observation.rs", "system/Group.r")
 	ctx := context.Background()
 	hc := job.Client(ctx)
-	export, err := client.StartExport(ctx, hc, sb.FHIRBase+"/Group/"+PanelGroup+"/$export?_type=Patient,Observation")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.HasPrefix(export.Status, sb.FHIRBase+"/$export-poll-status?_job=") {
-		t.Fatalf("status URL %s", export.Status)
-	}
-	m, err := export.Wait(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	export, m, files := exportThrough(t, sb, hc, "/Group/"+PanelGroup+"/$export?_type=Patient,Observation")
 	if len(m.Output) != 2 || m.Output[0].Type != "Patient" || m.Output[1].Type != "Observation" || m.Output[1].Count != nil {
 		t.Fatalf("manifest %+v", m)
 	}
 	exported := map[string][]string{} // type → ids, in file order
-	for _, f := range m.Output {
-		if !strings.HasPrefix(f.URL, sb.FHIRBase+"/$export-file?_file=") {
-			t.Fatalf("file URL %s", f.URL)
+	for typ, lines := range files {
+		for _, res := range lines {
+			exported[typ] = append(exported[typ], idOf(res))
 		}
-		body, err := client.Download(ctx, hc, f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for res, err := range client.Resources(body) {
-			if err != nil {
-				t.Fatal(err)
-			}
-			var r struct{ ResourceType, ID string }
-			_ = json.Unmarshal(res, &r)
-			if r.ResourceType != f.Type {
-				t.Errorf("%s in the %s file", r.ResourceType, f.Type)
-			}
-			exported[f.Type] = append(exported[f.Type], r.ID)
-		}
-		body.Close()
 	}
 	// What the same token finds by searching the panel's patients.
-	panel := "pt-001,pt-002,pt-sensitive"
-	searched := func(typ, query string) []string {
-		resp, err := hc.Get(sb.FHIRBase + "/" + typ + "?" + query + "&_count=1000")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var b struct {
-			Entry []struct{ Resource struct{ ID string } }
-		}
-		_ = json.NewDecoder(resp.Body).Decode(&b)
-		var ids []string
-		for _, e := range b.Entry {
-			ids = append(ids, e.Resource.ID)
-		}
-		return ids
-	}
-	for typ, query := range map[string]string{"Patient": "_id=" + panel, "Observation": "subject=" + strings.ReplaceAll("Patient/"+panel, ",", ",Patient/")} {
-		want, got := searched(typ, query), slices.Clone(exported[typ])
+	for typ, query := range map[string]string{"Patient": "_id=" + panel, "Observation": panelSubjects} {
+		want, got := searched(t, sb, hc, typ, query), slices.Clone(exported[typ])
 		slices.Sort(want)
 		slices.Sort(got)
 		if len(got) == 0 || !slices.Equal(got, want) {
@@ -112,5 +71,122 @@ func TestBulkExportThroughTheProxy(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 403 {
 		t.Errorf("a patient app's export: %d", resp.StatusCode)
+	}
+}
+
+// panel is the ids of PanelGroup's members; panelSubjects searches their
+// records.
+const (
+	panel         = "pt-001,pt-002,pt-sensitive"
+	panelSubjects = "subject=Patient/pt-001,Patient/pt-002,Patient/pt-sensitive"
+)
+
+// exportThrough runs an export (kickOff, on the FHIR base) through the
+// proxy with hc and returns it, its manifest and each file's resources by
+// type; the status and file links must be the proxy's, and each file must
+// hold only its type.
+func exportThrough(t *testing.T, sb *Sandbox, hc *http.Client, kickOff string) (*client.Export, *client.Manifest, map[string][]json.RawMessage) {
+	t.Helper()
+	ctx := context.Background()
+	export, err := client.StartExport(ctx, hc, sb.FHIRBase+kickOff)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(export.Status, sb.FHIRBase+"/$export-poll-status?_job=") {
+		t.Fatalf("status URL %s", export.Status)
+	}
+	m, err := export.Wait(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := map[string][]json.RawMessage{}
+	for _, f := range m.Output {
+		if !strings.HasPrefix(f.URL, sb.FHIRBase+"/$export-file?_file=") {
+			t.Fatalf("file URL %s", f.URL)
+		}
+		body, err := client.Download(ctx, hc, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for res, err := range client.Resources(body) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			var r struct{ ResourceType string }
+			_ = json.Unmarshal(res, &r)
+			if r.ResourceType != f.Type {
+				t.Errorf("%s in the %s file", r.ResourceType, f.Type)
+			}
+			files[f.Type] = append(files[f.Type], res)
+		}
+		body.Close()
+	}
+	return export, m, files
+}
+
+// idOf is a resource's id.
+func idOf(res json.RawMessage) string {
+	var r struct{ ID string }
+	_ = json.Unmarshal(res, &r)
+	return r.ID
+}
+
+// searched is the ids of what a search of typ (query, on the FHIR base)
+// finds with hc, through the proxy.
+func searched(t *testing.T, sb *Sandbox, hc *http.Client, typ, query string) []string {
+	t.Helper()
+	resp, err := hc.Get(sb.FHIRBase + "/" + typ + "?" + query + "&_count=1000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var b struct {
+		Entry []struct{ Resource json.RawMessage }
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&b); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("search %s?%s: %d %v", typ, query, resp.StatusCode, err)
+	}
+	var ids []string
+	for _, e := range b.Entry {
+		ids = append(ids, idOf(e.Resource))
+	}
+	return ids
+}
+
+// TestBulkExportFiltered: a backend service narrows its export with
+// _typeFilter, and one whose scope is query-constrained exports too (the
+// proxy asks the data server for the constraint's matches with
+// _typeFilter, which the sandbox's server runs): each file holds exactly
+// what the same token's search finds.
+func TestBulkExportFiltered(t *testing.T) {
+	sb := startSandbox(t)
+	all := searched(t, sb, exampleBackend(t, sb, "system/Observation.rs").Client(context.Background()), "Observation", panelSubjects)
+	for _, c := range []struct {
+		name, scope, kickOff, search string
+	}{
+		{"the client's filter", "system/Observation.rs",
+			"/Group/" + PanelGroup + "/$export?_type=Observation&_typeFilter=" + url.QueryEscape("Observation?category=vital-signs"),
+			panelSubjects + "&category=vital-signs"},
+		{"a constrained scope", "system/Observation.rs?category=laboratory",
+			"/Group/" + PanelGroup + "/$export?_type=Observation", panelSubjects + "&category=laboratory"},
+		{"both: the filter within the constraint", "system/Observation.rs?category=laboratory,vital-signs",
+			"/Group/" + PanelGroup + "/$export?_type=Observation&_typeFilter=" + url.QueryEscape("Observation?category=vital-signs"),
+			panelSubjects + "&category=vital-signs"},
+	} {
+		hc := exampleBackend(t, sb, c.scope, "system/Group.r").Client(context.Background())
+		_, _, files := exportThrough(t, sb, hc, c.kickOff)
+		var got []string
+		for _, res := range files["Observation"] {
+			got = append(got, idOf(res))
+		}
+		want := searched(t, sb, hc, "Observation", c.search)
+		slices.Sort(got)
+		slices.Sort(want)
+		if len(got) == 0 || !slices.Equal(got, want) {
+			t.Errorf("%s: exported %v, searched %v", c.name, got, want)
+		}
+		if len(got) >= len(all) {
+			t.Errorf("%s: exported %d of the panel's %d Observations", c.name, len(got), len(all))
+		}
 	}
 }

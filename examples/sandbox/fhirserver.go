@@ -335,13 +335,34 @@ var searchParams = map[string]bool{"_id": true, "patient": true, "subject": true
 // find returns the current resources of typ that match the search q, in
 // the order they were stored (or latest first, with _sort=-date).
 func (s *fhirServer) find(typ string, q url.Values) ([]resource, error) {
+	match, err := matcher(q)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.RLock()
+	var hits []resource
+	for _, key := range s.order {
+		if strings.HasPrefix(key, typ+"/") && match(s.current[key]) {
+			hits = append(hits, s.current[key])
+		}
+	}
+	s.mu.RUnlock()
+	if q.Get("_sort") == "-date" {
+		sort.SliceStable(hits, func(i, j int) bool { return dateOf(hits[i]) > dateOf(hits[j]) })
+	}
+	return hits, nil
+}
+
+// matcher returns what a resource must meet to match the search q: each
+// parameter (ANDed; a comma ORs a parameter's values) of searchParams.
+func matcher(q url.Values) (func(resource) bool, error) {
 	for name := range q {
 		base, mod, _ := strings.Cut(name, ":")
 		if !searchParams[base] || mod != "" && !(base == "subject" && mod == "Patient") {
 			return nil, errors.New("search parameter " + name + " is not supported by the sandbox")
 		}
 	}
-	match := func(res resource) bool {
+	return func(res resource) bool {
 		for name, vals := range q {
 			base, _, _ := strings.Cut(name, ":")
 			for _, v := range vals {
@@ -389,19 +410,7 @@ func (s *fhirServer) find(typ string, q url.Values) ([]resource, error) {
 			}
 		}
 		return true
-	}
-	s.mu.RLock()
-	var hits []resource
-	for _, key := range s.order {
-		if strings.HasPrefix(key, typ+"/") && match(s.current[key]) {
-			hits = append(hits, s.current[key])
-		}
-	}
-	s.mu.RUnlock()
-	if q.Get("_sort") == "-date" {
-		sort.SliceStable(hits, func(i, j int) bool { return dateOf(hits[i]) > dateOf(hits[j]) })
-	}
-	return hits, nil
+	}, nil
 }
 
 // docref answers US Core's DocumentReference/$docref: the patient's

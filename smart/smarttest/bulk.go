@@ -10,7 +10,9 @@ import (
 // Bulk export (FHIR Bulk Data Access), so a backend service can test its
 // export against the fake EHR: GET [base]/$export or [base]/Patient/$export
 // with Prefer: respond-async and, if it likes, _type (Patient,
-// Observation). The export is done at once: its status answers the
+// Observation), _since and _typeFilter (taken and ignored, as a server may:
+// the proxy still holds each line of a type exported under a
+// query-constrained scope to the constraint). The export is done at once: its status answers the
 // manifest, one NDJSON file a type, through the proxy (which withholds
 // smart-1's sensitive record from a clearance that does not release it).
 // The data server keeps no jobs: the status URL carries the types.
@@ -29,7 +31,7 @@ func (data) bulk(w http.ResponseWriter, r *http.Request) bool {
 		}
 		types := exportTypes
 		for name, vals := range r.URL.Query() {
-			if name != "_type" && name != "_outputFormat" && name != "_since" || len(vals) != 1 {
+			if name != "_type" && name != "_outputFormat" && name != "_since" && name != "_typeFilter" || len(vals) != 1 && name != "_typeFilter" {
 				outcome(w, http.StatusBadRequest, "not-supported", "the fake FHIR server does not support "+name)
 				return true
 			}

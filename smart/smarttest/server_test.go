@@ -15,6 +15,7 @@ import (
 	"github.com/smartkit/smartkit/internal/randid"
 	"github.com/smartkit/smartkit/launch"
 	"github.com/smartkit/smartkit/smart"
+	"github.com/smartkit/smartkit/smart/client"
 	"github.com/smartkit/smartkit/smart/smarttest"
 )
 
@@ -213,4 +214,57 @@ func TestSensitiveRecord(t *testing.T) {
 	if read != 200 || strings.Join(ids, ",") != "bp-smart-1,hiv-smart-1" {
 		t.Errorf("cleared for HIV: read %d, search %v", read, ids)
 	}
+}
+
+// TestBulkExportConstrained: a backend service whose scope for a type is
+// query-constrained exports it through the fake EHR. The proxy asks the
+// data server for the constraint's matches with _typeFilter, which it
+// takes and ignores (as a server may), and leaves out each line that does
+// not match: the vital signs, not smart-1's HIV test, for a clearance that
+// would release it.
+func TestBulkExportConstrained(t *testing.T) {
+	ehr := smarttest.NewServer(t, smarttest.Config{Clearance: &consent.Clearance{MaxConfidentiality: consent.Restricted, Tags: []string{"HIV"}}})
+	tok, err := ehr.MintToken("nightly", "system/Observation.rs?category=vital-signs", launch.Context{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hc := &http.Client{Transport: bearer{tok, ehr.Client().Transport}}
+	ctx := context.Background()
+	export, err := client.StartExport(ctx, hc, ehr.FHIRBase+"/$export?_type=Observation&_typeFilter="+url.QueryEscape("Observation?code=8867-4"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := export.Wait(ctx)
+	if err != nil || len(m.Output) != 1 {
+		t.Fatalf("manifest %+v: %v", m, err)
+	}
+	body, err := client.Download(ctx, hc, m.Output[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer body.Close()
+	var ids []string
+	for res, err := range client.Resources(body) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		var r struct{ ID string }
+		_ = json.Unmarshal(res, &r)
+		ids = append(ids, r.ID)
+	}
+	if strings.Join(ids, ",") != "bp-smart-1,bp-smart-2,bp-smart-3" {
+		t.Errorf("exported %v", ids)
+	}
+}
+
+// bearer sends a token with each request.
+type bearer struct {
+	tok  string
+	next http.RoundTripper
+}
+
+func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("Authorization", "Bearer "+b.tok)
+	return b.next.RoundTrip(r)
 }
