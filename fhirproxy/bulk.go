@@ -202,6 +202,7 @@ func authorizeExport(in *Interaction, a *access, users bool, lim Limits) *refusa
 		named, format bool
 		since         string
 		filters       []string
+		elements      *string
 	)
 	for _, prm := range in.Params {
 		switch prm.Name {
@@ -237,9 +238,14 @@ func authorizeExport(in *Interaction, a *access, users bool, lim Limits) *refusa
 			since = prm.Value
 		case "_typeFilter":
 			filters = append(filters, prm.Value)
+		case "_elements":
+			if elements != nil {
+				return invalid("_elements is given twice")
+			}
+			elements = &prm.Value
 		default:
 			return refuse(http.StatusBadRequest, "not-supported", "the proxy does not support $export's parameter "+prm.Name+
-				" (it takes _type, _outputFormat, _since and _typeFilter)")
+				" (it takes _type, _outputFormat, _since, _typeFilter and _elements)")
 		}
 	}
 	if _, all := exportable(a, "*"); !named && !all {
@@ -255,6 +261,12 @@ func authorizeExport(in *Interaction, a *access, users bool, lim Limits) *refusa
 	asked, ref := exportFilters(filters, types, named, a, lim)
 	if ref != nil {
 		return ref
+	}
+	var selected string
+	if elements != nil {
+		if selected, ref = exportElements(*elements, types, named, a); ref != nil {
+			return ref
+		}
 	}
 	out := make([]Param, 0, 4)
 	if format {
@@ -295,8 +307,104 @@ func authorizeExport(in *Interaction, a *access, users bool, lim Limits) *refusa
 	for _, q := range sent {
 		out = append(out, Param{Name: "_typeFilter", Value: q})
 	}
+	if selected != "" {
+		out = append(out, Param{Name: "_elements", Value: selected})
+	}
 	in.Params = out
 	return nil
+}
+
+// exportElements checks the client's _elements (Bulk Data: a
+// comma-separated list of root elements, each Type.element for one type or
+// element for every type) and adds what the proxy reads of each line of a
+// type the list selects from: meta (the labels), the references that name
+// the record's patient (for the audit event of the download, and the
+// compartment), a Provenance's target and a Binary's securityContext (by
+// which they are judged), and what a constrained type's constraint reads
+// (else every line of it would be left out). Unqualified elements get the
+// additions unqualified, for every type exported; a type named only in
+// qualified elements gets its own. A type named in no element is left as
+// the server answers it.
+func exportElements(v string, types []string, named bool, a *access) (string, *refusal) {
+	var out []string
+	add := func(e string) {
+		if !slices.Contains(out, e) {
+			out = append(out, e)
+		}
+	}
+	var qualified []string // the types named in Type.element
+	plain := false
+	for e := range strings.SplitSeq(v, ",") {
+		t, name, dotted := strings.Cut(e, ".")
+		if !dotted {
+			t, name = "", e
+		}
+		switch {
+		case !rootElement(name) || dotted && !knownType(t):
+			return "", refuse(http.StatusBadRequest, "invalid", "_elements names "+strconv.Quote(e)+
+				", which is not a root element (element or Type.element; types and elements are case-sensitive)")
+		case dotted && named && !slices.Contains(types, t):
+			return "", refuse(http.StatusBadRequest, "invalid", "_elements names an element of "+t+", which _type does not name")
+		case dotted && (len(types) > 0 && !slices.Contains(types, t) || !canExport(a, t)):
+			return "", refuse(http.StatusForbidden, "forbidden", "the token's scopes do not allow exporting "+t)
+		case dotted && !slices.Contains(qualified, t):
+			qualified = append(qualified, t)
+		}
+		plain = plain || !dotted
+		add(e)
+	}
+	if plain {
+		every := types
+		if len(every) == 0 { // a wildcard scope's export of every type
+			every = slices.Sorted(maps.Keys(compartment))
+			every = append(every, "Provenance", "Binary")
+		}
+		for _, t := range every {
+			for _, e := range judgedElements(a, t) {
+				add(e)
+			}
+		}
+	}
+	for _, t := range qualified {
+		for _, e := range judgedElements(a, t) {
+			add(t + "." + e)
+		}
+	}
+	return strings.Join(out, ","), nil
+}
+
+// judgedElements are the root elements of a record of type t that the
+// proxy reads to judge it and name its patient (see exportElements).
+func judgedElements(a *access, t string) []string {
+	out := []string{"meta"}
+	for _, f := range compartment[t].fields {
+		top, _, _ := strings.Cut(f, ".")
+		out = append(out, top)
+	}
+	switch t {
+	case "Provenance":
+		out = append(out, "target")
+	case "Binary":
+		out = append(out, "securityContext")
+	}
+	if held, _ := exportable(a, t); held != nil {
+		out = append(out, held.elements()...)
+	}
+	return out
+}
+
+// rootElement reports whether s is an element name: a lower-case letter,
+// then letters and digits.
+func rootElement(s string) bool {
+	if s == "" || s[0] < 'a' || s[0] > 'z' || len(s) > 64 {
+		return false
+	}
+	for i := 1; i < len(s); i++ {
+		if c := s[i]; !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
+			return false
+		}
+	}
+	return true
 }
 
 // maxTypeFilters bounds the _typeFilter queries a kick-off sends upstream.

@@ -151,3 +151,75 @@ func TestBulkExportTypeFilter(t *testing.T) {
 		f.refused(c.name, f.do("GET", c.target, c.tok, "", async...), c.status)
 	}
 }
+
+// TestBulkExportElements: a client's _elements goes to the server with
+// what the proxy reads of each line added (the labels, the references
+// naming the patient, a Provenance's target, what a constraint reads), for
+// the types the list selects from, as the client wrote its own: unqualified
+// for every type, or Type.element for a type it names.
+func TestBulkExportElements(t *testing.T) {
+	f, bs := newBulkFixture(t)
+	async := []string{"Prefer", "respond-async"}
+	sent := func(tok, target string) string {
+		t.Helper()
+		f.up.reset()
+		r := f.do("GET", target, tok, "", async...)
+		got := f.up.requests()
+		if r.status != http.StatusAccepted || len(got) != 1 {
+			t.Fatalf("%s: %d %s, upstream %v", target, r.status, r.raw, got)
+		}
+		return got[0].URL.Query().Get("_elements")
+	}
+	full := f.token("system/Observation.rs system/Patient.rs system/Provenance.rs", everyLabel())
+	for _, c := range []struct{ name, tok, target, want string }{
+		{"unqualified", full, "/$export?_type=Observation,Patient&_elements=code,name", "code,name,meta,subject"},
+		{"qualified", full, "/$export?_type=Observation,Patient&_elements=Observation.code", "Observation.code,Observation.meta,Observation.subject"},
+		{"both", full, "/$export?_type=Observation,Patient&_elements=Patient.name,code", "Patient.name,code,meta,subject,Patient.meta"},
+		{"what it has already", full, "/$export?_type=Observation&_elements=subject,meta,code", "subject,meta,code"},
+		{"a Provenance's target", full, "/$export?_type=Provenance&_elements=recorded", "recorded,meta,target"},
+		{"without _type", full, "/$export?_elements=Observation.code", "Observation.code,Observation.meta,Observation.subject"},
+		{"what a constraint reads", f.token("system/Observation.rs?category=laboratory", nil), "/$export?_elements=Observation.code",
+			"Observation.code,Observation.meta,Observation.subject,Observation.category"},
+	} {
+		if got := sent(c.tok, c.target); got != c.want {
+			t.Errorf("%s: _elements %q, want %q", c.name, got, c.want)
+		}
+	}
+	// A wildcard scope exports every type: unqualified elements get what
+	// any type needs.
+	got := strings.Split(sent(f.token("system/*.rs", everyLabel()), "/$export?_elements=id"), ",")
+	for _, e := range []string{"id", "meta", "subject", "patient", "participant", "beneficiary", "target", "securityContext"} {
+		if !slices.Contains(got, e) {
+			t.Errorf("a wildcard's export: _elements %q lacks %s", got, e)
+		}
+	}
+	// The lines are judged as without it.
+	lines := 0
+	for _, o := range bs.manifestOf(t, full, "/$export?_type=Observation&_elements=code") {
+		if o["type"] == "Observation" {
+			r := f.do("GET", f.proxyPath(o["url"].(string)), full, "")
+			lines = strings.Count(r.raw, "\n")
+		}
+	}
+	if lines != 4 {
+		t.Errorf("the Observation file: %d lines, want 4", lines)
+	}
+
+	for _, c := range []struct {
+		name, target string
+		status       int
+	}{
+		{"a nested element", "/$export?_type=Observation&_elements=Observation.code.coding", 400},
+		{"an element by case", "/$export?_type=Observation&_elements=Code", 400},
+		{"a type by case", "/$export?_type=Observation&_elements=observation.code", 400},
+		{"an empty item", "/$export?_type=Observation&_elements=code,,subject", 400},
+		{"empty", "/$export?_type=Observation&_elements=", 400},
+		{"a choice written as in a profile", "/$export?_type=Observation&_elements=value[x]", 400},
+		{"twice", "/$export?_type=Observation&_elements=code&_elements=status", 400},
+		{"a type _type does not name", "/$export?_type=Observation&_elements=Patient.name", 400},
+		{"a type it may not export", "/$export?_elements=Condition.code", 403},
+	} {
+		f.up.reset()
+		f.refused(c.name, f.do("GET", c.target, full, "", async...), c.status)
+	}
+}

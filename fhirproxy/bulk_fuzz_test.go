@@ -227,13 +227,15 @@ func TestExportPatientsNamed(t *testing.T) {
 // reads what the proxy judged: types the token exports, and _typeFilter
 // queries of such a type whose criteria are search criteria the token may
 // use (for a clearance short of every label, none that searches by other
-// records), within the constraint of a constrained type's scope.
+// records), within the constraint of a constrained type's scope; and
+// _elements of root elements, with what the proxy judges a line by.
 func FuzzExportKickOff(f *testing.F) {
 	for _, q := range []string{"_type=Observation&_typeFilter=Observation%3Fcategory%3Dlaboratory",
 		"_typeFilter=Observation%3Fcode%3Da%2CPatient%3Fgender%3Dfemale", "_typeFilter=Observation%3Fcategory%3Dlaboratory%252Cvital-signs",
 		"_typeFilter=Patient%3F_has%3ACondition%3Asubject%3Acode%3Dx", "_typeFilter=Observation%3Fsubject.name%3Dx",
 		"_since=2026-01-01T00:00:00Z&_outputFormat=ndjson", "_typeFilter=Observation%3F_sort%3Ddate",
-		"_typeFilter=Observation%3Fsubject%3APatient.name%3Dx", "_typeFilter=Observation%3F_has%3AProvenance%3Atarget%3Aagent%3Dx"} {
+		"_typeFilter=Observation%3Fsubject%3APatient.name%3Dx", "_typeFilter=Observation%3F_has%3AProvenance%3Atarget%3Aagent%3Dx",
+		"_elements=code", "_type=Observation&_elements=Observation.code,status", "_elements=Patient.name"} {
 		f.Add(q)
 	}
 	tokens := map[string]*access{}
@@ -287,6 +289,31 @@ func FuzzExportKickOff(f *testing.F) {
 					}
 					if typ == "Observation" && strings.Contains(scope, "?") && !constrained {
 						t.Fatalf("%s: %q sent the query %q, outside the constraint", scope, query, prm.Value)
+					}
+				case "_elements":
+					// Each a root element, and what the proxy judges an
+					// Observation by kept wherever the list selects from
+					// Observations.
+					items := strings.Split(prm.Value, ",")
+					obs := false
+					for _, e := range items {
+						typ, name, dotted := strings.Cut(e, ".")
+						if !dotted {
+							name = typ
+						}
+						if !rootElement(name) || dotted && !canExport(a, typ) {
+							t.Fatalf("%s: %q sent _elements %q", scope, query, prm.Value)
+						}
+						obs = obs || !dotted || typ == "Observation"
+					}
+					need := []string{"meta", "subject"}
+					if strings.Contains(scope, "?") {
+						need = append(need, "category")
+					}
+					for _, n := range need {
+						if obs && !slices.Contains(items, n) && !slices.Contains(items, "Observation."+n) {
+							t.Fatalf("%s: %q sent _elements %q, without %s", scope, query, prm.Value, n)
+						}
 					}
 				default:
 					t.Fatalf("%s: %q sent %s", scope, query, prm.Name)

@@ -564,7 +564,7 @@ func TestBulkExportRefused(t *testing.T) {
 		{"a type by case", "GET", "/$export?_type=observation", tok, async, 400},
 		{"an empty type", "GET", "/$export?_type=Patient,", tok, async, 400},
 		{"a _typeFilter's result parameter", "GET", "/$export?_type=Observation&_typeFilter=Observation%3F_sort%3Ddate", tok, async, 400},
-		{"_elements", "GET", "/$export?_elements=id", tok, async, 400},
+		{"_elements not of root elements", "GET", "/$export?_elements=Observation.code.coding", tok, async, 400},
 		{"patient", "GET", "/Patient/$export?patient=Patient/p1", tok, async, 400},
 		{"another format", "GET", "/$export?_outputFormat=application/fhir%2Bjson", tok, async, 400},
 		{"a bad _since", "GET", "/$export?_since=yesterday", tok, async, 400},

@@ -437,9 +437,9 @@
 //     server is asked for the matches with a _typeFilter each
 //     (Observation?category=laboratory), and every record of the type in
 //     the files must match one, so a server that ignores _typeFilter sends
-//     no more. The kick-off takes _outputFormat (NDJSON), _since and the
-//     client's own _typeFilter queries; any other parameter (_elements,
-//     patient, includeAssociatedData, …) is refused. A _typeFilter query
+//     no more. The kick-off takes _outputFormat (NDJSON), _since, the
+//     client's own _typeFilter queries and _elements; any other parameter
+//     (patient, includeAssociatedData, …) is refused. A _typeFilter query
 //     (repeated, or several in one value separated by commas, as Bulk
 //     Data 1 wrote them) must search a type the kick-off exports, by
 //     criteria only (a result parameter such as _sort, _include or
@@ -448,7 +448,13 @@
 //     records (chains, _has, _list, _filter; 403). Each goes upstream
 //     re-serialised; for a constrained type, once within each scope's
 //     constraint (Observation?status=final&category=laboratory), since
-//     the server ORs a type's queries; at most 32 in all. A POSTed kick-off's Parameters body is read strictly
+//     the server ORs a type's queries; at most 32 in all. _elements must
+//     list root elements (element, or Type.element of a type the kick-off
+//     exports); the proxy adds what it reads of a line of each type the
+//     list selects from (meta, the references naming the patient, a
+//     Provenance's target, a Binary's securityContext, what a constraint
+//     reads), unqualified for unqualified elements and Type.element for a
+//     type named, so a line keeps what it is judged and audited by. A POSTed kick-off's Parameters body is read strictly
 //     (a name and a primitive value each) and checked as a query is; it
 //     goes upstream as that GET. The server's status URL comes back as a
 //     link of the proxy's: [base]/$export-poll-status?_job=….
