@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"errors"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -15,10 +16,11 @@ import (
 // Bulk export (FHIR Bulk Data Access), so backend services can try an
 // export through fhirproxy before production: GET [base]/$export,
 // [base]/Patient/$export and [base]/Group/{id}/$export with Prefer:
-// respond-async, each taking _type, _since, _outputFormat and _typeFilter
+// respond-async, each taking _type, _since, _outputFormat, _typeFilter
 // (repeated for several queries; a type's queries are ORed, and each is a
-// search of the sandbox's parameters; anything else is 400, as everywhere
-// on this strict server). A job is written at
+// search of the sandbox's parameters) and _elements (subsetted as Bulk Data
+// has it: see subset); anything else is 400, as everywhere on this strict
+// server. A job is written at
 // once, a snapshot of the data as it is at the kick-off, and kept in memory
 // until cancelled (DELETE on its status URL); its manifest lists one NDJSON
 // file a type, with its count. Like the rest of the server it writes its
@@ -48,6 +50,7 @@ func (s *fhirServer) export(w http.ResponseWriter, r *http.Request, level, id st
 	var types []string
 	var since time.Time
 	filters := map[string][]func(resource) bool{} // a type's _typeFilter queries
+	var elements []string
 	for name, vals := range q {
 		switch {
 		case name == "_typeFilter":
@@ -81,6 +84,8 @@ func (s *fhirServer) export(w http.ResponseWriter, r *http.Request, level, id st
 				return
 			}
 		case name == "_outputFormat" && slices.Contains(ndjsonFormats, vals[0]):
+		case name == "_elements":
+			elements = strings.Split(vals[0], ",")
 		default:
 			s.outcome(w, 400, "not-supported", "the sandbox FHIR server does not support $export's "+name+"="+vals[0])
 			return
@@ -124,7 +129,7 @@ func (s *fhirServer) export(w http.ResponseWriter, r *http.Request, level, id st
 		if job.files[typ] == nil {
 			job.types = append(job.types, typ)
 		}
-		job.files[typ] = append(job.files[typ], fhirJSON(res)...)
+		job.files[typ] = append(job.files[typ], fhirJSON(subset(res, typ, elements))...)
 		job.counts[typ]++
 	}
 	jobID := rand.Text()
@@ -134,6 +139,39 @@ func (s *fhirServer) export(w http.ResponseWriter, r *http.Request, level, id st
 	s.jobs[jobID] = job
 	w.Header().Set("Content-Location", s.base+"/$export-poll-status?_jobId="+jobID)
 	w.WriteHeader(http.StatusAccepted)
+}
+
+// subset keeps, of a resource of type typ, only the root elements the
+// _elements list names for it (element, or typ.element) when it names any,
+// with resourceType and id, and marks it SUBSETTED in meta.tag, as Bulk
+// Data and FHIR search have it. Nothing else is kept: not meta's labels,
+// unless meta is listed (which the proxy sees to).
+func subset(res resource, typ string, elements []string) resource {
+	var keep []string
+	for _, e := range elements {
+		if t, name, ok := strings.Cut(e, "."); !ok {
+			keep = append(keep, e)
+		} else if t == typ {
+			keep = append(keep, name)
+		}
+	}
+	if len(keep) == 0 {
+		return res
+	}
+	out := resource{"resourceType": res["resourceType"], "id": res["id"]}
+	for _, e := range keep {
+		if v, ok := res[e]; ok {
+			out[e] = v
+		}
+	}
+	meta := map[string]any{}
+	if m, ok := out["meta"].(map[string]any); ok {
+		maps.Copy(meta, m)
+	}
+	meta["tag"] = append(slices.Clone(asList(meta["tag"])), map[string]any{
+		"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue", "code": "SUBSETTED"})
+	out["meta"] = meta
+	return out
 }
 
 // updatedSince reports whether a resource was last updated at or after

@@ -190,3 +190,43 @@ func TestBulkExportFiltered(t *testing.T) {
 		}
 	}
 }
+
+// TestBulkExportElements: an export with _elements=code comes back
+// subsetted by the data server, which keeps only what the list names. The
+// proxy adds meta and subject to the list, so the HIV test keeps its labels
+// and stays out, and each line still names its patient.
+func TestBulkExportElements(t *testing.T) {
+	sb := startSandbox(t)
+	hc := exampleBackend(t, sb, "system/Observation.rs", "system/Group.r").Client(context.Background())
+	_, _, files := exportThrough(t, sb, hc, "/Group/"+PanelGroup+"/$export?_type=Observation&_elements=code")
+	var got []string
+	for _, res := range files["Observation"] {
+		var r struct {
+			ID      string
+			Code    json.RawMessage
+			Subject struct{ Reference string }
+			Value   json.RawMessage `json:"valueQuantity"`
+			Meta    struct{ Tag []struct{ Code string } }
+		}
+		_ = json.Unmarshal(res, &r)
+		if r.Code == nil || r.Subject.Reference == "" || r.Value != nil || len(r.Meta.Tag) == 0 || r.Meta.Tag[len(r.Meta.Tag)-1].Code != "SUBSETTED" {
+			t.Errorf("not subsetted to code, subject and meta: %s", res)
+		}
+		got = append(got, r.ID)
+	}
+	want := searched(t, sb, hc, "Observation", panelSubjects)
+	slices.Sort(got)
+	slices.Sort(want)
+	if len(got) == 0 || !slices.Equal(got, want) {
+		t.Errorf("exported %v, searched %v", got, want)
+	}
+	sb.fhir.mu.RLock()
+	written := 0
+	for _, j := range sb.fhir.jobs {
+		written += strings.Count(string(j.files["Observation"]), `"id":"pt-sensitive-hiv"`)
+	}
+	sb.fhir.mu.RUnlock()
+	if written != 1 {
+		t.Errorf("the data server wrote the HIV test %d times", written)
+	}
+}
