@@ -81,8 +81,9 @@ type Event struct {
 	Patient string
 	// Patients are the other patients whose records the request disclosed
 	// (a user/ or system/ search's page can hold many), in the order first
-	// seen. A Query for a patient matches Patient or any of these. Empty is
-	// left out of the event's JSON, as Labels is.
+	// seen; for a bulk export's kick-off that names patients, those after
+	// the first. A Query for a patient matches Patient or any of these.
+	// Empty is left out of the event's JSON, as Labels is.
 	Patients []string `json:",omitempty"`
 	Scopes   string   // granted (or requested, on refusal) scopes
 

@@ -3,6 +3,7 @@ package fhirproxy
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
@@ -238,6 +239,8 @@ func authorizeExport(in *Interaction, a *access, users bool, lim Limits) *refusa
 			since = prm.Value
 		case "_typeFilter":
 			filters = append(filters, prm.Value)
+		case "patient":
+			return invalid("patient is a Reference, given in a POSTed kick-off's Parameters body (valueReference)")
 		case "_elements":
 			if elements != nil {
 				return invalid("_elements is given twice")
@@ -257,6 +260,9 @@ func authorizeExport(in *Interaction, a *access, users bool, lim Limits) *refusa
 		if len(types) == 0 {
 			return forbidden("the token's scopes allow exporting no type (it needs r and s on a type, with no constraint or one the proxy evaluates)")
 		}
+	}
+	if ref := exportPatients(in, a); ref != nil {
+		return ref
 	}
 	asked, ref := exportFilters(filters, types, named, a, lim)
 	if ref != nil {
@@ -407,6 +413,134 @@ func rootElement(s string) bool {
 	return true
 }
 
+// maxKickOffPatients bounds the patients a kick-off names (Bulk Data's
+// patient parameter); maxJudgedPatients those it names for a clearance
+// short of every label, each of which the proxy reads first.
+const (
+	maxKickOffPatients = 1000
+	maxJudgedPatients  = 200
+)
+
+// exportBody is what a POSTed kick-off's Parameters body may hold beyond
+// primitive values: patient, a Reference.
+var exportBody = operation{references: []string{"patient"}}
+
+// exportPatients checks a kick-off's patient references (in.patients,
+// from its POSTed body): a kick-off on Patient or a Group, by a token that
+// may read Patient (the server's answer to a patient it does not hold, or
+// one not in the Group, tells whether it exists), each Patient/id, at most
+// maxKickOffPatients (maxJudgedPatients for a clearance short of every
+// label, whose patients are read and judged before the kick-off goes:
+// judgePatients). Repeated ones are sent once.
+func exportPatients(in *Interaction, a *access) *refusal {
+	if in.patients == nil {
+		return nil
+	}
+	invalid := func(msg string) *refusal { return refuse(http.StatusBadRequest, "invalid", msg) }
+	most := maxKickOffPatients
+	if !a.unrestricted {
+		most = maxJudgedPatients
+	}
+	switch {
+	case in.Type == "":
+		return invalid("patient is not taken by a system-level export; export on Patient or a Group")
+	case !a.tok.Scopes.Allows(scopes.Access{Context: a.ctx, Type: "Patient", Perms: scopes.Read}):
+		return refuse(http.StatusForbidden, "forbidden", "naming patients needs the r letter on Patient")
+	}
+	var ids []string
+	for _, ref := range in.patients {
+		t, id, _ := strings.Cut(ref, "/")
+		if t != "Patient" || !validID(id) {
+			return invalid("patient " + strconv.Quote(ref) + " is not a reference of the form Patient/id")
+		}
+		if !slices.Contains(ids, id) {
+			ids = append(ids, id)
+		}
+	}
+	if len(ids) > most {
+		return refuse(http.StatusBadRequest, "too-costly", "a kick-off names at most "+strconv.Itoa(most)+" patients here")
+	}
+	in.patients = in.patients[:0]
+	for _, id := range ids {
+		in.patients = append(in.patients, "Patient/"+id)
+	}
+	return nil
+}
+
+// judgePatients reads the patients a kick-off names, 50 a search by _id,
+// for a clearance short of every label: one the access may not see answers
+// as a missing one does (404), and nothing is sent. The server would tell
+// a patient it does not hold from one it does, and the records of a
+// withheld patient, judged one by one, might not all carry its labels.
+func (p *Proxy) judgePatients(ctx context.Context, refs []string, a *access) *refusal {
+	for chunk := range slices.Chunk(refs, maxTargetReads) {
+		ids := make([]string, len(chunk))
+		for i, ref := range chunk {
+			ids[i] = strings.TrimPrefix(ref, "Patient/")
+		}
+		st, body, _, err := p.get(ctx, "Patient", encodeQuery([]Param{{Name: "_id", Value: strings.Join(ids, ",")},
+			{Name: "_count", Value: strconv.Itoa(len(ids))}}))
+		switch {
+		case err != nil:
+			return refuse(http.StatusBadGateway, "transient", "the FHIR server is unavailable")
+		case st != http.StatusOK:
+			return refuse(http.StatusBadGateway, "transient", "the FHIR server did not answer a search of Patient by _id ("+strconv.Itoa(st)+")")
+		}
+		found, withheld := map[string]bool{}, false
+		_, _, ok := readSearchPage(body, func(e *bundleEntry) {
+			switch {
+			case !e.hasRes || e.res.ResourceType == "OperationOutcome":
+			case e.res.ResourceType != "Patient" || a.judge(&e.res) != keep:
+				withheld = true
+			default:
+				found[e.res.ID] = true
+			}
+		})
+		switch {
+		case !ok:
+			return refuse(http.StatusBadGateway, "invalid", "the FHIR server answered a search of Patient by _id with invalid JSON or not a Bundle")
+		case withheld:
+			return outsideGrant()
+		}
+		for _, id := range ids {
+			if !found[id] {
+				return notFound()
+			}
+		}
+	}
+	return nil
+}
+
+// exportParameters is the Parameters body of a kick-off for named
+// patients: its parameters, re-serialised, and each patient's Reference.
+func exportParameters(params []Param, patients []string) []byte {
+	type value struct {
+		Reference string `json:"reference"`
+	}
+	type parameter struct {
+		Name           string `json:"name"`
+		ValueString    string `json:"valueString,omitempty"`
+		ValueInstant   string `json:"valueInstant,omitempty"`
+		ValueReference *value `json:"valueReference,omitempty"`
+	}
+	out := make([]parameter, 0, len(params)+len(patients))
+	for _, prm := range params {
+		if prm.Name == "_since" {
+			out = append(out, parameter{Name: prm.Name, ValueInstant: prm.Value})
+		} else {
+			out = append(out, parameter{Name: prm.Name, ValueString: prm.Value})
+		}
+	}
+	for _, ref := range patients {
+		out = append(out, parameter{Name: "patient", ValueReference: &value{ref}})
+	}
+	b, _ := json.Marshal(struct {
+		ResourceType string      `json:"resourceType"`
+		Parameter    []parameter `json:"parameter"`
+	}{"Parameters", out})
+	return b
+}
+
 // maxTypeFilters bounds the _typeFilter queries a kick-off sends upstream.
 const maxTypeFilters = 32
 
@@ -547,6 +681,13 @@ func (x *exchange) inspectExport(resp *http.Response) (*refusal, error) {
 		x.ev.Reason = "export accepted: its status is followed through the proxy"
 		for _, t := range values(x.in.Params, "_type") { // what it exports ("who exported what"); none: every type its scopes allow
 			x.ev.Resources = append(x.ev.Resources, strings.Split(t, ",")...)
+		}
+		for i, ref := range x.in.patients { // the patients it is for, when it names them
+			if id := strings.TrimPrefix(ref, "Patient/"); i == 0 {
+				x.ev.Patient = id
+			} else {
+				x.ev.Patients = append(x.ev.Patients, id)
+			}
 		}
 		noBody(resp)
 		return nil, nil

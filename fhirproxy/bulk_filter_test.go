@@ -4,8 +4,11 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/smartkit/smartkit/audit"
 )
 
 // TestBulkExportTypeFilter: a client's _typeFilter queries go to the
@@ -221,5 +224,111 @@ func TestBulkExportElements(t *testing.T) {
 	} {
 		f.up.reset()
 		f.refused(c.name, f.do("GET", c.target, full, "", async...), c.status)
+	}
+}
+
+// TestBulkExportPatients: a POSTed kick-off on Patient or a Group may name
+// its patients (Bulk Data's patient, a Reference): they go upstream in a
+// Parameters body with the other parameters, re-serialised, and the audit
+// event names them. For a clearance short of every label each is read
+// first, and a withheld one answers exactly as a missing one, with nothing
+// sent.
+func TestBulkExportPatients(t *testing.T) {
+	f, _ := newBulkFixture(t)
+	f.up.mu.Lock()
+	f.up.resources["Patient/vip"] = map[string]any{"resourceType": "Patient", "id": "vip",
+		"meta": map[string]any{"security": []any{map[string]any{"system": "http://terminology.hl7.org/CodeSystem/v3-Confidentiality", "code": "R"}}}}
+	f.up.mu.Unlock()
+	async := []string{"Prefer", "respond-async"}
+	body := func(params ...string) string {
+		return `{"resourceType":"Parameters","parameter":[` + strings.Join(params, ",") + `]}`
+	}
+	patient := func(ref string) string { return `{"name":"patient","valueReference":{"reference":"` + ref + `"}}` }
+	observations := `{"name":"_type","valueString":"Observation"}`
+
+	full := f.token("system/Patient.rs system/Observation.rs", everyLabel())
+	r := f.do("POST", "/Patient/$export", full, body(observations, patient("Patient/p1"), patient("Patient/p2"), patient("Patient/p1")), async...)
+	got := f.up.requests()
+	if r.status != http.StatusAccepted || len(got) != 1 || got[0].Method != http.MethodPost || got[0].URL.Path != "/base/Patient/$export" ||
+		got[0].URL.RawQuery != "" || got[0].Header.Get("Content-Type") != "application/fhir+json" || got[0].Header.Get("Prefer") != "respond-async" {
+		t.Fatalf("named patients: %d %s, upstream %v", r.status, r.raw, got)
+	}
+	want := body(`{"name":"_type","valueString":"Observation"}`, patient("Patient/p1"), patient("Patient/p2"))
+	if f.up.bodies[0] != want {
+		t.Errorf("the body sent: %s\nwant %s", f.up.bodies[0], want)
+	}
+	evs := f.audit.Of(audit.ResourceAllowed)
+	if ev := evs[len(evs)-1]; ev.Patient != "p1" || !slices.Equal(ev.Patients, []string{"p2"}) || !slices.Equal(ev.Resources, []string{"Observation"}) {
+		t.Errorf("the kick-off's event: patient %q, patients %q, resources %q", ev.Patient, ev.Patients, ev.Resources)
+	}
+
+	// A clearance short of every label: the patients are read first (one
+	// search), and a withheld one reads exactly as a missing one.
+	f.up.reset()
+	partial := f.token("system/Patient.rs system/Observation.rs system/Group.r", nil)
+	r = f.do("POST", "/Group/g1/$export", partial, body(patient("Patient/p1"), patient("Patient/p2"), `{"name":"_since","valueInstant":"2026-01-01T00:00:00Z"}`), async...)
+	got = f.up.requests()
+	if r.status != http.StatusAccepted || len(got) != 3 || got[0].URL.Path != "/Patient" || got[0].URL.Query().Get("_id") != "p1,p2" ||
+		got[1].URL.Path != "/Group/g1" || got[2].Method != http.MethodPost {
+		t.Fatalf("a partial clearance's kick-off: %d %s, upstream %v", r.status, r.raw, got)
+	}
+	if want := body(`{"name":"_since","valueInstant":"2026-01-01T00:00:00Z"}`, `{"name":"_type","valueString":"Patient,Observation"}`,
+		patient("Patient/p1"), patient("Patient/p2")); f.up.bodies[2] != want {
+		t.Errorf("the body sent: %s\nwant %s", f.up.bodies[2], want)
+	}
+	answers := map[string]string{}
+	for _, ref := range []string{"Patient/vip", "Patient/nobody"} {
+		f.up.reset()
+		r := f.do("POST", "/Patient/$export", partial, body(patient("Patient/p1"), patient(ref)), async...)
+		if got := f.up.requests(); r.status != http.StatusNotFound || len(got) != 1 || got[0].URL.Path != "/Patient" {
+			t.Errorf("%s: %d %s, upstream %v", ref, r.status, r.raw, got)
+		}
+		answers[ref] = r.raw
+	}
+	if answers["Patient/vip"] != answers["Patient/nobody"] {
+		t.Errorf("a withheld patient reads otherwise than a missing one:\n%s\n%s", answers["Patient/vip"], answers["Patient/nobody"])
+	}
+	// The full clearance reads none: the server answers for them.
+	f.up.reset()
+	if r := f.do("POST", "/Patient/$export", full, body(patient("Patient/vip")), async...); r.status != http.StatusAccepted || len(f.up.requests()) != 1 {
+		t.Errorf("a full clearance: %d %s, upstream %v", r.status, r.raw, f.up.requests())
+	}
+
+	many := func(n int) string {
+		var ps []string
+		for i := range n {
+			ps = append(ps, patient("Patient/p"+strconv.Itoa(i)))
+		}
+		return body(ps...)
+	}
+	for _, c := range []struct {
+		name, tok, target, body string
+		status                  int
+	}{
+		{"at system level", full, "/$export", body(patient("Patient/p1")), 400},
+		{"without Patient read", f.token("system/Observation.rs", everyLabel()), "/Patient/$export", body(patient("Patient/p1")), 403},
+		{"another type", full, "/Patient/$export", body(patient("Group/g1")), 400},
+		{"an absolute reference", full, "/Patient/$export", body(patient("https://elsewhere.example/Patient/p1")), 400},
+		{"an id that is not one", full, "/Patient/$export", body(patient("Patient/p1/_history/2")), 400},
+		{"a string", full, "/Patient/$export", body(`{"name":"patient","valueString":"Patient/p1"}`), 400},
+		{"a Reference with a display", full, "/Patient/$export", body(`{"name":"patient","valueReference":{"reference":"Patient/p1","display":"One"}}`), 400},
+		{"a Reference by identifier", full, "/Patient/$export", body(`{"name":"patient","valueReference":{"identifier":{"value":"1"}}}`), 400},
+		{"a reference in another case", full, "/Patient/$export", body(`{"name":"patient","valueReference":{"Reference":"Patient/p1"}}`), 400},
+		{"another parameter as a Reference", full, "/Patient/$export", body(`{"name":"_type","valueReference":{"reference":"Patient/p1"}}`), 400},
+		{"1001 patients", full, "/Patient/$export", many(1001), 400},
+		{"201 patients, for a partial clearance", partial, "/Patient/$export", many(201), 400},
+	} {
+		f.up.reset()
+		f.refused(c.name, f.do("POST", c.target, c.tok, c.body, async...), c.status)
+	}
+	r = f.do("GET", "/Patient/$export?patient=Patient/p1", full, "", async...)
+	if !strings.Contains(diagnostics(r), "POSTed") {
+		t.Errorf("patient in a GET's query: %s", r.raw)
+	}
+	f.refused("in a GET's query", r, 400)
+	// 1000 patients (far more than a query's parameters) go.
+	f.up.reset()
+	if r := f.do("POST", "/Patient/$export", full, many(1000), async...); r.status != http.StatusAccepted || strings.Count(f.up.bodies[0], `"patient"`) != 1000 {
+		t.Errorf("1000 patients: %d %s", r.status, r.raw)
 	}
 }

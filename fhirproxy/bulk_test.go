@@ -120,9 +120,10 @@ func (bs *bulkServer) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	u := bs.f.up
+	body, _ := io.ReadAll(r.Body)
 	u.mu.Lock()
 	u.got = append(u.got, r.Clone(r.Context()))
-	u.bodies = append(u.bodies, "")
+	u.bodies = append(u.bodies, string(body))
 	u.mu.Unlock()
 	bs.mu.Lock()
 	defer bs.mu.Unlock()

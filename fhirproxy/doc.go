@@ -438,8 +438,9 @@
 //     (Observation?category=laboratory), and every record of the type in
 //     the files must match one, so a server that ignores _typeFilter sends
 //     no more. The kick-off takes _outputFormat (NDJSON), _since, the
-//     client's own _typeFilter queries and _elements; any other parameter
-//     (patient, includeAssociatedData, …) is refused. A _typeFilter query
+//     client's own _typeFilter queries, _elements and, on Patient or a
+//     Group, patient; any other parameter (includeAssociatedData, …) is
+//     refused. A _typeFilter query
 //     (repeated, or several in one value separated by commas, as Bulk
 //     Data 1 wrote them) must search a type the kick-off exports, by
 //     criteria only (a result parameter such as _sort, _include or
@@ -454,7 +455,15 @@
 //     list selects from (meta, the references naming the patient, a
 //     Provenance's target, a Binary's securityContext, what a constraint
 //     reads), unqualified for unqualified elements and Type.element for a
-//     type named, so a line keeps what it is judged and audited by. A POSTed kick-off's Parameters body is read strictly
+//     type named, so a line keeps what it is judged and audited by.
+//     patient, a Reference (Patient/id), is given in a POSTed kick-off's
+//     body, up to 1000 of them, by a token that may read Patient (the
+//     server's answer to a patient it does not hold would tell otherwise);
+//     for a clearance short of every label, up to 200, each read first (a
+//     search by _id, 50 at a time), and a withheld one answers exactly as
+//     a missing one, with nothing sent. Such a kick-off goes upstream as a
+//     POST of a Parameters body rebuilt from what was checked, and its
+//     audit event names the patients. A POSTed kick-off's Parameters body is read strictly
 //     (a name and a primitive value each) and checked as a query is; it
 //     goes upstream as that GET. The server's status URL comes back as a
 //     link of the proxy's: [base]/$export-poll-status?_job=….

@@ -55,6 +55,9 @@ type operation struct {
 	// complex are the parameters that take a Coding or CodeableConcept,
 	// in a body only.
 	complex []string
+	// references are the parameters that take a Reference (of a reference
+	// alone), in a body only.
+	references []string
 	// answer is the resource type it answers with.
 	answer string
 }
@@ -207,8 +210,18 @@ func parseOperationBody(op operation, contentType string, body []byte) ([]Param,
 		switch {
 		case name == "" || kind == "":
 			return nil, bad("a parameter takes a name and one value")
+		case slices.Contains(op.references, name) && kind != "valueReference":
+			return nil, bad("parameter " + name + " takes a valueReference")
 		case complex && (kind == "valueCoding" && isCoding(value) || kind == "valueCodeableConcept" && isCodeableConcept(value)):
 			params = append(params, Param{Name: name})
+		case slices.Contains(op.references, name) && kind == "valueReference":
+			var ref struct{ Reference string }
+			var members map[string]json.RawMessage
+			if json.Unmarshal(value, &members) != nil || len(members) != 1 || members["reference"] == nil ||
+				json.Unmarshal(value, &ref) != nil || ref.Reference == "" {
+				return nil, bad("parameter " + name + " takes a Reference of a reference alone")
+			}
+			params = append(params, Param{Name: name, Value: ref.Reference})
 		case !complex && primitiveValue[kind]:
 			var v any
 			d := json.NewDecoder(bytes.NewReader(value))
@@ -324,6 +337,11 @@ func tableOperation(in *Interaction) (operation, bool) {
 // proxy's 404, which then tells that some withheld terminology resource
 // has the URL, and nothing of it.
 func (p *Proxy) judgeSubject(ctx context.Context, in *Interaction, a *access) *refusal {
+	if in.patients != nil && !a.unrestricted {
+		if ref := p.judgePatients(ctx, in.patients, a); ref != nil {
+			return ref
+		}
+	}
 	op, ok := tableOperation(in)
 	group := in.Kind == Operation && in.Operation == exportOp && in.ID != "" // Group/{id}/$export
 	if !ok && !group || a.unrestricted {

@@ -506,15 +506,32 @@ func (p *Proxy) admit(r *http.Request, in *Interaction, a *access) (*access, *re
 		case int64(len(b)) > p.Limits.body():
 			return a, refuse(http.StatusRequestEntityTooLarge, "too-costly", "the request body is too large")
 		case len(b) > 0 || kickOff:
+			if kickOff {
+				op = exportBody
+			}
 			params, ref := parseOperationBody(op, header(r.Header, "Content-Type"), b)
 			if ref != nil {
 				return a, ref
 			}
-			if len(in.Params)+len(params) > p.Limits.params() {
+			// A kick-off's patients are bounded on their own
+			// (maxKickOffPatients), by the hundred.
+			named := 0
+			for _, prm := range params {
+				if kickOff && prm.Name == "patient" {
+					named++
+				}
+			}
+			if len(in.Params)+len(params)-named > p.Limits.params() {
 				return a, refuse(http.StatusBadRequest, "too-costly", "too many parameters")
 			}
 			if kickOff {
-				in.Params = append(in.Params, params...)
+				for _, prm := range params {
+					if prm.Name == "patient" {
+						in.patients = append(in.patients, prm.Value)
+					} else {
+						in.Params = append(in.Params, prm)
+					}
+				}
 			} else {
 				in.opBody, in.bodyParams = b, params
 			}
@@ -700,7 +717,7 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, x *exchange) {
 	// a copy carrying just the headers that go upstream.
 	x.out = *r
 	x.out.Header = x.upstreamHeader(r)
-	if x.in.Kind == Operation && x.in.Operation == exportOp {
+	if x.in.Kind == Operation && x.in.Operation == exportOp && x.in.patients == nil {
 		x.method = http.MethodGet // a POSTed kick-off's parameters were read into the query (exportKickOff)
 	}
 	if x.method != "" { // a conditional write resolved to another interaction
@@ -908,10 +925,15 @@ func (x *exchange) rewrite(pr *httputil.ProxyRequest) {
 	}
 	out.GetBody = nil
 	body := x.body
-	if in.post && in.Kind == SearchType {
+	switch {
+	case in.post && in.Kind == SearchType:
 		body = []byte(encodeQuery(in.Params))
 		out.URL.RawQuery = ""
 		hdr["Content-Type"] = []string{"application/x-www-form-urlencoded"}
+	case in.patients != nil: // a kick-off for named patients: its parameters in a body (Bulk Data)
+		body = exportParameters(in.Params, in.patients)
+		out.URL.RawQuery = ""
+		hdr["Content-Type"] = []string{fhirJSONType}
 	}
 	if len(body) == 0 {
 		out.Body, out.ContentLength = http.NoBody, 0 // not "unknown length", which means chunked

@@ -70,6 +70,11 @@ type Interaction struct {
 	// are authorised with the query's and go upstream in it, not the query.
 	opBody     []byte
 	bodyParams []Param
+	// patients are a POSTed bulk export kick-off's patient references
+	// (Bulk Data's patient parameter, a Reference, so in a body only):
+	// authorised with its parameters (authorizeExport), and sent upstream
+	// with them in a Parameters body (exportParameters).
+	patients []string
 	// ifNoneExist holds a conditional create's criteria (If-None-Exist),
 	// re-encoded from their parsed form, and ifNoneCrit the parsed form.
 	ifNoneExist string

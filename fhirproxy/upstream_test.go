@@ -265,7 +265,7 @@ func (u *upstream) serve(w http.ResponseWriter, r *http.Request) {
 						continue
 					}
 				}
-				if v := q.Get("_id"); v != "" && res["id"] != v {
+				if v := q.Get("_id"); v != "" && !slices.Contains(strings.Split(v, ","), res["id"].(string)) {
 					continue
 				}
 				if v := q.Get("category"); v != "" && !strings.Contains(mustJSON(res["category"]), `"`+v+`"`) {
