@@ -39,14 +39,63 @@ type exportJob struct {
 // ndjsonFormats are the _outputFormat values the Bulk Data IG names for NDJSON.
 var ndjsonFormats = []string{"application/fhir+ndjson", "application/ndjson", "ndjson"}
 
+// kickOffBody reads a POSTed kick-off's Parameters body into the
+// parameters a GET's query would carry, and the patients it names (each a
+// valueReference; Bulk Data takes them only so).
+func kickOffBody(w http.ResponseWriter, r *http.Request) (url.Values, []string, error) {
+	var body struct {
+		ResourceType string
+		Parameter    []struct {
+			Name                      string
+			ValueString, ValueInstant *string
+			ValueReference            *struct{ Reference string }
+		}
+	}
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20)).Decode(&body); err != nil || body.ResourceType != "Parameters" {
+		return nil, nil, errors.New("a POSTed kick-off's body is a Parameters resource")
+	}
+	q, patients := url.Values{}, []string{}
+	for _, p := range body.Parameter {
+		switch {
+		case p.Name == "patient" && p.ValueReference != nil:
+			patients = append(patients, p.ValueReference.Reference)
+		case p.ValueString != nil:
+			q.Add(p.Name, *p.ValueString)
+		case p.ValueInstant != nil:
+			q.Add(p.Name, *p.ValueInstant)
+		default:
+			return nil, nil, errors.New("parameter " + p.Name + " has no value the sandbox takes")
+		}
+	}
+	return q, patients, nil
+}
+
 // export starts a job: at system level (level ""), for every patient
-// ("Patient") or for the members of Group id.
+// ("Patient") or for the members of Group id; a POSTed kick-off
+// (kickOffBody) may name patients, whose records alone are exported, each
+// of whom must be held (and in the Group).
 func (s *fhirServer) export(w http.ResponseWriter, r *http.Request, level, id string) {
 	if !slices.ContainsFunc(strings.Split(r.Header.Get("Prefer"), ","), func(p string) bool { return strings.TrimSpace(p) == "respond-async" }) {
 		s.outcome(w, 400, "invalid", "$export needs Prefer: respond-async")
 		return
 	}
 	q := r.URL.Query()
+	var named []string // "Patient/id"
+	if r.Method == http.MethodPost {
+		var err error
+		if len(q) > 0 {
+			err = errors.New("a POSTed kick-off's parameters are in its body")
+		} else {
+			q, named, err = kickOffBody(w, r)
+		}
+		if err == nil && len(named) > 0 && level == "" {
+			err = errors.New("patient is not taken at system level")
+		}
+		if err != nil {
+			s.outcome(w, 400, "invalid", err.Error())
+			return
+		}
+	}
 	var types []string
 	var since time.Time
 	filters := map[string][]func(resource) bool{} // a type's _typeFilter queries
@@ -106,6 +155,18 @@ func (s *fhirServer) export(w http.ResponseWriter, r *http.Request, level, id st
 				ref, _ := e["reference"].(string)
 				members[ref] = true
 			}
+		}
+	}
+	if len(named) > 0 {
+		for _, ref := range named {
+			if _, ok := s.current[ref]; !ok || !strings.HasPrefix(ref, "Patient/") || members != nil && !members[ref] {
+				s.outcome(w, 400, "invalid", "patient "+ref+" is not held here"+map[bool]string{true: ", or not in the Group"}[members != nil])
+				return
+			}
+		}
+		members = map[string]bool{}
+		for _, ref := range named {
+			members[ref] = true
 		}
 	}
 	job := &exportJob{request: s.base + r.URL.RequestURI(), time: time.Now().UTC().Format(time.RFC3339),

@@ -77,11 +77,11 @@ func (s *fhirServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case len(segs) == 1 && segs[0] == "metadata":
 		s.write(w, 200, s.capabilities())
-	case r.Method == http.MethodGet && len(segs) == 1 && segs[0] == "$export":
+	case (r.Method == http.MethodGet || r.Method == http.MethodPost) && len(segs) == 1 && segs[0] == "$export":
 		s.export(w, r, "", "")
-	case r.Method == http.MethodGet && len(segs) == 2 && segs[0] == "Patient" && segs[1] == "$export":
+	case (r.Method == http.MethodGet || r.Method == http.MethodPost) && len(segs) == 2 && segs[0] == "Patient" && segs[1] == "$export":
 		s.export(w, r, "Patient", "")
-	case r.Method == http.MethodGet && len(segs) == 3 && segs[0] == "Group" && segs[2] == "$export":
+	case (r.Method == http.MethodGet || r.Method == http.MethodPost) && len(segs) == 3 && segs[0] == "Group" && segs[2] == "$export":
 		s.export(w, r, "Group", segs[1])
 	case (r.Method == http.MethodGet || r.Method == http.MethodDelete) && len(segs) == 1 && segs[0] == "$export-poll-status":
 		s.exportStatus(w, r, r.URL.Query())

@@ -11,12 +11,14 @@ import (
 	"iter"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 )
 
 // Bulk export (FHIR Bulk Data Access): a backend service exports many
 // patients' data as NDJSON files in three steps. [StartExport] kicks it
-// off, [Export.Wait] polls its status until the manifest, and
+// off (or [PostExport], with its parameters in a body, as naming patients
+// requires), [Export.Wait] polls its status until the manifest, and
 // [Download] and [Resources] read each file. Use the http.Client of a
 // [Backend] (Backend.Client), which sends the token only to the FHIR
 // server, so a file the manifest places elsewhere (requiresAccessToken
@@ -97,6 +99,78 @@ func StartExport(ctx context.Context, hc *http.Client, kickOff string) (*Export,
 	if err != nil {
 		return nil, err
 	}
+	return startExport(hc, req)
+}
+
+// ExportParams are a kick-off's parameters (Bulk Data), for [PostExport].
+// Zero values are left out.
+type ExportParams struct {
+	Types        []string  // _type
+	Since        time.Time // _since
+	OutputFormat string    // _outputFormat
+	// TypeFilters are _typeFilter queries, each a search of one type:
+	// "Observation?category=laboratory".
+	TypeFilters []string
+	// Elements are _elements: "code", or "Observation.code" for one type.
+	Elements []string
+	// Patients are the patients to export, as "Patient/id" references, at
+	// Patient or Group level.
+	Patients []string
+}
+
+// parameters is p as a Parameters resource.
+func (p ExportParams) parameters() []byte {
+	type reference struct {
+		Reference string `json:"reference"`
+	}
+	type parameter struct {
+		Name           string     `json:"name"`
+		ValueString    string     `json:"valueString,omitempty"`
+		ValueInstant   string     `json:"valueInstant,omitempty"`
+		ValueReference *reference `json:"valueReference,omitempty"`
+	}
+	out := []parameter{}
+	str := func(name, v string) {
+		if v != "" {
+			out = append(out, parameter{Name: name, ValueString: v})
+		}
+	}
+	str("_type", strings.Join(p.Types, ","))
+	if !p.Since.IsZero() {
+		out = append(out, parameter{Name: "_since", ValueInstant: p.Since.UTC().Format(time.RFC3339Nano)})
+	}
+	str("_outputFormat", p.OutputFormat)
+	for _, f := range p.TypeFilters {
+		str("_typeFilter", f)
+	}
+	str("_elements", strings.Join(p.Elements, ","))
+	for _, ref := range p.Patients {
+		out = append(out, parameter{Name: "patient", ValueReference: &reference{ref}})
+	}
+	b, _ := json.Marshal(struct {
+		ResourceType string      `json:"resourceType"`
+		Parameter    []parameter `json:"parameter"`
+	}{"Parameters", out})
+	return b
+}
+
+// PostExport kicks off a bulk export with a POST of its parameters in a
+// Parameters body, as Bulk Data allows and as naming patients requires:
+// endpoint is the operation's URL without parameters, such as
+// base+"/Patient/$export" or base+"/Group/"+id+"/$export". The server must
+// accept it to run asynchronously (202); anything else is an
+// [*ExportError].
+func PostExport(ctx context.Context, hc *http.Client, endpoint string, p ExportParams) (*Export, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, bytes.NewReader(p.parameters()))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/fhir+json")
+	return startExport(hc, req)
+}
+
+// startExport sends a kick-off and reads the server's acceptance.
+func startExport(hc *http.Client, req *http.Request) (*Export, error) {
 	req.Header.Set("Accept", "application/fhir+json")
 	req.Header.Set("Prefer", "respond-async")
 	resp, err := hc.Do(req)

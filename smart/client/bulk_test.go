@@ -171,3 +171,45 @@ func TestRetryAfter(t *testing.T) {
 		}
 	}
 }
+
+// TestPostExport: a POSTed kick-off carries its parameters in a Parameters
+// body, in Bulk Data's value types, and leaves out what is not set.
+func TestPostExport(t *testing.T) {
+	var method, path, contentType, prefer, body string
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		method, path, contentType, prefer, body = r.Method, r.URL.RequestURI(), r.Header.Get("Content-Type"), r.Header.Get("Prefer"), string(b)
+		if strings.Contains(body, "Group/") {
+			w.WriteHeader(http.StatusBadRequest)
+			_, _ = io.WriteString(w, `{"resourceType":"OperationOutcome","issue":[{"severity":"error","code":"invalid","diagnostics":"not a patient"}]}`)
+			return
+		}
+		w.Header().Set("Content-Location", "http://"+r.Host+"/fhir/status/1")
+		w.WriteHeader(http.StatusAccepted)
+	}))
+	defer ts.Close()
+	ctx := context.Background()
+	since := time.Date(2026, 1, 2, 3, 4, 5, 0, time.FixedZone("CET", 3600))
+	export, err := PostExport(ctx, ts.Client(), ts.URL+"/fhir/Group/g1/$export", ExportParams{Types: []string{"Patient", "Observation"}, Since: since,
+		TypeFilters: []string{"Observation?category=laboratory", "Observation?code=8867-4"}, Elements: []string{"code", "Patient.name"},
+		Patients: []string{"Patient/p1", "Patient/p2"}})
+	if err != nil || export.Status != ts.URL+"/fhir/status/1" {
+		t.Fatalf("%+v, %v", export, err)
+	}
+	want := `{"resourceType":"Parameters","parameter":[{"name":"_type","valueString":"Patient,Observation"},` +
+		`{"name":"_since","valueInstant":"2026-01-02T02:04:05Z"},{"name":"_typeFilter","valueString":"Observation?category=laboratory"},` +
+		`{"name":"_typeFilter","valueString":"Observation?code=8867-4"},{"name":"_elements","valueString":"code,Patient.name"},` +
+		`{"name":"patient","valueReference":{"reference":"Patient/p1"}},{"name":"patient","valueReference":{"reference":"Patient/p2"}}]}`
+	if method != http.MethodPost || path != "/fhir/Group/g1/$export" || contentType != "application/fhir+json" || prefer != "respond-async" || body != want {
+		t.Errorf("%s %s (%s, Prefer %s):\n%s\nwant\n%s", method, path, contentType, prefer, body, want)
+	}
+	if _, err := PostExport(ctx, ts.Client(), ts.URL+"/fhir/Patient/$export", ExportParams{}); err != nil ||
+		body != `{"resourceType":"Parameters","parameter":[]}` {
+		t.Errorf("no parameters: %s, %v", body, err)
+	}
+	var ee *ExportError
+	if _, err := PostExport(ctx, ts.Client(), ts.URL+"/fhir/Patient/$export", ExportParams{Patients: []string{"Group/g1"}}); !errors.As(err, &ee) ||
+		ee.Status != http.StatusBadRequest || ee.Diagnostics != "not a patient" {
+		t.Errorf("a refusal: %v", err)
+	}
+}
