@@ -204,6 +204,7 @@ func authorizeExport(in *Interaction, a *access, users bool, lim Limits) *refusa
 		since         string
 		filters       []string
 		elements      *string
+		associated    []string
 	)
 	for _, prm := range in.Params {
 		switch prm.Name {
@@ -241,6 +242,19 @@ func authorizeExport(in *Interaction, a *access, users bool, lim Limits) *refusa
 			filters = append(filters, prm.Value)
 		case "patient":
 			return invalid("patient is a Reference, given in a POSTed kick-off's Parameters body (valueReference)")
+		case "includeAssociatedData":
+			// Provenances, in files of their own, judged as any Provenance
+			// file: by the records they are about.
+			for v := range strings.SplitSeq(prm.Value, ",") {
+				switch {
+				case v != "LatestProvenanceResources" && v != "RelevantProvenanceResources":
+					return refuse(http.StatusBadRequest, "not-supported", "includeAssociatedData takes LatestProvenanceResources and RelevantProvenanceResources here, not "+strconv.Quote(v))
+				case !canExport(a, "Provenance"):
+					return refuse(http.StatusForbidden, "forbidden", "includeAssociatedData exports Provenances, which the token's scopes do not allow exporting")
+				case !slices.Contains(associated, v):
+					associated = append(associated, v)
+				}
+			}
 		case "_elements":
 			if elements != nil {
 				return invalid("_elements is given twice")
@@ -248,7 +262,7 @@ func authorizeExport(in *Interaction, a *access, users bool, lim Limits) *refusa
 			elements = &prm.Value
 		default:
 			return refuse(http.StatusBadRequest, "not-supported", "the proxy does not support $export's parameter "+prm.Name+
-				" (it takes _type, _outputFormat, _since, _typeFilter and _elements)")
+				" (it takes _type, _outputFormat, _since, _typeFilter, _elements, includeAssociatedData and, POSTed, patient)")
 		}
 	}
 	if _, all := exportable(a, "*"); !named && !all {
@@ -315,6 +329,9 @@ func authorizeExport(in *Interaction, a *access, users bool, lim Limits) *refusa
 	}
 	if selected != "" {
 		out = append(out, Param{Name: "_elements", Value: selected})
+	}
+	if associated != nil {
+		out = append(out, Param{Name: "includeAssociatedData", Value: strings.Join(associated, ",")})
 	}
 	in.Params = out
 	return nil

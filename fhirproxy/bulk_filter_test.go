@@ -332,3 +332,37 @@ func TestBulkExportPatients(t *testing.T) {
 		t.Errorf("1000 patients: %d %s", r.status, r.raw)
 	}
 }
+
+// TestBulkExportAssociatedData: includeAssociatedData's two Provenance
+// values go to the server for a token that may export Provenance (the
+// Provenance files are judged as any); other values do not.
+func TestBulkExportAssociatedData(t *testing.T) {
+	f, _ := newBulkFixture(t)
+	async := []string{"Prefer", "respond-async"}
+	tok := f.token("system/Observation.rs system/Provenance.rs", nil)
+	for _, c := range []struct{ name, method, target, body string }{
+		{"GET", "GET", "/$export?_type=Observation&includeAssociatedData=LatestProvenanceResources,RelevantProvenanceResources,LatestProvenanceResources", ""},
+		{"POSTed", "POST", "/$export", `{"resourceType":"Parameters","parameter":[{"name":"_type","valueString":"Observation"},` +
+			`{"name":"includeAssociatedData","valueCode":"LatestProvenanceResources,RelevantProvenanceResources"}]}`},
+	} {
+		f.up.reset()
+		r := f.do(c.method, c.target, tok, c.body, async...)
+		got := f.up.requests()
+		if r.status != http.StatusAccepted || len(got) != 1 ||
+			got[0].URL.Query().Get("includeAssociatedData") != "LatestProvenanceResources,RelevantProvenanceResources" {
+			t.Errorf("%s: %d %s, upstream %v", c.name, r.status, r.raw, got)
+		}
+	}
+	for _, c := range []struct {
+		name, tok, target string
+		status            int
+	}{
+		{"a value of the server's own", tok, "/$export?includeAssociatedData=_relatedEncounters", 400},
+		{"an unknown value", tok, "/$export?includeAssociatedData=AllProvenance", 400},
+		{"a value by case", tok, "/$export?includeAssociatedData=latestProvenanceResources", 400},
+		{"without Provenance", f.token("system/Observation.rs", nil), "/$export?includeAssociatedData=LatestProvenanceResources", 403},
+	} {
+		f.up.reset()
+		f.refused(c.name, f.do("GET", c.target, c.tok, "", async...), c.status)
+	}
+}

@@ -235,12 +235,13 @@ func FuzzExportKickOff(f *testing.F) {
 		"_typeFilter=Patient%3F_has%3ACondition%3Asubject%3Acode%3Dx", "_typeFilter=Observation%3Fsubject.name%3Dx",
 		"_since=2026-01-01T00:00:00Z&_outputFormat=ndjson", "_typeFilter=Observation%3F_sort%3Ddate",
 		"_typeFilter=Observation%3Fsubject%3APatient.name%3Dx", "_typeFilter=Observation%3F_has%3AProvenance%3Atarget%3Aagent%3Dx",
-		"_elements=code", "_type=Observation&_elements=Observation.code,status", "_elements=Patient.name"} {
+		"_elements=code", "_type=Observation&_elements=Observation.code,status", "_elements=Patient.name",
+		"includeAssociatedData=LatestProvenanceResources,_x"} {
 		f.Add(q)
 	}
 	tokens := map[string]*access{}
 	for _, scope := range []string{"system/Observation.rs system/Patient.rs system/Condition.s", "system/Observation.rs?category=laboratory system/Patient.rs",
-		"every label: system/Observation.rs system/Patient.rs system/Condition.s"} {
+		"every label: system/Observation.rs system/Patient.rs system/Condition.s system/Provenance.rs"} {
 		a := testAccess(strings.TrimPrefix(scope, "every label: "))
 		a.patient = ""
 		if strings.HasPrefix(scope, "every label: ") {
@@ -289,6 +290,12 @@ func FuzzExportKickOff(f *testing.F) {
 					}
 					if typ == "Observation" && strings.Contains(scope, "?") && !constrained {
 						t.Fatalf("%s: %q sent the query %q, outside the constraint", scope, query, prm.Value)
+					}
+				case "includeAssociatedData":
+					for v := range strings.SplitSeq(prm.Value, ",") {
+						if v != "LatestProvenanceResources" && v != "RelevantProvenanceResources" || !canExport(a, "Provenance") {
+							t.Fatalf("%s: %q sent includeAssociatedData %q", scope, query, prm.Value)
+						}
 					}
 				case "_elements":
 					// Each a root element, and what the proxy judges an

@@ -528,15 +528,15 @@ func TestBulkExportPosted(t *testing.T) {
 		body   string
 		status int
 	}{
-		"a type not allowed":             {`{"resourceType":"Parameters","parameter":[{"name":"_type","valueString":"Condition"}]}`, 403},
-		"a patient":                      {`{"resourceType":"Parameters","parameter":[{"name":"patient","valueReference":{"reference":"Patient/p1"}}]}`, 400},
-		"associated data":                {`{"resourceType":"Parameters","parameter":[{"name":"includeAssociatedData","valueCode":"LatestProvenanceResources"}]}`, 400},
-		"a _typeFilter's type not named": {`{"resourceType":"Parameters","parameter":[{"name":"_type","valueString":"Observation"},{"name":"_typeFilter","valueString":"Patient?gender=female"}]}`, 400},
-		"not Parameters":                 {`{"resourceType":"Bundle"}`, 400},
-		"another member":                 {`{"resourceType":"Parameters","id":"x","parameter":[]}`, 400},
-		"a duplicate member":             {`{"resourceType":"Parameters","parameter":[],"parameter":[{"name":"_type","valueString":"Condition"}]}`, 400},
-		"_since twice":                   {`{"resourceType":"Parameters","parameter":[{"name":"_since","valueInstant":"2026-01-01T00:00:00Z"},{"name":"_since","valueInstant":"2025-01-01T00:00:00Z"}]}`, 400},
-		"no body (no JSON)":              {"", 415},
+		"a type not allowed":                  {`{"resourceType":"Parameters","parameter":[{"name":"_type","valueString":"Condition"}]}`, 403},
+		"a patient":                           {`{"resourceType":"Parameters","parameter":[{"name":"patient","valueReference":{"reference":"Patient/p1"}}]}`, 400},
+		"associated data, without Provenance": {`{"resourceType":"Parameters","parameter":[{"name":"includeAssociatedData","valueCode":"LatestProvenanceResources"}]}`, 403},
+		"a _typeFilter's type not named":      {`{"resourceType":"Parameters","parameter":[{"name":"_type","valueString":"Observation"},{"name":"_typeFilter","valueString":"Patient?gender=female"}]}`, 400},
+		"not Parameters":                      {`{"resourceType":"Bundle"}`, 400},
+		"another member":                      {`{"resourceType":"Parameters","id":"x","parameter":[]}`, 400},
+		"a duplicate member":                  {`{"resourceType":"Parameters","parameter":[],"parameter":[{"name":"_type","valueString":"Condition"}]}`, 400},
+		"_since twice":                        {`{"resourceType":"Parameters","parameter":[{"name":"_since","valueInstant":"2026-01-01T00:00:00Z"},{"name":"_since","valueInstant":"2025-01-01T00:00:00Z"}]}`, 400},
+		"no body (no JSON)":                   {"", 415},
 	} {
 		hdr := []string{}
 		if c.body == "" {

@@ -438,9 +438,11 @@
 //     (Observation?category=laboratory), and every record of the type in
 //     the files must match one, so a server that ignores _typeFilter sends
 //     no more. The kick-off takes _outputFormat (NDJSON), _since, the
-//     client's own _typeFilter queries, _elements and, on Patient or a
-//     Group, patient; any other parameter (includeAssociatedData, …) is
-//     refused. A _typeFilter query
+//     client's own _typeFilter queries, _elements, includeAssociatedData
+//     (LatestProvenanceResources and RelevantProvenanceResources, for a
+//     token that may export Provenance: their files are judged as any
+//     Provenance file) and, on Patient or a Group, patient; any other
+//     parameter, or another value, is refused. A _typeFilter query
 //     (repeated, or several in one value separated by commas, as Bulk
 //     Data 1 wrote them) must search a type the kick-off exports, by
 //     criteria only (a result parameter such as _sort, _include or
