@@ -61,7 +61,10 @@ type exportRef struct {
 	// Deleted: a file of deleted resources (Bundles of DELETE entries).
 	Deleted  bool   `json:",omitempty"`
 	Upstream string // below the upstream's base: "/$export-poll-status?_jobId=…"
-	Expires  int64  // Unix seconds
+	// KickOff is a status link's kick-off path ("/Group/g1/$export"), for
+	// a manifest whose request is not on the server's base.
+	KickOff string `json:",omitempty"`
+	Expires int64  // Unix seconds
 }
 
 // exportMAC domain-separates export links from page links, which share
@@ -671,7 +674,7 @@ func (p *Proxy) followExport(in *Interaction, a *access) *refusal {
 			a.held, a.constrained = held, ref.Type
 		}
 	}
-	in.Type, in.Params, in.pageURL, in.deleted = ref.Type, nil, ref.Upstream, ref.Deleted
+	in.Type, in.Params, in.pageURL, in.deleted, in.kickOff = ref.Type, nil, ref.Upstream, ref.Deleted, ref.KickOff
 	return nil
 }
 
@@ -694,7 +697,7 @@ func (x *exchange) inspectExport(resp *http.Response) (*refusal, error) {
 		if !ok || rest == "" {
 			return refuse(http.StatusBadGateway, "not-supported", "the FHIR server's export status is not on its base, where the proxy can follow it"), nil
 		}
-		resp.Header["Content-Location"] = []string{x.p.exportLink(x.a, exportStatusOp, exportJobParam, exportRef{Use: "job", Upstream: rest})}
+		resp.Header["Content-Location"] = []string{x.p.exportLink(x.a, exportStatusOp, exportJobParam, exportRef{Use: "job", Upstream: rest, KickOff: x.in.path()})}
 		x.ev.Reason = "export accepted: its status is followed through the proxy"
 		for _, t := range values(x.in.Params, "_type") { // what it exports ("who exported what"); none: every type its scopes allow
 			x.ev.Resources = append(x.ev.Resources, strings.Split(t, ",")...)
@@ -770,8 +773,13 @@ func (x *exchange) manifest(resp *http.Response) (*refusal, error) {
 		Error               []manifestFile `json:"error"`
 		Deleted             []manifestFile `json:"deleted,omitempty"`
 	}{TransactionTime: m.TransactionTime, Request: m.Request, RequiresAccessToken: true, Output: []manifestFile{}, Error: []manifestFile{}}
+	// The request as on the proxy's base: the server's where it wrote it
+	// on its base, else the kick-off's path (without its parameters), for
+	// a server's address elsewhere is not the client's to know.
 	if rest, ok := a.local(m.Request); ok {
 		out.Request = x.p.publicBase(a) + rest
+	} else {
+		out.Request = x.p.publicBase(a) + x.in.kickOff
 	}
 	left := 0
 	for _, f := range m.Output {

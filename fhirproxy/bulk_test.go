@@ -689,6 +689,18 @@ func TestBulkExportUpstream(t *testing.T) {
 		return m
 	})
 	manifest("not a manifest", func(string) map[string]any { return map[string]any{"resourceType": "Bundle"} })
+	// A request elsewhere (the server's internal address) does not go out:
+	// the manifest names the kick-off on the proxy's base.
+	bs.mu.Lock()
+	bs.manifest = func(base string) map[string]any {
+		m := bulkManifest(base)
+		m["request"] = "http://fhir.internal.invalid:8080/fhir/$export?_type=Patient"
+		return m
+	}
+	bs.mu.Unlock()
+	if r := f.do("GET", status, tok, ""); r.status != http.StatusOK || r.body["request"] != f.base+"/$export" || strings.Contains(r.raw, "internal") {
+		t.Errorf("a request elsewhere: %d %s", r.status, r.raw)
+	}
 	bs.mu.Lock()
 	bs.manifest = nil
 	bs.mu.Unlock()

@@ -99,6 +99,8 @@ type Interaction struct {
 	native bool
 	// deleted: a bulk export's file of deleted resources (bulk.go).
 	deleted bool
+	// kickOff is an export status link's kick-off path (exportRef.KickOff).
+	kickOff string
 }
 
 // setIfNoneExist makes a create conditional on the criteria of an
