@@ -6,6 +6,10 @@
 //
 //	go run ./examples/backend -fhir http://127.0.0.1:8080/fhir -key sandbox-data/backend-key.pem
 //	go run ./examples/backend -export 'Group/grp-panel/$export?_type=Patient,Observation'
+//	go run ./examples/backend -export 'Group/grp-panel/$export?_type=Observation' -patients Patient/pt-001,Patient/pt-002
+//
+// With -patients the kick-off is POSTed, its parameters and the patients in
+// a Parameters body, as Bulk Data has a kick-off that names patients.
 package main
 
 import (
@@ -19,7 +23,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/smartkit/smartkit/smart/client"
@@ -31,18 +37,23 @@ func main() {
 	clientID := flag.String("client", "example-backend", "client id")
 	kid := flag.String("kid", "example-backend-1", "key id in the registered JWKS")
 	export := flag.String("export", "", "a bulk export's kick-off below the FHIR base, such as 'Group/grp-panel/$export?_type=Patient'")
+	named := flag.String("patients", "", "with -export, the patients to export (Patient/id, comma-separated): the kick-off is POSTed")
 	flag.Parse()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	if err := run(ctx, os.Stdout, *fhir, *keyFile, *clientID, *kid, *export, nil); err != nil {
+	var patients []string
+	if *named != "" {
+		patients = strings.Split(*named, ",")
+	}
+	if err := run(ctx, os.Stdout, *fhir, *keyFile, *clientID, *kid, *export, patients, nil); err != nil {
 		fmt.Fprintln(os.Stderr, "backend:", err)
 		os.Exit(1)
 	}
 }
 
 // run gets a backend token and lists a few patients or, given a kick-off
-// (export), runs that bulk export.
-func run(ctx context.Context, out io.Writer, fhir, keyFile, clientID, kid, export string, hc *http.Client) error {
+// (export), runs that bulk export, of the patients named, if any.
+func run(ctx context.Context, out io.Writer, fhir, keyFile, clientID, kid, export string, patients []string, hc *http.Client) error {
 	key, err := readKey(keyFile)
 	if err != nil {
 		return err
@@ -55,7 +66,7 @@ func run(ctx context.Context, out io.Writer, fhir, keyFile, clientID, kid, expor
 	}
 	fmt.Fprintf(out, "token for %q, %v left\n", tok.Extra("scope"), time.Until(tok.Expiry).Round(time.Second))
 	if export != "" {
-		return bulkExport(ctx, out, job.Client(ctx), fhir+"/"+export)
+		return bulkExport(ctx, out, job.Client(ctx), fhir+"/"+export, patients)
 	}
 	var bundle struct {
 		Total *int `json:"total"` // absent when the proxy cannot show it (fhirproxy D-9)
@@ -95,9 +106,22 @@ func run(ctx context.Context, out io.Writer, fhir, keyFile, clientID, kid, expor
 	return nil
 }
 
-// bulkExport runs a bulk export and counts the resources of each file.
-func bulkExport(ctx context.Context, out io.Writer, hc *http.Client, kickOff string) error {
-	export, err := client.StartExport(ctx, hc, kickOff)
+// bulkExport runs a bulk export and counts the resources of each file:
+// kicked off with a GET of kickOff or, naming patients, a POST of its
+// parameters.
+func bulkExport(ctx context.Context, out io.Writer, hc *http.Client, kickOff string, patients []string) error {
+	var export *client.Export
+	var err error
+	if patients == nil {
+		export, err = client.StartExport(ctx, hc, kickOff)
+	} else {
+		endpoint, query, _ := strings.Cut(kickOff, "?")
+		var p client.ExportParams
+		if p, err = exportParams(query); err == nil {
+			p.Patients = patients
+			export, err = client.PostExport(ctx, hc, endpoint, p)
+		}
+	}
 	if err != nil {
 		return err
 	}
@@ -123,6 +147,35 @@ func bulkExport(ctx context.Context, out io.Writer, hc *http.Client, kickOff str
 		fmt.Fprintf(out, "  %-12s %d\n", f.Type, n)
 	}
 	return export.Cancel(ctx) // the files are read: the server may delete them
+}
+
+// exportParams reads a kick-off's query into the parameters of a POSTed
+// one.
+func exportParams(query string) (client.ExportParams, error) {
+	var p client.ExportParams
+	q, err := url.ParseQuery(query)
+	if err != nil {
+		return p, err
+	}
+	for name, vals := range q {
+		switch name {
+		case "_type":
+			p.Types = strings.Split(vals[0], ",")
+		case "_elements":
+			p.Elements = strings.Split(vals[0], ",")
+		case "_typeFilter":
+			p.TypeFilters = vals
+		case "_outputFormat":
+			p.OutputFormat = vals[0]
+		case "_since":
+			if p.Since, err = time.Parse(time.RFC3339Nano, vals[0]); err != nil {
+				return p, fmt.Errorf("_since: %w", err)
+			}
+		default:
+			return p, errors.New("the example does not POST the kick-off parameter " + name)
+		}
+	}
+	return p, nil
 }
 
 func readKey(path string) (crypto.Signer, error) {

@@ -30,7 +30,7 @@ func TestRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	var out strings.Builder
-	if err := run(context.Background(), &out, ehr.FHIRBase, path, "job", "k1", "", ehr.Client()); err != nil {
+	if err := run(context.Background(), &out, ehr.FHIRBase, path, "job", "k1", "", nil, ehr.Client()); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(out.String(), "3 patients") || !strings.Contains(out.String(), "smart-1") {
@@ -39,13 +39,25 @@ func TestRun(t *testing.T) {
 	// A bulk export: smart-1's HIV test (beyond the default clearance) is
 	// not among the Observations.
 	out.Reset()
-	if err := run(context.Background(), &out, ehr.FHIRBase, path, "job", "k1", "$export?_type=Patient,Observation", ehr.Client()); err != nil {
+	if err := run(context.Background(), &out, ehr.FHIRBase, path, "job", "k1", "$export?_type=Patient,Observation", nil, ehr.Client()); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(out.String(), "  Patient      3\n") || !strings.Contains(out.String(), "  Observation  3\n") {
 		t.Fatalf("export output:\n%s", out.String())
 	}
-	if err := run(context.Background(), &out, ehr.FHIRBase, path, "job", "wrong-kid", "", ehr.Client()); err == nil {
+	// Two patients, the kick-off POSTed naming them.
+	out.Reset()
+	if err := run(context.Background(), &out, ehr.FHIRBase, path, "job", "k1", "Patient/$export?_type=Patient,Observation",
+		[]string{"Patient/smart-1", "Patient/smart-3"}, ehr.Client()); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "  Patient      2\n") || !strings.Contains(out.String(), "  Observation  2\n") {
+		t.Fatalf("export of two patients:\n%s", out.String())
+	}
+	if err := run(context.Background(), &out, ehr.FHIRBase, path, "job", "k1", "Patient/$export?_count=1", []string{"Patient/smart-1"}, ehr.Client()); err == nil {
+		t.Error("a kick-off parameter the example does not POST was sent")
+	}
+	if err := run(context.Background(), &out, ehr.FHIRBase, path, "job", "wrong-kid", "", nil, ehr.Client()); err == nil {
 		t.Fatal("an unregistered kid got a token")
 	}
 }

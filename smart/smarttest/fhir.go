@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 )
 
@@ -67,9 +68,9 @@ func (d data) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	parts := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
 	q := r.URL.Query()
-	is := func(param, id string) bool { // an absent parameter matches
+	is := func(param, id string) bool { // an absent parameter matches; a comma ORs values
 		for _, v := range q[param] {
-			if v != id && v != "Patient/"+id {
+			if !slices.ContainsFunc(strings.Split(v, ","), func(v string) bool { return v == id || v == "Patient/"+id }) {
 				return false
 			}
 		}
