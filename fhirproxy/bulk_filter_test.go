@@ -11,6 +11,19 @@ import (
 	"github.com/smartkit/smartkit/audit"
 )
 
+// kickedOff sends a kick-off (GET target), which must be accepted, and
+// returns its parameters as the server read them.
+func kickedOff(t *testing.T, f *fixture, tok, target string) url.Values {
+	t.Helper()
+	f.up.reset()
+	r := f.do("GET", target, tok, "", "Prefer", "respond-async")
+	got := f.up.requests()
+	if r.status != http.StatusAccepted || len(got) != 1 {
+		t.Fatalf("%s: %d %s, upstream %v", target, r.status, r.raw, got)
+	}
+	return got[0].URL.Query()
+}
+
 // TestBulkExportTypeFilter: a client's _typeFilter queries go to the
 // server re-serialised, each within the scopes' constraint where the
 // token's scope for the type is constrained; a query the token could not
@@ -19,17 +32,11 @@ import (
 func TestBulkExportTypeFilter(t *testing.T) {
 	f, _ := newBulkFixture(t)
 	async := []string{"Prefer", "respond-async"}
-	// kick sends a kick-off and returns the _type and the _typeFilter
-	// queries as the server reads them.
+	// kick returns the _type and the _typeFilter queries of a kick-off as
+	// the server reads them.
 	kick := func(tok, target string) (types string, filters []string) {
 		t.Helper()
-		f.up.reset()
-		r := f.do("GET", target, tok, "", async...)
-		got := f.up.requests()
-		if r.status != http.StatusAccepted || len(got) != 1 {
-			t.Fatalf("%s: %d %s, upstream %v", target, r.status, r.raw, got)
-		}
-		q := got[0].URL.Query()
+		q := kickedOff(t, f, tok, target)
 		return q.Get("_type"), q["_typeFilter"]
 	}
 	full := f.token("system/Observation.rs system/Patient.rs", everyLabel())
@@ -165,13 +172,7 @@ func TestBulkExportElements(t *testing.T) {
 	async := []string{"Prefer", "respond-async"}
 	sent := func(tok, target string) string {
 		t.Helper()
-		f.up.reset()
-		r := f.do("GET", target, tok, "", async...)
-		got := f.up.requests()
-		if r.status != http.StatusAccepted || len(got) != 1 {
-			t.Fatalf("%s: %d %s, upstream %v", target, r.status, r.raw, got)
-		}
-		return got[0].URL.Query().Get("_elements")
+		return kickedOff(t, f, tok, target).Get("_elements")
 	}
 	full := f.token("system/Observation.rs system/Patient.rs system/Provenance.rs", everyLabel())
 	for _, c := range []struct{ name, tok, target, want string }{
