@@ -19,10 +19,14 @@ func FuzzOperationBody(f *testing.F) {
 		`{"resourceType":"Parameters","parameter":[{"name":"valueSet","resource":{"resourceType":"ValueSet"}}]}`,
 		`{"resourceType":"Parameters","parameter":[{"name":"count","valueInteger":10},{"name":"activeOnly","valueBoolean":true}]}`,
 		`{"resourceType":"Parameters","id":"x"}`, `{"resourceType":"Parameters","parameter":[{"name":"x","part":[]}]}`, `[]`, `{}`,
+		`{"resourceType":"Parameters","parameter":[{"name":"patient","valueReference":{"reference":"Patient/a"}}]}`,
+		`{"resourceType":"Parameters","parameter":[{"name":"patient","valueReference":{"reference":"Patient/a","Reference":"Patient/b"}}]}`,
+		`{"resourceType":"Parameters","parameter":[{"name":"patient","valueReference":{"reference":"Patient/a","display":"A"}}]}`,
 	} {
 		f.Add(s)
 	}
 	op := operations["ValueSet/$validate-code"]
+	op.references = exportBody.references // patient, a Reference: read by its reference alone
 	f.Fuzz(func(t *testing.T, body string) {
 		params, ref := parseOperationBody(op, "application/fhir+json", []byte(body))
 		if ref != nil {
@@ -68,6 +72,12 @@ func FuzzOperationBody(f *testing.F) {
 			}
 			if slices.Contains(op.complex, params[i].Name) && params[i].Value != "" {
 				t.Fatalf("complex parameter %q read with a value", params[i].Name)
+			}
+			if slices.Contains(op.references, params[i].Name) {
+				ref, _ := m["valueReference"].(map[string]any)
+				if len(m) != 2 || len(ref) != 1 || ref["reference"] != params[i].Value || params[i].Value == "" {
+					t.Fatalf("parameter %q read as %q from %v: %q", params[i].Name, params[i].Value, m, body)
+				}
 			}
 		}
 	})
