@@ -182,8 +182,10 @@ func exportKickOff(r *http.Request) *refusal {
 
 // authorizeExport authorises a kick-off and rebuilds its parameters: the
 // types it exports (named, or those the token may export), the output
-// format, _since and the client's _typeFilter queries (exportFilters),
-// each checked. users: user/ tokens may export too (Proxy.UserExports).
+// format, _since, the client's _typeFilter queries (exportFilters),
+// _elements (exportElements), includeAssociatedData and the patients a
+// POSTed one names (exportPatients), each checked. users: user/ tokens may
+// export too (Proxy.UserExports).
 func authorizeExport(in *Interaction, a *access, users bool, lim Limits) *refusal {
 	forbidden := func(msg string) *refusal { return refuse(http.StatusForbidden, "forbidden", msg) }
 	invalid := func(msg string) *refusal { return refuse(http.StatusBadRequest, "invalid", msg) }

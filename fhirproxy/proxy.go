@@ -514,7 +514,8 @@ func (p *Proxy) admit(r *http.Request, in *Interaction, a *access) (*access, *re
 				return a, ref
 			}
 			// A kick-off's patients are bounded on their own
-			// (maxKickOffPatients), by the hundred.
+			// (maxKickOffPatients, far above MaxParams), the body by
+			// MaxBody.
 			named := 0
 			for _, prm := range params {
 				if kickOff && prm.Name == "patient" {
