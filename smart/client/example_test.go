@@ -122,6 +122,51 @@ func ExampleStartExport() {
 	// Observation 3
 }
 
+// A backend service exports two patients' records: a POSTed kick-off
+// names them (Bulk Data's patient parameter, a Reference, goes only in a
+// body), with the types it wants.
+func ExamplePostExport() {
+	t := &exampleT{}
+	defer t.done()
+	ehr := smarttest.NewServer(t, smarttest.Config{})
+	key, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	jwks, _ := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: key.Public(), KeyID: "job-1", Algorithm: "ES384"}}})
+	_ = ehr.Register(smart.Client{ID: "nightly", TokenEndpointAuthMethod: smart.AuthPrivateKeyJWT, JWKS: jwks,
+		GrantTypes: []string{smart.GrantClientCredentials}, Scope: "system/Patient.rs system/Observation.rs"})
+	job := &client.Backend{ClientID: "nightly", FHIRBase: ehr.FHIRBase, Key: key, KeyID: "job-1",
+		Scopes: []string{"system/Patient.rs", "system/Observation.rs"}, HTTPClient: ehr.Client()}
+	ctx := context.Background()
+	hc := job.Client(ctx)
+
+	export, err := client.PostExport(ctx, hc, ehr.FHIRBase+"/Patient/$export", client.ExportParams{
+		Types: []string{"Patient", "Observation"}, Patients: []string{"Patient/smart-2", "Patient/smart-3"}})
+	if err != nil {
+		log.Fatal(err)
+	}
+	manifest, err := export.Wait(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, file := range manifest.Output {
+		body, err := client.Download(ctx, hc, file)
+		if err != nil {
+			log.Fatal(err)
+		}
+		n := 0
+		for _, err := range client.Resources(body) {
+			if err != nil {
+				log.Fatal(err)
+			}
+			n++
+		}
+		body.Close()
+		fmt.Println(file.Type, n)
+	}
+	// Output:
+	// Patient 2
+	// Observation 2
+}
+
 type exampleT struct{ cleanups []func() }
 
 func (t *exampleT) Helper()           {}
