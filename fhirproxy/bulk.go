@@ -289,7 +289,11 @@ func authorizeExport(in *Interaction, a *access, users bool, lim Limits) *refusa
 	}
 	var selected string
 	if elements != nil {
-		if selected, ref = exportElements(*elements, types, named, a); ref != nil {
+		selects := types // the types whose lines the list may subset
+		if associated != nil && len(types) > 0 && !slices.Contains(types, "Provenance") {
+			selects = append(slices.Clip(types), "Provenance") // in files of their own
+		}
+		if selected, ref = exportElements(*elements, selects, named, a); ref != nil {
 			return ref
 		}
 	}

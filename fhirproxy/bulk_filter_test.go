@@ -354,6 +354,12 @@ func TestBulkExportAssociatedData(t *testing.T) {
 			t.Errorf("%s: %d %s, upstream %v", c.name, r.status, r.raw, got)
 		}
 	}
+	// The Provenances come in files of their own, which an element list
+	// subsets too: each keeps its target, which it is judged by.
+	if got := kickedOff(t, f, tok, "/$export?_type=Observation&includeAssociatedData=LatestProvenanceResources&_elements=code,Provenance.recorded").
+		Get("_elements"); got != "code,Provenance.recorded,meta,subject,target,Provenance.meta,Provenance.target" {
+		t.Errorf("_elements with associated data: %q", got)
+	}
 	for _, c := range []struct {
 		name, tok, target string
 		status            int
