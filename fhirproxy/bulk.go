@@ -56,7 +56,7 @@ const (
 type exportRef struct {
 	Use     string // "job" (the status) or "file"
 	Client  string
-	Subject string
+	Subject string // audit.Ref of the token's subject: a user's id stays out of URLs
 	Type    string // a file's resource type
 	// Deleted: a file of deleted resources (Bundles of DELETE entries).
 	Deleted  bool   `json:",omitempty"`
@@ -110,7 +110,7 @@ func (p *Proxy) publicBase(a *access) string {
 
 // exportLink is the proxy's address for what an export link names.
 func (p *Proxy) exportLink(a *access, op, param string, ref exportRef) string {
-	ref.Client, ref.Subject, ref.Expires = a.tok.ClientID, a.tok.Subject, time.Now().Add(exportTTL).Unix()
+	ref.Client, ref.Subject, ref.Expires = a.tok.ClientID, audit.Ref(a.tok.Subject), time.Now().Add(exportTTL).Unix()
 	return p.publicBase(a) + "/" + op + "?" + param + "=" + p.signExport(ref)
 }
 
@@ -662,7 +662,7 @@ func (p *Proxy) followExport(in *Interaction, a *access) *refusal {
 		use = "file"
 	}
 	ref, ok := p.openExport(in.Params[0].Value, use, time.Now())
-	if !ok || ref.Client != a.tok.ClientID || ref.Subject != a.tok.Subject {
+	if !ok || ref.Client != a.tok.ClientID || ref.Subject != audit.Ref(a.tok.Subject) {
 		return refuse(http.StatusBadRequest, "invalid", "the export link is not valid for this token (or has expired)")
 	}
 	if a.patient != "" {

@@ -2,6 +2,7 @@ package fhirproxy_test
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -595,8 +596,17 @@ func TestBulkExportRefused(t *testing.T) {
 	}
 	// A host may let user/ tokens export too.
 	f.proxy.UserExports = true
-	if r := f.do("GET", "/$export?_type=Observation", f.token("user/Observation.rs", nil), "", async...); r.status != http.StatusAccepted {
+	r = f.do("GET", "/$export?_type=Observation", f.token("user/Observation.rs", nil), "", async...)
+	if r.status != http.StatusAccepted {
 		t.Errorf("a user/ token with UserExports: %d %s", r.status, r.raw)
+	}
+	// Its status link names the user by audit.Ref only: a user's id stays
+	// out of URLs, which logs keep.
+	link, _ := url.Parse(r.header.Get("Content-Location"))
+	payload, _, _ := strings.Cut(link.Query().Get("_job"), ".")
+	if raw, err := base64.RawURLEncoding.DecodeString(payload); err != nil || strings.Contains(string(raw), `"u1"`) ||
+		!strings.Contains(string(raw), audit.Ref("u1")) {
+		t.Errorf("a user's status link carries %s (%v)", raw, err)
 	}
 }
 
