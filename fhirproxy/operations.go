@@ -298,21 +298,61 @@ func isCodeableConcept(v json.RawMessage) bool {
 var primitiveValue = map[string]bool{"valueString": true, "valueCode": true, "valueUri": true, "valueUrl": true, "valueCanonical": true,
 	"valueBoolean": true, "valueInteger": true, "valueDecimal": true, "valueDate": true, "valueDateTime": true, "valueInstant": true}
 
-// authorizeEverything authorises Patient/{id}/$everything, which needs
-// read and search of every type.
+// authorizeEverything authorises Patient/{id}/$everything. A token with
+// read and search of every type asks for everything; one with narrower
+// scopes asks for the types it reads and searches with no constraint (as
+// _type; a _type of its own must name only those), and the answer is
+// judged entry by entry as a search's, so an entry of another type is left
+// out whatever the server sends. Without patient context the token must
+// read Patient: the server's answer for a patient it does not hold would
+// tell otherwise whether one exists.
 func authorizeEverything(in *Interaction, a *access) *refusal {
+	forbidden := func(msg string) *refusal { return refuse(http.StatusForbidden, "forbidden", msg) }
 	if a.patient != "" && in.ID != a.patient {
-		return refuse(http.StatusForbidden, "forbidden", "$everything of another patient")
-	}
-	if !a.tok.Scopes.Allows(scopes.Access{Context: a.ctx, Type: "*", Perms: scopes.Read | scopes.Search}) {
-		return refuse(http.StatusForbidden, "forbidden", "$everything needs read and search of every type")
+		return forbidden("$everything of another patient")
 	}
 	a.provenances = !a.seesAll() // Provenances come with the records they are about, and are judged by them
-	for _, prm := range in.Params {
-		if prm.Name != "_count" && prm.Name != "_since" && prm.Name != "_type" && prm.Name != "start" && prm.Name != "end" && prm.Name != "_format" {
-			return refuse(http.StatusForbidden, "forbidden", "parameter "+prm.Name+" is not allowed on $everything")
+	types := -1                  // the position of _type, if given
+	for i, prm := range in.Params {
+		switch prm.Name {
+		case "_type":
+			if types >= 0 {
+				return refuse(http.StatusBadRequest, "invalid", "_type is given twice")
+			}
+			types = i
+		case "_count", "_since", "start", "end", "_format":
+		default:
+			return forbidden("parameter " + prm.Name + " is not allowed on $everything")
 		}
 	}
+	all := a.tok.Scopes.Allows(scopes.Access{Context: a.ctx, Type: "*", Perms: scopes.Read | scopes.Search})
+	switch {
+	case all:
+		return nil
+	case a.patient == "" && !a.tok.Scopes.Allows(scopes.Access{Context: a.ctx, Type: "Patient", Perms: scopes.Read}):
+		return forbidden("$everything of a patient needs the r letter on Patient, or read and search of every type")
+	}
+	everything := func(t string) bool {
+		return knownType(t) && a.tok.Scopes.Allows(scopes.Access{Context: a.ctx, Type: t, Perms: scopes.Read | scopes.Search})
+	}
+	if types >= 0 {
+		for t := range strings.SplitSeq(in.Params[types].Value, ",") {
+			if !everything(t) {
+				return forbidden("$everything's _type names " + strconv.Quote(t) + ", which the token's scopes do not allow reading and searching (with no constraint)")
+			}
+		}
+		return nil
+	}
+	var allowed []string
+	for sc := range a.tok.Scopes.All() {
+		if t := sc.Type(); sc.Kind() == scopes.Resource && sc.Context() == a.ctx && everything(t) && !slices.Contains(allowed, t) {
+			allowed = append(allowed, t)
+		}
+	}
+	if len(allowed) == 0 {
+		return forbidden("$everything needs read and search of a type, with no constraint")
+	}
+	in.Params = append(in.Params, Param{Name: "_type", Value: strings.Join(allowed, ",")})
 	return nil
 }
 

@@ -1,9 +1,13 @@
 package fhirproxy_test
 
 import (
+	"fmt"
 	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/smartkit/smartkit/audit"
@@ -398,6 +402,70 @@ func TestTerminologySubjectLimits(t *testing.T) {
 	for _, target := range []string{"/ValueSet/$expand?url=http://example.org/vs/colours", "/ValueSet/colours/$expand"} {
 		if r := f.do("GET", target, restricted, ""); r.status != http.StatusBadGateway {
 			t.Errorf("%s with the upstream down: %d %s", target, r.status, r.raw)
+		}
+	}
+}
+
+// TestEverythingNarrowScopes: a token that reads and searches some types
+// only asks $everything for those (_type), and gets no entry of another
+// type whatever the server sends; a _type beyond them, a type allowed only
+// under a constraint, and a patient's $everything by a token that may not
+// read Patient are refused with nothing sent. (entryIDs sorts.)
+func TestEverythingNarrowScopes(t *testing.T) {
+	f := newFixture(t)
+	var got []*http.Request
+	var mu sync.Mutex
+	everything := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		got = append(got, r)
+		mu.Unlock()
+		entry := func(res map[string]any) map[string]any { return map[string]any{"resource": res} }
+		f.up.write(w, 200, map[string]any{"resourceType": "Bundle", "type": "searchset", "entry": []any{ // whatever _type says
+			entry(map[string]any{"resourceType": "Patient", "id": "p1"}), entry(obs("lab-1", "p1", "laboratory")),
+			entry(map[string]any{"resourceType": "Condition", "id": "c-1", "subject": map[string]any{"reference": "Patient/p1"}}),
+			entry(obs("psy-1", "p1", "laboratory", "R", "PSY")), entry(obs("lab-2", "p2", "laboratory"))}})
+	}))
+	defer everything.Close()
+	f.proxy.Upstream, _ = url.Parse(everything.URL)
+	sent := func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		if len(got) != 1 {
+			return fmt.Sprint(len(got), " requests")
+		}
+		q := got[0].URL.Query().Get("_type")
+		got = nil
+		return q
+	}
+	for _, c := range []struct {
+		name, scope, target, types string
+		entries                    []string
+	}{
+		{"a patient app reading Observations", "launch/patient patient/Observation.rs", "/Patient/p1/$everything", "Observation", []string{"lab-1"}},
+		{"its own _type", "launch/patient patient/Observation.rs patient/Condition.rs", "/Patient/p1/$everything?_type=Observation", "Observation", []string{"c-1", "lab-1"}}, // the Condition the server sent anyway: the token reads it
+		{"two types", "launch/patient patient/Observation.rs patient/Condition.rs", "/Patient/p1/$everything", "Observation,Condition", []string{"c-1", "lab-1"}},
+		{"a clinician who reads Patient", "user/Observation.rs user/Patient.r", "/Patient/p1/$everything", "Observation", []string{"lab-1", "lab-2", "p1"}}, // the Patient the server sent anyway: the token reads it
+		{"every type", "launch/patient patient/*.rs", "/Patient/p1/$everything", "", []string{"c-1", "lab-1", "p1"}},
+	} {
+		r := f.do("GET", c.target, f.token(c.scope, nil), "")
+		if types := sent(); r.status != 200 || types != c.types || !slices.Equal(entryIDs(r), c.entries) {
+			t.Errorf("%s: %d, _type %q, entries %v; want _type %q, entries %v", c.name, r.status, types, entryIDs(r), c.types, c.entries)
+		}
+	}
+	for _, c := range []struct {
+		name, scope, target string
+		status              int
+	}{
+		{"a _type beyond the scopes", "launch/patient patient/Observation.rs", "/Patient/p1/$everything?_type=Observation,Condition", 403},
+		{"a type only under a constraint", "launch/patient patient/Observation.rs?category=laboratory", "/Patient/p1/$everything", 403},
+		{"its _type only under a constraint", "launch/patient patient/Observation.rs?category=laboratory patient/Condition.rs", "/Patient/p1/$everything?_type=Observation", 403},
+		{"a clinician who may not read Patient", "user/Observation.rs", "/Patient/p1/$everything", 403},
+		{"a type in another case", "launch/patient patient/Observation.rs", "/Patient/p1/$everything?_type=observation", 403},
+		{"_type twice", "launch/patient patient/Observation.rs", "/Patient/p1/$everything?_type=Observation&_type=Observation", 400},
+	} {
+		f.refused(c.name, f.do("GET", c.target, f.token(c.scope, nil), ""), c.status)
+		if types := sent(); types != "0 requests" {
+			t.Errorf("%s: the server got %s", c.name, types)
 		}
 	}
 }
