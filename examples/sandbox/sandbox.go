@@ -202,6 +202,7 @@ func Start(ctx context.Context, cfg Config) (*Sandbox, error) {
 	logf("  example app:       %s/app/ (client_id %s)", sb.URL, ExampleAppID)
 	logf("  backend job:       go run ./examples/backend -fhir %s -key %s", sb.FHIRBase, filepath.Join(cfg.Data, "backend-key.pem"))
 	logf("  bulk export:       the same with -export 'Group/%s/$export?_type=Patient,Observation'", PanelGroup)
+	logf("                     (add -patients Patient/pt-001 to POST a kick-off naming patients)")
 	logf("  demo users:        clinician, patient (%s), admin; password %q", DemoPatient, cfg.DemoPassword)
 	return sb, nil
 }
