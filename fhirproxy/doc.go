@@ -442,42 +442,48 @@
 //     server is asked for the matches with a _typeFilter each
 //     (Observation?category=laboratory), and every record of the type in
 //     the files must match one, so a server that ignores _typeFilter sends
-//     no more. The kick-off takes _outputFormat (NDJSON), _since, the
-//     client's own _typeFilter queries, _elements, includeAssociatedData
-//     (LatestProvenanceResources and RelevantProvenanceResources, for a
-//     token that may export Provenance: their files are judged as any
-//     Provenance file) and, on Patient or a Group, patient; any other
-//     parameter, or another value, is refused. A _typeFilter query
-//     (repeated, or several in one value separated by commas, as Bulk
-//     Data 1 wrote them) must search a type the kick-off exports, by
-//     criteria only (a result parameter such as _sort, _include or
-//     _elements is 400) that the token could search by, as in a search:
-//     for a clearance short of every label, none that searches by other
-//     records (chains, _has, _list, _filter; 403). Each goes upstream
-//     re-serialised; for a constrained type, once within each scope's
-//     constraint (Observation?status=final&category=laboratory), since
-//     the server ORs a type's queries; at most 32 in all. _elements must
-//     list root elements (element, or Type.element of a type the kick-off
-//     exports); the proxy adds what it reads of a line of each type the
-//     list selects from (meta, the references naming the patient, a
-//     Provenance's target, a Binary's securityContext, what a constraint
-//     reads), unqualified for unqualified elements and Type.element for a
-//     type named, so a line keeps what it is judged and audited by.
-//     patient, a Reference (Patient/id), is given in a POSTed kick-off's
-//     body, up to 1000 of them, by a token that may read Patient (the
-//     server's answer to a patient it does not hold would tell otherwise);
-//     for a clearance short of every label, up to 200, each read first (a
-//     search by _id, 50 at a time), and a withheld one answers exactly as
-//     a missing one, with nothing sent. Such a kick-off goes upstream as a
-//     POST of a Parameters body rebuilt from what was checked, and its
-//     audit event names the patients. A POSTed kick-off's Parameters body is read strictly
-//     (a name and a primitive value each) and checked as a query is; it
-//     goes upstream as that GET. The server's status URL comes back as a
-//     link of the proxy's: [base]/$export-poll-status?_job=….
+//     no more.
+//   - The kick-off takes _outputFormat (NDJSON), _since, the client's own
+//     _typeFilter queries, _elements, includeAssociatedData and, on
+//     Patient or a Group, patient; any other parameter, or another value,
+//     is refused. A POSTed kick-off's Parameters body is read strictly (a
+//     name and a primitive value each; patient a Reference) and checked as
+//     a query is. It goes upstream as that GET or, naming patients, as a
+//     POST of a Parameters body rebuilt from what was checked. The server's
+//     status URL comes back as a link of the proxy's:
+//     [base]/$export-poll-status?_job=….
+//   - A _typeFilter query (repeated, or several in one value separated by
+//     commas, as Bulk Data 1 wrote them) must search a type the kick-off
+//     exports, by criteria only (a result parameter such as _sort,
+//     _include or _elements is 400) that the token could search by, as in
+//     a search: for a clearance short of every label, none that searches
+//     by other records (chains, _has, _list, _filter; 403). Each goes
+//     upstream re-serialised; for a constrained type, once within each
+//     scope's constraint (Observation?status=final&category=laboratory),
+//     since the server ORs a type's queries; at most 32 in all.
+//   - _elements must list root elements (element, or Type.element of a
+//     type the kick-off exports). The proxy adds what it reads of a line
+//     of each type the list selects from (meta, the references naming the
+//     patient, a Provenance's target, a Binary's securityContext, what a
+//     constraint reads), unqualified for unqualified elements and
+//     Type.element for a type named, so a line keeps what it is judged and
+//     audited by.
+//   - patient, a Reference (Patient/id) in a POSTed body, up to 1000 of
+//     them, needs a token that may read Patient (the server's answer to a
+//     patient it does not hold would tell otherwise). For a clearance short
+//     of every label, up to 200, each read first (a search by _id, 50 at a
+//     time); a withheld one answers exactly as a missing one, with nothing
+//     sent. The kick-off's audit event names the patients.
+//   - includeAssociatedData takes LatestProvenanceResources and
+//     RelevantProvenanceResources, for a token that may export Provenance:
+//     their files are judged as any Provenance file, and an _elements list
+//     selects from them too.
 //   - The status is polled (GET) or the export cancelled (DELETE) there.
 //     While it runs, the 202 and its X-Progress and Retry-After pass. The
 //     finished manifest is rewritten: each file's url becomes a link of the
-//     proxy's ([base]/$export-file?_file=…), requiresAccessToken is true,
+//     proxy's ([base]/$export-file?_file=…), its request is on the proxy's
+//     base (the kick-off's path, where the server's was elsewhere),
+//     requiresAccessToken is true,
 //     files of types the token may not export are left out, and counts go
 //     only to a token that sees every record, for types it exports with
 //     no constraint (the others' files lose what they may not see, and a
@@ -494,8 +500,8 @@
 //     counts sent and left out.
 //
 // The links are signed with Proxy.PageKey (apart from page links) and name
-// the server's own URLs, the client and subject they were given to, and an
-// expiry a day on. A link is not a permission: following one needs a token
+// the server's own URLs, the client and (by a hash, audit.Ref) the subject
+// they were given to, and an expiry a day on. A link is not a permission: following one needs a token
 // of that client and subject, without patient context, whose scopes still
 // allow the file's type. The server's status and file URLs must be on its
 // base, or on the proxy's (as a server told the proxy's address for its own
