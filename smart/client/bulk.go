@@ -113,6 +113,9 @@ type ExportParams struct {
 	TypeFilters []string
 	// Elements are _elements: "code", or "Observation.code" for one type.
 	Elements []string
+	// IncludeAssociatedData asks for non-focal resources:
+	// "LatestProvenanceResources" or "RelevantProvenanceResources".
+	IncludeAssociatedData []string
 	// Patients are the patients to export, as "Patient/id" references, at
 	// Patient or Group level.
 	Patients []string
@@ -127,6 +130,7 @@ func (p ExportParams) parameters() []byte {
 		Name           string     `json:"name"`
 		ValueString    string     `json:"valueString,omitempty"`
 		ValueInstant   string     `json:"valueInstant,omitempty"`
+		ValueCode      string     `json:"valueCode,omitempty"`
 		ValueReference *reference `json:"valueReference,omitempty"`
 	}
 	out := []parameter{}
@@ -144,6 +148,9 @@ func (p ExportParams) parameters() []byte {
 		str("_typeFilter", f)
 	}
 	str("_elements", strings.Join(p.Elements, ","))
+	for _, v := range p.IncludeAssociatedData {
+		out = append(out, parameter{Name: "includeAssociatedData", ValueCode: v})
+	}
 	for _, ref := range p.Patients {
 		out = append(out, parameter{Name: "patient", ValueReference: &reference{ref}})
 	}

@@ -192,13 +192,14 @@ func TestPostExport(t *testing.T) {
 	since := time.Date(2026, 1, 2, 3, 4, 5, 0, time.FixedZone("CET", 3600))
 	export, err := PostExport(ctx, ts.Client(), ts.URL+"/fhir/Group/g1/$export", ExportParams{Types: []string{"Patient", "Observation"}, Since: since,
 		TypeFilters: []string{"Observation?category=laboratory", "Observation?code=8867-4"}, Elements: []string{"code", "Patient.name"},
-		Patients: []string{"Patient/p1", "Patient/p2"}})
+		IncludeAssociatedData: []string{"LatestProvenanceResources"}, Patients: []string{"Patient/p1", "Patient/p2"}})
 	if err != nil || export.Status != ts.URL+"/fhir/status/1" {
 		t.Fatalf("%+v, %v", export, err)
 	}
 	want := `{"resourceType":"Parameters","parameter":[{"name":"_type","valueString":"Patient,Observation"},` +
 		`{"name":"_since","valueInstant":"2026-01-02T02:04:05Z"},{"name":"_typeFilter","valueString":"Observation?category=laboratory"},` +
 		`{"name":"_typeFilter","valueString":"Observation?code=8867-4"},{"name":"_elements","valueString":"code,Patient.name"},` +
+		`{"name":"includeAssociatedData","valueCode":"LatestProvenanceResources"},` +
 		`{"name":"patient","valueReference":{"reference":"Patient/p1"}},{"name":"patient","valueReference":{"reference":"Patient/p2"}}]}`
 	if method != http.MethodPost || path != "/fhir/Group/g1/$export" || contentType != "application/fhir+json" || prefer != "respond-async" || body != want {
 		t.Errorf("%s %s (%s, Prefer %s):\n%s\nwant\n%s", method, path, contentType, prefer, body, want)
