@@ -64,7 +64,11 @@ type exportRef struct {
 	// KickOff is a status link's kick-off path ("/Group/g1/$export"), for
 	// a manifest whose request is not on the server's base.
 	KickOff string `json:",omitempty"`
-	Expires int64  // Unix seconds
+	// Since: a status link's kick-off had _since (an incremental export,
+	// whose manifest tells a partial clearance that deletions are not
+	// relayed: deletionsNotice).
+	Since   bool  `json:",omitempty"`
+	Expires int64 // Unix seconds
 }
 
 // exportMAC domain-separates export links from page links, which share
@@ -92,7 +96,8 @@ func (p *Proxy) openExport(token, use string, now time.Time) (exportRef, bool) {
 		jsonstrict.Check(payload) != nil || json.Unmarshal(payload, &ref) != nil {
 		return exportRef{}, false
 	}
-	if ref.Use != use || now.Unix() > ref.Expires || ref.Upstream == "" || ref.Upstream[0] != '/' && ref.Upstream[0] != '?' {
+	upstream := use != "notice" // the proxy's own notice names no server URL
+	if ref.Use != use || now.Unix() > ref.Expires || upstream != (ref.Upstream != "") || upstream && ref.Upstream[0] != '/' && ref.Upstream[0] != '?' {
 		return exportRef{}, false
 	}
 	return ref, true
@@ -662,6 +667,10 @@ func (p *Proxy) followExport(in *Interaction, a *access) *refusal {
 		use = "file"
 	}
 	ref, ok := p.openExport(in.Params[0].Value, use, time.Now())
+	if !ok && in.Kind == ExportFile { // the proxy's own notice (deletionsNotice)?
+		ref, ok = p.openExport(in.Params[0].Value, "notice", time.Now())
+		in.notice = ok
+	}
 	if !ok || ref.Client != a.tok.ClientID || ref.Subject != audit.Ref(a.tok.Subject) {
 		return refuse(http.StatusBadRequest, "invalid", "the export link is not valid for this token (or has expired)")
 	}
@@ -680,7 +689,7 @@ func (p *Proxy) followExport(in *Interaction, a *access) *refusal {
 			a.held, a.constrained = held, ref.Type
 		}
 	}
-	in.Type, in.Params, in.pageURL, in.deleted, in.kickOff = ref.Type, nil, ref.Upstream, ref.Deleted, ref.KickOff
+	in.Type, in.Params, in.pageURL, in.deleted, in.kickOff, in.since = ref.Type, nil, ref.Upstream, ref.Deleted, ref.KickOff, ref.Since
 	return nil
 }
 
@@ -703,7 +712,8 @@ func (x *exchange) inspectExport(resp *http.Response) (*refusal, error) {
 		if !ok || rest == "" {
 			return refuse(http.StatusBadGateway, "not-supported", "the FHIR server's export status is not on its base, where the proxy can follow it"), nil
 		}
-		resp.Header["Content-Location"] = []string{x.p.exportLink(x.a, exportStatusOp, exportJobParam, exportRef{Use: "job", Upstream: rest, KickOff: x.in.path()})}
+		resp.Header["Content-Location"] = []string{x.p.exportLink(x.a, exportStatusOp, exportJobParam,
+			exportRef{Use: "job", Upstream: rest, KickOff: x.in.path(), Since: len(values(x.in.Params, "_since")) > 0})}
 		x.ev.Reason = "export accepted: its status is followed through the proxy"
 		for _, t := range values(x.in.Params, "_type") { // what it exports ("who exported what"); none: every type its scopes allow
 			x.ev.Resources = append(x.ev.Resources, strings.Split(t, ",")...)
@@ -833,6 +843,13 @@ func (x *exchange) manifest(resp *http.Response) (*refusal, error) {
 	case len(m.Deleted) > 0:
 		x.ev.Reason += "; files of deleted resources not relayed (only a token that sees every record gets them)"
 	}
+	// An incremental export's client is told, whether or not the server
+	// listed deletions (which would tell it that something was deleted):
+	// a copy it keeps may hold records deleted since.
+	if x.in.since && !a.seesAll() {
+		out.Error = append(out.Error, manifestFile{Type: "OperationOutcome",
+			URL: x.p.exportLink(a, exportFileOp, exportFileParam, exportRef{Use: "notice", Type: "OperationOutcome"})})
+	}
 	b, _ := json.Marshal(out)
 	x.sent.Reset(b)
 	resp.Body, resp.ContentLength = &x.sent, int64(len(b))
@@ -840,6 +857,13 @@ func (x *exchange) manifest(resp *http.Response) (*refusal, error) {
 	resp.Header["Content-Type"] = []string{"application/json"}
 	return nil, nil
 }
+
+// deletionsNotice is the file the manifest of an incremental export (with
+// _since) lists among its errors for a token that does not see every
+// record: the proxy's own, answered without the server (Proxy.forward).
+var deletionsNotice = []byte(`{"resourceType":"OperationOutcome","issue":[{"severity":"warning","code":"suppressed","diagnostics":` +
+	`"Deleted resources are not relayed to this token: its clearance is short of every label, and a deleted record's labels ` +
+	`are gone with it. A client that keeps a copy of earlier exports should reconcile it with a full export."}]}` + "\n")
 
 // exportFile replaces a file's body with the judged stream of its lines.
 // The event is recorded by the caller before anything is sent; a second

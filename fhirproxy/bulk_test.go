@@ -381,10 +381,31 @@ func TestBulkExportClearance(t *testing.T) {
 		status := f.proxyPath(r.header.Get("Content-Location"))
 		f.do("GET", status, tok, "")
 		r = f.do("GET", status, tok, "")
-		var m struct{ Output, Deleted []map[string]any }
+		var m struct{ Output, Error, Deleted []map[string]any }
 		_ = json.Unmarshal([]byte(r.raw), &m)
-		if len(m.Output) != 5 || len(m.Deleted) != map[bool]int{true: 1, false: 0}[c.all] {
+		if len(m.Output) != 5 || len(m.Deleted) != map[bool]int{true: 1, false: 0}[c.all] || len(m.Error) != map[bool]int{true: 1, false: 2}[c.all] {
 			t.Fatalf("%s: manifest %s", c.name, r.raw)
+		}
+		// The partial clearance is told that deletions are not relayed, in
+		// a file of the proxy's own, answered without the server.
+		if !c.all {
+			notice := m.Error[1]["url"].(string)
+			f.up.reset()
+			r := f.do("GET", f.proxyPath(notice), tok, "")
+			var oo struct {
+				ResourceType string
+				Issue        []struct{ Severity, Code string }
+			}
+			if err := json.Unmarshal([]byte(r.raw), &oo); err != nil || r.status != http.StatusOK || oo.ResourceType != "OperationOutcome" ||
+				len(oo.Issue) != 1 || oo.Issue[0].Code != "suppressed" || r.header.Get("Content-Type") != "application/fhir+ndjson" ||
+				r.header.Get("X-Content-Type-Options") != "nosniff" || strings.Count(r.raw, "\n") != 1 || len(f.up.requests()) != 0 {
+				t.Errorf("the notice: %d %v %s, upstream %v", r.status, r.header, r.raw, f.up.requests())
+			}
+			if evs := f.audit.Events(); evs[len(evs)-1].Reason != "export notice: deletions are not relayed to this token" {
+				t.Errorf("the notice's event: %+v", evs[len(evs)-1])
+			}
+			f.refused("the notice, for another client", f.do("GET", f.proxyPath(notice), f.tokenFor("other", "system/*.rs"), ""), http.StatusBadRequest)
+			f.refused("the notice, tampered", f.do("GET", f.proxyPath(notice)+"x", tok, ""), http.StatusBadRequest)
 		}
 		for _, d := range m.Deleted {
 			// Every type exported: the lines but the one carrying a resource.

@@ -491,6 +491,10 @@
 //     go only to a token that sees every record: a deleted record's labels
 //     are gone with it, and a line names it by id. Each of their lines must
 //     be a Bundle of DELETEs of types the token exports with no constraint.
+//     Any other token's incremental export (with _since) lists among its
+//     errors a file of the proxy's own, whether or not the server listed
+//     deletions: an OperationOutcome (suppressed) saying that deletions
+//     are not relayed, so a client keeping a copy knows to reconcile it.
 //   - Each file is streamed from the server and judged line by line as it
 //     passes, as a Bundle's entries are: a line of another type than the
 //     file's, one the token may not see, or one its type's constraint does

@@ -13,6 +13,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -711,6 +712,17 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, x *exchange) {
 		}
 	}
 	x.w.ResponseWriter = w
+	if x.in.notice { // the proxy's own file: nothing goes upstream
+		x.ev.Reason = "export notice: deletions are not relayed to this token"
+		if err := p.record(r.Context(), &x.ev); err != nil {
+			p.finish(w, r, &x.ev, refuse(http.StatusInternalServerError, "exception", "the request could not be audited"), err)
+			return
+		}
+		w.Header()["Content-Type"] = []string{ndjsonType}
+		w.Header()["Content-Length"] = []string{strconv.Itoa(len(deletionsNotice))}
+		_, _ = x.w.Write(deletionsNotice)
+		return
+	}
 	x.rp.Transport, x.rp.ErrorLog = p.transport(), p.errorLog()
 	// ReverseProxy clones the request it is given, headers and all, and
 	// strips hop-by-hop ones; given the client's, it would copy every

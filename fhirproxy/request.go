@@ -99,8 +99,12 @@ type Interaction struct {
 	native bool
 	// deleted: a bulk export's file of deleted resources (bulk.go).
 	deleted bool
-	// kickOff is an export status link's kick-off path (exportRef.KickOff).
+	// kickOff is an export status link's kick-off path (exportRef.KickOff),
+	// and since whether its kick-off had _since (exportRef.Since).
 	kickOff string
+	since   bool
+	// notice: an export file link to the proxy's own deletionsNotice.
+	notice bool
 }
 
 // setIfNoneExist makes a create conditional on the criteria of an
