@@ -277,3 +277,36 @@ func TestBulkExportPatients(t *testing.T) {
 		t.Errorf("a patient the server does not hold: %v", err)
 	}
 }
+
+// TestBulkExportSinceNotice: the backend's incremental export (with
+// _since) lists, among its errors, the proxy's notice that deletions are
+// not relayed to its clearance, which it downloads as any file.
+func TestBulkExportSinceNotice(t *testing.T) {
+	sb := startSandbox(t)
+	hc := exampleBackend(t, sb, "system/Observation.rs", "system/Group.r").Client(context.Background())
+	_, m, _ := exportThrough(t, sb, hc, "/Group/"+PanelGroup+"/$export?_type=Observation&_since=2000-01-01T00:00:00Z")
+	if len(m.Error) != 1 || m.Error[0].Type != "OperationOutcome" {
+		t.Fatalf("manifest errors %+v", m.Error)
+	}
+	body, err := client.Download(context.Background(), hc, m.Error[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer body.Close()
+	var issues []string
+	for res, err := range client.Resources(body) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		var oo struct {
+			Issue []struct{ Code, Diagnostics string }
+		}
+		_ = json.Unmarshal(res, &oo)
+		for _, i := range oo.Issue {
+			issues = append(issues, i.Code)
+		}
+	}
+	if !slices.Equal(issues, []string{"suppressed"}) {
+		t.Errorf("the notice's issues: %v", issues)
+	}
+}
