@@ -228,7 +228,9 @@ func TestExportPatientsNamed(t *testing.T) {
 // queries of such a type whose criteria are search criteria the token may
 // use (for a clearance short of every label, none that searches by other
 // records), within the constraint of a constrained type's scope; and
-// _elements of root elements, with what the proxy judges a line by.
+// _elements of root elements, with what the proxy judges a line by; and
+// named patients (as a POSTed kick-off's) each Patient/id, once, within
+// the bound, for a token that may read Patient.
 func FuzzExportKickOff(f *testing.F) {
 	for _, q := range []string{"_type=Observation&_typeFilter=Observation%3Fcategory%3Dlaboratory",
 		"_typeFilter=Observation%3Fcode%3Da%2CPatient%3Fgender%3Dfemale", "_typeFilter=Observation%3Fcategory%3Dlaboratory%252Cvital-signs",
@@ -237,10 +239,11 @@ func FuzzExportKickOff(f *testing.F) {
 		"_typeFilter=Observation%3Fsubject%3APatient.name%3Dx", "_typeFilter=Observation%3F_has%3AProvenance%3Atarget%3Aagent%3Dx",
 		"_elements=code", "_type=Observation&_elements=Observation.code,status", "_elements=Patient.name",
 		"includeAssociatedData=LatestProvenanceResources,_x"} {
-		f.Add(q)
+		f.Add(q, "")
 	}
 	tokens := map[string]*access{}
 	for _, scope := range []string{"system/Observation.rs system/Patient.rs system/Condition.s", "system/Observation.rs?category=laboratory system/Patient.rs",
+		"system/Observation.rs",
 		"every label: system/Observation.rs system/Patient.rs system/Condition.s system/Provenance.rs"} {
 		a := testAccess(strings.TrimPrefix(scope, "every label: "))
 		a.patient = ""
@@ -251,11 +254,33 @@ func FuzzExportKickOff(f *testing.F) {
 		}
 		tokens[scope] = a
 	}
-	f.Fuzz(func(t *testing.T, query string) {
+	f.Add("_type=Observation", "Patient/p1\nPatient/p2\nPatient/p1")
+	f.Add("", "Patient/p1/_history/2\nGroup/g")
+	f.Fuzz(func(t *testing.T, query, patients string) {
 		for scope, a := range tokens {
-			in, err := parsePath("GET", "/$export", query, Limits{})
+			// patients, one a line, as a POSTed kick-off's patient
+			// references; at Patient level when there are any.
+			path, named := "/$export", []string(nil)
+			if patients != "" {
+				path, named = "/Patient/$export", strings.Split(patients, "\n")
+			}
+			in, err := parsePath("GET", path, query, Limits{})
+			in.patients = named
 			if err != nil || authorizeExport(&in, a, false, Limits{}) != nil {
 				continue
+			}
+			most := maxKickOffPatients
+			if !a.unrestricted {
+				most = maxJudgedPatients
+			}
+			if len(in.patients) > most || named != nil && !a.tok.Scopes.Allows(scopes.Access{Context: a.ctx, Type: "Patient", Perms: scopes.Read}) {
+				t.Fatalf("%s: %d patients named, by %s", scope, len(in.patients), a.tok.Scope)
+			}
+			for i, ref := range in.patients {
+				id, ok := strings.CutPrefix(ref, "Patient/")
+				if !ok || !validID(id) || slices.Contains(in.patients[:i], ref) {
+					t.Fatalf("%s: patients %q sent as %q", scope, named, in.patients)
+				}
 			}
 			again, err := parseQuery(encodeQuery(in.Params), Limits{})
 			if err != nil || !slices.Equal(again, in.Params) {
