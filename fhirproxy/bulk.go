@@ -450,6 +450,8 @@ func rootElement(s string) bool {
 const (
 	maxKickOffPatients = 1000
 	maxJudgedPatients  = 200
+	// patientsPerSearch is how many of them judgePatients reads a search.
+	patientsPerSearch = 50
 )
 
 // exportBody is what a POSTed kick-off's Parameters body may hold beyond
@@ -504,7 +506,7 @@ func exportPatients(in *Interaction, a *access) *refusal {
 // a patient it does not hold from one it does, and the records of a
 // withheld patient, judged one by one, might not all carry its labels.
 func (p *Proxy) judgePatients(ctx context.Context, refs []string, a *access) *refusal {
-	for chunk := range slices.Chunk(refs, maxTargetReads) {
+	for chunk := range slices.Chunk(refs, patientsPerSearch) {
 		ids := make([]string, len(chunk))
 		for i, ref := range chunk {
 			ids[i] = strings.TrimPrefix(ref, "Patient/")
