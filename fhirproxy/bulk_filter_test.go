@@ -289,6 +289,21 @@ func TestBulkExportPatients(t *testing.T) {
 	if answers["Patient/vip"] != answers["Patient/nobody"] {
 		t.Errorf("a withheld patient reads otherwise than a missing one:\n%s\n%s", answers["Patient/vip"], answers["Patient/nobody"])
 	}
+	// 120 patients are read 50 a search.
+	f.up.mu.Lock()
+	var named []string
+	for i := range 120 {
+		id := "q" + strconv.Itoa(i)
+		f.up.resources["Patient/"+id] = map[string]any{"resourceType": "Patient", "id": id}
+		named = append(named, patient("Patient/"+id))
+	}
+	f.up.mu.Unlock()
+	f.up.reset()
+	r = f.do("POST", "/Patient/$export", partial, body(named...), async...)
+	if got := f.up.requests(); r.status != http.StatusAccepted || len(got) != 4 || strings.Count(got[2].URL.Query().Get("_id"), ",") != 19 ||
+		strings.Count(f.up.bodies[3], `"patient"`) != 120 {
+		t.Errorf("120 patients: %d %s, %d upstream requests", r.status, r.raw, len(got))
+	}
 	// The full clearance reads none: the server answers for them.
 	f.up.reset()
 	if r := f.do("POST", "/Patient/$export", full, body(patient("Patient/vip")), async...); r.status != http.StatusAccepted || len(f.up.requests()) != 1 {
