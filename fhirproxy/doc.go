@@ -250,10 +250,12 @@
 //   - Patient/{id}/$everything, its parameters in the query (a body would
 //     go upstream unread). A token with read and search of every type asks
 //     for everything; one with narrower scopes asks for the types it reads
-//     and searches with no constraint (as _type; a _type of its own must
-//     name only those), and needs r on Patient without patient context.
-//     The answer is judged entry by entry, so no entry of another type
-//     goes whatever the server sends;
+//     and searches (as _type; a _type of its own must name only those),
+//     with no constraint or under query constraints the proxy evaluates,
+//     to which each entry of the type is then held (the server applies
+//     none in $everything), and needs r on Patient without patient
+//     context. The answer is judged entry by entry, so no entry of another
+//     type goes whatever the server sends;
 //   - Observation/$lastn and US Core's DocumentReference/$docref, which
 //     are searches: authorised, confined to the compartment, constrained
 //     and judged exactly as their type's search is;

@@ -382,6 +382,14 @@ func (a *access) bound(p *projection) bool {
 // projection.Inner) is dropped. (A contained resource is the container's,
 // under its type's scopes, as everywhere.)
 func (a *access) judgeEntry(e *bundleEntry, res []byte) verdict {
+	if a.heldTypes != nil {
+		if lc := a.heldTypes[e.res.ResourceType]; lc != nil { // $everything's constrained types
+			if !lc.matches(res) {
+				return drop
+			}
+			return a.judgeAs(&e.res, true)
+		}
+	}
 	held := a.recheck || a.unmatched && !e.match
 	switch {
 	case held && e.res.ResourceType == a.constrained && (a.included == nil || !a.included.matches(res)):
@@ -395,12 +403,15 @@ func (a *access) judgeEntry(e *bundleEntry, res []byte) verdict {
 // judge applies compartment, type and label rules to one resource. A
 // Binary bound to its securityContext is in no compartment: its own
 // compartment does not count, its labels still do.
-func (a *access) judge(p *projection) verdict {
+func (a *access) judge(p *projection) verdict { return a.judgeAs(p, a.readable(p.ResourceType)) }
+
+// judgeAs is judge, for a resource whose type the access reads or not.
+func (a *access) judgeAs(p *projection, readable bool) verdict {
 	context := a.bound(p)
 	if a.patient != "" && !context && !p.inCompartment(a) && !a.shared(p.ResourceType) && !p.unowned() {
 		return drop
 	}
-	if !a.readable(p.ResourceType) || p.ResourceType == "List" && len(p.Inner) > 0 {
+	if !readable || p.ResourceType == "List" && len(p.Inner) > 0 {
 		// (A List's entries name records; one holding a resource is not
 		// FHIR, and what it holds would pass as the List's own.)
 		return drop

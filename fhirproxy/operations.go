@@ -300,10 +300,11 @@ var primitiveValue = map[string]bool{"valueString": true, "valueCode": true, "va
 
 // authorizeEverything authorises Patient/{id}/$everything. A token with
 // read and search of every type asks for everything; one with narrower
-// scopes asks for the types it reads and searches with no constraint (as
-// _type; a _type of its own must name only those), and the answer is
-// judged entry by entry as a search's, so an entry of another type is left
-// out whatever the server sends. Without patient context the token must
+// scopes asks for the types it reads and searches (as _type; a _type of its
+// own must name only those), with no constraint or under constraints the
+// proxy evaluates, to which each entry of the type is then held; the answer
+// is judged entry by entry as a search's, so an entry of another type is
+// left out whatever the server sends. Without patient context the token must
 // read Patient: the server's answer for a patient it does not hold would
 // tell otherwise whether one exists.
 func authorizeEverything(in *Interaction, a *access) *refusal {
@@ -332,8 +333,29 @@ func authorizeEverything(in *Interaction, a *access) *refusal {
 	case a.patient == "" && !a.tok.Scopes.Allows(scopes.Access{Context: a.ctx, Type: "Patient", Perms: scopes.Read}):
 		return forbidden("$everything of a patient needs the r letter on Patient, or read and search of every type")
 	}
+	// A type read and searched only under query constraints the proxy
+	// evaluates is asked for too, and its entries held to them (heldTypes):
+	// the server applies no constraint in $everything.
 	everything := func(t string) bool {
-		return knownType(t) && a.tok.Scopes.Allows(scopes.Access{Context: a.ctx, Type: t, Perms: scopes.Read | scopes.Search})
+		if !knownType(t) {
+			return false
+		}
+		d := a.tok.Scopes.Check(scopes.Access{Context: a.ctx, Type: t, Perms: scopes.Read | scopes.Search})
+		switch {
+		case !d.Allowed:
+			return false
+		case !d.Constrained():
+			return true
+		}
+		lc, ref := compileConstraint(t, d)
+		if ref != nil {
+			return false
+		}
+		if a.heldTypes == nil {
+			a.heldTypes = map[string]*localConstraint{}
+		}
+		a.heldTypes[t] = lc
+		return true
 	}
 	if types >= 0 {
 		for t := range strings.SplitSeq(in.Params[types].Value, ",") {

@@ -408,9 +408,11 @@ func TestTerminologySubjectLimits(t *testing.T) {
 
 // TestEverythingNarrowScopes: a token that reads and searches some types
 // only asks $everything for those (_type), and gets no entry of another
-// type whatever the server sends; a _type beyond them, a type allowed only
-// under a constraint, and a patient's $everything by a token that may not
-// read Patient are refused with nothing sent. (entryIDs sorts.)
+// type whatever the server sends, and of a type allowed under a query
+// constraint only the entries that match it; a _type beyond them, a type
+// allowed only under a constraint the proxy cannot evaluate, and a
+// patient's $everything by a token that may not read Patient are refused
+// with nothing sent. (entryIDs sorts.)
 func TestEverythingNarrowScopes(t *testing.T) {
 	f := newFixture(t)
 	var got []*http.Request
@@ -423,29 +425,38 @@ func TestEverythingNarrowScopes(t *testing.T) {
 		f.up.write(w, 200, map[string]any{"resourceType": "Bundle", "type": "searchset", "entry": []any{ // whatever _type says
 			entry(map[string]any{"resourceType": "Patient", "id": "p1"}), entry(obs("lab-1", "p1", "laboratory")),
 			entry(map[string]any{"resourceType": "Condition", "id": "c-1", "subject": map[string]any{"reference": "Patient/p1"}}),
-			entry(obs("psy-1", "p1", "laboratory", "R", "PSY")), entry(obs("lab-2", "p2", "laboratory"))}})
+			entry(obs("psy-1", "p1", "laboratory", "R", "PSY")), entry(obs("lab-2", "p2", "laboratory")), entry(obs("vs-1", "p1", "vital-signs")),
+			entry(provenance("lab", "Observation/lab-1")), entry(provenance("vs", "Observation/vs-1"))}})
 	}))
 	defer everything.Close()
 	f.proxy.Upstream, _ = url.Parse(everything.URL)
-	sent := func() string {
+	sent := func() string { // the _type of the $everything sent (a Provenance's target may be read after it)
 		mu.Lock()
 		defer mu.Unlock()
-		if len(got) != 1 {
+		defer func() { got = nil }()
+		if len(got) == 0 || !strings.HasSuffix(got[0].URL.Path, "/$everything") {
 			return fmt.Sprint(len(got), " requests")
 		}
-		q := got[0].URL.Query().Get("_type")
-		got = nil
-		return q
+		return got[0].URL.Query().Get("_type")
 	}
 	for _, c := range []struct {
 		name, scope, target, types string
 		entries                    []string
 	}{
-		{"a patient app reading Observations", "launch/patient patient/Observation.rs", "/Patient/p1/$everything", "Observation", []string{"lab-1"}},
-		{"its own _type", "launch/patient patient/Observation.rs patient/Condition.rs", "/Patient/p1/$everything?_type=Observation", "Observation", []string{"c-1", "lab-1"}}, // the Condition the server sent anyway: the token reads it
-		{"two types", "launch/patient patient/Observation.rs patient/Condition.rs", "/Patient/p1/$everything", "Observation,Condition", []string{"c-1", "lab-1"}},
-		{"a clinician who reads Patient", "user/Observation.rs user/Patient.r", "/Patient/p1/$everything", "Observation", []string{"lab-1", "lab-2", "p1"}}, // the Patient the server sent anyway: the token reads it
-		{"every type", "launch/patient patient/*.rs", "/Patient/p1/$everything", "", []string{"c-1", "lab-1", "p1"}},
+		{"a patient app reading Observations", "launch/patient patient/Observation.rs", "/Patient/p1/$everything", "Observation", []string{"lab-1", "vs-1"}},
+		{"its own _type", "launch/patient patient/Observation.rs patient/Condition.rs", "/Patient/p1/$everything?_type=Observation", "Observation", []string{"c-1", "lab-1", "vs-1"}}, // the Condition the server sent anyway: the token reads it
+		{"two types", "launch/patient patient/Observation.rs patient/Condition.rs", "/Patient/p1/$everything", "Observation,Condition", []string{"c-1", "lab-1", "vs-1"}},
+		{"a clinician who reads Patient", "user/Observation.rs user/Patient.r", "/Patient/p1/$everything", "Observation", []string{"lab-1", "lab-2", "p1", "vs-1"}}, // the Patient the server sent anyway: the token reads it
+		{"every type", "launch/patient patient/*.rs", "/Patient/p1/$everything", "", []string{"c-1", "lab", "lab-1", "p1", "vs", "vs-1"}},
+		// A type allowed only under a constraint the proxy evaluates: its
+		// entries held to it, and a Provenance about one left out kept
+		// only with it.
+		{"a type only under a constraint", "launch/patient patient/Observation.rs?category=laboratory patient/Provenance.rs", "/Patient/p1/$everything",
+			"Observation,Provenance", []string{"lab", "lab-1"}},
+		{"its own _type under a constraint", "launch/patient patient/Observation.rs?category=laboratory patient/Condition.rs", "/Patient/p1/$everything?_type=Observation",
+			"Observation", []string{"c-1", "lab-1"}},
+		{"a clinician, under a constraint", "user/Observation.rs?category=vital-signs user/Patient.r user/Provenance.rs", "/Patient/p1/$everything",
+			"Observation,Provenance", []string{"p1", "vs", "vs-1"}},
 	} {
 		r := f.do("GET", c.target, f.token(c.scope, nil), "")
 		if types := sent(); r.status != 200 || types != c.types || !slices.Equal(entryIDs(r), c.entries) {
@@ -457,8 +468,8 @@ func TestEverythingNarrowScopes(t *testing.T) {
 		status              int
 	}{
 		{"a _type beyond the scopes", "launch/patient patient/Observation.rs", "/Patient/p1/$everything?_type=Observation,Condition", 403},
-		{"a type only under a constraint", "launch/patient patient/Observation.rs?category=laboratory", "/Patient/p1/$everything", 403},
-		{"its _type only under a constraint", "launch/patient patient/Observation.rs?category=laboratory patient/Condition.rs", "/Patient/p1/$everything?_type=Observation", 403},
+		{"a type only under a constraint the proxy cannot evaluate", "launch/patient patient/Observation.rs?date=gt2020-01-01", "/Patient/p1/$everything", 403},
+		{"its _type only under such a constraint", "launch/patient patient/Observation.rs?date=gt2020-01-01 patient/Condition.rs", "/Patient/p1/$everything?_type=Observation", 403},
 		{"a clinician who may not read Patient", "user/Observation.rs", "/Patient/p1/$everything", 403},
 		{"a type in another case", "launch/patient patient/Observation.rs", "/Patient/p1/$everything?_type=observation", 403},
 		{"_type twice", "launch/patient patient/Observation.rs", "/Patient/p1/$everything?_type=Observation&_type=Observation", 400},

@@ -193,6 +193,12 @@ type access struct {
 	// matches too (a constraint's parameter repeated in the search; see
 	// access.holdAnswer).
 	recheck bool
+	// heldTypes are, for a $everything, the types the token reads and
+	// searches only under query constraints the proxy evaluates, each with
+	// its constraint (authorizeEverything): an entry of one is kept only if
+	// it matches (judgeEntry). Read anywhere else (a Provenance's target),
+	// such a type is not readable.
+	heldTypes map[string]*localConstraint
 	// held is the constraint the record itself is held to, as the proxy
 	// evaluates it, where the server cannot apply it: the stored version a
 	// write replaces or removes, or whose earlier versions a vread or an
