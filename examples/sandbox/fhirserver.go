@@ -92,6 +92,8 @@ func (s *fhirServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case r.Method == http.MethodPost && len(segs) == 2 && segs[1] == "_search":
 		_ = r.ParseForm()
 		s.search(w, r, segs[0], r.PostForm)
+	case r.Method == http.MethodGet && len(segs) == 3 && segs[0] == "Patient" && segs[2] == "$everything":
+		s.everything(w, segs[1], r.URL.Query())
 	case r.Method == http.MethodGet && len(segs) == 2 && segs[0] == "Observation" && segs[1] == "$lastn":
 		s.lastn(w, r.URL.Query())
 	case r.Method == http.MethodGet && len(segs) == 2 && segs[0] == "DocumentReference" && segs[1] == "$docref":
@@ -413,6 +415,43 @@ func matcher(q url.Values) (func(resource) bool, error) {
 	}, nil
 }
 
+// everything answers Patient/{id}/$everything: the patient and every
+// record that names it, in the order stored, of the types _type names (all
+// when it names none); a patient it does not hold is 404. It takes _type
+// and _count (a page it does not cut: the sandbox's patients are small).
+func (s *fhirServer) everything(w http.ResponseWriter, id string, q url.Values) {
+	var types []string
+	for name, vals := range q {
+		switch {
+		case name == "_type" && len(vals) == 1:
+			types = strings.Split(vals[0], ",")
+		case name == "_count":
+		default:
+			s.outcome(w, 400, "not-supported", "the sandbox's $everything does not take "+name)
+			return
+		}
+	}
+	s.mu.RLock()
+	if _, ok := s.current["Patient/"+id]; !ok {
+		s.mu.RUnlock()
+		s.outcome(w, 404, "not-found", "no such Patient")
+		return
+	}
+	var out []resource
+	for _, key := range s.order {
+		res, ok := s.current[key]
+		typ, _, _ := strings.Cut(key, "/")
+		if !ok || len(types) > 0 && !slices.Contains(types, typ) {
+			continue
+		}
+		if key == "Patient/"+id || slices.Contains(patientRefs(res), "Patient/"+id) {
+			out = append(out, res)
+		}
+	}
+	s.mu.RUnlock()
+	s.bundle(w, "searchset", out, nil)
+}
+
 // docref answers US Core's DocumentReference/$docref: the patient's
 // documents, dated within start and end, of a type, as a searchset. The
 // sandbox generates none on demand (on-demand and profile are accepted and
@@ -587,7 +626,8 @@ func (s *fhirServer) capabilities() resource {
 		case "Observation":
 			rt["operation"] = []any{map[string]any{"name": "lastn", "definition": "http://hl7.org/fhir/OperationDefinition/Observation-lastn"}}
 		case "Patient":
-			rt["operation"] = []any{map[string]any{"name": "export", "definition": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/patient-export"}}
+			rt["operation"] = []any{map[string]any{"name": "export", "definition": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/patient-export"},
+				map[string]any{"name": "everything", "definition": "http://hl7.org/fhir/OperationDefinition/Patient-everything"}}
 		case "DocumentReference":
 			rt["operation"] = []any{map[string]any{"name": "docref", "definition": "http://hl7.org/fhir/us/core/OperationDefinition/docref"}}
 		}

@@ -1018,3 +1018,40 @@ func TestReadingFiledWithProvenance(t *testing.T) {
 		t.Errorf("another patient's app files a Provenance about pt-001's reading: %d %s", code, b)
 	}
 }
+
+// TestEverythingThroughTheProxy: a patient app granted only its vital
+// signs (patient/Observation.rs?category=vital-signs) runs $everything on
+// the sandbox: the proxy asks for Observations and keeps only the vital
+// signs, exactly what the same token's search finds; another patient's is
+// refused.
+func TestEverythingThroughTheProxy(t *testing.T) {
+	sb := startSandbox(t)
+	tok := patientToken(t, sb, "launch/patient patient/Observation.rs?category=vital-signs")
+	ids := func(target string) []string {
+		resp := callWith(t, tok, "GET", target, "")
+		defer resp.Body.Close()
+		var b struct {
+			Entry []struct {
+				Resource struct{ ResourceType, ID string }
+			}
+		}
+		if err := json.NewDecoder(resp.Body).Decode(&b); err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("%s: %d %v", target, resp.StatusCode, err)
+		}
+		var out []string
+		for _, e := range b.Entry {
+			out = append(out, e.Resource.ResourceType+"/"+e.Resource.ID)
+		}
+		slices.Sort(out)
+		return out
+	}
+	got, want := ids(sb.FHIRBase+"/Patient/pt-001/$everything"), ids(sb.FHIRBase+"/Observation?category=vital-signs&_count=1000")
+	if len(got) == 0 || !slices.Equal(got, want) {
+		t.Errorf("$everything: %v; the search: %v", got, want)
+	}
+	resp := callWith(t, tok, "GET", sb.FHIRBase+"/Patient/pt-002/$everything", "")
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Errorf("another patient's $everything: %d", resp.StatusCode)
+	}
+}
