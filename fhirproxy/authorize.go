@@ -344,6 +344,45 @@ func (a *access) decide(acc scopes.Access) (scopes.Decision, scopes.Context) {
 	return d, acc.Context
 }
 
+// searchable reports whether the token may read and search the records of
+// type t as a whole (a bulk export's, $everything's): with r and s from
+// scopes with no constraint, or from query-constrained ones (SMART v2:
+// system/Observation.rs?category=laboratory) whose constraints the proxy
+// evaluates, held, which every record of the type it passes must then
+// match (a scope whose constraint it cannot evaluate allows nothing).
+func searchable(a *access, t string) (held *localConstraint, ok bool) {
+	d := a.tok.Scopes.Check(scopes.Access{Context: a.ctx, Type: t, Perms: scopes.Read | scopes.Search})
+	switch {
+	case !d.Allowed:
+		return nil, false
+	case !d.Constrained():
+		return nil, true
+	case t == "*":
+		return nil, false
+	}
+	held, ref := compileConstraint(t, d)
+	return held, ref == nil
+}
+
+// searches is searchable's verdict alone.
+func searches(a *access, t string) bool {
+	_, ok := searchable(a, t)
+	return ok
+}
+
+// scopedTypes are the types the token's resource scopes name in its
+// context, each once, that it may read and search as a whole (searchable):
+// what a bulk export or $everything asks for when the client names none.
+func scopedTypes(a *access) []string {
+	var out []string
+	for sc := range a.tok.Scopes.All() {
+		if t := sc.Type(); sc.Kind() == scopes.Resource && sc.Context() == a.ctx && knownType(t) && !slices.Contains(out, t) && searches(a, t) {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
 // judgedParams keeps in an answer what the proxy judges it by, when it
 // judges it, and keeps out of a search what it cannot judge.
 //
@@ -373,7 +412,7 @@ func judgedParams(in *Interaction, a *access) *refusal {
 	if a.seesAll() {
 		return nil
 	}
-	comp, inComp := compartment[in.Type]
+	_, inComp := compartment[in.Type]
 	inComp = inComp && a.patient != ""
 	for i := range in.Params {
 		prm := &in.Params[i]
@@ -382,18 +421,8 @@ func judgedParams(in *Interaction, a *access) *refusal {
 		case (base == "_elements" || base == "_summary") && mod != "":
 			return refuse(http.StatusBadRequest, "not-supported", prm.Name+" is not supported here")
 		case base == "_elements":
-			prm.Value = withElements(prm.Value, "meta")
-			switch in.Type { // judged by the records they name (Proxy.judgeContext)
-			case "Binary":
-				prm.Value = withElements(prm.Value, "securityContext")
-			case "Provenance":
-				prm.Value = withElements(prm.Value, "target")
-			}
-			if inComp {
-				for _, f := range comp.fields {
-					top, _, _ := strings.Cut(f, ".")
-					prm.Value = withElements(prm.Value, top)
-				}
+			for _, e := range judgedElements(in.Type, inComp) {
+				prm.Value = withElements(prm.Value, e)
 			}
 		case base == "_summary" && prm.Value == "text" && inComp:
 			return refuse(http.StatusBadRequest, "not-supported", "_summary=text leaves out the patient reference; use _elements")
@@ -420,6 +449,28 @@ func judgedParams(in *Interaction, a *access) *refusal {
 		pageOfProvenances(in)
 	}
 	return nil
+}
+
+// judgedElements are the root elements of a record of type t that the proxy
+// judges it by, which an element selection (_elements) must keep: meta (the
+// labels); a Binary's securityContext and a Provenance's target (the
+// records they are bound to: Proxy.judgeContext); with refs, the references
+// that place it in the Patient compartment (which name its patient).
+func judgedElements(t string, refs bool) []string {
+	out := []string{"meta"}
+	switch t {
+	case "Binary":
+		out = append(out, "securityContext")
+	case "Provenance":
+		out = append(out, "target")
+	}
+	if refs {
+		for _, f := range compartment[t].fields {
+			top, _, _ := strings.Cut(f, ".")
+			out = append(out, top)
+		}
+	}
+	return out
 }
 
 // pageOfProvenances asks a search of Provenance, whose matches the proxy

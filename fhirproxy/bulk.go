@@ -124,25 +124,6 @@ func exporting(in *Interaction) bool {
 	return in.Kind == ExportStatus || in.Kind == ExportFile || in.Kind == Operation && in.Operation == exportOp
 }
 
-// exportable reports whether the token may export type t: with r and s
-// from scopes with no constraint, or from query-constrained ones (SMART
-// v2: system/Observation.rs?category=laboratory) whose constraints the
-// proxy evaluates, held, which every exported record of the type must
-// then match (a scope whose constraint it cannot evaluate allows nothing).
-func exportable(a *access, t string) (held *localConstraint, ok bool) {
-	d := a.tok.Scopes.Check(scopes.Access{Context: a.ctx, Type: t, Perms: scopes.Read | scopes.Search})
-	switch {
-	case !d.Allowed:
-		return nil, false
-	case !d.Constrained():
-		return nil, true
-	case t == "*":
-		return nil, false
-	}
-	held, ref := compileConstraint(t, d)
-	return held, ref == nil
-}
-
 // scopeFilters are the criteria that ask the server for what a constrained
 // export of t may hold: those of each scope whose constraint the proxy
 // evaluates (a server ORs _typeFilter queries of a type). A server that
@@ -163,17 +144,13 @@ func scopeFilters(a *access, t string) [][]Param {
 	return out
 }
 
-// canExport is exportable's verdict alone.
-func canExport(a *access, t string) bool {
-	_, ok := exportable(a, t)
-	return ok
-}
-
 // exportKickOff checks what a kick-off request must be beyond its
 // parameters: the asynchronous pattern asked for. A POSTed kick-off
 // (Bulk Data allows one) has had its Parameters body read strictly into
-// in.Params on admission, to be checked as a GET's query is; it goes
-// upstream as that GET, which every server takes (Proxy.forward).
+// in.Params (and its patients into in.patients) on admission, to be
+// checked as a GET's query is; it goes upstream as that GET, which every
+// server takes, or, naming patients, as a POST of the parameters checked
+// (Proxy.forward, exchange.rewrite).
 func exportKickOff(r *http.Request) *refusal {
 	for _, v := range r.Header["Prefer"] {
 		for pref := range strings.SplitSeq(v, ",") {
@@ -224,7 +201,7 @@ func authorizeExport(in *Interaction, a *access, users bool, lim Limits) *refusa
 				switch {
 				case !knownType(t):
 					return invalid("_type names " + strconv.Quote(t) + ", which is not an R4 resource type (types are case-sensitive)")
-				case !canExport(a, t):
+				case !searches(a, t):
 					return forbidden("the token's scopes do not allow exporting " + t + " (it needs r and s on the type, with no constraint or one the proxy evaluates)")
 				case !slices.Contains(types, t):
 					types = append(types, t)
@@ -259,7 +236,7 @@ func authorizeExport(in *Interaction, a *access, users bool, lim Limits) *refusa
 				switch {
 				case v != "LatestProvenanceResources" && v != "RelevantProvenanceResources":
 					return refuse(http.StatusBadRequest, "not-supported", "includeAssociatedData takes LatestProvenanceResources and RelevantProvenanceResources here, not "+strconv.Quote(v))
-				case !canExport(a, "Provenance"):
+				case !searches(a, "Provenance"):
 					return refuse(http.StatusForbidden, "forbidden", "includeAssociatedData exports Provenances, which the token's scopes do not allow exporting")
 				case !slices.Contains(associated, v):
 					associated = append(associated, v)
@@ -275,13 +252,8 @@ func authorizeExport(in *Interaction, a *access, users bool, lim Limits) *refusa
 				" (it takes _type, _outputFormat, _since, _typeFilter, _elements, includeAssociatedData and, POSTed, patient)")
 		}
 	}
-	if _, all := exportable(a, "*"); !named && !all {
-		for sc := range a.tok.Scopes.All() {
-			if t := sc.Type(); sc.Kind() == scopes.Resource && sc.Context() == a.ctx && knownType(t) && canExport(a, t) && !slices.Contains(types, t) {
-				types = append(types, t)
-			}
-		}
-		if len(types) == 0 {
+	if _, all := searchable(a, "*"); !named && !all {
+		if types = scopedTypes(a); len(types) == 0 {
 			return forbidden("the token's scopes allow exporting no type (it needs r and s on a type, with no constraint or one the proxy evaluates)")
 		}
 	}
@@ -382,7 +354,7 @@ func exportElements(v string, types []string, named bool, a *access) (string, *r
 				", which is not a root element (element or Type.element; types and elements are case-sensitive)")
 		case dotted && named && !slices.Contains(types, t):
 			return "", refuse(http.StatusBadRequest, "invalid", "_elements names an element of "+t+", which _type does not name")
-		case dotted && (len(types) > 0 && !slices.Contains(types, t) || !canExport(a, t)):
+		case dotted && (len(types) > 0 && !slices.Contains(types, t) || !searches(a, t)):
 			return "", refuse(http.StatusForbidden, "forbidden", "the token's scopes do not allow exporting "+t)
 		case dotted && !slices.Contains(qualified, t):
 			qualified = append(qualified, t)
@@ -397,34 +369,26 @@ func exportElements(v string, types []string, named bool, a *access) (string, *r
 			every = append(every, "Provenance", "Binary")
 		}
 		for _, t := range every {
-			for _, e := range judgedElements(a, t) {
+			for _, e := range exportJudged(a, t) {
 				add(e)
 			}
 		}
 	}
 	for _, t := range qualified {
-		for _, e := range judgedElements(a, t) {
+		for _, e := range exportJudged(a, t) {
 			add(t + "." + e)
 		}
 	}
 	return strings.Join(out, ","), nil
 }
 
-// judgedElements are the root elements of a record of type t that the
-// proxy reads to judge it and name its patient (see exportElements).
-func judgedElements(a *access, t string) []string {
-	out := []string{"meta"}
-	for _, f := range compartment[t].fields {
-		top, _, _ := strings.Cut(f, ".")
-		out = append(out, top)
-	}
-	switch t {
-	case "Provenance":
-		out = append(out, "target")
-	case "Binary":
-		out = append(out, "securityContext")
-	}
-	if held, _ := exportable(a, t); held != nil {
+// exportJudged are the root elements of a line of type t that the proxy
+// judges and audits it by (judgedElements, with the references naming its
+// patient, whom the download's audit event names), and what a constrained
+// type's constraint reads.
+func exportJudged(a *access, t string) []string {
+	out := judgedElements(t, true)
+	if held, _ := searchable(a, t); held != nil {
 		out = append(out, held.elements()...)
 	}
 	return out
@@ -613,7 +577,7 @@ func exportFilters(values, types []string, named bool, a *access, lim Limits) (m
 				return nil, invalid("_typeFilter names " + strconv.Quote(t) + ", which is not an R4 resource type (types are case-sensitive)")
 			case named && !slices.Contains(types, t):
 				return nil, invalid("_typeFilter searches " + t + ", which _type does not name")
-			case len(types) > 0 && !slices.Contains(types, t), !canExport(a, t):
+			case len(types) > 0 && !slices.Contains(types, t), !searches(a, t):
 				return nil, refuse(http.StatusForbidden, "forbidden", "the token's scopes do not allow exporting "+t)
 			}
 			params, err := parseQuery(raw, lim)
@@ -683,7 +647,7 @@ func (p *Proxy) followExport(in *Interaction, a *access) *refusal {
 		return refuse(http.StatusForbidden, "forbidden", "a file of deleted resources goes only to a token that sees every record")
 	}
 	if in.Kind == ExportFile && ref.Type != "OperationOutcome" && !ref.Deleted {
-		held, ok := exportable(a, ref.Type)
+		held, ok := searchable(a, ref.Type)
 		if !ok {
 			return refuse(http.StatusForbidden, "forbidden", "the token's scopes do not allow exporting "+ref.Type)
 		}
@@ -804,7 +768,7 @@ func (x *exchange) manifest(resp *http.Response) (*refusal, error) {
 		if !knownType(f.Type) {
 			return invalid, nil
 		}
-		held, ok := exportable(a, f.Type)
+		held, ok := searchable(a, f.Type)
 		if !ok {
 			left++
 			continue
@@ -1012,7 +976,7 @@ func (f *ndjsonFile) deletions(line []byte) verdict {
 		if len(e) != 1 || len(req) != 2 || req["method"] != "DELETE" || !knownType(typ) || !validID(id) {
 			return drop
 		}
-		if held, ok := exportable(f.a, typ); !ok || held != nil {
+		if held, ok := searchable(f.a, typ); !ok || held != nil {
 			return drop
 		}
 	}

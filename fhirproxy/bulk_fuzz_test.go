@@ -34,7 +34,7 @@ func FuzzExportFile(f *testing.F) {
 		`{"resourceType":"Observation","id":"b","category":[{"coding":[{"code":"vital-signs"}]}],"Category":[{"coding":[{"code":"laboratory"}]}]}` + "\n"))
 	a := testAccess("user/*.rs")
 	held := testAccess("user/Observation.rs?category=laboratory")
-	lc, ok := exportable(held, "Observation")
+	lc, ok := searchable(held, "Observation")
 	if !ok || lc == nil {
 		f.Fatal("the constrained scope does not export Observation")
 	}
@@ -291,14 +291,14 @@ func FuzzExportKickOff(f *testing.F) {
 				case "_outputFormat", "_since":
 				case "_type":
 					for typ := range strings.SplitSeq(prm.Value, ",") {
-						if !canExport(a, typ) {
+						if !searches(a, typ) {
 							t.Fatalf("%s: %q exports %s", scope, query, typ)
 						}
 					}
 				case "_typeFilter":
 					typ, raw, _ := strings.Cut(prm.Value, "?")
 					criteria, err := parseQuery(raw, Limits{})
-					if err != nil || !canExport(a, typ) || len(criteria) == 0 {
+					if err != nil || !searches(a, typ) || len(criteria) == 0 {
 						t.Fatalf("%s: %q sent the query %q", scope, query, prm.Value)
 					}
 					constrained := false
@@ -318,7 +318,7 @@ func FuzzExportKickOff(f *testing.F) {
 					}
 				case "includeAssociatedData":
 					for v := range strings.SplitSeq(prm.Value, ",") {
-						if v != "LatestProvenanceResources" && v != "RelevantProvenanceResources" || !canExport(a, "Provenance") {
+						if v != "LatestProvenanceResources" && v != "RelevantProvenanceResources" || !searches(a, "Provenance") {
 							t.Fatalf("%s: %q sent includeAssociatedData %q", scope, query, prm.Value)
 						}
 					}
@@ -333,7 +333,7 @@ func FuzzExportKickOff(f *testing.F) {
 						if !dotted {
 							name = typ
 						}
-						if !rootElement(name) || dotted && !canExport(a, typ) {
+						if !rootElement(name) || dotted && !searches(a, typ) {
 							t.Fatalf("%s: %q sent _elements %q", scope, query, prm.Value)
 						}
 						obs = obs || !dotted || typ == "Observation"

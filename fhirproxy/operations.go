@@ -333,48 +333,31 @@ func authorizeEverything(in *Interaction, a *access) *refusal {
 	case a.patient == "" && !a.tok.Scopes.Allows(scopes.Access{Context: a.ctx, Type: "Patient", Perms: scopes.Read}):
 		return forbidden("$everything of a patient needs the r letter on Patient, or read and search of every type")
 	}
+	var asked []string
+	if types >= 0 {
+		asked = strings.Split(in.Params[types].Value, ",")
+	} else if asked = scopedTypes(a); len(asked) == 0 {
+		return forbidden("$everything needs read and search of a type, with no constraint or one the proxy evaluates")
+	}
 	// A type read and searched only under query constraints the proxy
 	// evaluates is asked for too, and its entries held to them (heldTypes):
 	// the server applies no constraint in $everything.
-	everything := func(t string) bool {
-		if !knownType(t) {
-			return false
-		}
-		d := a.tok.Scopes.Check(scopes.Access{Context: a.ctx, Type: t, Perms: scopes.Read | scopes.Search})
+	for _, t := range asked {
+		held, ok := searchable(a, t)
 		switch {
-		case !d.Allowed:
-			return false
-		case !d.Constrained():
-			return true
-		}
-		lc, ref := compileConstraint(t, d)
-		if ref != nil {
-			return false
-		}
-		if a.heldTypes == nil {
-			a.heldTypes = map[string]*localConstraint{}
-		}
-		a.heldTypes[t] = lc
-		return true
-	}
-	if types >= 0 {
-		for t := range strings.SplitSeq(in.Params[types].Value, ",") {
-			if !everything(t) {
-				return forbidden("$everything's _type names " + strconv.Quote(t) + ", which the token's scopes do not allow reading and searching (with no constraint)")
+		case !knownType(t) || !ok:
+			return forbidden("$everything's _type names " + strconv.Quote(t) + ", which the token's scopes do not allow reading and searching" +
+				" (with no constraint, or one the proxy evaluates)")
+		case held != nil:
+			if a.heldTypes == nil {
+				a.heldTypes = map[string]*localConstraint{}
 			}
-		}
-		return nil
-	}
-	var allowed []string
-	for sc := range a.tok.Scopes.All() {
-		if t := sc.Type(); sc.Kind() == scopes.Resource && sc.Context() == a.ctx && everything(t) && !slices.Contains(allowed, t) {
-			allowed = append(allowed, t)
+			a.heldTypes[t] = held
 		}
 	}
-	if len(allowed) == 0 {
-		return forbidden("$everything needs read and search of a type, with no constraint")
+	if types < 0 {
+		in.Params = append(in.Params, Param{Name: "_type", Value: strings.Join(asked, ",")})
 	}
-	in.Params = append(in.Params, Param{Name: "_type", Value: strings.Join(allowed, ",")})
 	return nil
 }
 

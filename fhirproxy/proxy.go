@@ -520,26 +520,25 @@ func (p *Proxy) admit(r *http.Request, in *Interaction, a *access) (*access, *re
 			if ref != nil {
 				return a, ref
 			}
-			// A kick-off's patients are bounded on their own
-			// (maxKickOffPatients, far above MaxParams), the body by
-			// MaxBody.
-			named := 0
-			for _, prm := range params {
-				if kickOff && prm.Name == "patient" {
-					named++
-				}
-			}
-			if len(in.Params)+len(params)-named > p.Limits.params() {
-				return a, refuse(http.StatusBadRequest, "too-costly", "too many parameters")
-			}
 			if kickOff {
+				// Its patients are bounded on their own
+				// (maxKickOffPatients, far above MaxParams), the body by
+				// MaxBody.
+				rest := params[:0]
 				for _, prm := range params {
 					if prm.Name == "patient" {
 						in.patients = append(in.patients, prm.Value)
 					} else {
-						in.Params = append(in.Params, prm)
+						rest = append(rest, prm)
 					}
 				}
+				params = rest
+			}
+			if len(in.Params)+len(params) > p.Limits.params() {
+				return a, refuse(http.StatusBadRequest, "too-costly", "too many parameters")
+			}
+			if kickOff {
+				in.Params = append(in.Params, params...)
 			} else {
 				in.opBody, in.bodyParams = b, params
 			}
