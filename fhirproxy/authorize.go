@@ -189,6 +189,23 @@ func (p *Proxy) authorize(in *Interaction, a *access) *refusal {
 			return ref
 		}
 		a.held, a.included, a.unmatched, a.constrained = lc, lc, true, in.Type
+	case in.searchOp == docrefOp && (d.Constrained() || carried):
+		// $docref's parameters are its own (patient, start, end, type,
+		// on-demand, profile): a server ignores a constraint's, or refuses
+		// them, and a category the client sends bounds nothing either. The
+		// constraint does not go upstream; every document answered is held
+		// to it as the proxy evaluates it, on later pages too (pageRef.Held).
+		if carried {
+			d = a.tok.Scopes.Check(scopes.Access{Context: a.ctx, Type: in.Type, Perms: need})
+		}
+		if ref := constrainedSearch(in); ref != nil {
+			return ref
+		}
+		lc, ref := compileConstraint(in.Type, d)
+		if ref != nil {
+			return ref
+		}
+		a.constrained, a.recheck, a.included = in.Type, true, lc
 	case d.Constrained():
 		if ref := p.applyConstraint(in, d); ref != nil {
 			return ref
@@ -588,11 +605,13 @@ func constrainedSearch(in *Interaction) *refusal {
 //     has it; one that took the first or the last would answer outside
 //     the constraint. So every entry of the constrained type is held to it
 //     too, and where the proxy cannot evaluate it the search is refused.
+//     So is every entry of a page that continues a search held so
+//     (Interaction.pageHeld).
 //
 // An element selection then keeps what the constraint reads, or a record
 // would lose it and be dropped.
 func (a *access) holdAnswer(in *Interaction, d scopes.Decision) *refusal {
-	includes, repeated := in.pageURL != "", false
+	includes, repeated := in.pageURL != "", in.pageHeld
 	for _, prm := range in.Params {
 		includes = includes || strings.HasPrefix(prm.Name, "_include") || strings.HasPrefix(prm.Name, "_revinclude")
 	}

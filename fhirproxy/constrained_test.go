@@ -495,7 +495,10 @@ func TestConstrainedIncludes(t *testing.T) {
 // TestConstrainedIncludesOnSignedPages: a page link at the server's base
 // (HAPI's [base]?_getpages=…) continues a constrained search without its
 // parameters, so whether it asked for includes is not known: on such a
-// page each entry not marked as a match is held to the constraint.
+// page each entry not marked as a match is held to the constraint. A page
+// of a search whose matches were held too (it repeated the constraint's
+// parameter) holds every entry of the type, matches included: the link
+// says so (pageRef.Held).
 func TestConstrainedIncludesOnSignedPages(t *testing.T) {
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		base := "http://" + r.Host
@@ -516,24 +519,29 @@ func TestConstrainedIncludesOnSignedPages(t *testing.T) {
 	f.proxy.Upstream, _ = url.Parse(up.URL)
 	f.proxy.Base = f.base
 	tok := f.token("user/Observation.rs?category=laboratory", everyLabel())
-	first := f.do("GET", "/Observation?_include=Observation:has-member", tok, "")
-	var next string
-	for _, l := range first.body["link"].([]any) {
-		if l := l.(map[string]any); l["relation"] == "next" {
-			next = l["url"].(string)
+	for _, c := range []struct {
+		query string
+		want  []string
+	}{
+		// d is the server's match, which it applied the constraint to.
+		{"_include=Observation:has-member", []string{"b", "d"}},
+		// A server that took the last category would match d: held.
+		{"category=vital-signs", []string{"b"}},
+	} {
+		first := f.do("GET", "/Observation?"+c.query, tok, "")
+		var next string
+		for _, l := range first.body["link"].([]any) {
+			if l := l.(map[string]any); l["relation"] == "next" {
+				next = l["url"].(string)
+			}
 		}
-	}
-	if first.status != 200 || !strings.HasPrefix(next, f.base+"?_page=") {
-		t.Fatalf("first page: %d, next %q", first.status, next)
-	}
-	page := f.do("GET", strings.TrimPrefix(next, f.base), tok, "")
-	var got []string
-	for _, e := range page.body["entry"].([]any) {
-		got = append(got, e.(map[string]any)["resource"].(map[string]any)["id"].(string))
-	}
-	// d is the server's match, which it applied the constraint to.
-	if page.status != 200 || !slices.Equal(got, []string{"b", "d"}) {
-		t.Errorf("the second page: %d %v", page.status, got)
+		if first.status != 200 || !strings.HasPrefix(next, f.base+"?_page=") {
+			t.Fatalf("%s: first page: %d, next %q", c.query, first.status, next)
+		}
+		page := f.do("GET", strings.TrimPrefix(next, f.base), tok, "")
+		if got := entryIDs(page); page.status != 200 || !slices.Equal(got, c.want) {
+			t.Errorf("%s: the second page: %d %v", c.query, page.status, got)
+		}
 	}
 }
 

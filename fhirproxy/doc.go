@@ -258,7 +258,11 @@
 //     type goes whatever the server sends;
 //   - Observation/$lastn and US Core's DocumentReference/$docref, which
 //     are searches: authorised, confined to the compartment, constrained
-//     and judged exactly as their type's search is;
+//     and judged exactly as their type's search is, except that $docref
+//     takes no search parameters of DocumentReference's, so under a
+//     query-constrained scope the constraint does not go with it and
+//     every document answered is held to it by the proxy (a constraint
+//     the proxy cannot evaluate refuses $docref);
 //   - the terminology operations (ValueSet $expand and $validate-code,
 //     CodeSystem $lookup, $validate-code and $subsumes, ConceptMap
 //     $translate), each a read of the resource it runs on: r at instance

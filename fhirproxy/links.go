@@ -110,7 +110,7 @@ func (rl *relinker) member(raw []byte, a *access, typ string) []byte {
 						who = &h
 					}
 					moved = rl.to + "?" + pageParam + "=" + rl.p.signPage(pageRef{pageHolder: *who,
-						Type: typ, Upstream: rest, Expires: time.Now().Add(pageTTL).Unix()})
+						Type: typ, Upstream: rest, Expires: time.Now().Add(pageTTL).Unix(), Held: a.recheck})
 				}
 				edits = append(edits, edit{start, s.Offset(), moved})
 			}
@@ -153,6 +153,12 @@ type pageRef struct {
 	Type     string // "" is a search of every type
 	Upstream string // below the upstream's base: "?_getpages=…"
 	Expires  int64  // Unix seconds
+	// Held: the search's every entry of the constrained type was held to
+	// the constraint by the proxy (access.recheck), and so is the page's.
+	// A page carries no parameters, so without it a page of a search that
+	// repeated a constraint's parameter, or of $docref, would pass the
+	// server's matches unchecked.
+	Held bool `json:",omitempty"`
 }
 
 // pageHolder is who may follow a page link: the token's client, grant,
@@ -184,7 +190,7 @@ func (p *Proxy) followPage(in *Interaction, a *access) *refusal {
 	if !ok || pg.pageHolder != holder(a) {
 		return refuse(http.StatusBadRequest, "invalid", "the page link is not valid for this token (or has expired)")
 	}
-	in.Kind, in.Type, in.Params, in.pageURL = SearchType, pg.Type, nil, pg.Upstream
+	in.Kind, in.Type, in.Params, in.pageURL, in.pageHeld = SearchType, pg.Type, nil, pg.Upstream, pg.Held
 	if pg.Type == "" {
 		in.Kind = SearchSystem
 	}

@@ -70,8 +70,15 @@ type operation struct {
 // on demand: patient, start, end, type, on-demand, profile). Each is
 // authorised, confined to the compartment (patient added for a patient/
 // token, another patient refused), constrained and judged exactly as the
-// type's search (the s letter), and forwarded to Type/$name.
-var searchOperations = map[string]bool{"Observation/$lastn": true, "DocumentReference/$docref": true}
+// type's search (the s letter), and forwarded to Type/$name; $docref's
+// constraint is the proxy's to hold (docrefOp).
+var searchOperations = map[string]bool{"Observation/$lastn": true, "DocumentReference/" + docrefOp: true}
+
+// docrefOp is US Core's $docref, whose answer under a constrained scope the
+// proxy holds to the constraint itself: its parameters are not
+// DocumentReference's search parameters, so the constraint's cannot go
+// with it (authorize).
+const docrefOp = "$docref"
 
 // operations is the table, by "Type/$name".
 var operations = map[string]operation{

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/smartkit/smartkit/audit"
+	"github.com/smartkit/smartkit/consent"
 )
 
 // terminology adds to the fixture's upstream a value set, one labelled
@@ -295,6 +296,89 @@ func TestDocRef(t *testing.T) {
 	f.up.reset()
 	f.refused("$docref of another patient", f.do("GET", "/DocumentReference/$docref?patient=p2", tok, ""), 403)
 	f.refused("$docref without search", f.do("GET", "/DocumentReference/$docref", f.token("launch/patient patient/DocumentReference.r", nil), ""), 403)
+}
+
+// TestDocRefConstrained: $docref takes its own parameters, not
+// DocumentReference's search parameters, so a server answers it without a
+// scope's constraint (this one, as a real one would, ignores a category).
+// Under a constrained scope the constraint does not go upstream, and every
+// document answered is held to it by the proxy, on a signed later page as
+// on the first, and when the client sends the constraint's pair itself. A
+// constraint the proxy cannot evaluate refuses $docref.
+func TestDocRefConstrained(t *testing.T) {
+	const categories = "http://hl7.org/fhir/us/core/CodeSystem/us-core-documentreference-category"
+	var mu sync.Mutex
+	var received []string
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		received = append(received, r.URL.RequestURI())
+		mu.Unlock()
+		doc := func(id, category string) string {
+			return `{"resource":` + mustJSON(map[string]any{"resourceType": "DocumentReference", "id": id, "status": "current",
+				"subject":  map[string]any{"reference": "Patient/p1"},
+				"category": []any{map[string]any{"coding": []any{map[string]any{"system": categories, "code": category}}}},
+				"content":  []any{map[string]any{"attachment": map[string]any{"contentType": "text/plain", "data": "bm90ZQ=="}}}}) +
+				`,"search":{"mode":"match"}}`
+		}
+		w.Header().Set("Content-Type", "application/fhir+json")
+		if r.URL.Query().Get("_getpages") == "" { // the first page
+			fmt.Fprintf(w, `{"resourceType":"Bundle","type":"searchset","link":[{"relation":"next","url":"http://%s?_getpages=abc"}],"entry":[%s,%s]}`,
+				r.Host, doc("note-1", "clinical-note"), doc("scan-1", "imaging"))
+			return
+		}
+		fmt.Fprintf(w, `{"resourceType":"Bundle","type":"searchset","entry":[%s,%s]}`, doc("note-2", "clinical-note"), doc("scan-2", "imaging"))
+	}))
+	defer up.Close()
+	sent := func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		out := received
+		received = nil
+		return out
+	}
+	f := newFixture(t)
+	f.proxy.Upstream, _ = url.Parse(up.URL)
+	f.proxy.Base = f.base
+	notes := "DocumentReference.rs?category=" + categories + "|clinical-note"
+	for _, c := range []struct {
+		name, scope, query, upstream string
+		clearance                    *consent.Clearance
+	}{
+		{"a patient app", "launch/patient patient/" + notes, "start=2026-01-01", "start=2026-01-01&patient=Patient%2Fp1", nil},
+		{"a clinician's app, every label", "user/" + notes, "patient=p1", "patient=p1", everyLabel()},
+		{"the constraint's pair sent by the client", "launch/patient patient/" + notes, "category=" + categories + "|clinical-note",
+			"category=" + url.QueryEscape(categories+"|clinical-note") + "&patient=Patient%2Fp1", nil},
+	} {
+		tok := f.token(c.scope, c.clearance)
+		first := f.do("GET", "/DocumentReference/$docref?"+c.query, tok, "")
+		if first.status != http.StatusOK || !slices.Equal(entryIDs(first), []string{"note-1"}) {
+			t.Errorf("%s: %d %v %.300s", c.name, first.status, entryIDs(first), first.raw)
+		}
+		if got := sent(); !slices.Equal(got, []string{"/DocumentReference/$docref?" + c.upstream}) {
+			t.Errorf("%s: the server received %q", c.name, got)
+		}
+		var next string
+		links, _ := first.body["link"].([]any)
+		for _, l := range links {
+			if l := l.(map[string]any); l["relation"] == "next" {
+				next, _ = l["url"].(string)
+			}
+		}
+		if !strings.HasPrefix(next, f.base+"?_page=") {
+			t.Fatalf("%s: next link %q", c.name, next)
+		}
+		page := f.do("GET", strings.TrimPrefix(next, f.base), tok, "")
+		if page.status != http.StatusOK || !slices.Equal(entryIDs(page), []string{"note-2"}) {
+			t.Errorf("%s: the next page: %d %v %.300s", c.name, page.status, entryIDs(page), page.raw)
+		}
+		if got := sent(); !slices.Equal(got, []string{"/?_getpages=abc"}) {
+			t.Errorf("%s: for the next page the server received %q", c.name, got)
+		}
+	}
+	r := f.do("GET", "/DocumentReference/$docref", f.token("launch/patient patient/DocumentReference.rs?date=gt2026-01-01", nil), "")
+	if r.status != http.StatusForbidden || len(sent()) != 0 {
+		t.Errorf("a constraint the proxy cannot evaluate: %d %.200s", r.status, r.raw)
+	}
 }
 
 // TestTerminologyOperationBodies: a POSTed terminology operation may carry

@@ -85,6 +85,9 @@ type Interaction struct {
 	// pageURL is a signed page link's target below the upstream's base,
 	// forwarded as the upstream wrote it (links.go).
 	pageURL string
+	// pageHeld: the page continues a search whose every entry of the
+	// constrained type was held to the constraint (pageRef.Held).
+	pageHeld bool
 	// chained: the search has chains the proxy resolves itself before
 	// forwarding it, since labels are judged (chains.go).
 	chained bool
