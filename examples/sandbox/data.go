@@ -17,6 +17,7 @@ const (
 	snomed      = "http://snomed.info/sct"
 	rxnorm      = "http://www.nlm.nih.gov/research/umls/rxnorm"
 	obsCategory = "http://terminology.hl7.org/CodeSystem/observation-category"
+	docCategory = "http://hl7.org/fhir/us/core/CodeSystem/us-core-documentreference-category"
 	actCode     = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
 	confCode    = "http://terminology.hl7.org/CodeSystem/v3-Confidentiality"
 )
@@ -138,7 +139,7 @@ func generate(n int) *dataset {
 			"participant": []any{map[string]any{"actor": subject, "status": "accepted"},
 				map[string]any{"actor": map[string]any{"reference": "Practitioner/" + practitioners[1]}, "status": "accepted"}}})
 		add(resource{"resourceType": "DocumentReference", "id": pid + "-note-1", "meta": meta(labels...), "status": "current", "subject": subject,
-			"type": concept(loinc, "11506-3", "Progress note"), "date": base.AddDate(0, 0, -3).Format(time.RFC3339),
+			"type": concept(loinc, "11506-3", "Progress note"), "category": []any{concept(docCategory, "clinical-note", "Clinical Note")}, "date": base.AddDate(0, 0, -3).Format(time.RFC3339),
 			"content": []any{map[string]any{"attachment": map[string]any{"contentType": "text/plain", "data": "UGF0aWVudCBkb2luZyB3ZWxsLg=="}}}})
 	}
 	for i := 1; i <= n; i++ {
@@ -182,7 +183,7 @@ func generate(n int) *dataset {
 	add(resource{"resourceType": "Observation", "id": "pt-sensitive-hiv", "meta": meta("R", "HIV"), "status": "final", "subject": subj,
 		"category": []any{concept(obsCategory, "laboratory", "Laboratory")}, "code": concept(loinc, "75622-1", "HIV 1 and 2 tests")})
 	add(resource{"resourceType": "DocumentReference", "id": "pt-sensitive-psy", "meta": meta("R", "PSY", "PSYTHPN"), "status": "current", "subject": subj,
-		"type": concept(loinc, "11488-4", "Consult note"), "content": []any{map[string]any{"attachment": map[string]any{"contentType": "text/plain", "data": "cHN5Y2hvdGhlcmFweQ=="}}}})
+		"type": concept(loinc, "11488-4", "Consult note"), "category": []any{concept(docCategory, "clinical-note", "Clinical Note")}, "content": []any{map[string]any{"attachment": map[string]any{"contentType": "text/plain", "data": "cHN5Y2hvdGhlcmFweQ=="}}}})
 	add(resource{"resourceType": "Condition", "id": "pt-sensitive-mh", "meta": meta("R", "MH"), "subject": subj, "code": concept(snomed, "35489007", "Depressive disorder")})
 	// Unlabelled, about a record that is: the proxy judges a Provenance by
 	// its targets, so neither pt-sensitive's app nor a clinician of the

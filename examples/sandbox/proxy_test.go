@@ -845,6 +845,37 @@ func TestDocRefThroughTheProxy(t *testing.T) {
 	}
 }
 
+// TestConstrainedDocRefThroughTheProxy: a patient app granted only clinical
+// notes (US Core's granular scope on DocumentReference.category) runs
+// $docref: the sandbox's server takes $docref's own parameters only (400
+// for a category), so the constraint does not go, and the proxy holds
+// each document to it. Granted another category, the app gets none.
+func TestConstrainedDocRefThroughTheProxy(t *testing.T) {
+	sb := startSandbox(t)
+	ids := func(scope string) []string {
+		t.Helper()
+		code, b := fhirCall(t, patientToken(t, sb, "launch/patient patient/DocumentReference.rs?category="+scope), http.MethodGet,
+			sb.FHIRBase+"/DocumentReference/$docref?start=2020-01-01", "")
+		var bundle struct {
+			Entry []struct{ Resource struct{ ID string } }
+		}
+		if err := json.Unmarshal(b, &bundle); code != http.StatusOK || err != nil {
+			t.Fatalf("%s: $docref: %d %s", scope, code, b)
+		}
+		var out []string
+		for _, e := range bundle.Entry {
+			out = append(out, e.Resource.ID)
+		}
+		return out
+	}
+	if got := ids(docCategory + "|clinical-note"); !slices.Equal(got, []string{"pt-001-note-1"}) {
+		t.Errorf("clinical notes: %v", got)
+	}
+	if got := ids("http://loinc.org|LP29684-5"); len(got) != 0 { // radiology
+		t.Errorf("another category: %v", got)
+	}
+}
+
 // TestProvenanceThroughTheProxy: a patient app fetches the Provenance of
 // its patient's records as US Core has it (_revinclude=Provenance:target,
 // and a read), through the proxy in front of the sandbox's data server;
