@@ -255,7 +255,10 @@
 //     to which each entry of the type is then held (the server applies
 //     none in $everything), and needs r on Patient without patient
 //     context. The answer is judged entry by entry, so no entry of another
-//     type goes whatever the server sends;
+//     type goes whatever the server sends, and so is every later page,
+//     whether a signed page link at the server's base or a next link
+//     carrying the server's continuation (ct, _page_token, _page,
+//     _offset);
 //   - Observation/$lastn and US Core's DocumentReference/$docref, which
 //     are searches: authorised, confined to the compartment, constrained
 //     and judged exactly as their type's search is, except that $docref

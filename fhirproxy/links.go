@@ -110,7 +110,7 @@ func (rl *relinker) member(raw []byte, a *access, typ string) []byte {
 						who = &h
 					}
 					moved = rl.to + "?" + pageParam + "=" + rl.p.signPage(pageRef{pageHolder: *who,
-						Type: typ, Upstream: rest, Expires: time.Now().Add(pageTTL).Unix(), Held: a.recheck})
+						Type: typ, Upstream: rest, Expires: time.Now().Add(pageTTL).Unix(), Held: a.recheck, Everything: a.everything})
 				}
 				edits = append(edits, edit{start, s.Offset(), moved})
 			}
@@ -159,6 +159,12 @@ type pageRef struct {
 	// repeated a constraint's parameter, or of $docref, would pass the
 	// server's matches unchecked.
 	Held bool `json:",omitempty"`
+	// Everything is the patient whose $everything the page continues
+	// (access.everything): the page is authorised and judged as that
+	// operation, not as a search of Patient, which a token granted
+	// $everything of some types need not be allowed, and which would judge
+	// the page's other types as no $everything does.
+	Everything string `json:",omitempty"`
 }
 
 // pageHolder is who may follow a page link: the token's client, grant,
@@ -191,7 +197,10 @@ func (p *Proxy) followPage(in *Interaction, a *access) *refusal {
 		return refuse(http.StatusBadRequest, "invalid", "the page link is not valid for this token (or has expired)")
 	}
 	in.Kind, in.Type, in.Params, in.pageURL, in.pageHeld = SearchType, pg.Type, nil, pg.Upstream, pg.Held
-	if pg.Type == "" {
+	switch {
+	case pg.Everything != "":
+		in.Kind, in.ID, in.Operation = Operation, pg.Everything, "$everything"
+	case pg.Type == "":
 		in.Kind = SearchSystem
 	}
 	return nil

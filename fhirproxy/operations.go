@@ -320,7 +320,8 @@ func authorizeEverything(in *Interaction, a *access) *refusal {
 		return forbidden("$everything of another patient")
 	}
 	a.provenances = !a.seesAll() // Provenances come with the records they are about, and are judged by them
-	types := -1                  // the position of _type, if given
+	a.everything = in.ID
+	types := -1 // the position of _type, if given
 	for i, prm := range in.Params {
 		switch prm.Name {
 		case "_type":
@@ -329,6 +330,11 @@ func authorizeEverything(in *Interaction, a *access) *refusal {
 			}
 			types = i
 		case "_count", "_since", "start", "end", "_format":
+		case "ct", "_page_token", "_page", "_offset", "_getpages", "_getpagesoffset":
+			// A server's continuation in the next link it wrote on the
+			// operation's own URL (Microsoft's ct, Google's _page_token,
+			// IBM's _page, _offset; HAPI's two at its base are signed page
+			// links instead): the answer is judged entry by entry anyway.
 		default:
 			return forbidden("parameter " + prm.Name + " is not allowed on $everything")
 		}

@@ -564,3 +564,99 @@ func TestEverythingNarrowScopes(t *testing.T) {
 		}
 	}
 }
+
+// TestEverythingPages: a server pages $everything either at its base
+// (HAPI's _getpages, which the proxy signs) or on the operation's own URL
+// with a continuation of its own (Microsoft's ct, Google's _page_token).
+// Each later page is authorised and judged as the $everything it
+// continues: a signed page was a search of Patient, refused to a token
+// that reads only Observations and judged without the constraint a type
+// is held to, and a continuation parameter was refused on $everything.
+func TestEverythingPages(t *testing.T) {
+	var mu sync.Mutex
+	var received []string
+	continuation := "" // the server's style: "" pages at its base, else the name of its continuation
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		received = append(received, r.URL.RequestURI())
+		style := continuation
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/fhir+json")
+		entries := func(res ...map[string]any) string {
+			var out []string
+			for _, x := range res {
+				out = append(out, `{"resource":`+mustJSON(x)+`}`)
+			}
+			return strings.Join(out, ",")
+		}
+		q := r.URL.Query()
+		switch {
+		case q.Get("_getpages") != "" || q.Get("ct") != "" || q.Get("_page_token") != "": // the second page
+			fmt.Fprintf(w, `{"resourceType":"Bundle","type":"searchset","entry":[%s]}`, entries(obs("vs-1", "p1", "vital-signs"), obs("lab-3", "p1", "laboratory"),
+				obs("lab-9", "p2", "laboratory"), map[string]any{"resourceType": "Condition", "id": "c-1", "subject": map[string]any{"reference": "Patient/p1"}}))
+		default:
+			next := "http://" + r.Host + "?_getpages=abc"
+			if style != "" {
+				next = "http://" + r.Host + r.URL.Path + "?" + style + "=abc"
+			}
+			fmt.Fprintf(w, `{"resourceType":"Bundle","type":"searchset","link":[{"relation":"next","url":%q}],"entry":[%s]}`,
+				next, entries(map[string]any{"resourceType": "Patient", "id": "p1"}, obs("lab-1", "p1", "laboratory")))
+		}
+	}))
+	defer up.Close()
+	sent := func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		out := received
+		received = nil
+		return out
+	}
+	f := newFixture(t)
+	f.proxy.Upstream, _ = url.Parse(up.URL)
+	f.proxy.Base = f.base
+	for _, c := range []struct {
+		name, scope, continuation string
+		first, second             []string
+		upstream                  string
+	}{
+		{"Observations only, a signed page", "launch/patient patient/Observation.rs", "", []string{"lab-1"}, []string{"lab-3", "vs-1"}, "/?_getpages=abc"},
+		{"laboratory only, a signed page", "launch/patient patient/Observation.rs?category=laboratory", "", []string{"lab-1"}, []string{"lab-3"}, "/?_getpages=abc"},
+		{"laboratory and Patient, a signed page", "launch/patient patient/Patient.rs patient/Observation.rs?category=laboratory", "",
+			[]string{"lab-1", "p1"}, []string{"lab-3"}, "/?_getpages=abc"},
+		{"every type, a signed page", "launch/patient patient/*.rs", "", []string{"lab-1", "p1"}, []string{"c-1", "lab-3", "vs-1"}, "/?_getpages=abc"},
+		{"laboratory only, Microsoft's ct", "launch/patient patient/Observation.rs?category=laboratory", "ct", []string{"lab-1"}, []string{"lab-3"},
+			"/Patient/p1/$everything?ct=abc&_type=Observation"},
+		{"every type, Google's _page_token", "launch/patient patient/*.rs", "_page_token", []string{"lab-1", "p1"}, []string{"c-1", "lab-3", "vs-1"},
+			"/Patient/p1/$everything?_page_token=abc"},
+	} {
+		tok := f.token(c.scope, nil)
+		mu.Lock()
+		continuation = c.continuation
+		mu.Unlock()
+		first := f.do("GET", "/Patient/p1/$everything", tok, "")
+		var next string
+		links, _ := first.body["link"].([]any)
+		for _, l := range links {
+			if l := l.(map[string]any); l["relation"] == "next" {
+				next, _ = l["url"].(string)
+			}
+		}
+		if first.status != http.StatusOK || !slices.Equal(entryIDs(first), c.first) || !strings.HasPrefix(next, f.base) {
+			t.Fatalf("%s: the first page: %d %v, next %q", c.name, first.status, entryIDs(first), next)
+		}
+		sent()
+		page := f.do("GET", strings.TrimPrefix(next, f.base), tok, "")
+		if page.status != http.StatusOK || !slices.Equal(entryIDs(page), c.second) {
+			t.Errorf("%s: the next page: %d %v %.300s", c.name, page.status, entryIDs(page), page.raw)
+		}
+		if got := sent(); !slices.Equal(got, []string{c.upstream}) {
+			t.Errorf("%s: for the next page the server received %q", c.name, got)
+		}
+	}
+	tok := f.token("launch/patient patient/*.rs", nil)
+	for _, q := range []string{"_elements=id", "_summary=true", "cursor=abc", "CT=abc"} {
+		if r := f.do("GET", "/Patient/p1/$everything?"+q, tok, ""); r.status != http.StatusForbidden || len(sent()) != 0 {
+			t.Errorf("$everything?%s: %d %.200s", q, r.status, r.raw)
+		}
+	}
+}

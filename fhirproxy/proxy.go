@@ -190,9 +190,12 @@ type access struct {
 	unmatched bool
 	included  *localConstraint
 	// recheck: every entry of the constrained type is held to included,
-	// matches too (a constraint's parameter repeated in the search; see
-	// access.holdAnswer).
+	// matches too (a constraint's parameter repeated in the search, or
+	// $docref; see access.holdAnswer).
 	recheck bool
+	// everything is the patient whose $everything the access answers, so
+	// that a signed page link continues it as a $everything (pageRef).
+	everything string
 	// heldTypes are, for a $everything, the types the token reads and
 	// searches only under query constraints the proxy evaluates, each with
 	// its constraint (authorizeEverything): an entry of one is kept only if
