@@ -110,7 +110,7 @@ func (rl *relinker) member(raw []byte, a *access, typ string) []byte {
 						who = &h
 					}
 					moved = rl.to + "?" + pageParam + "=" + rl.p.signPage(pageRef{pageHolder: *who,
-						Type: typ, Upstream: rest, Expires: time.Now().Add(pageTTL).Unix(), Held: a.recheck, Everything: a.everything})
+						Type: typ, Upstream: rest, Expires: time.Now().Add(pageTTL).Unix(), Held: a.recheck, Everything: a.everything, Provenances: a.provenances})
 				}
 				edits = append(edits, edit{start, s.Offset(), moved})
 			}
@@ -165,6 +165,10 @@ type pageRef struct {
 	// $everything of some types need not be allowed, and which would judge
 	// the page's other types as no $everything does.
 	Everything string `json:",omitempty"`
+	// Provenances: the search brought the Provenances of its matches
+	// (access.provenances), which a page's are judged by as the first
+	// page's were; without it, each was left out.
+	Provenances bool `json:",omitempty"`
 }
 
 // pageHolder is who may follow a page link: the token's client, grant,
@@ -197,6 +201,7 @@ func (p *Proxy) followPage(in *Interaction, a *access) *refusal {
 		return refuse(http.StatusBadRequest, "invalid", "the page link is not valid for this token (or has expired)")
 	}
 	in.Kind, in.Type, in.Params, in.pageURL, in.pageHeld = SearchType, pg.Type, nil, pg.Upstream, pg.Held
+	a.provenances = pg.Provenances
 	switch {
 	case pg.Everything != "":
 		in.Kind, in.ID, in.Operation = Operation, pg.Everything, "$everything"

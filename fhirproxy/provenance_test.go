@@ -415,3 +415,55 @@ func TestProvenanceTargetReadFails(t *testing.T) {
 		t.Errorf("a search whose target reads hang: %d, entries %v, %d reads; want none kept and one read", r.status, entryIDs(r), reads.Load())
 	}
 }
+
+// TestProvenancesOnSignedPages: a later page of a search that asked for
+// its matches' Provenances (_revinclude=Provenance:target), continued by a
+// signed page link at the server's base (HAPI's), keeps the Provenances of
+// the page's kept records as the first page does; it left each out, so a
+// US Core app lost the provenance of all but its first page. A Provenance
+// about a withheld record or another patient's stays out.
+func TestProvenancesOnSignedPages(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/fhir+json")
+		e := func(res map[string]any, mode string) string {
+			return `{"resource":` + mustJSON(res) + `,"search":{"mode":"` + mode + `"}}`
+		}
+		if r.URL.Query().Get("_getpages") == "" {
+			fmt.Fprintf(w, `{"resourceType":"Bundle","type":"searchset","link":[{"relation":"next","url":"http://%s?_getpages=abc"}],"entry":[%s,%s]}`,
+				r.Host, e(obs("lab-1", "p1", "laboratory"), "match"), e(provenance("pv-1", "Observation/lab-1"), "include"))
+			return
+		}
+		fmt.Fprintf(w, `{"resourceType":"Bundle","type":"searchset","entry":[%s,%s,%s,%s,%s,%s]}`,
+			e(obs("lab-3", "p1", "laboratory"), "match"), e(obs("psy-1", "p1", "laboratory", "R", "PSY"), "match"), e(obs("lab-9", "p2", "laboratory"), "match"),
+			e(provenance("pv-3", "Observation/lab-3"), "include"), e(provenance("pv-psy", "Observation/psy-1"), "include"), e(provenance("pv-9", "Observation/lab-9"), "include"))
+	}))
+	defer up.Close()
+	f := newFixture(t)
+	f.proxy.Upstream, _ = url.Parse(up.URL)
+	f.proxy.Base = f.base
+	for _, c := range []struct {
+		scope  string
+		second []string
+	}{
+		{"launch/patient patient/Observation.rs patient/Provenance.rs", []string{"lab-3", "pv-3"}},
+		{"user/Observation.rs user/Provenance.rs", []string{"lab-3", "lab-9", "pv-3", "pv-9"}},
+		// Without the r letter on Provenance none comes, on either page.
+		{"launch/patient patient/Observation.rs", []string{"lab-3"}},
+	} {
+		tok := f.token(c.scope, nil)
+		first := f.do("GET", "/Observation?_revinclude=Provenance:target", tok, "")
+		var next string
+		links, _ := first.body["link"].([]any)
+		for _, l := range links {
+			if l := l.(map[string]any); l["relation"] == "next" {
+				next, _ = l["url"].(string)
+			}
+		}
+		if first.status != http.StatusOK || !strings.HasPrefix(next, f.base+"?_page=") {
+			t.Fatalf("%s: the first page: %d %v, next %q", c.scope, first.status, entryIDs(first), next)
+		}
+		if page := f.do("GET", strings.TrimPrefix(next, f.base), tok, ""); page.status != http.StatusOK || !slices.Equal(entryIDs(page), c.second) {
+			t.Errorf("%s: the next page: %d %v, want %v", c.scope, page.status, entryIDs(page), c.second)
+		}
+	}
+}
