@@ -4,7 +4,10 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/aes"
+	"crypto/cipher"
 	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
@@ -13,6 +16,7 @@ import (
 	"iter"
 	"maps"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -27,7 +31,8 @@ import (
 // made for): the kick-off (authorizeExport), the status and the files, each
 // a request authorised and audited as any; see "Bulk export" in the package
 // documentation. The server's status and file URLs become links of the
-// proxy's, signed with Proxy.PageKey apart from page links (exportRef),
+// proxy's, sealed with a key derived from Proxy.PageKey (exportRef,
+// exportSeal),
 // followed by a token of the client and subject they were given to
 // (followExport); the manifest is rebuilt (manifest), and each file is
 // judged line by line as it streams (ndjsonFile).
@@ -52,15 +57,20 @@ const (
 	ndjsonType = "application/fhir+ndjson"
 )
 
-// exportRef is what a signed export link carries.
+// exportRef is what an export link carries, sealed (exportSeal): the
+// client sees none of it.
 type exportRef struct {
 	Use     string // "job" (the status) or "file"
 	Client  string
 	Subject string // audit.Ref of the token's subject: a user's id stays out of URLs
 	Type    string // a file's resource type
 	// Deleted: a file of deleted resources (Bundles of DELETE entries).
-	Deleted  bool   `json:",omitempty"`
-	Upstream string // below the upstream's base: "/$export-poll-status?_jobId=…"
+	Deleted bool `json:",omitempty"`
+	// Upstream is below the upstream's base ("/$export-poll-status?_jobId=…"),
+	// or for a file in object storage its whole URL, under one of
+	// Proxy.ExportStorage (a pre-signed one is a credential: links are
+	// sealed).
+	Upstream string
 	// KickOff is a status link's kick-off path ("/Group/g1/$export"), for
 	// a manifest whose request is not on the server's base.
 	KickOff string `json:",omitempty"`
@@ -71,36 +81,81 @@ type exportRef struct {
 	Expires int64 // Unix seconds
 }
 
-// exportMAC domain-separates export links from page links, which share
-// the key.
-func (p *Proxy) exportMAC(payload []byte) []byte {
+// exportSeal is the AEAD export links are sealed with (AES-256-GCM), its
+// key derived from PageKey apart from page links' MAC key. Sealed, a link
+// shows its holder nothing: not the server's paths, nor a file's URL in
+// object storage, which when pre-signed would let its holder read the
+// unjudged file around the proxy.
+func (p *Proxy) exportSeal() cipher.AEAD {
 	mac := hmac.New(sha256.New, p.pageKey())
-	mac.Write([]byte("smartkit fhirproxy bulk export\x00"))
-	mac.Write(payload)
-	return mac.Sum(nil)
+	mac.Write([]byte("smartkit fhirproxy bulk export link key"))
+	block, _ := aes.NewCipher(mac.Sum(nil)) // a 32-byte key: AES-256, no error
+	aead, _ := cipher.NewGCM(block)
+	return aead
 }
+
+// exportAD is the sealed links' additional data: what they are for.
+var exportAD = []byte("smartkit fhirproxy bulk export link")
 
 func (p *Proxy) signExport(ref exportRef) string {
 	payload, _ := json.Marshal(ref)
-	return base64.RawURLEncoding.EncodeToString(payload) + "." + base64.RawURLEncoding.EncodeToString(p.exportMAC(payload))
+	aead := p.exportSeal()
+	nonce := make([]byte, aead.NonceSize(), aead.NonceSize()+len(payload)+aead.Overhead())
+	_, _ = rand.Read(nonce)
+	return base64.RawURLEncoding.EncodeToString(aead.Seal(nonce, nonce, payload, exportAD))
 }
 
-// openExport returns what a signed export link of the use carries, if the
-// signature holds and it has not expired.
+// openExport returns what a sealed export link of the use carries, if it
+// opens and has not expired.
 func (p *Proxy) openExport(token, use string, now time.Time) (exportRef, bool) {
 	var ref exportRef
-	enc, sig, ok := strings.Cut(token, ".")
-	payload, err1 := base64.RawURLEncoding.DecodeString(enc)
-	got, err2 := base64.RawURLEncoding.DecodeString(sig)
-	if !ok || err1 != nil || err2 != nil || !hmac.Equal(got, p.exportMAC(payload)) ||
-		jsonstrict.Check(payload) != nil || json.Unmarshal(payload, &ref) != nil {
+	sealed, err := base64.RawURLEncoding.DecodeString(token)
+	aead := p.exportSeal()
+	if err != nil || len(sealed) < aead.NonceSize()+aead.Overhead() {
+		return exportRef{}, false
+	}
+	payload, err := aead.Open(nil, sealed[:aead.NonceSize()], sealed[aead.NonceSize():], exportAD)
+	if err != nil || jsonstrict.Check(payload) != nil || json.Unmarshal(payload, &ref) != nil {
 		return exportRef{}, false
 	}
 	upstream := use != "notice" // the proxy's own notice names no server URL
-	if ref.Use != use || now.Unix() > ref.Expires || upstream != (ref.Upstream != "") || upstream && ref.Upstream[0] != '/' && ref.Upstream[0] != '?' {
+	switch {
+	case ref.Use != use || now.Unix() > ref.Expires || upstream != (ref.Upstream != ""):
+		return exportRef{}, false
+	case upstream && ref.Upstream[0] != '/' && ref.Upstream[0] != '?' && (use != "file" || !p.inStorage(ref.Upstream)):
+		// (a file in object storage only while ExportStorage still names it)
 		return exportRef{}, false
 	}
 	return ref, true
+}
+
+// inStorage reports whether u is a file's URL under one of
+// Proxy.ExportStorage: http or https, no fragment,
+// no dot segment or escaped slash in its path (which a storage service
+// could resolve outside the prefix), below a prefix at a segment's end.
+func (p *Proxy) inStorage(u string) bool {
+	if len(p.ExportStorage) == 0 {
+		return false
+	}
+	pu, err := url.Parse(u)
+	if err != nil || pu.Scheme != "http" && pu.Scheme != "https" || pu.Host == "" || pu.Fragment != "" || strings.Contains(u, "#") {
+		return false
+	}
+	for seg := range strings.SplitSeq(pu.EscapedPath(), "/") {
+		lower := strings.ToLower(seg)
+		if seg == "." || seg == ".." || strings.Contains(lower, "%2f") || strings.Contains(lower, "%5c") || strings.Contains(lower, "%2e") || strings.Contains(seg, "\\") {
+			return false
+		}
+	}
+	for _, prefix := range p.ExportStorage {
+		if !strings.HasSuffix(prefix, "/") {
+			prefix += "/"
+		}
+		if rest, ok := strings.CutPrefix(u, prefix); ok && rest != "" && rest[0] != '?' {
+			return true
+		}
+	}
+	return false
 }
 
 // publicBase is the proxy's FHIR base as the token's client reaches it:
@@ -656,6 +711,7 @@ func (p *Proxy) followExport(in *Interaction, a *access) *refusal {
 		}
 	}
 	in.Type, in.Params, in.pageURL, in.deleted, in.kickOff, in.since = ref.Type, nil, ref.Upstream, ref.Deleted, ref.KickOff, ref.Since
+	in.stored = ref.Upstream != "" && ref.Upstream[0] != '/' && ref.Upstream[0] != '?' // (openExport checked it is in ExportStorage)
 	return nil
 }
 
@@ -721,7 +777,7 @@ func (x *exchange) manifest(resp *http.Response) (*refusal, error) {
 		return nil, err
 	}
 	invalid := refuse(http.StatusBadGateway, "invalid", "the FHIR server's export manifest is not one the proxy can read")
-	elsewhere := refuse(http.StatusBadGateway, "not-supported", "the FHIR server's export files are not on its base, where the proxy can read and judge them")
+	elsewhere := refuse(http.StatusBadGateway, "not-supported", "the FHIR server's export files are neither on its base nor in the export storage the proxy is given (Proxy.ExportStorage), where it can read and judge them")
 	if int64(len(body)) > x.p.Limits.resp() || !jsonMediaType(header(resp.Header, "Content-Type")) || jsonstrict.Check(body) != nil {
 		return invalid, nil
 	}
@@ -738,7 +794,11 @@ func (x *exchange) manifest(resp *http.Response) (*refusal, error) {
 	a := x.a
 	relink := func(f manifestFile, typ string) (manifestFile, bool) {
 		rest, ok := a.local(f.URL)
-		if !ok || rest == "" {
+		switch {
+		case ok && rest != "":
+		case x.p.inStorage(f.URL): // followed there (Proxy.ExportStorage), the URL sealed in the link
+			rest = f.URL
+		default:
 			return f, false
 		}
 		f.URL = x.p.exportLink(a, exportFileOp, exportFileParam, exportRef{Use: "file", Type: typ, Deleted: typ == "Bundle", Upstream: rest})
@@ -824,6 +884,11 @@ func (x *exchange) manifest(resp *http.Response) (*refusal, error) {
 	return nil, nil
 }
 
+// storedAs reports whether a file in object storage is served as the
+// bytes it holds, which storage services do for a file written without a
+// media type: read as NDJSON all the same, line by line.
+func storedAs(ct string) bool { return ct == "" || mediaTypeOf(ct, "application/octet-stream") }
+
 // deletionsNotice is the file the manifest of an incremental export (with
 // _since) lists among its errors for a token that does not see every
 // record: the proxy's own, answered without the server (Proxy.forward).
@@ -839,7 +904,8 @@ func (x *exchange) exportFile(resp *http.Response) (*refusal, error) {
 	switch {
 	case resp.StatusCode != http.StatusOK:
 		return refuse(http.StatusBadGateway, "invalid", "the FHIR server answered the export file with "+strconv.Itoa(resp.StatusCode)), nil
-	case !mediaTypeOf(header(resp.Header, "Content-Type"), ndjsonType, "application/ndjson", "application/x-ndjson"):
+	case !mediaTypeOf(header(resp.Header, "Content-Type"), ndjsonType, "application/ndjson", "application/x-ndjson") &&
+		!(x.in.stored && storedAs(header(resp.Header, "Content-Type"))):
 		return refuse(http.StatusBadGateway, "not-supported", "the FHIR server answered the export file in a format the proxy cannot inspect"), nil
 	case header(resp.Header, "Content-Encoding") != "":
 		return refuse(http.StatusBadGateway, "not-supported", "the FHIR server answered compressed"), nil

@@ -512,15 +512,20 @@
 //     event names the patients disclosed (the first thousand), and the
 //     counts sent and left out.
 //
-// The links are signed with Proxy.PageKey (apart from page links) and name
-// the server's own URLs, the client and (by a hash, audit.Ref) the subject
-// they were given to, and an expiry a day on. A link is not a permission: following one needs a token
-// of that client and subject, without patient context, whose scopes still
-// allow the file's type. The server's status and file URLs must be on its
-// base, or on the proxy's (as a server told the proxy's address for its own
-// writes them); a server whose files are elsewhere (a storage bucket) is
-// refused with 502: the proxy reads files from the server, with its own
-// credential, only.
+// The links are sealed (AES-256-GCM, with a key derived from
+// Proxy.PageKey): they carry the server's own URLs, the client and (by a
+// hash, audit.Ref) the subject they were given to, and an expiry a day on,
+// and show their holder none of it. A link is not a permission: following
+// one needs a token of that client and subject, without patient context,
+// whose scopes still allow the file's type. The server's status and file
+// URLs must be on its base, or on the proxy's (as a server told the
+// proxy's address for its own writes them). A server that writes its
+// files to object storage (an Azure storage account, a bucket) is followed
+// there only under the URL prefixes Proxy.ExportStorage names: the proxy
+// reads each file with Proxy.StorageAuth's credential (never the FHIR
+// server's) and judges it as any; the file's URL, which when pre-signed is
+// a credential to the unjudged file, stays sealed in the link. Files
+// anywhere else are refused with 502.
 //
 // # Browser apps (CORS)
 //

@@ -2,6 +2,7 @@ package fhirproxy
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -13,6 +14,7 @@ import (
 	"testing/iotest"
 	"time"
 
+	"github.com/smartkit/smartkit/audit"
 	"github.com/smartkit/smartkit/consent"
 	"github.com/smartkit/smartkit/internal/jsonstrict"
 	"github.com/smartkit/smartkit/scopes"
@@ -674,6 +676,12 @@ func TestPageTokens(t *testing.T) {
 	if got, ok := b.openPage(tok, now); !ok || got != ref {
 		t.Errorf("a node with the same key: %v %v", got, ok)
 	}
+	// What the search was, carried whole.
+	held := ref
+	held.Held, held.Everything, held.Provenances = true, "p1", true
+	if got, ok := a.openPage(a.signPage(held), now); !ok || got != held {
+		t.Errorf("a held page: %+v %v", got, ok)
+	}
 	if _, ok := (&Proxy{}).openPage(tok, now); ok {
 		t.Error("opened with another key")
 	}
@@ -683,6 +691,56 @@ func TestPageTokens(t *testing.T) {
 	ref.Upstream = "/Observation?ct=2" // not a page link at the base
 	if _, ok := a.openPage(a.signPage(ref), now); ok {
 		t.Error("opened a link that is not at the base")
+	}
+}
+
+// TestExportLinks: an export link opens only with the key it was sealed
+// with, unaltered, for its use, until it expires; it carries the user's
+// subject as audit.Ref; a file in object storage opens only while
+// ExportStorage names it.
+func TestExportLinks(t *testing.T) {
+	now := time.Now()
+	ref := exportRef{Use: "file", Client: "c1", Subject: audit.Ref("u1"), Type: "Observation", Upstream: "/files/o.ndjson", Expires: now.Add(exportTTL).Unix()}
+	a, b := &Proxy{PageKey: []byte("shared secret")}, &Proxy{PageKey: []byte("shared secret")}
+	tok := a.signExport(ref)
+	if got, ok := b.openExport(tok, "file", now); !ok || got != ref {
+		t.Errorf("a node with the same key: %+v %v", got, ok)
+	}
+	if tok == a.signExport(ref) {
+		t.Error("two seals of one link are alike (no fresh nonce)")
+	}
+	raw, _ := base64.RawURLEncoding.DecodeString(tok)
+	for i := range raw {
+		altered := slices.Clone(raw)
+		altered[i] ^= 1
+		if _, ok := a.openExport(base64.RawURLEncoding.EncodeToString(altered), "file", now); ok {
+			t.Fatalf("opened with byte %d altered", i)
+		}
+	}
+	for name, open := range map[string]func() bool{
+		"another key":   func() bool { _, ok := (&Proxy{PageKey: []byte("other")}).openExport(tok, "file", now); return ok },
+		"another use":   func() bool { _, ok := a.openExport(tok, "job", now); return ok },
+		"expired":       func() bool { _, ok := a.openExport(tok, "file", now.Add(exportTTL+time.Minute)); return ok },
+		"a page link's": func() bool { _, ok := a.openPage(tok, now); return ok },
+		"truncated":     func() bool { _, ok := a.openExport(tok[:20], "file", now); return ok },
+	} {
+		if open() {
+			t.Errorf("opened: %s", name)
+		}
+	}
+	stored := ref
+	stored.Upstream = "https://acct.blob.example/exports/o.ndjson?sig=x"
+	tok = a.signExport(stored)
+	if _, ok := a.openExport(tok, "file", now); ok {
+		t.Error("a file in storage opened without ExportStorage")
+	}
+	a.ExportStorage = []string{"https://acct.blob.example/exports/"}
+	if got, ok := a.openExport(tok, "file", now); !ok || got != stored {
+		t.Errorf("a file in storage: %+v %v", got, ok)
+	}
+	stored.Use = "job" // a status is followed on the server's base only
+	if _, ok := a.openExport(a.signExport(stored), "job", now); ok {
+		t.Error("a status in storage opened")
 	}
 }
 

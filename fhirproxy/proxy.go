@@ -70,8 +70,9 @@ type Proxy struct {
 	Base string
 	// PageKey signs the page-token links (HAPI's [base]?_getpages=…) that
 	// Base makes followable, binding each to its client, grant, scopes,
-	// patient and type for an hour, and a bulk export's status and file
-	// links (bulk.go), bound to their client and subject for a day; nil
+	// patient and type for an hour, and seals (encrypts, with a key
+	// derived from it) a bulk export's status and file links (bulk.go),
+	// bound to their client and subject for a day; nil
 	// means a random key per Proxy (links then stop at a restart). Give
 	// every node behind one address the same key.
 	PageKey []byte
@@ -99,6 +100,19 @@ type Proxy struct {
 	// export: a user-facing app reaches the same records by searches, page
 	// by page, not a whole population in one request.
 	UserExports bool
+	// ExportStorage lists where a FHIR server that writes its bulk export
+	// files to object storage (an Azure storage account, a bucket) puts
+	// them: URL prefixes, each ending at a path segment
+	// ("https://acct.blob.core.windows.net/fhir-exports/"). A manifest's
+	// file under one is read by the proxy (through Transport), with
+	// StorageAuth's credential and never UpstreamAuth's, and judged line by
+	// line as a file on the server's base is; a file anywhere else is 502.
+	// Its URL reaches the client only sealed inside the proxy's link: a
+	// pre-signed URL is a credential to the unjudged file.
+	ExportStorage []string
+	// StorageAuth sets the proxy's credential on its reads of files in
+	// ExportStorage; nil sends none (a pre-signed URL carries its own).
+	StorageAuth func(r *http.Request)
 	Limits      Limits
 	// AllowOrigin reports whether a browser app at origin may read the
 	// responses to requests made with clientID's token (CORS); see
@@ -941,7 +955,14 @@ func (x *exchange) rewrite(pr *httputil.ProxyRequest) {
 	}
 	out.Host = p.Upstream.Host
 	hdr := out.Header // upstreamHeader's, cloned by ReverseProxy
-	if p.UpstreamAuth != nil {
+	switch {
+	case in.stored: // an export file in object storage, at its URL as the server wrote it (openExport checked it)
+		u, _ := url.Parse(in.pageURL)
+		out.URL, out.Host = u, u.Host
+		if p.StorageAuth != nil {
+			p.StorageAuth(out) // never UpstreamAuth's credential, which is the FHIR server's
+		}
+	case p.UpstreamAuth != nil:
 		p.UpstreamAuth(out)
 	}
 	out.GetBody = nil

@@ -88,6 +88,9 @@ type Interaction struct {
 	// pageHeld: the page continues a search whose every entry of the
 	// constrained type was held to the constraint (pageRef.Held).
 	pageHeld bool
+	// stored: an export file in object storage, pageURL its whole URL
+	// (Proxy.ExportStorage).
+	stored bool
 	// chained: the search has chains the proxy resolves itself before
 	// forwarding it, since labels are judged (chains.go).
 	chained bool
