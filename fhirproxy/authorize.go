@@ -229,6 +229,15 @@ func (p *Proxy) authorize(in *Interaction, a *access) *refusal {
 			return ref
 		}
 	}
+	if in.searchOp == lastnOp && a.constrained == in.Type && !a.recheck {
+		// $lastn takes Observation's search parameters, the constraint's
+		// among them, but servers support few there (HAPI: patient,
+		// category, code, date) and may ignore the rest: where the proxy
+		// evaluates the constraint, it holds every match to it too.
+		if lc, _ := compileConstraint(in.Type, a.tok.Scopes.Check(scopes.Access{Context: a.ctx, Type: in.Type, Perms: need})); lc != nil {
+			a.recheck, a.included = true, lc
+		}
+	}
 	if in.Kind == Create || in.Kind == Update || in.Kind == Patch {
 		if rd := a.tok.Scopes.Check(scopes.Access{Context: a.ctx, Type: in.Type, Perms: scopes.Read}); rd.Constrained() {
 			a.readBack, _ = compileConstraint(in.Type, rd) // none: the answer stays withheld

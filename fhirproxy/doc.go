@@ -265,7 +265,9 @@
 //     takes no search parameters of DocumentReference's, so under a
 //     query-constrained scope the constraint does not go with it and
 //     every document answered is held to it by the proxy (a constraint
-//     the proxy cannot evaluate refuses $docref);
+//     the proxy cannot evaluate refuses $docref); $lastn's matches are
+//     held to a constraint the proxy evaluates as well, since servers
+//     support few search parameters there;
 //   - the terminology operations (ValueSet $expand and $validate-code,
 //     CodeSystem $lookup, $validate-code and $subsumes, ConceptMap
 //     $translate), each a read of the resource it runs on: r at instance

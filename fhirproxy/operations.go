@@ -72,7 +72,11 @@ type operation struct {
 // token, another patient refused), constrained and judged exactly as the
 // type's search (the s letter), and forwarded to Type/$name; $docref's
 // constraint is the proxy's to hold (docrefOp).
-var searchOperations = map[string]bool{"Observation/$lastn": true, "DocumentReference/" + docrefOp: true}
+var searchOperations = map[string]bool{"Observation/" + lastnOp: true, "DocumentReference/" + docrefOp: true}
+
+// lastnOp is Observation/$lastn, whose matches under a constrained scope
+// the proxy holds to the constraint where it evaluates it (authorize).
+const lastnOp = "$lastn"
 
 // docrefOp is US Core's $docref, whose answer under a constrained scope the
 // proxy holds to the constraint itself: its parameters are not

@@ -222,7 +222,8 @@ func TestTerminologyOperationAnswers(t *testing.T) {
 
 // TestLastN: Observation/$lastn is a search. It is confined, constrained
 // and judged as Observation's search is, and forwarded to
-// Observation/$lastn with what the proxy adds.
+// Observation/$lastn with what the proxy adds; under a constraint the proxy
+// evaluates, each match is held to it too, for a server that ignores it.
 func TestLastN(t *testing.T) {
 	f := newFixture(t)
 	patient := f.token("launch/patient patient/Observation.rs", nil)
@@ -235,6 +236,9 @@ func TestLastN(t *testing.T) {
 		{"a patient app", patient, "category=vital-signs&max=1", "category=vital-signs&max=1&patient=Patient%2Fp1", []string{"vs-1"}, false},
 		{"the patient added, and judged", patient, "code=x", "code=x&patient=Patient%2Fp1", []string{"lab-1", "vs-1"}, true},
 		{"the constraint added", labs, "max=3", "max=3&category=laboratory&patient=Patient%2Fp1", []string{"lab-1"}, false},
+		// A server that ignores the category in $lastn sends vs-1 too.
+		{"the constraint added, and held", labs, "max=3", "max=3&category=laboratory&patient=Patient%2Fp1", []string{"lab-1"}, true},
+		{"the constraint sent by the client, and held", labs, "category=laboratory", "category=laboratory&patient=Patient%2Fp1", []string{"lab-1"}, true},
 	} {
 		f.up.mu.Lock()
 		f.up.misbehave = c.misbehave
