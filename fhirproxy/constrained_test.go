@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/smartkit/smartkit/audit"
@@ -692,4 +693,60 @@ func TestServerProvenConstrainedDeletes(t *testing.T) {
 	// written: still refused, before anything is read.
 	tok = f.token("launch/patient patient/Observation.ru?identifier=urn:dev|r-1", nil)
 	f.refused("an update under it", f.do("PUT", "/Observation/lab-1", tok, mustJSON(f.up.resources["Observation/lab-1"])), 403)
+}
+
+// TestConstrainedSearchesStrict: a search carrying a scope's constraint
+// (added by the proxy, or sent by the client) goes with Prefer:
+// handling=strict, so a server lenient by default that does not support
+// the constraint's parameter refuses the search rather than answering it
+// unconstrained; the client sees the server's error. Other searches go
+// without it.
+func TestConstrainedSearchesStrict(t *testing.T) {
+	var mu sync.Mutex
+	var prefer []string
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		prefer = append(prefer, strings.Join(r.Header.Values("Prefer"), "; "))
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/fhir+json")
+		if r.URL.Query().Has("status") && strings.Contains(r.Header.Get("Prefer"), "handling=strict") { // a parameter it does not support
+			w.WriteHeader(http.StatusBadRequest)
+			fmt.Fprint(w, `{"resourceType":"OperationOutcome","issue":[{"severity":"error","code":"not-supported","diagnostics":"unknown search parameter status"}]}`)
+			return
+		}
+		prelim := obs("pre-1", "p1", "laboratory")
+		prelim["status"] = "preliminary"
+		fmt.Fprintf(w, `{"resourceType":"Bundle","type":"searchset","entry":[{"resource":%s,"search":{"mode":"match"}},{"resource":%s,"search":{"mode":"match"}}]}`,
+			mustJSON(obs("lab-1", "p1", "laboratory")), mustJSON(prelim))
+	}))
+	defer up.Close()
+	f := newFixture(t)
+	f.proxy.Upstream, _ = url.Parse(up.URL)
+	sent := func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		out := prefer
+		prefer = nil
+		return out
+	}
+	final := f.token("user/Observation.rs?status=final", everyLabel())
+	for _, c := range []struct {
+		name, tok, target, prefer string
+		status                    int
+	}{
+		{"the constraint added", final, "/Observation?category=laboratory", "handling=strict", http.StatusBadRequest},
+		{"the constraint sent by the client", final, "/Observation?status=final", "handling=strict", http.StatusBadRequest},
+		{"a read under the constraint", final, "/Observation/lab-1", "handling=strict", http.StatusBadRequest},
+		{"with a return preference", final, "/Observation?category=laboratory", "return=representation, handling=strict", http.StatusBadRequest},
+		{"no constraint", f.token("user/Observation.rs", everyLabel()), "/Observation?category=laboratory", "", http.StatusOK},
+	} {
+		hdr := []string{}
+		if strings.HasPrefix(c.prefer, "return=") {
+			hdr = []string{"Prefer", "return=representation, handling=lenient"}
+		}
+		r := f.do("GET", c.target, c.tok, "", hdr...)
+		if got := sent(); r.status != c.status || len(got) != 1 || got[0] != c.prefer {
+			t.Errorf("%s: %d, the server got Prefer %q: %.200s", c.name, r.status, got, r.raw)
+		}
+	}
 }

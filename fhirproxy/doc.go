@@ -207,7 +207,10 @@
 // (a charset other than UTF-8, a fhirVersion other than 4.0) is refused
 // with 415, and a _format asking for anything but FHIR R4 JSON with 406.
 // Of the Prefer header only the return preference goes upstream, rebuilt,
-// so handling=lenient cannot ride along and loosen an injected constraint.
+// so handling=lenient cannot ride along and loosen an injected constraint;
+// and a search carrying a scope's constraint goes with handling=strict, so
+// that a server lenient by default (HAPI is) refuses a constraint
+// parameter it does not support rather than answering unconstrained.
 // The audit event of a response lists the labels of what went out, never of
 // what was withheld.
 //

@@ -884,8 +884,19 @@ func (x *exchange) upstreamHeader(r *http.Request) http.Header {
 		}
 		hdr["Content-Type"] = []string{ct}
 	}
+	var prefer []string
 	if ret := preferReturn(r.Header["Prefer"]); ret != "" {
-		hdr["Prefer"] = []string{"return=" + ret}
+		prefer = append(prefer, "return="+ret)
+	}
+	if x.a != nil && x.in.Kind == SearchType && x.a.constrained == x.in.Type && x.in.searchOp != docrefOp && x.in.pageURL == "" {
+		// The search carries a scope's constraint, whose matching the proxy
+		// leaves to the server: a server lenient by default (HAPI) would
+		// ignore a constraint parameter it does not support and answer
+		// unconstrained. Strict, it refuses instead (FHIR search.html#errors).
+		prefer = append(prefer, "handling=strict")
+	}
+	if prefer != nil {
+		hdr["Prefer"] = []string{strings.Join(prefer, ", ")} // one field: some servers read only the first
 	}
 	switch {
 	case x.in.Kind == ExportFile:

@@ -404,16 +404,17 @@ func TestScopesAndConstraints(t *testing.T) {
 	}
 	// Prefer: handling=lenient cannot loosen the injected constraint, on
 	// its own or after the return preference that does go upstream (found
-	// by probing: "return=minimal, handling=lenient" went as it came).
+	// by probing: "return=minimal, handling=lenient" went as it came); a
+	// constrained search goes strict (TestConstrainedSearchesStrict).
 	for prefer, want := range map[string]string{
-		"handling=lenient":                          "",
-		"return=minimal, handling=lenient":          "return=minimal",
-		"return=representation;handling=lenient":    "return=representation",
-		"return=representation ; handling=strict":   "return=representation",
-		"handling=lenient, return=OperationOutcome": "return=OperationOutcome",
-		`return="minimal"`:                          "return=minimal",
-		"return=everything, return=minimal":         "", // the first one counts (RFC 7240 §2)
-		"respond-async, wait=10":                    "",
+		"handling=lenient":                          "handling=strict",
+		"return=minimal, handling=lenient":          "return=minimal, handling=strict",
+		"return=representation;handling=lenient":    "return=representation, handling=strict",
+		"return=representation ; handling=strict":   "return=representation, handling=strict",
+		"handling=lenient, return=OperationOutcome": "return=OperationOutcome, handling=strict",
+		`return="minimal"`:                          "return=minimal, handling=strict",
+		"return=everything, return=minimal":         "handling=strict", // the first one counts (RFC 7240 §2)
+		"respond-async, wait=10":                    "handling=strict",
 	} {
 		f.do("GET", "/Observation", lab, "", "Prefer", prefer)
 		if got := f.up.requests(); len(got) != 1 || got[0].Header.Get("Prefer") != want || got[0].URL.Query().Get("category") != "laboratory" {
