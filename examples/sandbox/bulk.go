@@ -263,10 +263,13 @@ func (s *fhirServer) exportStatus(w http.ResponseWriter, r *http.Request, q url.
 	default:
 		output := []any{}
 		for _, typ := range job.types {
-			output = append(output, map[string]any{"type": typ, "count": job.counts[typ],
-				"url": s.base + "/$export-file/" + jobID + "/" + typ + ".ndjson"})
+			file := s.base + "/$export-file/" + jobID + "/" + typ + ".ndjson"
+			if s.objects != nil { // in the object store, by a pre-signed URL
+				file = s.objects.fileURL(jobID, typ)
+			}
+			output = append(output, map[string]any{"type": typ, "count": job.counts[typ], "url": file})
 		}
-		b, _ := json.Marshal(map[string]any{"transactionTime": job.time, "request": job.request, "requiresAccessToken": true,
+		b, _ := json.Marshal(map[string]any{"transactionTime": job.time, "request": job.request, "requiresAccessToken": s.objects == nil,
 			"output": output, "error": []any{}})
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Expires", time.Now().Add(24*time.Hour).UTC().Format(http.TimeFormat))

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"slices"
 	"strings"
@@ -72,6 +73,59 @@ func TestBulkExportThroughTheProxy(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 403 {
 		t.Errorf("a patient app's export: %d", resp.StatusCode)
+	}
+}
+
+// TestBulkExportFromObjectStorage: with Config.ExportStorage the data
+// server writes its export files to an object store at another address
+// and names them by pre-signed URLs, as Azure's FHIR service does; the
+// proxy (ExportStorage) reads them there and judges them as any, and its
+// links show the client neither the store nor the signatures.
+func TestBulkExportFromObjectStorage(t *testing.T) {
+	sb := startSandboxWith(t, func(c *Config) { c.ExportStorage = true })
+	ctx := context.Background()
+	hc := exampleBackend(t, sb, "system/Patient.rs", "system/Observation.rs", "system/Group.r").Client(ctx)
+	_, m, files := exportThrough(t, sb, hc, "/Group/"+PanelGroup+"/$export?_type=Patient,Observation")
+	if len(m.Output) != 2 || len(files["Patient"]) != 3 || len(files["Observation"]) == 0 {
+		t.Fatalf("manifest %+v, %d patients, %d observations", m, len(files["Patient"]), len(files["Observation"]))
+	}
+	for _, res := range files["Observation"] {
+		if idOf(res) == "pt-sensitive-hiv" {
+			t.Error("the HIV test went out in the export")
+		}
+	}
+	for _, f := range m.Output {
+		if strings.Contains(f.URL, "sig") || strings.Contains(f.URL, strings.TrimPrefix(sb.fhir.objects.url, "http://")) {
+			t.Errorf("the client's link shows the store: %s", f.URL)
+		}
+	}
+	// The data server's own manifest names the store, pre-signed.
+	sb.fhir.mu.RLock()
+	var jobID string
+	for id := range sb.fhir.jobs {
+		jobID = id
+	}
+	sb.fhir.mu.RUnlock()
+	rec := httptest.NewRecorder()
+	sb.fhir.ServeHTTP(rec, httptest.NewRequest("GET", "/$export-poll-status?_jobId="+jobID, nil))
+	var own struct{ Output []struct{ URL string } }
+	if err := json.Unmarshal(rec.Body.Bytes(), &own); err != nil || len(own.Output) != 2 {
+		t.Fatalf("the data server's manifest: %s", rec.Body)
+	}
+	for _, f := range own.Output {
+		if !strings.HasPrefix(f.URL, sb.fhir.objects.prefix()) || !strings.Contains(f.URL, "?sig=") {
+			t.Errorf("the data server named %s", f.URL)
+		}
+		// The store asks for its signature.
+		unsigned, _, _ := strings.Cut(f.URL, "?")
+		resp, err := http.Get(unsigned)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusForbidden {
+			t.Errorf("the store served %s unsigned: %d", unsigned, resp.StatusCode)
+		}
 	}
 }
 

@@ -28,6 +28,7 @@ type fhirServer struct {
 	order   []string              // "Type/id" in insertion order, for stable searches
 	seq     int
 	jobs    map[string]*exportJob // bulk exports by id (bulk.go)
+	objects *objectStore          // where export files are written, with Config.ExportStorage; nil: on the base
 }
 
 func newFHIRServer(base string, d *dataset) *fhirServer {

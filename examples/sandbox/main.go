@@ -26,6 +26,7 @@ func main() {
 	flag.DurationVar(&cfg.TokenTTL, "token-ttl", 0, "access token lifetime (0: the server default, 15m)")
 	flag.DurationVar(&cfg.CodeTTL, "code-ttl", 0, "authorization code lifetime (default 60s)")
 	flag.IntVar(&cfg.Patients, "patients", 50, "ordinary synthetic patients, besides the awkward cases")
+	flag.BoolVar(&cfg.ExportStorage, "export-storage", false, "write bulk export files to an object store at another address (pre-signed URLs, as Azure's FHIR service writes to a storage account); the proxy follows them there")
 	flag.Parse()
 	cfg.Log = os.Stdout
 	start := time.Now()

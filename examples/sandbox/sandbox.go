@@ -39,6 +39,11 @@ type Config struct {
 	TokenTTL     time.Duration // access-token lifetime; 0 means the server default
 	Patients     int           // ordinary synthetic patients (plus the awkward ones)
 	Log          io.Writer     // progress and URLs; nil means silent
+	// ExportStorage has the data server write bulk export files to an
+	// object store of its own at another address, named in manifests by
+	// pre-signed URLs, as Azure's FHIR service writes them to a storage
+	// account; the proxy follows them there (fhirproxy.Proxy.ExportStorage).
+	ExportStorage bool
 }
 
 // Sandbox is a running sandbox.
@@ -52,7 +57,7 @@ type Sandbox struct {
 	Launches              *launch.Service
 	users                 map[string]smart.User
 	cfg                   Config
-	http, data            *http.Server
+	http, data, storage   *http.Server
 	async                 *audit.Async
 	cancel                context.CancelFunc
 	sessions              *sessions
@@ -130,6 +135,18 @@ func Start(ctx context.Context, cfg Config) (*Sandbox, error) {
 	sb.fhir = newFHIRServer(sb.FHIRBase, data)
 	sb.data = &http.Server{Handler: sb.fhir, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = sb.data.Serve(dataLn) }()
+	var exportStorage []string
+	if cfg.ExportStorage {
+		storeLn, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		sb.fhir.objects = newObjectStore("http://"+storeLn.Addr().String(), sb.fhir)
+		sb.storage = &http.Server{Handler: sb.fhir.objects, ReadHeaderTimeout: 10 * time.Second}
+		go func() { _ = sb.storage.Serve(storeLn) }()
+		exportStorage = []string{sb.fhir.objects.prefix()}
+		logf("bulk export files go to the object store at %s", sb.fhir.objects.prefix())
+	}
 	logf("loaded %d resources for %d patients", len(data.resources), len(data.patients))
 
 	sb.Registry = &registry.Registry{Store: sb.Store.Registry(), Audit: sb.async}
@@ -171,7 +188,10 @@ func Start(ctx context.Context, cfg Config) (*Sandbox, error) {
 		SharedTypes: append(slices.Clone(fhirproxy.DefaultSharedTypes), "ValueSet", "CodeSystem"),
 		// The sandbox shows who saw whose records: backend apps' answers
 		// are read too, so their audit events name the patients disclosed.
-		AuditEveryDisclosure: true}
+		AuditEveryDisclosure: true,
+		// Export files in the object store, with -export-storage: pre-signed,
+		// so no StorageAuth.
+		ExportStorage: exportStorage}
 	exampleApp := &app.App{Base: "/app", EHROrigins: []string{"'self'"}, Client: &client.Config{
 		ClientID: ExampleAppID, RedirectURL: sb.URL + "/app/callback", Issuers: []string{sb.FHIRBase},
 		Scopes: []string{"openid", "fhirUser", "launch/patient", "patient/Patient.r", "patient/Observation.rs", "offline_access"},
@@ -212,6 +232,9 @@ func (sb *Sandbox) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	err := errors.Join(sb.http.Shutdown(ctx), sb.data.Shutdown(ctx), sb.async.Close(ctx))
+	if sb.storage != nil {
+		err = errors.Join(err, sb.storage.Shutdown(ctx))
+	}
 	sb.cancel()
 	return errors.Join(err, sb.Store.Close())
 }

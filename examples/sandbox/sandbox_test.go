@@ -19,8 +19,16 @@ import (
 
 func startSandbox(t *testing.T) *Sandbox {
 	t.Helper()
+	return startSandboxWith(t, func(*Config) {})
+}
+
+// startSandboxWith is startSandbox with the Config changed first.
+func startSandboxWith(t *testing.T, change func(*Config)) *Sandbox {
+	t.Helper()
 	began := time.Now()
-	sb, err := Start(context.Background(), Config{Addr: "127.0.0.1:0", Data: t.TempDir(), DemoPassword: "pw", Patients: 50})
+	cfg := Config{Addr: "127.0.0.1:0", Data: t.TempDir(), DemoPassword: "pw", Patients: 50}
+	change(&cfg)
+	sb, err := Start(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
