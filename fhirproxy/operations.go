@@ -70,8 +70,9 @@ type operation struct {
 // on demand: patient, start, end, type, on-demand, profile). Each is
 // authorised, confined to the compartment (patient added for a patient/
 // token, another patient refused), constrained and judged exactly as the
-// type's search (the s letter), and forwarded to Type/$name; $docref's
-// constraint is the proxy's to hold (docrefOp).
+// type's search (the s letter), and forwarded to Type/$name; but $docref's
+// constraint is the proxy's to hold (docrefOp), and $lastn's matches are
+// held to one the proxy evaluates as well (lastnOp).
 var searchOperations = map[string]bool{"Observation/" + lastnOp: true, "DocumentReference/" + docrefOp: true}
 
 // lastnOp is Observation/$lastn, whose matches under a constrained scope

@@ -953,7 +953,12 @@ func (x *exchange) rewrite(pr *httputil.ProxyRequest) {
 	out.URL.Scheme, out.URL.Host = p.Upstream.Scheme, p.Upstream.Host
 	out.URL.Path = in.pathUnder(strings.TrimSuffix(p.Upstream.Path, "/"))
 	out.URL.RawPath, out.URL.RawQuery = "", encodeQuery(in.Params)
-	if in.pageURL != "" { // the upstream's own link, as it wrote it (signed by the proxy)
+	out.Host = p.Upstream.Host
+	switch {
+	case in.stored: // an export file in object storage, at its URL as the server wrote it (openExport checked it)
+		u, _ := url.Parse(in.pageURL)
+		out.URL, out.Host = u, u.Host
+	case in.pageURL != "": // the upstream's own link, as it wrote it (signed by the proxy)
 		path, query, _ := strings.Cut(in.pageURL, "?")
 		raw := strings.TrimSuffix(p.Upstream.EscapedPath(), "/") + path // escaped as written, not again
 		if raw == "" {
@@ -964,12 +969,9 @@ func (x *exchange) rewrite(pr *httputil.ProxyRequest) {
 			out.URL.Path, out.URL.RawPath = unescaped, raw
 		}
 	}
-	out.Host = p.Upstream.Host
 	hdr := out.Header // upstreamHeader's, cloned by ReverseProxy
 	switch {
-	case in.stored: // an export file in object storage, at its URL as the server wrote it (openExport checked it)
-		u, _ := url.Parse(in.pageURL)
-		out.URL, out.Host = u, u.Host
+	case in.stored:
 		if p.StorageAuth != nil {
 			p.StorageAuth(out) // never UpstreamAuth's credential, which is the FHIR server's
 		}
