@@ -1,8 +1,11 @@
 package fhirproxy_test
 
 import (
+	"bytes"
 	"encoding/base64"
+	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -106,6 +109,22 @@ func TestBulkExportStorage(t *testing.T) {
 		status := f.do("GET", "/$export?_type=Observation", tok, "", "Prefer", "respond-async").header.Get("Content-Location")
 		if r := f.do("GET", f.proxyPath(status), tok, ""); r.status != http.StatusBadGateway || strings.Contains(r.raw, "exports") {
 			t.Errorf("a file %s: %d %s", c.name, r.status, r.raw)
+		}
+	}
+	// The storage unreachable: 502, and the pre-signed URL is in no log.
+	f.proxy.ExportStorage = []string{storage.URL + "/exports/"}
+	var logs bytes.Buffer
+	f.proxy.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	storage.Close()
+	if r := f.do("GET", f.proxyPath(link), tok, ""); r.status != http.StatusBadGateway || strings.Contains(r.raw, "SECRET") {
+		t.Errorf("the storage unreachable: %d %s", r.status, r.raw)
+	}
+	if strings.Contains(logs.String(), "SECRET") || !strings.Contains(logs.String(), "upstream failed") {
+		t.Errorf("logged: %s", logs.String())
+	}
+	for _, ev := range f.audit.Events() {
+		if strings.Contains(fmt.Sprintf("%+v", ev), "SECRET") {
+			t.Errorf("audited: %+v", ev)
 		}
 	}
 	// Without ExportStorage, a file in storage is 502, as before.
