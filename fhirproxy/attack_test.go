@@ -1132,12 +1132,7 @@ func TestLinksMoveOntoTheProxyBase(t *testing.T) {
 		if r.status != 200 || strings.Contains(r.raw, f.up.ts.URL) {
 			t.Errorf("%s: %d, the upstream's address in %.400s", c.name, r.status, r.raw)
 		}
-		var next string
-		for _, l := range r.body["link"].([]any) {
-			if l := l.(map[string]any); l["relation"] == "next" {
-				next = l["url"].(string)
-			}
-		}
+		next := r.next()
 		if !strings.HasPrefix(next, f.base+"/Observation?") {
 			t.Fatalf("%s: next link %q", c.name, next)
 		}
@@ -1197,16 +1192,8 @@ func TestSignedPageLinks(t *testing.T) {
 	}
 	tok := mint("launch/patient patient/Observation.rs")
 	narrower := mint("launch/patient patient/Observation.rs?category=laboratory")
-	next := func(r result) string {
-		for _, l := range r.body["link"].([]any) {
-			if l := l.(map[string]any); l["relation"] == "next" {
-				return l["url"].(string)
-			}
-		}
-		return ""
-	}
 	first := f.do("GET", "/Observation?_count=1", tok, "")
-	link := next(first)
+	link := first.next()
 	if first.status != 200 || !strings.HasPrefix(link, f.base+"?_page=") || strings.Contains(first.raw, up.URL) {
 		t.Fatalf("first page: %d, next %q: %.300s", first.status, link, first.raw)
 	}
@@ -1215,7 +1202,7 @@ func TestSignedPageLinks(t *testing.T) {
 	if page.status != 200 || len(got) != 1 || got[0] != "/?_getpages=abc&_getpagesoffset=1&_count=1" {
 		t.Fatalf("second page: %d, forwarded %q: %.300s", page.status, got, page.raw)
 	}
-	if !strings.Contains(page.raw, `"b"`) || strings.Contains(page.raw, `"c"`) || !strings.HasPrefix(next(page), f.base+"?_page=") {
+	if !strings.Contains(page.raw, `"b"`) || strings.Contains(page.raw, `"c"`) || !strings.HasPrefix(page.next(), f.base+"?_page=") {
 		t.Errorf("second page not inspected as the search: %s", page.raw)
 	}
 	got = nil

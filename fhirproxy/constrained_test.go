@@ -9,7 +9,6 @@ import (
 	"net/url"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/smartkit/smartkit/audit"
@@ -480,12 +479,7 @@ func TestConstrainedIncludes(t *testing.T) {
 			t.Fatalf("page %d (%s): %d %s", pages, next, r.status, r.raw)
 		}
 		all = append(all, entryIDs(r)...)
-		next = ""
-		for _, l := range r.body["link"].([]any) {
-			if l := l.(map[string]any); l["relation"] == "next" {
-				next = strings.TrimPrefix(l["url"].(string), f.base)
-			}
-		}
+		next = strings.TrimPrefix(r.next(), f.base)
 	}
 	f.up.reset()
 	if slices.Sort(all); pages < 2 || !slices.Equal(all, []string{"dr", "lab-1", "lab-2", "lab-8", "lab-9", "psy-1"}) {
@@ -530,12 +524,7 @@ func TestConstrainedIncludesOnSignedPages(t *testing.T) {
 		{"category=vital-signs", []string{"b"}},
 	} {
 		first := f.do("GET", "/Observation?"+c.query, tok, "")
-		var next string
-		for _, l := range first.body["link"].([]any) {
-			if l := l.(map[string]any); l["relation"] == "next" {
-				next = l["url"].(string)
-			}
-		}
+		next := first.next()
 		if first.status != 200 || !strings.HasPrefix(next, f.base+"?_page=") {
 			t.Fatalf("%s: first page: %d, next %q", c.query, first.status, next)
 		}
@@ -702,12 +691,9 @@ func TestServerProvenConstrainedDeletes(t *testing.T) {
 // unconstrained; the client sees the server's error. Other searches go
 // without it.
 func TestConstrainedSearchesStrict(t *testing.T) {
-	var mu sync.Mutex
-	var prefer []string
+	var prefer requestLog
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		prefer = append(prefer, strings.Join(r.Header.Values("Prefer"), "; "))
-		mu.Unlock()
+		prefer.add(strings.Join(r.Header.Values("Prefer"), "; "))
 		w.Header().Set("Content-Type", "application/fhir+json")
 		if r.URL.Query().Has("status") && strings.Contains(r.Header.Get("Prefer"), "handling=strict") { // a parameter it does not support
 			w.WriteHeader(http.StatusBadRequest)
@@ -722,13 +708,7 @@ func TestConstrainedSearchesStrict(t *testing.T) {
 	defer up.Close()
 	f := newFixture(t)
 	f.proxy.Upstream, _ = url.Parse(up.URL)
-	sent := func() []string {
-		mu.Lock()
-		defer mu.Unlock()
-		out := prefer
-		prefer = nil
-		return out
-	}
+	sent := prefer.take
 	final := f.token("user/Observation.rs?status=final", everyLabel())
 	for _, c := range []struct {
 		name, tok, target, prefer string

@@ -311,12 +311,9 @@ func TestDocRef(t *testing.T) {
 // constraint the proxy cannot evaluate refuses $docref.
 func TestDocRefConstrained(t *testing.T) {
 	const categories = "http://hl7.org/fhir/us/core/CodeSystem/us-core-documentreference-category"
-	var mu sync.Mutex
-	var received []string
+	var received requestLog
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		received = append(received, r.URL.RequestURI())
-		mu.Unlock()
+		received.add(r.URL.RequestURI())
 		doc := func(id, category string) string {
 			return `{"resource":` + mustJSON(map[string]any{"resourceType": "DocumentReference", "id": id, "status": "current",
 				"subject":  map[string]any{"reference": "Patient/p1"},
@@ -333,13 +330,7 @@ func TestDocRefConstrained(t *testing.T) {
 		fmt.Fprintf(w, `{"resourceType":"Bundle","type":"searchset","entry":[%s,%s]}`, doc("note-2", "clinical-note"), doc("scan-2", "imaging"))
 	}))
 	defer up.Close()
-	sent := func() []string {
-		mu.Lock()
-		defer mu.Unlock()
-		out := received
-		received = nil
-		return out
-	}
+	sent := received.take
 	f := newFixture(t)
 	f.proxy.Upstream, _ = url.Parse(up.URL)
 	f.proxy.Base = f.base
@@ -361,13 +352,7 @@ func TestDocRefConstrained(t *testing.T) {
 		if got := sent(); !slices.Equal(got, []string{"/DocumentReference/$docref?" + c.upstream}) {
 			t.Errorf("%s: the server received %q", c.name, got)
 		}
-		var next string
-		links, _ := first.body["link"].([]any)
-		for _, l := range links {
-			if l := l.(map[string]any); l["relation"] == "next" {
-				next, _ = l["url"].(string)
-			}
-		}
+		next := first.next()
 		if !strings.HasPrefix(next, f.base+"?_page=") {
 			t.Fatalf("%s: next link %q", c.name, next)
 		}
@@ -577,12 +562,12 @@ func TestEverythingNarrowScopes(t *testing.T) {
 // that reads only Observations and judged without the constraint a type
 // is held to, and a continuation parameter was refused on $everything.
 func TestEverythingPages(t *testing.T) {
+	var received requestLog
 	var mu sync.Mutex
-	var received []string
 	continuation := "" // the server's style: "" pages at its base, else the name of its continuation
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		received.add(r.URL.RequestURI())
 		mu.Lock()
-		received = append(received, r.URL.RequestURI())
 		style := continuation
 		mu.Unlock()
 		w.Header().Set("Content-Type", "application/fhir+json")
@@ -608,13 +593,7 @@ func TestEverythingPages(t *testing.T) {
 		}
 	}))
 	defer up.Close()
-	sent := func() []string {
-		mu.Lock()
-		defer mu.Unlock()
-		out := received
-		received = nil
-		return out
-	}
+	sent := received.take
 	f := newFixture(t)
 	f.proxy.Upstream, _ = url.Parse(up.URL)
 	f.proxy.Base = f.base
@@ -638,13 +617,7 @@ func TestEverythingPages(t *testing.T) {
 		continuation = c.continuation
 		mu.Unlock()
 		first := f.do("GET", "/Patient/p1/$everything", tok, "")
-		var next string
-		links, _ := first.body["link"].([]any)
-		for _, l := range links {
-			if l := l.(map[string]any); l["relation"] == "next" {
-				next, _ = l["url"].(string)
-			}
-		}
+		next := first.next()
 		if first.status != http.StatusOK || !slices.Equal(entryIDs(first), c.first) || !strings.HasPrefix(next, f.base) {
 			t.Fatalf("%s: the first page: %d %v, next %q", c.name, first.status, entryIDs(first), next)
 		}

@@ -452,13 +452,7 @@ func TestProvenancesOnSignedPages(t *testing.T) {
 	} {
 		tok := f.token(c.scope, nil)
 		first := f.do("GET", "/Observation?_revinclude=Provenance:target", tok, "")
-		var next string
-		links, _ := first.body["link"].([]any)
-		for _, l := range links {
-			if l := l.(map[string]any); l["relation"] == "next" {
-				next, _ = l["url"].(string)
-			}
-		}
+		next := first.next()
 		if first.status != http.StatusOK || !strings.HasPrefix(next, f.base+"?_page=") {
 			t.Fatalf("%s: the first page: %d %v, next %q", c.scope, first.status, entryIDs(first), next)
 		}

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -79,6 +80,40 @@ type result struct {
 	body   map[string]any
 	raw    string
 	header http.Header
+}
+
+// next is the url of the answer's next link (a Bundle's), or "".
+func (r result) next() string {
+	links, _ := r.body["link"].([]any)
+	for _, l := range links {
+		if l, _ := l.(map[string]any); l["relation"] == "next" {
+			u, _ := l["url"].(string)
+			return u
+		}
+	}
+	return ""
+}
+
+// requestLog keeps what a test's own upstream received, one string a
+// request, for the test to take.
+type requestLog struct {
+	mu  sync.Mutex
+	got []string
+}
+
+func (l *requestLog) add(s string) {
+	l.mu.Lock()
+	l.got = append(l.got, s)
+	l.mu.Unlock()
+}
+
+// take returns what was received since the last take, and forgets it.
+func (l *requestLog) take() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := l.got
+	l.got = nil
+	return out
 }
 
 func (f *fixture) do(method, target, tok string, body string, hdr ...string) result {
