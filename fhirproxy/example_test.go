@@ -16,6 +16,7 @@ import (
 	"github.com/smartkit/smartkit/fhirproxy"
 	"github.com/smartkit/smartkit/launch"
 	"github.com/smartkit/smartkit/smart"
+	"github.com/smartkit/smartkit/smart/client"
 )
 
 // A host puts the proxy in front of its FHIR server at the FHIR base that
@@ -167,11 +168,81 @@ func ExampleProxy_bulkExport() {
 	// {"resourceType":"Observation","id":"bp","subject":{"reference":"Patient/123"}}
 }
 
+// ExampleProxy_exportStorage: a FHIR server that writes its bulk export
+// files to object storage (here a pre-signed URL on another server, as
+// Azure's FHIR service writes to a storage account) has them read there by
+// the proxy, which is told the storage's prefix (ExportStorage) and its
+// credential (StorageAuth; none for a pre-signed URL). The client's link
+// is the proxy's, sealed: it shows neither the storage nor the signature.
+func ExampleProxy_exportStorage() {
+	storage := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("sig") != "s3cr3t" {
+			http.Error(w, "AuthenticationFailed", http.StatusForbidden)
+			return
+		}
+		w.Header().Set("Content-Type", "application/octet-stream")
+		fmt.Fprintln(w, `{"resourceType":"Observation","id":"bp","subject":{"reference":"Patient/123"}}`)
+		fmt.Fprintln(w, `{"resourceType":"Observation","id":"hiv","subject":{"reference":"Patient/123"},`+
+			`"meta":{"security":[{"system":"http://terminology.hl7.org/CodeSystem/v3-Confidentiality","code":"R"}]}}`)
+	}))
+	defer storage.Close()
+	var fhirServer *httptest.Server
+	fhirServer = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/$export":
+			w.Header().Set("Content-Location", fhirServer.URL+"/$export-poll-status?_jobId=7")
+			w.WriteHeader(http.StatusAccepted)
+		case "/$export-poll-status":
+			w.Header().Set("Content-Type", "application/json")
+			fmt.Fprintf(w, `{"transactionTime":"2026-11-28T10:00:00Z","request":"%s/$export","requiresAccessToken":false,`+
+				`"output":[{"type":"Observation","url":"%s/exports/7/Observation.ndjson?sig=s3cr3t"}],"error":[]}`, fhirServer.URL, storage.URL)
+		}
+	}))
+	defer fhirServer.Close()
+	fhirBase, tokenFor, stop := exampleProxy(fhirServer.URL, func(p *fhirproxy.Proxy) {
+		p.ExportStorage = []string{storage.URL + "/exports/"}
+	})
+	defer stop()
+	hc := &http.Client{Transport: bearerTransport(tokenFor("system/Observation.rs", ""))}
+
+	export, err := client.StartExport(context.Background(), hc, fhirBase+"/$export?_type=Observation")
+	if err != nil {
+		log.Fatal(err)
+	}
+	manifest, err := export.Wait(context.Background())
+	if err != nil {
+		log.Fatal(err)
+	}
+	file := manifest.Output[0]
+	fmt.Println(strings.HasPrefix(file.URL, fhirBase+"/$export-file?_file="), strings.Contains(file.URL, "s3cr3t"))
+	body, err := client.Download(context.Background(), hc, file)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer body.Close()
+	lines, _ := io.ReadAll(body)
+	fmt.Print(string(lines))
+	// Output:
+	// true false
+	// {"resourceType":"Observation","id":"bp","subject":{"reference":"Patient/123"}}
+}
+
+// bearerTransport sends tok with every request, each to the proxy here (a
+// backend service's client, smart/client's Backend.Client, sends it to
+// its FHIR base only).
+type bearerTransport string
+
+func (b bearerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("Authorization", "Bearer "+string(b))
+	return http.DefaultTransport.RoundTrip(r)
+}
+
 // exampleProxy mounts a proxy in front of the FHIR server at upstream, as
 // ExampleProxy shows, and returns its FHIR base, a way to mint a token for
 // an app with patient context (or, with none, a backend service's), and
-// what stops it.
-func exampleProxy(upstream string) (fhirBase string, tokenFor func(scope, patient string) string, stop func()) {
+// what stops it. Options change the proxy before it serves.
+func exampleProxy(upstream string, options ...func(*fhirproxy.Proxy)) (fhirBase string, tokenFor func(scope, patient string) string, stop func()) {
 	mux := http.NewServeMux()
 	site := httptest.NewServer(mux)
 	fhirBase = site.URL + "/fhir"
@@ -185,7 +256,11 @@ func exampleProxy(upstream string) (fhirBase string, tokenFor func(scope, patien
 		log.Fatal(err)
 	}
 	up, _ := url.Parse(upstream)
-	mux.Handle("/fhir/", http.StripPrefix("/fhir", &fhirproxy.Proxy{Upstream: up, Verifier: verifier, Audit: &audit.Memory{}, Base: fhirBase}))
+	proxy := &fhirproxy.Proxy{Upstream: up, Verifier: verifier, Audit: &audit.Memory{}, Base: fhirBase}
+	for _, o := range options {
+		o(proxy)
+	}
+	mux.Handle("/fhir/", http.StripPrefix("/fhir", proxy))
 	tokenFor = func(scope, patient string) string {
 		g := smart.Grant{ClientID: "app", UserID: "u", FHIRUser: "Patient/" + patient, Scope: scope, Context: launch.Context{Patient: patient}}
 		if patient == "" {
