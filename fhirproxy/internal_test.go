@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"net/url"
+	"path"
 	"reflect"
 	"slices"
 	"strings"
@@ -1113,4 +1114,42 @@ func TestTokenEscape(t *testing.T) {
 			t.Errorf("tokenEscape(%q) = %q, want %q", in, got, want)
 		}
 	}
+}
+
+// FuzzInStorage: what inStorage lets the proxy fetch stays under the
+// prefix however a storage service reads it: an http(s) URL on the
+// prefix's host whose path, unescaped and cleaned of dot segments, is
+// still below the prefix's, with no escaped slash or backslash that a
+// service could take for a separator.
+func FuzzInStorage(f *testing.F) {
+	for _, s := range []string{"https://acct.blob.example/exports/job/o.ndjson?sig=x", "https://acct.blob.example/exports/../o",
+		"https://acct.blob.example/exports/%2e%2e/o", "https://acct.blob.example/exports/a%2fb", "https://acct.blob.example/exports-x/o",
+		"https://acct.blob.example/exports/", "https://acct.blob.example/exports/a#f", "http://acct.blob.example/exports/o",
+		"https://acct.blob.example/exports/a/./b", "https://acct.blob.example/exports/a\\..\\b", "https://acct.blob.example@evil/exports/o"} {
+		f.Add(s)
+	}
+	p := &Proxy{ExportStorage: []string{"https://acct.blob.example/exports"}}
+	f.Fuzz(func(t *testing.T, u string) {
+		if !p.inStorage(u) {
+			return
+		}
+		pu, err := url.Parse(u)
+		if err != nil || pu.Scheme != "https" || pu.Host != "acct.blob.example" || pu.User != nil || pu.Fragment != "" {
+			t.Fatalf("%q let through: %v", u, pu)
+		}
+		unescaped, err := url.PathUnescape(pu.EscapedPath())
+		if err != nil || strings.Contains(unescaped, "\\") || !strings.HasPrefix(path.Clean(unescaped), "/exports/") {
+			t.Fatalf("%q let through: its path reads as %q", u, unescaped)
+		}
+		for seg := range strings.SplitSeq(unescaped, "/") {
+			if seg == "." || seg == ".." {
+				t.Fatalf("%q let through: its path reads as %q", u, unescaped)
+			}
+		}
+		for seg := range strings.SplitSeq(pu.EscapedPath(), "/") {
+			if s, _ := url.PathUnescape(seg); strings.Contains(s, "/") {
+				t.Fatalf("%q let through: segment %q holds a slash", u, seg)
+			}
+		}
+	})
 }
