@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -426,5 +428,45 @@ func TestBatchedConditionalWrites(t *testing.T) {
 	f.onlyReads("a user's delete matching none")
 	if withheld.status != http.StatusForbidden || withheld.raw != none.raw {
 		t.Errorf("a user's delete matching a withheld record: %d %s; matching none: %s", withheld.status, withheld.raw, none.raw)
+	}
+}
+
+// TestBatchedSearchesJudged: where answers are judged (a clearance short
+// of every label), a batch's search or history entry is refused before
+// anything goes: the proxy judges a search's matches one by one when it is
+// sent on its own, but a batch answers it as one nested Bundle, which the
+// proxy cannot open and so would answer as a missing record (a search
+// answered 404, found by probing). With every label cleared the batch goes
+// and its searches' Bundles pass (they were answered 404 too), unless
+// Base is set: their links and fullUrls would name the server.
+func TestBatchedSearchesJudged(t *testing.T) {
+	var received requestLog
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		received.add(r.Method + " " + r.URL.Path)
+		w.Header().Set("Content-Type", "application/fhir+json")
+		fmt.Fprintf(w, `{"resourceType":"Bundle","type":"batch-response","entry":[{"resource":{"resourceType":"Bundle","type":"searchset","entry":[{"resource":%s}]},"response":{"status":"200 OK"}}]}`,
+			mustJSON(obs("lab-1", "p1", "laboratory")))
+	}))
+	defer up.Close()
+	f := newFixture(t)
+	f.proxy.Upstream, _ = url.Parse(up.URL)
+	judged := f.token("user/Observation.rs", nil)
+	for _, target := range []string{"Observation?patient=p1", "Patient/p1/Observation", "Observation/_history", "?_type=Observation"} {
+		body := `{"resourceType":"Bundle","type":"batch","entry":[{"request":{"method":"GET","url":"Observation/lab-1"}},{"request":{"method":"GET","url":"` + target + `"}}]}`
+		r := f.do("POST", "/", judged, body)
+		if got := received.take(); r.status != http.StatusForbidden || len(got) != 0 || !strings.Contains(diagnostics(r), "batch entry 1") {
+			t.Errorf("%s in a batch: %d %s, the server got %v", target, r.status, r.raw, got)
+		}
+	}
+	everything := f.token("user/Observation.rs", everyLabel())
+	search := `{"resourceType":"Bundle","type":"batch","entry":[{"request":{"method":"GET","url":"Observation?patient=p1"}}]}`
+	r := f.do("POST", "/", everything, search)
+	if got := received.take(); r.status != http.StatusOK || len(got) != 1 || !strings.Contains(r.raw, `"searchset"`) || !strings.Contains(r.raw, `"lab-1"`) {
+		t.Errorf("every label cleared: %d %.300s, the server got %v", r.status, r.raw, got)
+	}
+	g := newFixture(t) // (Base is read once)
+	g.proxy.Upstream, g.proxy.Base = f.proxy.Upstream, g.base
+	if r := g.do("POST", "/", g.token("user/Observation.rs", everyLabel()), search); r.status != http.StatusForbidden || len(received.take()) != 0 {
+		t.Errorf("every label cleared, with Base: %d %.300s", r.status, r.raw)
 	}
 }

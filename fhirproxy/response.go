@@ -665,6 +665,11 @@ func (a *access) inspectBody(in Interaction, body []byte) ([]byte, []*projection
 				continue
 			}
 			v := a.judgeEntry(e, body[e.resStart:e.resEnd])
+			if batch && i < len(a.searches) && a.searches[i] && e.res.ResourceType == "Bundle" {
+				// A search's answer (its access sees everything: checkBatch),
+				// judged by the types it holds, not as a Bundle record.
+				v = a.judgeAs(&e.res, true)
+			}
 			if v == needsContext && e.res.ResourceType == "Provenance" {
 				// With the records it is about (_revinclude=Provenance:target),
 				// after them, as servers write it and as a streamed Bundle

@@ -471,7 +471,7 @@ func (p *Proxy) checkBatch(ctx context.Context, a *access, body []byte) *refusal
 	if b.ResourceType != "Bundle" || b.Type != "batch" && b.Type != "transaction" {
 		return bad("POST to the base takes a batch or transaction Bundle")
 	}
-	a.writes, a.found = make([]bool, len(b.Entry)), make([]bool, len(b.Entry))
+	a.writes, a.found, a.searches = make([]bool, len(b.Entry)), make([]bool, len(b.Entry)), make([]bool, len(b.Entry))
 	judged := !a.seesAll()
 	var fullURLs map[string]bool // the entries' fullUrls, where answers are judged
 	if judged {
@@ -531,6 +531,22 @@ func (p *Proxy) checkBatch(ctx context.Context, a *access, body []byte) *refusal
 		if a.patient != "" && in.Kind != Read && in.Kind != VRead && in.Kind != Create && in.Kind != Update && in.Kind != Patch && in.Kind != Delete {
 			return refuse(http.StatusForbidden, "forbidden", "batch entry "+itoa(i)+": only reads and writes may be batched with patient context")
 		}
+		searches := in.Kind == SearchType || in.Kind == SearchCompart || in.Kind == SearchSystem ||
+			in.Kind == HistoryType || in.Kind == HistorySystem || in.Kind == HistoryInstance
+		if searches && judged {
+			// Sent on its own, a search's matches are judged one by one; in
+			// a batch the server answers with one Bundle of them, which
+			// would go or not as a whole (found by probing: a clinician's
+			// batched search was answered 404, as a missing record).
+			return refuse(http.StatusForbidden, "forbidden", "batch entry "+itoa(i)+": a search or history is judged match by match only when sent on its own, not in a batch; send it on its own")
+		}
+		if searches && a.relink != nil {
+			// Its Bundle would carry the server's addresses (fullUrls, page
+			// links), which the proxy moves onto its own base only in a
+			// Bundle it answers with itself.
+			return refuse(http.StatusForbidden, "forbidden", "batch entry "+itoa(i)+": a search's answer in a batch would carry the FHIR server's own links; send it on its own")
+		}
+		a.searches[i] = searches
 		// An entry is either a write with its content, which is checked,
 		// or carries none the server could act on unchecked.
 		takes := in.Kind == Create || in.Kind == Update || in.Kind == Patch
