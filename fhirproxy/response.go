@@ -431,21 +431,56 @@ type bundleEntry struct {
 	// moves to on the proxy's base (relinker), if it does.
 	urlStart, urlEnd int64
 	movedURL         string
+	// response.location's value, likewise (a batch or transaction
+	// response's, a history's): the server writes its own base there too.
+	locStart, locEnd int64
+	movedLoc         string
 	// notMatch: search.mode says the entry is an include or an outcome,
 	// which a search's total does not count; match: it says match.
 	notMatch, match bool
 }
 
-// appendEntry appends an entry as it came, or with its fullUrl moved.
+// moved reports whether the entry has a url moved onto the proxy's base.
+func (e *bundleEntry) moved() bool { return e.movedURL != "" || e.movedLoc != "" }
+
+// appendEntry appends an entry as it came, or with its fullUrl and its
+// response.location moved.
 func appendEntry(out, raw []byte, e *bundleEntry) []byte {
-	if e.movedURL == "" {
-		return append(out, raw...)
+	return appendMoved(out, raw, e.start, e)
+}
+
+// appendResponse appends an entry's response member's value, its location
+// moved.
+func appendResponse(out, body []byte, e *bundleEntry) []byte {
+	return appendMoved(out, body[e.respStart:e.respEnd], e.respStart, e)
+}
+
+// appendMoved appends raw, which begins at offset from in the body, with
+// the entry's moved urls that fall within it written in place.
+func appendMoved(out, raw []byte, from int64, e *bundleEntry) []byte {
+	type edit struct {
+		start, end int64
+		url        string
 	}
-	at, to := e.urlStart-e.start, e.urlEnd-e.start
-	q, _ := json.Marshal(e.movedURL)
-	out = append(out, raw[:at]...)
-	out = append(out, q...)
-	return append(out, raw[to:]...)
+	var edits [2]edit
+	n := 0
+	for _, ed := range [...]edit{{e.urlStart, e.urlEnd, e.movedURL}, {e.locStart, e.locEnd, e.movedLoc}} {
+		if ed.url != "" && ed.start >= from && ed.end <= from+int64(len(raw)) {
+			edits[n] = ed
+			n++
+		}
+	}
+	if n == 2 && edits[1].start < edits[0].start {
+		edits[0], edits[1] = edits[1], edits[0]
+	}
+	prev := int64(0)
+	for _, ed := range edits[:n] {
+		q, _ := json.Marshal(ed.url)
+		out = append(out, raw[prev:ed.start-from]...)
+		out = append(out, q...)
+		prev = ed.end - from
+	}
+	return append(out, raw[prev:]...)
 }
 
 // fate is what a filtered Bundle does with an entry.
@@ -534,8 +569,17 @@ func readEntries(s *jsonstrict.Scanner, rl *relinker, done func(bundleEntry) err
 				case string(name) == "response":
 					e.respStart = s.Offset()
 					err := readObject(s, func(name []byte) error {
-						if string(name) == "status" {
+						switch {
+						case string(name) == "status":
 							return readString(s, &e.status)
+						case rl != nil && string(name) == "location" && s.Kind() == '"':
+							e.locStart = s.Offset()
+							v, err := s.String()
+							e.locEnd = s.Offset()
+							if moved, ok := rl.move(string(v)); ok {
+								e.movedLoc = moved
+							}
+							return err
 						}
 						return s.Skip()
 					})
@@ -638,7 +682,7 @@ func (a *access) inspectBody(in Interaction, body []byte) ([]byte, []*projection
 				}
 			}
 			for i := range entries {
-				relinked = relinked || entries[i].movedURL != ""
+				relinked = relinked || entries[i].moved()
 			}
 		}
 		kept := make([]*projection, 0, len(entries))
@@ -804,7 +848,7 @@ func rebuildBundle(body []byte, spans []span, entries []bundleEntry, fates []fat
 				case foundEntry:
 					out = appendFound(out, body[e.resStart:e.resEnd], &e.res)
 				case minimalEntry:
-					out = append(append(append(out, `{"response":`...), body[e.respStart:e.respEnd]...), '}')
+					out = append(appendResponse(append(out, `{"response":`...), body, &e), '}')
 				default:
 					out = appendEntry(out, body[e.start:e.end], &e)
 				}

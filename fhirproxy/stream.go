@@ -225,7 +225,7 @@ func (st *streamer) entry(e bundleEntry) error {
 			_ = st.w.WriteByte(',')
 		}
 		raw := st.s.Bytes(e.start, e.end)
-		if e.movedURL != "" {
+		if e.moved() {
 			raw = appendEntry(nil, raw, &e)
 		}
 		if _, err := st.w.Write(raw); err != nil {
