@@ -918,6 +918,16 @@ func (x *exchange) exportFile(resp *http.Response) (*refusal, error) {
 	own.targets.most = maxExportTargetReads
 	after := first
 	f := ndjsonFile{a: &own, typ: x.in.Type, deleted: x.in.deleted, d: disclosure{ev: &after, a: &own, most: maxExportPatients}}
+	if p.Transform != nil && !x.in.deleted && x.in.Type != "OperationOutcome" {
+		in := x.in
+		f.transform = func(line []byte) ([]byte, error) {
+			out, err := p.Transform(ctx, own.tok, in, line)
+			if err != nil {
+				p.logger().ErrorContext(ctx, "fhirproxy: Transform failed on an export file's line", "err", err)
+			}
+			return out, err
+		}
+	}
 	p.pipeBody(ctx, resp, []string{ndjsonType}, func(upstream io.Reader, w io.Writer) error {
 		f.w = bufio.NewWriterSize(w, 32<<10)
 		return f.run(upstream, int(min(p.Limits.resp(), 1<<30)))
@@ -947,12 +957,18 @@ func (x *exchange) exportFile(resp *http.Response) (*refusal, error) {
 // errNotNDJSON: a line of an export file is not one JSON resource.
 var errNotNDJSON = errors.New("fhirproxy: an export file's line is not one JSON resource")
 
+// errTransform: the host's Transform failed on, or made other than one
+// JSON resource of, a line of an export file.
+var errTransform = errors.New("fhirproxy: the host's Transform failed on an export file's line")
+
 func ndjsonFailure(err error) string {
 	switch {
 	case errors.Is(err, bufio.ErrTooLong):
 		return "a resource is larger than the proxy holds"
 	case errors.Is(err, errNotNDJSON):
 		return "the FHIR server sent a line that is not one JSON resource"
+	case errors.Is(err, errTransform):
+		return "the host's Transform failed on a resource"
 	}
 	return "the FHIR server's response failed"
 }
@@ -966,6 +982,11 @@ type ndjsonFile struct {
 	d             disclosure
 	labels        []string
 	sent, removed int
+	// transform is the host's Transform for each line kept, as for any
+	// answer that carries resources (nil: none, or an error or deletions
+	// file, which carries none).
+	transform func(line []byte) ([]byte, error)
+	compact   bytes.Buffer
 }
 
 func (f *ndjsonFile) run(r io.Reader, limit int) error {
@@ -984,6 +1005,16 @@ func (f *ndjsonFile) run(r io.Reader, limit int) error {
 		if f.judge(&pr, line) != keep {
 			f.removed++
 			continue
+		}
+		if f.transform != nil {
+			// After the proxy's own judgement, as for any answer; the line
+			// it makes must be one JSON object, written on one line.
+			out, err := f.transform(bytes.Clone(line))
+			f.compact.Reset()
+			if err != nil || jsonstrict.Check(out) != nil || json.Compact(&f.compact, out) != nil || f.compact.Len() == 0 || f.compact.Bytes()[0] != '{' {
+				return errTransform
+			}
+			line = f.compact.Bytes()
 		}
 		if _, err := f.w.Write(line); err != nil {
 			return err // the client has gone

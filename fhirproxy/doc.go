@@ -391,7 +391,8 @@
 // context, a clearance that allows every label and an answer that can hold
 // only the authorised type, it passes as from a plain reverse proxy
 // (unless Proxy.Transform is set: the host's redaction then sees every
-// response that can carry resources, whatever the token; or
+// response that can carry resources, whatever the token, and each resource
+// a bulk export file keeps, one line at a time; or
 // Proxy.AuditEveryDisclosure, which has them read so that every audit
 // event names the patients disclosed).
 // Otherwise responses are read strictly in one pass (member names matched

@@ -35,7 +35,10 @@ type TokenVerifier interface {
 // de-identified fields for research apps); it runs after the proxy's own
 // checks, on every successful response that can carry resources (all but
 // a delete's), which the proxy then reads whole, even where its own checks
-// would not need to.
+// would not need to, and on each resource a bulk export file keeps (in
+// with Kind ExportFile, body that one resource), whose result must be one
+// JSON resource (written compacted, as a line); a failure there cuts the
+// download.
 type Transform func(ctx context.Context, tok *smart.Token, in Interaction, body []byte) ([]byte, error)
 
 // Proxy is the policy enforcement point in front of a FHIR R4 server, an
