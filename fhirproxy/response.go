@@ -33,7 +33,7 @@ func (x *exchange) inspect(resp *http.Response) (*refusal, error) {
 			return refuse(http.StatusBadGateway, "transient", "the FHIR server refused the proxy"), nil
 		}
 		ev.Type, ev.Outcome, ev.Reason = audit.ResourceRefused, audit.Failure, "upstream status "+strconv.Itoa(resp.StatusCode)
-		return nil, nil // the upstream's own OperationOutcome about the request
+		return nil, x.upstreamError(resp) // the upstream's own OperationOutcome about the request
 	}
 	if exporting(&in) {
 		return x.inspectExport(resp)
@@ -148,6 +148,36 @@ func (x *exchange) inspect(resp *http.Response) (*refusal, error) {
 	resp.Header["Content-Type"] = contentType
 	return nil, nil
 }
+
+// upstreamError passes the upstream's error answer where answers are read
+// when it is an OperationOutcome, strict FHIR JSON, read whole within
+// maxErrorBody (a longer one is cut, so no longer JSON); any
+// other body (a resource a server sent with its error, a page of HTML) is
+// not the proxy's to pass unread, and becomes an OperationOutcome of the
+// proxy's own with the same status.
+func (x *exchange) upstreamError(resp *http.Response) error {
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody+1))
+	resp.Body.Close()
+	if err != nil {
+		return err
+	}
+	var pr projection
+	s := jsonstrict.NewScanner(body)
+	if !jsonMediaType(header(resp.Header, "Content-Type")) || pr.decode(s, nil, nil) != nil || s.End() != nil ||
+		pr.ResourceType != "OperationOutcome" {
+		x.ev.Reason += "; its answer was not an OperationOutcome: replaced"
+		body, _ = json.Marshal(map[string]any{"resourceType": "OperationOutcome", "issue": []any{map[string]any{"severity": "error",
+			"code": "processing", "diagnostics": "the FHIR server refused the request (" + strconv.Itoa(resp.StatusCode) + ")"}}})
+		resp.Header["Content-Type"] = fhirJSON
+	}
+	x.sent.Reset(body)
+	resp.Body, resp.ContentLength = &x.sent, int64(len(body))
+	resp.Header["Content-Length"] = []string{strconv.Itoa(len(body))}
+	return nil
+}
+
+// maxErrorBody bounds an upstream error answer the proxy reads.
+const maxErrorBody = 64 << 10
 
 // noBody empties a response (its body closed): a write's answer the token
 // may not read, a bulk export's kick-off and status.
