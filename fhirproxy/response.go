@@ -151,7 +151,8 @@ func (x *exchange) inspect(resp *http.Response) (*refusal, error) {
 
 // upstreamError passes the upstream's error answer where answers are read
 // when it is an OperationOutcome, strict FHIR JSON, read whole within
-// maxErrorBody (a longer one is cut, so no longer JSON); any
+// maxErrorBody (a longer one is cut, so no longer JSON), holding no
+// contained resource; any
 // other body (a resource a server sent with its error, a page of HTML) is
 // not the proxy's to pass unread, and becomes an OperationOutcome of the
 // proxy's own with the same status.
@@ -164,7 +165,7 @@ func (x *exchange) upstreamError(resp *http.Response) error {
 	var pr projection
 	s := jsonstrict.NewScanner(body)
 	if !jsonMediaType(header(resp.Header, "Content-Type")) || pr.decode(s, nil, nil) != nil || s.End() != nil ||
-		pr.ResourceType != "OperationOutcome" {
+		pr.ResourceType != "OperationOutcome" || bytes.Contains(body, []byte(`"contained"`)) { // (a resource inside, unjudged)
 		x.ev.Reason += "; its answer was not an OperationOutcome: replaced"
 		body, _ = json.Marshal(map[string]any{"resourceType": "OperationOutcome", "issue": []any{map[string]any{"severity": "error",
 			"code": "processing", "diagnostics": "the FHIR server refused the request (" + strconv.Itoa(resp.StatusCode) + ")"}}})

@@ -26,6 +26,8 @@ func TestUpstreamErrorBodies(t *testing.T) {
 			status, body = http.StatusUnprocessableEntity, outcome
 		case "/Observation/html":
 			ct, status, body = "text/html", http.StatusInternalServerError, "<html><body>Patient p2: stack trace</body></html>"
+		case "/Observation/contained":
+			body = `{"resourceType":"OperationOutcome","contained":[` + mustJSON(obs("lab-2", "p2", "laboratory")) + `],"issue":[{"severity":"error","code":"invalid"}]}`
 		case "/Observation/duplicate":
 			body = `{"resourceType":"OperationOutcome","resourceType":"Patient","id":"p2"}`
 		case "/Observation/large":
@@ -48,6 +50,7 @@ func TestUpstreamErrorBodies(t *testing.T) {
 		{"/Observation/outcome", 422, true},
 		{"/Observation/html", 500, false},
 		{"/Observation/duplicate", 400, false},
+		{"/Observation/contained", 400, false},
 		{"/Observation/large", 400, false},
 	} {
 		r := f.do("GET", c.path, patient, "")
