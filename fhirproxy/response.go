@@ -149,13 +149,12 @@ func (x *exchange) inspect(resp *http.Response) (*refusal, error) {
 	return nil, nil
 }
 
-// upstreamError passes the upstream's error answer where answers are read
-// when it is an OperationOutcome, strict FHIR JSON, read whole within
-// maxErrorBody (a longer one is cut, so no longer JSON), holding no
-// contained resource; any
-// other body (a resource a server sent with its error, a page of HTML) is
-// not the proxy's to pass unread, and becomes an OperationOutcome of the
-// proxy's own with the same status.
+// upstreamError passes the upstream's error answer, where answers are
+// read, when it is one OperationOutcome in strict FHIR JSON, read whole
+// within maxErrorBody (a longer one is cut, so no longer JSON), holding no
+// contained resource. Any other body (a resource a server sent with its
+// error, a page of HTML) is not the proxy's to pass unread, and becomes an
+// OperationOutcome of the proxy's own with the same status.
 func (x *exchange) upstreamError(resp *http.Response) error {
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody+1))
 	resp.Body.Close()
