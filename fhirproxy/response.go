@@ -169,6 +169,11 @@ func (x *exchange) upstreamError(resp *http.Response) error {
 		body, _ = json.Marshal(map[string]any{"resourceType": "OperationOutcome", "issue": []any{map[string]any{"severity": "error",
 			"code": "processing", "diagnostics": "the FHIR server refused the request (" + strconv.Itoa(resp.StatusCode) + ")"}}})
 		resp.Header["Content-Type"] = fhirJSON
+	} else if rl := x.a.relink; rl != nil && bytes.Contains(body, []byte(rl.from)) {
+		// The server's address in its words (diagnostics naming a URL): on
+		// the proxy's, as its links are (a URL holds no quote or backslash,
+		// so the JSON stays as it was).
+		body = bytes.ReplaceAll(body, []byte(rl.from), []byte(rl.to))
 	}
 	x.sent.Reset(body)
 	resp.Body, resp.ContentLength = &x.sent, int64(len(body))

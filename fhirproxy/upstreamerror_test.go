@@ -26,6 +26,8 @@ func TestUpstreamErrorBodies(t *testing.T) {
 			status, body = http.StatusUnprocessableEntity, outcome
 		case "/Observation/html":
 			ct, status, body = "text/html", http.StatusInternalServerError, "<html><body>Patient p2: stack trace</body></html>"
+		case "/Observation/named":
+			body = `{"resourceType":"OperationOutcome","issue":[{"severity":"error","code":"invalid","diagnostics":"no such search parameter: http://` + r.Host + `/Observation?x=1"}]}`
 		case "/Observation/contained":
 			body = `{"resourceType":"OperationOutcome","contained":[` + mustJSON(obs("lab-2", "p2", "laboratory")) + `],"issue":[{"severity":"error","code":"invalid"}]}`
 		case "/Observation/duplicate":
@@ -62,6 +64,15 @@ func TestUpstreamErrorBodies(t *testing.T) {
 		case !c.passes && (strings.Contains(r.raw, "p2") || !strings.Contains(diagnostics(r), "refused the request")):
 			t.Errorf("%s: %.200s", c.path, r.raw)
 		}
+	}
+	// With Base set, the server's address in its words comes back as the
+	// proxy's.
+	g := newFixture(t)
+	g.proxy.Upstream, _ = url.Parse(up.URL)
+	g.proxy.Base = g.base
+	r := g.do("GET", "/Observation/named", g.token("launch/patient patient/Observation.rs", nil), "")
+	if r.status != 400 || strings.Contains(r.raw, strings.TrimPrefix(up.URL, "http://")) || diagnostics(r) != "no such search parameter: "+g.base+"/Observation?x=1" {
+		t.Errorf("the server's address in its words: %d %s", r.status, r.raw)
 	}
 	// Proven, unread: as the server wrote it.
 	if r := f.do("GET", "/Observation/resource", f.token("system/Observation.rs", everyLabel()), ""); r.status != 400 || !strings.Contains(r.raw, `"lab-2"`) {
