@@ -197,6 +197,19 @@ func (bs *bulkServer) manifestOf(t *testing.T, tok, kickOff string) []map[string
 	return m.Output
 }
 
+// download GETs an export file through the proxy and reads it whole: a
+// transfer the proxy cuts is an error (from the request, or the read).
+func (f *fixture) download(path, tok string) ([]byte, error) {
+	req, _ := http.NewRequest("GET", f.base+path, nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	return io.ReadAll(resp.Body)
+}
+
 // proxyPath is a link of the proxy's, below its base, as f.do takes it.
 func (f *fixture) proxyPath(link string) string {
 	f.t.Helper()
@@ -759,14 +772,7 @@ func TestBulkExportUpstream(t *testing.T) {
 	// then send the request again, on a reused connection, to the same
 	// end) or after it; nothing after the broken line goes, and each cut
 	// is audited with why.
-	req, _ := http.NewRequest("GET", f.base+obsFile, nil)
-	req.Header.Set("Authorization", "Bearer "+tok)
-	resp, err := http.DefaultClient.Do(req)
-	var body []byte
-	if err == nil {
-		body, err = io.ReadAll(resp.Body)
-		resp.Body.Close()
-	}
+	body, err := f.download(obsFile, tok)
 	if err == nil || strings.Contains(string(body), "lab-2") {
 		t.Errorf("a file with a broken line: read %q, %v; want a failed transfer, nothing after the line", body, err)
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
 	"net/http"
 	"slices"
 	"strings"
@@ -81,14 +80,7 @@ func TestBulkExportTransform(t *testing.T) {
 	} {
 		fail = c.fail
 		f.audit.Reset()
-		req, _ := http.NewRequest("GET", f.base+file, nil)
-		req.Header.Set("Authorization", "Bearer "+tok)
-		resp, err := http.DefaultClient.Do(req)
-		var body []byte
-		if err == nil {
-			body, err = io.ReadAll(resp.Body)
-			resp.Body.Close()
-		}
+		body, err := f.download(file, tok)
 		if err == nil || strings.Contains(string(body), "lab-2") {
 			t.Errorf("%s: read %q, %v; want a failed transfer", c.fail, body, err)
 		}

@@ -584,12 +584,8 @@ func readEntries(s *jsonstrict.Scanner, rl *relinker, done func(bundleEntry) err
 			err := s.Object(func(name []byte) error {
 				switch {
 				case rl != nil && string(name) == "fullUrl" && s.Kind() == '"':
-					e.urlStart = s.Offset()
-					v, err := s.String()
-					e.urlEnd = s.Offset()
-					if moved, ok := rl.move(string(v)); ok {
-						e.movedURL = moved
-					}
+					var err error
+					e.urlStart, e.urlEnd, e.movedURL, err = readMoved(s, rl)
 					return err
 				case string(name) == "search":
 					return readObject(s, func(name []byte) error {
@@ -608,12 +604,8 @@ func readEntries(s *jsonstrict.Scanner, rl *relinker, done func(bundleEntry) err
 						case string(name) == "status":
 							return readString(s, &e.status)
 						case rl != nil && string(name) == "location" && s.Kind() == '"':
-							e.locStart = s.Offset()
-							v, err := s.String()
-							e.locEnd = s.Offset()
-							if moved, ok := rl.move(string(v)); ok {
-								e.movedLoc = moved
-							}
+							var err error
+							e.locStart, e.locEnd, e.movedLoc, err = readMoved(s, rl)
 							return err
 						}
 						return s.Skip()
@@ -635,6 +627,18 @@ func readEntries(s *jsonstrict.Scanner, rl *relinker, done func(bundleEntry) err
 			return done(e)
 		})
 	}
+}
+
+// readMoved reads a URL string at s, and returns its span (from its
+// opening quote) and the URL it moves to on the proxy's base, or "" when it
+// is not on the upstream's.
+func readMoved(s *jsonstrict.Scanner, rl *relinker) (start, end int64, moved string, err error) {
+	start = s.Offset()
+	v, err := s.String()
+	if m, ok := rl.move(string(v)); ok {
+		moved = m
+	}
+	return start, s.Offset(), moved, err
 }
 
 // memberName names the top-level members a filtered Bundle rewrites.
