@@ -130,9 +130,10 @@ func (p *Proxy) openExport(token, use string, now time.Time) (exportRef, bool) {
 }
 
 // inStorage reports whether u is a file's URL under one of
-// Proxy.ExportStorage: http or https, no fragment,
-// no dot segment or escaped slash in its path (which a storage service
-// could resolve outside the prefix), below a prefix at a segment's end.
+// Proxy.ExportStorage: http or https, no fragment, no dot segment, empty
+// segment (a trailing slash too) or escaped slash in its path (which a
+// storage service could resolve outside the prefix, or to the prefix
+// itself), below a prefix at a segment's end.
 func (p *Proxy) inStorage(u string) bool {
 	if len(p.ExportStorage) == 0 {
 		return false
@@ -141,9 +142,9 @@ func (p *Proxy) inStorage(u string) bool {
 	if err != nil || pu.Scheme != "http" && pu.Scheme != "https" || pu.Host == "" || pu.Fragment != "" || strings.Contains(u, "#") {
 		return false
 	}
-	for seg := range strings.SplitSeq(pu.EscapedPath(), "/") {
+	for i, seg := range strings.Split(pu.EscapedPath(), "/") {
 		lower := strings.ToLower(seg)
-		if seg == "." || seg == ".." || strings.Contains(lower, "%2f") || strings.Contains(lower, "%5c") || strings.Contains(lower, "%2e") || strings.Contains(seg, "\\") {
+		if i > 0 && seg == "" || seg == "." || seg == ".." || strings.Contains(lower, "%2f") || strings.Contains(lower, "%5c") || strings.Contains(lower, "%2e") || strings.Contains(seg, "\\") {
 			return false
 		}
 	}

@@ -99,6 +99,8 @@ func TestBulkExportStorage(t *testing.T) {
 		{"beside the prefix", storage.URL + "/exports-old/job-1/Observation-1.ndjson"},
 		{"the prefix itself", storage.URL + "/exports/"},
 		{"a dot segment", storage.URL + "/exports/../private/Observation-1.ndjson"},
+		{"an empty segment", storage.URL + "/exports//?restype=container&comp=list"},
+		{"a directory", storage.URL + "/exports/job-1/"},
 		{"an escaped dot segment", storage.URL + "/exports/%2e%2e/private/Observation-1.ndjson"},
 		{"an escaped slash", storage.URL + "/exports/..%2fprivate/Observation-1.ndjson"},
 		{"an escaped backslash", storage.URL + "/exports/..%5cprivate/Observation-1.ndjson"},
