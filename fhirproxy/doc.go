@@ -131,10 +131,10 @@
 // did not find (a write entry keeps its status and location). Where answers
 // are judged, a batched conditional read (ifNoneMatch, ifModifiedSince) is
 // refused: the server's 304 would say the record exists. So is a batched
-// search or history, where answers are judged or Base moves links: its
-// answer is one nested Bundle, which the proxy neither judges match by
-// match nor relinks; for an access that sees everything, without Base, it
-// is judged by the types it holds. An instance
+// search or history where answers are judged; for an access that sees
+// everything, the Bundle it is answered with is inspected as that
+// search's own answer (entries of types the token may not read left out,
+// links moved and page links signed). An instance
 // history with no visible version is a 404, and so are a vread and an
 // instance history of a resource the token may not see as it is now (moved
 // to another patient, or labelled, after the version was written): the

@@ -268,9 +268,11 @@ type access struct {
 	// record, sent as reads of it (checkBatch): their answers are a
 	// create's that matched (foundEntry).
 	found []bool
-	// searches says which entries are searches or histories, answered with
-	// a Bundle of what they found (judged by what it holds: projection.Inner).
-	searches []bool
+	// searches are, by entry, the searches and histories (Kind and Type;
+	// a zero Interaction for the other entries), each answered with a
+	// Bundle of what it found, which is inspected as that search's answer
+	// (access.nestedSearch).
+	searches []Interaction
 	// entries is what the judged writes of one batch or transaction share
 	// (checkBatch); nil outside one, and for an access that sees all.
 	entries *entryChecks

@@ -470,6 +470,8 @@ type bundleEntry struct {
 	// response's, a history's): the server writes its own base there too.
 	locStart, locEnd int64
 	movedLoc         string
+	// nested is a batch search's Bundle as inspected (nestedEntry).
+	nested []byte
 	// notMatch: search.mode says the entry is an include or an outcome,
 	// which a search's total does not count; match: it says match.
 	notMatch, match bool
@@ -529,6 +531,9 @@ const (
 	// may not see keeps its response (status, location), not the resource,
 	// as Prefer: return=minimal would have it: the write happened.
 	minimalEntry
+	// nestedEntry: in a batch response, a search's, its Bundle written
+	// anew (bundleEntry.nested) with its response.
+	nestedEntry
 	// foundEntry: in a batch response, the read a conditional create that
 	// found its record was sent as (checkBatch) answers as FHIR has a
 	// conditional create that matched answer: 200, with the record's
@@ -627,6 +632,19 @@ func readEntries(s *jsonstrict.Scanner, rl *relinker, done func(bundleEntry) err
 			return done(e)
 		})
 	}
+}
+
+// nestedSearch inspects the Bundle a batch's search was answered with as
+// that search's own answer (an access that sees everything: checkBatch
+// refuses the others), on a copy of the access, whose projections the
+// outer Bundle's inspection holds: entries of types it may not read
+// dropped, links and fullUrls moved onto the proxy's base and page links
+// signed for the search. Anything but a Bundle is not ok.
+func (a *access) nestedSearch(in Interaction, body []byte) ([]byte, []*projection, bool) {
+	na := *a
+	na.writes, na.found, na.searches, na.entries, na.entryPins, na.entryEdits = nil, nil, nil, nil, nil, nil
+	out, kept, ref := na.inspectBody(in, body)
+	return out, kept, ref == nil
 }
 
 // readMoved reads a URL string at s, and returns its span (from its
@@ -748,10 +766,16 @@ func (a *access) inspectBody(in Interaction, body []byte) ([]byte, []*projection
 				continue
 			}
 			v := a.judgeEntry(e, body[e.resStart:e.resEnd])
-			if batch && i < len(a.searches) && a.searches[i] && e.res.ResourceType == "Bundle" {
-				// A search's answer (its access sees everything: checkBatch),
-				// judged by the types it holds, not as a Bundle record.
-				v = a.judgeAs(&e.res, true)
+			if batch && i < len(a.searches) && a.searches[i].Kind != "" {
+				// A search's answer (its access sees everything: checkBatch):
+				// inspected as that search's, its links moved, entry by entry.
+				if nested, nestedKept, ok := a.nestedSearch(a.searches[i], body[e.resStart:e.resEnd]); ok {
+					e.nested, fates[i], answered = nested, nestedEntry, true
+					kept = append(kept, nestedKept...)
+				} else {
+					fates[i], removed = missingEntry, true
+				}
+				continue
 			}
 			if v == needsContext && e.res.ResourceType == "Provenance" {
 				// With the records it is about (_revinclude=Provenance:target),
@@ -888,6 +912,12 @@ func rebuildBundle(body []byte, spans []span, entries []bundleEntry, fates []fat
 					out = appendFound(out, body[e.resStart:e.resEnd], &e.res)
 				case minimalEntry:
 					out = append(appendResponse(append(out, `{"response":`...), body, &e), '}')
+				case nestedEntry:
+					out = append(append(out, `{"resource":`...), e.nested...)
+					if e.respEnd > e.respStart {
+						out = appendResponse(append(out, `,"response":`...), body, &e)
+					}
+					out = append(out, '}')
 				default:
 					out = appendEntry(out, body[e.start:e.end], &e)
 				}

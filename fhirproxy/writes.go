@@ -471,7 +471,7 @@ func (p *Proxy) checkBatch(ctx context.Context, a *access, body []byte) *refusal
 	if b.ResourceType != "Bundle" || b.Type != "batch" && b.Type != "transaction" {
 		return bad("POST to the base takes a batch or transaction Bundle")
 	}
-	a.writes, a.found, a.searches = make([]bool, len(b.Entry)), make([]bool, len(b.Entry)), make([]bool, len(b.Entry))
+	a.writes, a.found, a.searches = make([]bool, len(b.Entry)), make([]bool, len(b.Entry)), make([]Interaction, len(b.Entry))
 	judged := !a.seesAll()
 	var fullURLs map[string]bool // the entries' fullUrls, where answers are judged
 	if judged {
@@ -540,13 +540,9 @@ func (p *Proxy) checkBatch(ctx context.Context, a *access, body []byte) *refusal
 			// batched search was answered 404, as a missing record).
 			return refuse(http.StatusForbidden, "forbidden", "batch entry "+itoa(i)+": a search or history is judged match by match only when sent on its own, not in a batch; send it on its own")
 		}
-		if searches && a.relink != nil {
-			// Its Bundle would carry the server's addresses (fullUrls, page
-			// links), which the proxy moves onto its own base only in a
-			// Bundle it answers with itself.
-			return refuse(http.StatusForbidden, "forbidden", "batch entry "+itoa(i)+": a search's answer in a batch would carry the FHIR server's own links; send it on its own")
+		if searches {
+			a.searches[i] = Interaction{Kind: in.Kind, Type: in.Type}
 		}
-		a.searches[i] = searches
 		// An entry is either a write with its content, which is checked,
 		// or carries none the server could act on unchecked.
 		takes := in.Kind == Create || in.Kind == Update || in.Kind == Patch
