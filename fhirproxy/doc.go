@@ -410,9 +410,9 @@
 // outside a Bundle) is the proxy's 502. An error answer is passed only as an
 // OperationOutcome (strict, within 64 KiB); any other body the server sends
 // with an error becomes the proxy's own OperationOutcome, same status (a
-// 404 or 410 is always the proxy's own). With Proxy.Base set, the paging links, fullUrls,
-// entry locations and
-// Locations the upstream writes on its own base come back on the proxy's, so
+// 404 or 410 is always the proxy's own). With Proxy.Base set, the paging
+// links, fullUrls, entry locations and Location headers the upstream
+// writes on its own base come back on the proxy's, so
 // clients page through the proxy; page-token links at the base (HAPI's
 // ?_getpages=…) come back signed for the client, grant, patient and type of
 // their search. With the default Transport, an upstream that does not begin
