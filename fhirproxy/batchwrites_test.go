@@ -431,16 +431,16 @@ func TestBatchedConditionalWrites(t *testing.T) {
 	}
 }
 
-// TestBatchedSearchesJudged: where answers are judged (a clearance short
-// of every label), a batch's search or history entry is refused before
-// anything goes: the proxy judges a search's matches one by one when it is
-// sent on its own, but a batch answers it as one nested Bundle, which the
-// proxy cannot open and so would answer as a missing record (a search
-// answered 404, found by probing). With every label cleared the batch goes
-// and each search's Bundle is inspected as that search's answer (they were
-// answered 404 too): entries of types the token may not read dropped one
-// by one, and with Base set its fullUrls moved and its page links signed,
-// as for a search sent on its own.
+// TestBatchedSearchesJudged: a batch's search is answered with one nested
+// Bundle, which the proxy took for a Bundle record and answered as a
+// missing one (404, found by probing), whatever the token. Each is now
+// inspected as that search's own answer, with the access it was authorised
+// with: entries the token may not see (a type it may not read, a label
+// beyond its clearance) left out one by one, with the REDACTED mark, its
+// Provenances kept with the records they are about, and with Base set its
+// fullUrls moved and its page links signed, so its next page is followed
+// as any. What the proxy would have to add to a judged search (an
+// _elements selection's, a chain's resolution) is still refused.
 func TestBatchedSearchesJudged(t *testing.T) {
 	var received requestLog
 	var up *httptest.Server
@@ -453,21 +453,23 @@ func TestBatchedSearchesJudged(t *testing.T) {
 		}
 		fmt.Fprintf(w, `{"resourceType":"Bundle","type":"batch-response","entry":[{"resource":{"resourceType":"Bundle","type":"searchset",`+
 			`"link":[{"relation":"next","url":"%[1]s?_getpages=abc"}],"entry":[{"fullUrl":"%[1]s/Observation/lab-1","resource":%[2]s,"search":{"mode":"match"}},`+
+			`{"resource":%[3]s,"search":{"mode":"match"}},{"resource":%[4]s,"search":{"mode":"include"}},{"resource":%[5]s,"search":{"mode":"include"}},`+
 			`{"fullUrl":"%[1]s/Patient/p1","resource":{"resourceType":"Patient","id":"p1"},"search":{"mode":"include"}}]},"response":{"status":"200 OK"}}]}`,
-			up.URL, mustJSON(obs("lab-1", "p1", "laboratory")))
+			up.URL, mustJSON(obs("lab-1", "p1", "laboratory")), mustJSON(obs("psy-1", "p1", "laboratory", "R", "PSY")),
+			mustJSON(provenance("prov-lab", "Observation/lab-1")), mustJSON(provenance("prov-psy", "Observation/psy-1")))
 	}))
 	defer up.Close()
 	f := newFixture(t)
 	f.proxy.Upstream, _ = url.Parse(up.URL)
-	judged := f.token("user/Observation.rs", nil)
-	for _, target := range []string{"Observation?patient=p1", "Patient/p1/Observation", "Observation/_history", "?_type=Observation"} {
+	judged := f.token("user/Observation.rs user/Provenance.rs", nil)
+	for _, target := range []string{"Observation?patient=p1&_elements=code", "Observation?patient.name=x", "Observation/_history", "?_type=Observation"} {
 		body := `{"resourceType":"Bundle","type":"batch","entry":[{"request":{"method":"GET","url":"Observation/lab-1"}},{"request":{"method":"GET","url":"` + target + `"}}]}`
 		r := f.do("POST", "/", judged, body)
 		if got := received.take(); r.status != http.StatusForbidden || len(got) != 0 || !strings.Contains(diagnostics(r), "batch entry 1") {
 			t.Errorf("%s in a batch: %d %s, the server got %v", target, r.status, r.raw, got)
 		}
 	}
-	search := `{"resourceType":"Bundle","type":"batch","entry":[{"request":{"method":"GET","url":"Observation?patient=p1&_include=Observation:patient"}}]}`
+	search := `{"resourceType":"Bundle","type":"batch","entry":[{"request":{"method":"GET","url":"Observation?patient=p1&_include=Observation:patient&_revinclude=Provenance:target"}}]}`
 	// nested is the search's Bundle in a batch response, and its entries' ids.
 	nested := func(r result) (map[string]any, []string) {
 		entries, _ := r.body["entry"].([]any)
@@ -478,16 +480,23 @@ func TestBatchedSearchesJudged(t *testing.T) {
 		return b, entryIDs(result{body: b})
 	}
 	r := f.do("POST", "/", f.token("user/Observation.rs", everyLabel()), search)
-	if b, ids := nested(r); len(received.take()) != 1 || r.status != http.StatusOK || b["type"] != "searchset" || !slices.Equal(ids, []string{"lab-1"}) {
-		t.Errorf("every label cleared: %d %.400s", r.status, r.raw) // (the Patient, which it may not read, left out)
+	if b, ids := nested(r); len(received.take()) != 1 || r.status != http.StatusOK || b["type"] != "searchset" || !slices.Equal(ids, []string{"lab-1", "psy-1"}) {
+		t.Errorf("every label cleared: %d %.400s", r.status, r.raw) // (the Patient and the Provenances, which it may not read, left out)
+	}
+	// A clearance short of every label: the psychotherapy record and its
+	// Provenance withheld, marked; the laboratory result's Provenance kept.
+	r = f.do("POST", "/", judged, search)
+	b, ids := nested(r)
+	if len(received.take()) != 1 || r.status != http.StatusOK || !slices.Equal(ids, []string{"lab-1", "prov-lab"}) || !strings.Contains(mustJSON(b["meta"]), "REDACTED") {
+		t.Errorf("the default clearance: %d %v %.400s", r.status, ids, r.raw)
 	}
 	g := newFixture(t) // (Base is read once)
 	g.proxy.Upstream, g.proxy.Base = f.proxy.Upstream, g.base
 	tok := g.token("user/Observation.rs", everyLabel())
 	r = g.do("POST", "/", tok, search)
-	b, ids := nested(r)
+	b, ids = nested(r)
 	next := result{body: b}.next()
-	if len(received.take()) != 1 || r.status != http.StatusOK || !slices.Equal(ids, []string{"lab-1"}) || strings.Contains(r.raw, strings.TrimPrefix(up.URL, "http://")) ||
+	if len(received.take()) != 1 || r.status != http.StatusOK || !slices.Equal(ids, []string{"lab-1", "psy-1"}) || strings.Contains(r.raw, strings.TrimPrefix(up.URL, "http://")) ||
 		!strings.HasPrefix(next, g.base+"?_page=") || !strings.Contains(r.raw, `"fullUrl":"`+g.base+`/Observation/lab-1"`) {
 		t.Fatalf("every label cleared, with Base: %d %.500s", r.status, r.raw)
 	}

@@ -130,11 +130,12 @@
 // response an entry the token may not see reads exactly like one the server
 // did not find (a write entry keeps its status and location). Where answers
 // are judged, a batched conditional read (ifNoneMatch, ifModifiedSince) is
-// refused: the server's 304 would say the record exists. So is a batched
-// search or history where answers are judged; for an access that sees
-// everything, the Bundle it is answered with is inspected as that
-// search's own answer (entries of types the token may not read left out,
-// links moved and page links signed). An instance
+// refused: the server's 304 would say the record exists. A batched search
+// is answered with a Bundle, inspected as that search's own answer with
+// the access it was authorised with (entries judged one by one, links
+// moved, page links signed); one the proxy would have to change (an
+// _elements selection's additions, a chain it resolves, a constraint, a
+// patient it adds) is refused: send it on its own. An instance
 // history with no visible version is a 404, and so are a vread and an
 // instance history of a resource the token may not see as it is now (moved
 // to another patient, or labelled, after the version was written): the

@@ -268,11 +268,10 @@ type access struct {
 	// record, sent as reads of it (checkBatch): their answers are a
 	// create's that matched (foundEntry).
 	found []bool
-	// searches are, by entry, the searches and histories (Kind and Type;
-	// a zero Interaction for the other entries), each answered with a
-	// Bundle of what it found, which is inspected as that search's answer
-	// (access.nestedSearch).
-	searches []Interaction
+	// searches are, by entry, the searches and histories (zero for the
+	// other entries), each answered with a Bundle of what it found, which
+	// is inspected as that search's answer (access.nestedSearch).
+	searches []batchSearch
 	// entries is what the judged writes of one batch or transaction share
 	// (checkBatch); nil outside one, and for an access that sees all.
 	entries *entryChecks

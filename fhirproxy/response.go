@@ -634,16 +634,25 @@ func readEntries(s *jsonstrict.Scanner, rl *relinker, done func(bundleEntry) err
 	}
 }
 
-// nestedSearch inspects the Bundle a batch's search was answered with as
-// that search's own answer (an access that sees everything: checkBatch
-// refuses the others), on a copy of the access, whose projections the
-// outer Bundle's inspection holds: entries of types it may not read
-// dropped, links and fullUrls moved onto the proxy's base and page links
-// signed for the search. Anything but a Bundle is not ok.
-func (a *access) nestedSearch(in Interaction, body []byte) ([]byte, []*projection, bool) {
-	na := *a
+// batchSearch is a batch entry that is a search or a history: what it
+// is, and the access it was authorised with (checkBatch).
+type batchSearch struct {
+	in Interaction
+	a  *access
+}
+
+// inspect inspects the Bundle a batch's search was answered with as that
+// search's own answer, with the search's access (a copy, apart from the
+// outer Bundle's, whose projections that inspection holds): each entry
+// judged as on its own (type, patient, labels, its Provenances with the
+// records they are about), the REDACTED mark where it withholds one, a
+// total only where it may go, links and fullUrls moved onto the proxy's
+// base and page links signed for the search. Anything but a Bundle is not
+// ok.
+func (b batchSearch) inspect(body []byte) ([]byte, []*projection, bool) {
+	na := *b.a
 	na.writes, na.found, na.searches, na.entries, na.entryPins, na.entryEdits = nil, nil, nil, nil, nil, nil
-	out, kept, ref := na.inspectBody(in, body)
+	out, kept, ref := na.inspectBody(b.in, body)
 	return out, kept, ref == nil
 }
 
@@ -766,10 +775,10 @@ func (a *access) inspectBody(in Interaction, body []byte) ([]byte, []*projection
 				continue
 			}
 			v := a.judgeEntry(e, body[e.resStart:e.resEnd])
-			if batch && i < len(a.searches) && a.searches[i].Kind != "" {
-				// A search's answer (its access sees everything: checkBatch):
-				// inspected as that search's, its links moved, entry by entry.
-				if nested, nestedKept, ok := a.nestedSearch(a.searches[i], body[e.resStart:e.resEnd]); ok {
+			if batch && i < len(a.searches) && a.searches[i].a != nil {
+				// A search's answer: inspected as that search's, entry by
+				// entry, its links moved.
+				if nested, nestedKept, ok := a.searches[i].inspect(body[e.resStart:e.resEnd]); ok {
 					e.nested, fates[i], answered = nested, nestedEntry, true
 					kept = append(kept, nestedKept...)
 				} else {

@@ -471,7 +471,7 @@ func (p *Proxy) checkBatch(ctx context.Context, a *access, body []byte) *refusal
 	if b.ResourceType != "Bundle" || b.Type != "batch" && b.Type != "transaction" {
 		return bad("POST to the base takes a batch or transaction Bundle")
 	}
-	a.writes, a.found, a.searches = make([]bool, len(b.Entry)), make([]bool, len(b.Entry)), make([]Interaction, len(b.Entry))
+	a.writes, a.found, a.searches = make([]bool, len(b.Entry)), make([]bool, len(b.Entry)), make([]batchSearch, len(b.Entry))
 	judged := !a.seesAll()
 	var fullURLs map[string]bool // the entries' fullUrls, where answers are judged
 	if judged {
@@ -533,16 +533,6 @@ func (p *Proxy) checkBatch(ctx context.Context, a *access, body []byte) *refusal
 		}
 		searches := in.Kind == SearchType || in.Kind == SearchCompart || in.Kind == SearchSystem ||
 			in.Kind == HistoryType || in.Kind == HistorySystem || in.Kind == HistoryInstance
-		if searches && judged {
-			// Sent on its own, a search's matches are judged one by one; in
-			// a batch the server answers with one Bundle of them, which
-			// would go or not as a whole (found by probing: a clinician's
-			// batched search was answered 404, as a missing record).
-			return refuse(http.StatusForbidden, "forbidden", "batch entry "+itoa(i)+": a search or history is judged match by match only when sent on its own, not in a batch; send it on its own")
-		}
-		if searches {
-			a.searches[i] = Interaction{Kind: in.Kind, Type: in.Type}
-		}
 		// An entry is either a write with its content, which is checked,
 		// or carries none the server could act on unchecked.
 		takes := in.Kind == Create || in.Kind == Update || in.Kind == Patch
@@ -612,6 +602,13 @@ func (p *Proxy) checkBatch(ctx context.Context, a *access, body []byte) *refusal
 			// (checkStored), with the same 404 for a withheld resource
 			// and a missing one; a batch could not answer them alike.
 			return refuse(http.StatusForbidden, "forbidden", "batch entry "+itoa(i)+": earlier versions are checked one by one; send it on its own")
+		}
+		if searches {
+			// Its Bundle is inspected as the search's own answer, with the
+			// access the search was authorised with (what it asked for,
+			// such as its matches' Provenances): access.nestedSearch.
+			sa := pl.ea
+			a.searches[i] = batchSearch{in: Interaction{Kind: in.Kind, Type: in.Type}, a: &sa}
 		}
 		pl.in = in
 	}
