@@ -87,11 +87,13 @@ type exportRef struct {
 // object storage, which when pre-signed would let its holder read the
 // unjudged file around the proxy.
 func (p *Proxy) exportSeal() cipher.AEAD {
-	mac := hmac.New(sha256.New, p.pageKey())
-	mac.Write([]byte("smartkit fhirproxy bulk export link key"))
-	block, _ := aes.NewCipher(mac.Sum(nil)) // a 32-byte key: AES-256, no error
-	aead, _ := cipher.NewGCM(block)
-	return aead
+	p.sealOnce.Do(func() { // once per Proxy, as its key (a GCM is safe for concurrent use)
+		mac := hmac.New(sha256.New, p.pageKey())
+		mac.Write([]byte("smartkit fhirproxy bulk export link key"))
+		block, _ := aes.NewCipher(mac.Sum(nil)) // a 32-byte key: AES-256, no error
+		p.seal, _ = cipher.NewGCM(block)
+	})
+	return p.seal
 }
 
 // exportAD is the sealed links' additional data: what they are for.

@@ -3,6 +3,7 @@ package fhirproxy
 import (
 	"bytes"
 	"context"
+	"crypto/cipher"
 	"encoding/json"
 	"errors"
 	"io"
@@ -132,6 +133,8 @@ type Proxy struct {
 	bases            []string // localBases
 	pageOnce         sync.Once
 	pageSecret       []byte
+	sealOnce         sync.Once
+	seal             cipher.AEAD // export links' (exportSeal)
 	errLogOnce       sync.Once
 	errLog           *log.Logger
 }

@@ -774,7 +774,6 @@ func (a *access) inspectBody(in Interaction, body []byte) ([]byte, []*projection
 				}
 				continue
 			}
-			v := a.judgeEntry(e, body[e.resStart:e.resEnd])
 			if batch && i < len(a.searches) && a.searches[i].a != nil {
 				// A search's answer: inspected as that search's, entry by
 				// entry, its links moved.
@@ -786,6 +785,7 @@ func (a *access) inspectBody(in Interaction, body []byte) ([]byte, []*projection
 				}
 				continue
 			}
+			v := a.judgeEntry(e, body[e.resStart:e.resEnd])
 			if v == needsContext && e.res.ResourceType == "Provenance" {
 				// With the records it is about (_revinclude=Provenance:target),
 				// after them, as servers write it and as a streamed Bundle
