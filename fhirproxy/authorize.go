@@ -234,9 +234,7 @@ func (p *Proxy) authorize(in *Interaction, a *access) *refusal {
 		// among them, but servers support few there (HAPI: patient,
 		// category, code, date) and may ignore the rest: where the proxy
 		// evaluates the constraint, it holds every match to it too.
-		if lc, _ := compileConstraint(in.Type, a.tok.Scopes.Check(scopes.Access{Context: a.ctx, Type: in.Type, Perms: need})); lc != nil {
-			a.recheck, a.included = true, lc
-		}
+		a.holdMatches(in)
 	}
 	if in.Kind == Create || in.Kind == Update || in.Kind == Patch {
 		if rd := a.tok.Scopes.Check(scopes.Access{Context: a.ctx, Type: in.Type, Perms: scopes.Read}); rd.Constrained() {
@@ -643,9 +641,31 @@ func (a *access) holdAnswer(in *Interaction, d scopes.Decision) *refusal {
 		return refuse(http.StatusForbidden, "forbidden", "the search repeats a parameter of the scope's constraint, and the proxy cannot check the answer against it; search without it")
 	}
 	a.unmatched, a.recheck, a.included = includes, repeated, lc
-	if lc == nil {
-		return nil
+	if lc != nil {
+		keepConstraintElements(in, lc)
 	}
+	return nil
+}
+
+// holdMatches holds every entry of a constrained search's answer of the
+// constrained type, the server's matches too, to the constraint as the
+// proxy evaluates it (access.recheck), where the server may not have
+// applied it: $lastn's, and a batched search's, which cannot carry
+// Prefer: handling=strict. It reports false, holding nothing, when the
+// proxy cannot evaluate the constraint.
+func (a *access) holdMatches(in *Interaction) bool {
+	lc, _ := compileConstraint(in.Type, a.tok.Scopes.Check(scopes.Access{Context: a.ctx, Type: in.Type, Perms: letters(in)}))
+	if lc == nil {
+		return false
+	}
+	a.recheck, a.included = true, lc
+	keepConstraintElements(in, lc)
+	return true
+}
+
+// keepConstraintElements adds what the constraint lc reads to an element
+// selection, or a record would lose it and be dropped.
+func keepConstraintElements(in *Interaction, lc *localConstraint) {
 	for i := range in.Params {
 		if prm := &in.Params[i]; prm.Name == "_elements" {
 			for _, e := range lc.elements() {
@@ -653,7 +673,6 @@ func (a *access) holdAnswer(in *Interaction, d scopes.Decision) *refusal {
 			}
 		}
 	}
-	return nil
 }
 
 // confine imposes the Patient compartment on a patient/ token.

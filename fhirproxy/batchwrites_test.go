@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/smartkit/smartkit/consent"
 )
 
 // bundle is a transaction (or, typ given, another type) of the entries.
@@ -462,7 +464,8 @@ func TestBatchedSearchesJudged(t *testing.T) {
 	f := newFixture(t)
 	f.proxy.Upstream, _ = url.Parse(up.URL)
 	judged := f.token("user/Observation.rs user/Provenance.rs", nil)
-	for _, target := range []string{"Observation?patient=p1&_elements=code", "Observation?patient.name=x", "Observation/_history", "?_type=Observation"} {
+	// (A search the proxy rewrites: TestBatchedSearchesRewritten.)
+	for _, target := range []string{"Observation?patient.name=x", "Observation/_history", "?_type=Observation"} {
 		body := `{"resourceType":"Bundle","type":"batch","entry":[{"request":{"method":"GET","url":"Observation/lab-1"}},{"request":{"method":"GET","url":"` + target + `"}}]}`
 		r := f.do("POST", "/", judged, body)
 		if got := received.take(); r.status != http.StatusForbidden || len(got) != 0 || !strings.Contains(diagnostics(r), "batch entry 1") {
@@ -504,4 +507,125 @@ func TestBatchedSearchesJudged(t *testing.T) {
 	if got := received.take(); page.status != http.StatusOK || !slices.Equal(entryIDs(page), []string{"lab-3"}) || len(got) != 1 || got[0] != "GET /?_getpages=abc" {
 		t.Errorf("its next page: %d %v, the server got %v", page.status, entryIDs(page), got)
 	}
+}
+
+// TestBatchedSearchesRewritten: a search in a batch goes upstream as the
+// same search on its own would, with the patient and the constraints the
+// proxy adds written into its entry, and its answer is judged alike (found
+// by probing: a patient app could batch no search at all, and a token
+// under a constrained scope none of the constrained type). The oracle is
+// the search sent on its own: the URL the server gets, and the records,
+// mark and total the client gets.
+func TestBatchedSearchesRewritten(t *testing.T) {
+	f := newFixture(t)
+	cases := []struct {
+		scope     string
+		clearance *consent.Clearance
+		search    string
+		// more is what the batched search's element selection has beside
+		// the search's own: what the constraint reads, which the proxy
+		// evaluates on every match in a batch (and so keeps).
+		more string
+	}{
+		{"launch/patient patient/Observation.rs", nil, "Observation", ""},
+		{"launch/patient patient/Observation.rs", nil, "Observation?category=laboratory&_elements=code", ""},
+		{"launch/patient patient/Observation.rs", everyLabel(), "Patient/p1/Observation", ""},
+		{"launch/patient patient/Observation.rs?category=laboratory", everyLabel(), "Observation", ""},
+		{"launch/patient patient/Observation.rs?category=laboratory", nil, "Observation?_elements=code", "%2Ccategory"},
+		{"user/Observation.rs?category=laboratory", everyLabel(), "Observation?patient=Patient/p1", ""},
+		{"user/Observation.rs user/Provenance.rs", nil, "Observation?patient=Patient/p1&_elements=code", ""},
+		{"system/Observation.rs?category=laboratory", everyLabel(), "Observation?category=laboratory", ""},
+		// A _count over the ceiling is lowered, in a history too (found by
+		// fuzzing: batched, it went as written).
+		{"user/Observation.rs", everyLabel(), "Observation?patient=Patient/p1&_count=5000", ""},
+		{"user/Observation.rs", everyLabel(), "Observation/_history?_count=5000", ""},
+	}
+	for _, c := range cases {
+		name := c.scope + " " + c.search
+		tok := f.token(c.scope, c.clearance)
+		f.up.reset()
+		alone := f.do("GET", "/"+c.search, tok, "")
+		got := f.up.requests()
+		if alone.status != http.StatusOK || len(got) != 1 || len(entryIDs(alone)) == 0 {
+			t.Fatalf("%s on its own: %d %.300s", name, alone.status, alone.raw)
+		}
+		want := strings.TrimPrefix(got[0].URL.RequestURI(), "/")
+		if c.more != "" {
+			want = strings.Replace(want, "&", c.more+"&", 1) // (_elements comes first)
+		}
+		f.up.reset()
+		// Beside a read, which goes as it came (a read under a constrained
+		// scope is not batched: it is a search on its own).
+		read := entry("", "GET", "Observation/lab-1", "")
+		if strings.Contains(c.scope, "?") {
+			read = entry("", "GET", "Observation?code=none", "")
+		}
+		r := f.do("POST", "/", tok, bundle("batch", read, entry("", "GET", c.search, "")))
+		if r.status != http.StatusOK {
+			t.Errorf("%s in a batch: %d %.300s", name, r.status, r.raw)
+			continue
+		}
+		if sent := f.sentBundle(); len(sent) != 2 || sent[1]["url"] != want || sent[1]["method"] != "GET" {
+			t.Errorf("%s: the server got the entries %v, want the search as %q", name, sent, want)
+		}
+		entries, _ := r.body["entry"].([]any)
+		if len(entries) != 2 {
+			t.Errorf("%s: %d entries answered", name, len(entries))
+			continue
+		}
+		nested, _ := entries[1].(map[string]any)["resource"].(map[string]any)
+		in := result{body: nested}
+		if !slices.Equal(entryIDs(in), entryIDs(alone)) || mustJSON(nested["meta"]) != mustJSON(alone.body["meta"]) || mustJSON(nested["total"]) != mustJSON(alone.body["total"]) {
+			t.Errorf("%s: the batched answer %v (meta %v, total %v) is not the search's own %v (meta %v, total %v)", name,
+				entryIDs(in), nested["meta"], nested["total"], entryIDs(alone), alone.body["meta"], alone.body["total"])
+		}
+	}
+	// A server that ignores the constraint's parameter (and the patient):
+	// on its own the search goes strict; in a batch, which cannot, the
+	// proxy holds every match to the constraint itself.
+	f.up.misbehave = true
+	for _, scope := range []string{"user/Observation.rs?category=laboratory", "launch/patient patient/Observation.rs?category=laboratory"} {
+		r := f.do("POST", "/", f.token(scope, everyLabel()), bundle("batch", entry("", "GET", "Observation", "")))
+		entries, _ := r.body["entry"].([]any)
+		var ids []string
+		if len(entries) == 1 {
+			nested, _ := entries[0].(map[string]any)["resource"].(map[string]any)
+			ids = entryIDs(result{body: nested})
+		}
+		slices.Sort(ids)
+		want := []string{"lab-1", "lab-2", "psy-1"}
+		if strings.HasPrefix(scope, "launch/") {
+			want = []string{"lab-1", "psy-1"}
+		}
+		if r.status != http.StatusOK || !slices.Equal(ids, want) {
+			t.Errorf("%s, its parameter ignored: %d %v, want %v", scope, r.status, ids, want)
+		}
+	}
+	f.up.misbehave = false
+	// What cannot be sent as it would be on its own is refused, and nothing
+	// goes upstream.
+	for _, c := range []struct{ scope, entry string }{
+		{"launch/patient patient/Observation.rs", entry("", "GET", "Observation?patient=p2", "")},
+		{"launch/patient patient/Observation.rs", entry("", "GET", "Patient/p2/Observation", "")},
+		{"launch/patient patient/Observation.rs", entry("", "GET", "Observation?subject.name=x", "")},
+		{"launch/patient patient/Observation.rs", entry("", "GET", "Observation/_history", "")},
+		{"launch/patient patient/Observation.rs", `{"request":{"method":"GET","url":"Observation","ifNoneMatch":"W/\"1\""}}`},
+		{"user/Observation.rs?date=gt2020-01-01", entry("", "GET", "Observation?patient=p1", "")}, // a constraint the proxy cannot evaluate
+		{"user/Observation.rs?category=laboratory", entry("", "GET", "Observation/lab-1", "")},    // a constrained read: a search on its own
+		{"user/Observation.rs?category=laboratory", entry("", "GET", "Observation/_history", "")},
+		{"user/Observation.rs?category=laboratory", `{"request":{"method":"GET","url":"Observation?patient=p1","ifNoneMatch":"W/\"1\""}}`},
+	} {
+		f.up.reset()
+		f.refused(c.scope+" "+c.entry, f.do("POST", "/", f.token(c.scope, everyLabel()), bundle("batch", c.entry)), 403)
+	}
+	f.up.reset()
+	f.refused("a _count that is no count", f.do("POST", "/", f.token("user/Observation.rs", everyLabel()),
+		bundle("batch", entry("", "GET", "Observation?_count=many", ""))), 400)
+	// A chain the proxy resolves itself, over what the clearance may see.
+	chained := f.token("user/Observation.rs user/Patient.rs", nil)
+	if r := f.do("GET", "/Observation?subject:Patient.name=One", chained, ""); r.status != http.StatusOK {
+		t.Errorf("the chained search on its own: %d %.300s", r.status, r.raw)
+	}
+	f.up.reset()
+	f.refused("a chain batched", f.do("POST", "/", chained, bundle("batch", entry("", "GET", "Observation?subject:Patient.name=One", ""))), 403)
 }

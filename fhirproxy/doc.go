@@ -125,21 +125,25 @@
 // that the server does not mark as a match (one an _include brings), and
 // so is each version a constrained vread or instance history shows (the
 // record as it is now must match too; a search finds current versions
-// only). Batches are authorised
-// entry by entry (see Writes in a batch or transaction), and in a batch
-// response an entry the token may not see reads exactly like one the server
-// did not find (a write entry keeps its status and location). Where answers
-// are judged, a batched conditional read (ifNoneMatch, ifModifiedSince) is
-// refused: the server's 304 would say the record exists. A batched search
-// is answered with a Bundle, inspected as that search's own answer with
-// the access it was authorised with (entries judged one by one, links
-// moved, page links signed); one the proxy would have to change (an
-// _elements selection's additions, a chain it resolves, a constraint, a
-// patient it adds) is refused: send it on its own. An instance
-// history with no visible version is a 404, and so are a vread and an
-// instance history of a resource the token may not see as it is now (moved
-// to another patient, or labelled, after the version was written): the
-// current version is read first. A write whose stored result the token may
+// only). Batches are authorised entry by entry (see Writes in a batch or
+// transaction), and in a batch response an entry the token may not see
+// reads exactly like one the server did not find (a write entry keeps its
+// status and location). Where answers are judged, a batched conditional
+// read (ifNoneMatch, ifModifiedSince) is refused: the server's 304 would
+// say the record exists. A batched search goes upstream as it would on its
+// own, its entry written anew with what the proxy adds (the patient, a
+// constraint, an _elements selection's additions, a _count lowered to the
+// ceiling); a patient app's may be a search of a type. Each is answered
+// with a Bundle inspected as that search's own answer with the access it
+// was authorised with (entries judged one by one, links moved, page links
+// signed). An entry cannot carry Prefer: handling=strict, so every match of
+// a batched constrained search is held to the constraint by the proxy, and
+// one whose constraint it cannot evaluate is refused, as are a chain it
+// resolves and a read under a constrained scope: send them on their own.
+// An instance history with no visible version is a 404, and so are a vread
+// and an instance history of a resource the token may not see as it is now
+// (moved to another patient, or labelled, after the version was written):
+// the current version is read first. A write whose stored result the token may
 // not read is answered like Prefer: return=minimal (status and Location, no
 // body); under a constrained read it is read when the proxy sees it match
 // the constraint (see Constrained writes). A create or an instance write takes no query parameters but

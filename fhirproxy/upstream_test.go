@@ -142,6 +142,12 @@ func (u *upstream) serve(w http.ResponseWriter, r *http.Request) {
 	for k, v := range u.header {
 		w.Header()[k] = v
 	}
+	u.answer(w, r, b)
+}
+
+// answer answers a request as the server does, unrecorded: on its own
+// (serve), or a batch's entry.
+func (u *upstream) answer(w http.ResponseWriter, r *http.Request, b []byte) {
 	segs := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
 	notFound := map[string]any{"resourceType": "OperationOutcome", "issue": []any{map[string]any{"severity": "error", "code": "not-found"}}}
 	switch {
@@ -366,9 +372,20 @@ func (u *upstream) serve(w http.ResponseWriter, r *http.Request) {
 		}
 		_ = json.Unmarshal(b, &in)
 		var out []any
-		u.mu.Lock()
 		for _, e := range in.Entry {
+			if path, _, _ := strings.Cut(e.Request.URL, "?"); e.Request.Method == http.MethodGet && (strings.Count(path, "/") != 1 || strings.Contains(path, "/_")) {
+				// A search (of a type, or a compartment) or a history,
+				// answered as on its own, its Bundle in the entry.
+				rec := httptest.NewRecorder()
+				u.answer(rec, httptest.NewRequest(http.MethodGet, "/"+e.Request.URL, nil), nil)
+				var bundle map[string]any
+				_ = json.Unmarshal(rec.Body.Bytes(), &bundle)
+				out = append(out, map[string]any{"resource": bundle, "response": map[string]any{"status": strconv.Itoa(rec.Code)}})
+				continue
+			}
+			u.mu.Lock()
 			res, ok := u.resources[e.Request.URL]
+			u.mu.Unlock()
 			switch {
 			case e.Request.Method != http.MethodGet:
 				out = append(out, map[string]any{"response": map[string]any{"status": "201 Created"}})
@@ -384,7 +401,6 @@ func (u *upstream) serve(w http.ResponseWriter, r *http.Request) {
 						"diagnostics": "HAPI-2001: Resource " + e.Request.URL + " is not known"}}}}})
 			}
 		}
-		u.mu.Unlock()
 		u.write(w, 200, map[string]any{"resourceType": "Bundle", "type": "batch-response", "entry": out})
 	default:
 		u.write(w, 404, notFound)

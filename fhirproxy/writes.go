@@ -528,11 +528,11 @@ func (p *Proxy) checkBatch(ctx context.Context, a *access, body []byte) *refusal
 			// Its answer is judged as an operation's, which an entry's is not.
 			return refuse(http.StatusForbidden, "forbidden", "batch entry "+itoa(i)+": "+in.Operation+" is sent on its own, not in a batch")
 		}
-		if a.patient != "" && in.Kind != Read && in.Kind != VRead && in.Kind != Create && in.Kind != Update && in.Kind != Patch && in.Kind != Delete {
-			return refuse(http.StatusForbidden, "forbidden", "batch entry "+itoa(i)+": only reads and writes may be batched with patient context")
+		typeSearch := in.Kind == SearchType || in.Kind == SearchCompart // (or of the patient's compartment)
+		if a.patient != "" && !typeSearch && in.Kind != Read && in.Kind != VRead && in.Kind != Create && in.Kind != Update && in.Kind != Patch && in.Kind != Delete {
+			return refuse(http.StatusForbidden, "forbidden", "batch entry "+itoa(i)+": only reads, writes and searches of a type may be batched with patient context")
 		}
-		searches := in.Kind == SearchType || in.Kind == SearchCompart || in.Kind == SearchSystem ||
-			in.Kind == HistoryType || in.Kind == HistorySystem || in.Kind == HistoryInstance
+		searches := alwaysBundle(in.Kind) // a search or a history
 		// An entry is either a write with its content, which is checked,
 		// or carries none the server could act on unchecked.
 		takes := in.Kind == Create || in.Kind == Update || in.Kind == Patch
@@ -581,6 +581,12 @@ func (p *Proxy) checkBatch(ctx context.Context, a *access, body []byte) *refusal
 			continue
 		}
 		orig := encodeQuery(in.Params)
+		// As on its own (Proxy.admit): _count is a count, at most the
+		// ceiling (found by fuzzing: a batched search went with any _count,
+		// or none the server could read).
+		if err := capCount(in.Params, p.Limits.count()); err != nil {
+			return entryRefusal(i, refuse(http.StatusBadRequest, "invalid", err.Error()))
+		}
 		if ref := p.authorize(&in, &pl.ea); ref != nil {
 			return entryRefusal(i, ref)
 		}
@@ -591,11 +597,26 @@ func (p *Proxy) checkBatch(ctx context.Context, a *access, body []byte) *refusal
 			// judged first, and its conditions evaluated by the proxy.
 			return refuse(http.StatusForbidden, "forbidden", "batch entry "+itoa(i)+": conditional reads are evaluated by the proxy; send it on its own")
 		}
-		// A search carrying a constrained scope's pairs changes nothing
-		// here, but its answer must be read under the constraint
-		// (access.constrained), which the Bundle's answer is not.
-		if in.unwrap != "" || in.chained || encodeQuery(in.Params) != orig || in.Kind == SearchType && a.patient != "" || pl.ea.constrained != "" {
-			return refuse(http.StatusForbidden, "forbidden", "batch entry "+itoa(i)+" needs constraints the proxy adds; send it on its own")
+		// A search goes upstream as authorised, the patient and the
+		// constraints the proxy adds written into its entry; its answer is
+		// judged under them (batchSearch). A constrained search cannot
+		// carry Prefer: handling=strict in a batch, so a server that
+		// ignores the constraint's parameter is caught by the proxy, which
+		// holds every match to it (access.holdMatches); one it cannot
+		// evaluate goes on its own, or not at all. So does a read under a
+		// constrained scope, which goes as a search (Interaction.unwrap),
+		// and a search whose chains the proxy resolves with reads of its
+		// own (chains.go); and a conditional read's conditions would be
+		// lost in an entry written anew.
+		onItsOwn := refuse(http.StatusForbidden, "forbidden", "batch entry "+itoa(i)+" needs constraints the proxy applies only to a request on its own; send it on its own")
+		if in.chained || pl.ea.constrained != "" && (!typeSearch || !pl.ea.holdMatches(&in)) {
+			return onItsOwn
+		}
+		if encodeQuery(in.Params) != orig {
+			if !searches || e.Conditional {
+				return onItsOwn
+			}
+			in.post, pl.method, pl.rebuilt = false, http.MethodGet, true
 		}
 		if a.patient != "" && in.Kind == VRead || !a.unrestricted && (in.Kind == VRead || in.Kind == HistoryInstance) {
 			// Checked on their own against the resource as it is now
@@ -686,7 +707,13 @@ type entryPlan struct {
 // out.
 func (pl *entryPlan) edit(e batchEntry, pin string) bundleEdit {
 	url := pl.in.Type
-	if pl.in.ID != "" {
+	switch {
+	case alwaysBundle(pl.in.Kind): // a search or a history, rewritten by authorisation
+		url = strings.TrimPrefix(pl.in.path(), "/")
+		if len(pl.in.Params) > 0 {
+			url += "?" + encodeQuery(pl.in.Params)
+		}
+	case pl.in.ID != "":
 		url += "/" + pl.in.ID
 	}
 	out := []byte{'{'}

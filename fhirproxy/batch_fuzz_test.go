@@ -1,0 +1,96 @@
+package fhirproxy_test
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"unicode/utf8"
+)
+
+// FuzzBatchedSearches: whatever search the proxy lets through in a batch
+// is the search it sends on its own. The search is sent both ways with the
+// same token; where the batch is allowed, the search alone must be too,
+// with one request upstream (no chain the proxy resolves with reads of its
+// own), that request's URL must be the batched entry's, and the answers
+// must hold the same records. A patient app that could get past the
+// compartment, or a token past its constraint, in a batch but not on its
+// own would break it.
+func FuzzBatchedSearches(f *testing.F) {
+	for _, s := range []string{
+		"Observation", "Observation?category=laboratory&_elements=code", "Patient/p1/Observation", "Observation?patient=p2",
+		"Observation?subject=Patient/p2", "Observation?subject:Patient=p2", "Patient/p2/Observation", "Observation?patient=p1,p2",
+		"Observation?subject.name=One", "Observation?subject:Patient.name=One", "Observation?_include=Observation:subject", "Observation?_revinclude=Provenance:target",
+		"Observation?_has:Condition:subject:code=x", "Observation?category=vital-signs", "Observation?category:not=laboratory",
+		"Observation?_id=lab-2", "Condition?patient=Patient/p1", "Observation/_search?category=laboratory", "?_type=Observation",
+		"Observation?patient=Patient%2Fp2", "Observation?_elements=code&_elements=subject", "Observation?_count=1",
+	} {
+		for which := range uint8(5) {
+			f.Add(s, which)
+		}
+	}
+	fx := newFixture(&testing.T{})
+	tokens := []string{
+		fx.token("launch/patient patient/Observation.rs patient/Condition.rs patient/Provenance.rs", nil),
+		fx.token("launch/patient patient/Observation.rs?category=laboratory", everyLabel()),
+		fx.token("user/Observation.rs?category=laboratory user/Patient.rs", nil),
+		fx.token("user/Observation.rs user/Condition.rs", everyLabel()),
+		fx.token("user/Observation.rs user/Patient.rs", nil), // its chains resolved by the proxy
+	}
+	f.Fuzz(func(t *testing.T, search string, which uint8) {
+		if _, err := url.ParseRequestURI("/" + search); err != nil || strings.ContainsAny(search, " #\t\r\n") || strings.HasPrefix(search, "/") || !utf8.ValidString(search) {
+			return // not one request target, or not one JSON string: nothing to compare
+		}
+		fx.t = t
+		tok := tokens[int(which)%len(tokens)]
+		u, _ := json.Marshal(search)
+		fx.up.reset()
+		batched := fx.do("POST", "/", tok, `{"resourceType":"Bundle","type":"batch","entry":[{"request":{"method":"GET","url":`+string(u)+`}}]}`)
+		if batched.status != http.StatusOK {
+			return
+		}
+		var sent struct {
+			Entry []struct{ Request struct{ URL string } }
+		}
+		if bodies := fx.up.bodies; len(bodies) != 1 || json.Unmarshal([]byte(bodies[0]), &sent) != nil || len(sent.Entry) != 1 {
+			t.Fatalf("%q: the batch went upstream as %v", search, bodies)
+		}
+		entries, _ := batched.body["entry"].([]any)
+		if len(entries) != 1 {
+			t.Fatalf("%q: %d entries answered", search, len(entries))
+		}
+		nested, _ := entries[0].(map[string]any)["resource"].(map[string]any)
+		if nested["resourceType"] != "Bundle" {
+			return // a read, or a search the server refused: no search's answer to compare
+		}
+		fx.up.reset()
+		alone := fx.do("GET", "/"+search, tok, "")
+		got := fx.up.requests()
+		if alone.status != http.StatusOK || len(got) != 1 {
+			t.Fatalf("%q (token %d): allowed in a batch (sent as %q), but on its own %d with %d request(s) upstream: %.300s",
+				search, which%5, sent.Entry[0].Request.URL, alone.status, len(got), alone.raw)
+		}
+		// An entry the proxy does not change goes as written, one it does
+		// re-encoded: they are compared as the server reads them. (What a
+		// constraint reads is added to a batched element selection: the
+		// proxy evaluates it on every match there.)
+		have, err := url.Parse("/" + sent.Entry[0].Request.URL)
+		if err != nil {
+			t.Fatalf("%q: batched as %q", search, sent.Entry[0].Request.URL)
+		}
+		if q := have.Query(); have.Path != got[0].URL.Path || !reflect.DeepEqual(q, got[0].URL.Query()) {
+			for i, e := range q["_elements"] {
+				q["_elements"][i] = strings.TrimSuffix(e, ",category")
+			}
+			if have.Path != got[0].URL.Path || !reflect.DeepEqual(q, got[0].URL.Query()) {
+				t.Fatalf("%q (token %d): batched as %q, on its own %q", search, which%5, sent.Entry[0].Request.URL, got[0].URL.RequestURI())
+			}
+		}
+		if ids := entryIDs(result{body: nested}); !slices.Equal(ids, entryIDs(alone)) {
+			t.Fatalf("%q (token %d): batched %v, on its own %v", search, which%5, ids, entryIDs(alone))
+		}
+	})
+}
