@@ -1086,3 +1086,71 @@ func TestEverythingThroughTheProxy(t *testing.T) {
 		t.Errorf("another patient's $everything: %d", resp.StatusCode)
 	}
 }
+
+// TestBatchedSearchesThroughTheProxy: a patient app batches its searches
+// (each without the patient and the constraint, which the proxy adds),
+// and a read, through the proxy in
+// front of the sandbox's data server, which answers each with its own
+// searchset; each comes back as the same search on its own does: the
+// patient's records only, the ones the clearance withholds left out.
+func TestBatchedSearchesThroughTheProxy(t *testing.T) {
+	sb := startSandbox(t)
+	tok := patientToken(t, sb, "launch/patient patient/Observation.rs?category=vital-signs patient/Condition.rs patient/Patient.r")
+	type bundle struct {
+		Type  string
+		Entry []struct {
+			Resource struct {
+				ResourceType, ID string
+				Subject          struct{ Reference string }
+				Type             string
+				Entry            []struct {
+					Resource struct {
+						ResourceType, ID string
+						Subject          struct{ Reference string }
+					}
+				}
+			}
+			Response struct{ Status string }
+		}
+	}
+	searches := []string{"Observation", "Condition", "Observation?_count=2"}
+	var entries []string
+	for _, s := range searches {
+		entries = append(entries, `{"request":{"method":"GET","url":"`+s+`"}}`)
+	}
+	entries = append(entries, `{"request":{"method":"GET","url":"Patient/pt-001"}}`)
+	code, b := fhirCall(t, tok, http.MethodPost, sb.FHIRBase, `{"resourceType":"Bundle","type":"batch","entry":[`+strings.Join(entries, ",")+`]}`)
+	var got bundle
+	if err := json.Unmarshal(b, &got); code != http.StatusOK || err != nil || got.Type != "batch-response" || len(got.Entry) != len(searches)+1 {
+		t.Fatalf("the batch: %d %.500s", code, b)
+	}
+	if e := got.Entry[len(searches)]; e.Resource.ResourceType != "Patient" || e.Resource.ID != "pt-001" {
+		t.Errorf("the read beside the searches: %+v", e)
+	}
+	for i, s := range searches {
+		code, b := fhirCall(t, tok, http.MethodGet, sb.FHIRBase+"/"+s, "")
+		var alone bundle
+		if err := json.Unmarshal(b, &alone); code != http.StatusOK || err != nil {
+			t.Fatalf("%s on its own: %d %.300s", s, code, b)
+		}
+		var want, have []string
+		for _, e := range alone.Entry {
+			want = append(want, e.Resource.ResourceType+"/"+e.Resource.ID)
+		}
+		nested := got.Entry[i].Resource
+		for _, e := range nested.Entry {
+			have = append(have, e.Resource.ResourceType+"/"+e.Resource.ID)
+			if e.Resource.Subject.Reference != "Patient/pt-001" {
+				t.Errorf("%s batched: another patient's record %s/%s", s, e.Resource.ResourceType, e.Resource.ID)
+			}
+		}
+		if nested.Type != "searchset" || len(have) == 0 || !slices.Equal(have, want) {
+			t.Errorf("%s batched: %s %v, on its own %v", s, nested.Type, have, want)
+		}
+	}
+	// Another patient's records, named in the batch, are refused whole.
+	code, b = fhirCall(t, tok, http.MethodPost, sb.FHIRBase, `{"resourceType":"Bundle","type":"batch","entry":[{"request":{"method":"GET","url":"Observation?patient=pt-002"}}]}`)
+	if code != http.StatusForbidden || !strings.Contains(string(b), "OperationOutcome") {
+		t.Errorf("another patient's search batched: %d %.300s", code, b)
+	}
+}

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 )
@@ -21,8 +23,9 @@ type bundleEntry struct {
 }
 
 // transaction runs a batch or transaction Bundle POSTed to the base: its
-// creates, updates (version-aware with request.ifMatch) and reads; the
-// sandbox server has no delete or patch. A transaction is all or nothing:
+// creates, updates (version-aware with request.ifMatch), reads and
+// searches of a type (each answered with its searchset Bundle as the
+// entry's resource); the sandbox server has no delete or patch. A transaction is all or nothing:
 // every write is checked before any is made, and a reference to a create
 // or update entry's fullUrl becomes the record that entry writes. A
 // batch's entries each stand alone. Writes are made before reads, as FHIR
@@ -40,10 +43,11 @@ func (s *fhirServer) transaction(w http.ResponseWriter, r *http.Request) {
 	}
 	tx := bundle.Type == "transaction"
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	type plan struct {
 		typ, id       string
 		write, update bool
+		search        bool // a search of typ, with query
+		query         string
 		fail          *failure
 	}
 	plans := make([]plan, len(bundle.Entry))
@@ -53,8 +57,10 @@ func (s *fhirServer) transaction(w http.ResponseWriter, r *http.Request) {
 		segs := strings.Split(path, "/")
 		p := &plans[i]
 		switch {
+		case e.Request.Method == http.MethodGet && len(segs) == 1 && segs[0] != "":
+			p.typ, p.search, p.query = segs[0], true, query
 		case query != "" || segs[0] == "":
-			p.fail = &failure{400, "not-supported", "the sandbox FHIR server takes reads and writes by id in a Bundle"}
+			p.fail = &failure{400, "not-supported", "the sandbox FHIR server takes reads and writes by id, and searches of a type, in a Bundle"}
 		case e.Request.Method == http.MethodPost && len(segs) == 1:
 			p.typ, p.id, p.write = segs[0], s.newID(segs[0]), true
 		case e.Request.Method == http.MethodPut && len(segs) == 2:
@@ -62,7 +68,7 @@ func (s *fhirServer) transaction(w http.ResponseWriter, r *http.Request) {
 		case e.Request.Method == http.MethodGet && len(segs) == 2:
 			p.typ, p.id = segs[0], segs[1]
 		default:
-			p.fail = &failure{405, "not-supported", "the sandbox FHIR server takes creates, updates and reads in a Bundle"}
+			p.fail = &failure{405, "not-supported", "the sandbox FHIR server takes creates, updates, reads and searches in a Bundle"}
 		}
 		if p.write && e.FullURL != "" {
 			names[e.FullURL] = p.typ + "/" + p.id
@@ -85,6 +91,7 @@ func (s *fhirServer) transaction(w http.ResponseWriter, r *http.Request) {
 	if tx {
 		for i, p := range plans {
 			if p.fail != nil {
+				s.mu.Unlock()
 				s.outcome(w, p.fail.status, p.fail.code, "entry "+strconv.Itoa(i)+": "+p.fail.msg)
 				return
 			}
@@ -94,7 +101,7 @@ func (s *fhirServer) transaction(w http.ResponseWriter, r *http.Request) {
 	for _, writes := range []bool{true, false} {
 		for i, p := range plans {
 			switch {
-			case p.write != writes:
+			case p.write != writes, p.search: // (searches are run last, below)
 			case p.fail != nil:
 				out[i] = map[string]any{"response": map[string]any{"status": strconv.Itoa(p.fail.status) + " " + http.StatusText(p.fail.status),
 					"outcome": resource{"resourceType": "OperationOutcome", "issue": []any{map[string]any{"severity": "error", "code": p.fail.code, "diagnostics": p.fail.msg}}}}}
@@ -111,8 +118,42 @@ func (s *fhirServer) transaction(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
+	s.mu.Unlock()
+	for i, p := range plans {
+		if !p.search {
+			continue
+		}
+		// Answered as on its own (find takes the lock itself).
+		q, err := url.ParseQuery(p.query)
+		rec := &answer{header: http.Header{}, code: http.StatusOK}
+		if err != nil {
+			s.outcome(rec, 400, "invalid", "the entry's query is not understood")
+		} else {
+			s.search(rec, r, p.typ, q)
+		}
+		var got resource
+		_ = json.Unmarshal(rec.body.Bytes(), &got)
+		status := strconv.Itoa(rec.code) + " " + http.StatusText(rec.code)
+		if rec.code == http.StatusOK {
+			out[i] = map[string]any{"resource": got, "response": map[string]any{"status": status}}
+		} else {
+			out[i] = map[string]any{"response": map[string]any{"status": status, "outcome": got}}
+		}
+	}
 	s.write(w, 200, resource{"resourceType": "Bundle", "type": bundle.Type + "-response", "entry": out})
 }
+
+// answer is an http.ResponseWriter that keeps what is written: a
+// search's answer, which goes in a batch entry.
+type answer struct {
+	header http.Header
+	code   int
+	body   bytes.Buffer
+}
+
+func (a *answer) Header() http.Header         { return a.header }
+func (a *answer) Write(b []byte) (int, error) { return a.body.Write(b) }
+func (a *answer) WriteHeader(code int)        { a.code = code }
 
 // resolve replaces, at any depth of v, each reference to one of names'
 // fullUrls with the record that entry writes.
