@@ -284,6 +284,11 @@ func TestPathAndQueryDifferentials(t *testing.T) {
 		}
 		f.refused(name, r, r.status)
 	}
+	// In a POSTed search's form alike (found by fuzzing, FuzzSearchForms:
+	// _format=xml went upstream there).
+	for _, form := range []string{"_format=xml", "code=1&_format=application/fhir%2Bxml", "_format=json%3Bcharset%3Dlatin1"} {
+		f.refused("a form's "+form, f.do("POST", "/Observation/_search", tok, form, "Content-Type", "application/x-www-form-urlencoded"), 406)
+	}
 	many := "/Observation?" + strings.Repeat("code=1&", 70)
 	f.refused("too many parameters", f.do("GET", many, tok, ""), 400)
 	f.refused("a long URL", f.do("GET", "/Observation?code="+strings.Repeat("x", 9<<10), tok, ""), 400)

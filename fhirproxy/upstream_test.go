@@ -150,6 +150,14 @@ func (u *upstream) serve(w http.ResponseWriter, r *http.Request) {
 func (u *upstream) answer(w http.ResponseWriter, r *http.Request, b []byte) {
 	segs := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
 	notFound := map[string]any{"resourceType": "OperationOutcome", "issue": []any{map[string]any{"severity": "error", "code": "not-found"}}}
+	if r.Method == http.MethodPost && len(segs) == 2 && segs[1] == "_search" { // answered as the GET it is
+		get := httptest.NewRequest(http.MethodGet, "/"+segs[0]+"?"+string(b), nil)
+		if r.URL.RawQuery != "" {
+			get.URL.RawQuery = r.URL.RawQuery + "&" + string(b)
+		}
+		u.answer(w, get, nil)
+		return
+	}
 	switch {
 	case r.Method == http.MethodGet && len(segs) >= 3 && segs[2] == "_history":
 		u.mu.Lock()

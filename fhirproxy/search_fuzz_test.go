@@ -1,0 +1,92 @@
+package fhirproxy_test
+
+import (
+	"net/http"
+	"net/url"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"unicode/utf8"
+)
+
+// FuzzSearchForms: a search POSTed to _search with a form body is the
+// same search as the GET: the proxy allows or refuses both alike, sends
+// both upstream with the same parameters as the server reads them, and
+// answers both with the same records. A parameter checked in one form
+// and not the other would break it.
+func FuzzSearchForms(f *testing.F) {
+	for _, s := range []string{
+		"", "category=laboratory&_elements=code", "patient=p2", "subject=Patient/p2", "subject:Patient=p2", "patient=p1,p2",
+		"subject.name=One", "subject:Patient.name=One", "_include=Observation:subject", "_revinclude=Provenance:target",
+		"_has:Condition:subject:code=x", "category:not=laboratory", "_id=lab-2", "_count=5000", "_count=x", "_count",
+		"_elements=code&_elements=subject", "_summary=count", "_contained=true", "_query=everything", "category=a%26b",
+		"_sort=subject.name", "patient=Patient%2Fp2", "_format=xml", "_pretty=true", "_total=accurate",
+	} {
+		for which := range uint8(5) {
+			f.Add(s, which)
+		}
+	}
+	fx := newFixture(&testing.T{})
+	tokens := []string{
+		fx.token("launch/patient patient/Observation.rs patient/Condition.rs patient/Provenance.rs", nil),
+		fx.token("launch/patient patient/Observation.rs?category=laboratory", everyLabel()),
+		fx.token("user/Observation.rs?category=laboratory user/Patient.rs", nil),
+		fx.token("user/Observation.rs user/Condition.rs", everyLabel()),
+		fx.token("user/Observation.rs user/Patient.rs", nil),
+	}
+	f.Fuzz(func(t *testing.T, query string, which uint8) {
+		if _, err := url.ParseRequestURI("/Observation?" + query); err != nil || strings.ContainsAny(query, " #\t\r\n") || !utf8.ValidString(query) {
+			return // not one request target
+		}
+		fx.t = t
+		tok := tokens[int(which)%len(tokens)]
+		fx.up.reset()
+		get := fx.do("GET", "/Observation?"+query, tok, "")
+		gotGet := fx.up.requests()
+		fx.up.reset()
+		post := fx.do("POST", "/Observation/_search", tok, query, "Content-Type", "application/x-www-form-urlencoded")
+		gotPost := fx.up.requests()
+		postBodies := slices.Clone(fx.up.bodies)
+		if get.status != post.status || len(gotGet) != len(gotPost) {
+			t.Fatalf("%q (token %d): GET %d with %d request(s) upstream, POST %d with %d: %.200s | %.200s",
+				query, which%5, get.status, len(gotGet), post.status, len(gotPost), get.raw, post.raw)
+		}
+		if len(gotGet) == 0 {
+			return
+		}
+		// The last request is the search (any before it resolve a chain).
+		g, p := gotGet[len(gotGet)-1], gotPost[len(gotPost)-1]
+		params := p.URL.Query()
+		if p.Method == http.MethodPost {
+			form, err := url.ParseQuery(postBodies[len(postBodies)-1])
+			if err != nil {
+				t.Fatalf("%q: the form went upstream unreadable: %q", query, postBodies[len(postBodies)-1])
+			}
+			for k, v := range form {
+				params[k] = append(params[k], v...)
+			}
+		}
+		if !reflect.DeepEqual(orLists(params), orLists(g.URL.Query())) {
+			t.Fatalf("%q (token %d): GET went with %v, POST with %v", query, which%5, g.URL.Query(), params)
+		}
+		if !slices.Equal(entryIDs(get), entryIDs(post)) {
+			t.Fatalf("%q (token %d): GET answered %v, POST %v", query, which%5, entryIDs(get), entryIDs(post))
+		}
+	})
+}
+
+// orLists is a query with each value's comma-separated list sorted: the
+// order of an OR list (the references a chain resolves to, in the order
+// the server found them) does not change what it matches.
+func orLists(q url.Values) url.Values {
+	out := url.Values{}
+	for k, vs := range q {
+		for _, v := range vs {
+			list := strings.Split(v, ",")
+			slices.Sort(list)
+			out[k] = append(out[k], strings.Join(list, ","))
+		}
+	}
+	return out
+}
