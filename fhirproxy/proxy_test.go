@@ -277,6 +277,14 @@ func TestPathAndQueryDifferentials(t *testing.T) {
 		"DEL in a name":       "/Observation?co%7Fde=x",
 		"unknown shape":       "/Patient/p1/x/y/z",
 		"xml":                 "/Observation?_format=xml",
+		// Names with an empty part (found by fuzzing: ":Patient.=x" was a
+		// chain through a nameless parameter, resolved into a nameless one).
+		"a chain through no name": "/Observation?:Patient.name=One",
+		"an empty chain link":     "/Observation?subject..name=One",
+		"a chain to nothing":      "/Observation?subject:Patient.=x",
+		"an empty modifier":       "/Observation?code:=x",
+		"a modifier of no name":   "/Observation?:missing=true",
+		"a chain from the start":  "/Observation?.name=x",
 	} {
 		r := f.do("GET", target, tok, "")
 		if r.status != 400 && r.status != 406 && r.status != 404 {

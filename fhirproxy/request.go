@@ -501,6 +501,12 @@ func parseQuery(raw string, lim Limits) ([]Param, error) {
 		if strings.EqualFold(base, "access_token") {
 			return nil, errTokenParam
 		}
+		if emptyPart(name) {
+			// (Found by fuzzing: ":Patient.=x" read as a chain through a
+			// parameter with no name, resolved by the proxy into a
+			// parameter with none, "=Patient/p1", which it sent upstream.)
+			return nil, parseError("malformed query parameter name: a name, a modifier or a chain's link is empty")
+		}
 		// Parameter names and modifiers are case-sensitive, and the proxy
 		// judges FHIR's by their names; a server that matched them without
 		// case would run _HAS, _SUMMARY=count or :NOT where the proxy saw a
@@ -525,6 +531,21 @@ func parseQuery(raw string, lim Limits) ([]Param, error) {
 		}
 	}
 	return out, nil
+}
+
+// emptyPart reports whether a parameter name has an empty part between
+// its separators (':' before a modifier or a type, '.' in a chain):
+// ":Patient", "subject.", "code::text".
+func emptyPart(name string) bool {
+	prev := byte('.') // the start reads as after a separator
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if (c == ':' || c == '.') && (prev == ':' || prev == '.') {
+			return true
+		}
+		prev = c
+	}
+	return prev == ':' || prev == '.'
 }
 
 // specialParams are FHIR's parameters for all resources and its result
