@@ -33,6 +33,10 @@ type upstream struct {
 	// with a next link (_offset) while more follow, on nextBase if set.
 	pageSize int
 	nextBase string
+	// getpages, with pageSize, makes the next link HAPI's: at the base,
+	// [base]?_getpages=id&_getpagesoffset=n, the search kept under id.
+	getpages bool
+	kept     map[string]string // _getpages id → the search's path and query
 	// includes, when set, are the entries a search with _include or
 	// _revinclude appends to its matches, as they are (search mode and
 	// all); otherwise an _include brings Practitioner/dr and Patient/p2.
@@ -150,6 +154,18 @@ func (u *upstream) serve(w http.ResponseWriter, r *http.Request) {
 func (u *upstream) answer(w http.ResponseWriter, r *http.Request, b []byte) {
 	segs := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
 	notFound := map[string]any{"resourceType": "OperationOutcome", "issue": []any{map[string]any{"severity": "error", "code": "not-found"}}}
+	if id := r.URL.Query().Get("_getpages"); r.Method == http.MethodGet && segs[0] == "" && id != "" { // a page of a kept search
+		u.mu.Lock()
+		search, ok := u.kept[id]
+		u.mu.Unlock()
+		if !ok {
+			u.write(w, 410, notFound)
+			return
+		}
+		get := httptest.NewRequest(http.MethodGet, search+"&_offset="+r.URL.Query().Get("_getpagesoffset"), nil)
+		u.answer(w, get, nil)
+		return
+	}
 	if r.Method == http.MethodPost && len(segs) == 2 && segs[1] == "_search" { // answered as the GET it is
 		get := httptest.NewRequest(http.MethodGet, "/"+segs[0]+"?"+string(b), nil)
 		if r.URL.RawQuery != "" {
@@ -329,9 +345,21 @@ func (u *upstream) answer(w http.ResponseWriter, r *http.Request, b []byte) {
 			entries = entries[min(offset, len(entries)):]
 			if len(entries) > size {
 				entries = entries[:size]
-				q.Set("_offset", strconv.Itoa(offset+size))
 				base := cmp.Or(u.nextBase, u.ts.URL)
-				links = append(links, map[string]any{"relation": "next", "url": base + r.URL.Path + "?" + q.Encode()})
+				if u.getpages {
+					q.Del("_offset")
+					u.mu.Lock()
+					id := strconv.Itoa(len(u.kept))
+					if u.kept == nil {
+						u.kept = map[string]string{}
+					}
+					u.kept[id] = r.URL.Path + "?" + q.Encode()
+					u.mu.Unlock()
+					links = append(links, map[string]any{"relation": "next", "url": base + "?_getpages=" + id + "&_getpagesoffset=" + strconv.Itoa(offset+size)})
+				} else {
+					q.Set("_offset", strconv.Itoa(offset+size))
+					links = append(links, map[string]any{"relation": "next", "url": base + r.URL.Path + "?" + q.Encode()})
+				}
 			}
 		case err == nil && n < 100:
 			links = append(links, map[string]any{"relation": "next", "url": u.ts.URL + r.URL.RequestURI() + "&ct=page-2"})

@@ -1,0 +1,83 @@
+package fhirproxy_test
+
+import (
+	"net/url"
+	"slices"
+	"strings"
+	"testing"
+	"unicode/utf8"
+)
+
+// FuzzPagesAgree: a search answered page by page, its next links followed
+// through the proxy, gives the records the same search answered on one
+// page gives. Both paging styles are tried: links that carry the search's
+// parameters (re-authorised as a search), and HAPI's links at the base
+// that carry none (signed by the proxy, pageRef). A later page that lost
+// what the first one held (a constraint, a patient, what the search asked
+// for), or let through what it would not, breaks it.
+func FuzzPagesAgree(f *testing.F) {
+	for _, s := range []string{
+		"Observation", "Observation?category=laboratory", "Observation?category=laboratory&category=vital-signs",
+		"Observation?_include=Observation:subject", "Observation?category=laboratory&_include=Observation:subject",
+		"Observation?patient=Patient/p1", "Patient/p1/Observation", "Observation?_elements=code", "Condition",
+		"Observation?_revinclude=Provenance:target", "Patient", "Observation?_sort=_id", "Observation?subject:Patient.name=One",
+	} {
+		for which := range uint8(10) {
+			f.Add(s, which)
+		}
+	}
+	fx := newFixture(&testing.T{})
+	fx.proxy.Base = fx.base // (read once, before the first request)
+	tokens := []string{
+		fx.token("launch/patient patient/Observation.rs patient/Condition.rs patient/Patient.rs patient/Practitioner.rs", nil),
+		fx.token("launch/patient patient/Observation.rs?category=laboratory patient/Patient.rs", everyLabel()),
+		fx.token("user/Observation.rs?category=laboratory user/Patient.rs user/Practitioner.rs", nil),
+		fx.token("user/Observation.rs user/Condition.rs user/Patient.rs", everyLabel()),
+		fx.token("user/Observation.rs user/Patient.rs", nil),
+	}
+	f.Fuzz(func(t *testing.T, search string, which uint8) {
+		if _, err := url.ParseRequestURI("/" + search); err != nil || strings.ContainsAny(search, " #\t\r\n") || !utf8.ValidString(search) ||
+			strings.Contains(search, "_count") || strings.Contains(search, "_offset") || strings.Contains(search, "_getpages") || strings.HasPrefix(search, "/") {
+			return // not one request target, or one that pages itself
+		}
+		fx.t = t
+		tok := tokens[int(which)%len(tokens)]
+		fx.up.mu.Lock()
+		fx.up.pageSize, fx.up.getpages = 0, false
+		fx.up.mu.Unlock()
+		whole := fx.do("GET", "/"+search, tok, "")
+		if whole.status != 200 || whole.body["resourceType"] != "Bundle" || whole.next() != "" {
+			return // refused, or not a search: nothing to page
+		}
+		want := entryIDs(whole)
+		fx.up.mu.Lock()
+		fx.up.pageSize, fx.up.getpages = 1, which/5%2 == 1
+		fx.up.mu.Unlock()
+		defer func() {
+			fx.up.mu.Lock()
+			fx.up.pageSize, fx.up.getpages = 0, false
+			fx.up.mu.Unlock()
+		}()
+		var got []string
+		next := "/" + search
+		for pages := 0; next != ""; pages++ {
+			if pages > 12 {
+				t.Fatalf("%q (token %d): more than 12 pages", search, which%5)
+			}
+			r := fx.do("GET", next, tok, "")
+			if r.status != 200 {
+				t.Fatalf("%q (token %d, getpages %v): page %d (%s): %d %.300s", search, which%5, which/5%2 == 1, pages, next, r.status, r.raw)
+			}
+			got = append(got, entryIDs(r)...)
+			if n := r.next(); n != "" && !strings.HasPrefix(n, fx.base) {
+				t.Fatalf("%q: a next link off the proxy's base: %s", search, n)
+			}
+			next = strings.TrimPrefix(r.next(), fx.base)
+		}
+		slices.Sort(got)
+		slices.Sort(want)
+		if !slices.Equal(got, want) {
+			t.Fatalf("%q (token %d, getpages %v): page by page %v, on one page %v", search, which%5, which/5%2 == 1, got, want)
+		}
+	})
+}
