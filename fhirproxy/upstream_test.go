@@ -5,8 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"runtime/pprof"
 	"slices"
 	"strconv"
@@ -311,7 +313,7 @@ func (u *upstream) answer(w http.ResponseWriter, r *http.Request, b []byte) {
 					continue
 				}
 			}
-			entries = append(entries, map[string]any{"fullUrl": u.ts.URL + "/" + key, "resource": res, "search": map[string]any{"mode": "match"}})
+			entries = append(entries, map[string]any{"fullUrl": u.ts.URL + "/" + key, "resource": selected(res, q), "search": map[string]any{"mode": "match"}})
 		}
 		if u.pageSize > 0 {
 			slices.SortFunc(entries, func(a, b any) int {
@@ -441,6 +443,47 @@ func (u *upstream) answer(w http.ResponseWriter, r *http.Request, b []byte) {
 	default:
 		u.write(w, 404, notFound)
 	}
+}
+
+// summaryElements are the summary elements (Σ) of the types the test
+// upstream holds, as R4 marks them, beside id and meta.
+var summaryElements = map[string][]string{
+	"Observation":  {"status", "category", "code", "subject", "focus", "encounter", "effectiveDateTime", "issued", "performer", "valueQuantity", "hasMember"},
+	"Patient":      {"identifier", "active", "name", "telecom", "gender", "birthDate", "address", "managingOrganization", "link"},
+	"Condition":    {"identifier", "clinicalStatus", "verificationStatus", "category", "severity", "code", "bodySite", "subject", "encounter", "onsetDateTime", "recordedDate"},
+	"Practitioner": {"identifier", "active", "name", "telecom", "address", "gender"},
+	"Provenance":   {"target", "recorded", "agent"},
+}
+
+// selected is a search's match as the test upstream sends it: whole, or
+// the elements _elements names, or the summary _summary asks for, beside
+// resourceType and id (meta only when asked for or in a summary, as a
+// strict server has it).
+func selected(res map[string]any, q url.Values) map[string]any {
+	var keep []string
+	switch summary := q.Get("_summary"); {
+	case q.Has("_elements"):
+		for _, v := range q["_elements"] {
+			keep = append(keep, strings.Split(v, ",")...)
+		}
+	case summary == "true":
+		keep = append(slices.Clone(summaryElements[res["resourceType"].(string)]), "meta")
+	case summary == "text":
+		keep = []string{"text", "meta", "status", "code"} // (Observation's mandatory elements)
+	case summary == "data":
+		out := maps.Clone(res)
+		delete(out, "text")
+		return out
+	default:
+		return res
+	}
+	out := map[string]any{"resourceType": res["resourceType"], "id": res["id"]}
+	for _, k := range keep {
+		if v, ok := res[k]; ok {
+			out[k] = v
+		}
+	}
+	return out
 }
 
 // hasIdentifier reports whether a resource has an identifier matching a
