@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -1152,5 +1153,97 @@ func TestBatchedSearchesThroughTheProxy(t *testing.T) {
 	code, b = fhirCall(t, tok, http.MethodPost, sb.FHIRBase, `{"resourceType":"Bundle","type":"batch","entry":[{"request":{"method":"GET","url":"Observation?patient=pt-002"}}]}`)
 	if code != http.StatusForbidden || !strings.Contains(string(b), "OperationOutcome") {
 		t.Errorf("another patient's search batched: %d %.300s", code, b)
+	}
+}
+
+// TestEverythingAgreesWithSearches: a patient app's $everything, through
+// the proxy in front of the sandbox's data server, answers exactly the
+// records its searches of each type answer for the patient, for scopes
+// narrow and wide, constrained, under the default clearance (which
+// withholds the sensitive ones) and every label: $everything is no way
+// around a scope or a label, and loses nothing the searches show.
+func TestEverythingAgreesWithSearches(t *testing.T) {
+	sb := startSandbox(t)
+	// records is every record of the searchset at target and its pages.
+	records := func(tok, target string) (map[string]bool, int) {
+		t.Helper()
+		out := map[string]bool{}
+		for pages := 0; target != ""; pages++ {
+			if pages > 50 {
+				t.Fatalf("%s: more than 50 pages", target)
+			}
+			code, b := fhirCall(t, tok, http.MethodGet, target, "")
+			if code != http.StatusOK {
+				return nil, code
+			}
+			var page struct {
+				Link  []struct{ Relation, URL string }
+				Entry []struct {
+					Resource struct{ ResourceType, ID string }
+				}
+			}
+			if err := json.Unmarshal(b, &page); err != nil {
+				t.Fatalf("%s: %v", target, err)
+			}
+			for _, e := range page.Entry {
+				out[e.Resource.ResourceType+"/"+e.Resource.ID] = true
+			}
+			target = ""
+			for _, l := range page.Link {
+				if l.Relation == "next" {
+					target = l.URL
+				}
+			}
+		}
+		return out, http.StatusOK
+	}
+	for _, scope := range []string{
+		"launch/patient patient/*.rs",
+		"launch/patient patient/Observation.rs patient/Patient.rs",
+		"launch/patient patient/Observation.rs?category=laboratory patient/Condition.rs patient/Patient.rs",
+		"launch/patient patient/Condition.rs patient/DocumentReference.rs?category=" + docCategory + "|clinical-note",
+	} {
+		tok := patientToken(t, sb, scope)
+		everything, code := records(tok, sb.FHIRBase+"/Patient/pt-001/$everything")
+		if code != http.StatusOK {
+			t.Errorf("%s: $everything %d", scope, code)
+			continue
+		}
+		// The types the patient has records of, from the widest token.
+		all, _ := records(patientToken(t, sb, "launch/patient patient/*.rs"), sb.FHIRBase+"/Patient/pt-001/$everything")
+		types := map[string]bool{}
+		for key := range all {
+			typ, _, _ := strings.Cut(key, "/")
+			types[typ] = true
+		}
+		searched := map[string]bool{}
+		for typ := range types {
+			target := sb.FHIRBase + "/" + typ + "?patient=pt-001"
+			if typ == "Patient" {
+				target = sb.FHIRBase + "/Patient?_id=pt-001"
+			}
+			found, code := records(tok, target)
+			if code != http.StatusOK && code != http.StatusForbidden {
+				t.Errorf("%s: %s: %d", scope, target, code)
+			}
+			maps.Copy(searched, found)
+		}
+		var only, missing []string
+		for key := range everything {
+			if !searched[key] {
+				only = append(only, key)
+			}
+		}
+		for key := range searched {
+			if !everything[key] {
+				missing = append(missing, key)
+			}
+		}
+		t.Logf("%s: %d records", scope, len(everything))
+		slices.Sort(only)
+		slices.Sort(missing)
+		if len(everything) == 0 || len(only) > 0 || len(missing) > 0 {
+			t.Errorf("%s: $everything has %d records; %v only there, %v only in the searches", scope, len(everything), only, missing)
+		}
 	}
 }
