@@ -1,9 +1,12 @@
 package fhirproxy_test
 
 import (
+	"maps"
 	"net/http"
 	"slices"
 	"sort"
+	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -89,4 +92,92 @@ func cutKey(key string) (typ, id string, ok bool) {
 		}
 	}
 	return key, "", false
+}
+
+// TestHistoryAgreesWithVReads: for every token, the versions an instance
+// history shows are exactly those a vread of each version answers:
+// records that moved between patients, and labels added and removed
+// since, judged alike both ways (each version, and the record as it is
+// now).
+func TestHistoryAgreesWithVReads(t *testing.T) {
+	f := newFixture(t)
+	versioned := func(res map[string]any, v string) map[string]any {
+		out := maps.Clone(res)
+		meta, _ := out["meta"].(map[string]any)
+		meta = maps.Clone(meta)
+		if meta == nil {
+			meta = map[string]any{}
+		}
+		meta["versionId"] = v
+		out["meta"] = meta
+		return out
+	}
+	f.up.mu.Lock()
+	f.up.versions = map[string][]map[string]any{
+		"Observation/lab-1": {versioned(obs("lab-1", "p2", "laboratory"), "1")},      // moved from p2
+		"Observation/psy-1": {versioned(obs("psy-1", "p1", "laboratory"), "1")},      // labelled since
+		"Observation/vs-1":  {versioned(obs("vs-1", "p1", "vital-signs", "R"), "1")}, // a label since removed
+		"Observation/lab-2": {versioned(obs("lab-2", "p1", "laboratory"), "1")},      // moved to p2
+		"Condition/c-1": {versioned(map[string]any{"resourceType": "Condition", "id": "c-1", "subject": map[string]any{"reference": "Patient/p2"}}, "1"),
+			{"deleted": true}}, // p2's, deleted, then recreated for p1
+	}
+	keys := []string{"Observation/lab-1", "Observation/psy-1", "Observation/vs-1", "Observation/lab-2", "Condition/c-1"}
+	for _, k := range keys {
+		f.up.resources[k] = versioned(f.up.resources[k], strconv.Itoa(len(f.up.versions[k])+1))
+	}
+	f.up.mu.Unlock()
+	for _, scope := range []string{
+		"launch/patient patient/*.rs",
+		"launch/patient patient/Observation.rs?category=laboratory",
+		"user/*.rs",
+		"user/Observation.rs?category=laboratory",
+	} {
+		for _, clearance := range []string{"default", "every label"} {
+			tok := f.token(scope, nil)
+			if clearance == "every label" {
+				tok = f.token(scope, everyLabel())
+			}
+			for _, key := range keys {
+				name := scope + " (" + clearance + ") " + key
+				history := f.do("GET", "/"+key+"/_history", tok, "")
+				shown := map[string]bool{}
+				switch history.status {
+				case http.StatusOK:
+					entries, _ := history.body["entry"].([]any)
+					for _, e := range entries {
+						res, _ := e.(map[string]any)["resource"].(map[string]any)
+						meta, _ := res["meta"].(map[string]any)
+						if v, _ := meta["versionId"].(string); v != "" {
+							shown[v] = true
+						}
+					}
+				case http.StatusNotFound, http.StatusForbidden:
+				default:
+					t.Errorf("%s: history %d %.200s", name, history.status, history.raw)
+				}
+				if len(shown) == 0 && history.status == http.StatusOK {
+					t.Errorf("%s: a history of no version: %.200s", name, history.raw)
+				}
+				f.up.mu.Lock()
+				n := len(f.up.versions[key]) + 1
+				f.up.mu.Unlock()
+				for v := 1; v <= n; v++ {
+					vread := f.do("GET", "/"+key+"/_history/"+strconv.Itoa(v), tok, "")
+					if got := vread.status == http.StatusOK; got != shown[strconv.Itoa(v)] {
+						t.Errorf("%s: version %d: the history shows it: %v, its vread: %d", name, v, shown[strconv.Itoa(v)], vread.status)
+					}
+				}
+			}
+		}
+	}
+	// A server that puts another record in an instance history (its vread
+	// of that version would be a 502) is refused whole.
+	f.up.mu.Lock()
+	f.up.versions["Observation/vs-1"] = append(f.up.versions["Observation/vs-1"], versioned(obs("lab-2", "p2", "laboratory"), "2"))
+	f.up.mu.Unlock()
+	for _, scope := range []string{"launch/patient patient/*.rs", "user/*.rs"} {
+		if r := f.do("GET", "/Observation/vs-1/_history", f.token(scope, nil), ""); r.status != http.StatusBadGateway || strings.Contains(r.raw, "lab-2") {
+			t.Errorf("%s: a history holding another record: %d %.300s", scope, r.status, r.raw)
+		}
+	}
 }

@@ -813,6 +813,16 @@ func (a *access) inspectBody(in Interaction, body []byte) ([]byte, []*projection
 				removedMatch = removedMatch || !e.notMatch
 			}
 		}
+		if in.Kind == HistoryInstance {
+			// Every version is the record's (found by a test holding the
+			// history to each version's vread: another record in it went
+			// out judged as itself, where its vread is a 502).
+			for i := range entries {
+				if e := &entries[i]; e.hasRes && (e.res.ResourceType != in.Type || e.res.ID != in.ID) {
+					return nil, nil, refuse(http.StatusBadGateway, "invalid", "the FHIR server answered the history with another resource")
+				}
+			}
+		}
 		if in.Kind == HistoryInstance && len(kept) == 0 {
 			// No version the access may see: the answer a missing resource
 			// gets, not an empty history that would say it exists (nor a

@@ -629,7 +629,7 @@ func (p *Proxy) checkBatch(ctx context.Context, a *access, body []byte) *refusal
 			// access the search was authorised with (what it asked for,
 			// such as its matches' Provenances): access.nestedSearch.
 			sa := pl.ea
-			a.searches[i] = batchSearch{in: Interaction{Kind: in.Kind, Type: in.Type}, a: &sa}
+			a.searches[i] = batchSearch{in: Interaction{Kind: in.Kind, Type: in.Type, ID: in.ID}, a: &sa}
 		}
 		pl.in = in
 	}
