@@ -102,6 +102,7 @@ func FuzzBatchedSearches(f *testing.F) {
 				t.Fatalf("%q (token %d): batched as %q, on its own %q", search, which%5, sent.Entry[0].Request.URL, got[0].URL.RequestURI())
 			}
 		}
+		readable(t, fx, tok, result{body: nested})
 		if ids := entryIDs(result{body: nested}); !slices.Equal(ids, entryIDs(alone)) {
 			t.Fatalf("%q (token %d): batched %v, on its own %v", search, which%5, ids, entryIDs(alone))
 		}

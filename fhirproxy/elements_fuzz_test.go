@@ -57,6 +57,7 @@ func FuzzElementsAgree(f *testing.F) {
 		if r.status != 200 {
 			return // refused: nothing shown
 		}
+		readable(t, fx, tok, whole)
 		want, got := entryIDs(whole), entryIDs(r)
 		slices.Sort(want)
 		slices.Sort(got)

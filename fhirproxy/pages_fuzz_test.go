@@ -69,6 +69,7 @@ func FuzzPagesAgree(f *testing.F) {
 				t.Fatalf("%q (token %d, getpages %v): page %d (%s): %d %.300s", search, which%5, which/5%2 == 1, pages, next, r.status, r.raw)
 			}
 			got = append(got, entryIDs(r)...)
+			readable(t, fx, tok, r)
 			if n := r.next(); n != "" && !strings.HasPrefix(n, fx.base) {
 				t.Fatalf("%q: a next link off the proxy's base: %s", search, n)
 			}
@@ -80,4 +81,23 @@ func FuzzPagesAgree(f *testing.F) {
 			t.Fatalf("%q (token %d, getpages %v): page by page %v, on one page %v", search, which%5, which/5%2 == 1, got, want)
 		}
 	})
+}
+
+// readable asserts that every record an answer shows, a read of it shows
+// too, to the same token: no search, include or page is a way to a record
+// the token may not read (a search's REDACTED mark and totals aside).
+func readable(t *testing.T, fx *fixture, tok string, r result) {
+	t.Helper()
+	entries, _ := r.body["entry"].([]any)
+	for _, e := range entries {
+		res, _ := e.(map[string]any)["resource"].(map[string]any)
+		typ, _ := res["resourceType"].(string)
+		id, _ := res["id"].(string)
+		if typ == "" || id == "" || typ == "OperationOutcome" {
+			continue
+		}
+		if read := fx.do("GET", "/"+typ+"/"+url.PathEscape(id), tok, ""); read.status != 200 {
+			t.Fatalf("%s/%s is in an answer, but its read is %d: %.200s", typ, id, read.status, read.raw)
+		}
+	}
 }
