@@ -51,7 +51,9 @@ func FuzzBatchedSearches(f *testing.F) {
 		tok := tokens[int(which)%len(tokens)]
 		u, _ := json.Marshal(search)
 		fx.up.reset()
-		batched := fx.do("POST", "/", tok, `{"resourceType":"Bundle","type":"batch","entry":[{"request":{"method":"GET","url":`+string(u)+`}}]}`)
+		batched := fx.audited(t, func() result {
+			return fx.do("POST", "/", tok, `{"resourceType":"Bundle","type":"batch","entry":[{"request":{"method":"GET","url":`+string(u)+`}}]}`)
+		})
 		if batched.status != http.StatusOK {
 			return
 		}

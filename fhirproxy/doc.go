@@ -10,9 +10,10 @@
 // resources outside the compartment or beyond the grant's consent clearance
 // (security labels) are withheld, and a single one becomes the same 404 a
 // missing resource gives (its audit event, not the answer, says it was
-// withheld). Every request, allowed or refused, is audited;
-// refusals are FHIR OperationOutcomes, and nothing refused reaches the
-// upstream.
+// withheld). Every request, allowed or refused, is audited, a malformed
+// one too with the app, user and patient of its bearer token when the
+// token is good; refusals are FHIR OperationOutcomes, and nothing refused
+// reaches the upstream.
 //
 //	verifier, _ := authServer.Verifier("", "https://ehr.example.org/fhir")
 //	proxy := &fhirproxy.Proxy{Upstream: fhirServerURL, Verifier: verifier, Audit: sink}

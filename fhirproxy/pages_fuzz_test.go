@@ -64,7 +64,7 @@ func FuzzPagesAgree(f *testing.F) {
 			if pages > 12 {
 				t.Fatalf("%q (token %d): more than 12 pages", search, which%5)
 			}
-			r := fx.do("GET", next, tok, "")
+			r := fx.audited(t, func() result { return fx.do("GET", next, tok, "") })
 			if r.status != 200 {
 				t.Fatalf("%q (token %d, getpages %v): page %d (%s): %d %.300s", search, which%5, which/5%2 == 1, pages, next, r.status, r.raw)
 			}

@@ -327,10 +327,23 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		RequestID: header(r.Header, "X-Request-Id")}
 	a, ref := p.admit(r, &x.in, &x.acc)
 	in := &x.in
-	if a != nil {
-		ev := &x.ev
-		ev.ClientID, ev.UserID, ev.FHIRUser, ev.Scopes = a.tok.ClientID, a.tok.Subject, a.tok.FHIRUser, a.tok.Scope
-		ev.TokenID, ev.GrantID, ev.Patient = a.tok.ID, a.tok.GrantID, a.patient
+	switch {
+	case a != nil:
+		actedBy(&x.ev, a)
+	case ref != nil && ref.status != http.StatusUnauthorized:
+		// Refused before its token was read (a malformed request, a
+		// method override, a header too large): the refusal stands, and
+		// the event names the app, user and patient of a good bearer
+		// token, so that an app probing the proxy shows in the audit
+		// trail (found by a fuzzer asking every request's event for its
+		// client).
+		if raw, ok := smart.BearerToken(r); ok {
+			if tok, err := p.Verifier.Verify(r.Context(), raw); err == nil {
+				var who access
+				p.accessFor(&who, tok)
+				actedBy(&x.ev, &who)
+			}
+		}
 	}
 	x.ev.Interaction, x.ev.Resource = string(in.Kind), resourceRef(in, r.URL.Path)
 	if ref != nil {
@@ -343,6 +356,13 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	x.a = a // nil for the CapabilityStatement, which admit does not authorise
 	p.forward(w, r, x)
+}
+
+// actedBy names in the event who acts: the token's app, user, scopes,
+// grant and patient.
+func actedBy(ev *audit.Event, a *access) {
+	ev.ClientID, ev.UserID, ev.FHIRUser, ev.Scopes = a.tok.ClientID, a.tok.Subject, a.tok.FHIRUser, a.tok.Scope
+	ev.TokenID, ev.GrantID, ev.Patient = a.tok.ID, a.tok.GrantID, a.patient
 }
 
 // changes reports whether an interaction can change what the FHIR server

@@ -258,6 +258,45 @@ func TestTokenParameters(t *testing.T) {
 	}
 }
 
+// TestMalformedRequestsAudited: a request refused before its token is
+// read is audited naming the app, user and patient of a good token (found
+// by FuzzSearchForms, which asks every request's event for its client:
+// an app probing the proxy with malformed requests was nobody in the
+// audit trail). The refusal is the same with any token, or none.
+func TestMalformedRequestsAudited(t *testing.T) {
+	f := newFixture(t)
+	tok := f.token("launch/patient patient/Observation.rs", nil)
+	for _, c := range []struct {
+		name, method, target string
+		hdr                  []string
+		status               int
+	}{
+		{"a nameless chain", "GET", "/Observation?:Patient.name=One", nil, 400},
+		{"an encoded slash", "GET", "/Patient/p1%2F..%2Fp2", nil, 400},
+		{"a method override", "POST", "/Observation", []string{"X-HTTP-Method-Override", "DELETE"}, 400},
+		{"HEAD", "HEAD", "/Observation/lab-1", nil, 405},
+		{"XML", "GET", "/Observation?_format=xml", nil, 406},
+		{"a header too large", "GET", "/Observation", []string{"X-Padding", strings.Repeat("x", 17<<10)}, 431},
+	} {
+		for _, bearer := range []string{tok, "not-a-token", ""} {
+			f.audit.Reset()
+			r := f.do(c.method, c.target, bearer, "", c.hdr...)
+			events := f.audit.Events()
+			if r.status != c.status || len(events) != 1 || events[0].Outcome != audit.Failure {
+				t.Errorf("%s (bearer %.10q): %d with %d events, want %d and one failure", c.name, bearer, r.status, len(events), c.status)
+				continue
+			}
+			want := audit.Event{}
+			if bearer == tok {
+				want = audit.Event{ClientID: "app", UserID: "u1", Patient: "p1"}
+			}
+			if e := events[0]; e.ClientID != want.ClientID || e.UserID != want.UserID || e.Patient != want.Patient || bearer != "" && strings.Contains(fmt.Sprint(e), bearer) {
+				t.Errorf("%s (bearer %.10q): audited as client %q, user %q, patient %q", c.name, bearer, e.ClientID, e.UserID, e.Patient)
+			}
+		}
+	}
+}
+
 func TestPathAndQueryDifferentials(t *testing.T) {
 	f := newFixture(t)
 	tok := f.token("patient/*.rs", nil)

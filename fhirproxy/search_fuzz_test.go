@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/smartkit/smartkit/audit"
 )
 
 // FuzzSearchForms: a search POSTed to _search with a form body is the
@@ -42,10 +44,12 @@ func FuzzSearchForms(f *testing.F) {
 		fx.t = t
 		tok := tokens[int(which)%len(tokens)]
 		fx.up.reset()
-		get := fx.do("GET", "/Observation?"+query, tok, "")
+		get := fx.audited(t, func() result { return fx.do("GET", "/Observation?"+query, tok, "") })
 		gotGet := fx.up.requests()
 		fx.up.reset()
-		post := fx.do("POST", "/Observation/_search", tok, query, "Content-Type", "application/x-www-form-urlencoded")
+		post := fx.audited(t, func() result {
+			return fx.do("POST", "/Observation/_search", tok, query, "Content-Type", "application/x-www-form-urlencoded")
+		})
 		gotPost := fx.up.requests()
 		postBodies := slices.Clone(fx.up.bodies)
 		if get.status != post.status || len(gotGet) != len(gotPost) {
@@ -89,4 +93,25 @@ func orLists(q url.Values) url.Values {
 		}
 	}
 	return out
+}
+
+// audited runs one request and asserts that it was audited: exactly one
+// event, a failure for a refusal (4xx, 5xx), a success otherwise, and no
+// token in it.
+func (f *fixture) audited(t *testing.T, do func() result) result {
+	t.Helper()
+	f.audit.Reset()
+	r := do()
+	events := f.audit.Events()
+	if len(events) != 1 {
+		t.Fatalf("%d: %d audit events, want 1", r.status, len(events))
+	}
+	want := audit.Success
+	if r.status >= 400 {
+		want = audit.Failure
+	}
+	if e := events[0]; e.Outcome != want || e.ClientID == "" {
+		t.Fatalf("%d: audited as %q by %q, want %q", r.status, e.Outcome, e.ClientID, want)
+	}
+	return r
 }
