@@ -645,6 +645,22 @@ func TestWrites(t *testing.T) {
 			}
 		}
 	}
+	// And one whose result is bound to what the proxy judges no Binary or
+	// Provenance by (another Binary): found by FuzzWritesAgree, it was
+	// written and answered 404, where in a transaction it was 201.
+	f.up.mu.Lock()
+	f.up.resources["Binary/b2"] = map[string]any{"resourceType": "Binary", "id": "b2", "contentType": "text/plain", "securityContext": map[string]any{"reference": "Patient/p2"}}
+	f.up.mu.Unlock()
+	clinician := f.token("user/Binary.crs user/Provenance.crs user/Patient.rs user/Practitioner.rs", nil)
+	for target, body := range map[string]string{
+		"/Binary":     `{"resourceType":"Binary","contentType":"text/plain","data":"aGk=","securityContext":{"reference":"Binary/b2"}}`,
+		"/Provenance": `{"resourceType":"Provenance","recorded":"2026-11-02T10:00:00Z","target":[{"reference":"Binary/b2"}],"agent":[{"who":{"reference":"Practitioner/dr"}}]}`,
+	} {
+		f.up.reset()
+		if r := f.do("POST", target, clinician, body); r.status != 201 || r.raw != "" || r.header.Get("Location") == "" || len(f.writes()) != 1 {
+			t.Errorf("%s bound to another Binary: %d %q %q, written %q", target, r.status, r.raw, r.header.Get("Location"), f.writes())
+		}
+	}
 	if r := f.do("DELETE", "/Observation/lab-2", tok, ""); r.status != 404 {
 		t.Errorf("delete of another patient's record: %d", r.status)
 	}

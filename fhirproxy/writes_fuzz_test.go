@@ -3,8 +3,10 @@ package fhirproxy_test
 import (
 	"encoding/json"
 	"net/http"
+	"reflect"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 // FuzzPatientWrites holds the proxy's core write invariant over fuzzed
@@ -168,4 +170,106 @@ func eachObject(v any, fn func(map[string]any)) {
 			eachObject(e, fn)
 		}
 	}
+}
+
+// FuzzWritesAgree: a write in a transaction or a batch is decided as the
+// same write on its own, and what goes upstream is the same content: a
+// create, an update, a Binary bound to a record, a Provenance about one,
+// by a patient app, a clinician short of every label and a constrained
+// writer. A check one way runs and the other skips would break it.
+func FuzzWritesAgree(f *testing.F) {
+	for _, refs := range [][3]string{
+		{"Patient/p1", "Practitioner/dr", "Observation/lab-1"}, {"Patient/p2", "Practitioner/dr", "Observation/lab-1"},
+		{"Patient/p1", "Patient/p2", "Observation/vs-1"}, {"Patient/p1", "Practitioner/dr", "Observation/psy-1"},
+		{"Patient/p1", "Practitioner/dr", "Observation/lab-2"}, {"Patient/p1", "Practitioner/dr", "Binary/b2"},
+		{"Patient/p1", "Practitioner/dr", "Observation/lab-1/_history/1"}, {"Patient/p1", "Observation/lab-2", "Encounter/e1"},
+	} {
+		for form := range uint8(12) {
+			f.Add(refs[0], refs[1], refs[2], "laboratory", form)
+		}
+	}
+	fx := newFixture(&testing.T{})
+	fx.up.mu.Lock()
+	fx.up.resources["Binary/b2"] = map[string]any{"resourceType": "Binary", "id": "b2", "contentType": "text/plain", "securityContext": map[string]any{"reference": "Patient/p2"}}
+	fx.up.resources["Encounter/e1"] = map[string]any{"resourceType": "Encounter", "id": "e1", "status": "finished", "class": map[string]any{"code": "AMB"}, "subject": map[string]any{"reference": "Patient/p1"}}
+	fx.up.mu.Unlock()
+	tokens := []string{
+		fx.token("launch/patient patient/Observation.cruds patient/Binary.crs patient/Provenance.c patient/Patient.rs patient/Encounter.rs patient/Practitioner.rs", nil),
+		fx.token("user/Observation.cruds user/Binary.crs user/Provenance.crs user/Patient.rs user/Encounter.rs user/Practitioner.rs", nil),
+		fx.token("launch/patient patient/Observation.cu?category=laboratory patient/Observation.rs patient/Patient.rs patient/Practitioner.rs", everyLabel()),
+	}
+	f.Fuzz(func(t *testing.T, subject, performer, other, category string, form uint8) {
+		for _, v := range []string{subject, performer, other, category} {
+			if !utf8.ValidString(v) || strings.ContainsAny(v, "\"\\") || hasControlByte(v) {
+				return // each goes into JSON as written
+			}
+		}
+		fx.t = t
+		tok := tokens[int(form/4)%len(tokens)]
+		obsJSON := func(id string) string {
+			return `{"resourceType":"Observation",` + id + `"status":"final","category":[{"coding":[{"code":"` + category + `"}]}],"code":{"text":"x"},` +
+				`"subject":{"reference":"` + subject + `"},"performer":[{"reference":"` + performer + `"}],"derivedFrom":[{"reference":"` + other + `"}]}`
+		}
+		method, url, body := http.MethodPost, "Observation", obsJSON("")
+		switch form % 4 {
+		case 1:
+			method, url, body = http.MethodPut, "Observation/lab-1", obsJSON(`"id":"lab-1",`)
+		case 2:
+			url, body = "Binary", `{"resourceType":"Binary","contentType":"text/plain","data":"aGk=","securityContext":{"reference":"`+other+`"}}`
+		case 3:
+			url, body = "Provenance", `{"resourceType":"Provenance","recorded":"2026-11-02T10:00:00Z","target":[{"reference":"`+other+
+				`"}],"agent":[{"who":{"reference":"`+performer+`"}}]}`
+		}
+		// sent is the content of the last write the upstream received: a
+		// body on its own, a Bundle's one entry's resource.
+		sent := func(bundled bool) any {
+			fx.up.mu.Lock()
+			defer fx.up.mu.Unlock()
+			for i := len(fx.up.got) - 1; i >= 0; i-- {
+				if fx.up.got[i].Method == http.MethodGet {
+					continue
+				}
+				var doc map[string]any
+				_ = json.Unmarshal([]byte(fx.up.bodies[i]), &doc)
+				if bundled {
+					entries, _ := doc["entry"].([]any)
+					if len(entries) != 1 {
+						return nil
+					}
+					return entries[0].(map[string]any)["resource"]
+				}
+				return doc
+			}
+			return nil
+		}
+		fx.up.reset()
+		alone := fx.do(method, "/"+url, tok, body)
+		aloneSent := sent(false)
+		for _, typ := range []string{"transaction", "batch"} {
+			fx.up.reset()
+			r := fx.do("POST", "/", tok, bundle(typ, entry("", method, url, body)))
+			entries, _ := r.body["entry"].([]any)
+			status := ""
+			if len(entries) == 1 {
+				status, _ = entries[0].(map[string]any)["response"].(map[string]any)["status"].(string)
+			}
+			allowed := r.status == http.StatusOK && strings.HasPrefix(status, "2")
+			if allowed != (alone.status/100 == 2) {
+				t.Fatalf("%s %s (token %d): on its own %d %.200s; in a %s %d %q %.200s", method, url, form/4%3, alone.status, alone.raw, typ, r.status, status, r.raw)
+			}
+			if got := sent(true); allowed && !reflect.DeepEqual(got, aloneSent) {
+				t.Fatalf("%s %s (token %d): on its own %v went upstream; in a %s %v", method, url, form/4%3, aloneSent, typ, got)
+			}
+		}
+	})
+}
+
+// hasControlByte reports whether s holds a byte below 0x20.
+func hasControlByte(s string) bool {
+	for i := range len(s) {
+		if s[i] < 0x20 {
+			return true
+		}
+	}
+	return false
 }
