@@ -87,7 +87,8 @@
 // US Core has apps fetch them, each target then an entry the Bundle keeps
 // before it (as servers write them). Another patient's Provenance, one
 // about a withheld record, about nothing or about another server's records
-// reads as missing, as it does in a batch. It may create a Provenance
+// reads as missing; in a batch, a read of a Binary or a Provenance is
+// judged as on its own, its records read. It may create a Provenance
 // about its patient's records (each target read and judged so, or the
 // fullUrl of a record of the compartment's types the same transaction
 // writes: a reading filed with its provenance), never change or remove
@@ -180,8 +181,10 @@
 // targets; in a Bundle, a Provenance after the records it is about
 // (_revinclude=Provenance:target, $everything) is judged by them as they
 // went, and any other (a search of Provenance, a history, one that came
-// first) by reading its targets (one withheld for a withheld target marks
-// the Bundle REDACTED, as the record would), each record once a response and at most
+// first, a batched read; with patient context a batched read only) by
+// reading its targets, as a Binary in a Bundle is by reading its
+// securityContext (one withheld for a withheld record marks the Bundle
+// REDACTED, as the record would), each record once a response and at most
 // 50 of them (one about a record past those is left out, and the Bundle
 // loses its total; a search of Provenance is sent with a _count of at most
 // 50, so that a page of them rarely needs more). What a clearance

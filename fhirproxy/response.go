@@ -789,15 +789,20 @@ func (a *access) inspectBody(in Interaction, body []byte) ([]byte, []*projection
 				continue
 			}
 			v := a.judgeEntry(e, body[e.resStart:e.resEnd])
+			if v == needsContext && e.res.ResourceType != "Provenance" {
+				// A Binary, judged by its securityContext as a read of it
+				// is, reading it (a batched read, a search of Binary).
+				v = a.targets.judge(a, &e.res)
+			}
 			if v == needsContext && e.res.ResourceType == "Provenance" {
 				// With the records it is about (_revinclude=Provenance:target),
 				// after them, as servers write it and as a streamed Bundle
 				// can judge it; else by them as the proxy reads them. (A
 				// batch's entries follow no record.)
 				if batch {
-					v = a.judgeProvenance(&e.res, nil)
+					v = a.judgeProvenance(&e.res, nil, false)
 				} else {
-					v = a.judgeProvenance(&e.res, keys)
+					v = a.judgeProvenance(&e.res, keys, true)
 				}
 			}
 			switch {

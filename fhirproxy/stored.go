@@ -357,18 +357,20 @@ const maxTargets = 8
 // left out).
 const maxTargetReads = 50
 
-// targetReader judges, in a response inspected without patient context
-// and with labels judged, a Provenance the Bundle did not keep after its
-// targets (a Provenance search, a history, another reverse include, or
-// one that came first): it goes if each target, read from the upstream,
-// may be seen (judgeRecord). Each record is read once a response, at most
-// maxTargetReads. With patient context a Provenance goes only after the
-// patient's records it is about (access.provenanceKept), and a patient
-// app cannot search Provenance. The zero value (p nil) judges nothing.
+// targetReader judges, in a response inspected for a patient or for
+// labels, a bound resource (a Binary, a Provenance) in a Bundle by the
+// records it is bound to, as a read of it on its own is judged
+// (judgeContext): a Provenance the Bundle did not keep after its targets
+// (a Provenance search, a history, another reverse include, one that came
+// first, a batched read), a Binary a search or a batch holds. It goes if
+// each record, read from the upstream, may be seen (judgeRecord; with
+// patient context a Provenance's must be the patient's). Each record is
+// read once a response, at most maxTargetReads. The zero value (p nil)
+// judges nothing.
 type targetReader struct {
 	p      *Proxy
 	ctx    context.Context
-	judged map[string]verdict // by Type/id: what the access may see of it
+	judged map[string]verdict // by Type/id (and "own" after it, as judgeRecord's own): what the access may see of it
 	// failed: a read failed (the upstream, or a batch's spent reads): no
 	// more are tried for this response, so a hung upstream costs one
 	// timeout, not one a Provenance.
@@ -380,7 +382,7 @@ type targetReader struct {
 
 // readTargets readies a.targets for a response to a.
 func (p *Proxy) readTargets(ctx context.Context, a *access) {
-	if a.patient == "" && !a.unrestricted {
+	if !a.seesAll() {
 		a.targets = targetReader{p: p, ctx: ctx}
 	}
 }
@@ -394,23 +396,28 @@ func (t *targetReader) judge(a *access, pr *projection) verdict {
 	if t.p == nil || len(refs) == 0 {
 		return drop
 	}
+	own := a.patient != "" && pr.ResourceType == "Provenance" // as judgeContext has it
 	for _, r := range refs {
 		ref, ok := a.localRef(r.Reference)
 		if !ok {
 			return drop
 		}
-		v, ok := t.judged[ref]
+		key := ref
+		if own {
+			key += " own"
+		}
+		v, ok := t.judged[key]
 		if !ok {
 			if t.failed || len(t.judged) >= cmp.Or(t.most, maxTargetReads) {
 				return drop
 			}
 			var failure *refusal
-			v, failure = t.p.judgeRecord(t.ctx, a, ref, false)
+			v, failure = t.p.judgeRecord(t.ctx, a, ref, own)
 			t.failed = failure != nil
 			if t.judged == nil {
 				t.judged = map[string]verdict{}
 			}
-			t.judged[ref] = v
+			t.judged[key] = v
 		}
 		if v != keep {
 			return v // withhold: the Bundle is marked REDACTED, as for the record itself
@@ -442,12 +449,17 @@ const maxKeys = 4096
 
 // judgeProvenance judges a Provenance in a Bundle that judge bound to its
 // targets (needsContext): kept when it follows each record it is about
-// (provenanceKept, over keys: nil where none may be followed), else as
-// the access's targetReader reads them (without patient context). Whole
-// and streamed Bundles alike.
-func (a *access) judgeProvenance(p *projection, keys map[string]bool) verdict {
-	if a.provenanceKept(p, keys) {
+// (provenanceKept, over keys), else as the access's targetReader reads
+// them; with patient context, in a search (search), it goes after the
+// patient's records it is about or not at all, and only a batch's entries,
+// which follow no record, are judged by reading. Whole and streamed
+// Bundles alike.
+func (a *access) judgeProvenance(p *projection, keys map[string]bool, search bool) verdict {
+	switch {
+	case a.provenanceKept(p, keys):
 		return keep
+	case search && a.patient != "":
+		return drop
 	}
 	return a.targets.judge(a, p)
 }
