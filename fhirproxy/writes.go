@@ -608,13 +608,15 @@ func (p *Proxy) checkBatch(ctx context.Context, a *access, body []byte) *refusal
 		// and a search whose chains the proxy resolves with reads of its
 		// own (chains.go); and a conditional read's conditions would be
 		// lost in an entry written anew.
-		onItsOwn := refuse(http.StatusForbidden, "forbidden", "batch entry "+itoa(i)+" needs constraints the proxy applies only to a request on its own; send it on its own")
+		onItsOwn := func() *refusal {
+			return refuse(http.StatusForbidden, "forbidden", "batch entry "+itoa(i)+" needs constraints the proxy applies only to a request on its own; send it on its own")
+		}
 		if in.chained || pl.ea.constrained != "" && (!typeSearch || !pl.ea.holdMatches(&in)) {
-			return onItsOwn
+			return onItsOwn()
 		}
 		if encodeQuery(in.Params) != orig {
 			if !searches || e.Conditional {
-				return onItsOwn
+				return onItsOwn()
 			}
 			in.post, pl.method, pl.rebuilt = false, http.MethodGet, true
 		}
