@@ -1245,5 +1245,21 @@ func TestEverythingAgreesWithSearches(t *testing.T) {
 		if len(everything) == 0 || len(only) > 0 || len(missing) > 0 {
 			t.Errorf("%s: $everything has %d records; %v only there, %v only in the searches", scope, len(everything), only, missing)
 		}
+		// Narrowed by _type, it answers that type's part of the whole.
+		for typ := range types {
+			part, code := records(tok, sb.FHIRBase+"/Patient/pt-001/$everything?_type="+typ)
+			want := map[string]bool{}
+			for key := range everything {
+				if strings.HasPrefix(key, typ+"/") {
+					want[key] = true
+				}
+			}
+			if code == http.StatusForbidden && len(want) == 0 {
+				continue // a type the token may not read: refused, and none of it in the whole
+			}
+			if code != http.StatusOK || !maps.Equal(part, want) {
+				t.Errorf("%s: $everything?_type=%s: %d %v, the whole's %v", scope, typ, code, slices.Sorted(maps.Keys(part)), slices.Sorted(maps.Keys(want)))
+			}
+		}
 	}
 }
