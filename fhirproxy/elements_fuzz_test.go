@@ -26,17 +26,10 @@ func FuzzElementsAgree(f *testing.F) {
 		}
 	}
 	fx := newFixture(&testing.T{})
-	tokens := []string{
-		fx.token("launch/patient patient/Observation.rs patient/Condition.rs patient/Patient.rs patient/Practitioner.rs patient/Provenance.rs", nil),
-		fx.token("launch/patient patient/Observation.rs?category=laboratory patient/Patient.rs", everyLabel()),
-		fx.token("user/Observation.rs?category=laboratory user/Patient.rs user/Practitioner.rs", nil),
-		fx.token("user/Observation.rs user/Condition.rs user/Patient.rs user/Provenance.rs", nil),
-		fx.token("user/Observation.rs user/Patient.rs", everyLabel()),
-	}
+	tokens := endToEndTokens(fx)
 	summaries := []string{"true", "text", "data", "false"}
 	f.Fuzz(func(t *testing.T, search, elements string, which uint8) {
-		if _, err := url.ParseRequestURI("/" + search); err != nil || strings.ContainsAny(search, " #\t\r\n") || !utf8.ValidString(search) || !utf8.ValidString(elements) ||
-			strings.Contains(search, "_elements") || strings.Contains(search, "_summary") || strings.HasPrefix(search, "/") {
+		if !requestTarget(search) || !utf8.ValidString(elements) || strings.Contains(search, "_elements") || strings.Contains(search, "_summary") {
 			return
 		}
 		fx.t = t

@@ -5,7 +5,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"unicode/utf8"
 )
 
 // FuzzPagesAgree: a search answered page by page, its next links followed
@@ -28,16 +27,9 @@ func FuzzPagesAgree(f *testing.F) {
 	}
 	fx := newFixture(&testing.T{})
 	fx.proxy.Base = fx.base // (read once, before the first request)
-	tokens := []string{
-		fx.token("launch/patient patient/Observation.rs patient/Condition.rs patient/Patient.rs patient/Practitioner.rs", nil),
-		fx.token("launch/patient patient/Observation.rs?category=laboratory patient/Patient.rs", everyLabel()),
-		fx.token("user/Observation.rs?category=laboratory user/Patient.rs user/Practitioner.rs", nil),
-		fx.token("user/Observation.rs user/Condition.rs user/Patient.rs", everyLabel()),
-		fx.token("user/Observation.rs user/Patient.rs", nil),
-	}
+	tokens := endToEndTokens(fx)
 	f.Fuzz(func(t *testing.T, search string, which uint8) {
-		if _, err := url.ParseRequestURI("/" + search); err != nil || strings.ContainsAny(search, " #\t\r\n") || !utf8.ValidString(search) ||
-			strings.Contains(search, "_count") || strings.Contains(search, "_offset") || strings.Contains(search, "_getpages") || strings.HasPrefix(search, "/") {
+		if !requestTarget(search) || strings.Contains(search, "_count") || strings.Contains(search, "_offset") || strings.Contains(search, "_getpages") {
 			return // not one request target, or one that pages itself
 		}
 		fx.t = t

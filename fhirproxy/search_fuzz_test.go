@@ -7,7 +7,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"unicode/utf8"
 
 	"github.com/smartkit/smartkit/audit"
 )
@@ -30,16 +29,10 @@ func FuzzSearchForms(f *testing.F) {
 		}
 	}
 	fx := newFixture(&testing.T{})
-	tokens := []string{
-		fx.token("launch/patient patient/Observation.rs patient/Condition.rs patient/Provenance.rs", nil),
-		fx.token("launch/patient patient/Observation.rs?category=laboratory", everyLabel()),
-		fx.token("user/Observation.rs?category=laboratory user/Patient.rs", nil),
-		fx.token("user/Observation.rs user/Condition.rs", everyLabel()),
-		fx.token("user/Observation.rs user/Patient.rs", nil),
-	}
+	tokens := endToEndTokens(fx)
 	f.Fuzz(func(t *testing.T, query string, which uint8) {
-		if _, err := url.ParseRequestURI("/Observation?" + query); err != nil || strings.ContainsAny(query, " #\t\r\n") || !utf8.ValidString(query) {
-			return // not one request target
+		if !requestTarget("Observation?" + query) {
+			return
 		}
 		fx.t = t
 		tok := tokens[int(which)%len(tokens)]
