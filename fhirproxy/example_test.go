@@ -274,3 +274,78 @@ func exampleProxy(upstream string, options ...func(*fhirproxy.Proxy)) (fhirBase 
 	}
 	return fhirBase, tokenFor, site.Close
 }
+
+// A patient app batches its start-up searches without naming its patient:
+// the proxy sends each search with the patient it adds (and any constraint
+// of the app's scopes), and judges each answer as that search's own, so a
+// record of another patient that a careless server returns stays out.
+func ExampleProxy_batchedSearches() {
+	fhirServer := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var batch struct {
+			Entry []struct{ Request struct{ URL string } }
+		}
+		_ = json.NewDecoder(r.Body).Decode(&batch)
+		var answers []string
+		for _, e := range batch.Entry {
+			fmt.Println("the FHIR server searches", e.Request.URL)
+			answers = append(answers, `{"resource":{"resourceType":"Bundle","type":"searchset","entry":[`+
+				`{"resource":{"resourceType":"Observation","id":"mine","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/123"}},"search":{"mode":"match"}},`+
+				`{"resource":{"resourceType":"Observation","id":"theirs","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/456"}},"search":{"mode":"match"}}`+
+				`]},"response":{"status":"200 OK"}}`)
+		}
+		w.Header().Set("Content-Type", "application/fhir+json")
+		fmt.Fprint(w, `{"resourceType":"Bundle","type":"batch-response","entry":[`+strings.Join(answers, ",")+`]}`)
+	}))
+	defer fhirServer.Close()
+
+	mux := http.NewServeMux()
+	site := httptest.NewServer(mux)
+	defer site.Close()
+	fhirBase := site.URL + "/fhir"
+	keys, _ := smart.GenerateKeys()
+	keySet, _ := smart.NewKeySet(keys)
+	auth := &smart.Server{BaseURL: site.URL + "/auth", Tenants: []smart.Tenant{{FHIRBases: []string{fhirBase}}},
+		Clients: &smart.MemoryClients{}, Store: &smart.MemoryStore{}, Keys: keySet, Audit: &audit.Memory{},
+		Authenticator: smart.AuthenticatorFunc(func(http.ResponseWriter, *http.Request) (smart.User, bool) { return smart.User{}, false })}
+	verifier, err := auth.Verifier("", fhirBase)
+	if err != nil {
+		log.Fatal(err)
+	}
+	upstream, _ := url.Parse(fhirServer.URL)
+	mux.Handle("/fhir/", http.StripPrefix("/fhir", &fhirproxy.Proxy{Upstream: upstream, Verifier: verifier, Audit: &audit.Memory{}}))
+
+	tok, _ := auth.Mint(context.Background(), "", smart.Grant{ClientID: "app", UserID: "u", FHIRUser: "Patient/123",
+		Scope: "patient/Observation.rs", Context: launch.Context{Patient: "123"}}, time.Hour)
+	batch := `{"resourceType":"Bundle","type":"batch","entry":[` +
+		`{"request":{"method":"GET","url":"Observation?category=laboratory"}},{"request":{"method":"GET","url":"Observation?code=8867-4"}}]}`
+	req, _ := http.NewRequest("POST", fhirBase, strings.NewReader(batch))
+	req.Header.Set("Authorization", "Bearer "+tok)
+	req.Header.Set("Content-Type", "application/fhir+json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var answer struct {
+		Entry []struct {
+			Resource struct {
+				Entry []struct{ Resource struct{ ID string } }
+			}
+		}
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&answer); err != nil {
+		log.Fatal(err)
+	}
+	for i, e := range answer.Entry {
+		var ids []string
+		for _, m := range e.Resource.Entry {
+			ids = append(ids, m.Resource.ID)
+		}
+		fmt.Println("search", i, "answered", ids)
+	}
+	// Output:
+	// the FHIR server searches Observation?category=laboratory&patient=Patient%2F123
+	// the FHIR server searches Observation?code=8867-4&patient=Patient%2F123
+	// search 0 answered [mine]
+	// search 1 answered [mine]
+}
