@@ -145,9 +145,10 @@
 // An instance history with no visible version is a 404, and so are a vread
 // and an instance history of a resource the token may not see as it is now
 // (moved to another patient, or labelled, after the version was written):
-// the current version is read first. A write whose stored result the token may
-// not read is answered like Prefer: return=minimal (status and Location, no
-// body); under a constrained read it is read when the proxy sees it match
+// the current version is read first; one holding another record is the
+// server's error (502), as that version's vread is. A write whose stored
+// result the token may not read is answered like Prefer: return=minimal
+// (status and Location, no body, whatever made it unreadable); under a constrained read it is read when the proxy sees it match
 // the constraint (see Constrained writes). A create or an instance write takes no query parameters but
 // _format, and a conditional write's are search criteria only: server
 // instructions such as HAPI's _cascade=delete, which deletes beyond the
