@@ -1,6 +1,7 @@
 package fhirproxy_test
 
 import (
+	"iter"
 	"maps"
 	"net/http"
 	"slices"
@@ -31,64 +32,60 @@ func TestReadsAgreeWithSearches(t *testing.T) {
 	}
 	f.up.mu.Unlock()
 	sort.Strings(keys)
-	for _, scope := range []string{
+	for grant, tok := range f.grants(
 		"launch/patient patient/*.rs",
 		"launch/patient patient/Observation.rs patient/Patient.r",
 		"launch/patient patient/Observation.rs?category=laboratory patient/Provenance.rs",
 		"user/*.rs",
 		"user/Observation.rs?category=laboratory user/Patient.rs",
 		"system/*.rs",
-	} {
-		for _, clearance := range []string{"default", "every label"} {
-			tok := f.token(scope, nil)
-			if clearance == "every label" {
-				tok = f.token(scope, everyLabel())
+	) {
+		for _, key := range keys {
+			typ, id, _ := strings.Cut(key, "/")
+			name := grant + " " + key
+			read := f.do("GET", "/"+key, tok, "")
+			shown := read.status == http.StatusOK
+			if !shown && read.status != http.StatusNotFound && read.status != http.StatusForbidden {
+				t.Errorf("%s: read %d %.200s", name, read.status, read.raw)
+				continue
 			}
-			for _, key := range keys {
-				typ, id, _ := cutKey(key)
-				name := scope + " (" + clearance + ") " + key
-				read := f.do("GET", "/"+key, tok, "")
-				shown := read.status == http.StatusOK
-				if !shown && read.status != http.StatusNotFound && read.status != http.StatusForbidden {
-					t.Errorf("%s: read %d %.200s", name, read.status, read.raw)
-					continue
+			if read.status == http.StatusForbidden {
+				continue // the type is not the token's: nothing to compare
+			}
+			if search := f.do("GET", "/"+typ+"?_id="+id, tok, ""); search.status == http.StatusOK {
+				if found := slices.Contains(entryIDs(search), id); found != shown {
+					t.Errorf("%s: the read shows it: %v, the search by _id: %v", name, shown, found)
 				}
-				if read.status == http.StatusForbidden {
-					continue // the type is not the token's: nothing to compare
-				}
-				if search := f.do("GET", "/"+typ+"?_id="+id, tok, ""); search.status == http.StatusOK {
-					if found := slices.Contains(entryIDs(search), id); found != shown {
-						t.Errorf("%s: the read shows it: %v, the search by _id: %v", name, shown, found)
-					}
-				}
-				batch := f.do("POST", "/", tok, bundle("batch", entry("", "GET", key, "")))
-				if batch.status != http.StatusOK {
-					continue // refused whole (a read that must go on its own)
-				}
-				entries, _ := batch.body["entry"].([]any)
-				if len(entries) != 1 {
-					t.Errorf("%s: the batch answered %d entries", name, len(entries))
-					continue
-				}
-				e, _ := entries[0].(map[string]any)
-				status, _ := e["response"].(map[string]any)["status"].(string)
-				res, _ := e["resource"].(map[string]any)
-				if found := res != nil && res["id"] == id; found != shown || !found && status[:3] != "404" {
-					t.Errorf("%s: the read shows it: %v, the batched read: %q %v", name, shown, status, res != nil)
-				}
+			}
+			batch := f.do("POST", "/", tok, bundle("batch", entry("", "GET", key, "")))
+			if batch.status != http.StatusOK {
+				continue // refused whole (a read that must go on its own)
+			}
+			entries, _ := batch.body["entry"].([]any)
+			if len(entries) != 1 {
+				t.Errorf("%s: the batch answered %d entries", name, len(entries))
+				continue
+			}
+			e, _ := entries[0].(map[string]any)
+			status, _ := e["response"].(map[string]any)["status"].(string)
+			res, _ := e["resource"].(map[string]any)
+			if found := res != nil && res["id"] == id; found != shown || !found && status[:3] != "404" {
+				t.Errorf("%s: the read shows it: %v, the batched read: %q %v", name, shown, status, res != nil)
 			}
 		}
 	}
 }
 
-// cutKey splits "Type/id".
-func cutKey(key string) (typ, id string, ok bool) {
-	for i := range len(key) {
-		if key[i] == '/' {
-			return key[:i], key[i+1:], true
+// grants yields, for each scope, a token under the default clearance
+// and one clearing every label, each with its name.
+func (f *fixture) grants(scopes ...string) iter.Seq2[string, string] {
+	return func(yield func(string, string) bool) {
+		for _, scope := range scopes {
+			if !yield(scope+" (default)", f.token(scope, nil)) || !yield(scope+" (every label)", f.token(scope, everyLabel())) {
+				return
+			}
 		}
 	}
-	return key, "", false
 }
 
 // TestHistoryAgreesWithVReads: for every token, the versions an instance
@@ -123,46 +120,40 @@ func TestHistoryAgreesWithVReads(t *testing.T) {
 		f.up.resources[k] = versioned(f.up.resources[k], strconv.Itoa(len(f.up.versions[k])+1))
 	}
 	f.up.mu.Unlock()
-	for _, scope := range []string{
+	for grant, tok := range f.grants(
 		"launch/patient patient/*.rs",
 		"launch/patient patient/Observation.rs?category=laboratory",
 		"user/*.rs",
 		"user/Observation.rs?category=laboratory",
-	} {
-		for _, clearance := range []string{"default", "every label"} {
-			tok := f.token(scope, nil)
-			if clearance == "every label" {
-				tok = f.token(scope, everyLabel())
+	) {
+		for _, key := range keys {
+			name := grant + " " + key
+			history := f.do("GET", "/"+key+"/_history", tok, "")
+			shown := map[string]bool{}
+			switch history.status {
+			case http.StatusOK:
+				entries, _ := history.body["entry"].([]any)
+				for _, e := range entries {
+					res, _ := e.(map[string]any)["resource"].(map[string]any)
+					meta, _ := res["meta"].(map[string]any)
+					if v, _ := meta["versionId"].(string); v != "" {
+						shown[v] = true
+					}
+				}
+			case http.StatusNotFound, http.StatusForbidden:
+			default:
+				t.Errorf("%s: history %d %.200s", name, history.status, history.raw)
 			}
-			for _, key := range keys {
-				name := scope + " (" + clearance + ") " + key
-				history := f.do("GET", "/"+key+"/_history", tok, "")
-				shown := map[string]bool{}
-				switch history.status {
-				case http.StatusOK:
-					entries, _ := history.body["entry"].([]any)
-					for _, e := range entries {
-						res, _ := e.(map[string]any)["resource"].(map[string]any)
-						meta, _ := res["meta"].(map[string]any)
-						if v, _ := meta["versionId"].(string); v != "" {
-							shown[v] = true
-						}
-					}
-				case http.StatusNotFound, http.StatusForbidden:
-				default:
-					t.Errorf("%s: history %d %.200s", name, history.status, history.raw)
-				}
-				if len(shown) == 0 && history.status == http.StatusOK {
-					t.Errorf("%s: a history of no version: %.200s", name, history.raw)
-				}
-				f.up.mu.Lock()
-				n := len(f.up.versions[key]) + 1
-				f.up.mu.Unlock()
-				for v := 1; v <= n; v++ {
-					vread := f.do("GET", "/"+key+"/_history/"+strconv.Itoa(v), tok, "")
-					if got := vread.status == http.StatusOK; got != shown[strconv.Itoa(v)] {
-						t.Errorf("%s: version %d: the history shows it: %v, its vread: %d", name, v, shown[strconv.Itoa(v)], vread.status)
-					}
+			if len(shown) == 0 && history.status == http.StatusOK {
+				t.Errorf("%s: a history of no version: %.200s", name, history.raw)
+			}
+			f.up.mu.Lock()
+			n := len(f.up.versions[key]) + 1
+			f.up.mu.Unlock()
+			for v := 1; v <= n; v++ {
+				vread := f.do("GET", "/"+key+"/_history/"+strconv.Itoa(v), tok, "")
+				if got := vread.status == http.StatusOK; got != shown[strconv.Itoa(v)] {
+					t.Errorf("%s: version %d: the history shows it: %v, its vread: %d", name, v, shown[strconv.Itoa(v)], vread.status)
 				}
 			}
 		}

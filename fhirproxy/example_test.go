@@ -297,25 +297,10 @@ func ExampleProxy_batchedSearches() {
 		fmt.Fprint(w, `{"resourceType":"Bundle","type":"batch-response","entry":[`+strings.Join(answers, ",")+`]}`)
 	}))
 	defer fhirServer.Close()
+	fhirBase, tokenFor, stop := exampleProxy(fhirServer.URL)
+	defer stop()
 
-	mux := http.NewServeMux()
-	site := httptest.NewServer(mux)
-	defer site.Close()
-	fhirBase := site.URL + "/fhir"
-	keys, _ := smart.GenerateKeys()
-	keySet, _ := smart.NewKeySet(keys)
-	auth := &smart.Server{BaseURL: site.URL + "/auth", Tenants: []smart.Tenant{{FHIRBases: []string{fhirBase}}},
-		Clients: &smart.MemoryClients{}, Store: &smart.MemoryStore{}, Keys: keySet, Audit: &audit.Memory{},
-		Authenticator: smart.AuthenticatorFunc(func(http.ResponseWriter, *http.Request) (smart.User, bool) { return smart.User{}, false })}
-	verifier, err := auth.Verifier("", fhirBase)
-	if err != nil {
-		log.Fatal(err)
-	}
-	upstream, _ := url.Parse(fhirServer.URL)
-	mux.Handle("/fhir/", http.StripPrefix("/fhir", &fhirproxy.Proxy{Upstream: upstream, Verifier: verifier, Audit: &audit.Memory{}}))
-
-	tok, _ := auth.Mint(context.Background(), "", smart.Grant{ClientID: "app", UserID: "u", FHIRUser: "Patient/123",
-		Scope: "patient/Observation.rs", Context: launch.Context{Patient: "123"}}, time.Hour)
+	tok := tokenFor("patient/Observation.rs", "123")
 	batch := `{"resourceType":"Bundle","type":"batch","entry":[` +
 		`{"request":{"method":"GET","url":"Observation?category=laboratory"}},{"request":{"method":"GET","url":"Observation?code=8867-4"}}]}`
 	req, _ := http.NewRequest("POST", fhirBase, strings.NewReader(batch))

@@ -273,7 +273,7 @@ type access struct {
 	found []bool
 	// searches are, by entry, the searches and histories (zero for the
 	// other entries), each answered with a Bundle of what it found, which
-	// is inspected as that search's answer (access.nestedSearch).
+	// is inspected as that search's answer (batchSearch.inspect).
 	searches []batchSearch
 	// entries is what the judged writes of one batch or transaction share
 	// (checkBatch); nil outside one, and for an access that sees all.

@@ -754,6 +754,17 @@ func (a *access) inspectBody(in Interaction, body []byte) ([]byte, []*projection
 				relinked = relinked || entries[i].moved()
 			}
 		}
+		if in.Kind == HistoryInstance {
+			// Every version is the record's (found by a test holding the
+			// history to each version's vread: another record in it went
+			// out judged as itself, where its vread is a 502), checked
+			// before any is judged (and a bound one's records read).
+			for i := range entries {
+				if e := &entries[i]; e.hasRes && (e.res.ResourceType != in.Type || e.res.ID != in.ID) {
+					return nil, nil, refuse(http.StatusBadGateway, "invalid", "the FHIR server answered the history with another resource")
+				}
+			}
+		}
 		kept := make([]*projection, 0, len(entries))
 		fates := make([]fate, len(entries))
 		removed, withheld := false, false
@@ -789,20 +800,16 @@ func (a *access) inspectBody(in Interaction, body []byte) ([]byte, []*projection
 				continue
 			}
 			v := a.judgeEntry(e, body[e.resStart:e.resEnd])
-			if v == needsContext && e.res.ResourceType != "Provenance" {
-				// A Binary, judged by its securityContext as a read of it
-				// is, reading it (a batched read, a search of Binary).
-				v = a.targets.judge(a, &e.res)
-			}
-			if v == needsContext && e.res.ResourceType == "Provenance" {
-				// With the records it is about (_revinclude=Provenance:target),
-				// after them, as servers write it and as a streamed Bundle
-				// can judge it; else by them as the proxy reads them. (A
+			if v == needsContext {
+				// A Binary by its securityContext, a Provenance with the
+				// records it is about (_revinclude=Provenance:target, after
+				// them, as servers write it and as a streamed Bundle can
+				// judge it), else by them as the proxy reads them. (A
 				// batch's entries follow no record.)
 				if batch {
-					v = a.judgeProvenance(&e.res, nil, false)
+					v = a.judgeBound(&e.res, nil, false)
 				} else {
-					v = a.judgeProvenance(&e.res, keys, true)
+					v = a.judgeBound(&e.res, keys, true)
 				}
 			}
 			switch {
@@ -819,16 +826,6 @@ func (a *access) inspectBody(in Interaction, body []byte) ([]byte, []*projection
 			default:
 				fates[i], removed, withheld = dropEntry, true, withheld || v == withhold
 				removedMatch = removedMatch || !e.notMatch
-			}
-		}
-		if in.Kind == HistoryInstance {
-			// Every version is the record's (found by a test holding the
-			// history to each version's vread: another record in it went
-			// out judged as itself, where its vread is a 502).
-			for i := range entries {
-				if e := &entries[i]; e.hasRes && (e.res.ResourceType != in.Type || e.res.ID != in.ID) {
-					return nil, nil, refuse(http.StatusBadGateway, "invalid", "the FHIR server answered the history with another resource")
-				}
 			}
 		}
 		if in.Kind == HistoryInstance && len(kept) == 0 {

@@ -447,19 +447,23 @@ func (a *access) remember(keys map[string]bool, p *projection) map[string]bool {
 // Provenances that follow them (a streamed one's memory stays bounded).
 const maxKeys = 4096
 
-// judgeProvenance judges a Provenance in a Bundle that judge bound to its
-// targets (needsContext): kept when it follows each record it is about
-// (provenanceKept, over keys), else as the access's targetReader reads
-// them; with patient context, in a search (search), it goes after the
-// patient's records it is about or not at all, and only a batch's entries,
-// which follow no record, are judged by reading. Whole and streamed
-// Bundles alike.
-func (a *access) judgeProvenance(p *projection, keys map[string]bool, search bool) verdict {
-	switch {
-	case a.provenanceKept(p, keys):
-		return keep
-	case search && a.patient != "":
-		return drop
+// judgeBound judges a Binary or a Provenance in a Bundle that judge bound
+// to the records it names (needsContext), as a read of it on its own is
+// judged: a Provenance is kept when it follows each record it is about
+// (provenanceKept, over keys), and otherwise, as a Binary always is, by
+// those records as the access's targetReader reads them; with patient
+// context, in a search (search), a Provenance goes after the patient's
+// records it is about or not at all, and only a batch's entries, which
+// follow no record, are judged by reading. Whole and streamed Bundles
+// alike.
+func (a *access) judgeBound(p *projection, keys map[string]bool, search bool) verdict {
+	if p.ResourceType == "Provenance" {
+		switch {
+		case a.provenanceKept(p, keys):
+			return keep
+		case search && a.patient != "":
+			return drop
+		}
 	}
 	return a.targets.judge(a, p)
 }

@@ -204,11 +204,8 @@ func (st *streamer) entry(e bundleEntry) error {
 	send := true
 	if e.hasRes && e.res.ResourceType != "OperationOutcome" {
 		v := st.a.judgeEntry(&e, st.s.Bytes(e.resStart, e.resEnd))
-		if v == needsContext && e.res.ResourceType != "Provenance" { // as a whole Bundle's (inspectBody)
-			v = st.a.targets.judge(st.a, &e.res)
-		}
-		if v == needsContext && e.res.ResourceType == "Provenance" {
-			v = st.a.judgeProvenance(&e.res, st.keys, true)
+		if v == needsContext { // as a whole Bundle's (inspectBody)
+			v = st.a.judgeBound(&e.res, st.keys, true)
 		}
 		switch {
 		case v == keep:

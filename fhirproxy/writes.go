@@ -629,7 +629,7 @@ func (p *Proxy) checkBatch(ctx context.Context, a *access, body []byte) *refusal
 		if searches {
 			// Its Bundle is inspected as the search's own answer, with the
 			// access the search was authorised with (what it asked for,
-			// such as its matches' Provenances): access.nestedSearch.
+			// such as its matches' Provenances): batchSearch.inspect.
 			sa := pl.ea
 			a.searches[i] = batchSearch{in: Interaction{Kind: in.Kind, Type: in.Type, ID: in.ID}, a: &sa}
 		}
