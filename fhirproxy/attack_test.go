@@ -145,12 +145,13 @@ func TestOperationVariants(t *testing.T) {
 			f.refused("POST "+target, r, r.status)
 		}
 	}
-	// The one operation allowed takes its parameters in the query, where
-	// they are checked: a body would go upstream unread (HAPI's _mdm asks
-	// $everything for the records linked to the patient).
+	// $everything's body is read into its parameters, checked as the
+	// query's are: none goes upstream unread (HAPI's _mdm asks $everything
+	// for the records linked to the patient).
 	tok := f.token("launch/patient patient/*.rs", nil)
-	for _, body := range []string{`{"resourceType":"Parameters","parameter":[{"name":"_mdm","valueBoolean":true}]}`, "x"} {
-		f.refused("POST $everything with "+body, f.do("POST", "/Patient/p1/$everything", tok, body), http.StatusBadRequest)
+	for body, status := range map[string]int{`{"resourceType":"Parameters","parameter":[{"name":"_mdm","valueBoolean":true}]}`: http.StatusForbidden,
+		"x": http.StatusBadRequest} {
+		f.refused("POST $everything with "+body, f.do("POST", "/Patient/p1/$everything", tok, body), status)
 	}
 	if r := f.do("POST", "/Patient/p1/$everything?_count=10", tok, ""); r.status != http.StatusOK {
 		t.Errorf("POST $everything without a body: %d %s", r.status, r.raw)

@@ -264,10 +264,10 @@
 // An operation is invoked with GET or POST, and allowed only from the
 // proxy's table (operations.go); any other is refused at every level:
 //
-//   - Patient/{id}/$everything, its parameters in the query (a body would
-//     go upstream unread). A token with read and search of every type asks
+//   - Patient/{id}/$everything. A token with read and search of every type asks
 //     for everything; one with narrower scopes asks for the types it reads
-//     and searches (as _type; a _type of its own must name only those),
+//     and searches (as _type, which may repeat, one list going upstream;
+//     a _type of its own must name only those),
 //     with no constraint or under query constraints the proxy evaluates,
 //     to which each entry of the type is then held (the server applies
 //     none in $everything), and needs r on Patient without patient
@@ -284,7 +284,14 @@
 //     every document answered is held to it by the proxy (a constraint
 //     the proxy cannot evaluate refuses $docref); $lastn's matches are
 //     held to a constraint the proxy evaluates as well, since servers
-//     support few search parameters there;
+//     support few search parameters there. $docref's patient is the id
+//     US Core defines it as, sent once (with patient context, the
+//     context's);
+//   - these three, the searches, may be POSTed with a Parameters body
+//     too: its parameters (primitive values; $docref's type a Coding or
+//     CodeableConcept, read as a token OR list) join the query's, are
+//     parsed and authorised exactly as there, and the operation goes
+//     upstream as the GET it then is, with no body;
 //   - the terminology operations (ValueSet $expand and $validate-code,
 //     CodeSystem $lookup, $validate-code and $subsumes, ConceptMap
 //     $translate), each a read of the resource it runs on: r at instance

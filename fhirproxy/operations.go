@@ -58,6 +58,10 @@ type operation struct {
 	// references are the parameters that take a Reference (of a reference
 	// alone), in a body only.
 	references []string
+	// tokens are the parameters that take a Coding or CodeableConcept in
+	// a body and are read as a token search value: system|code, a
+	// CodeableConcept's codings an OR list.
+	tokens []string
 	// answer is the resource type it answers with.
 	answer string
 }
@@ -74,6 +78,24 @@ type operation struct {
 // constraint is the proxy's to hold (docrefOp), and $lastn's matches are
 // held to one the proxy evaluates as well (lastnOp).
 var searchOperations = map[string]bool{"Observation/" + lastnOp: true, "DocumentReference/" + docrefOp: true}
+
+// searchOperation reports whether in is one of the operations that are
+// searches: those of searchOperations, and Patient/{id}/$everything.
+func searchOperation(in *Interaction) bool {
+	return in.Kind == Operation && (searchOperations[in.Type+"/"+in.Operation] ||
+		in.Type == "Patient" && in.ID != "" && in.Operation == "$everything")
+}
+
+// searchBody is what a POSTed search operation's Parameters body may hold:
+// primitive values, and $docref's type, a CodeableConcept (or a Coding),
+// as a token. They join the query's parameters and are authorised as
+// they would be there; the operation goes upstream as the GET it then is.
+func searchBody(name string) operation {
+	if name == docrefOp {
+		return operation{tokens: []string{"type"}}
+	}
+	return operation{}
+}
 
 // lastnOp is Observation/$lastn, whose matches under a constrained scope
 // the proxy holds to the constraint where it evaluates it (authorize).
@@ -220,6 +242,12 @@ func parseOperationBody(op operation, contentType string, body []byte) ([]Param,
 		}
 		complex := slices.Contains(op.complex, name)
 		switch {
+		case slices.Contains(op.tokens, name) && (kind == "valueCoding" || kind == "valueCodeableConcept"):
+			token, ok := codingToken(kind, value)
+			if !ok {
+				return nil, bad("parameter " + name + " takes a Coding or CodeableConcept whose every coding has a code")
+			}
+			params = append(params, Param{Name: name, Value: token})
 		case name == "" || kind == "":
 			return nil, bad("a parameter takes a name and one value")
 		case slices.Contains(op.references, name) && kind != "valueReference":
@@ -254,6 +282,37 @@ func parseOperationBody(op operation, contentType string, body []byte) ([]Param,
 		}
 	}
 	return params, nil
+}
+
+// codingToken reads a Coding or CodeableConcept (kind is its value[x]) as
+// a token search value: system|code (code alone for a coding without a
+// system), a CodeableConcept's codings an OR list, each part escaped as
+// search values are. It is not one when it is not a Coding or
+// CodeableConcept (isCoding, isCodeableConcept), or a coding has no code.
+func codingToken(kind string, v json.RawMessage) (string, bool) {
+	var codings []json.RawMessage
+	switch {
+	case kind == "valueCoding" && isCoding(v):
+		codings = []json.RawMessage{v}
+	case kind == "valueCodeableConcept" && isCodeableConcept(v):
+		var cc struct{ Coding []json.RawMessage }
+		_ = json.Unmarshal(v, &cc)
+		codings = cc.Coding
+	}
+	var list []string
+	for _, raw := range codings {
+		var c struct{ System, Code string }
+		_ = json.Unmarshal(raw, &c)
+		switch {
+		case c.Code == "":
+			return "", false
+		case c.System == "":
+			list = append(list, tokenEscape(c.Code))
+		default:
+			list = append(list, tokenEscape(c.System)+"|"+tokenEscape(c.Code))
+		}
+	}
+	return strings.Join(list, ","), len(list) > 0
 }
 
 // isCoding reports whether v is a Coding of string members (system,
@@ -307,8 +366,9 @@ func isCodeableConcept(v json.RawMessage) bool {
 }
 
 // primitiveValue are the value[x] a primitive operation parameter may take.
-var primitiveValue = map[string]bool{"valueString": true, "valueCode": true, "valueUri": true, "valueUrl": true, "valueCanonical": true,
-	"valueBoolean": true, "valueInteger": true, "valueDecimal": true, "valueDate": true, "valueDateTime": true, "valueInstant": true}
+var primitiveValue = map[string]bool{"valueString": true, "valueCode": true, "valueId": true, "valueUri": true, "valueUrl": true,
+	"valueCanonical": true, "valueBoolean": true, "valueInteger": true, "valuePositiveInt": true, "valueUnsignedInt": true,
+	"valueDecimal": true, "valueDate": true, "valueDateTime": true, "valueInstant": true}
 
 // authorizeEverything authorises Patient/{id}/$everything. A token with
 // read and search of every type asks for everything; one with narrower
@@ -326,14 +386,15 @@ func authorizeEverything(in *Interaction, a *access) *refusal {
 	}
 	a.provenances = !a.seesAll() // Provenances come with the records they are about, and are judged by them
 	a.everything = in.ID
-	types := -1 // the position of _type, if given
-	for i, prm := range in.Params {
+	var asked []string // the types _type names, each repetition adding to them (R4: 0..*, each a list)
+	for _, prm := range in.Params {
 		switch prm.Name {
 		case "_type":
-			if types >= 0 {
-				return refuse(http.StatusBadRequest, "invalid", "_type is given twice")
+			for _, t := range strings.Split(prm.Value, ",") {
+				if !slices.Contains(asked, t) {
+					asked = append(asked, t)
+				}
 			}
-			types = i
 		case "_count", "_since", "start", "end", "_format":
 		case "ct", "_page_token", "_page", "_offset", "_getpages", "_getpagesoffset":
 			// A server's continuation in the next link it wrote on the
@@ -351,11 +412,11 @@ func authorizeEverything(in *Interaction, a *access) *refusal {
 	case a.patient == "" && !a.tok.Scopes.Allows(scopes.Access{Context: a.ctx, Type: "Patient", Perms: scopes.Read}):
 		return forbidden("$everything of a patient needs the r letter on Patient, or read and search of every type")
 	}
-	var asked []string
-	if types >= 0 {
-		asked = strings.Split(in.Params[types].Value, ",")
-	} else if asked = scopedTypes(a); len(asked) == 0 {
-		return forbidden("$everything needs read and search of a type, with no constraint or one the proxy evaluates")
+	given := asked != nil
+	if !given {
+		if asked = scopedTypes(a); len(asked) == 0 {
+			return forbidden("$everything needs read and search of a type, with no constraint or one the proxy evaluates")
+		}
 	}
 	// A type read and searched only under query constraints the proxy
 	// evaluates is asked for too, and its entries held to them (heldTypes):
@@ -373,9 +434,9 @@ func authorizeEverything(in *Interaction, a *access) *refusal {
 			a.heldTypes[t] = held
 		}
 	}
-	if types < 0 {
-		in.Params = append(in.Params, Param{Name: "_type", Value: strings.Join(asked, ",")})
-	}
+	// One _type goes upstream, the list of every type asked for.
+	in.Params = slices.DeleteFunc(in.Params, func(prm Param) bool { return prm.Name == "_type" })
+	in.Params = append(in.Params, Param{Name: "_type", Value: strings.Join(asked, ",")})
 	return nil
 }
 

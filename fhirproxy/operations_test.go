@@ -1,6 +1,7 @@
 package fhirproxy_test
 
 import (
+	"cmp"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -267,7 +268,7 @@ func TestLastN(t *testing.T) {
 		{"another type's scope", f.token("launch/patient patient/Condition.rs", nil), "GET", "/Observation/$lastn?category=laboratory", ""},
 		{"an instance", patient, "GET", "/Observation/lab-1/$lastn", ""},
 		{"another type", patient, "GET", "/Condition/$lastn", ""},
-		{"a body", patient, "POST", "/Observation/$lastn", `{"resourceType":"Parameters"}`},
+		{"another patient, in a body", patient, "POST", "/Observation/$lastn", `{"resourceType":"Parameters","parameter":[{"name":"patient","valueString":"p2"}]}`},
 		{"in a batch", f.token("user/Observation.rs", everyLabel()), "POST", "/", bundle("batch", entry("", "GET", "Observation/$lastn?code=x", ""))},
 	} {
 		r := f.do(c.method, c.target, c.tok, c.body)
@@ -294,10 +295,21 @@ func TestDocRef(t *testing.T) {
 	if r.status != http.StatusOK || !slices.Equal(entryIDs(r), []string{"note-1"}) {
 		t.Errorf("$docref: %d %v %s", r.status, entryIDs(r), r.raw)
 	}
-	if got := f.sentPaths(); !slices.Equal(got, []string{"GET /DocumentReference/$docref?start=2026-01-01&on-demand=true&patient=Patient%2Fp1"}) {
+	if got := f.sentPaths(); !slices.Equal(got, []string{"GET /DocumentReference/$docref?start=2026-01-01&on-demand=true&patient=p1"}) {
 		t.Errorf("$docref: the upstream received %q", got)
 	}
 	f.up.reset()
+	// Its patient is an id, given once: the client's own, in whatever
+	// form, goes as the id.
+	for _, own := range []string{"p1", "Patient/p1", "p1,Patient/p1"} {
+		if r := f.do("GET", "/DocumentReference/$docref?patient="+own, tok, ""); r.status != http.StatusOK {
+			t.Errorf("$docref?patient=%s: %d %s", own, r.status, r.raw)
+		}
+		if got := f.sentPaths(); !slices.Equal(got, []string{"GET /DocumentReference/$docref?patient=p1"}) {
+			t.Errorf("$docref?patient=%s: the upstream received %q", own, got)
+		}
+		f.up.reset()
+	}
 	f.refused("$docref of another patient", f.do("GET", "/DocumentReference/$docref?patient=p2", tok, ""), 403)
 	f.refused("$docref without search", f.do("GET", "/DocumentReference/$docref", f.token("launch/patient patient/DocumentReference.r", nil), ""), 403)
 }
@@ -339,10 +351,10 @@ func TestDocRefConstrained(t *testing.T) {
 		name, scope, query, upstream string
 		clearance                    *consent.Clearance
 	}{
-		{"a patient app", "launch/patient patient/" + notes, "start=2026-01-01", "start=2026-01-01&patient=Patient%2Fp1", nil},
+		{"a patient app", "launch/patient patient/" + notes, "start=2026-01-01", "start=2026-01-01&patient=p1", nil},
 		{"a clinician's app, every label", "user/" + notes, "patient=p1", "patient=p1", everyLabel()},
 		{"the constraint's pair sent by the client", "launch/patient patient/" + notes, "category=" + categories + "|clinical-note",
-			"category=" + url.QueryEscape(categories+"|clinical-note") + "&patient=Patient%2Fp1", nil},
+			"category=" + url.QueryEscape(categories+"|clinical-note") + "&patient=p1", nil},
 	} {
 		tok := f.token(c.scope, c.clearance)
 		first := f.do("GET", "/DocumentReference/$docref?"+c.query, tok, "")
@@ -433,6 +445,7 @@ func TestTerminologyOperationBodies(t *testing.T) {
 		{"a Coding with more in it", "/ValueSet/$validate-code", params(vsURL, `{"name":"coding","valueCoding":{"code":"red","extension":[{"url":"x"}]}}`), "", 400},
 		{"a CodeableConcept with more in it", "/ValueSet/$validate-code", params(vsURL,
 			`{"name":"codeableConcept","valueCodeableConcept":{"coding":[{"code":"red","id":"x"}]}}`), "", 400},
+		{"a control character", "/ValueSet/$expand", params(vsURL, `{"name":"filter","valueString":"a\u0000b"}`), "", 400},
 		{"an object as a primitive", "/ValueSet/$expand", params(`{"name":"url","valueUri":{"x":1}}`), "", 400},
 		{"meta on the Parameters", "/ValueSet/$expand", `{"resourceType":"Parameters","meta":{"tag":[]},"parameter":[` + vsURL + `]}`, "", 400},
 		{"another resource", "/ValueSet/$expand", `{"resourceType":"Observation","parameter":[` + vsURL + `]}`, "", 400},
@@ -519,6 +532,9 @@ func TestEverythingNarrowScopes(t *testing.T) {
 		{"a patient app reading Observations", "launch/patient patient/Observation.rs", "/Patient/p1/$everything", "Observation", []string{"lab-1", "vs-1"}},
 		{"its own _type", "launch/patient patient/Observation.rs patient/Condition.rs", "/Patient/p1/$everything?_type=Observation", "Observation", []string{"c-1", "lab-1", "vs-1"}}, // the Condition the server sent anyway: the token reads it
 		{"two types", "launch/patient patient/Observation.rs patient/Condition.rs", "/Patient/p1/$everything", "Observation,Condition", []string{"c-1", "lab-1", "vs-1"}},
+		// _type repeats (R4: 0..*, each a list): one list goes upstream.
+		{"_type repeated", "launch/patient patient/Observation.rs patient/Condition.rs", "/Patient/p1/$everything?_type=Condition&_type=Observation,Condition",
+			"Condition,Observation", []string{"c-1", "lab-1", "vs-1"}},
 		{"a clinician who reads Patient", "user/Observation.rs user/Patient.r", "/Patient/p1/$everything", "Observation", []string{"lab-1", "lab-2", "p1", "vs-1"}}, // the Patient the server sent anyway: the token reads it
 		{"every type", "launch/patient patient/*.rs", "/Patient/p1/$everything", "", []string{"c-1", "lab", "lab-1", "p1", "vs", "vs-1"}},
 		// A type allowed only under a constraint the proxy evaluates: its
@@ -545,7 +561,7 @@ func TestEverythingNarrowScopes(t *testing.T) {
 		{"its _type only under such a constraint", "launch/patient patient/Observation.rs?date=gt2020-01-01 patient/Condition.rs", "/Patient/p1/$everything?_type=Observation", 403},
 		{"a clinician who may not read Patient", "user/Observation.rs", "/Patient/p1/$everything", 403},
 		{"a type in another case", "launch/patient patient/Observation.rs", "/Patient/p1/$everything?_type=observation", 403},
-		{"_type twice", "launch/patient patient/Observation.rs", "/Patient/p1/$everything?_type=Observation&_type=Observation", 400},
+		{"a _type repeated, beyond the scopes", "launch/patient patient/Observation.rs", "/Patient/p1/$everything?_type=Observation&_type=Condition", 403},
 	} {
 		f.refused(c.name, f.do("GET", c.target, f.token(c.scope, nil), ""), c.status)
 		if types := sent(); types != "0 requests" {
@@ -635,5 +651,83 @@ func TestEverythingPages(t *testing.T) {
 		if r := f.do("GET", "/Patient/p1/$everything?"+q, tok, ""); r.status != http.StatusForbidden || len(sent()) != 0 {
 			t.Errorf("$everything?%s: %d %.200s", q, r.status, r.raw)
 		}
+	}
+}
+
+// TestSearchOperationBodies: a search operation ($lastn, $docref,
+// $everything) POSTed with a Parameters body is the GET it stands for: its
+// parameters join the query's, are authorised as they would be there (the
+// patient added, another patient refused, _count capped, _format and
+// unknown names refused), and go upstream in the query of a GET, no body.
+// $docref's type, a CodeableConcept, becomes a token OR list.
+func TestSearchOperationBodies(t *testing.T) {
+	f := newFixture(t)
+	f.up.mu.Lock()
+	f.up.resources["DocumentReference/note-1"] = map[string]any{"resourceType": "DocumentReference", "id": "note-1", "status": "current",
+		"subject": map[string]any{"reference": "Patient/p1"}}
+	f.up.mu.Unlock()
+	patient := f.token("launch/patient patient/Observation.rs patient/DocumentReference.rs", nil)
+	clinician := f.token("user/Observation.rs user/Patient.r", everyLabel())
+	params := func(ps ...string) string {
+		return `{"resourceType":"Parameters","parameter":[` + strings.Join(ps, ",") + `]}`
+	}
+	for _, c := range []struct {
+		name, tok, target, body, sent string
+		ids                           []string
+	}{
+		{"$lastn", patient, "/Observation/$lastn", params(`{"name":"category","valueCode":"vital-signs"}`, `{"name":"max","valuePositiveInt":1}`),
+			"GET /Observation/$lastn?category=vital-signs&max=1&patient=Patient%2Fp1", []string{"vs-1"}},
+		{"$lastn, the query and the body", patient, "/Observation/$lastn?max=2", params(`{"name":"code","valueString":"x"}`),
+			"GET /Observation/$lastn?max=2&code=x&patient=Patient%2Fp1", []string{}},
+		{"$lastn, _count capped", clinician, "/Observation/$lastn", params(`{"name":"patient","valueString":"p2"}`, `{"name":"_count","valueInteger":5000}`),
+			"GET /Observation/$lastn?patient=p2&_count=1000", []string{"lab-2"}},
+		{"$docref", patient, "/DocumentReference/$docref", params(`{"name":"patient","valueId":"p1"}`, `{"name":"start","valueDate":"2026-01-01"}`,
+			`{"name":"type","valueCodeableConcept":{"coding":[{"system":"http://loinc.org","code":"34133-9"},{"code":"a,b"}],"text":"summary"}}`,
+			`{"name":"on-demand","valueBoolean":true}`),
+			"GET /DocumentReference/$docref?start=2026-01-01&type=http%3A%2F%2Floinc.org%7C34133-9%2Ca%5C%2Cb&on-demand=true&patient=p1", []string{"note-1"}},
+		{"$docref, a Coding", patient, "/DocumentReference/$docref", params(`{"name":"type","valueCoding":{"system":"http://loinc.org","code":"34133-9"}}`),
+			"GET /DocumentReference/$docref?type=http%3A%2F%2Floinc.org%7C34133-9&patient=p1", []string{"note-1"}},
+		{"$everything", patient, "/Patient/p1/$everything", params(`{"name":"_type","valueCode":"Observation"}`, `{"name":"_count","valueInteger":10}`),
+			"GET /Patient/p1/$everything?_count=10&_type=Observation", nil},
+	} {
+		r := f.do("POST", c.target, c.tok, c.body)
+		if r.status != http.StatusOK || r.body["type"] != "searchset" {
+			t.Errorf("%s: %d %.300s", c.name, r.status, r.raw)
+		}
+		if got := f.sentPaths(); !slices.Equal(got, []string{c.sent}) {
+			t.Errorf("%s: the upstream received %q, want %q", c.name, got, c.sent)
+		} else if f.up.bodies[0] != "" {
+			t.Errorf("%s: the upstream received a body: %q", c.name, f.up.bodies[0])
+		}
+		if got := entryIDs(r); c.ids != nil && !slices.Equal(got, c.ids) {
+			t.Errorf("%s: entries %v, want %v", c.name, got, c.ids)
+		}
+		f.up.reset()
+	}
+	for _, c := range []struct {
+		name, target, body, contentType string
+		status                          int
+	}{
+		{"another patient", "/Observation/$lastn", params(`{"name":"patient","valueString":"p2"}`), "", 403},
+		{"another patient's subject", "/Observation/$lastn", params(`{"name":"subject","valueReference":{"reference":"Patient/p2"}}`), "", 400},
+		{"another patient, beside the query's", "/Observation/$lastn?patient=p1", params(`{"name":"patient","valueString":"p2"}`), "", 403},
+		{"$everything of another patient", "/Patient/p2/$everything", params(`{"name":"_count","valueInteger":1}`), "", 403},
+		{"a name $everything does not take", "/Patient/p1/$everything", params(`{"name":"_mdm","valueBoolean":true}`), "", 403},
+		{"a reverse chain", "/Observation/$lastn", params(`{"name":"_has:Observation:has-member:code","valueString":"x"}`), "", 403},
+		{"_format", "/Observation/$lastn", params(`{"name":"_format","valueString":"xml"}`), "", 406},
+		{"_count not a number", "/Observation/$lastn", params(`{"name":"_count","valueString":"x"}`), "", 400},
+		{"a name with an empty part", "/Observation/$lastn", params(`{"name":"subject:Patient.","valueString":"x"}`), "", 400},
+		{"a name in another case", "/Observation/$lastn", params(`{"name":"_HAS:Observation:has-member:code","valueString":"x"}`), "", 400},
+		{"a control character", "/Observation/$lastn", params(`{"name":"code","valueString":"a\u0000b"}`), "", 400},
+		{"a token", "/Observation/$lastn", params(`{"name":"access_token","valueString":"x"}`), "", 400},
+		{"a type without a code", "/DocumentReference/$docref", params(`{"name":"type","valueCodeableConcept":{"text":"summary"}}`), "", 400},
+		{"a type with more in it", "/DocumentReference/$docref", params(`{"name":"type","valueCoding":{"code":"x","extension":[]}}`), "", 400},
+		{"a Coding where a token is not read", "/Observation/$lastn", params(`{"name":"code","valueCoding":{"code":"x"}}`), "", 400},
+		{"a resource", "/Patient/p1/$everything", params(`{"name":"x","resource":{"resourceType":"Patient"}}`), "", 400},
+		{"not a Parameters", "/Observation/$lastn", `{"resourceType":"Observation"}`, "", 400},
+		{"XML", "/Observation/$lastn", `<Parameters/>`, "application/fhir+xml", 415},
+	} {
+		ct := cmp.Or(c.contentType, "application/fhir+json")
+		f.refused(c.name, f.do("POST", c.target, patient, c.body, "Content-Type", ct), c.status)
 	}
 }

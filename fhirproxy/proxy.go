@@ -555,7 +555,12 @@ func (p *Proxy) admit(r *http.Request, in *Interaction, a *access) (*access, *re
 	// export's kick-off has all its parameters there (Bulk Data), checked
 	// with the query's and sent upstream in it, as a GET (exportKickOff).
 	kickOff := in.Kind == Operation && in.Operation == exportOp
-	if op, ok := tableOperation(in); (ok || kickOff) && r.Method == http.MethodPost {
+	// A search operation's ($lastn, $docref, $everything) likewise: its
+	// parameters join the query's, and it goes upstream as the GET it
+	// then is (they change nothing), so that what was authorised is
+	// exactly what the server reads.
+	in.asGet = r.Method == http.MethodPost && searchOperation(in)
+	if op, ok := tableOperation(in); (ok || kickOff || in.asGet) && r.Method == http.MethodPost {
 		b, err := io.ReadAll(io.LimitReader(r.Body, p.Limits.body()+1))
 		switch {
 		case err != nil:
@@ -563,8 +568,11 @@ func (p *Proxy) admit(r *http.Request, in *Interaction, a *access) (*access, *re
 		case int64(len(b)) > p.Limits.body():
 			return a, refuse(http.StatusRequestEntityTooLarge, "too-costly", "the request body is too large")
 		case len(b) > 0 || kickOff:
-			if kickOff {
+			switch {
+			case kickOff:
 				op = exportBody
+			case in.asGet:
+				op = searchBody(in.Operation)
 			}
 			params, ref := parseOperationBody(op, header(r.Header, "Content-Type"), b)
 			if ref != nil {
@@ -584,10 +592,32 @@ func (p *Proxy) admit(r *http.Request, in *Interaction, a *access) (*access, *re
 				}
 				params = rest
 			}
+			// The body's parameters are read as the query's are, by the
+			// same parser (names, case, control characters: a value may
+			// go upstream in a query, the url that judgeSubject searches
+			// by say).
+			parsed, err := parseQuery(encodeQuery(params), p.Limits)
+			switch {
+			case errors.Is(err, errTokenParam):
+				return a, refuse(http.StatusBadRequest, "invalid", "a token is never a parameter")
+			case err != nil:
+				return a, refuse(http.StatusBadRequest, "invalid", err.Error())
+			}
+			if kickOff || in.asGet {
+				// They join the query, held to its rules too (_format,
+				// _count), as a POST _search's form is.
+				params = parsed
+				if ref := jsonOnly(params); ref != nil {
+					return a, ref
+				}
+				if err := capCount(params, p.Limits.count()); err != nil {
+					return a, refuse(http.StatusBadRequest, "invalid", err.Error())
+				}
+			}
 			if len(in.Params)+len(params) > p.Limits.params() {
 				return a, refuse(http.StatusBadRequest, "too-costly", "too many parameters")
 			}
-			if kickOff {
+			if kickOff || in.asGet {
 				in.Params = append(in.Params, params...)
 			} else {
 				in.opBody, in.bodyParams = b, params
@@ -785,8 +815,8 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, x *exchange) {
 	// a copy carrying just the headers that go upstream.
 	x.out = *r
 	x.out.Header = x.upstreamHeader(r)
-	if x.in.Kind == Operation && x.in.Operation == exportOp && x.in.patients == nil {
-		x.method = http.MethodGet // a POSTed kick-off's parameters were read into the query (exportKickOff)
+	if x.in.Kind == Operation && x.in.Operation == exportOp && x.in.patients == nil || x.in.asGet {
+		x.method = http.MethodGet // a POSTed kick-off's or search operation's parameters were read into the query
 	}
 	if x.method != "" { // a conditional write resolved to another interaction
 		x.out.Method = x.method

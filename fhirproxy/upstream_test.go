@@ -293,7 +293,7 @@ func (u *upstream) answer(w http.ResponseWriter, r *http.Request, b []byte) {
 			if !u.misbehave {
 				if v := q.Get("patient"); v != "" {
 					subj, _ := res["subject"].(map[string]any)
-					if subj == nil || subj["reference"] != v {
+					if subj == nil || subj["reference"] != v && subj["reference"] != "Patient/"+v {
 						continue
 					}
 				}

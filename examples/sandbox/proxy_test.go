@@ -846,6 +846,56 @@ func TestDocRefThroughTheProxy(t *testing.T) {
 	}
 }
 
+// TestSearchOperationsPostedThroughTheProxy: a patient app POSTs
+// $docref, $lastn and $everything with their parameters in a Parameters
+// body (as FHIR lets any operation be invoked), and gets what the same GET
+// gets: the proxy reads the body into the query, adds the patient, and
+// sends the GET. Another patient named in a body is refused.
+func TestSearchOperationsPostedThroughTheProxy(t *testing.T) {
+	sb := startSandbox(t)
+	tok := patientToken(t, sb, "launch/patient patient/DocumentReference.rs patient/Observation.rs patient/Patient.r")
+	ids := func(method, target, body string) []string {
+		t.Helper()
+		code, b := fhirCall(t, tok, method, sb.FHIRBase+target, body)
+		var bundle struct {
+			Type  string
+			Entry []struct {
+				Resource struct{ ResourceType, ID string }
+			}
+		}
+		if err := json.Unmarshal(b, &bundle); code != http.StatusOK || err != nil || bundle.Type != "searchset" {
+			t.Fatalf("%s %s: %d %.300s", method, target, code, b)
+		}
+		var out []string
+		for _, e := range bundle.Entry {
+			out = append(out, e.Resource.ResourceType+"/"+e.Resource.ID)
+		}
+		slices.Sort(out)
+		return out
+	}
+	params := func(ps ...string) string {
+		return `{"resourceType":"Parameters","parameter":[` + strings.Join(ps, ",") + `]}`
+	}
+	for _, c := range []struct{ name, get, post, body string }{
+		{"$docref", "/DocumentReference/$docref?start=2025-01-01&type=" + url.QueryEscape(loinc+"|11506-3"), "/DocumentReference/$docref",
+			params(`{"name":"start","valueDate":"2025-01-01"}`, `{"name":"type","valueCodeableConcept":{"coding":[{"system":"`+loinc+`","code":"11506-3"}]}}`)},
+		{"$lastn", "/Observation/$lastn?category=vital-signs&max=2", "/Observation/$lastn",
+			params(`{"name":"category","valueCode":"vital-signs"}`, `{"name":"max","valuePositiveInt":2}`)},
+		{"$everything", "/Patient/pt-001/$everything?_type=Observation,DocumentReference", "/Patient/pt-001/$everything",
+			params(`{"name":"_type","valueCode":"Observation"}`, `{"name":"_type","valueCode":"DocumentReference"}`)},
+	} {
+		got, posted := ids(http.MethodGet, c.get, ""), ids(http.MethodPost, c.post, c.body)
+		if len(got) == 0 || !slices.Equal(got, posted) {
+			t.Errorf("%s: GET %v, POST %v", c.name, got, posted)
+		}
+	}
+	for _, target := range []string{"/DocumentReference/$docref", "/Observation/$lastn"} {
+		if code, b := fhirCall(t, tok, http.MethodPost, sb.FHIRBase+target, params(`{"name":"patient","valueId":"pt-002"}`)); code != http.StatusForbidden {
+			t.Errorf("%s of another patient, in a body: %d %.300s", target, code, b)
+		}
+	}
+}
+
 // TestConstrainedDocRefThroughTheProxy: a patient app granted only clinical
 // notes (US Core's granular scope on DocumentReference.category) runs
 // $docref: the sandbox's server takes $docref's own parameters only (400
