@@ -291,11 +291,11 @@ func (u *upstream) answer(w http.ResponseWriter, r *http.Request, b []byte) {
 				continue
 			}
 			if !u.misbehave {
-				if v := q.Get("patient"); v != "" {
-					subj, _ := res["subject"].(map[string]any)
-					if subj == nil || subj["reference"] != v && subj["reference"] != "Patient/"+v {
-						continue
-					}
+				if !u.namesSubject(res, q) {
+					continue
+				}
+				if len(segs) == 3 && segs[0] == "Patient" && !u.namesSubject(res, url.Values{"patient": {segs[1]}}) { // a compartment search
+					continue
 				}
 				if v := q.Get("_id"); v != "" && !slices.Contains(strings.Split(v, ","), res["id"].(string)) {
 					continue
@@ -443,6 +443,33 @@ func (u *upstream) answer(w http.ResponseWriter, r *http.Request, b []byte) {
 	default:
 		u.write(w, 404, notFound)
 	}
+}
+
+// namesSubject reports whether a record's subject is one that each of the
+// query's patient and subject parameters names (patient, subject, with
+// :Patient or not): an id, Patient/id or an absolute URL ending in it, OR
+// lists of those, as a server reads them.
+func (u *upstream) namesSubject(res map[string]any, q url.Values) bool {
+	subj, _ := res["subject"].(map[string]any)
+	ref, _ := subj["reference"].(string)
+	for _, name := range []string{"patient", "patient:Patient", "subject", "subject:Patient"} {
+		for _, v := range q[name] {
+			named := false
+			for one := range strings.SplitSeq(v, ",") {
+				switch i := strings.LastIndex(one, "Patient/"); {
+				case i >= 0:
+					one = one[i:]
+				case !strings.Contains(one, "/"):
+					one = "Patient/" + one
+				}
+				named = named || one == ref
+			}
+			if !named {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // summaryElements are the summary elements (Σ) of the types the test
