@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -1336,6 +1337,97 @@ func TestConcurrentRequests(t *testing.T) {
 	close(errs)
 	for err := range errs {
 		t.Error(err)
+	}
+}
+
+// TestConcurrentPatients: two patients' apps, and a clinician's whose
+// clearance withholds the psychotherapy note, served at once through the
+// pooled exchanges, memos and caches: each answer holds only what its own
+// token may see, in reads, searches with includes, batches and
+// $everything (run with -race). State left over from another request (a
+// patient, a clearance, a memo of what was judged) would show here.
+func TestConcurrentPatients(t *testing.T) {
+	f := newFixture(t)
+	f.up.forgetful = true
+	mint := func(patient string) string {
+		tok, err := f.srv.Mint(context.Background(), "", smart.Grant{ClientID: "app-" + patient, Scope: "launch/patient patient/*.rs",
+			UserID: "u-" + patient, Context: launch.Context{Patient: patient}}, time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	type who struct{ tok, patient string }
+	apps := []who{{mint("p1"), "p1"}, {mint("p2"), "p2"}, {f.token("user/*.rs", nil), ""}}
+	// seen: each record an answer holds, as Type/id with its subject.
+	var seen func(r result) []map[string]any
+	seen = func(r result) []map[string]any {
+		if r.body["resourceType"] != "Bundle" {
+			return []map[string]any{r.body}
+		}
+		var out []map[string]any
+		entries, _ := r.body["entry"].([]any)
+		for _, e := range entries {
+			res, _ := e.(map[string]any)["resource"].(map[string]any)
+			if res == nil {
+				continue
+			}
+			if res["resourceType"] == "Bundle" { // a batched search
+				out = append(out, seen(result{body: res})...)
+				continue
+			}
+			out = append(out, res)
+		}
+		return out
+	}
+	var checked atomic.Int64 // records checked: the test checks something
+	check := func(a who, i int) error {
+		targets := []string{"/Observation/lab-1", "/Observation/lab-2", "/Observation?_include=Observation:subject", "/Patient/p1/$everything",
+			"/Patient/p2/$everything", "/Observation/psy-1", "/Condition"}
+		target := targets[i%len(targets)]
+		r := f.do("GET", target, a.tok, "")
+		if i%3 == 0 {
+			r = f.do("POST", "/", a.tok, `{"resourceType":"Bundle","type":"batch","entry":[{"request":{"method":"GET","url":"`+target[1:]+`"}}]}`)
+		}
+		if r.status >= 500 {
+			return fmt.Errorf("%s by %q: %d %.200s", target, a.patient, r.status, r.raw)
+		}
+		if r.status != http.StatusOK {
+			return nil
+		}
+		for _, res := range seen(r) {
+			checked.Add(1)
+			subject, _ := res["subject"].(map[string]any)
+			ref, _ := subject["reference"].(string)
+			switch {
+			case res["id"] == "psy-1":
+				return fmt.Errorf("%s by %q: the withheld note went out", target, a.patient)
+			case a.patient == "":
+			case res["resourceType"] == "Patient" && res["id"] != a.patient, ref != "" && ref != "Patient/"+a.patient:
+				return fmt.Errorf("%s by %q: %s/%s of %s went out", target, a.patient, res["resourceType"], res["id"], ref)
+			}
+		}
+		return nil
+	}
+	errs := make(chan error, 9)
+	var wg sync.WaitGroup
+	for w := range 9 {
+		wg.Go(func() {
+			for i := range 42 {
+				if err := check(apps[(w+i)%len(apps)], w+i); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if n := checked.Load(); n < 300 {
+		t.Errorf("%d records checked", n)
 	}
 }
 
