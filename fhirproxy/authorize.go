@@ -744,7 +744,10 @@ func (p *Proxy) confine(in *Interaction, a *access) *refusal {
 			// (US Core: 1..1, an id), not a reference to search by: it
 			// goes once, as the id. The client's own name only this
 			// patient (above).
-			in.Params = slices.DeleteFunc(in.Params, func(prm Param) bool { base, _, _ := strings.Cut(prm.Name, ":"); return base == "patient" })
+			in.Params = slices.DeleteFunc(in.Params, func(prm Param) bool {
+				base, _, _ := strings.Cut(prm.Name, ":")
+				return base == "patient"
+			})
 			in.Params = append(in.Params, Param{Name: "patient", Value: pid})
 		case inComp:
 			in.Params = append(in.Params, Param{Name: compartment[in.Type].param, Value: "Patient/" + pid})

@@ -412,8 +412,7 @@ func authorizeEverything(in *Interaction, a *access) *refusal {
 	case a.patient == "" && !a.tok.Scopes.Allows(scopes.Access{Context: a.ctx, Type: "Patient", Perms: scopes.Read}):
 		return forbidden("$everything of a patient needs the r letter on Patient, or read and search of every type")
 	}
-	given := asked != nil
-	if !given {
+	if asked == nil { // no _type: the types the token reads and searches
 		if asked = scopedTypes(a); len(asked) == 0 {
 			return forbidden("$everything needs read and search of a type, with no constraint or one the proxy evaluates")
 		}
