@@ -300,7 +300,8 @@
 //     types in Proxy.SharedTypes. Their parameters go in the query or,
 //     POSTed, in a Parameters body (Codings and CodeableConcepts too,
 //     never a resource or a part), each checked against the operation's
-//     list. With a clearance short of every label the resource is judged
+//     list and read as a query's parameters are (no control character,
+//     no name in another case). With a clearance short of every label the resource is judged
 //     before the operation is sent, and the answer is judged always: of
 //     the operation's type, no record inside, labels within the clearance.
 //
