@@ -1321,12 +1321,19 @@ func TestConcurrentRequests(t *testing.T) {
 		}
 		return nil
 	}
-	errs := make(chan error, 8)
+	concurrently(t, 8, 40, func(w, i int) error { return check(w + i) })
+}
+
+// concurrently runs check for each of workers × each requests, the
+// workers at once, and reports each worker's first error.
+func concurrently(t *testing.T, workers, each int, check func(worker, i int) error) {
+	t.Helper()
+	errs := make(chan error, workers)
 	var wg sync.WaitGroup
-	for w := range 8 {
+	for w := range workers {
 		wg.Go(func() {
-			for i := range 40 {
-				if err := check(w + i); err != nil {
+			for i := range each {
+				if err := check(w, i); err != nil {
 					errs <- err
 					return
 				}
@@ -1409,23 +1416,7 @@ func TestConcurrentPatients(t *testing.T) {
 		}
 		return nil
 	}
-	errs := make(chan error, 9)
-	var wg sync.WaitGroup
-	for w := range 9 {
-		wg.Go(func() {
-			for i := range 42 {
-				if err := check(apps[(w+i)%len(apps)], w+i); err != nil {
-					errs <- err
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Error(err)
-	}
+	concurrently(t, 9, 42, func(w, i int) error { return check(apps[(w+i)%len(apps)], w+i) })
 	if n := checked.Load(); n < 300 {
 		t.Errorf("%d records checked", n)
 	}
