@@ -548,7 +548,11 @@ func (p *Proxy) applyConstraint(in *Interaction, d scopes.Decision) *refusal {
 	case Read:
 		// Sent as Type?_id=…&constraint (no id in the path), so the server
 		// proves the match; the answer is unwrapped to the one resource.
-		in.Kind, in.Params = SearchType, append([]Param{{Name: "_id", Value: in.ID}}, extra...)
+		// The read's own parameters (_elements, _summary, _format) go with
+		// it, judged as a search's are (found by probing: they were
+		// dropped, so a constrained read asked for part of a record got
+		// all of it).
+		in.Kind, in.Params = SearchType, append(append([]Param{{Name: "_id", Value: in.ID}}, in.Params...), extra...)
 		in.unwrap, in.ID = in.ID, ""
 	default:
 		return refuse(http.StatusForbidden, "forbidden", "this interaction is not allowed under a constrained scope")

@@ -460,6 +460,18 @@ func TestScopesAndConstraints(t *testing.T) {
 		t.Errorf("a laboratory result under a laboratory-only scope: %d %s", r.status, r.raw)
 	}
 	f.up.reset()
+	// The read's own parameters go with the search (found by probing: they
+	// were dropped, and the whole record answered), judged as a search's:
+	// _elements widened by what the proxy judges by, _summary=text refused
+	// where it would leave out the patient.
+	r = f.do("GET", "/Observation/lab-1?_elements=code&_pretty=true", lab, "")
+	got := f.up.requests()
+	if r.status != 200 || r.body["id"] != "lab-1" || r.body["code"] == nil || r.body["status"] != nil || len(got) != 1 ||
+		got[0].URL.Query().Get("_elements") != "code,meta,subject" || got[0].URL.Query().Get("_pretty") != "true" {
+		t.Errorf("a constrained read of some elements: %d %s, sent as %v", r.status, r.raw, got)
+	}
+	f.up.reset()
+	f.refused("a constrained read with _summary=text", f.do("GET", "/Observation/lab-1?_summary=text", lab, ""), 400)
 	// Nor can parameters whose answer the constraint does not bound, for a
 	// token that sees every record either (found by probing: they went
 	// upstream with the constraint added).

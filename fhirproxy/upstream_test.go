@@ -195,7 +195,7 @@ func (u *upstream) answer(w http.ResponseWriter, r *http.Request, b []byte) {
 			case all[v-1]["deleted"] == true:
 				u.write(w, 410, notFound)
 			default:
-				u.write(w, 200, all[v-1])
+				u.write(w, 200, selected(all[v-1], r.URL.Query()))
 			}
 			return
 		}
@@ -271,7 +271,7 @@ func (u *upstream) answer(w http.ResponseWriter, r *http.Request, b []byte) {
 			w.WriteHeader(http.StatusNotModified)
 			return
 		}
-		u.write(w, 200, res)
+		u.write(w, 200, selected(res, r.URL.Query())) // a read in part, as a strict server answers it
 		u.mu.Lock()
 		after := u.afterRead
 		u.mu.Unlock()
