@@ -189,6 +189,13 @@ func (p *Proxy) authorize(in *Interaction, a *access) *refusal {
 			return ref
 		}
 		a.held, a.included, a.unmatched, a.constrained = lc, lc, true, in.Type
+		// A version asked for in part keeps what the constraint reads
+		// (found by FuzzElementsAgree: without it, withheld as not
+		// matching); _summary=text would leave it out.
+		keepConstraintElements(in, lc)
+		if slices.ContainsFunc(in.Params, func(prm Param) bool { return prm.Name == "_summary" && prm.Value == "text" }) {
+			return refuse(http.StatusBadRequest, "not-supported", "_summary=text leaves out what the scope's constraint reads; use _elements")
+		}
 	case in.searchOp == docrefOp && (d.Constrained() || carried):
 		// $docref's parameters are its own (patient, start, end, type,
 		// on-demand, profile): a server ignores a constraint's, or refuses

@@ -569,6 +569,17 @@ func TestConstrainedVersions(t *testing.T) {
 		if got := versions(r); r.status != 200 || !slices.Equal(got, []string{"lab-1 laboratory"}) {
 			t.Errorf("%s: the history of a laboratory result: %d %v", scope, r.status, got)
 		}
+		// In part: what the constraint reads is asked for too, or the
+		// version would be withheld as not matching; _summary=text, which
+		// would leave it out, is refused.
+		f.up.reset()
+		r = f.do("GET", "/Observation/lab-1/_history/2?_elements=code", tok, "")
+		if sent := f.up.requests(); r.status != 200 || r.body["status"] != nil || len(sent) == 0 ||
+			!slices.Contains(strings.Split(sent[len(sent)-1].URL.Query().Get("_elements"), ","), "category") {
+			t.Errorf("%s: the current version in part: %d %s, sent as %v", scope, r.status, r.raw, sent)
+		}
+		f.up.reset()
+		f.refused(scope+": a version with _summary=text", f.do("GET", "/Observation/lab-1/_history/2?_summary=text", tok, ""), 400)
 		for _, target := range []string{
 			"/Observation/lab-1/_history/1", // a version outside the constraint
 			"/Observation/vs-1/_history/1",  // a version inside it, of a record now outside it

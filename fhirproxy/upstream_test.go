@@ -206,7 +206,7 @@ func (u *upstream) answer(w http.ResponseWriter, r *http.Request, b []byte) {
 					"request": map[string]any{"method": "DELETE", "url": key}, "response": map[string]any{"status": "204"}})
 				continue
 			}
-			entries = append(entries, map[string]any{"fullUrl": u.ts.URL + "/" + key, "resource": all[i]})
+			entries = append(entries, map[string]any{"fullUrl": u.ts.URL + "/" + key, "resource": selected(all[i], r.URL.Query())})
 		}
 		u.write(w, 200, map[string]any{"resourceType": "Bundle", "type": "history", "total": len(entries), "entry": entries})
 	case r.Method == http.MethodGet && len(segs) == 2 && segs[1] == "_history": // type history: every version of every record
