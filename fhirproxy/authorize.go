@@ -193,8 +193,8 @@ func (p *Proxy) authorize(in *Interaction, a *access) *refusal {
 		// (found by FuzzElementsAgree: without it, withheld as not
 		// matching); _summary=text would leave it out.
 		keepConstraintElements(in, lc)
-		if slices.ContainsFunc(in.Params, func(prm Param) bool { return prm.Name == "_summary" && prm.Value == "text" }) {
-			return refuse(http.StatusBadRequest, "not-supported", "_summary=text leaves out what the scope's constraint reads; use _elements")
+		if summaryText(in) {
+			return constraintUnread()
 		}
 	case in.searchOp == docrefOp && (d.Constrained() || carried):
 		// $docref's parameters are its own (patient, start, end, type,
@@ -241,7 +241,9 @@ func (p *Proxy) authorize(in *Interaction, a *access) *refusal {
 		// among them, but servers support few there (HAPI: patient,
 		// category, code, date) and may ignore the rest: where the proxy
 		// evaluates the constraint, it holds every match to it too.
-		a.holdMatches(in)
+		if a.holdMatches(in) && summaryText(in) {
+			return constraintUnread()
+		}
 	}
 	if in.Kind == Create || in.Kind == Update || in.Kind == Patch {
 		if rd := a.tok.Scopes.Check(scopes.Access{Context: a.ctx, Type: in.Type, Perms: scopes.Read}); rd.Constrained() {
@@ -655,6 +657,9 @@ func (a *access) holdAnswer(in *Interaction, d scopes.Decision) *refusal {
 	if lc != nil {
 		keepConstraintElements(in, lc)
 	}
+	if repeated && summaryText(in) {
+		return constraintUnread()
+	}
 	return nil
 }
 
@@ -684,6 +689,23 @@ func keepConstraintElements(in *Interaction, lc *localConstraint) {
 			}
 		}
 	}
+}
+
+// summaryText reports whether a request asks for _summary=text, which
+// leaves out all but a record's narrative and mandatory elements: where
+// the proxy holds records to a constraint itself (access.recheck, held),
+// what the constraint reads would be absent, and every record withheld as
+// not matching (found by FuzzElementsAgree). There it is refused
+// (constraintUnread); an element selection keeps what the constraint reads
+// (keepConstraintElements).
+func summaryText(in *Interaction) bool {
+	return slices.ContainsFunc(in.Params, func(prm Param) bool { return prm.Name == "_summary" && prm.Value == "text" })
+}
+
+// constraintUnread refuses a _summary=text the proxy cannot check
+// (summaryText).
+func constraintUnread() *refusal {
+	return refuse(http.StatusBadRequest, "not-supported", "_summary=text leaves out what the scope's constraint reads, which the proxy checks here; use _elements")
 }
 
 // confine imposes the Patient compartment on a patient/ token.

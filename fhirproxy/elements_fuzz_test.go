@@ -19,7 +19,8 @@ import (
 func FuzzElementsAgree(f *testing.F) {
 	for _, s := range []string{"Observation", "Observation?category=laboratory", "Condition", "Patient", "Observation?_include=Observation:subject", "Provenance",
 		"Observation/lab-1", "Observation/psy-1", "Observation/lab-2", "Observation/vs-1", "Patient/p2", "Condition/c-1",
-		"Observation/lab-1/_history/1", "Observation/lab-1/_history"} {
+		"Observation/lab-1/_history/1", "Observation/lab-1/_history", "Observation?category=vital-signs&category=laboratory",
+		"Observation/$lastn?category=laboratory", "Patient/p1/Observation", "Observation?_revinclude=Provenance:target"} {
 		for _, e := range []string{"code", "id", "subject", "meta", "category", "code,subject", "status", "text", "meta.security", "subject.reference", "*"} {
 			for which := range uint8(5) {
 				f.Add(s, e, which)
