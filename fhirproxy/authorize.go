@@ -459,6 +459,13 @@ func judgedParams(in *Interaction, a *access) *refusal {
 			}
 		case base == "_summary" && prm.Value == "text" && inComp:
 			return refuse(http.StatusBadRequest, "not-supported", "_summary=text leaves out the patient reference; use _elements")
+		case base == "_summary" && in.Type == "Binary" && (prm.Value == "text" || prm.Value == "true"):
+			// A Binary is judged by its securityContext, and one without
+			// is bound to nothing: a summary that left it out (text does,
+			// a server's true may) would pass a withheld Binary as that
+			// (found by probing: _summary=true answered 200 for a Binary
+			// bound to a withheld record, whose whole read is 404).
+			return refuse(http.StatusBadRequest, "not-supported", "_summary="+prm.Value+" may leave out a Binary's securityContext, by which it is judged; use _elements")
 		case base == "_revinclude" && provenanceOf(prm.Value, in.Type):
 			// The Provenances of the records kept come after them, and are
 			// judged by them (access.provenanceKept).

@@ -200,3 +200,41 @@ func TestNativeBinaryWrites(t *testing.T) {
 		t.Errorf("two X-Security-Context headers: %d %s, %d upstream requests", resp.StatusCode, b, len(f.up.requests()))
 	}
 }
+
+// TestBinarySummaries: a Binary is judged by its securityContext, so where
+// answers are judged a summary that may leave it out is refused (a Binary
+// without one is bound to nothing, and one bound to a withheld record
+// would pass as that); an element selection asks for it, and the Binary
+// is judged as when read whole.
+func TestBinarySummaries(t *testing.T) {
+	f := newFixture(t)
+	f.up.mu.Lock()
+	for id, ctx := range map[string]string{"mine": "Observation/lab-1", "psy": "Observation/psy-1", "loose": ""} {
+		f.up.resources["Binary/"+id] = binary(id, ctx)
+	}
+	f.up.mu.Unlock()
+	for _, tok := range []string{f.token("user/Binary.rs user/Observation.rs", nil), f.token("launch/patient patient/Binary.rs patient/Observation.rs", nil)} {
+		for _, target := range []string{"/Binary/psy?_summary=true", "/Binary/psy?_summary=text", "/Binary/mine?_summary=true"} {
+			f.refused(target, f.do("GET", target, tok, ""), 400)
+		}
+		r := f.do("GET", "/Binary?_summary=true", tok, "")
+		f.refused("a search of Binary in summary", r, r.status) // (400; with patient context, 403 first: no Binary search)
+		if r.status != 400 && r.status != 403 {
+			t.Errorf("a search of Binary in summary: %d", r.status)
+		}
+		// In a batch alike.
+		b := f.do("POST", "/", tok, bundle("batch", entry("", "GET", "Binary/psy?_summary=true", "")))
+		f.refused("a batched Binary read in summary", b, 400)
+		for target, want := range map[string]int{"/Binary/psy?_elements=contentType": 404, "/Binary/mine?_elements=contentType": 200,
+			"/Binary/psy?_summary=data": 404, "/Binary/mine?_summary=false": 200} {
+			if r := f.do("GET", target, tok, ""); r.status != want {
+				t.Errorf("%s: %d %s, want %d", target, r.status, r.raw, want)
+			}
+		}
+		f.up.reset()
+	}
+	// A token that sees every record judges nothing: a summary passes.
+	if r := f.do("GET", "/Binary/psy?_summary=true", f.token("user/Binary.rs user/Observation.rs", everyLabel()), ""); r.status != 200 {
+		t.Errorf("a summary where nothing is judged: %d %s", r.status, r.raw)
+	}
+}
