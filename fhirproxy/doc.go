@@ -153,8 +153,14 @@
 // _format, and a conditional write's are search criteria only: server
 // instructions such as HAPI's _cascade=delete, which deletes beyond the
 // token's scopes, are refused with 400. A read or vread takes _format,
-// _pretty, _summary and _elements only, and _type goes with a system-level
-// search only (400 otherwise). An underscored parameter FHIR does not define goes
+// _pretty, _summary and _elements only (a constrained read's go with the
+// search by _id it becomes), and _type goes with a system-level search
+// only (400 otherwise). An element selection always keeps what the proxy
+// judges by (meta, the patient reference, a Binary's securityContext, a
+// Provenance's target, the elements of a constraint it evaluates), and a
+// summary that may leave such an element out is refused where it is
+// judged: _summary=text with patient context or under a constraint the
+// proxy holds records to, _summary=true or text on a Binary. An underscored parameter FHIR does not define goes
 // with a search or history (servers page with their own, such as HAPI's
 // _getpages), and its answer is always read and judged, for any token. For
 // every token, a search's criteria that other types' records meet need s
