@@ -15,12 +15,14 @@ import (
 // record must then be withheld, never passed (presence, never absence),
 // and a record the whole search passes should pass in part too. A read
 // likewise: in part, it finds the record the whole read finds, and only
-// that one.
+// that one. Binaries, judged by their securityContext, are read by a
+// clinician who may not see every record they are bound to.
 func FuzzElementsAgree(f *testing.F) {
 	for _, s := range []string{"Observation", "Observation?category=laboratory", "Condition", "Patient", "Observation?_include=Observation:subject", "Provenance",
 		"Observation/lab-1", "Observation/psy-1", "Observation/lab-2", "Observation/vs-1", "Patient/p2", "Condition/c-1",
 		"Observation/lab-1/_history/1", "Observation/lab-1/_history", "Observation?category=vital-signs&category=laboratory",
-		"Observation/$lastn?category=laboratory", "Patient/p1/Observation", "Observation?_revinclude=Provenance:target"} {
+		"Observation/$lastn?category=laboratory", "Patient/p1/Observation", "Observation?_revinclude=Provenance:target",
+		"Binary/b-psy", "Binary/b-lab", "Binary/b-loose", "Binary"} {
 		for _, e := range []string{"code", "id", "subject", "meta", "category", "code,subject", "status", "text", "meta.security", "subject.reference", "*"} {
 			for which := range uint8(5) {
 				f.Add(s, e, which)
@@ -32,6 +34,14 @@ func FuzzElementsAgree(f *testing.F) {
 	}
 	fx := newFixture(&testing.T{})
 	tokens := endToEndTokens(fx)
+	// Binaries, judged by what their securityContext names, for a
+	// clinician whose clearance withholds the psychotherapy note.
+	fx.up.mu.Lock()
+	for id, ctx := range map[string]string{"b-psy": "Observation/psy-1", "b-lab": "Observation/lab-1", "b-loose": ""} {
+		fx.up.resources["Binary/"+id] = binary(id, ctx)
+	}
+	fx.up.mu.Unlock()
+	binaries := fx.token("user/Binary.rs user/Observation.rs", nil)
 	summaries := []string{"true", "text", "data", "false"}
 	f.Fuzz(func(t *testing.T, search, elements string, which uint8) {
 		if !requestTarget(search) || !utf8.ValidString(elements) || strings.Contains(search, "_elements") || strings.Contains(search, "_summary") {
@@ -39,6 +49,9 @@ func FuzzElementsAgree(f *testing.F) {
 		}
 		fx.t = t
 		tok := tokens[int(which)%len(tokens)]
+		if strings.HasPrefix(search, "Binary") {
+			tok = binaries
+		}
 		whole := fx.do("GET", "/"+search, tok, "")
 		read := whole.body["resourceType"] != "Bundle"
 		if whole.status != 200 && !(read && whole.status == 404) {
