@@ -209,20 +209,29 @@ func readSearchPage(body []byte, entry func(*bundleEntry)) (next string, more, o
 // versionOf is a resource's meta.versionId, read from its JSON (strict:
 // the page has been read), or "".
 func versionOf(res []byte) string {
-	var v string
+	v, _ := validators(res)
+	return v
+}
+
+// validators are a resource's meta.versionId and meta.lastUpdated, read
+// from its JSON (strict: it has been read), each "" where absent.
+func validators(res []byte) (version, lastUpdated string) {
 	s := jsonstrict.NewScanner(res)
 	_ = readObject(s, func(name []byte) error {
 		if string(name) != "meta" {
 			return s.Skip()
 		}
 		return readObject(s, func(name []byte) error {
-			if string(name) != "versionId" {
-				return s.Skip()
+			switch string(name) {
+			case "versionId":
+				return readString(s, &version)
+			case "lastUpdated":
+				return readString(s, &lastUpdated)
 			}
-			return readString(s, &v)
+			return s.Skip()
 		})
 	})
-	return v
+	return version, lastUpdated
 }
 
 // noMatch is a random id in FHIR's id syntax ([A-Za-z0-9.-], which base64url

@@ -472,6 +472,32 @@ func TestScopesAndConstraints(t *testing.T) {
 	}
 	f.up.reset()
 	f.refused("a constrained read with _summary=text", f.do("GET", "/Observation/lab-1?_summary=text", lab, ""), 400)
+	// The record comes with a read's validators, from its meta (a
+	// search's answer carries none of its records'): a client can update
+	// it with If-Match and read it again conditionally. A record outside
+	// the constraint is 404 whatever the conditions.
+	f.up.mu.Lock()
+	f.up.resources["Observation/lab-1"]["meta"] = map[string]any{"versionId": "3", "lastUpdated": "2026-11-02T10:00:00.123+01:00"}
+	f.up.resources["Observation/vs-1"]["meta"] = map[string]any{"versionId": "3"}
+	f.up.mu.Unlock()
+	r = f.do("GET", "/Observation/lab-1", lab, "")
+	if etag, lm := r.header.Get("ETag"), r.header.Get("Last-Modified"); r.status != 200 || etag != `W/"3"` || lm != "Mon, 02 Nov 2026 09:00:00 GMT" {
+		t.Errorf("a constrained read's validators: %d ETag %q, Last-Modified %q", r.status, etag, lm)
+	}
+	for _, c := range []struct {
+		target, header, value string
+		status                int
+	}{
+		{"/Observation/lab-1", "If-None-Match", `W/"3"`, 304}, {"/Observation/lab-1", "If-None-Match", `"3"`, 304},
+		{"/Observation/lab-1", "If-None-Match", `W/"2"`, 200}, {"/Observation/lab-1", "If-Modified-Since", "Mon, 02 Nov 2026 09:00:00 GMT", 304},
+		{"/Observation/lab-1", "If-Modified-Since", "Mon, 02 Nov 2026 08:59:59 GMT", 200},
+		{"/Observation/vs-1", "If-None-Match", `W/"3"`, 404}, {"/Observation/vs-1", "If-None-Match", "*", 404},
+	} {
+		if r := f.do("GET", c.target, lab, "", c.header, c.value); r.status != c.status || c.status == 304 && r.raw != "" {
+			t.Errorf("%s with %s: %s: %d %q, want %d", c.target, c.header, c.value, r.status, r.raw, c.status)
+		}
+	}
+	f.up.reset()
 	// Nor can parameters whose answer the constraint does not bound, for a
 	// token that sees every record either (found by probing: they went
 	// upstream with the constraint added).

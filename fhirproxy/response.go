@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/smartkit/smartkit/audit"
 	"github.com/smartkit/smartkit/internal/jsonstrict"
@@ -115,7 +116,10 @@ func (x *exchange) inspect(resp *http.Response) (*refusal, error) {
 		}
 		ev.Labels = disclosedLabels(kept)
 	}
-	if (in.Kind == Read || in.Kind == VRead) && resp.StatusCode == http.StatusOK && notModified(x.req.Header, resp.Header) {
+	if in.unwrap != "" && resp.StatusCode == http.StatusOK {
+		readValidators(resp.Header, out)
+	}
+	if (in.Kind == Read || in.Kind == VRead || in.unwrap != "") && resp.StatusCode == http.StatusOK && notModified(x.req.Header, resp.Header) {
 		answerNotModified(resp)
 		return nil, nil
 	}
@@ -150,6 +154,24 @@ func (x *exchange) inspect(resp *http.Response) (*refusal, error) {
 	}
 	resp.Header["Content-Type"] = contentType
 	return nil, nil
+}
+
+// readValidators gives a constrained read's answer, the one record taken
+// from the search it was sent as, the validators a read's answer carries
+// (FHIR: ETag from meta.versionId, Last-Modified from meta.lastUpdated),
+// in place of the search's, which were the Bundle's: so that a client can
+// update it with If-Match, and read it again conditionally (found by
+// probing: it came with neither).
+func readValidators(h http.Header, res []byte) {
+	delete(h, "Etag")
+	delete(h, "Last-Modified")
+	version, updated := validators(res)
+	if version != "" {
+		h["Etag"] = []string{`W/"` + version + `"`}
+	}
+	if t, err := time.Parse(time.RFC3339Nano, updated); err == nil {
+		h["Last-Modified"] = []string{t.UTC().Format(http.TimeFormat)}
+	}
 }
 
 // upstreamError passes the upstream's error answer, where answers are
