@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -236,5 +237,40 @@ func TestBinarySummaries(t *testing.T) {
 	// A token that sees every record judges nothing: a summary passes.
 	if r := f.do("GET", "/Binary/psy?_summary=true", f.token("user/Binary.rs user/Observation.rs", everyLabel()), ""); r.status != 200 {
 		t.Errorf("a summary where nothing is judged: %d %s", r.status, r.raw)
+	}
+}
+
+// TestBatchedBoundSearches: a batched search of Binary or Provenance, whose
+// records are judged by what they are bound to, answers what the search
+// answers on its own (found by probing: batched, it answered none, the
+// search's access having no reader for the records they name), within the
+// reads one response may make.
+func TestBatchedBoundSearches(t *testing.T) {
+	f := newFixture(t)
+	f.up.mu.Lock()
+	for id, ctx := range map[string]string{"mine": "Observation/lab-1", "psy": "Observation/psy-1"} {
+		f.up.resources["Binary/"+id] = binary(id, ctx)
+	}
+	f.up.resources["Provenance/pv-lab"] = provenance("pv-lab", "Observation/lab-1")
+	f.up.resources["Provenance/pv-psy"] = provenance("pv-psy", "Observation/psy-1")
+	f.up.mu.Unlock()
+	tok := f.token("user/Binary.rs user/Provenance.rs user/Observation.rs", nil) // the psychotherapy note withheld
+	for search, want := range map[string][]string{"Binary": {"mine"}, "Provenance": {"pv-lab"}, "Binary?_elements=contentType": {"mine"}} {
+		alone := f.do("GET", "/"+search, tok, "")
+		r := f.do("POST", "/", tok, bundle("batch", entry("", "GET", search, ""), entry("", "GET", "Binary/psy", "")))
+		entries, _ := r.body["entry"].([]any)
+		if r.status != 200 || len(entries) != 2 {
+			t.Fatalf("%s batched: %d %.300s", search, r.status, r.raw)
+		}
+		nested, _ := entries[0].(map[string]any)["resource"].(map[string]any)
+		if got := entryIDs(result{body: nested}); !slices.Equal(got, want) || !slices.Equal(entryIDs(alone), want) {
+			t.Errorf("%s: batched %v, on its own %v, want %v", search, got, entryIDs(alone), want)
+		}
+		if !strings.Contains(mustJSON(nested), "REDACTED") {
+			t.Errorf("%s batched: no REDACTED mark for what was withheld: %s", search, mustJSON(nested))
+		}
+		if status := entries[1].(map[string]any)["response"].(map[string]any)["status"]; status != "404 Not Found" {
+			t.Errorf("%s: the withheld Binary read beside it: %v", search, status)
+		}
 	}
 }

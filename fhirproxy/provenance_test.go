@@ -378,6 +378,19 @@ func TestProvenanceTargetReads(t *testing.T) {
 	if _, ok := r.body["total"]; ok {
 		t.Errorf("a Bundle that left Provenances out says a total: %v", r.body["total"])
 	}
+	// Batched, the searches share the response's reads: two searches of
+	// the 60 read 50 records in all.
+	f.up.reset()
+	r = f.do("POST", "/", tok, bundle("batch", entry("", "GET", "Provenance", ""), entry("", "GET", "Provenance", "")))
+	entries, _ := r.body["entry"].([]any)
+	kept := 0
+	for _, e := range entries {
+		nested, _ := e.(map[string]any)["resource"].(map[string]any)
+		kept += len(entryIDs(result{body: nested}))
+	}
+	if r.status != 200 || len(entries) != 2 || kept != 50 || len(f.up.requests()) != 51 {
+		t.Errorf("two batched searches of 60 Provenances: %d, %d entries kept, %d upstream requests; want 50 and 51", r.status, kept, len(f.up.requests()))
+	}
 }
 
 // TestProvenanceTargetReadFails: once a target's read fails (here, an

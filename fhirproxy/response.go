@@ -673,11 +673,18 @@ type batchSearch struct {
 // records they are about), the REDACTED mark where it withholds one, a
 // total only where it may go, links and fullUrls moved onto the proxy's
 // base and page links signed for the search. Anything but a Bundle is not
-// ok.
-func (b batchSearch) inspect(body []byte) ([]byte, []*projection, bool) {
+// ok. A Binary or Provenance in it is judged by the records it is bound to
+// as that search's access reads them, within the reads the response has
+// left (targets: found by probing, a batched search of Binary answered
+// none, its access having no reader).
+func (b batchSearch) inspect(body []byte, targets *targetReader) ([]byte, []*projection, bool) {
 	na := *b.a
 	na.writes, na.found, na.searches, na.entries, na.entryPins, na.entryEdits = nil, nil, nil, nil, nil, nil
+	if targets.p != nil {
+		na.targets = targets.nested()
+	}
 	out, kept, ref := na.inspectBody(b.in, body)
+	targets.spend(na.targets)
 	return out, kept, ref == nil
 }
 
@@ -813,7 +820,7 @@ func (a *access) inspectBody(in Interaction, body []byte) ([]byte, []*projection
 			if batch && i < len(a.searches) && a.searches[i].a != nil {
 				// A search's answer: inspected as that search's, entry by
 				// entry, its links moved.
-				if nested, nestedKept, ok := a.searches[i].inspect(body[e.resStart:e.resEnd]); ok {
+				if nested, nestedKept, ok := a.searches[i].inspect(body[e.resStart:e.resEnd], &a.targets); ok {
 					e.nested, fates[i], answered = nested, nestedEntry, true
 					kept = append(kept, nestedKept...)
 				} else {

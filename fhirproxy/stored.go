@@ -378,6 +378,23 @@ type targetReader struct {
 	// most is how many records it may read; 0 means maxTargetReads (an
 	// export file's reader may read more: maxExportTargetReads).
 	most int
+	// spent is how many of those the readers of a batch's searches read
+	// (nested), each with its own memo: a search's access judges records
+	// its own way.
+	spent int
+}
+
+// nested is a reader for a batched search's answer, judged with that
+// search's access: its own memo, from the reads this response has left.
+func (t *targetReader) nested() targetReader {
+	left := cmp.Or(t.most, maxTargetReads) - len(t.judged) - t.spent
+	return targetReader{p: t.p, ctx: t.ctx, failed: t.failed || left <= 0, most: left} // (most 0 would mean the default)
+}
+
+// spend counts the reads a nested reader made, and its failure, against t.
+func (t *targetReader) spend(n targetReader) {
+	t.spent += len(n.judged)
+	t.failed = t.failed || n.failed
 }
 
 // readTargets readies a.targets for a response to a.
@@ -408,7 +425,7 @@ func (t *targetReader) judge(a *access, pr *projection) verdict {
 		}
 		v, ok := t.judged[key]
 		if !ok {
-			if t.failed || len(t.judged) >= cmp.Or(t.most, maxTargetReads) {
+			if t.failed || len(t.judged)+t.spent >= cmp.Or(t.most, maxTargetReads) {
 				return drop
 			}
 			var failure *refusal
