@@ -14,12 +14,13 @@ import (
 // is the search it sends on its own, and a batched read answers as the
 // read on its own does. The search is sent both ways with the
 // same token; where the batch is allowed, the search alone must be too,
-// with one request upstream (no chain the proxy resolves with reads of its
+// with one search upstream (no chain the proxy resolves with searches of its
 // own), that request's URL must be the batched entry's, and the answers
 // must hold the same records. A patient app that could get past the
 // compartment, or a token past its constraint, in a batch but not on its
 // own would break it. Half the runs send it in a transaction, which may
-// read too.
+// read too. Binaries and Provenances are read by a clinician who may not
+// see every record they are bound to.
 func FuzzBatchedSearches(f *testing.F) {
 	for _, s := range []string{
 		"Observation", "Observation?category=laboratory&_elements=code", "Patient/p1/Observation", "Observation?patient=p2",
@@ -30,6 +31,7 @@ func FuzzBatchedSearches(f *testing.F) {
 		"Observation?patient=Patient%2Fp2", "Observation?_elements=code&_elements=subject", "Observation?_count=1",
 		"Observation/lab-1", "Observation/lab-2", "Observation/psy-1", "Observation/none", "Patient/p1", "Patient/p2",
 		"Condition/c-1", "Practitioner/dr", "Observation/lab-1/_history/1", "Observation/lab-1/_history",
+		"Binary", "Binary/b-psy", "Binary/b-lab", "Provenance", "Provenance?target=Observation/lab-1", "Provenance/pv-psy",
 	} {
 		for which := range uint8(10) {
 			f.Add(s, which)
@@ -37,12 +39,25 @@ func FuzzBatchedSearches(f *testing.F) {
 	}
 	fx := newFixture(&testing.T{})
 	tokens := endToEndTokens(fx)
+	// Binaries and Provenances, judged by the records they are bound to,
+	// for a clinician whose clearance withholds the psychotherapy note.
+	fx.up.mu.Lock()
+	for id, ctx := range map[string]string{"b-psy": "Observation/psy-1", "b-lab": "Observation/lab-1"} {
+		fx.up.resources["Binary/"+id] = binary(id, ctx)
+	}
+	fx.up.resources["Provenance/pv-psy"] = provenance("pv-psy", "Observation/psy-1")
+	fx.up.resources["Provenance/pv-lab"] = provenance("pv-lab", "Observation/lab-1")
+	fx.up.mu.Unlock()
+	bound := fx.token("user/Binary.rs user/Provenance.rs user/Observation.rs", nil)
 	f.Fuzz(func(t *testing.T, search string, which uint8) {
 		if !requestTarget(search) {
 			return // nothing to compare
 		}
 		fx.t = t
 		tok := tokens[int(which)%len(tokens)]
+		if strings.HasPrefix(search, "Binary") || strings.HasPrefix(search, "Provenance") {
+			tok = bound
+		}
 		typ := [...]string{"batch", "transaction"}[int(which/5)%2] // a transaction may read too
 		u, _ := json.Marshal(search)
 		fx.up.reset()
@@ -55,7 +70,9 @@ func FuzzBatchedSearches(f *testing.F) {
 		var sent struct {
 			Entry []struct{ Request struct{ URL string } }
 		}
-		if bodies := fx.up.bodies; len(bodies) != 1 || json.Unmarshal([]byte(bodies[0]), &sent) != nil || len(sent.Entry) != 1 {
+		// The batch first; then, for a Binary or Provenance, reads of the
+		// records it is bound to.
+		if bodies := fx.up.bodies; len(bodies) == 0 || json.Unmarshal([]byte(bodies[0]), &sent) != nil || len(sent.Entry) != 1 || !onlyReads(fx.up.requests()[1:]) {
 			t.Fatalf("%q: the batch went upstream as %v", search, bodies)
 		}
 		entries, _ := batched.body["entry"].([]any)
@@ -79,7 +96,7 @@ func FuzzBatchedSearches(f *testing.F) {
 			}
 			return
 		}
-		if alone.status != http.StatusOK || len(got) != 1 {
+		if alone.status != http.StatusOK || len(got) == 0 || !onlyReads(got[1:]) {
 			t.Fatalf("%q (token %d): allowed in a batch (sent as %q), but on its own %d with %d request(s) upstream: %.300s",
 				search, which%5, sent.Entry[0].Request.URL, alone.status, len(got), alone.raw)
 		}
@@ -104,4 +121,16 @@ func FuzzBatchedSearches(f *testing.F) {
 			t.Fatalf("%q (token %d): batched %v, on its own %v", search, which%5, ids, entryIDs(alone))
 		}
 	})
+}
+
+// onlyReads reports whether requests are all reads by id (GET Type/id, no
+// query): the records a Binary or Provenance is bound to, read to judge it;
+// not a search (a chain the proxy resolves).
+func onlyReads(requests []*http.Request) bool {
+	for _, r := range requests {
+		if r.Method != http.MethodGet || strings.Count(strings.Trim(r.URL.Path, "/"), "/") != 1 || r.URL.RawQuery != "" {
+			return false
+		}
+	}
+	return true
 }
