@@ -124,7 +124,23 @@ func (p *Proxy) resolveChains(ctx context.Context, in *Interaction, a *access) *
 // records than chainPages pages hold, withheld ones included, are refused
 // for their number in all.
 func (p *Proxy) visibleMatches(ctx context.Context, a *access, target string, criteria []Param, limit int, versions bool) ([]match, *refusal) {
-	page := p.upstreamURL(target, encodeQuery(append(slices.Clip(criteria), Param{Name: "_count", Value: strconv.Itoa(chainLimit + 1)})))
+	// One page size: the proxy's, or a smaller one the search's
+	// authorisation set (a page of Provenances no larger than the targets
+	// it may read: pageOfProvenances). (Found by FuzzConditionalWritesAgree:
+	// both went, and a server read the first.)
+	size := chainLimit + 1
+	criteria = slices.DeleteFunc(slices.Clone(criteria), func(prm Param) bool {
+		if n, err := strconv.Atoi(prm.Value); prm.Name == "_count" && err == nil && n > 0 && n < size {
+			size = n
+		}
+		return prm.Name == "_count"
+	})
+	// A Binary or Provenance matches where the records it is bound to let
+	// the access see it, as they are read (found by probing: with no reader,
+	// a conditional update of a Binary the token may see matched none, and
+	// created another).
+	p.readTargets(ctx, a)
+	page := p.upstreamURL(target, encodeQuery(append(criteria, Param{Name: "_count", Value: strconv.Itoa(size)})))
 	var matches []match
 	for n := 1; ; n++ {
 		if !a.entries.spend() { // a Bundle's conditional writes share its budget
@@ -169,8 +185,14 @@ func (p *Proxy) matchesOn(ctx context.Context, a *access, target, page string, v
 		return "", refuse(http.StatusBadRequest, "invalid", "the FHIR server did not accept the criteria ("+strconv.Itoa(st)+")")
 	}
 	next, more, ok := readSearchPage(body, func(e *bundleEntry) {
-		if e.hasRes && !e.notMatch && e.res.ResourceType == target && a.judgeEntry(e, body[e.resStart:e.resEnd]) == keep &&
-			!slices.ContainsFunc(*matches, func(m match) bool { return m.id == e.res.ID }) {
+		if !e.hasRes || e.notMatch || e.res.ResourceType != target {
+			return
+		}
+		v := a.judgeEntry(e, body[e.resStart:e.resEnd])
+		if v == needsContext {
+			v = a.judgeBound(&e.res, nil, false)
+		}
+		if v == keep && !slices.ContainsFunc(*matches, func(m match) bool { return m.id == e.res.ID }) {
 			m := match{id: e.res.ID}
 			if versions {
 				m.version = versionOf(body[e.resStart:e.resEnd])

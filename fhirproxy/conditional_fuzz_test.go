@@ -16,10 +16,12 @@ import (
 // upstream (method, path, If-Match, content). A record the token may not
 // see is, for the conditional write, no match: it is never written, nor
 // refused in a way that tells it exists. A check made on one form and not
-// the other would break it.
+// the other would break it. Binaries and Provenances, judged by the records
+// they are bound to, are written by a clinician who may not see every one.
 func FuzzConditionalWritesAgree(f *testing.F) {
-	for _, id := range []string{"lab-1", "lab-2", "psy-1", "vs-1"} {
-		for _, c := range [][2]string{{"Patient/p1", "laboratory"}, {"Patient/p2", "laboratory"}, {"Patient/p1", "vital-signs"}} {
+	for _, id := range []string{"lab-1", "lab-2", "psy-1", "vs-1", "Binary/b-lab", "Binary/b-psy", "Provenance/pv-lab", "Provenance/pv-psy"} {
+		for _, c := range [][2]string{{"Patient/p1", "laboratory"}, {"Patient/p2", "laboratory"}, {"Patient/p1", "vital-signs"},
+			{"Observation/lab-1", "laboratory"}, {"Observation/psy-1", "laboratory"}} {
 			for form := range uint8(9) {
 				f.Add(id, c[0], c[1], form)
 			}
@@ -31,10 +33,25 @@ func FuzzConditionalWritesAgree(f *testing.F) {
 		fx.token("user/Observation.cruds", nil), // short of the labels
 		fx.token("launch/patient patient/Observation.cruds?category=laboratory", everyLabel()),
 	}
-	existing := map[string]bool{"lab-1": true, "lab-2": true, "psy-1": true, "vs-1": true}
+	// Binaries and Provenances, judged by the records they are bound to,
+	// for a clinician whose clearance withholds the psychotherapy note.
+	fx.up.mu.Lock()
+	for id, ctx := range map[string]string{"b-psy": "Observation/psy-1", "b-lab": "Observation/lab-1"} {
+		fx.up.resources["Binary/"+id] = binary(id, ctx)
+	}
+	fx.up.resources["Provenance/pv-psy"] = provenance("pv-psy", "Observation/psy-1")
+	fx.up.resources["Provenance/pv-lab"] = provenance("pv-lab", "Observation/lab-1")
+	fx.up.mu.Unlock()
+	bound := fx.token("user/Binary.cruds user/Provenance.cruds user/Observation.rs user/Practitioner.rs", nil)
+	existing := map[string]bool{"lab-1": true, "lab-2": true, "psy-1": true, "vs-1": true,
+		"Binary/b-lab": true, "Binary/b-psy": true, "Provenance/pv-lab": true, "Provenance/pv-psy": true}
 	f.Fuzz(func(t *testing.T, id, subject, category string, form uint8) {
 		if !existing[id] {
 			return
+		}
+		typ := "Observation"
+		if t, rest, ok := strings.Cut(id, "/"); ok {
+			typ, id = t, rest
 		}
 		for _, v := range []string{subject, category} {
 			if !utf8.ValidString(v) || strings.ContainsAny(v, "\"\\") || hasControlByte(v) {
@@ -44,15 +61,39 @@ func FuzzConditionalWritesAgree(f *testing.F) {
 		fx.t = t
 		tok := tokens[int(form/3)%len(tokens)]
 		method, content, contentType := http.MethodPut, "", "application/fhir+json"
-		switch form % 3 {
-		case 0:
+		switch {
+		case typ != "Observation":
+			// Bound to subject: a Binary by its securityContext, a
+			// Provenance by its target.
+			tok = bound
+			bind := `"securityContext":{"reference":"` + subject + `"}`
+			if typ == "Provenance" {
+				bind = `"recorded":"2026-11-02T10:00:00Z","agent":[{"who":{"reference":"Practitioner/dr"}}],"target":[{"reference":"` + subject + `"}]`
+			}
+			switch form % 3 {
+			case 0:
+				content = `{"resourceType":"` + typ + `","id":"` + id + `",` + bind
+				if typ == "Binary" {
+					content += `,"contentType":"text/plain","data":"aGk="`
+				}
+				content += "}"
+			case 1:
+				method, contentType = http.MethodPatch, "application/json-patch+json"
+				content = `[{"op":"replace","path":"/securityContext","value":{"reference":"` + subject + `"}}]`
+				if typ == "Provenance" {
+					content = `[{"op":"replace","path":"/target","value":[{"reference":"` + subject + `"}]}]`
+				}
+			case 2:
+				method = http.MethodDelete
+			}
+		case form%3 == 0:
 			content = `{"resourceType":"Observation","id":"` + id + `","status":"final","category":[{"coding":[{"code":"` + category + `"}]}],` +
 				`"code":{"text":"x"},"subject":{"reference":"` + subject + `"}}`
-		case 1:
+		case form%3 == 1:
 			method, contentType = http.MethodPatch, "application/json-patch+json"
 			content = `[{"op":"replace","path":"/category","value":[{"coding":[{"code":"` + category + `"}]}]},` +
 				`{"op":"replace","path":"/subject","value":{"reference":"` + subject + `"}}]`
-		case 2:
+		default:
 			method = http.MethodDelete
 		}
 		// written is the write the upstream received last, if any: its
@@ -74,10 +115,10 @@ func FuzzConditionalWritesAgree(f *testing.F) {
 			hdr = []string{"Content-Type", contentType}
 		}
 		fx.up.reset()
-		plain := fx.audited(t, func() result { return fx.do(method, "/Observation/"+id, tok, content, hdr...) })
+		plain := fx.audited(t, func() result { return fx.do(method, "/"+typ+"/"+id, tok, content, hdr...) })
 		plainSent := written()
 		fx.up.reset()
-		cond := fx.audited(t, func() result { return fx.do(method, "/Observation?_id="+id, tok, content, hdr...) })
+		cond := fx.audited(t, func() result { return fx.do(method, "/"+typ+"?_id="+id, tok, content, hdr...) })
 		condSent := written()
 		name := method + " " + id
 		if plain.status/100 == 2 {
@@ -89,10 +130,10 @@ func FuzzConditionalWritesAgree(f *testing.F) {
 		// The plain write is refused: the conditional one does not write
 		// the record either (a create of a new one is what no match calls
 		// for), and is refused too unless it creates.
-		if condSent != nil && condSent[1] == "/Observation/"+id {
+		if condSent != nil && condSent[1] == "/"+typ+"/"+id {
 			t.Fatalf("%s (token %d): refused on the record (%d), written by its _id: %v", name, form/3%3, plain.status, condSent)
 		}
-		if cond.status/100 == 2 && !(condSent != nil && condSent[0] == http.MethodPost && condSent[1] == "/Observation") {
+		if cond.status/100 == 2 && !(condSent != nil && condSent[0] == http.MethodPost && condSent[1] == "/"+typ) {
 			t.Fatalf("%s (token %d): refused on the record (%d %.200s), by its _id %d %.200s", name, form/3%3, plain.status, plain.raw, cond.status, cond.raw)
 		}
 	})

@@ -389,3 +389,48 @@ func fhirPathPatchValue(path, value string) string {
 	return `{"resourceType":"Parameters","parameter":[{"name":"operation","part":[{"name":"type","valueCode":"replace"},` +
 		`{"name":"path","valueString":"` + path + `"},{"name":"value",` + value + `}]}]}`
 }
+
+// TestConditionalWritesOfBoundRecords: a conditional write of a Binary or
+// a Provenance, judged by the records it is bound to, matches the one the
+// token may see as a write to it would (found by probing: with no reader
+// for those records, an update by _id of a Binary the token may see
+// matched none and created another, and a delete was 404), and never one
+// it may not. The criteria's search goes with one page size, the smaller
+// (a page of Provenances no larger than the targets the proxy may read).
+func TestConditionalWritesOfBoundRecords(t *testing.T) {
+	f := newFixture(t)
+	f.up.mu.Lock()
+	for id, ctx := range map[string]string{"b-psy": "Observation/psy-1", "b-lab": "Observation/lab-1"} {
+		f.up.resources["Binary/"+id] = binary(id, ctx)
+	}
+	f.up.resources["Provenance/pv-lab"] = provenance("pv-lab", "Observation/lab-1")
+	f.up.resources["Provenance/pv-psy"] = provenance("pv-psy", "Observation/psy-1")
+	f.up.mu.Unlock()
+	tok := f.token("user/Binary.cruds user/Provenance.cruds user/Observation.rs user/Practitioner.rs", nil) // the psychotherapy note withheld
+	content := `{"resourceType":"Binary","contentType":"text/plain","data":"aGk=","securityContext":{"reference":"Observation/lab-1"}}`
+	for _, c := range []struct {
+		method, target, body string
+		status               int
+		written              string // the write upstream, "" for none
+	}{
+		{"PUT", "/Binary?_id=b-lab", content, 200, "PUT /Binary/b-lab"},
+		{"DELETE", "/Binary?_id=b-lab", "", 204, "DELETE /Binary/b-lab"},
+		{"DELETE", "/Provenance?_id=pv-lab", "", 204, "DELETE /Provenance/pv-lab"},
+		{"DELETE", "/Binary?_id=b-psy", "", 404, ""},
+		{"DELETE", "/Provenance?_id=pv-psy", "", 404, ""},
+	} {
+		r := f.do(c.method, c.target, tok, c.body)
+		var written string
+		for _, g := range f.up.requests() {
+			if g.Method != http.MethodGet {
+				written = g.Method + " " + g.URL.Path
+			} else if q := g.URL.Query(); q.Has("_id") && len(q["_count"]) != 1 {
+				t.Errorf("%s %s: the criteria went as %s", c.method, c.target, g.URL.RequestURI())
+			}
+		}
+		if r.status != c.status || written != c.written {
+			t.Errorf("%s %s: %d %.200s, wrote %q; want %d, %q", c.method, c.target, r.status, r.raw, written, c.status, c.written)
+		}
+		f.up.reset()
+	}
+}

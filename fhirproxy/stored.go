@@ -397,9 +397,11 @@ func (t *targetReader) spend(n targetReader) {
 	t.failed = t.failed || n.failed
 }
 
-// readTargets readies a.targets for a response to a.
+// readTargets readies a.targets for a request by a, where it judges: one
+// reader a request, whose reads (maxTargetReads) its criteria's matches and
+// its response share.
 func (p *Proxy) readTargets(ctx context.Context, a *access) {
-	if !a.seesAll() {
+	if !a.seesAll() && a.targets.p == nil {
 		a.targets = targetReader{p: p, ctx: ctx}
 	}
 }

@@ -363,7 +363,7 @@ func (u *upstream) answer(w http.ResponseWriter, r *http.Request, b []byte) {
 					links = append(links, map[string]any{"relation": "next", "url": base + r.URL.Path + "?" + q.Encode()})
 				}
 			}
-		case err == nil && n < 100:
+		case err == nil && n < 100 && !q.Has("ct"): // (page 2 is the last)
 			links = append(links, map[string]any{"relation": "next", "url": u.ts.URL + r.URL.RequestURI() + "&ct=page-2"})
 		}
 		bundle := map[string]any{"resourceType": "Bundle", "type": "searchset", "total": total, "link": links, "entry": entries}
