@@ -397,9 +397,10 @@ func (t *targetReader) spend(n targetReader) {
 	t.failed = t.failed || n.failed
 }
 
-// readTargets readies a.targets for a request by a, where it judges: one
-// reader a request, whose reads (maxTargetReads) its criteria's matches and
-// its response share.
+// readTargets readies a.targets where a judges, keeping one already
+// readied: one reader an access, of at most maxTargetReads reads (a
+// conditional write's criteria are searched with a copy of the access,
+// which reads as many again).
 func (p *Proxy) readTargets(ctx context.Context, a *access) {
 	if !a.seesAll() && a.targets.p == nil {
 		a.targets = targetReader{p: p, ctx: ctx}
