@@ -32,6 +32,7 @@ func FuzzBatchedSearches(f *testing.F) {
 		"Observation/lab-1", "Observation/lab-2", "Observation/psy-1", "Observation/none", "Patient/p1", "Patient/p2",
 		"Condition/c-1", "Practitioner/dr", "Observation/lab-1/_history/1", "Observation/lab-1/_history",
 		"Binary", "Binary/b-psy", "Binary/b-lab", "Provenance", "Provenance?target=Observation/lab-1", "Provenance/pv-psy",
+		"Observation/lab-1?_elements=code", "Observation/psy-1?_elements=code", "Observation/lab-2?_summary=true", "Binary/b-lab?_elements=contentType",
 	} {
 		for which := range uint8(10) {
 			f.Add(s, which)

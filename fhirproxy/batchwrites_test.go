@@ -632,3 +632,48 @@ func TestBatchedSearchesRewritten(t *testing.T) {
 	f.up.reset()
 	f.refused("a chain batched", f.do("POST", "/", chained, bundle("batch", entry("", "GET", "Observation?subject:Patient.name=One", ""))), 403)
 }
+
+// TestBatchedReadsInPart: a batched read asked for in part goes written
+// anew with what the proxy judges by added to its _elements, as on its
+// own (found by probing: it was refused as needing constraints), and is
+// answered as on its own: the record in part, or the same absence.
+func TestBatchedReadsInPart(t *testing.T) {
+	f := newFixture(t)
+	f.up.mu.Lock()
+	for id, ctx := range map[string]string{"b-psy": "Observation/psy-1", "b-lab": "Observation/lab-1"} {
+		f.up.resources["Binary/"+id] = binary(id, ctx)
+	}
+	f.up.mu.Unlock()
+	for _, c := range []struct {
+		scope, read, sent, status string
+	}{
+		{"launch/patient patient/Observation.rs", "Observation/lab-1?_elements=code", "Observation/lab-1?_elements=code%2Cmeta%2Csubject", "200 OK"},
+		{"launch/patient patient/Observation.rs", "Observation/lab-2?_elements=code", "Observation/lab-2?_elements=code%2Cmeta%2Csubject", "404 Not Found"},
+		{"user/Binary.rs user/Observation.rs", "Binary/b-lab?_elements=contentType", "Binary/b-lab?_elements=contentType%2Cmeta%2CsecurityContext", "200 OK"},
+		{"user/Binary.rs user/Observation.rs", "Binary/b-psy?_elements=contentType", "Binary/b-psy?_elements=contentType%2Cmeta%2CsecurityContext", "404 Not Found"},
+	} {
+		tok := f.token(c.scope, nil)
+		alone := f.do("GET", "/"+c.read, tok, "")
+		f.up.reset()
+		r := f.do("POST", "/", tok, bundle("batch", entry("", "GET", c.read, "")))
+		var sent struct {
+			Entry []struct{ Request struct{ URL string } }
+		}
+		if len(f.up.bodies) > 0 {
+			_ = json.Unmarshal([]byte(f.up.bodies[0]), &sent)
+		}
+		entries, _ := r.body["entry"].([]any)
+		if r.status != 200 || len(entries) != 1 || len(sent.Entry) != 1 || sent.Entry[0].Request.URL != c.sent {
+			t.Errorf("%s batched: %d %.200s, sent %v", c.read, r.status, r.raw, sent)
+			continue
+		}
+		e := entries[0].(map[string]any)
+		if status := e["response"].(map[string]any)["status"]; status != c.status {
+			t.Errorf("%s batched: %v, want %s", c.read, status, c.status)
+		}
+		if c.status == "200 OK" && (mustJSON(e["resource"]) != mustJSON(alone.body) || alone.body["status"] != nil) {
+			t.Errorf("%s batched: %s; on its own %s", c.read, mustJSON(e["resource"]), alone.raw)
+		}
+		f.up.reset()
+	}
+}

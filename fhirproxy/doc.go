@@ -135,7 +135,8 @@
 // say the record exists. A batched search goes upstream as it would on its
 // own, its entry written anew with what the proxy adds (the patient, a
 // constraint, an _elements selection's additions, a _count lowered to the
-// ceiling); a patient app's may be a search of a type. Each is answered
+// ceiling); a patient app's may be a search of a type. A read asked for
+// in part goes written anew too, its _elements widened as on its own. Each is answered
 // with a Bundle inspected as that search's own answer with the access it
 // was authorised with (entries judged one by one, links moved, page links
 // signed). An entry cannot carry Prefer: handling=strict, so every match of

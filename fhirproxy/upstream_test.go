@@ -421,13 +421,17 @@ func (u *upstream) answer(w http.ResponseWriter, r *http.Request, b []byte) {
 				out = append(out, map[string]any{"resource": bundle, "response": map[string]any{"status": strconv.Itoa(rec.Code)}})
 				continue
 			}
+			path, query, _ := strings.Cut(e.Request.URL, "?") // a read, in part where it asks
 			u.mu.Lock()
-			res, ok := u.resources[e.Request.URL]
+			res, ok := u.resources[path]
 			u.mu.Unlock()
+			if q, _ := url.ParseQuery(query); ok {
+				res = selected(res, q)
+			}
 			switch {
 			case e.Request.Method != http.MethodGet:
 				out = append(out, map[string]any{"response": map[string]any{"status": "201 Created"}})
-			case ok && e.Request.IfNoneMatch == `W/"`+strconv.Itoa(len(u.versions[e.Request.URL])+1)+`"`:
+			case ok && e.Request.IfNoneMatch == `W/"`+strconv.Itoa(len(u.versions[path])+1)+`"`:
 				out = append(out, map[string]any{"response": map[string]any{"status": "304 Not Modified"}})
 			case ok && u.coy:
 				out = append(out, map[string]any{"response": map[string]any{"status": "200 OK"}})

@@ -615,7 +615,10 @@ func (p *Proxy) checkBatch(ctx context.Context, a *access, body []byte) *refusal
 			return onItsOwn()
 		}
 		if encodeQuery(in.Params) != orig {
-			if !searches || e.Conditional {
+			// A search, or a read asked for in part (what the proxy judges
+			// by added to its _elements: found by probing, such a read was
+			// refused as needing constraints), goes written anew.
+			if !searches && in.Kind != Read || e.Conditional {
 				return onItsOwn()
 			}
 			in.post, pl.method, pl.rebuilt = false, http.MethodGet, true
@@ -717,6 +720,9 @@ func (pl *entryPlan) edit(e batchEntry, pin string) bundleEdit {
 		}
 	case pl.in.ID != "":
 		url += "/" + pl.in.ID
+		if pl.in.Kind == Read && len(pl.in.Params) > 0 { // a read in part
+			url += "?" + encodeQuery(pl.in.Params)
+		}
 	}
 	out := []byte{'{'}
 	if e.FullURL != "" {
