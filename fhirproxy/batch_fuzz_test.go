@@ -42,13 +42,7 @@ func FuzzBatchedSearches(f *testing.F) {
 	tokens := endToEndTokens(fx)
 	// Binaries and Provenances, judged by the records they are bound to,
 	// for a clinician whose clearance withholds the psychotherapy note.
-	fx.up.mu.Lock()
-	for id, ctx := range map[string]string{"b-psy": "Observation/psy-1", "b-lab": "Observation/lab-1"} {
-		fx.up.resources["Binary/"+id] = binary(id, ctx)
-	}
-	fx.up.resources["Provenance/pv-psy"] = provenance("pv-psy", "Observation/psy-1")
-	fx.up.resources["Provenance/pv-lab"] = provenance("pv-lab", "Observation/lab-1")
-	fx.up.mu.Unlock()
+	fx.up.boundRecords()
 	bound := fx.token("user/Binary.rs user/Provenance.rs user/Observation.rs", nil)
 	f.Fuzz(func(t *testing.T, search string, which uint8) {
 		if !requestTarget(search) {

@@ -639,11 +639,7 @@ func TestBatchedSearchesRewritten(t *testing.T) {
 // answered as on its own: the record in part, or the same absence.
 func TestBatchedReadsInPart(t *testing.T) {
 	f := newFixture(t)
-	f.up.mu.Lock()
-	for id, ctx := range map[string]string{"b-psy": "Observation/psy-1", "b-lab": "Observation/lab-1"} {
-		f.up.resources["Binary/"+id] = binary(id, ctx)
-	}
-	f.up.mu.Unlock()
+	f.up.boundRecords()
 	for _, c := range []struct {
 		scope, read, sent, status string
 	}{

@@ -247,17 +247,11 @@ func TestBinarySummaries(t *testing.T) {
 // reads one response may make.
 func TestBatchedBoundSearches(t *testing.T) {
 	f := newFixture(t)
-	f.up.mu.Lock()
-	for id, ctx := range map[string]string{"mine": "Observation/lab-1", "psy": "Observation/psy-1"} {
-		f.up.resources["Binary/"+id] = binary(id, ctx)
-	}
-	f.up.resources["Provenance/pv-lab"] = provenance("pv-lab", "Observation/lab-1")
-	f.up.resources["Provenance/pv-psy"] = provenance("pv-psy", "Observation/psy-1")
-	f.up.mu.Unlock()
+	f.up.boundRecords()
 	tok := f.token("user/Binary.rs user/Provenance.rs user/Observation.rs", nil) // the psychotherapy note withheld
-	for search, want := range map[string][]string{"Binary": {"mine"}, "Provenance": {"pv-lab"}, "Binary?_elements=contentType": {"mine"}} {
+	for search, want := range map[string][]string{"Binary": {"b-lab"}, "Provenance": {"pv-lab"}, "Binary?_elements=contentType": {"b-lab"}} {
 		alone := f.do("GET", "/"+search, tok, "")
-		r := f.do("POST", "/", tok, bundle("batch", entry("", "GET", search, ""), entry("", "GET", "Binary/psy", "")))
+		r := f.do("POST", "/", tok, bundle("batch", entry("", "GET", search, ""), entry("", "GET", "Binary/b-psy", "")))
 		entries, _ := r.body["entry"].([]any)
 		if r.status != 200 || len(entries) != 2 {
 			t.Fatalf("%s batched: %d %.300s", search, r.status, r.raw)

@@ -14,6 +14,19 @@ func binary(id, context string) map[string]any {
 	return b
 }
 
+// boundRecords adds to the test upstream two Binaries (b-lab, b-psy) and
+// two Provenances (pv-lab, pv-psy) bound to the laboratory result lab-1
+// and to the psychotherapy note psy-1: what a token whose clearance
+// withholds the note may see of each is decided by the record it names.
+func (u *upstream) boundRecords() {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	for _, r := range []map[string]any{binary("b-lab", "Observation/lab-1"), binary("b-psy", "Observation/psy-1"),
+		provenance("pv-lab", "Observation/lab-1"), provenance("pv-psy", "Observation/psy-1")} {
+		u.resources[r["resourceType"].(string)+"/"+r["id"].(string)] = r
+	}
+}
+
 // TestPatientBinaryWrites: a patient app files a document's content as a
 // Binary bound (securityContext) to one of its patient's records, and
 // replaces or removes only such a Binary. One bound to another patient's

@@ -35,13 +35,7 @@ func FuzzConditionalWritesAgree(f *testing.F) {
 	}
 	// Binaries and Provenances, judged by the records they are bound to,
 	// for a clinician whose clearance withholds the psychotherapy note.
-	fx.up.mu.Lock()
-	for id, ctx := range map[string]string{"b-psy": "Observation/psy-1", "b-lab": "Observation/lab-1"} {
-		fx.up.resources["Binary/"+id] = binary(id, ctx)
-	}
-	fx.up.resources["Provenance/pv-psy"] = provenance("pv-psy", "Observation/psy-1")
-	fx.up.resources["Provenance/pv-lab"] = provenance("pv-lab", "Observation/lab-1")
-	fx.up.mu.Unlock()
+	fx.up.boundRecords()
 	bound := fx.token("user/Binary.cruds user/Provenance.cruds user/Observation.rs user/Practitioner.rs", nil)
 	existing := map[string]bool{"lab-1": true, "lab-2": true, "psy-1": true, "vs-1": true,
 		"Binary/b-lab": true, "Binary/b-psy": true, "Provenance/pv-lab": true, "Provenance/pv-psy": true}

@@ -399,13 +399,7 @@ func fhirPathPatchValue(path, value string) string {
 // (a page of Provenances no larger than the targets the proxy may read).
 func TestConditionalWritesOfBoundRecords(t *testing.T) {
 	f := newFixture(t)
-	f.up.mu.Lock()
-	for id, ctx := range map[string]string{"b-psy": "Observation/psy-1", "b-lab": "Observation/lab-1"} {
-		f.up.resources["Binary/"+id] = binary(id, ctx)
-	}
-	f.up.resources["Provenance/pv-lab"] = provenance("pv-lab", "Observation/lab-1")
-	f.up.resources["Provenance/pv-psy"] = provenance("pv-psy", "Observation/psy-1")
-	f.up.mu.Unlock()
+	f.up.boundRecords()
 	tok := f.token("user/Binary.cruds user/Provenance.cruds user/Observation.rs user/Practitioner.rs", nil) // the psychotherapy note withheld
 	content := `{"resourceType":"Binary","contentType":"text/plain","data":"aGk=","securityContext":{"reference":"Observation/lab-1"}}`
 	for _, c := range []struct {

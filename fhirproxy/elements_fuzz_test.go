@@ -36,10 +36,9 @@ func FuzzElementsAgree(f *testing.F) {
 	tokens := endToEndTokens(fx)
 	// Binaries, judged by what their securityContext names, for a
 	// clinician whose clearance withholds the psychotherapy note.
+	fx.up.boundRecords()
 	fx.up.mu.Lock()
-	for id, ctx := range map[string]string{"b-psy": "Observation/psy-1", "b-lab": "Observation/lab-1", "b-loose": ""} {
-		fx.up.resources["Binary/"+id] = binary(id, ctx)
-	}
+	fx.up.resources["Binary/b-loose"] = binary("b-loose", "") // bound to nothing
 	fx.up.mu.Unlock()
 	binaries := fx.token("user/Binary.rs user/Observation.rs", nil)
 	summaries := []string{"true", "text", "data", "false"}
