@@ -129,18 +129,20 @@ func (p *Proxy) visibleMatches(ctx context.Context, a *access, target string, cr
 	// it may read: pageOfProvenances). (Found by FuzzConditionalWritesAgree:
 	// both went, and a server read the first.)
 	size := chainLimit + 1
-	criteria = slices.DeleteFunc(slices.Clone(criteria), func(prm Param) bool {
-		if n, err := strconv.Atoi(prm.Value); prm.Name == "_count" && err == nil && n > 0 && n < size {
+	query := make([]Param, 0, len(criteria)+1)
+	for _, prm := range criteria {
+		if prm.Name != "_count" {
+			query = append(query, prm)
+		} else if n, err := strconv.Atoi(prm.Value); err == nil && n > 0 && n < size {
 			size = n
 		}
-		return prm.Name == "_count"
-	})
+	}
 	// A Binary or Provenance matches where the records it is bound to let
 	// the access see it, as they are read (found by probing: with no reader,
 	// a conditional update of a Binary the token may see matched none, and
 	// created another).
 	p.readTargets(ctx, a)
-	page := p.upstreamURL(target, encodeQuery(append(criteria, Param{Name: "_count", Value: strconv.Itoa(size)})))
+	page := p.upstreamURL(target, encodeQuery(append(query, Param{Name: "_count", Value: strconv.Itoa(size)})))
 	var matches []match
 	for n := 1; ; n++ {
 		if !a.entries.spend() { // a Bundle's conditional writes share its budget
@@ -188,11 +190,7 @@ func (p *Proxy) matchesOn(ctx context.Context, a *access, target, page string, v
 		if !e.hasRes || e.notMatch || e.res.ResourceType != target {
 			return
 		}
-		v := a.judgeEntry(e, body[e.resStart:e.resEnd])
-		if v == needsContext {
-			v = a.judgeBound(&e.res, nil, false)
-		}
-		if v == keep && !slices.ContainsFunc(*matches, func(m match) bool { return m.id == e.res.ID }) {
+		if a.judgeInBundle(e, body[e.resStart:e.resEnd], nil, false) == keep && !slices.ContainsFunc(*matches, func(m match) bool { return m.id == e.res.ID }) {
 			m := match{id: e.res.ID}
 			if versions {
 				m.version = versionOf(body[e.resStart:e.resEnd])

@@ -559,8 +559,8 @@ func (p *Proxy) admit(r *http.Request, in *Interaction, a *access) (*access, *re
 	// parameters join the query's, and it goes upstream as the GET it
 	// then is (they change nothing), so that what was authorised is
 	// exactly what the server reads.
-	in.asGet = r.Method == http.MethodPost && searchOperation(in)
-	if op, ok := tableOperation(in); (ok || kickOff || in.asGet) && r.Method == http.MethodPost {
+	in.asGet = r.Method == http.MethodPost && (kickOff || searchOperation(in))
+	if op, ok := tableOperation(in); (ok || in.asGet) && r.Method == http.MethodPost {
 		b, err := io.ReadAll(io.LimitReader(r.Body, p.Limits.body()+1))
 		switch {
 		case err != nil:
@@ -591,12 +591,14 @@ func (p *Proxy) admit(r *http.Request, in *Interaction, a *access) (*access, *re
 					}
 				}
 				params = rest
+				// Named patients go in a body, upstream too (exportParameters).
+				in.asGet = in.patients == nil
 			}
 			// The body's parameters are read as the query's are, by the
 			// same parser (names, case, control characters: a value may
 			// go upstream in a query, the url that judgeSubject searches
 			// by say).
-			parsed, err := parseQuery(encodeQuery(params), p.Limits)
+			params, err = parseQuery(encodeQuery(params), p.Limits)
 			switch {
 			case errors.Is(err, errTokenParam):
 				return a, refuse(http.StatusBadRequest, "invalid", "a token is never a parameter")
@@ -606,7 +608,6 @@ func (p *Proxy) admit(r *http.Request, in *Interaction, a *access) (*access, *re
 			if kickOff || in.asGet {
 				// They join the query, held to its rules too (_format,
 				// _count), as a POST _search's form is.
-				params = parsed
 				if ref := jsonOnly(params); ref != nil {
 					return a, ref
 				}
@@ -815,8 +816,8 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, x *exchange) {
 	// a copy carrying just the headers that go upstream.
 	x.out = *r
 	x.out.Header = x.upstreamHeader(r)
-	if x.in.Kind == Operation && x.in.Operation == exportOp && x.in.patients == nil || x.in.asGet {
-		x.method = http.MethodGet // a POSTed kick-off's or search operation's parameters were read into the query
+	if x.in.asGet {
+		x.method = http.MethodGet // a POSTed operation's parameters were read into the query
 	}
 	if x.method != "" { // a conditional write resolved to another interaction
 		x.out.Method = x.method

@@ -65,8 +65,9 @@ type Interaction struct {
 	// searchOp is a search sent as an operation that is one
 	// (Observation/$lastn): forwarded to Type/searchOp.
 	searchOp string
-	// asGet is a POSTed search operation ($lastn, $docref, $everything)
-	// whose Parameters body was read into Params: forwarded as a GET.
+	// asGet is a POSTed operation whose Parameters body was read into
+	// Params, a search operation's ($lastn, $docref, $everything) or a bulk
+	// kick-off's that names no patients: forwarded as a GET.
 	asGet bool
 	// opBody is a POSTed operation's Parameters body, read whole and
 	// checked (parseOperationBody), and bodyParams its parameters, which

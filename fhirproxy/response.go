@@ -828,18 +828,11 @@ func (a *access) inspectBody(in Interaction, body []byte) ([]byte, []*projection
 				}
 				continue
 			}
-			v := a.judgeEntry(e, body[e.resStart:e.resEnd])
-			if v == needsContext {
-				// A Binary by its securityContext, a Provenance with the
-				// records it is about (_revinclude=Provenance:target, after
-				// them, as servers write it and as a streamed Bundle can
-				// judge it), else by them as the proxy reads them. (A
-				// batch's entries follow no record.)
-				if batch {
-					v = a.judgeBound(&e.res, nil, false)
-				} else {
-					v = a.judgeBound(&e.res, keys, true)
-				}
+			var v verdict
+			if batch { // (a batch's entries follow no record)
+				v = a.judgeInBundle(e, body[e.resStart:e.resEnd], nil, false)
+			} else {
+				v = a.judgeInBundle(e, body[e.resStart:e.resEnd], keys, true)
 			}
 			switch {
 			case v == keep:

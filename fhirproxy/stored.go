@@ -467,6 +467,20 @@ func (a *access) remember(keys map[string]bool, p *projection) map[string]bool {
 // Provenances that follow them (a streamed one's memory stays bounded).
 const maxKeys = 4096
 
+// judgeInBundle judges an entry of a Bundle (res, its resource) as
+// judgeEntry does, and one judgeEntry leaves to the records it is bound to
+// (needsContext: a Binary by its securityContext, a Provenance with the
+// records it is about) by them (judgeBound): in a searchset, a whole one
+// or a streamed one, after the records kept so far (keys, search), in a
+// batch's entries and a criteria search's matches as the proxy reads them.
+func (a *access) judgeInBundle(e *bundleEntry, res []byte, keys map[string]bool, search bool) verdict {
+	v := a.judgeEntry(e, res)
+	if v == needsContext {
+		v = a.judgeBound(&e.res, keys, search)
+	}
+	return v
+}
+
 // judgeBound judges a Binary or a Provenance in a Bundle that judge bound
 // to the records it names (needsContext), as a read of it on its own is
 // judged: a Provenance is kept when it follows each record it is about

@@ -203,10 +203,7 @@ func (st *streamer) run() error {
 func (st *streamer) entry(e bundleEntry) error {
 	send := true
 	if e.hasRes && e.res.ResourceType != "OperationOutcome" {
-		v := st.a.judgeEntry(&e, st.s.Bytes(e.resStart, e.resEnd))
-		if v == needsContext { // as a whole Bundle's (inspectBody)
-			v = st.a.judgeBound(&e.res, st.keys, true)
-		}
+		v := st.a.judgeInBundle(&e, st.s.Bytes(e.resStart, e.resEnd), st.keys, true) // as a whole Bundle's (inspectBody)
 		switch {
 		case v == keep:
 			st.keys = st.a.remember(st.keys, &e.res)
