@@ -2270,6 +2270,78 @@ func TestMediaTypeParameters(t *testing.T) {
 	}
 }
 
+// TestAcceptNegotiated: a request whose Accept header admits nothing the
+// proxy serves (FHIR R4 JSON) is 406, before its token is looked at and
+// with nothing sent upstream (found by probing: Accept:
+// application/fhir+xml was answered 200 with JSON, where _format=xml was
+// 406). Read as RFC 9110 reads it: the most specific range decides, q=0
+// excludes, _format overrides the header; a Binary read for its native
+// content and an export file have types of their own.
+func TestAcceptNegotiated(t *testing.T) {
+	f := newFixture(t)
+	f.up.boundRecords()
+	tok := f.token("launch/patient patient/Observation.rs patient/Binary.rs", nil)
+	for _, accept := range []string{
+		"application/fhir+xml",
+		"application/xml, text/xml",
+		"text/html",
+		"application/fhir+json;q=0",
+		"application/fhir+json;q=0, application/json;q=0, application/json+fhir;q=0",
+		"application/*;q=0, text/*",
+		"application/fhir+json;q=0, application/json;q=0, application/json+fhir;q=0, */*", // the most specific range decides
+		"*/*;q=0",
+		"application/fhir+json; fhirVersion=3.0",
+		"application/fhir+json; fhirVersion=5.0, application/xml",
+		"application/json; charset=utf-16",
+		"application/fhir+json;q=x, application/xml",
+	} {
+		r := f.do("GET", "/Observation/lab-1", tok, "", "Accept", accept)
+		f.refused("Accept: "+accept, r, http.StatusNotAcceptable)
+		f.refused("Accept: "+accept+", no token", f.do("GET", "/Observation/lab-1", "", "", "Accept", accept), http.StatusNotAcceptable)
+	}
+	// (A bulk export's file is NDJSON, and its own test reads one.)
+	for _, c := range []struct{ target, accept string }{
+		{"/Observation/lab-1", "application/fhir+json"},
+		{"/Observation/lab-1", "application/json"},
+		{"/Observation/lab-1", "application/json+fhir"},
+		{"/Observation/lab-1", "*/*"},
+		{"/Observation/lab-1", "application/*"},
+		{"/Observation/lab-1", "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}, // a browser's
+		{"/Observation/lab-1", "application/fhir+xml;q=1.0, application/fhir+json;q=0.9"},
+		{"/Observation/lab-1", "application/fhir+json;q=0, application/json"},
+		{"/Observation/lab-1", "application/json;q=0, */*;q=0.1"}, // fhir+json, by */*
+		{"/Observation/lab-1", "Application/FHIR+JSON; fhirVersion=4.0; charset=UTF-8"},
+		{"/Observation/lab-1", "application/fhir+json; q=0.001"},
+		{"/Observation/lab-1", ",,"},                                // no range: as no header
+		{"/Observation/lab-1", "not a range"},                       // likewise
+		{"/Observation/lab-1", "application/xml;q=1.5"},             // likewise: a quality above 1
+		{"/Observation/lab-1?_format=json", "application/fhir+xml"}, // _format overrides Accept
+		{"/Observation?code=x", "application/fhir+json"},
+		{"/metadata", "application/fhir+json"},
+		{"/Binary/b-lab", "application/pdf"}, // its native content
+	} {
+		r := f.do("GET", c.target, tok, "", "Accept", c.accept)
+		if r.status != http.StatusOK {
+			t.Errorf("GET %s, Accept: %s: %d %s", c.target, c.accept, r.status, r.raw)
+		}
+		f.up.reset()
+	}
+	for _, target := range []string{"/metadata", "/Binary/b-lab?_elements=contentType", "/Observation?code=x", "/Observation/lab-1/_history"} {
+		f.refused("GET "+target+" as XML", f.do("GET", target, tok, "", "Accept", "application/fhir+xml"), http.StatusNotAcceptable)
+	}
+	f.refused("a POSTed search as XML", f.do("POST", "/Observation/_search", tok, "code=x", "Content-Type", "application/x-www-form-urlencoded", "Accept", "application/fhir+xml"), http.StatusNotAcceptable)
+	f.refused("a write as XML", f.do("PUT", "/Observation/lab-1", tok, mustJSON(obs("lab-1", "p1", "laboratory")), "Accept", "application/fhir+xml"), http.StatusNotAcceptable)
+	refusals := 0
+	for _, ev := range f.audit.Events() {
+		if ev.Outcome != audit.Success && strings.Contains(ev.Reason, "Accept header") {
+			refusals++
+		}
+	}
+	if refusals == 0 {
+		t.Error("no 406 refusal was audited")
+	}
+}
+
 // TestWritesMeetTheVersionJudged: an update, patch or delete checked
 // against the stored version goes upstream with If-Match on that version,
 // so a record relabelled, or moved to another patient, between the check

@@ -227,6 +227,11 @@
 // a Content-Type parameter that would make the server read it otherwise
 // (a charset other than UTF-8, a fhirVersion other than 4.0) is refused
 // with 415, and a _format asking for anything but FHIR R4 JSON with 406.
+// So is an Accept header that admits none of application/fhir+json,
+// application/json (or the older application/json+fhir), read as RFC 9110
+// reads it: the most specific media range decides, q=0 excludes, */* and
+// application/* admit; _format overrides it, and a Binary read for its
+// native content and an export file answer with types of their own.
 // Of the Prefer header only the return preference goes upstream, rebuilt,
 // so handling=lenient cannot ride along and loosen an injected constraint;
 // and a search carrying a scope's constraint goes with handling=strict, so

@@ -3,6 +3,7 @@ package fhirproxy
 import (
 	"mime"
 	"net/http"
+	"strconv"
 	"strings"
 )
 
@@ -67,4 +68,82 @@ func jsonOnly(params []Param) *refusal {
 		}
 	}
 	return nil
+}
+
+// servedTypes are the media types the proxy answers as: FHIR R4 JSON under
+// its name, plain JSON, and the DSTU2 name many clients still send
+// (application/json+fhir, which R4 servers read as the same JSON).
+var servedTypes = [...]string{fhirJSONType, "application/json", "application/json+fhir"}
+
+// acceptsJSON reports whether an Accept header admits an answer the proxy
+// serves (servedTypes), read as RFC 9110 §12.5.1 reads it: for each served
+// type, the most specific media range that matches it (the type with
+// parameters, the type, its top-level type/*, */*) gives its quality, and
+// one served type with a quality above 0 is enough. A range whose
+// parameters would change the reading (sameReading: another charset or
+// fhirVersion) matches nothing, and a range that does not parse is left
+// out; a header with no range left admits everything, as no header does.
+func acceptsJSON(accept []string) bool {
+	best := [len(servedTypes)]struct {
+		rank int // 0: no range matched yet; then */*, type/*, type, type with parameters
+		q    float64
+	}{}
+	ranges := 0
+	for _, v := range accept {
+		for rng := range strings.SplitSeq(v, ",") {
+			if strings.TrimSpace(rng) == "" {
+				continue
+			}
+			mt, params, err := mime.ParseMediaType(rng)
+			if err != nil {
+				continue
+			}
+			q := 1.0
+			if s, ok := params["q"]; ok {
+				if q, err = strconv.ParseFloat(s, 64); err != nil || q < 0 || q > 1 {
+					continue
+				}
+				delete(params, "q")
+			}
+			ranges++
+			for i, served := range servedTypes {
+				rank := 0
+				switch {
+				case mt == "*/*":
+					rank = 1
+				case mt == "application/*":
+					rank = 2
+				case mt == served && len(params) == 0:
+					rank = 3
+				case mt == served && sameReading(params) == nil:
+					rank = 4
+				}
+				if b := &best[i]; rank > b.rank || rank > 0 && rank == b.rank && q > b.q {
+					b.rank, b.q = rank, q
+				}
+			}
+		}
+	}
+	if ranges == 0 {
+		return true
+	}
+	for _, b := range best {
+		if b.rank > 0 && b.q > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// acceptable refuses a request whose Accept header admits nothing the
+// proxy answers with (acceptsJSON): 406, as FHIR has a server answer a
+// format it cannot produce (http.html#mime-type), rather than JSON the
+// client said it would not take. _format, already held to JSON (jsonOnly),
+// overrides the header; a Binary read for its native content (wantsNative)
+// and an export file (NDJSON) answer with other types.
+func acceptable(in *Interaction, accept []string) *refusal {
+	if len(accept) == 0 || in.Kind == ExportFile || len(values(in.Params, "_format")) > 0 || wantsNative(in, accept) || acceptsJSON(accept) {
+		return nil
+	}
+	return refuse(http.StatusNotAcceptable, "not-supported", "the Accept header admits no format the proxy serves: FHIR R4 JSON (application/fhir+json or application/json)")
 }

@@ -509,6 +509,9 @@ func (p *Proxy) admit(r *http.Request, in *Interaction, a *access) (*access, *re
 	if ref := jsonOnly(in.Params); ref != nil {
 		return nil, ref
 	}
+	if ref := acceptable(in, r.Header["Accept"]); ref != nil {
+		return nil, ref
+	}
 	if in.Kind == Capabilities {
 		return nil, nil
 	}
