@@ -7,6 +7,31 @@ import (
 	"testing"
 )
 
+// withheldPairs are records a token may not see, each beside a missing
+// record of the same type whose id has the same length.
+var withheldPairs = [...]struct{ token, withheld, missing string }{
+	{"patient", "Observation/lab-2", "Observation/lab-9"},
+	{"patient", "Observation/psy-1", "Observation/psy-9"},
+	{"patient", "Binary/b-psy", "Binary/b-zzz"},
+	{"patient", "Provenance/pv-psy", "Provenance/pv-zzz"},
+	{"patient", "Patient/p2", "Patient/p9"},
+	{"user", "Observation/psy-1", "Observation/psy-9"},
+	{"user", "Binary/b-psy", "Binary/b-zzz"},
+	{"user", "Provenance/pv-psy", "Provenance/pv-zzz"},
+	{"constrained", "Observation/vs-1", "Observation/vs-9"},
+}
+
+// withholdingTokens are the tokens of withheldPairs: a patient app's for
+// p1, a clinician's with the default clearance, and a patient app's under
+// a constrained scope (category=laboratory).
+func withholdingTokens(f *fixture) map[string]string {
+	return map[string]string{
+		"patient":     f.token("launch/patient patient/Observation.cruds patient/Binary.cruds patient/Provenance.rs patient/Patient.rs", nil),
+		"user":        f.token("user/Observation.cruds user/Binary.cruds user/Provenance.rs user/Patient.rs", nil),
+		"constrained": f.token("launch/patient patient/Observation.rs?category=laboratory", nil),
+	}
+}
+
 // shape is an answer as a client sees it: status, every header but Date,
 // and the body.
 func shape(r result) string {
@@ -32,22 +57,7 @@ func shape(r result) string {
 func TestWithheldAnswersAsMissing(t *testing.T) {
 	f := newFixture(t)
 	f.up.boundRecords()
-	tokens := map[string]string{
-		"patient":     f.token("launch/patient patient/Observation.cruds patient/Binary.cruds patient/Provenance.rs patient/Patient.rs", nil),
-		"user":        f.token("user/Observation.cruds user/Binary.cruds user/Provenance.rs user/Patient.rs", nil),
-		"constrained": f.token("launch/patient patient/Observation.rs?category=laboratory", nil),
-	}
-	pairs := []struct{ token, withheld, missing string }{
-		{"patient", "Observation/lab-2", "Observation/lab-9"},
-		{"patient", "Observation/psy-1", "Observation/psy-9"},
-		{"patient", "Binary/b-psy", "Binary/b-zzz"},
-		{"patient", "Provenance/pv-psy", "Provenance/pv-zzz"},
-		{"patient", "Patient/p2", "Patient/p9"},
-		{"user", "Observation/psy-1", "Observation/psy-9"},
-		{"user", "Binary/b-psy", "Binary/b-zzz"},
-		{"user", "Provenance/pv-psy", "Provenance/pv-zzz"},
-		{"constrained", "Observation/vs-1", "Observation/vs-9"},
-	}
+	tokens := withholdingTokens(f)
 	patch := `[{"op":"replace","path":"/status","value":"amended"}]`
 	forms := []struct {
 		method, suffix, body string
@@ -72,7 +82,7 @@ func TestWithheldAnswersAsMissing(t *testing.T) {
 		{"PATCH", "", patch, []string{"Content-Type", "application/json-patch+json", "If-Match", `W/"1"`}},
 	}
 	statuses := map[int]int{}
-	for _, p := range pairs {
+	for _, p := range withheldPairs {
 		_, wid, _ := strings.Cut(p.withheld, "/")
 		_, mid, _ := strings.Cut(p.missing, "/")
 		for _, fm := range forms {
@@ -87,7 +97,84 @@ func TestWithheldAnswersAsMissing(t *testing.T) {
 	}
 	// Most are 404s; the rest are writes the scopes refuse before any
 	// record is looked at.
-	if all := len(pairs) * len(forms); statuses[404] < all*3/4 {
+	if all := len(withheldPairs) * len(forms); statuses[404] < all*3/4 {
 		t.Errorf("of %d answers, %v: the pairs no longer reach the records", all, statuses)
 	}
+}
+
+// FuzzWithheldAsMissing generalises TestWithheldAnswersAsMissing: any
+// request for one record (a method, what follows its path, one request
+// header) is answered for a record the token may not see exactly as for a
+// missing one, headers and all.
+func FuzzWithheldAsMissing(f *testing.F) {
+	for _, suffix := range []string{"", "?_elements=id", "?_elements=meta,securityContext,target", "?_summary=data", "?_summary=true",
+		"?_format=json&_pretty=true", "/_history/1", "/_history/2", "/_history", "/_history?_count=1&_since=2020-01-01", "/$meta",
+		"?_elements=subject&_summary=false", "/_history/1?_elements=id"} {
+		for method := range uint8(5) {
+			f.Add(uint8(0), method, suffix, "", "")
+			f.Add(uint8(method+2), method, suffix, "If-None-Match", `W/"1"`)
+		}
+	}
+	for i := range uint8(len(withheldPairs)) {
+		f.Add(i, uint8(0), "", "If-Modified-Since", "Tue, 03 Nov 2026 10:00:00 GMT")
+		f.Add(i, uint8(1), "", "If-Match", `W/"1"`)
+		f.Add(i, uint8(0), "", "Accept", "application/fhir+json;q=0.5, */*")
+		f.Add(i, uint8(2), "", "Prefer", "return=representation")
+		f.Add(i, uint8(3), "", "Prefer", "return=OperationOutcome")
+		f.Add(i, uint8(4), "", "If-None-Exist", "_id=x")
+	}
+	fx := newFixture(&testing.T{})
+	fx.up.boundRecords()
+	tokens := withholdingTokens(fx)
+	patch := `[{"op":"replace","path":"/status","value":"amended"}]`
+	f.Fuzz(func(t *testing.T, which, method uint8, suffix, header, value string) {
+		p := withheldPairs[int(which)%len(withheldPairs)]
+		typ, wid, _ := strings.Cut(p.withheld, "/")
+		_, mid, _ := strings.Cut(p.missing, "/")
+		if suffix != "" && suffix[0] != '?' && suffix[0] != '/' || !requestTarget(p.withheld+suffix) || strings.Contains(suffix, wid) ||
+			strings.Contains(suffix, mid) || header != "" && (!validHeaderValue(value) || !headerName(header) || strings.EqualFold(header, "Authorization")) {
+			return
+		}
+		fx.t = t
+		var answers [2]string
+		for i, id := range [...]string{wid, mid} {
+			var hdr []string
+			if header != "" {
+				hdr = []string{header, value}
+			}
+			var m, body string
+			switch method % 5 {
+			case 0:
+				m = "GET"
+			case 1:
+				m = "DELETE"
+			case 2:
+				m, body = "PATCH", patch
+				if header != "Content-Type" {
+					hdr = append(hdr, "Content-Type", "application/json-patch+json")
+				}
+			case 3:
+				m, body = "PUT", `{"resourceType":"`+typ+`","id":"`+id+`","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/p1"}}`
+			case 4:
+				m = "POST" // an operation, or nothing
+			}
+			r := fx.do(m, "/"+typ+"/"+id+suffix, tokens[p.token], body, hdr...)
+			answers[i] = shape(r)
+		}
+		fx.up.reset()
+		if ws := strings.ReplaceAll(answers[0], wid, mid); ws != answers[1] {
+			t.Fatalf("%s token, method %d, %s%s, %s: %q: the withheld record's answer is not a missing one's:\n%s\n--- missing:\n%s",
+				p.token, method%5, p.withheld, suffix, header, value, ws, answers[1])
+		}
+	})
+}
+
+// headerName reports whether s is a header field name (an RFC 9110 token).
+func headerName(s string) bool {
+	for _, c := range s {
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.ContainsRune("!#$%&'*+-.^_`|~", c)) {
+			return false
+		}
+	}
+	return s != ""
 }
