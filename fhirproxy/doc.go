@@ -156,7 +156,11 @@
 // token's scopes, are refused with 400. A read or vread takes _format,
 // _pretty, _summary and _elements only (a constrained read's go with the
 // search by _id it becomes), and _type goes with a system-level search
-// only (400 otherwise). An element selection always keeps what the proxy
+// only (400 otherwise). A search may be POSTed to _search with a form body
+// at each level R4 has it (Observation/_search,
+// Patient/{id}/Observation/_search, _search): the form is read with the
+// query's parser and checked as the GET's query is, and goes upstream
+// re-encoded. An element selection always keeps what the proxy
 // judges by (meta, the patient reference, a Binary's securityContext, a
 // Provenance's target, the elements of a constraint it evaluates), and a
 // summary that may leave such an element out is refused where it is

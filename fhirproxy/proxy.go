@@ -1048,7 +1048,7 @@ func (x *exchange) rewrite(pr *httputil.ProxyRequest) {
 	out.GetBody = nil
 	body := x.body
 	switch {
-	case in.post && in.Kind == SearchType:
+	case in.post:
 		body = []byte(encodeQuery(in.Params))
 		out.URL.RawQuery = ""
 		hdr["Content-Type"] = []string{"application/x-www-form-urlencoded"}

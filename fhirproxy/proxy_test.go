@@ -831,6 +831,54 @@ func TestPostSearch(t *testing.T) {
 	}
 }
 
+// TestPostSearchOfCompartmentsAndSystem: FHIR R4 has a search POSTed to
+// _search at every level it has the GET (http.html#search): of a
+// patient's compartment (Patient/p1/Observation/_search) and of the system
+// ([base]/_search). The proxy answered both 400, as paths it did not know
+// (found by probing); now each is the GET of the same level, authorised
+// alike and forwarded as a form (FuzzSearchForms holds the two forms to
+// one answer at each level).
+func TestPostSearchOfCompartmentsAndSystem(t *testing.T) {
+	f := newFixture(t)
+	patient := f.token("launch/patient patient/Observation.rs", nil)
+	user := f.token("user/*.rs", nil)
+	form := func(target, tok, body string) result {
+		return f.do("POST", target, tok, body, "Content-Type", "application/x-www-form-urlencoded")
+	}
+	for _, c := range []struct {
+		name, target, tok, body string
+		path, sent              string // the forwarded POST's path, and its form re-encoded
+		ids                     []string
+	}{
+		{"a patient's own compartment", "/Patient/p1/Observation/_search", patient, "category=laboratory",
+			"/Observation/_search", "category=laboratory&patient=Patient%2Fp1", []string{"lab-1"}},
+		{"a compartment, by a clinician", "/Patient/p2/Observation/_search", user, "category=laboratory",
+			"/Patient/p2/Observation/_search", "category=laboratory", []string{"lab-2"}},
+		{"a compartment, its query and form joined", "/Patient/p1/Observation/_search?category=vital-signs", user, "_count=5",
+			"/Patient/p1/Observation/_search", "category=vital-signs&_count=5", []string{"vs-1"}},
+		{"the system", "/_search", user, "_type=Observation&category=laboratory",
+			"/_search", "_type=Observation&category=laboratory", []string{"lab-1", "lab-2"}}, // psy-1 withheld for its labels
+	} {
+		r := form(c.target, c.tok, c.body)
+		got := f.up.requests()
+		if r.status != 200 || len(got) != 1 || got[0].Method != "POST" || got[0].URL.Path != c.path || got[0].URL.RawQuery != "" ||
+			f.up.bodies[0] != c.sent || got[0].Header.Get("Content-Type") != "application/x-www-form-urlencoded" {
+			t.Errorf("%s: %d, forwarded %v with %q: %.300s", c.name, r.status, got, f.up.bodies, r.raw)
+		} else if ids := entryIDs(r); !slices.Equal(ids, c.ids) {
+			t.Errorf("%s: answered %v, want %v", c.name, ids, c.ids)
+		}
+		f.up.reset()
+	}
+	f.refused("another patient's compartment", form("/Patient/p2/Observation/_search", patient, ""), 403)
+	f.refused("another patient in the form", form("/Patient/p1/Observation/_search", patient, "subject=Patient/p2"), 403)
+	f.refused("the system, with patient context", form("/_search", patient, "_type=Observation"), 403)
+	f.refused("another compartment than Patient's", form("/Encounter/e1/Observation/_search", user, ""), 400)
+	f.refused("a compartment of every type", form("/Patient/p1/_search", user, ""), 400)
+	f.refused("the system, its form unread", f.do("POST", "/_search", user, `{"_type":"Observation"}`), 415)
+	f.refused("the system, _format in the form", form("/_search", user, "_type=Observation&_format=xml"), 406)
+	f.refused("the system, a GET", f.do("GET", "/_search?_type=Observation", user, ""), 400)
+}
+
 func TestSecurityHeadersOnEveryResponse(t *testing.T) {
 	f := newFixture(t)
 	tok := f.token("patient/*.rs", nil)

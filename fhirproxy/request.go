@@ -61,7 +61,7 @@ type Interaction struct {
 	Conditional bool
 
 	unwrap string // a constrained read sent as a search for this id: answer with the one resource, or 404
-	post   bool   // a POST _search: parameters go upstream in a form body
+	post   bool   // a POST _search (of a type, a compartment or the system): parameters go upstream in a form body
 	// searchOp is a search sent as an operation that is one
 	// (Observation/$lastn): forwarded to Type/searchOp.
 	searchOp string
@@ -305,6 +305,8 @@ func parsePath(method, path, rawQuery string, lim Limits) (Interaction, error) {
 		in.Kind = Capabilities
 	case len(segs) == 1 && segs[0] == "_history" && method == "GET":
 		in.Kind = HistorySystem
+	case len(segs) == 1 && segs[0] == "_search" && method == "POST":
+		in.Kind, in.post = SearchSystem, true
 	case len(segs) == 1 && (segs[0] == exportStatusOp && (method == "GET" || method == "DELETE") ||
 		segs[0] == exportFileOp && method == "GET"):
 		// A bulk export's status or file, by the link the proxy signed:
@@ -361,12 +363,14 @@ func parsePath(method, path, rawQuery string, lim Limits) (Interaction, error) {
 		in.Type, in.ID, in.Kind = segs[0], segs[1], HistoryInstance
 	case len(segs) == 3 && validID(segs[1]) && isOp(segs[2]):
 		in.Type, in.ID, in.Kind, in.Operation = segs[0], segs[1], Operation, segs[2]
-	case len(segs) == 3 && validID(segs[1]) && isType(segs[2]) && method == "GET":
-		// Compartment search: /Patient/123/Observation.
+	case len(segs) == 3 && validID(segs[1]) && isType(segs[2]) && method == "GET",
+		len(segs) == 4 && validID(segs[1]) && isType(segs[2]) && segs[3] == "_search" && method == "POST":
+		// Compartment search: /Patient/123/Observation, or POSTed to
+		// /Patient/123/Observation/_search.
 		if segs[0] != "Patient" {
 			return in, parseError("only the Patient compartment is supported")
 		}
-		in.Compartment, in.Type, in.Kind = segs[1], segs[2], SearchCompart
+		in.Compartment, in.Type, in.Kind, in.post = segs[1], segs[2], SearchCompart, len(segs) == 4
 	case len(segs) == 4 && validID(segs[1]) && segs[2] == "_history" && validID(segs[3]) && method == "GET":
 		in.Type, in.ID, in.VersionID, in.Kind = segs[0], segs[1], segs[3], VRead
 	default:
@@ -657,6 +661,11 @@ func (in Interaction) pathUnder(base string) string {
 		parts = append(parts, in.Type, in.searchOp)
 	case in.Kind == SearchCompart:
 		parts = append(parts, "Patient", in.Compartment, in.Type)
+		if in.post {
+			parts = append(parts, "_search")
+		}
+	case in.Kind == SearchSystem && in.post:
+		parts = append(parts, "_search")
 	case in.Kind == Capabilities:
 		parts = append(parts, "metadata")
 	case in.Kind == HistorySystem:

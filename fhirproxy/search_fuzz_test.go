@@ -15,7 +15,9 @@ import (
 // same search as the GET: the proxy allows or refuses both alike, sends
 // both upstream with the same parameters as the server reads them, and
 // answers both with the same records. A parameter checked in one form
-// and not the other would break it.
+// and not the other would break it. The search is of a type, of a
+// patient's compartment (one's own, another's) or of the system (which
+// searches Observations).
 func FuzzSearchForms(f *testing.F) {
 	for _, s := range []string{
 		"", "category=laboratory&_elements=code", "patient=p2", "subject=Patient/p2", "subject:Patient=p2", "patient=p1,p2",
@@ -24,30 +26,35 @@ func FuzzSearchForms(f *testing.F) {
 		"_elements=code&_elements=subject", "_summary=count", "_contained=true", "_query=everything", "category=a%26b",
 		"_sort=subject.name", "patient=Patient%2Fp2", "_format=xml", "_pretty=true", "_total=accurate",
 	} {
-		for which := range uint8(5) {
+		for which := range uint8(7 * len(searchLevels)) {
 			f.Add(s, which)
 		}
 	}
 	fx := newFixture(&testing.T{})
-	tokens := endToEndTokens(fx)
+	// (A search of the system needs s on every type: the last two.)
+	tokens := append(endToEndTokens(fx), fx.token("user/*.rs", nil), fx.token("user/*.rs", everyLabel()))
 	f.Fuzz(func(t *testing.T, query string, which uint8) {
 		if !requestTarget("Observation?" + query) {
 			return
 		}
 		fx.t = t
 		tok := tokens[int(which)%len(tokens)]
+		level := searchLevels[int(which)/len(tokens)%len(searchLevels)]
+		if level.get == "/" {
+			query = strings.TrimPrefix(query+"&_type=Observation", "&")
+		}
 		fx.up.reset()
-		get := fx.audited(t, func() result { return fx.do("GET", "/Observation?"+query, tok, "") })
+		get := fx.audited(t, func() result { return fx.do("GET", level.get+"?"+query, tok, "") })
 		gotGet := fx.up.requests()
 		fx.up.reset()
 		post := fx.audited(t, func() result {
-			return fx.do("POST", "/Observation/_search", tok, query, "Content-Type", "application/x-www-form-urlencoded")
+			return fx.do("POST", level.post, tok, query, "Content-Type", "application/x-www-form-urlencoded")
 		})
 		gotPost := fx.up.requests()
 		postBodies := slices.Clone(fx.up.bodies)
 		if get.status != post.status || len(gotGet) != len(gotPost) {
-			t.Fatalf("%q (token %d): GET %d with %d request(s) upstream, POST %d with %d: %.200s | %.200s",
-				query, which%5, get.status, len(gotGet), post.status, len(gotPost), get.raw, post.raw)
+			t.Fatalf("%s %q (token %d): GET %d with %d request(s) upstream, POST %d with %d: %.200s | %.200s",
+				level.get, query, which%7, get.status, len(gotGet), post.status, len(gotPost), get.raw, post.raw)
 		}
 		if len(gotGet) == 0 {
 			return
@@ -65,13 +72,18 @@ func FuzzSearchForms(f *testing.F) {
 			}
 		}
 		if !reflect.DeepEqual(orLists(params), orLists(g.URL.Query())) {
-			t.Fatalf("%q (token %d): GET went with %v, POST with %v", query, which%5, g.URL.Query(), params)
+			t.Fatalf("%s %q (token %d): GET went with %v, POST with %v", level.get, query, which%7, g.URL.Query(), params)
 		}
 		if !slices.Equal(entryIDs(get), entryIDs(post)) {
-			t.Fatalf("%q (token %d): GET answered %v, POST %v", query, which%5, entryIDs(get), entryIDs(post))
+			t.Fatalf("%s %q (token %d): GET answered %v, POST %v", level.get, query, which%7, entryIDs(get), entryIDs(post))
 		}
 	})
 }
+
+// searchLevels are the paths a search is made at: a type, a patient's
+// compartment, the system.
+var searchLevels = [...]struct{ get, post string }{{"/Observation", "/Observation/_search"},
+	{"/Patient/p1/Observation", "/Patient/p1/Observation/_search"}, {"/Patient/p2/Observation", "/Patient/p2/Observation/_search"}, {"/", "/_search"}}
 
 // orLists is a query with each value's comma-separated list sorted: the
 // order of an OR list (the references a chain resolves to, in the order

@@ -168,8 +168,8 @@ func (u *upstream) answer(w http.ResponseWriter, r *http.Request, b []byte) {
 		u.answer(w, get, nil)
 		return
 	}
-	if r.Method == http.MethodPost && len(segs) == 2 && segs[1] == "_search" { // answered as the GET it is
-		get := httptest.NewRequest(http.MethodGet, "/"+segs[0]+"?"+string(b), nil)
+	if r.Method == http.MethodPost && segs[len(segs)-1] == "_search" { // of a type, a compartment or the system: answered as the GET it is
+		get := httptest.NewRequest(http.MethodGet, "/"+strings.Join(segs[:len(segs)-1], "/")+"?"+string(b), nil)
 		if r.URL.RawQuery != "" {
 			get.URL.RawQuery = r.URL.RawQuery + "&" + string(b)
 		}
@@ -284,10 +284,14 @@ func (u *upstream) answer(w http.ResponseWriter, r *http.Request, b []byte) {
 			typ = segs[0]
 		}
 		q := r.URL.Query()
+		types := []string{typ}
+		if typ == "" { // a search of the system: of the types _type lists, or of every type
+			types = strings.Split(q.Get("_type"), ",")
+		}
 		var entries []any
 		u.mu.Lock()
 		for key, res := range u.resources {
-			if !strings.HasPrefix(key, typ+"/") {
+			if t, _, _ := strings.Cut(key, "/"); types[0] != "" && !slices.Contains(types, t) {
 				continue
 			}
 			if !u.misbehave {
