@@ -93,6 +93,11 @@ func (s *fhirServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case r.Method == http.MethodPost && len(segs) == 2 && segs[1] == "_search":
 		_ = r.ParseForm()
 		s.search(w, r, segs[0], r.PostForm)
+	case r.Method == http.MethodGet && len(segs) == 3 && segs[0] == "Patient" && segs[2] != "_history" && !strings.HasPrefix(segs[2], "$"):
+		s.search(w, r, segs[2], inCompartment(r.URL.Query(), segs[1]))
+	case r.Method == http.MethodPost && len(segs) == 4 && segs[0] == "Patient" && segs[3] == "_search":
+		_ = r.ParseForm()
+		s.search(w, r, segs[2], inCompartment(r.PostForm, segs[1]))
 	case r.Method == http.MethodGet && len(segs) == 3 && segs[0] == "Patient" && segs[2] == "$everything":
 		s.everything(w, segs[1], r.URL.Query())
 	case r.Method == http.MethodGet && len(segs) == 2 && segs[0] == "Observation" && segs[1] == "$lastn":
@@ -154,6 +159,18 @@ func (s *fhirServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 		s.outcome(w, 405, "not-supported", "the sandbox FHIR server does not support this interaction")
 	}
+}
+
+// inCompartment is a search of a patient's compartment
+// (Patient/{id}/{type}) as the search of its type it is: by the patient,
+// ANDed with the rest.
+func inCompartment(q url.Values, patient string) url.Values {
+	q = maps.Clone(q)
+	if q == nil {
+		q = url.Values{}
+	}
+	q.Add("patient", "Patient/"+patient)
+	return q
 }
 
 // put creates (id "") or updates a resource, keeping its history.

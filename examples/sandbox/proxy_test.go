@@ -896,6 +896,55 @@ func TestSearchOperationsPostedThroughTheProxy(t *testing.T) {
 	}
 }
 
+// TestCompartmentSearchesThroughTheProxy: a search of a patient's
+// compartment, as a GET (Patient/pt-001/Observation) and POSTed to
+// _search with a form, answers a clinician and the patient's own app the
+// records the search by patient answers; another patient's compartment is
+// 403 to the app. (The sandbox's server answered neither form before.)
+func TestCompartmentSearchesThroughTheProxy(t *testing.T) {
+	sb := startSandbox(t)
+	app := patientToken(t, sb, "launch/patient patient/Observation.rs")
+	clinician, err := sb.Auth.Mint(context.Background(), "", smart.Grant{ClientID: ExampleAppID, UserID: "clinician",
+		FHIRUser: "Practitioner/pr-lee", Scope: "user/Observation.rs", Audience: sb.FHIRBase}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := func(tok, method, target, form string) []string {
+		t.Helper()
+		code, b := fhirCallAs(t, tok, method, sb.FHIRBase+target, "application/x-www-form-urlencoded", form)
+		var bundle struct {
+			Type  string
+			Entry []struct{ Resource struct{ ID string } }
+		}
+		if err := json.Unmarshal(b, &bundle); code != http.StatusOK || err != nil || bundle.Type != "searchset" {
+			t.Fatalf("%s %s %s: %d %.300s", method, target, form, code, b)
+		}
+		var out []string
+		for _, e := range bundle.Entry {
+			out = append(out, e.Resource.ID)
+		}
+		slices.Sort(out)
+		return out
+	}
+	for name, tok := range map[string]string{"the patient's app": app, "a clinician": clinician} {
+		want := ids(tok, http.MethodGet, "/Observation?patient=pt-001&category=vital-signs&_count=200", "")
+		if len(want) == 0 {
+			t.Fatalf("%s: pt-001 has no vital signs", name)
+		}
+		for _, c := range []struct{ method, target, form string }{
+			{http.MethodGet, "/Patient/pt-001/Observation?category=vital-signs&_count=200", ""},
+			{http.MethodPost, "/Patient/pt-001/Observation/_search", "category=vital-signs&_count=200"},
+		} {
+			if got := ids(tok, c.method, c.target, c.form); !slices.Equal(got, want) {
+				t.Errorf("%s: %s %s: %v, the search by patient %v", name, c.method, c.target, got, want)
+			}
+		}
+	}
+	if code, b := fhirCallAs(t, app, http.MethodPost, sb.FHIRBase+"/Patient/pt-002/Observation/_search", "application/x-www-form-urlencoded", "category=vital-signs"); code != http.StatusForbidden {
+		t.Errorf("another patient's compartment, POSTed: %d %.300s", code, b)
+	}
+}
+
 // TestConstrainedDocRefThroughTheProxy: a patient app granted only clinical
 // notes (US Core's granular scope on DocumentReference.category) runs
 // $docref: the sandbox's server takes $docref's own parameters only (400
