@@ -453,6 +453,9 @@ func (p *Proxy) capabilities(resp *http.Response) error {
 		}
 	}
 	cs["rest"] = rest
+	// Messaging ($process-message) is not: its endpoints are the FHIR
+	// server's own addresses, which no client can use through the proxy.
+	delete(cs, "messaging")
 	// Only JSON is served (anything else is 406), and patches only in JSON.
 	cs["format"] = []any{"application/fhir+json", "json"}
 	if pf, ok := cs["patchFormat"].([]any); ok {

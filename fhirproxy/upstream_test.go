@@ -230,6 +230,7 @@ func (u *upstream) answer(w http.ResponseWriter, r *http.Request, b []byte) {
 		u.write(w, 200, map[string]any{"resourceType": "CapabilityStatement", "status": "active", "kind": "instance", "fhirVersion": "4.0.1",
 			"implementation": map[string]any{"description": "test server", "url": u.ts.URL},
 			"format":         []any{"xml", "json"}, "patchFormat": []any{"application/json-patch+json", "application/xml-patch+xml"},
+			"messaging": []any{map[string]any{"endpoint": []any{map[string]any{"protocol": map[string]any{"code": "http"}, "address": u.ts.URL + "/messages"}}}},
 			"rest": []any{map[string]any{"mode": "server",
 				"operation": []any{op("export"), op("graphql")},
 				"resource": []any{
