@@ -518,8 +518,10 @@ func TestConstrainedIncludesOnSignedPages(t *testing.T) {
 		query string
 		want  []string
 	}{
-		// d is the server's match, which it applied the constraint to.
-		{"_include=Observation:has-member", []string{"b", "d"}},
+		// d is what the server calls a match, but it is not a laboratory
+		// result: where the proxy evaluates the constraint, it holds the
+		// server's matches to it too (access.checkMatches), and drops d.
+		{"_include=Observation:has-member", []string{"b"}},
 		// A server that took the last category would match d: held.
 		{"category=vital-signs", []string{"b"}},
 	} {
@@ -755,5 +757,83 @@ func TestConstrainedSearchesStrict(t *testing.T) {
 		if got := sent(); r.status != c.status || len(got) != 1 || got[0] != c.prefer {
 			t.Errorf("%s: %d, the server got Prefer %q: %.200s", c.name, r.status, got, r.raw)
 		}
+	}
+}
+
+// TestConstraintCheckedOnResults: a FHIR server that ignores a constraint's
+// parameter (a lenient one, or one that does not support it and ignores
+// Prefer: handling=strict) answers unconstrained. Where the proxy
+// evaluates every scope's constraint, it holds the server's matches to it
+// too, for a search, a read (a search by _id), a page that continues one
+// and a POSTed search, so a vital sign never reaches a token granted
+// laboratory results (found by probing smarttest's fake server, which
+// ignores such parameters: a patient app read a vital sign there). A
+// constraint the proxy cannot evaluate, in whole or in part, stays the
+// server's to apply.
+func TestConstraintCheckedOnResults(t *testing.T) {
+	f := newFixture(t)
+	f.up.misbehave = true // searches ignore every parameter
+	f.proxy.Base = f.base
+	for _, c := range []struct {
+		scope string
+		want  []string
+	}{
+		{"user/Observation.rs?category=laboratory", []string{"lab-1", "lab-2", "psy-1"}},
+		{"launch/patient patient/Observation.rs?category=laboratory", []string{"lab-1", "psy-1"}},
+		{"user/Observation.rs?category=laboratory user/Observation.rs?category=vital-signs", []string{"lab-1", "lab-2", "psy-1", "vs-1"}},
+	} {
+		tok := f.token(c.scope, everyLabel())
+		var got []string
+		f.up.pageSize = 2
+		next := "/Observation?_count=2"
+		for pages := 0; next != "" && pages < 5; pages++ {
+			r := f.do("GET", next, tok, "")
+			if r.status != 200 {
+				t.Fatalf("%s: %s: %d %s", c.scope, next, r.status, r.raw)
+			}
+			got = append(got, entryIDs(r)...)
+			next = strings.TrimPrefix(r.next(), f.base)
+		}
+		f.up.pageSize = 0
+		slices.Sort(got)
+		if !slices.Equal(got, c.want) {
+			t.Errorf("%s: page by page %v, want %v", c.scope, got, c.want)
+		}
+		r := f.do("POST", "/Observation/_search", tok, "_count=50", "Content-Type", "application/x-www-form-urlencoded")
+		if ids := entryIDs(r); r.status != 200 || !slices.Equal(ids, c.want) {
+			t.Errorf("%s: POSTed %d %v, want %v", c.scope, r.status, ids, c.want)
+		}
+		for _, id := range []string{"lab-1", "vs-1"} {
+			r := f.do("GET", "/Observation/"+id, tok, "")
+			if want := slices.Contains(c.want, id); (r.status == 200) != want || !want && r.status != 404 {
+				t.Errorf("%s: read %s: %d %.200s", c.scope, id, r.status, r.raw)
+			}
+		}
+		f.up.reset()
+		// _summary=text would leave out the category checked.
+		f.refused(c.scope+": _summary=text", f.do("GET", "/Observation?_summary=text", tok, ""), 400)
+	}
+	// A constraint the proxy cannot evaluate (a date) is the server's: this
+	// one ignores it, and the proxy, which cannot tell, passes what it sent.
+	// So is one it evaluates in part (a status named with a system, which
+	// a primitive code has not): held to the part it reads, vs-1, amended,
+	// which only the other part allows, would be withheld.
+	f.up.mu.Lock()
+	f.up.resources["Observation/vs-1"]["status"] = "amended"
+	f.up.mu.Unlock()
+	for scope, sent := range map[string]string{
+		"user/Observation.rs?date=ge2020": "date=ge2020",
+		"user/Observation.rs?status=final user/Observation.rs?status=http://hl7.org/fhir/observation-status|amended": "status=final%2Chttp%3A%2F%2Fhl7.org%2Ffhir%2Fobservation-status%7Camended",
+	} {
+		r := f.do("GET", "/Observation?_count=50", f.token(scope, everyLabel()), "")
+		if got := f.up.requests(); r.status != 200 || len(entryIDs(r)) != 4 || len(got) != 1 || !strings.Contains(got[0].URL.RawQuery, sent) ||
+			got[0].Header.Get("Prefer") != "handling=strict" {
+			t.Errorf("%s, evaluated in part or not at all: %d %v, sent %v", scope, r.status, entryIDs(r), got)
+		}
+		f.up.reset()
+		if r := f.do("GET", "/Observation?_summary=text", f.token(scope, everyLabel()), ""); r.status != 200 {
+			t.Errorf("%s, evaluated in part or not at all: _summary=text: %d %s", scope, r.status, r.raw)
+		}
+		f.up.reset()
 	}
 }

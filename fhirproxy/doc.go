@@ -124,8 +124,13 @@
 // _id with the constraint, so the FHIR server proves the match; a
 // constrained write is held to its constraint by the proxy (see
 // Constrained writes). So is each entry of a constrained search's answer
-// that the server does not mark as a match (one an _include brings), and
-// so is each version a constrained vread or instance history shows (the
+// that the server does not mark as a match (one an _include brings); and
+// where the proxy evaluates every scope's constraint (see Constrained
+// writes for what it evaluates), the server's matches too, and the record
+// a constrained read answers, so that a server that ignores the
+// constraint's parameter (lenient, or not supporting it) cannot pass what
+// the constraint excludes; _summary=text, which leaves out what it reads,
+// is refused there. So is each version a constrained vread or instance history shows (the
 // record as it is now must match too; a search finds current versions
 // only). Batches are authorised entry by entry (see Writes in a batch or
 // transaction), and in a batch response an entry the token may not see

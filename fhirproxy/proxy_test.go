@@ -462,12 +462,13 @@ func TestScopesAndConstraints(t *testing.T) {
 	f.up.reset()
 	// The read's own parameters go with the search (found by probing: they
 	// were dropped, and the whole record answered), judged as a search's:
-	// _elements widened by what the proxy judges by, _summary=text refused
-	// where it would leave out the patient.
+	// _elements widened by what the proxy judges by (the constraint's
+	// category too, which it checks the answer against), _summary=text
+	// refused where it would leave out the patient.
 	r = f.do("GET", "/Observation/lab-1?_elements=code&_pretty=true", lab, "")
 	got := f.up.requests()
 	if r.status != 200 || r.body["id"] != "lab-1" || r.body["code"] == nil || r.body["status"] != nil || len(got) != 1 ||
-		got[0].URL.Query().Get("_elements") != "code,meta,subject" || got[0].URL.Query().Get("_pretty") != "true" {
+		got[0].URL.Query().Get("_elements") != "code,category,meta,subject" || got[0].URL.Query().Get("_pretty") != "true" {
 		t.Errorf("a constrained read of some elements: %d %s, sent as %v", r.status, r.raw, got)
 	}
 	f.up.reset()
