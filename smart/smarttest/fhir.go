@@ -43,7 +43,9 @@ func observation(patient string) map[string]any {
 
 // data is the fake FHIR server's data store: it answers GET /metadata,
 // /{Type}/{id} and /{Type}?patient=…&subject=…&_id=… for Patient and
-// Observation, and bulk exports of them (bulk.go), to anyone. It sits behind the real policy enforcement point
+// Observation (and category=… and code=… for Observation, as tokens:
+// code or system|code), and bulk exports of them (bulk.go), to anyone.
+// Other parameters it ignores, as a lenient server does. It sits behind the real policy enforcement point
 // (fhirproxy.Proxy), which authenticates, authorises, confines and filters
 // as it would in front of a hospital's FHIR server, so an app meets here
 // the refusals it will meet in production.
@@ -91,7 +93,8 @@ func (d data) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 			for _, o := range obs {
 				oid := o["id"].(string)
-				if (len(parts) == 1 || parts[1] == oid) && is("patient", id) && is("subject", id) && (len(q["_id"]) == 0 || q.Get("_id") == oid) {
+				if (len(parts) == 1 || parts[1] == oid) && is("patient", id) && is("subject", id) && (len(q["_id"]) == 0 || q.Get("_id") == oid) &&
+					tokens(q["category"], o["category"]) && tokens(q["code"], o["code"]) {
 					out = append(out, o)
 				}
 			}
@@ -110,6 +113,37 @@ func (d data) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		entries[i] = map[string]any{"resource": res}
 	}
 	writeFHIR(w, http.StatusOK, map[string]any{"resourceType": "Bundle", "type": "searchset", "total": len(out), "entry": entries})
+}
+
+// tokens reports whether a record's CodeableConcept (or list of them)
+// meets a token parameter's values: each value (repeated parameters AND)
+// a comma-separated list of code or system|code (ORed).
+func tokens(values []string, concepts any) bool {
+	var codings []map[string]any
+	b, _ := json.Marshal(concepts)
+	var list []struct{ Coding []map[string]any }
+	if json.Unmarshal(b, &list) != nil {
+		var one struct{ Coding []map[string]any }
+		_ = json.Unmarshal(b, &one)
+		list = append(list, one)
+	}
+	for _, c := range list {
+		codings = append(codings, c.Coding...)
+	}
+	for _, v := range values {
+		if !slices.ContainsFunc(strings.Split(v, ","), func(tok string) bool {
+			system, code, hasSystem := strings.Cut(tok, "|")
+			if !hasSystem {
+				code = system
+			}
+			return slices.ContainsFunc(codings, func(c map[string]any) bool {
+				return c["code"] == code && (!hasSystem || c["system"] == system)
+			})
+		}) {
+			return false
+		}
+	}
+	return true
 }
 
 // inMemory carries the proxy's requests to a handler without a network.

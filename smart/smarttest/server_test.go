@@ -7,6 +7,8 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -305,5 +307,71 @@ func TestBulkExportPatients(t *testing.T) {
 	if _, err := client.PostExport(ctx, hc, ehr.FHIRBase+"/Patient/$export", client.ExportParams{Patients: []string{"Patient/nobody"}}); !errors.As(err, &ee) ||
 		ee.Status != http.StatusNotFound {
 		t.Errorf("a patient the server does not hold: %v", err)
+	}
+}
+
+// TestConstrainedScopesAndTokenSearches: an app granted part of a type
+// (SMART v2 granular scopes, patient/Observation.rs?category=laboratory)
+// gets only that part from the fake EHR, by search and by id, as in
+// production (found by probing: the fake server ignored category, and the
+// app read a vital sign, by search and by id). The fake server now answers
+// category and code searches, so that an app's own filters can be tested
+// too; the proxy's own check of such answers, for servers that ignore the
+// parameter, is fhirproxy's TestConstraintCheckedOnResults.
+func TestConstrainedScopesAndTokenSearches(t *testing.T) {
+	ehr := smarttest.NewServer(t, smarttest.Config{Clearance: &consent.Clearance{MaxConfidentiality: consent.Restricted, Tags: []string{"HIV"}}})
+	ids := func(tok, path string) []string {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, ehr.FHIRBase+path, nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := ehr.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var b struct {
+			ResourceType, ID string
+			Entry            []struct{ Resource struct{ ID string } }
+		}
+		_ = json.NewDecoder(resp.Body).Decode(&b)
+		switch {
+		case resp.StatusCode != http.StatusOK:
+			return []string{strconv.Itoa(resp.StatusCode)}
+		case b.ResourceType != "Bundle":
+			return []string{b.ID}
+		}
+		out := []string{}
+		for _, e := range b.Entry {
+			out = append(out, e.Resource.ID)
+		}
+		slices.Sort(out)
+		return out
+	}
+	labs, err := ehr.MintToken("app", "patient/Observation.rs?category=laboratory", launch.Context{Patient: "smart-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	all, err := ehr.MintToken("app", "patient/Observation.rs", launch.Context{Patient: "smart-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		tok, path string
+		want      []string
+	}{
+		{labs, "/Observation", []string{"hiv-smart-1"}},
+		{labs, "/Observation/bp-smart-1", []string{"404"}},
+		{labs, "/Observation/hiv-smart-1", []string{"hiv-smart-1"}},
+		{labs, "/Observation?code=8867-4", []string{}},
+		{all, "/Observation", []string{"bp-smart-1", "hiv-smart-1"}},
+		{all, "/Observation?category=vital-signs", []string{"bp-smart-1"}},
+		{all, "/Observation?category=http://terminology.hl7.org/CodeSystem/observation-category|laboratory", []string{"hiv-smart-1"}},
+		{all, "/Observation?category=http://example.org|laboratory", []string{}},
+		{all, "/Observation?code=http://loinc.org|8867-4,75622-1", []string{"bp-smart-1", "hiv-smart-1"}},
+		{all, "/Observation?code=8867-4&category=laboratory", []string{}},
+	} {
+		if got := ids(c.tok, c.path); !slices.Equal(got, c.want) {
+			t.Errorf("%s: %v, want %v", c.path, got, c.want)
+		}
 	}
 }
