@@ -647,8 +647,8 @@ func TestConstraintOverRepeatedParameters(t *testing.T) {
 // TestServerProvenConstrainedDeletes: a delete under a constraint the
 // proxy cannot evaluate (identifier, an Identifier, is not among its token
 // paths) is proven by the FHIR server: the stored record must be found by
-// _id with the constraint, and the delete goes pinned to the version read.
-// One the search does not find answers as a missing record, and nothing is
+// _id with the constraint (strictly: Prefer: handling=strict), and the
+// delete goes pinned to the version read. One the search does not find answers as a missing record, and nothing is
 // deleted. Writes other than deletes stay refused under such a constraint.
 func TestServerProvenConstrainedDeletes(t *testing.T) {
 	f := newFixture(t)
@@ -671,6 +671,10 @@ func TestServerProvenConstrainedDeletes(t *testing.T) {
 			t.Errorf("%s: %d %s, the upstream received %q", scope, r.status, r.raw, got)
 		} else if pin := f.up.requests()[n-1].Header.Get("If-Match"); pin != f.up.etag("Observation/lab-1") {
 			t.Errorf("%s: the delete went with If-Match %q", scope, pin)
+		} else if prefer := f.up.requests()[n-2].Header.Get("Prefer"); prefer != "handling=strict" {
+			// A lenient server would ignore a parameter it does not
+			// support, and prove the constraint for any record.
+			t.Errorf("%s: the search that proves the constraint went with Prefer %q", scope, prefer)
 		}
 		f.up.reset()
 		missing := f.do("DELETE", "/Observation/nope", tok, "")

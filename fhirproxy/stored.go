@@ -588,13 +588,22 @@ func (p *Proxy) onUpstream(u string) bool {
 }
 
 // getURL reads an address on the upstream's base (the caller has checked
-// it is) as get does, with the answer's ETag.
+// it is) as get does, with the answer's ETag. A search goes with Prefer:
+// handling=strict: the proxy's own searches decide what it allows (the
+// search that proves a constraint, a conditional write's criteria, a
+// chain's target), and a lenient server that ignored a parameter it does
+// not support would prove, or find, more than was asked (found by review:
+// the proof of a constraint went without it, where the client's constrained
+// search has it).
 func (p *Proxy) getURL(ctx context.Context, u string) (int, []byte, string, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return 0, nil, "", err
 	}
 	req.Header.Set("Accept", "application/fhir+json")
+	if req.URL.RawQuery != "" {
+		req.Header.Set("Prefer", "handling=strict")
+	}
 	if p.UpstreamAuth != nil {
 		p.UpstreamAuth(req)
 	}
