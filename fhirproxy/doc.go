@@ -130,9 +130,9 @@
 // a constrained read answers, so that a server that ignores the
 // constraint's parameter (lenient, or not supporting it) cannot pass what
 // the constraint excludes; _summary=text, which leaves out what it reads,
-// is refused there. So is each version a constrained vread or instance history shows (the
-// record as it is now must match too; a search finds current versions
-// only). Batches are authorised entry by entry (see Writes in a batch or
+// is refused there. So is each version a constrained vread or instance
+// history shows (the record as it is now must match too; a search finds
+// current versions only). Batches are authorised entry by entry (see Writes in a batch or
 // transaction), and in a batch response an entry the token may not see
 // reads exactly like one the server did not find (a write entry keeps its
 // status and location). Where answers are judged, a batched conditional
