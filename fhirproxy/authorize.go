@@ -708,7 +708,9 @@ func (a *access) holdMatches(in *Interaction) bool {
 // the server as before: holding to part of it would withhold what the
 // rest allows. _summary=text, which leaves out what the constraint reads
 // (and would have every record withheld), is refused where the proxy
-// checks (constraintUnread).
+// checks (constraintUnread). The answer's total, and a _summary=count,
+// stay the server's unless the check removes a match: a count shows no
+// record, and a server that applied the constraint counted right.
 func (a *access) checkMatches(in *Interaction, d scopes.Decision) *refusal {
 	if a.recheck {
 		return nil
@@ -720,7 +722,7 @@ func (a *access) checkMatches(in *Interaction, d scopes.Decision) *refusal {
 	if summaryText(in) {
 		return constraintUnread()
 	}
-	a.recheck, a.included = true, lc
+	a.recheck, a.checked, a.included = true, true, lc
 	keepConstraintElements(in, lc)
 	return nil
 }

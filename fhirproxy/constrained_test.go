@@ -817,6 +817,21 @@ func TestConstraintCheckedOnResults(t *testing.T) {
 		// _summary=text would leave out the category checked.
 		f.refused(c.scope+": _summary=text", f.do("GET", "/Observation?_summary=text", tok, ""), 400)
 	}
+	// The total goes as the server wrote it, unless the check removed a
+	// match: a server that applied the constraint counted right (and a
+	// count shows no record); one that did not counted vs-1 too.
+	labs := f.token("user/Observation.rs?category=laboratory", everyLabel())
+	if r := f.do("GET", "/Observation?_total=accurate", labs, ""); r.status != 200 || r.body["total"] != nil {
+		t.Errorf("a total with a match removed: %d %v", r.status, r.body["total"])
+	}
+	f.up.misbehave = false
+	for _, target := range []string{"/Observation?_total=accurate", "/Observation?_summary=count"} {
+		if r := f.do("GET", target, labs, ""); r.status != 200 || r.body["total"] != 3.0 {
+			t.Errorf("%s, the constraint applied by the server: %d total %v", target, r.status, r.body["total"])
+		}
+	}
+	f.up.misbehave = true
+	f.up.reset()
 	// A constraint the proxy cannot evaluate (a date) is the server's: this
 	// one ignores it, and the proxy, which cannot tell, passes what it sent.
 	// So is one it evaluates in part (a status named with a system, which

@@ -213,6 +213,11 @@ type access struct {
 	// matches too (a constraint's parameter repeated in the search, or
 	// $docref; see access.holdAnswer).
 	recheck bool
+	// checked: recheck is only the check of a server asked to apply the
+	// constraint strictly (access.checkMatches), so the answer's total
+	// and meta go as the server wrote them unless the check removed a
+	// match (pageFacts.goes).
+	checked bool
 	// everything is the patient whose $everything the access answers, so
 	// that a signed page link continues it as a $everything (pageRef).
 	everything string

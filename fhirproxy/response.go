@@ -1002,9 +1002,11 @@ type pageFacts struct {
 
 // judgesTotals reports whether a Bundle's total and meta are judged by the
 // page's facts (pageFacts.goes): with labels judged, and where the proxy
-// holds every match to a constraint itself (access.recheck), since a
-// server that did not apply it counted what the proxy drops.
-func (a *access) judgesTotals() bool { return !a.unrestricted || a.recheck }
+// holds every match to a constraint itself (access.recheck) in place of a
+// server that may not have applied it, since that one counted what the
+// proxy drops. Where the server was asked to apply it strictly and the
+// proxy only checks (access.checked), a removed match alone drops them.
+func (a *access) judgesTotals() bool { return !a.unrestricted || a.recheck && !a.checked }
 
 // goes reports whether a judged Bundle's total and meta go out. Neither
 // does when matches were removed (entries not marked include or outcome):
