@@ -691,7 +691,7 @@ func (a *access) holdMatches(in *Interaction) bool {
 	if lc == nil {
 		return false
 	}
-	a.recheck, a.included = true, lc
+	a.recheck, a.checked, a.included = true, false, lc // in place of the server, not only after it
 	keepConstraintElements(in, lc)
 	return true
 }
