@@ -246,7 +246,7 @@ func (p *Proxy) authorize(in *Interaction, a *access) *refusal {
 			return ref
 		}
 	}
-	if in.searchOp == lastnOp && a.constrained == in.Type && !a.recheck {
+	if in.searchOp == lastnOp && a.constrained == in.Type && (!a.recheck || a.checked) {
 		// $lastn takes Observation's search parameters, the constraint's
 		// among them, but servers support few there (HAPI: patient,
 		// category, code, date) and may ignore the rest: where the proxy

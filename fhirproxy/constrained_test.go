@@ -841,6 +841,13 @@ func TestConstraintCheckedOnResults(t *testing.T) {
 	if nested, _ := entries[0].(map[string]any)["resource"].(map[string]any); nested == nil || nested["total"] != nil {
 		t.Errorf("a batched count under the constraint: %v", entries[0])
 	}
+	// So in $lastn, whose parameters servers support few of: its total
+	// goes only when the page holds the whole answer.
+	f.up.pageSize = 1
+	if r := f.do("GET", "/Observation/$lastn", labs, ""); r.status != 200 || r.next() == "" || r.body["total"] != nil {
+		t.Errorf("$lastn's first page under the constraint: %d next %q total %v", r.status, r.next(), r.body["total"])
+	}
+	f.up.pageSize = 0
 	f.up.misbehave = true
 	f.up.reset()
 	// A constraint the proxy cannot evaluate (a date) is the server's: this
