@@ -213,7 +213,7 @@ func (p *Proxy) resolveConditional(ctx context.Context, x *exchange) *refusal {
 		// it is read (a constrained read's form: Interaction.unwrap).
 		if sa.constrained != "" {
 			in.Kind, in.Params, in.unwrap, in.ID = SearchType, append([]Param{{Name: "_id", Value: id}}, s.Params...), id, ""
-			a.constrained, a.recheck, a.included = sa.constrained, sa.recheck, sa.included
+			a.constrained, a.recheck, a.checked, a.included = sa.constrained, sa.recheck, sa.checked, sa.included
 		}
 		return nil
 	}
