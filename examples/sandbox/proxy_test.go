@@ -899,8 +899,9 @@ func TestSearchOperationsPostedThroughTheProxy(t *testing.T) {
 // TestCompartmentSearchesThroughTheProxy: a search of a patient's
 // compartment, as a GET (Patient/pt-001/Observation) and POSTed to
 // _search with a form, answers a clinician and the patient's own app the
-// records the search by patient answers; another patient's compartment is
-// 403 to the app. (The sandbox's server answered neither form before.)
+// records the search by patient answers, and so does a clinician's batched
+// one; another patient's compartment is 403 to the app. (The sandbox's
+// server answered none of these forms before.)
 func TestCompartmentSearchesThroughTheProxy(t *testing.T) {
 	sb := startSandbox(t)
 	app := patientToken(t, sb, "launch/patient patient/Observation.rs")
@@ -942,6 +943,30 @@ func TestCompartmentSearchesThroughTheProxy(t *testing.T) {
 	}
 	if code, b := fhirCallAs(t, app, http.MethodPost, sb.FHIRBase+"/Patient/pt-002/Observation/_search", "application/x-www-form-urlencoded", "category=vital-signs"); code != http.StatusForbidden {
 		t.Errorf("another patient's compartment, POSTed: %d %.300s", code, b)
+	}
+	// Batched, a clinician's compartment search goes as it is, and the
+	// sandbox's server answers it in the batch.
+	want := ids(clinician, http.MethodGet, "/Observation?patient=pt-001&category=vital-signs&_count=200", "")
+	code, b := fhirCall(t, clinician, http.MethodPost, sb.FHIRBase, `{"resourceType":"Bundle","type":"batch","entry":[`+
+		`{"request":{"method":"GET","url":"Patient/pt-001/Observation?category=vital-signs&_count=200"}}]}`)
+	var batch struct {
+		Entry []struct {
+			Resource struct {
+				Entry []struct{ Resource struct{ ID string } }
+			}
+			Response struct{ Status string }
+		}
+	}
+	if err := json.Unmarshal(b, &batch); code != http.StatusOK || err != nil || len(batch.Entry) != 1 || !strings.HasPrefix(batch.Entry[0].Response.Status, "200") {
+		t.Fatalf("a batched compartment search: %d %.300s", code, b)
+	}
+	var got []string
+	for _, e := range batch.Entry[0].Resource.Entry {
+		got = append(got, e.Resource.ID)
+	}
+	slices.Sort(got)
+	if !slices.Equal(got, want) {
+		t.Errorf("a batched compartment search: %v, the search by patient %v", got, want)
 	}
 }
 

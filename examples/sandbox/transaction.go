@@ -24,8 +24,8 @@ type bundleEntry struct {
 
 // transaction runs a batch or transaction Bundle POSTed to the base: its
 // creates, updates (version-aware with request.ifMatch), reads and
-// searches of a type (each answered with its searchset Bundle as the
-// entry's resource); the sandbox server has no delete or patch. A transaction is all or nothing:
+// searches of a type or of a patient's compartment (each answered with
+// its searchset Bundle as the entry's resource); the sandbox server has no delete or patch. A transaction is all or nothing:
 // every write is checked before any is made, and a reference to a create
 // or update entry's fullUrl becomes the record that entry writes. A
 // batch's entries each stand alone. Writes are made before reads, as FHIR
@@ -46,7 +46,8 @@ func (s *fhirServer) transaction(w http.ResponseWriter, r *http.Request) {
 	type plan struct {
 		typ, id       string
 		write, update bool
-		search        bool // a search of typ, with query
+		search        bool   // a search of typ, with query
+		compartment   string // the patient whose compartment the search is of
 		query         string
 		fail          *failure
 	}
@@ -59,8 +60,10 @@ func (s *fhirServer) transaction(w http.ResponseWriter, r *http.Request) {
 		switch {
 		case e.Request.Method == http.MethodGet && len(segs) == 1 && segs[0] != "":
 			p.typ, p.search, p.query = segs[0], true, query
+		case e.Request.Method == http.MethodGet && len(segs) == 3 && segs[0] == "Patient" && segs[2] != "_history" && !strings.HasPrefix(segs[2], "$"):
+			p.typ, p.search, p.query, p.compartment = segs[2], true, query, segs[1] // a patient's compartment
 		case query != "" || segs[0] == "":
-			p.fail = &failure{400, "not-supported", "the sandbox FHIR server takes reads and writes by id, and searches of a type, in a Bundle"}
+			p.fail = &failure{400, "not-supported", "the sandbox FHIR server takes reads and writes by id, and searches of a type or a patient's compartment, in a Bundle"}
 		case e.Request.Method == http.MethodPost && len(segs) == 1:
 			p.typ, p.id, p.write = segs[0], s.newID(segs[0]), true
 		case e.Request.Method == http.MethodPut && len(segs) == 2:
@@ -129,6 +132,9 @@ func (s *fhirServer) transaction(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			s.outcome(rec, 400, "invalid", "the entry's query is not understood")
 		} else {
+			if p.compartment != "" {
+				q = inCompartment(q, p.compartment)
+			}
 			s.search(rec, r, p.typ, q)
 		}
 		var got resource
