@@ -808,9 +808,15 @@ func TestConstraintCheckedOnResults(t *testing.T) {
 			t.Errorf("%s: POSTed %d %v, want %v", c.scope, r.status, ids, c.want)
 		}
 		for _, id := range []string{"lab-1", "vs-1"} {
+			f.audit.Reset()
 			r := f.do("GET", "/Observation/"+id, tok, "")
 			if want := slices.Contains(c.want, id); (r.status == 200) != want || !want && r.status != 404 {
 				t.Errorf("%s: read %s: %d %.200s", c.scope, id, r.status, r.raw)
+			}
+			// Audited as the read it is, naming the record (it goes as a
+			// search by _id, which named none).
+			if evs := f.audit.Events(); len(evs) != 1 || evs[0].Interaction != "read" || evs[0].Resource != "Observation/"+id {
+				t.Errorf("%s: read %s audited as %+v", c.scope, id, evs)
 			}
 		}
 		f.up.reset()

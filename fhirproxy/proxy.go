@@ -351,6 +351,12 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	x.ev.Interaction, x.ev.Resource = string(in.Kind), resourceRef(in, r.URL.Path)
+	if in.unwrap != "" {
+		// A constrained read, sent as the search by _id that proves it, is
+		// audited as the read of the record it is (found by probing: the
+		// event said search-type of Observation, and named no record).
+		x.ev.Interaction, x.ev.Resource = string(Read), in.Type+"/"+in.unwrap
+	}
 	if ref != nil {
 		p.allowOrigin(r.Context(), w.Header(), header(r.Header, "Origin"), a)
 		if ref.status == http.StatusMethodNotAllowed {
