@@ -803,9 +803,16 @@ func TestConstraintCheckedOnResults(t *testing.T) {
 		if !slices.Equal(got, c.want) {
 			t.Errorf("%s: page by page %v, want %v", c.scope, got, c.want)
 		}
+		f.audit.Reset()
 		r := f.do("POST", "/Observation/_search", tok, "_count=50", "Content-Type", "application/x-www-form-urlencoded")
 		if ids := entryIDs(r); r.status != 200 || !slices.Equal(ids, c.want) {
 			t.Errorf("%s: POSTed %d %v, want %v", c.scope, r.status, ids, c.want)
+		}
+		// The event tells the server's failing, for its operators.
+		dropped := len(c.want) < 4
+		if evs := f.audit.Events(); len(evs) != 1 || strings.Contains(evs[0].Reason, "outside the scope's constraint") != dropped ||
+			dropped && evs[0].Severity != audit.Warning {
+			t.Errorf("%s: POSTed search audited as %+v", c.scope, evs)
 		}
 		for _, id := range []string{"lab-1", "vs-1"} {
 			f.audit.Reset()
@@ -814,8 +821,12 @@ func TestConstraintCheckedOnResults(t *testing.T) {
 				t.Errorf("%s: read %s: %d %.200s", c.scope, id, r.status, r.raw)
 			}
 			// Audited as the read it is, naming the record (it goes as a
-			// search by _id, which named none).
-			if evs := f.audit.Events(); len(evs) != 1 || evs[0].Interaction != "read" || evs[0].Resource != "Observation/"+id {
+			// search by _id, which named none), and saying, where the check
+			// dropped any, that the server answered records outside the
+			// constraint it was asked to apply.
+			evs := f.audit.Events()
+			if len(evs) != 1 || evs[0].Interaction != "read" || evs[0].Resource != "Observation/"+id ||
+				strings.Contains(evs[0].Reason, "outside the scope's constraint") != (len(c.want) < 4) {
 				t.Errorf("%s: read %s audited as %+v", c.scope, id, evs)
 			}
 		}

@@ -393,6 +393,7 @@ func (a *access) judgeEntry(e *bundleEntry, res []byte) verdict {
 	held := a.recheck || a.unmatched && !e.match
 	switch {
 	case held && e.res.ResourceType == a.constrained && (a.included == nil || !a.included.matches(res)):
+		a.unconstrained = a.unconstrained || a.checked && !e.notMatch
 		return drop
 	case a.unmatched && !e.match && slices.Contains(e.res.Inner, a.constrained):
 		return drop

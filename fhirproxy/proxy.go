@@ -218,6 +218,11 @@ type access struct {
 	// and meta go as the server wrote them unless the check removed a
 	// match (pageFacts.goes).
 	checked bool
+	// unconstrained: the check dropped a record the server answered as a
+	// match of a search it was asked to constrain: the server does not
+	// apply the constraint (or one of its parameters), which the audit
+	// event says (unconstrainedServer).
+	unconstrained bool
 	// everything is the patient whose $everything the access answers, so
 	// that a signed page link continues it as a $everything (pageRef).
 	everything string

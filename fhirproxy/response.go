@@ -108,6 +108,7 @@ func (x *exchange) inspect(resp *http.Response) (*refusal, error) {
 	}
 	if len(out) != len(body) {
 		ev.Reason = "entries withheld from the response"
+		unconstrainedServer(ev, a)
 	}
 	if len(kept) > 0 {
 		d := disclosure{ev: ev, a: a}
@@ -870,6 +871,9 @@ func (a *access) inspectBody(in Interaction, body []byte) ([]byte, []*projection
 					return body[e.resStart:e.resEnd], []*projection{&e.res}, nil
 				}
 				missing = outsideGrant()
+				if a.unconstrained {
+					missing.audit += "; the FHIR server answered records outside the scope's constraint, which it was asked to apply"
+				}
 			}
 			return nil, nil, missing
 		}
@@ -998,6 +1002,17 @@ func rebuildBundle(body []byte, spans []span, entries []bundleEntry, fates []fat
 type pageFacts struct {
 	total, totalOK, next, meta bool
 	n, matches                 int
+}
+
+// unconstrainedServer says in an event that the FHIR server answered
+// records outside the scope's constraint it was asked to apply, which the
+// proxy dropped (access.unconstrained): a server that ignores the
+// constraint's parameter, which its operators need to know of.
+func unconstrainedServer(ev *audit.Event, a *access) {
+	if a.unconstrained {
+		ev.Reason += "; the FHIR server answered records outside the scope's constraint, which it was asked to apply: dropped"
+		ev.Severity = audit.Warning
+	}
 }
 
 // judgesTotals reports whether a Bundle's total and meta are judged by the

@@ -274,6 +274,7 @@ func (p *Proxy) stream(ctx context.Context, resp *http.Response, head []byte, a 
 			after.Reason = "streamed Bundle cut after " + strconv.Itoa(st.sent) + " entries: " + streamFailure(err)
 		case st.removed:
 			after.Reason = "streamed Bundle: entries withheld from the response"
+			unconstrainedServer(&after, &own)
 		case len(st.labels) > 0:
 			after.Reason = "streamed Bundle: labelled entries disclosed"
 		default:
