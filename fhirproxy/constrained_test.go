@@ -814,6 +814,17 @@ func TestConstraintCheckedOnResults(t *testing.T) {
 			dropped && evs[0].Severity != audit.Warning {
 			t.Errorf("%s: POSTed search audited as %+v", c.scope, evs)
 		}
+		// So does the event that follows a Bundle filtered as it streams.
+		f.proxy.Limits.StreamFrom = 16
+		f.audit.Reset()
+		r = f.do("GET", "/Observation?_count=50", tok, "")
+		f.proxy.Limits.StreamFrom = 0
+		waitFor(t, func() bool { return len(f.audit.Events()) >= 2 }) // (the second is recorded once the stream ends)
+		evs := f.audit.Events()
+		if ids := entryIDs(r); r.status != 200 || !slices.Equal(ids, c.want) || len(evs) != 2 || !strings.HasPrefix(evs[0].Reason, "Bundle streamed") ||
+			strings.Contains(evs[1].Reason, "outside the scope's constraint") != dropped || dropped && evs[1].Severity != audit.Warning {
+			t.Errorf("%s: streamed %d %v, audited as %+v", c.scope, r.status, ids, evs)
+		}
 		for _, id := range []string{"lab-1", "vs-1"} {
 			f.audit.Reset()
 			r := f.do("GET", "/Observation/"+id, tok, "")
