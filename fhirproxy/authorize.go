@@ -246,11 +246,12 @@ func (p *Proxy) authorize(in *Interaction, a *access) *refusal {
 			return ref
 		}
 	}
-	if in.searchOp == lastnOp && a.constrained == in.Type && (!a.recheck || a.checked) {
+	if in.searchOp == lastnOp && a.constrained == in.Type {
 		// $lastn takes Observation's search parameters, the constraint's
 		// among them, but servers support few there (HAPI: patient,
 		// category, code, date) and may ignore the rest: where the proxy
-		// evaluates the constraint, it holds every match to it too.
+		// evaluates the constraint, it holds every match to it too, in
+		// place of the server (its total judged), whatever checked it first.
 		if a.holdMatches(in) && summaryText(in) {
 			return constraintUnread()
 		}

@@ -204,7 +204,7 @@ func (p *Proxy) resolveConditional(ctx context.Context, x *exchange) *refusal {
 		}
 	}
 	in.Params, in.Conditional, in.resolve = kept, false, false
-	x.ev.Interaction, x.ev.Resource = string(in.Kind), resourceRef(in, "") // what is done, to what
+	x.ev.Interaction, x.ev.Resource = auditTarget(in, "") // what is done, to what
 	if in.Kind == Read {
 		// The token's own search found the record; its answer is judged
 		// as a read's (the token may have no r, only s). Under a

@@ -355,13 +355,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-	x.ev.Interaction, x.ev.Resource = string(in.Kind), resourceRef(in, r.URL.Path)
-	if in.unwrap != "" {
-		// A constrained read, sent as the search by _id that proves it, is
-		// audited as the read of the record it is (found by probing: the
-		// event said search-type of Observation, and named no record).
-		x.ev.Interaction, x.ev.Resource = string(Read), in.Type+"/"+in.unwrap
-	}
+	x.ev.Interaction, x.ev.Resource = auditTarget(in, r.URL.Path)
 	if ref != nil {
 		p.allowOrigin(r.Context(), w.Header(), header(r.Header, "Origin"), a)
 		if ref.status == http.StatusMethodNotAllowed {
@@ -396,6 +390,18 @@ func changes(in *Interaction, a *access) bool {
 // allowedMethods are the methods of FHIR's RESTful API, the only ones the
 // proxy takes (a CORS preflight aside).
 const allowedMethods = "GET, POST, PUT, PATCH, DELETE"
+
+// auditTarget is what an audit event says is done, to what: the
+// interaction and its resource (resourceRef). A constrained read, sent as
+// the search by _id that proves it (Interaction.unwrap), is the read of
+// its record (found by probing: its event said search-type of
+// Observation, and named no record).
+func auditTarget(in *Interaction, path string) (interaction, resource string) {
+	if in.unwrap != "" {
+		return string(Read), in.Type + "/" + in.unwrap
+	}
+	return string(in.Kind), resourceRef(in, path)
+}
 
 // resourceRef is the audit event's resource: Type/ID, or Type. A read's
 // path is that reference already, and is used as it is.

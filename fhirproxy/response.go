@@ -832,12 +832,11 @@ func (a *access) inspectBody(in Interaction, body []byte) ([]byte, []*projection
 				}
 				continue
 			}
-			var v verdict
+			follows := keys
 			if batch { // (a batch's entries follow no record)
-				v = a.judgeInBundle(e, body[e.resStart:e.resEnd], nil, false)
-			} else {
-				v = a.judgeInBundle(e, body[e.resStart:e.resEnd], keys, true)
+				follows = nil
 			}
+			v := a.judgeInBundle(e, body[e.resStart:e.resEnd], follows, !batch)
 			switch {
 			case v == keep:
 				kept = append(kept, &e.res)
@@ -872,7 +871,7 @@ func (a *access) inspectBody(in Interaction, body []byte) ([]byte, []*projection
 				}
 				missing = outsideGrant()
 				if a.unconstrained {
-					missing.audit += "; the FHIR server answered records outside the scope's constraint, which it was asked to apply"
+					missing.audit += unconstrainedNote
 				}
 			}
 			return nil, nil, missing
@@ -1010,10 +1009,13 @@ type pageFacts struct {
 // constraint's parameter, which its operators need to know of.
 func unconstrainedServer(ev *audit.Event, a *access) {
 	if a.unconstrained {
-		ev.Reason += "; the FHIR server answered records outside the scope's constraint, which it was asked to apply: dropped"
+		ev.Reason += unconstrainedNote + ": dropped"
 		ev.Severity = audit.Warning
 	}
 }
+
+// unconstrainedNote is what an event adds where access.unconstrained.
+const unconstrainedNote = "; the FHIR server answered records outside the scope's constraint, which it was asked to apply"
 
 // judgesTotals reports whether a Bundle's total and meta are judged by the
 // page's facts (pageFacts.goes): with labels judged, and where the proxy

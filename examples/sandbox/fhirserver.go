@@ -93,9 +93,9 @@ func (s *fhirServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case r.Method == http.MethodPost && len(segs) == 2 && segs[1] == "_search":
 		_ = r.ParseForm()
 		s.search(w, r, segs[0], r.PostForm)
-	case r.Method == http.MethodGet && len(segs) == 3 && segs[0] == "Patient" && segs[2] != "_history" && !strings.HasPrefix(segs[2], "$"):
+	case r.Method == http.MethodGet && compartment(segs):
 		s.search(w, r, segs[2], inCompartment(r.URL.Query(), segs[1]))
-	case r.Method == http.MethodPost && len(segs) == 4 && segs[0] == "Patient" && segs[3] == "_search":
+	case r.Method == http.MethodPost && len(segs) == 4 && segs[3] == "_search" && compartment(segs[:3]):
 		_ = r.ParseForm()
 		s.search(w, r, segs[2], inCompartment(r.PostForm, segs[1]))
 	case r.Method == http.MethodGet && len(segs) == 3 && segs[0] == "Patient" && segs[2] == "$everything":
@@ -159,6 +159,13 @@ func (s *fhirServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 		s.outcome(w, 405, "not-supported", "the sandbox FHIR server does not support this interaction")
 	}
+}
+
+// compartment reports whether a path's segments name a patient's
+// compartment of a type (Patient/{id}/{type}): not a history or an
+// operation.
+func compartment(segs []string) bool {
+	return len(segs) == 3 && segs[0] == "Patient" && segs[2] != "_history" && !strings.HasPrefix(segs[2], "$")
 }
 
 // inCompartment is a search of a patient's compartment

@@ -60,7 +60,7 @@ func (s *fhirServer) transaction(w http.ResponseWriter, r *http.Request) {
 		switch {
 		case e.Request.Method == http.MethodGet && len(segs) == 1 && segs[0] != "":
 			p.typ, p.search, p.query = segs[0], true, query
-		case e.Request.Method == http.MethodGet && len(segs) == 3 && segs[0] == "Patient" && segs[2] != "_history" && !strings.HasPrefix(segs[2], "$"):
+		case e.Request.Method == http.MethodGet && compartment(segs):
 			p.typ, p.search, p.query, p.compartment = segs[2], true, query, segs[1] // a patient's compartment
 		case query != "" || segs[0] == "":
 			p.fail = &failure{400, "not-supported", "the sandbox FHIR server takes reads and writes by id, and searches of a type or a patient's compartment, in a Bundle"}

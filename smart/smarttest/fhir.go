@@ -119,16 +119,19 @@ func (d data) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // meets a token parameter's values: each value (repeated parameters AND)
 // a comma-separated list of code or system|code (ORed).
 func tokens(values []string, concepts any) bool {
-	var codings []map[string]any
-	b, _ := json.Marshal(concepts)
-	var list []struct{ Coding []map[string]any }
-	if json.Unmarshal(b, &list) != nil {
-		var one struct{ Coding []map[string]any }
-		_ = json.Unmarshal(b, &one)
-		list = append(list, one)
+	list, ok := concepts.([]any)
+	if !ok {
+		list = []any{concepts} // one CodeableConcept (or none)
 	}
+	var codings []map[string]any
 	for _, c := range list {
-		codings = append(codings, c.Coding...)
+		c, _ := c.(map[string]any)
+		list, _ := c["coding"].([]any)
+		for _, coding := range list {
+			if coding, ok := coding.(map[string]any); ok {
+				codings = append(codings, coding)
+			}
+		}
 	}
 	for _, v := range values {
 		if !slices.ContainsFunc(strings.Split(v, ","), func(tok string) bool {
