@@ -2,10 +2,10 @@ package fhirproxy
 
 import (
 	"encoding/base64"
-	"errors"
 	"net/http"
 	"strings"
 
+	"github.com/smartkit/smartkit/internal/jsonpatch"
 	"github.com/smartkit/smartkit/internal/jsonstrict"
 )
 
@@ -76,89 +76,25 @@ func readEntryPatch(resource []byte) (patch []byte, sparesLabels bool, ref *refu
 	return nil, false, refuse(http.StatusBadRequest, "invalid", "a batched patch is a Binary holding a JSON Patch, or a Parameters resource holding a FHIRPath Patch")
 }
 
-// jsonPatchSpares reads a JSON Patch and reports whether its operations
-// spare the labels: no add, remove, replace, move or copy whose path (or a
-// move's from) is the root, or below meta or contained (test operations
-// change nothing). Names equal under case folding are refused too: a
-// server whose JSON reader folds them could take another path than the
-// one read here.
+// jsonPatchSpares reads a JSON Patch strictly (jsonpatch.Parse) and
+// reports whether its operations spare the labels: no add, remove,
+// replace, move or copy whose path (or a move's from) is the root, or
+// below meta or contained (test operations change nothing).
 func jsonPatchSpares(body []byte) (bool, error) {
+	patch, err := jsonpatch.Parse(body)
+	if err != nil {
+		return false, err
+	}
 	spares := true
-	s := jsonstrict.NewFoldingScanner(body)
-	err := s.Array(func() error {
-		var op, path, from string
-		var hasPath, hasFrom, hasValue bool
-		err := s.Object(func(name []byte) error {
-			switch string(name) {
-			case "op":
-				return readString(s, &op)
-			case "path":
-				hasPath = true
-				return readString(s, &path)
-			case "from":
-				hasFrom = true
-				return readString(s, &from)
-			case "value":
-				hasValue = true
-			}
-			return s.Skip()
-		})
-		switch {
-		case err != nil:
-			return err
-		case !hasPath || !pointer(path) || !pointer(from):
-			return errBadPatch
-		}
-		// Each operation has the members RFC 6902 requires of it: one
-		// without them would be read by a server whose JSON reader folds
-		// case as having them ("From", "Value"), or refused.
-		switch op {
-		case "test": // changes nothing
-			return needs(hasValue)
-		case "add", "replace":
-			spares = spares && !labelPointer(path)
-			return needs(hasValue)
-		case "remove":
-			spares = spares && !labelPointer(path)
-		case "copy": // writes at path only
-			spares = spares && !labelPointer(path)
-			return needs(hasFrom)
+	for _, op := range patch {
+		switch op.Op {
+		case "add", "replace", "remove", "copy": // copy writes at path only
+			spares = spares && !labelPointer(op.Path)
 		case "move": // removes from, adds at path
-			spares = spares && !labelPointer(path) && !labelPointer(from)
-			return needs(hasFrom)
-		default:
-			return errBadPatch
-		}
-		return nil
-	})
-	if err == nil {
-		err = s.End()
-	}
-	return spares, err
-}
-
-var errBadPatch = errors.New("fhirproxy: not a JSON Patch")
-
-// needs is errBadPatch unless an operation has a member it requires.
-func needs(has bool) error {
-	if has {
-		return nil
-	}
-	return errBadPatch
-}
-
-// pointer reports whether p is a JSON Pointer (RFC 6901): empty, or
-// segments each after a "/", with "~" only as "~0" or "~1".
-func pointer(p string) bool {
-	if p != "" && p[0] != '/' {
-		return false
-	}
-	for i := 0; i < len(p); i++ {
-		if p[i] == '~' && (i+1 == len(p) || p[i+1] != '0' && p[i+1] != '1') {
-			return false
+			spares = spares && !labelPointer(op.Path) && !labelPointer(op.From)
 		}
 	}
-	return true
+	return spares, nil
 }
 
 // labelPointer reports whether a JSON Pointer is the document itself, or
@@ -168,9 +104,6 @@ func labelPointer(p string) bool {
 		return true
 	}
 	first, _, _ := strings.Cut(p[1:], "/")
-	first = unescapePointer.Replace(first)
+	first = jsonpatch.Unescape(first)
 	return first == "meta" || first == "contained"
 }
-
-// unescapePointer decodes a JSON Pointer segment (RFC 6901 §4).
-var unescapePointer = strings.NewReplacer("~1", "/", "~0", "~")

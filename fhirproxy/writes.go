@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/smartkit/smartkit/internal/jsonpatch"
 	"github.com/smartkit/smartkit/internal/jsonstrict"
 	"github.com/smartkit/smartkit/internal/r4"
 	"github.com/smartkit/smartkit/scopes"
@@ -150,9 +151,13 @@ func (a *access) appliesPatches() bool { return a.patient != "" || a.held != nil
 // the version it was applied to, once checkStored has held its labels and
 // links as an update's and checkWrite what it refers to.
 func (p *Proxy) applyPatch(in Interaction, a *access, stored, patch []byte) (*projection, []byte, *refusal) {
-	result, err := applyJSONPatch(stored, patch)
+	ops, err := jsonpatch.Parse(patch) // read strictly before (readPatch)
+	var result []byte
+	if err == nil {
+		result, err = ops.Apply(stored)
+	}
 	if err != nil {
-		return nil, nil, refuse(http.StatusUnprocessableEntity, "processing", "the patch cannot be applied to the record as stored: "+err.Error())
+		return nil, nil, refuse(http.StatusUnprocessableEntity, "processing", "the patch cannot be applied to the record as stored: "+strings.TrimPrefix(err.Error(), "jsonpatch: "))
 	}
 	if int64(len(result)) > p.Limits.body() {
 		return nil, nil, refuse(http.StatusRequestEntityTooLarge, "too-costly", "the patched record is larger than a write may be")

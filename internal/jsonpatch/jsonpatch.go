@@ -1,4 +1,4 @@
-package fhirproxy
+package jsonpatch
 
 import (
 	"bytes"
@@ -8,34 +8,120 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/smartkit/smartkit/internal/jsonstrict"
 )
 
-// applyJSONPatch applies a JSON Patch (RFC 6902) to a JSON document and
-// returns the result. The proxy applies a patient app's patch itself, to
-// the stored version it judged, so that what is written is what it
-// checked: the result goes upstream as an update (checkWrite), and the
-// FHIR server's own reading of the patch never matters.
-//
-// The patch has been read strictly (readPatch): an array of operations,
-// each with the members its op requires. Numbers keep their digits. An
+// Operation is one operation of a JSON Patch as Parse read it: its op
+// (add, remove, replace, move, copy or test), its path and from (JSON
+// Pointers, as written), and its value (the JSON text, as written; nil
+// when the op takes none).
+type Operation struct {
+	Op, Path, From string
+	Value          json.RawMessage
+}
+
+// Patch is a JSON Patch: its operations, applied in order.
+type Patch []Operation
+
+// ErrNotPatch is the error Parse returns for a text that is not one
+// strict JSON Patch.
+var ErrNotPatch = errors.New("jsonpatch: not a JSON Patch")
+
+// Parse reads a JSON Patch strictly: one JSON array of objects, each with
+// a known op and the members RFC 6902 requires of it (path; from for move
+// and copy; value for add, replace and test), its pointers valid, its text
+// strict JSON (jsonstrict), its member names each in one case and no name
+// twice under Unicode case folding. A reader that folds case, as
+// encoding/json does, would otherwise take a "From" or a "Value" for the
+// member, and one that does not would ignore it: one text, two patches.
+// Members RFC 6902 does not define are read and ignored, as it says.
+func Parse(b []byte) (Patch, error) {
+	var p Patch
+	s := jsonstrict.NewFoldingScanner(b)
+	err := s.Array(func() error {
+		var op Operation
+		var hasOp, hasPath, hasFrom bool
+		str := func(dst *string, has *bool) error {
+			v, err := s.String()
+			*dst, *has = string(v), true
+			return err
+		}
+		err := s.Object(func(name []byte) error {
+			switch string(name) {
+			case "op":
+				return str(&op.Op, &hasOp)
+			case "path":
+				return str(&op.Path, &hasPath)
+			case "from":
+				return str(&op.From, &hasFrom)
+			case "value":
+				s.Kind() // past white space: at the value's first byte
+				start := s.Offset()
+				if err := s.Skip(); err != nil {
+					return err
+				}
+				op.Value = bytes.Clone(s.Bytes(start, s.Offset()))
+				return nil
+			}
+			return s.Skip()
+		})
+		switch {
+		case err != nil:
+			return err
+		case !hasOp || !hasPath || !pointer(op.Path) || hasFrom && !pointer(op.From):
+			return ErrNotPatch
+		}
+		switch op.Op {
+		case "add", "replace", "test":
+			if op.Value == nil {
+				return ErrNotPatch
+			}
+			op.From = ""
+		case "move", "copy":
+			if !hasFrom {
+				return ErrNotPatch
+			}
+			op.Value = nil
+		case "remove":
+			op.From, op.Value = "", nil
+		default:
+			return ErrNotPatch
+		}
+		p = append(p, op)
+		return nil
+	})
+	if err == nil {
+		err = s.End()
+	}
+	if err != nil {
+		return nil, ErrNotPatch
+	}
+	if p == nil {
+		p = Patch{}
+	}
+	return p, nil
+}
+
+// Apply applies the patch to a JSON document and returns the result. An
 // operation that cannot be applied (a path that names nothing, a failed
-// test) is an error, and nothing is applied.
-func applyJSONPatch(doc, patch []byte) ([]byte, error) {
+// test) is an error, and nothing is applied: doc is never changed.
+// Numbers keep their digits, and markup is written as it is (not escaped
+// as encoding/json escapes it for HTML). A patch of more than MaxOps
+// operations, or whose copies duplicate more than 100,000 JSON values in
+// all, is an error: both would let a small patch cost much.
+func (p Patch) Apply(doc []byte) ([]byte, error) {
+	if len(p) > MaxOps {
+		return nil, errors.New("jsonpatch: the patch has more than " + strconv.Itoa(MaxOps) + " operations")
+	}
 	root, err := decodeJSON(doc)
 	if err != nil {
-		return nil, err
-	}
-	var ops []map[string]json.RawMessage
-	if err := json.Unmarshal(patch, &ops); err != nil {
-		return nil, errors.New("the patch is not a JSON Patch")
-	}
-	if len(ops) > maxPatchOps {
-		return nil, errors.New("the patch has more than " + strconv.Itoa(maxPatchOps) + " operations")
+		return nil, errors.New("jsonpatch: the document is not one JSON value")
 	}
 	copied := 0 // values a copy duplicates: copies of copies could double the document each time
-	for i, op := range ops {
+	for i, op := range p {
 		if root, err = applyOp(root, op, &copied); err != nil {
-			return nil, errors.New("operation " + strconv.Itoa(i) + ": " + err.Error())
+			return nil, errors.New("jsonpatch: operation " + strconv.Itoa(i) + ": " + err.Error())
 		}
 	}
 	var out bytes.Buffer
@@ -61,10 +147,10 @@ func decodeJSON(b []byte) (any, error) {
 	return v, nil
 }
 
-// maxPatchOps is how many operations a patch the proxy applies may have:
-// an add or a remove at the front of an array moves all of it, so many of
-// them would cost the square of their number.
-const maxPatchOps = 1000
+// MaxOps is how many operations a patch Apply applies may have: an add or
+// a remove at the front of an array moves all of it, so many of them
+// would cost the square of their number.
+const MaxOps = 1000
 
 // maxCopied is how many JSON values (each member, element and scalar) the
 // copy operations of one patch may duplicate in all.
@@ -72,29 +158,19 @@ const maxCopied = 100_000
 
 // applyOp applies one operation to root and returns the new root; copied
 // counts the values copies have duplicated.
-func applyOp(root any, op map[string]json.RawMessage, copied *int) (any, error) {
-	var name, path, from string
-	if json.Unmarshal(op["op"], &name) != nil || json.Unmarshal(op["path"], &path) != nil {
-		return nil, errors.New("an operation needs an op and a path")
-	}
-	at, err := pointerTokens(path)
+func applyOp(root any, op Operation, copied *int) (any, error) {
+	at, err := pointerTokens(op.Path)
 	if err != nil {
 		return nil, err
 	}
 	value := func() (any, error) {
-		raw, ok := op["value"]
-		if !ok {
-			return nil, errors.New(name + " needs a value")
+		if op.Value == nil {
+			return nil, errors.New(op.Op + " needs a value")
 		}
-		return decodeJSON(raw)
+		return decodeJSON(op.Value)
 	}
-	source := func() ([]string, error) {
-		if json.Unmarshal(op["from"], &from) != nil {
-			return nil, errors.New(name + " needs a from")
-		}
-		return pointerTokens(from)
-	}
-	switch name {
+	source := func() ([]string, error) { return pointerTokens(op.From) }
+	switch op.Op {
 	case "add":
 		v, err := value()
 		if err != nil {
@@ -136,7 +212,7 @@ func applyOp(root any, op map[string]json.RawMessage, copied *int) (any, error) 
 			return nil, err
 		}
 		if *copied += jsonValues(v); *copied > maxCopied {
-			return nil, errors.New("the copies make the record too large")
+			return nil, errors.New("the copies make the document too large")
 		}
 		return add(root, at, deepCopy(v))
 	case "test":
@@ -149,11 +225,11 @@ func applyOp(root any, op map[string]json.RawMessage, copied *int) (any, error) 
 			return nil, err
 		}
 		if !jsonEqual(have, v) {
-			return nil, errors.New("the test of " + strconv.Quote(path) + " failed")
+			return nil, errors.New("the test of " + strconv.Quote(op.Path) + " failed")
 		}
 		return root, nil
 	}
-	return nil, errors.New("unknown op " + strconv.Quote(name))
+	return nil, errors.New("unknown op " + strconv.Quote(op.Op))
 }
 
 // pointerTokens splits a JSON Pointer (RFC 6901) into its reference
@@ -380,3 +456,23 @@ func numberKey(n string) string {
 	e.Add(e, big.NewInt(int64(len(digits)-len(trimmed)-len(frac))))
 	return sign + trimmed + "e" + e.String()
 }
+
+// pointer reports whether p is a JSON Pointer (RFC 6901): empty, or
+// segments each after a "/", with "~" only as "~0" or "~1".
+func pointer(p string) bool {
+	if p != "" && p[0] != '/' {
+		return false
+	}
+	for i := 0; i < len(p); i++ {
+		if p[i] == '~' && (i+1 == len(p) || p[i+1] != '0' && p[i+1] != '1') {
+			return false
+		}
+	}
+	return true
+}
+
+// Unescape decodes a JSON Pointer's reference token (RFC 6901 §4: ~1 is
+// /, ~0 is ~, in that order).
+func Unescape(token string) string { return unescapePointer.Replace(token) }
+
+var unescapePointer = strings.NewReplacer("~1", "/", "~0", "~")

@@ -1,8 +1,9 @@
-package fhirproxy
+package jsonpatch
 
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
 )
@@ -49,7 +50,11 @@ func TestApplyJSONPatch(t *testing.T) {
 		{"too many operations", `{"a":[]}`, `[` + strings.Repeat(`{"op":"add","path":"/a/0","value":1},`, 1000) + `{"op":"remove","path":"/a/0"}]`, ""},
 		{"copies that double the document", `{"a":[1,2]}`, `[` + strings.Repeat(`{"op":"copy","from":"/a","path":"/a/-"},`, 40) + `{"op":"test","path":"/a/0","value":1}]`, ""},
 	} {
-		got, err := applyJSONPatch([]byte(c.doc), []byte(c.patch))
+		var got []byte
+		p, err := Parse([]byte(c.patch))
+		if err == nil {
+			got, err = p.Apply([]byte(c.doc))
+		}
 		switch {
 		case c.want == "" && err == nil:
 			t.Errorf("%s: applied, to %s", c.name, got)
@@ -61,18 +66,24 @@ func TestApplyJSONPatch(t *testing.T) {
 	}
 }
 
-// FuzzApplyJSONPatch: for any document and any patch the proxy reads as
-// a JSON Patch, applying it never panics and gives one JSON value; a patch
-// of tests alone gives the document back, as encoding/json reads it.
-func FuzzApplyJSONPatch(f *testing.F) {
+// FuzzApply: for any document and any text Parse reads as a JSON Patch,
+// applying it never panics, never changes the document given, and gives
+// one JSON value; a patch of tests alone gives the document back, as
+// encoding/json reads it.
+func FuzzApply(f *testing.F) {
 	f.Add([]byte(`{"a":[1,{"b":"c"}],"d":{"e":null}}`), []byte(`[{"op":"move","from":"/a/1","path":"/d/e"},{"op":"copy","from":"/d","path":"/a/-"}]`))
 	f.Add([]byte(`[1,2]`), []byte(`[{"op":"replace","path":"","value":{}},{"op":"add","path":"/~0","value":0}]`))
 	f.Add([]byte(`{"a":1}`), []byte(`[{"op":"test","path":"/a","value":1.0}]`))
 	f.Fuzz(func(t *testing.T, doc, patch []byte) {
-		if _, err := jsonPatchSpares(patch); err != nil {
-			return // not a patch the proxy takes
+		p, err := Parse(patch)
+		if err != nil {
+			return
 		}
-		got, err := applyJSONPatch(doc, patch)
+		before := bytes.Clone(doc)
+		got, err := p.Apply(doc)
+		if !bytes.Equal(doc, before) {
+			t.Fatalf("applying %q changed the document given", patch)
+		}
 		if err != nil {
 			return
 		}
@@ -92,4 +103,75 @@ func FuzzApplyJSONPatch(f *testing.F) {
 			t.Fatalf("tests alone changed %q into %q", doc, got)
 		}
 	})
+}
+
+// TestParse: what Parse reads, and the texts it refuses: anything another
+// reader of the same text could take for another patch.
+func TestParse(t *testing.T) {
+	got, err := Parse([]byte(` [ {"path":"/a/b~1c","op":"add","value": {"x" : [1, 2.50]} ,"extra":{"y":1}},
+		{"op":"move","from":"/a","path":"/b"}, {"op":"remove","path":"","value":1} ] `))
+	want := Patch{{Op: "add", Path: "/a/b~1c", Value: []byte(`{"x" : [1, 2.50]}`)}, {Op: "move", Path: "/b", From: "/a"}, {Op: "remove", Path: ""}}
+	if err != nil || len(got) != len(want) {
+		t.Fatalf("Parse: %v, %v", got, err)
+	}
+	for i := range want {
+		if got[i].Op != want[i].Op || got[i].Path != want[i].Path || got[i].From != want[i].From || !bytes.Equal(got[i].Value, want[i].Value) {
+			t.Errorf("operation %d: %+v (value %s), want %+v (value %s)", i, got[i], got[i].Value, want[i], want[i].Value)
+		}
+	}
+	if p, err := Parse([]byte(`[]`)); err != nil || p == nil || len(p) != 0 {
+		t.Errorf("the empty patch: %v, %v", p, err)
+	}
+	for _, bad := range []string{
+		``, `{}`, `null`, `[null]`, `[1]`, `[[]]`, `[{}]`, `[]x`, `[] []`, `[{"op":"add","path":"/a","value":1}`,
+		`[{"path":"/a","value":1}]`,                                      // no op
+		`[{"op":"add","value":1}]`,                                       // no path
+		`[{"op":"add","path":null,"value":1}]`,                           // a path that is not a string
+		`[{"op":"add","path":"a","value":1}]`,                            // not a pointer
+		`[{"op":"add","path":"/a~2","value":1}]`,                         // a bad escape
+		`[{"op":"add","path":"/a~","value":1}]`,                          // a bad escape
+		`[{"op":"add","path":"/a"}]`,                                     // add without a value
+		`[{"op":"replace","path":"/a"}]`,                                 // replace without a value
+		`[{"op":"test","path":"/a"}]`,                                    // test without a value
+		`[{"op":"move","path":"/a"}]`,                                    // move without a from
+		`[{"op":"copy","path":"/a","value":1}]`,                          // copy without a from
+		`[{"op":"copy","path":"/a","from":"b"}]`,                         // a from that is not a pointer
+		`[{"op":"merge","path":"/a","value":1}]`,                         // an op RFC 6902 does not define
+		`[{"op":"Add","path":"/a","value":1}]`,                           // ops are case-sensitive
+		`[{"op":"add","path":"/a","value":1,"Value":2}]`,                 // names equal under case folding
+		`[{"op":"add","path":"/a","value":1,"path":"/b"}]`,               // a name twice
+		`[{"op":"add","path":"/a","value":{"k":1,"K":2}}]`,               // inside a value too
+		`[{"op":"add","path":"/\ud800","value":1}]`,                      // a lone surrogate
+		"[{\"op\":\"add\",\"path\":\"/a\",\"value\":\"\xff\"}]",          // invalid UTF-8
+		`[{"op":"add","path":"/a","value":1}, {"op":"add","path":"/a"}]`, // one bad operation of two
+	} {
+		if p, err := Parse([]byte(bad)); err == nil {
+			t.Errorf("Parse(%s) = %+v", bad, p)
+		} else if !errors.Is(err, ErrNotPatch) {
+			t.Errorf("Parse(%s): %v, not ErrNotPatch", bad, err)
+		}
+	}
+}
+
+// TestApplyLeavesTheDocument: a patch that fails part way changes nothing
+// of the document it was given, nor does one that succeeds.
+func TestApplyLeavesTheDocument(t *testing.T) {
+	doc := []byte(`{"a":[1,2],"b":{"c":true}}`)
+	before := bytes.Clone(doc)
+	for _, patch := range []string{
+		`[{"op":"remove","path":"/a/0"},{"op":"add","path":"/b/d","value":1}]`,
+		`[{"op":"remove","path":"/a/0"},{"op":"test","path":"/b/c","value":false}]`,
+	} {
+		p, err := Parse([]byte(patch))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = p.Apply(doc)
+		if !bytes.Equal(doc, before) {
+			t.Fatalf("%s changed the document to %s", patch, doc)
+		}
+	}
+	if _, err := (Patch{}).Apply([]byte(`{"a":1} {"b":2}`)); err == nil {
+		t.Error("two documents were patched as one")
+	}
 }
