@@ -125,7 +125,7 @@ func (s *fhirServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		res, ok := s.current[segs[0]+"/"+segs[1]]
 		s.mu.RUnlock()
 		if !ok {
-			s.outcome(w, 404, "not-found", "no such resource")
+			s.missing(w, segs[0]+"/"+segs[1])
 			return
 		}
 		if m, _ := res["meta"].(map[string]any); m != nil {
@@ -138,24 +138,27 @@ func (s *fhirServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.mu.RLock()
 		versions := s.history[segs[0]+"/"+segs[1]]
 		s.mu.RUnlock()
-		for _, v := range versions {
-			if v["meta"].(map[string]any)["versionId"] == segs[3] {
-				s.write(w, 200, v)
-				return
-			}
+		v, err := strconv.Atoi(segs[3])
+		switch {
+		case err != nil || v < 1 || v > len(versions) || segs[3] != strconv.Itoa(v):
+			s.outcome(w, 404, "not-found", "no such version")
+		case versions[v-1] == nil:
+			s.outcome(w, 410, "deleted", "this version is the record's deletion")
+		default:
+			s.write(w, 200, versions[v-1])
 		}
-		s.outcome(w, 404, "not-found", "no such version")
 	case r.Method == http.MethodGet && len(segs) == 3 && segs[2] == "_history":
-		s.mu.RLock()
-		versions := slices.Clone(s.history[segs[0]+"/"+segs[1]])
-		s.mu.RUnlock()
-		s.bundle(w, "history", versions, nil)
+		s.instanceHistory(w, segs[0], segs[1])
 	case r.Method == http.MethodPost && len(segs) == 1 && segs[0] == "":
 		s.transaction(w, r)
 	case r.Method == http.MethodPost && len(segs) == 1:
 		s.put(w, r, segs[0], "")
 	case r.Method == http.MethodPut && len(segs) == 2:
 		s.put(w, r, segs[0], segs[1])
+	case r.Method == http.MethodPatch && len(segs) == 2:
+		s.patch(w, r, segs[0], segs[1])
+	case r.Method == http.MethodDelete && len(segs) == 2:
+		s.delete(w, r, segs[0], segs[1])
 	default:
 		s.outcome(w, 405, "not-supported", "the sandbox FHIR server does not support this interaction")
 	}
@@ -226,7 +229,14 @@ func (s *fhirServer) check(typ, id string, update bool, res resource, ifMatch st
 	case update && res["id"] != id:
 		return &failure{400, "invalid", "the body's id must match the URL"}
 	}
-	if ifMatch != "" && strings.TrimPrefix(ifMatch, "W/") != `"`+strconv.Itoa(len(s.history[typ+"/"+id]))+`"` {
+	return s.versionMatches(typ+"/"+id, ifMatch)
+}
+
+// versionMatches is nil unless ifMatch is set and names another version
+// than the record's current one (s.mu held): a deleted record has none.
+func (s *fhirServer) versionMatches(key, ifMatch string) *failure {
+	_, exists := s.current[key]
+	if ifMatch != "" && (!exists || strings.TrimPrefix(ifMatch, "W/") != `"`+strconv.Itoa(len(s.history[key]))+`"`) {
 		return &failure{412, "conflict", "the resource is not at the version If-Match names"}
 	}
 	return nil
@@ -237,7 +247,7 @@ func (s *fhirServer) check(typ, id string, update bool, res resource, ifMatch st
 func (s *fhirServer) store(typ, id string, res resource) (status, version int) {
 	key := typ + "/" + id
 	version, status = len(s.history[key])+1, 200
-	if version == 1 {
+	if _, ok := s.current[key]; !ok { // new, or deleted before: created again
 		status = 201
 		s.order = append(s.order, key)
 	}
@@ -645,7 +655,9 @@ func (s *fhirServer) capabilities() resource {
 	for _, t := range []string{"Patient", "Practitioner", "Encounter", "Observation", "Condition", "MedicationRequest", "AllergyIntolerance", "Appointment", "DocumentReference"} {
 		rt := map[string]any{"type": t, "interaction": []any{
 			map[string]any{"code": "read"}, map[string]any{"code": "vread"}, map[string]any{"code": "search-type"},
-			map[string]any{"code": "create"}, map[string]any{"code": "update"}, map[string]any{"code": "history-instance"}},
+			map[string]any{"code": "create"}, map[string]any{"code": "update"}, map[string]any{"code": "patch"},
+			map[string]any{"code": "delete"}, map[string]any{"code": "history-instance"}},
+			"versioning": "versioned-update", "updateCreate": true, "conditionalDelete": "not-supported",
 			"searchRevInclude": []any{"Provenance:target"}}
 		switch t {
 		case "Observation":
@@ -668,7 +680,7 @@ func (s *fhirServer) capabilities() resource {
 		map[string]any{"type": "CodeSystem", "interaction": []any{map[string]any{"code": "read"}, map[string]any{"code": "search-type"}},
 			"operation": []any{op("lookup", "CodeSystem-lookup")}})
 	return resource{"resourceType": "CapabilityStatement", "status": "active", "date": "2026-11-27", "kind": "instance",
-		"fhirVersion": "4.0.1", "format": []any{"json"}, "software": map[string]any{"name": "smartkit sandbox FHIR server"},
+		"fhirVersion": "4.0.1", "format": []any{"json"}, "patchFormat": []any{jsonPatchType}, "software": map[string]any{"name": "smartkit sandbox FHIR server"},
 		"rest": []any{map[string]any{"mode": "server", "resource": types,
 			"operation":   []any{map[string]any{"name": "export", "definition": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export"}},
 			"interaction": []any{map[string]any{"code": "transaction"}, map[string]any{"code": "batch"}}}}}

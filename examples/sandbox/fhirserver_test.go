@@ -1,7 +1,9 @@
 package main
 
 import (
+	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -288,4 +290,226 @@ func TestFHIRDataServerTransactions(t *testing.T) {
 func mustMarshal(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
+}
+
+// send makes a request of the data server and returns the status, the
+// decoded body (nil for none) and the headers.
+func send(t *testing.T, ts *httptest.Server, method, path, contentType, body string, hdr ...string) (int, map[string]any, http.Header) {
+	t.Helper()
+	req, _ := http.NewRequest(method, ts.URL+path, strings.NewReader(body))
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var m map[string]any
+	b, _ := io.ReadAll(resp.Body)
+	if len(b) > 0 && json.Unmarshal(b, &m) != nil {
+		t.Fatalf("%s %s: not JSON: %s", method, path, b)
+	}
+	return resp.StatusCode, m, resp.Header
+}
+
+// TestFHIRDataServerPatches: PATCH takes a JSON Patch, applied to the
+// current version and written as the next, version-aware; what cannot be
+// applied or written changes nothing.
+func TestFHIRDataServerPatches(t *testing.T) {
+	s := newFHIRServer("http://fhir.test", generate(50))
+	ts := httptest.NewServer(s)
+	defer ts.Close()
+	const obs, patchType = "/Observation/pt-001-vs-001", "application/json-patch+json"
+	before := storedIn(s)
+	for _, c := range []struct {
+		name, contentType, body, ifMatch string
+		status                           int
+	}{
+		{"a failed test", patchType, `[{"op":"test","path":"/status","value":"preliminary"},{"op":"replace","path":"/status","value":"amended"}]`, "", 422},
+		{"a path to nothing", patchType, `[{"op":"remove","path":"/note"}]`, "", 422},
+		{"another id", patchType, `[{"op":"replace","path":"/id","value":"pt-001-vs-002"}]`, "", 400},
+		{"another type", patchType, `[{"op":"replace","path":"/resourceType","value":"Condition"}]`, "", 400},
+		{"no resource left", patchType, `[{"op":"replace","path":"","value":[1]}]`, "", 422},
+		{"a stale If-Match", patchType, `[{"op":"replace","path":"/status","value":"amended"}]`, `W/"2"`, 412},
+		{"not a patch", patchType, `[{"op":"replace","path":"/status","value":"amended","Value":"final"}]`, "", 400},
+		{"a FHIRPath Patch", "application/fhir+json", `{"resourceType":"Parameters"}`, "", 415},
+	} {
+		code, m, _ := send(t, ts, http.MethodPatch, obs, c.contentType, c.body, "If-Match", c.ifMatch)
+		if code != c.status || m["resourceType"] != "OperationOutcome" {
+			t.Errorf("%s: %d %v, want %d", c.name, code, m, c.status)
+		}
+	}
+	if storedIn(s) != before {
+		t.Fatal("a refused patch wrote a version")
+	}
+	code, m, h := send(t, ts, http.MethodPatch, obs, patchType+"; charset=utf-8",
+		`[{"op":"test","path":"/status","value":"final"},{"op":"replace","path":"/status","value":"amended"},{"op":"add","path":"/note","value":[{"text":"re-read"}]}]`,
+		"If-Match", `W/"1"`)
+	if code != 200 || m["status"] != "amended" || m["meta"].(map[string]any)["versionId"] != "2" || h.Get("ETag") != `W/"2"` ||
+		h.Get("Location") != "http://fhir.test"+obs+"/_history/2" {
+		t.Fatalf("the patch: %d %v %v", code, m, h)
+	}
+	if _, v1 := fhirGet(t, ts, obs+"/_history/1"); v1["status"] != "final" || v1["note"] != nil {
+		t.Errorf("version 1 is now %v", v1)
+	}
+	if _, cur := fhirGet(t, ts, obs); cur["status"] != "amended" || mustMarshal(cur["subject"]) != `{"reference":"Patient/pt-001"}` {
+		t.Errorf("the record read back: %v", cur)
+	}
+	if code, _, _ := send(t, ts, http.MethodPatch, "/Observation/nope", patchType, `[]`); code != 404 {
+		t.Errorf("a patch of no record: %d", code)
+	}
+}
+
+// TestFHIRDataServerDeletes: a delete is the record's next version; it is
+// then gone (410), its earlier versions stay, its history shows it, an
+// update creates it again; a record others refer to stays (409).
+func TestFHIRDataServerDeletes(t *testing.T) {
+	s := newFHIRServer("http://fhir.test", generate(50))
+	ts := httptest.NewServer(s)
+	defer ts.Close()
+	const obs = "/Observation/pt-001-vs-002"
+	before := storedIn(s)
+	for _, c := range []struct{ name, path, ifMatch string }{
+		{"a patient others refer to", "/Patient/pt-001", ""},
+		{"an encounter a reading refers to", "/Encounter/pt-001-enc-002", ""},
+		{"a condition its provenance refers to", "/Condition/pt-001-cond-1", ""},
+	} {
+		code, m, _ := send(t, ts, http.MethodDelete, c.path, "", "")
+		if code != 409 || !strings.Contains(fmt.Sprint(m["issue"]), "referred to by") {
+			t.Errorf("%s: %d %v", c.name, code, m)
+		}
+	}
+	if code, _, _ := send(t, ts, http.MethodDelete, obs, "", "", "If-Match", `W/"2"`); code != 412 {
+		t.Errorf("a delete with a stale If-Match: %d", code)
+	}
+	if storedIn(s) != before {
+		t.Fatal("a refused delete wrote a version")
+	}
+	if code, m, _ := send(t, ts, http.MethodDelete, obs, "", "", "If-Match", `W/"1"`); code != 204 || m != nil {
+		t.Fatalf("the delete: %d %v", code, m)
+	}
+	if code, m := fhirGet(t, ts, obs); code != 410 || m["resourceType"] != "OperationOutcome" {
+		t.Errorf("a read of the deleted reading: %d %v", code, m)
+	}
+	if code, m := fhirGet(t, ts, obs+"/_history/1"); code != 200 || m["id"] != "pt-001-vs-002" {
+		t.Errorf("its first version: %d %v", code, m)
+	}
+	if code, _ := fhirGet(t, ts, obs+"/_history/2"); code != 410 {
+		t.Errorf("its deletion read as a version: %d", code)
+	}
+	for _, path := range []string{"/Observation?patient=pt-001&_count=500", "/Patient/pt-001/Observation?_count=500", "/Patient/pt-001/$everything?_count=2000"} {
+		if _, b := fhirGet(t, ts, path); strings.Contains(mustMarshal(b), `"id":"pt-001-vs-002"`) {
+			t.Errorf("%s finds the deleted reading", path)
+		}
+	}
+	if code, _, _ := send(t, ts, http.MethodDelete, obs, "", ""); code != 204 || storedIn(s) != before+1 {
+		t.Errorf("a second delete: %d, %d versions written in all", code, storedIn(s)-before)
+	}
+	if code, _, _ := send(t, ts, http.MethodDelete, obs, "", "", "If-Match", `W/"2"`); code != 412 {
+		t.Errorf("a version-aware delete of a deleted record: %d", code)
+	}
+	if code, _, _ := send(t, ts, http.MethodDelete, "/Observation/nope", "", ""); code != 204 {
+		t.Errorf("a delete of no record: %d", code)
+	}
+	if code, _ := fhirGet(t, ts, "/Observation/nope"); code != 404 {
+		t.Errorf("a read of no record: %d", code)
+	}
+	_, v1 := fhirGet(t, ts, obs+"/_history/1")
+	delete(v1, "meta")
+	if code, m, _ := send(t, ts, http.MethodPut, obs, "application/fhir+json", mustMarshal(v1)); code != 201 || m["meta"].(map[string]any)["versionId"] != "3" {
+		t.Fatalf("the update creating it again: %d %v", code, m)
+	}
+	if _, b := fhirGet(t, ts, "/Observation?patient=pt-001&_count=500"); strings.Count(mustMarshal(b), `"id":"pt-001-vs-002"`) != 1 {
+		t.Errorf("a search finds the reading created again %d times", strings.Count(mustMarshal(b), `"id":"pt-001-vs-002"`))
+	}
+	_, hist := fhirGet(t, ts, obs+"/_history")
+	var got []string
+	for _, e := range hist["entry"].([]any) {
+		e := e.(map[string]any)
+		req, resp := e["request"].(map[string]any), e["response"].(map[string]any)
+		got = append(got, fmt.Sprint(req["method"], " ", req["url"], " ", resp["status"], " ", resp["etag"], " ", e["resource"] != nil))
+	}
+	want := []string{`PUT Observation/pt-001-vs-002 201 Created W/"3" true`, `DELETE Observation/pt-001-vs-002 204 No Content W/"2" false`, `POST Observation 201 Created W/"1" true`}
+	if !reflect.DeepEqual(got, want) || hist["type"] != "history" || hist["total"] != float64(3) {
+		t.Errorf("the history, newest first:\n%q\nwant\n%q", got, want)
+	}
+}
+
+// TestFHIRDataServerTransactionsDeleteAndPatch: in a transaction deletes
+// go first and may take a record's referrers with it, patches are Binary
+// entries; a transaction acting on a record twice, or writing a reference
+// to what it deletes, changes nothing; a batch's entries stand alone.
+func TestFHIRDataServerTransactionsDeleteAndPatch(t *testing.T) {
+	s := newFHIRServer("http://fhir.test", generate(50))
+	ts := httptest.NewServer(s)
+	defer ts.Close()
+	post := func(typ string, entries ...string) (int, map[string]any) {
+		t.Helper()
+		code, m, _ := send(t, ts, http.MethodPost, "/", "application/fhir+json", `{"resourceType":"Bundle","type":"`+typ+`","entry":[`+strings.Join(entries, ",")+`]}`)
+		return code, m
+	}
+	patch := func(url, ops string) string {
+		return `{"request":{"method":"PATCH","url":"` + url + `"},"resource":{"resourceType":"Binary","contentType":"application/json-patch+json","data":"` +
+			base64.StdEncoding.EncodeToString([]byte(ops)) + `"}}`
+	}
+	del := func(url string) string { return `{"request":{"method":"DELETE","url":"` + url + `"}}` }
+	amend := `[{"op":"replace","path":"/status","value":"amended"}]`
+	before := storedIn(s)
+	for _, c := range []struct {
+		name    string
+		status  int
+		entries []string
+	}{
+		{"a condition without its provenance", 409, []string{del("Condition/pt-002-cond-1")}},
+		{"a record deleted and patched", 400, []string{del("Observation/pt-002-vs-000"), patch("Observation/pt-002-vs-000", amend)}},
+		{"a record deleted twice", 400, []string{del("Observation/pt-002-vs-000"), del("Observation/pt-002-vs-000")}},
+		{"a reference written to what is deleted", 409, []string{del("Observation/pt-002-lab-000"),
+			`{"request":{"method":"POST","url":"Observation"},"resource":{"resourceType":"Observation","status":"final","derivedFrom":[{"reference":"Observation/pt-002-lab-000"}]}}`}},
+		{"a patch that fails", 422, []string{del("Observation/pt-002-vs-000"), patch("Observation/pt-002-vs-001", `[{"op":"test","path":"/status","value":"x"}]`)}},
+		{"a patch that is not one", 400, []string{patch("Observation/pt-002-vs-001", `[{"op":"replace"}]`)}},
+	} {
+		if code, m := post("transaction", c.entries...); code != c.status || m["resourceType"] != "OperationOutcome" {
+			t.Errorf("%s: %d %v, want %d", c.name, code, m, c.status)
+		}
+	}
+	if storedIn(s) != before {
+		t.Fatalf("refused transactions wrote %d version(s)", storedIn(s)-before)
+	}
+	code, m := post("transaction", patch("Observation/pt-002-vs-001", amend), del("Provenance/pt-002-cond-1-prov"), del("Condition/pt-002-cond-1"),
+		`{"request":{"method":"GET","url":"Condition?patient=pt-002"}}`)
+	es, _ := m["entry"].([]any)
+	status := func(i int) string { return es[i].(map[string]any)["response"].(map[string]any)["status"].(string) }
+	if code != 200 || len(es) != 4 || status(0) != "200 OK" || status(1) != "204 No Content" || status(2) != "204 No Content" || storedIn(s) != before+3 {
+		t.Fatalf("the transaction: %d %v", code, m)
+	}
+	if found := es[3].(map[string]any)["resource"].(map[string]any)["total"]; found != float64(0) {
+		t.Errorf("the search after the deletes found %v conditions", found)
+	}
+	if s.current["Observation/pt-002-vs-001"]["status"] != "amended" {
+		t.Errorf("the patched reading: %v", s.current["Observation/pt-002-vs-001"])
+	}
+	// A batch: each entry on its own.
+	code, m = post("batch", del("Patient/pt-003"), patch("Observation/pt-003-vs-000", amend), del("Observation/pt-003-lab-000"), patch("Observation/nope", amend))
+	es, _ = m["entry"].([]any)
+	if code != 200 || len(es) != 4 || !strings.HasPrefix(status(0), "409") || status(1) != "200 OK" || status(2) != "204 No Content" || !strings.HasPrefix(status(3), "404") {
+		t.Fatalf("the batch: %d %v", code, m)
+	}
+	if _, ok := s.current["Patient/pt-003"]; !ok {
+		t.Error("the batch deleted a patient others refer to")
+	}
+}
+
+// storedIn counts the versions a data server holds (deletions included).
+func storedIn(s *fhirServer) int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	n := 0
+	for _, h := range s.history {
+		n += len(h)
+	}
+	return n
 }

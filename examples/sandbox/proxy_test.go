@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -1385,5 +1386,101 @@ func TestEverythingAgreesWithSearches(t *testing.T) {
 				t.Errorf("%s: $everything?_type=%s: %d %v, the whole's %v", scope, typ, code, slices.Sorted(maps.Keys(part)), slices.Sorted(maps.Keys(want)))
 			}
 		}
+	}
+}
+
+// TestDeletesAndPatchesThroughTheProxy: the data server deletes and
+// patches as FHIR servers do, and through the proxy a clinician's app does
+// both; a patient's app deletes and patches its patient's records, alone
+// and in a batch (each delete pinned to the version the proxy judged), and
+// nothing of another patient's; a deleted record then reads as a missing
+// one, and its history shows the deletion.
+func TestDeletesAndPatchesThroughTheProxy(t *testing.T) {
+	sb := startSandbox(t)
+	clinician, err := sb.Auth.Mint(context.Background(), "", smart.Grant{ClientID: ExampleAppID, UserID: "clinician",
+		FHIRUser: "Practitioner/pr-lee", Scope: "user/Observation.cruds", Audience: sb.FHIRBase}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	app := patientToken(t, sb, "launch/patient patient/*.cruds")
+	const patchType = "application/json-patch+json"
+	amend := `[{"op":"test","path":"/status","value":"final"},{"op":"replace","path":"/status","value":"amended"}]`
+	stored := func(key string) (resource, int) {
+		sb.fhir.mu.RLock()
+		defer sb.fhir.mu.RUnlock()
+		return sb.fhir.current[key], len(sb.fhir.history[key])
+	}
+	for _, c := range []struct{ who, tok, owner string }{{"a clinician", clinician, "pt-002"}, {"the patient's app", app, "pt-001"}} {
+		patched, deleted := "Observation/"+c.owner+"-vs-000", "Observation/"+c.owner+"-vs-001"
+		if code, b := fhirCallAs(t, c.tok, http.MethodPatch, sb.FHIRBase+"/"+patched, patchType, amend); code != http.StatusOK {
+			t.Errorf("%s: the patch: %d %s", c.who, code, b)
+		}
+		if res, n := stored(patched); res["status"] != "amended" || n != 2 {
+			t.Errorf("%s: the patched reading is %v (%d versions)", c.who, res, n)
+		}
+		if code, b := fhirCall(t, c.tok, http.MethodDelete, sb.FHIRBase+"/"+deleted, ""); code != http.StatusNoContent {
+			t.Errorf("%s: the delete: %d %s", c.who, code, b)
+		}
+		if res, n := stored(deleted); res != nil || n != 2 {
+			t.Errorf("%s: the deleted reading is %v (%d versions)", c.who, res, n)
+		}
+		// Read as a missing record is; its first version and its history
+		// are still there.
+		gone, _ := fhirCall(t, c.tok, http.MethodGet, sb.FHIRBase+"/"+deleted, "")
+		absent, _ := fhirCall(t, c.tok, http.MethodGet, sb.FHIRBase+"/Observation/nope", "")
+		if gone != http.StatusNotFound || absent != http.StatusNotFound {
+			t.Errorf("%s: a read of the deleted reading: %d, of a missing one: %d", c.who, gone, absent)
+		}
+		if code, _ := fhirCall(t, c.tok, http.MethodGet, sb.FHIRBase+"/"+deleted+"/_history/1", ""); code != http.StatusOK {
+			t.Errorf("%s: its first version: %d", c.who, code)
+		}
+		code, b := fhirCall(t, c.tok, http.MethodGet, sb.FHIRBase+"/"+deleted+"/_history", "")
+		var hist struct {
+			Entry []struct {
+				Resource *struct{ ID string }
+				Request  struct{ Method string }
+			}
+		}
+		if err := json.Unmarshal(b, &hist); code != http.StatusOK || err != nil || len(hist.Entry) != 2 ||
+			hist.Entry[0].Request.Method != http.MethodDelete || hist.Entry[0].Resource != nil || hist.Entry[1].Resource == nil {
+			t.Errorf("%s: its history: %d %.400s", c.who, code, b)
+		}
+	}
+	// Another patient's records: refused as missing ones are, unchanged.
+	for _, target := range []string{"Observation/pt-002-vs-002", "Observation/nope"} {
+		for _, method := range []string{http.MethodDelete, http.MethodPatch} {
+			if code, b := fhirCallAs(t, app, method, sb.FHIRBase+"/"+target, patchType, map[string]string{http.MethodPatch: amend}[method]); code != http.StatusNotFound {
+				t.Errorf("the patient's app: %s %s: %d %s", method, target, code, b)
+			}
+		}
+	}
+	if res, n := stored("Observation/pt-002-vs-002"); res == nil || res["status"] != "final" || n != 1 {
+		t.Errorf("another patient's reading is now %v (%d versions)", res, n)
+	}
+	// A batch of the patient's own: a delete and a patch, as a Binary.
+	entry := func(method, url, resource string) string {
+		return `{"request":{"method":"` + method + `","url":"` + url + `"}` + resource + `}`
+	}
+	binary := `,"resource":{"resourceType":"Binary","contentType":"` + patchType + `","data":"` + base64.StdEncoding.EncodeToString([]byte(amend)) + `"}`
+	code, b := fhirCall(t, app, http.MethodPost, sb.FHIRBase, `{"resourceType":"Bundle","type":"batch","entry":[`+
+		entry("DELETE", "Observation/pt-001-vs-002", "")+`,`+entry("PATCH", "Observation/pt-001-vs-003", binary)+`]}`)
+	var answer struct {
+		Entry []struct{ Response struct{ Status string } }
+	}
+	if err := json.Unmarshal(b, &answer); code != http.StatusOK || err != nil || len(answer.Entry) != 2 ||
+		answer.Entry[0].Response.Status != "204 No Content" || answer.Entry[1].Response.Status != "200 OK" {
+		t.Fatalf("the batch: %d %s", code, b)
+	}
+	if res, _ := stored("Observation/pt-001-vs-002"); res != nil {
+		t.Error("the batch did not delete the reading")
+	}
+	if res, _ := stored("Observation/pt-001-vs-003"); res["status"] != "amended" {
+		t.Errorf("the batch's patch: %v", res)
+	}
+	// One of another patient's in the batch: nothing is done.
+	code, _ = fhirCall(t, app, http.MethodPost, sb.FHIRBase, `{"resourceType":"Bundle","type":"batch","entry":[`+
+		entry("DELETE", "Observation/pt-001-vs-004", "")+`,`+entry("DELETE", "Observation/pt-002-vs-004", "")+`]}`)
+	if res, _ := stored("Observation/pt-001-vs-004"); code < 400 || res == nil {
+		t.Errorf("a batch deleting another patient's reading: %d, the patient's own deleted: %v", code, res == nil)
 	}
 }

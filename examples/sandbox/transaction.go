@@ -8,6 +8,8 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+
+	"github.com/smartkit/smartkit/internal/jsonpatch"
 )
 
 // bundleEntry is what the sandbox server reads of a batch or transaction
@@ -23,13 +25,14 @@ type bundleEntry struct {
 }
 
 // transaction runs a batch or transaction Bundle POSTed to the base: its
-// creates, updates (version-aware with request.ifMatch), reads and
-// searches of a type or of a patient's compartment (each answered with
-// its searchset Bundle as the entry's resource); the sandbox server has no delete or patch. A transaction is all or nothing:
-// every write is checked before any is made, and a reference to a create
-// or update entry's fullUrl becomes the record that entry writes. A
-// batch's entries each stand alone. Writes are made before reads, as FHIR
-// orders a transaction.
+// creates, updates and patches (a Binary holding a JSON Patch), deletes
+// (each version-aware with request.ifMatch), reads, and searches of a type
+// or of a patient's compartment (each answered with its searchset Bundle
+// as the entry's resource). A transaction is all or nothing: every write
+// is checked before any is made, it may act on a record once, and a
+// reference to a create or update entry's fullUrl becomes the record that
+// entry writes. A batch's entries each stand alone. Deletes are made
+// first, then the other writes, then reads, as FHIR orders a transaction.
 func (s *fhirServer) transaction(w http.ResponseWriter, r *http.Request) {
 	b, err := io.ReadAll(io.LimitReader(r.Body, 4<<20))
 	var bundle struct {
@@ -49,6 +52,8 @@ func (s *fhirServer) transaction(w http.ResponseWriter, r *http.Request) {
 		search        bool   // a search of typ, with query
 		compartment   string // the patient whose compartment the search is of
 		query         string
+		del           bool            // a delete (write too)
+		patch         jsonpatch.Patch // a patch's (update too), applied to the current version
 		fail          *failure
 	}
 	plans := make([]plan, len(bundle.Entry))
@@ -68,18 +73,44 @@ func (s *fhirServer) transaction(w http.ResponseWriter, r *http.Request) {
 			p.typ, p.id, p.write = segs[0], s.newID(segs[0]), true
 		case e.Request.Method == http.MethodPut && len(segs) == 2:
 			p.typ, p.id, p.write, p.update = segs[0], segs[1], true, true
+		case e.Request.Method == http.MethodPatch && len(segs) == 2:
+			p.typ, p.id, p.write, p.update = segs[0], segs[1], true, true
+			p.patch, p.fail = entryPatch(e.Resource)
+		case e.Request.Method == http.MethodDelete && len(segs) == 2:
+			p.typ, p.id, p.write, p.del = segs[0], segs[1], true, true
 		case e.Request.Method == http.MethodGet && len(segs) == 2:
 			p.typ, p.id = segs[0], segs[1]
 		default:
-			p.fail = &failure{405, "not-supported", "the sandbox FHIR server takes creates, updates, reads and searches in a Bundle"}
+			p.fail = &failure{405, "not-supported", "the sandbox FHIR server takes creates, updates, patches, deletes, reads and searches in a Bundle"}
 		}
-		if p.write && e.FullURL != "" {
+		if p.write && !p.del && p.patch == nil && e.FullURL != "" {
 			names[e.FullURL] = p.typ + "/" + p.id
 		}
 	}
+	going, acted := map[string]bool{}, map[string]bool{} // records a transaction deletes; acts on
+	for i, p := range plans {
+		key := p.typ + "/" + p.id
+		switch {
+		case !p.write || p.fail != nil:
+		case tx && acted[key]:
+			plans[i].fail = &failure{400, "invalid", key + " is acted on twice: a transaction may act on a record once"}
+		case p.del:
+			going[key] = true
+		}
+		acted[key] = acted[key] || p.write && (p.update || p.del) // a create's id is new
+	}
 	for i, e := range bundle.Entry {
 		p := &plans[i]
-		if !p.write || p.fail != nil {
+		switch {
+		case !p.write || p.fail != nil:
+			continue
+		case p.del && tx:
+			p.fail = s.deletable(p.typ+"/"+p.id, e.Request.IfMatch, going)
+			continue
+		case p.del: // checked as it is made (below): a batch's entries each stand alone
+			continue
+		case p.patch != nil:
+			bundle.Entry[i].Resource, p.fail = s.patched(p.typ, p.id, p.patch, e.Request.IfMatch)
 			continue
 		}
 		if tx {
@@ -89,6 +120,15 @@ func (s *fhirServer) transaction(w http.ResponseWriter, r *http.Request) {
 			p.fail = &failure{400, "invalid", "a write entry needs its resource"}
 		} else {
 			p.fail = s.check(p.typ, p.id, p.update, e.Resource, e.Request.IfMatch)
+		}
+	}
+	if tx { // what the transaction writes may not refer to what it deletes
+		for i, p := range plans {
+			for gone := range going {
+				if path := s.refersTo(bundle.Entry[i].Resource, gone); p.fail == nil && p.write && !p.del && path != "" {
+					plans[i].fail = &failure{409, "conflict", gone + " is deleted by the transaction and referred to by what it writes (" + path + ")"}
+				}
+			}
 		}
 	}
 	if tx {
@@ -101,13 +141,19 @@ func (s *fhirServer) transaction(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	out := make([]any, len(plans))
-	for _, writes := range []bool{true, false} {
+	for pass := range 3 { // deletes, the other writes, reads
 		for i, p := range plans {
+			if p.del && !tx && p.fail == nil && pass == 0 {
+				p.fail = s.deletable(p.typ+"/"+p.id, bundle.Entry[i].Request.IfMatch, nil)
+			}
 			switch {
-			case p.write != writes, p.search: // (searches are run last, below)
+			case p.del != (pass == 0), p.write != (pass < 2), p.search: // (searches are run last, below)
 			case p.fail != nil:
 				out[i] = map[string]any{"response": map[string]any{"status": strconv.Itoa(p.fail.status) + " " + http.StatusText(p.fail.status),
 					"outcome": resource{"resourceType": "OperationOutcome", "issue": []any{map[string]any{"severity": "error", "code": p.fail.code, "diagnostics": p.fail.msg}}}}}
+			case p.del:
+				s.erase(p.typ + "/" + p.id)
+				out[i] = map[string]any{"response": map[string]any{"status": "204 No Content"}}
 			case p.write:
 				status, version := s.store(p.typ, p.id, bundle.Entry[i].Resource)
 				out[i] = map[string]any{"response": map[string]any{"status": strconv.Itoa(status) + " " + http.StatusText(status),
