@@ -449,7 +449,16 @@
 // outside a Bundle) is the proxy's 502. An error answer is passed only as an
 // OperationOutcome (strict, within 64 KiB); any other body the server sends
 // with an error becomes the proxy's own OperationOutcome, same status (a
-// 404 or 410 is always the proxy's own). With Proxy.Base set, the paging
+// 404 or 410 is always the proxy's own). The server's words in an
+// OperationOutcome (diagnostics, details, expressions) can name any record
+// (HAPI refuses a delete naming a record that refers to the one deleted),
+// so they reach only a token that may read every record of every type
+// (no patient context, every label, an unconstrained read of *); any other
+// gets each issue's severity and code with the proxy's own words, in an
+// error's answer (also one the request proves), a write's or a search's
+// OperationOutcome, and a batch entry's outcome, and a delete's success
+// without its body. The event of a refused request keeps the server's
+// first sentence. With Proxy.Base set, the paging
 // links, fullUrls, entry locations and Location headers the upstream
 // writes on its own base come back on the proxy's, so
 // clients page through the proxy; page-token links at the base (HAPI's

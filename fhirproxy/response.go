@@ -2,6 +2,7 @@ package fhirproxy
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -21,7 +22,17 @@ import (
 // outside it becomes the 404 a missing one would give.
 func (x *exchange) inspect(resp *http.Response) (*refusal, error) {
 	p, in, a, ev := x.p, x.in, x.a, &x.ev
-	if !x.inspects || resp.StatusCode == http.StatusNoContent {
+	if resp.StatusCode == http.StatusNoContent {
+		return nil, nil
+	}
+	if !x.inspects && (resp.StatusCode < 400 || a.hearsServer()) {
+		// An answer the request proves passes unread, but for the
+		// server's words (words.go): an error's are held as any error's,
+		// below, and a delete's success loses its body (HAPI's says how
+		// many records it deleted, and a conditional delete's which).
+		if in.Kind == Delete && !a.hearsServer() {
+			noBody(resp)
+		}
 		return nil, nil
 	}
 	if resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusGone {
@@ -194,6 +205,12 @@ func (x *exchange) upstreamError(resp *http.Response) error {
 		x.ev.Reason += "; its answer was not an OperationOutcome: replaced"
 		body, _ = json.Marshal(map[string]any{"resourceType": "OperationOutcome", "issue": []any{map[string]any{"severity": "error",
 			"code": "processing", "diagnostics": "the FHIR server refused the request (" + strconv.Itoa(resp.StatusCode) + ")"}}})
+		resp.Header["Content-Type"] = fhirJSON
+	} else if !x.a.hearsServer() {
+		if words := serverWords(body); words != "" {
+			x.ev.Reason += "; the FHIR server's words, withheld from the client: " + strconv.Quote(words)
+		}
+		body = withheldOutcome(body, true)
 		resp.Header["Content-Type"] = fhirJSON
 	} else if rl := x.a.relink; rl != nil && bytes.Contains(body, []byte(rl.from)) {
 		// The server's address in its words (diagnostics naming a URL): on
@@ -501,13 +518,45 @@ type bundleEntry struct {
 	movedLoc         string
 	// nested is a batch search's Bundle as inspected (nestedEntry).
 	nested []byte
+	// outStart and outEnd span response.outcome's value, if any; quiet:
+	// the server's words in it, and in a resource that is an
+	// OperationOutcome, are withheld as the entry is written (speaks).
+	outStart, outEnd int64
+	quiet            bool
 	// notMatch: search.mode says the entry is an include or an outcome,
 	// which a search's total does not count; match: it says match.
 	notMatch, match bool
 }
 
-// moved reports whether the entry has a url moved onto the proxy's base.
-func (e *bundleEntry) moved() bool { return e.movedURL != "" || e.movedLoc != "" }
+// moved reports whether the entry is written otherwise than it came: a
+// url moved onto the proxy's base, or the server's words withheld.
+func (e *bundleEntry) moved() bool { return e.movedURL != "" || e.movedLoc != "" || e.quiet }
+
+// speaks reports whether the entry holds the server's words: an outcome in
+// its response, or a resource that is an OperationOutcome.
+func (e *bundleEntry) speaks() bool {
+	return e.outEnd > e.outStart || e.hasRes && e.res.ResourceType == "OperationOutcome"
+}
+
+// hush marks the entries that hold the server's words to be written
+// without them, where the access does not hear them, and reports whether
+// any was.
+func (a *access) hush(entries []bundleEntry) bool {
+	asked, hushed := false, false
+	for i := range entries {
+		e := &entries[i]
+		if !e.speaks() {
+			continue
+		}
+		if !asked {
+			if asked = true; a.hearsServer() {
+				return false
+			}
+		}
+		e.quiet, hushed = true, true
+	}
+	return hushed
+}
 
 // appendEntry appends an entry as it came, or with its fullUrl and its
 // response.location moved.
@@ -522,28 +571,35 @@ func appendResponse(out, body []byte, e *bundleEntry) []byte {
 }
 
 // appendMoved appends raw, which begins at offset from in the body, with
-// the entry's moved urls that fall within it written in place.
+// the entry's moved urls that fall within it written in place, and, for a
+// quiet entry, its OperationOutcomes without the server's words
+// (withheldOutcome).
 func appendMoved(out, raw []byte, from int64, e *bundleEntry) []byte {
 	type edit struct {
 		start, end int64
 		url        string
+		outcome    bool // withheldOutcome of the span
 	}
-	var edits [2]edit
+	var edits [4]edit
 	n := 0
-	for _, ed := range [...]edit{{e.urlStart, e.urlEnd, e.movedURL}, {e.locStart, e.locEnd, e.movedLoc}} {
-		if ed.url != "" && ed.start >= from && ed.end <= from+int64(len(raw)) {
+	resOutcome := e.hasRes && e.res.ResourceType == "OperationOutcome"
+	for _, ed := range [...]edit{{e.urlStart, e.urlEnd, e.movedURL, false}, {e.locStart, e.locEnd, e.movedLoc, false},
+		{e.outStart, e.outEnd, "", e.quiet && e.outEnd > e.outStart}, {e.resStart, e.resEnd, "", e.quiet && resOutcome}} {
+		if (ed.url != "" || ed.outcome) && ed.start >= from && ed.end <= from+int64(len(raw)) {
 			edits[n] = ed
 			n++
 		}
 	}
-	if n == 2 && edits[1].start < edits[0].start {
-		edits[0], edits[1] = edits[1], edits[0]
-	}
+	slices.SortFunc(edits[:n], func(x, y edit) int { return cmp.Compare(x.start, y.start) })
 	prev := int64(0)
 	for _, ed := range edits[:n] {
-		q, _ := json.Marshal(ed.url)
 		out = append(out, raw[prev:ed.start-from]...)
-		out = append(out, q...)
+		if ed.outcome {
+			out = append(out, withheldOutcome(raw[ed.start-from:ed.end-from], !foundStatus(e.status) && e.status != "")...)
+		} else {
+			q, _ := json.Marshal(ed.url)
+			out = append(out, q...)
+		}
 		prev = ed.end - from
 	}
 	return append(out, raw[prev:]...)
@@ -640,6 +696,11 @@ func readEntries(s *jsonstrict.Scanner, rl *relinker, done func(bundleEntry) err
 						case rl != nil && string(name) == "location" && s.Kind() == '"':
 							var err error
 							e.locStart, e.locEnd, e.movedLoc, err = readMoved(s, rl)
+							return err
+						case string(name) == "outcome" && s.Kind() == '{':
+							e.outStart = s.Offset()
+							err := s.Skip()
+							e.outEnd = s.Offset()
 							return err
 						}
 						return s.Skip()
@@ -787,6 +848,9 @@ func (a *access) inspectBody(in Interaction, body []byte) ([]byte, []*projection
 				relinked = relinked || entries[i].moved()
 			}
 		}
+		if a.hush(entries) { // the server's words, where the access does not hear them
+			relinked = true
+		}
 		if in.Kind == HistoryInstance {
 			// Every version is the record's (found by a test holding the
 			// history to each version's vread: another record in it went
@@ -894,6 +958,9 @@ func (a *access) inspectBody(in Interaction, body []byte) ([]byte, []*projection
 		// unseen inside whatever claims to be another resource.
 		return nil, nil, refuse(http.StatusBadGateway, "invalid", "the FHIR server answered with entries outside a Bundle")
 	case top.ResourceType == "OperationOutcome":
+		if !a.hearsServer() {
+			return withheldOutcome(body, false), nil, nil
+		}
 		return body, nil, nil
 	case in.unwrap != "" || alwaysBundle(in.Kind):
 		return nil, nil, refuse(http.StatusBadGateway, "invalid", "the FHIR server answered a search with something else")

@@ -222,6 +222,9 @@ func (st *streamer) entry(e bundleEntry) error {
 			_ = st.w.WriteByte(',')
 		}
 		raw := st.s.Bytes(e.start, e.end)
+		if e.speaks() && !st.a.hearsServer() {
+			e.quiet = true // the server's words, withheld
+		}
 		if e.moved() {
 			raw = appendEntry(nil, raw, &e)
 		}

@@ -15,6 +15,8 @@ import (
 // a page of HTML, becomes the proxy's own OperationOutcome with the same
 // status. Before, every error body passed unread. An answer the request
 // proves (every label, no patient) still passes as the server wrote it.
+// The server's words in an OperationOutcome pass only to a token that may
+// read every record of every type (TestServerWordsWithheld).
 func TestUpstreamErrorBodies(t *testing.T) {
 	outcome := `{"resourceType":"OperationOutcome","issue":[{"severity":"error","code":"invalid","diagnostics":"status is required"}]}`
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -26,7 +28,7 @@ func TestUpstreamErrorBodies(t *testing.T) {
 			status, body = http.StatusUnprocessableEntity, outcome
 		case "/Observation/html":
 			ct, status, body = "text/html", http.StatusInternalServerError, "<html><body>Patient p2: stack trace</body></html>"
-		case "/Observation/named":
+		case "/Observation/named", "/Observation":
 			body = `{"resourceType":"OperationOutcome","issue":[{"severity":"error","code":"invalid","diagnostics":"no such search parameter: http://` + r.Host + `/Observation?x=1"}]}`
 		case "/Observation/contained":
 			body = `{"resourceType":"OperationOutcome","contained":[` + mustJSON(obs("lab-2", "p2", "laboratory")) + `],"issue":[{"severity":"error","code":"invalid"}]}`
@@ -43,10 +45,11 @@ func TestUpstreamErrorBodies(t *testing.T) {
 	f := newFixture(t)
 	f.proxy.Upstream, _ = url.Parse(up.URL)
 	patient := f.token("launch/patient patient/Observation.rs", nil)
+	withheld := `{"resourceType":"OperationOutcome","issue":[{"severity":"error","code":"invalid","diagnostics":"the FHIR server's own words are withheld from this token: they can name records it may not see"}]}`
 	for _, c := range []struct {
 		path   string
 		status int
-		passes bool // the server's body goes as it wrote it
+		passes bool // the server's OperationOutcome goes, without its words
 	}{
 		{"/Observation/resource", 400, false},
 		{"/Observation/outcome", 422, true},
@@ -59,23 +62,28 @@ func TestUpstreamErrorBodies(t *testing.T) {
 		switch {
 		case r.status != c.status || r.body["resourceType"] != "OperationOutcome":
 			t.Errorf("%s: %d %.200s", c.path, r.status, r.raw)
-		case c.passes != (r.raw == outcome):
+		case c.passes != (r.raw == withheld):
 			t.Errorf("%s: passed %v: %.200s", c.path, !c.passes, r.raw)
 		case !c.passes && (strings.Contains(r.raw, "p2") || !strings.Contains(diagnostics(r), "refused the request")):
 			t.Errorf("%s: %.200s", c.path, r.raw)
 		}
 	}
-	// With Base set, the server's address in its words comes back as the
-	// proxy's.
+	// A token that may read every record of every type hears the server's
+	// words; with Base set, its address in them comes back as the proxy's
+	// (a search: where answers are read).
 	g := newFixture(t)
 	g.proxy.Upstream, _ = url.Parse(up.URL)
 	g.proxy.Base = g.base
-	r := g.do("GET", "/Observation/named", g.token("launch/patient patient/Observation.rs", nil), "")
+	r := g.do("GET", "/Observation?code=x", g.token("system/*.rs", everyLabel()), "")
 	if r.status != 400 || strings.Contains(r.raw, strings.TrimPrefix(up.URL, "http://")) || diagnostics(r) != "no such search parameter: "+g.base+"/Observation?x=1" {
 		t.Errorf("the server's address in its words: %d %s", r.status, r.raw)
 	}
-	// Proven, unread: as the server wrote it.
-	if r := f.do("GET", "/Observation/resource", f.token("system/Observation.rs", everyLabel()), ""); r.status != 400 || !strings.Contains(r.raw, `"lab-2"`) {
+	// Proven, unread: as the server wrote it, to a token that may read
+	// every record of every type; to one of one type, as any error.
+	if r := f.do("GET", "/Observation/resource", f.token("system/*.rs", everyLabel()), ""); r.status != 400 || !strings.Contains(r.raw, `"lab-2"`) {
 		t.Errorf("a proven read's error: %d %.200s", r.status, r.raw)
+	}
+	if r := f.do("GET", "/Observation/resource", f.token("system/Observation.rs", everyLabel()), ""); r.status != 400 || strings.Contains(r.raw, `"lab-2"`) {
+		t.Errorf("a proven read's error, to a token of one type: %d %.200s", r.status, r.raw)
 	}
 }

@@ -181,7 +181,8 @@ func generate(n int) *dataset {
 	add(resource{"resourceType": "Condition", "id": "pt-sensitive-sud", "meta": meta("R", "SUD", "42CFRPart2", "NORDSCLCD"), "subject": subj,
 		"code": concept(snomed, "66214007", "Substance abuse")})
 	add(resource{"resourceType": "Observation", "id": "pt-sensitive-hiv", "meta": meta("R", "HIV"), "status": "final", "subject": subj,
-		"category": []any{concept(obsCategory, "laboratory", "Laboratory")}, "code": concept(loinc, "75622-1", "HIV 1 and 2 tests")})
+		"encounter": map[string]any{"reference": "Encounter/pt-sensitive-enc-001"}, // drawn at a visit the patient's app sees
+		"category":  []any{concept(obsCategory, "laboratory", "Laboratory")}, "code": concept(loinc, "75622-1", "HIV 1 and 2 tests")})
 	add(resource{"resourceType": "DocumentReference", "id": "pt-sensitive-psy", "meta": meta("R", "PSY", "PSYTHPN"), "status": "current", "subject": subj,
 		"type": concept(loinc, "11488-4", "Consult note"), "category": []any{concept(docCategory, "clinical-note", "Clinical Note")}, "content": []any{map[string]any{"attachment": map[string]any{"contentType": "text/plain", "data": "cHN5Y2hvdGhlcmFweQ=="}}}})
 	add(resource{"resourceType": "Condition", "id": "pt-sensitive-mh", "meta": meta("R", "MH"), "subject": subj, "code": concept(snomed, "35489007", "Depressive disorder")})

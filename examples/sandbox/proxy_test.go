@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/smartkit/smartkit/audit"
 	"github.com/smartkit/smartkit/launch"
 	"github.com/smartkit/smartkit/smart"
 )
@@ -1482,5 +1483,41 @@ func TestDeletesAndPatchesThroughTheProxy(t *testing.T) {
 		entry("DELETE", "Observation/pt-001-vs-004", "")+`,`+entry("DELETE", "Observation/pt-002-vs-004", "")+`]}`)
 	if res, _ := stored("Observation/pt-001-vs-004"); code < 400 || res == nil {
 		t.Errorf("a batch deleting another patient's reading: %d, the patient's own deleted: %v", code, res == nil)
+	}
+}
+
+// TestRefusedDeleteTellsNothingWithheld: the data server refuses to
+// delete a record others refer to, naming the first it finds, as HAPI
+// does. Through the proxy, a patient's app deleting its own encounter,
+// which its patient's HIV test (labelled, withheld by the default
+// clearance) refers to, is refused without the server's words: before,
+// they told the app of the test and its id. The audit event keeps them.
+func TestRefusedDeleteTellsNothingWithheld(t *testing.T) {
+	sb := startSandbox(t)
+	app := patientTokenOf(t, sb, "pt-sensitive", "launch/patient patient/*.cruds")
+	// The visit's vital sign goes first; then the test is what refers to it.
+	if code, b := fhirCall(t, app, http.MethodDelete, sb.FHIRBase+"/Observation/pt-sensitive-vs-001", ""); code != http.StatusNoContent {
+		t.Fatalf("the vital sign: %d %s", code, b)
+	}
+	code, b := fhirCall(t, app, http.MethodDelete, sb.FHIRBase+"/Encounter/pt-sensitive-enc-001", "")
+	if code != http.StatusConflict || strings.Contains(string(b), "hiv") || !strings.Contains(string(b), `"code":"conflict"`) {
+		t.Errorf("the encounter: %d %s", code, b)
+	}
+	sb.fhir.mu.RLock()
+	_, kept := sb.fhir.current["Encounter/pt-sensitive-enc-001"]
+	sb.fhir.mu.RUnlock()
+	if !kept {
+		t.Error("the encounter was deleted")
+	}
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		p, err := sb.AuditLog.Query(context.Background(), audit.Query{Patient: "pt-sensitive", Outcome: audit.Failure, Limit: 10})
+		if err == nil && slices.ContainsFunc(p.Records, func(r audit.Record) bool { return strings.Contains(r.Event.Reason, "Observation/pt-sensitive-hiv") }) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no refusal naming the referrer in the audit log: %v %v", p, err)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
