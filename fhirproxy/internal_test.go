@@ -413,6 +413,10 @@ func FuzzInspectBody(f *testing.F) {
 	f.Add([]byte(`{"resourceType":"Bundle","entry":[{"resource":{"resourceType":"Observation","id":"a","subject":{"reference":"Patient/p1"}}},` +
 		`{"resource":{"resourceType":"Provenance","id":"pa","target":[{"reference":"Observation/a/_history/2"}]},"search":{"mode":"include"}},` +
 		`{"resource":{"resourceType":"Provenance","id":"pb","target":[{"reference":"Observation/a"},{"reference":"Observation/b"}]}}]}`))
+	f.Add([]byte(`{"resourceType":"Bundle","type":"batch-response","entry":[{"fullUrl":"http://up/Observation/o1","response":{"status":"409 Conflict",` +
+		`"location":"Observation/o1/_history/2","outcome":{"resourceType":"OperationOutcome","issue":[{"severity":"error","code":"conflict","diagnostics":"Observation/x"}]}}},` +
+		`{"resource":{"resourceType":"OperationOutcome","issue":[{"severity":"warning","code":"processing","details":{"text":"x"}}]},"search":{"mode":"outcome"}}]}`))
+	f.Add([]byte(`{"resourceType":"OperationOutcome","issue":[{"severity":"information","code":"informational","diagnostics":"Patient/p2"}]}`))
 	a := testAccess("patient/*.rs")
 	a.provenances = true // as a search with _revinclude=Provenance:target
 	// Under a constraint whose answer may hold what the server did not
@@ -500,6 +504,17 @@ func FuzzInspectBody(f *testing.F) {
 			}
 			if !reflect.DeepEqual(got, want) {
 				t.Fatalf("moving links turned %q into %q (without: %q)", body, out, plain)
+			}
+		}
+		// A patient's access hears none of the server's words: every
+		// OperationOutcome it gets is the proxy's.
+		for _, in := range []Interaction{{Kind: SearchType, Type: "Observation"}, {Kind: Batch}} {
+			if out, _, ref := moving.inspectBody(in, body); ref == nil {
+				var doc any
+				_ = json.Unmarshal(out, &doc)
+				if words := serverWordsIn(doc); words != "" {
+					t.Fatalf("%v: the server's words %s went out of %q: %q", in.Kind, words, body, out)
+				}
 			}
 		}
 		// The streamed filter must agree with the whole-body one, also for a
@@ -1153,4 +1168,41 @@ func FuzzInStorage(f *testing.F) {
 			}
 		}
 	})
+}
+
+// serverWordsIn returns, JSON encoded, the first OperationOutcome in v (an
+// answer decoded: itself, an entry's resource or response outcome, at any
+// depth of Bundles) that is not wholly the proxy's: anything but severity
+// and code in its issues, besides the proxy's own diagnostics; or "".
+func serverWordsIn(v any) string {
+	m, _ := v.(map[string]any)
+	switch m["resourceType"] {
+	case "OperationOutcome":
+		issues, _ := m["issue"].([]any)
+		for _, is := range issues {
+			is, _ := is.(map[string]any)
+			for k, x := range is {
+				if k != "severity" && k != "code" && !(k == "diagnostics" && (x == wordsWithheld || x == "resource not found")) {
+					b, _ := json.Marshal(m)
+					return string(b)
+				}
+			}
+		}
+		if len(m) != 2 || len(issues) == 0 {
+			b, _ := json.Marshal(m)
+			return string(b)
+		}
+	case "Bundle":
+		entries, _ := m["entry"].([]any)
+		for _, e := range entries {
+			e, _ := e.(map[string]any)
+			resp, _ := e["response"].(map[string]any)
+			for _, x := range []any{e["resource"], resp["outcome"]} {
+				if w := serverWordsIn(x); w != "" {
+					return w
+				}
+			}
+		}
+	}
+	return ""
 }
