@@ -25,7 +25,8 @@ type fhirServer struct {
 	mu      sync.RWMutex
 	current map[string]resource   // "Type/id" → latest version
 	history map[string][]resource // "Type/id" → all versions, oldest first
-	order   []string              // "Type/id" in insertion order, for stable searches
+	order   []string              // "Type/id" of the current records, in insertion order, for stable searches
+	changes []change              // every version written (a deletion too), in order: type and system history
 	seq     int
 	jobs    map[string]*exportJob // bulk exports by id (bulk.go)
 	objects *objectStore          // where export files are written, with Config.ExportStorage; nil: on the base
@@ -38,6 +39,8 @@ func newFHIRServer(base string, d *dataset) *fhirServer {
 		s.current[key] = r
 		s.history[key] = []resource{r}
 		s.order = append(s.order, key)
+		at, _ := time.Parse(time.RFC3339, r["meta"].(map[string]any)["lastUpdated"].(string))
+		s.changes = append(s.changes, change{key, 1, at})
 	}
 	return s
 }
@@ -78,6 +81,10 @@ func (s *fhirServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case len(segs) == 1 && segs[0] == "metadata":
 		s.write(w, 200, s.capabilities())
+	case r.Method == http.MethodGet && len(segs) == 2 && segs[1] == "_history":
+		s.changesOf(w, segs[0], r.URL.Query())
+	case r.Method == http.MethodGet && len(segs) == 1 && segs[0] == "_history":
+		s.changesOf(w, "", r.URL.Query())
 	case (r.Method == http.MethodGet || r.Method == http.MethodPost) && len(segs) == 1 && segs[0] == "$export":
 		s.export(w, r, "", "")
 	case (r.Method == http.MethodGet || r.Method == http.MethodPost) && len(segs) == 2 && segs[0] == "Patient" && segs[1] == "$export":
@@ -256,8 +263,10 @@ func (s *fhirServer) store(typ, id string, res resource) (status, version int) {
 	if m == nil {
 		m = map[string]any{}
 	}
-	m["versionId"], m["lastUpdated"] = strconv.Itoa(version), time.Now().UTC().Format(time.RFC3339)
+	now := time.Now().UTC().Truncate(time.Second) // as lastUpdated says it, which _since is compared with
+	m["versionId"], m["lastUpdated"] = strconv.Itoa(version), now.Format(time.RFC3339)
 	res["meta"] = m
+	s.changes = append(s.changes, change{key, version, now})
 	s.current[key] = res
 	s.history[key] = append(s.history[key], res)
 	return status, version
@@ -656,7 +665,7 @@ func (s *fhirServer) capabilities() resource {
 		rt := map[string]any{"type": t, "interaction": []any{
 			map[string]any{"code": "read"}, map[string]any{"code": "vread"}, map[string]any{"code": "search-type"},
 			map[string]any{"code": "create"}, map[string]any{"code": "update"}, map[string]any{"code": "patch"},
-			map[string]any{"code": "delete"}, map[string]any{"code": "history-instance"}},
+			map[string]any{"code": "delete"}, map[string]any{"code": "history-instance"}, map[string]any{"code": "history-type"}},
 			"versioning": "versioned-update", "updateCreate": true, "conditionalDelete": "not-supported",
 			"searchRevInclude": []any{"Provenance:target"}}
 		switch t {
@@ -683,5 +692,5 @@ func (s *fhirServer) capabilities() resource {
 		"fhirVersion": "4.0.1", "format": []any{"json"}, "patchFormat": []any{jsonPatchType}, "software": map[string]any{"name": "smartkit sandbox FHIR server"},
 		"rest": []any{map[string]any{"mode": "server", "resource": types,
 			"operation":   []any{map[string]any{"name": "export", "definition": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export"}},
-			"interaction": []any{map[string]any{"code": "transaction"}, map[string]any{"code": "batch"}}}}}
+			"interaction": []any{map[string]any{"code": "transaction"}, map[string]any{"code": "batch"}, map[string]any{"code": "history-system"}}}}}
 }

@@ -10,6 +10,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 // fhirGet fetches path from the data server and decodes the JSON answer.
@@ -512,4 +513,72 @@ func storedIn(s *fhirServer) int {
 		n += len(h)
 	}
 	return n
+}
+
+// TestFHIRDataServerHistory: a type's history, and the system's, are every
+// version written, newest first (a deletion too), after _since, paged.
+func TestFHIRDataServerHistory(t *testing.T) {
+	s := newFHIRServer("http://fhir.test", generate(50))
+	ts := httptest.NewServer(s)
+	defer ts.Close()
+	since := time.Now().UTC().Truncate(time.Second).Format(time.RFC3339)
+	// Four changes: a patch, a delete, a create, and a Condition's update.
+	if code, _, _ := send(t, ts, http.MethodPatch, "/Observation/pt-001-vs-000", "application/json-patch+json", `[{"op":"replace","path":"/status","value":"amended"}]`); code != 200 {
+		t.Fatalf("the patch: %d", code)
+	}
+	if code, _, _ := send(t, ts, http.MethodDelete, "/Observation/pt-001-vs-001", "", ""); code != 204 {
+		t.Fatalf("the delete: %d", code)
+	}
+	code, created, _ := send(t, ts, http.MethodPost, "/Observation", "application/fhir+json", `{"resourceType":"Observation","status":"final","subject":{"reference":"Patient/pt-001"}}`)
+	if code != 201 {
+		t.Fatalf("the create: %d", code)
+	}
+	_, cond := fhirGet(t, ts, "/Condition/pt-001-cond-1")
+	cond["onsetString"] = "childhood"
+	if code, _, _ := send(t, ts, http.MethodPut, "/Condition/pt-001-cond-1", "application/fhir+json", mustMarshal(cond)); code != 200 {
+		t.Fatalf("the update: %d", code)
+	}
+	summary := func(b map[string]any) []string {
+		var out []string
+		entries, _ := b["entry"].([]any)
+		for _, e := range entries {
+			e := e.(map[string]any)
+			out = append(out, fmt.Sprint(e["request"].(map[string]any)["method"], " ", strings.TrimPrefix(e["fullUrl"].(string), "http://fhir.test/"), " ", e["response"].(map[string]any)["etag"]))
+		}
+		return out
+	}
+	newObs := "Observation/" + created["id"].(string)
+	for _, c := range []struct {
+		path string
+		want []string
+	}{
+		{"/Observation/_history?_since=" + since, []string{`POST ` + newObs + ` W/"1"`, `DELETE Observation/pt-001-vs-001 W/"2"`, `PUT Observation/pt-001-vs-000 W/"2"`}},
+		{"/_history?_since=" + since, []string{`PUT Condition/pt-001-cond-1 W/"2"`, `POST ` + newObs + ` W/"1"`, `DELETE Observation/pt-001-vs-001 W/"2"`, `PUT Observation/pt-001-vs-000 W/"2"`}},
+		{"/Condition/_history?_since=" + since, []string{`PUT Condition/pt-001-cond-1 W/"2"`}},
+		{"/Patient/_history?_since=" + since, nil},
+	} {
+		code, b := fhirGet(t, ts, c.path)
+		if got := summary(b); code != 200 || b["type"] != "history" || b["total"] != float64(len(c.want)) || !reflect.DeepEqual(got, c.want) {
+			t.Errorf("%s: %d, total %v:\n%q\nwant\n%q", c.path, code, b["total"], got, c.want)
+		}
+	}
+	// Paged: every Observation's version, two a page, the newest first.
+	_, first := fhirGet(t, ts, "/Observation/_history?_count=2")
+	var next string
+	for _, l := range first["link"].([]any) {
+		if l := l.(map[string]any); l["relation"] == "next" {
+			next = strings.TrimPrefix(l["url"].(string), "http://fhir.test")
+		}
+	}
+	_, second := fhirGet(t, ts, next)
+	pages := append(summary(first), summary(second)...)
+	if want := []string{`POST ` + newObs + ` W/"1"`, `DELETE Observation/pt-001-vs-001 W/"2"`, `PUT Observation/pt-001-vs-000 W/"2"`}; len(pages) != 4 ||
+		!reflect.DeepEqual(pages[:3], want) || !strings.HasSuffix(pages[3], `W/"1"`) || first["total"].(float64) < 100 {
+		t.Errorf("paged: %q (total %v, next %q)", pages, first["total"], next)
+	}
+	for _, bad := range []string{"/Observation/_history?_since=yesterday", "/Observation/_history?patient=pt-001", "/_history?_at=2026"} {
+		if code, _ := fhirGet(t, ts, bad); code != 400 {
+			t.Errorf("%s: %d", bad, code)
+		}
+	}
 }

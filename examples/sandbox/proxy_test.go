@@ -10,12 +10,14 @@ import (
 	"maps"
 	"net/http"
 	"net/url"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/smartkit/smartkit/audit"
+	"github.com/smartkit/smartkit/consent"
 	"github.com/smartkit/smartkit/launch"
 	"github.com/smartkit/smartkit/smart"
 )
@@ -1519,5 +1521,92 @@ func TestRefusedDeleteTellsNothingWithheld(t *testing.T) {
 			t.Fatalf("no refusal naming the referrer in the audit log: %v %v", p, err)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestHistoryThroughTheProxy: a backend service that sees every label
+// follows what changed (a type's history, the system's, _since an instant)
+// through the proxy, deletions included, page by page; a token whose
+// clearance is short of every label, and a patient's app, may not (an
+// earlier version of a record labelled since would pass).
+func TestHistoryThroughTheProxy(t *testing.T) {
+	sb := startSandbox(t)
+	every := &consent.Clearance{MaxConfidentiality: consent.VeryRestricted,
+		Tags: append(append(slices.Clone(consent.SensitiveTags), consent.HighlySensitiveTags...), consent.SegmentedTags...)}
+	mint := func(g smart.Grant) string {
+		t.Helper()
+		g.ClientID, g.Audience = BackendID, sb.FHIRBase
+		tok, err := sb.Auth.Mint(context.Background(), "", g, time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	sync := mint(smart.Grant{Scope: "system/Observation.rs", Clearance: every})
+	all := mint(smart.Grant{Scope: "system/*.rs", Clearance: every})
+	since := time.Now().UTC().Truncate(time.Second).Format(time.RFC3339)
+	clinician := mint(smart.Grant{UserID: "clinician", FHIRUser: "Practitioner/pr-lee", Scope: "user/*.cruds"})
+	if code, b := fhirCallAs(t, clinician, http.MethodPatch, sb.FHIRBase+"/Observation/pt-002-vs-000", "application/json-patch+json",
+		`[{"op":"replace","path":"/status","value":"amended"}]`); code != http.StatusOK {
+		t.Fatalf("the patch: %d %s", code, b)
+	}
+	if code, b := fhirCall(t, clinician, http.MethodDelete, sb.FHIRBase+"/Observation/pt-002-vs-001", ""); code != http.StatusNoContent {
+		t.Fatalf("the delete: %d %s", code, b)
+	}
+	type page struct {
+		Type  string
+		Total int
+		Link  []struct{ Relation, URL string }
+		Entry []struct {
+			FullURL  string
+			Resource *struct{ ID string }
+			Request  struct{ Method, URL string }
+		}
+	}
+	get := func(tok, target string) (int, page) {
+		t.Helper()
+		code, b := fhirCall(t, tok, http.MethodGet, target, "")
+		var p page
+		if code == http.StatusOK && (json.Unmarshal(b, &p) != nil || p.Type != "history") {
+			t.Fatalf("%s: %s", target, b)
+		}
+		return code, p
+	}
+	// Page by page, one change a page, through the proxy's links.
+	var changes []string
+	target := sb.FHIRBase + "/Observation/_history?_since=" + since + "&_count=1"
+	for target != "" {
+		code, p := get(sync, target)
+		if code != http.StatusOK || len(p.Entry) != 1 {
+			t.Fatalf("%s: %d %+v", target, code, p)
+		}
+		e := p.Entry[0]
+		changes = append(changes, e.Request.Method+" "+strings.TrimPrefix(e.FullURL, sb.FHIRBase+"/")+fmt.Sprint(" ", e.Resource != nil))
+		if len(changes) > 5 {
+			t.Fatalf("more changes than were made: %q", changes)
+		}
+		target = ""
+		for _, l := range p.Link {
+			if l.Relation == "next" {
+				if !strings.HasPrefix(l.URL, sb.FHIRBase+"/") {
+					t.Fatalf("a next link off the proxy: %s", l.URL)
+				}
+				target = l.URL
+			}
+		}
+	}
+	if want := []string{"DELETE Observation/pt-002-vs-001 false", "PUT Observation/pt-002-vs-000 true"}; !reflect.DeepEqual(changes, want) {
+		t.Errorf("what changed: %q, want %q", changes, want)
+	}
+	if code, p := get(all, sb.FHIRBase+"/_history?_since="+since); code != http.StatusOK || p.Total != 2 || len(p.Entry) != 2 {
+		t.Errorf("the system's history: %d %+v", code, p)
+	}
+	for name, tok := range map[string]string{"a clinician of the default clearance": clinician,
+		"the patient's app": patientToken(t, sb, "launch/patient patient/*.rs")} {
+		for _, target := range []string{"/Observation/_history", "/_history"} {
+			if code, b := fhirCall(t, tok, http.MethodGet, sb.FHIRBase+target+"?_since="+since, ""); code != http.StatusForbidden {
+				t.Errorf("%s: %s: %d %s", name, target, code, b)
+			}
+		}
 	}
 }

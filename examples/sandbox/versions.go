@@ -3,12 +3,16 @@ package main
 import (
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"io"
+	"maps"
 	"mime"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/smartkit/smartkit/internal/jsonpatch"
 )
@@ -87,6 +91,7 @@ func (s *fhirServer) erase(key string) {
 	}
 	delete(s.current, key)
 	s.history[key] = append(s.history[key], nil)
+	s.changes = append(s.changes, change{key, len(s.history[key]), time.Now().UTC().Truncate(time.Second)})
 	if i := slices.Index(s.order, key); i >= 0 {
 		s.order = slices.Delete(s.order, i, i+1)
 	}
@@ -208,26 +213,98 @@ func (s *fhirServer) instanceHistory(w http.ResponseWriter, typ, id string) {
 	}
 	entries := make([]any, 0, len(versions))
 	for v := len(versions); v >= 1; v-- {
-		res, etag := versions[v-1], `W/"`+strconv.Itoa(v)+`"`
-		e := map[string]any{"fullUrl": s.base + "/" + key}
-		switch {
-		case res == nil:
-			e["request"] = map[string]any{"method": http.MethodDelete, "url": key}
-			e["response"] = map[string]any{"status": "204 No Content", "etag": etag}
-		case v == 1: // created (an update creating a record at an id the client chose is shown as a create too)
-			e["resource"] = res
-			e["request"] = map[string]any{"method": http.MethodPost, "url": typ}
-			e["response"] = map[string]any{"status": "201 Created", "etag": etag}
-		case versions[v-2] == nil: // created again, by an update
-			e["resource"] = res
-			e["request"] = map[string]any{"method": http.MethodPut, "url": key}
-			e["response"] = map[string]any{"status": "201 Created", "etag": etag}
-		default:
-			e["resource"] = res
-			e["request"] = map[string]any{"method": http.MethodPut, "url": key}
-			e["response"] = map[string]any{"status": "200 OK", "etag": etag}
-		}
-		entries = append(entries, e)
+		entries = append(entries, s.versionEntry(key, versions, v))
 	}
 	s.write(w, http.StatusOK, resource{"resourceType": "Bundle", "type": "history", "total": len(entries), "entry": entries})
+}
+
+// versionEntry is a history entry: version v (1-based) of the record key,
+// of its versions, with the request that wrote it and its response.
+func (s *fhirServer) versionEntry(key string, versions []resource, v int) map[string]any {
+	typ, _, _ := strings.Cut(key, "/")
+	res, etag := versions[v-1], `W/"`+strconv.Itoa(v)+`"`
+	e := map[string]any{"fullUrl": s.base + "/" + key}
+	switch {
+	case res == nil:
+		e["request"] = map[string]any{"method": http.MethodDelete, "url": key}
+		e["response"] = map[string]any{"status": "204 No Content", "etag": etag}
+	case v == 1: // created (an update creating a record at an id the client chose is shown as a create too)
+		e["resource"] = res
+		e["request"] = map[string]any{"method": http.MethodPost, "url": typ}
+		e["response"] = map[string]any{"status": "201 Created", "etag": etag}
+	case versions[v-2] == nil: // created again, by an update
+		e["resource"] = res
+		e["request"] = map[string]any{"method": http.MethodPut, "url": key}
+		e["response"] = map[string]any{"status": "201 Created", "etag": etag}
+	default:
+		e["resource"] = res
+		e["request"] = map[string]any{"method": http.MethodPut, "url": key}
+		e["response"] = map[string]any{"status": "200 OK", "etag": etag}
+	}
+	return e
+}
+
+// change is one version written: of which record, which version, when.
+type change struct {
+	key     string
+	version int
+	at      time.Time
+}
+
+// changesOf answers the history of a type (GET Type/_history), or of every
+// type (typ "", GET _history): every version written, newest first, each
+// entry as in a record's history, a deletion included, paged as searches
+// are (_count, at most 200, and _offset in the next link). _since keeps
+// what was written at or after an instant; any other parameter is 400.
+func (s *fhirServer) changesOf(w http.ResponseWriter, typ string, q url.Values) {
+	var since time.Time
+	for name, vals := range q {
+		var err error
+		switch {
+		case name == "_since" && len(vals) == 1:
+			since, err = time.Parse(time.RFC3339Nano, vals[0])
+		case name == "_count" || name == "_offset":
+		default:
+			err = errors.New("history takes _since, _count and _offset")
+		}
+		if err != nil {
+			s.outcome(w, http.StatusBadRequest, "invalid", "the sandbox's "+err.Error())
+			return
+		}
+	}
+	count, _ := strconv.Atoi(q.Get("_count"))
+	if count <= 0 || count > 200 {
+		count = 50
+	}
+	offset, _ := strconv.Atoi(q.Get("_offset"))
+	offset = max(offset, 0)
+	s.mu.RLock()
+	var hits []change
+	for i := len(s.changes) - 1; i >= 0; i-- {
+		c := s.changes[i]
+		if (typ == "" || strings.HasPrefix(c.key, typ+"/")) && !c.at.Before(since) {
+			hits = append(hits, c)
+		}
+	}
+	total := len(hits)
+	entries := make([]any, 0, min(count, total))
+	for _, c := range hits[min(offset, total):min(offset+count, total)] {
+		entries = append(entries, s.versionEntry(c.key, s.history[c.key], c.version))
+	}
+	s.mu.RUnlock()
+	at := s.base + "/_history"
+	if typ != "" {
+		at = s.base + "/" + typ + "/_history"
+	}
+	self := maps.Clone(q)
+	if self == nil {
+		self = url.Values{}
+	}
+	links := []any{map[string]any{"relation": "self", "url": at + "?" + self.Encode()}}
+	if offset+count < total {
+		self.Set("_offset", strconv.Itoa(offset+count))
+		self.Set("_count", strconv.Itoa(count))
+		links = append(links, map[string]any{"relation": "next", "url": at + "?" + self.Encode()})
+	}
+	s.write(w, http.StatusOK, resource{"resourceType": "Bundle", "type": "history", "total": total, "link": links, "entry": entries})
 }
