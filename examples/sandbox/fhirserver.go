@@ -140,7 +140,7 @@ func (s *fhirServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				w.Header().Set("ETag", `W/"`+v+`"`) // as FHIR servers send it
 			}
 		}
-		s.write(w, 200, res)
+		s.writePart(w, res, r.URL.Query())
 	case r.Method == http.MethodGet && len(segs) == 4 && segs[2] == "_history":
 		s.mu.RLock()
 		versions := s.history[segs[0]+"/"+segs[1]]
@@ -152,7 +152,7 @@ func (s *fhirServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		case versions[v-1] == nil:
 			s.outcome(w, 410, "deleted", "this version is the record's deletion")
 		default:
-			s.write(w, 200, versions[v-1])
+			s.writePart(w, versions[v-1], r.URL.Query())
 		}
 	case r.Method == http.MethodGet && len(segs) == 3 && segs[2] == "_history":
 		s.instanceHistory(w, segs[0], segs[1])
@@ -376,7 +376,7 @@ func matchDate(have, want string) bool {
 
 var searchParams = map[string]bool{"_id": true, "patient": true, "subject": true, "category": true, "code": true, "status": true, "url": true, "type": true,
 	"date": true, "_count": true, "_offset": true, "_include": true, "_revinclude": true, "identifier": true, "name": true, "beneficiary": true,
-	"_format": true, "_sort": true}
+	"_format": true, "_sort": true, "_summary": true, "_elements": true}
 
 // find returns the current resources of typ that match the search q, in
 // the order they were stored (or latest first, with _sort=-date).
@@ -446,7 +446,7 @@ func matcher(q url.Values) (func(resource) bool, error) {
 						}
 					case "name":
 						ok = ok || strings.Contains(strings.ToLower(fmt.Sprint(res["name"])), strings.ToLower(want))
-					default: // _count, _offset, _include, _revinclude, _format, _sort are not filters
+					default: // _count, _offset, _include, _revinclude, _format, _sort, _summary, _elements are not filters
 						ok = true
 					}
 				}
@@ -567,13 +567,28 @@ func (s *fhirServer) search(w http.ResponseWriter, r *http.Request, typ string, 
 		s.outcome(w, 400, "not-supported", err.Error())
 		return
 	}
+	part, bad := partsOf(typ, q)
+	if bad != "" {
+		s.outcome(w, 400, "not-supported", bad)
+		return
+	}
 	count, _ := strconv.Atoi(q.Get("_count"))
 	if count <= 0 || count > 200 {
 		count = 50
 	}
 	offset, _ := strconv.Atoi(q.Get("_offset"))
 	total := len(hits)
+	if part.count {
+		s.write(w, 200, resource{"resourceType": "Bundle", "type": "searchset", "total": total})
+		return
+	}
 	page := hits[min(offset, total):min(offset+count, total)]
+	if part.elements != nil || part.data {
+		page = slices.Clone(page)
+		for i, res := range page {
+			page[i] = part.of(res)
+		}
+	}
 	var links []any
 	self := url.Values{}
 	for k, v := range q {

@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -578,6 +580,52 @@ func TestFHIRDataServerHistory(t *testing.T) {
 	}
 	for _, bad := range []string{"/Observation/_history?_since=yesterday", "/Observation/_history?patient=pt-001", "/_history?_at=2026"} {
 		if code, _ := fhirGet(t, ts, bad); code != 400 {
+			t.Errorf("%s: %d", bad, code)
+		}
+	}
+}
+
+// TestFHIRDataServerParts: a search answers part of each record when asked
+// (_elements, _summary), marked SUBSETTED; what it cannot answer is 400.
+func TestFHIRDataServerParts(t *testing.T) {
+	s := newFHIRServer("http://fhir.test", generate(50))
+	ts := httptest.NewServer(s)
+	defer ts.Close()
+	const search = "/Observation?patient=pt-001&category=vital-signs"
+	_, whole := fhirGet(t, ts, search)
+	keys := func(b map[string]any) []string {
+		var out []string
+		for _, res := range entries(b) {
+			ks := slices.Sorted(maps.Keys(res))
+			tags := fmt.Sprint(res["meta"].(map[string]any)["tag"])
+			out = append(out, strings.Join(ks, ",")+fmt.Sprint(" ", strings.Contains(tags, "SUBSETTED")))
+		}
+		return slices.Compact(out)
+	}
+	for _, c := range []struct {
+		query string
+		want  []string
+	}{
+		{"&_elements=code", []string{"code,id,meta,resourceType,status true"}},
+		{"&_elements=Observation.subject,Patient.name,effectiveDateTime", []string{"code,effectiveDateTime,id,meta,resourceType,status,subject true"}},
+		{"&_summary=text", []string{"code,id,meta,resourceType,status true"}},
+		{"&_summary=data", []string{"category,code,effectiveDateTime,encounter,id,meta,resourceType,status,subject,valueQuantity true"}},
+		{"&_summary=false", []string{"category,code,effectiveDateTime,encounter,id,meta,resourceType,status,subject,valueQuantity false"}},
+	} {
+		code, b := fhirGet(t, ts, search+c.query)
+		if got := keys(b); code != 200 || !reflect.DeepEqual(got, c.want) || b["total"] != whole["total"] {
+			t.Errorf("%s: %d %q, total %v", c.query, code, got, b["total"])
+		}
+	}
+	if code, b := fhirGet(t, ts, search+"&_summary=count"); code != 200 || b["total"] != whole["total"] || b["entry"] != nil || whole["total"].(float64) < 2 {
+		t.Errorf("_summary=count: %d %v", code, b)
+	}
+	// Labels stay in meta when it is kept.
+	if _, b := fhirGet(t, ts, "/Observation?_id=pt-sensitive-hiv&_elements=meta"); !strings.Contains(mustMarshal(b), `"HIV"`) {
+		t.Errorf("the labels with meta: %v", b)
+	}
+	for _, bad := range []string{"&_summary=true", "&_summary=all", "&_summary=count&_elements=code", "&_elements=code.coding", "&_elements=code&_elements=status"} {
+		if code, _ := fhirGet(t, ts, search+bad); code != 400 {
 			t.Errorf("%s: %d", bad, code)
 		}
 	}

@@ -1610,3 +1610,60 @@ func TestHistoryThroughTheProxy(t *testing.T) {
 		}
 	}
 }
+
+// TestPartsThroughTheProxy: records asked for in part (_elements) come
+// back in part through the proxy, and what the clearance withholds stays
+// withheld although its labels were not asked for (the proxy asks for meta
+// too); a backend of every label counts with _summary=count.
+func TestPartsThroughTheProxy(t *testing.T) {
+	sb := startSandbox(t)
+	clinician, err := sb.Auth.Mint(context.Background(), "", smart.Grant{ClientID: ExampleAppID, UserID: "clinician",
+		FHIRUser: "Practitioner/pr-lee", Scope: "user/*.rs", Audience: sb.FHIRBase}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	every := &consent.Clearance{MaxConfidentiality: consent.VeryRestricted,
+		Tags: append(append(slices.Clone(consent.SensitiveTags), consent.HighlySensitiveTags...), consent.SegmentedTags...)}
+	backend, err := sb.Auth.Mint(context.Background(), "", smart.Grant{ClientID: BackendID, Scope: "system/Observation.rs", Clearance: every, Audience: sb.FHIRBase}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	app := patientTokenOf(t, sb, "pt-sensitive", "launch/patient patient/*.rs")
+	type bundle struct {
+		Total int
+		Entry []struct{ Resource map[string]any }
+	}
+	search := func(tok, target string) bundle {
+		t.Helper()
+		code, b := fhirCall(t, tok, http.MethodGet, sb.FHIRBase+target, "")
+		var out bundle
+		if err := json.Unmarshal(b, &out); code != http.StatusOK || err != nil {
+			t.Fatalf("%s: %d %.300s", target, code, b)
+		}
+		return out
+	}
+	for name, tok := range map[string]string{"a clinician": clinician, "the patient's app": app} {
+		whole := search(tok, "/Observation?patient=pt-sensitive&_count=200")
+		part := search(tok, "/Observation?patient=pt-sensitive&_count=200&_elements=code")
+		if len(part.Entry) != len(whole.Entry) || len(whole.Entry) == 0 {
+			t.Errorf("%s: %d records in part, %d whole", name, len(part.Entry), len(whole.Entry))
+		}
+		for _, e := range part.Entry {
+			r := e.Resource
+			if r["id"] == "pt-sensitive-hiv" || r["code"] == nil || r["valueQuantity"] != nil || !strings.Contains(mustMarshal(r["meta"]), "SUBSETTED") {
+				t.Errorf("%s: %v", name, r)
+			}
+		}
+		code, b := fhirCall(t, tok, http.MethodGet, sb.FHIRBase+"/Observation/pt-sensitive-vs-000?_elements=code", "")
+		if code != http.StatusOK || strings.Contains(string(b), "valueQuantity") || !strings.Contains(string(b), "SUBSETTED") {
+			t.Errorf("%s: a read in part: %d %.300s", name, code, b)
+		}
+		if code, _ := fhirCall(t, tok, http.MethodGet, sb.FHIRBase+"/Observation/pt-sensitive-hiv?_elements=code", ""); code != http.StatusNotFound {
+			t.Errorf("%s: the HIV test read in part: %d", name, code)
+		}
+	}
+	all := search(backend, "/Observation?patient=pt-sensitive&_count=200")
+	if n := search(backend, "/Observation?patient=pt-sensitive&_summary=count"); n.Total != all.Total || n.Entry != nil || !slices.ContainsFunc(all.Entry, func(e struct{ Resource map[string]any }) bool { return e.Resource["id"] == "pt-sensitive-hiv" }) {
+		t.Errorf("the backend's count: %d, its search: %d", n.Total, all.Total)
+	}
+}

@@ -1,0 +1,113 @@
+package main
+
+import (
+	"maps"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+)
+
+// Parts of records. A search may ask for part of each record, as FHIR R4
+// defines: _elements (the root elements listed, with resourceType, id and
+// the type's mandatory ones) or _summary (count: the total alone; text:
+// text, id, meta and the mandatory elements; data: all but text; false:
+// all), and so may a read and a vread (but count). A record answered in
+// part is marked SUBSETTED in meta.tag. The
+// sandbox does not mark which elements are a type's summary ones, so
+// _summary=true is refused (400): ask with _elements. Included records are
+// answered whole.
+
+// mandatory are the root elements each type of the data set must have
+// (R4's cardinality 1..): what _summary=text and _elements keep besides.
+var mandatory = map[string][]string{
+	"Observation": {"status", "code"}, "Condition": {"subject"}, "Encounter": {"status", "class"},
+	"MedicationRequest":  {"status", "intent", "medicationCodeableConcept", "medicationReference", "subject"},
+	"AllergyIntolerance": {"patient"}, "Appointment": {"status", "participant"}, "DocumentReference": {"status", "content"},
+	"Provenance": {"target", "recorded", "agent"}, "Group": {"type", "actual"}, "ValueSet": {"status"},
+	"CodeSystem": {"status", "content"},
+}
+
+// writePart answers a read or a vread: the record, or the part q asks
+// for (_elements, _summary but count).
+func (s *fhirServer) writePart(w http.ResponseWriter, res resource, q url.Values) {
+	part, bad := partsOf(res["resourceType"].(string), q)
+	if bad == "" && part.count {
+		bad = "_summary=count is for searches"
+	}
+	if bad != "" {
+		s.outcome(w, http.StatusBadRequest, "not-supported", bad)
+		return
+	}
+	s.write(w, http.StatusOK, part.of(res))
+}
+
+// parts is what a search asks of each record.
+type parts struct {
+	count    bool     // _summary=count
+	elements []string // the root elements kept (nil: all)
+	data     bool     // _summary=data: all but text
+}
+
+// partsOf reads _summary and _elements (one of them, once), or says why
+// they cannot be answered.
+func partsOf(typ string, q url.Values) (parts, string) {
+	summary, elements := q["_summary"], q["_elements"]
+	switch {
+	case len(summary) > 1 || len(elements) > 1:
+		return parts{}, "_summary and _elements may each be given once"
+	case len(summary) == 1 && len(elements) == 1:
+		return parts{}, "_summary and _elements may not be given together"
+	case len(elements) == 1:
+		keep := append([]string{"resourceType", "id"}, mandatory[typ]...)
+		for _, e := range strings.Split(elements[0], ",") {
+			if t, name, ok := strings.Cut(e, "."); ok && t == typ {
+				e = name
+			} else if ok && t != "" && t[0] >= 'A' && t[0] <= 'Z' {
+				continue // another type's
+			}
+			if e == "" || strings.ContainsAny(e, ".[]") {
+				return parts{}, "_elements lists root elements"
+			}
+			keep = append(keep, e)
+		}
+		return parts{elements: keep}, ""
+	case len(summary) == 0:
+		return parts{}, ""
+	}
+	switch summary[0] {
+	case "count":
+		return parts{count: true}, ""
+	case "text":
+		return parts{elements: append([]string{"resourceType", "id", "meta", "text"}, mandatory[typ]...)}, ""
+	case "data":
+		return parts{data: true}, ""
+	case "false":
+		return parts{}, ""
+	case "true":
+		return parts{}, "the sandbox does not mark summary elements: ask for the elements wanted with _elements"
+	}
+	return parts{}, "_summary is true, text, data, count or false"
+}
+
+// of returns the part of a record asked for: itself, or a copy with what
+// is kept, marked SUBSETTED.
+func (p parts) of(res resource) resource {
+	if p.elements == nil && !p.data {
+		return res
+	}
+	out := resource{}
+	for k, v := range res {
+		if p.data && k != "text" || slices.Contains(p.elements, k) {
+			out[k] = v
+		}
+	}
+	meta := map[string]any{}
+	if m, ok := out["meta"].(map[string]any); ok {
+		maps.Copy(meta, m)
+	}
+	meta["tag"] = append(slices.Clone(asList(meta["tag"])), map[string]any{
+		"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue", "code": "SUBSETTED"})
+	out["meta"] = meta
+	return out
+}
