@@ -32,9 +32,13 @@ type exportJob struct {
 	request string            // the kick-off's URL, on the public base
 	time    string            // transactionTime
 	types   []string          // the files' types, in the order written
-	files   map[string][]byte // type → NDJSON
+	files   map[string][]byte // type → NDJSON; deletedFile → the deletions'
 	counts  map[string]int
+	deleted int // deletions listed (with _since)
 }
+
+// deletedFile is the name of a job's file of deleted resources.
+const deletedFile = "deleted"
 
 // ndjsonFormats are the _outputFormat values the Bulk Data IG names for NDJSON.
 var ndjsonFormats = []string{"application/fhir+ndjson", "application/ndjson", "ndjson"}
@@ -193,6 +197,9 @@ func (s *fhirServer) export(w http.ResponseWriter, r *http.Request, level, id st
 		job.files[typ] = append(job.files[typ], fhirJSON(subset(res, typ, elements))...)
 		job.counts[typ]++
 	}
+	if !since.IsZero() {
+		job.deletions(s, since, types, members, level != "")
+	}
 	jobID := rand.Text()
 	if s.jobs == nil {
 		s.jobs = map[string]*exportJob{}
@@ -235,6 +242,38 @@ func subset(res resource, typ string, elements []string) resource {
 	return out
 }
 
+// deletions writes the job's file of deleted resources (s.mu held): the
+// records of the types exported (all, when types is empty) deleted at or
+// after since and not created again, each a line of its own, a transaction
+// Bundle of one DELETE, as the Bulk Data IG has it. At patient and Group
+// level, those whose last version named one of the patients exported (any
+// patient, at patient level without members).
+func (j *exportJob) deletions(s *fhirServer, since time.Time, types []string, members map[string]bool, patients bool) {
+	listed := map[string]bool{}
+	for _, c := range s.changes {
+		typ, _, _ := strings.Cut(c.key, "/")
+		versions := s.history[c.key]
+		if c.at.Before(since) || versions[c.version-1] != nil || c.version < 2 || s.current[c.key] != nil || listed[c.key] ||
+			len(types) > 0 && !slices.Contains(types, typ) {
+			continue
+		}
+		listed[c.key] = true
+		if patients {
+			named := patientRefs(versions[c.version-2])
+			if typ == "Patient" {
+				named = append(named, c.key)
+			}
+			if len(named) == 0 || members != nil && !slices.ContainsFunc(named, func(p string) bool { return members[p] }) {
+				continue
+			}
+		}
+		line, _ := json.Marshal(map[string]any{"resourceType": "Bundle", "type": "transaction",
+			"entry": []any{map[string]any{"request": map[string]any{"method": "DELETE", "url": c.key}}}})
+		j.files[deletedFile] = append(append(j.files[deletedFile], line...), '\n')
+		j.deleted++
+	}
+}
+
 // updatedSince reports whether a resource was last updated at or after
 // since (always, for the zero time).
 func updatedSince(res resource, since time.Time) bool {
@@ -269,8 +308,16 @@ func (s *fhirServer) exportStatus(w http.ResponseWriter, r *http.Request, q url.
 			}
 			output = append(output, map[string]any{"type": typ, "count": job.counts[typ], "url": file})
 		}
+		deleted := []any{}
+		if job.deleted > 0 {
+			file := s.base + "/$export-file/" + jobID + "/" + deletedFile + ".ndjson"
+			if s.objects != nil {
+				file = s.objects.fileURL(jobID, deletedFile)
+			}
+			deleted = append(deleted, map[string]any{"type": "Bundle", "count": job.deleted, "url": file})
+		}
 		b, _ := json.Marshal(map[string]any{"transactionTime": job.time, "request": job.request, "requiresAccessToken": s.objects == nil,
-			"output": output, "error": []any{}})
+			"output": output, "error": []any{}, "deleted": deleted})
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Expires", time.Now().Add(24*time.Hour).UTC().Format(http.TimeFormat))
 		_, _ = w.Write(b)

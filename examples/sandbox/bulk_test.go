@@ -10,7 +10,10 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/smartkit/smartkit/consent"
+	"github.com/smartkit/smartkit/smart"
 	"github.com/smartkit/smartkit/smart/client"
 )
 
@@ -362,5 +365,85 @@ func TestBulkExportSinceNotice(t *testing.T) {
 	}
 	if !slices.Equal(issues, []string{"suppressed"}) {
 		t.Errorf("the notice's issues: %v", issues)
+	}
+}
+
+// bearer sends every request with one access token.
+type bearer string
+
+func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("Authorization", "Bearer "+string(b))
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+// TestBulkExportDeletions: an incremental export (_since) lists the
+// records deleted since, as the Bulk Data IG has it, in a file of
+// transaction Bundles of DELETEs: through the proxy to a backend that sees
+// every record, the panel's reading a clinician deleted, and nothing
+// deleted before _since or of a type not exported; to one of the default
+// clearance, no such file (a deleted record's labels are gone with it),
+// and the proxy's notice instead.
+func TestBulkExportDeletions(t *testing.T) {
+	sb := startSandbox(t)
+	every := &consent.Clearance{MaxConfidentiality: consent.VeryRestricted,
+		Tags: append(append(slices.Clone(consent.SensitiveTags), consent.HighlySensitiveTags...), consent.SegmentedTags...)}
+	ctx := context.Background()
+	mint := func(g smart.Grant) string {
+		t.Helper()
+		g.Audience = sb.FHIRBase
+		tok, err := sb.Auth.Mint(ctx, "", g, time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	clinician := mint(smart.Grant{ClientID: ExampleAppID, UserID: "clinician", FHIRUser: "Practitioner/pr-lee", Scope: "user/*.cruds"})
+	del := func(target string) {
+		t.Helper()
+		if code, b := fhirCall(t, clinician, http.MethodDelete, sb.FHIRBase+"/"+target, ""); code != http.StatusNoContent {
+			t.Fatalf("%s: %d %s", target, code, b)
+		}
+	}
+	del("Observation/pt-002-vs-000") // before _since
+	time.Sleep(1100 * time.Millisecond)
+	since := time.Now().UTC().Truncate(time.Second).Format(time.RFC3339)
+	del("Observation/pt-001-vs-001")       // the panel's, of a type exported
+	del("Observation/pt-003-vs-001")       // not the panel's
+	del("AllergyIntolerance/pt-001-alg-1") // the panel's, of a type not exported
+	kickOff := "/Group/" + PanelGroup + "/$export?_type=Observation&_since=" + since
+	hc := &http.Client{Transport: bearer(mint(smart.Grant{ClientID: BackendID, Scope: "system/*.rs", Clearance: every}))}
+	_, m, files := exportThrough(t, sb, hc, kickOff)
+	if len(m.Deleted) != 1 || len(m.Error) != 0 || len(files["Observation"]) != 0 {
+		t.Fatalf("the manifest: %+v, %d records", m, len(files["Observation"]))
+	}
+	body, err := client.Download(ctx, hc, m.Deleted[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var deleted []string
+	for res, err := range client.Resources(body) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		var b struct {
+			Type  string
+			Entry []struct{ Request struct{ Method, URL string } }
+		}
+		if err := json.Unmarshal(res, &b); err != nil || b.Type != "transaction" {
+			t.Fatalf("a line of the deletions: %s", res)
+		}
+		for _, e := range b.Entry {
+			deleted = append(deleted, e.Request.Method+" "+e.Request.URL)
+		}
+	}
+	body.Close()
+	if want := []string{"DELETE Observation/pt-001-vs-001"}; !slices.Equal(deleted, want) {
+		t.Errorf("deleted %q, want %q", deleted, want)
+	}
+	// The example backend, of the default clearance: no deletions, a notice.
+	_, m, _ = exportThrough(t, sb, exampleBackend(t, sb, "system/Observation.rs", "system/Group.r").Client(ctx), kickOff)
+	if len(m.Deleted) != 0 || len(m.Error) != 1 {
+		t.Errorf("the default clearance's manifest: %+v", m)
 	}
 }

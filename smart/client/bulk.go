@@ -49,6 +49,11 @@ type Manifest struct {
 	// Error holds files of OperationOutcomes about what could not be
 	// exported.
 	Error []ExportFile `json:"error"`
+	// Deleted holds, for an export with _since (Bulk Data 2.0), files of
+	// the resources deleted since then: each line a transaction Bundle
+	// whose entries are DELETEs naming them (request.url, Type/id). A
+	// client that keeps a copy removes them from it.
+	Deleted []ExportFile `json:"deleted"`
 }
 
 // An ExportFile is one NDJSON file of a Manifest.

@@ -47,7 +47,7 @@ func (b *bulkServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case r.URL.Path == "/fhir/status/1":
 		_, _ = io.WriteString(w, `{"transactionTime":"2026-11-28T10:00:00Z","request":"`+base+`/fhir/$export","requiresAccessToken":true,`+
 			`"output":[{"type":"Patient","url":"`+base+`/fhir/files/p.ndjson","count":2},{"type":"Observation","url":"`+base+`/fhir/files/o.ndjson"}],`+
-			`"error":[]}`)
+			`"error":[],"deleted":[{"type":"Bundle","url":"`+base+`/fhir/files/d.ndjson"}]}`)
 	case r.URL.Path == "/fhir/status/2":
 		w.WriteHeader(http.StatusInternalServerError)
 		_, _ = io.WriteString(w, `{"resourceType":"OperationOutcome","issue":[{"severity":"error","code":"exception","diagnostics":"export failed"}]}`)
@@ -71,7 +71,7 @@ func TestExport(t *testing.T) {
 	exp.MinPoll = time.Millisecond
 	m, err := exp.Wait(ctx)
 	if err != nil || len(m.Output) != 2 || *m.Output[0].Count != 2 || m.Output[1].Count != nil || !m.RequiresAccessToken ||
-		m.TransactionTime != "2026-11-28T10:00:00Z" || exp.Progress != "**" {
+		m.TransactionTime != "2026-11-28T10:00:00Z" || exp.Progress != "**" || len(m.Deleted) != 1 || m.Deleted[0].Type != "Bundle" {
 		t.Fatalf("Wait: %+v, %v (progress %q)", m, err, exp.Progress)
 	}
 	rc, err := Download(ctx, ts.Client(), m.Output[0])
