@@ -160,6 +160,8 @@ func (s *fhirServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.transaction(w, r)
 	case r.Method == http.MethodPost && len(segs) == 1:
 		s.put(w, r, segs[0], "")
+	case (r.Method == http.MethodPut || r.Method == http.MethodPatch || r.Method == http.MethodDelete) && len(segs) == 1 && segs[0] != "" && r.URL.RawQuery != "":
+		s.conditional(w, r, segs[0])
 	case r.Method == http.MethodPut && len(segs) == 2:
 		s.put(w, r, segs[0], segs[1])
 	case r.Method == http.MethodPatch && len(segs) == 2:
@@ -201,6 +203,18 @@ func (s *fhirServer) put(w http.ResponseWriter, r *http.Request, typ, id string)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	update := id != ""
+	if crit := r.Header.Get("If-None-Exist"); !update && crit != "" {
+		found, f := s.resolve(typ, crit)
+		switch {
+		case f != nil:
+			s.outcome(w, f.status, f.code, f.msg)
+			return
+		case found != nil: // it exists: nothing is created
+			w.Header().Set("Location", s.base+"/"+typ+"/"+found["id"].(string)+"/_history/"+found["meta"].(map[string]any)["versionId"].(string))
+			s.write(w, http.StatusOK, found)
+			return
+		}
+	}
 	if !update {
 		id = s.newID(typ)
 	}
@@ -386,17 +400,24 @@ func (s *fhirServer) find(typ string, q url.Values) ([]resource, error) {
 		return nil, err
 	}
 	s.mu.RLock()
+	hits := s.matching(typ, match)
+	s.mu.RUnlock()
+	if q.Get("_sort") == "-date" {
+		sort.SliceStable(hits, func(i, j int) bool { return dateOf(hits[i]) > dateOf(hits[j]) })
+	}
+	return hits, nil
+}
+
+// matching returns the current resources of typ that match, in the order
+// they were stored (s.mu held).
+func (s *fhirServer) matching(typ string, match func(resource) bool) []resource {
 	var hits []resource
 	for _, key := range s.order {
 		if strings.HasPrefix(key, typ+"/") && match(s.current[key]) {
 			hits = append(hits, s.current[key])
 		}
 	}
-	s.mu.RUnlock()
-	if q.Get("_sort") == "-date" {
-		sort.SliceStable(hits, func(i, j int) bool { return dateOf(hits[i]) > dateOf(hits[j]) })
-	}
-	return hits, nil
+	return hits
 }
 
 // matcher returns what a resource must meet to match the search q: each

@@ -630,3 +630,87 @@ func TestFHIRDataServerParts(t *testing.T) {
 		}
 	}
 }
+
+// TestFHIRDataServerConditionals: conditional creates, updates, patches
+// and deletes (alone and in a transaction) act on the record their
+// criteria find, as FHIR R4 has them.
+func TestFHIRDataServerConditionals(t *testing.T) {
+	s := newFHIRServer("http://fhir.test", generate(50))
+	ts := httptest.NewServer(s)
+	defer ts.Close()
+	reading := func(id, status string) string {
+		idm := ""
+		if id != "" {
+			idm = `"id":"` + id + `",`
+		}
+		return `{"resourceType":"Observation",` + idm + `"status":"` + status + `","code":{"text":"x"},"identifier":[{"system":"urn:dev","value":"r1"}],"subject":{"reference":"Patient/pt-001"}}`
+	}
+	const fhirType = "application/fhir+json"
+	before := storedIn(s)
+	// A create with If-None-Exist: created once, then found.
+	code, first, _ := send(t, ts, http.MethodPost, "/Observation", fhirType, reading("", "final"), "If-None-Exist", "identifier=urn:dev|r1")
+	if code != 201 {
+		t.Fatalf("the first create: %d %v", code, first)
+	}
+	id := first["id"].(string)
+	if code, again, h := send(t, ts, http.MethodPost, "/Observation", fhirType, reading("", "final"), "If-None-Exist", "identifier=urn:dev|r1"); code != 200 || again["id"] != id ||
+		!strings.Contains(h.Get("Location"), "/Observation/"+id+"/_history/1") || storedIn(s) != before+1 {
+		t.Errorf("the second create: %d %v %v", code, again, h)
+	}
+	for _, c := range []struct {
+		name, method, path, body, ifNoneExist string
+		status                                int
+	}{
+		{"a create whose criteria match many", http.MethodPost, "/Observation", reading("", "final"), "patient=pt-001", 412},
+		{"a create whose criteria the sandbox does not take", http.MethodPost, "/Observation", reading("", "final"), "value-quantity=5", 400},
+		{"an update whose criteria match many", http.MethodPut, "/Observation?patient=pt-001", reading("", "final"), "", 412},
+		{"an update of the record found, with another id", http.MethodPut, "/Observation?identifier=r1", reading("pt-001-vs-000", "final"), "", 400},
+		{"an update creating at a taken id", http.MethodPut, "/Observation?identifier=none", reading("pt-001-vs-000", "final"), "", 409},
+		{"a patch of nothing", http.MethodPatch, "/Observation?identifier=none", `[]`, "", 404},
+		{"a delete of many", http.MethodDelete, "/Observation?patient=pt-001", "", "", 412},
+	} {
+		ct := fhirType
+		if c.method == http.MethodPatch {
+			ct = "application/json-patch+json"
+		}
+		if code, m, _ := send(t, ts, c.method, c.path, ct, c.body, "If-None-Exist", c.ifNoneExist); code != c.status {
+			t.Errorf("%s: %d %v, want %d", c.name, code, m, c.status)
+		}
+	}
+	if storedIn(s) != before+1 {
+		t.Fatalf("refused conditional writes wrote %d version(s)", storedIn(s)-before-1)
+	}
+	if code, m, _ := send(t, ts, http.MethodPut, "/Observation?identifier=urn:dev|r1", fhirType, reading("", "amended")); code != 200 || m["id"] != id || m["status"] != "amended" {
+		t.Errorf("the conditional update: %d %v", code, m)
+	}
+	if code, m, _ := send(t, ts, http.MethodPatch, "/Observation?identifier=r1", "application/json-patch+json", `[{"op":"replace","path":"/status","value":"corrected"}]`); code != 200 || m["id"] != id || m["meta"].(map[string]any)["versionId"] != "3" {
+		t.Errorf("the conditional patch: %d %v", code, m)
+	}
+	if code, m, _ := send(t, ts, http.MethodPut, "/Observation?identifier=urn:dev|r2", fhirType, strings.Replace(reading("", "final"), "r1", "r2", 1)); code != 201 || m["id"] == id {
+		t.Errorf("the conditional update creating: %d %v", code, m)
+	}
+	if code, _, _ := send(t, ts, http.MethodDelete, "/Observation?identifier=r1", "", ""); code != 204 || s.current["Observation/"+id] != nil {
+		t.Errorf("the conditional delete: %d", code)
+	}
+	n := storedIn(s)
+	if code, _, _ := send(t, ts, http.MethodDelete, "/Observation?identifier=r1", "", ""); code != 204 || storedIn(s) != n {
+		t.Errorf("a conditional delete of nothing: %d, %d versions written", code, storedIn(s)-n)
+	}
+	// In a transaction: a create that finds its record is answered with it,
+	// and a reference to it names it; a delete of nothing does nothing.
+	code, tx, _ := send(t, ts, http.MethodPost, "/", fhirType, `{"resourceType":"Bundle","type":"transaction","entry":[`+
+		`{"fullUrl":"urn:uuid:r2","request":{"method":"POST","url":"Observation","ifNoneExist":"identifier=urn:dev|r2"},"resource":`+strings.Replace(reading("", "final"), "r1", "r2", 1)+`},`+
+		`{"request":{"method":"POST","url":"Observation"},"resource":{"resourceType":"Observation","status":"final","code":{"text":"y"},"derivedFrom":[{"reference":"urn:uuid:r2"}]}},`+
+		`{"request":{"method":"PUT","url":"Observation?identifier=r3"},"resource":`+strings.Replace(reading("", "final"), "r1", "r3", 1)+`},`+
+		`{"request":{"method":"DELETE","url":"Observation?identifier=none"}}]}`)
+	es, _ := tx["entry"].([]any)
+	status := func(i int) string { return es[i].(map[string]any)["response"].(map[string]any)["status"].(string) }
+	if code != 200 || len(es) != 4 || status(0) != "200 OK" || !strings.HasPrefix(status(1), "201") || !strings.HasPrefix(status(2), "201") || status(3) != "204 No Content" {
+		t.Fatalf("the transaction: %d %v", code, tx)
+	}
+	r2 := es[0].(map[string]any)["resource"].(map[string]any)["id"].(string)
+	loc, _, _ := strings.Cut(es[1].(map[string]any)["response"].(map[string]any)["location"].(string), "/_history")
+	if got := mustMarshal(s.current[loc]["derivedFrom"]); got != `[{"reference":"Observation/`+r2+`"}]` {
+		t.Errorf("the reference to the record found: %s", got)
+	}
+}

@@ -1667,3 +1667,92 @@ func TestPartsThroughTheProxy(t *testing.T) {
 		t.Errorf("the backend's count: %d, its search: %d", n.Total, all.Total)
 	}
 }
+
+// TestConditionalWritesThroughTheProxy: conditional creates, updates and
+// deletes through the proxy against a server that implements them. On
+// their own the proxy resolves them, over what the token may see, and
+// writes the record found: a backend of every label, a patient's app and a
+// clinician each create once, then find and update their record, then
+// delete it. Batched, a backend's go to the data server as sent, which
+// resolves them alike.
+func TestConditionalWritesThroughTheProxy(t *testing.T) {
+	sb := startSandbox(t)
+	every := &consent.Clearance{MaxConfidentiality: consent.VeryRestricted,
+		Tags: append(append(slices.Clone(consent.SensitiveTags), consent.HighlySensitiveTags...), consent.SegmentedTags...)}
+	mint := func(g smart.Grant) string {
+		t.Helper()
+		g.Audience = sb.FHIRBase
+		tok, err := sb.Auth.Mint(context.Background(), "", g, time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	for _, c := range []struct{ who, tok, id string }{
+		{"a backend of every label", mint(smart.Grant{ClientID: BackendID, Scope: "system/*.cruds", Clearance: every}), "b1"},
+		{"the patient's app", patientToken(t, sb, "launch/patient patient/*.cruds"), "a1"},
+		{"a clinician", mint(smart.Grant{ClientID: ExampleAppID, UserID: "clinician", FHIRUser: "Practitioner/pr-lee", Scope: "user/*.cruds"}), "c1"},
+	} {
+		reading := func(status string) string {
+			return `{"resourceType":"Observation","status":"` + status + `","code":{"text":"x"},"identifier":[{"system":"urn:dev","value":"` + c.id +
+				`"}],"subject":{"reference":"Patient/pt-001"}}`
+		}
+		criteria := "identifier=urn:dev|" + c.id
+		write := func(method, target, body, ifNoneExist string) (int, string) {
+			t.Helper()
+			hdr := []string{"Content-Type", "application/fhir+json"}
+			if ifNoneExist != "" {
+				hdr = append(hdr, "If-None-Exist", ifNoneExist)
+			}
+			resp := callWith(t, c.tok, method, sb.FHIRBase+target, body, hdr...)
+			defer resp.Body.Close()
+			var res struct{ ID, Status string }
+			_ = json.NewDecoder(resp.Body).Decode(&res)
+			return resp.StatusCode, res.ID + " " + res.Status
+		}
+		code, first := write(http.MethodPost, "/Observation", reading("final"), criteria)
+		id, _, _ := strings.Cut(first, " ")
+		if code != http.StatusCreated || id == "" {
+			t.Errorf("%s: the create: %d %q", c.who, code, first)
+		}
+		for _, s := range []struct {
+			name, method, target, body, ifNoneExist string
+			want                                    int
+			answer                                  string
+		}{
+			{"the same create, found", http.MethodPost, "/Observation", reading("final"), criteria, http.StatusOK, id + " final"},
+			{"an update of it", http.MethodPut, "/Observation?" + criteria, reading("amended"), "", http.StatusOK, id + " amended"},
+		} {
+			if code, answer := write(s.method, s.target, s.body, s.ifNoneExist); code != s.want || answer != s.answer {
+				t.Errorf("%s: %s: %d %q, want %d %q", c.who, s.name, code, answer, s.want, s.answer)
+			}
+		}
+		if code, _ := write(http.MethodDelete, "/Observation?"+criteria, "", ""); code != http.StatusNoContent {
+			t.Errorf("%s: the delete: %d", c.who, code)
+		}
+		sb.fhir.mu.RLock()
+		res, versions := sb.fhir.current["Observation/"+id], len(sb.fhir.history["Observation/"+id])
+		sb.fhir.mu.RUnlock()
+		if id == "" || res != nil || versions != 3 {
+			t.Errorf("%s: Observation/%s is %v, in %d versions", c.who, id, res, versions)
+		}
+	}
+	backend := mint(smart.Grant{ClientID: BackendID, Scope: "system/*.cruds", Clearance: every})
+	reading := `{"resourceType":"Observation","status":"final","code":{"text":"x"},"identifier":[{"system":"urn:dev","value":"b2"}],"subject":{"reference":"Patient/pt-001"}}`
+	batch := `{"resourceType":"Bundle","type":"transaction","entry":[{"request":{"method":"POST","url":"Observation","ifNoneExist":"identifier=urn:dev|b2"},"resource":` +
+		reading + `},{"request":{"method":"DELETE","url":"Observation?identifier=urn:dev|none"}}]}`
+	var statuses []string
+	for range 2 {
+		code, b := fhirCall(t, backend, http.MethodPost, sb.FHIRBase, batch)
+		var answer struct {
+			Entry []struct{ Response struct{ Status string } }
+		}
+		if err := json.Unmarshal(b, &answer); code != http.StatusOK || err != nil || len(answer.Entry) != 2 {
+			t.Fatalf("the backend's transaction: %d %s", code, b)
+		}
+		statuses = append(statuses, answer.Entry[0].Response.Status, answer.Entry[1].Response.Status)
+	}
+	if want := []string{"201 Created", "204 No Content", "200 OK", "204 No Content"}; !slices.Equal(statuses, want) {
+		t.Errorf("the backend's transactions: %q, want %q", statuses, want)
+	}
+}

@@ -18,9 +18,10 @@ type bundleEntry struct {
 	FullURL  string   `json:"fullUrl"`
 	Resource resource `json:"resource"`
 	Request  struct {
-		Method  string `json:"method"`
-		URL     string `json:"url"`
-		IfMatch string `json:"ifMatch"`
+		Method      string `json:"method"`
+		URL         string `json:"url"`
+		IfMatch     string `json:"ifMatch"`
+		IfNoneExist string `json:"ifNoneExist"`
 	} `json:"request"`
 }
 
@@ -53,6 +54,7 @@ func (s *fhirServer) transaction(w http.ResponseWriter, r *http.Request) {
 		compartment   string // the patient whose compartment the search is of
 		query         string
 		del           bool            // a delete (write too)
+		noop          bool            // a conditional delete that found nothing (del too)
 		patch         jsonpatch.Patch // a patch's (update too), applied to the current version
 		fail          *failure
 	}
@@ -62,6 +64,49 @@ func (s *fhirServer) transaction(w http.ResponseWriter, r *http.Request) {
 		path, query, _ := strings.Cut(e.Request.URL, "?")
 		segs := strings.Split(path, "/")
 		p := &plans[i]
+		// A conditional write is the plain one of the record its criteria
+		// find (conditional.go); a conditional create that finds one is
+		// answered with it, as a read.
+		method := e.Request.Method
+		switch {
+		case query != "" && len(segs) == 1 && segs[0] != "" && (method == http.MethodPut || method == http.MethodPatch || method == http.MethodDelete):
+			found, f := s.resolve(segs[0], query)
+			switch {
+			case f != nil:
+				p.fail = f
+			case found != nil:
+				segs, query = []string{segs[0], found["id"].(string)}, ""
+			case method == http.MethodDelete:
+				p.typ, p.write, p.del, p.noop = segs[0], true, true, true
+			case method == http.MethodPatch:
+				p.fail = &failure{http.StatusNotFound, "not-found", "the criteria match no " + segs[0]}
+			default: // an update creating: at the body's id, if free, else a new one
+				id, _ := e.Resource["id"].(string)
+				if _, taken := s.history[segs[0]+"/"+id]; id == "" || taken {
+					id = s.newID(segs[0])
+				}
+				if e.Resource != nil {
+					e.Resource["id"] = id
+				}
+				segs, query = []string{segs[0], id}, ""
+			}
+			if p.fail != nil || p.noop {
+				continue
+			}
+		case method == http.MethodPost && e.Request.IfNoneExist != "" && len(segs) == 1 && query == "":
+			found, f := s.resolve(segs[0], e.Request.IfNoneExist)
+			switch {
+			case f != nil:
+				p.fail = f
+				continue
+			case found != nil:
+				p.typ, p.id = segs[0], found["id"].(string)
+				if e.FullURL != "" {
+					names[e.FullURL] = p.typ + "/" + p.id
+				}
+				continue
+			}
+		}
 		switch {
 		case e.Request.Method == http.MethodGet && len(segs) == 1 && segs[0] != "":
 			p.typ, p.search, p.query = segs[0], true, query
@@ -91,7 +136,7 @@ func (s *fhirServer) transaction(w http.ResponseWriter, r *http.Request) {
 	for i, p := range plans {
 		key := p.typ + "/" + p.id
 		switch {
-		case !p.write || p.fail != nil:
+		case !p.write || p.fail != nil || p.noop:
 		case tx && acted[key]:
 			plans[i].fail = &failure{400, "invalid", key + " is acted on twice: a transaction may act on a record once"}
 		case p.del:
@@ -102,7 +147,7 @@ func (s *fhirServer) transaction(w http.ResponseWriter, r *http.Request) {
 	for i, e := range bundle.Entry {
 		p := &plans[i]
 		switch {
-		case !p.write || p.fail != nil:
+		case !p.write || p.fail != nil || p.noop:
 			continue
 		case p.del && tx:
 			p.fail = s.deletable(p.typ+"/"+p.id, e.Request.IfMatch, going)
@@ -143,7 +188,7 @@ func (s *fhirServer) transaction(w http.ResponseWriter, r *http.Request) {
 	out := make([]any, len(plans))
 	for pass := range 3 { // deletes, the other writes, reads
 		for i, p := range plans {
-			if p.del && !tx && p.fail == nil && pass == 0 {
+			if p.del && !tx && p.fail == nil && !p.noop && pass == 0 {
 				p.fail = s.deletable(p.typ+"/"+p.id, bundle.Entry[i].Request.IfMatch, nil)
 			}
 			switch {
@@ -152,7 +197,9 @@ func (s *fhirServer) transaction(w http.ResponseWriter, r *http.Request) {
 				out[i] = map[string]any{"response": map[string]any{"status": strconv.Itoa(p.fail.status) + " " + http.StatusText(p.fail.status),
 					"outcome": resource{"resourceType": "OperationOutcome", "issue": []any{map[string]any{"severity": "error", "code": p.fail.code, "diagnostics": p.fail.msg}}}}}
 			case p.del:
-				s.erase(p.typ + "/" + p.id)
+				if !p.noop {
+					s.erase(p.typ + "/" + p.id)
+				}
 				out[i] = map[string]any{"response": map[string]any{"status": "204 No Content"}}
 			case p.write:
 				status, version := s.store(p.typ, p.id, bundle.Entry[i].Resource)
