@@ -4,7 +4,6 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"errors"
-	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -209,37 +208,17 @@ func (s *fhirServer) export(w http.ResponseWriter, r *http.Request, level, id st
 	w.WriteHeader(http.StatusAccepted)
 }
 
-// subset keeps, of a resource of type typ, only the root elements the
-// _elements list names for it (element, or typ.element) when it names any,
-// with resourceType and id, and marks it SUBSETTED in meta.tag, as Bulk
-// Data and FHIR search have it. Nothing else is kept: not meta's labels,
-// unless meta is listed (which the proxy sees to).
+// subset keeps, of a resource of type typ, what the _elements list keeps
+// of it (elementsFor: the root elements it names for the type, with
+// resourceType, id and the type's mandatory ones), marked SUBSETTED, as
+// Bulk Data and FHIR search have it; the whole resource when the list
+// names none for the type. Nothing else is kept: not meta's labels, unless
+// meta is listed (which the proxy sees to).
 func subset(res resource, typ string, elements []string) resource {
-	var keep []string
-	for _, e := range elements {
-		if t, name, ok := strings.Cut(e, "."); !ok {
-			keep = append(keep, e)
-		} else if t == typ {
-			keep = append(keep, name)
-		}
+	if keep, ok := elementsFor(typ, elements); ok && keep != nil {
+		return parts{elements: keep}.of(res)
 	}
-	if len(keep) == 0 {
-		return res
-	}
-	out := resource{"resourceType": res["resourceType"], "id": res["id"]}
-	for _, e := range keep {
-		if v, ok := res[e]; ok {
-			out[e] = v
-		}
-	}
-	meta := map[string]any{}
-	if m, ok := out["meta"].(map[string]any); ok {
-		maps.Copy(meta, m)
-	}
-	meta["tag"] = append(slices.Clone(asList(meta["tag"])), map[string]any{
-		"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue", "code": "SUBSETTED"})
-	out["meta"] = meta
-	return out
+	return res
 }
 
 // deletions writes the job's file of deleted resources (s.mu held): the

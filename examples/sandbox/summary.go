@@ -59,17 +59,9 @@ func partsOf(typ string, q url.Values) (parts, string) {
 	case len(summary) == 1 && len(elements) == 1:
 		return parts{}, "_summary and _elements may not be given together"
 	case len(elements) == 1:
-		keep := append([]string{"resourceType", "id"}, mandatory[typ]...)
-		for _, e := range strings.Split(elements[0], ",") {
-			if t, name, ok := strings.Cut(e, "."); ok && t == typ {
-				e = name
-			} else if ok && t != "" && t[0] >= 'A' && t[0] <= 'Z' {
-				continue // another type's
-			}
-			if e == "" || strings.ContainsAny(e, ".[]") {
-				return parts{}, "_elements lists root elements"
-			}
-			keep = append(keep, e)
+		keep, ok := elementsFor(typ, strings.Split(elements[0], ","))
+		if !ok {
+			return parts{}, "_elements lists root elements"
 		}
 		return parts{elements: keep}, ""
 	case len(summary) == 0:
@@ -88,6 +80,29 @@ func partsOf(typ string, q url.Values) (parts, string) {
 		return parts{}, "the sandbox does not mark summary elements: ask for the elements wanted with _elements"
 	}
 	return parts{}, "_summary is true, text, data, count or false"
+}
+
+// elementsFor returns what an _elements list keeps of a record of typ:
+// resourceType, id, the type's mandatory elements and the root elements
+// it lists for typ (element, or typ.element; another type's are left
+// aside), or nil, the whole record, when it lists none for typ. It is not
+// ok when it lists a nested element.
+func elementsFor(typ string, list []string) (keep []string, ok bool) {
+	for _, e := range list {
+		if t, name, qualified := strings.Cut(e, "."); qualified && t == typ {
+			e = name
+		} else if qualified && t != "" && t[0] >= 'A' && t[0] <= 'Z' {
+			continue // another type's
+		}
+		if e == "" || strings.ContainsAny(e, ".[]") {
+			return nil, false
+		}
+		keep = append(keep, e)
+	}
+	if keep == nil {
+		return nil, true
+	}
+	return append(append([]string{"resourceType", "id"}, mandatory[typ]...), keep...), true
 }
 
 // of returns the part of a record asked for: itself, or a copy with what
