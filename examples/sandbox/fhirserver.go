@@ -20,6 +20,10 @@ import (
 // synthetic data set. It sits behind fhirproxy, which enforces the policy;
 // it only serves data. It is strict: an unsupported search parameter is an
 // error, never silently ignored (a constraint the proxy adds must hold).
+// Where apps notice, it behaves as FHIR servers do: versions, deletes and
+// patches (versions.go), conditional writes (conditional.go), batches and
+// transactions (transaction.go), history, records in part (summary.go),
+// bulk export (bulk.go) and terminology (terminology.go).
 type fhirServer struct {
 	base    string // public FHIR base, for fullUrl and paging links
 	mu      sync.RWMutex
