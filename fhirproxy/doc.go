@@ -453,7 +453,8 @@
 // OperationOutcome (diagnostics, details, expressions) can name any record
 // (HAPI refuses a delete naming a record that refers to the one deleted),
 // so they reach only a token that may read every record of every type
-// (no patient context, every label, an unconstrained read of *); any other
+// (no patient context, every label, an unconstrained read of *), and only
+// where no Transform is set (free text escapes its reshaping); any other
 // gets each issue's severity and code with the proxy's own words, in an
 // error's answer (also one the request proves), a write's or a search's
 // OperationOutcome, and a batch entry's outcome, and a delete's success

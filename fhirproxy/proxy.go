@@ -266,6 +266,9 @@ type access struct {
 	patched []byte
 	// unrestricted: the clearance allows every label.
 	unrestricted bool
+	// transformed: the host reshapes answers (Proxy.Transform), which the
+	// server's words in an error escape (hearsServer).
+	transformed bool
 	// relink moves the upstream's links onto the proxy's base (Proxy.Base);
 	// nil leaves them.
 	relink *relinker
@@ -691,6 +694,7 @@ func (p *Proxy) accessFor(a *access, tok *smart.Token) {
 	}
 	a.relink = p.relinker()
 	a.bases = p.localBases()
+	a.transformed = p.Transform != nil
 }
 
 // localBases are the absolute bases a reference names this FHIR server

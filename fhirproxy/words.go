@@ -25,9 +25,11 @@ import (
 // hearsServer reports whether the FHIR server's own words may reach the
 // client as written: whether the access may read every record of every
 // type (no patient compartment, no label withheld, a read of every type
-// unconstrained).
+// unconstrained), and the host reshapes no answer (Proxy.Transform, which
+// runs on resources: free text naming a patient would escape the
+// de-identification it is usually for).
 func (a *access) hearsServer() bool {
-	if !a.seesAll() || a.tok == nil {
+	if !a.seesAll() || a.tok == nil || a.transformed {
 		return false
 	}
 	d := a.tok.Scopes.Check(scopes.Access{Context: a.ctx, Type: "*", Perms: scopes.Read})

@@ -1,6 +1,7 @@
 package fhirproxy_test
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -10,6 +11,8 @@ import (
 	"testing"
 
 	"github.com/smartkit/smartkit/audit"
+	"github.com/smartkit/smartkit/fhirproxy"
+	"github.com/smartkit/smartkit/smart"
 )
 
 // TestServerWordsWithheld: the FHIR server's words name records (HAPI
@@ -146,6 +149,31 @@ func TestServerWordsWithheld(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestServerWordsBehindTransform: a host that reshapes answers for some
+// apps (Proxy.Transform: de-identification, usually for research apps of
+// every label) has no app hear the server's words, which name patients in
+// free text the reshaping never sees.
+func TestServerWordsBehindTransform(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/fhir+json")
+		w.WriteHeader(http.StatusBadRequest)
+		_, _ = io.WriteString(w, `{"resourceType":"OperationOutcome","issue":[{"severity":"error","code":"invalid","diagnostics":"no Patient with MRN 1234 (Jane Roe)"}]}`)
+	}))
+	defer up.Close()
+	f := newFixture(t)
+	f.proxy.Upstream, _ = url.Parse(up.URL)
+	research := f.token("system/*.rs", everyLabel())
+	if r := f.do(http.MethodGet, "/Observation/lab-1", research, ""); r.status != http.StatusBadRequest || !strings.Contains(r.raw, "Jane Roe") {
+		t.Fatalf("without a Transform: %d %s", r.status, r.raw)
+	}
+	f.proxy.Transform = func(_ context.Context, _ *smart.Token, _ fhirproxy.Interaction, body []byte) ([]byte, error) {
+		return body, nil
+	}
+	if r := f.do(http.MethodGet, "/Observation/lab-1", research, ""); r.status != http.StatusBadRequest || strings.Contains(r.raw, "Jane Roe") {
+		t.Errorf("behind a Transform: %d %s", r.status, r.raw)
 	}
 }
 
