@@ -1009,6 +1009,9 @@ func (f *ndjsonFile) run(r io.Reader, limit int) error {
 			f.removed++
 			continue
 		}
+		if f.typ == "OperationOutcome" && !f.a.hearsServer() {
+			line = withheldOutcome(line, true) // the server's words (words.go)
+		}
 		if f.transform != nil {
 			// After the proxy's own judgement, as for any answer; the line
 			// it makes must be one JSON object, written on one line.
@@ -1036,7 +1039,8 @@ func (f *ndjsonFile) run(r io.Reader, limit int) error {
 // judge keeps a line of the file's type that the access may see as any
 // Bundle entry (a bound one as its records allow) and, for a type exported
 // through constrained scopes, that matches their constraint (access.held);
-// an error file's OperationOutcomes are the server's own.
+// an error file's OperationOutcomes are the server's own (their words
+// withheld from an access that does not hear them).
 func (f *ndjsonFile) judge(pr *projection, line []byte) verdict {
 	switch {
 	case pr.ResourceType != f.typ:

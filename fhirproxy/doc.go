@@ -457,8 +457,8 @@
 // where no Transform is set (free text escapes its reshaping); any other
 // gets each issue's severity and code with the proxy's own words, in an
 // error's answer (also one the request proves), a write's or a search's
-// OperationOutcome, and a batch entry's outcome, and a delete's success
-// without its body. The event of a refused request keeps the server's
+// OperationOutcome, a batch entry's outcome and a bulk export's error
+// file, and a delete's success without its body. The event of a refused request keeps the server's
 // first sentence. With Proxy.Base set, the paging
 // links, fullUrls, entry locations and Location headers the upstream
 // writes on its own base come back on the proxy's, so
