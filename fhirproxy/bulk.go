@@ -758,6 +758,9 @@ func (x *exchange) inspectExport(resp *http.Response) (*refusal, error) {
 		return x.manifest(resp)
 	case resp.StatusCode/100 == 2: // running (202), or cancelled
 		noBody(resp)
+		if _, says := resp.Header["X-Progress"]; says && !x.a.hearsServer() {
+			resp.Header["X-Progress"] = []string{"in progress"} // in place of the server's words (words.go)
+		}
 		return nil, nil
 	}
 	return refuse(http.StatusBadGateway, "invalid", "the FHIR server answered the export status with "+strconv.Itoa(resp.StatusCode)), nil

@@ -262,10 +262,18 @@ func TestBulkExport(t *testing.T) {
 	}
 	f.up.reset()
 
-	// Running: the progress passes, the server's body (naming its base) does not.
+	// Running: the progress passes in the proxy's words (the server's are
+	// free text, words.go), the server's body (naming its base) not at all.
 	r = f.do("GET", f.proxyPath(status), tok, "")
-	if r.status != http.StatusAccepted || r.header.Get("X-Progress") != "50% done" || r.header.Get("Retry-After") != "1" || r.raw != "" {
+	if r.status != http.StatusAccepted || r.header.Get("X-Progress") != "in progress" || r.header.Get("Retry-After") != "1" || r.raw != "" {
 		t.Fatalf("poll while running: %d %v %q", r.status, r.header, r.raw)
+	}
+	// A token that may read every record of every type hears the server.
+	g, gs := newBulkFixture(t)
+	all := g.token("system/*.rs", everyLabel())
+	if r := g.do("GET", g.proxyPath(g.do("GET", "/$export", all, "", async...).header.Get("Content-Location")), all, ""); r.status != http.StatusAccepted ||
+		r.header.Get("X-Progress") != "50% done" || gs.polls != 1 {
+		t.Errorf("a poll of every record's export: %d %v", r.status, r.header)
 	}
 	if got := f.up.requests(); len(got) != 1 || got[0].URL.Path != "/base/$export-poll-status" || got[0].URL.RawQuery != "_jobId=j1" {
 		t.Fatalf("poll upstream: %v", got)
