@@ -820,7 +820,7 @@ func (p *Proxy) confine(in *Interaction, a *access) *refusal {
 		}
 		switch {
 		case isPatient:
-			in.Params = append(in.Params, Param{Name: "_id", Value: pid})
+			in.Params = appendOnce(in.Params, Param{Name: "_id", Value: pid})
 		case inComp && in.searchOp == docrefOp:
 			// $docref's patient is an operation parameter, the id of one
 			// (US Core: 1..1, an id), not a reference to search by: it
@@ -832,7 +832,7 @@ func (p *Proxy) confine(in *Interaction, a *access) *refusal {
 			})
 			in.Params = append(in.Params, Param{Name: "patient", Value: pid})
 		case inComp:
-			in.Params = append(in.Params, Param{Name: compartment[in.Type].param, Value: "Patient/" + pid})
+			in.Params = appendOnce(in.Params, Param{Name: compartment[in.Type].param, Value: "Patient/" + pid})
 		}
 	case HistoryType, SearchSystem, HistorySystem:
 		return forbidden("system-wide searches and type history are not allowed with patient context")
@@ -850,6 +850,19 @@ func (p *Proxy) confine(in *Interaction, a *access) *refusal {
 		}
 	}
 	return nil
+}
+
+// appendOnce appends prm to params unless they hold it already, exactly
+// (name and value): a search ANDs its parameters, so the same one twice
+// finds what it finds once. Found by FuzzSearchesAgree (the sandbox): a
+// server that writes its next link with the query it was sent (offset
+// paging) gave each page of a patient app's search one patient parameter
+// more than the last, until the proxy refused the 64th page as too many.
+func appendOnce(params []Param, prm Param) []Param {
+	if slices.Contains(params, prm) {
+		return params
+	}
+	return append(params, prm)
 }
 
 // inspects reports whether the response of an interaction must be read.

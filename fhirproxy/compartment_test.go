@@ -317,3 +317,35 @@ func TestAppointmentResponses(t *testing.T) {
 		}
 	}
 }
+
+// TestCompartmentParameterOnce: a patient app's search is confined by its
+// patient, added once: a search that already carries exactly that
+// parameter (the next page of one, whose link a server that pages by
+// offset writes with the query it was sent) goes as it came, where each
+// page had one patient parameter more than the last until the proxy
+// refused one as having too many (found by the sandbox's
+// FuzzSearchesAgree). Another form of the same patient still gets the
+// proxy's own beside it.
+func TestCompartmentParameterOnce(t *testing.T) {
+	f := newFixture(t)
+	tok := f.token("launch/patient patient/*.rs", nil)
+	for _, c := range []struct{ target, upstream string }{
+		{"/Observation?patient=Patient/p1&_count=2", "patient=Patient%2Fp1&_count=2"},
+		{"/Observation?patient=Patient/p1&patient=Patient/p1", "patient=Patient%2Fp1&patient=Patient%2Fp1"},
+		{"/Observation?patient=p1", "patient=p1&patient=Patient%2Fp1"},
+		{"/Observation?subject=Patient/p1", "subject=Patient%2Fp1&patient=Patient%2Fp1"},
+		{"/Patient?_id=p1", "_id=p1"},
+		{"/Patient?_id=p1&_id=p1", "_id=p1&_id=p1"},
+	} {
+		r := f.do("GET", c.target, tok, "")
+		got := f.up.requests()
+		if r.status != 200 || len(got) != 1 || got[0].URL.RawQuery != c.upstream {
+			var q []string
+			for _, g := range got {
+				q = append(q, g.URL.RawQuery)
+			}
+			t.Errorf("%s: %d, upstream %q, want %q", c.target, r.status, q, c.upstream)
+		}
+		f.up.reset()
+	}
+}

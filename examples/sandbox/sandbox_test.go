@@ -17,13 +17,13 @@ import (
 	"github.com/smartkit/smartkit/smart/client"
 )
 
-func startSandbox(t *testing.T) *Sandbox {
+func startSandbox(t testing.TB) *Sandbox {
 	t.Helper()
 	return startSandboxWith(t, func(*Config) {})
 }
 
 // startSandboxWith is startSandbox with the Config changed first.
-func startSandboxWith(t *testing.T, change func(*Config)) *Sandbox {
+func startSandboxWith(t testing.TB, change func(*Config)) *Sandbox {
 	t.Helper()
 	began := time.Now()
 	cfg := Config{Addr: "127.0.0.1:0", Data: t.TempDir(), DemoPassword: "pw", Patients: 50}

@@ -1,0 +1,130 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/smartkit/smartkit/consent"
+	"github.com/smartkit/smartkit/launch"
+	"github.com/smartkit/smartkit/smart"
+)
+
+// FuzzSearchesAgree: a patient's app of every label searches its records
+// through the proxy, page by page through the proxy's links, and gets
+// exactly the records, in the order, that the data server finds searching
+// by that patient directly: whatever the type, category, code, date (with
+// a prefix), page size, order and element selection. The proxy adds the
+// patient, rewrites the query, signs the page links and inspects each
+// page; none of it may change what is found. Against the real data
+// server, as FuzzPagesAgree is against the test upstream.
+func FuzzSearchesAgree(f *testing.F) {
+	sb := startSandbox(f)
+	every := &consent.Clearance{MaxConfidentiality: consent.VeryRestricted,
+		Tags: append(append(slices.Clone(consent.SensitiveTags), consent.HighlySensitiveTags...), consent.SegmentedTags...)}
+	patients := []string{"pt-001", "pt-long", "pt-sensitive", "pt-002"}
+	toks := map[string]string{}
+	for _, p := range patients {
+		tok, err := sb.Auth.Mint(context.Background(), "", smart.Grant{ClientID: ExampleAppID, UserID: "patient", FHIRUser: "Patient/" + p,
+			Scope: "launch/patient patient/*.rs", Clearance: every, Audience: sb.FHIRBase, Context: launch.Context{Patient: p}}, time.Hour)
+		if err != nil {
+			f.Fatal(err)
+		}
+		toks[p] = tok
+	}
+	types := []string{"Observation", "Encounter", "Condition", "MedicationRequest", "AllergyIntolerance", "DocumentReference", "Appointment"}
+	categories := []string{"", "vital-signs", "laboratory", "laboratory,vital-signs", "http://terminology.hl7.org/CodeSystem/observation-category|vital-signs"}
+	codes := []string{"", "8867-4", "2339-0", "http://loinc.org|8867-4", "75622-1"}
+	dates := []string{"", "2026", "ge2025-06", "lt2025-12-01", "le2026-01-01", "gt2020"}
+	f.Add(uint8(0), uint8(0), uint8(1), uint8(0), uint8(0), uint8(5), false, false)
+	f.Add(uint8(1), uint8(0), uint8(0), uint8(0), uint8(2), uint8(7), true, false)
+	f.Add(uint8(2), uint8(0), uint8(2), uint8(1), uint8(3), uint8(3), false, true)
+	f.Add(uint8(0), uint8(1), uint8(0), uint8(0), uint8(0), uint8(50), true, false)
+	f.Fuzz(func(t *testing.T, patient, typ, category, code, date, count uint8, newest, elements bool) {
+		p := patients[int(patient)%len(patients)]
+		ty := types[int(typ)%len(types)]
+		q := url.Values{}
+		if c := categories[int(category)%len(categories)]; c != "" && ty == "Observation" {
+			q.Set("category", c)
+		}
+		if c := codes[int(code)%len(codes)]; c != "" && (ty == "Observation" || ty == "Condition") {
+			q.Set("code", c)
+		}
+		if d := dates[int(date)%len(dates)]; d != "" {
+			q.Set("date", d)
+		}
+		if newest {
+			q.Set("_sort", "-date")
+		}
+		if elements {
+			q.Set("_elements", "status")
+		}
+		q.Set("_count", strconv.Itoa(1+int(count)%60))
+		// Directly: by the patient.
+		direct := url.Values{}
+		for k, v := range q {
+			direct[k] = v
+		}
+		direct.Set("patient", "Patient/"+p)
+		found, err := sb.fhir.find(ty, direct)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var want []string
+		for _, r := range found {
+			want = append(want, r["id"].(string))
+		}
+		// Through the proxy, page by page.
+		var got []string
+		next := sb.FHIRBase + "/" + ty + "?" + q.Encode()
+		for pages := 0; next != ""; pages++ {
+			if pages > len(want)+2 {
+				t.Fatalf("%s: more pages than records", next)
+			}
+			code, b := fhirCall(t, toks[p], http.MethodGet, next, "")
+			var page struct {
+				Total *int
+				Link  []struct{ Relation, URL string }
+				Entry []struct {
+					Resource struct {
+						ID   string
+						Meta struct{ Tag []struct{ Code string } }
+					}
+					Search struct{ Mode string }
+				}
+			}
+			if err := json.Unmarshal(b, &page); code != http.StatusOK || err != nil {
+				t.Fatalf("%s: %d %.300s", next, code, b)
+			}
+			if page.Total != nil && *page.Total != len(want) {
+				t.Errorf("%s: total %d, the server finds %d", next, *page.Total, len(want))
+			}
+			for _, e := range page.Entry {
+				if e.Search.Mode == "match" {
+					got = append(got, e.Resource.ID)
+				}
+				if elements != slices.ContainsFunc(e.Resource.Meta.Tag, func(tg struct{ Code string }) bool { return tg.Code == "SUBSETTED" }) {
+					t.Errorf("%s: %s is subsetted %v", next, e.Resource.ID, !elements)
+				}
+			}
+			next = ""
+			for _, l := range page.Link {
+				if l.Relation == "next" {
+					if !strings.HasPrefix(l.URL, sb.FHIRBase+"/") {
+						t.Fatalf("a next link off the proxy: %s", l.URL)
+					}
+					next = l.URL
+				}
+			}
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("%s for %s: through the proxy %v, directly %v", ty+"?"+q.Encode(), p, got, want)
+		}
+	})
+}
