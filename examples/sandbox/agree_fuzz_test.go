@@ -21,7 +21,8 @@ import (
 // records, in the order, that the data server finds searching by that
 // patient directly, less those its clearance withholds: whatever the type,
 // category, code, date (with a prefix), page size, order and element
-// selection, with every label or the default clearance. So does a
+// selection, with every label or the default clearance, searching its
+// type (GET or POSTed to _search) or the patient's compartment. So does a
 // clinician naming the patient. The proxy adds the patient, rewrites the
 // query, signs the page links and inspects each page; none of it may
 // change what is found. Against the real data server, as FuzzPagesAgree is
@@ -64,8 +65,11 @@ func FuzzSearchesAgree(f *testing.F) {
 	f.Add(uint8(1), uint8(2), uint8(0), uint8(2), uint8(1), uint8(3), uint8(3), false, true)
 	f.Add(uint8(2), uint8(0), uint8(1), uint8(0), uint8(0), uint8(0), uint8(50), true, false)
 	f.Add(uint8(1), uint8(2), uint8(0), uint8(2), uint8(4), uint8(0), uint8(1), false, false)
-	f.Add(uint8(0), uint8(1), uint8(1), uint8(0), uint8(0), uint8(0), uint8(2), false, false) // pt-long's encounters, three a page: the 64th page
+	f.Add(uint8(0), uint8(1), uint8(1), uint8(0), uint8(0), uint8(0), uint8(2), false, false)  // pt-long's encounters, three a page: the 64th page
+	f.Add(uint8(1), uint8(0), uint8(0), uint8(1), uint8(0), uint8(0), uint8(64), false, true)  // POSTed
+	f.Add(uint8(2), uint8(3), uint8(0), uint8(0), uint8(0), uint8(0), uint8(124), true, false) // a compartment, by a clinician
 	f.Fuzz(func(t *testing.T, who, patient, typ, category, code, date, count uint8, newest, elements bool) {
+		form := int(count) / 60 % 3 // 0: GET Type, 1: POST Type/_search, 2: GET Patient/{id}/Type
 		s := searchers[int(who)%len(searchers)]
 		p := patients[int(patient)%len(patients)]
 		ty := types[int(typ)%len(types)]
@@ -102,17 +106,28 @@ func FuzzSearchesAgree(f *testing.F) {
 				want = append(want, r["id"].(string))
 			}
 		}
-		if s.names {
+		if s.names && form != 2 {
 			q.Set("patient", p)
 		}
 		// Through the proxy, page by page.
 		var got []string
-		next := sb.FHIRBase + "/" + ty + "?" + q.Encode()
+		next, body := sb.FHIRBase+"/"+ty+"?"+q.Encode(), ""
+		switch form {
+		case 1:
+			next, body = sb.FHIRBase+"/"+ty+"/_search", q.Encode()
+		case 2:
+			next = sb.FHIRBase + "/Patient/" + p + "/" + ty + "?" + q.Encode()
+		}
 		for pages := 0; next != ""; pages++ {
 			if pages > len(want)+2 {
 				t.Fatalf("%s: more pages than records", next)
 			}
-			code, b := fhirCall(t, s.tok[p], http.MethodGet, next, "")
+			method := http.MethodGet
+			if body != "" {
+				method = http.MethodPost
+			}
+			code, b := fhirCallAs(t, s.tok[p], method, next, "application/x-www-form-urlencoded", body)
+			body = "" // the next pages are links
 			var page struct {
 				Total *int
 				Link  []struct{ Relation, URL string }
@@ -152,7 +167,7 @@ func FuzzSearchesAgree(f *testing.F) {
 			}
 		}
 		if !slices.Equal(got, want) {
-			t.Errorf("%s for %s: through the proxy %v, directly %v", ty+"?"+q.Encode(), p, got, want)
+			t.Errorf("%s (form %d) for %s: through the proxy %v, directly %v", ty+"?"+q.Encode(), form, p, got, want)
 		}
 	})
 }
