@@ -22,7 +22,8 @@ import (
 // patient directly, less those its clearance withholds: whatever the type,
 // category, code, date (with a prefix), page size, order and element
 // selection, with every label or the default clearance, searching its
-// type (GET or POSTed to _search) or the patient's compartment. So does a
+// type (GET, POSTed to _search, or in a batch) or the patient's
+// compartment. So does a
 // clinician naming the patient. The proxy adds the patient, rewrites the
 // query, signs the page links and inspects each page; none of it may
 // change what is found. Against the real data server, as FuzzPagesAgree is
@@ -68,8 +69,9 @@ func FuzzSearchesAgree(f *testing.F) {
 	f.Add(uint8(0), uint8(1), uint8(1), uint8(0), uint8(0), uint8(0), uint8(2), false, false)  // pt-long's encounters, three a page: the 64th page
 	f.Add(uint8(1), uint8(0), uint8(0), uint8(1), uint8(0), uint8(0), uint8(64), false, true)  // POSTed
 	f.Add(uint8(2), uint8(3), uint8(0), uint8(0), uint8(0), uint8(0), uint8(124), true, false) // a compartment, by a clinician
+	f.Add(uint8(1), uint8(1), uint8(0), uint8(1), uint8(0), uint8(0), uint8(184), false, true) // batched
 	f.Fuzz(func(t *testing.T, who, patient, typ, category, code, date, count uint8, newest, elements bool) {
-		form := int(count) / 60 % 3 // 0: GET Type, 1: POST Type/_search, 2: GET Patient/{id}/Type
+		form := int(count) / 60 % 4 // 0: GET Type, 1: POST Type/_search, 2: GET Patient/{id}/Type, 3: batched
 		s := searchers[int(who)%len(searchers)]
 		p := patients[int(patient)%len(patients)]
 		ty := types[int(typ)%len(types)]
@@ -117,6 +119,9 @@ func FuzzSearchesAgree(f *testing.F) {
 			next, body = sb.FHIRBase+"/"+ty+"/_search", q.Encode()
 		case 2:
 			next = sb.FHIRBase + "/Patient/" + p + "/" + ty + "?" + q.Encode()
+		case 3: // its first page the answer of a batch's entry
+			entry, _ := json.Marshal(ty + "?" + q.Encode())
+			next, body = sb.FHIRBase, `{"resourceType":"Bundle","type":"batch","entry":[{"request":{"method":"GET","url":`+string(entry)+`}}]}`
 		}
 		for pages := 0; next != ""; pages++ {
 			if pages > len(want)+2 {
@@ -126,7 +131,23 @@ func FuzzSearchesAgree(f *testing.F) {
 			if body != "" {
 				method = http.MethodPost
 			}
-			code, b := fhirCallAs(t, s.tok[p], method, next, "application/x-www-form-urlencoded", body)
+			contentType := "application/x-www-form-urlencoded"
+			if form == 3 {
+				contentType = "application/fhir+json"
+			}
+			code, b := fhirCallAs(t, s.tok[p], method, next, contentType, body)
+			if form == 3 && body != "" {
+				var batch struct {
+					Entry []struct {
+						Resource json.RawMessage
+						Response struct{ Status string }
+					}
+				}
+				if err := json.Unmarshal(b, &batch); code != http.StatusOK || err != nil || len(batch.Entry) != 1 || batch.Entry[0].Response.Status != "200 OK" {
+					t.Fatalf("the batch: %d %.300s", code, b)
+				}
+				b = batch.Entry[0].Resource
+			}
 			body = "" // the next pages are links
 			var page struct {
 				Total *int
