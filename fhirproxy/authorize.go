@@ -283,6 +283,17 @@ func (p *Proxy) authorize(in *Interaction, a *access) *refusal {
 	if ref := a.criteriaCovered(in); ref != nil {
 		return ref
 	}
+	// Where a match may be removed, an included record linked to it alone
+	// is dropped (includes.go), by the links the matches come with.
+	if a.includes = asksIncludes(in) && (!a.seesAll() || a.constrained != ""); a.includes {
+		for i := range in.Params {
+			if prm := &in.Params[i]; prm.Name == "_elements" {
+				for _, e := range includeElements(in) {
+					prm.Value = withElements(prm.Value, e)
+				}
+			}
+		}
+	}
 	return judgedParams(in, a)
 }
 

@@ -459,7 +459,10 @@
 // error's answer (also one the request proves), a write's or a search's
 // OperationOutcome, a batch entry's outcome and a bulk export's error
 // file, and a delete's success without its body. The event of a refused
-// request keeps the server's first sentence. With Proxy.Base set, the paging
+// request keeps the server's first sentence. A record a search includes
+// (_include, _revinclude) because of a match the proxy removed, and linked
+// to no record kept, is removed too: it would tell what the withheld match
+// refers to. With Proxy.Base set, the paging
 // links, fullUrls, entry locations and Location headers the upstream
 // writes on its own base come back on the proxy's, so
 // clients page through the proxy; page-token links at the base (HAPI's

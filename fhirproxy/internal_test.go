@@ -417,6 +417,10 @@ func FuzzInspectBody(f *testing.F) {
 		`"location":"Observation/o1/_history/2","outcome":{"resourceType":"OperationOutcome","issue":[{"severity":"error","code":"conflict","diagnostics":"Observation/x"}]}}},` +
 		`{"resource":{"resourceType":"OperationOutcome","issue":[{"severity":"warning","code":"processing","details":{"text":"x"}}]},"search":{"mode":"outcome"}}]}`))
 	f.Add([]byte(`{"resourceType":"OperationOutcome","issue":[{"severity":"information","code":"informational","diagnostics":"Patient/p2"}]}`))
+	f.Add([]byte(`{"resourceType":"Bundle","entry":[{"resource":{"resourceType":"Observation","id":"a","subject":{"reference":"Patient/p1"},"encounter":{"reference":"Encounter/e1"},` +
+		`"meta":{"security":[{"system":"http://terminology.hl7.org/CodeSystem/v3-ActCode","code":"PSY"}]}}},` +
+		`{"resource":{"resourceType":"Encounter","id":"e1","subject":{"reference":"Patient/p1"}},"search":{"mode":"include"}},` +
+		`{"resource":{"resourceType":"Encounter","id":"e2","subject":{"reference":"Patient/p1"}},"search":{"mode":"include"}}]}`))
 	a := testAccess("patient/*.rs")
 	a.provenances = true // as a search with _revinclude=Provenance:target
 	// Under a constraint whose answer may hold what the server did not
@@ -437,6 +441,8 @@ func FuzzInspectBody(f *testing.F) {
 	clinician.provenances = true
 	moving := testAccess("patient/*.rs")
 	moving.provenances = true
+	including := testAccess("patient/*.rs") // a search with _include (includes.go)
+	including.includes = true
 	moving.relink = &relinker{"http://up", "https://proxy.example/fhir", &Proxy{}}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		// The next link a chain's search follows is the one encoding/json
@@ -518,15 +524,17 @@ func FuzzInspectBody(f *testing.F) {
 			}
 		}
 		// The streamed filter must agree with the whole-body one, also for a
-		// search's Bundle written entries first.
+		// search's Bundle written entries first, and for one with includes.
 		if bundle, entryFirst := bundleHead(body); bundle || entryFirst {
-			whole, _, ref := a.inspectBody(Interaction{Kind: SearchType, Type: "Observation"}, body)
-			streamed, _, err := streamOut(a, iotest.HalfReader(bytes.NewReader(body)), 1<<20, !bundle)
-			if (err == nil) != (ref == nil) {
-				t.Fatalf("whole-body %v, streamed %v, for %q", ref, err, body)
-			}
-			if err == nil && !reflect.DeepEqual(decoded(t, streamed), decoded(t, whole)) {
-				t.Fatalf("streamed %s, whole %s", streamed, whole)
+			for _, acc := range []*access{a, including} {
+				whole, _, ref := acc.inspectBody(Interaction{Kind: SearchType, Type: "Observation"}, body)
+				streamed, _, err := streamOut(acc, iotest.HalfReader(bytes.NewReader(body)), 1<<20, !bundle)
+				if (err == nil) != (ref == nil) {
+					t.Fatalf("whole-body %v, streamed %v, for %q", ref, err, body)
+				}
+				if err == nil && !reflect.DeepEqual(decoded(t, streamed), decoded(t, whole)) {
+					t.Fatalf("streamed %s, whole %s", streamed, whole)
+				}
 			}
 		}
 		for _, in := range []Interaction{{Kind: SearchType, Type: "Observation"}, {Kind: Batch}, {Kind: HistoryInstance, Type: "Provenance", ID: "pa"}} {

@@ -266,6 +266,9 @@ type access struct {
 	patched []byte
 	// unrestricted: the clearance allows every label.
 	unrestricted bool
+	// includes: the search asks for included records, which do not go
+	// linked to a removed match alone (includes.go).
+	includes bool
 	// transformed: the host reshapes answers (Proxy.Transform), which the
 	// server's words in an error escape (hearsServer).
 	transformed bool

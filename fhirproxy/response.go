@@ -872,6 +872,10 @@ func (a *access) inspectBody(in Interaction, body []byte) ([]byte, []*projection
 		// not see, and what the server did not find, become the same
 		// not-found entry (and no REDACTED mark, which would tell them apart).
 		batch := in.Kind == Batch
+		var inc *inclusion // the records kept and removed so far, by which included ones are judged
+		if a.includes && !batch {
+			inc = &inclusion{}
+		}
 		for i := range entries {
 			e := &entries[i]
 			if !e.hasRes || e.res.ResourceType == "OperationOutcome" { // a response without a resource, a deletion, or an issue
@@ -901,6 +905,12 @@ func (a *access) inspectBody(in Interaction, body []byte) ([]byte, []*projection
 				follows = nil
 			}
 			v := a.judgeInBundle(e, body[e.resStart:e.resEnd], follows, !batch)
+			if inc != nil && v == keep && e.notMatch && inc.betrays(a, &e.res, body[e.resStart:e.resEnd]) {
+				v = drop // included because of a match removed (includes.go)
+			}
+			if inc != nil && (v == keep || !e.notMatch) {
+				inc.note(a, &e.res, body[e.resStart:e.resEnd], v == keep)
+			}
 			switch {
 			case v == keep:
 				kept = append(kept, &e.res)

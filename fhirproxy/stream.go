@@ -99,6 +99,9 @@ type streamer struct {
 	// (access.provenanceKept) or, without patient context, by reading them
 	// (access.targets), as in a whole Bundle (inspectBody).
 	keys map[string]bool
+	// inc: the records sent and removed so far, by which included ones
+	// are judged (access.includes), as in a whole Bundle.
+	inc inclusion
 }
 
 // newStreamer filters what s reads into w for the access a; assumed is
@@ -203,7 +206,14 @@ func (st *streamer) run() error {
 func (st *streamer) entry(e bundleEntry) error {
 	send := true
 	if e.hasRes && e.res.ResourceType != "OperationOutcome" {
-		v := st.a.judgeInBundle(&e, st.s.Bytes(e.resStart, e.resEnd), st.keys, true) // as a whole Bundle's (inspectBody)
+		raw := st.s.Bytes(e.resStart, e.resEnd)
+		v := st.a.judgeInBundle(&e, raw, st.keys, true) // as a whole Bundle's (inspectBody)
+		if st.a.includes && v == keep && e.notMatch && st.inc.betrays(st.a, &e.res, raw) {
+			v = drop // included because of a match removed (includes.go)
+		}
+		if st.a.includes && (v == keep || !e.notMatch) {
+			st.inc.note(st.a, &e.res, raw, v == keep)
+		}
 		switch {
 		case v == keep:
 			st.keys = st.a.remember(st.keys, &e.res)

@@ -70,6 +70,9 @@ func FuzzSearchesAgree(f *testing.F) {
 	f.Add(uint8(1), uint8(0), uint8(0), uint8(1), uint8(0), uint8(0), uint8(64), false, true)  // POSTed
 	f.Add(uint8(2), uint8(3), uint8(0), uint8(0), uint8(0), uint8(0), uint8(124), true, false) // a compartment, by a clinician
 	f.Add(uint8(1), uint8(1), uint8(0), uint8(1), uint8(0), uint8(0), uint8(184), false, true) // batched
+	f.Add(uint8(1), uint8(2), uint8(0), uint8(0), uint8(0), uint8(6), uint8(3), false, false)  // with the encounters
+	f.Add(uint8(1), uint8(2), uint8(2), uint8(0), uint8(0), uint8(6), uint8(3), false, false)  // with the Provenance
+	f.Add(uint8(0), uint8(2), uint8(2), uint8(0), uint8(0), uint8(6), uint8(63), false, true)  // with the Provenance, POSTed, in part
 	f.Fuzz(func(t *testing.T, who, patient, typ, category, code, date, count uint8, newest, elements bool) {
 		form := int(count) / 60 % 4 // 0: GET Type, 1: POST Type/_search, 2: GET Patient/{id}/Type, 3: batched
 		s := searchers[int(who)%len(searchers)]
@@ -91,6 +94,13 @@ func FuzzSearchesAgree(f *testing.F) {
 		if elements {
 			q.Set("_elements", "status")
 		}
+		include := int(date)/len(dates)%2 == 1
+		switch {
+		case include && ty == "Observation":
+			q.Set("_include", "Observation:encounter")
+		case include && ty == "Condition":
+			q.Set("_revinclude", "Provenance:target")
+		}
 		q.Set("_count", strconv.Itoa(1+int(count)%60))
 		// Directly: by the patient.
 		direct := url.Values{}
@@ -102,17 +112,20 @@ func FuzzSearchesAgree(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var want []string
+		var want, wantIncluded []string
 		for _, r := range found {
 			if conf, tags := labels(r); s.clearance.Allows(conf, tags) {
 				want = append(want, r["id"].(string))
+				wantIncluded = append(wantIncluded, sb.fhir.includedBy(r, q, s.clearance)...)
 			}
 		}
+		slices.Sort(wantIncluded)
+		wantIncluded = slices.Compact(wantIncluded)
 		if s.names && form != 2 {
 			q.Set("patient", p)
 		}
 		// Through the proxy, page by page.
-		var got []string
+		var got, gotIncluded []string
 		next, body := sb.FHIRBase+"/"+ty+"?"+q.Encode(), ""
 		switch form {
 		case 1:
@@ -154,8 +167,9 @@ func FuzzSearchesAgree(f *testing.F) {
 				Link  []struct{ Relation, URL string }
 				Entry []struct {
 					Resource struct {
-						ID   string
-						Meta struct{ Tag []struct{ Code string } }
+						ResourceType string
+						ID           string
+						Meta         struct{ Tag []struct{ Code string } }
 					}
 					Search struct{ Mode string }
 				}
@@ -170,9 +184,11 @@ func FuzzSearchesAgree(f *testing.F) {
 				t.Errorf("%s: no total, where nothing is withheld", next)
 			}
 			for _, e := range page.Entry {
-				if e.Search.Mode == "match" {
-					got = append(got, e.Resource.ID)
+				if e.Search.Mode != "match" {
+					gotIncluded = append(gotIncluded, e.Resource.ResourceType+"/"+e.Resource.ID)
+					continue
 				}
+				got = append(got, e.Resource.ID)
 				if elements != slices.ContainsFunc(e.Resource.Meta.Tag, func(tg struct{ Code string }) bool { return tg.Code == "SUBSETTED" }) {
 					t.Errorf("%s: %s is subsetted %v", next, e.Resource.ID, !elements)
 				}
@@ -190,7 +206,42 @@ func FuzzSearchesAgree(f *testing.F) {
 		if !slices.Equal(got, want) {
 			t.Errorf("%s (form %d) for %s: through the proxy %v, directly %v", ty+"?"+q.Encode(), form, p, got, want)
 		}
+		slices.Sort(gotIncluded)
+		if gotIncluded = slices.Compact(gotIncluded); !slices.Equal(gotIncluded, wantIncluded) {
+			t.Errorf("%s (form %d) for %s: included through the proxy %v, directly %v", ty+"?"+q.Encode(), form, p, gotIncluded, wantIncluded)
+		}
 	})
+}
+
+// includedBy returns what a search q includes with a record r it matches
+// (its _include, its _revinclude of Provenance:target), less what the
+// clearance withholds: the records as the proxy may send them (a
+// Provenance goes when the records it is about may: here, its one target).
+func (s *fhirServer) includedBy(r resource, q url.Values, c consent.Clearance) []string {
+	var out []string
+	key := r["resourceType"].(string) + "/" + r["id"].(string)
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for _, inc := range q["_include"] {
+		_, path, _ := strings.Cut(inc, ":")
+		for _, ref := range references(r, path) {
+			if target, ok := s.current[ref]; ok {
+				if conf, tags := labels(target); c.Allows(conf, tags) {
+					out = append(out, ref)
+				}
+			}
+		}
+	}
+	if len(q["_revinclude"]) > 0 {
+		for _, k := range s.order {
+			if strings.HasPrefix(k, "Provenance/") && slices.Contains(references(s.current[k], "target"), key) {
+				if conf, tags := labels(s.current[k]); c.Allows(conf, tags) {
+					out = append(out, k)
+				}
+			}
+		}
+	}
+	return out
 }
 
 // labels are a record's confidentiality and sensitivity labels as the

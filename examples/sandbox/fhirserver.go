@@ -608,12 +608,6 @@ func (s *fhirServer) search(w http.ResponseWriter, r *http.Request, typ string, 
 		return
 	}
 	page := hits[min(offset, total):min(offset+count, total)]
-	if part.elements != nil || part.data {
-		page = slices.Clone(page)
-		for i, res := range page {
-			page[i] = part.of(res)
-		}
-	}
 	var links []any
 	self := url.Values{}
 	for k, v := range q {
@@ -665,6 +659,12 @@ func (s *fhirServer) search(w http.ResponseWriter, r *http.Request, typ string, 
 			}
 		}
 		s.mu.RUnlock()
+	}
+	if part.elements != nil || part.data { // (after the includes, which follow the whole records)
+		page = slices.Clone(page)
+		for i, res := range page {
+			page[i] = part.of(res)
+		}
 	}
 	s.bundleWith(w, page, included, total, links)
 }

@@ -1,0 +1,108 @@
+package fhirproxy
+
+import "strings"
+
+// Included records. A search's _include and _revinclude bring records the
+// server includes because of its matches. Each is judged on its own; but
+// one the server included because of a match the proxy removed (withheld,
+// or outside a constraint) tells, by being there, what that match refers
+// to, or what refers to it. Found with the sandbox's FuzzSearchesAgree:
+// pt-sensitive's app searching its laboratory results one a page with
+// _include=Observation:encounter got, on the page whose only match was the
+// HIV test its clearance withholds, the encounter the test was drawn at.
+//
+// So an included record linked to a removed match (the match refers to
+// it, or it refers to the match) goes only when it is linked to a record
+// kept too (access.includes; Provenances are held to the records they are
+// about anyway: provenanceKept). The links are read from the records as
+// answered: with _elements, the proxy asks for the elements an _include
+// follows too (includeElements), or a match would come without the link
+// that brought the record. Servers write a page's matches before what they
+// include; an include written before the match that brought it is judged
+// by what was read until then, in a whole Bundle as in a streamed one,
+// which agree.
+
+// inclusion is what an included record is judged by: the records kept so
+// far and those removed, and what each refers to (local Type/id), each set
+// bounded by maxKeys (past it, an include's links to the records beyond
+// are not seen).
+type inclusion struct {
+	kept, keptRefs, gone, goneRefs map[string]bool
+}
+
+// note notes a record kept or removed (raw, its resource).
+func (c *inclusion) note(a *access, p *projection, raw []byte, kept bool) {
+	if c.kept == nil {
+		c.kept, c.keptRefs, c.gone, c.goneRefs = map[string]bool{}, map[string]bool{}, map[string]bool{}, map[string]bool{}
+	}
+	keys, refs := c.kept, c.keptRefs
+	if !kept {
+		keys, refs = c.gone, c.goneRefs
+	}
+	if len(keys) < maxKeys {
+		keys[p.ResourceType+"/"+p.ID] = true
+	}
+	_ = eachString(raw, func(v []byte, reference bool, _, _ int64) {
+		if k, ok := a.localRef(string(v)); reference && ok && len(refs) < maxKeys {
+			refs[k] = true
+		}
+	})
+}
+
+// betrays reports whether an included record (raw, its resource) is
+// linked to a removed match and to no record kept.
+func (c *inclusion) betrays(a *access, p *projection, raw []byte) bool {
+	if len(c.gone) == 0 {
+		return false
+	}
+	key := p.ResourceType + "/" + p.ID
+	gone, kept := c.goneRefs[key], c.keptRefs[key]
+	_ = eachString(raw, func(v []byte, reference bool, _, _ int64) {
+		if k, ok := a.localRef(string(v)); reference && ok {
+			gone, kept = gone || c.gone[k], kept || c.kept[k]
+		}
+	})
+	return gone && !kept
+}
+
+// asksIncludes reports whether a search asks for included records.
+func asksIncludes(in *Interaction) bool {
+	for _, prm := range in.Params {
+		if name, _, _ := strings.Cut(prm.Name, ":"); name == "_include" || name == "_revinclude" {
+			return true
+		}
+	}
+	return false
+}
+
+// includeElements are the elements the search's _include parameters
+// follow in its matches (Observation:encounter follows encounter,
+// has-member hasMember; patient, subject or patient), so that with
+// _elements the links that bring an included record come with the
+// matches. A parameter whose element is named otherwise is not followed:
+// its includes are then judged without the link.
+func includeElements(in *Interaction) []string {
+	var out []string
+	for _, prm := range in.Params {
+		if name, _, _ := strings.Cut(prm.Name, ":"); name != "_include" {
+			continue
+		}
+		_, param, _ := strings.Cut(prm.Value, ":")
+		param, _, _ = strings.Cut(param, ":")
+		if param == "" || param == "*" {
+			continue
+		}
+		if param == "patient" {
+			out = append(out, "subject", "patient")
+			continue
+		}
+		parts := strings.Split(param, "-")
+		for i := 1; i < len(parts); i++ {
+			if parts[i] != "" {
+				parts[i] = strings.ToUpper(parts[i][:1]) + parts[i][1:]
+			}
+		}
+		out = append(out, strings.Join(parts, ""))
+	}
+	return out
+}

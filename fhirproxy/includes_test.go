@@ -1,0 +1,70 @@
+package fhirproxy_test
+
+import (
+	"net/url"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// TestIncludesOfRemovedMatches: a record the server includes because of
+// a match the proxy removed does not go, unless a record kept is linked to
+// it too: the encounter a withheld test was drawn at, the report that
+// lists only a withheld test, would tell of the test. Whole and streamed,
+// with and without an element selection (which then carries the element
+// the _include follows), for a patient app and a clinician of the default
+// clearance. Found with the sandbox's FuzzSearchesAgree.
+func TestIncludesOfRemovedMatches(t *testing.T) {
+	f := newFixture(t)
+	ref := func(r string) map[string]any { return map[string]any{"reference": r} }
+	encounter := func(id string) map[string]any {
+		return map[string]any{"resourceType": "Encounter", "id": id, "status": "finished", "subject": ref("Patient/p1")}
+	}
+	f.up.mu.Lock()
+	f.up.resources["Observation/lab-1"]["encounter"] = ref("Encounter/e-lab") // kept
+	f.up.resources["Observation/psy-1"]["encounter"] = ref("Encounter/e-psy") // withheld: R, PSY
+	f.up.resources["Observation/vs-1"]["encounter"] = ref("Encounter/e-both")
+	f.up.resources["Observation/psy-1"]["hasMember"] = []any{ref("Encounter/e-both")}
+	f.up.mu.Unlock()
+	include := func(res map[string]any) map[string]any {
+		return map[string]any{"resource": res, "search": map[string]any{"mode": "include"}}
+	}
+	report := func(id string, results ...string) map[string]any {
+		r := map[string]any{"resourceType": "DiagnosticReport", "id": id, "status": "final", "code": map[string]any{"text": "panel"}, "subject": ref("Patient/p1")}
+		var rs []any
+		for _, x := range results {
+			rs = append(rs, ref(x))
+		}
+		r["result"] = rs
+		return r
+	}
+	f.up.includes = []map[string]any{
+		include(encounter("e-lab")),                                         // brought by lab-1: goes
+		include(encounter("e-psy")),                                         // brought by psy-1 alone: does not
+		include(encounter("e-both")),                                        // brought by vs-1 and psy-1: goes
+		include(report("r-psy", "Observation/psy-1")),                       // lists psy-1 alone: does not
+		include(report("r-both", "Observation/psy-1", "Observation/lab-1")), // lists lab-1 too: goes
+		include(encounter("e-none")),                                        // linked to nothing removed: goes, as before
+	}
+	want := []string{"e-both", "e-lab", "e-none", "lab-1", "r-both", "vs-1"}
+	for _, tok := range []string{f.token("launch/patient patient/*.rs", nil), f.token("user/*.rs", nil)} {
+		for _, streamed := range []bool{false, true} {
+			f.proxy.Limits.StreamFrom = 0
+			if streamed {
+				f.proxy.Limits.StreamFrom = 1 << 10
+			}
+			for _, query := range []string{"_include=Observation:encounter&patient=p1", "_include=Observation:encounter&patient=p1&_elements=code"} {
+				r := f.do("GET", "/Observation?"+query, tok, "")
+				if got := entryIDs(r); r.status != 200 || !slices.Equal(got, want) {
+					t.Errorf("%s (streamed %v): %d %v, want %v", query, streamed, r.status, got, want)
+				}
+				if sent := f.up.requests(); len(sent) != 1 {
+					t.Fatalf("%s: %d requests upstream", query, len(sent))
+				} else if q, _ := url.ParseQuery(sent[0].URL.RawQuery); q.Get("_elements") != "" && !slices.Contains(strings.Split(q.Get("_elements"), ","), "encounter") {
+					t.Errorf("%s: the element the _include follows was not asked for: %s", query, q.Get("_elements"))
+				}
+				f.up.reset()
+			}
+		}
+	}
+}
