@@ -30,8 +30,7 @@ import (
 // against the test upstream.
 func FuzzSearchesAgree(f *testing.F) {
 	sb := startSandbox(f)
-	every := &consent.Clearance{MaxConfidentiality: consent.VeryRestricted,
-		Tags: append(append(slices.Clone(consent.SensitiveTags), consent.HighlySensitiveTags...), consent.SegmentedTags...)}
+	every := everyLabel()
 	patients := []string{"pt-001", "pt-long", "pt-sensitive", "pt-002"}
 	mint := func(g smart.Grant) string {
 		g.ClientID, g.Audience = ExampleAppID, sb.FHIRBase
@@ -193,15 +192,7 @@ func FuzzSearchesAgree(f *testing.F) {
 					t.Errorf("%s: %s is subsetted %v", next, e.Resource.ID, !elements)
 				}
 			}
-			next = ""
-			for _, l := range page.Link {
-				if l.Relation == "next" {
-					if !strings.HasPrefix(l.URL, sb.FHIRBase+"/") {
-						t.Fatalf("a next link off the proxy: %s", l.URL)
-					}
-					next = l.URL
-				}
-			}
+			next = nextLink(t, sb, page.Link)
 		}
 		if !slices.Equal(got, want) {
 			t.Errorf("%s (form %d) for %s: through the proxy %v, directly %v", ty+"?"+q.Encode(), form, p, got, want)

@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/smartkit/smartkit/consent"
 	"github.com/smartkit/smartkit/smart"
 	"github.com/smartkit/smartkit/smart/client"
 )
@@ -386,8 +385,7 @@ func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
 // and the proxy's notice instead.
 func TestBulkExportDeletions(t *testing.T) {
 	sb := startSandbox(t)
-	every := &consent.Clearance{MaxConfidentiality: consent.VeryRestricted,
-		Tags: append(append(slices.Clone(consent.SensitiveTags), consent.HighlySensitiveTags...), consent.SegmentedTags...)}
+	every := everyLabel()
 	ctx := context.Background()
 	mint := func(g smart.Grant) string {
 		t.Helper()

@@ -1531,8 +1531,7 @@ func TestRefusedDeleteTellsNothingWithheld(t *testing.T) {
 // earlier version of a record labelled since would pass).
 func TestHistoryThroughTheProxy(t *testing.T) {
 	sb := startSandbox(t)
-	every := &consent.Clearance{MaxConfidentiality: consent.VeryRestricted,
-		Tags: append(append(slices.Clone(consent.SensitiveTags), consent.HighlySensitiveTags...), consent.SegmentedTags...)}
+	every := everyLabel()
 	mint := func(g smart.Grant) string {
 		t.Helper()
 		g.ClientID, g.Audience = BackendID, sb.FHIRBase
@@ -1585,15 +1584,7 @@ func TestHistoryThroughTheProxy(t *testing.T) {
 		if len(changes) > 5 {
 			t.Fatalf("more changes than were made: %q", changes)
 		}
-		target = ""
-		for _, l := range p.Link {
-			if l.Relation == "next" {
-				if !strings.HasPrefix(l.URL, sb.FHIRBase+"/") {
-					t.Fatalf("a next link off the proxy: %s", l.URL)
-				}
-				target = l.URL
-			}
-		}
+		target = nextLink(t, sb, p.Link)
 	}
 	if want := []string{"DELETE Observation/pt-002-vs-001 false", "PUT Observation/pt-002-vs-000 true"}; !reflect.DeepEqual(changes, want) {
 		t.Errorf("what changed: %q, want %q", changes, want)
@@ -1622,8 +1613,7 @@ func TestPartsThroughTheProxy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	every := &consent.Clearance{MaxConfidentiality: consent.VeryRestricted,
-		Tags: append(append(slices.Clone(consent.SensitiveTags), consent.HighlySensitiveTags...), consent.SegmentedTags...)}
+	every := everyLabel()
 	backend, err := sb.Auth.Mint(context.Background(), "", smart.Grant{ClientID: BackendID, Scope: "system/Observation.rs", Clearance: every, Audience: sb.FHIRBase}, time.Hour)
 	if err != nil {
 		t.Fatal(err)
@@ -1677,8 +1667,7 @@ func TestPartsThroughTheProxy(t *testing.T) {
 // resolves them alike.
 func TestConditionalWritesThroughTheProxy(t *testing.T) {
 	sb := startSandbox(t)
-	every := &consent.Clearance{MaxConfidentiality: consent.VeryRestricted,
-		Tags: append(append(slices.Clone(consent.SensitiveTags), consent.HighlySensitiveTags...), consent.SegmentedTags...)}
+	every := everyLabel()
 	mint := func(g smart.Grant) string {
 		t.Helper()
 		g.Audience = sb.FHIRBase
@@ -1755,4 +1744,25 @@ func TestConditionalWritesThroughTheProxy(t *testing.T) {
 	if want := []string{"201 Created", "204 No Content", "200 OK", "204 No Content"}; !slices.Equal(statuses, want) {
 		t.Errorf("the backend's transactions: %q, want %q", statuses, want)
 	}
+}
+
+// everyLabel is a clearance that withholds no label.
+func everyLabel() *consent.Clearance {
+	return &consent.Clearance{MaxConfidentiality: consent.VeryRestricted,
+		Tags: append(append(slices.Clone(consent.SensitiveTags), consent.HighlySensitiveTags...), consent.SegmentedTags...)}
+}
+
+// nextLink returns a page's next link, which must be on the proxy's base,
+// or "".
+func nextLink(t testing.TB, sb *Sandbox, links []struct{ Relation, URL string }) string {
+	t.Helper()
+	for _, l := range links {
+		if l.Relation == "next" {
+			if !strings.HasPrefix(l.URL, sb.FHIRBase+"/") {
+				t.Fatalf("a next link off the proxy: %s", l.URL)
+			}
+			return l.URL
+		}
+	}
+	return ""
 }
