@@ -57,7 +57,8 @@ func (s *fhirServer) write(w http.ResponseWriter, status int, v any) {
 
 // fhirJSON writes a resource with its resourceType first, as FHIR servers
 // do (encoding/json sorts a map's keys): the proxy streams a large Bundle
-// only when it knows it is one before its entries arrive.
+// only when it knows it is one before its entries arrive. A member that is
+// an empty array is left out, as FHIR's JSON has it.
 func fhirJSON(v any) []byte {
 	res, _ := v.(resource)
 	typ, _ := res["resourceType"].(string)
@@ -67,6 +68,11 @@ func fhirJSON(v any) []byte {
 	}
 	rest := maps.Clone(res)
 	delete(rest, "resourceType")
+	for k, v := range rest {
+		if list, ok := v.([]any); ok && len(list) == 0 {
+			delete(rest, k) // FHIR's JSON has no empty arrays (a Bundle without entries has no entry)
+		}
+	}
 	body, _ := json.Marshal(rest)
 	name, _ := json.Marshal(typ)
 	out := append([]byte(`{"resourceType":`), name...)

@@ -563,6 +563,9 @@ func TestFHIRDataServerHistory(t *testing.T) {
 		if got := summary(b); code != 200 || b["type"] != "history" || b["total"] != float64(len(c.want)) || !reflect.DeepEqual(got, c.want) {
 			t.Errorf("%s: %d, total %v:\n%q\nwant\n%q", c.path, code, b["total"], got, c.want)
 		}
+		if _, has := b["entry"]; has && len(c.want) == 0 {
+			t.Errorf("%s: an empty entry array (FHIR's JSON has none)", c.path) // a Bundle without entries has no entry
+		}
 	}
 	// Paged: every Observation's version, two a page, the newest first.
 	_, first := fhirGet(t, ts, "/Observation/_history?_count=2")
