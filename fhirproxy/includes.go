@@ -77,10 +77,11 @@ func asksIncludes(in *Interaction) bool {
 
 // includeElements are the elements the search's _include parameters
 // follow in its matches (Observation:encounter follows encounter,
-// has-member hasMember; patient, subject or patient), so that with
-// _elements the links that bring an included record come with the
-// matches. A parameter whose element is named otherwise is not followed:
-// its includes are then judged without the link.
+// has-member hasMember; patient, subject or patient; medication,
+// medicationReference), so that with _elements the links that bring an
+// included record come with the matches. A parameter whose element is
+// named otherwise is not followed: its includes are then judged without
+// the link.
 func includeElements(in *Interaction) []string {
 	var out []string
 	for _, prm := range in.Params {
@@ -92,8 +93,12 @@ func includeElements(in *Interaction) []string {
 		if param == "" || param == "*" {
 			continue
 		}
-		if param == "patient" {
+		switch param {
+		case "patient":
 			out = append(out, "subject", "patient")
+			continue
+		case "medication": // medication[x]: the reference is medicationReference
+			out = append(out, "medicationReference")
 			continue
 		}
 		parts := strings.Split(param, "-")

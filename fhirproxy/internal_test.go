@@ -1214,3 +1214,24 @@ func serverWordsIn(v any) string {
 	}
 	return ""
 }
+
+// TestIncludeElements: the elements an element selection must keep for
+// the links the search's _include parameters follow (includes.go).
+func TestIncludeElements(t *testing.T) {
+	for _, c := range []struct {
+		params []Param
+		want   []string
+	}{
+		{[]Param{{Name: "_include", Value: "Observation:encounter"}}, []string{"encounter"}},
+		{[]Param{{Name: "_include:iterate", Value: "Observation:has-member"}}, []string{"hasMember"}},
+		{[]Param{{Name: "_include", Value: "Observation:patient"}}, []string{"subject", "patient"}},
+		{[]Param{{Name: "_include", Value: "Observation:subject:Patient"}}, []string{"subject"}},
+		{[]Param{{Name: "_include", Value: "MedicationRequest:medication"}}, []string{"medicationReference"}},
+		{[]Param{{Name: "_include", Value: "Encounter:service-provider"}, {Name: "_count", Value: "2"}}, []string{"serviceProvider"}},
+		{[]Param{{Name: "_include", Value: "*"}, {Name: "_revinclude", Value: "Provenance:target"}}, nil},
+	} {
+		if got := includeElements(&Interaction{Params: c.params}); !slices.Equal(got, c.want) {
+			t.Errorf("%v: %v, want %v", c.params, got, c.want)
+		}
+	}
+}
