@@ -286,13 +286,7 @@ func (p *Proxy) authorize(in *Interaction, a *access) *refusal {
 	// Where a match may be removed, an included record linked to it alone
 	// is dropped (includes.go), by the links the matches come with.
 	if a.includes = asksIncludes(in) && (!a.seesAll() || a.constrained != ""); a.includes {
-		for i := range in.Params {
-			if prm := &in.Params[i]; prm.Name == "_elements" {
-				for _, e := range includeElements(in) {
-					prm.Value = withElements(prm.Value, e)
-				}
-			}
-		}
+		keepElements(in, includeElements(in))
 	}
 	return judgedParams(in, a)
 }
@@ -660,10 +654,7 @@ func constrainedSearch(in *Interaction) *refusal {
 // An element selection then keeps what the constraint reads, or a record
 // would lose it and be dropped.
 func (a *access) holdAnswer(in *Interaction, d scopes.Decision) *refusal {
-	includes, repeated := in.pageURL != "", in.pageHeld
-	for _, prm := range in.Params {
-		includes = includes || strings.HasPrefix(prm.Name, "_include") || strings.HasPrefix(prm.Name, "_revinclude")
-	}
+	includes, repeated := in.pageURL != "" || asksIncludes(in), in.pageHeld
 	for sc := range d.Constraints() {
 		for _, pair := range sc.Constraint() {
 			n := 0
@@ -741,10 +732,14 @@ func (a *access) checkMatches(in *Interaction, d scopes.Decision) *refusal {
 
 // keepConstraintElements adds what the constraint lc reads to an element
 // selection, or a record would lose it and be dropped.
-func keepConstraintElements(in *Interaction, lc *localConstraint) {
+func keepConstraintElements(in *Interaction, lc *localConstraint) { keepElements(in, lc.elements()) }
+
+// keepElements adds elements to the request's element selection, if it
+// has one.
+func keepElements(in *Interaction, elements []string) {
 	for i := range in.Params {
 		if prm := &in.Params[i]; prm.Name == "_elements" {
-			for _, e := range lc.elements() {
+			for _, e := range elements {
 				prm.Value = withElements(prm.Value, e)
 			}
 		}

@@ -65,10 +65,12 @@ func (c *inclusion) betrays(a *access, p *projection, raw []byte) bool {
 	return gone && !kept
 }
 
-// asksIncludes reports whether a search asks for included records.
+// asksIncludes reports whether a search may ask for included records: a
+// parameter named _include or _revinclude, with any modifier, or any name
+// that begins so (an unknown one a server may read as one).
 func asksIncludes(in *Interaction) bool {
 	for _, prm := range in.Params {
-		if name, _, _ := strings.Cut(prm.Name, ":"); name == "_include" || name == "_revinclude" {
+		if strings.HasPrefix(prm.Name, "_include") || strings.HasPrefix(prm.Name, "_revinclude") {
 			return true
 		}
 	}

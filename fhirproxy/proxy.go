@@ -269,6 +269,9 @@ type access struct {
 	// includes: the search asks for included records, which do not go
 	// linked to a removed match alone (includes.go).
 	includes bool
+	// hears: whether the FHIR server's words reach the client (1) or not
+	// (-1), once hearsServer has decided (0: not yet).
+	hears int8
 	// transformed: the host reshapes answers (Proxy.Transform), which the
 	// server's words in an error escape (hearsServer).
 	transformed bool

@@ -542,20 +542,19 @@ func (e *bundleEntry) speaks() bool {
 // without them, where the access does not hear them, and reports whether
 // any was.
 func (a *access) hush(entries []bundleEntry) bool {
-	asked, hushed := false, false
+	hushed := false
 	for i := range entries {
-		e := &entries[i]
-		if !e.speaks() {
-			continue
-		}
-		if !asked {
-			if asked = true; a.hearsServer() {
-				return false
-			}
-		}
-		e.quiet, hushed = true, true
+		hushed = a.hushes(&entries[i]) || hushed
 	}
 	return hushed
+}
+
+// hushes marks an entry that holds the server's words to be written
+// without them, where the access does not hear them, and reports whether
+// it did.
+func (a *access) hushes(e *bundleEntry) bool {
+	e.quiet = e.speaks() && !a.hearsServer()
+	return e.quiet
 }
 
 // appendEntry appends an entry as it came, or with its fullUrl and its

@@ -232,9 +232,7 @@ func (st *streamer) entry(e bundleEntry) error {
 			_ = st.w.WriteByte(',')
 		}
 		raw := st.s.Bytes(e.start, e.end)
-		if e.speaks() && !st.a.hearsServer() {
-			e.quiet = true // the server's words, withheld
-		}
+		st.a.hushes(&e) // the server's words, withheld
 		if e.moved() {
 			raw = appendEntry(nil, raw, &e)
 		}

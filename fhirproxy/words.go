@@ -28,12 +28,18 @@ import (
 // unconstrained), and the host reshapes no answer (Proxy.Transform, which
 // runs on resources: free text naming a patient would escape the
 // de-identification it is usually for).
+// It is decided once an access (a.hears), at the first answer that asks:
+// an export's error file, a streamed Bundle, ask it line by line.
 func (a *access) hearsServer() bool {
-	if !a.seesAll() || a.tok == nil || a.transformed {
-		return false
+	if a.hears == 0 {
+		a.hears = -1
+		if a.seesAll() && a.tok != nil && !a.transformed {
+			if d := a.tok.Scopes.Check(scopes.Access{Context: a.ctx, Type: "*", Perms: scopes.Read}); d.Allowed && !d.Constrained() {
+				a.hears = 1
+			}
+		}
 	}
-	d := a.tok.Scopes.Check(scopes.Access{Context: a.ctx, Type: "*", Perms: scopes.Read})
-	return d.Allowed && !d.Constrained()
+	return a.hears > 0
 }
 
 // wordsWithheld is the diagnostics of an OperationOutcome whose words the

@@ -262,11 +262,11 @@ func labels(r resource) (consent.Confidentiality, []string) {
 		c, _ := sec.(map[string]any)
 		code, _ := c["code"].(string)
 		switch c["system"] {
-		case "http://terminology.hl7.org/CodeSystem/v3-Confidentiality":
+		case confCode:
 			if cc := consent.Confidentiality(code); conf == "" || cc.Rank() > conf.Rank() {
 				conf = cc
 			}
-		case "http://terminology.hl7.org/CodeSystem/v3-ActCode":
+		case actCode:
 			tags = append(tags, code)
 		}
 	}

@@ -418,6 +418,30 @@ func (s *fhirServer) find(typ string, q url.Values) ([]resource, error) {
 	return hits, nil
 }
 
+// paged cuts a list of total results as the query asks (_count, 50 unless
+// given, at most 200; _offset) and returns the page's bounds and its links
+// on at: self, and next (the query with the next _offset) when more follow.
+func paged(q url.Values, total int, at string) (from, to int, links []any) {
+	count, _ := strconv.Atoi(q.Get("_count"))
+	if count <= 0 || count > 200 {
+		count = 50
+	}
+	offset, _ := strconv.Atoi(q.Get("_offset"))
+	offset = max(offset, 0)
+	from, to = min(offset, total), min(offset+count, total)
+	self := maps.Clone(q)
+	if self == nil {
+		self = url.Values{}
+	}
+	links = []any{map[string]any{"relation": "self", "url": at + "?" + self.Encode()}}
+	if offset+count < total {
+		self.Set("_offset", strconv.Itoa(offset+count))
+		self.Set("_count", strconv.Itoa(count))
+		links = append(links, map[string]any{"relation": "next", "url": at + "?" + self.Encode()})
+	}
+	return from, to, links
+}
+
 // matching returns the current resources of typ that match, in the order
 // they were stored (s.mu held).
 func (s *fhirServer) matching(typ string, match func(resource) bool) []resource {
@@ -603,32 +627,13 @@ func (s *fhirServer) search(w http.ResponseWriter, r *http.Request, typ string, 
 		s.outcome(w, 400, "not-supported", bad)
 		return
 	}
-	count, _ := strconv.Atoi(q.Get("_count"))
-	if count <= 0 || count > 200 {
-		count = 50
-	}
-	offset, _ := strconv.Atoi(q.Get("_offset"))
 	total := len(hits)
 	if part.count {
 		s.write(w, 200, resource{"resourceType": "Bundle", "type": "searchset", "total": total})
 		return
 	}
-	page := hits[min(offset, total):min(offset+count, total)]
-	var links []any
-	self := url.Values{}
-	for k, v := range q {
-		self[k] = v
-	}
-	links = append(links, map[string]any{"relation": "self", "url": s.base + "/" + typ + "?" + self.Encode()})
-	if offset+count < total {
-		next := url.Values{}
-		for k, v := range q {
-			next[k] = v
-		}
-		next.Set("_offset", strconv.Itoa(offset+count))
-		next.Set("_count", strconv.Itoa(count))
-		links = append(links, map[string]any{"relation": "next", "url": s.base + "/" + typ + "?" + next.Encode()})
-	}
+	from, to, links := paged(q, total, s.base+"/"+typ)
+	page := hits[from:to]
 	var included []resource
 	for _, inc := range q["_include"] {
 		_, path, _ := strings.Cut(inc, ":")

@@ -674,15 +674,7 @@ func TestConstrainedWritesThroughTheProxy(t *testing.T) {
 }
 
 // storedVersions counts the versions the sandbox's FHIR data server holds.
-func storedVersions(sb *Sandbox) int {
-	sb.fhir.mu.RLock()
-	defer sb.fhir.mu.RUnlock()
-	n := 0
-	for _, h := range sb.fhir.history {
-		n += len(h)
-	}
-	return n
-}
+func storedVersions(sb *Sandbox) int { return storedIn(sb.fhir) }
 
 // TestConstrainedIncludesThroughTheProxy: a constrained search may include
 // other records; what the server includes is judged by its own scopes.

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"maps"
 	"mime"
 	"net/http"
 	"net/url"
@@ -33,13 +32,18 @@ const jsonPatchType = "application/json-patch+json"
 // when it was deleted, 404 when it never was.
 func (s *fhirServer) missing(w http.ResponseWriter, key string) {
 	s.mu.RLock()
-	_, was := s.history[key]
+	f := s.absent(key)
 	s.mu.RUnlock()
-	if was {
-		s.outcome(w, http.StatusGone, "deleted", key+" was deleted")
-		return
+	s.outcome(w, f.status, f.code, f.msg)
+}
+
+// absent is why the server has no record key (s.mu held): 410 when it
+// was deleted, 404 when it never was.
+func (s *fhirServer) absent(key string) *failure {
+	if _, was := s.history[key]; was {
+		return &failure{http.StatusGone, "deleted", key + " was deleted"}
 	}
-	s.outcome(w, http.StatusNotFound, "not-found", "no such resource")
+	return &failure{http.StatusNotFound, "not-found", "no such resource"}
 }
 
 // delete deletes a record (DELETE Type/id), version-aware with If-Match:
@@ -159,10 +163,7 @@ func (s *fhirServer) patched(typ, id string, ops jsonpatch.Patch, ifMatch string
 	key := typ + "/" + id
 	cur, ok := s.current[key]
 	if !ok {
-		if _, was := s.history[key]; was {
-			return nil, &failure{http.StatusGone, "deleted", key + " was deleted"}
-		}
-		return nil, &failure{http.StatusNotFound, "not-found", "no such resource"}
+		return nil, s.absent(key)
 	}
 	doc, _ := json.Marshal(cur)
 	out, err := ops.Apply(doc)
@@ -272,12 +273,6 @@ func (s *fhirServer) changesOf(w http.ResponseWriter, typ string, q url.Values) 
 			return
 		}
 	}
-	count, _ := strconv.Atoi(q.Get("_count"))
-	if count <= 0 || count > 200 {
-		count = 50
-	}
-	offset, _ := strconv.Atoi(q.Get("_offset"))
-	offset = max(offset, 0)
 	s.mu.RLock()
 	var hits []change
 	for i := len(s.changes) - 1; i >= 0; i-- {
@@ -286,25 +281,16 @@ func (s *fhirServer) changesOf(w http.ResponseWriter, typ string, q url.Values) 
 			hits = append(hits, c)
 		}
 	}
-	total := len(hits)
-	entries := make([]any, 0, min(count, total))
-	for _, c := range hits[min(offset, total):min(offset+count, total)] {
-		entries = append(entries, s.versionEntry(c.key, s.history[c.key], c.version))
-	}
-	s.mu.RUnlock()
 	at := s.base + "/_history"
 	if typ != "" {
 		at = s.base + "/" + typ + "/_history"
 	}
-	self := maps.Clone(q)
-	if self == nil {
-		self = url.Values{}
+	total := len(hits)
+	from, to, links := paged(q, total, at)
+	entries := make([]any, 0, to-from)
+	for _, c := range hits[from:to] {
+		entries = append(entries, s.versionEntry(c.key, s.history[c.key], c.version))
 	}
-	links := []any{map[string]any{"relation": "self", "url": at + "?" + self.Encode()}}
-	if offset+count < total {
-		self.Set("_offset", strconv.Itoa(offset+count))
-		self.Set("_count", strconv.Itoa(count))
-		links = append(links, map[string]any{"relation": "next", "url": at + "?" + self.Encode()})
-	}
+	s.mu.RUnlock()
 	s.write(w, http.StatusOK, resource{"resourceType": "Bundle", "type": "history", "total": total, "link": links, "entry": entries})
 }
