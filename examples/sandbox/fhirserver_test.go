@@ -581,6 +581,12 @@ func TestFHIRDataServerHistory(t *testing.T) {
 		!reflect.DeepEqual(pages[:3], want) || !strings.HasSuffix(pages[3], `W/"1"`) || first["total"].(float64) < 100 {
 		t.Errorf("paged: %q (total %v, next %q)", pages, first["total"], next)
 	}
+	// A negative offset is the first page (it was a panic of the search).
+	for _, path := range []string{"/Observation?patient=pt-001&_offset=-3&_count=2", "/Observation/_history?_offset=-3&_count=2"} {
+		if code, b := fhirGet(t, ts, path); code != 200 || len(b["entry"].([]any)) != 2 {
+			t.Errorf("%s: %d %v", path, code, b)
+		}
+	}
 	for _, bad := range []string{"/Observation/_history?_since=yesterday", "/Observation/_history?patient=pt-001", "/_history?_at=2026"} {
 		if code, _ := fhirGet(t, ts, bad); code != 400 {
 			t.Errorf("%s: %d", bad, code)
