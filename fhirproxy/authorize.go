@@ -793,6 +793,13 @@ func (p *Proxy) confine(in *Interaction, a *access) *refusal {
 		if in.Compartment != pid {
 			return forbidden("the compartment is another patient's")
 		}
+		if shared {
+			// Searched as its type, it would find records the compartment
+			// holds none of (a shared type is in no patient's): the
+			// answer to another search. Found by FuzzReadsAgree (the
+			// sandbox).
+			return refuse(http.StatusBadRequest, "invalid", in.Type+" is not in the Patient compartment: search "+in.Type+" itself")
+		}
 		in.Kind, in.Compartment = SearchType, ""
 		fallthrough
 	case SearchType:

@@ -349,3 +349,34 @@ func TestCompartmentParameterOnce(t *testing.T) {
 		f.up.reset()
 	}
 }
+
+// TestCompartmentSearchOfSharedType: a patient app searching a shared type
+// in its compartment (Patient/p1/Practitioner) is told the type is in no
+// patient's compartment. Searched as the type, the proxy would answer
+// another search: every Practitioner where the server finds none. Found by
+// FuzzReadsAgree (the sandbox). The patient's own Patient is in its
+// compartment; so are the compartment's types.
+func TestCompartmentSearchOfSharedType(t *testing.T) {
+	f := newFixture(t)
+	tok := f.token("launch/patient patient/*.rs", nil)
+	for _, target := range []string{"/Patient/p1/Practitioner", "/Patient/p1/Practitioner?_id=pr1", "/Patient/p1/Organization/_search", "/Patient/p1/Medication?code=1"} {
+		method := "GET"
+		if strings.HasSuffix(target, "_search") {
+			method = "POST"
+		}
+		r := f.do(method, target, tok, "", "Content-Type", "application/x-www-form-urlencoded")
+		f.refused(target, r, http.StatusBadRequest)
+	}
+	for target, upstream := range map[string]string{
+		"/Patient/p1/Observation": "/Observation?patient=Patient%2Fp1",
+		"/Patient/p1/Patient":     "/Patient?_id=p1",
+		"/Practitioner?_id=pr1":   "/Practitioner?_id=pr1",
+	} {
+		r := f.do("GET", target, tok, "")
+		got := f.up.requests()
+		if r.status != http.StatusOK || len(got) != 1 || got[0].URL.Path+"?"+got[0].URL.RawQuery != upstream {
+			t.Errorf("%s: %d %s, upstream %v, want %s", target, r.status, r.raw, got, upstream)
+		}
+		f.up.reset()
+	}
+}

@@ -38,7 +38,10 @@
 //     added to it would make a search by that number find this patient.
 //   - D-7: shared types (DefaultSharedTypes: Practitioner, Organization,
 //     Location, Medication, …) may be read by patient/ tokens whose scopes
-//     name them; writes to them are refused.
+//     name them; writes to them are refused. They are in no patient's
+//     compartment: a search of one in the patient's compartment
+//     (Patient/{id}/Practitioner) is refused with 400 (search the type
+//     itself), as the compartment holds none.
 //   - D-9: resources above the clearance's confidentiality or with a
 //     sensitivity tag it does not release are withheld; a Bundle that lost
 //     entries for their labels is marked REDACTED (see Security labels).
