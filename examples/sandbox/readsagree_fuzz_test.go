@@ -80,83 +80,9 @@ func FuzzReadsAgree(f *testing.F) {
 	}
 	keys := append(append(changed, goneKey), sb.fhir.order...)
 
-	mint := func(g smart.Grant) string {
-		g.ClientID, g.Audience = ExampleAppID, sb.FHIRBase
-		tok, err := sb.Auth.Mint(context.Background(), "", g, time.Hour)
-		if err != nil {
-			f.Fatal(err)
-		}
-		return tok
-	}
-	shared := map[string]bool{"ValueSet": true, "CodeSystem": true}
-	for _, t := range []string{"Practitioner", "PractitionerRole", "Organization", "Location", "Medication", "Substance", "HealthcareService"} {
-		shared[t] = true
-	}
-	type reader struct {
-		tok       map[string]string // by patient; "" for those without patient context
-		clearance consent.Clearance
-		patient   bool // reads in the patient's context
-		lab       bool // granted laboratory results only
-	}
-	every := *everyLabel()
 	patients := []string{"pt-001", "pt-002", "pt-sensitive", "pt-long"}
-	readers := []reader{{clearance: every, patient: true}, {patient: true}, {clearance: every, patient: true, lab: true}, {}, {clearance: every, lab: true}, {}}
-	for i := range readers {
-		readers[i].tok = map[string]string{}
-	}
-	clinician := mint(smart.Grant{UserID: "clinician", FHIRUser: "Practitioner/pr-lee", Scope: "user/*.rs"})
-	labClinician := mint(smart.Grant{UserID: "clinician", FHIRUser: "Practitioner/pr-lee", Scope: "user/Observation.rs?category=laboratory", Clearance: &every})
-	backend := mint(smart.Grant{Scope: "system/*.rs"})
-	for _, p := range patients {
-		own := smart.Grant{UserID: "patient", FHIRUser: "Patient/" + p, Scope: "launch/patient patient/*.rs", Context: launch.Context{Patient: p}}
-		readers[1].tok[p] = mint(own)
-		own.Clearance = &every
-		readers[0].tok[p] = mint(own)
-		own.Scope = "launch/patient patient/Observation.rs?category=laboratory"
-		readers[2].tok[p] = mint(own)
-		readers[3].tok[p], readers[4].tok[p], readers[5].tok[p] = clinician, labClinician, backend
-	}
-	// sees says whether a reader may see one version of a record, reading
-	// it as ask does (0 a read, 1 or 2 a vread, 3 its history, 4 a search
-	// by _id, 5 a read in a batch, 6 a read in part, 7 a search by _id in
-	// a patient's compartment).
-	var sees func(rd reader, p string, v resource, ask int) bool
-	sees = func(rd reader, p string, v resource, ask int) bool {
-		typ := v["resourceType"].(string)
-		conf, tags := labels(v)
-		switch {
-		case !rd.clearance.Allows(conf, tags):
-			return false
-		case rd.lab && (typ != "Observation" || !slices.Contains(codes(v["category"]), "laboratory")):
-			return false
-		case !rd.patient:
-			return true
-		case typ == "Patient":
-			return v["id"] == p
-		case shared[typ]:
-			return true
-		case typ == "Provenance":
-			// Seen where the records it is about are, as they are now
-			// (with patient context: read, but not searched, nor its
-			// history).
-			targets := references(v, "target")
-			if len(targets) == 0 || len(targets) > 8 || rd.patient && (ask == 3 || ask == 4 || ask == 7) {
-				return false
-			}
-			for _, ref := range targets {
-				sb.fhir.mu.RLock()
-				target, ok := sb.fhir.current[ref]
-				sb.fhir.mu.RUnlock()
-				if !ok || strings.HasPrefix(ref, "Provenance/") || !sees(rd, p, target, 0) {
-					return false
-				}
-			}
-			return true
-		case typ == "Group": // in the compartment by a list of members: not read with patient context
-			return false
-		}
-		return slices.Contains(patientRefs(v), "Patient/"+p)
-	}
+	readers := grantees(f, sb, patients, "rs")
+	sees := func(rd grantee, p string, v resource, ask int) bool { return rd.sees(sb, p, v, ask) }
 
 	// (who, patient, record, how): records 0 to 5 are those changed above.
 	f.Add(uint8(1), uint8(0), uint16(0), uint8(1)) // labelled since: its first version withheld
@@ -354,4 +280,92 @@ func matches(t *testing.T, b []byte) []string {
 		out = append(out, e.Resource.ID+"@"+e.Resource.Meta.VersionID)
 	}
 	return out
+}
+
+// A grantee is who reads or writes through the proxy in the agreement
+// fuzz targets: a patient's app (of every label, of the default clearance,
+// or granted laboratory results only by a query-constrained scope), a
+// clinician (of the default clearance, or of every label granted
+// laboratory results only), a backend service of the default clearance.
+type grantee struct {
+	tok       map[string]string // by patient (the same for those without patient context)
+	clearance consent.Clearance
+	patient   bool // acts in the patient's context
+	lab       bool // granted laboratory results only
+}
+
+// grantees mints the six grantees' tokens, for each of the patients, with
+// the permission letters given (rs, cruds).
+func grantees(f *testing.F, sb *Sandbox, patients []string, letters string) []grantee {
+	mint := func(g smart.Grant) string {
+		g.ClientID, g.Audience = ExampleAppID, sb.FHIRBase
+		tok, err := sb.Auth.Mint(context.Background(), "", g, time.Hour)
+		if err != nil {
+			f.Fatal(err)
+		}
+		return tok
+	}
+	every := *everyLabel()
+	out := []grantee{{clearance: every, patient: true}, {patient: true}, {clearance: every, patient: true, lab: true}, {}, {clearance: every, lab: true}, {}}
+	for i := range out {
+		out[i].tok = map[string]string{}
+	}
+	clinician := mint(smart.Grant{UserID: "clinician", FHIRUser: "Practitioner/pr-lee", Scope: "user/*." + letters})
+	labClinician := mint(smart.Grant{UserID: "clinician", FHIRUser: "Practitioner/pr-lee", Scope: "user/Observation." + letters + "?category=laboratory", Clearance: &every})
+	backend := mint(smart.Grant{Scope: "system/*." + letters})
+	for _, p := range patients {
+		own := smart.Grant{UserID: "patient", FHIRUser: "Patient/" + p, Scope: "launch/patient patient/*." + letters, Context: launch.Context{Patient: p}}
+		out[1].tok[p] = mint(own)
+		own.Clearance = &every
+		out[0].tok[p] = mint(own)
+		own.Scope = "launch/patient patient/Observation." + letters + "?category=laboratory"
+		out[2].tok[p] = mint(own)
+		out[3].tok[p], out[4].tok[p], out[5].tok[p] = clinician, labClinician, backend
+	}
+	return out
+}
+
+// sharedTypes are the types the sandbox's proxy shares with patient/
+// tokens.
+var sharedTypes = map[string]bool{"ValueSet": true, "CodeSystem": true, "Practitioner": true, "PractitionerRole": true,
+	"Organization": true, "Location": true, "Medication": true, "Substance": true, "HealthcareService": true}
+
+// sees says whether g may see one version v of a record (for patient p),
+// reading it as ask does (0 a read, 1 or 2 a vread, 3 its history, 4 a
+// search by _id, 5 a read in a batch, 6 a read in part, 7 a search by _id
+// in a patient's compartment).
+func (g grantee) sees(sb *Sandbox, p string, v resource, ask int) bool {
+	typ := v["resourceType"].(string)
+	conf, tags := labels(v)
+	switch {
+	case !g.clearance.Allows(conf, tags):
+		return false
+	case g.lab && (typ != "Observation" || !slices.Contains(codes(v["category"]), "laboratory")):
+		return false
+	case !g.patient:
+		return true
+	case typ == "Patient":
+		return v["id"] == p
+	case sharedTypes[typ]:
+		return true
+	case typ == "Provenance":
+		// Seen where the records it is about are, as they are now (with
+		// patient context: read, but not searched, nor its history).
+		targets := references(v, "target")
+		if len(targets) == 0 || len(targets) > 8 || ask == 3 || ask == 4 || ask == 7 {
+			return false
+		}
+		for _, ref := range targets {
+			sb.fhir.mu.RLock()
+			target, ok := sb.fhir.current[ref]
+			sb.fhir.mu.RUnlock()
+			if !ok || strings.HasPrefix(ref, "Provenance/") || !g.sees(sb, p, target, 0) {
+				return false
+			}
+		}
+		return true
+	case typ == "Group": // in the compartment by a list of members: not read with patient context
+		return false
+	}
+	return slices.Contains(patientRefs(v), "Patient/"+p)
 }
