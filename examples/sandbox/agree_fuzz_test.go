@@ -48,10 +48,12 @@ func FuzzSearchesAgree(f *testing.F) {
 		clearance consent.Clearance
 		names     bool // names the patient in its search
 		lab       bool // granted laboratory results only: patient/Observation.rs?category=laboratory
+		wide      bool // searches every patient's records (a clinician)
 	}
 	searchers := []searcher{{tok: map[string]string{}, clearance: *every}, {tok: map[string]string{}}, {tok: map[string]string{}, names: true},
-		{tok: map[string]string{}, clearance: *every, lab: true}}
+		{tok: map[string]string{}, clearance: *every, lab: true}, {tok: map[string]string{}, wide: true}, {tok: map[string]string{}, clearance: *every, lab: true, wide: true}}
 	clinician := mint(smart.Grant{UserID: "clinician", FHIRUser: "Practitioner/pr-lee", Scope: "user/*.rs"})
+	labClinician := mint(smart.Grant{UserID: "clinician", FHIRUser: "Practitioner/pr-lee", Scope: "user/Observation.rs?category=laboratory", Clearance: every})
 	for _, p := range patients {
 		own := smart.Grant{UserID: "patient", FHIRUser: "Patient/" + p, Scope: "launch/patient patient/*.rs", Context: launch.Context{Patient: p}}
 		searchers[1].tok[p] = mint(own)
@@ -60,6 +62,7 @@ func FuzzSearchesAgree(f *testing.F) {
 		searchers[2].tok[p] = clinician
 		own.Scope = "launch/patient patient/Observation.rs?category=laboratory"
 		searchers[3].tok[p] = mint(own)
+		searchers[4].tok[p], searchers[5].tok[p] = clinician, labClinician
 	}
 	types := []string{"Observation", "Encounter", "Condition", "MedicationRequest", "AllergyIntolerance", "DocumentReference", "Appointment"}
 	categories := []string{"", "vital-signs", "laboratory", "laboratory,vital-signs", "http://terminology.hl7.org/CodeSystem/observation-category|vital-signs"}
@@ -70,14 +73,17 @@ func FuzzSearchesAgree(f *testing.F) {
 	f.Add(uint8(1), uint8(2), uint8(0), uint8(2), uint8(1), uint8(3), uint8(3), false, true)
 	f.Add(uint8(2), uint8(0), uint8(1), uint8(0), uint8(0), uint8(0), uint8(50), true, false)
 	f.Add(uint8(1), uint8(2), uint8(0), uint8(2), uint8(4), uint8(0), uint8(1), false, false)
-	f.Add(uint8(0), uint8(1), uint8(1), uint8(0), uint8(0), uint8(0), uint8(2), false, false)  // pt-long's encounters, three a page: the 64th page
-	f.Add(uint8(1), uint8(0), uint8(0), uint8(1), uint8(0), uint8(0), uint8(64), false, true)  // POSTed
-	f.Add(uint8(2), uint8(3), uint8(0), uint8(0), uint8(0), uint8(0), uint8(124), true, false) // a compartment, by a clinician
-	f.Add(uint8(1), uint8(1), uint8(0), uint8(1), uint8(0), uint8(0), uint8(184), false, true) // batched
-	f.Add(uint8(1), uint8(2), uint8(0), uint8(0), uint8(0), uint8(6), uint8(3), false, false)  // with the encounters
-	f.Add(uint8(1), uint8(2), uint8(2), uint8(0), uint8(0), uint8(6), uint8(3), false, false)  // with the Provenance
-	f.Add(uint8(0), uint8(2), uint8(2), uint8(0), uint8(0), uint8(6), uint8(63), false, true)  // with the Provenance, POSTed, in part
-	f.Add(uint8(3), uint8(1), uint8(0), uint8(0), uint8(0), uint8(6), uint8(2), true, false)   // laboratory results only, with the encounters
+	f.Add(uint8(0), uint8(1), uint8(1), uint8(0), uint8(0), uint8(0), uint8(2), false, false)   // pt-long's encounters, three a page: the 64th page
+	f.Add(uint8(1), uint8(0), uint8(0), uint8(1), uint8(0), uint8(0), uint8(64), false, true)   // POSTed
+	f.Add(uint8(2), uint8(3), uint8(0), uint8(0), uint8(0), uint8(0), uint8(124), true, false)  // a compartment, by a clinician
+	f.Add(uint8(1), uint8(1), uint8(0), uint8(1), uint8(0), uint8(0), uint8(184), false, true)  // batched
+	f.Add(uint8(1), uint8(2), uint8(0), uint8(0), uint8(0), uint8(6), uint8(3), false, false)   // with the encounters
+	f.Add(uint8(1), uint8(2), uint8(2), uint8(0), uint8(0), uint8(6), uint8(3), false, false)   // with the Provenance
+	f.Add(uint8(0), uint8(2), uint8(2), uint8(0), uint8(0), uint8(6), uint8(63), false, true)   // with the Provenance, POSTed, in part
+	f.Add(uint8(3), uint8(1), uint8(0), uint8(0), uint8(0), uint8(6), uint8(2), true, false)    // laboratory results only, with the encounters
+	f.Add(uint8(4), uint8(0), uint8(0), uint8(2), uint8(1), uint8(0), uint8(5), false, false)   // a clinician's, of every patient's
+	f.Add(uint8(4), uint8(0), uint8(2), uint8(0), uint8(0), uint8(6), uint8(70), true, true)    // POSTed, with the Provenance
+	f.Add(uint8(5), uint8(0), uint8(0), uint8(0), uint8(0), uint8(7), uint8(190), false, false) // laboratory results only, batched, with the encounters
 	f.Fuzz(func(t *testing.T, who, patient, typ, category, code, date, count uint8, newest, elements bool) {
 		form := int(count) / 60 % 4 // 0: GET Type, 1: POST Type/_search, 2: GET Patient/{id}/Type, 3: batched
 		s := searchers[int(who)%len(searchers)]
@@ -106,13 +112,22 @@ func FuzzSearchesAgree(f *testing.F) {
 		case include && ty == "Condition":
 			q.Set("_revinclude", "Provenance:target")
 		}
-		q.Set("_count", strconv.Itoa(1+int(count)%60))
-		// Directly: by the patient.
+		if s.wide {
+			q.Set("_count", strconv.Itoa(40+int(count)%60*3)) // (every patient's: larger pages)
+		} else {
+			q.Set("_count", strconv.Itoa(1+int(count)%60))
+		}
+		// Directly: by the patient (or, for a clinician's search of every
+		// patient's, as it is).
 		direct := url.Values{}
 		for k, v := range q {
 			direct[k] = v
 		}
-		direct.Set("patient", "Patient/"+p)
+		if !s.wide {
+			direct.Set("patient", "Patient/"+p)
+		} else if form == 2 {
+			form = 0 // (no patient's compartment)
+		}
 		if s.lab {
 			if ty != "Observation" {
 				return // beyond its scopes
