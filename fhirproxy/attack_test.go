@@ -2032,6 +2032,12 @@ func TestPatientChains(t *testing.T) {
 	if r.status != 200 || len(got) != 2 || got[1].URL.Query().Get("encounter") != "Encounter/e1" || got[1].URL.Query().Get("patient") != "Patient/p1" {
 		t.Errorf("a chain to the patient's encounter: %d, forwarded %v", r.status, got)
 	}
+	// The chain's own search asks for the patient's records of its type
+	// only (those of a compartment's type the token can see): a server of
+	// real size holds more of every other patient's than the proxy reads.
+	if len(got) == 2 && (got[0].URL.Path != "/Encounter" || got[0].URL.Query().Get("patient") != "Patient/p1") {
+		t.Errorf("the chain's own search: %s", got[0].URL)
+	}
 	var refs []string
 	for _, v := range []string{"V2", "V9"} { // another patient's encounter, and none: alike
 		r, got := forwarded("/Observation?encounter.identifier=" + url.QueryEscape("urn:visit|"+v))
@@ -2210,6 +2216,52 @@ func TestChainPagesFollowed(t *testing.T) {
 	r, got = chain()
 	if r.status != http.StatusBadGateway || len(got) != 1 || len(elsewhere) != 0 {
 		t.Errorf("a next link off the upstream's base: %d, forwarded %v, elsewhere got %q", r.status, got, elsewhere)
+	}
+}
+
+// TestOwnPagesOnThePublicBase: a FHIR server behind the proxy that is told
+// it lives at the proxy's public base (Proxy.Base) writes its next links
+// there. The proxy follows them on the upstream, for the searches it runs
+// itself: a chain's target (and a conditional write's criteria, by the
+// same function), and a logical reference's identifier. Found by probing
+// the sandbox, whose data server does so: a patient app's
+// Observation?encounter.status=finished was refused with 502.
+func TestOwnPagesOnThePublicBase(t *testing.T) {
+	f := newFixture(t)
+	f.proxy.Base = f.base
+	f.up.pageSize, f.up.nextBase = 20, f.base
+	restricted := map[string]any{"security": []any{map[string]any{"system": "http://terminology.hl7.org/CodeSystem/v3-Confidentiality", "code": "R"}}}
+	f.up.mu.Lock()
+	for i := range 50 { // withheld matches on the first pages
+		id := "vip-" + strconv.Itoa(i)
+		f.up.resources["Patient/"+id] = map[string]any{"resourceType": "Patient", "id": id, "meta": restricted}
+	}
+	f.up.mu.Unlock()
+	user := f.token("user/*.rs", nil)
+	r := f.do("GET", "/Observation?patient.name=x", user, "")
+	got := f.up.requests()
+	if r.status != http.StatusOK || len(got) != 4 || got[len(got)-1].URL.Path != "/Observation" || got[len(got)-1].URL.RawQuery != "patient=Patient%2Fp1%2CPatient%2Fp2" {
+		t.Fatalf("a chain whose target's matches page on the public base: %d %s, upstream %v", r.status, r.raw, got)
+	}
+	for _, g := range got {
+		if g.Host != strings.TrimPrefix(f.up.ts.URL, "http://") {
+			t.Errorf("%s went to %s", g.URL, g.Host)
+		}
+	}
+	f.up.reset()
+
+	// Two of the patient's encounters carry the visit number, a page each.
+	f.up.pageSize = 1
+	f.up.mu.Lock()
+	for _, id := range []string{"e1", "e2"} {
+		f.up.resources["Encounter/"+id] = map[string]any{"resourceType": "Encounter", "id": id, "status": "finished", "class": map[string]any{"code": "AMB"},
+			"subject": map[string]any{"reference": "Patient/p1"}, "identifier": []any{map[string]any{"system": "urn:visit", "value": "V1"}}}
+	}
+	f.up.mu.Unlock()
+	app := f.token("launch/patient patient/Observation.cruds patient/Encounter.rs", nil)
+	body := `{"resourceType":"Observation","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/p1"},"encounter":{"identifier":{"system":"urn:visit","value":"V1"}}}`
+	if r := f.do("POST", "/Observation", app, body); r.status != http.StatusCreated {
+		t.Errorf("an encounter by a visit number whose matches page on the public base: %d %s, upstream %v", r.status, r.raw, f.up.requests())
 	}
 }
 

@@ -96,7 +96,16 @@ func (p *Proxy) resolveChains(ctx context.Context, in *Interaction, a *access) *
 			// constraint, which the proxy's own search would not apply.
 			return forbidden("the token's scopes do not allow a search of " + target + ", which the chain reaches")
 		}
-		found, refused := p.visibleMatches(ctx, a, target, []Param{{Name: rest, Value: prm.Value}}, chainLimit, false)
+		criteria := []Param{{Name: rest, Value: prm.Value}}
+		if ct, ok := compartment[target]; ok && a.patient != "" {
+			// With patient context only the patient's records of the type
+			// can be seen: the search asks for those, or it would read
+			// every patient's matching records, up to chainPages pages of
+			// them, to find the patient's (and be refused for their number
+			// on any server of real size). Found by probing the sandbox.
+			criteria = append(criteria, Param{Name: ct.param, Value: "Patient/" + a.patient})
+		}
+		found, refused := p.visibleMatches(ctx, a, target, criteria, chainLimit, false)
 		switch {
 		case refused != nil:
 			return refused
@@ -159,10 +168,10 @@ func (p *Proxy) visibleMatches(ctx context.Context, a *access, target string, cr
 		}
 		// The proxy's credential goes only to the upstream: a next link
 		// elsewhere is not followed.
-		if !p.onUpstream(next) {
+		var own bool
+		if page, own = p.ownPage(next); !own {
 			return nil, refuse(http.StatusBadGateway, "invalid", "the FHIR server's next page of the criteria's matches is not on its base")
 		}
-		page = next
 	}
 }
 

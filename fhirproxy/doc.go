@@ -98,7 +98,10 @@
 // one; Provenance searches are refused. A chain of one link through a reference that is not to a
 // patient (encounter.identifier=…, practitioner.name=…) is resolved by the
 // proxy over the records the token may see, the patient's and shared
-// ones. For patient/ tokens, reverse chains (_has), longer chains, chains
+// ones (its own search of a compartment's type asks for the patient's
+// records only). The proxy follows the pages of its own searches on the
+// FHIR server's base and on its public base (Base), where a server told
+// it lives there writes its links. For patient/ tokens, reverse chains (_has), longer chains, chains
 // through a patient reference (subject:Patient.name; name the patient by
 // id), any other _revinclude, iterating includes, _filter, _list,
 // system-wide search and history, type history and a FHIRPath Patch are

@@ -248,7 +248,8 @@ func (p *Proxy) checkLogicalRecords(ctx context.Context, a *access, refs []logic
 		for page, n := p.upstreamURL(l.typ, query), 0; page != ""; n++ {
 			// A server may link a next page that holds nothing more; past
 			// a few pages the identifier names too many records anyway.
-			if n == logicalPages || !p.onUpstream(page) {
+			own := false
+			if page, own = p.ownPage(page); n == logicalPages || !own {
 				return notMine
 			}
 			if !a.entries.spend() {

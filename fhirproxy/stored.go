@@ -580,11 +580,25 @@ func (p *Proxy) upstreamURL(ref, query string) string {
 	return u.String()
 }
 
-// onUpstream reports whether u is on the upstream's base, where the
-// proxy's own credential may go.
-func (p *Proxy) onUpstream(u string) bool {
-	_, ok := below(p.localBases()[0], u)
-	return ok
+// ownPage returns, on the upstream's base, the address of a page the FHIR
+// server links in its answer to a search the proxy runs itself: one on
+// its own base, or on the proxy's public base (Proxy.Base), where a server
+// behind the proxy is told it lives and writes its links (HAPI with its
+// server address set; the sandbox's data server). ok is false for another
+// server's, where the proxy's own credential may not go. (Found by probing
+// the sandbox: a patient app's chained search, whose target's matches
+// paged on the public base, was refused with 502.)
+func (p *Proxy) ownPage(u string) (string, bool) {
+	bases := p.localBases()
+	if _, ok := below(bases[0], u); ok {
+		return u, true
+	}
+	if p.Base != "" {
+		if rest, ok := below(bases[len(bases)-1], u); ok {
+			return bases[0] + rest, true
+		}
+	}
+	return "", false
 }
 
 // getURL reads an address on the upstream's base (the caller has checked

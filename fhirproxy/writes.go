@@ -616,7 +616,10 @@ func (p *Proxy) checkBatch(ctx context.Context, a *access, body []byte) *refusal
 		onItsOwn := func() *refusal {
 			return refuse(http.StatusForbidden, "forbidden", "batch entry "+itoa(i)+" needs constraints the proxy applies only to a request on its own; send it on its own")
 		}
-		if in.chained || pl.ea.constrained != "" && (!typeSearch || summaryText(&in) || !pl.ea.holdMatches(&in)) {
+		if in.chained {
+			return refuse(http.StatusForbidden, "forbidden", "batch entry "+itoa(i)+" has chains, which the proxy resolves only in a search on its own; send it on its own")
+		}
+		if pl.ea.constrained != "" && (!typeSearch || summaryText(&in) || !pl.ea.holdMatches(&in)) {
 			return onItsOwn()
 		}
 		if encodeQuery(in.Params) != orig {

@@ -399,7 +399,7 @@ func matchDate(have, want string) bool {
 }
 
 var searchParams = map[string]bool{"_id": true, "patient": true, "subject": true, "category": true, "code": true, "status": true, "url": true, "type": true,
-	"date": true, "_count": true, "_offset": true, "_include": true, "_revinclude": true, "identifier": true, "name": true, "beneficiary": true,
+	"date": true, "encounter": true, "_count": true, "_offset": true, "_include": true, "_revinclude": true, "identifier": true, "name": true, "beneficiary": true,
 	"_format": true, "_sort": true, "_summary": true, "_elements": true}
 
 // find returns the current resources of typ that match the search q, in
@@ -482,6 +482,12 @@ func matcher(q url.Values) (func(resource) bool, error) {
 							ref = ref[i+1:]
 						}
 						ok = ok || slices.Contains(patientRefs(res), ref)
+					case "encounter":
+						ref := want
+						if !strings.Contains(ref, "/") {
+							ref = "Encounter/" + ref
+						}
+						ok = ok || slices.Contains(references(res, "encounter"), ref)
 					case "category":
 						ok = ok || slices.Contains(codes(res["category"]), want)
 					case "code":
