@@ -398,9 +398,12 @@ func matchDate(have, want string) bool {
 	return have == want
 }
 
+// searchParams are the parameters a search may have: filters, and those
+// that shape the answer (_total and _pretty are taken and change nothing:
+// every search counts its matches, and the JSON is compact).
 var searchParams = map[string]bool{"_id": true, "patient": true, "subject": true, "category": true, "code": true, "status": true, "url": true, "type": true,
 	"date": true, "encounter": true, "_count": true, "_offset": true, "_include": true, "_revinclude": true, "identifier": true, "name": true, "beneficiary": true,
-	"_format": true, "_sort": true, "_summary": true, "_elements": true}
+	"_format": true, "_sort": true, "_summary": true, "_elements": true, "_total": true, "_pretty": true}
 
 // find returns the current resources of typ that match the search q, in
 // the order they were stored (or latest first, with _sort=-date).
@@ -507,7 +510,7 @@ func matcher(q url.Values) (func(resource) bool, error) {
 						}
 					case "name":
 						ok = ok || strings.Contains(strings.ToLower(fmt.Sprint(res["name"])), strings.ToLower(want))
-					default: // _count, _offset, _include, _revinclude, _format, _sort, _summary, _elements are not filters
+					default: // _count, _offset, _include, _revinclude, _format, _sort, _summary, _elements, _total, _pretty are not filters
 						ok = true
 					}
 				}

@@ -723,3 +723,27 @@ func TestFHIRDataServerConditionals(t *testing.T) {
 		t.Errorf("the reference to the record found: %s", got)
 	}
 }
+
+// TestFHIRDataServerTakesTotalAndPretty: _total and _pretty, which apps
+// send and servers take, are taken (they change nothing here), directly
+// and through the proxy; another parameter the server does not know is
+// still 400. Found by probing: a patient app asking _total=accurate got
+// 400 through the sandbox.
+func TestFHIRDataServerTakesTotalAndPretty(t *testing.T) {
+	sb := startSandbox(t)
+	ts := httptest.NewServer(sb.fhir)
+	defer ts.Close()
+	tok := patientToken(t, sb, "launch/patient patient/Observation.rs")
+	for _, q := range []string{"_total=accurate", "_total=none", "_pretty=true", "_pretty=false&_total=estimate"} {
+		code, b := fhirGet(t, ts, "/Observation?patient=pt-001&_count=1&"+q)
+		if code != http.StatusOK || b["total"] == nil {
+			t.Errorf("%s directly: %d %v", q, code, b)
+		}
+		if code, b := fhirCall(t, tok, http.MethodGet, sb.FHIRBase+"/Observation?_count=1&"+q, ""); code != http.StatusOK {
+			t.Errorf("%s through the proxy: %d %s", q, code, b)
+		}
+	}
+	if code, _ := fhirGet(t, ts, "/Observation?patient=pt-001&_contained=true"); code != http.StatusBadRequest {
+		t.Errorf("a parameter the server does not know: %d", code)
+	}
+}
