@@ -213,8 +213,15 @@
 // 50, so that a page of them rarely needs more). What a clearance
 // withholds stays withheld: with a clearance short of every label, a search
 // may not tell more of it than the REDACTED mark. Criteria that other
-// resources meet (_has, _filter, _list, _query, longer chains),
-// _summary=count and _contained are refused (403); a chain of one link to a
+// resources meet (_has, _filter, _list, _query, longer chains) and
+// _contained are refused (403). _summary=count, which the server would
+// answer counting what is withheld, is answered by the proxy: it runs the
+// search as authorised and counts the matches the access may see (at most
+// 1000, across at most 10 pages; more is 403, narrow the search), a
+// searchset Bundle with the total alone; so it does under a query
+// constraint, whose matches it may hold itself. It counts a search of one
+// type on its own only: in a batch, or a clinician's compartment search,
+// it is refused. A chain of one link to a
 // named type (patient.identifier, subject:Patient.name) is resolved by the
 // proxy over the records the access may see (following the target search's
 // pages), at most Limits.MaxChains (4) of them a search, and forwarded as a

@@ -833,6 +833,10 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, x *exchange) {
 		}
 	}
 	x.w.ResponseWriter = w
+	if x.in.counts { // the proxy's own count: the search itself does not go
+		p.countMatches(w, r, x)
+		return
+	}
 	if x.in.notice { // the proxy's own file: nothing goes upstream
 		x.ev.Reason = "export notice: deletions are not relayed to this token"
 		if err := p.record(r.Context(), &x.ev); err != nil {

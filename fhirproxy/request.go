@@ -98,6 +98,10 @@ type Interaction struct {
 	// chained: the search has chains the proxy resolves itself before
 	// forwarding it, since labels are judged (chains.go).
 	chained bool
+	// counts: a search with _summary=count that the proxy answers itself,
+	// from the matches the access may see, since labels are judged
+	// (count.go).
+	counts bool
 	// resolve: a conditional write sent on its own, which the proxy
 	// resolves to a plain one before it is forwarded (conditional.go).
 	resolve bool

@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -58,5 +60,66 @@ func TestTotalWithIncludesLeftOut(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestCountedByTheProxy: _summary=count for a token whose clearance is
+// short of every label is answered by the proxy, which runs the search
+// (confined and constrained as authorised, without _summary) and counts
+// the matches the token may see: the server's count would take in what
+// the clearance withholds. A search of one type only (a clinician's
+// compartment search, a batch entry are refused), at most countLimit
+// matches; a token that sees every label gets the server's count.
+func TestCountedByTheProxy(t *testing.T) {
+	f := newFixture(t)
+	user := f.token("user/*.rs", nil)
+	patient := f.token("launch/patient patient/*.rs", nil)
+	for _, c := range []struct {
+		name, target, tok string
+		total             float64
+		upstream          string
+	}{
+		{"a clinician's", "/Observation?_summary=count", user, 3, "_count=101"}, // psy-1 withheld
+		{"by category", "/Observation?category=laboratory&_summary=count", user, 2, "category=laboratory&_count=101"},
+		{"a patient app's", "/Observation?_summary=count", patient, 2, "patient=Patient%2Fp1&_count=101"},
+		{"in the compartment", "/Patient/p1/Observation?_summary=count&_count=1", patient, 2, "patient=Patient%2Fp1&_count=101"},
+		{"none", "/Observation?_summary=count&category=exam", patient, 0, "category=exam&patient=Patient%2Fp1&_count=101"},
+	} {
+		f.up.reset()
+		r := f.do("GET", c.target, c.tok, "")
+		got := f.up.requests()
+		if r.status != 200 || r.body["resourceType"] != "Bundle" || r.body["type"] != "searchset" || r.body["total"] != c.total || r.body["entry"] != nil {
+			t.Errorf("%s: %d %s, want a total of %v", c.name, r.status, r.raw, c.total)
+		}
+		if len(got) != 1 || got[0].URL.Path != "/Observation" || got[0].URL.RawQuery != c.upstream {
+			t.Errorf("%s: upstream %v, want /Observation?%s", c.name, got, c.upstream)
+		}
+		if r.header.Get("X-Content-Type-Options") != "nosniff" || r.header.Get("Content-Type") != "application/fhir+json" {
+			t.Errorf("%s: headers %v", c.name, r.header)
+		}
+	}
+	if evs := f.audit.Events(); evs[len(evs)-1].Reason != "counted by the proxy: the matches the token may see" || evs[len(evs)-1].Outcome != "success" {
+		t.Errorf("the audit event: %+v", evs[len(evs)-1])
+	}
+	f.up.reset()
+	f.refused("a clinician's compartment search", f.do("GET", "/Patient/p1/Observation?_summary=count", user, ""), http.StatusForbidden)
+	f.refused("in a batch", f.do("POST", "/", user, `{"resourceType":"Bundle","type":"batch","entry":[{"request":{"method":"GET","url":"Observation?_summary=count"}}]}`), http.StatusForbidden)
+	// Every label cleared: the server counts.
+	if r := f.do("GET", "/Observation?_summary=count", f.token("user/*.rs", everyLabel()), ""); r.status != 200 || r.body["total"] != float64(4) {
+		t.Errorf("every label: %d %s", r.status, r.raw)
+	}
+	if got := f.up.requests(); len(got) != 1 || got[0].URL.RawQuery != "_summary=count" {
+		t.Errorf("every label: upstream %v", got)
+	}
+	// More than countLimit visible matches: refused, for its cost.
+	f.up.mu.Lock()
+	for i := range 1000 {
+		id := "many-" + strconv.Itoa(i)
+		f.up.resources["Observation/"+id] = obs(id, "p2", "laboratory")
+	}
+	f.up.mu.Unlock()
+	f.up.reset()
+	if r := f.do("GET", "/Observation?_summary=count", user, ""); r.status != http.StatusForbidden || !strings.Contains(diagnostics(r), "narrow") {
+		t.Errorf("1003 matches: %d %s", r.status, r.raw)
 	}
 }
