@@ -459,7 +459,7 @@ func judgedParams(in *Interaction, a *access) *refusal {
 	default:
 		return nil
 	}
-	if in.Kind == SearchType && a.constrained == in.Type && slices.Contains(in.Params, Param{Name: "_summary", Value: "count"}) {
+	if in.Kind == SearchType && a.constrained == in.Type && asksCount(in.Params) {
 		// Under a query constraint the proxy may hold the matches to it
 		// itself (access.holdMatches), and then sends on no total it cannot
 		// vouch for: a count would come without one. It counts them itself.
@@ -499,9 +499,9 @@ func judgedParams(in *Interaction, a *access) *refusal {
 		case a.unrestricted: // nothing is withheld for its labels: the rest may pass
 		case base == "_contained" || base == "_containedType":
 			return refuse(http.StatusForbidden, "forbidden", prm.Name+" is not allowed with a clearance short of every label")
-		case base == "_summary" && prm.Value == "count":
+		case base == "_summary" && prm.Value == "count", base == "_count" && prm.Value == "0":
 			if in.Kind != SearchType {
-				return refuse(http.StatusForbidden, "forbidden", "_summary=count would count records the token's clearance withholds; the proxy counts a search of one type only")
+				return refuse(http.StatusForbidden, "forbidden", prm.Name+"="+prm.Value+" would count records the token's clearance withholds; the proxy counts a search of one type only")
 			}
 			in.counts = true // counted by the proxy (count.go)
 		case simpleChain(prm.Name) && in.Kind != SearchSystem:

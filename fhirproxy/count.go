@@ -2,13 +2,22 @@ package fhirproxy
 
 import (
 	"net/http"
+	"slices"
 	"strconv"
 )
 
 // countLimit is the most matches the proxy counts for _summary=count.
 const countLimit = 1000
 
-// countMatches answers a search with _summary=count for an access that
+// asksCount reports whether a search asks for its total alone:
+// _summary=count, or _count=0 (FHIR: the total, and no entries).
+func asksCount(params []Param) bool {
+	return slices.ContainsFunc(params, func(p Param) bool {
+		return p.Name == "_summary" && p.Value == "count" || p.Name == "_count" && p.Value == "0"
+	})
+}
+
+// countMatches answers a search with _summary=count (or _count=0) for an access that
 // does not see every record (access.seesAll false, its clearance short of
 // every label): the server would count what the clearance withholds, and
 // so tell, by the difference from the records the search shows, that

@@ -161,7 +161,9 @@
 // server's error (502), as that version's vread is. A write whose stored
 // result the token may not read is answered like Prefer: return=minimal
 // (status and Location, no body, whatever made it unreadable); under a constrained read it is read when the proxy sees it match
-// the constraint (see Constrained writes). A create or an instance write takes no query parameters but
+// the constraint (see Constrained writes). The client's own Prefer: return=
+// goes to the server, and a write it answers without a body (return=minimal)
+// is passed on as made. A create or an instance write takes no query parameters but
 // _format, and a conditional write's are search criteria only: server
 // instructions such as HAPI's _cascade=delete, which deletes beyond the
 // token's scopes, are refused with 400. A read or vread takes _format,

@@ -50,6 +50,15 @@ func (x *exchange) inspect(resp *http.Response) (*refusal, error) {
 	if exporting(&in) {
 		return x.inspectExport(resp)
 	}
+	if (in.Kind == Create || in.Kind == Update || in.Kind == Patch) && emptyBody(resp) {
+		// A write's answer without a body (Prefer: return=minimal, which
+		// the proxy passes on): nothing to judge, and its Location and
+		// ETag go as any write's. (Found by probing the sandbox: the record
+		// was written and the client told 502, which invites a retry that
+		// writes it again.)
+		ev.Reason = "written; the FHIR server answered without a body"
+		return nil, nil
+	}
 	if !jsonMediaType(header(resp.Header, "Content-Type")) {
 		return refuse(http.StatusBadGateway, "not-supported", "the FHIR server answered in a format the proxy cannot inspect"), nil
 	}
@@ -1210,4 +1219,28 @@ func supportedOnly(rest map[string]any) {
 	if resources != nil {
 		rest["resource"] = resources
 	}
+}
+
+// emptyBody reports whether a response has no body, reading at most one
+// byte of it to tell (a chunked answer says no length); a body found is
+// left to be read whole.
+func emptyBody(resp *http.Response) bool {
+	switch {
+	case resp.ContentLength == 0:
+		return true
+	case resp.ContentLength > 0:
+		return false
+	}
+	var one [1]byte
+	n, err := io.ReadFull(resp.Body, one[:])
+	if n == 0 && err == io.EOF {
+		resp.Body.Close()
+		resp.Body = http.NoBody
+		return true
+	}
+	resp.Body = struct {
+		io.Reader
+		io.Closer
+	}{io.MultiReader(bytes.NewReader(one[:n]), resp.Body), resp.Body}
+	return false
 }

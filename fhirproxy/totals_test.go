@@ -63,7 +63,7 @@ func TestTotalWithIncludesLeftOut(t *testing.T) {
 	}
 }
 
-// TestCountedByTheProxy: _summary=count for a token whose clearance is
+// TestCountedByTheProxy: _summary=count (or _count=0, the total alone) for a token whose clearance is
 // short of every label is answered by the proxy, which runs the search
 // (confined and constrained as authorised, without _summary) and counts
 // the matches the token may see: the server's count would take in what
@@ -84,6 +84,8 @@ func TestCountedByTheProxy(t *testing.T) {
 		{"a patient app's", "/Observation?_summary=count", patient, 2, "patient=Patient%2Fp1&_count=101"},
 		{"in the compartment", "/Patient/p1/Observation?_summary=count&_count=1", patient, 2, "patient=Patient%2Fp1&_count=101"},
 		{"none", "/Observation?_summary=count&category=exam", patient, 0, "category=exam&patient=Patient%2Fp1&_count=101"},
+		{"by _count=0", "/Observation?_count=0", user, 3, "_count=101"},
+		{"a patient app's, by _count=0", "/Observation?category=laboratory&_count=0", patient, 1, "category=laboratory&patient=Patient%2Fp1&_count=101"},
 	} {
 		f.up.reset()
 		r := f.do("GET", c.target, c.tok, "")
@@ -104,6 +106,7 @@ func TestCountedByTheProxy(t *testing.T) {
 	f.up.reset()
 	f.refused("a clinician's compartment search", f.do("GET", "/Patient/p1/Observation?_summary=count", user, ""), http.StatusForbidden)
 	f.refused("in a batch", f.do("POST", "/", user, `{"resourceType":"Bundle","type":"batch","entry":[{"request":{"method":"GET","url":"Observation?_summary=count"}}]}`), http.StatusForbidden)
+	f.refused("_count=0 in a batch", f.do("POST", "/", user, `{"resourceType":"Bundle","type":"batch","entry":[{"request":{"method":"GET","url":"Observation?_count=0"}}]}`), http.StatusForbidden)
 	// Every label cleared: the server counts.
 	if r := f.do("GET", "/Observation?_summary=count", f.token("user/*.rs", everyLabel()), ""); r.status != 200 || r.body["total"] != float64(4) {
 		t.Errorf("every label: %d %s", r.status, r.raw)

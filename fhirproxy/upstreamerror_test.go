@@ -87,3 +87,60 @@ func TestUpstreamErrorBodies(t *testing.T) {
 		t.Errorf("a proven read's error, to a token of one type: %d %.200s", r.status, r.raw)
 	}
 }
+
+// TestWriteAnsweredWithoutBody: a write the FHIR server answers without a
+// body (Prefer: return=minimal; with a length of 0, or chunked and empty)
+// is passed on as made, its Location and ETag with it, for a patient's app
+// and a clinician: the proxy answered 502, for a record written, which
+// invites a retry that writes it again (found by probing the sandbox). A
+// read answered so is still refused, and so is a write answered with a
+// body the proxy cannot read.
+func TestWriteAnsweredWithoutBody(t *testing.T) {
+	f := newFixture(t)
+	var chunked bool
+	body := "" // a write's answer
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet { // what a write is checked against: as the test upstream has it
+			f.up.serve(w, r)
+			return
+		}
+		w.Header().Set("Location", f.up.ts.URL+"/Observation/lab-1/_history/2")
+		w.Header().Set("ETag", `W/"2"`)
+		if body != "" {
+			w.Header().Set("Content-Type", "text/html")
+		}
+		w.WriteHeader(map[string]int{http.MethodPost: http.StatusCreated}[r.Method] + map[bool]int{true: 200}[r.Method != http.MethodPost])
+		if chunked {
+			w.(http.Flusher).Flush()
+		}
+		fmt.Fprint(w, body)
+	}))
+	defer up.Close()
+	f.proxy.Upstream, _ = url.Parse(up.URL)
+	patient := f.token("launch/patient patient/Observation.cruds", nil)
+	user := f.token("user/Observation.cruds", nil)
+	lab := mustJSON(obs("lab-1", "p1", "laboratory"))
+	created := `{"resourceType":"Observation","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/p1"}}`
+	for _, chunked = range []bool{false, true} {
+		for _, c := range []struct{ name, method, target, tok, body string }{
+			{"a patient app's create", "POST", "/Observation", patient, created},
+			{"a clinician's create", "POST", "/Observation", user, created},
+			{"a patient app's update", "PUT", "/Observation/lab-1", patient, lab},
+			{"a clinician's patch", "PATCH", "/Observation/lab-1", user, `[{"op":"replace","path":"/status","value":"amended"}]`},
+		} {
+			ct := "application/fhir+json"
+			if c.method == "PATCH" {
+				ct = "application/json-patch+json"
+			}
+			r := f.do(c.method, c.target, c.tok, c.body, "Content-Type", ct, "Prefer", "return=minimal")
+			if r.status >= 300 || r.raw != "" || r.header.Get("ETag") != `W/"2"` || r.header.Get("Location") == "" {
+				t.Errorf("%s (chunked %v): %d %q, ETag %q, Location %q", c.name, chunked, r.status, r.raw, r.header.Get("ETag"), r.header.Get("Location"))
+			}
+		}
+	}
+	chunked = false
+	body = "<html>written</html>"
+	if r := f.do("POST", "/Observation", user, created, "Content-Type", "application/fhir+json"); r.status != http.StatusBadGateway {
+		t.Errorf("a write answered with HTML: %d %s", r.status, r.raw)
+	}
+}

@@ -620,7 +620,7 @@ func (p *Proxy) checkBatch(ctx context.Context, a *access, body []byte) *refusal
 			return refuse(http.StatusForbidden, "forbidden", "batch entry "+itoa(i)+" has chains, which the proxy resolves only in a search on its own; send it on its own")
 		}
 		if in.counts {
-			return refuse(http.StatusForbidden, "forbidden", "batch entry "+itoa(i)+" asks _summary=count, which the proxy counts only in a search on its own; send it on its own")
+			return refuse(http.StatusForbidden, "forbidden", "batch entry "+itoa(i)+" asks for its total alone (_summary=count, _count=0), which the proxy counts only in a search on its own; send it on its own")
 		}
 		if pl.ea.constrained != "" && (!typeSearch || summaryText(&in) || !pl.ea.holdMatches(&in)) {
 			return onItsOwn()

@@ -233,8 +233,31 @@ func (s *fhirServer) put(w http.ResponseWriter, r *http.Request, typ, id string)
 		return
 	}
 	status, version := s.store(typ, id, res)
+	s.written(w, r, status, typ, id, version, res)
+}
+
+// written answers a write made (typ/id's version): its Location and ETag,
+// and the body the client's Prefer asks for, as FHIR has it:
+// return=minimal none, return=OperationOutcome an outcome saying what was
+// written, and otherwise (return=representation) the resource.
+func (s *fhirServer) written(w http.ResponseWriter, r *http.Request, status int, typ, id string, version int, res resource) {
 	w.Header().Set("Location", s.base+"/"+typ+"/"+id+"/_history/"+strconv.Itoa(version))
-	s.write(w, status, res)
+	w.Header().Set("ETag", `W/"`+strconv.Itoa(version)+`"`)
+	var ret string
+	for _, p := range strings.FieldsFunc(r.Header.Get("Prefer"), func(c rune) bool { return c == ',' || c == ';' }) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(p), "return="); ok {
+			ret = v
+		}
+	}
+	switch ret {
+	case "minimal":
+		w.WriteHeader(status)
+	case "OperationOutcome":
+		s.write(w, status, resource{"resourceType": "OperationOutcome", "issue": []any{map[string]any{"severity": "information", "code": "informational",
+			"diagnostics": typ + "/" + id + " version " + strconv.Itoa(version) + " written"}}})
+	default:
+		s.write(w, status, res)
+	}
 }
 
 // failure is a write the server refuses.
@@ -424,14 +447,18 @@ func (s *fhirServer) find(typ string, q url.Values) ([]resource, error) {
 // paged cuts a list of total results as the query asks (_count, 50 unless
 // given, at most 200; _offset) and returns the page's bounds and its links
 // on at: self, and next (the query with the next _offset) when more follow.
+// _count=0 asks for the total alone, as FHIR has it: no entry, no next.
 func paged(q url.Values, total int, at string) (from, to int, links []any) {
-	count, _ := strconv.Atoi(q.Get("_count"))
-	if count <= 0 || count > 200 {
+	count, err := strconv.Atoi(q.Get("_count"))
+	if count < 0 || count > 200 || err != nil {
 		count = 50
 	}
 	offset, _ := strconv.Atoi(q.Get("_offset"))
 	offset = max(offset, 0)
 	from, to = min(offset, total), min(offset+count, total)
+	if count == 0 {
+		return from, from, []any{map[string]any{"relation": "self", "url": at + "?" + q.Encode()}}
+	}
 	self := maps.Clone(q)
 	if self == nil {
 		self = url.Values{}

@@ -728,7 +728,8 @@ func TestFHIRDataServerConditionals(t *testing.T) {
 // send and servers take, are taken (they change nothing here), directly
 // and through the proxy; another parameter the server does not know is
 // still 400. Found by probing: a patient app asking _total=accurate got
-// 400 through the sandbox.
+// 400 through the sandbox. _count=0 is the total alone (it was a page of
+// 50).
 func TestFHIRDataServerTakesTotalAndPretty(t *testing.T) {
 	sb := startSandbox(t)
 	ts := httptest.NewServer(sb.fhir)
@@ -742,6 +743,10 @@ func TestFHIRDataServerTakesTotalAndPretty(t *testing.T) {
 		if code, b := fhirCall(t, tok, http.MethodGet, sb.FHIRBase+"/Observation?_count=1&"+q, ""); code != http.StatusOK {
 			t.Errorf("%s through the proxy: %d %s", q, code, b)
 		}
+	}
+	// _count=0 asks for the total alone.
+	if code, b := fhirGet(t, ts, "/Observation?patient=pt-001&_count=0"); code != http.StatusOK || b["total"] == nil || b["entry"] != nil || strings.Contains(mustMarshal(b["link"]), "next") {
+		t.Errorf("_count=0: %d %v", code, b)
 	}
 	if code, _ := fhirGet(t, ts, "/Observation?patient=pt-001&_contained=true"); code != http.StatusBadRequest {
 		t.Errorf("a parameter the server does not know: %d", code)

@@ -1758,3 +1758,29 @@ func nextLink(t testing.TB, sb *Sandbox, links []struct{ Relation, URL string })
 	}
 	return ""
 }
+
+// TestPreferReturnThroughTheProxy: the data server answers a write as the
+// client's Prefer asks (return=minimal: no body; return=OperationOutcome:
+// an outcome; otherwise the record), as FHIR servers do, and through the
+// proxy a patient's app and a clinician get each: the proxy answered a
+// bodyless 201 with 502, for a record it had let be written.
+func TestPreferReturnThroughTheProxy(t *testing.T) {
+	sb := startSandbox(t)
+	patient := patientToken(t, sb, "launch/patient patient/Observation.cruds")
+	clinician, err := sb.Auth.Mint(context.Background(), "", smart.Grant{ClientID: ExampleAppID, Audience: sb.FHIRBase, UserID: "clinician", FHIRUser: "Practitioner/pr-lee", Scope: "user/Observation.cruds"}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	obs := `{"resourceType":"Observation","status":"final","code":{"text":"a reading"},"subject":{"reference":"Patient/pt-001"}}`
+	for _, tok := range []string{patient, clinician} {
+		for prefer, want := range map[string]string{"return=minimal": "", "return=OperationOutcome": `"OperationOutcome"`, "return=representation": `"Observation"`, "": `"Observation"`} {
+			resp := callWith(t, tok, http.MethodPost, sb.FHIRBase+"/Observation", obs, "Content-Type", "application/fhir+json", "Prefer", prefer)
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			loc := resp.Header.Get("Location")
+			if resp.StatusCode != http.StatusCreated || !strings.HasPrefix(loc, sb.FHIRBase+"/Observation/") || want == "" && len(b) != 0 || want != "" && !strings.Contains(string(b), `"resourceType":`+want) {
+				t.Errorf("Prefer %q: %d %s, Location %q", prefer, resp.StatusCode, b, loc)
+			}
+		}
+	}
+}

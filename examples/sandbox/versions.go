@@ -152,9 +152,7 @@ func (s *fhirServer) patch(w http.ResponseWriter, r *http.Request, typ, id strin
 		return
 	}
 	status, version := s.store(typ, id, res)
-	w.Header().Set("Location", s.base+"/"+typ+"/"+id+"/_history/"+strconv.Itoa(version))
-	w.Header().Set("ETag", `W/"`+strconv.Itoa(version)+`"`)
-	s.write(w, status, res)
+	s.written(w, r, status, typ, id, version, res)
 }
 
 // patched returns the record typ/id as ops leave its current version, or
