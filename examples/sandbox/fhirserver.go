@@ -162,6 +162,7 @@ func (s *fhirServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		case versions[v-1] == nil:
 			s.outcome(w, 410, "deleted", "this version is the record's deletion")
 		default:
+			w.Header().Set("ETag", `W/"`+segs[3]+`"`) // as for a read
 			s.writePart(w, versions[v-1], r.URL.Query())
 		}
 	case r.Method == http.MethodGet && len(segs) == 3 && segs[2] == "_history":
@@ -552,14 +553,22 @@ func matcher(q url.Values) (func(resource) bool, error) {
 
 // everything answers Patient/{id}/$everything: the patient and every
 // record that names it, in the order stored, of the types _type names (all
-// when it names none); a patient it does not hold is 404. It takes _type
-// and _count (a page it does not cut: the sandbox's patients are small).
+// when it names none), updated at or after _since if given; a patient it
+// does not hold is 404. It takes _type, _since and _count (a page it does
+// not cut: the sandbox's patients are small).
 func (s *fhirServer) everything(w http.ResponseWriter, id string, q url.Values) {
 	var types []string
+	var since time.Time
 	for name, vals := range q {
 		switch {
 		case name == "_type" && len(vals) == 1:
 			types = strings.Split(vals[0], ",")
+		case name == "_since" && len(vals) == 1:
+			var err error
+			if since, err = time.Parse(time.RFC3339Nano, vals[0]); err != nil {
+				s.outcome(w, 400, "invalid", "_since must be an instant")
+				return
+			}
 		case name == "_count":
 		default:
 			s.outcome(w, 400, "not-supported", "the sandbox's $everything does not take "+name)
@@ -576,7 +585,7 @@ func (s *fhirServer) everything(w http.ResponseWriter, id string, q url.Values) 
 	for _, key := range s.order {
 		res, ok := s.current[key]
 		typ, _, _ := strings.Cut(key, "/")
-		if !ok || len(types) > 0 && !slices.Contains(types, typ) {
+		if !ok || len(types) > 0 && !slices.Contains(types, typ) || !updatedSince(res, since) {
 			continue
 		}
 		if key == "Patient/"+id || slices.Contains(patientRefs(res), "Patient/"+id) {

@@ -729,7 +729,8 @@ func TestFHIRDataServerConditionals(t *testing.T) {
 // and through the proxy; another parameter the server does not know is
 // still 400. Found by probing: a patient app asking _total=accurate got
 // 400 through the sandbox. _count=0 is the total alone (it was a page of
-// 50).
+// 50); a vread carries its ETag (a conditional vread through the proxy
+// could not be answered 304); $everything takes _since (it was 400).
 func TestFHIRDataServerTakesTotalAndPretty(t *testing.T) {
 	sb := startSandbox(t)
 	ts := httptest.NewServer(sb.fhir)
@@ -747,6 +748,18 @@ func TestFHIRDataServerTakesTotalAndPretty(t *testing.T) {
 	// _count=0 asks for the total alone.
 	if code, b := fhirGet(t, ts, "/Observation?patient=pt-001&_count=0"); code != http.StatusOK || b["total"] == nil || b["entry"] != nil || strings.Contains(mustMarshal(b["link"]), "next") {
 		t.Errorf("_count=0: %d %v", code, b)
+	}
+	// A vread carries its version's ETag, as a read does; $everything takes _since.
+	if resp, err := http.Get(ts.URL + "/Observation/pt-001-vs-000/_history/1"); err != nil || resp.StatusCode != http.StatusOK || resp.Header.Get("ETag") != `W/"1"` {
+		t.Errorf("a vread: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+	for since, want := range map[string]bool{"2020-01-01T00:00:00Z": true, "2099-01-01T00:00:00Z": false} {
+		code, b := fhirGet(t, ts, "/Patient/pt-001/$everything?_since="+since)
+		if entries, _ := b["entry"].([]any); code != http.StatusOK || (len(entries) > 0) != want {
+			t.Errorf("$everything since %s: %d, %d entries", since, code, len(entries))
+		}
 	}
 	if code, _ := fhirGet(t, ts, "/Observation?patient=pt-001&_contained=true"); code != http.StatusBadRequest {
 		t.Errorf("a parameter the server does not know: %d", code)
