@@ -71,8 +71,9 @@ type exportRef struct {
 	// Proxy.ExportStorage (a pre-signed one is a credential: links are
 	// sealed).
 	Upstream string
-	// KickOff is a status link's kick-off path ("/Group/g1/$export"), for
-	// a manifest whose request is not on the server's base.
+	// KickOff is a status link's kick-off as the client sent it
+	// ("/Group/g1/$export?_type=Patient"; a POST's path alone): the
+	// manifest's request.
 	KickOff string `json:",omitempty"`
 	// Since: a status link's kick-off had _since (an incremental export,
 	// whose manifest tells a partial clearance that deletions are not
@@ -737,8 +738,14 @@ func (x *exchange) inspectExport(resp *http.Response) (*refusal, error) {
 		if !ok || rest == "" {
 			return refuse(http.StatusBadGateway, "not-supported", "the FHIR server's export status is not on its base, where the proxy can follow it"), nil
 		}
+		// The kick-off as the client sent it (a GET's query with it), for
+		// the manifest's request: the server's names what the proxy sent.
+		kickOff := x.in.path()
+		if x.req.Method == http.MethodGet && x.req.URL.RawQuery != "" {
+			kickOff += "?" + x.req.URL.RawQuery
+		}
 		resp.Header["Content-Location"] = []string{x.p.exportLink(x.a, exportStatusOp, exportJobParam,
-			exportRef{Use: "job", Upstream: rest, KickOff: x.in.path(), Since: len(values(x.in.Params, "_since")) > 0})}
+			exportRef{Use: "job", Upstream: rest, KickOff: kickOff, Since: len(values(x.in.Params, "_since")) > 0})}
 		x.ev.Reason = "export accepted: its status is followed through the proxy"
 		for _, t := range values(x.in.Params, "_type") { // what it exports ("who exported what"); none: every type its scopes allow
 			x.ev.Resources = append(x.ev.Resources, strings.Split(t, ",")...)
@@ -821,14 +828,12 @@ func (x *exchange) manifest(resp *http.Response) (*refusal, error) {
 		Error               []manifestFile `json:"error"`
 		Deleted             []manifestFile `json:"deleted,omitempty"`
 	}{TransactionTime: m.TransactionTime, Request: m.Request, RequiresAccessToken: true, Output: []manifestFile{}, Error: []manifestFile{}}
-	// The request as on the proxy's base: the server's where it wrote it
-	// on its base, else the kick-off's path (without its parameters), for
-	// a server's address elsewhere is not the client's to know.
-	if rest, ok := a.local(m.Request); ok {
-		out.Request = x.p.publicBase(a) + rest
-	} else {
-		out.Request = x.p.publicBase(a) + x.in.kickOff
-	}
+	// The request is the kick-off as the client sent it, on the proxy's
+	// base (Bulk Data: "the full URL of the original Bulk Data kick-off
+	// request", a POST's without its parameters): the server's names what
+	// the proxy sent, with the types, filters and elements it added, and
+	// its address elsewhere is not the client's to know.
+	out.Request = x.p.publicBase(a) + x.in.kickOff
 	left := 0
 	for _, f := range m.Output {
 		if !knownType(f.Type) {

@@ -571,8 +571,10 @@
 //   - The status is polled (GET) or the export cancelled (DELETE) there.
 //     While it runs, the 202 and its X-Progress and Retry-After pass. The
 //     finished manifest is rewritten: each file's url becomes a link of the
-//     proxy's ([base]/$export-file?_file=…), its request is on the proxy's
-//     base (the kick-off's path, where the server's was elsewhere),
+//     proxy's ([base]/$export-file?_file=…), its request is the client's
+//     kick-off on the proxy's base (a GET's with its query; the server's
+//     names what the proxy sent, with the types, filters and elements it
+//     added),
 //     requiresAccessToken is true,
 //     files of types the token may not export are left out, and counts go
 //     only to a token that sees every record, for types it exports with

@@ -113,7 +113,7 @@ type Interaction struct {
 	native bool
 	// deleted: a bulk export's file of deleted resources (bulk.go).
 	deleted bool
-	// kickOff is an export status link's kick-off path (exportRef.KickOff),
+	// kickOff is an export status link's kick-off as sent (exportRef.KickOff),
 	// and since whether its kick-off had _since (exportRef.Since).
 	kickOff string
 	since   bool

@@ -17,8 +17,9 @@ import (
 // [base]/Patient/$export and [base]/Group/{id}/$export with Prefer:
 // respond-async, each taking _type, _since, _outputFormat, _typeFilter
 // (repeated for several queries; a type's queries are ORed, and each is a
-// search of the sandbox's parameters) and _elements (subsetted as Bulk Data
-// has it: see subset); anything else is 400, as everywhere on this strict
+// search of the sandbox's parameters), _elements (subsetted as Bulk Data
+// has it: see subset) and includeAssociatedData (the Provenances of what
+// is exported: see provenances); anything else is 400, as everywhere on this strict
 // server. A job is written at
 // once, a snapshot of the data as it is at the kick-off, and kept in memory
 // until cancelled (DELETE on its status URL); its manifest lists one NDJSON
@@ -103,6 +104,7 @@ func (s *fhirServer) export(w http.ResponseWriter, r *http.Request, level, id st
 	var since time.Time
 	filters := map[string][]func(resource) bool{} // a type's _typeFilter queries
 	var elements []string
+	provenances := false // includeAssociatedData
 	for name, vals := range q {
 		switch {
 		case name == "_typeFilter":
@@ -138,6 +140,14 @@ func (s *fhirServer) export(w http.ResponseWriter, r *http.Request, level, id st
 		case name == "_outputFormat" && slices.Contains(ndjsonFormats, vals[0]):
 		case name == "_elements":
 			elements = strings.Split(vals[0], ",")
+		case name == "includeAssociatedData":
+			for v := range strings.SplitSeq(vals[0], ",") {
+				if v != "LatestProvenanceResources" && v != "RelevantProvenanceResources" {
+					s.outcome(w, 400, "not-supported", "includeAssociatedData takes LatestProvenanceResources and RelevantProvenanceResources, not "+v)
+					return
+				}
+			}
+			provenances = true
 		default:
 			s.outcome(w, 400, "not-supported", "the sandbox FHIR server does not support $export's "+name+"="+vals[0])
 			return
@@ -196,6 +206,9 @@ func (s *fhirServer) export(w http.ResponseWriter, r *http.Request, level, id st
 		job.files[typ] = append(job.files[typ], fhirJSON(subset(res, typ, elements))...)
 		job.counts[typ]++
 	}
+	if provenances {
+		job.provenances(s, elements)
+	}
 	if !since.IsZero() {
 		job.deletions(s, since, types, members, level != "")
 	}
@@ -219,6 +232,36 @@ func subset(res resource, typ string, elements []string) resource {
 		return parts{elements: keep}.of(res)
 	}
 	return res
+}
+
+// provenances adds to the job, for includeAssociatedData, the Provenances
+// about the records it exports (a target of each among them), in a
+// Provenance file of their own, after any the job exports as a type. The
+// sandbox holds at most one a record, so the latest (Latest) and the
+// relevant (Relevant) ones are the same. (s.mu held.)
+func (j *exportJob) provenances(s *fhirServer, elements []string) {
+	exported := map[string]bool{}
+	for _, typ := range j.types {
+		for line := range strings.Lines(string(j.files[typ])) {
+			var r struct{ ResourceType, ID string }
+			if json.Unmarshal([]byte(line), &r) == nil {
+				exported[r.ResourceType+"/"+r.ID] = true
+			}
+		}
+	}
+	for _, key := range s.order {
+		res := s.current[key]
+		if !strings.HasPrefix(key, "Provenance/") || exported[key] ||
+			!slices.ContainsFunc(references(res, "target"), func(t string) bool { return exported[t] }) {
+			continue
+		}
+		if j.files["Provenance"] == nil {
+			j.types = append(j.types, "Provenance")
+		}
+		j.files["Provenance"] = append(j.files["Provenance"], fhirJSON(subset(res, "Provenance", elements))...)
+		j.counts["Provenance"]++
+		exported[key] = true
+	}
 }
 
 // deletions writes the job's file of deleted resources (s.mu held): the

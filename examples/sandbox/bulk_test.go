@@ -445,3 +445,47 @@ func TestBulkExportDeletions(t *testing.T) {
 		t.Errorf("the default clearance's manifest: %+v", m)
 	}
 }
+
+// TestBulkExportProvenances: includeAssociatedData exports the Provenances
+// of what is exported, in a Provenance file of their own, as the Bulk Data
+// IG has it: directly, the panel's conditions' Provenances, that of
+// pt-sensitive's substance-use condition too; through the proxy, to a
+// backend of the default clearance, not that one, whose condition the
+// clearance withholds. Before, the data server refused the parameter.
+func TestBulkExportProvenances(t *testing.T) {
+	sb := startSandbox(t)
+	ts := httptest.NewServer(sb.fhir)
+	defer ts.Close()
+	kickOff := "/Group/" + PanelGroup + "/$export?_type=Condition&includeAssociatedData=LatestProvenanceResources"
+	code, _, hdr := send(t, ts, http.MethodGet, kickOff, "", "", "Prefer", "respond-async")
+	if code != http.StatusAccepted {
+		t.Fatalf("directly: %d", code)
+	}
+	_, jobID, _ := strings.Cut(hdr.Get("Content-Location"), "_jobId=")
+	sb.fhir.mu.RLock()
+	direct := string(sb.fhir.jobs[jobID].files["Provenance"])
+	sb.fhir.mu.RUnlock()
+	for _, id := range []string{"pt-001-cond-1-prov", "pt-002-cond-1-prov", "pt-sensitive-sud-prov"} {
+		if !strings.Contains(direct, `"id":"`+id+`"`) {
+			t.Errorf("directly, %s is not in the Provenance file: %.300s", id, direct)
+		}
+	}
+	if strings.Contains(direct, "pt-003") {
+		t.Errorf("directly, a Provenance of a record not exported: %.300s", direct)
+	}
+	if code, _, _ := send(t, ts, http.MethodGet, "/$export?includeAssociatedData=Everything", "", "", "Prefer", "respond-async"); code != http.StatusBadRequest {
+		t.Errorf("another value: %d", code)
+	}
+	tok, err := sb.Auth.Mint(context.Background(), "", smart.Grant{ClientID: BackendID, Audience: sb.FHIRBase, Scope: "system/Condition.rs system/Provenance.rs system/Group.r"}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, files := exportThrough(t, sb, &http.Client{Transport: bearer(tok)}, kickOff)
+	var ids []string
+	for _, res := range files["Provenance"] {
+		ids = append(ids, idOf(res))
+	}
+	if !slices.Contains(ids, "pt-001-cond-1-prov") || slices.Contains(ids, "pt-sensitive-sud-prov") {
+		t.Errorf("through the proxy, the Provenances %v", ids)
+	}
+}

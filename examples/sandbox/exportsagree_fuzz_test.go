@@ -22,7 +22,8 @@ import (
 // exports for the same kick-off that the grant may see, or is refused
 // where the kick-off asks for a type beyond its scopes. Whatever the level
 // (system, every patient, the panel Group), the types (_type), the filter
-// (_typeFilter) and the grant (every type of the default clearance or of
+// (_typeFilter), the Provenances of what is exported
+// (includeAssociatedData) and the grant (every type of the default clearance or of
 // every label; laboratory results and patients only, of every label; three
 // types of the default clearance).
 func FuzzExportsAgree(f *testing.F) {
@@ -85,6 +86,9 @@ func FuzzExportsAgree(f *testing.F) {
 	f.Add(uint8(3), uint8(1), uint8(0), uint8(3))
 	f.Add(uint8(3), uint8(2), uint8(4|8), uint8(0))
 	f.Add(uint8(0), uint8(2), uint8(16|4), uint8(3)) // the Provenances, of the default clearance
+	f.Add(uint8(0), uint8(2), uint8(4), uint8(5))    // the panel's conditions with their Provenances
+	f.Add(uint8(1), uint8(0), uint8(0), uint8(6))    // every record's, of every label
+	f.Add(uint8(0), uint8(1), uint8(2|4), uint8(8))
 	f.Fuzz(func(t *testing.T, who, level, typeMask, filter uint8) {
 		e := exporters[int(who)%len(exporters)]
 		q := url.Values{}
@@ -100,6 +104,10 @@ func FuzzExportsAgree(f *testing.F) {
 		if fl := filters[int(filter)%len(filters)]; fl != "" {
 			q.Set("_typeFilter", fl)
 		}
+		associated := int(filter)/len(filters)%2 == 1
+		if associated {
+			q.Set("includeAssociatedData", "LatestProvenanceResources")
+		}
 		path := levels[int(level)%len(levels)]
 		if len(q) > 0 {
 			path += "?" + q.Encode()
@@ -108,7 +116,8 @@ func FuzzExportsAgree(f *testing.F) {
 		// Beyond its scopes: a type it names, a filter's, the Group's it
 		// exports.
 		beyond := slices.ContainsFunc(types, func(typ string) bool { return e.types != nil && !slices.Contains(e.types, typ) }) ||
-			strings.HasPrefix(path, "/Group/") && e.types != nil && !slices.Contains(e.types, "Group")
+			strings.HasPrefix(path, "/Group/") && e.types != nil && !slices.Contains(e.types, "Group") ||
+			associated && e.types != nil && !slices.Contains(e.types, "Provenance")
 		if fl := q.Get("_typeFilter"); fl != "" {
 			// (A filter of a type _type does not name is refused too.)
 			typ, _, _ := strings.Cut(fl, "?")
