@@ -105,6 +105,7 @@ func TestCountedByTheProxy(t *testing.T) {
 	}
 	f.up.reset()
 	f.refused("a clinician's compartment search", f.do("GET", "/Patient/p1/Observation?_summary=count", user, ""), http.StatusForbidden)
+	f.refused("$lastn", f.do("GET", "/Observation/$lastn?_summary=count", user, ""), http.StatusForbidden)
 	f.refused("in a batch", f.do("POST", "/", user, `{"resourceType":"Bundle","type":"batch","entry":[{"request":{"method":"GET","url":"Observation?_summary=count"}}]}`), http.StatusForbidden)
 	f.refused("_count=0 in a batch", f.do("POST", "/", user, `{"resourceType":"Bundle","type":"batch","entry":[{"request":{"method":"GET","url":"Observation?_count=0"}}]}`), http.StatusForbidden)
 	// Every label cleared: the server counts.
