@@ -53,12 +53,7 @@ func FuzzEverythingAgrees(f *testing.F) {
 			of = patients[(int(patient)+1)%len(patients)]
 		}
 		q := url.Values{}
-		var asked []string
-		for i, typ := range types {
-			if typeMask&(1<<i) != 0 {
-				asked = append(asked, typ)
-			}
-		}
+		asked := typesOf(typeMask, types)
 		if len(asked) > 0 {
 			q.Set("_type", strings.Join(asked, ","))
 		}

@@ -92,12 +92,7 @@ func FuzzExportsAgree(f *testing.F) {
 	f.Fuzz(func(t *testing.T, who, level, typeMask, filter uint8) {
 		e := exporters[int(who)%len(exporters)]
 		q := url.Values{}
-		var types []string
-		for i, typ := range allTypes {
-			if typeMask&(1<<i) != 0 {
-				types = append(types, typ)
-			}
-		}
+		types := typesOf(typeMask, allTypes)
 		if len(types) > 0 {
 			q.Set("_type", strings.Join(types, ","))
 		}
@@ -168,3 +163,14 @@ func FuzzExportsAgree(f *testing.F) {
 
 // head is the first few of a list, for a message.
 func head(ids []string) []string { return ids[:min(len(ids), 6)] }
+
+// typesOf is the types of all that mask's bits pick (bit i, all[i]).
+func typesOf(mask uint8, all []string) []string {
+	var out []string
+	for i, typ := range all {
+		if mask&(1<<i) != 0 {
+			out = append(out, typ)
+		}
+	}
+	return out
+}
