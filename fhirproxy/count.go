@@ -17,11 +17,13 @@ func asksCount(params []Param) bool {
 	})
 }
 
-// countMatches answers a search with _summary=count (or _count=0) for an access that
-// does not see every record (access.seesAll false, its clearance short of
-// every label): the server would count what the clearance withholds, and
-// so tell, by the difference from the records the search shows, that
-// withheld records exist. The proxy runs the search itself (as authorised:
+// countMatches answers a search with _summary=count (or _count=0) where
+// the server's count cannot stand: for a clearance short of every label,
+// the server would count what the clearance withholds, and so tell, by the
+// difference from the records the search shows, that withheld records
+// exist; under a query constraint of the type searched, the proxy may hold
+// the matches itself and would send the server's count without its total.
+// The proxy runs the search itself (as authorised:
 // the compartment, the constraints and resolved chains in it; without
 // _summary, and without the client's _count, which would only make its
 // pages smaller) and counts the matches the access may see, across up to
