@@ -477,7 +477,10 @@
 // request keeps the server's first sentence. A record a search includes
 // (_include, _revinclude) because of a match the proxy removed, and linked
 // to no record kept, is removed too: it would tell what the withheld match
-// refers to. With Proxy.Base set, the paging
+// refers to. With _elements, the proxy asks for the elements the includes
+// follow; _include=* follows every reference, which no element list names,
+// so it goes with _elements only for a token that sees every record (400
+// otherwise: ask for whole records, or name the includes). With Proxy.Base set, the paging
 // links, fullUrls, entry locations and Location headers the upstream
 // writes on its own base come back on the proxy's, so
 // clients page through the proxy; page-token links at the base (HAPI's

@@ -1,6 +1,9 @@
 package fhirproxy
 
-import "strings"
+import (
+	"slices"
+	"strings"
+)
 
 // Included records. A search's _include and _revinclude bring records the
 // server includes because of its matches. Each is judged on its own; but
@@ -63,6 +66,15 @@ func (c *inclusion) betrays(a *access, p *projection, raw []byte) bool {
 		}
 	})
 	return gone && !kept
+}
+
+// includesEverything reports whether a search asks _include=* (every
+// reference of its matches), with any modifier or target type.
+func includesEverything(in *Interaction) bool {
+	return slices.ContainsFunc(in.Params, func(prm Param) bool {
+		_, param, _ := strings.Cut(prm.Value, ":")
+		return strings.HasPrefix(prm.Name, "_include") && (prm.Value == "*" || strings.HasPrefix(prm.Value, "*:") || param == "*" || strings.HasPrefix(param, "*:"))
+	})
 }
 
 // asksIncludes reports whether a search may ask for included records: a

@@ -1,6 +1,7 @@
 package fhirproxy_test
 
 import (
+	"net/http"
 	"net/url"
 	"slices"
 	"strings"
@@ -65,6 +66,32 @@ func TestIncludesOfRemovedMatches(t *testing.T) {
 				}
 				f.up.reset()
 			}
+		}
+	}
+}
+
+// TestIncludeEverythingInPart: _include=* follows every reference, which
+// no element list names, so with _elements a match would come without the
+// links that tell an included record brought by a removed match: refused
+// (400) where matches may be removed, nothing sent; whole records, or a
+// token that sees every record, go. Found by FuzzSearchesAgree (the
+// sandbox): pt-sensitive's app got the encounter its withheld HIV test
+// was drawn at.
+func TestIncludeEverythingInPart(t *testing.T) {
+	f := newFixture(t)
+	patient := f.token("launch/patient patient/*.rs", nil)
+	for _, target := range []string{"/Observation?_include=*&_elements=status", "/Observation?_include=Observation:*&_elements=status",
+		"/Patient/p1/Observation?_elements=status&_include=*"} {
+		f.refused(target, f.do("GET", target, patient, ""), http.StatusBadRequest)
+	}
+	f.refused("a clinician's", f.do("GET", "/Observation?_include=*&_elements=code", f.token("user/*.rs", nil), ""), http.StatusBadRequest)
+	for tok, target := range map[string]string{
+		patient:                            "/Observation?_include=*",
+		f.token("user/*.rs", everyLabel()): "/Observation?_include=*&_elements=status",
+	} {
+		f.up.reset()
+		if r := f.do("GET", target, tok, ""); r.status != http.StatusOK || len(f.up.requests()) == 0 {
+			t.Errorf("%s: %d %s", target, r.status, r.raw)
 		}
 	}
 }

@@ -320,6 +320,62 @@ func (s *fhirServer) store(typ, id string, res resource) (status, version int) {
 	return status, version
 }
 
+// includes returns what _include=inc (Type:param, or Type:param:Target;
+// *, every reference) brings with a record res: the references of the
+// element the search parameter reads, of the target type if one is named;
+// nothing for a record of another type. The sandbox's parameters: patient
+// (subject or patient, to a Patient), participant (an Encounter's
+// participants, their individual), actor (an Appointment's participants,
+// their actor), medication (medicationReference), and any other by the
+// element of its name (encounter, subject, performer, target, …).
+func includes(res resource, inc string) []string {
+	typ, rest, _ := strings.Cut(inc, ":")
+	param, target, _ := strings.Cut(rest, ":")
+	if inc != "*" && typ != res["resourceType"] {
+		return nil
+	}
+	var refs []string
+	switch param {
+	case "patient":
+		refs = slices.DeleteFunc(append(references(res, "subject"), references(res, "patient")...), func(r string) bool { return !strings.HasPrefix(r, "Patient/") })
+	case "participant":
+		refs = references(res, "participant.individual")
+	case "actor":
+		refs = references(res, "participant.actor")
+	case "medication":
+		refs = references(res, "medicationReference")
+	case "":
+		if inc == "*" {
+			refs = allReferences(res)
+		}
+	default:
+		refs = references(res, param)
+	}
+	if target != "" {
+		refs = slices.DeleteFunc(refs, func(r string) bool { return !strings.HasPrefix(r, target+"/") })
+	}
+	return slices.DeleteFunc(refs, func(r string) bool { return r == "" })
+}
+
+// allReferences returns every reference a value makes, at any depth.
+func allReferences(v any) []string {
+	var out []string
+	switch t := v.(type) {
+	case map[string]any:
+		if ref, ok := t["reference"].(string); ok {
+			out = append(out, ref)
+		}
+		for _, k := range slices.Sorted(maps.Keys(t)) {
+			out = append(out, allReferences(t[k])...)
+		}
+	case []any:
+		for _, x := range t {
+			out = append(out, allReferences(x)...)
+		}
+	}
+	return out
+}
+
 // references returns the references a resource makes, by path name.
 func references(res resource, path string) []string {
 	get := func(v any) string {
@@ -680,13 +736,17 @@ func (s *fhirServer) search(w http.ResponseWriter, r *http.Request, typ string, 
 	from, to, links := paged(q, total, s.base+"/"+typ)
 	page := hits[from:to]
 	var included []resource
+	seen := map[string]bool{} // each record once: the page's, and those included
+	for _, res := range page {
+		seen[res["resourceType"].(string)+"/"+res["id"].(string)] = true
+	}
 	for _, inc := range q["_include"] {
-		_, path, _ := strings.Cut(inc, ":")
 		for _, res := range page {
-			for _, ref := range references(res, path) {
+			for _, ref := range includes(res, inc) {
 				s.mu.RLock()
-				if target, ok := s.current[ref]; ok {
+				if target, ok := s.current[ref]; ok && !seen[ref] {
 					included = append(included, target)
+					seen[ref] = true
 				}
 				s.mu.RUnlock()
 			}
