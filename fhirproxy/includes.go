@@ -89,22 +89,41 @@ func asksIncludes(in *Interaction) bool {
 	return false
 }
 
+// includeRoots are the R4 search parameters (Type:param) that _include
+// may follow whose root element is not the parameter's name in camel case
+// (a DocumentReference's encounter is in its context; an Encounter's
+// practitioner is a participant's individual).
+var includeRoots = map[string]string{
+	"DocumentReference:encounter": "context", "DocumentReference:related": "context",
+	"Encounter:practitioner": "participant", "Appointment:actor": "participant", "Appointment:practitioner": "participant",
+	"Appointment:patient": "participant", "Appointment:location": "participant", "AppointmentResponse:practitioner": "actor",
+	"AppointmentResponse:patient": "actor", "AppointmentResponse:location": "actor",
+	"MedicationRequest:intended-performer": "performer", "MedicationRequest:intended-dispenser": "dispenseRequest",
+	"Condition:evidence-detail": "evidence", "CarePlan:activity-reference": "activity", "CarePlan:performer": "activity",
+	"CarePlan:condition": "addresses",
+}
+
 // includeElements are the elements the search's _include parameters
 // follow in its matches (Observation:encounter follows encounter,
 // has-member hasMember; patient, subject or patient; medication,
-// medicationReference), so that with _elements the links that bring an
-// included record come with the matches. A parameter whose element is
-// named otherwise is not followed: its includes are then judged without
-// the link.
+// medicationReference; the root elements of includeRoots), so that with
+// _elements the links that bring an included record come with the
+// matches. A parameter whose element is named otherwise, and is not in
+// includeRoots, is not followed: its includes are then judged without the
+// link.
 func includeElements(in *Interaction) []string {
 	var out []string
 	for _, prm := range in.Params {
 		if name, _, _ := strings.Cut(prm.Name, ":"); name != "_include" {
 			continue
 		}
-		_, param, _ := strings.Cut(prm.Value, ":")
+		typ, param, _ := strings.Cut(prm.Value, ":")
 		param, _, _ = strings.Cut(param, ":")
 		if param == "" || param == "*" {
+			continue
+		}
+		if root, ok := includeRoots[typ+":"+param]; ok {
+			out = append(out, root)
 			continue
 		}
 		switch param {

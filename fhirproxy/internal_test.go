@@ -1229,6 +1229,11 @@ func TestIncludeElements(t *testing.T) {
 		{[]Param{{Name: "_include", Value: "MedicationRequest:medication"}}, []string{"medicationReference"}},
 		{[]Param{{Name: "_include", Value: "Encounter:service-provider"}, {Name: "_count", Value: "2"}}, []string{"serviceProvider"}},
 		{[]Param{{Name: "_include", Value: "*"}, {Name: "_revinclude", Value: "Provenance:target"}}, nil},
+		// Elements not named as their parameters are (includeRoots).
+		{[]Param{{Name: "_include", Value: "DocumentReference:encounter"}}, []string{"context"}},
+		{[]Param{{Name: "_include", Value: "Encounter:practitioner:Practitioner"}}, []string{"participant"}},
+		{[]Param{{Name: "_include", Value: "Appointment:patient"}}, []string{"participant"}},
+		{[]Param{{Name: "_include", Value: "MedicationRequest:intended-dispenser"}}, []string{"dispenseRequest"}},
 	} {
 		if got := includeElements(&Interaction{Params: c.params}); !slices.Equal(got, c.want) {
 			t.Errorf("%v: %v, want %v", c.params, got, c.want)
