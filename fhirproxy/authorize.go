@@ -295,6 +295,7 @@ func (p *Proxy) authorize(in *Interaction, a *access) *refusal {
 			return refuse(http.StatusBadRequest, "not-supported", "_include=* cannot go with _elements here: ask for whole records, or name the includes")
 		}
 		keepElements(in, includeElements(in))
+		a.iterates = slices.ContainsFunc(in.Params, func(prm Param) bool { return strings.HasSuffix(prm.Name, ":iterate") })
 	}
 	return judgedParams(in, a)
 }

@@ -17,7 +17,10 @@ import (
 // So an included record linked to a removed match (the match refers to
 // it, or it refers to the match) goes only when it is linked to a record
 // kept too (access.includes; Provenances are held to the records they are
-// about anyway: provenanceKept). The links are read from the records as
+// about anyway: provenanceKept). A record kept is a match; an included
+// record counts as one only where the search iterates (:iterate), since
+// otherwise only a match brings an include; an included record left out
+// counts as removed. The links are read from the records as
 // answered: with _elements, the proxy asks for the elements an _include
 // follows too (includeElements), or a match would come without the link
 // that brought the record. Servers write a page's matches before what they
@@ -50,6 +53,26 @@ func (c *inclusion) note(a *access, p *projection, raw []byte, kept bool) {
 			refs[k] = true
 		}
 	})
+}
+
+// noteEntry notes an entry as judged (kept or not): a match kept or
+// removed; an included record that does not go, as removed (what is linked
+// to it alone goes neither: an include of an include, with :iterate); and
+// an included record that goes, as kept only where the search iterates.
+// Otherwise an include kept is no record that justifies another: an
+// encounter the withheld HIV test refers to, itself referring to the
+// patient some kept match brought, went (found by FuzzSearchesAgree, the
+// sandbox: a clinician's _include=* got the encounter the withheld test
+// was drawn at).
+func (c *inclusion) noteEntry(a *access, e *bundleEntry, raw []byte, kept bool) {
+	switch {
+	case !e.notMatch:
+		c.note(a, &e.res, raw, kept)
+	case !kept:
+		c.note(a, &e.res, raw, false)
+	case a.iterates:
+		c.note(a, &e.res, raw, true)
+	}
 }
 
 // betrays reports whether an included record (raw, its resource) is

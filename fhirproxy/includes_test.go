@@ -40,6 +40,12 @@ func TestIncludesOfRemovedMatches(t *testing.T) {
 		return r
 	}
 	f.up.includes = []map[string]any{
+		// The patient, which every match refers to, kept first: an include
+		// is not justified by another include (e-psy refers to it), only by
+		// a match, without :iterate (found by FuzzSearchesAgree: a
+		// clinician's _include=* got the encounter a withheld test was
+		// drawn at).
+		include(f.up.resources["Patient/p1"]),
 		include(encounter("e-lab")),                                         // brought by lab-1: goes
 		include(encounter("e-psy")),                                         // brought by psy-1 alone: does not
 		include(encounter("e-both")),                                        // brought by vs-1 and psy-1: goes
@@ -47,7 +53,7 @@ func TestIncludesOfRemovedMatches(t *testing.T) {
 		include(report("r-both", "Observation/psy-1", "Observation/lab-1")), // lists lab-1 too: goes
 		include(encounter("e-none")),                                        // linked to nothing removed: goes, as before
 	}
-	want := []string{"e-both", "e-lab", "e-none", "lab-1", "r-both", "vs-1"}
+	want := []string{"e-both", "e-lab", "e-none", "lab-1", "p1", "r-both", "vs-1"}
 	for _, tok := range []string{f.token("launch/patient patient/*.rs", nil), f.token("user/*.rs", nil)} {
 		for _, streamed := range []bool{false, true} {
 			f.proxy.Limits.StreamFrom = 0

@@ -267,8 +267,9 @@ type access struct {
 	// unrestricted: the clearance allows every label.
 	unrestricted bool
 	// includes: the search asks for included records, which do not go
-	// linked to a removed match alone (includes.go).
-	includes bool
+	// linked to a removed match alone (includes.go); iterates: it asks
+	// :iterate, so an included record may bring another.
+	includes, iterates bool
 	// hears: whether the FHIR server's words reach the client (1) or not
 	// (-1), once hearsServer has decided (0: not yet).
 	hears int8

@@ -916,8 +916,8 @@ func (a *access) inspectBody(in Interaction, body []byte) ([]byte, []*projection
 			if inc != nil && v == keep && e.notMatch && inc.betrays(a, &e.res, body[e.resStart:e.resEnd]) {
 				v = drop // included because of a match removed (includes.go)
 			}
-			if inc != nil && (v == keep || !e.notMatch) {
-				inc.note(a, &e.res, body[e.resStart:e.resEnd], v == keep)
+			if inc != nil {
+				inc.noteEntry(a, e, body[e.resStart:e.resEnd], v == keep)
 			}
 			switch {
 			case v == keep:

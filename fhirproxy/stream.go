@@ -211,8 +211,8 @@ func (st *streamer) entry(e bundleEntry) error {
 		if st.a.includes && v == keep && e.notMatch && st.inc.betrays(st.a, &e.res, raw) {
 			v = drop // included because of a match removed (includes.go)
 		}
-		if st.a.includes && (v == keep || !e.notMatch) {
-			st.inc.note(st.a, &e.res, raw, v == keep)
+		if st.a.includes {
+			st.inc.noteEntry(st.a, &e, raw, v == keep)
 		}
 		switch {
 		case v == keep:

@@ -88,6 +88,10 @@ func FuzzSearchesAgree(f *testing.F) {
 	f.Add(uint8(2), uint8(1), uint8(0), uint8(0), uint8(5), uint8(5), uint8(64), false, true)   // pt-long's, by a clinician, POSTed
 	f.Add(uint8(4), uint8(0), uint8(2), uint8(0), uint8(0), uint8(6), uint8(70), true, true)    // POSTed, with the Provenance
 	f.Add(uint8(5), uint8(0), uint8(0), uint8(0), uint8(0), uint8(7), uint8(190), false, false) // laboratory results only, batched, with the encounters
+	f.Add(uint8(2), uint8(2), uint8(1), uint8(0), uint8(0), uint8(18), uint8(5), false, false)  // pt-sensitive's encounters with their readings, by a clinician
+	f.Add(uint8(4), uint8(0), uint8(1), uint8(0), uint8(0), uint8(18), uint8(10), true, false)  // every patient's
+	f.Add(uint8(1), uint8(0), uint8(1), uint8(0), uint8(0), uint8(18), uint8(5), false, false)  // by a patient app: refused
+	f.Add(uint8(1), uint8(2), uint8(0), uint8(0), uint8(0), uint8(30), uint8(3), false, true)   // _include=* in part: refused
 	f.Fuzz(func(t *testing.T, who, patient, typ, category, code, date, count uint8, newest, elements bool) {
 		form := int(count) / 60 % 4 // 0: GET Type, 1: POST Type/_search, 2: GET Patient/{id}/Type, 3: batched
 		s := searchers[int(who)%len(searchers)]
@@ -118,8 +122,10 @@ func FuzzSearchesAgree(f *testing.F) {
 			q.Set("_include", "*")
 		case include && ty == "Observation":
 			q.Set("_include", []string{"Observation:encounter", "Observation:patient"}[variant])
+		case include && ty == "Encounter" && variant == 1:
+			q.Set("_revinclude", "Observation:encounter") // (refused with patient context)
 		case include && ty == "Encounter":
-			q.Set("_include", []string{"Encounter:participant", "Encounter:patient"}[variant])
+			q.Set("_include", "Encounter:participant")
 		case include:
 			q.Set("_include", ty+":patient")
 		}
@@ -215,6 +221,13 @@ func FuzzSearchesAgree(f *testing.F) {
 				contentType = "application/fhir+json"
 			}
 			code, b := fhirCallAs(t, s.tok[p], method, next, contentType, body)
+			if q.Get("_revinclude") == "Observation:encounter" && !s.names && !s.wide {
+				// US Core's Provenance:target is a patient app's only reverse include.
+				if code != http.StatusForbidden && !(form == 3 && strings.Contains(string(b), `"403`)) {
+					t.Fatalf("a patient app's _revinclude=Observation:encounter: %d %.300s", code, b)
+				}
+				return
+			}
 			if q.Get("_include") == "*" && elements {
 				// (Every searcher here may have matches removed: the links
 				// an include of every reference follows cannot be asked for.)
@@ -317,9 +330,10 @@ func FuzzSearchesAgree(f *testing.F) {
 }
 
 // includedBy returns what a search q includes with a record r it matches
-// (its _include, its _revinclude of Provenance:target), less what the
-// clearance withholds: the records as the proxy may send them (a
-// Provenance goes when the records it is about may: here, its one target).
+// (its _include, and its _revinclude: the records of a type whose
+// parameter refers to r), less what the clearance withholds: the records
+// as the proxy may send them (a Provenance goes when the records it is
+// about may: here, its one target).
 func (s *fhirServer) includedBy(r resource, q url.Values, c consent.Clearance) []string {
 	var out []string
 	key := r["resourceType"].(string) + "/" + r["id"].(string)
@@ -334,9 +348,10 @@ func (s *fhirServer) includedBy(r resource, q url.Values, c consent.Clearance) [
 			}
 		}
 	}
-	if len(q["_revinclude"]) > 0 {
+	for _, rev := range q["_revinclude"] {
+		src, _, _ := strings.Cut(rev, ":")
 		for _, k := range s.order {
-			if strings.HasPrefix(k, "Provenance/") && slices.Contains(references(s.current[k], "target"), key) {
+			if strings.HasPrefix(k, src+"/") && slices.Contains(includes(s.current[k], rev), key) {
 				if conf, tags := labels(s.current[k]); c.Allows(conf, tags) {
 					out = append(out, k)
 				}

@@ -357,6 +357,11 @@ func includes(res resource, inc string) []string {
 	return slices.DeleteFunc(refs, func(r string) bool { return r == "" })
 }
 
+// onPage reports whether ref (Type/id) is one of the page's records.
+func onPage(page []resource, ref string) bool {
+	return slices.ContainsFunc(page, func(r resource) bool { return r["resourceType"].(string)+"/"+r["id"].(string) == ref })
+}
+
 // allReferences returns every reference a value makes, at any depth.
 func allReferences(v any) []string {
 	var out []string
@@ -753,25 +758,22 @@ func (s *fhirServer) search(w http.ResponseWriter, r *http.Request, typ string, 
 		}
 	}
 	for _, rev := range q["_revinclude"] {
-		// US Core's: the Provenances whose targets name the page's records.
-		if rest, ok := strings.CutPrefix(rev, "Provenance:target"); !ok || rest != "" && rest != ":"+typ {
-			s.outcome(w, 400, "not-supported", "the sandbox's _revinclude is Provenance:target only")
+		// The records of the type named whose parameter refers to one of
+		// the page's (US Core's Provenance:target, the Provenances about
+		// them; Observation:encounter, the readings of an encounter).
+		src, _, _ := strings.Cut(rev, ":")
+		if rev == "*" || src == "" || !strings.Contains(rev, ":") {
+			s.outcome(w, 400, "not-supported", "the sandbox's _revinclude names a type and a parameter")
 			return
-		}
-		onPage := map[string]bool{}
-		for _, res := range page {
-			onPage[res["resourceType"].(string)+"/"+res["id"].(string)] = true
 		}
 		s.mu.RLock()
 		for _, key := range s.order {
-			if !strings.HasPrefix(key, "Provenance/") {
+			if !strings.HasPrefix(key, src+"/") || seen[key] {
 				continue
 			}
-			for _, ref := range references(s.current[key], "target") {
-				if onPage[ref] {
-					included = append(included, s.current[key])
-					break
-				}
+			if slices.ContainsFunc(includes(s.current[key], rev), func(ref string) bool { return onPage(page, ref) }) {
+				included = append(included, s.current[key])
+				seen[key] = true
 			}
 		}
 		s.mu.RUnlock()
