@@ -1784,3 +1784,25 @@ func TestPreferReturnThroughTheProxy(t *testing.T) {
 		}
 	}
 }
+
+// TestIncludesOfWithheldThroughTheProxy: pt-sensitive's app, and a
+// clinician, of the default clearance, search its laboratory results with
+// the patient and the encounters included, in either order: the encounter
+// only the withheld HIV test refers to never comes. With the patient
+// first, it came, because it refers to the patient other results brought:
+// an included record justified another (fixed in includes.go).
+func TestIncludesOfWithheldThroughTheProxy(t *testing.T) {
+	sb := startSandbox(t)
+	clinician, err := sb.Auth.Mint(context.Background(), "", smart.Grant{ClientID: ExampleAppID, Audience: sb.FHIRBase, UserID: "clinician", FHIRUser: "Practitioner/pr-lee", Scope: "user/*.rs"}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tok := range []string{patientTokenOf(t, sb, "pt-sensitive", "launch/patient patient/*.rs"), clinician} {
+		for _, q := range []string{"_include=Observation:patient&_include=Observation:encounter", "_include=Observation:encounter&_include=Observation:patient", "_include=*"} {
+			code, b := fhirCall(t, tok, http.MethodGet, sb.FHIRBase+"/Observation?patient=pt-sensitive&category=laboratory&"+q, "")
+			if code != http.StatusOK || !strings.Contains(string(b), `"Patient"`) || strings.Contains(string(b), "pt-sensitive-enc-001") || strings.Contains(string(b), "pt-sensitive-hiv") {
+				t.Errorf("%s: %d %.400s", q, code, b)
+			}
+		}
+	}
+}
