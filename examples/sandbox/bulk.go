@@ -184,6 +184,7 @@ func (s *fhirServer) export(w http.ResponseWriter, r *http.Request, level, id st
 	}
 	job := &exportJob{request: s.base + r.URL.RequestURI(), time: time.Now().UTC().Format(time.RFC3339),
 		files: map[string][]byte{}, counts: map[string]int{}}
+	exported := map[string]bool{} // "Type/id" of what the job writes
 	for _, key := range s.order {
 		res, ok := s.current[key]
 		typ, _, _ := strings.Cut(key, "/")
@@ -205,9 +206,10 @@ func (s *fhirServer) export(w http.ResponseWriter, r *http.Request, level, id st
 		}
 		job.files[typ] = append(job.files[typ], fhirJSON(subset(res, typ, elements))...)
 		job.counts[typ]++
+		exported[key] = true
 	}
 	if provenances {
-		job.provenances(s, elements)
+		job.provenances(s, elements, exported)
 	}
 	if !since.IsZero() {
 		job.deletions(s, since, types, members, level != "")
@@ -235,20 +237,11 @@ func subset(res resource, typ string, elements []string) resource {
 }
 
 // provenances adds to the job, for includeAssociatedData, the Provenances
-// about the records it exports (a target of each among them), in a
-// Provenance file of their own, after any the job exports as a type. The
-// sandbox holds at most one a record, so the latest (Latest) and the
-// relevant (Relevant) ones are the same. (s.mu held.)
-func (j *exportJob) provenances(s *fhirServer, elements []string) {
-	exported := map[string]bool{}
-	for _, typ := range j.types {
-		for line := range strings.Lines(string(j.files[typ])) {
-			var r struct{ ResourceType, ID string }
-			if json.Unmarshal([]byte(line), &r) == nil {
-				exported[r.ResourceType+"/"+r.ID] = true
-			}
-		}
-	}
+// about the records it exports (exported, by Type/id: a target of each
+// among them), in a Provenance file of their own, after any the job
+// exports as a type. The sandbox holds at most one a record, so the latest
+// (Latest) and the relevant (Relevant) ones are the same. (s.mu held.)
+func (j *exportJob) provenances(s *fhirServer, elements []string, exported map[string]bool) {
 	for _, key := range s.order {
 		res := s.current[key]
 		if !strings.HasPrefix(key, "Provenance/") || exported[key] ||

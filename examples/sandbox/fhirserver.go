@@ -357,11 +357,6 @@ func includes(res resource, inc string) []string {
 	return slices.DeleteFunc(refs, func(r string) bool { return r == "" })
 }
 
-// onPage reports whether ref (Type/id) is one of the page's records.
-func onPage(page []resource, ref string) bool {
-	return slices.ContainsFunc(page, func(r resource) bool { return r["resourceType"].(string)+"/"+r["id"].(string) == ref })
-}
-
 // allReferences returns every reference a value makes, at any depth.
 func allReferences(v any) []string {
 	var out []string
@@ -741,10 +736,11 @@ func (s *fhirServer) search(w http.ResponseWriter, r *http.Request, typ string, 
 	from, to, links := paged(q, total, s.base+"/"+typ)
 	page := hits[from:to]
 	var included []resource
-	seen := map[string]bool{} // each record once: the page's, and those included
+	onPage := map[string]bool{} // the page's records, by Type/id
 	for _, res := range page {
-		seen[res["resourceType"].(string)+"/"+res["id"].(string)] = true
+		onPage[res["resourceType"].(string)+"/"+res["id"].(string)] = true
 	}
+	seen := maps.Clone(onPage) // each record once: the page's, and those included
 	for _, inc := range q["_include"] {
 		for _, res := range page {
 			for _, ref := range includes(res, inc) {
@@ -771,7 +767,7 @@ func (s *fhirServer) search(w http.ResponseWriter, r *http.Request, typ string, 
 			if !strings.HasPrefix(key, src+"/") || seen[key] {
 				continue
 			}
-			if slices.ContainsFunc(includes(s.current[key], rev), func(ref string) bool { return onPage(page, ref) }) {
+			if slices.ContainsFunc(includes(s.current[key], rev), func(ref string) bool { return onPage[ref] }) {
 				included = append(included, s.current[key])
 				seen[key] = true
 			}
