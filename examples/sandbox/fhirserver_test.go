@@ -618,6 +618,8 @@ func TestFHIRDataServerParts(t *testing.T) {
 		{"&_elements=code", []string{"code,id,meta,resourceType,status true"}},
 		{"&_elements=Observation.subject,Patient.name,effectiveDateTime", []string{"code,effectiveDateTime,id,meta,resourceType,status,subject true"}},
 		{"&_summary=text", []string{"code,id,meta,resourceType,status true"}},
+		// R4's summary elements: an Observation's category is not one.
+		{"&_summary=true", []string{"code,effectiveDateTime,encounter,id,meta,resourceType,status,subject,valueQuantity true"}},
 		{"&_summary=data", []string{"category,code,effectiveDateTime,encounter,id,meta,resourceType,status,subject,valueQuantity true"}},
 		{"&_summary=false", []string{"category,code,effectiveDateTime,encounter,id,meta,resourceType,status,subject,valueQuantity false"}},
 	} {
@@ -633,7 +635,12 @@ func TestFHIRDataServerParts(t *testing.T) {
 	if _, b := fhirGet(t, ts, "/Observation?_id=pt-sensitive-hiv&_elements=meta"); !strings.Contains(mustMarshal(b), `"HIV"`) {
 		t.Errorf("the labels with meta: %v", b)
 	}
-	for _, bad := range []string{"&_summary=true", "&_summary=all", "&_summary=count&_elements=code", "&_elements=code.coding", "&_elements=code&_elements=status"} {
+	// A Patient's summary keeps its name and birth date, not its
+	// communication or contacts; a choice element by each of its types.
+	if _, b := fhirGet(t, ts, "/Patient?_id=pt-001&_summary=true"); len(entries(b)) != 1 || entries(b)[0]["name"] == nil || entries(b)[0]["birthDate"] == nil {
+		t.Errorf("a Patient's summary: %v", b)
+	}
+	for _, bad := range []string{"&_summary=all", "&_summary=count&_elements=code", "&_elements=code.coding", "&_elements=code&_elements=status"} {
 		if code, _ := fhirGet(t, ts, search+bad); code != 400 {
 			t.Errorf("%s: %d", bad, code)
 		}

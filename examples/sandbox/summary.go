@@ -11,12 +11,10 @@ import (
 // Parts of records. A search may ask for part of each record, as FHIR R4
 // defines: _elements (the root elements listed, with resourceType, id and
 // the type's mandatory ones) or _summary (count: the total alone; text:
-// text, id, meta and the mandatory elements; data: all but text; false:
-// all), and so may a read and a vread (but count). A record answered in
-// part is marked SUBSETTED in meta.tag. The
-// sandbox does not mark which elements are a type's summary ones, so
-// _summary=true is refused (400): ask with _elements. Included records are
-// answered whole.
+// text, id, meta and the mandatory elements; true: the elements R4 marks
+// as summary ones; data: all but text; false: all), and so may a read and
+// a vread (but count). A record answered in part is marked SUBSETTED in
+// meta.tag. Included records are answered whole.
 
 // mandatory are the root elements each type of the data set must have
 // (R4's cardinality 1..): what _summary=text and _elements keep besides.
@@ -26,6 +24,41 @@ var mandatory = map[string][]string{
 	"AllergyIntolerance": {"patient"}, "Appointment": {"status", "participant"}, "DocumentReference": {"status", "content"},
 	"Provenance": {"target", "recorded", "agent"}, "Group": {"type", "actual"}, "ValueSet": {"status"},
 	"CodeSystem": {"status", "content"},
+}
+
+// summaries are the root elements R4 marks as summary elements (isSummary
+// in the resource's StructureDefinition) of each type the sandbox serves,
+// a choice element by its name and [x]: what _summary=true keeps, with
+// resourceType. Some elements an app or a proxy may search or judge by are
+// not among them: an Observation's or a Condition's category, an
+// Appointment's participants, an Encounter's period.
+var summaries = map[string][]string{
+	"AllergyIntolerance": {"id", "meta", "implicitRules", "identifier", "clinicalStatus", "verificationStatus", "type",
+		"category", "criticality", "code", "patient", "asserter"},
+	"Appointment": {"id", "meta", "implicitRules", "identifier", "status", "cancelationReason", "serviceCategory",
+		"serviceType", "specialty", "appointmentType", "reasonCode", "start", "end"},
+	"Binary": {"id", "meta", "implicitRules", "contentType", "securityContext"},
+	"CodeSystem": {"id", "meta", "implicitRules", "url", "identifier", "version", "name", "title", "status", "experimental",
+		"date", "publisher", "contact", "useContext", "jurisdiction", "caseSensitive", "valueSet", "hierarchyMeaning",
+		"compositional", "versionNeeded", "content", "supplements", "count", "filter", "property"},
+	"Condition": {"id", "meta", "implicitRules", "identifier", "clinicalStatus", "verificationStatus", "code", "bodySite",
+		"subject", "encounter", "onset[x]", "recordedDate", "recorder", "asserter"},
+	"DocumentReference": {"id", "meta", "implicitRules", "masterIdentifier", "identifier", "status", "docStatus", "type",
+		"category", "subject", "date", "author", "relatesTo", "description", "securityLabel", "content", "context"},
+	"Encounter": {"id", "meta", "implicitRules", "identifier", "status", "class", "type", "serviceType", "subject",
+		"episodeOfCare", "participant", "appointment", "reasonCode", "reasonReference", "diagnosis"},
+	"Group": {"id", "meta", "implicitRules", "identifier", "active", "type", "actual", "code", "name", "quantity", "managingEntity"},
+	"MedicationRequest": {"id", "meta", "implicitRules", "status", "intent", "priority", "doNotPerform", "reported[x]",
+		"medication[x]", "subject", "authoredOn", "requester", "performerType", "instantiatesCanonical", "instantiatesUri",
+		"basedOn", "groupIdentifier"},
+	"Observation": {"id", "meta", "implicitRules", "identifier", "basedOn", "partOf", "status", "code", "subject", "focus",
+		"encounter", "effective[x]", "issued", "performer", "value[x]", "hasMember", "derivedFrom", "component"},
+	"Patient": {"id", "meta", "implicitRules", "identifier", "active", "name", "telecom", "gender", "birthDate", "deceased[x]",
+		"address", "managingOrganization", "link"},
+	"Practitioner": {"id", "meta", "implicitRules", "identifier", "active", "name", "telecom", "address", "gender", "birthDate"},
+	"Provenance":   {"id", "meta", "implicitRules", "target", "recorded"},
+	"ValueSet": {"id", "meta", "implicitRules", "url", "identifier", "version", "name", "title", "status", "experimental",
+		"date", "publisher", "contact", "useContext", "jurisdiction", "immutable"},
 }
 
 // writePart answers a read or a vread: the record, or the part q asks
@@ -77,7 +110,10 @@ func partsOf(typ string, q url.Values) (parts, string) {
 	case "false":
 		return parts{}, ""
 	case "true":
-		return parts{}, "the sandbox does not mark summary elements: ask for the elements wanted with _elements"
+		if summaries[typ] == nil {
+			return parts{}, "the sandbox does not know the summary elements of " + typ + ": ask for the elements wanted with _elements"
+		}
+		return parts{elements: append([]string{"resourceType"}, summaries[typ]...)}, ""
 	}
 	return parts{}, "_summary is true, text, data, count or false"
 }
@@ -105,6 +141,15 @@ func elementsFor(typ string, list []string) (keep []string, ok bool) {
 	return append(append([]string{"resourceType", "id"}, mandatory[typ]...), keep...), true
 }
 
+// keeps reports whether the part keeps a record's root element k: listed,
+// or a choice's (valueQuantity for value[x]).
+func (p parts) keeps(k string) bool {
+	return slices.ContainsFunc(p.elements, func(e string) bool {
+		choice, ok := strings.CutSuffix(e, "[x]")
+		return e == k || ok && len(k) > len(choice) && strings.HasPrefix(k, choice) && k[len(choice)] >= 'A' && k[len(choice)] <= 'Z'
+	})
+}
+
 // of returns the part of a record asked for: itself, or a copy with what
 // is kept, marked SUBSETTED.
 func (p parts) of(res resource) resource {
@@ -113,7 +158,7 @@ func (p parts) of(res resource) resource {
 	}
 	out := resource{}
 	for k, v := range res {
-		if p.data && k != "text" || slices.Contains(p.elements, k) {
+		if p.data && k != "text" || p.keeps(k) {
 			out[k] = v
 		}
 	}
