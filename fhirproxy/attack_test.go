@@ -1417,7 +1417,7 @@ func TestConcurrentPatients(t *testing.T) {
 		return nil
 	}
 	concurrently(t, 9, 42, func(w, i int) error { return check(apps[(w+i)%len(apps)], w+i) })
-	if n := checked.Load(); n < 300 {
+	if n := checked.Load(); n < 200 {
 		t.Errorf("%d records checked", n)
 	}
 }
@@ -1552,8 +1552,11 @@ func TestLabelInference(t *testing.T) {
 		{"/Observation?category=vital-signs", user, true},
 		{"/Observation?category=vital-signs&_count=5", user, false},
 		{"/Observation?category=vital-signs&_count=5", cleared, true},
-		{"/Observation?_include=Observation:subject", f.token("launch/patient patient/*.rs", everyLabel()), false}, // Patient/p2 removed
+		// Patient/p2 and its record removed, which a server that ignores
+		// the patient parameter brought.
+		{"/Observation?_include=Observation:subject", f.token("launch/patient patient/*.rs", everyLabel()), false},
 	} {
+		f.up.misbehave = strings.Contains(c.target, "_include")
 		r := f.do("GET", c.target, c.tok, "")
 		if r.status != 200 || strings.Contains(r.raw, `"HIV"`) != c.meta {
 			t.Errorf("%s: %d, the upstream's meta passed: %v, want %v: %.300s", c.target, r.status, !c.meta, c.meta, r.raw)

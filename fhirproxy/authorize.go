@@ -193,8 +193,8 @@ func (p *Proxy) authorize(in *Interaction, a *access) *refusal {
 		// (found by FuzzElementsAgree: without it, withheld as not
 		// matching); _summary=text would leave it out.
 		keepConstraintElements(in, lc)
-		if summaryText(in) {
-			return constraintUnread()
+		if constraintUnread(in, lc) {
+			return unreadConstraint()
 		}
 	case in.searchOp == docrefOp && (d.Constrained() || carried):
 		// $docref's parameters are its own (patient, start, end, type,
@@ -252,8 +252,8 @@ func (p *Proxy) authorize(in *Interaction, a *access) *refusal {
 		// category, code, date) and may ignore the rest: where the proxy
 		// evaluates the constraint, it holds every match to it too, in
 		// place of the server (its total judged), whatever checked it first.
-		if a.holdMatches(in) && summaryText(in) {
-			return constraintUnread()
+		if a.holdMatches(in) && constraintUnread(in, a.included) {
+			return unreadConstraint()
 		}
 	}
 	if in.Kind == Create || in.Kind == Update || in.Kind == Patch {
@@ -293,6 +293,16 @@ func (p *Proxy) authorize(in *Interaction, a *access) *refusal {
 			// (found by FuzzSearchesAgree, the sandbox: pt-sensitive's app
 			// got the encounter its withheld HIV test was drawn at).
 			return refuse(http.StatusBadRequest, "not-supported", "_include=* cannot go with _elements here: ask for whole records, or name the includes")
+		}
+		if summaryText(in) || includesEverything(in) && slices.ContainsFunc(in.Params, func(prm Param) bool { return prm.Name == "_summary" && prm.Value == "true" }) {
+			// A summary leaves out references, which no element list can
+			// keep: text all of them, true those R4 does not mark as
+			// summary elements, which _include=* follows too (found by
+			// probing the sandbox: a clinician's _summary=text got the
+			// encounter only a withheld HIV test refers to). An include
+			// whose link a summary leaves out is dropped where a match is
+			// removed (inclusion.betrays), but the search would not say so.
+			return refuse(http.StatusBadRequest, "not-supported", "_summary leaves out the references included records are judged by here: ask with _elements, or for whole records")
 		}
 		keepElements(in, includeElements(in))
 		a.iterates = slices.ContainsFunc(in.Params, func(prm Param) bool { return strings.HasSuffix(prm.Name, ":iterate") })
@@ -492,8 +502,8 @@ func judgedParams(in *Interaction, a *access) *refusal {
 			for _, e := range judgedElements(in.Type, inComp) {
 				prm.Value = withElements(prm.Value, e)
 			}
-		case base == "_summary" && prm.Value == "text" && inComp:
-			return refuse(http.StatusBadRequest, "not-supported", "_summary=text leaves out the patient reference; use _elements")
+		case base == "_summary" && inComp && summaryLeavesOut(in, in.Type, judgedElements(in.Type, true)[1:]):
+			return refuse(http.StatusBadRequest, "not-supported", "_summary="+prm.Value+" leaves out the reference that places a record of "+in.Type+" in the patient's compartment; use _elements")
 		case base == "_summary" && in.Type == "Binary" && (prm.Value == "text" || prm.Value == "true"):
 			// A Binary is judged by its securityContext, and one without
 			// is bound to nothing: a summary that left it out (text does,
@@ -699,8 +709,8 @@ func (a *access) holdAnswer(in *Interaction, d scopes.Decision) *refusal {
 	if lc != nil {
 		keepConstraintElements(in, lc)
 	}
-	if repeated && summaryText(in) {
-		return constraintUnread()
+	if repeated && constraintUnread(in, lc) {
+		return unreadConstraint()
 	}
 	return nil
 }
@@ -744,8 +754,8 @@ func (a *access) checkMatches(in *Interaction, d scopes.Decision) *refusal {
 	if lc == nil || lc.partial {
 		return nil
 	}
-	if summaryText(in) {
-		return constraintUnread()
+	if constraintUnread(in, lc) {
+		return unreadConstraint()
 	}
 	a.recheck, a.checked, a.included = true, true, lc
 	keepConstraintElements(in, lc)
@@ -766,23 +776,6 @@ func keepElements(in *Interaction, elements []string) {
 			}
 		}
 	}
-}
-
-// summaryText reports whether a request asks for _summary=text, which
-// leaves out all but a record's narrative and mandatory elements: where
-// the proxy holds records to a constraint itself (access.recheck, held),
-// what the constraint reads would be absent, and every record withheld as
-// not matching (found by FuzzElementsAgree). There it is refused
-// (constraintUnread); an element selection keeps what the constraint reads
-// (keepConstraintElements).
-func summaryText(in *Interaction) bool {
-	return slices.ContainsFunc(in.Params, func(prm Param) bool { return prm.Name == "_summary" && prm.Value == "text" })
-}
-
-// constraintUnread refuses a _summary=text the proxy cannot check
-// (summaryText).
-func constraintUnread() *refusal {
-	return refuse(http.StatusBadRequest, "not-supported", "_summary=text leaves out what the scope's constraint reads, which the proxy checks here; use _elements")
 }
 
 // confine imposes the Patient compartment on a patient/ token.

@@ -135,7 +135,9 @@
 // writes for what it evaluates), the server's matches too, and the record
 // a constrained read answers, so that a server that ignores the
 // constraint's parameter (lenient, or not supporting it) cannot pass what
-// the constraint excludes; _summary=text, which leaves out what it reads,
+// the constraint excludes; a summary that leaves out what it reads
+// (_summary=text; _summary=true where an element it reads is no R4
+// summary element, as an Observation's or a Condition's category is not)
 // is refused there. So is each version a constrained vread or instance
 // history shows (the record as it is now must match too; a search finds
 // current versions only). Batches are authorised entry by entry (see Writes in a batch or
@@ -177,8 +179,13 @@
 // judges by (meta, the patient reference, a Binary's securityContext, a
 // Provenance's target, the elements of a constraint it evaluates), and a
 // summary that may leave such an element out is refused where it is
-// judged: _summary=text with patient context or under a constraint the
-// proxy holds records to, _summary=true or text on a Binary. An underscored parameter FHIR does not define goes
+// judged (400, "use _elements"): _summary=text with patient context or
+// under a constraint the proxy holds records to; _summary=true there
+// where R4 does not mark the element a summary one (an Observation's
+// category; an Appointment's participants, a Device's patient, which
+// place them in the compartment: a Device summarised without its patient
+// would read as a ward's monitor, which any patient app may read);
+// _summary=true or text on a Binary. An underscored parameter FHIR does not define goes
 // with a search or history (servers page with their own, such as HAPI's
 // _getpages), and its answer is always read and judged, for any token. For
 // every token, a search's criteria that other types' records meet need s
@@ -474,13 +481,17 @@
 // error's answer (also one the request proves), a write's or a search's
 // OperationOutcome, a batch entry's outcome and a bulk export's error
 // file, and a delete's success without its body. The event of a refused
-// request keeps the server's first sentence. A record a search includes
-// (_include, _revinclude) because of a match the proxy removed, and linked
-// to no record kept, is removed too: it would tell what the withheld match
-// refers to. With _elements, the proxy asks for the elements the includes
-// follow; _include=* follows every reference, which no element list names,
-// so it goes with _elements only for a token that sees every record (400
-// otherwise: ask for whole records, or name the includes). With Proxy.Base set, the paging
+// request keeps the server's first sentence. Where a search's match has
+// been removed, a record it includes (_include, _revinclude) goes only
+// when it is linked to a record kept: one brought by the withheld match
+// would tell what that match refers to, and a link that is not there
+// proves nothing (a match answered in part may lack it). With _elements,
+// the proxy asks for the elements the includes follow; _include=* follows
+// every reference, which no element list names, so it goes with _elements
+// only for a token that sees every record (400 otherwise: ask for whole
+// records, or name the includes). A summary leaves references out: with
+// includes, _summary=text, and _summary=true with _include=*, are refused
+// alike where a match may be removed. With Proxy.Base set, the paging
 // links, fullUrls, entry locations and Location headers the upstream
 // writes on its own base come back on the proxy's, so
 // clients page through the proxy; page-token links at the base (HAPI's

@@ -14,43 +14,52 @@ import (
 // _include=Observation:encounter got, on the page whose only match was the
 // HIV test its clearance withholds, the encounter the test was drawn at.
 //
-// So an included record linked to a removed match (the match refers to
-// it, or it refers to the match) goes only when it is linked to a record
-// kept too (access.includes; Provenances are held to the records they are
-// about anyway: provenanceKept). A record kept is a match; an included
-// record counts as one only where the search iterates (:iterate), since
-// otherwise only a match brings an include; an included record left out
-// counts as removed. The links are read from the records as
-// answered: with _elements, the proxy asks for the elements an _include
-// follows too (includeElements), or a match would come without the link
-// that brought the record. Servers write a page's matches before what they
+// So where a record has been removed, an included record goes only when
+// it is linked to a record kept: a kept record refers to it, or it refers
+// to one (access.includes; Provenances are held to the records they are
+// about anyway: provenanceKept). Presence, never absence: that it shows no
+// link to a removed match proves nothing, since a match answered in part
+// may lack the link that brought the record (found by probing the
+// sandbox: with _summary=text, a clinician got the encounter only a
+// withheld HIV test refers to, the test's reference to it left out). A
+// record kept is a match; an included record counts as one only where the
+// search iterates (:iterate), since otherwise only a match brings an
+// include; an included record left out counts as removed. The links are
+// read from the records as answered: with _elements, the proxy asks for
+// the elements an _include follows too (includeElements), or a match kept
+// would come without the link that brought the record; a summary, which
+// leaves links out, is refused with includes where records may be removed
+// (but _summary=true with named includes, whose links R4 may mark as
+// summary elements). Servers write a page's matches before what they
 // include; an include written before the match that brought it is judged
 // by what was read until then, in a whole Bundle as in a streamed one,
 // which agree.
 
 // inclusion is what an included record is judged by: the records kept so
-// far and those removed, and what each refers to (local Type/id), each set
-// bounded by maxKeys (past it, an include's links to the records beyond
-// are not seen).
+// far and what they refer to (local Type/id), and the records removed,
+// each set bounded by maxKeys (past it, an include's links to the records
+// beyond are not seen, and it is dropped).
 type inclusion struct {
-	kept, keptRefs, gone, goneRefs map[string]bool
+	kept, keptRefs, gone map[string]bool
 }
 
 // note notes a record kept or removed (raw, its resource).
 func (c *inclusion) note(a *access, p *projection, raw []byte, kept bool) {
 	if c.kept == nil {
-		c.kept, c.keptRefs, c.gone, c.goneRefs = map[string]bool{}, map[string]bool{}, map[string]bool{}, map[string]bool{}
+		c.kept, c.keptRefs, c.gone = map[string]bool{}, map[string]bool{}, map[string]bool{}
 	}
-	keys, refs := c.kept, c.keptRefs
 	if !kept {
-		keys, refs = c.gone, c.goneRefs
+		if len(c.gone) < maxKeys {
+			c.gone[p.ResourceType+"/"+p.ID] = true
+		}
+		return
 	}
-	if len(keys) < maxKeys {
-		keys[p.ResourceType+"/"+p.ID] = true
+	if len(c.kept) < maxKeys {
+		c.kept[p.ResourceType+"/"+p.ID] = true
 	}
 	_ = eachString(raw, func(v []byte, reference bool, _, _ int64) {
-		if k, ok := a.localRef(string(v)); reference && ok && len(refs) < maxKeys {
-			refs[k] = true
+		if k, ok := a.localRef(string(v)); reference && ok && len(c.keptRefs) < maxKeys {
+			c.keptRefs[k] = true
 		}
 	})
 }
@@ -75,20 +84,23 @@ func (c *inclusion) noteEntry(a *access, e *bundleEntry, raw []byte, kept bool) 
 	}
 }
 
-// betrays reports whether an included record (raw, its resource) is
-// linked to a removed match and to no record kept.
+// betrays reports whether an included record (raw, its resource) goes
+// unjustified: a record has been removed, and it is linked to no record
+// kept. An OperationOutcome a server adds to a page (search mode outcome)
+// is linked to none, and goes; so does a Provenance a _revinclude of
+// Provenances brings, which goes only where each record it is about is
+// kept or read (access.provenanceKept).
 func (c *inclusion) betrays(a *access, p *projection, raw []byte) bool {
-	if len(c.gone) == 0 {
+	if len(c.gone) == 0 || p.ResourceType == "OperationOutcome" || p.ResourceType == "Provenance" && a.provenances {
 		return false
 	}
-	key := p.ResourceType + "/" + p.ID
-	gone, kept := c.goneRefs[key], c.keptRefs[key]
+	kept := c.keptRefs[p.ResourceType+"/"+p.ID]
 	_ = eachString(raw, func(v []byte, reference bool, _, _ int64) {
 		if k, ok := a.localRef(string(v)); reference && ok {
-			gone, kept = gone || c.gone[k], kept || c.kept[k]
+			kept = kept || c.kept[k]
 		}
 	})
-	return gone && !kept
+	return !kept
 }
 
 // includesEverything reports whether a search asks _include=* (every

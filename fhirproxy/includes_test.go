@@ -51,16 +51,19 @@ func TestIncludesOfRemovedMatches(t *testing.T) {
 		include(encounter("e-both")),                                        // brought by vs-1 and psy-1: goes
 		include(report("r-psy", "Observation/psy-1")),                       // lists psy-1 alone: does not
 		include(report("r-both", "Observation/psy-1", "Observation/lab-1")), // lists lab-1 too: goes
-		include(encounter("e-none")),                                        // linked to nothing removed: goes, as before
+		// Linked to no record kept: does not go, since a match removed
+		// may lack the link that brought it (answered in part, as a
+		// summary: found by probing the sandbox).
+		include(encounter("e-none")),
 	}
-	want := []string{"e-both", "e-lab", "e-none", "lab-1", "p1", "r-both", "vs-1"}
+	want := []string{"e-both", "e-lab", "lab-1", "p1", "r-both", "vs-1"}
 	for _, tok := range []string{f.token("launch/patient patient/*.rs", nil), f.token("user/*.rs", nil)} {
 		for _, streamed := range []bool{false, true} {
 			f.proxy.Limits.StreamFrom = 0
 			if streamed {
 				f.proxy.Limits.StreamFrom = 1 << 10
 			}
-			for _, query := range []string{"_include=Observation:encounter&patient=p1", "_include=Observation:encounter&patient=p1&_elements=code"} {
+			for _, query := range []string{"_include=Observation:encounter&_include=Observation:patient&patient=p1", "_include=Observation:encounter&_include=Observation:patient&patient=p1&_elements=code"} {
 				r := f.do("GET", "/Observation?"+query, tok, "")
 				if got := entryIDs(r); r.status != 200 || !slices.Equal(got, want) {
 					t.Errorf("%s (streamed %v): %d %v, want %v", query, streamed, r.status, got, want)

@@ -67,8 +67,8 @@ func FuzzPagesAgree(f *testing.F) {
 			}
 			next = strings.TrimPrefix(r.next(), fx.base)
 		}
-		slices.Sort(got)
-		slices.Sort(want)
+		// (A record included on several pages is included on one.)
+		got, want = slices.Compact(slices.Sorted(slices.Values(got))), slices.Compact(slices.Sorted(slices.Values(want)))
 		if !slices.Equal(got, want) {
 			t.Fatalf("%q (token %d, getpages %v): page by page %v, on one page %v", search, which%5, which/5%2 == 1, got, want)
 		}

@@ -414,6 +414,7 @@ func TestCompartment(t *testing.T) {
 func TestUpstreamMisbehaviourIsContained(t *testing.T) {
 	f := newFixture(t)
 	f.up.misbehave = true // ignores the injected patient parameter
+	f.up.resources["Observation/lab-1"]["performer"] = []any{map[string]any{"reference": "Practitioner/dr"}}
 	tok := f.token("launch/patient patient/Observation.rs patient/Practitioner.r", nil)
 	r := f.do("GET", "/Observation?_include=Observation:performer", tok, "")
 	if r.status != 200 {

@@ -40,8 +40,10 @@ type upstream struct {
 	getpages bool
 	kept     map[string]string // _getpages id → the search's path and query
 	// includes, when set, are the entries a search with _include or
-	// _revinclude appends to its matches, as they are (search mode and
-	// all); otherwise an _include brings Practitioner/dr and Patient/p2.
+	// _revinclude appends to each page of its matches, as they are (search
+	// mode and all); otherwise an _include brings what the page's matches refer to
+	// by its parameter (included), and _graph Practitioner/dr and
+	// Patient/p2.
 	includes []map[string]any
 	// side, when set, labels the goroutines serving requests for the CPU
 	// profiler (benchmarks: which proxy's upstream did the work).
@@ -325,11 +327,7 @@ func (u *upstream) answer(w http.ResponseWriter, r *http.Request, b []byte) {
 				return strings.Compare(mustJSON(a.(map[string]any)["fullUrl"]), mustJSON(b.(map[string]any)["fullUrl"]))
 			})
 		}
-		if u.includes != nil && (q.Get("_include") != "" || q.Get("_revinclude") != "") {
-			for _, e := range u.includes {
-				entries = append(entries, e)
-			}
-		} else if q.Get("_include") != "" || q.Get("_graph") != "" { // R5's inclusion by GraphDefinition, as a server may have it
+		if q.Get("_graph") != "" { // R5's inclusion by GraphDefinition, as a server may have it
 			entries = append(entries, map[string]any{"resource": u.resources["Practitioner/dr"], "search": map[string]any{"mode": "include"}},
 				map[string]any{"resource": u.resources["Patient/p2"], "search": map[string]any{"mode": "include"}})
 		}
@@ -370,6 +368,14 @@ func (u *upstream) answer(w http.ResponseWriter, r *http.Request, b []byte) {
 			}
 		case err == nil && n < 100 && !q.Has("ct"): // (page 2 is the last)
 			links = append(links, map[string]any{"relation": "next", "url": u.ts.URL + r.URL.RequestURI() + "&ct=page-2"})
+		}
+		switch {
+		case u.includes != nil && (q.Get("_include") != "" || q.Get("_revinclude") != ""):
+			for _, e := range u.includes { // on each page
+				entries = append(entries, e)
+			}
+		case q.Has("_include"):
+			entries = append(entries, u.included(entries, q["_include"])...)
 		}
 		bundle := map[string]any{"resourceType": "Bundle", "type": "searchset", "total": total, "link": links, "entry": entries}
 		if u.bundleMeta != nil {
@@ -482,13 +488,78 @@ func (u *upstream) namesSubject(res map[string]any, q url.Values) bool {
 }
 
 // summaryElements are the summary elements (Σ) of the types the test
-// upstream holds, as R4 marks them, beside id and meta.
+// upstream holds, as R4 marks them, beside id and meta: not an
+// Observation's category, a Condition's category or severity, a
+// Provenance's agents, a Device's patient.
 var summaryElements = map[string][]string{
-	"Observation":  {"status", "category", "code", "subject", "focus", "encounter", "effectiveDateTime", "issued", "performer", "valueQuantity", "hasMember"},
+	"Observation":  {"identifier", "basedOn", "partOf", "status", "code", "subject", "focus", "encounter", "effectiveDateTime", "issued", "performer", "valueQuantity", "hasMember", "derivedFrom", "component"},
 	"Patient":      {"identifier", "active", "name", "telecom", "gender", "birthDate", "address", "managingOrganization", "link"},
-	"Condition":    {"identifier", "clinicalStatus", "verificationStatus", "category", "severity", "code", "bodySite", "subject", "encounter", "onsetDateTime", "recordedDate"},
-	"Practitioner": {"identifier", "active", "name", "telecom", "address", "gender"},
-	"Provenance":   {"target", "recorded", "agent"},
+	"Condition":    {"identifier", "clinicalStatus", "verificationStatus", "code", "bodySite", "subject", "encounter", "onsetDateTime", "recordedDate", "recorder", "asserter"},
+	"Practitioner": {"identifier", "active", "name", "telecom", "address", "gender", "birthDate"},
+	"Provenance":   {"target", "recorded"},
+	"Device":       {"udiCarrier", "status", "safety"},
+	"Appointment":  {"identifier", "status", "serviceType", "start", "end"},
+}
+
+// included are the records a page's matches refer to by the elements the
+// _include values name (Type:param, camelCase; patient: subject or
+// patient; *: every reference), each once, as servers include them.
+func (u *upstream) included(page []any, includes []string) []any {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	seen := map[string]bool{}
+	for _, e := range page {
+		seen[strings.TrimPrefix(e.(map[string]any)["fullUrl"].(string), u.ts.URL+"/")] = true
+	}
+	var out []any
+	for _, e := range page {
+		res := u.resources[strings.TrimPrefix(e.(map[string]any)["fullUrl"].(string), u.ts.URL+"/")]
+		for _, inc := range includes {
+			_, param, _ := strings.Cut(inc, ":")
+			param, _, _ = strings.Cut(param, ":")
+			var elements []any
+			switch param {
+			case "*":
+				elements = []any{res}
+			case "patient":
+				elements = []any{res["subject"], res["patient"]}
+			default:
+				parts := strings.Split(param, "-")
+				for i := 1; i < len(parts); i++ {
+					parts[i] = strings.ToUpper(parts[i][:1]) + parts[i][1:]
+				}
+				elements = []any{res[strings.Join(parts, "")]}
+			}
+			for _, ref := range references(elements) {
+				if r, ok := u.resources[ref]; ok && !seen[ref] {
+					seen[ref] = true
+					out = append(out, map[string]any{"fullUrl": u.ts.URL + "/" + ref, "resource": r, "search": map[string]any{"mode": "include"}})
+				}
+			}
+		}
+	}
+	return out
+}
+
+// references are the references (the values of members named reference)
+// in v, at any depth.
+func references(v any) []string {
+	var out []string
+	switch v := v.(type) {
+	case map[string]any:
+		for k, x := range v {
+			if s, ok := x.(string); ok && k == "reference" {
+				out = append(out, s)
+			} else {
+				out = append(out, references(x)...)
+			}
+		}
+	case []any:
+		for _, x := range v {
+			out = append(out, references(x)...)
+		}
+	}
+	return out
 }
 
 // selected is a search's match as the test upstream sends it: whole, or

@@ -622,7 +622,7 @@ func (p *Proxy) checkBatch(ctx context.Context, a *access, body []byte) *refusal
 		if in.counts {
 			return refuse(http.StatusForbidden, "forbidden", "batch entry "+itoa(i)+" asks for its total alone (_summary=count, _count=0), which the proxy counts only in a search on its own; send it on its own")
 		}
-		if pl.ea.constrained != "" && (!typeSearch || summaryText(&in) || !pl.ea.holdMatches(&in)) {
+		if pl.ea.constrained != "" && (!typeSearch || !pl.ea.holdMatches(&in) || constraintUnread(&in, pl.ea.included)) {
 			return onItsOwn()
 		}
 		if encodeQuery(in.Params) != orig {

@@ -1806,3 +1806,74 @@ func TestIncludesOfWithheldThroughTheProxy(t *testing.T) {
 		}
 	}
 }
+
+// TestSummariesThroughTheProxy: the data server answers _summary=true with
+// R4's summary elements, and the proxy passes it where what it judges by
+// is among them: a patient app's conditions and a clinician's results
+// come as summaries, the records a whole search finds. Where it is not, the
+// summary is refused, not answered empty: a patient app granted
+// laboratory results only (an Observation's category is no summary
+// element) and a patient app's appointments (nor are an Appointment's
+// participants, which place it in the compartment). A clinician's summary
+// with the encounters included never brings the one only a withheld HIV
+// test refers to, and _summary=text, which leaves out every reference, is
+// refused with includes.
+func TestSummariesThroughTheProxy(t *testing.T) {
+	sb := startSandbox(t)
+	clinician, err := sb.Auth.Mint(context.Background(), "", smart.Grant{ClientID: ExampleAppID, Audience: sb.FHIRBase, UserID: "clinician", FHIRUser: "Practitioner/pr-lee", Scope: "user/*.rs"}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := func(b []byte) []string {
+		var bundle struct {
+			Entry []struct {
+				Resource struct {
+					ID   string
+					Meta struct{ Tag []struct{ Code string } }
+				}
+			}
+		}
+		_ = json.Unmarshal(b, &bundle)
+		var out []string
+		for _, e := range bundle.Entry {
+			out = append(out, e.Resource.ID+fmt.Sprint(slices.ContainsFunc(e.Resource.Meta.Tag, func(tg struct{ Code string }) bool { return tg.Code == "SUBSETTED" })))
+		}
+		return out
+	}
+	patient := patientToken(t, sb, "launch/patient patient/*.rs")
+	for _, c := range []struct{ tok, search string }{
+		{patient, "/Condition?_count=50"},
+		{clinician, "/Observation?patient=pt-sensitive&_count=50"},
+		{clinician, "/Appointment?patient=pt-001"},
+	} {
+		code, whole := fhirCall(t, c.tok, http.MethodGet, sb.FHIRBase+c.search, "")
+		sCode, summary := fhirCall(t, c.tok, http.MethodGet, sb.FHIRBase+c.search+"&_summary=true", "")
+		want := ids(whole)
+		for i := range want {
+			want[i] = strings.TrimSuffix(want[i], "false") + "true"
+		}
+		if code != http.StatusOK || sCode != http.StatusOK || len(want) == 0 || !slices.Equal(ids(summary), want) || strings.Contains(string(summary), `"category"`) {
+			t.Errorf("%s as a summary: %d %v, the whole search %d %v", c.search, sCode, ids(summary), code, want)
+		}
+	}
+	for _, c := range []struct{ tok, path string }{
+		{patientToken(t, sb, "launch/patient patient/Observation.rs?category=laboratory"), "/Observation?_summary=true"},
+		{patientToken(t, sb, "launch/patient patient/Observation.rs?category=laboratory"), "/Observation/pt-001-lab-000?_summary=true"},
+		{patient, "/Appointment?_summary=true"},
+		{clinician, "/Observation?patient=pt-sensitive&category=laboratory&_summary=text&_include=Observation:encounter"},
+	} {
+		if code, b := fhirCall(t, c.tok, http.MethodGet, sb.FHIRBase+c.path, ""); code != http.StatusBadRequest || !strings.Contains(string(b), "_elements") {
+			t.Errorf("%s: %d %.300s", c.path, code, b)
+		}
+	}
+	// (Of pt-sensitive's laboratory results, only the withheld HIV test
+	// refers to an encounter; of its vital signs, each does.)
+	code, b := fhirCall(t, clinician, http.MethodGet, sb.FHIRBase+"/Observation?patient=pt-sensitive&category=laboratory&_summary=true&_include=Observation:encounter", "")
+	if code != http.StatusOK || !strings.Contains(string(b), "pt-sensitive-lab-000") || strings.Contains(string(b), "pt-sensitive-enc-001") || strings.Contains(string(b), "pt-sensitive-hiv") {
+		t.Errorf("a clinician's summary of results with the encounters: %d %.400s", code, b)
+	}
+	code, b = fhirCall(t, clinician, http.MethodGet, sb.FHIRBase+"/Observation?patient=pt-sensitive&category=vital-signs&_summary=true&_include=Observation:encounter", "")
+	if code != http.StatusOK || !strings.Contains(string(b), "pt-sensitive-enc-001") {
+		t.Errorf("a clinician's summary of vital signs with the encounters: %d %.400s", code, b)
+	}
+}

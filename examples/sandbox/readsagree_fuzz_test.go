@@ -107,6 +107,8 @@ func FuzzReadsAgree(f *testing.F) {
 	sud := uint16(slices.Index(keys, "Provenance/pt-sensitive-sud-prov"))
 	f.Add(uint8(3), uint8(0), sud, uint8(0)) // a Provenance about a record beyond the clearance
 	f.Add(uint8(1), uint8(2), sud, uint8(5))
+	f.Add(uint8(3), uint8(0), uint16(45), uint8(14)) // a summary (how's fourth bit)
+	f.Add(uint8(2), uint8(0), uint16(0), uint8(14))  // a summary, laboratory results only
 	f.Fuzz(func(t *testing.T, who, patient uint8, record uint16, how uint8) {
 		rd := readers[int(who)%len(readers)]
 		p := patients[int(patient)%len(patients)]
@@ -117,9 +119,39 @@ func FuzzReadsAgree(f *testing.F) {
 		current, standing := sb.fhir.current[key]
 		versions := slices.Clone(sb.fhir.history[key])
 		sb.fhir.mu.RUnlock()
-		ask := int(how) % 8
+		ask, summary := int(how)%8, how/8%2 == 1
 		visible := func(v resource) bool {
 			return v != nil && sees(rd, p, v, ask) && (!standing || sees(rd, p, current, ask))
+		}
+		through := func(path string) (int, []byte, http.Header) {
+			if ref, ok := strings.CutPrefix(path, "batch:"); ok {
+				code, b := fhirCall(t, tok, http.MethodPost, sb.FHIRBase, `{"resourceType":"Bundle","type":"batch","entry":[{"request":{"method":"GET","url":"`+ref+`"}}]}`)
+				var batch struct {
+					Entry []struct {
+						Resource json.RawMessage
+						Response struct {
+							Status  string
+							Outcome json.RawMessage
+						}
+					}
+				}
+				if code != http.StatusOK {
+					return code, b, nil // the batch refused whole
+				}
+				if err := json.Unmarshal(b, &batch); err != nil || len(batch.Entry) != 1 {
+					t.Fatalf("the batch reading %s: %d %.300s", ref, code, b)
+				}
+				e := batch.Entry[0]
+				code, _ = strconv.Atoi(strings.Fields(e.Response.Status)[0])
+				if code != http.StatusOK {
+					return code, e.Response.Outcome, nil
+				}
+				return code, e.Resource, nil
+			}
+			resp := callWith(t, tok, http.MethodGet, sb.FHIRBase+path, "")
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			return resp.StatusCode, b, resp.Header
 		}
 		var path, none string // the record's, and a record's that does not exist
 		var shown []resource  // what is the grant's of what is asked
@@ -161,10 +193,26 @@ func FuzzReadsAgree(f *testing.F) {
 			if standing && visible(current) && !rd.lab {
 				shown = []resource{current}
 			}
-		case 6: // in part
-			path, none = "/"+key+"?_elements=status", "/"+typ+"/zz-none?_elements=status"
+		case 6: // in part: its status, or (how's fourth bit) R4's summary
+			part := "?_elements=status"
+			if summary {
+				part = "?_summary=true"
+			}
+			path, none = "/"+key+part, "/"+typ+"/zz-none"+part
 			if standing && visible(current) {
 				shown = []resource{current}
+			}
+			// Refused where the proxy judges by what a summary leaves out:
+			// an Observation's category under the laboratory constraint, an
+			// Appointment's participants with patient context, a Binary's
+			// securityContext (refused as a summary may leave it out).
+			if summary && (rd.lab && typ == "Observation" || rd.patient && typ == "Appointment" || typ == "Binary" && (rd.patient || !rd.clearance.Unrestricted())) {
+				for _, path := range []string{path, none} {
+					if code, b, _ := through(path); code != http.StatusBadRequest || !strings.Contains(string(b), "_elements") {
+						t.Fatalf("%s: %d %.300s", path, code, b)
+					}
+				}
+				return
 			}
 		case 7: // by _id, in the patient's compartment
 			path, none = "/Patient/"+p+"/"+typ+"?_id="+id, "/Patient/"+p+"/"+typ+"?_id=zz-none"
@@ -174,36 +222,6 @@ func FuzzReadsAgree(f *testing.F) {
 			if standing && visible(current) && (slices.Contains(patientRefs(current), "Patient/"+p) || rd.patient && key == "Patient/"+p) {
 				shown = []resource{current}
 			}
-		}
-		through := func(path string) (int, []byte, http.Header) {
-			if ref, ok := strings.CutPrefix(path, "batch:"); ok {
-				code, b := fhirCall(t, tok, http.MethodPost, sb.FHIRBase, `{"resourceType":"Bundle","type":"batch","entry":[{"request":{"method":"GET","url":"`+ref+`"}}]}`)
-				var batch struct {
-					Entry []struct {
-						Resource json.RawMessage
-						Response struct {
-							Status  string
-							Outcome json.RawMessage
-						}
-					}
-				}
-				if code != http.StatusOK {
-					return code, b, nil // the batch refused whole
-				}
-				if err := json.Unmarshal(b, &batch); err != nil || len(batch.Entry) != 1 {
-					t.Fatalf("the batch reading %s: %d %.300s", ref, code, b)
-				}
-				e := batch.Entry[0]
-				code, _ = strconv.Atoi(strings.Fields(e.Response.Status)[0])
-				if code != http.StatusOK {
-					return code, e.Response.Outcome, nil
-				}
-				return code, e.Resource, nil
-			}
-			resp := callWith(t, tok, http.MethodGet, sb.FHIRBase+path, "")
-			defer resp.Body.Close()
-			b, _ := io.ReadAll(resp.Body)
-			return resp.StatusCode, b, resp.Header
 		}
 		code, got, hdr := through(path)
 		if shown == nil {
