@@ -546,7 +546,7 @@ func (s *fhirServer) matching(typ string, match func(resource) bool) []resource 
 func matcher(q url.Values) (func(resource) bool, error) {
 	for name := range q {
 		base, mod, _ := strings.Cut(name, ":")
-		if !searchParams[base] || mod != "" && !(base == "subject" && mod == "Patient") {
+		if !searchParams[base] || mod != "" && !(base == "subject" && mod == "Patient") && !(base == "_include" && mod == "iterate") {
 			return nil, errors.New("search parameter " + name + " is not supported by the sandbox")
 		}
 	}
@@ -741,17 +741,25 @@ func (s *fhirServer) search(w http.ResponseWriter, r *http.Request, typ string, 
 		onPage[res["resourceType"].(string)+"/"+res["id"].(string)] = true
 	}
 	seen := maps.Clone(onPage) // each record once: the page's, and those included
-	for _, inc := range q["_include"] {
-		for _, res := range page {
-			for _, ref := range includes(res, inc) {
-				s.mu.RLock()
-				if target, ok := s.current[ref]; ok && !seen[ref] {
-					included = append(included, target)
-					seen[ref] = true
+	// What the matches refer to (_include, and _include:iterate); then, round
+	// by round, what the records included refer to by _include:iterate, as
+	// R4 has it, until a round brings nothing new (or after 4).
+	brought, incs := page, append(slices.Clone(q["_include"]), q["_include:iterate"]...)
+	for round := 0; len(brought) > 0 && len(incs) > 0 && round < 5; round++ {
+		var next []resource
+		for _, inc := range incs {
+			for _, res := range brought {
+				for _, ref := range includes(res, inc) {
+					s.mu.RLock()
+					if target, ok := s.current[ref]; ok && !seen[ref] {
+						next = append(next, target)
+						seen[ref] = true
+					}
+					s.mu.RUnlock()
 				}
-				s.mu.RUnlock()
 			}
 		}
+		included, brought, incs = append(included, next...), next, q["_include:iterate"]
 	}
 	for _, rev := range q["_revinclude"] {
 		// The records of the type named whose parameter refers to one of

@@ -148,6 +148,23 @@ func TestFHIRDataServer(t *testing.T) {
 	if !reflect.DeepEqual(modes, []string{"match", "include"}) {
 		t.Errorf("_include entries: %v", modes)
 	}
+	// _include:iterate follows what was included too: the readings'
+	// encounters, and the encounters' practitioners; without it, the
+	// encounters alone.
+	types := func(q string) []string {
+		_, b := fhirGet(t, ts, "/Observation?patient=pt-001&category=vital-signs&_count=3"+q)
+		var out []string
+		for _, e := range entries(b) {
+			out = append(out, e["resourceType"].(string))
+		}
+		return out
+	}
+	if got := types("&_include=Observation:encounter&_include:iterate=Encounter:participant"); !reflect.DeepEqual(got, []string{"Observation", "Observation", "Observation", "Encounter", "Encounter", "Encounter", "Practitioner", "Practitioner", "Practitioner"}) {
+		t.Errorf("_include:iterate: %v", got)
+	}
+	if got := types("&_include=Observation:encounter&_include=Encounter:participant"); !reflect.DeepEqual(got, []string{"Observation", "Observation", "Observation", "Encounter", "Encounter", "Encounter"}) {
+		t.Errorf("_include without :iterate: %v", got)
+	}
 
 	// Create, update, vread and history.
 	resp, err := http.Post(ts.URL+"/Observation", "application/fhir+json",
