@@ -306,6 +306,7 @@ func (p *Proxy) authorize(in *Interaction, a *access) *refusal {
 		}
 		keepElements(in, includeElements(in))
 		a.iterates = slices.ContainsFunc(in.Params, func(prm Param) bool { return strings.HasSuffix(prm.Name, ":iterate") })
+		a.includeSpecs = includeSpecs(in)
 	}
 	return judgedParams(in, a)
 }

@@ -426,9 +426,15 @@ func TestConstrainedIncludes(t *testing.T) {
 	}
 	collection := map[string]any{"resourceType": "Bundle", "id": "b-1", "type": "collection",
 		"entry": []any{map[string]any{"resource": obs("vs-7", "p1", "vital-signs")}}}
+	// Each included reading is a member of lab-1, and has lab-1 as its
+	// member (so either include, or reverse include, brings it).
+	member := func(o map[string]any) map[string]any {
+		o["hasMember"] = []any{map[string]any{"reference": "Observation/lab-1"}}
+		return o
+	}
 	f.up.includes = []map[string]any{
-		entry(obs("vs-8", "p1", "vital-signs"), "include"),
-		entry(obs("lab-8", "p1", "laboratory"), "include"),
+		entry(member(obs("vs-8", "p1", "vital-signs")), "include"),
+		entry(member(obs("lab-8", "p1", "laboratory")), "include"),
 		entry(obs("vs-9", "p1", "vital-signs"), ""),
 		entry(obs("lab-9", "p1", "laboratory"), ""),
 		entry(f.up.resources["Practitioner/dr"], "include"),
@@ -452,10 +458,10 @@ func TestConstrainedIncludes(t *testing.T) {
 			name, tok, query string
 			want             []string
 		}{
-			{"an include", lab, "_include=Observation:has-member", []string{"dr", "lab-1", "lab-2", "lab-8", "lab-9", "psy-1"}},
-			{"a revinclude", lab, "_revinclude=Observation:has-member", []string{"dr", "lab-1", "lab-2", "lab-8", "lab-9", "psy-1"}},
-			{"a search carrying the constraint", lab, "category=laboratory&_include=Observation:has-member", []string{"dr", "lab-1", "lab-2", "lab-8", "lab-9", "psy-1"}},
-			{"a constraint the proxy cannot evaluate", unread, "_include=Observation:has-member", []string{"dr", "lab-1", "lab-2", "psy-1", "vs-1"}},
+			{"an include", lab, "_include=Observation:has-member&_include=Observation:performer", []string{"dr", "lab-1", "lab-2", "lab-8", "lab-9", "psy-1"}},
+			{"a revinclude", lab, "_revinclude=Observation:has-member&_include=Observation:performer", []string{"dr", "lab-1", "lab-2", "lab-8", "lab-9", "psy-1"}},
+			{"a search carrying the constraint", lab, "category=laboratory&_include=Observation:has-member&_include=Observation:performer", []string{"dr", "lab-1", "lab-2", "lab-8", "lab-9", "psy-1"}},
+			{"a constraint the proxy cannot evaluate", unread, "_include=Observation:has-member&_include=Observation:performer", []string{"dr", "lab-1", "lab-2", "psy-1", "vs-1"}},
 		} {
 			r := f.do("GET", "/Observation?"+c.query, c.tok, "")
 			if got := entryIDs(r); r.status != 200 || !slices.Equal(got, c.want) {
@@ -481,7 +487,7 @@ func TestConstrainedIncludes(t *testing.T) {
 	link(f)
 	lab = f.token("user/Observation.rs?category=laboratory user/Practitioner.rs user/Bundle.rs", everyLabel())
 	var all []string
-	next, pages := "/Observation?_include=Observation:has-member", 0
+	next, pages := "/Observation?_include=Observation:has-member&_include=Observation:performer", 0
 	for ; next != "" && pages < 10; pages++ {
 		r := f.do("GET", next, lab, "")
 		if r.status != 200 {

@@ -483,7 +483,10 @@
 // file, and a delete's success without its body. The event of a refused
 // request keeps the server's first sentence. Where a search's match has
 // been removed, a record it includes (_include, _revinclude) goes only
-// when it is linked to a record kept: one brought by the withheld match
+// when an include of the search brings it from a record kept, by the link
+// that include's parameter reads (an _include=Observation:encounter's, a
+// kept match's encounter; a _revinclude's, its own reference to a kept
+// match; with :iterate, from kept includes too): one brought by the withheld match
 // would tell what that match refers to, and a link that is not there
 // proves nothing (a match answered in part may lack it). With _elements,
 // the proxy asks for the elements the includes follow; _include=* follows

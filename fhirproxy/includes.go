@@ -3,6 +3,8 @@ package fhirproxy
 import (
 	"slices"
 	"strings"
+
+	"github.com/smartkit/smartkit/internal/jsonstrict"
 )
 
 // Included records. A search's _include and _revinclude bring records the
@@ -15,9 +17,13 @@ import (
 // HIV test its clearance withholds, the encounter the test was drawn at.
 //
 // So where a record has been removed, an included record goes only when
-// it is linked to a record kept: a kept record refers to it, or it refers
-// to one (access.includes; Provenances are held to the records they are
-// about anyway: provenanceKept). Presence, never absence: that it shows no
+// an include of the search brings it from a record kept, by the link that
+// include's parameter reads (includeSpec): a kept match of an _include's
+// type refers to it in the parameter's element, or, for a _revinclude, it
+// refers to a kept match so (access.includes; Provenances are held to the
+// records they are about anyway: provenanceKept). Another link proves
+// nothing: a kept reading's performer does not bring an encounter's
+// participant. Presence, never absence: that it shows no
 // link to a removed match proves nothing, since a match answered in part
 // may lack the link that brought the record (found by probing the
 // sandbox: with _summary=text, a clinician got the encounter only a
@@ -35,31 +41,50 @@ import (
 // by what was read until then, in a whole Bundle as in a streamed one,
 // which agree.
 
-// inclusion is what an included record is judged by: the records kept so
-// far and what they refer to (local Type/id), and the records removed,
-// each set bounded by maxKeys (past it, an include's links to the records
-// beyond are not seen, and it is dropped).
+// inclusion is what an included record is judged by: whether a record
+// has been removed, the search's includes (includeSpecs), the records kept
+// so far (Type/id; matches, and includes where the search iterates), and
+// the links each makes (by the root element it makes it in), each set
+// bounded by maxKeys (past it, links to the records beyond are not seen,
+// and an include they alone would justify is dropped).
 type inclusion struct {
-	kept, keptRefs, gone map[string]bool
+	specs   []includeSpec
+	removed bool
+	kept    map[string]bool          // Type/id → true for a match, false for an include
+	links   map[string]map[link]bool // target Type/id → the links kept records make to it
 }
 
-// note notes a record kept or removed (raw, its resource).
-func (c *inclusion) note(a *access, p *projection, raw []byte, kept bool) {
-	if c.kept == nil {
-		c.kept, c.keptRefs, c.gone = map[string]bool{}, map[string]bool{}, map[string]bool{}
-	}
+// A link is a kept record's reference: the record's type, the root
+// element it is in, and whether the record is an include (kept where the
+// search iterates) rather than a match.
+type link struct {
+	src, root string
+	included  bool
+}
+
+// note notes a record kept (a match, or an include where the search
+// iterates) or removed (raw, its resource).
+func (c *inclusion) note(a *access, p *projection, raw []byte, kept, match bool) {
 	if !kept {
-		if len(c.gone) < maxKeys {
-			c.gone[p.ResourceType+"/"+p.ID] = true
-		}
+		c.removed = true
 		return
 	}
-	if len(c.kept) < maxKeys {
-		c.kept[p.ResourceType+"/"+p.ID] = true
+	if c.kept == nil {
+		c.kept, c.links = map[string]bool{}, map[string]map[link]bool{}
 	}
-	_ = eachString(raw, func(v []byte, reference bool, _, _ int64) {
-		if k, ok := a.localRef(string(v)); reference && ok && len(c.keptRefs) < maxKeys {
-			c.keptRefs[k] = true
+	if len(c.kept) < maxKeys {
+		c.kept[p.ResourceType+"/"+p.ID] = match
+	}
+	eachReference(raw, func(root string, v []byte) {
+		k, ok := a.localRef(string(v))
+		if !ok {
+			return
+		}
+		if c.links[k] == nil && len(c.links) < maxKeys {
+			c.links[k] = map[link]bool{}
+		}
+		if c.links[k] != nil && len(c.links[k]) < maxKeys {
+			c.links[k][link{p.ResourceType, root, !match}] = true
 		}
 	})
 }
@@ -76,31 +101,120 @@ func (c *inclusion) note(a *access, p *projection, raw []byte, kept bool) {
 func (c *inclusion) noteEntry(a *access, e *bundleEntry, raw []byte, kept bool) {
 	switch {
 	case !e.notMatch:
-		c.note(a, &e.res, raw, kept)
+		c.note(a, &e.res, raw, kept, true)
 	case !kept:
-		c.note(a, &e.res, raw, false)
+		c.note(a, &e.res, raw, false, false)
 	case a.iterates:
-		c.note(a, &e.res, raw, true)
+		c.note(a, &e.res, raw, true, false)
 	}
 }
 
 // betrays reports whether an included record (raw, its resource) goes
-// unjustified: a record has been removed, and it is linked to no record
-// kept. An OperationOutcome a server adds to a page (search mode outcome)
-// is linked to none, and goes; so does a Provenance a _revinclude of
-// Provenances brings, which goes only where each record it is about is
+// unjustified: a record has been removed, and no include of the search
+// brings it from a record kept, by that include's own link (an
+// _include's, from a kept record of its type, in the element its
+// parameter reads; a _revinclude's, to a kept record, from the included
+// one's). Any other link proves nothing: found by FuzzSearchesAgree, the
+// sandbox, once it asked _include:iterate=Encounter:participant, a
+// clinician got the practitioner of the encounter only a withheld HIV test
+// was drawn at, because a kept reading named that practitioner as its
+// performer. An OperationOutcome a server adds to a page (search mode
+// outcome) is linked to none, and goes; so does a Provenance a _revinclude
+// of Provenances brings, which goes only where each record it is about is
 // kept or read (access.provenanceKept).
 func (c *inclusion) betrays(a *access, p *projection, raw []byte) bool {
-	if len(c.gone) == 0 || p.ResourceType == "OperationOutcome" || p.ResourceType == "Provenance" && a.provenances {
+	if !c.removed || p.ResourceType == "OperationOutcome" || p.ResourceType == "Provenance" && a.provenances {
 		return false
 	}
-	kept := c.keptRefs[p.ResourceType+"/"+p.ID]
-	_ = eachString(raw, func(v []byte, reference bool, _, _ int64) {
-		if k, ok := a.localRef(string(v)); reference && ok {
-			kept = kept || c.kept[k]
+	key := p.ResourceType + "/" + p.ID
+	for _, sp := range c.specs {
+		switch {
+		case sp.target != "" && p.ResourceType != sp.target && !sp.rev, sp.rev && sp.src != "" && p.ResourceType != sp.src:
+		case !sp.rev:
+			for l := range c.links[key] {
+				if (sp.src == "" || l.src == sp.src) && (sp.roots == nil || slices.Contains(sp.roots, l.root)) && (!l.included || sp.iterate) {
+					return false
+				}
+			}
+		default:
+			justified := false
+			eachReference(raw, func(root string, v []byte) {
+				k, ok := a.localRef(string(v))
+				match, kept := c.kept[k]
+				justified = justified || ok && kept && (match || sp.iterate) && (sp.roots == nil || slices.Contains(sp.roots, root)) &&
+					(sp.target == "" || strings.HasPrefix(k, sp.target+"/"))
+			})
+			if justified {
+				return false
+			}
 		}
+	}
+	return true
+}
+
+// An includeSpec is one _include or _revinclude of a search: the type
+// whose records make the link (src; "" for any), the root elements they
+// make it in (nil for any: *, or what the proxy cannot read), the type it
+// must name (target, "" for any), whether it iterates (applies to what is
+// included too), and whether the included record makes the link
+// (_revinclude) rather than is its target (_include).
+type includeSpec struct {
+	src, target string
+	roots       []string
+	iterate     bool
+	rev         bool
+}
+
+// includeSpecs compiles a search's _include and _revinclude parameters
+// (Type:param, Type:param:Target, Type:*, or *).
+func includeSpecs(in *Interaction) []includeSpec {
+	var out []includeSpec
+	for _, prm := range in.Params {
+		name, mod, _ := strings.Cut(prm.Name, ":")
+		if name != "_include" && name != "_revinclude" {
+			continue
+		}
+		sp := includeSpec{iterate: mod == "iterate", rev: name == "_revinclude"}
+		typ, rest, ok := strings.Cut(prm.Value, ":")
+		param, target, _ := strings.Cut(rest, ":")
+		if ok && typ != "" && typ != "*" {
+			sp.src, sp.target = typ, target
+			if param != "*" && param != "" {
+				sp.roots = includeRootsOf(typ, param)
+			}
+		}
+		out = append(out, sp)
+	}
+	return out
+}
+
+// eachReference calls each with every reference a resource makes
+// (raw, its JSON) and the root element it is in.
+func eachReference(raw []byte, each func(root string, v []byte)) {
+	s := jsonstrict.NewScanner(raw)
+	if s.Kind() != '{' {
+		return
+	}
+	_ = s.Object(func(name []byte) error {
+		root := string(name)
+		var value func(reference bool) error
+		value = func(reference bool) error {
+			switch s.Kind() {
+			case '{':
+				return s.Object(func(name []byte) error { return value(string(name) == "reference") })
+			case '[':
+				return s.Array(func() error { return value(false) })
+			case '"':
+				v, err := s.String()
+				if err == nil && reference {
+					each(root, v)
+				}
+				return err
+			}
+			return s.Skip()
+		}
+		return value(false)
 	})
-	return !kept
 }
 
 // includesEverything reports whether a search asks _include=* (every
@@ -139,13 +253,8 @@ var includeRoots = map[string]string{
 }
 
 // includeElements are the elements the search's _include parameters
-// follow in its matches (Observation:encounter follows encounter,
-// has-member hasMember; patient, subject or patient; medication,
-// medicationReference; the root elements of includeRoots), so that with
-// _elements the links that bring an included record come with the
-// matches. A parameter whose element is named otherwise, and is not in
-// includeRoots, is not followed: its includes are then judged without the
-// link.
+// follow in its matches (includeRootsOf), so that with _elements the
+// links that bring an included record come with the matches.
 func includeElements(in *Interaction) []string {
 	var out []string
 	for _, prm := range in.Params {
@@ -157,25 +266,33 @@ func includeElements(in *Interaction) []string {
 		if param == "" || param == "*" {
 			continue
 		}
-		if root, ok := includeRoots[typ+":"+param]; ok {
-			out = append(out, root)
-			continue
-		}
-		switch param {
-		case "patient":
-			out = append(out, "subject", "patient")
-			continue
-		case "medication": // medication[x]: the reference is medicationReference
-			out = append(out, "medicationReference")
-			continue
-		}
-		parts := strings.Split(param, "-")
-		for i := 1; i < len(parts); i++ {
-			if parts[i] != "" {
-				parts[i] = strings.ToUpper(parts[i][:1]) + parts[i][1:]
-			}
-		}
-		out = append(out, strings.Join(parts, ""))
+		out = append(out, includeRootsOf(typ, param)...)
 	}
 	return out
+}
+
+// includeRootsOf are the root elements a search parameter of typ that
+// _include may follow reads (Observation:encounter reads encounter,
+// has-member hasMember; patient, subject or patient; medication,
+// medicationReference; those of includeRoots). A parameter whose element
+// is named otherwise, and is not in includeRoots, is read by its name in
+// camel case: its includes are then judged without the link, and dropped
+// where a record was removed.
+func includeRootsOf(typ, param string) []string {
+	if root, ok := includeRoots[typ+":"+param]; ok {
+		return []string{root}
+	}
+	switch param {
+	case "patient":
+		return []string{"subject", "patient"}
+	case "medication": // medication[x]: the reference is medicationReference
+		return []string{"medicationReference"}
+	}
+	parts := strings.Split(param, "-")
+	for i := 1; i < len(parts); i++ {
+		if parts[i] != "" {
+			parts[i] = strings.ToUpper(parts[i][:1]) + parts[i][1:]
+		}
+	}
+	return []string{strings.Join(parts, "")}
 }

@@ -56,14 +56,25 @@ func TestIncludesOfRemovedMatches(t *testing.T) {
 		// summary: found by probing the sandbox).
 		include(encounter("e-none")),
 	}
-	want := []string{"e-both", "e-lab", "lab-1", "p1", "r-both", "vs-1"}
-	for _, tok := range []string{f.token("launch/patient patient/*.rs", nil), f.token("user/*.rs", nil)} {
+	// A patient app may not ask for the reports (a _revinclude but of
+	// Provenance), and gets none: each include is justified by the link
+	// its own parameter reads, from a record kept.
+	for _, c := range []struct {
+		tok, includes string
+		want          []string
+	}{
+		{f.token("launch/patient patient/*.rs", nil), "_include=Observation:encounter&_include=Observation:patient&patient=p1",
+			[]string{"e-both", "e-lab", "lab-1", "p1", "vs-1"}},
+		{f.token("user/*.rs", nil), "_include=Observation:encounter&_include=Observation:patient&_revinclude=DiagnosticReport:result&patient=p1",
+			[]string{"e-both", "e-lab", "lab-1", "p1", "r-both", "vs-1"}},
+	} {
+		tok, want := c.tok, c.want
 		for _, streamed := range []bool{false, true} {
 			f.proxy.Limits.StreamFrom = 0
 			if streamed {
 				f.proxy.Limits.StreamFrom = 1 << 10
 			}
-			for _, query := range []string{"_include=Observation:encounter&_include=Observation:patient&patient=p1", "_include=Observation:encounter&_include=Observation:patient&patient=p1&_elements=code"} {
+			for _, query := range []string{c.includes, c.includes + "&_elements=code"} {
 				r := f.do("GET", "/Observation?"+query, tok, "")
 				if got := entryIDs(r); r.status != 200 || !slices.Equal(got, want) {
 					t.Errorf("%s (streamed %v): %d %v, want %v", query, streamed, r.status, got, want)
@@ -101,6 +112,65 @@ func TestIncludeEverythingInPart(t *testing.T) {
 		f.up.reset()
 		if r := f.do("GET", target, tok, ""); r.status != http.StatusOK || len(f.up.requests()) == 0 {
 			t.Errorf("%s: %d %s", target, r.status, r.raw)
+		}
+	}
+}
+
+// TestIncludesByTheirOwnLinks: once a match is removed, an included record
+// goes only where an include of the search brings it from a record kept,
+// by the link that include's parameter reads: not by any other link. The
+// encounter a withheld note was written at names a kept reading as its
+// reason, and the practitioner of that encounter performed a kept
+// reading; neither goes with the encounters and their participants asked
+// for, while the kept reading's own encounter and its practitioner do.
+// Found by the sandbox's FuzzSearchesAgree: a clinician's
+// _include:iterate=Encounter:participant got the practitioner of the
+// encounter only a withheld HIV test was drawn at.
+func TestIncludesByTheirOwnLinks(t *testing.T) {
+	f := newFixture(t)
+	ref := func(r string) []any { return []any{map[string]any{"reference": r}} }
+	encounter := func(id, practitioner string) map[string]any {
+		return map[string]any{"resourceType": "Encounter", "id": id, "status": "finished", "subject": ref("Patient/p1")[0],
+			"participant": []any{map[string]any{"individual": ref("Practitioner/" + practitioner)[0]}}}
+	}
+	practitioner := func(id string) map[string]any {
+		return map[string]any{"resourceType": "Practitioner", "id": id, "name": []any{map[string]any{"family": id}}}
+	}
+	f.up.mu.Lock()
+	f.up.resources["Observation/lab-1"]["encounter"] = ref("Encounter/e-lab")[0]
+	f.up.resources["Observation/lab-1"]["performer"] = ref("Practitioner/pr-kim")
+	f.up.resources["Observation/psy-1"]["encounter"] = ref("Encounter/e-psy")[0] // withheld: R, PSY
+	psyEncounter := encounter("e-psy", "pr-kim")
+	psyEncounter["reasonReference"] = ref("Observation/lab-1")
+	f.up.mu.Unlock()
+	include := func(res map[string]any) map[string]any {
+		return map[string]any{"resource": res, "search": map[string]any{"mode": "include"}}
+	}
+	// A report of the withheld note, which names the kept reading as what
+	// it was based on (not as a result).
+	report := map[string]any{"resourceType": "DiagnosticReport", "id": "r-psy", "status": "final", "code": map[string]any{"text": "note"},
+		"subject": ref("Patient/p1")[0], "result": ref("Observation/psy-1"), "basedOn": ref("Observation/lab-1")}
+	f.up.includes = []map[string]any{include(encounter("e-lab", "pr-lee")), include(psyEncounter), include(practitioner("pr-lee")),
+		include(practitioner("pr-kim")), include(report)}
+	tok := f.token("user/*.rs", nil)
+	for _, streamed := range []bool{false, true} {
+		f.proxy.Limits.StreamFrom = 0
+		if streamed {
+			f.proxy.Limits.StreamFrom = 1 << 10
+		}
+		r := f.do("GET", "/Observation?patient=p1&_include=Observation:encounter&_include:iterate=Encounter:participant", tok, "")
+		if got := entryIDs(r); r.status != 200 || !slices.Equal(got, []string{"e-lab", "lab-1", "pr-lee", "vs-1"}) {
+			t.Errorf("streamed %v: %d %v", streamed, r.status, got)
+		}
+		f.up.reset()
+		// Without :iterate, an included encounter brings nothing: its
+		// practitioner does not go.
+		for _, q := range []string{"_include=Encounter:participant", "_include=Encounter:participant&_include:iterate=Observation:has-member&_revinclude=DiagnosticReport:result"} {
+			r = f.do("GET", "/Observation?patient=p1&_include=Observation:encounter&"+q, tok, "")
+			if got := entryIDs(r); r.status != 200 || !slices.Equal(got, []string{"e-lab", "lab-1", "vs-1"}) {
+				t.Errorf("streamed %v, %s: %d %v", streamed, q, r.status, got)
+			}
+			f.up.reset()
 		}
 	}
 }

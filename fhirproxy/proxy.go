@@ -266,10 +266,12 @@ type access struct {
 	patched []byte
 	// unrestricted: the clearance allows every label.
 	unrestricted bool
-	// includes: the search asks for included records, which do not go
-	// linked to a removed match alone (includes.go); iterates: it asks
-	// :iterate, so an included record may bring another.
+	// includes: the search asks for included records, which go after a
+	// removal only where brought from a record kept (includes.go), by the
+	// search's includeSpecs; iterates: it asks :iterate, so an included
+	// record may bring another.
 	includes, iterates bool
+	includeSpecs       []includeSpec
 	// hears: whether the FHIR server's words reach the client (1) or not
 	// (-1), once hearsServer has decided (0: not yet).
 	hears int8

@@ -882,7 +882,7 @@ func (a *access) inspectBody(in Interaction, body []byte) ([]byte, []*projection
 		batch := in.Kind == Batch
 		var inc *inclusion // the records kept and removed so far, by which included ones are judged
 		if a.includes && !batch {
-			inc = &inclusion{}
+			inc = &inclusion{specs: a.includeSpecs}
 		}
 		for i := range entries {
 			e := &entries[i]

@@ -108,7 +108,7 @@ type streamer struct {
 // set for a search's answer (entries may come before the resourceType),
 // and patient is the patient the request's audit event names already.
 func newStreamer(s *jsonstrict.Scanner, w *bufio.Writer, a *access, assumed bool, patient string) *streamer {
-	st := &streamer{s: s, w: w, a: a, assumed: assumed}
+	st := &streamer{s: s, w: w, a: a, assumed: assumed, inc: inclusion{specs: a.includeSpecs}}
 	st.who.Patient = patient
 	st.d = disclosure{ev: &st.who, a: a}
 	return st

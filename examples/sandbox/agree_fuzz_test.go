@@ -72,13 +72,17 @@ func FuzzSearchesAgree(f *testing.F) {
 	f.Add(uint8(0), uint8(0), uint8(0), uint8(1), uint8(0), uint8(0), uint8(5), false, false)
 	f.Add(uint8(0), uint8(1), uint8(0), uint8(0), uint8(0), uint8(2), uint8(7), true, false)
 	f.Add(uint8(1), uint8(2), uint8(0), uint8(2), uint8(1), uint8(3), uint8(3), false, true)
-	f.Add(uint8(1), uint8(2), uint8(0), uint8(2), uint8(11), uint8(3), uint8(3), false, true)  // a summary (code's fourth bit)
-	f.Add(uint8(3), uint8(0), uint8(0), uint8(0), uint8(10), uint8(0), uint8(3), false, true)  // a summary, laboratory results only: refused
-	f.Add(uint8(0), uint8(0), uint8(6), uint8(0), uint8(10), uint8(0), uint8(3), false, true)  // a patient's appointments, as a summary: refused
-	f.Add(uint8(4), uint8(2), uint8(0), uint8(0), uint8(10), uint8(6), uint8(10), false, true) // a clinician's summary, with the encounters
-	f.Add(uint8(2), uint8(2), uint8(0), uint8(0), uint8(20), uint8(0), uint8(3), false, true)  // a clinician's, as text
-	f.Add(uint8(2), uint8(2), uint8(0), uint8(0), uint8(20), uint8(6), uint8(3), false, true)  // as text, with the encounters: refused
-	f.Add(uint8(1), uint8(2), uint8(0), uint8(0), uint8(30), uint8(30), uint8(3), false, true) // all but the narrative, with every reference
+	f.Add(uint8(1), uint8(2), uint8(0), uint8(2), uint8(11), uint8(3), uint8(3), false, true)   // a summary (code's fourth bit)
+	f.Add(uint8(3), uint8(0), uint8(0), uint8(0), uint8(10), uint8(0), uint8(3), false, true)   // a summary, laboratory results only: refused
+	f.Add(uint8(0), uint8(0), uint8(6), uint8(0), uint8(10), uint8(0), uint8(3), false, true)   // a patient's appointments, as a summary: refused
+	f.Add(uint8(4), uint8(2), uint8(0), uint8(0), uint8(10), uint8(6), uint8(10), false, true)  // a clinician's summary, with the encounters
+	f.Add(uint8(2), uint8(2), uint8(0), uint8(0), uint8(20), uint8(0), uint8(3), false, true)   // a clinician's, as text
+	f.Add(uint8(2), uint8(2), uint8(0), uint8(0), uint8(20), uint8(6), uint8(3), false, true)   // as text, with the encounters: refused
+	f.Add(uint8(1), uint8(2), uint8(0), uint8(0), uint8(30), uint8(30), uint8(3), false, true)  // all but the narrative, with every reference
+	f.Add(uint8(1), uint8(2), uint8(0), uint8(0), uint8(0), uint8(42), uint8(3), false, false)  // the encounters and their practitioners (:iterate): refused
+	f.Add(uint8(4), uint8(2), uint8(0), uint8(2), uint8(0), uint8(42), uint8(20), false, false) // the same, a clinician's of every patient
+	f.Add(uint8(2), uint8(0), uint8(1), uint8(0), uint8(0), uint8(42), uint8(5), true, false)   // the encounters' practitioners, by a clinician
+	f.Add(uint8(2), uint8(2), uint8(0), uint8(0), uint8(0), uint8(42), uint8(2), true, false)   // pt-sensitive's, by a clinician
 	f.Add(uint8(2), uint8(0), uint8(1), uint8(0), uint8(0), uint8(0), uint8(50), true, false)
 	f.Add(uint8(1), uint8(2), uint8(0), uint8(2), uint8(4), uint8(0), uint8(1), false, false)
 	f.Add(uint8(0), uint8(1), uint8(1), uint8(0), uint8(0), uint8(0), uint8(2), false, false)   // pt-long's encounters, three a page: the 64th page
@@ -130,12 +134,17 @@ func FuzzSearchesAgree(f *testing.F) {
 			}
 		}
 		include := int(date)/len(dates)%2 == 1
-		variant := int(date) / len(dates) / 2 % 3
+		variant := int(date) / len(dates) / 2 % 4
 		switch {
 		case include && ty == "Condition" && variant == 0:
 			q.Set("_revinclude", "Provenance:target")
 		case include && variant == 2:
 			q.Set("_include", "*")
+		case include && variant == 3 && ty == "Observation": // the encounters, and theirs
+			q.Set("_include", "Observation:encounter")
+			q.Set("_include:iterate", "Encounter:participant")
+		case include && variant == 3 && ty == "Encounter":
+			q.Set("_include:iterate", "Encounter:participant")
 		case include && ty == "Observation":
 			q.Set("_include", []string{"Observation:encounter", "Observation:patient"}[variant])
 		case include && ty == "Encounter" && variant == 1:
@@ -241,6 +250,14 @@ func FuzzSearchesAgree(f *testing.F) {
 				// US Core's Provenance:target is a patient app's only reverse include.
 				if code != http.StatusForbidden && !(form == 3 && strings.Contains(string(b), `"403`)) {
 					t.Fatalf("a patient app's _revinclude=Observation:encounter: %d %.300s", code, b)
+				}
+				return
+			}
+			if q.Has("_include:iterate") && !s.names && !s.wide {
+				// (An include of what was included may go beyond the
+				// compartment's records: refused with patient context.)
+				if code != http.StatusForbidden && !(form == 3 && strings.Contains(string(b), `"403`)) {
+					t.Fatalf("a patient app's _include:iterate: %d %.300s", code, b)
 				}
 				return
 			}
@@ -354,7 +371,7 @@ func FuzzSearchesAgree(f *testing.F) {
 }
 
 // includedBy returns what a search q includes with a record r it matches
-// (its _include, and its _revinclude: the records of a type whose
+// (its _include and _include:iterate, and its _revinclude: the records of a type whose
 // parameter refers to r), less what the clearance withholds: the records
 // as the proxy may send them (a Provenance goes when the records it is
 // about may: here, its one target).
@@ -363,14 +380,24 @@ func (s *fhirServer) includedBy(r resource, q url.Values, c consent.Clearance) [
 	key := r["resourceType"].(string) + "/" + r["id"].(string)
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	for _, inc := range q["_include"] {
-		for _, ref := range includes(r, inc) {
-			if target, ok := s.current[ref]; ok {
-				if conf, tags := labels(target); c.Allows(conf, tags) {
-					out = append(out, ref)
+	// What r refers to by _include or _include:iterate, and what those the
+	// clearance allows refer to by _include:iterate, round by round (a
+	// record withheld brings nothing on).
+	from, incs := []resource{r}, append(slices.Clone(q["_include"]), q["_include:iterate"]...)
+	for round := 0; len(from) > 0 && len(incs) > 0 && round < 5; round++ {
+		var next []resource
+		for _, inc := range incs {
+			for _, res := range from {
+				for _, ref := range includes(res, inc) {
+					if target, ok := s.current[ref]; ok && !slices.Contains(out, ref) {
+						if conf, tags := labels(target); c.Allows(conf, tags) {
+							out, next = append(out, ref), append(next, target)
+						}
+					}
 				}
 			}
 		}
+		from, incs = next, q["_include:iterate"]
 	}
 	for _, rev := range q["_revinclude"] {
 		src, _, _ := strings.Cut(rev, ":")
