@@ -238,18 +238,63 @@ func asksIncludes(in *Interaction) bool {
 	return false
 }
 
-// includeRoots are the R4 search parameters (Type:param) that _include
-// may follow whose root element is not the parameter's name in camel case
-// (a DocumentReference's encounter is in its context; an Encounter's
-// practitioner is a participant's individual).
-var includeRoots = map[string]string{
-	"DocumentReference:encounter": "context", "DocumentReference:related": "context",
-	"Encounter:practitioner": "participant", "Appointment:actor": "participant", "Appointment:practitioner": "participant",
-	"Appointment:patient": "participant", "Appointment:location": "participant", "AppointmentResponse:practitioner": "actor",
-	"AppointmentResponse:patient": "actor", "AppointmentResponse:location": "actor",
-	"MedicationRequest:intended-performer": "performer", "MedicationRequest:intended-dispenser": "dispenseRequest",
-	"Condition:evidence-detail": "evidence", "CarePlan:activity-reference": "activity", "CarePlan:performer": "activity",
-	"CarePlan:condition": "addresses",
+// includeRoots are the R4 search parameters of type reference (Type:param)
+// whose root element is not the parameter's name in camel case, as R4
+// 4.0.1's SearchParameter expressions read (a DocumentReference's
+// encounter is in its context; an Encounter's practitioner is a
+// participant's individual; a Coverage's patient is its beneficiary; a
+// Patient's organization its managingOrganization). Left out: those of
+// knowledge artifacts (composed-of, depends-on, derived-from, predecessor,
+// successor), which read relatedArtifact's canonical URLs.
+var includeRoots = map[string][]string{
+	"AdverseEvent:resultingcondition": {"resultingCondition"}, "AdverseEvent:substance": {"suspectEntity"},
+	"Appointment:actor": {"participant"}, "Appointment:location": {"participant"},
+	"Appointment:patient": {"participant"}, "Appointment:practitioner": {"participant"},
+	"Appointment:supporting-info": {"supportingInformation"}, "AppointmentResponse:location": {"actor"},
+	"AppointmentResponse:patient": {"actor"}, "AppointmentResponse:practitioner": {"actor"},
+	"AuditEvent:patient": {"agent", "entity"}, "Bundle:composition": {"entry"}, "Bundle:message": {"entry"},
+	"CapabilityStatement:guide": {"implementationGuide"}, "CapabilityStatement:resource-profile": {"rest"},
+	"CapabilityStatement:supported-profile": {"rest"}, "CarePlan:activity-reference": {"activity"},
+	"CarePlan:condition": {"addresses"}, "CarePlan:performer": {"activity"},
+	"ChargeItem:performer-actor": {"performer"}, "Claim:detail-udi": {"item"}, "Claim:encounter": {"item"},
+	"Claim:item-udi": {"item"}, "Claim:procedure-udi": {"procedure"}, "Claim:subdetail-udi": {"item"},
+	"ClinicalImpression:finding-ref": {"finding"}, "Composition:entry": {"section"},
+	"Composition:related-ref": {"relatesTo"}, "ConceptMap:other": {"group"}, "ConceptMap:source-uri": {"source"},
+	"ConceptMap:target-uri": {"target"}, "Condition:evidence-detail": {"evidence"},
+	"Consent:actor": {"provision"}, "Consent:consentor": {"performer"}, "Consent:data": {"provision"},
+	"Consent:source-reference": {"source"}, "Coverage:patient": {"beneficiary"}, "Device:organization": {"owner"},
+	"DeviceDefinition:parent": {"parentDevice"}, "DeviceRequest:device": {"code"},
+	"DocumentManifest:item": {"content"}, "DocumentManifest:related-ref": {"related"},
+	"DocumentReference:encounter": {"context"}, "DocumentReference:related": {"context"},
+	"DocumentReference:relatesto": {"relatesTo"}, "Encounter:practitioner": {"participant"},
+	"Endpoint:organization": {"managingOrganization"}, "EnrollmentRequest:patient": {"candidate"},
+	"EnrollmentRequest:subject": {"candidate"}, "EpisodeOfCare:condition": {"diagnosis"},
+	"EpisodeOfCare:incoming-referral": {"referralRequest"},
+	"EpisodeOfCare:organization":      {"managingOrganization"}, "ExplanationOfBenefit:coverage": {"insurance"},
+	"ExplanationOfBenefit:detail-udi": {"item"}, "ExplanationOfBenefit:encounter": {"item"},
+	"ExplanationOfBenefit:item-udi": {"item"}, "ExplanationOfBenefit:procedure-udi": {"procedure"},
+	"ExplanationOfBenefit:subdetail-udi": {"item"}, "HealthcareService:organization": {"providedBy"},
+	"ImagingStudy:basedon": {"basedOn"}, "ImagingStudy:endpoint": {"series"},
+	"ImagingStudy:performer": {"series"}, "ImmunizationRecommendation:information": {"recommendation"},
+	"ImmunizationRecommendation:support": {"recommendation"}, "ImplementationGuide:resource": {"definition"},
+	"Linkage:source": {"item"}, "List:item": {"entry"}, "Location:organization": {"managingOrganization"},
+	"Location:partof": {"partOf"}, "MedicationDispense:prescription": {"authorizingPrescription"},
+	"MedicationDispense:responsibleparty":  {"substitution"},
+	"MedicationRequest:intended-dispenser": {"dispenseRequest"},
+	"MedicationRequest:intended-performer": {"performer"}, "MedicationStatement:source": {"informationSource"},
+	"MessageHeader:receiver": {"destination"}, "MessageHeader:target": {"destination"},
+	"NutritionOrder:provider": {"orderer"}, "Organization:partof": {"partOf"},
+	"OrganizationAffiliation:primary-organization": {"organization"},
+	"OrganizationAffiliation:service":              {"healthcareService"}, "Patient:organization": {"managingOrganization"},
+	"Person:organization": {"managingOrganization"}, "Person:patient": {"link"}, "Person:practitioner": {"link"},
+	"Person:relatedperson": {"link"}, "PlanDefinition:definition": {"action"},
+	"PractitionerRole:service": {"healthcareService"}, "Provenance:patient": {"target"},
+	"RequestGroup:participant": {"action"}, "ResearchStudy:partof": {"partOf"},
+	"ResearchStudy:principalinvestigator": {"principalInvestigator"}, "ResearchSubject:patient": {"individual"},
+	"Specimen:collector": {"collection"}, "StructureDefinition:base": {"baseDefinition"},
+	"StructureDefinition:valueset": {"snapshot"}, "Substance:substance-reference": {"ingredient"},
+	"SupplyRequest:subject": {"deliverTo"}, "Task:patient": {"for"}, "Task:subject": {"for"},
+	"TestReport:testscript": {"testScript"},
 }
 
 // includeElements are the elements the search's _include parameters
@@ -279,8 +324,8 @@ func includeElements(in *Interaction) []string {
 // camel case: its includes are then judged without the link, and dropped
 // where a record was removed.
 func includeRootsOf(typ, param string) []string {
-	if root, ok := includeRoots[typ+":"+param]; ok {
-		return []string{root}
+	if roots, ok := includeRoots[typ+":"+param]; ok {
+		return roots
 	}
 	switch param {
 	case "patient":

@@ -1234,6 +1234,10 @@ func TestIncludeElements(t *testing.T) {
 		{[]Param{{Name: "_include", Value: "Encounter:practitioner:Practitioner"}}, []string{"participant"}},
 		{[]Param{{Name: "_include", Value: "Appointment:patient"}}, []string{"participant"}},
 		{[]Param{{Name: "_include", Value: "MedicationRequest:intended-dispenser"}}, []string{"dispenseRequest"}},
+		{[]Param{{Name: "_include", Value: "Patient:organization"}}, []string{"managingOrganization"}},
+		{[]Param{{Name: "_include", Value: "Coverage:patient"}}, []string{"beneficiary"}},
+		{[]Param{{Name: "_include", Value: "Task:patient"}}, []string{"for"}},
+		{[]Param{{Name: "_include", Value: "AuditEvent:patient"}}, []string{"agent", "entity"}},
 	} {
 		if got := includeElements(&Interaction{Params: c.params}); !slices.Equal(got, c.want) {
 			t.Errorf("%v: %v, want %v", c.params, got, c.want)
