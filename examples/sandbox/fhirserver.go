@@ -478,12 +478,19 @@ func matchDate(have, want string) bool {
 	return have == want
 }
 
-// searchParams are the parameters a search may have: filters, and those
-// that shape the answer (_total and _pretty are taken and change nothing:
-// every search counts its matches, and the JSON is compact).
+// searchParams are the parameters a search may have: filters (US Core's
+// clinical-status, verification-status, class, intent, gender, birthdate,
+// family, given, onset-date, authoredon, lifecycle-status, specialty, the
+// address's city, state and postal code, and _lastUpdated among them,
+// since apps send them), and those that shape
+// the answer (_total and _pretty are taken and change nothing: every
+// search counts its matches, and the JSON is compact).
 var searchParams = map[string]bool{"_id": true, "patient": true, "subject": true, "category": true, "code": true, "status": true, "url": true, "type": true,
 	"date": true, "encounter": true, "_count": true, "_offset": true, "_include": true, "_revinclude": true, "identifier": true, "name": true, "beneficiary": true,
-	"_format": true, "_sort": true, "_summary": true, "_elements": true, "_total": true, "_pretty": true}
+	"_format": true, "_sort": true, "_summary": true, "_elements": true, "_total": true, "_pretty": true,
+	"clinical-status": true, "verification-status": true, "intent": true, "class": true, "gender": true, "birthdate": true,
+	"_lastUpdated": true, "family": true, "given": true, "onset-date": true, "authoredon": true, "lifecycle-status": true,
+	"specialty": true, "address-city": true, "address-state": true, "address-postalcode": true}
 
 // find returns the current resources of typ that match the search q, in
 // the order they were stored (or latest first, with _sort=-date).
@@ -581,6 +588,21 @@ func matcher(q url.Values) (func(resource) bool, error) {
 						ok = ok || slices.Contains(codes(res["code"]), want) || slices.Contains(codes(res["medicationCodeableConcept"]), want)
 					case "status":
 						ok = ok || res["status"] == want
+					case "clinical-status":
+						ok = ok || slices.Contains(codes(res["clinicalStatus"]), want)
+					case "verification-status":
+						ok = ok || slices.Contains(codes(res["verificationStatus"]), want)
+					case "intent", "gender":
+						ok = ok || res[base] == want
+					case "class": // a Coding
+						ok = ok || slices.Contains(codes(map[string]any{"coding": res["class"]}), want)
+					case "birthdate":
+						b, _ := res["birthDate"].(string)
+						ok = ok || matchDate(b, want)
+					case "_lastUpdated":
+						m, _ := res["meta"].(map[string]any)
+						at, _ := m["lastUpdated"].(string)
+						ok = ok || matchDate(at, want)
 					case "url":
 						ok = ok || res["url"] == want
 					case "type":
@@ -592,8 +614,20 @@ func matcher(q url.Values) (func(resource) bool, error) {
 							m, _ := id.(map[string]any)
 							ok = ok || m["value"] == want || fmt.Sprint(m["system"], "|", m["value"]) == want
 						}
-					case "name":
+					case "name", "family", "given":
 						ok = ok || strings.Contains(strings.ToLower(fmt.Sprint(res["name"])), strings.ToLower(want))
+					case "onset-date", "authoredon":
+						d, _ := res[map[string]string{"onset-date": "onsetDateTime", "authoredon": "authoredOn"}[base]].(string)
+						ok = ok || matchDate(d, want)
+					case "lifecycle-status":
+						ok = ok || res["lifecycleStatus"] == want
+					case "specialty":
+						ok = ok || slices.Contains(codes(res["specialty"]), want)
+					case "address-city", "address-state", "address-postalcode":
+						for _, a := range asList(res["address"]) {
+							m, _ := a.(map[string]any)
+							ok = ok || strings.EqualFold(fmt.Sprint(m[map[string]string{"address-city": "city", "address-state": "state", "address-postalcode": "postalCode"}[base]]), want)
+						}
 					default: // _count, _offset, _include, _revinclude, _format, _sort, _summary, _elements, _total, _pretty are not filters
 						ok = true
 					}

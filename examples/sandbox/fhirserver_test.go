@@ -148,6 +148,22 @@ func TestFHIRDataServer(t *testing.T) {
 	if !reflect.DeepEqual(modes, []string{"match", "include"}) {
 		t.Errorf("_include entries: %v", modes)
 	}
+	// US Core's tokens and dates beside category and code.
+	for q, want := range map[string]bool{
+		"/Condition?patient=pt-001&clinical-status=active": true, "/Condition?patient=pt-001&clinical-status=resolved": false,
+		"/Condition?patient=pt-001&clinical-status=http://terminology.hl7.org/CodeSystem/condition-clinical|active": true,
+		"/AllergyIntolerance?patient=pt-001&clinical-status=active":                                                 true, "/Encounter?patient=pt-001&class=AMB": true,
+		"/Encounter?patient=pt-001&class=IMP": false, "/MedicationRequest?patient=pt-001&intent=order": true,
+		"/MedicationRequest?patient=pt-001&intent=plan": false, "/Patient?_id=pt-001&birthdate=ge1900": true,
+		"/Patient?_id=pt-001&birthdate=lt1900": false, "/Observation?patient=pt-001&_lastUpdated=ge2026-01-01": true,
+		"/Observation?patient=pt-001&_lastUpdated=lt2026": false, "/MedicationRequest?patient=pt-001&authoredon=ge2020": true,
+		"/MedicationRequest?patient=pt-001&authoredon=lt2020": false, "/Patient?family=marlow": true, "/Patient?family=zzz": false,
+	} {
+		code, b := fhirGet(t, ts, q)
+		if found := len(entries(b)) > 0; code != 200 || found != want {
+			t.Errorf("%s: %d, found %v, want %v", q, code, found, want)
+		}
+	}
 	// _include:iterate follows what was included too: the readings'
 	// encounters, and the encounters' practitioners; without it, the
 	// encounters alone.
