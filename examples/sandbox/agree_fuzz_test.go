@@ -83,6 +83,11 @@ func FuzzSearchesAgree(f *testing.F) {
 	f.Add(uint8(4), uint8(2), uint8(0), uint8(2), uint8(0), uint8(42), uint8(20), false, false) // the same, a clinician's of every patient
 	f.Add(uint8(2), uint8(0), uint8(1), uint8(0), uint8(0), uint8(42), uint8(5), true, false)   // the encounters' practitioners, by a clinician
 	f.Add(uint8(2), uint8(2), uint8(0), uint8(0), uint8(0), uint8(42), uint8(2), true, false)   // pt-sensitive's, by a clinician
+	f.Add(uint8(2), uint8(0), uint8(0), uint8(1), uint8(0), uint8(0), uint8(245), false, false) // a search of the system, by a clinician
+	f.Add(uint8(4), uint8(2), uint8(2), uint8(0), uint8(0), uint8(6), uint8(250), false, false) // every patient's conditions, with their Provenances
+	f.Add(uint8(5), uint8(0), uint8(0), uint8(2), uint8(0), uint8(0), uint8(241), false, false) // laboratory results only
+	f.Add(uint8(1), uint8(0), uint8(0), uint8(0), uint8(0), uint8(0), uint8(242), false, false) // a patient app: refused
+	f.Add(uint8(2), uint8(2), uint8(0), uint8(0), uint8(5), uint8(0), uint8(243), false, false) // chained
 	f.Add(uint8(2), uint8(0), uint8(1), uint8(0), uint8(0), uint8(0), uint8(50), true, false)
 	f.Add(uint8(1), uint8(2), uint8(0), uint8(2), uint8(4), uint8(0), uint8(1), false, false)
 	f.Add(uint8(0), uint8(1), uint8(1), uint8(0), uint8(0), uint8(0), uint8(2), false, false)   // pt-long's encounters, three a page: the 64th page
@@ -104,7 +109,7 @@ func FuzzSearchesAgree(f *testing.F) {
 	f.Add(uint8(1), uint8(0), uint8(1), uint8(0), uint8(0), uint8(18), uint8(5), false, false)  // by a patient app: refused
 	f.Add(uint8(1), uint8(2), uint8(0), uint8(0), uint8(0), uint8(30), uint8(3), false, true)   // _include=* in part: refused
 	f.Fuzz(func(t *testing.T, who, patient, typ, category, code, date, count uint8, newest, elements bool) {
-		form := int(count) / 60 % 4 // 0: GET Type, 1: POST Type/_search, 2: GET Patient/{id}/Type, 3: batched
+		form := int(count) / 60 % 5 // 0: GET Type, 1: POST Type/_search, 2: GET Patient/{id}/Type, 3: batched, 4: GET [base]?_type=Type
 		s := searchers[int(who)%len(searchers)]
 		p := patients[int(patient)%len(patients)]
 		ty := types[int(typ)%len(types)]
@@ -244,6 +249,8 @@ func FuzzSearchesAgree(f *testing.F) {
 		case 3: // its first page the answer of a batch's entry
 			entry, _ := json.Marshal(ty + "?" + q.Encode())
 			next, body = sb.FHIRBase, `{"resourceType":"Bundle","type":"batch","entry":[{"request":{"method":"GET","url":`+string(entry)+`}}]}`
+		case 4: // a search of the system, of the type
+			next = sb.FHIRBase + "/?_type=" + ty + "&" + q.Encode()
 		}
 		for pages := 0; next != ""; pages++ {
 			if pages > len(want)+2 {
@@ -258,6 +265,16 @@ func FuzzSearchesAgree(f *testing.F) {
 				contentType = "application/fhir+json"
 			}
 			code, b := fhirCallAs(t, s.tok[p], method, next, contentType, body)
+			if form == 4 && (!s.names && !s.wide || s.lab || chained) {
+				// (A search of the system needs s of every type, and is
+				// refused with patient context; the proxy resolves no chain
+				// in it.)
+				if code != http.StatusForbidden || !strings.Contains(string(b), "patient context") && !strings.Contains(string(b), "scopes do not allow") &&
+					!strings.Contains(string(b), "search those first") {
+					t.Fatalf("a search of the system by a patient app or of laboratory results only: %d %.300s", code, b)
+				}
+				return
+			}
 			if q.Get("_revinclude") == "Observation:encounter" && !s.names && !s.wide {
 				// US Core's Provenance:target is a patient app's only reverse include.
 				if code != http.StatusForbidden && !(form == 3 && strings.Contains(string(b), `"403`)) {

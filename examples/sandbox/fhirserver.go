@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -105,11 +106,14 @@ func (s *fhirServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.exportStatus(w, r, r.URL.Query())
 	case r.Method == http.MethodGet && len(segs) == 3 && segs[0] == "$export-file":
 		s.exportFile(w, segs[1], segs[2])
-	case r.Method == http.MethodGet && len(segs) == 1 && segs[0] != "":
+	case r.Method == http.MethodGet && len(segs) == 1: // a type's search, or the system's ([base]?_type=…)
 		s.search(w, r, segs[0], r.URL.Query())
 	case r.Method == http.MethodPost && len(segs) == 2 && segs[1] == "_search":
 		_ = r.ParseForm()
 		s.search(w, r, segs[0], r.PostForm)
+	case r.Method == http.MethodPost && len(segs) == 1 && segs[0] == "_search":
+		_ = r.ParseForm()
+		s.search(w, r, "", r.PostForm)
 	case r.Method == http.MethodGet && compartment(segs):
 		s.search(w, r, segs[2], inCompartment(r.URL.Query(), segs[1]))
 	case r.Method == http.MethodPost && len(segs) == 4 && segs[3] == "_search" && compartment(segs[:3]):
@@ -490,7 +494,7 @@ var searchParams = map[string]bool{"_id": true, "patient": true, "subject": true
 	"_format": true, "_sort": true, "_summary": true, "_elements": true, "_total": true, "_pretty": true,
 	"clinical-status": true, "verification-status": true, "intent": true, "class": true, "gender": true, "birthdate": true,
 	"_lastUpdated": true, "family": true, "given": true, "onset-date": true, "authoredon": true, "lifecycle-status": true,
-	"specialty": true, "address-city": true, "address-state": true, "address-postalcode": true}
+	"specialty": true, "address-city": true, "address-state": true, "address-postalcode": true, "_type": true}
 
 // find returns the current resources of typ that match the search q, in
 // the order they were stored (or latest first, with _sort=-date).
@@ -541,7 +545,7 @@ func paged(q url.Values, total int, at string) (from, to int, links []any) {
 func (s *fhirServer) matching(typ string, match func(resource) bool) []resource {
 	var hits []resource
 	for _, key := range s.order {
-		if strings.HasPrefix(key, typ+"/") && match(s.current[key]) {
+		if (typ == "" || strings.HasPrefix(key, typ+"/")) && match(s.current[key]) {
 			hits = append(hits, s.current[key])
 		}
 	}
@@ -567,6 +571,8 @@ func matcher(q url.Values) (func(resource) bool, error) {
 					switch base {
 					case "_id":
 						ok = ok || res["id"] == want
+					case "_type":
+						ok = ok || res["resourceType"] == want
 					case "patient", "subject", "beneficiary":
 						ref := want
 						if !strings.Contains(ref, "/") {
@@ -757,7 +763,15 @@ func (s *fhirServer) search(w http.ResponseWriter, r *http.Request, typ string, 
 		s.outcome(w, 400, "not-supported", err.Error())
 		return
 	}
-	part, bad := partsOf(typ, q)
+	// (A search of the system, typ "", answers each record in the part
+	// asked of its type.)
+	partOf := func(t string) (parts, string) { return partsOf(cmp.Or(typ, t), q) }
+	part, bad := partOf("Patient")
+	for _, res := range hits {
+		if bad == "" && typ == "" {
+			_, bad = partOf(res["resourceType"].(string))
+		}
+	}
 	if bad != "" {
 		s.outcome(w, 400, "not-supported", bad)
 		return
@@ -767,7 +781,11 @@ func (s *fhirServer) search(w http.ResponseWriter, r *http.Request, typ string, 
 		s.write(w, 200, resource{"resourceType": "Bundle", "type": "searchset", "total": total})
 		return
 	}
-	from, to, links := paged(q, total, s.base+"/"+typ)
+	at := s.base + "/" + typ
+	if typ == "" {
+		at = s.base
+	}
+	from, to, links := paged(q, total, at)
 	page := hits[from:to]
 	var included []resource
 	onPage := map[string]bool{} // the page's records, by Type/id
@@ -819,7 +837,8 @@ func (s *fhirServer) search(w http.ResponseWriter, r *http.Request, typ string, 
 	if part.elements != nil || part.data { // (after the includes, which follow the whole records)
 		page = slices.Clone(page)
 		for i, res := range page {
-			page[i] = part.of(res)
+			p, _ := partOf(res["resourceType"].(string))
+			page[i] = p.of(res)
 		}
 	}
 	s.bundleWith(w, page, included, total, links)

@@ -164,6 +164,21 @@ func TestFHIRDataServer(t *testing.T) {
 			t.Errorf("%s: %d, found %v, want %v", q, code, found, want)
 		}
 	}
+	// A search of the system: the types _type names, each record in the
+	// part asked of its type (a Condition keeps its subject, mandatory).
+	_, sys := fhirGet(t, ts, "/?_type=Observation,Condition&patient=pt-001&_count=200&_elements=status")
+	_, o := fhirGet(t, ts, "/Observation?patient=pt-001&_count=200")
+	_, c := fhirGet(t, ts, "/Condition?patient=pt-001")
+	kinds := map[string]int{}
+	for _, e := range entries(sys) {
+		kinds[e["resourceType"].(string)]++
+		if e["resourceType"] == "Condition" && e["subject"] == nil || e["resourceType"] == "Observation" && e["code"] == nil {
+			t.Errorf("a system search's record in part: %v", e)
+		}
+	}
+	if kinds["Observation"] != len(entries(o)) || kinds["Condition"] != len(entries(c)) || len(kinds) != 2 || sys["total"] != float64(len(entries(o))+len(entries(c))) {
+		t.Errorf("a system search: %v, total %v", kinds, sys["total"])
+	}
 	// _include:iterate follows what was included too: the readings'
 	// encounters, and the encounters' practitioners; without it, the
 	// encounters alone.
