@@ -109,6 +109,9 @@ func FuzzReadsAgree(f *testing.F) {
 	f.Add(uint8(1), uint8(2), sud, uint8(5))
 	f.Add(uint8(3), uint8(0), uint16(45), uint8(14)) // a summary (how's fourth bit)
 	f.Add(uint8(2), uint8(0), uint16(0), uint8(14))  // a summary, laboratory results only
+	f.Add(uint8(1), uint8(0), uint16(45), uint8(22)) // a summary as text, with patient context: refused
+	f.Add(uint8(3), uint8(0), uint16(45), uint8(22)) // as text, by a clinician
+	f.Add(uint8(1), uint8(0), uint16(45), uint8(30)) // all but the narrative
 	f.Fuzz(func(t *testing.T, who, patient uint8, record uint16, how uint8) {
 		rd := readers[int(who)%len(readers)]
 		p := patients[int(patient)%len(patients)]
@@ -119,7 +122,8 @@ func FuzzReadsAgree(f *testing.F) {
 		current, standing := sb.fhir.current[key]
 		versions := slices.Clone(sb.fhir.history[key])
 		sb.fhir.mu.RUnlock()
-		ask, summary := int(how)%8, how/8%2 == 1
+		// (how's fourth and fifth bits: what a read in part asks.)
+		ask, summary := int(how)%8, []string{"", "true", "text", "data"}[how/8%4]
 		visible := func(v resource) bool {
 			return v != nil && sees(rd, p, v, ask) && (!standing || sees(rd, p, current, ask))
 		}
@@ -193,10 +197,10 @@ func FuzzReadsAgree(f *testing.F) {
 			if standing && visible(current) && !rd.lab {
 				shown = []resource{current}
 			}
-		case 6: // in part: its status, or (how's fourth bit) R4's summary
+		case 6: // in part: its status, or a summary (R4's summary elements, text, or data)
 			part := "?_elements=status"
-			if summary {
-				part = "?_summary=true"
+			if summary != "" {
+				part = "?_summary=" + summary
 			}
 			path, none = "/"+key+part, "/"+typ+"/zz-none"+part
 			if standing && visible(current) {
@@ -204,11 +208,14 @@ func FuzzReadsAgree(f *testing.F) {
 			}
 			// Refused where the proxy judges by what a summary leaves out:
 			// an Observation's category under the laboratory constraint, an
-			// Appointment's participants with patient context, a Binary's
-			// securityContext (refused as a summary may leave it out). (A
-			// grant of laboratory results only may read no other type.)
-			if summary && (rd.lab && typ == "Observation" || !rd.lab && rd.patient && typ == "Appointment" ||
-				!rd.lab && typ == "Binary" && (rd.patient || !rd.clearance.Unrestricted())) {
+			// Appointment's participants with patient context (with text,
+			// any type's patient reference), a Binary's securityContext
+			// (refused as a summary may leave it out). (A grant of
+			// laboratory results only may read no other type.)
+			_, placed := compartmentTypes[typ]
+			if summary == "true" && (rd.lab && typ == "Observation" || !rd.lab && rd.patient && typ == "Appointment") ||
+				summary == "text" && (rd.lab && typ == "Observation" || !rd.lab && rd.patient && placed) ||
+				(summary == "true" || summary == "text") && !rd.lab && typ == "Binary" && (rd.patient || !rd.clearance.Unrestricted()) {
 				for _, path := range []string{path, none} {
 					if code, b, _ := through(path); code != http.StatusBadRequest || !strings.Contains(string(b), "_elements") {
 						t.Fatalf("%s: %d %.300s", path, code, b)
@@ -395,3 +402,8 @@ func (g grantee) sees(sb *Sandbox, p string, v resource, ask int) bool {
 	}
 	return slices.Contains(patientRefs(v), "Patient/"+p)
 }
+
+// compartmentTypes are the sandbox's types in the Patient compartment, by
+// which the proxy judges a patient app's records (its patient reference).
+var compartmentTypes = map[string]bool{"Observation": true, "Condition": true, "Encounter": true, "MedicationRequest": true,
+	"AllergyIntolerance": true, "DocumentReference": true, "Appointment": true}
