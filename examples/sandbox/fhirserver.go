@@ -87,6 +87,18 @@ func (s *fhirServer) outcome(w http.ResponseWriter, status int, code, msg string
 	s.write(w, status, resource{"resourceType": "OperationOutcome", "issue": []any{map[string]any{"severity": "error", "code": code, "diagnostics": msg}}})
 }
 
+// notModified reports whether a conditional read (FHIR R4's If-None-Match
+// with the version's ETag, or If-Modified-Since at or after it was last
+// updated) is answered 304: the client's copy stands.
+func notModified(r *http.Request, etag, updated string) bool {
+	if inm := r.Header.Get("If-None-Match"); inm != "" {
+		return etag != "" && slices.ContainsFunc(strings.Split(inm, ","), func(t string) bool { return strings.TrimSpace(t) == etag || strings.TrimSpace(t) == "*" })
+	}
+	since, err := http.ParseTime(r.Header.Get("If-Modified-Since"))
+	at, err2 := http.ParseTime(updated)
+	return err == nil && err2 == nil && !at.After(since)
+}
+
 func (s *fhirServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	segs := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
 	switch {
@@ -149,10 +161,19 @@ func (s *fhirServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			s.missing(w, segs[0]+"/"+segs[1])
 			return
 		}
-		if m, _ := res["meta"].(map[string]any); m != nil {
-			if v, ok := m["versionId"].(string); ok {
-				w.Header().Set("ETag", `W/"`+v+`"`) // as FHIR servers send it
-			}
+		m, _ := res["meta"].(map[string]any)
+		etag, updated := "", ""
+		if v, ok := m["versionId"].(string); ok {
+			etag = `W/"` + v + `"`
+			w.Header().Set("ETag", etag) // as FHIR servers send it
+		}
+		if at, err := time.Parse(time.RFC3339Nano, fmt.Sprint(m["lastUpdated"])); err == nil {
+			updated = at.UTC().Format(http.TimeFormat)
+			w.Header().Set("Last-Modified", updated)
+		}
+		if notModified(r, etag, updated) {
+			w.WriteHeader(http.StatusNotModified)
+			return
 		}
 		s.writePart(w, res, r.URL.Query())
 	case r.Method == http.MethodGet && len(segs) == 4 && segs[2] == "_history":

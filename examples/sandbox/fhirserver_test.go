@@ -820,3 +820,41 @@ func TestFHIRDataServerTakesTotalAndPretty(t *testing.T) {
 		t.Errorf("a parameter the server does not know: %d", code)
 	}
 }
+
+// TestFHIRDataServerConditionalReads: a read with If-None-Match naming the
+// record's version, or If-Modified-Since at or after its last update, is
+// 304 with no body, as FHIR R4's conditional read has it; otherwise the
+// record, with its ETag and Last-Modified.
+func TestFHIRDataServerConditionalReads(t *testing.T) {
+	s := newFHIRServer("http://fhir.test", generate(5))
+	ts := httptest.NewServer(s)
+	defer ts.Close()
+	read := func(h, v string) *http.Response {
+		req, _ := http.NewRequest(http.MethodGet, ts.URL+"/Patient/pt-001", nil)
+		if h != "" {
+			req.Header.Set(h, v)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	plain := read("", "")
+	if plain.StatusCode != 200 || plain.Header.Get("ETag") != `W/"1"` || plain.Header.Get("Last-Modified") != "Thu, 01 Jan 2026 00:00:00 GMT" {
+		t.Fatalf("a read: %d %v", plain.StatusCode, plain.Header)
+	}
+	for _, c := range []struct {
+		header, value string
+		want          int
+	}{
+		{"If-None-Match", `W/"1"`, 304}, {"If-None-Match", `W/"2"`, 200}, {"If-None-Match", `W/"2", W/"1"`, 304}, {"If-None-Match", "*", 304},
+		{"If-Modified-Since", "Thu, 01 Jan 2026 00:00:00 GMT", 304}, {"If-Modified-Since", "Wed, 31 Dec 2025 23:59:59 GMT", 200},
+		{"If-Modified-Since", "not a date", 200},
+	} {
+		if resp := read(c.header, c.value); resp.StatusCode != c.want || resp.Header.Get("ETag") != `W/"1"` {
+			t.Errorf("%s: %s: %d, want %d (%v)", c.header, c.value, resp.StatusCode, c.want, resp.Header)
+		}
+	}
+}

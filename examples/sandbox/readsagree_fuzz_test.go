@@ -112,6 +112,10 @@ func FuzzReadsAgree(f *testing.F) {
 	f.Add(uint8(1), uint8(0), uint16(45), uint8(22)) // a summary as text, with patient context: refused
 	f.Add(uint8(3), uint8(0), uint16(45), uint8(22)) // as text, by a clinician
 	f.Add(uint8(1), uint8(0), uint16(45), uint8(30)) // all but the narrative
+	f.Add(uint8(1), uint8(0), uint16(45), uint8(8))  // a conditional read, of the version it is
+	f.Add(uint8(1), uint8(2), uint16(1), uint8(16))  // of its first version, since unlabelled
+	f.Add(uint8(1), uint8(0), uint16(0), uint8(24))  // as of its last update, since labelled: as a missing one
+	f.Add(uint8(0), uint8(1), uint16(2), uint8(8))   // moved here
 	f.Fuzz(func(t *testing.T, who, patient uint8, record uint16, how uint8) {
 		rd := readers[int(who)%len(readers)]
 		p := patients[int(patient)%len(patients)]
@@ -124,6 +128,7 @@ func FuzzReadsAgree(f *testing.F) {
 		sb.fhir.mu.RUnlock()
 		// (how's fourth and fifth bits: what a read in part asks.)
 		ask, summary := int(how)%8, []string{"", "true", "text", "data"}[how/8%4]
+		var conditional []string // a conditional read's header (name, value)
 		visible := func(v resource) bool {
 			return v != nil && sees(rd, p, v, ask) && (!standing || sees(rd, p, current, ask))
 		}
@@ -152,7 +157,7 @@ func FuzzReadsAgree(f *testing.F) {
 				}
 				return code, e.Resource, nil
 			}
-			resp := callWith(t, tok, http.MethodGet, sb.FHIRBase+path, "")
+			resp := callWith(t, tok, http.MethodGet, sb.FHIRBase+path, "", conditional...)
 			defer resp.Body.Close()
 			b, _ := io.ReadAll(resp.Body)
 			return resp.StatusCode, b, resp.Header
@@ -160,10 +165,33 @@ func FuzzReadsAgree(f *testing.F) {
 		var path, none string // the record's, and a record's that does not exist
 		var shown []resource  // what is the grant's of what is asked
 		switch ask {
-		case 0: // read
+		case 0: // read: plainly, or (how's fourth and fifth bits) conditionally
 			path, none = "/"+key, "/"+typ+"/zz-none"
 			if standing && visible(current) {
 				shown = []resource{current}
+			}
+			if standing {
+				m, _ := current["meta"].(map[string]any)
+				at, _ := time.Parse(time.RFC3339Nano, fmt.Sprint(m["lastUpdated"]))
+				switch how / 8 % 4 {
+				case 1: // the version it is
+					conditional = []string{"If-None-Match", `W/"` + fmt.Sprint(m["versionId"]) + `"`}
+				case 2: // its first
+					conditional = []string{"If-None-Match", `W/"1"`}
+				case 3: // as of its last update
+					conditional = []string{"If-Modified-Since", at.UTC().Format(http.TimeFormat)}
+				}
+				// The client's copy stands: 304, or (where the grant may
+				// not see it) as for a record that does not exist.
+				if v := fmt.Sprint(m["versionId"]); shown != nil && (how/8%4 == 1 || how/8%4 == 3 || how/8%4 == 2 && v == "1") {
+					resp := callWith(t, tok, http.MethodGet, sb.FHIRBase+path, "", conditional...)
+					b, _ := io.ReadAll(resp.Body)
+					resp.Body.Close()
+					if resp.StatusCode != http.StatusNotModified || len(b) != 0 || resp.Header.Get("ETag") != `W/"`+v+`"` {
+						t.Fatalf("%s with %v: %d %v %.300s", path, conditional, resp.StatusCode, resp.Header, b)
+					}
+					return
+				}
 			}
 		case 1, 2: // vread, of the first version or of the latest
 			i := 0
