@@ -895,15 +895,43 @@ func (s *fhirServer) bundle(w http.ResponseWriter, typ string, list []resource, 
 	s.write(w, 200, resource{"resourceType": "Bundle", "type": typ, "total": len(list), "entry": entries})
 }
 
+// typeSearchParams are the search parameters the data server takes of
+// each type it serves beside _id and _lastUpdated (name: FHIR type), as
+// its CapabilityStatement lists them.
+var typeSearchParams = map[string]map[string]string{
+	"Patient": {"identifier": "token", "name": "string", "family": "string", "given": "string", "gender": "token", "birthdate": "date",
+		"address-city": "string", "address-state": "string", "address-postalcode": "string"},
+	"Practitioner": {"identifier": "token", "name": "string", "family": "string", "given": "string"},
+	"Encounter":    {"patient": "reference", "subject": "reference", "date": "date", "status": "token", "class": "token", "type": "token"},
+	"Observation": {"patient": "reference", "subject": "reference", "category": "token", "code": "token", "date": "date",
+		"status": "token", "encounter": "reference"},
+	"Condition": {"patient": "reference", "subject": "reference", "category": "token", "code": "token", "clinical-status": "token",
+		"verification-status": "token", "onset-date": "date"},
+	"MedicationRequest": {"patient": "reference", "subject": "reference", "status": "token", "intent": "token", "code": "token",
+		"authoredon": "date"},
+	"AllergyIntolerance": {"patient": "reference", "clinical-status": "token", "verification-status": "token", "code": "token"},
+	"Appointment":        {"patient": "reference", "date": "date", "status": "token"},
+	"DocumentReference": {"patient": "reference", "subject": "reference", "category": "token", "type": "token", "date": "date",
+		"status": "token", "encounter": "reference"},
+}
+
 func (s *fhirServer) capabilities() resource {
 	var types []any
 	for _, t := range []string{"Patient", "Practitioner", "Encounter", "Observation", "Condition", "MedicationRequest", "AllergyIntolerance", "Appointment", "DocumentReference"} {
+		params := []any{map[string]any{"name": "_id", "type": "token"}, map[string]any{"name": "_lastUpdated", "type": "date"}}
+		for _, name := range slices.Sorted(maps.Keys(typeSearchParams[t])) {
+			params = append(params, map[string]any{"name": name, "type": typeSearchParams[t][name]})
+		}
 		rt := map[string]any{"type": t, "interaction": []any{
 			map[string]any{"code": "read"}, map[string]any{"code": "vread"}, map[string]any{"code": "search-type"},
 			map[string]any{"code": "create"}, map[string]any{"code": "update"}, map[string]any{"code": "patch"},
 			map[string]any{"code": "delete"}, map[string]any{"code": "history-instance"}, map[string]any{"code": "history-type"}},
-			"versioning": "versioned-update", "updateCreate": true, "conditionalDelete": "not-supported",
-			"searchRevInclude": []any{"Provenance:target"}}
+			"versioning": "versioned-update", "updateCreate": true, "conditionalCreate": true, "conditionalUpdate": true,
+			"conditionalRead": "full-support", "conditionalDelete": "single", "searchInclude": []any{"*"},
+			"searchRevInclude": []any{"Provenance:target"}, "searchParam": params}
+		if typeSearchParams[t]["patient"] != "" {
+			rt["searchInclude"] = []any{"*", t + ":patient"}
+		}
 		switch t {
 		case "Observation":
 			rt["operation"] = []any{map[string]any{"name": "lastn", "definition": "http://hl7.org/fhir/OperationDefinition/Observation-lastn"}}
@@ -927,6 +955,7 @@ func (s *fhirServer) capabilities() resource {
 	return resource{"resourceType": "CapabilityStatement", "status": "active", "date": "2026-11-27", "kind": "instance",
 		"fhirVersion": "4.0.1", "format": []any{"json"}, "patchFormat": []any{jsonPatchType}, "software": map[string]any{"name": "smartkit sandbox FHIR server"},
 		"rest": []any{map[string]any{"mode": "server", "resource": types,
-			"operation":   []any{map[string]any{"name": "export", "definition": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export"}},
-			"interaction": []any{map[string]any{"code": "transaction"}, map[string]any{"code": "batch"}, map[string]any{"code": "history-system"}}}}}
+			"operation": []any{map[string]any{"name": "export", "definition": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export"}},
+			"interaction": []any{map[string]any{"code": "transaction"}, map[string]any{"code": "batch"}, map[string]any{"code": "history-system"},
+				map[string]any{"code": "search-system"}}}}}
 }

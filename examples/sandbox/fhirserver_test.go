@@ -8,6 +8,7 @@ import (
 	"maps"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"reflect"
 	"slices"
 	"strings"
@@ -856,5 +857,58 @@ func TestFHIRDataServerConditionalReads(t *testing.T) {
 		if resp := read(c.header, c.value); resp.StatusCode != c.want || resp.Header.Get("ETag") != `W/"1"` {
 			t.Errorf("%s: %s: %d, want %d (%v)", c.header, c.value, resp.StatusCode, c.want, resp.Header)
 		}
+	}
+}
+
+// TestFHIRDataServerCapabilities: the CapabilityStatement says what the
+// data server does, and through the proxy too: every search parameter it
+// lists for a type is one a search of the type takes (200, not 400), it
+// reads conditionally, deletes by criteria matching one record, and
+// searches the system.
+func TestFHIRDataServerCapabilities(t *testing.T) {
+	sb := startSandbox(t)
+	resp, err := http.Get(sb.FHIRBase + "/metadata")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cs struct {
+		Rest []struct {
+			Security struct {
+				Service []struct{ Coding []struct{ Code string } }
+			}
+			Interaction []struct{ Code string }
+			Resource    []struct {
+				Type, ConditionalRead, ConditionalDelete string
+				ConditionalCreate                        bool
+				SearchParam                              []struct{ Name, Type string }
+			}
+		}
+	}
+	err = json.NewDecoder(resp.Body).Decode(&cs)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != 200 || len(cs.Rest) != 1 || len(cs.Rest[0].Security.Service) != 1 {
+		t.Fatalf("through the proxy: %d %v %+v", resp.StatusCode, err, cs)
+	}
+	if !slices.ContainsFunc(cs.Rest[0].Interaction, func(i struct{ Code string }) bool { return i.Code == "search-system" }) {
+		t.Errorf("no search of the system: %+v", cs.Rest[0].Interaction)
+	}
+	value := map[string]string{"token": "x", "date": "ge2020", "reference": "Patient/pt-001", "string": "a"}
+	checked := 0
+	for _, r := range cs.Rest[0].Resource {
+		if len(r.SearchParam) == 0 {
+			continue
+		}
+		if r.ConditionalRead != "full-support" || r.ConditionalDelete != "single" || !r.ConditionalCreate {
+			t.Errorf("%s: conditional read %q, delete %q, create %v", r.Type, r.ConditionalRead, r.ConditionalDelete, r.ConditionalCreate)
+		}
+		for _, sp := range r.SearchParam {
+			if _, err := sb.fhir.find(r.Type, url.Values{sp.Name: {value[sp.Type]}}); err != nil || value[sp.Type] == "" {
+				t.Errorf("%s?%s (%s): %v", r.Type, sp.Name, sp.Type, err)
+			}
+			checked++
+		}
+	}
+	if checked < 50 {
+		t.Errorf("%d search parameters checked", checked)
 	}
 }
