@@ -191,7 +191,7 @@ func (p *Proxy) authorize(in *Interaction, a *access) *refusal {
 		a.held, a.included, a.unmatched, a.constrained = lc, lc, true, in.Type
 		// A version asked for in part keeps what the constraint reads
 		// (found by FuzzElementsAgree: without it, withheld as not
-		// matching); _summary=text would leave it out.
+		// matching); a summary may leave it out (constraintUnread).
 		keepConstraintElements(in, lc)
 		if constraintUnread(in, lc) {
 			return unreadConstraint()
@@ -503,7 +503,7 @@ func judgedParams(in *Interaction, a *access) *refusal {
 			for _, e := range judgedElements(in.Type, inComp) {
 				prm.Value = withElements(prm.Value, e)
 			}
-		case base == "_summary" && inComp && summaryLeavesOut(in, in.Type, judgedElements(in.Type, true)[1:]):
+		case base == "_summary" && inComp && summaryLeavesOut(in, in.Type, compartmentRoots(in.Type)):
 			return refuse(http.StatusBadRequest, "not-supported", "_summary="+prm.Value+" leaves out the reference that places a record of "+in.Type+" in the patient's compartment; use _elements")
 		case base == "_summary" && in.Type == "Binary" && (prm.Value == "text" || prm.Value == "true"):
 			// A Binary is judged by its securityContext, and one without
@@ -554,10 +554,18 @@ func judgedElements(t string, refs bool) []string {
 		out = append(out, "target")
 	}
 	if refs {
-		for _, f := range compartment[t].fields {
-			top, _, _ := strings.Cut(f, ".")
-			out = append(out, top)
-		}
+		out = append(out, compartmentRoots(t)...)
+	}
+	return out
+}
+
+// compartmentRoots are the root elements of the references that place a
+// record of type t in the Patient compartment (compartment).
+func compartmentRoots(t string) []string {
+	var out []string
+	for _, f := range compartment[t].fields {
+		top, _, _ := strings.Cut(f, ".")
+		out = append(out, top)
 	}
 	return out
 }
