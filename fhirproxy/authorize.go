@@ -493,6 +493,9 @@ func judgedParams(in *Interaction, a *access) *refusal {
 	}
 	_, inComp := compartment[in.Type]
 	inComp = inComp && a.patient != ""
+	a.subsets = slices.ContainsFunc(in.Params, func(prm Param) bool {
+		return strings.HasPrefix(prm.Name, "_elements") || strings.HasPrefix(prm.Name, "_summary") && (prm.Value == "true" || prm.Value == "text")
+	})
 	for i := range in.Params {
 		prm := &in.Params[i]
 		base, mod, _ := strings.Cut(prm.Name, ":")
@@ -502,6 +505,9 @@ func judgedParams(in *Interaction, a *access) *refusal {
 		case base == "_elements":
 			for _, e := range judgedElements(in.Type, inComp) {
 				prm.Value = withElements(prm.Value, e)
+			}
+			if inComp {
+				a.ownersAsked = in.Type
 			}
 		case base == "_summary" && inComp && summaryLeavesOut(in, in.Type, compartmentRoots(in.Type)):
 			return refuse(http.StatusBadRequest, "not-supported", "_summary="+prm.Value+" leaves out the reference that places a record of "+in.Type+" in the patient's compartment; use _elements")

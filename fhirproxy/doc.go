@@ -68,7 +68,10 @@
 // types is the patient's when that element names the patient (its other
 // references do not widen it). A Device that names no patient (a ward's
 // monitor) is no patient's: a patient/ token reads it as a shared record,
-// and its writes may name it but not change it. The definition's others
+// and its writes may name it but not change it; one answered in part
+// (_elements, a summary) is that only where the proxy asked for its
+// patient (a Device searched or read with _elements): an included one may
+// have had its patient left out, and is withheld. The definition's others
 // (Account, AuditEvent, Basic, Group, Person, Provenance, Schedule,
 // SupplyRequest) are placed by lists of references, by nested elements or
 // by two references, or are records a patient rarely writes, and are refused to

@@ -310,6 +310,16 @@ func (p *projection) inCompartment(a *access) bool {
 	return false
 }
 
+// ownerUnknown reports whether a record of type t answered without its
+// patient may have had one left out: the request asked for part of each
+// record (access.subsets), and not, by an element selection the proxy
+// widened with the compartment's references, for t's (access.ownersAsked).
+// A Device whose patient a summary or a selection left out is then no
+// ward's monitor (found by probing: an included implant of another
+// patient, its patient left out by _elements=status, went to a patient
+// app as a record that names no patient).
+func (a *access) ownerUnknown(t string) bool { return a.subsets && t != a.ownersAsked }
+
 // unowned reports whether a resource is a Device that names no patient
 // (a ward's monitor, an app's reader): no patient's, it is read by
 // patient/ tokens as a shared record is, named in their writes, and never
@@ -409,7 +419,7 @@ func (a *access) judge(p *projection) verdict { return a.judgeAs(p, a.readable(p
 // judgeAs is judge, for a resource whose type the access reads or not.
 func (a *access) judgeAs(p *projection, readable bool) verdict {
 	context := a.bound(p)
-	if a.patient != "" && !context && !p.inCompartment(a) && !a.shared(p.ResourceType) && !p.unowned() {
+	if a.patient != "" && !context && !p.inCompartment(a) && !a.shared(p.ResourceType) && (!p.unowned() || a.ownerUnknown(p.ResourceType)) {
 		return drop
 	}
 	if !readable || p.ResourceType == "List" && len(p.Inner) > 0 {

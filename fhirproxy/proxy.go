@@ -272,6 +272,11 @@ type access struct {
 	// record may bring another.
 	includes, iterates bool
 	includeSpecs       []includeSpec
+	// subsets: the request asks for part of each record (_elements,
+	// _summary=true or text); ownersAsked: the type whose compartment
+	// references an element selection was widened with (judgedParams).
+	subsets     bool
+	ownersAsked string
 	// hears: whether the FHIR server's words reach the client (1) or not
 	// (-1), once hearsServer has decided (0: not yet).
 	hears int8

@@ -109,3 +109,41 @@ func TestSummariesWithIncludes(t *testing.T) {
 		f.up.reset()
 	}
 }
+
+// TestDevicesInPart: a Device that names no patient is read by a patient
+// app as a shared record (a ward's monitor); one answered in part may have
+// had its patient left out, and is not. An implant of another patient,
+// included with the patient app's readings and answered in part (a server
+// applying _elements, or a summary, to what it includes too), does not
+// go; a Device searched for with _elements, which the proxy widens with
+// its patient, goes as before when it names none.
+func TestDevicesInPart(t *testing.T) {
+	f := newFixture(t)
+	subsetted := map[string]any{"tag": []any{map[string]any{"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue", "code": "SUBSETTED"}}}
+	f.up.mu.Lock()
+	f.up.resources["Observation/lab-1"]["device"] = map[string]any{"reference": "Device/implant-2"}
+	f.up.resources["Device/monitor"] = map[string]any{"resourceType": "Device", "id": "monitor", "status": "active"}
+	f.up.includes = []map[string]any{{"resource": map[string]any{"resourceType": "Device", "id": "implant-2", "status": "active", "meta": subsetted},
+		"search": map[string]any{"mode": "include"}}}
+	f.up.mu.Unlock()
+	tok := f.token("launch/patient patient/Observation.rs patient/Device.rs", everyLabel())
+	for _, q := range []string{"_elements=status&_include=Observation:device", "_summary=true&_include=Observation:device"} {
+		r := f.do("GET", "/Observation?"+q, tok, "")
+		if got := entryIDs(r); r.status != 200 || slices.Contains(got, "implant-2") || !slices.Contains(got, "lab-1") {
+			t.Errorf("%s: %d %v", q, r.status, got)
+		}
+		f.up.reset()
+	}
+	// Whole, it is judged as it comes (here, the test upstream's, naming
+	// no patient).
+	if r := f.do("GET", "/Observation?_include=Observation:device", tok, ""); !slices.Contains(entryIDs(r), "implant-2") {
+		t.Errorf("whole: %d %v", r.status, entryIDs(r))
+	}
+	f.up.reset()
+	if r := f.do("GET", "/Device/monitor?_elements=status", tok, ""); r.status != 200 || !strings.Contains(r.raw, "monitor") {
+		t.Errorf("a ward's monitor in part: %d %s", r.status, r.raw)
+	}
+	if got := f.up.requests(); len(got) != 1 || !strings.Contains(got[0].URL.Query().Get("_elements"), "patient") {
+		t.Errorf("the monitor's read went upstream as %v", got)
+	}
+}

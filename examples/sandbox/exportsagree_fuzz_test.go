@@ -23,7 +23,7 @@ import (
 // where the kick-off asks for a type beyond its scopes. Whatever the level
 // (system, every patient, the panel Group), the types (_type), the filter
 // (_typeFilter), the Provenances of what is exported
-// (includeAssociatedData) and the grant (every type of the default clearance or of
+// (includeAssociatedData), part of each line (_elements) and the grant (every type of the default clearance or of
 // every label; laboratory results and patients only, of every label; three
 // types of the default clearance).
 func FuzzExportsAgree(f *testing.F) {
@@ -89,6 +89,10 @@ func FuzzExportsAgree(f *testing.F) {
 	f.Add(uint8(0), uint8(2), uint8(4), uint8(5))    // the panel's conditions with their Provenances
 	f.Add(uint8(1), uint8(0), uint8(0), uint8(6))    // every record's, of every label
 	f.Add(uint8(0), uint8(1), uint8(2|4), uint8(8))
+	f.Add(uint8(0), uint8(2), uint8(0), uint8(10))    // each line's status
+	f.Add(uint8(2), uint8(1), uint8(2|1), uint8(21))  // an Observation's code, laboratory results only
+	f.Add(uint8(3), uint8(0), uint8(4), uint8(20))    // an Observation's code, of conditions: refused
+	f.Add(uint8(0), uint8(2), uint8(16|2), uint8(15)) // each line's status, with the Provenances
 	f.Fuzz(func(t *testing.T, who, level, typeMask, filter uint8) {
 		e := exporters[int(who)%len(exporters)]
 		q := url.Values{}
@@ -103,6 +107,12 @@ func FuzzExportsAgree(f *testing.F) {
 		if associated {
 			q.Set("includeAssociatedData", "LatestProvenanceResources")
 		}
+		// Part of each line: the status of every type, or an Observation's
+		// code (Bulk Data's _elements), which must not change what lines go.
+		elements := []string{"", "status", "Observation.code"}[int(filter)/len(filters)/2%3]
+		if elements != "" {
+			q.Set("_elements", elements)
+		}
 		path := levels[int(level)%len(levels)]
 		if len(q) > 0 {
 			path += "?" + q.Encode()
@@ -112,7 +122,8 @@ func FuzzExportsAgree(f *testing.F) {
 		// exports.
 		beyond := slices.ContainsFunc(types, func(typ string) bool { return e.types != nil && !slices.Contains(e.types, typ) }) ||
 			strings.HasPrefix(path, "/Group/") && e.types != nil && !slices.Contains(e.types, "Group") ||
-			associated && e.types != nil && !slices.Contains(e.types, "Provenance")
+			associated && e.types != nil && !slices.Contains(e.types, "Provenance") ||
+			elements == "Observation.code" && len(types) > 0 && !slices.Contains(types, "Observation")
 		if fl := q.Get("_typeFilter"); fl != "" {
 			// (A filter of a type _type does not name is refused too.)
 			typ, _, _ := strings.Cut(fl, "?")
