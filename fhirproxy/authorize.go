@@ -506,7 +506,7 @@ func judgedParams(in *Interaction, a *access) *refusal {
 			for _, e := range judgedElements(in.Type, inComp) {
 				prm.Value = withElements(prm.Value, e)
 			}
-			if inComp {
+			if inComp || in.Type == "Binary" {
 				a.ownersAsked = in.Type
 			}
 		case base == "_summary" && inComp && summaryLeavesOut(in, in.Type, compartmentRoots(in.Type)):

@@ -71,7 +71,8 @@
 // and its writes may name it but not change it; one answered in part
 // (_elements, a summary) is that only where the proxy asked for its
 // patient (a Device searched or read with _elements): an included one may
-// have had its patient left out, and is withheld. The definition's others
+// have had its patient left out, and is withheld (so is a Binary answered
+// in part without the securityContext the proxy did not ask for). The definition's others
 // (Account, AuditEvent, Basic, Group, Person, Provenance, Schedule,
 // SupplyRequest) are placed by lists of references, by nested elements or
 // by two references, or are records a patient rarely writes, and are refused to

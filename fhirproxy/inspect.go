@@ -311,13 +311,14 @@ func (p *projection) inCompartment(a *access) bool {
 }
 
 // ownerUnknown reports whether a record of type t answered without its
-// patient may have had one left out: the request asked for part of each
-// record (access.subsets), and not, by an element selection the proxy
-// widened with the compartment's references, for t's (access.ownersAsked).
-// A Device whose patient a summary or a selection left out is then no
-// ward's monitor (found by probing: an included implant of another
-// patient, its patient left out by _elements=status, went to a patient
-// app as a record that names no patient).
+// patient (or a Binary without its securityContext) may have had one left
+// out: the request asked for part of each record (access.subsets), and
+// not, by an element selection the proxy widened with what it judges t by,
+// for t's (access.ownersAsked). A Device whose patient a summary or a
+// selection left out is then no ward's monitor (found by probing: an
+// included implant of another patient, its patient left out by
+// _elements=status, went to a patient app as a record that names no
+// patient), and a Binary without its securityContext is not unbound.
 func (a *access) ownerUnknown(t string) bool { return a.subsets && t != a.ownersAsked }
 
 // unowned reports whether a resource is a Device that names no patient
@@ -421,6 +422,9 @@ func (a *access) judgeAs(p *projection, readable bool) verdict {
 	context := a.bound(p)
 	if a.patient != "" && !context && !p.inCompartment(a) && !a.shared(p.ResourceType) && (!p.unowned() || a.ownerUnknown(p.ResourceType)) {
 		return drop
+	}
+	if p.ResourceType == "Binary" && p.SecurityContext.Reference == "" && a.ownerUnknown("Binary") {
+		return drop // (bound to a record, perhaps, its securityContext left out)
 	}
 	if !readable || p.ResourceType == "List" && len(p.Inner) > 0 {
 		// (A List's entries name records; one holding a resource is not

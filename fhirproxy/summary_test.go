@@ -147,3 +147,34 @@ func TestDevicesInPart(t *testing.T) {
 		t.Errorf("the monitor's read went upstream as %v", got)
 	}
 }
+
+// TestBinariesInPart: a Binary is judged by the record its securityContext
+// names; one answered in part without it may have had it left out, and
+// does not go as an unbound one: the content of a withheld note, included
+// with a kept Provenance's entities and answered in part, to a clinician
+// of the default clearance. A Binary searched for with _elements, which the
+// proxy widens with its securityContext, goes as before when it has none.
+func TestBinariesInPart(t *testing.T) {
+	f := newFixture(t)
+	f.up.mu.Lock()
+	prov := provenance("prov-1", "Observation/lab-1")
+	prov["entity"] = []any{map[string]any{"role": "source", "what": map[string]any{"reference": "Binary/b-psy"}}}
+	f.up.resources["Provenance/prov-1"] = prov
+	f.up.resources["Binary/b-free"] = map[string]any{"resourceType": "Binary", "id": "b-free", "contentType": "text/plain", "data": "aGk="}
+	f.up.includes = []map[string]any{{"resource": map[string]any{"resourceType": "Binary", "id": "b-psy", "contentType": "text/plain"},
+		"search": map[string]any{"mode": "include"}}}
+	f.up.mu.Unlock()
+	tok := f.token("user/Provenance.rs user/Observation.rs user/Binary.rs", nil)
+	r := f.do("GET", "/Provenance?_elements=target,entity&_include=Provenance:entity", tok, "")
+	if got := entryIDs(r); r.status != 200 || slices.Contains(got, "b-psy") || !slices.Contains(got, "prov-1") {
+		t.Errorf("in part: %d %v", r.status, got)
+	}
+	f.up.reset()
+	if r := f.do("GET", "/Provenance?_include=Provenance:entity", tok, ""); !slices.Contains(entryIDs(r), "b-psy") {
+		t.Errorf("whole (as the test upstream has it, bound to nothing): %d %v", r.status, entryIDs(r))
+	}
+	f.up.reset()
+	if r := f.do("GET", "/Binary/b-free?_elements=contentType", tok, ""); r.status != 200 {
+		t.Errorf("an unbound Binary in part: %d %s", r.status, r.raw)
+	}
+}
