@@ -3,8 +3,6 @@ package fhirproxy
 import (
 	"slices"
 	"strings"
-
-	"github.com/smartkit/smartkit/internal/jsonstrict"
 )
 
 // Included records. A search's _include and _revinclude bring records the
@@ -191,29 +189,10 @@ func includeSpecs(in *Interaction) []includeSpec {
 // eachReference calls each with every reference a resource makes
 // (raw, its JSON) and the root element it is in.
 func eachReference(raw []byte, each func(root string, v []byte)) {
-	s := jsonstrict.NewScanner(raw)
-	if s.Kind() != '{' {
-		return
-	}
-	_ = s.Object(func(name []byte) error {
-		root := string(name)
-		var value func(reference bool) error
-		value = func(reference bool) error {
-			switch s.Kind() {
-			case '{':
-				return s.Object(func(name []byte) error { return value(string(name) == "reference") })
-			case '[':
-				return s.Array(func() error { return value(false) })
-			case '"':
-				v, err := s.String()
-				if err == nil && reference {
-					each(root, v)
-				}
-				return err
-			}
-			return s.Skip()
+	_ = walkStrings(raw, true, func(root string, v []byte, reference bool, _, _ int64) {
+		if reference {
+			each(root, v)
 		}
-		return value(false)
 	})
 }
 

@@ -414,25 +414,37 @@ func anyString(body []byte, found func(v []byte, reference bool) bool) (bool, er
 // strings (object member names aside), told whether it is the value of a
 // member named reference and where its token begins and ends.
 func eachString(body []byte, each func(v []byte, reference bool, from, to int64)) error {
+	return walkStrings(body, false, func(_ string, v []byte, reference bool, from, to int64) { each(v, reference, from, to) })
+}
+
+// walkStrings is eachString that, with roots, also names the root element
+// (the top-level object's member) each string is in ("" at the top).
+func walkStrings(body []byte, roots bool, each func(root string, v []byte, reference bool, from, to int64)) error {
 	s := jsonstrict.NewScanner(body)
-	var value func(reference bool) error
-	value = func(reference bool) error {
+	var value func(root string, top, reference bool) error
+	value = func(root string, top, reference bool) error {
 		switch s.Kind() {
 		case '{':
-			return s.Object(func(name []byte) error { return value(string(name) == "reference") })
+			return s.Object(func(name []byte) error {
+				r := root
+				if top && roots {
+					r = string(name)
+				}
+				return value(r, false, string(name) == "reference")
+			})
 		case '[':
-			return s.Array(func() error { return value(false) })
+			return s.Array(func() error { return value(root, false, false) })
 		case '"':
 			from := s.Offset()
 			v, err := s.String()
 			if err == nil {
-				each(v, reference, from, s.Offset())
+				each(root, v, reference, from, s.Offset())
 			}
 			return err
 		}
 		return s.Skip()
 	}
-	err := value(false)
+	err := value("", true, false)
 	if err == nil {
 		err = s.End()
 	}
