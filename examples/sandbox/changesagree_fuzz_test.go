@@ -97,6 +97,9 @@ func FuzzChangesAgree(f *testing.F) {
 	f.Add(uint8(1), uint8(1), uint16(1<<15|7), uint8(9)) // naming another patient's
 	f.Add(uint8(3), uint8(1), uint16(1<<15|7), uint8(9))
 	f.Add(uint8(2), uint8(1), uint16(1<<15|7), uint8(9))
+	f.Add(uint8(0), uint8(0), uint16(1<<15|1), uint8(10)) // an update, preferring nothing back
+	f.Add(uint8(3), uint8(0), uint16(1<<15|1), uint8(21)) // a patch, preferring the record
+	f.Add(uint8(0), uint8(0), uint16(1<<15|2), uint8(26)) // labelled restricted, preferring the record it may not read
 	f.Fuzz(func(t *testing.T, who, patient uint8, record uint16, how uint8) {
 		w := writers[int(who)%len(writers)]
 		p := patients[int(patient)%len(patients)]
@@ -182,6 +185,11 @@ func FuzzChangesAgree(f *testing.F) {
 		if next != nil && body == "" {
 			b, _ := json.Marshal(next)
 			body = string(b)
+		}
+		// (how's tens: what the client prefers back; not in a batch.)
+		prefer := []string{"", "return=minimal", "return=representation"}[int(how)/10%3]
+		if prefer != "" && op != 4 {
+			header = append(header, "Prefer", prefer)
 		}
 		send := func(method, path, body string) (int, []byte) {
 			if op == 4 {
@@ -283,6 +291,24 @@ func FuzzChangesAgree(f *testing.F) {
 				t.Fatalf("DELETE %s: %d, and it stands", key, code)
 			}
 			return
+		}
+		// The answer: nothing, where the client prefers it or the grant
+		// may not read the record as stored; otherwise the record as
+		// stored, at its new version.
+		if op != 4 {
+			var answer struct {
+				ResourceType, ID string
+				Meta             struct{ VersionID string }
+			}
+			readable := w.sees(sb, p, after.current, 0) && !(w.lab && typ != "Observation")
+			if prefer == "return=minimal" || !readable {
+				if len(got) != 0 {
+					t.Fatalf("%s %s (Prefer: %s) by grantee %d for %s: answered %.300s", method, path, prefer, int(who)%len(writers), p, got)
+				}
+			} else if err := json.Unmarshal(got, &answer); err != nil || answer.ID != id ||
+				answer.Meta.VersionID != fmt.Sprint(after.current["meta"].(map[string]any)["versionId"]) {
+				t.Fatalf("%s %s (Prefer: %s) by grantee %d for %s: answered %.300s, stored version %v", method, path, prefer, int(who)%len(writers), p, got, after.current["meta"])
+			}
 		}
 		stored := maps.Clone(after.current)
 		want := maps.Clone(next)
