@@ -174,8 +174,9 @@
 // instructions such as HAPI's _cascade=delete, which deletes beyond the
 // token's scopes, are refused with 400. A read or vread takes _format,
 // _pretty, _summary and _elements only (a constrained read's go with the
-// search by _id it becomes), and _type goes with a system-level search
-// only (400 otherwise). A search may be POSTed to _search with a form body
+// search by _id it becomes), _type goes with a system-level search
+// only, and an _include or _revinclude names * or Type:param[:Target] with
+// R4's types (400 otherwise). A search may be POSTed to _search with a form body
 // at each level R4 has it (Observation/_search,
 // Patient/{id}/Observation/_search, _search): the form is read with the
 // query's parser and checked as the GET's query is, and goes upstream

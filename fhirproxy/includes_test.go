@@ -174,3 +174,24 @@ func TestIncludesByTheirOwnLinks(t *testing.T) {
 		}
 	}
 }
+
+// TestIncludeValuesChecked: an _include or _revinclude names * or
+// Type:param[:Target] with R4's types, or the search is 400 and nothing
+// goes upstream: a server that read a misspelt type loosely would include
+// what the proxy, which judges includes by their type and parameter,
+// cannot justify (found by FuzzPagesAgree: Observat^on:subject brought the
+// patient on a page by itself, and not on a page with a withheld match).
+func TestIncludeValuesChecked(t *testing.T) {
+	f := newFixture(t)
+	tok := f.token("user/*.rs", nil)
+	for _, q := range []string{"_include=Observat%5Eon:subject", "_include=Observation", "_include=Observation:", "_include=observation:subject",
+		"_include=Observation:subject:Pat", "_include:iterate=Observation:subject:Patient:x", "_revinclude=Provenanc:target", "_revinclude=**"} {
+		f.refused(q, f.do("GET", "/Observation?"+q, tok, ""), http.StatusBadRequest)
+	}
+	for _, q := range []string{"_include=*", "_include=Observation:*", "_include=*:subject", "_include=Observation:subject:Patient", "_revinclude=Provenance:target"} {
+		if r := f.do("GET", "/Observation?patient=p1&"+q, tok, ""); r.status != http.StatusOK {
+			t.Errorf("%s: %d %s", q, r.status, r.raw)
+		}
+		f.up.reset()
+	}
+}

@@ -421,7 +421,12 @@ func parsePath(method, path, rawQuery string, lim Limits) (Interaction, error) {
 //
 //   - a read or vread takes _format, _pretty, _summary and _elements (R4
 //     http.html#read);
-//   - a search takes _type at system level only.
+//   - a search takes _type at system level only;
+//   - an _include or _revinclude names * or Type:param[:Target], with R4's
+//     types (found by FuzzPagesAgree: a server that read
+//     Observat^on:subject as a subject's include brought what the proxy,
+//     which judges includes by their type and parameter, could not
+//     justify, page by page otherwise than whole).
 //
 // Searches and histories keep the names FHIR does not define: servers
 // write their own into the page links they answer with (HAPI's _getpages
@@ -448,8 +453,24 @@ func checkParamNames(kind Kind, params []Param) error {
 				return parseError("_type chooses the types of a system-level search only")
 			}
 		}
+		if (base == "_include" || base == "_revinclude") && !includeValue(p.Value) {
+			return parseError(p.Name + " names * or Type:param[:Target], with R4's resource types")
+		}
 	}
 	return nil
+}
+
+// includeValue reports whether an _include or _revinclude value is *, or
+// Type:param or Type:param:Target with R4 types (Type may be *, param *).
+func includeValue(v string) bool {
+	if v == "*" {
+		return true
+	}
+	parts := strings.Split(v, ":")
+	if len(parts) < 2 || len(parts) > 3 || parts[1] == "" || parts[0] != "*" && !knownType(parts[0]) {
+		return false
+	}
+	return len(parts) == 2 || knownType(parts[2])
 }
 
 // unknownResultParam reports whether a parameter name (without modifier)

@@ -515,8 +515,11 @@ func (u *upstream) included(page []any, includes []string) []any {
 	for _, e := range page {
 		res := u.resources[strings.TrimPrefix(e.(map[string]any)["fullUrl"].(string), u.ts.URL+"/")]
 		for _, inc := range includes {
-			_, param, _ := strings.Cut(inc, ":")
+			typ, param, _ := strings.Cut(inc, ":")
 			param, _, _ = strings.Cut(param, ":")
+			if inc != "*" && typ != "*" && typ != res["resourceType"] {
+				continue // (another type's)
+			}
 			var elements []any
 			switch param {
 			case "*":
