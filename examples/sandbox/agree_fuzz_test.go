@@ -83,6 +83,8 @@ func FuzzSearchesAgree(f *testing.F) {
 	f.Add(uint8(4), uint8(2), uint8(0), uint8(2), uint8(0), uint8(42), uint8(20), false, false) // the same, a clinician's of every patient
 	f.Add(uint8(2), uint8(0), uint8(1), uint8(0), uint8(0), uint8(42), uint8(5), true, false)   // the encounters' practitioners, by a clinician
 	f.Add(uint8(2), uint8(2), uint8(0), uint8(0), uint8(0), uint8(42), uint8(2), true, false)   // pt-sensitive's, by a clinician
+	f.Add(uint8(2), uint8(2), uint8(2), uint8(0), uint8(0), uint8(42), uint8(5), false, false)  // the conditions with their patient, naming its type
+	f.Add(uint8(1), uint8(2), uint8(5), uint8(0), uint8(0), uint8(42), uint8(5), false, false)  // a patient app's documents, so
 	f.Add(uint8(2), uint8(0), uint8(0), uint8(1), uint8(0), uint8(0), uint8(245), false, false) // a search of the system, by a clinician
 	f.Add(uint8(4), uint8(2), uint8(2), uint8(0), uint8(0), uint8(6), uint8(250), false, false) // every patient's conditions, with their Provenances
 	f.Add(uint8(5), uint8(0), uint8(0), uint8(2), uint8(0), uint8(0), uint8(241), false, false) // laboratory results only
@@ -162,6 +164,8 @@ func FuzzSearchesAgree(f *testing.F) {
 			q.Set("_include:iterate", "Encounter:participant")
 		case include && variant == 3 && ty == "Encounter":
 			q.Set("_include:iterate", "Encounter:participant")
+		case include && variant == 3: // naming the target's type
+			q.Set("_include", ty+":patient:Patient")
 		case include && ty == "Observation":
 			q.Set("_include", []string{"Observation:encounter", "Observation:patient"}[variant])
 		case include && ty == "Encounter" && variant == 1:
