@@ -286,7 +286,8 @@ func (p *Proxy) authorize(in *Interaction, a *access) *refusal {
 	// Where a match may be removed, an included record linked to it alone
 	// is dropped (includes.go), by the links the matches come with.
 	if a.includes = asksIncludes(in) && (!a.seesAll() || a.constrained != ""); a.includes {
-		if includesEverything(in) && slices.ContainsFunc(in.Params, func(prm Param) bool { return prm.Name == "_elements" }) {
+		everything := includesEverything(in)
+		if everything && slices.ContainsFunc(in.Params, func(prm Param) bool { return prm.Name == "_elements" }) {
 			// _include=* follows every reference, which no element list
 			// names: a match answered in part would come without the links
 			// that tell an included record brought by a removed match
@@ -294,7 +295,7 @@ func (p *Proxy) authorize(in *Interaction, a *access) *refusal {
 			// got the encounter its withheld HIV test was drawn at).
 			return refuse(http.StatusBadRequest, "not-supported", "_include=* cannot go with _elements here: ask for whole records, or name the includes")
 		}
-		if summaryText(in) || includesEverything(in) && slices.ContainsFunc(in.Params, func(prm Param) bool { return prm.Name == "_summary" && prm.Value == "true" }) {
+		if summaryText(in) || everything && slices.ContainsFunc(in.Params, func(prm Param) bool { return prm.Name == "_summary" && prm.Value == "true" }) {
 			// A summary leaves out references, which no element list can
 			// keep: text all of them, true those R4 does not mark as
 			// summary elements, which _include=* follows too (found by
@@ -304,9 +305,9 @@ func (p *Proxy) authorize(in *Interaction, a *access) *refusal {
 			// removed (inclusion.betrays), but the search would not say so.
 			return refuse(http.StatusBadRequest, "not-supported", "_summary leaves out the references included records are judged by here: ask with _elements, or for whole records")
 		}
-		keepElements(in, includeElements(in))
-		a.iterates = slices.ContainsFunc(in.Params, func(prm Param) bool { return strings.HasSuffix(prm.Name, ":iterate") })
 		a.includeSpecs = includeSpecs(in)
+		keepElements(in, includeElements(a.includeSpecs))
+		a.iterates = slices.ContainsFunc(a.includeSpecs, func(sp includeSpec) bool { return sp.iterate })
 	}
 	return judgedParams(in, a)
 }

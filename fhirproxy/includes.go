@@ -125,6 +125,8 @@ func (c *inclusion) betrays(a *access, p *projection, raw []byte) bool {
 		return false
 	}
 	key := p.ResourceType + "/" + p.ID
+	type ownRef struct{ root, to string }
+	var refs []ownRef // the included record's references, read once for every reverse include
 	for _, sp := range c.specs {
 		switch {
 		case sp.target != "" && p.ResourceType != sp.target && !sp.rev, sp.rev && sp.src != "" && p.ResourceType != sp.src:
@@ -135,15 +137,20 @@ func (c *inclusion) betrays(a *access, p *projection, raw []byte) bool {
 				}
 			}
 		default:
-			justified := false
-			eachReference(raw, func(root string, v []byte) {
-				k, ok := a.localRef(string(v))
-				match, kept := c.kept[k]
-				justified = justified || ok && kept && (match || sp.iterate) && (sp.roots == nil || slices.Contains(sp.roots, root)) &&
-					(sp.target == "" || strings.HasPrefix(k, sp.target+"/"))
-			})
-			if justified {
-				return false
+			if refs == nil {
+				refs = []ownRef{}
+				eachReference(raw, func(root string, v []byte) {
+					if k, ok := a.localRef(string(v)); ok {
+						refs = append(refs, ownRef{root, k})
+					}
+				})
+			}
+			for _, r := range refs {
+				match, kept := c.kept[r.to]
+				if kept && (match || sp.iterate) && (sp.roots == nil || slices.Contains(sp.roots, r.root)) &&
+					(sp.target == "" || strings.HasPrefix(r.to, sp.target+"/")) {
+					return false
+				}
 			}
 		}
 	}
@@ -175,10 +182,13 @@ func includeSpecs(in *Interaction) []includeSpec {
 		sp := includeSpec{iterate: mod == "iterate", rev: name == "_revinclude"}
 		typ, rest, ok := strings.Cut(prm.Value, ":")
 		param, target, _ := strings.Cut(rest, ":")
-		if ok && typ != "" && typ != "*" {
-			sp.src, sp.target = typ, target
+		if ok && typ != "*" {
+			sp.src = typ
+		}
+		if ok {
+			sp.target = target
 			if param != "*" && param != "" {
-				sp.roots = includeRootsOf(typ, param)
+				sp.roots = includeRootsOf(sp.src, param)
 			}
 		}
 		out = append(out, sp)
@@ -277,20 +287,14 @@ var includeRoots = map[string][]string{
 }
 
 // includeElements are the elements the search's _include parameters
-// follow in its matches (includeRootsOf), so that with _elements the
+// follow in its matches (includeSpec.roots), so that with _elements the
 // links that bring an included record come with the matches.
-func includeElements(in *Interaction) []string {
+func includeElements(specs []includeSpec) []string {
 	var out []string
-	for _, prm := range in.Params {
-		if name, _, _ := strings.Cut(prm.Name, ":"); name != "_include" {
-			continue
+	for _, sp := range specs {
+		if !sp.rev {
+			out = append(out, sp.roots...)
 		}
-		typ, param, _ := strings.Cut(prm.Value, ":")
-		param, _, _ = strings.Cut(param, ":")
-		if param == "" || param == "*" {
-			continue
-		}
-		out = append(out, includeRootsOf(typ, param)...)
 	}
 	return out
 }

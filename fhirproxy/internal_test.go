@@ -1239,7 +1239,7 @@ func TestIncludeElements(t *testing.T) {
 		{[]Param{{Name: "_include", Value: "Task:patient"}}, []string{"for"}},
 		{[]Param{{Name: "_include", Value: "AuditEvent:patient"}}, []string{"agent", "entity"}},
 	} {
-		if got := includeElements(&Interaction{Params: c.params}); !slices.Equal(got, c.want) {
+		if got := includeElements(includeSpecs(&Interaction{Params: c.params})); !slices.Equal(got, c.want) {
 			t.Errorf("%v: %v, want %v", c.params, got, c.want)
 		}
 	}
