@@ -194,9 +194,9 @@ func TestElementSelections(t *testing.T) {
 		{"/Coverage?_elements=status", patient, "status,meta,beneficiary"},
 		{"/Patient?_elements=name", patient, "name,meta"},
 		{"/Practitioner?_elements=name", patient, "name,meta"},
-		{"/Observation?_elements=status", user, "status,meta"},
-		{"/Patient/p1/Observation?_elements=status", user, "status,meta"}, // a compartment search
-		{"/Observation/lab-1?_elements=status", system, "status"},         // nothing judged: as asked
+		{"/Observation?_elements=status", user, "status,meta,subject"},            // (its patient, named in the audit)
+		{"/Patient/p1/Observation?_elements=status", user, "status,meta,subject"}, // a compartment search
+		{"/Observation/lab-1?_elements=status", system, "status"},                 // nothing judged: as asked
 	} {
 		r := f.do("GET", c.target, c.tok, "")
 		got := f.up.requests()
@@ -2636,6 +2636,87 @@ func TestAuditNamesThePatientsDisclosed(t *testing.T) {
 	patient := f.token("launch/patient patient/*.rs", nil)
 	if r := f.do("GET", "/Observation", patient, ""); r.status != 200 || last().Patient != "p1" || last().Patients != nil {
 		t.Errorf("a patient app's search named %q %v", last().Patient, last().Patients)
+	}
+}
+
+// TestAuditNamesThePatientsInPart: where every disclosure is audited
+// (AuditEveryDisclosure) or the answer is read anyway, a record answered
+// in part is named for its patient too: an element selection keeps the
+// references that name it (and meta, its labels); a summary that leaves
+// them out is refused unless the request names its patient, and then the
+// record is named for that patient. Found by probing the sandbox: a
+// clinician's Observation?category=laboratory&_elements=code disclosed
+// two patients' results, _summary=text too, and their events named
+// neither; a ResearchSubject's individual, an AppointmentResponse's actor
+// and a Provenance about the Patient went unnamed whole.
+func TestAuditNamesThePatientsInPart(t *testing.T) {
+	f := newFixture(t)
+	for _, r := range []map[string]any{
+		{"resourceType": "ResearchSubject", "id": "rs-1", "status": "on-study", "study": map[string]any{"reference": "ResearchStudy/s1"}, "individual": map[string]any{"reference": "Patient/p2"}},
+		{"resourceType": "AppointmentResponse", "id": "ar-1", "participantStatus": "accepted", "appointment": map[string]any{"reference": "Appointment/a1"}, "actor": map[string]any{"reference": "Patient/p2"}},
+		{"resourceType": "Provenance", "id": "prov-1", "recorded": "2026-01-01T00:00:00Z", "target": []any{map[string]any{"reference": "Patient/p2"}}},
+		{"resourceType": "Appointment", "id": "a1", "status": "booked", "participant": []any{map[string]any{"status": "accepted", "actor": map[string]any{"reference": "Patient/p2"}}}},
+	} {
+		f.up.resources[r["resourceType"].(string)+"/"+r["id"].(string)] = r
+	}
+	last := func() audit.Event { evs := f.audit.Events(); return evs[len(evs)-1] }
+	named := func() []string {
+		e := last()
+		out := slices.DeleteFunc(append([]string{e.Patient}, e.Patients...), func(p string) bool { return p == "" })
+		slices.Sort(out)
+		return out
+	}
+	system := f.token("system/*.rs", everyLabel())
+	user := f.token("user/*.rs", nil) // labels judged: the answers are read
+	f.proxy.AuditEveryDisclosure = true
+	for _, c := range []struct {
+		target, tok string
+		want        []string
+		elements    string // forwarded
+	}{
+		{"/Observation?category=laboratory&_elements=code", system, []string{"p1", "p2"}, "code,meta,subject"},
+		{"/Observation/lab-2?_elements=status", system, []string{"p2"}, "status,meta,subject"},
+		{"/Observation?category=laboratory&_elements=code", user, []string{"p1", "p2"}, "code,meta,subject"},
+		{"/Appointment?_elements=status", system, []string{"p2"}, "status,meta,participant"},
+		{"/Observation?_summary=true", system, []string{"p1", "p2"}, ""}, // its subject is a summary element
+		{"/Observation?patient=p1&_summary=text", system, []string{"p1"}, ""},
+		{"/Patient/p1/Observation?_summary=text", user, []string{"p1"}, ""},
+		{"/?_type=Observation&patient=p1&_summary=text", system, []string{"p1"}, ""},
+		{"/?_type=Observation,Appointment&_elements=status", system, []string{"p1", "p2"}, "status,meta,subject,participant"},
+		{"/ResearchSubject/rs-1", system, []string{"p2"}, ""},
+		{"/AppointmentResponse/ar-1", system, []string{"p2"}, ""},
+		{"/Provenance/prov-1", system, []string{"p2"}, ""},
+		{"/Practitioner?_elements=name", system, nil, "name,meta"},
+	} {
+		r := f.do("GET", c.target, c.tok, "")
+		got := f.up.requests()
+		if r.status != 200 || len(got) != 1 || got[0].URL.Query().Get("_elements") != c.elements || !slices.Equal(named(), c.want) {
+			t.Errorf("%s: %d, forwarded %v, named %v; want %v", c.target, r.status, got, named(), c.want)
+		}
+		f.up.reset()
+	}
+	for _, c := range []struct{ target, tok string }{
+		{"/Observation?category=laboratory&_summary=text", system},
+		{"/Observation/lab-2?_summary=text", system},
+		{"/Observation?category=laboratory&_summary=text", user},
+		{"/Appointment?_summary=true", system}, // its participants are not a summary element
+		{"/Encounter?_summary=true&_revinclude=Appointment:actor", system},
+		{"/Encounter?_summary=text&_include=*", system},
+		{"/?_type=Observation&_summary=text", system},
+	} {
+		r := f.do("GET", c.target, c.tok, "")
+		f.refused(c.target, r, http.StatusBadRequest)
+		if d := diagnostics(r); !strings.Contains(d, "use _elements") {
+			t.Errorf("%s: %q", c.target, d)
+		}
+	}
+	// Without it, an answer the request proves allowed passes unread, as asked.
+	f.proxy.AuditEveryDisclosure = false
+	for target, elements := range map[string]string{"/Observation/lab-2?_summary=text": "", "/Observation?category=laboratory&_elements=code": "code"} {
+		if r := f.do("GET", target, system, ""); r.status != 200 || f.up.requests()[0].URL.Query().Get("_elements") != elements {
+			t.Errorf("%s unread: %d, forwarded %v", target, r.status, f.up.requests())
+		}
+		f.up.reset()
 	}
 }
 

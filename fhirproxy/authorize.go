@@ -1,6 +1,7 @@
 package fhirproxy
 
 import (
+	"maps"
 	"net/http"
 	"slices"
 	"strconv"
@@ -489,7 +490,20 @@ func judgedParams(in *Interaction, a *access) *refusal {
 		// category=laboratory,vital-signs got a Bundle with no total.)
 		in.counts = true
 	}
+	a.asked = requestPatient(in)
+	if ref := unnamedDisclosure(in, a); ref != nil {
+		return ref
+	}
 	if a.seesAll() {
+		if a.auditsAll || a.transformed || a.inspects(*in) {
+			// The answer is read, and its audit event names the patients
+			// it disclosed: a record selected without the reference that
+			// names its patient (or the meta its labels are in) would go
+			// unnamed (found by probing: a clinician's
+			// Observation?category=laboratory&_elements=code disclosed two
+			// patients' results, and its event named neither).
+			widenElements(in, ownerElements(in))
+		}
 		return nil
 	}
 	_, inComp := compartment[in.Type]
@@ -507,7 +521,10 @@ func judgedParams(in *Interaction, a *access) *refusal {
 			for _, e := range judgedElements(in.Type, inComp) {
 				prm.Value = withElements(prm.Value, e)
 			}
-			if inComp || in.Type == "Binary" {
+			for _, e := range ownerElements(in) { // named in the audit event
+				prm.Value = withElements(prm.Value, e)
+			}
+			if _, owned := compartment[in.Type]; owned || in.Type == "Binary" {
 				a.ownersAsked = in.Type
 			}
 		case base == "_summary" && inComp && summaryLeavesOut(in, in.Type, compartmentRoots(in.Type)):
@@ -564,6 +581,96 @@ func judgedElements(t string, refs bool) []string {
 		out = append(out, compartmentRoots(t)...)
 	}
 	return out
+}
+
+// ownerElements are the root elements an element selection must keep for
+// the audit event to name whose records it disclosed (disclosure): meta
+// (their labels) and the references that place each type the request
+// asks for in the Patient compartment (every compartment type's, for a
+// search or history of the system).
+func ownerElements(in *Interaction) []string {
+	out := []string{"meta"}
+	for _, t := range askedTypes(in) {
+		for _, e := range compartmentRoots(t) {
+			if !slices.Contains(out, e) {
+				out = append(out, e)
+			}
+		}
+	}
+	return out
+}
+
+// askedTypes are the types of the records a read, search or history asks
+// for: its type, or those _type names, or every compartment type; with
+// the types its includes name (a reverse include's, a forward include's
+// target where it names one).
+func askedTypes(in *Interaction) []string {
+	types := []string{in.Type}
+	if in.Type == "" {
+		types = nil
+		for _, v := range values(in.Params, "_type") {
+			types = append(types, strings.Split(v, ",")...)
+		}
+		if types == nil {
+			return compartmentTypes
+		}
+	}
+	for _, sp := range includeSpecs(in) {
+		switch {
+		case sp.rev && sp.src != "":
+			types = append(types, sp.src)
+		case !sp.rev && sp.target != "":
+			types = append(types, sp.target)
+		}
+	}
+	return types
+}
+
+// compartmentTypes are the types of compartment, sorted.
+var compartmentTypes = slices.Sorted(maps.Keys(compartment))
+
+// widenElements adds names to every plain element selection (_elements)
+// of a request.
+func widenElements(in *Interaction, names []string) {
+	for i := range in.Params {
+		if prm := &in.Params[i]; prm.Name == "_elements" {
+			for _, e := range names {
+				prm.Value = withElements(prm.Value, e)
+			}
+		}
+	}
+}
+
+// unnamedDisclosure refuses, where every disclosure is named in its audit
+// event (access.auditsAll) and neither the token's context nor the
+// request names the patient, a summary that leaves out the reference
+// naming a record's patient: _summary=text of any record in the
+// compartment, _summary=true of one whose reference R4 does not mark as a
+// summary element (an Appointment's participants, a Device's patient),
+// asked for or named by an include. (A forward include that names no
+// target type goes: most of what one may bring never names a patient,
+// though 157 R4 reference parameters may reach those six types.)
+// Its records would go out named for no one (found by probing: a
+// clinician's Observation?category=laboratory&_summary=text disclosed two
+// patients' results, and its event named neither). An element selection
+// keeps the references (ownerElements); a request that names its patient
+// (a search by patient, a compartment search) has its records named for
+// that patient (disclosure.add).
+func unnamedDisclosure(in *Interaction, a *access) *refusal {
+	if !a.auditsAll || a.patient != "" || a.asked != "" {
+		return nil
+	}
+	types := askedTypes(in)
+	if summaryText(in) && asksIncludes(in) {
+		types = compartmentTypes // any include may bring any type
+	}
+	for _, t := range types {
+		if _, owned := compartment[t]; owned && summaryLeavesOut(in, t, compartmentRoots(t)) {
+			return refuse(http.StatusBadRequest, "not-supported", "the summary asked for leaves out the reference that names the patient of a record of "+t+
+				", whom the audit of what this server discloses names; use _elements, or name the patient")
+		}
+	}
+	return nil
 }
 
 // compartmentRoots are the root elements of the references that place a

@@ -460,7 +460,12 @@
 // response that can carry resources, whatever the token, and each resource
 // a bulk export file keeps, one line at a time; or
 // Proxy.AuditEveryDisclosure, which has them read so that every audit
-// event names the patients disclosed).
+// event names the patients disclosed). Wherever an answer is read, an
+// element selection (_elements) keeps meta and the references that name
+// each record's patient; with AuditEveryDisclosure, a summary that leaves
+// those out (_summary=text; _summary=true of an Appointment, a Device, …)
+// is refused with 400 unless the token or the request names the patient,
+// whom such a record is then taken to be.
 // Otherwise responses are read strictly in one pass (member names matched
 // exactly, as a FHIR client matches them; duplicates, invalid UTF-8 and
 // anything ambiguous refused with 502) that also picks out the little the

@@ -97,7 +97,9 @@ type Proxy struct {
 	// Transform) passes unread, as from a plain reverse proxy, and its
 	// event names only the patient the request names: a system/ search of
 	// every patient's Observations names none. With it such answers cost
-	// the reading the others get.
+	// the reading the others get, and a summary that leaves out the
+	// references naming a record's patient is refused (400, "use
+	// _elements") where neither the token nor the request names one.
 	AuditEveryDisclosure bool
 	// UserExports lets user/ tokens run a bulk export ($export) as
 	// system/ tokens (backend services) may. Off, only system/ tokens
@@ -277,6 +279,12 @@ type access struct {
 	// references an element selection was widened with (judgedParams).
 	subsets     bool
 	ownersAsked string
+	// auditsAll: every disclosure is named in its audit event
+	// (Proxy.AuditEveryDisclosure). asked is the patient the request names
+	// itself (requestPatient), whose a record answered in part without
+	// its patient reference is taken to be (disclosure.add).
+	auditsAll bool
+	asked     string
 	// hears: whether the FHIR server's words reach the client (1) or not
 	// (-1), once hearsServer has decided (0: not yet).
 	hears int8
@@ -709,6 +717,7 @@ func (p *Proxy) accessFor(a *access, tok *smart.Token) {
 	a.relink = p.relinker()
 	a.bases = p.localBases()
 	a.transformed = p.Transform != nil
+	a.auditsAll = p.AuditEveryDisclosure
 }
 
 // localBases are the absolute bases a reference names this FHIR server

@@ -323,6 +323,11 @@ type disclosure struct {
 
 func (d *disclosure) add(pr *projection) {
 	id := d.patientOf(pr)
+	if _, owned := compartment[pr.ResourceType]; id == "" && owned {
+		// Answered without the reference that names its patient (a
+		// summary): the patient the request names, if it names one.
+		id = d.a.asked
+	}
 	ev := d.ev
 	full := d.most > 0 && 1+len(ev.Patients) >= d.most
 	switch {
@@ -359,10 +364,19 @@ func (d *disclosure) patientOf(pr *projection) string {
 	if pr.ResourceType == "Patient" {
 		return pr.ID
 	}
-	var buf [4]string
-	refs := append(buf[:0], pr.Subject.Reference, pr.Patient.Reference, pr.Beneficiary.Reference)
+	var buf [6]string
+	refs := append(buf[:0], pr.Subject.Reference, pr.Patient.Reference, pr.Beneficiary.Reference,
+		pr.Individual.Reference, pr.Candidate.Reference, pr.Actor.Reference)
 	for _, pa := range pr.Participant {
 		refs = append(refs, pa.Actor.Reference)
+	}
+	if pr.ResourceType == "Provenance" {
+		// About the patient itself, where a target is the Patient (the
+		// Provenance's patient search parameter). A target that is
+		// another record is not read for its patient here.
+		for _, t := range pr.Target {
+			refs = append(refs, t.Reference)
+		}
 	}
 	for _, r := range refs {
 		if id, ok := strings.CutPrefix(r, "Patient/"); ok && validID(id) { // the usual form, without allocating
@@ -386,7 +400,7 @@ func requestPatient(in *Interaction) string {
 		return in.ID
 	case in.Kind == SearchCompart:
 		return in.Compartment
-	case in.Kind == SearchType:
+	case in.Kind == SearchType || in.Kind == SearchSystem:
 		return searchedPatient(in.Params)
 	}
 	return ""
