@@ -4,14 +4,19 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/smartkit/smartkit/audit"
 	"github.com/smartkit/smartkit/consent"
 	"github.com/smartkit/smartkit/launch"
 	"github.com/smartkit/smartkit/smart"
@@ -66,6 +71,7 @@ func FuzzSearchesAgree(f *testing.F) {
 		searchers[4].tok[p], searchers[5].tok[p] = clinician, labClinician
 	}
 	types := []string{"Observation", "Encounter", "Condition", "MedicationRequest", "AllergyIntolerance", "DocumentReference", "Appointment"}
+	requests, disclosed := tapDisclosures(sb)
 	categories := []string{"", "vital-signs", "laboratory", "laboratory,vital-signs", "http://terminology.hl7.org/CodeSystem/observation-category|vital-signs"}
 	codes := []string{"", "8867-4", "2339-0", "http://loinc.org|8867-4", "75622-1"}
 	dates := []string{"", "2026", "ge2025-06", "lt2025-12-01", "le2026-01-01", "gt2020"}
@@ -110,6 +116,8 @@ func FuzzSearchesAgree(f *testing.F) {
 	f.Add(uint8(4), uint8(0), uint8(1), uint8(0), uint8(0), uint8(18), uint8(10), true, false)  // every patient's
 	f.Add(uint8(1), uint8(0), uint8(1), uint8(0), uint8(0), uint8(18), uint8(5), false, false)  // by a patient app: refused
 	f.Add(uint8(1), uint8(2), uint8(0), uint8(0), uint8(0), uint8(30), uint8(3), false, true)   // _include=* in part: refused
+	f.Add(uint8(4), uint8(0), uint8(0), uint8(0), uint8(0), uint8(0), uint8(3), false, true)    // every patient's, in part: each named in the audit
+	f.Add(uint8(4), uint8(0), uint8(6), uint8(0), uint8(0), uint8(0), uint8(3), false, false)   // every patient's appointments, so
 	f.Fuzz(func(t *testing.T, who, patient, typ, category, code, date, count uint8, newest, elements bool) {
 		form := int(count) / 60 % 5 // 0: GET Type, 1: POST Type/_search, 2: GET Patient/{id}/Type, 3: batched, 4: GET [base]?_type=Type
 		s := searchers[int(who)%len(searchers)]
@@ -268,7 +276,18 @@ func FuzzSearchesAgree(f *testing.F) {
 			if form == 3 {
 				contentType = "application/fhir+json"
 			}
-			code, b := fhirCallAs(t, s.tok[p], method, next, contentType, body)
+			rid := "agree-" + strconv.FormatInt(requests.Add(1), 10) // (its audit events: disclosed)
+			hdr := []string{"X-Request-Id", rid}
+			if body != "" {
+				hdr = append(hdr, "Content-Type", contentType)
+			}
+			resp := callWith(t, s.tok[p], method, next, body, hdr...)
+			b, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			code := resp.StatusCode
 			// Refused where the proxy judges by what the selection leaves
 			// out: every reference an _include=* follows, or any an
 			// _include follows with text (every searcher here may have
@@ -364,6 +383,22 @@ func FuzzSearchesAgree(f *testing.F) {
 			// matches itself, and a total it cannot vouch for goes.)
 			case page.Total == nil && len(want) == len(found) && !s.names && !s.lab && s.clearance.Unrestricted():
 				t.Errorf("%s: no total, where nothing is withheld", next)
+			}
+			// Its audit event names every patient whose records it
+			// disclosed (the sandbox audits every disclosure), in part
+			// or whole, and no other but the one the search is about.
+			var keys []string
+			for _, e := range page.Entry {
+				keys = append(keys, e.Resource.ResourceType+"/"+e.Resource.ID)
+			}
+			if form != 3 { // (a batch's entries are audited in the batch's)
+				about := ""
+				if !s.wide {
+					about = p
+				}
+				if named, shown := disclosed(rid), sb.fhir.patientsOf(keys); !isSubset(shown, named) || !isSubset(named, append(shown, about)) {
+					t.Errorf("%s: the audit names %v, the page discloses %v's records", next, named, shown)
+				}
 			}
 			for _, e := range page.Entry {
 				if e.Search.Mode != "match" {
@@ -473,4 +508,77 @@ func labels(r resource) (consent.Confidentiality, []string) {
 		conf = consent.Normal
 	}
 	return conf, tags
+}
+
+// tapDisclosures has the sandbox's proxy tell its audit events as it
+// records them, and returns a counter for unique request ids (sent as
+// X-Request-Id) and what names the patients the events of a request
+// disclosed, sorted.
+func tapDisclosures(sb *Sandbox) (*atomic.Int64, func(requestID string) []string) {
+	var mu sync.Mutex
+	byRequest := map[string][]string{}
+	tap := func(e audit.Event) {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, p := range append([]string{e.Patient}, e.Patients...) {
+			if p != "" && !slices.Contains(byRequest[e.RequestID], p) {
+				byRequest[e.RequestID] = append(byRequest[e.RequestID], p)
+			}
+		}
+	}
+	sb.tap.Store(&tap)
+	return new(atomic.Int64), func(id string) []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Sorted(slices.Values(byRequest[id]))
+	}
+}
+
+// patientsOf are the patients whose records those keys (Type/id) are, as
+// stored, sorted: a Patient's own, the patients a record of the
+// compartment refers to as its patient, a Provenance's targets that are
+// Patients (a Provenance about another record names no patient itself).
+func (s *fhirServer) patientsOf(keys []string) []string {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	var rs []resource
+	for _, key := range keys {
+		if r, ok := s.current[key]; ok {
+			rs = append(rs, r)
+		}
+	}
+	return patientsIn(rs)
+}
+
+// patientsIn are the patients whose records rs are (patientsOf), sorted;
+// a nil one (a deletion) is no one's.
+func patientsIn(rs []resource) []string {
+	var out []string
+	for _, r := range rs {
+		if r == nil {
+			continue
+		}
+		typ, id := fmt.Sprint(r["resourceType"]), fmt.Sprint(r["id"])
+		var refs []string
+		switch {
+		case typ == "Patient":
+			refs = []string{"Patient/" + id}
+		case typ == "Provenance":
+			refs = references(r, "target")
+		case compartmentTypes[typ]:
+			refs = patientRefs(r)
+		}
+		for _, ref := range refs {
+			if p, ok := strings.CutPrefix(ref, "Patient/"); ok && !slices.Contains(out, p) {
+				out = append(out, p)
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// isSubset reports whether every one of sub is in of.
+func isSubset(sub, of []string) bool {
+	return !slices.ContainsFunc(sub, func(x string) bool { return !slices.Contains(of, x) })
 }

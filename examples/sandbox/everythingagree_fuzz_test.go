@@ -2,10 +2,12 @@ package main
 
 import (
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -22,6 +24,19 @@ func FuzzEverythingAgrees(f *testing.F) {
 	sb := startSandbox(f)
 	patients := []string{"pt-001", "pt-002", "pt-sensitive", "pt-long"}
 	askers := grantees(f, sb, patients, "rs")
+	requests, disclosed := tapDisclosures(sb)
+	// call GETs a page through the proxy, with a request id its audit
+	// events are found by.
+	call := func(t *testing.T, tok, target string) (int, []byte, string) {
+		rid := "everything-" + strconv.FormatInt(requests.Add(1), 10)
+		resp := callWith(t, tok, http.MethodGet, target, "", "X-Request-Id", rid)
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.StatusCode, b, rid
+	}
 	types := []string{"Patient", "Observation", "Condition", "Encounter", "AllergyIntolerance", "MedicationRequest", "Provenance", "Appointment"}
 	direct := func(t *testing.T, path string) []resource {
 		rec := httptest.NewRecorder()
@@ -68,7 +83,7 @@ func FuzzEverythingAgrees(f *testing.F) {
 			g.lab && slices.ContainsFunc(asked, func(typ string) bool { return typ != "Observation" }) || // a type beyond its scopes
 			g.lab && !g.patient // no read of Patient
 		tok := g.tok[p]
-		code, body := fhirCall(t, tok, http.MethodGet, sb.FHIRBase+path, "")
+		code, body, rid := call(t, tok, sb.FHIRBase+path)
 		if refused {
 			noCode, no := fhirCall(t, tok, http.MethodGet, sb.FHIRBase+none, "")
 			switch {
@@ -96,14 +111,21 @@ func FuzzEverythingAgrees(f *testing.F) {
 			if err := json.Unmarshal(body, &page); code != http.StatusOK || err != nil || pages > len(want)+2 {
 				t.Fatalf("%s by grantee %d for %s (page %d): %d %.300s", path, int(who)%len(askers), p, pages, code, body)
 			}
+			var keys []string
 			for _, e := range page.Entry {
-				got = append(got, e.Resource.ResourceType+"/"+e.Resource.ID)
+				keys = append(keys, e.Resource.ResourceType+"/"+e.Resource.ID)
+			}
+			got = append(got, keys...)
+			// Its audit event names the patients whose records it
+			// disclosed, and no other but the one asked about.
+			if named, shown := disclosed(rid), sb.fhir.patientsOf(keys); !isSubset(shown, named) || !isSubset(named, append(shown, of)) {
+				t.Fatalf("%s by grantee %d for %s (page %d): the audit names %v, the page discloses %v's records", path, int(who)%len(askers), p, pages, named, shown)
 			}
 			next := nextLink(t, sb, page.Link)
 			if next == "" {
 				break
 			}
-			code, body = fhirCall(t, tok, http.MethodGet, next, "")
+			code, body, rid = call(t, tok, next)
 		}
 		if !slices.Equal(got, want) {
 			t.Fatalf("%s by grantee %d for %s: through the proxy %d %v, the grant's of the server's %d %v", path, int(who)%len(askers), p, len(got), head(got), len(want), head(want))

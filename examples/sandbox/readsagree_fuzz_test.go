@@ -84,6 +84,7 @@ func FuzzReadsAgree(f *testing.F) {
 
 	patients := []string{"pt-001", "pt-002", "pt-sensitive", "pt-long"}
 	readers := grantees(f, sb, patients, "rs")
+	requests, disclosed := tapDisclosures(sb)
 	sees := func(rd grantee, p string, v resource, ask int) bool { return rd.sees(sb, p, v, ask) }
 
 	// (who, patient, record, how): records 0 to 5 are those changed above.
@@ -129,6 +130,7 @@ func FuzzReadsAgree(f *testing.F) {
 		// (how's fourth and fifth bits: what a read in part asks.)
 		ask, summary := int(how)%8, []string{"", "true", "text", "data"}[how/8%4]
 		var conditional []string // a conditional read's header (name, value)
+		var rid string           // the last request's X-Request-Id
 		visible := func(v resource) bool {
 			return v != nil && sees(rd, p, v, ask) && (!standing || sees(rd, p, current, ask))
 		}
@@ -157,7 +159,8 @@ func FuzzReadsAgree(f *testing.F) {
 				}
 				return code, e.Resource, nil
 			}
-			resp := callWith(t, tok, http.MethodGet, sb.FHIRBase+path, "", conditional...)
+			rid = "reads-" + strconv.FormatInt(requests.Add(1), 10) // (its audit events: disclosed)
+			resp := callWith(t, tok, http.MethodGet, sb.FHIRBase+path, "", append([]string{"X-Request-Id", rid}, conditional...)...)
 			defer resp.Body.Close()
 			b, _ := io.ReadAll(resp.Body)
 			return resp.StatusCode, b, resp.Header
@@ -264,6 +267,26 @@ func FuzzReadsAgree(f *testing.F) {
 			}
 		}
 		code, got, hdr := through(path)
+		if ask != 5 {
+			// Its audit event names the patients of what it disclosed,
+			// in part or whole, and no other but the one the read is
+			// about (the patient in context, the compartment's, a
+			// Patient's own).
+			var about []string
+			switch {
+			case rd.patient || ask == 7:
+				about = []string{p}
+			case typ == "Patient":
+				about = []string{id}
+			}
+			var disclosedNow []resource
+			if code == http.StatusOK {
+				disclosedNow = shown
+			}
+			if named, want := disclosed(rid), patientsIn(disclosedNow); !isSubset(want, named) || !isSubset(named, append(want, about...)) {
+				t.Fatalf("%s: the audit names %v, the answer (%d) discloses %v's records", path, named, code, want)
+			}
+		}
 		if shown == nil {
 			// As a record that does not exist, headers and all.
 			noCode, no, noHdr := through(none)

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
@@ -60,8 +61,11 @@ type Sandbox struct {
 	http, data, storage   *http.Server
 	async                 *audit.Async
 	cancel                context.CancelFunc
-	sessions              *sessions
-	fhir                  *fhirServer
+	// tap, when a test sets it, sees each of the proxy's audit events as
+	// it is recorded (the log has it only once the batch is written).
+	tap      atomic.Pointer[func(audit.Event)]
+	sessions *sessions
+	fhir     *fhirServer
 }
 
 // The demo users (the password is Config.DemoPassword).
@@ -180,7 +184,13 @@ func Start(ctx context.Context, cfg Config) (*Sandbox, error) {
 		return nil, err
 	}
 	upstream, _ := url.Parse("http://" + dataLn.Addr().String())
-	proxy := &fhirproxy.Proxy{Upstream: upstream, Verifier: verifier, Audit: sb.async, Base: sb.FHIRBase,
+	proxyAudit := audit.SinkFunc(func(ctx context.Context, e audit.Event) error {
+		if tap := sb.tap.Load(); tap != nil {
+			(*tap)(e)
+		}
+		return sb.async.Record(ctx, e)
+	})
+	proxy := &fhirproxy.Proxy{Upstream: upstream, Verifier: verifier, Audit: proxyAudit, Base: sb.FHIRBase,
 		SMARTConfigURL: sb.FHIRBase + "/.well-known/smart-configuration", AuthorizeURL: sb.Issuer + "/authorize",
 		TokenURL: sb.Issuer + "/token", RevokeURL: sb.Issuer + "/revoke", IntrospectURL: sb.Issuer + "/introspect",
 		AllowOrigin: fhirproxy.RegisteredOrigins(sb.Auth.Clients, ""),
