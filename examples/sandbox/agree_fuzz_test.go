@@ -396,8 +396,12 @@ func FuzzSearchesAgree(f *testing.F) {
 				if !s.wide {
 					about = p
 				}
-				if named, shown := disclosed(rid), sb.fhir.patientsOf(keys); !isSubset(shown, named) || !isSubset(named, append(shown, about)) {
+				named, labels := disclosed(rid)
+				if shown := sb.fhir.patientsOf(keys); !isSubset(shown, named) || !isSubset(named, append(shown, about)) {
 					t.Errorf("%s: the audit names %v, the page discloses %v's records", next, named, shown)
+				}
+				if want := labelsIn(sb.fhir.records(keys)); !slices.Equal(labels, want) {
+					t.Errorf("%s: the audit names the labels %v, the page discloses records labelled %v", next, labels, want)
 				}
 			}
 			for _, e := range page.Entry {
@@ -512,33 +516,58 @@ func labels(r resource) (consent.Confidentiality, []string) {
 
 // tapDisclosures has the sandbox's proxy tell its audit events as it
 // records them, and returns a counter for unique request ids (sent as
-// X-Request-Id) and what names the patients the events of a request
-// disclosed, sorted.
-func tapDisclosures(sb *Sandbox) (*atomic.Int64, func(requestID string) []string) {
+// X-Request-Id) and what gives the patients and the security labels
+// (system|code) the events of a request name as disclosed, each sorted.
+func tapDisclosures(sb *Sandbox) (*atomic.Int64, func(requestID string) (patients, labels []string)) {
 	var mu sync.Mutex
-	byRequest := map[string][]string{}
-	tap := func(e audit.Event) {
-		mu.Lock()
-		defer mu.Unlock()
-		for _, p := range append([]string{e.Patient}, e.Patients...) {
-			if p != "" && !slices.Contains(byRequest[e.RequestID], p) {
-				byRequest[e.RequestID] = append(byRequest[e.RequestID], p)
+	patients, labels := map[string][]string{}, map[string][]string{}
+	add := func(to map[string][]string, id string, vs ...string) {
+		for _, v := range vs {
+			if v != "" && !slices.Contains(to[id], v) {
+				to[id] = append(to[id], v)
 			}
 		}
 	}
-	sb.tap.Store(&tap)
-	return new(atomic.Int64), func(id string) []string {
+	tap := func(e audit.Event) {
 		mu.Lock()
 		defer mu.Unlock()
-		return slices.Sorted(slices.Values(byRequest[id]))
+		add(patients, e.RequestID, e.Patient)
+		add(patients, e.RequestID, e.Patients...)
+		add(labels, e.RequestID, e.Labels...)
 	}
+	sb.tap.Store(&tap)
+	return new(atomic.Int64), func(id string) ([]string, []string) {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Sorted(slices.Values(patients[id])), slices.Sorted(slices.Values(labels[id]))
+	}
+}
+
+// labelsIn are the security labels (system|code) of the records rs, once
+// each, sorted.
+func labelsIn(rs []resource) []string {
+	var out []string
+	for _, r := range rs {
+		m, _ := r["meta"].(map[string]any)
+		for _, c := range asList(m["security"]) {
+			cm, _ := c.(map[string]any)
+			if l := fmt.Sprint(cm["system"]) + "|" + fmt.Sprint(cm["code"]); !slices.Contains(out, l) {
+				out = append(out, l)
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // patientsOf are the patients whose records those keys (Type/id) are, as
 // stored, sorted: a Patient's own, the patients a record of the
 // compartment refers to as its patient, a Provenance's targets that are
 // Patients (a Provenance about another record names no patient itself).
-func (s *fhirServer) patientsOf(keys []string) []string {
+func (s *fhirServer) patientsOf(keys []string) []string { return patientsIn(s.records(keys)) }
+
+// records are the stored records of those keys (Type/id).
+func (s *fhirServer) records(keys []string) []resource {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	var rs []resource
@@ -547,7 +576,7 @@ func (s *fhirServer) patientsOf(keys []string) []string {
 			rs = append(rs, r)
 		}
 	}
-	return patientsIn(rs)
+	return rs
 }
 
 // patientsIn are the patients whose records rs are (patientsOf), sorted;

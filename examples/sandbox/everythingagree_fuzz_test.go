@@ -118,8 +118,12 @@ func FuzzEverythingAgrees(f *testing.F) {
 			got = append(got, keys...)
 			// Its audit event names the patients whose records it
 			// disclosed, and no other but the one asked about.
-			if named, shown := disclosed(rid), sb.fhir.patientsOf(keys); !isSubset(shown, named) || !isSubset(named, append(shown, of)) {
+			named, labels := disclosed(rid)
+			if shown := sb.fhir.patientsOf(keys); !isSubset(shown, named) || !isSubset(named, append(shown, of)) {
 				t.Fatalf("%s by grantee %d for %s (page %d): the audit names %v, the page discloses %v's records", path, int(who)%len(askers), p, pages, named, shown)
+			}
+			if want := labelsIn(sb.fhir.records(keys)); !slices.Equal(labels, want) {
+				t.Fatalf("%s by grantee %d for %s (page %d): the audit names the labels %v, the page discloses records labelled %v", path, int(who)%len(askers), p, pages, labels, want)
 			}
 			next := nextLink(t, sb, page.Link)
 			if next == "" {

@@ -283,8 +283,12 @@ func FuzzReadsAgree(f *testing.F) {
 			if code == http.StatusOK {
 				disclosedNow = shown
 			}
-			if named, want := disclosed(rid), patientsIn(disclosedNow); !isSubset(want, named) || !isSubset(named, append(want, about...)) {
+			named, labels := disclosed(rid)
+			if want := patientsIn(disclosedNow); !isSubset(want, named) || !isSubset(named, append(want, about...)) {
 				t.Fatalf("%s: the audit names %v, the answer (%d) discloses %v's records", path, named, code, want)
+			}
+			if want := labelsIn(disclosedNow); !slices.Equal(labels, want) {
+				t.Fatalf("%s: the audit names the labels %v, the answer (%d) discloses records labelled %v", path, labels, code, want)
 			}
 		}
 		if shown == nil {
