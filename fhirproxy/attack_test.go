@@ -2720,6 +2720,66 @@ func TestAuditNamesThePatientsInPart(t *testing.T) {
 	}
 }
 
+// TestAuditNamesWhoseRecordsAWriteChanges: a write's audit events (the
+// one before it goes and the one after) name the patients whose records
+// it changes: the new content's, and the stored version's it replaces or
+// deletes, which the proxy reads for a delete too where every disclosure
+// is audited. Found by probing the sandbox: a clinician's DELETE of a
+// patient's Condition named no patient, an update that moved a reading
+// to another patient named only the new one, and a transaction's events
+// named none.
+func TestAuditNamesWhoseRecordsAWriteChanges(t *testing.T) {
+	f := newFixture(t)
+	f.proxy.AuditEveryDisclosure = true
+	system := f.token("system/Observation.cruds", everyLabel())
+	user := f.token("user/Observation.cruds", nil) // labels judged: the stored version is read anyway
+	obs := func(id, patient string) string {
+		if id != "" {
+			id = `"id":"` + id + `",`
+		}
+		return `{"resourceType":"Observation",` + id + `"status":"final","code":{"text":"x"},"subject":{"reference":"Patient/` + patient + `"}}`
+	}
+	for _, c := range []struct {
+		method, target, tok, body string
+		want                      []string
+		reads                     int // of the stored version, before the write
+	}{
+		{"POST", "/Observation", system, obs("", "p2"), []string{"p2"}, 0},
+		{"PUT", "/Observation/lab-1", system, obs("lab-1", "p2"), []string{"p1", "p2"}, 1}, // moved to another patient
+		{"DELETE", "/Observation/lab-2", system, "", []string{"p2"}, 1},
+		{"DELETE", "/Observation/lab-1", user, "", []string{"p1"}, 1},
+		{"POST", "/", system, `{"resourceType":"Bundle","type":"transaction","entry":[` +
+			`{"request":{"method":"POST","url":"Observation"},"resource":` + obs("", "p1") + `},` +
+			`{"request":{"method":"PUT","url":"Observation/lab-2"},"resource":` + obs("lab-2", "p2") + `}]}`, []string{"p1", "p2"}, 1},
+	} {
+		before := len(f.audit.Events())
+		r := f.do(c.method, c.target, c.tok, c.body)
+		evs := f.audit.Events()[before:]
+		reads := 0
+		for _, q := range f.up.requests() {
+			if q.Method == http.MethodGet {
+				reads++
+			}
+		}
+		if r.status >= 300 || len(evs) != 2 || reads != c.reads {
+			t.Fatalf("%s %s: %d, %d events, %d reads first: %.300s", c.method, c.target, r.status, len(evs), reads, r.raw)
+		}
+		for _, e := range evs {
+			named := slices.Sorted(slices.Values(append([]string{e.Patient}, e.Patients...)))
+			if !slices.Equal(named, c.want) {
+				t.Errorf("%s %s: the event %q names %v, want %v", c.method, c.target, e.Reason, named, c.want)
+			}
+		}
+		f.up.reset()
+	}
+	// Without it, a delete the token may make whatever is stored goes
+	// unread, as asked.
+	f.proxy.AuditEveryDisclosure = false
+	if r := f.do("DELETE", "/Observation/lab-2", system, ""); r.status >= 300 || len(f.up.requests()) != 1 {
+		t.Errorf("a delete without AuditEveryDisclosure: %d, sent %v", r.status, f.up.requests())
+	}
+}
+
 // TestBatchTwins: a batch or transaction Bundle goes upstream as sent, so a
 // member name that repeats another under case folding is refused anywhere
 // in it (found by probing: `"Method":"DELETE"` beside `"method":"GET"`, or

@@ -465,7 +465,9 @@
 // each record's patient; with AuditEveryDisclosure, a summary that leaves
 // those out (_summary=text; _summary=true of an Appointment, a Device, …)
 // is refused with 400 unless the token or the request names the patient,
-// whom such a record is then taken to be.
+// whom such a record is then taken to be. A write's events name the
+// patients whose records it changes: its new content's and the stored
+// version's (read for a delete too with AuditEveryDisclosure).
 // Otherwise responses are read strictly in one pass (member names matched
 // exactly, as a FHIR client matches them; duplicates, invalid UTF-8 and
 // anything ambiguous refused with 502) that also picks out the little the

@@ -100,6 +100,8 @@ type Proxy struct {
 	// the reading the others get, and a summary that leaves out the
 	// references naming a record's patient is refused (400, "use
 	// _elements") where neither the token nor the request names one.
+	// A delete then has its stored version read too, so that its events
+	// name whose record it removes.
 	AuditEveryDisclosure bool
 	// UserExports lets user/ tokens run a bulk export ($export) as
 	// system/ tokens (backend services) may. Off, only system/ tokens
@@ -285,6 +287,10 @@ type access struct {
 	// its patient reference is taken to be (disclosure.add).
 	auditsAll bool
 	asked     string
+	// touched are the patients whose records a write changes: the new
+	// content's and the stored version's, as far as the proxy read them
+	// (a batch's, of every entry), named in its audit events.
+	touched []string
 	// hears: whether the FHIR server's words reach the client (1) or not
 	// (-1), once hearsServer has decided (0: not yet).
 	hears int8
@@ -814,6 +820,7 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, x *exchange) {
 		}
 		ref := p.checkWrite(r.Context(), x.bodyType, x.in, x.a, x.body)
 		x.ev.Resources = x.a.entryRefs // a batch's: what its entries name, as far as they were read
+		nameTouched(&x.ev, x.a.touched)
 		if ref != nil {
 			p.finish(w, r, &x.ev, ref, nil)
 			return

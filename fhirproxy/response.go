@@ -358,6 +358,31 @@ func (d *disclosure) add(pr *projection) {
 	}
 }
 
+// touch adds to the patients whose records a write changes
+// (access.touched) the one a record written or replaced (pr) is about.
+func (a *access) touch(pr *projection) {
+	if pr == nil {
+		return
+	}
+	d := disclosure{a: a}
+	if id := d.patientOf(pr); id != "" && !slices.Contains(a.touched, id) {
+		a.touched = append(a.touched, id)
+	}
+}
+
+// nameTouched names in a write's audit event the patients whose records it
+// changes (access.touched) beside any it names already.
+func nameTouched(ev *audit.Event, touched []string) {
+	for _, id := range touched {
+		switch {
+		case ev.Patient == "":
+			ev.Patient = id
+		case id != ev.Patient && !slices.Contains(ev.Patients, id):
+			ev.Patients = append(ev.Patients, id)
+		}
+	}
+}
+
 // patientOf is the patient a kept resource is about: a Patient itself, or
 // the one its patient reference names on this server.
 func (d *disclosure) patientOf(pr *projection) string {

@@ -55,13 +55,19 @@ func (p *Proxy) checkStored(ctx context.Context, in Interaction, a *access, next
 	}
 	inComp := a.patient != "" && in.Type != "Patient"                    // a patient/ token's own Patient is checked by id
 	sees := !inComp && a.unrestricted && a.held == nil && a.proof == nil // the access may see every stored version
-	if sees && !labelled || in.ID == "" {
+	// (A delete the access may make whatever is stored is read where
+	// every disclosure is audited, for its events to name whose record it
+	// removes.)
+	if sees && !labelled && !(in.Kind == Delete && a.auditsAll) || in.ID == "" {
 		return nil
 	}
 	if !a.entries.spend() {
 		return tooManyReads()
 	}
 	st, pr, stored, etag, err := p.fetchVersion(ctx, in.Type+"/"+in.ID, "")
+	if st == http.StatusOK && !read {
+		a.touch(pr)
+	}
 	switch {
 	case err != nil:
 		return refuse(http.StatusBadGateway, "transient", "the FHIR server is unavailable")

@@ -65,6 +65,7 @@ func (p *Proxy) checkWrite(ctx context.Context, contentType string, in Interacti
 		if next, ref = checkContent(in, a, body); ref != nil {
 			return ref
 		}
+		a.touch(next)
 		if a.patient != "" && (next.ResourceType == "Binary" || next.ResourceType == "Provenance") {
 			if ref := p.patientsBound(ctx, a, next); ref != nil {
 				return ref
@@ -682,7 +683,13 @@ func (p *Proxy) checkBatch(ctx context.Context, a *access, body []byte) *refusal
 		// must be one the access may see; a free id, another patient's
 		// record and a withheld one are refused alike, 403 here as the
 		// Bundle's own answer), then what the content refers to.
-		if ref := p.checkWrite(ctx, entryResource, pl.in, &pl.ea, pl.body); ref != nil {
+		ref := p.checkWrite(ctx, entryResource, pl.in, &pl.ea, pl.body)
+		for _, id := range pl.ea.touched {
+			if !slices.Contains(a.touched, id) {
+				a.touched = append(a.touched, id)
+			}
+		}
+		if ref != nil {
 			return entryRefusal(i, ref)
 		}
 		if pl.ea.patched != nil { // the patch as applied, sent as the update it makes

@@ -30,6 +30,7 @@ func FuzzChangesAgree(f *testing.F) {
 	sb := startSandbox(f)
 	patients := []string{"pt-001", "pt-002", "pt-sensitive", "pt-long"}
 	writers := grantees(f, sb, patients, "cruds")
+	requests, disclosed := tapDisclosures(sb)
 	keys := slices.Clone(sb.fhir.order)
 	known := map[string]bool{}
 	for _, k := range keys {
@@ -191,6 +192,7 @@ func FuzzChangesAgree(f *testing.F) {
 		if prefer != "" && op != 4 {
 			header = append(header, "Prefer", prefer)
 		}
+		var rid string // the last request's X-Request-Id, sent on its own
 		send := func(method, path, body string) (int, []byte) {
 			if op == 4 {
 				entry, _ := json.Marshal(map[string]any{"resource": json.RawMessage(body), "request": map[string]any{"method": method, "url": strings.TrimPrefix(path, "/")}})
@@ -212,7 +214,8 @@ func FuzzChangesAgree(f *testing.F) {
 				code, _ = strconv.Atoi(strings.Fields(batch.Entry[0].Response.Status)[0])
 				return code, batch.Entry[0].Response.Outcome
 			}
-			resp := callWith(t, tok, method, sb.FHIRBase+path, body, append([]string{"Content-Type", contentType}, header...)...)
+			rid = "changes-" + strconv.FormatInt(requests.Add(1), 10) // (its audit events)
+			resp := callWith(t, tok, method, sb.FHIRBase+path, body, append([]string{"Content-Type", contentType, "X-Request-Id", rid}, header...)...)
 			defer resp.Body.Close()
 			b, _ := io.ReadAll(resp.Body)
 			return resp.StatusCode, b
@@ -259,6 +262,20 @@ func FuzzChangesAgree(f *testing.F) {
 			may = false // no one may lower a record's labels
 		}
 		changed := len(after.history) != len(before.history)
+		if op != 4 {
+			// Its audit events name the patients whose records it
+			// changes (the stored version's, the new content's), made or
+			// refused, and no other but the patient in context.
+			var about []string
+			if w.patient {
+				about = []string{p}
+			}
+			touched := patientsIn([]resource{cur, next})
+			named, _ := disclosed(rid)
+			if code < 300 && !isSubset(touched, named) || !isSubset(named, append(touched, about...)) {
+				t.Fatalf("%s %s (%s) by grantee %d for %s: %d; the audit names %v, the write changes %v's records", method, path, key, int(who)%len(writers), p, code, named, touched)
+			}
+		}
 		if !may {
 			if code < 400 || changed || !reflect.DeepEqual(after.current, before.current) {
 				t.Fatalf("%s %s (%s) by grantee %d for %s: %d %.300s; changed %v", method, path, key, int(who)%len(writers), p, code, got, changed)
