@@ -2720,6 +2720,42 @@ func TestAuditNamesThePatientsInPart(t *testing.T) {
 	}
 }
 
+// TestAuditNamesThePatientsOfBoundRecords: a Binary and a Provenance,
+// judged by the records they are bound to (its securityContext, its
+// targets), are named in the audit for those records' patients, as the
+// proxy read them: a document's content is its patient's. Found by
+// probing the sandbox: a clinician's search of Provenances about three
+// patients' conditions named none.
+func TestAuditNamesThePatientsOfBoundRecords(t *testing.T) {
+	f := newFixture(t)
+	for _, r := range []map[string]any{
+		{"resourceType": "DocumentReference", "id": "doc-2", "status": "current", "subject": map[string]any{"reference": "Patient/p2"},
+			"content": []any{map[string]any{"attachment": map[string]any{"url": "Binary/bin-2"}}}},
+		{"resourceType": "Binary", "id": "bin-2", "contentType": "text/plain", "data": "aGk=", "securityContext": map[string]any{"reference": "DocumentReference/doc-2"}},
+		{"resourceType": "Provenance", "id": "prov-2", "recorded": "2026-01-01T00:00:00Z", "target": []any{map[string]any{"reference": "Observation/lab-2"}},
+			"agent": []any{map[string]any{"who": map[string]any{"reference": "Practitioner/dr"}}}},
+		{"resourceType": "Provenance", "id": "prov-12", "recorded": "2026-01-01T00:00:00Z", "target": []any{map[string]any{"reference": "Observation/lab-1"}, map[string]any{"reference": "Observation/lab-2"}},
+			"agent": []any{map[string]any{"who": map[string]any{"reference": "Practitioner/dr"}}}},
+	} {
+		f.up.resources[r["resourceType"].(string)+"/"+r["id"].(string)] = r
+	}
+	user := f.token("user/*.rs", nil) // labels judged: the bound records are read
+	for target, want := range map[string][]string{
+		"/Binary/bin-2":                  {"p2"},
+		"/Provenance/prov-2":             {"p2"},
+		"/Provenance/prov-12":            {"p1", "p2"},
+		"/Provenance?_id=prov-2,prov-12": {"p1", "p2"},
+	} {
+		r := f.do("GET", target, user, "", "Accept", "application/fhir+json")
+		evs := f.audit.Events()
+		e := evs[len(evs)-1]
+		named := slices.Sorted(slices.Values(slices.DeleteFunc(append([]string{e.Patient}, e.Patients...), func(p string) bool { return p == "" })))
+		if r.status != 200 || !slices.Equal(named, want) {
+			t.Errorf("%s: %d, named %v, want %v: %.200s", target, r.status, named, want, r.raw)
+		}
+	}
+}
+
 // TestAuditNamesWhoseRecordsAWriteChanges: a write's audit events (the
 // one before it goes and the one after) name the patients whose records
 // it changes: the new content's, and the stored version's it replaces or
@@ -2733,6 +2769,9 @@ func TestAuditNamesWhoseRecordsAWriteChanges(t *testing.T) {
 	f.proxy.AuditEveryDisclosure = true
 	system := f.token("system/Observation.cruds", everyLabel())
 	user := f.token("user/Observation.cruds", nil) // labels judged: the stored version is read anyway
+	provenances := f.token("user/Provenance.cruds user/Observation.rs", nil)
+	f.up.resources["Provenance/prov-2"] = map[string]any{"resourceType": "Provenance", "id": "prov-2", "recorded": "2026-01-01T00:00:00Z",
+		"target": []any{map[string]any{"reference": "Observation/lab-2"}}, "agent": []any{map[string]any{"who": map[string]any{"reference": "Practitioner/dr"}}}}
 	obs := func(id, patient string) string {
 		if id != "" {
 			id = `"id":"` + id + `",`
@@ -2748,12 +2787,15 @@ func TestAuditNamesWhoseRecordsAWriteChanges(t *testing.T) {
 		{"PUT", "/Observation/lab-1", system, obs("lab-1", "p2"), []string{"p1", "p2"}, 1}, // moved to another patient
 		{"DELETE", "/Observation/lab-2", system, "", []string{"p2"}, 1},
 		{"DELETE", "/Observation/lab-1", user, "", []string{"p1"}, 1},
+		// A Provenance's: of the records it is about, as read to judge it.
+		{"PUT", "/Provenance/prov-2", provenances, `{"resourceType":"Provenance","id":"prov-2","recorded":"2026-01-02T00:00:00Z","target":[{"reference":"Observation/lab-2"}],` +
+			`"agent":[{"who":{"reference":"Practitioner/dr"}}]}`, []string{"p2"}, 3},
 		{"POST", "/", system, `{"resourceType":"Bundle","type":"transaction","entry":[` +
 			`{"request":{"method":"POST","url":"Observation"},"resource":` + obs("", "p1") + `},` +
 			`{"request":{"method":"PUT","url":"Observation/lab-2"},"resource":` + obs("lab-2", "p2") + `}]}`, []string{"p1", "p2"}, 1},
 	} {
 		before := len(f.audit.Events())
-		r := f.do(c.method, c.target, c.tok, c.body)
+		r := f.do(c.method, c.target, c.tok, c.body, "Prefer", "return=minimal") // (named before the answer is read)
 		evs := f.audit.Events()[before:]
 		reads := 0
 		for _, q := range f.up.requests() {

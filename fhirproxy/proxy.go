@@ -9,6 +9,7 @@ import (
 	"io"
 	"log"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -291,6 +292,10 @@ type access struct {
 	// content's and the stored version's, as far as the proxy read them
 	// (a batch's, of every entry), named in its audit events.
 	touched []string
+	// owners are the patients of the records bound ones (a Binary's
+	// securityContext, a Provenance's targets) were judged by, as read
+	// (judgeRecord), by reference: a bound record kept is named for them.
+	owners map[string]string
 	// hears: whether the FHIR server's words reach the client (1) or not
 	// (-1), once hearsServer has decided (0: not yet).
 	hears int8
@@ -821,6 +826,7 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, x *exchange) {
 		ref := p.checkWrite(r.Context(), x.bodyType, x.in, x.a, x.body)
 		x.ev.Resources = x.a.entryRefs // a batch's: what its entries name, as far as they were read
 		nameTouched(&x.ev, x.a.touched)
+		nameTouched(&x.ev, slices.Sorted(maps.Values(x.a.owners))) // a bound record's (a Provenance written: its targets')
 		if ref != nil {
 			p.finish(w, r, &x.ev, ref, nil)
 			return

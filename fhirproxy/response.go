@@ -328,6 +328,21 @@ func (d *disclosure) add(pr *projection) {
 		// summary): the patient the request names, if it names one.
 		id = d.a.asked
 	}
+	if pr.ResourceType == "Binary" || pr.ResourceType == "Provenance" {
+		// Of the patients of the records it is bound to, as the proxy
+		// read them to judge it (access.owners): a document's content
+		// is its patient's.
+		for _, r := range pr.boundRefs() {
+			if ref, ok := d.a.localRef(r.Reference); ok && d.a.owners[ref] != "" {
+				d.name(d.a.owners[ref])
+			}
+		}
+	}
+	d.name(id)
+}
+
+// name names a patient in the event, once.
+func (d *disclosure) name(id string) {
 	ev := d.ev
 	full := d.most > 0 && 1+len(ev.Patients) >= d.most
 	switch {

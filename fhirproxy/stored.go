@@ -311,7 +311,14 @@ func (p *Proxy) judgeRecord(ctx context.Context, a *access, v string, own bool) 
 	case st != http.StatusOK || pr.ResourceType+"/"+pr.ID != ref || a.bound(pr) || pr.ResourceType == "Binary" || own && !pr.inCompartment(a):
 		return drop, nil
 	}
-	return a.judge(pr), nil
+	verdict := a.judge(pr)
+	if id := (&disclosure{a: a}).patientOf(pr); verdict == keep && id != "" {
+		if a.owners == nil {
+			a.owners = map[string]string{}
+		}
+		a.owners[ref] = id
+	}
+	return verdict, nil
 }
 
 // patientsBound checks a Binary or a Provenance a patient app writes: it

@@ -689,6 +689,12 @@ func (p *Proxy) checkBatch(ctx context.Context, a *access, body []byte) *refusal
 				a.touched = append(a.touched, id)
 			}
 		}
+		for ref, id := range pl.ea.owners {
+			if a.owners == nil {
+				a.owners = map[string]string{}
+			}
+			a.owners[ref] = id
+		}
 		if ref != nil {
 			return entryRefusal(i, ref)
 		}

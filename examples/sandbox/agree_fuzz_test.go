@@ -562,9 +562,8 @@ func labelsIn(rs []resource) []string {
 
 // patientsOf are the patients whose records those keys (Type/id) are, as
 // stored, sorted: a Patient's own, the patients a record of the
-// compartment refers to as its patient, a Provenance's targets that are
-// Patients (a Provenance about another record names no patient itself).
-func (s *fhirServer) patientsOf(keys []string) []string { return patientsIn(s.records(keys)) }
+// compartment refers to as its patient, a Provenance's targets' (patientsIn).
+func (s *fhirServer) patientsOf(keys []string) []string { return s.patientsIn(s.records(keys)) }
 
 // records are the stored records of those keys (Type/id).
 func (s *fhirServer) records(keys []string) []resource {
@@ -580,8 +579,11 @@ func (s *fhirServer) records(keys []string) []resource {
 }
 
 // patientsIn are the patients whose records rs are (patientsOf), sorted;
-// a nil one (a deletion) is no one's.
-func patientsIn(rs []resource) []string {
+// a nil one (a deletion) is no one's. A Provenance is of its targets'
+// patients (as stored now), which the proxy reads to judge it.
+func (s *fhirServer) patientsIn(rs []resource) []string {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
 	var out []string
 	for _, r := range rs {
 		if r == nil {
@@ -593,7 +595,12 @@ func patientsIn(rs []resource) []string {
 		case typ == "Patient":
 			refs = []string{"Patient/" + id}
 		case typ == "Provenance":
-			refs = references(r, "target")
+			for _, ref := range references(r, "target") {
+				refs = append(refs, ref)
+				if target, ok := s.current[ref]; ok && compartmentTypes[fmt.Sprint(target["resourceType"])] {
+					refs = append(refs, patientRefs(target)...)
+				}
+			}
 		case compartmentTypes[typ]:
 			refs = patientRefs(r)
 		}

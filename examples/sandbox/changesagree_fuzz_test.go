@@ -270,7 +270,7 @@ func FuzzChangesAgree(f *testing.F) {
 			if w.patient {
 				about = []string{p}
 			}
-			touched := patientsIn([]resource{cur, next})
+			touched := sb.fhir.patientsIn([]resource{cur, next})
 			named, _ := disclosed(rid)
 			if code < 300 && !isSubset(touched, named) || !isSubset(named, append(touched, about...)) {
 				t.Fatalf("%s %s (%s) by grantee %d for %s: %d; the audit names %v, the write changes %v's records", method, path, key, int(who)%len(writers), p, code, named, touched)

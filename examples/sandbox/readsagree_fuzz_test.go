@@ -284,7 +284,7 @@ func FuzzReadsAgree(f *testing.F) {
 				disclosedNow = shown
 			}
 			named, labels := disclosed(rid)
-			if want := patientsIn(disclosedNow); !isSubset(want, named) || !isSubset(named, append(want, about...)) {
+			if want := sb.fhir.patientsIn(disclosedNow); !isSubset(want, named) || !isSubset(named, append(want, about...)) {
 				t.Fatalf("%s: the audit names %v, the answer (%d) discloses %v's records", path, named, code, want)
 			}
 			if want := labelsIn(disclosedNow); !slices.Equal(labels, want) {
