@@ -507,8 +507,10 @@
 // every reference, which no element list names, so it goes with _elements
 // only for a token that sees every record (400 otherwise: ask for whole
 // records, or name the includes). A summary leaves references out: with
-// includes, _summary=text, and _summary=true with _include=*, are refused
-// alike where a match may be removed. With Proxy.Base set, the paging
+// includes, _summary=text, and _summary=true with _include=* or with an
+// include by an element R4 does not mark as a summary element
+// (DiagnosticReport:result, Observation:device), are refused alike where a
+// match may be removed. With Proxy.Base set, the paging
 // links, fullUrls, entry locations and Location headers the upstream
 // writes on its own base come back on the proxy's, so
 // clients page through the proxy; page-token links at the base (HAPI's

@@ -82,3 +82,25 @@ func TestNotSummary(t *testing.T) {
 		}
 	}
 }
+
+// TestLinksNotSummary holds the table of reference elements a summary
+// leaves out (linksNotSummary) to the recorded flags of the elements the
+// proxy judges by (r4Summary), read from R4 apart: a compartment
+// reference R4 does not mark as a summary element is in it, one it marks
+// is not; and each entry names a type the proxy knows.
+func TestLinksNotSummary(t *testing.T) {
+	for typ, ct := range compartment {
+		for _, f := range ct.fields {
+			top, _, _ := strings.Cut(f, ".")
+			e := typ + "." + top
+			if summary, ok := r4Summary[e]; ok && linksNotSummary[e] == summary {
+				t.Errorf("%s: R4's summary element %v, in linksNotSummary %v", e, summary, linksNotSummary[e])
+			}
+		}
+	}
+	for e := range linksNotSummary {
+		if typ, _, _ := strings.Cut(e, "."); !knownType(typ) {
+			t.Errorf("%s: not an R4 type", e)
+		}
+	}
+}

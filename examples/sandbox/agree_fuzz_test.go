@@ -296,7 +296,7 @@ func FuzzSearchesAgree(f *testing.F) {
 			// a patient app's are judged); with text, any of them.
 			patientApp := !s.names && !s.wide
 			partRefused := q.Get("_include") == "*" && elements && summary != "data" ||
-				summary == "true" && (s.lab || ty == "Appointment" && patientApp) ||
+				summary == "true" && (s.lab || ty == "Appointment" && (patientApp || q.Has("_include"))) || // (its patient include reads participant, no summary element)
 				summary == "text" && (s.lab || patientApp || q.Has("_include") || q.Has("_include:iterate") || q.Has("_revinclude")) ||
 				// (The sandbox audits every disclosure, naming its patient:
 				// a clinician's search of every patient's records in part
