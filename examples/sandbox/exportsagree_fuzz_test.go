@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -48,6 +49,7 @@ func FuzzExportsAgree(f *testing.F) {
 		{tok: mint("system/Observation.rs?category=laboratory system/Patient.rs", every), types: []string{"Observation", "Patient"}, lab: true, clearance: *every},
 		{tok: mint("system/Observation.rs system/Condition.rs system/Patient.rs", nil), types: []string{"Observation", "Condition", "Patient"}},
 	}
+	requests, disclosed := tapDisclosures(sb)
 	levels := []string{"/$export", "/Patient/$export", "/Group/" + PanelGroup + "/$export"}
 	allTypes := []string{"Patient", "Observation", "Condition", "Encounter", "Provenance", "AllergyIntolerance", "Group", "Practitioner"}
 	filters := []string{"", "Observation?category=laboratory", "Observation?category=vital-signs", "Condition?code=66214007", "Observation?code=75622-1"}
@@ -130,7 +132,18 @@ func FuzzExportsAgree(f *testing.F) {
 			beyond = beyond || e.types != nil && !slices.Contains(e.types, typ) || len(types) > 0 && !slices.Contains(types, typ)
 		}
 
-		hc := &http.Client{Transport: bearer(e.tok)}
+		// (Each file's download with a request id, its audit events
+		// found by.)
+		var downloads []string
+		hc := &http.Client{Transport: roundTripper(func(r *http.Request) (*http.Response, error) {
+			r = r.Clone(r.Context())
+			if strings.Contains(r.URL.Path, "$export-file") {
+				rid := "exports-" + strconv.FormatInt(requests.Add(1), 10)
+				r.Header.Set("X-Request-Id", rid)
+				downloads = append(downloads, rid)
+			}
+			return bearer(e.tok).RoundTrip(r)
+		})}
 		export, err := client.StartExport(context.Background(), hc, sb.FHIRBase+path)
 		if beyond {
 			if err == nil {
@@ -143,10 +156,42 @@ func FuzzExportsAgree(f *testing.F) {
 		}
 		_, files := exportFiles(t, sb, hc, export)
 		got := map[string][]string{}
+		var keys []string
+		seesAll := e.clearance.Unrestricted() && !e.lab
 		for typ, lines := range files {
 			for _, res := range lines {
 				got[typ] = append(got[typ], idOf(res))
+				// (A Provenance is named for its targets' patients where
+				// the proxy reads them to judge it: not for a grant that
+				// sees every record, whose lines go unjudged. The
+				// sandbox's are about records, not the Patient.)
+				if !seesAll || typ != "Provenance" {
+					keys = append(keys, typ+"/"+idOf(res))
+				}
 			}
+		}
+		// The downloads' audit events name the patients whose records
+		// their lines disclosed, and no other.
+		// (A download's closing event may be recorded just after its
+		// last byte is read: looked for a while.)
+		shown := sb.fhir.patientsOf(keys)
+		var named []string
+		for try := 0; try == 0 || !slices.Equal(named, shown) && try < 100; try++ {
+			if try > 0 {
+				time.Sleep(5 * time.Millisecond)
+			}
+			named = nil
+			for _, rid := range downloads {
+				ps, _ := disclosed(rid)
+				named = append(named, ps...)
+			}
+			slices.Sort(named)
+			named = slices.Compact(named)
+		}
+		if !slices.Equal(named, shown) {
+			unnamed := slices.DeleteFunc(slices.Clone(shown), func(p string) bool { return slices.Contains(named, p) })
+			extra := slices.DeleteFunc(slices.Clone(named), func(p string) bool { return slices.Contains(shown, p) })
+			t.Fatalf("%s by exporter %d: the downloads' audit leaves out %v, and names %v besides, of the %d patients whose records their lines disclose", path, int(who)%len(exporters), head(unnamed), head(extra), len(shown))
 		}
 		every := slices.Sorted(maps.Keys(want))
 		for typ := range got {
@@ -185,3 +230,8 @@ func typesOf(mask uint8, all []string) []string {
 	}
 	return out
 }
+
+// roundTripper is an http.RoundTripper of a function.
+type roundTripper func(*http.Request) (*http.Response, error)
+
+func (f roundTripper) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
