@@ -323,10 +323,12 @@ type disclosure struct {
 
 func (d *disclosure) add(pr *projection) {
 	id := d.patientOf(pr)
-	if _, owned := compartment[pr.ResourceType]; id == "" && owned {
-		// Answered without the reference that names its patient (a
-		// summary): the patient the request names, if it names one.
-		id = d.a.asked
+	if id == "" && d.a.asked != "" {
+		if _, owned := compartment[pr.ResourceType]; owned {
+			// Answered without the reference that names its patient (a
+			// summary): the patient the request names.
+			id = d.a.asked
+		}
 	}
 	if pr.ResourceType == "Binary" || pr.ResourceType == "Provenance" {
 		// Of the patients of the records it is bound to, as the proxy
