@@ -296,6 +296,9 @@ type access struct {
 	// securityContext, a Provenance's targets) were judged by, as read
 	// (judgeRecord), by reference: a bound record kept is named for them.
 	owners map[string]string
+	// named are the patients a batch's searches disclosed, named as each
+	// search's own access names them (batchSearch.inspect).
+	named []string
 	// hears: whether the FHIR server's words reach the client (1) or not
 	// (-1), once hearsServer has decided (0: not yet).
 	hears int8

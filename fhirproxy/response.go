@@ -135,6 +135,9 @@ func (x *exchange) inspect(resp *http.Response) (*refusal, error) {
 		for _, k := range kept {
 			d.add(k)
 		}
+		for _, id := range a.named { // a batch's searches', named as on their own
+			d.name(id)
+		}
 		ev.Labels = disclosedLabels(kept)
 	}
 	if in.unwrap != "" && resp.StatusCode == http.StatusOK {
@@ -806,7 +809,7 @@ type batchSearch struct {
 // as that search's access reads them, within the reads the response has
 // left (targets: found by probing, a batched search of Binary answered
 // none, its access having no reader).
-func (b batchSearch) inspect(body []byte, targets *targetReader) ([]byte, []*projection, bool) {
+func (b batchSearch) inspect(body []byte, targets *targetReader) ([]byte, []*projection, []string, bool) {
 	na := *b.a
 	na.writes, na.found, na.searches, na.entries, na.entryPins, na.entryEdits = nil, nil, nil, nil, nil, nil
 	if targets.p != nil {
@@ -814,7 +817,16 @@ func (b batchSearch) inspect(body []byte, targets *targetReader) ([]byte, []*pro
 	}
 	out, kept, ref := na.inspectBody(b.in, body)
 	targets.spend(na.targets)
-	return out, kept, ref == nil
+	// Named as on its own: by the patient the search names, and the
+	// records its Binaries and Provenances are bound to, which this
+	// access read (found by probing: a batched search of Provenances, and
+	// one by patient as _summary=text, named no one).
+	var ev audit.Event
+	d := disclosure{ev: &ev, a: &na}
+	for _, k := range kept {
+		d.add(k)
+	}
+	return out, kept, append([]string{ev.Patient}, ev.Patients...), ref == nil
 }
 
 // readMoved reads a URL string at s, and returns its span (from its
@@ -956,9 +968,10 @@ func (a *access) inspectBody(in Interaction, body []byte) ([]byte, []*projection
 			if batch && i < len(a.searches) && a.searches[i].a != nil {
 				// A search's answer: inspected as that search's, entry by
 				// entry, its links moved.
-				if nested, nestedKept, ok := a.searches[i].inspect(body[e.resStart:e.resEnd], &a.targets); ok {
+				if nested, nestedKept, named, ok := a.searches[i].inspect(body[e.resStart:e.resEnd], &a.targets); ok {
 					e.nested, fates[i], answered = nested, nestedEntry, true
 					kept = append(kept, nestedKept...)
+					a.named = append(a.named, named...)
 				} else {
 					fates[i], removed = missingEntry, true
 				}
