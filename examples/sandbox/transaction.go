@@ -112,6 +112,8 @@ func (s *fhirServer) transaction(w http.ResponseWriter, r *http.Request) {
 			p.typ, p.search, p.query = segs[0], true, query
 		case e.Request.Method == http.MethodGet && compartment(segs):
 			p.typ, p.search, p.query, p.compartment = segs[2], true, query, segs[1] // a patient's compartment
+		case e.Request.Method == http.MethodGet && len(segs) == 2 && query != "":
+			p.typ, p.id, p.query = segs[0], segs[1], query // a read in part (_elements, _summary), as on its own
 		case query != "" || segs[0] == "":
 			p.fail = &failure{400, "not-supported", "the sandbox FHIR server takes reads and writes by id, and searches of a type or a patient's compartment, in a Bundle"}
 		case e.Request.Method == http.MethodPost && len(segs) == 1:
@@ -207,6 +209,10 @@ func (s *fhirServer) transaction(w http.ResponseWriter, r *http.Request) {
 					"location": p.typ + "/" + p.id + "/_history/" + strconv.Itoa(version), "etag": `W/"` + strconv.Itoa(version) + `"`}}
 			default:
 				if res, ok := s.current[p.typ+"/"+p.id]; ok {
+					if p.query != "" {
+						out[i] = readPart(res, p.query)
+						continue
+					}
 					out[i] = map[string]any{"resource": res, "response": map[string]any{"status": "200 OK"}}
 				} else {
 					out[i] = map[string]any{"response": map[string]any{"status": "404 Not Found"}}
@@ -271,4 +277,27 @@ func resolve(v any, names map[string]string) {
 			resolve(x, names)
 		}
 	}
+}
+
+// readPart is a batch's read in part (its query: _elements or _summary),
+// as a read of its own answers it, or the entry's refusal.
+func readPart(res resource, query string) map[string]any {
+	q, err := url.ParseQuery(query)
+	part, bad := parts{}, "the entry's query is not understood"
+	if err == nil {
+		part, bad = partsOf(res["resourceType"].(string), q)
+	}
+	if bad == "" && part.count {
+		bad = "_summary=count is for searches"
+	}
+	for k := range q {
+		if k != "_elements" && k != "_summary" && bad == "" {
+			bad = "a read takes _elements or _summary; " + k + " is for searches"
+		}
+	}
+	if bad != "" {
+		return map[string]any{"response": map[string]any{"status": "400 Bad Request",
+			"outcome": resource{"resourceType": "OperationOutcome", "issue": []any{map[string]any{"severity": "error", "code": "not-supported", "diagnostics": bad}}}}}
+	}
+	return map[string]any{"resource": part.of(res), "response": map[string]any{"status": "200 OK"}}
 }
