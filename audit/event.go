@@ -77,10 +77,14 @@ type Event struct {
 	FHIRUser      string
 	Role          string
 	// Patient is the patient in context, or else the first patient whose
-	// records the request disclosed.
+	// records the request disclosed or changed; where it disclosed none,
+	// the patient the request itself names (a search by patient, a
+	// compartment's), if any, so that "who looked for this patient" is
+	// answered too.
 	Patient string
 	// Patients are the other patients whose records the request disclosed
-	// (a user/ or system/ search's page can hold many), in the order first
+	// or changed (a user/ or system/ search's page can hold many; a write
+	// that moves a record, the patient it leaves), in the order first
 	// seen; for a bulk export's kick-off that names patients, those after
 	// the first. A Query for a patient matches Patient or any of these.
 	// Empty is left out of the event's JSON, as Labels is.
