@@ -1817,7 +1817,8 @@ func TestIncludesOfWithheldThroughTheProxy(t *testing.T) {
 // participants, which place it in the compartment). A clinician's summary
 // with the encounters included never brings the one only a withheld HIV
 // test refers to, and _summary=text, which leaves out every reference, is
-// refused with includes.
+// refused with includes, and (the sandbox auditing every disclosure by
+// patient) where the request does not name the patient.
 func TestSummariesThroughTheProxy(t *testing.T) {
 	sb := startSandbox(t)
 	clinician, err := sb.Auth.Mint(context.Background(), "", smart.Grant{ClientID: ExampleAppID, Audience: sb.FHIRBase, UserID: "clinician", FHIRUser: "Practitioner/pr-lee", Scope: "user/*.rs"}, time.Hour)
@@ -1861,10 +1862,19 @@ func TestSummariesThroughTheProxy(t *testing.T) {
 		{patientToken(t, sb, "launch/patient patient/Observation.rs?category=laboratory"), "/Observation/pt-001-lab-000?_summary=true"},
 		{patient, "/Appointment?_summary=true"},
 		{clinician, "/Observation?patient=pt-sensitive&category=laboratory&_summary=text&_include=Observation:encounter"},
+		// The sandbox audits every disclosure by patient: a summary that
+		// leaves out whose records they are goes only where the request
+		// names the patient.
+		{clinician, "/Observation?category=laboratory&_summary=text"},
+		{clinician, "/Observation/pt-001-lab-000?_summary=text"},
+		{clinician, "/Appointment?_summary=true"},
 	} {
 		if code, b := fhirCall(t, c.tok, http.MethodGet, sb.FHIRBase+c.path, ""); code != http.StatusBadRequest || !strings.Contains(string(b), "_elements") {
 			t.Errorf("%s: %d %.300s", c.path, code, b)
 		}
+	}
+	if code, b := fhirCall(t, clinician, http.MethodGet, sb.FHIRBase+"/Observation?patient=pt-001&category=laboratory&_summary=text", ""); code != http.StatusOK || !strings.Contains(string(b), "pt-001-lab-000") {
+		t.Errorf("a clinician's text summary of one patient's results: %d %.300s", code, b)
 	}
 	// (Of pt-sensitive's laboratory results, only the withheld HIV test
 	// refers to an encounter; of its vital signs, each does.)
