@@ -22,7 +22,7 @@ import (
 
 // FuzzReadsAgree: an app reads one record through the proxy (by read, by
 // vread of its first or latest version, by its history, by _id, in a
-// batch, in part, by _id in a patient's compartment) and gets what the
+// batch whole or in part, in part, by _id in a patient's compartment) and gets what the
 // data server answers directly where its grant may see the record, and
 // otherwise exactly what it gets for a record that does not exist: the
 // same status, the same words, the same headers. Whoever reads (the
@@ -117,6 +117,10 @@ func FuzzReadsAgree(f *testing.F) {
 	f.Add(uint8(1), uint8(2), uint16(1), uint8(16))  // of its first version, since unlabelled
 	f.Add(uint8(1), uint8(0), uint16(0), uint8(24))  // as of its last update, since labelled: as a missing one
 	f.Add(uint8(0), uint8(1), uint16(2), uint8(8))   // moved here
+	cond := uint16(slices.Index(keys, "Condition/pt-001-cond-1"))
+	f.Add(uint8(3), uint8(0), cond, uint8(13)) // in a batch, as a summary
+	f.Add(uint8(3), uint8(0), cond, uint8(21)) // in a batch, as text, by a clinician: refused
+	f.Add(uint8(0), uint8(0), cond, uint8(29)) // in a batch, all but the narrative
 	f.Fuzz(func(t *testing.T, who, patient uint8, record uint16, how uint8) {
 		rd := readers[int(who)%len(readers)]
 		p := patients[int(patient)%len(patients)]
@@ -222,18 +226,27 @@ func FuzzReadsAgree(f *testing.F) {
 			if standing && visible(current) {
 				shown = []resource{current}
 			}
-		case 5: // in a batch
+		case 5: // in a batch: whole, or (how's fourth and fifth bits) as a summary
 			path, none = "batch:"+key, "batch:"+typ+"/zz-none"
+			if summary != "" {
+				path, none = path+"?_summary="+summary, none+"?_summary="+summary
+			}
 			// (A read under a query constraint is refused in a batch, whatever it reads.)
 			if standing && visible(current) && !rd.lab {
 				shown = []resource{current}
 			}
-		case 6: // in part: its status, or a summary (R4's summary elements, text, or data)
-			part := "?_elements=status"
-			if summary != "" {
-				part = "?_summary=" + summary
+			if summary == "" || rd.lab {
+				break
 			}
-			path, none = "/"+key+part, "/"+typ+"/zz-none"+part
+			fallthrough
+		case 6: // in part: its status, or a summary (R4's summary elements, text, or data)
+			if ask == 6 {
+				part := "?_elements=status"
+				if summary != "" {
+					part = "?_summary=" + summary
+				}
+				path, none = "/"+key+part, "/"+typ+"/zz-none"+part
+			}
 			if standing && visible(current) {
 				shown = []resource{current}
 			}
@@ -313,7 +326,11 @@ func FuzzReadsAgree(f *testing.F) {
 		if code != http.StatusOK {
 			t.Fatalf("%s: %d %.400s; directly the grant's %d versions", path, code, got, len(shown))
 		}
-		switch ask {
+		compared := ask
+		if ask == 5 && summary != "" {
+			compared = 6 // (a batch's read in part, as on its own)
+		}
+		switch compared {
 		case 3, 4, 7:
 			var want []string
 			for _, v := range shown {
