@@ -192,11 +192,16 @@ func FuzzChangesAgree(f *testing.F) {
 		if prefer != "" && op != 4 {
 			header = append(header, "Prefer", prefer)
 		}
-		var rid string // the last request's X-Request-Id, sent on its own
+		var rid string // the last request's X-Request-Id
 		send := func(method, path, body string) (int, []byte) {
 			if op == 4 {
 				entry, _ := json.Marshal(map[string]any{"resource": json.RawMessage(body), "request": map[string]any{"method": method, "url": strings.TrimPrefix(path, "/")}})
-				code, b := fhirCall(t, tok, http.MethodPost, sb.FHIRBase, `{"resourceType":"Bundle","type":"batch","entry":[`+string(entry)+`]}`)
+				rid = "changes-" + strconv.FormatInt(requests.Add(1), 10) // (its audit events)
+				resp := callWith(t, tok, http.MethodPost, sb.FHIRBase, `{"resourceType":"Bundle","type":"batch","entry":[`+string(entry)+`]}`,
+					"Content-Type", "application/fhir+json", "X-Request-Id", rid)
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				code := resp.StatusCode
 				if code != http.StatusOK {
 					return code, b // refused whole
 				}
@@ -262,10 +267,11 @@ func FuzzChangesAgree(f *testing.F) {
 			may = false // no one may lower a record's labels
 		}
 		changed := len(after.history) != len(before.history)
-		if op != 4 {
+		{
 			// Its audit events name the patients whose records it
 			// changes (the stored version's, the new content's), made or
-			// refused, and no other but the patient in context.
+			// refused (in a batch too), and no other but the patient in
+			// context.
 			var about []string
 			if w.patient {
 				about = []string{p}
