@@ -2728,7 +2728,9 @@ func TestAuditNamesThePatientsInPart(t *testing.T) {
 // TestAuditNamesThePatientsOfBoundRecords: a Binary and a Provenance,
 // judged by the records they are bound to (its securityContext, its
 // targets), are named in the audit for those records' patients, as the
-// proxy read them: a document's content is its patient's. Found by
+// proxy read them: a document's content is its patient's. For a token
+// that sees everything, which judges none, they are read for the audit
+// where every disclosure is named (AuditEveryDisclosure). Found by
 // probing the sandbox: a clinician's search of Provenances about three
 // patients' conditions named none.
 func TestAuditNamesThePatientsOfBoundRecords(t *testing.T) {
@@ -2745,6 +2747,8 @@ func TestAuditNamesThePatientsOfBoundRecords(t *testing.T) {
 		f.up.resources[r["resourceType"].(string)+"/"+r["id"].(string)] = r
 	}
 	user := f.token("user/*.rs", nil) // labels judged: the bound records are read
+	// Of every label, with AuditEveryDisclosure: read for the audit alone.
+	system := f.token("system/*.rs", everyLabel())
 	for target, want := range map[string][]string{
 		"/Binary/bin-2":                  {"p2"},
 		"/Provenance/prov-2":             {"p2"},
@@ -2756,13 +2760,23 @@ func TestAuditNamesThePatientsOfBoundRecords(t *testing.T) {
 		if search, ok := strings.CutPrefix(target, "batch:"); ok {
 			method, target, body = "POST", "/", `{"resourceType":"Bundle","type":"batch","entry":[{"request":{"method":"GET","url":"`+search+`"}}]}`
 		}
-		r := f.do(method, target, user, body, "Accept", "application/fhir+json")
-		evs := f.audit.Events()
-		e := evs[len(evs)-1]
-		named := slices.Sorted(slices.Values(slices.DeleteFunc(append([]string{e.Patient}, e.Patients...), func(p string) bool { return p == "" })))
-		if r.status != 200 || !slices.Equal(named, want) {
-			t.Errorf("%s: %d, named %v, want %v: %.200s", target, r.status, named, want, r.raw)
+		for _, tok := range []string{user, system} {
+			f.proxy.AuditEveryDisclosure = tok == system
+			r := f.do(method, target, tok, body, "Accept", "application/fhir+json")
+			evs := f.audit.Events()
+			e := evs[len(evs)-1]
+			named := slices.Sorted(slices.Values(slices.DeleteFunc(append([]string{e.Patient}, e.Patients...), func(p string) bool { return p == "" })))
+			if r.status != 200 || !slices.Equal(named, want) {
+				t.Errorf("%s (full clearance %v): %d, named %v, want %v: %.200s", target, tok == system, r.status, named, want, r.raw)
+			}
 		}
+	}
+	// Without AuditEveryDisclosure, a full clearance's answer goes unread:
+	// nothing is read for it.
+	f.proxy.AuditEveryDisclosure = false
+	f.up.reset()
+	if r := f.do("GET", "/Provenance/prov-12", system, ""); r.status != 200 || len(f.up.requests()) != 1 {
+		t.Errorf("unread: %d, sent %d requests", r.status, len(f.up.requests()))
 	}
 }
 

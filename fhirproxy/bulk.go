@@ -925,6 +925,7 @@ func (x *exchange) exportFile(resp *http.Response) (*refusal, error) {
 	x.ev.Reason = "export file streamed: each resource judged as it passes"
 	first := x.ev
 	own := *x.a // the goroutine outlives the exchange, whose access is reused
+	own.owners = maps.Clone(own.owners)
 	p.readTargets(ctx, &own)
 	own.targets.most = maxExportTargetReads
 	after := first

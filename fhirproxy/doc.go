@@ -466,8 +466,9 @@
 // those out (_summary=text; _summary=true of an Appointment, a Device, …)
 // is refused with 400 unless the token or the request names the patient,
 // whom such a record is then taken to be. A Binary or a Provenance is
-// named for the patients of the records it is bound to, where the proxy
-// read them to judge it. A write's events name the
+// named for the patients of the records it is bound to, which the proxy
+// reads to judge it, or (for an access that sees everything) for the
+// audit alone. A write's events name the
 // patients whose records it changes: its new content's and the stored
 // version's (read for a delete too with AuditEveryDisclosure).
 // Otherwise responses are read strictly in one pass (member names matched

@@ -338,7 +338,13 @@ func (d *disclosure) add(pr *projection) {
 		// read them to judge it (access.owners): a document's content
 		// is its patient's.
 		for _, r := range pr.boundRefs() {
-			if ref, ok := d.a.localRef(r.Reference); ok && d.a.owners[ref] != "" {
+			ref, ok := d.a.localRef(r.Reference)
+			if ok && d.a.owners[ref] == "" && !d.a.bound(pr) && !strings.HasPrefix(ref, "Patient/") { // (a Patient names itself: patientOf)
+				// Kept unjudged (the access sees everything): read for
+				// the audit where every disclosure is named (readTargets).
+				d.a.targets.owner(d.a, ref)
+			}
+			if ok && d.a.owners[ref] != "" {
 				d.name(d.a.owners[ref])
 			}
 		}
@@ -816,7 +822,6 @@ func (b batchSearch) inspect(body []byte, targets *targetReader) ([]byte, []*pro
 		na.targets = targets.nested()
 	}
 	out, kept, ref := na.inspectBody(b.in, body)
-	targets.spend(na.targets)
 	// Named as on its own: by the patient the search names, and the
 	// records its Binaries and Provenances are bound to, which this
 	// access read (found by probing: a batched search of Provenances, and
@@ -826,6 +831,7 @@ func (b batchSearch) inspect(body []byte, targets *targetReader) ([]byte, []*pro
 	for _, k := range kept {
 		d.add(k)
 	}
+	targets.spend(na.targets)
 	return out, kept, append([]string{ev.Patient}, ev.Patients...), ref == nil
 }
 

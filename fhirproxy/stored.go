@@ -415,9 +415,26 @@ func (t *targetReader) spend(n targetReader) {
 // conditional write's criteria are searched with a copy of the access,
 // which reads as many again).
 func (p *Proxy) readTargets(ctx context.Context, a *access) {
-	if !a.seesAll() && a.targets.p == nil {
+	if (!a.seesAll() || a.auditsAll) && a.targets.p == nil {
 		a.targets = targetReader{p: p, ctx: ctx}
 	}
+}
+
+// owner reads, for the audit, a record that a bound resource an access
+// keeps unjudged (one that sees everything: access.bound) is bound to
+// (ref, Type/id on this server), so that the resource is named for its
+// patient (access.owners, disclosure.add): once a response, within the
+// reader's reads. Past them, or once a read failed, it is left unnamed.
+func (t *targetReader) owner(a *access, ref string) {
+	if _, ok := t.judged[ref]; t.p == nil || t.failed || ok || len(t.judged)+t.spent >= cmp.Or(t.most, maxTargetReads) {
+		return
+	}
+	v, failure := t.p.judgeRecord(t.ctx, a, ref, false)
+	t.failed = failure != nil
+	if t.judged == nil {
+		t.judged = map[string]verdict{}
+	}
+	t.judged[ref] = v
 }
 
 // judge judges a Provenance by each of its targets as it reads them: keep

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"maps"
 	"net/http"
 	"strconv"
 	"sync/atomic"
@@ -260,6 +261,7 @@ func (st *streamer) entry(e bundleEntry) error {
 func (p *Proxy) stream(ctx context.Context, resp *http.Response, head []byte, a *access, typ string, assumed bool, ev *audit.Event) {
 	ev.Reason = "Bundle streamed: entries judged as they pass"
 	own := *a // the goroutine may outlive the exchange, whose access is reused
+	own.owners = maps.Clone(own.owners)
 	p.readTargets(ctx, &own)
 	first := *ev
 	var st *streamer
