@@ -484,7 +484,7 @@ func judgedParams(in *Interaction, a *access) *refusal {
 	default:
 		return nil
 	}
-	if in.Kind == SearchType && in.searchOp == "" && a.constrained == in.Type && asksCount(in.Params) {
+	if (in.Kind == SearchType || in.Kind == SearchCompart) && in.searchOp == "" && a.constrained == in.Type && asksCount(in.Params) {
 		// Under a query constraint the proxy may hold the matches to it
 		// itself (access.holdMatches), and then sends on no total it cannot
 		// vouch for: a count would come without one. It counts them itself.
@@ -547,7 +547,7 @@ func judgedParams(in *Interaction, a *access) *refusal {
 		case base == "_contained" || base == "_containedType":
 			return refuse(http.StatusForbidden, "forbidden", prm.Name+" is not allowed with a clearance short of every label")
 		case base == "_summary" && prm.Value == "count", base == "_count" && prm.Value == "0":
-			if in.Kind != SearchType || in.searchOp != "" { // ($lastn and $docref answer otherwise than a search)
+			if in.Kind != SearchType && in.Kind != SearchCompart || in.searchOp != "" { // ($lastn and $docref answer otherwise than a search)
 				return refuse(http.StatusForbidden, "forbidden", prm.Name+"="+prm.Value+" would count records the token's clearance withholds; the proxy counts a search of one type only")
 			}
 			in.counts = true // counted by the proxy (count.go)

@@ -131,8 +131,11 @@ func (p *Proxy) resolveChains(ctx context.Context, in *Interaction, a *access) *
 // pages, up to chainPages of them, so that what decides is the number of
 // visible matches, whatever was withheld: only criteria matching more
 // records than chainPages pages hold, withheld ones included, are refused
-// for their number in all.
+// for their number in all. target is a type, or a patient's compartment
+// of one (Patient/{id}/Type), searched at that path.
 func (p *Proxy) visibleMatches(ctx context.Context, a *access, target string, criteria []Param, limit int, versions bool) ([]match, *refusal) {
+	path := target
+	target = target[strings.LastIndex(target, "/")+1:]
 	// One page size: the proxy's, or a smaller one the search's
 	// authorisation set (a page of Provenances no larger than the targets
 	// it may read: pageOfProvenances). (Found by FuzzConditionalWritesAgree:
@@ -151,7 +154,7 @@ func (p *Proxy) visibleMatches(ctx context.Context, a *access, target string, cr
 	// a conditional update of a Binary the token may see matched none, and
 	// created another).
 	p.readTargets(ctx, a)
-	page := p.upstreamURL(target, encodeQuery(append(query, Param{Name: "_count", Value: strconv.Itoa(size)})))
+	page := p.upstreamURL(path, encodeQuery(append(query, Param{Name: "_count", Value: strconv.Itoa(size)})))
 	var matches []match
 	for n := 1; ; n++ {
 		if !a.entries.spend() { // a Bundle's conditional writes share its budget

@@ -28,8 +28,11 @@ func asksCount(params []Param) bool {
 // _summary, and without the client's _count, which would only make its
 // pages smaller) and counts the matches the access may see, across up to
 // chainPages pages: a searchset Bundle with the total alone, as a server
-// answers. More than countLimit visible matches, or more pages than it
-// reads, is refused (too-costly): narrow the search.
+// answers; a compartment search (Patient/{id}/Type) is counted so too, at
+// its path (found by FuzzPatientForms: Observation?patient=p&_count=0 was
+// counted, Patient/p/Observation?_count=0 refused). More than countLimit
+// visible matches, or more pages than it reads, is refused (too-costly):
+// narrow the search.
 func (p *Proxy) countMatches(w http.ResponseWriter, r *http.Request, x *exchange) {
 	params := make([]Param, 0, len(x.in.Params))
 	for _, prm := range x.in.Params {
@@ -39,7 +42,11 @@ func (p *Proxy) countMatches(w http.ResponseWriter, r *http.Request, x *exchange
 			params = append(params, prm)
 		}
 	}
-	found, ref := p.visibleMatches(r.Context(), x.a, x.in.Type, params, countLimit, false)
+	target := x.in.Type
+	if x.in.Kind == SearchCompart { // searched where it was asked: a compartment may hold more than one parameter finds
+		target = "Patient/" + x.in.Compartment + "/" + x.in.Type
+	}
+	found, ref := p.visibleMatches(r.Context(), x.a, target, params, countLimit, false)
 	if ref == nil && len(found) > countLimit {
 		ref = refuse(http.StatusForbidden, "too-costly", "more than "+strconv.Itoa(countLimit)+" records match, more than the proxy counts; narrow the search")
 	}

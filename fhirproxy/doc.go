@@ -234,8 +234,8 @@
 // 1000, across at most 10 pages; more is 403, narrow the search), a
 // searchset Bundle with the total alone; so it does under a query
 // constraint, whose matches it may hold itself. It counts a search of one
-// type on its own only: in a batch, or a clinician's compartment search,
-// it is refused. A chain of one link to a
+// type, or of a patient's compartment of one, on its own only: in a
+// batch it is refused. A chain of one link to a
 // named type (patient.identifier, subject:Patient.name) is resolved by the
 // proxy over the records the access may see (following the target search's
 // pages), at most Limits.MaxChains (4) of them a search, and forwarded as a
