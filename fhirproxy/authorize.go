@@ -498,7 +498,7 @@ func judgedParams(in *Interaction, a *access) *refusal {
 		return ref
 	}
 	if a.seesAll() {
-		if a.auditsAll || a.transformed || a.inspects(*in) {
+		if slices.ContainsFunc(in.Params, func(prm Param) bool { return prm.Name == "_elements" }) && (a.auditsAll || a.transformed || a.inspects(*in)) {
 			// The answer is read, and its audit event names the patients
 			// it disclosed: a record selected without the reference that
 			// names its patient (or the meta its labels are in) would go
@@ -660,7 +660,9 @@ func widenElements(in *Interaction, names []string) {
 // (a search by patient, a compartment search) has its records named for
 // that patient (disclosure.add).
 func unnamedDisclosure(in *Interaction, a *access) *refusal {
-	if !a.auditsAll || a.patient != "" || a.asked != "" {
+	if !a.auditsAll || a.patient != "" || a.asked != "" || !slices.ContainsFunc(in.Params, func(prm Param) bool {
+		return prm.Name == "_summary" && (prm.Value == "text" || prm.Value == "true")
+	}) {
 		return nil
 	}
 	types := askedTypes(in)
