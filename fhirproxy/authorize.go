@@ -521,10 +521,10 @@ func judgedParams(in *Interaction, a *access) *refusal {
 		case (base == "_elements" || base == "_summary") && mod != "":
 			return refuse(http.StatusBadRequest, "not-supported", prm.Name+" is not supported here")
 		case base == "_elements":
-			for _, e := range judgedElements(in.Type, inComp) {
-				prm.Value = withElements(prm.Value, e)
-			}
-			for _, e := range ownerElements(in) { // named in the audit event
+			// What it is judged by, and (the compartment references of
+			// each type asked, which a patient app's is judged by too)
+			// what names it in the audit event.
+			for _, e := range append(judgedElements(in.Type, false), ownerElements(in)...) {
 				prm.Value = withElements(prm.Value, e)
 			}
 			if _, owned := compartment[in.Type]; owned || in.Type == "Binary" {

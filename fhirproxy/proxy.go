@@ -827,9 +827,11 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, x *exchange) {
 			return
 		}
 		ref := p.checkWrite(r.Context(), x.bodyType, x.in, x.a, x.body)
-		x.ev.Resources = x.a.entryRefs // a batch's: what its entries name, as far as they were read
-		nameTouched(&x.ev, x.a.touched)
-		nameTouched(&x.ev, slices.Sorted(maps.Values(x.a.owners))) // a bound record's (a Provenance written: its targets')
+		x.ev.Resources = x.a.entryRefs     // a batch's: what its entries name, as far as they were read
+		d := disclosure{ev: &x.ev, a: x.a} // whose records it changes: the new content's, the stored version's, a bound record's (a Provenance written: its targets')
+		for _, id := range slices.Concat(x.a.touched, slices.Sorted(maps.Values(x.a.owners))) {
+			d.name(id)
+		}
 		if ref != nil {
 			p.finish(w, r, &x.ev, ref, nil)
 			return

@@ -325,7 +325,7 @@ type disclosure struct {
 }
 
 func (d *disclosure) add(pr *projection) {
-	id := d.patientOf(pr)
+	id := d.a.patientOf(pr)
 	if id == "" && d.a.asked != "" {
 		if _, owned := compartment[pr.ResourceType]; owned {
 			// Answered without the reference that names its patient (a
@@ -337,9 +337,10 @@ func (d *disclosure) add(pr *projection) {
 		// Of the patients of the records it is bound to, as the proxy
 		// read them to judge it (access.owners): a document's content
 		// is its patient's.
+		unjudged := !d.a.bound(pr)
 		for _, r := range pr.boundRefs() {
 			ref, ok := d.a.localRef(r.Reference)
-			if ok && d.a.owners[ref] == "" && !d.a.bound(pr) && !strings.HasPrefix(ref, "Patient/") { // (a Patient names itself: patientOf)
+			if ok && d.a.owners[ref] == "" && unjudged && !strings.HasPrefix(ref, "Patient/") { // (a Patient names itself: patientOf)
 				// Kept unjudged (the access sees everything): read for
 				// the audit where every disclosure is named (readTargets).
 				d.a.targets.owner(d.a, ref)
@@ -390,28 +391,14 @@ func (a *access) touch(pr *projection) {
 	if pr == nil {
 		return
 	}
-	d := disclosure{a: a}
-	if id := d.patientOf(pr); id != "" && !slices.Contains(a.touched, id) {
+	if id := a.patientOf(pr); id != "" && !slices.Contains(a.touched, id) {
 		a.touched = append(a.touched, id)
-	}
-}
-
-// nameTouched names in a write's audit event the patients whose records it
-// changes (access.touched) beside any it names already.
-func nameTouched(ev *audit.Event, touched []string) {
-	for _, id := range touched {
-		switch {
-		case ev.Patient == "":
-			ev.Patient = id
-		case id != ev.Patient && !slices.Contains(ev.Patients, id):
-			ev.Patients = append(ev.Patients, id)
-		}
 	}
 }
 
 // patientOf is the patient a kept resource is about: a Patient itself, or
 // the one its patient reference names on this server.
-func (d *disclosure) patientOf(pr *projection) string {
+func (a *access) patientOf(pr *projection) string {
 	if pr.ResourceType == "Patient" {
 		return pr.ID
 	}
@@ -433,7 +420,7 @@ func (d *disclosure) patientOf(pr *projection) string {
 		if id, ok := strings.CutPrefix(r, "Patient/"); ok && validID(id) { // the usual form, without allocating
 			return id
 		}
-		if ref, ok := d.a.localRef(r); ok {
+		if ref, ok := a.localRef(r); ok {
 			if id, ok := strings.CutPrefix(ref, "Patient/"); ok {
 				return id
 			}

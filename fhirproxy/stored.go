@@ -312,7 +312,7 @@ func (p *Proxy) judgeRecord(ctx context.Context, a *access, v string, own bool) 
 		return drop, nil
 	}
 	verdict := a.judge(pr)
-	if id := (&disclosure{a: a}).patientOf(pr); verdict == keep && id != "" {
+	if id := a.patientOf(pr); verdict == keep && id != "" {
 		if a.owners == nil {
 			a.owners = map[string]string{}
 		}
@@ -426,15 +426,27 @@ func (p *Proxy) readTargets(ctx context.Context, a *access) {
 // patient (access.owners, disclosure.add): once a response, within the
 // reader's reads. Past them, or once a read failed, it is left unnamed.
 func (t *targetReader) owner(a *access, ref string) {
-	if _, ok := t.judged[ref]; t.p == nil || t.failed || ok || len(t.judged)+t.spent >= cmp.Or(t.most, maxTargetReads) {
-		return
+	if t.p != nil {
+		t.read(a, ref, ref, false)
 	}
-	v, failure := t.p.judgeRecord(t.ctx, a, ref, false)
+}
+
+// read judges the record ref as judgeRecord does, once a response (by
+// key), within the reader's reads: drop past them or once a read failed.
+func (t *targetReader) read(a *access, key, ref string, own bool) verdict {
+	if v, ok := t.judged[key]; ok {
+		return v
+	}
+	if t.failed || len(t.judged)+t.spent >= cmp.Or(t.most, maxTargetReads) {
+		return drop
+	}
+	v, failure := t.p.judgeRecord(t.ctx, a, ref, own)
 	t.failed = failure != nil
 	if t.judged == nil {
 		t.judged = map[string]verdict{}
 	}
-	t.judged[ref] = v
+	t.judged[key] = v
+	return v
 }
 
 // judge judges a Provenance by each of its targets as it reads them: keep
@@ -456,20 +468,7 @@ func (t *targetReader) judge(a *access, pr *projection) verdict {
 		if own {
 			key += " own"
 		}
-		v, ok := t.judged[key]
-		if !ok {
-			if t.failed || len(t.judged)+t.spent >= cmp.Or(t.most, maxTargetReads) {
-				return drop
-			}
-			var failure *refusal
-			v, failure = t.p.judgeRecord(t.ctx, a, ref, own)
-			t.failed = failure != nil
-			if t.judged == nil {
-				t.judged = map[string]verdict{}
-			}
-			t.judged[key] = v
-		}
-		if v != keep {
+		if v := t.read(a, key, ref, own); v != keep {
 			return v // withhold: the Bundle is marked REDACTED, as for the record itself
 		}
 	}

@@ -64,15 +64,25 @@ var summaries = map[string][]string{
 // writePart answers a read or a vread: the record, or the part q asks
 // for (_elements, _summary but count).
 func (s *fhirServer) writePart(w http.ResponseWriter, res resource, q url.Values) {
+	part, bad := readPart(res, q)
+	if bad != "" {
+		s.outcome(w, http.StatusBadRequest, "not-supported", bad)
+		return
+	}
+	s.write(w, http.StatusOK, part)
+}
+
+// readPart is the part of a record a read asks for (q: _elements or
+// _summary, or neither), or why it cannot be answered.
+func readPart(res resource, q url.Values) (resource, string) {
 	part, bad := partsOf(res["resourceType"].(string), q)
 	if bad == "" && part.count {
 		bad = "_summary=count is for searches"
 	}
 	if bad != "" {
-		s.outcome(w, http.StatusBadRequest, "not-supported", bad)
-		return
+		return nil, bad
 	}
-	s.write(w, http.StatusOK, part.of(res))
+	return part.of(res), ""
 }
 
 // parts is what a search asks of each record.

@@ -210,7 +210,7 @@ func (s *fhirServer) transaction(w http.ResponseWriter, r *http.Request) {
 			default:
 				if res, ok := s.current[p.typ+"/"+p.id]; ok {
 					if p.query != "" {
-						out[i] = readPart(res, p.query)
+						out[i] = batchReadPart(res, p.query)
 						continue
 					}
 					out[i] = map[string]any{"resource": res, "response": map[string]any{"status": "200 OK"}}
@@ -279,16 +279,15 @@ func resolve(v any, names map[string]string) {
 	}
 }
 
-// readPart is a batch's read in part (its query: _elements or _summary),
-// as a read of its own answers it, or the entry's refusal.
-func readPart(res resource, query string) map[string]any {
+// batchReadPart is a batch's read in part (its query: _elements or
+// _summary), as a read of its own answers it (readPart), or the entry's
+// refusal.
+func batchReadPart(res resource, query string) map[string]any {
 	q, err := url.ParseQuery(query)
-	part, bad := parts{}, "the entry's query is not understood"
+	var part resource
+	bad := "the entry's query is not understood"
 	if err == nil {
-		part, bad = partsOf(res["resourceType"].(string), q)
-	}
-	if bad == "" && part.count {
-		bad = "_summary=count is for searches"
+		part, bad = readPart(res, q)
 	}
 	for k := range q {
 		if k != "_elements" && k != "_summary" && bad == "" {
@@ -299,5 +298,5 @@ func readPart(res resource, query string) map[string]any {
 		return map[string]any{"response": map[string]any{"status": "400 Bad Request",
 			"outcome": resource{"resourceType": "OperationOutcome", "issue": []any{map[string]any{"severity": "error", "code": "not-supported", "diagnostics": bad}}}}}
 	}
-	return map[string]any{"resource": part.of(res), "response": map[string]any{"status": "200 OK"}}
+	return map[string]any{"resource": part, "response": map[string]any{"status": "200 OK"}}
 }
